@@ -1,0 +1,115 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { helpText, parseArgs } from './config/parse.js';
+import { COMMANDS, type Command, type Config } from './config/schema.js';
+import { JoineryError } from './core/errors.js';
+import { formatSummary, runEngine, type Summary } from './engine.js';
+import { FileSource } from './source/file.js';
+import { GeneratorSource, genOptionsFrom } from './source/generator.js';
+import type { Source } from './source/source.js';
+
+const SUMMARIES: Record<Command, string> = {
+  run: 'join two streams (files or the built-in generator) and write the joined stream',
+  demo: 'the embedded default job: generator → engine → summary, no flags needed',
+  bench: 'whole-pipeline benchmark replaying a pre-generated, pre-encoded data set from memory',
+  gen: "write the generator's two streams (impressions, plays) to files",
+};
+
+function usage(): string {
+  return `joinery — a single-node stream-join engine
+
+Usage: joinery <command> [flags]
+
+Commands:
+${COMMANDS.map((c) => `  ${c.padEnd(8)} ${SUMMARIES[c]}`).join('\n')}
+
+Run 'joinery <command> --help' for the flags of a command.
+Quick start:  joinery demo
+`;
+}
+
+function progressOn(cfg: Config): boolean {
+  return cfg.progress === 'on' || (cfg.progress === 'auto' && !!process.stderr.isTTY);
+}
+
+function printResult(cfg: Config, s: Summary): void {
+  if (cfg.json) process.stdout.write(JSON.stringify(s) + '\n');
+}
+
+async function cmdRun(cfg: Config): Promise<number> {
+  let sources: Source[];
+  let formats: ['json' | 'flatbuffers', 'json' | 'flatbuffers'];
+  if (cfg.left!.startsWith('gen:')) {
+    sources = [new GeneratorSource(genOptionsFrom(cfg))];
+    formats = ['flatbuffers', 'flatbuffers'];
+  } else {
+    const left = new FileSource(cfg.left!.slice(5), 0, cfg.format);
+    let right: FileSource;
+    try {
+      right = new FileSource(cfg.right!.slice(5), 1, cfg.format);
+    } catch (e) {
+      await left.close();
+      throw e;
+    }
+    sources = [left, right];
+    formats = [cfg.format, cfg.format];
+  }
+  const s = await runEngine(cfg, { sources, formats, progress: progressOn(cfg), printSummary: true });
+  printResult(cfg, s);
+  return 0;
+}
+
+async function cmdDemo(cfg: Config): Promise<number> {
+  const tmp = cfg.stateDir === './joinery-state' ? fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-demo-')) : null;
+  const c: Config = { ...cfg, stateDir: tmp ?? cfg.stateDir };
+  process.stderr.write(`joinery demo: ${c.events.toLocaleString('en-US')} generated impression/play events (seed ${c.seed}), ` +
+    `${c.join} interval join [${c.lowerMs}ms, ${c.upperMs}ms] on (${c.key.join(', ')}), ${c.workers} worker(s), ${c.state} state` +
+    `${c.state === 'lmdb' ? ` in ${c.stateDir}` : ''}, output → ${c.out}\n`);
+  try {
+    const s = await runEngine(c, { sources: [new GeneratorSource(genOptionsFrom(c))], formats: ['flatbuffers', 'flatbuffers'], progress: progressOn(c), printSummary: true });
+    printResult(c, s);
+  } finally {
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  }
+  return 0;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(usage());
+    return command ? 0 : 2;
+  }
+  if (command === '--version') {
+    const pkg = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
+    process.stdout.write(`${pkg.version}\n`);
+    return 0;
+  }
+  if (!(COMMANDS as string[]).includes(command)) {
+    process.stderr.write(`joinery: unknown command ${JSON.stringify(command)}\n\n${usage()}`);
+    return 2;
+  }
+  const cmd = command as Command;
+  try {
+    const cfg = parseArgs(cmd, rest);
+    if (cfg.help) {
+      process.stdout.write(helpText(cmd, SUMMARIES[cmd]));
+      return 0;
+    }
+    switch (cmd) {
+      case 'run': return await cmdRun(cfg);
+      case 'demo': return await cmdDemo(cfg);
+      case 'gen': return await (await import('./gen-command.js')).runGenCommand(cfg);
+      case 'bench': return await (await import('./bench.js')).runBench(cfg);
+    }
+  } catch (e) {
+    if (e instanceof JoineryError) {
+      process.stderr.write(`joinery ${cmd}: ${e.message} [${e.code}]\n`);
+      return e.exitCode;
+    }
+    throw e;
+  }
+}
+
+export { formatSummary };

@@ -1,0 +1,152 @@
+import { usageError } from '../core/errors.js';
+import { parseBytes, parseDurationMs, formatBytes, formatDurationMs } from '../core/units.js';
+import { OPTIONS, type Command, type Config, type OptionSpec } from './schema.js';
+
+export function optionsFor(command: Command): OptionSpec[] {
+  return OPTIONS.filter((o) => o.commands.includes(command));
+}
+
+export function defaultFor(o: OptionSpec, command: Command): unknown {
+  return o.defaults && command in o.defaults ? o.defaults[command] : o.default;
+}
+
+function parseValue(o: OptionSpec, raw: string): unknown {
+  const bad = (what: string) => usageError(`--${o.flag}: ${what} (got ${JSON.stringify(raw)})`);
+  switch (o.type) {
+    case 'string':
+      if (raw === '') throw bad('needs a value');
+      return raw;
+    case 'list': {
+      const parts = raw.split(',').map((s) => s.trim());
+      if (parts.length === 0 || parts.some((p) => p === '')) throw bad('expects a comma-separated list of field names');
+      return parts;
+    }
+    case 'int': {
+      if (!/^-?\d+$/.test(raw.trim())) throw bad('expects a whole number');
+      const n = Number(raw);
+      if (o.min !== undefined && n < o.min) throw bad(`must be ≥ ${o.min}`);
+      return n;
+    }
+    case 'float': {
+      const n = Number(raw);
+      if (raw.trim() === '' || !Number.isFinite(n)) throw bad('expects a number');
+      if (o.min !== undefined && n < o.min) throw bad(`must be ≥ ${o.min}`);
+      return n;
+    }
+    case 'duration': {
+      const n = parseDurationMs(raw);
+      if (Number.isNaN(n)) throw bad('expects a duration such as 500ms, 5s, 2m, 1h, 1d or plain milliseconds');
+      return n;
+    }
+    case 'bytes': {
+      const n = parseBytes(raw);
+      if (Number.isNaN(n)) throw bad('expects a size such as 65536, 64k, 16m');
+      if (o.min !== undefined && n < o.min) throw bad(`must be ≥ ${formatBytes(o.min)}`);
+      return n;
+    }
+    case 'enum':
+      if (!o.values!.includes(raw)) throw bad(`must be one of ${o.values!.join('|')}`);
+      return raw;
+    case 'bool':
+      if (raw === 'true' || raw === '1') return true;
+      if (raw === 'false' || raw === '0') return false;
+      throw bad('expects true or false');
+  }
+}
+
+/** argv (after the subcommand) → validated, frozen config. Throws JoineryError E_USAGE naming the flag. */
+export function parseArgs(command: Command, argv: readonly string[]): Config {
+  const specs = optionsFor(command);
+  const byFlag = new Map(specs.map((o) => [o.flag, o]));
+  const cfg: Record<string, unknown> = { command };
+  for (const o of specs) cfg[o.key] = defaultFor(o, command);
+  const seen = new Set<string>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '-h') { cfg.help = true; continue; }
+    if (!arg.startsWith('--')) throw usageError(`unexpected argument ${JSON.stringify(arg)} (flags start with --; see joinery ${command} --help)`);
+    const eq = arg.indexOf('=');
+    const name = eq >= 0 ? arg.slice(2, eq) : arg.slice(2);
+    const o = byFlag.get(name);
+    if (!o) {
+      const other = OPTIONS.find((x) => x.flag === name);
+      throw usageError(other
+        ? `--${name} does not apply to 'joinery ${command}' (it is a flag of: ${other.commands.join(', ')})`
+        : `unknown flag --${name} (see joinery ${command} --help)`);
+    }
+    if (seen.has(name)) throw usageError(`--${name} given twice`);
+    seen.add(name);
+    let raw: string;
+    if (eq >= 0) raw = arg.slice(eq + 1);
+    else if (o.type === 'bool') raw = 'true';
+    else {
+      if (i + 1 >= argv.length) throw usageError(`--${name} needs a value`);
+      raw = argv[++i];
+    }
+    cfg[o.key] = parseValue(o, raw);
+  }
+  const c = cfg as unknown as Config;
+  if (!c.help) validate(c);
+  return Object.freeze(c);
+}
+
+function validate(c: Config): void {
+  if (c.command === 'run') {
+    if (!c.left) throw usageError('--left is required (file:PATH or gen:)');
+    if (!c.right) throw usageError('--right is required (file:PATH or gen:)');
+    const lg = c.left.startsWith('gen:'), rg = c.right.startsWith('gen:');
+    if (lg !== rg) throw usageError('--left and --right must both be gen: or both be files (the generator makes both streams together)');
+    for (const [flag, v] of [['left', c.left], ['right', c.right]] as const) {
+      if (!/^(file:.+|gen:.*)$/.test(v)) throw usageError(`--${flag}: unsupported source ${JSON.stringify(v)} (use file:PATH or gen:)`);
+    }
+  }
+  if (c.command === 'gen') {
+    if (!c.leftOut || !c.rightOut) throw usageError('joinery gen needs --left-out FILE and --right-out FILE');
+    if (c.leftOut === c.rightOut) throw usageError('--left-out and --right-out must be different files');
+  }
+  if (c.command !== 'gen') {
+    if (c.lowerMs > c.upperMs) throw usageError(`--lower (${formatDurationMs(c.lowerMs)}) must not exceed --upper (${formatDurationMs(c.upperMs)})`);
+    if (c.maxDelayMs < 0) throw usageError('--max-delay must not be negative');
+    if (c.idleTimeoutMs <= 0) throw usageError('--idle-timeout must be positive');
+    if ((c.ringSizeBytes & (c.ringSizeBytes - 1)) !== 0) throw usageError(`--ring-size must be a power of two (got ${c.ringSizeBytes})`);
+    if (c.workers > 64) throw usageError('--workers must be ≤ 64');
+    for (const [flag, v] of [['out', c.out], ['late-out', c.lateOut], ['dead-letter', c.deadLetter]] as const) {
+      if (v !== undefined && !/^(file:.+|stdout|null)$/.test(v)) throw usageError(`--${flag}: unsupported sink ${JSON.stringify(v)} (use file:PATH, stdout or null)`);
+    }
+    const files = [c.out, c.lateOut, c.deadLetter].filter((v): v is string => !!v && v.startsWith('file:'));
+    if (new Set(files).size !== files.length) throw usageError('--out, --late-out and --dead-letter must name different files');
+  }
+  if (c.genDisorderMs < 0 || c.genPlayDelayMs < 0) throw usageError('generator durations must not be negative');
+  if (c.genPlayProb > 1 || c.genOrphanPlays > 1 || c.genDuplicates > 1) throw usageError('generator probabilities must be ≤ 1');
+}
+
+function showDefault(o: OptionSpec, command: Command): string {
+  const d = defaultFor(o, command);
+  if (d === undefined) return '';
+  if (o.type === 'duration') return formatDurationMs(d as number);
+  if (o.type === 'bytes') return formatBytes(d as number);
+  if (o.type === 'list') return (d as string[]).join(',');
+  if (o.type === 'float' && o.key === 'rate' && d === 0) return '0 (unlimited)';
+  return String(d);
+}
+
+export function helpText(command: Command, summary: string): string {
+  const rows = optionsFor(command).map((o) => {
+    const left = `  --${o.flag}${o.type === 'bool' ? '' : ' ' + (o.placeholder ?? (o.type === 'enum' ? o.values!.join('|') : o.type.toUpperCase()))}`;
+    const d = showDefault(o, command);
+    return `${left.padEnd(40)} ${o.doc}${d ? ` [default: ${d}]` : ''}`;
+  });
+  return `joinery ${command} — ${summary}\n\nFlags:\n${rows.join('\n')}\n`;
+}
+
+/** The README's flag table, generated from the schema (tools/readme-flags.ts keeps the README in step). */
+export function flagTableMarkdown(): string {
+  const lines = ['| flag | commands | default | meaning |', '| --- | --- | --- | --- |'];
+  for (const o of OPTIONS) {
+    const val = o.type === 'bool' ? '' : ' ' + (o.placeholder ?? (o.type === 'enum' ? o.values!.join('\\|') : o.type.toUpperCase()));
+    const d = showDefault(o, o.commands[0]);
+    const per = o.defaults ? Object.entries(o.defaults).map(([k, v]) => `${k}: ${o.type === 'duration' ? formatDurationMs(v as number) : String(v)}`).join('; ') : '';
+    lines.push(`| \`--${o.flag}${val}\` | ${o.commands.join(', ')} | ${d ? '`' + d + '`' : ''}${per ? ` (${per})` : ''} | ${o.doc} |`);
+  }
+  return lines.join('\n');
+}

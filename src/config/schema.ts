@@ -1,0 +1,97 @@
+/**
+ * The one option schema. It feeds the CLI parser, the defaults, validation, `--help`, the README
+ * flag table (tools/gen-readme-flags) and the tests. Keys carry units (`…Ms`, `…Bytes`).
+ */
+export type Command = 'run' | 'demo' | 'bench' | 'gen';
+export const COMMANDS: Command[] = ['run', 'demo', 'bench', 'gen'];
+
+export type OptionType = 'string' | 'int' | 'float' | 'duration' | 'bytes' | 'enum' | 'bool' | 'list';
+
+export interface OptionSpec {
+  key: string;            // property name in the config object
+  flag: string;           // --flag name
+  type: OptionType;
+  default: unknown;       // already in the parsed type (ms, bytes, string[] …); undefined = unset
+  doc: string;            // one line for --help and the README
+  values?: readonly string[];  // enum values
+  min?: number;           // for numbers
+  commands: readonly Command[];
+  /** Per-command defaults that differ from `default`. */
+  defaults?: Partial<Record<Command, unknown>>;
+  placeholder?: string;
+}
+
+const ENGINE: Command[] = ['run', 'demo', 'bench'];
+const GEN: Command[] = ['run', 'demo', 'bench', 'gen'];
+
+export const OPTIONS: readonly OptionSpec[] = [
+  // sources and formats
+  { key: 'left', flag: 'left', type: 'string', default: undefined, placeholder: 'SRC', commands: ['run'], doc: 'left input: file:PATH or gen: (built-in generator, impressions)' },
+  { key: 'right', flag: 'right', type: 'string', default: undefined, placeholder: 'SRC', commands: ['run'], doc: 'right input: file:PATH or gen: (built-in generator, plays)' },
+  { key: 'format', flag: 'format', type: 'enum', values: ['json', 'flatbuffers'], default: 'json', commands: ['run', 'gen'], doc: 'record format of file inputs (gen: is always FlatBuffers); for gen: the format of the files written' },
+  { key: 'key', flag: 'key', type: 'list', default: ['profileId', 'titleId'], placeholder: 'F1,F2', commands: ENGINE, doc: 'join key fields, both sides' },
+  { key: 'time', flag: 'time', type: 'string', default: 'ts', placeholder: 'F', commands: ENGINE, doc: 'event-time field (epoch milliseconds), both sides' },
+  { key: 'id', flag: 'id', type: 'string', default: 'eventId', placeholder: 'F', commands: ENGINE, doc: 'event id field used for de-duplication, both sides' },
+  { key: 'leftKey', flag: 'left-key', type: 'list', default: undefined, placeholder: 'F1,F2', commands: ENGINE, doc: 'key fields of the left side (overrides --key)' },
+  { key: 'rightKey', flag: 'right-key', type: 'list', default: undefined, placeholder: 'F1,F2', commands: ENGINE, doc: 'key fields of the right side (overrides --key)' },
+  { key: 'leftTime', flag: 'left-time', type: 'string', default: undefined, placeholder: 'F', commands: ENGINE, doc: 'time field of the left side (overrides --time)' },
+  { key: 'rightTime', flag: 'right-time', type: 'string', default: undefined, placeholder: 'F', commands: ENGINE, doc: 'time field of the right side (overrides --time)' },
+  { key: 'leftId', flag: 'left-id', type: 'string', default: undefined, placeholder: 'F', commands: ENGINE, doc: 'id field of the left side (overrides --id)' },
+  { key: 'rightId', flag: 'right-id', type: 'string', default: undefined, placeholder: 'F', commands: ENGINE, doc: 'id field of the right side (overrides --id)' },
+  // join
+  { key: 'lowerMs', flag: 'lower', type: 'duration', default: 0, placeholder: 'DUR', commands: ENGINE, doc: 'lower bound of right.ts − left.ts (inclusive, may be negative)' },
+  { key: 'upperMs', flag: 'upper', type: 'duration', default: 600_000, placeholder: 'DUR', commands: ENGINE, doc: 'upper bound of right.ts − left.ts (inclusive)' },
+  { key: 'join', flag: 'join', type: 'enum', values: ['inner', 'left', 'right', 'full'], default: 'inner', commands: ENGINE, doc: 'join kind: outer kinds also emit unmatched events at expiry' },
+  { key: 'maxDelayMs', flag: 'max-delay', type: 'duration', default: 5_000, placeholder: 'DUR', commands: ENGINE, doc: 'out-of-orderness allowed per partition: watermark = max event time − max-delay' },
+  { key: 'idleTimeoutMs', flag: 'idle-timeout', type: 'duration', default: 30_000, placeholder: 'DUR', commands: ENGINE, doc: 'a partition silent this long stops holding the watermark back' },
+  // engine
+  { key: 'workers', flag: 'workers', type: 'int', min: 1, default: 2, commands: ENGINE, doc: 'worker threads, each owning a contiguous range of the 4096 key groups' },
+  { key: 'ringSizeBytes', flag: 'ring-size', type: 'bytes', min: 65_536, default: 16 * 1024 * 1024, placeholder: 'BYTES', commands: ENGINE, doc: 'SharedArrayBuffer ring per worker (power of two; suffixes k, m, g)' },
+  { key: 'state', flag: 'state', type: 'enum', values: ['lmdb', 'memory'], default: 'lmdb', commands: ENGINE, doc: 'join buffer store: lmdb (off-heap, one environment per worker) or memory (heap)' },
+  { key: 'stateDir', flag: 'state-dir', type: 'string', default: './joinery-state', placeholder: 'DIR', commands: ENGINE, doc: 'directory of the LMDB environments (cleared at start until checkpoints exist)' },
+  // sinks
+  { key: 'out', flag: 'out', type: 'string', default: 'stdout', defaults: { demo: 'null', bench: 'null' }, placeholder: 'SINK', commands: ENGINE, doc: 'joined output: file:PATH (NDJSON), stdout or null (count only)' },
+  { key: 'lateOut', flag: 'late-out', type: 'string', default: undefined, placeholder: 'SINK', commands: ENGINE, doc: 'late events (behind the watermark): file:PATH, stdout or null; unset = counted only' },
+  { key: 'deadLetter', flag: 'dead-letter', type: 'string', default: undefined, placeholder: 'SINK', commands: ENGINE, doc: 'malformed records: file:PATH, stdout or null; unset = counted, first few on stderr' },
+  // generator
+  { key: 'seed', flag: 'seed', type: 'int', min: 0, default: 42, commands: GEN, doc: 'generator seed: same seed, same events' },
+  { key: 'rate', flag: 'rate', type: 'float', min: 0, default: 0, placeholder: 'EV/S', commands: GEN, doc: 'generator pace in events/s across both sides (0 = unlimited)' },
+  { key: 'events', flag: 'events', type: 'int', min: 0, default: 0, defaults: { demo: 6_000_000, bench: 2_000_000, gen: 100_000 }, placeholder: 'N', commands: GEN, doc: 'generator stops after N events across both sides (0 = no limit)' },
+  { key: 'durationMs', flag: 'duration', type: 'duration', default: 0, placeholder: 'DUR', commands: GEN, doc: 'generator stops after this much wall time (0 = no limit)' },
+  { key: 'genProfiles', flag: 'gen-profiles', type: 'int', min: 1, default: 200_000, commands: GEN, doc: 'generator: distinct members (Zipf-skewed)' },
+  { key: 'genTitles', flag: 'gen-titles', type: 'int', min: 1, default: 5_000, commands: GEN, doc: 'generator: distinct titles (Zipf-skewed)' },
+  { key: 'genSkew', flag: 'gen-skew', type: 'float', min: 0, default: 1.1, commands: GEN, doc: 'generator: Zipf exponent of members and titles' },
+  { key: 'genPlayProb', flag: 'gen-play-prob', type: 'float', min: 0, default: 0.25, commands: GEN, doc: 'generator: probability that an impression leads to a play' },
+  { key: 'genPlayDelayMs', flag: 'gen-play-delay', type: 'duration', default: 120_000, placeholder: 'DUR', commands: GEN, doc: 'generator: mean delay from impression to play (exponential)' },
+  { key: 'genOrphanPlays', flag: 'gen-orphan-plays', type: 'float', min: 0, default: 0.05, commands: GEN, doc: 'generator: share of plays with no impression' },
+  { key: 'genDisorderMs', flag: 'gen-disorder', type: 'duration', default: 3_000, placeholder: 'DUR', commands: GEN, doc: 'generator: events arrive up to this much out of event-time order' },
+  { key: 'genDuplicates', flag: 'gen-duplicates', type: 'float', min: 0, default: 0.01, commands: GEN, doc: 'generator: share of events delivered twice' },
+  { key: 'genEventTimeRate', flag: 'gen-event-time-rate', type: 'float', min: 1, default: 2_000, placeholder: 'EV/S', commands: GEN, doc: 'generator: events per second of event time when --rate is 0' },
+  // gen command outputs
+  { key: 'leftOut', flag: 'left-out', type: 'string', default: undefined, placeholder: 'FILE', commands: ['gen'], doc: 'file for the generated left stream (impressions)' },
+  { key: 'rightOut', flag: 'right-out', type: 'string', default: undefined, placeholder: 'FILE', commands: ['gen'], doc: 'file for the generated right stream (plays)' },
+  // reporting
+  { key: 'progress', flag: 'progress', type: 'enum', values: ['auto', 'on', 'off'], default: 'auto', commands: GEN, doc: 'live progress line on stderr (auto = when stderr is a terminal)' },
+  { key: 'json', flag: 'json', type: 'bool', default: false, commands: ENGINE, doc: 'print the summary as one JSON object on the last stdout line' },
+  { key: 'help', flag: 'help', type: 'bool', default: false, commands: GEN, doc: 'show this help' },
+];
+
+export type JoinKind = 'inner' | 'left' | 'right' | 'full';
+
+export interface Config {
+  command: Command;
+  left?: string; right?: string;
+  format: 'json' | 'flatbuffers';
+  key: string[]; time: string; id: string;
+  leftKey?: string[]; rightKey?: string[]; leftTime?: string; rightTime?: string; leftId?: string; rightId?: string;
+  lowerMs: number; upperMs: number; join: JoinKind; maxDelayMs: number; idleTimeoutMs: number;
+  workers: number; ringSizeBytes: number; state: 'lmdb' | 'memory'; stateDir: string;
+  out: string; lateOut?: string; deadLetter?: string;
+  seed: number; rate: number; events: number; durationMs: number;
+  genProfiles: number; genTitles: number; genSkew: number; genPlayProb: number; genPlayDelayMs: number;
+  genOrphanPlays: number; genDisorderMs: number; genDuplicates: number; genEventTimeRate: number;
+  leftOut?: string; rightOut?: string;
+  progress: 'auto' | 'on' | 'off'; json: boolean; help: boolean;
+}
+
+export const KEY_GROUPS = 4096;

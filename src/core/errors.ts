@@ -1,0 +1,46 @@
+/**
+ * Errors with stable codes. A code names the failure for scripts and docs; the message says what to do.
+ * Exit codes: 2 = usage/config error (bad flag or value), 3 = input/output unavailable before work
+ * started, 1 = failure during a run.
+ */
+export type ErrorCode =
+  | 'E_USAGE'          // unknown flag, bad value, contradictory flags
+  | 'E_INPUT'          // missing input file, unreadable source
+  | 'E_OUTPUT'         // output / state dir not writable
+  | 'E_WORKER'         // a worker thread failed
+  | 'E_STATE'          // state store failure
+  | 'E_INTERNAL';
+
+export const EXIT_CODES: Record<ErrorCode, number> = {
+  E_USAGE: 2,
+  E_INPUT: 3,
+  E_OUTPUT: 3,
+  E_WORKER: 1,
+  E_STATE: 1,
+  E_INTERNAL: 1,
+};
+
+export class JoineryError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = 'JoineryError';
+  }
+  get exitCode(): number {
+    return EXIT_CODES[this.code];
+  }
+  /** Plain form that survives postMessage between threads. */
+  toWire(): { code: ErrorCode; message: string; stack?: string } {
+    return { code: this.code, message: this.message, stack: this.stack };
+  }
+  static fromWire(w: { code: ErrorCode; message: string; stack?: string }): JoineryError {
+    const e = new JoineryError(w.code, w.message);
+    if (w.stack) e.stack = w.stack;
+    return e;
+  }
+}
+
+export function usageError(message: string): JoineryError {
+  return new JoineryError('E_USAGE', message);
+}

@@ -1,0 +1,249 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { FlatExtractor, flatToJson } from './codec/flat.js';
+import { JsonExtractor, type Extractor } from './codec/json.js';
+import type { Config } from './config/schema.js';
+import { JoineryError } from './core/errors.js';
+import { nowMs } from './core/units.js';
+import { fmtCount, fmtRate, MetricsHub } from './metrics/report.js';
+import { createRingBuffer } from './ring/ring.js';
+import { keyGroupRanges } from './router/partitioner.js';
+import { Router, type Rejected } from './router/router.js';
+import { checkWritable, openLineSink, type LineSink } from './sink/sink.js';
+import type { Source } from './source/source.js';
+import type { Side } from './state/store.js';
+import type { WorkerInit, WorkerMessage } from './worker/protocol.js';
+
+export interface Summary {
+  elapsedMs: number;
+  eventsIn: [number, number];
+  eventsPerSec: number;
+  pairs: number;
+  pairsPerSec: number;
+  outputRecords: number;
+  duplicates: number;
+  late: number;
+  deadLettered: number;
+  unmatchedLeft: number;
+  unmatchedRight: number;
+  stateLeft: number;
+  p50Ms: number;
+  p99Ms: number;
+  p999Ms: number;
+  maxMs: number;
+  workers: number;
+  state: string;
+  backpressureWaits: number;
+  mainHeapUsedBytes: number;
+}
+
+export interface EngineOptions {
+  sources: Source[];
+  formats: ['json' | 'flatbuffers', 'json' | 'flatbuffers'];
+  /** Progress line on stderr. */
+  progress: boolean;
+  /** Print the human summary on stderr. */
+  printSummary: boolean;
+  statsIntervalMs?: number;
+  /** Called every stats interval (for benchmarks sampling heap). */
+  onTick?: (hub: MetricsHub) => void;
+}
+
+const FIRST_DEAD_LETTERS_SHOWN = 5;
+
+function sideFields(cfg: Config, side: Side) {
+  return {
+    key: (side === 0 ? cfg.leftKey : cfg.rightKey) ?? cfg.key,
+    time: (side === 0 ? cfg.leftTime : cfg.rightTime) ?? cfg.time,
+    id: (side === 0 ? cfg.leftId : cfg.rightId) ?? cfg.id,
+  };
+}
+
+function makeExtractors(cfg: Config, formats: EngineOptions['formats']) {
+  const make = (side: Side) => {
+    const f = sideFields(cfg, side);
+    const flat = () => {
+      try {
+        return new FlatExtractor(side === 0 ? 'Impression' : 'Play', f.key, f.time, f.id) as Extractor;
+      } catch (e) {
+        throw new JoineryError('E_USAGE', `--${side === 0 ? 'left' : 'right'} (FlatBuffers): ${(e as Error).message}`);
+      }
+    };
+    if (formats[side] === 'flatbuffers') flat(); // validate field names before any work
+    return { json: () => new JsonExtractor(f.key, f.time, f.id) as Extractor, flatbuffers: flat };
+  };
+  return { 0: make(0), 1: make(1) } as Record<Side, Record<'json' | 'flatbuffers', () => Extractor>>;
+}
+
+/** Prepare the state directory: create it, prove it is writable, and clear old worker environments. */
+function prepareStateDir(dir: string): void {
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+    const probe = path.join(dir, `.write-test-${process.pid}`);
+    fs.writeFileSync(probe, '');
+    fs.rmSync(probe);
+  } catch (e) {
+    throw new JoineryError('E_OUTPUT', `--state-dir ${dir} is not writable: ${(e as Error).message}`);
+  }
+  for (const name of fs.readdirSync(dir)) {
+    if (/^worker-\d+$/.test(name)) fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+  }
+}
+
+const SIDE_NAME = ['left', 'right'] as const;
+
+export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summary> {
+  const extractors = makeExtractors(cfg, opts.formats);
+  checkWritable(cfg.out, 'out');
+  checkWritable(cfg.lateOut, 'late-out');
+  checkWritable(cfg.deadLetter, 'dead-letter');
+  if (cfg.state === 'lmdb') prepareStateDir(cfg.stateDir);
+  if (cfg.out.startsWith('file:')) openLineSink(cfg.out, true).close(); // truncate once; workers append
+  const lateSink: LineSink | null = cfg.lateOut ? openLineSink(cfg.lateOut, true) : null;
+  const deadSink: LineSink | null = cfg.deadLetter ? openLineSink(cfg.deadLetter, true) : null;
+
+  let deadShown = 0;
+  const onRejected = (r: Rejected) => {
+    const side = SIDE_NAME[r.side];
+    if (r.kind === 'dead') {
+      if (deadSink) {
+        const raw = r.format === 'json' ? Buffer.from(r.record).toString('utf8') : Buffer.from(r.record).toString('base64');
+        deadSink.write(Buffer.from(JSON.stringify({ side, origin: r.origin, position: r.position, error: r.reason, record: raw, encoding: r.format === 'json' ? 'utf8' : 'base64' }) + '\n'));
+      } else if (deadShown < FIRST_DEAD_LETTERS_SHOWN) {
+        deadShown++;
+        const where = r.format === 'json' ? `line ${r.position}` : `record ${r.position}`;
+        process.stderr.write(`joinery: malformed ${side} record at ${r.origin}:${r.position} (${where}): ${r.reason}${deadShown === FIRST_DEAD_LETTERS_SHOWN ? ' (further ones counted only; use --dead-letter to keep them)' : ''}\n`);
+      }
+    } else if (lateSink) {
+      let rec: string;
+      try {
+        rec = r.format === 'json' ? Buffer.from(r.record).toString('utf8') : flatToJson(r.side === 0 ? 'Impression' : 'Play', r.record, 0, r.record.length);
+      } catch { rec = JSON.stringify(Buffer.from(r.record).toString('base64')); }
+      lateSink.write(Buffer.from(`{"side":"${side}","origin":${JSON.stringify(r.origin)},"position":${r.position},"ts":${r.ts},"watermark":${r.watermarkMs},"record":${rec}}\n`));
+    }
+  };
+
+  const ranges = keyGroupRanges(cfg.workers);
+  const sabs = ranges.map(() => createRingBuffer(cfg.ringSizeBytes));
+  const hub = new MetricsHub();
+  const statsIntervalMs = opts.statsIntervalMs ?? 1000;
+  const router = new Router(sabs, opts.sources, extractors, cfg.maxDelayMs, cfg.idleTimeoutMs, onRejected);
+
+  let failure: Error | null = null;
+  const fail = (e: Error) => {
+    if (!failure) failure = e;
+    router.abort(e);
+  };
+
+  const threads: Worker[] = [];
+  const ready: Promise<void>[] = [];
+  const done: Promise<void>[] = [];
+  for (let i = 0; i < cfg.workers; i++) {
+    const init: WorkerInit = {
+      index: i, sab: sabs[i], keyGroupRange: ranges[i], join: cfg.join, lowerMs: cfg.lowerMs, upperMs: cfg.upperMs,
+      formats: opts.formats, state: cfg.state, stateDir: cfg.stateDir, out: cfg.out, statsIntervalMs,
+    };
+    const t = new Worker(new URL('./worker/worker.js', import.meta.url), { workerData: init });
+    threads.push(t);
+    let resolveReady!: () => void, resolveDone!: () => void;
+    ready.push(new Promise((r) => { resolveReady = r; }));
+    done.push(new Promise((r) => { resolveDone = r; }));
+    let finished = false;
+    t.on('message', (m: WorkerMessage) => {
+      switch (m.type) {
+        case 'ready': resolveReady(); break;
+        case 'stats': hub.update(m.stats, m.latency, m.lag); break;
+        case 'out': process.stdout.write(m.chunk); break;
+        case 'done': finished = true; hub.update(m.stats, m.latency, m.lag); resolveDone(); break;
+        case 'error':
+          fail(JoineryError.fromWire(m.error as never));
+          resolveReady(); resolveDone();
+          break;
+      }
+    });
+    t.on('error', (e) => { fail(new JoineryError('E_WORKER', `worker ${i} crashed: ${e.stack ?? e.message}`)); resolveReady(); resolveDone(); });
+    t.on('exit', (code) => {
+      if (!finished) fail(new JoineryError('E_WORKER', `worker ${i} exited (code ${code}) before finishing its input`));
+      resolveReady(); resolveDone();
+    });
+  }
+  await Promise.all(ready);
+  if (failure) { await Promise.all(threads.map((t) => t.terminate())); throw failure; }
+
+  const start = nowMs();
+  const tty = opts.progress;
+  let lastProcessed = 0, lastPairs = 0, lastT = start;
+  const ticker = setInterval(() => {
+    opts.onTick?.(hub);
+    if (!tty) return;
+    const t = nowMs();
+    const processed = hub.eventsProcessed(), pairs = hub.sum('pairs');
+    const dt = (t - lastT) / 1000;
+    const wm = router.currentWatermark(), maxTs = router.tracker.maxEventTime();
+    const wmLag = Number.isFinite(wm) && Number.isFinite(maxTs) ? `${((maxTs - wm) / 1000).toFixed(1)}s` : '-';
+    const p99 = hub.intervalLatency.percentileMs(99);
+    hub.intervalLatency.reset();
+    process.stderr.write(`\r\x1b[K[${((t - start) / 1000).toFixed(0)}s] in ${fmtRate((processed - lastProcessed) / dt)} ev/s  out ${fmtRate((pairs - lastPairs) / dt)} pairs/s  state ${fmtCount(hub.sum('stateEntries'))}  wm lag ${wmLag}  ring ${router.ringFill().map((f) => `${Math.round(f * 100)}%`).join('/')}  p99 ${p99.toFixed(1)}ms`);
+    lastProcessed = processed; lastPairs = pairs; lastT = t;
+  }, statsIntervalMs);
+
+  try {
+    await router.run();
+  } catch (e) {
+    fail(e as Error);
+  }
+  await Promise.all(done);
+  clearInterval(ticker);
+  if (tty) process.stderr.write('\r\x1b[K');
+  await Promise.all(opts.sources.map((s) => s.close()));
+  lateSink?.close();
+  deadSink?.close();
+  if (failure) {
+    await Promise.all(threads.map((t) => t.terminate()));
+    throw failure;
+  }
+
+  const elapsedMs = nowMs() - start;
+  const eventsIn: [number, number] = [router.counters.read[0], router.counters.read[1]];
+  const pairs = hub.sum('pairs');
+  const summary: Summary = {
+    elapsedMs,
+    eventsIn,
+    eventsPerSec: ((eventsIn[0] + eventsIn[1]) / elapsedMs) * 1000,
+    pairs,
+    pairsPerSec: (pairs / elapsedMs) * 1000,
+    outputRecords: hub.sum('outputRecords'),
+    duplicates: hub.sum('duplicates'),
+    late: router.counters.late,
+    deadLettered: router.counters.dead,
+    unmatchedLeft: hub.sum('unmatchedLeft'),
+    unmatchedRight: hub.sum('unmatchedRight'),
+    stateLeft: hub.sum('stateEntries'),
+    p50Ms: hub.latency.percentileMs(50),
+    p99Ms: hub.latency.percentileMs(99),
+    p999Ms: hub.latency.percentileMs(99.9),
+    maxMs: hub.latency.maxMs(),
+    workers: cfg.workers,
+    state: cfg.state,
+    backpressureWaits: router.counters.backpressureWaits,
+    mainHeapUsedBytes: process.memoryUsage().heapUsed,
+  };
+  if (opts.printSummary) process.stderr.write(formatSummary(summary));
+  return summary;
+}
+
+export function formatSummary(s: Summary): string {
+  const lines = [
+    `joinery: done in ${(s.elapsedMs / 1000).toFixed(2)}s with ${s.workers} worker(s), ${s.state} state`,
+    `  events in        left ${fmtCount(s.eventsIn[0])}, right ${fmtCount(s.eventsIn[1])} (${fmtRate(s.eventsPerSec)} events/s)`,
+    `  duplicates       ${fmtCount(s.duplicates)}`,
+    `  late             ${fmtCount(s.late)}`,
+    `  dead-lettered    ${fmtCount(s.deadLettered)}`,
+    `  pairs            ${fmtCount(s.pairs)} (${fmtRate(s.pairsPerSec)} pairs/s)`,
+    `  unmatched        left ${fmtCount(s.unmatchedLeft)}, right ${fmtCount(s.unmatchedRight)}`,
+    `  state left       ${fmtCount(s.stateLeft)} entries`,
+    `  latency          p50 ${s.p50Ms.toFixed(2)}ms  p99 ${s.p99Ms.toFixed(2)}ms  p99.9 ${s.p999Ms.toFixed(2)}ms  max ${s.maxMs.toFixed(2)}ms (router read → output written)`,
+  ];
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,218 @@
+import { nowMs } from '../core/units.js';
+import type { Extractor } from '../codec/json.js';
+import { RingProducer } from '../ring/ring.js';
+import {
+  END_BYTES, EV_ID_LEN, EV_KEY_GROUP, EV_KEY_HASH, EV_KEY_LEN, EV_PAYLOAD_LEN, EV_ROUTED_AT, EV_SIDE, EV_TS,
+  EVENT_HEADER_BYTES, FrameKind, WATERMARK_BYTES, WM_VALUE,
+} from '../ring/frame.js';
+import type { RecordBatch, Source } from '../source/source.js';
+import type { Side } from '../state/store.js';
+import { keyGroupOf, murmur3, ownerTable } from './partitioner.js';
+import { WatermarkTracker } from './watermarks.js';
+
+/** LMDB keys hold key + id; keep them well under its 1,978-byte key limit. */
+const MAX_KEY_ID_BYTES = 1500;
+const SPACE_WAIT_MS = 50;
+
+export interface Rejected {
+  kind: 'dead' | 'late';
+  side: Side;
+  origin: string;
+  position: number;      // line number / record index
+  reason: string;
+  record: Uint8Array;    // view, valid during the callback
+  format: 'json' | 'flatbuffers';
+  ts?: number;
+  watermarkMs?: number;
+}
+
+export interface RouterCounters {
+  read: [number, number];
+  routed: [number, number];
+  late: number;
+  dead: number;
+  backpressureWaits: number;
+}
+
+/**
+ * The main thread's stage: pull batches from the sources, read key/time/id from each record,
+ * hash the key to a key group and the key group to its worker, and copy the record into that
+ * worker's ring. Watermarks travel in-band after the records they follow. A full ring suspends
+ * routing (the sources are not read) until the worker frees space: memory stays bounded and
+ * nothing is dropped.
+ */
+export class Router {
+  readonly counters: RouterCounters = { read: [0, 0], routed: [0, 0], late: 0, dead: 0, backpressureWaits: 0 };
+  readonly rings: RingProducer[];
+  readonly tracker: WatermarkTracker;
+  private readonly owner: Uint8Array;
+  private readonly scratch = Buffer.allocUnsafe(64 * 1024);
+  private watermark = -Infinity;
+  private aborted: Error | null = null;
+  private dirty: Uint8Array;
+
+  constructor(sabs: SharedArrayBuffer[], private readonly sources: Source[],
+    private readonly extractors: Record<Side, Record<'json' | 'flatbuffers', () => Extractor>>,
+    maxDelayMs: number, idleTimeoutMs: number, private readonly onRejected: (r: Rejected) => void) {
+    this.rings = sabs.map((s) => new RingProducer(s));
+    this.owner = ownerTable(sabs.length);
+    this.dirty = new Uint8Array(sabs.length);
+    this.tracker = new WatermarkTracker(sources.flatMap((s) => s.partitions), maxDelayMs, idleTimeoutMs, nowMs());
+  }
+
+  currentWatermark(): number {
+    return this.watermark;
+  }
+
+  /** Stop routing as soon as possible (a worker failed). */
+  abort(err: Error): void {
+    this.aborted = err;
+  }
+
+  private extractorCache = new Map<string, Extractor>();
+  private extractor(side: Side, format: 'json' | 'flatbuffers'): Extractor {
+    const k = `${side}:${format}`;
+    let e = this.extractorCache.get(k);
+    if (!e) { e = this.extractors[side][format](); this.extractorCache.set(k, e); }
+    return e;
+  }
+
+  private async reserve(w: number, bytes: number): Promise<number> {
+    const ring = this.rings[w];
+    let off = ring.reserve(bytes);
+    while (off < 0) {
+      if (this.aborted) throw this.aborted;
+      this.publishAll();
+      this.counters.backpressureWaits++;
+      await ring.waitForSpace(SPACE_WAIT_MS);
+      off = ring.reserve(bytes);
+    }
+    return off;
+  }
+
+  private publishAll(): void {
+    for (let w = 0; w < this.rings.length; w++) {
+      if (this.dirty[w]) { this.rings[w].publish(); this.dirty[w] = 0; }
+    }
+  }
+
+  private async routeBatch(b: RecordBatch): Promise<void> {
+    const ex = this.extractor(b.side, b.format);
+    const slot = this.tracker.slot(b);
+    const t = nowMs();
+    this.tracker.touch(slot, t);
+    const data = b.data, offs = b.offsets, skip = b.recordPrefixBytes ?? 0;
+    const scratch = this.scratch;
+    const isJson = b.format === 'json';
+    const wm = this.watermark;
+    this.counters.read[b.side] += b.count;
+    for (let i = 0; i < b.count; i++) {
+      const start = offs[i] + skip;
+      let end = offs[i + 1];
+      if (isJson) {
+        while (end > start && (data[end - 1] === 10 || data[end - 1] === 13 || data[end - 1] === 32 || data[end - 1] === 9)) end--;
+        if (end === start) { this.counters.read[b.side]--; continue; } // blank line
+      }
+      if (!ex.extract(data, start, end)) {
+        this.reject('dead', b, i, ex.error, data.subarray(start, end));
+        continue;
+      }
+      const ts = ex.ts;
+      this.tracker.observe(slot, ts);
+      if (ts < wm) {
+        this.reject('late', b, i, `event time ${ts} is behind the watermark ${wm}`, data.subarray(start, end), ts);
+        continue;
+      }
+      const keyLen = scratch.write(ex.keyText, 0, 'utf8');
+      const idLen = scratch.write(ex.idText, keyLen, 'utf8');
+      if (keyLen + idLen > MAX_KEY_ID_BYTES || keyLen > 0xffff || idLen > 0xffff) {
+        this.reject('dead', b, i, `key and id take ${keyLen + idLen} bytes (limit ${MAX_KEY_ID_BYTES})`, data.subarray(start, end));
+        continue;
+      }
+      const payloadLen = end - start;
+      const bodyLen = EVENT_HEADER_BYTES + keyLen + idLen + payloadLen;
+      const w0 = this.rings[0];
+      if (bodyLen > w0.maxFrameBytes) {
+        this.reject('dead', b, i, `record of ${payloadLen} bytes exceeds the ring frame limit (${w0.maxFrameBytes}); raise --ring-size`, data.subarray(start, end));
+        continue;
+      }
+      const hash = murmur3(scratch, 0, keyLen);
+      const kg = keyGroupOf(hash);
+      const w = this.owner[kg];
+      const ring = this.rings[w];
+      let off = ring.reserve(bodyLen);
+      if (off < 0) off = await this.reserve(w, bodyLen);
+      const u8 = ring.u8, dv = ring.dv;
+      u8[off] = FrameKind.Event;
+      u8[off + EV_SIDE] = b.side;
+      dv.setUint16(off + EV_KEY_GROUP, kg, true);
+      dv.setUint32(off + EV_KEY_HASH, hash, true);
+      dv.setFloat64(off + EV_TS, ts, true);
+      dv.setFloat64(off + EV_ROUTED_AT, t, true);
+      dv.setUint16(off + EV_KEY_LEN, keyLen, true);
+      dv.setUint16(off + EV_ID_LEN, idLen, true);
+      dv.setUint32(off + EV_PAYLOAD_LEN, payloadLen, true);
+      const k0 = off + EVENT_HEADER_BYTES;
+      u8.set(scratch.subarray(0, keyLen + idLen), k0);
+      u8.set(data.subarray(start, end), k0 + keyLen + idLen);
+      ring.commit();
+      this.dirty[w] = 1;
+      this.counters.routed[b.side]++;
+    }
+    this.publishAll();
+  }
+
+  private reject(kind: 'dead' | 'late', b: RecordBatch, i: number, reason: string, record: Uint8Array, ts?: number): void {
+    if (kind === 'dead') this.counters.dead++; else this.counters.late++;
+    this.onRejected({ kind, side: b.side, origin: b.origin, position: b.firstPosition + i, reason, record, format: b.format, ts, watermarkMs: kind === 'late' ? this.watermark : undefined });
+  }
+
+  private async broadcast(kind: FrameKind, wm = 0): Promise<void> {
+    for (let w = 0; w < this.rings.length; w++) {
+      const bytes = kind === FrameKind.Watermark ? WATERMARK_BYTES : END_BYTES;
+      const off = await this.reserve(w, bytes);
+      const ring = this.rings[w];
+      ring.u8[off] = kind;
+      if (kind === FrameKind.Watermark) ring.dv.setFloat64(off + WM_VALUE, wm, true);
+      ring.commit();
+      this.dirty[w] = 1;
+    }
+    this.publishAll();
+  }
+
+  private async advanceWatermark(): Promise<void> {
+    const wm = this.tracker.current(nowMs());
+    if (wm > this.watermark) {
+      this.watermark = wm;
+      await this.broadcast(FrameKind.Watermark, wm);
+    }
+  }
+
+  /** Route every source to its end, then end the workers' input. */
+  async run(): Promise<void> {
+    const live = this.sources.map((s) => ({ s, done: false }));
+    let remaining = live.length;
+    while (remaining > 0) {
+      for (const l of live) {
+        if (l.done) continue;
+        if (this.aborted) throw this.aborted;
+        const b = await l.s.next();
+        if (b === null) {
+          l.done = true;
+          remaining--;
+          for (const p of l.s.partitions) this.tracker.end(this.tracker.slot(p));
+        } else {
+          await this.routeBatch(b);
+        }
+        await this.advanceWatermark();
+      }
+    }
+    await this.advanceWatermark(); // +∞ once every partition ended
+    await this.broadcast(FrameKind.End);
+  }
+
+  /** Fill of each ring, 0..1, for progress output. */
+  ringFill(): number[] {
+    return this.rings.map((r) => r.usedBytes() / r.capacity);
+  }
+}

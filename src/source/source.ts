@@ -1,0 +1,33 @@
+import type { Side } from '../state/store.js';
+
+/**
+ * A batch of raw records from one partition of one side. Records are laid end to end in `data`;
+ * record i is data[offsets[i], offsets[i+1]). The router reads key, time and id from the bytes and
+ * copies each record into a worker's ring, so a batch may be reused once next() is called again.
+ */
+export interface RecordBatch {
+  side: Side;
+  /** Partition index within the side (a file is one partition; Kafka partitions later). Watermarks are per partition. */
+  partition: number;
+  format: 'json' | 'flatbuffers';
+  data: Uint8Array;
+  offsets: Uint32Array;   // length ≥ count + 1
+  count: number;
+  /** Bytes to skip at the start of each record (4 for size-prefixed FlatBuffers files); default 0. */
+  recordPrefixBytes?: number;
+  /** Position of the first record for error reports: 1-based line number for NDJSON files, record index otherwise. */
+  firstPosition: number;
+  /** Human name of where the batch came from (file path, generator), for error reports. */
+  origin: string;
+}
+
+export interface PartitionRef { side: Side; partition: number }
+
+export interface Source {
+  readonly name: string;
+  /** Every partition this source will deliver, known before the first batch (watermarks wait for all of them). */
+  readonly partitions: readonly PartitionRef[];
+  /** The next batch, or null at end of input. */
+  next(): Promise<RecordBatch | null>;
+  close(): Promise<void>;
+}

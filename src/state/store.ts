@@ -1,0 +1,59 @@
+/**
+ * The join buffer: what a worker keeps per side until the watermark says an event can no longer
+ * join. One interface, two implementations (memory, lmdb) checked by one contract suite
+ * (test/contract/store.contract.ts).
+ *
+ * Byte arguments (key, id, payload) are views that are only valid during the call: a store copies
+ * what it keeps. Views handed to callbacks are likewise only valid during the callback.
+ *
+ * Identity: an entry is identified by (side, key, ts, id). Inserting the same identity twice is a
+ * duplicate delivery: insert() returns false and stores nothing. (Re-deliveries carry the same
+ * event time, so embedding the id in the time-ordered entry key makes de-duplication free instead
+ * of costing a second table write per event.)
+ */
+export type Side = 0 | 1; // 0 = left, 1 = right
+
+export interface Buffered {
+  side: Side;
+  keyGroup: number;
+  key: Uint8Array;      // canonical key bytes
+  ts: number;           // event time, ms
+  id: Uint8Array;       // canonical id bytes
+  payload: Uint8Array;  // record bytes as received
+  joined: boolean;      // has joined at least one partner
+}
+
+export interface StateStore {
+  /** Run fn as one write transaction (one per ring drain). All mutating calls happen inside batch(). */
+  batch<T>(fn: () => T): T;
+  /**
+   * Buffer an event until the watermark passes expireAtMs. Returns false (and stores nothing) when
+   * the same (side, key, ts, id) is already buffered.
+   */
+  insert(side: Side, keyGroup: number, keyHash: number, key: Uint8Array, ts: number, id: Uint8Array,
+    payload: Uint8Array, joined: boolean, expireAtMs: number): boolean;
+  /**
+   * Visit the entries of `side` with this key and fromTs ≤ ts ≤ toTs, in ts order. When visit
+   * returns true the entry's joined flag is set (persisted).
+   */
+  probe(side: Side, keyGroup: number, keyHash: number, key: Uint8Array, fromTs: number, toTs: number,
+    visit: (e: Buffered) => boolean | void): void;
+  /** Set the joined flag of one entry (identity as in insert). */
+  markJoined(side: Side, keyGroup: number, keyHash: number, key: Uint8Array, ts: number, id: Uint8Array): void;
+  /**
+   * Remove every entry whose expireAtMs < watermarkMs, calling onExpired for each before it goes
+   * (payload included, so outer joins can emit it). Cost is proportional to what expires, never a
+   * scan of the whole buffer. Returns the number removed.
+   */
+  expire(watermarkMs: number, onExpired?: (e: Buffered) => void): number;
+  /** Entries currently buffered. */
+  count(): number;
+  /** Approximate bytes held (payload + keys); for metrics. */
+  bytes(): number;
+  close(): Promise<void>;
+}
+
+export interface StoreOptions {
+  /** Directory for this store's files (lmdb). Created if missing. */
+  dir?: string;
+}

@@ -1,0 +1,171 @@
+/**
+ * Worker thread entry: drains its ring, joins, writes output. One LMDB environment per worker
+ * (a shared environment would serialise writers). A drain of up to DRAIN_FRAMES frames is one
+ * store transaction and one output write.
+ */
+import * as path from 'node:path';
+import { parentPort, workerData } from 'node:worker_threads';
+import { JoineryError } from '../core/errors.js';
+import { nowMs } from '../core/units.js';
+import { IntervalJoin } from '../join/join.js';
+import { LatencyHistogram } from '../metrics/histogram.js';
+import { RingConsumer } from '../ring/ring.js';
+import {
+  EV_ID_LEN, EV_KEY_GROUP, EV_KEY_HASH, EV_KEY_LEN, EV_PAYLOAD_LEN, EV_ROUTED_AT, EV_SIDE, EV_TS,
+  EVENT_HEADER_BYTES, FrameKind, WM_VALUE,
+} from '../ring/frame.js';
+import { NdjsonEmitter } from '../sink/ndjson.js';
+import { openLineSink, type LineSink } from '../sink/sink.js';
+import { openStore } from '../state/index.js';
+import type { Side, StateStore } from '../state/store.js';
+import type { WorkerInit, WorkerMessage, WorkerStats } from './protocol.js';
+
+const DRAIN_FRAMES = 4096;
+/** Park at most this long per wait, so stats still go out on an idle worker. */
+const IDLE_WAIT_MS = 100;
+
+const init = workerData as WorkerInit;
+const port = parentPort!;
+const post = (m: WorkerMessage, transfer?: ArrayBuffer[]) => port.postMessage(m, transfer as never);
+
+class Worker {
+  private readonly ring: RingConsumer;
+  private readonly store: StateStore;
+  private readonly join: IntervalJoin;
+  private readonly emitter: NdjsonEmitter;
+  private readonly sink: LineSink | null;
+  private readonly latency = new LatencyHistogram();
+  private readonly lag = new LatencyHistogram();
+  private readonly events: [number, number] = [0, 0];
+  private watermark = -Infinity;
+  private routedAt = new Float64Array(DRAIN_FRAMES);
+  private eventTs = new Float64Array(DRAIN_FRAMES);
+  private lastStatsMs = 0;
+  private ended = false;
+  private readonly u8: Uint8Array;
+  private readonly dv: DataView;
+
+  constructor() {
+    this.ring = new RingConsumer(init.sab);
+    this.u8 = this.ring.u8;
+    this.dv = this.ring.dv;
+    this.store = openStore(init.state, path.join(init.stateDir, `worker-${init.index}`));
+    const discard = init.out === 'null';
+    this.emitter = new NdjsonEmitter(init.formats, discard);
+    this.sink = discard || init.out === 'stdout' ? null : openLineSink(init.out, false);
+    this.join = new IntervalJoin(this.store, init.join, init.lowerMs, init.upperMs, this.emitter);
+  }
+
+  /** Process up to DRAIN_FRAMES frames in one transaction. Returns how many were read. */
+  private drain(): number {
+    let n = 0;
+    let events = 0;
+    const ring = this.ring, u8 = this.u8, dv = this.dv, join = this.join;
+    this.store.batch(() => {
+      while (n < DRAIN_FRAMES) {
+        const off = ring.next();
+        if (off < 0) break;
+        n++;
+        const kind = u8[off];
+        if (kind === FrameKind.Event) {
+          const side = u8[off + EV_SIDE] as Side;
+          const keyLen = dv.getUint16(off + EV_KEY_LEN, true);
+          const idLen = dv.getUint16(off + EV_ID_LEN, true);
+          const payloadLen = dv.getUint32(off + EV_PAYLOAD_LEN, true);
+          const k0 = off + EVENT_HEADER_BYTES, i0 = k0 + keyLen, p0 = i0 + idLen;
+          const ts = dv.getFloat64(off + EV_TS, true);
+          this.routedAt[events] = dv.getFloat64(off + EV_ROUTED_AT, true);
+          this.eventTs[events] = ts;
+          events++;
+          this.events[side]++;
+          join.onEvent(side, dv.getUint16(off + EV_KEY_GROUP, true), dv.getUint32(off + EV_KEY_HASH, true),
+            u8.subarray(k0, i0), ts, u8.subarray(i0, p0), u8.subarray(p0, p0 + payloadLen));
+        } else if (kind === FrameKind.Watermark) {
+          const wm = dv.getFloat64(off + WM_VALUE, true);
+          if (wm > this.watermark) {
+            this.watermark = wm;
+            join.onWatermark(wm);
+          }
+        } else if (kind === FrameKind.End) {
+          this.ended = true;
+          break;
+        } else {
+          throw new JoineryError('E_INTERNAL', `worker ${init.index}: unknown frame kind ${kind} in ring`);
+        }
+      }
+    });
+    ring.release();
+    this.flushOutput();
+    if (events > 0) {
+      const t = nowMs();
+      for (let i = 0; i < events; i++) {
+        this.latency.recordUs((t - this.routedAt[i]) * 1000);
+        this.lag.recordUs((t - this.eventTs[i]) * 1000);
+      }
+    }
+    return n;
+  }
+
+  private flushOutput(): void {
+    if (this.emitter.pendingBytes() === 0) return;
+    const chunk = this.emitter.take();
+    if (!chunk) return;
+    if (this.sink) this.sink.write(chunk);
+    else if (init.out === 'stdout') post({ type: 'out', chunk }, [chunk.buffer as ArrayBuffer]);
+    this.sink?.flush();
+  }
+
+  private stats(): WorkerStats {
+    const c = this.join.counters;
+    return {
+      index: init.index, events: [this.events[0], this.events[1]], duplicates: c.duplicates, pairs: c.pairs,
+      unmatchedLeft: c.unmatchedLeft, unmatchedRight: c.unmatchedRight, expired: c.expired,
+      stateEntries: this.store.count(), stateBytes: this.store.bytes(), watermarkMs: this.watermark,
+      outputRecords: this.emitter.records,
+    };
+  }
+
+  private maybeStats(): void {
+    const t = Date.now();
+    if (t - this.lastStatsMs < init.statsIntervalMs) return;
+    this.lastStatsMs = t;
+    post({ type: 'stats', stats: this.stats(), latency: this.latency.drainEncoded(), lag: this.lag.drainEncoded() });
+  }
+
+  async run(): Promise<void> {
+    post({ type: 'ready', index: init.index });
+    const yieldEveryMs = 50;
+    while (!this.ended) {
+      const sliceStart = Date.now();
+      let got = 0;
+      // Busy phase: drain while there is work, but give the event loop a turn every ~50 ms.
+      while (!this.ended && Date.now() - sliceStart < yieldEveryMs) {
+        const n = this.drain();
+        got += n;
+        if (n === 0) break;
+      }
+      this.maybeStats();
+      if (this.ended) break;
+      if (got === 0) await this.ring.waitForDataAsync(IDLE_WAIT_MS);
+      else await new Promise<void>((r) => setImmediate(r));
+    }
+    this.flushOutput();
+    this.sink?.close();
+    const final = this.stats();
+    post({ type: 'done', stats: final, latency: this.latency.drainEncoded(), lag: this.lag.drainEncoded() });
+    await this.store.close();
+    this.latency.destroy();
+    this.lag.destroy();
+  }
+}
+
+// A ref'd timer keeps the thread alive while it parks in Atomics.waitAsync (which alone does not, Node 20).
+const keepAlive = setInterval(() => {}, 1 << 30);
+new Worker().run().then(
+  () => { clearInterval(keepAlive); },
+  (e: unknown) => {
+    clearInterval(keepAlive);
+    const err = e instanceof JoineryError ? e.toWire() : { code: 'E_WORKER', message: `worker ${init.index}: ${(e as Error)?.stack ?? String(e)}` };
+    post({ type: 'error', error: err });
+  },
+);

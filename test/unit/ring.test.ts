@@ -1,0 +1,86 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Worker } from 'node:worker_threads';
+import { createRingBuffer, RingConsumer, RingProducer } from '../../src/ring/ring.js';
+
+function put(p: RingProducer, payload: Uint8Array): boolean {
+  const off = p.reserve(payload.length);
+  if (off < 0) return false;
+  p.u8.set(payload, off);
+  p.commit();
+  return true;
+}
+
+test('frames come out in order with their exact bytes, across many wraps', () => {
+  const sab = createRingBuffer(1024);
+  const p = new RingProducer(sab), c = new RingConsumer(sab);
+  let written = 0, read = 0;
+  for (let round = 0; round < 2000; round++) {
+    for (let k = 0; k < 3; k++) {
+      const len = (written * 7) % 61;
+      const rec = new Uint8Array(len).fill(written & 0xff);
+      if (!put(p, rec)) break;
+      written++;
+    }
+    p.publish();
+    let off: number;
+    while ((off = c.next()) >= 0) {
+      assert.equal(c.frameBytes, (read * 7) % 61);
+      for (let i = 0; i < c.frameBytes; i++) assert.equal(c.u8[off + i], read & 0xff);
+      assert.equal(off % 8, 0, 'frame bodies are 8-aligned');
+      read++;
+    }
+    c.release();
+  }
+  assert.equal(read, written);
+  assert.ok(written > 5000);
+});
+
+test('unpublished frames are invisible; a full ring refuses until released', () => {
+  const sab = createRingBuffer(1024);
+  const p = new RingProducer(sab), c = new RingConsumer(sab);
+  assert.ok(put(p, new Uint8Array(100)));
+  assert.equal(c.next(), -1, 'not yet published');
+  p.publish();
+  assert.ok(c.next() >= 0);
+  let n = 1;
+  while (put(p, new Uint8Array(100))) n++;
+  assert.ok(n >= 8 && n <= 10, `fits ${n} frames of 112 bytes in 1 KiB`);
+  p.publish();
+  assert.ok(!put(p, new Uint8Array(100)), 'still full: consumer read but did not release');
+  c.release();
+  assert.ok(put(p, new Uint8Array(100)), 'space after release');
+  assert.throws(() => p.reserve(1024), /exceeds/);
+});
+
+test('stress across real threads: every record arrives once, in order', async () => {
+  const sab = createRingBuffer(64 * 1024);
+  const total = 2_000_000;
+  const w = new Worker(new URL('./ring-stress-consumer.js', import.meta.url), { workerData: { sab, total } });
+  const result = new Promise<{ count: number; errors: number; sum: number }>((resolve, reject) => {
+    w.on('message', resolve);
+    w.on('error', reject);
+  });
+  const p = new RingProducer(sab);
+  let expectedSum = 0;
+  for (let i = 0; i < total; i++) {
+    const len = 4 + (i % 29);
+    let off = p.reserve(len);
+    while (off < 0) {
+      p.publish();
+      await p.waitForSpace(20);
+      off = p.reserve(len);
+    }
+    p.dv.setUint32(off, i, true);
+    for (let k = 4; k < len; k++) p.u8[off + k] = (i + k) & 0xff;
+    p.commit();
+    expectedSum = (expectedSum + i) % 1_000_000_007;
+    if ((i & 63) === 63) p.publish();
+  }
+  p.publish();
+  const r = await result;
+  await w.terminate();
+  assert.equal(r.errors, 0);
+  assert.equal(r.count, total);
+  assert.equal(r.sum, expectedSum);
+});
