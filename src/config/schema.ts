@@ -60,7 +60,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'durationMs', flag: 'duration', type: 'duration', default: 0, placeholder: 'DUR', commands: GEN, doc: 'generator stops after this much wall time (0 = no limit)' },
   { key: 'genProfiles', flag: 'gen-profiles', type: 'int', min: 1, default: 200_000, commands: GEN, doc: 'generator: distinct members (Zipf-skewed)' },
   { key: 'genTitles', flag: 'gen-titles', type: 'int', min: 1, default: 5_000, commands: GEN, doc: 'generator: distinct titles (Zipf-skewed)' },
-  { key: 'genSkew', flag: 'gen-skew', type: 'float', min: 0, default: 1.1, commands: GEN, doc: 'generator: Zipf exponent of members and titles' },
+  { key: 'genSkew', flag: 'gen-skew', type: 'float', min: 0, default: 0.8, commands: GEN, doc: 'generator: Zipf exponent of members and titles' },
   { key: 'genPlayProb', flag: 'gen-play-prob', type: 'float', min: 0, default: 0.25, commands: GEN, doc: 'generator: probability that an impression leads to a play' },
   { key: 'genPlayDelayMs', flag: 'gen-play-delay', type: 'duration', default: 120_000, placeholder: 'DUR', commands: GEN, doc: 'generator: mean delay from impression to play (exponential)' },
   { key: 'genOrphanPlays', flag: 'gen-orphan-plays', type: 'float', min: 0, default: 0.05, commands: GEN, doc: 'generator: share of plays with no impression' },
@@ -70,6 +70,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   // gen command outputs
   { key: 'leftOut', flag: 'left-out', type: 'string', default: undefined, placeholder: 'FILE', commands: ['gen'], doc: 'file for the generated left stream (impressions)' },
   { key: 'rightOut', flag: 'right-out', type: 'string', default: undefined, placeholder: 'FILE', commands: ['gen'], doc: 'file for the generated right stream (plays)' },
+  // benchmark
+  { key: 'benchSource', flag: 'source', type: 'enum', values: ['replay', 'gen'], default: 'replay', commands: ['bench'], doc: 'bench input: replay (pre-generated FlatBuffers from memory, measures the engine) or gen (live generator, flat memory)' },
   // reporting
   { key: 'progress', flag: 'progress', type: 'enum', values: ['auto', 'on', 'off'], default: 'auto', commands: GEN, doc: 'live progress line on stderr (auto = when stderr is a terminal)' },
   { key: 'json', flag: 'json', type: 'bool', default: false, commands: ENGINE, doc: 'print the summary as one JSON object on the last stdout line' },
@@ -91,6 +93,7 @@ export interface Config {
   genProfiles: number; genTitles: number; genSkew: number; genPlayProb: number; genPlayDelayMs: number;
   genOrphanPlays: number; genDisorderMs: number; genDuplicates: number; genEventTimeRate: number;
   leftOut?: string; rightOut?: string;
+  benchSource: 'replay' | 'gen';
   progress: 'auto' | 'on' | 'off'; json: boolean; help: boolean;
 }
 

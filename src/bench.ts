@@ -1,0 +1,80 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { FlatBatchWriter } from './codec/flat.js';
+import type { Config } from './config/schema.js';
+import { nowMs } from './core/units.js';
+import { formatSummary, runEngine, type Summary } from './engine.js';
+import { fmtCount, fmtRate } from './metrics/report.js';
+import { Generator, GeneratorSource, genOptionsFrom } from './source/generator.js';
+import type { PartitionRef, RecordBatch, Source } from './source/source.js';
+import type { Side } from './state/store.js';
+
+const BATCH_RECORDS = 4096;
+
+/**
+ * Replays pre-generated, pre-encoded FlatBuffers batches from memory, so the benchmark measures
+ * the engine rather than the generator. Batches alternate sides as the generator source does.
+ */
+class ReplaySource implements Source {
+  readonly name = 'replay';
+  readonly partitions: readonly PartitionRef[] = [{ side: 0, partition: 0 }, { side: 1, partition: 0 }];
+  private i = 0;
+  constructor(private readonly batches: RecordBatch[]) {}
+  async next(): Promise<RecordBatch | null> {
+    return this.i < this.batches.length ? this.batches[this.i++] : null;
+  }
+  async close(): Promise<void> {}
+}
+
+export function pregenerate(cfg: Config): { batches: RecordBatch[]; bytes: number } {
+  const gen = new Generator(genOptionsFrom(cfg));
+  const w = new FlatBatchWriter(false, 1 << 20, BATCH_RECORDS);
+  const batches: RecordBatch[] = [];
+  let bytes = 0, position = 0;
+  const live: Side[] = [0, 1];
+  while (live.length > 0) {
+    for (const side of [...live]) {
+      w.reset();
+      const n = gen.nextFlat(side, BATCH_RECORDS, w);
+      if (n === 0) { live.splice(live.indexOf(side), 1); continue; }
+      const data = w.data.slice(0, w.length);
+      bytes += data.length;
+      batches.push({ side, partition: 0, format: 'flatbuffers', data, offsets: w.offsets.slice(0, n + 1), count: n, firstPosition: position, origin: 'replay' });
+      position += n;
+    }
+  }
+  return { batches, bytes };
+}
+
+export async function runBench(cfg: Config): Promise<number> {
+  const tmp = cfg.stateDir === './joinery-state' ? fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-bench-')) : null;
+  const c: Config = { ...cfg, stateDir: tmp ?? cfg.stateDir };
+  const log = (s: string) => process.stderr.write(s + '\n');
+  let source: Source;
+  if (c.benchSource === 'replay') {
+    const t0 = nowMs();
+    const { batches, bytes } = pregenerate(c);
+    const n = batches.reduce((a, b) => a + b.count, 0);
+    log(`joinery bench: pre-generated ${fmtCount(n)} events (${(bytes / 1048576).toFixed(0)} MiB FlatBuffers) in ${((nowMs() - t0) / 1000).toFixed(1)}s`);
+    source = new ReplaySource(batches);
+  } else {
+    source = new GeneratorSource(genOptionsFrom(c));
+  }
+  log(`joinery bench: ${c.workers} worker(s), ${c.state} state, ${c.join} join [${c.lowerMs}ms, ${c.upperMs}ms], source ${c.benchSource}`);
+  let maxHeap = 0;
+  let s: Summary;
+  try {
+    s = await runEngine(c, {
+      sources: [source], formats: ['flatbuffers', 'flatbuffers'], progress: c.progress === 'on' || (c.progress === 'auto' && !!process.stderr.isTTY),
+      printSummary: false, onTick: () => { maxHeap = Math.max(maxHeap, process.memoryUsage().heapUsed); },
+    });
+  } finally {
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  }
+  maxHeap = Math.max(maxHeap, s.mainHeapUsedBytes);
+  process.stderr.write(formatSummary(s));
+  log(`  main-thread heap max ${(maxHeap / 1048576).toFixed(0)} MiB; ring back-pressure waits ${fmtCount(s.backpressureWaits)}; ${fmtRate(s.eventsPerSec)} events/s`);
+  if (c.json) process.stdout.write(JSON.stringify({ ...s, mainHeapMaxBytes: maxHeap, source: c.benchSource }) + '\n');
+  return 0;
+}
