@@ -45,9 +45,14 @@
  * Visitors and onExpired callbacks must not call back into the store (the join never does): joined
  * flags set by a probe are written after its range read completes.
  *
- * Durability: noSync + useWritemap. Commits are visible, not durable; a later checkpoint calls sync.
- * A process crash loses nothing committed (pages are in the page cache); an OS crash may corrupt the
- * env, which is why state must be rebuildable from a checkpoint + replay.
+ * Durability: noSync. Commits are visible, not durable; a later checkpoint calls sync. A process
+ * crash loses nothing committed (pages are in the page cache).
+ *
+ * No useWritemap, although it makes random inserts faster: with MDB_WRITEMAP, LMDB 0.9 aborts the
+ * process in mdb_freelist_save() ("Assertion 'x <= dl[0].mid' failed") when a transaction frees
+ * pages it dirtied itself — here, inserting events and expiring them all in one drain (reproduced;
+ * the same assertion is lmdb-js issue #212 and why ModSecurity dropped MDB_WRITEMAP). A regression
+ * test in test/contract/lmdb-store.test.ts runs that exact pattern.
  */
 import * as fs from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
@@ -128,7 +133,7 @@ export class LmdbStore implements StateStore {
       path: dir,
       noSubdir: false,
       noSync: true,
-      useWritemap: true,
+      useWritemap: false,
       keyEncoding: 'binary',
       encoding: 'binary',
       maxDbs: 4,

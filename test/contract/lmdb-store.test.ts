@@ -21,6 +21,25 @@ storeContract('lmdb via openStore', () => openStore('lmdb', freshDir()));
 const b = (s: string) => new TextEncoder().encode(s);
 
 describe('LmdbStore specifics', () => {
+  test('inserting and expiring everything in one batch commits (the MDB_WRITEMAP freelist abort)', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-lmdb-wm-'));
+    try {
+      const s = LmdbStore.open(dir);
+      const b = (x: string) => Buffer.from(x);
+      for (let round = 0; round < 3; round++) {
+        s.batch(() => {
+          for (let i = 0; i < 50; i++) s.insert((i & 1) as 0 | 1, i % 7, i * 2654435761 >>> 0, b(`[${i % 5}]`), 1000 + i, b(`"e${round}-${i}"`), b('{}'), false, 2000);
+          s.probe(0, 5, 123, b('[1]'), 0, 5000, () => false);
+          assert.equal(s.expire(Infinity), 50);
+        });
+        assert.equal(s.count(), 0);
+      }
+      await s.close();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('open creates a missing directory (and parents)', async () => {
     const dir = path.join(freshDir(), 'a', 'b');
     const s = LmdbStore.open(dir);
