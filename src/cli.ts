@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { helpText, parseArgs } from './config/parse.js';
 import { COMMANDS, type Command, type Config } from './config/schema.js';
 import { JoineryError } from './core/errors.js';
-import { formatSummary, runEngine, type Summary } from './engine.js';
+import { formatSummary, runEngine, type EngineOptions, type Summary } from './engine.js';
 import { FileSource } from './source/file.js';
 import { GeneratorSource, genOptionsFrom } from './source/generator.js';
 import type { Source } from './source/source.js';
@@ -13,7 +13,8 @@ const SUMMARIES: Record<Command, string> = {
   run: 'join two streams (files or the built-in generator) and write the joined stream',
   demo: 'the embedded default job: generator → engine → summary, no flags needed',
   bench: 'whole-pipeline benchmark replaying a pre-generated, pre-encoded data set from memory',
-  gen: "write the generator's two streams (impressions, plays) to files",
+  gen: "write the generator's two streams (impressions, plays) to files or Kafka topics",
+  topics: 'check that both input Kafka topics exist and are co-partitioned',
 };
 
 function usage(): string {
@@ -40,24 +41,73 @@ function printResult(cfg: Config, s: Summary): void {
 async function cmdRun(cfg: Config): Promise<number> {
   let sources: Source[];
   let formats: ['json' | 'flatbuffers', 'json' | 'flatbuffers'];
-  if (cfg.left!.startsWith('gen:')) {
-    sources = [new GeneratorSource(genOptionsFrom(cfg))];
-    formats = ['flatbuffers', 'flatbuffers'];
-  } else {
-    const left = new FileSource(cfg.left!.slice(5), 0, cfg.format);
-    let right: FileSource;
-    try {
-      right = new FileSource(cfg.right!.slice(5), 1, cfg.format);
-    } catch (e) {
-      await left.close();
-      throw e;
+  const extra: Partial<EngineOptions> = {};
+  const closers: Array<() => Promise<void>> = [];
+  try {
+    if (cfg.left!.startsWith('gen:')) {
+      sources = [new GeneratorSource(genOptionsFrom(cfg))];
+      formats = ['flatbuffers', 'flatbuffers'];
+    } else if (cfg.left!.startsWith('kafka:')) {
+      const format = cfg.format ?? 'flatbuffers';
+      const kafka = await import('./kafka/client.js');
+      const brokers = kafka.parseBrokers(cfg.brokers!);
+      const src = await kafka.KafkaSource.open({
+        brokers, groupId: cfg.group, leftTopic: cfg.left!.slice(6), rightTopic: cfg.right!.slice(6), format,
+        from: kafka.parseFrom(cfg.from), exitWhenIdleMs: cfg.exitWhenIdleMs, connectTimeoutMs: cfg.connectTimeoutMs,
+      });
+      closers.push(() => src.close());
+      sources = [src];
+      formats = [format, format];
+      extra.commit = (positions) => src.commit(positions);
+      extra.onStall = (stalled) => {
+        for (const p of src.partitions) { if (stalled) src.pause(p.side, p.partition); else src.resume(p.side, p.partition); }
+      };
+    } else {
+      const format = cfg.format ?? 'json';
+      const left = new FileSource(cfg.left!.slice(5), 0, format);
+      closers.push(() => left.close());
+      const right = new FileSource(cfg.right!.slice(5), 1, format);
+      sources = [left, right];
+      formats = [format, format];
     }
-    sources = [left, right];
-    formats = [cfg.format, cfg.format];
+    if ([cfg.out, cfg.lateOut, cfg.deadLetter].some((v) => v?.startsWith('kafka:'))) {
+      const kafka = await import('./kafka/client.js');
+      const brokers = kafka.parseBrokers(cfg.brokers!);
+      const common = { brokers, compression: cfg.compression, connectTimeoutMs: cfg.connectTimeoutMs };
+      if (cfg.out.startsWith('kafka:')) {
+        // A missing output topic is created with as many partitions as the left input topic (3 otherwise).
+        const inputParts = sources[0].partitions.filter((p) => p.side === 0).length;
+        const out = await kafka.KafkaRecordSink.open({ ...common, topic: cfg.out.slice(6), createPartitions: cfg.left!.startsWith('kafka:') ? inputParts : 3 });
+        closers.push(() => out.close());
+        extra.outRecords = out;
+      }
+      if (cfg.lateOut?.startsWith('kafka:')) { const l = await kafka.KafkaLineSink.open(cfg.lateOut, common); closers.push(() => l.close()); extra.lateSink = l; }
+      if (cfg.deadLetter?.startsWith('kafka:')) { const d = await kafka.KafkaLineSink.open(cfg.deadLetter, common); closers.push(() => d.close()); extra.deadSink = d; }
+    }
+  } catch (e) {
+    for (const c of closers) await c().catch(() => {});
+    throw e;
   }
-  const s = await runEngine(cfg, { sources, formats, progress: progressOn(cfg), printSummary: true });
+  const s = await runEngine(cfg, { sources, formats, progress: progressOn(cfg), printSummary: true, ...extra });
   printResult(cfg, s);
   return 0;
+}
+
+async function cmdGen(cfg: Config): Promise<number> {
+  if (!cfg.brokers) return (await import('./gen-command.js')).runGenCommand(cfg);
+  const kafka = await import('./kafka/client.js');
+  const { runGenToKafka } = await import('./kafka/gen-kafka.js');
+  await runGenToKafka(cfg, {
+    brokers: kafka.parseBrokers(cfg.brokers), leftTopic: cfg.leftTopic!, rightTopic: cfg.rightTopic!, partitions: cfg.partitions,
+    format: cfg.format ?? 'flatbuffers', compression: cfg.compression, connectTimeoutMs: cfg.connectTimeoutMs,
+  });
+  return 0;
+}
+
+async function cmdTopics(cfg: Config): Promise<number> {
+  const kafka = await import('./kafka/client.js');
+  const { runTopicsCheck } = await import('./kafka/topics.js');
+  return runTopicsCheck(kafka.parseBrokers(cfg.brokers!), cfg.leftTopic!, cfg.rightTopic!, { connectTimeoutMs: cfg.connectTimeoutMs });
 }
 
 async function cmdDemo(cfg: Config): Promise<number> {
@@ -100,9 +150,11 @@ export async function main(argv: string[]): Promise<number> {
     switch (cmd) {
       case 'run': return await cmdRun(cfg);
       case 'demo': return await cmdDemo(cfg);
-      case 'gen': return await (await import('./gen-command.js')).runGenCommand(cfg);
+      case 'gen': return await cmdGen(cfg);
+      case 'topics': return await cmdTopics(cfg);
       case 'bench': return await (await import('./bench.js')).runBench(cfg);
     }
+    return 2;
   } catch (e) {
     if (e instanceof JoineryError) {
       process.stderr.write(`joinery ${cmd}: ${e.message} [${e.code}]\n`);

@@ -10,7 +10,8 @@ import { fmtCount, fmtRate, MetricsHub } from './metrics/report.js';
 import { createRingBuffer } from './ring/ring.js';
 import { keyGroupRanges } from './router/partitioner.js';
 import { Router, type Rejected } from './router/router.js';
-import { checkWritable, openLineSink, type LineSink } from './sink/sink.js';
+import { decodeKafkaChunk } from './sink/ndjson.js';
+import { checkWritable, openLineSink, type LineSink, type RecordSink } from './sink/sink.js';
 import type { Source } from './source/source.js';
 import type { Side } from './state/store.js';
 import type { WorkerInit, WorkerMessage } from './worker/protocol.js';
@@ -48,6 +49,15 @@ export interface EngineOptions {
   statsIntervalMs?: number;
   /** Called every stats interval (for benchmarks sampling heap). */
   onTick?: (hub: MetricsHub) => void;
+  /** Sinks the caller opened (Kafka sinks need async setup); otherwise the engine opens file/stdout/null ones. */
+  outRecords?: RecordSink;
+  lateSink?: LineSink;
+  deadSink?: LineSink;
+  /** Commit source positions whose records have been applied (Kafka offsets). */
+  commit?: (positions: Array<{ topic: string; partition: number; offset: string }>) => Promise<unknown>;
+  commitIntervalMs?: number;
+  /** Routing stalled on a full ring (true) or resumed (false): pause/resume the source's partitions. */
+  onStall?: (stalled: boolean) => void;
 }
 
 const FIRST_DEAD_LETTERS_SHOWN = 5;
@@ -100,8 +110,10 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   checkWritable(cfg.deadLetter, 'dead-letter');
   if (cfg.state === 'lmdb') prepareStateDir(cfg.stateDir);
   if (cfg.out.startsWith('file:')) openLineSink(cfg.out, true).close(); // truncate once; workers append
-  const lateSink: LineSink | null = cfg.lateOut ? openLineSink(cfg.lateOut, true) : null;
-  const deadSink: LineSink | null = cfg.deadLetter ? openLineSink(cfg.deadLetter, true) : null;
+  const lateSink: LineSink | null = opts.lateSink ?? (cfg.lateOut ? openLineSink(cfg.lateOut, true) : null);
+  const deadSink: LineSink | null = opts.deadSink ?? (cfg.deadLetter ? openLineSink(cfg.deadLetter, true) : null);
+  const outRecords = opts.outRecords ?? null;
+  if (cfg.out.startsWith('kafka:') && !outRecords) throw new JoineryError('E_INTERNAL', '--out kafka: needs a record sink');
 
   let deadShown = 0;
   const onRejected = (r: Rejected) => {
@@ -129,6 +141,12 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   const hub = new MetricsHub();
   const statsIntervalMs = opts.statsIntervalMs ?? 1000;
   const router = new Router(sabs, opts.sources, extractors, cfg.maxDelayMs, cfg.idleTimeoutMs, onRejected);
+  if (opts.onStall) router.onStall = opts.onStall;
+  const framing: WorkerInit['framing'] = !cfg.out.startsWith('kafka:') ? 'ndjson'
+    : (cfg.outFormat ?? opts.formats[0]) === 'flatbuffers' ? 'kafka-flatbuffers' : 'kafka-json';
+  if (framing === 'kafka-flatbuffers' && (opts.formats[0] !== 'flatbuffers' || opts.formats[1] !== 'flatbuffers')) {
+    throw new JoineryError('E_USAGE', '--out-format flatbuffers nests the input records, so it needs FlatBuffers inputs (use --out-format json)');
+  }
 
   let failure: Error | null = null;
   const fail = (e: Error) => {
@@ -137,12 +155,21 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   };
 
   const threads: Worker[] = [];
+  const finishedWorkers: boolean[] = [];
+  const syncWaiters = new Map<number, (head: number) => void>();
+  let syncSeq = 0;
+  let outputFailure: Error | null = null;
+  const writeRecords = (chunk: Uint8Array) => {
+    try {
+      decodeKafkaChunk(chunk, (k, v) => { outRecords!.write(k, v); });
+    } catch (e) { if (!outputFailure) { outputFailure = e as Error; fail(e as Error); } }
+  };
   const ready: Promise<void>[] = [];
   const done: Promise<void>[] = [];
   for (let i = 0; i < cfg.workers; i++) {
     const init: WorkerInit = {
       index: i, sab: sabs[i], keyGroupRange: ranges[i], join: cfg.join, lowerMs: cfg.lowerMs, upperMs: cfg.upperMs,
-      formats: opts.formats, state: cfg.state, stateDir: cfg.stateDir, out: cfg.out, statsIntervalMs,
+      formats: opts.formats, state: cfg.state, stateDir: cfg.stateDir, out: cfg.out, framing, statsIntervalMs,
     };
     const t = new Worker(new URL('./worker/worker.js', import.meta.url), { workerData: init });
     threads.push(t);
@@ -154,8 +181,9 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
       switch (m.type) {
         case 'ready': resolveReady(); break;
         case 'stats': hub.update(m.stats, m.latency, m.lag); break;
-        case 'out': process.stdout.write(m.chunk); break;
-        case 'done': finished = true; hub.update(m.stats, m.latency, m.lag); resolveDone(); break;
+        case 'out': if (outRecords) writeRecords(m.chunk); else process.stdout.write(m.chunk); break;
+        case 'synced': syncWaiters.get(m.id)?.(m.head); syncWaiters.delete(m.id); break;
+        case 'done': finished = true; finishedWorkers[i] = true; hub.update(m.stats, m.latency, m.lag); resolveDone(); break;
         case 'error':
           fail(JoineryError.fromWire(m.error as never));
           resolveReady(); resolveDone();
@@ -188,17 +216,46 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     lastProcessed = processed; lastPairs = pairs; lastT = t;
   }, statsIntervalMs);
 
+  /**
+   * Commit what every worker has applied: ask each worker how far it has released its ring (its
+   * reply follows every output chunk it posted for that input), hand the output to the broker,
+   * then commit the source positions all of whose records lie below those heads.
+   */
+  let committing: Promise<void> | null = null;
+  const commitApplied = async (): Promise<void> => {
+    if (!opts.commit) return;
+    const heads = await Promise.all(threads.map((t, w) => finishedWorkers[w] || failure
+      ? Promise.resolve(router.rings[w].releasedHead())
+      : new Promise<number>((resolve) => { const id = ++syncSeq; syncWaiters.set(id, resolve); t.postMessage({ type: 'sync', id }); })));
+    if (failure) return;
+    await outRecords?.flush();
+    await lateSink?.flush();
+    await deadSink?.flush();
+    const positions = router.takeApplied(heads);
+    if (positions.length > 0) await opts.commit(positions);
+  };
+  const commitTimer = opts.commit ? setInterval(() => {
+    if (committing || failure) return;
+    committing = commitApplied().catch((e) => fail(e as Error)).finally(() => { committing = null; });
+  }, opts.commitIntervalMs ?? 1000) : null;
+
   try {
     await router.run();
   } catch (e) {
     fail(e as Error);
   }
   await Promise.all(done);
+  if (commitTimer) clearInterval(commitTimer);
+  if (committing) await committing;
+  if (!failure) {
+    try { await commitApplied(); } catch (e) { fail(e as Error); }
+  }
   clearInterval(ticker);
   if (tty) process.stderr.write('\r\x1b[K');
   await Promise.all(opts.sources.map((s) => s.close()));
-  lateSink?.close();
-  deadSink?.close();
+  for (const sink of [lateSink, deadSink, outRecords]) {
+    try { await sink?.close(); } catch (e) { fail(e as Error); }
+  }
   if (failure) {
     await Promise.all(threads.map((t) => t.terminate()));
     throw failure;

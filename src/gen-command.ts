@@ -105,7 +105,7 @@ export async function runGenCommand(cfg: Config): Promise<number> {
   if (cfg.leftOut === cfg.rightOut) throw usageError('--left-out and --right-out must be different files');
   const opts = genOptionsFrom(cfg);
   const gen = new Generator(opts);
-  const format = cfg.format;
+  const format = cfg.format ?? 'json';
 
   const left = new Output(cfg.leftOut, 0, format);
   let right: Output;

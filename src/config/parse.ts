@@ -91,30 +91,43 @@ export function parseArgs(command: Command, argv: readonly string[]): Config {
 }
 
 function validate(c: Config): void {
+  const isKafka = (v: string | undefined) => !!v && v.startsWith('kafka:');
   if (c.command === 'run') {
-    if (!c.left) throw usageError('--left is required (file:PATH or gen:)');
-    if (!c.right) throw usageError('--right is required (file:PATH or gen:)');
-    const lg = c.left.startsWith('gen:'), rg = c.right.startsWith('gen:');
-    if (lg !== rg) throw usageError('--left and --right must both be gen: or both be files (the generator makes both streams together)');
+    if (!c.left) throw usageError('--left is required (file:PATH, kafka:TOPIC or gen:)');
+    if (!c.right) throw usageError('--right is required (file:PATH, kafka:TOPIC or gen:)');
     for (const [flag, v] of [['left', c.left], ['right', c.right]] as const) {
-      if (!/^(file:.+|gen:.*)$/.test(v)) throw usageError(`--${flag}: unsupported source ${JSON.stringify(v)} (use file:PATH or gen:)`);
+      if (!/^(file:.+|kafka:.+|gen:.*)$/.test(v)) throw usageError(`--${flag}: unsupported source ${JSON.stringify(v)} (use file:PATH, kafka:TOPIC or gen:)`);
     }
+    const kind = (v: string) => v.slice(0, v.indexOf(':'));
+    if (kind(c.left) !== kind(c.right)) throw usageError(`--left and --right must be of the same kind (both file:, both kafka: or both gen:), got ${kind(c.left)}: and ${kind(c.right)}:`);
+    if (isKafka(c.left) && c.left === c.right) throw usageError('--left and --right must be different Kafka topics');
+    if (c.exitWhenIdleMs < 0) throw usageError('--exit-when-idle must not be negative');
   }
   if (c.command === 'gen') {
-    if (!c.leftOut || !c.rightOut) throw usageError('joinery gen needs --left-out FILE and --right-out FILE');
-    if (c.leftOut === c.rightOut) throw usageError('--left-out and --right-out must be different files');
+    if (c.brokers) {
+      if (!c.leftTopic || !c.rightTopic) throw usageError('joinery gen --brokers needs --left-topic TOPIC and --right-topic TOPIC');
+      if (c.leftTopic === c.rightTopic) throw usageError('--left-topic and --right-topic must be different topics');
+      if (c.leftOut || c.rightOut) throw usageError('joinery gen writes either files (--left-out/--right-out) or Kafka topics (--brokers), not both');
+    } else {
+      if (!c.leftOut || !c.rightOut) throw usageError('joinery gen needs --left-out FILE and --right-out FILE (or --brokers with --left-topic and --right-topic)');
+      if (c.leftOut === c.rightOut) throw usageError('--left-out and --right-out must be different files');
+    }
   }
-  if (c.command !== 'gen') {
+  if (c.command === 'topics' && (!c.brokers || !c.leftTopic || !c.rightTopic)) throw usageError('joinery topics needs --brokers, --left-topic and --right-topic');
+  const needsBrokers = [c.left, c.right, c.out, c.lateOut, c.deadLetter].some(isKafka);
+  if (needsBrokers && !c.brokers) throw usageError('kafka: sources and sinks need --brokers HOST:PORT[,…]');
+  if (c.command === 'run' || c.command === 'demo' || c.command === 'bench') {
     if (c.lowerMs > c.upperMs) throw usageError(`--lower (${formatDurationMs(c.lowerMs)}) must not exceed --upper (${formatDurationMs(c.upperMs)})`);
     if (c.maxDelayMs < 0) throw usageError('--max-delay must not be negative');
     if (c.idleTimeoutMs <= 0) throw usageError('--idle-timeout must be positive');
     if ((c.ringSizeBytes & (c.ringSizeBytes - 1)) !== 0) throw usageError(`--ring-size must be a power of two (got ${c.ringSizeBytes})`);
     if (c.workers > 64) throw usageError('--workers must be ≤ 64');
     for (const [flag, v] of [['out', c.out], ['late-out', c.lateOut], ['dead-letter', c.deadLetter]] as const) {
-      if (v !== undefined && !/^(file:.+|stdout|null)$/.test(v)) throw usageError(`--${flag}: unsupported sink ${JSON.stringify(v)} (use file:PATH, stdout or null)`);
+      if (v !== undefined && !/^(file:.+|kafka:.+|stdout|null)$/.test(v)) throw usageError(`--${flag}: unsupported sink ${JSON.stringify(v)} (use file:PATH, kafka:TOPIC, stdout or null)`);
     }
-    const files = [c.out, c.lateOut, c.deadLetter].filter((v): v is string => !!v && v.startsWith('file:'));
-    if (new Set(files).size !== files.length) throw usageError('--out, --late-out and --dead-letter must name different files');
+    const files = [c.out, c.lateOut, c.deadLetter].filter((v): v is string => !!v && (v.startsWith('file:') || v.startsWith('kafka:')));
+    if (new Set(files).size !== files.length) throw usageError('--out, --late-out and --dead-letter must name different files or topics');
+    if (c.outFormat && !isKafka(c.out)) throw usageError('--out-format applies to --out kafka:TOPIC only (files and stdout are NDJSON)');
   }
   if (c.genDisorderMs < 0 || c.genPlayDelayMs < 0) throw usageError('generator durations must not be negative');
   if (c.genPlayProb > 1 || c.genOrphanPlays > 1 || c.genDuplicates > 1) throw usageError('generator probabilities must be ≤ 1');

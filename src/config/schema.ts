@@ -2,8 +2,8 @@
  * The one option schema. It feeds the CLI parser, the defaults, validation, `--help`, the README
  * flag table (tools/gen-readme-flags) and the tests. Keys carry units (`…Ms`, `…Bytes`).
  */
-export type Command = 'run' | 'demo' | 'bench' | 'gen';
-export const COMMANDS: Command[] = ['run', 'demo', 'bench', 'gen'];
+export type Command = 'run' | 'demo' | 'bench' | 'gen' | 'topics';
+export const COMMANDS: Command[] = ['run', 'demo', 'bench', 'gen', 'topics'];
 
 export type OptionType = 'string' | 'int' | 'float' | 'duration' | 'bytes' | 'enum' | 'bool' | 'list';
 
@@ -23,12 +23,13 @@ export interface OptionSpec {
 
 const ENGINE: Command[] = ['run', 'demo', 'bench'];
 const GEN: Command[] = ['run', 'demo', 'bench', 'gen'];
+const ALL: Command[] = ['run', 'demo', 'bench', 'gen', 'topics'];
 
 export const OPTIONS: readonly OptionSpec[] = [
   // sources and formats
-  { key: 'left', flag: 'left', type: 'string', default: undefined, placeholder: 'SRC', commands: ['run'], doc: 'left input: file:PATH or gen: (built-in generator, impressions)' },
-  { key: 'right', flag: 'right', type: 'string', default: undefined, placeholder: 'SRC', commands: ['run'], doc: 'right input: file:PATH or gen: (built-in generator, plays)' },
-  { key: 'format', flag: 'format', type: 'enum', values: ['json', 'flatbuffers'], default: 'json', commands: ['run', 'gen'], doc: 'record format of file inputs (gen: is always FlatBuffers); for gen: the format of the files written' },
+  { key: 'left', flag: 'left', type: 'string', default: undefined, placeholder: 'SRC', commands: ['run'], doc: 'left input: file:PATH, kafka:TOPIC or gen: (built-in generator, impressions)' },
+  { key: 'right', flag: 'right', type: 'string', default: undefined, placeholder: 'SRC', commands: ['run'], doc: 'right input: file:PATH, kafka:TOPIC or gen: (built-in generator, plays)' },
+  { key: 'format', flag: 'format', type: 'enum', values: ['json', 'flatbuffers'], default: undefined, placeholder: 'json|flatbuffers', commands: ['run', 'gen'], doc: 'record format: of inputs for run (default json for files, flatbuffers for Kafka; gen: is always FlatBuffers), of what gen writes (default json for files, flatbuffers for Kafka)' },
   { key: 'key', flag: 'key', type: 'list', default: ['profileId', 'titleId'], placeholder: 'F1,F2', commands: ENGINE, doc: 'join key fields, both sides' },
   { key: 'time', flag: 'time', type: 'string', default: 'ts', placeholder: 'F', commands: ENGINE, doc: 'event-time field (epoch milliseconds), both sides' },
   { key: 'id', flag: 'id', type: 'string', default: 'eventId', placeholder: 'F', commands: ENGINE, doc: 'event id field used for de-duplication, both sides' },
@@ -53,6 +54,17 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'out', flag: 'out', type: 'string', default: 'stdout', defaults: { demo: 'null', bench: 'null' }, placeholder: 'SINK', commands: ENGINE, doc: 'joined output: file:PATH (NDJSON), stdout or null (count only)' },
   { key: 'lateOut', flag: 'late-out', type: 'string', default: undefined, placeholder: 'SINK', commands: ENGINE, doc: 'late events (behind the watermark): file:PATH, stdout or null; unset = counted only' },
   { key: 'deadLetter', flag: 'dead-letter', type: 'string', default: undefined, placeholder: 'SINK', commands: ENGINE, doc: 'malformed records: file:PATH, stdout or null; unset = counted, first few on stderr' },
+  // Kafka
+  { key: 'brokers', flag: 'brokers', type: 'string', default: undefined, placeholder: 'HOST:PORT[,…]', commands: ['run', 'gen', 'topics', 'bench'], doc: 'Kafka bootstrap servers (needed by any kafka:TOPIC source or sink)' },
+  { key: 'group', flag: 'group', type: 'string', default: 'joinery', placeholder: 'ID', commands: ['run'], doc: 'Kafka consumer group of the input topics' },
+  { key: 'from', flag: 'from', type: 'string', default: 'earliest', placeholder: 'earliest|latest|TIME', commands: ['run'], doc: 'where to start when the group has no committed offsets: earliest, latest, or an ISO-8601 time / epoch ms' },
+  { key: 'exitWhenIdleMs', flag: 'exit-when-idle', type: 'duration', default: 0, placeholder: 'DUR', commands: ['run'], doc: 'end the run once every assigned Kafka partition has sat at its end this long (0 = run forever)' },
+  { key: 'connectTimeoutMs', flag: 'connect-timeout', type: 'duration', default: 30_000, placeholder: 'DUR', commands: ['run', 'gen', 'topics', 'bench'], doc: 'how long to retry an unreachable Kafka broker before giving up' },
+  { key: 'outFormat', flag: 'out-format', type: 'enum', values: ['json', 'flatbuffers'], default: undefined, placeholder: 'json|flatbuffers', commands: ['run'], doc: 'format of --out kafka:TOPIC records (default flatbuffers JoinedRecord; files and stdout are always NDJSON)' },
+  { key: 'compression', flag: 'compression', type: 'enum', values: ['none', 'gzip'], default: 'none', commands: ['run', 'gen'], doc: 'compression of records produced to Kafka' },
+  { key: 'leftTopic', flag: 'left-topic', type: 'string', default: undefined, placeholder: 'TOPIC', commands: ['gen', 'topics'], doc: 'Kafka topic for the left stream (impressions)' },
+  { key: 'rightTopic', flag: 'right-topic', type: 'string', default: undefined, placeholder: 'TOPIC', commands: ['gen', 'topics'], doc: 'Kafka topic for the right stream (plays)' },
+  { key: 'partitions', flag: 'partitions', type: 'int', min: 1, default: 3, commands: ['gen'], doc: 'partitions of topics that gen creates' },
   // generator
   { key: 'seed', flag: 'seed', type: 'int', min: 0, default: 42, commands: GEN, doc: 'generator seed: same seed, same events' },
   { key: 'rate', flag: 'rate', type: 'float', min: 0, default: 0, placeholder: 'EV/S', commands: GEN, doc: 'generator pace in events/s across both sides (0 = unlimited)' },
@@ -75,7 +87,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   // reporting
   { key: 'progress', flag: 'progress', type: 'enum', values: ['auto', 'on', 'off'], default: 'auto', commands: GEN, doc: 'live progress line on stderr (auto = when stderr is a terminal)' },
   { key: 'json', flag: 'json', type: 'bool', default: false, commands: ENGINE, doc: 'print the summary as one JSON object on the last stdout line' },
-  { key: 'help', flag: 'help', type: 'bool', default: false, commands: GEN, doc: 'show this help' },
+  { key: 'help', flag: 'help', type: 'bool', default: false, commands: ALL, doc: 'show this help' },
 ];
 
 export type JoinKind = 'inner' | 'left' | 'right' | 'full';
@@ -83,7 +95,9 @@ export type JoinKind = 'inner' | 'left' | 'right' | 'full';
 export interface Config {
   command: Command;
   left?: string; right?: string;
-  format: 'json' | 'flatbuffers';
+  format?: 'json' | 'flatbuffers';
+  brokers?: string; group: string; from: string; exitWhenIdleMs: number; connectTimeoutMs: number;
+  outFormat?: 'json' | 'flatbuffers'; compression: 'none' | 'gzip'; leftTopic?: string; rightTopic?: string; partitions: number;
   key: string[]; time: string; id: string;
   leftKey?: string[]; rightKey?: string[]; leftTime?: string; rightTime?: string; leftId?: string; rightId?: string;
   lowerMs: number; upperMs: number; join: JoinKind; maxDelayMs: number; idleTimeoutMs: number;

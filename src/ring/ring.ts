@@ -48,6 +48,18 @@ abstract class RingSide {
     this.capacity = sab.byteLength - CONTROL_BYTES;
     this.mask = this.capacity - 1;
   }
+  /** Bytes ever released by the consumer (u32, wraps). */
+  releasedHead(): number {
+    return Atomics.load(this.i32, HEAD) >>> 0;
+  }
+  /** Bytes ever published by the producer (u32, wraps). */
+  publishedTail(): number {
+    return Atomics.load(this.i32, TAIL) >>> 0;
+  }
+  /** Whether position `a` is at or past `b`, in u32 wrap-around order. */
+  static reached(a: number, b: number): boolean {
+    return ((a - b) | 0) >= 0;
+  }
   /** Bytes written but not yet consumed, as last published. */
   usedBytes(): number {
     return (Atomics.load(this.i32, TAIL) - Atomics.load(this.i32, HEAD)) >>> 0;

@@ -26,6 +26,9 @@ export interface Rejected {
   watermarkMs?: number;
 }
 
+/** A routed batch whose source position can be committed once every ring has consumed up to `tails`. */
+interface PendingPosition { topic: string; partition: number; nextOffset: string; tails: number[] }
+
 export interface RouterCounters {
   read: [number, number];
   routed: [number, number];
@@ -50,6 +53,10 @@ export class Router {
   private watermark = -Infinity;
   private aborted: Error | null = null;
   private dirty: Uint8Array;
+  private pending: PendingPosition[] = [];
+  private stalled = false;
+  /** Called with true when routing stalls on a full ring, false when it goes on (sources pause/resume partitions). */
+  onStall: (stalled: boolean) => void = () => {};
 
   constructor(sabs: SharedArrayBuffer[], private readonly sources: Source[],
     private readonly extractors: Record<Side, Record<'json' | 'flatbuffers', () => Extractor>>,
@@ -84,9 +91,11 @@ export class Router {
       if (this.aborted) throw this.aborted;
       this.publishAll();
       this.counters.backpressureWaits++;
+      if (!this.stalled) { this.stalled = true; this.onStall(true); }
       await ring.waitForSpace(SPACE_WAIT_MS);
       off = ring.reserve(bytes);
     }
+    if (this.stalled) { this.stalled = false; this.onStall(false); }
     return off;
   }
 
@@ -160,6 +169,26 @@ export class Router {
       this.counters.routed[b.side]++;
     }
     this.publishAll();
+    const k = b as RecordBatch & { topic?: string; kafkaPartition?: number; nextOffset?: string };
+    if (k.topic !== undefined && k.nextOffset !== undefined) {
+      this.pending.push({ topic: k.topic, partition: k.kafkaPartition!, nextOffset: k.nextOffset, tails: this.rings.map((r) => r.publishedTail()) });
+    }
+  }
+
+  /**
+   * Source positions whose records every worker has applied, given each ring's released head
+   * (u32); removes them from the pending list. Per topic-partition the latest wins.
+   */
+  takeApplied(heads: readonly number[]): Array<{ topic: string; partition: number; offset: string }> {
+    const out = new Map<string, { topic: string; partition: number; offset: string }>();
+    let n = 0;
+    for (const p of this.pending) {
+      if (!p.tails.every((t, w) => RingProducer.reached(heads[w], t))) break; // later batches have later tails
+      out.set(`${p.topic}\0${p.partition}`, { topic: p.topic, partition: p.partition, offset: p.nextOffset });
+      n++;
+    }
+    this.pending.splice(0, n);
+    return [...out.values()];
   }
 
   private reject(kind: 'dead' | 'late', b: RecordBatch, i: number, reason: string, record: Uint8Array, ts?: number): void {

@@ -11,8 +11,18 @@ export interface LineSink {
   readonly spec: string;
   /** Append bytes that end with a newline. */
   write(chunk: Uint8Array): void;
-  flush(): void;
-  close(): void;
+  /** Synchronous for files; a promise for Kafka (await it before committing source positions). */
+  flush(): void | Promise<void>;
+  close(): void | Promise<void>;
+}
+
+/** Keyed records (the joined output to Kafka). write() returning false asks the caller to await ready(). */
+export interface RecordSink {
+  readonly spec: string;
+  write(key: Uint8Array, value: Uint8Array): boolean;
+  ready(): Promise<void>;
+  flush(): Promise<void>;
+  close(): Promise<void>;
 }
 
 const FLUSH_BYTES = 256 * 1024;

@@ -11,8 +11,10 @@ export interface WorkerInit {
   formats: ['json' | 'flatbuffers', 'json' | 'flatbuffers'];
   state: 'lmdb' | 'memory';
   stateDir: string;
-  /** Output sink spec: file:PATH (the worker appends), stdout (chunks posted to main), null. */
+  /** Output sink spec: file:PATH (the worker appends), stdout or kafka:TOPIC (chunks posted to main), null. */
   out: string;
+  /** Layout of output chunks (kafka framings for --out kafka:TOPIC). */
+  framing: 'ndjson' | 'kafka-json' | 'kafka-flatbuffers';
   statsIntervalMs: number;
 }
 
@@ -35,4 +37,9 @@ export type WorkerMessage =
   | { type: 'stats'; stats: WorkerStats; latency: string; lag: string }
   | { type: 'out'; chunk: Uint8Array }
   | { type: 'done'; stats: WorkerStats; latency: string; lag: string }
-  | { type: 'error'; error: { code: string; message: string; stack?: string } };
+  | { type: 'error'; error: { code: string; message: string; stack?: string } }
+  /** Reply to a sync request: everything before it in the ring up to `head` is applied, and every output chunk it produced was posted before this reply. */
+  | { type: 'synced'; id: number; head: number };
+
+/** main → worker */
+export type WorkerRequest = { type: 'sync'; id: number };

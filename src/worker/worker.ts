@@ -18,7 +18,7 @@ import { NdjsonEmitter } from '../sink/ndjson.js';
 import { openLineSink, type LineSink } from '../sink/sink.js';
 import { openStore } from '../state/index.js';
 import type { Side, StateStore } from '../state/store.js';
-import type { WorkerInit, WorkerMessage, WorkerStats } from './protocol.js';
+import type { WorkerInit, WorkerMessage, WorkerRequest, WorkerStats } from './protocol.js';
 
 const DRAIN_FRAMES = 4096;
 /** Park at most this long per wait, so stats still go out on an idle worker. */
@@ -51,8 +51,13 @@ class Worker {
     this.dv = this.ring.dv;
     this.store = openStore(init.state, path.join(init.stateDir, `worker-${init.index}`));
     const discard = init.out === 'null';
-    this.emitter = new NdjsonEmitter(init.formats, discard);
-    this.sink = discard || init.out === 'stdout' ? null : openLineSink(init.out, false);
+    this.emitter = new NdjsonEmitter(init.formats, discard, init.framing);
+    this.sink = init.out.startsWith('file:') ? openLineSink(init.out, false) : null;
+    port.on('message', (m: WorkerRequest) => {
+      // Output of processed frames is flushed before their space is released, so the released
+      // head tells how far input has been applied and its output handed on (FIFO with 'out').
+      if (m.type === 'sync') post({ type: 'synced', id: m.id, head: this.ring.releasedHead() });
+    });
     this.join = new IntervalJoin(this.store, init.join, init.lowerMs, init.upperMs, this.emitter);
   }
 
@@ -94,8 +99,8 @@ class Worker {
         }
       }
     });
-    ring.release();
     this.flushOutput();
+    ring.release();
     if (events > 0) {
       const t = nowMs();
       for (let i = 0; i < events; i++) {
@@ -111,7 +116,7 @@ class Worker {
     const chunk = this.emitter.take();
     if (!chunk) return;
     if (this.sink) this.sink.write(chunk);
-    else if (init.out === 'stdout') post({ type: 'out', chunk }, [chunk.buffer as ArrayBuffer]);
+    else if (init.out !== 'null') post({ type: 'out', chunk }, [chunk.buffer as ArrayBuffer]);
     this.sink?.flush();
   }
 
@@ -162,7 +167,7 @@ class Worker {
 // A ref'd timer keeps the thread alive while it parks in Atomics.waitAsync (which alone does not, Node 20).
 const keepAlive = setInterval(() => {}, 1 << 30);
 new Worker().run().then(
-  () => { clearInterval(keepAlive); },
+  () => { clearInterval(keepAlive); port.removeAllListeners('message'); port.unref(); },
   (e: unknown) => {
     clearInterval(keepAlive);
     const err = e instanceof JoineryError ? e.toWire() : { code: 'E_WORKER', message: `worker ${init.index}: ${(e as Error)?.stack ?? String(e)}` };

@@ -48,8 +48,11 @@ test('unknown flags and bad values name the flag and exit 2', () => {
 test('contradictory or missing flags fail before any work', () => {
   usageErr(() => parseArgs('run', ['--right', 'file:b']), /--left is required/);
   usageErr(() => parseArgs('run', [...base, '--lower', '5m', '--upper', '1m']), /--lower .* must not exceed --upper/);
-  usageErr(() => parseArgs('run', ['--left', 'gen:', '--right', 'file:b']), /both be gen:/);
-  usageErr(() => parseArgs('run', ['--left', 'kafka:x', '--right', 'kafka:y']), /unsupported source/);
+  usageErr(() => parseArgs('run', ['--left', 'gen:', '--right', 'file:b']), /same kind/);
+  usageErr(() => parseArgs('run', ['--left', 'http:x', '--right', 'http:y']), /unsupported source/);
+  usageErr(() => parseArgs('run', ['--left', 'kafka:x', '--right', 'kafka:y']), /need --brokers/);
+  usageErr(() => parseArgs('run', ['--left', 'kafka:x', '--right', 'kafka:x', '--brokers', 'h:1']), /different Kafka topics/);
+  usageErr(() => parseArgs('run', [...base, '--out-format', 'json']), /--out-format applies to --out kafka/);
   usageErr(() => parseArgs('run', [...base, '--out', 'file:o', '--late-out', 'file:o']), /different files/);
   usageErr(() => parseArgs('gen', ['--left-out', 'a']), /--right-out/);
 });

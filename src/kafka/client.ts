@@ -1,0 +1,1564 @@
+/**
+ * The Kafka layer: the only file that imports kafkajs (2.2.4, unmaintained since 2023, so it stays
+ * behind joinery's own Source / sink interfaces and can be swapped).
+ *
+ * - createKafka / waitForBroker: one client per process, kafkajs logs as compact one-line stderr
+ *   messages at WARN and above (retriable protocol errors, rebalances and the like are demoted to
+ *   INFO, identical lines are rate-limited); an unreachable broker is retried with backoff for the
+ *   connect timeout, then reported with the address tried.
+ * - KafkaSource: two topics (left → side 0, right → side 1) read by one consumer group with
+ *   eachBatch, no auto-commit; offsets are committed by the engine through commit() once the
+ *   records' effects are durable.
+ * - KafkaRecordSink (joined output, keyed) and KafkaLineSink (kafka:TOPIC for --late-out and
+ *   --dead-letter): an idempotent producer, batched, one produce request in flight, bounded retries
+ *   and then a JoineryError — never a silent drop.
+ * - ensureTopics / describeTopics: admin helpers for `joinery gen`, `joinery topics` and tests.
+ *
+ * Exactly-once bookkeeping of the source (what happens on a rebalance or a consumer restart):
+ * kafkajs re-reads a partition from its last *committed* offset after every rebalance and after a
+ * crash-restart, and the engine commits only after applying, so without care records that were
+ * already handed out would be delivered again. The source therefore keeps, per partition, the next
+ * offset it has accepted into its queue (`enqueuedNext`) and the next offset it has handed to the
+ * router (`deliveredNext`), and drops every fetched record below `enqueuedNext`. On a group join,
+ * batches of partitions that were revoked and not yet handed out are removed from the queue (the
+ * new owner reads them from the committed offset) and `enqueuedNext` falls back to
+ * `deliveredNext`, so if the partition comes back to this process only what was not yet routed is
+ * delivered. What kafkajs cannot give (it has no revoke callback before re-joining): records of a
+ * revoked partition that were routed here but not yet committed are also read by the new owner.
+ * Within one process nothing is ever delivered twice; across processes the window is what the
+ * engine has routed but not committed (commit often; onAssignment reports every change).
+ * commit() only commits partitions currently assigned to this member, so a late commit cannot
+ * move another member's partition backwards.
+ */
+import { createRequire } from 'node:module';
+import * as net from 'node:net';
+import type * as KafkaJS from 'kafkajs';
+import type { Admin, Consumer, EachBatchPayload, LogEntry, Message, PartitionAssigner, Producer } from 'kafkajs';
+import { JoineryError, usageError, type ErrorCode } from '../core/errors.js';
+import { formatDurationMs } from '../core/units.js';
+import type { LineSink } from '../sink/sink.js';
+import type { PartitionRef, RecordBatch, Source } from '../source/source.js';
+import type { Side } from '../state/store.js';
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const errText = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+
+// ---------------------------------------------------------------------------------------------
+// Loading kafkajs (with one fix)
+
+const requireCjs = createRequire(import.meta.url);
+
+/**
+ * kafkajs 2.2.4 groups a send's messages by partition with `[...current, message]` per message,
+ * which is quadratic in the records per partition: a 16k-record send spent most of its CPU copying
+ * arrays (57k rec/s; 101k rec/s with the linear version below, same result). The module is a pure
+ * function required by sendMessages.js at load time, so it is replaced in the require cache before
+ * kafkajs itself loads (kafkajs is therefore loaded with require, not a static import). If the
+ * file is missing or does not look as expected, kafkajs runs unpatched.
+ */
+function loadKafkajs(): typeof KafkaJS {
+  try {
+    const path = requireCjs.resolve('kafkajs/src/producer/groupMessagesPerPartition.js');
+    const cache = requireCjs.cache;
+    if (!(path in cache)) {
+      const original = requireCjs(path) as unknown;
+      const mod = cache[path];
+      if (typeof original === 'function' && original.length === 1 && mod) {
+        mod.exports = ({ topic, partitionMetadata, messages, partitioner }: {
+          topic: string; partitionMetadata: unknown[]; messages: unknown[];
+          partitioner: (a: { topic: string; partitionMetadata: unknown[]; message: unknown }) => number;
+        }): Record<number, unknown[]> => {
+          const result: Record<number, unknown[]> = {};
+          if (partitionMetadata.length === 0) return result;
+          for (const message of messages) {
+            const partition = partitioner({ topic, partitionMetadata, message });
+            (result[partition] ??= []).push(message);
+          }
+          return result;
+        };
+      }
+    }
+  } catch { /* run unpatched */ }
+  return requireCjs('kafkajs') as typeof KafkaJS;
+}
+
+const kafkajs = loadKafkajs();
+const { AssignerProtocol, CompressionTypes, Kafka, logLevel } = kafkajs;
+type Kafka = KafkaJS.Kafka;
+type CompressionTypes = KafkaJS.CompressionTypes;
+
+/** kafkajs's murmur2 (as Java's DefaultPartitioner), so explicit partitions equal what kafkajs would pick. */
+const murmur2: (key: Buffer | string) => number = (() => {
+  try {
+    return requireCjs('kafkajs/src/producer/partitioners/default/murmur2.js') as (key: Buffer | string) => number;
+  } catch {
+    return javaMurmur2;
+  }
+})();
+
+/** Kafka's murmur2 (org.apache.kafka.common.utils.Utils.murmur2). */
+function javaMurmur2(key: Buffer | string): number {
+  const data = typeof key === 'string' ? Buffer.from(key) : key;
+  const length = data.length, seed = 0x9747b28c, m = 0x5bd1e995, r = 24;
+  let h = seed ^ length;
+  const length4 = length >> 2;
+  for (let i = 0; i < length4; i++) {
+    const i4 = i << 2;
+    let k = (data[i4] & 0xff) + ((data[i4 + 1] & 0xff) << 8) + ((data[i4 + 2] & 0xff) << 16) + ((data[i4 + 3] & 0xff) << 24);
+    k = Math.imul(k, m); k ^= k >>> r; k = Math.imul(k, m);
+    h = Math.imul(h, m); h ^= k;
+  }
+  const idx = length4 << 2;
+  switch (length % 4) {
+    case 3: h ^= (data[idx + 2] & 0xff) << 16; // falls through
+    case 2: h ^= (data[idx + 1] & 0xff) << 8; // falls through
+    case 1: h ^= data[idx] & 0xff; h = Math.imul(h, m);
+  }
+  h ^= h >>> 13; h = Math.imul(h, m); h ^= h >>> 15;
+  return h;
+}
+
+/** Partition of a keyed record, as kafkajs's DefaultPartitioner and the Java client compute it. */
+export function partitionForKey(key: Buffer | string, partitions: number): number {
+  return (murmur2(key) & 0x7fffffff) % partitions;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Logging
+
+const LEVEL_NAMES: Record<number, string> = { 1: 'ERROR', 2: 'WARN', 4: 'INFO', 5: 'DEBUG' };
+
+/** Messages of kafkajs's retriable protocol errors ("The coordinator is loading…"): INFO, not WARN. */
+const RETRIABLE_MESSAGES: string[] = (() => {
+  try {
+    const req = createRequire(import.meta.url);
+    const { errorCodes } = req('kafkajs/src/protocol/error.js') as { errorCodes: Array<{ retriable: boolean; message: string }> };
+    return errorCodes.filter((e) => e.retriable).map((e) => e.message);
+  } catch {
+    return ['The coordinator is loading', 'The group coordinator is not available', 'This is not the correct coordinator'];
+  }
+})();
+
+/** Transient conditions kafkajs handles itself; shown at INFO only. */
+const QUIET_PATTERNS: RegExp[] = [
+  /The group is rebalancing/,                      // heartbeat/commit answers during a rebalance; kafkajs re-joins
+  /rejoin is needed/,
+  /Limiting retries for the idempotent producer/, // the sinks bound retries on purpose: they then fail loudly
+  /concurrent operation on the same transaction/,
+  /CONCURRENT_TRANSACTIONS/,
+  /Consumer is not aware of all assigned partitions/,
+  /Restarting the consumer in/,                     // follows a retriable crash, which is shown itself unless transient
+];
+
+const SHOWN_FIELDS = ['error', 'broker', 'topic', 'partition', 'groupId', 'retryCount', 'retryTime'];
+const RATE_LIMIT_MS = 10_000;
+
+function isQuiet(message: string, error: unknown): boolean {
+  const texts = [message, typeof error === 'string' ? error : ''];
+  for (const t of texts) {
+    if (!t) continue;
+    if (QUIET_PATTERNS.some((p) => p.test(t))) return true;
+    if (RETRIABLE_MESSAGES.some((m) => t.includes(m))) return true;
+  }
+  return false;
+}
+
+function envLogLevel(): number {
+  const v = (process.env.JOINERY_KAFKA_LOG ?? '').toLowerCase();
+  return v === 'debug' ? logLevel.DEBUG : v === 'info' ? logLevel.INFO : v === 'error' ? logLevel.ERROR
+    : v === 'nothing' || v === 'off' ? logLevel.NOTHING : logLevel.WARN;
+}
+
+/** kafkajs logCreator: one compact line per entry on stderr, identical lines at most every 10 s. */
+function compactLogCreator(threshold: number) {
+  const lastShown = new Map<string, { at: number; suppressed: number }>();
+  return () => (entry: LogEntry): void => {
+    let level = entry.level as number;
+    const log = entry.log;
+    if (level <= logLevel.WARN && isQuiet(String(log.message), log.error)) level = logLevel.INFO;
+    if (level > threshold || level === logLevel.NOTHING) return;
+    const extras: string[] = [];
+    for (const f of SHOWN_FIELDS) {
+      const v = log[f];
+      if (v === undefined || v === null || v === '') continue;
+      extras.push(`${f}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
+    }
+    const line = `kafkajs ${LEVEL_NAMES[level] ?? level} [${entry.namespace}] ${String(log.message)}${extras.length ? ` (${extras.join(', ')})` : ''}`;
+    const key = `${entry.namespace}|${String(log.message)}|${String(log.error ?? '')}`;
+    const now = Date.now();
+    const seen = lastShown.get(key);
+    if (seen && now - seen.at < RATE_LIMIT_MS) { seen.suppressed++; return; }
+    const more = seen && seen.suppressed > 0 ? ` [+${seen.suppressed} like it]` : '';
+    lastShown.set(key, { at: now, suppressed: 0 });
+    if (lastShown.size > 500) lastShown.clear();
+    process.stderr.write(line + more + '\n');
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client
+
+export interface KafkaHandle {
+  readonly brokers: string[];
+  readonly clientId: string;
+  readonly connectTimeoutMs: number;
+  /** The kafkajs client (its type stays inside this module's users; only this file imports kafkajs). */
+  readonly kafka: Kafka;
+  /** Sockets this client opened that are still open (see closeKafka). */
+  readonly sockets: Set<net.Socket>;
+}
+
+export interface KafkaClientOptions {
+  /** How long to keep retrying an unreachable broker at start (ms). */
+  connectTimeoutMs: number;
+  /** kafkajs log threshold; default WARN, or JOINERY_KAFKA_LOG=debug|info|warn|error|off. */
+  logLevel?: 'debug' | 'info' | 'warn' | 'error' | 'off';
+}
+
+const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
+
+/** "h1:9092,h2:9092" or a list → validated host:port strings. */
+export function parseBrokers(spec: string | readonly string[], flag = 'brokers'): string[] {
+  const list = (typeof spec === 'string' ? spec.split(',') : [...spec]).map((s) => s.trim()).filter((s) => s !== '');
+  if (list.length === 0) throw usageError(`--${flag}: needs at least one HOST:PORT`);
+  for (const b of list) {
+    const m = /^(\[[0-9a-fA-F:]+\]|[^:\s]+):(\d{1,5})$/.exec(b);
+    if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) throw usageError(`--${flag}: expected HOST:PORT[,HOST:PORT…], got ${JSON.stringify(b)}`);
+  }
+  return list;
+}
+
+export function createKafka(brokers: string[], clientId: string, opts: KafkaClientOptions): KafkaHandle {
+  const list = parseBrokers(brokers);
+  const threshold = opts.logLevel === undefined ? envLogLevel()
+    : { debug: logLevel.DEBUG, info: logLevel.INFO, warn: logLevel.WARN, error: logLevel.ERROR, off: logLevel.NOTHING }[opts.logLevel];
+  const connectTimeoutMs = Math.max(1, opts.connectTimeoutMs);
+  const sockets = new Set<net.Socket>();
+  const kafka = new Kafka({
+    // kafkajs's own factory, plus tracking: see closeKafka
+    socketFactory: ({ host, port, onConnect }) => {
+      const socket = net.connect({ host, port }, onConnect);
+      socket.setKeepAlive(true, 60_000);
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
+      return socket;
+    },
+    clientId,
+    brokers: list,
+    // per TCP attempt; waitForBroker retries attempts until connectTimeoutMs
+    connectionTimeout: Math.max(100, Math.min(connectTimeoutMs, 3_000)),
+    requestTimeout: 30_000,
+    logLevel: threshold,
+    logCreator: compactLogCreator(threshold),
+  });
+  return { brokers: list, clientId, connectTimeoutMs, kafka, sockets };
+}
+
+/**
+ * Destroy what is left of a client's connections once all its consumers, producers and admins are
+ * disconnected. kafkajs 2.2.4 can orphan a connection: after a broker restart the consumer group's
+ * coordinator Broker object is no longer in the cluster's pool, so disconnect() never closes it,
+ * and the open socket keeps the process alive at exit. Sources and sinks that created their own
+ * client call this on close; call it for a client you passed in, after closing its users.
+ */
+export function closeKafka(h: KafkaHandle): number {
+  let n = 0;
+  for (const s of h.sockets) { s.destroy(); n++; }
+  h.sockets.clear();
+  return n;
+}
+
+function handleFrom(h: KafkaHandle | readonly string[], clientId: string, connectTimeoutMs = DEFAULT_CONNECT_TIMEOUT_MS): { h: KafkaHandle; own: boolean } {
+  if (!Array.isArray(h) && typeof (h as KafkaHandle).kafka === 'object') return { h: h as KafkaHandle, own: false };
+  return { h: createKafka([...(h as readonly string[])], clientId, { connectTimeoutMs }), own: true };
+}
+
+/**
+ * Wait until a broker answers (connect + ApiVersions + Metadata), retrying with backoff
+ * (100 ms doubling to 2 s) until the handle's connectTimeoutMs; then a JoineryError naming the
+ * addresses tried and the last error.
+ */
+export async function waitForBroker(h: KafkaHandle, code: ErrorCode = 'E_INPUT'): Promise<void> {
+  const start = Date.now();
+  const deadline = start + h.connectTimeoutMs;
+  let delay = 100;
+  let last: unknown = new Error('no attempt made');
+  for (;;) {
+    const remaining = deadline - Date.now();
+    const probe = new Kafka({
+      clientId: `${h.clientId}-probe`,
+      brokers: h.brokers,
+      connectionTimeout: Math.max(100, Math.min(3_000, remaining)),
+      requestTimeout: Math.max(1_000, Math.min(10_000, remaining)),
+      retry: { retries: 0 },
+      logLevel: logLevel.NOTHING,
+      logCreator: () => () => {},
+    });
+    const admin = probe.admin({ retry: { retries: 0 } });
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        admin.connect(),
+        new Promise<never>((_, rej) => { timer = setTimeout(() => rej(new Error(`no answer within ${formatDurationMs(Math.max(remaining, 0))}`)), Math.max(remaining, 100)); }),
+      ]);
+      clearTimeout(timer);
+      await admin.disconnect().catch(() => {});
+      return;
+    } catch (e) {
+      clearTimeout(timer);
+      last = e;
+      admin.disconnect().catch(() => {});
+    }
+    const left = deadline - Date.now();
+    if (left <= 0) {
+      throw new JoineryError(code, `cannot reach Kafka at ${h.brokers.join(',')}: ${errText(last)} ` +
+        `(retried for ${formatDurationMs(Date.now() - start)}; is the broker running? check --brokers and --connect-timeout)`, { cause: last });
+    }
+    await sleep(Math.min(delay, left));
+    delay = Math.min(delay * 2, 2_000);
+  }
+}
+
+async function connectedAdmin(h: KafkaHandle, code: ErrorCode): Promise<Admin> {
+  await waitForBroker(h, code);
+  const admin = h.kafka.admin();
+  try {
+    await admin.connect();
+  } catch (e) {
+    throw new JoineryError(code, `cannot reach Kafka at ${h.brokers.join(',')}: ${errText(e)}`, { cause: e });
+  }
+  return admin;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Admin helpers
+
+export interface TopicInfo {
+  topic: string;
+  exists: boolean;
+  /** Partition count (0 when the topic does not exist). */
+  partitions: number;
+}
+
+/** Existence and partition count of each topic. */
+export async function describeTopics(brokers: KafkaHandle | readonly string[], topics: readonly string[],
+  opts: { connectTimeoutMs?: number } = {}): Promise<TopicInfo[]> {
+  const { h, own } = handleFrom(brokers, 'joinery-admin', opts.connectTimeoutMs);
+  const admin = await connectedAdmin(h, 'E_INPUT');
+  try {
+    return await describeWith(admin, topics);
+  } finally {
+    await admin.disconnect().catch(() => {});
+    if (own) closeKafka(h);
+  }
+}
+
+async function describeWith(admin: Admin, topics: readonly string[]): Promise<TopicInfo[]> {
+  const existing = new Set(await admin.listTopics());
+  const present = topics.filter((t) => existing.has(t));
+  const counts = new Map<string, number>();
+  if (present.length > 0) {
+    const meta = await admin.fetchTopicMetadata({ topics: [...new Set(present)] });
+    for (const t of meta.topics) counts.set(t.name, t.partitions.length);
+  }
+  return topics.map((topic) => ({ topic, exists: existing.has(topic), partitions: counts.get(topic) ?? 0 }));
+}
+
+export interface EnsureResult {
+  topic: string;
+  created: boolean;
+  /** Partition count now (an existing topic keeps its own count). */
+  partitions: number;
+}
+
+/**
+ * Create the topics that do not exist yet (replication factor min(3, brokers in the cluster)),
+ * waiting for their leaders. Existing topics are left alone; the result says what they have.
+ */
+export async function ensureTopics(brokers: KafkaHandle | readonly string[], specs: ReadonlyArray<{ topic: string; partitions: number }>,
+  opts: { connectTimeoutMs?: number; code?: ErrorCode } = {}): Promise<EnsureResult[]> {
+  const code = opts.code ?? 'E_OUTPUT';
+  const { h, own } = handleFrom(brokers, 'joinery-admin', opts.connectTimeoutMs);
+  for (const s of specs) {
+    if (!Number.isInteger(s.partitions) || s.partitions < 1) throw usageError(`topic ${s.topic}: partitions must be a whole number ≥ 1 (got ${s.partitions})`);
+  }
+  const admin = await connectedAdmin(h, code);
+  try {
+    const before = await describeWith(admin, specs.map((s) => s.topic));
+    const missing = specs.filter((s, i) => !before[i].exists);
+    if (missing.length > 0) {
+      const cluster = await admin.describeCluster();
+      const rf = Math.max(1, Math.min(3, cluster.brokers.length));
+      try {
+        await admin.createTopics({
+          waitForLeaders: true,
+          topics: missing.map((s) => ({ topic: s.topic, numPartitions: s.partitions, replicationFactor: rf })),
+        });
+      } catch (e) {
+        // a concurrent creator may have won the race; re-check below
+        const again = await describeWith(admin, missing.map((s) => s.topic));
+        if (again.some((t) => !t.exists)) throw new JoineryError(code, `creating Kafka topics ${missing.map((s) => s.topic).join(', ')} failed: ${errText(e)}`, { cause: e });
+      }
+    }
+    const after = await describeWith(admin, specs.map((s) => s.topic));
+    return after.map((t, i) => ({ topic: t.topic, created: !before[i].exists, partitions: t.partitions }));
+  } finally {
+    await admin.disconnect().catch(() => {});
+    if (own) closeKafka(h);
+  }
+}
+
+/** Delete topics (tests and tools). Missing topics are ignored. */
+export async function deleteTopics(brokers: KafkaHandle | readonly string[], topics: readonly string[]): Promise<void> {
+  const { h, own } = handleFrom(brokers, 'joinery-admin');
+  const admin = await connectedAdmin(h, 'E_OUTPUT');
+  try {
+    const existing = new Set(await admin.listTopics());
+    const del = topics.filter((t) => existing.has(t));
+    if (del.length > 0) await admin.deleteTopics({ topics: del });
+  } finally {
+    await admin.disconnect().catch(() => {});
+    if (own) closeKafka(h);
+  }
+}
+
+/** Low/high watermark per partition of a topic (tests, tools, idle checks). */
+export async function topicOffsets(brokers: KafkaHandle | readonly string[], topic: string): Promise<Array<{ partition: number; low: string; high: string }>> {
+  const { h, own } = handleFrom(brokers, 'joinery-admin');
+  const admin = await connectedAdmin(h, 'E_INPUT');
+  try {
+    const o = await admin.fetchTopicOffsets(topic);
+    return o.map((p) => ({ partition: p.partition, low: p.low, high: p.high })).sort((a, b) => a.partition - b.partition);
+  } finally {
+    await admin.disconnect().catch(() => {});
+    if (own) closeKafka(h);
+  }
+}
+
+/** Committed offsets of a consumer group ('-1' = none). */
+export async function groupOffsets(brokers: KafkaHandle | readonly string[], groupId: string, topics: string[]): Promise<Array<{ topic: string; partition: number; offset: string }>> {
+  const { h, own } = handleFrom(brokers, 'joinery-admin');
+  const admin = await connectedAdmin(h, 'E_INPUT');
+  try {
+    const r = await admin.fetchOffsets({ groupId, topics });
+    return r.flatMap((t) => t.partitions.map((p) => ({ topic: t.topic, partition: p.partition, offset: p.offset })));
+  } finally {
+    await admin.disconnect().catch(() => {});
+    if (own) closeKafka(h);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Source
+
+/** A lost or refused connection (worth reconnecting), as opposed to a protocol or usage error. */
+function isConnectivityError(e: unknown): boolean {
+  for (let x: unknown = e, depth = 0; x && depth < 6; x = (x as { cause?: unknown; originalError?: unknown }).cause ?? (x as { originalError?: unknown }).originalError, depth++) {
+    const name = (x as Error).name ?? '', msg = (x as Error).message ?? '';
+    if (/KafkaJSConnection(Closed)?Error|KafkaJSBrokerNotFound|KafkaJSNumberOfRetriesExceeded|KafkaJSRequestTimeoutError|KafkaJSNoBrokerAvailableError/.test(name)) return true;
+    if (/ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|Connection (error|timeout)|Closed connection|not (the correct )?coordinator|coordinator is (loading|not available)|leader/i.test(msg)) return true;
+  }
+  return false;
+}
+
+const CO_PARTITIONED = 'JoineryCoPartitioned';
+
+/**
+ * Group assignment that keeps a key's two sides together: partition p of *every* subscribed topic
+ * goes to member p mod members (members sorted by id). kafkajs's default round-robin spreads the
+ * topic-partitions of both topics independently, so left/p and right/p could land on different
+ * members and their keys would never meet. With co-partitioned topics (same partition count, same
+ * key partitioner) this makes scaling out by partition correct.
+ */
+export const coPartitionedAssigner: PartitionAssigner = ({ cluster }) => ({
+  name: CO_PARTITIONED,
+  version: 1,
+  async assign({ members, topics }) {
+    const ids = members.map((m) => m.memberId).sort();
+    const byMember = new Map<string, Record<string, number[]>>(ids.map((id) => [id, {}]));
+    for (const topic of topics) {
+      for (const m of cluster.findTopicPartitionMetadata(topic)) {
+        const a = byMember.get(ids[m.partitionId % ids.length])!;
+        (a[topic] ??= []).push(m.partitionId);
+      }
+    }
+    return ids.map((memberId) => ({
+      memberId,
+      memberAssignment: AssignerProtocol.MemberAssignment.encode({ version: 1, assignment: byMember.get(memberId)!, userData: Buffer.alloc(0) }),
+    }));
+  },
+  protocol({ topics }) {
+    return { name: CO_PARTITIONED, metadata: AssignerProtocol.MemberMetadata.encode({ version: 1, topics, userData: Buffer.alloc(0) }) };
+  },
+});
+
+/** Where a group without committed offsets starts: earliest, latest, or the first offset at/after a time (epoch ms). */
+export type KafkaFrom = 'earliest' | 'latest' | number;
+
+/** `--from earliest|latest|TIMESTAMP` (ISO-8601 or epoch milliseconds). */
+export function parseFrom(text: string, flag = 'from'): KafkaFrom {
+  const t = text.trim();
+  if (t === 'earliest' || t === 'latest') return t;
+  if (/^\d+$/.test(t)) return Number(t);
+  if (/^\d{4}-\d{2}-\d{2}/.test(t)) {
+    const ms = Date.parse(t);
+    if (Number.isFinite(ms)) return ms;
+  }
+  throw usageError(`--${flag}: expected earliest, latest, an ISO-8601 time (2026-01-01T00:00:00Z) or epoch milliseconds (got ${JSON.stringify(text)})`);
+}
+
+/** A RecordBatch from Kafka, with what the engine needs to commit and report positions. */
+export interface KafkaRecordBatch extends RecordBatch {
+  topic: string;
+  kafkaPartition: number;
+  /** Next offset after this batch (offset of the last record, or of trailing control records, + 1): commit this once applied. */
+  nextOffset: string;
+  /** The partition's high watermark when the batch was fetched. */
+  highWatermark: string;
+  /**
+   * Kafka offset of each record when the batch's offsets are not contiguous (compacted topics,
+   * transaction markers); undefined otherwise, and then record i has offset firstPosition + i.
+   */
+  recordOffsets?: Float64Array;
+}
+
+export interface KafkaSourceOptions {
+  brokers: string[];
+  /** Reuse a client (else one is created). */
+  kafka?: KafkaHandle;
+  clientId?: string;
+  groupId: string;
+  leftTopic: string;
+  rightTopic: string;
+  /** Record format of the values (the router decodes them). */
+  format: 'json' | 'flatbuffers';
+  /** Start of partitions the group has no committed offset for (default earliest). */
+  from?: KafkaFrom;
+  /** next() returns null once every assigned partition has sat at its end this long (0 = never). */
+  exitWhenIdleMs?: number;
+  connectTimeoutMs?: number;
+  /** How long to keep reconnecting after losing the broker mid-run (default max(60 s, connectTimeoutMs)). */
+  reconnectTimeoutMs?: number;
+  /** Bytes of fetched records held between eachBatch and next() (default 32 MiB). */
+  queueBytes?: number;
+  minBytes?: number;
+  maxWaitTimeInMs?: number;
+  maxBytesPerPartition?: number;
+  sessionTimeoutMs?: number;
+  heartbeatIntervalMs?: number;
+  /** Called on every group join with the partitions gained and lost (side/partition). */
+  onAssignment?: (change: { assigned: PartitionRef[]; revoked: PartitionRef[]; generation: number }) => void;
+}
+
+interface PartState {
+  topic: string;
+  side: Side;
+  partition: number;
+  /** Start position computed at open when the group had no committed offset (floor for fetched records). */
+  floor: number;
+  /** Committed offset at open (-1 = none). */
+  committedAtOpen: number;
+  /** Next offset accepted into the queue (-1 = none yet in this process). */
+  enqueuedNext: number;
+  /** Next offset handed to next()'s caller (-1 = none yet). */
+  deliveredNext: number;
+  assigned: boolean;
+  paused: boolean;
+  /** Bytes and batches of this partition in the queue. */
+  queuedBytes: number;
+  queuedBatches: number;
+}
+
+const DEFAULTS = {
+  queueBytes: 32 * 1024 * 1024,
+  minBytes: 256 * 1024,
+  maxWaitTimeInMs: 50,
+  maxBytesPerPartition: 4 * 1024 * 1024,
+  sessionTimeoutMs: 30_000,
+  heartbeatIntervalMs: 3_000,
+};
+const POOL_MAX = 16;
+const MIN_DATA_BYTES = 64 * 1024;
+
+function pow2AtLeast(n: number): number {
+  let c = 1024;
+  while (c < n) c *= 2;
+  return c;
+}
+
+/**
+ * Two topics as one Source: left topic → side 0, right topic → side 1; RecordBatch.partition is
+ * the Kafka partition. `partitions` lists every partition of both topics (known at open, before
+ * the first batch). Open with `await KafkaSource.open(opts)`.
+ */
+export class KafkaSource implements Source {
+  readonly name: string;
+  partitions: readonly PartitionRef[] = [];
+  readonly format: 'json' | 'flatbuffers';
+  /** Counters for progress and tests. */
+  readonly stats = { batches: 0, records: 0, bytes: 0, droppedBelowPosition: 0, rebalances: 0, purgedBatches: 0, queueWaits: 0, reconnects: 0 };
+
+  private readonly h: KafkaHandle;
+  private readonly ownsClient: boolean;
+  private admin: Admin | null = null;
+  private consumer: Consumer | null = null;
+  private readonly parts = new Map<string, PartState>();
+  private readonly queue: KafkaRecordBatch[] = [];
+  private queuedBytes = 0;
+  private unpausedQueuedBytes = 0;
+  private readonly queueLimit: number;
+  private readonly dataPool: Buffer[] = [];
+  private readonly offsPool: Uint32Array[] = [];
+  private lastDelivered: KafkaRecordBatch | null = null;
+  /** The pooled buffer behind each batch's data view. */
+  private readonly bufOf = new WeakMap<KafkaRecordBatch, Buffer>();
+  private waiters: Array<() => void> = [];
+  private spaceWaiters: Array<() => void> = [];
+  private fatal: Error | null = null;
+  private closed = false;
+  private ended = false;
+  private generation = 0;
+  private idleSince = -1;
+  private lastActivity = Date.now();
+  private readonly exitWhenIdleMs: number;
+  private readonly from: KafkaFrom;
+
+  private constructor(private readonly opts: KafkaSourceOptions) {
+    if (opts.leftTopic === opts.rightTopic) throw usageError(`--left and --right name the same Kafka topic ${JSON.stringify(opts.leftTopic)}`);
+    this.ownsClient = !opts.kafka;
+    this.h = opts.kafka ?? createKafka(opts.brokers, opts.clientId ?? 'joinery', { connectTimeoutMs: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS });
+    this.name = `kafka:${opts.leftTopic}+${opts.rightTopic}`;
+    this.format = opts.format;
+    this.queueLimit = opts.queueBytes ?? DEFAULTS.queueBytes;
+    this.exitWhenIdleMs = opts.exitWhenIdleMs ?? 0;
+    this.from = opts.from ?? 'earliest';
+  }
+
+  /** Connect, check both topics, learn their partitions and start positions, join the group. */
+  static async open(opts: KafkaSourceOptions): Promise<KafkaSource> {
+    const s = new KafkaSource(opts);
+    try {
+      await s.start();
+    } catch (e) {
+      await s.close().catch(() => {});
+      throw e;
+    }
+    return s;
+  }
+
+  private key(topic: string, partition: number): string {
+    return `${topic}/${partition}`;
+  }
+
+  private topicOf(side: Side): string {
+    return side === 0 ? this.opts.leftTopic : this.opts.rightTopic;
+  }
+
+  private async start(): Promise<void> {
+    const { leftTopic, rightTopic, groupId } = this.opts;
+    this.admin = await connectedAdmin(this.h, 'E_INPUT');
+    const admin = this.admin;
+    const info = await describeWith(admin, [leftTopic, rightTopic]);
+    for (const [i, t] of info.entries()) {
+      if (!t.exists) {
+        throw new JoineryError('E_INPUT', `Kafka topic "${t.topic}" (--${i === 0 ? 'left' : 'right'} kafka:${t.topic}) does not exist on ${this.h.brokers.join(',')}; ` +
+          `create it (joinery gen creates its topics) or check the name`);
+      }
+      if (t.partitions === 0) throw new JoineryError('E_INPUT', `Kafka topic "${t.topic}" has no partitions`);
+    }
+    // Start positions: committed offsets of the group, else --from.
+    const committed = new Map<string, number>();
+    for (const t of await admin.fetchOffsets({ groupId, topics: [leftTopic, rightTopic] })) {
+      for (const p of t.partitions) committed.set(this.key(t.topic, p.partition), Number(p.offset));
+    }
+    const refs: PartitionRef[] = [];
+    for (const [i, t] of info.entries()) {
+      const side = i as Side;
+      const offs = await admin.fetchTopicOffsets(t.topic);
+      const byTime = typeof this.from === 'number' ? await admin.fetchTopicOffsetsByTimestamp(t.topic, this.from) : [];
+      for (let p = 0; p < t.partitions; p++) {
+        const o = offs.find((x) => x.partition === p);
+        const low = Number(o?.low ?? 0), high = Number(o?.high ?? 0);
+        const c = committed.get(this.key(t.topic, p)) ?? -1;
+        let floor = -1;
+        if (c < 0) {
+          if (this.from === 'earliest') floor = low;
+          else if (this.from === 'latest') floor = high;
+          else floor = Math.max(low, Number(byTime.find((x) => x.partition === p)?.offset ?? high));
+        }
+        this.parts.set(this.key(t.topic, p), {
+          topic: t.topic, side, partition: p, floor, committedAtOpen: c, enqueuedNext: -1, deliveredNext: -1,
+          assigned: false, paused: false, queuedBytes: 0, queuedBatches: 0,
+        });
+        refs.push({ side, partition: p });
+      }
+    }
+    this.partitions = refs;
+
+    await this.startConsumer();
+    if (this.fatal) throw this.fatal;
+  }
+
+  /** Create, subscribe and run a kafkajs consumer (at open, and again after it gave up on a lost broker). */
+  private async startConsumer(): Promise<void> {
+    const { leftTopic, rightTopic, groupId } = this.opts;
+    const nParts = this.parts.size;
+    const maxBytesPerPartition = this.opts.maxBytesPerPartition ?? DEFAULTS.maxBytesPerPartition;
+    const consumer = this.h.kafka.consumer({
+      groupId,
+      minBytes: this.opts.minBytes ?? DEFAULTS.minBytes,
+      maxWaitTimeInMs: this.opts.maxWaitTimeInMs ?? DEFAULTS.maxWaitTimeInMs,
+      maxBytesPerPartition,
+      maxBytes: Math.min(64 * 1024 * 1024, Math.max(10 * 1024 * 1024, nParts * maxBytesPerPartition)),
+      sessionTimeout: this.opts.sessionTimeoutMs ?? DEFAULTS.sessionTimeoutMs,
+      heartbeatInterval: this.opts.heartbeatIntervalMs ?? DEFAULTS.heartbeatIntervalMs,
+      allowAutoTopicCreation: false,
+      partitionAssigners: [coPartitionedAssigner],
+    });
+    this.consumer = consumer;
+    consumer.on(consumer.events.GROUP_JOIN, (e) => {
+      if (consumer === this.consumer) this.onGroupJoin(e.payload.memberAssignment);
+    });
+    consumer.on(consumer.events.CRASH, (e) => {
+      if (consumer !== this.consumer || e.payload.restart) return; // kafkajs restarts retriable crashes itself
+      this.onConsumerGaveUp(e.payload.error);
+    });
+    consumer.on(consumer.events.END_BATCH_PROCESS, (e) => {
+      // batches made only of control/aborted records never reach eachBatch: move past them too
+      const st = this.parts.get(this.key(e.payload.topic, e.payload.partition));
+      if (consumer === this.consumer && st && e.payload.batchSize === 0) {
+        const next = Number(e.payload.lastOffset) + 1;
+        if (next > st.enqueuedNext && st.queuedBatches === 0) { st.enqueuedNext = next; if (st.deliveredNext < next) st.deliveredNext = next; }
+      }
+    });
+    try {
+      await consumer.connect();
+      // Partitions without a committed offset start at the earliest offset for kafkajs; the floor
+      // computed at open (earliest / latest / time) filters, and the first generation seeks there.
+      await consumer.subscribe({ topics: [leftTopic, rightTopic], fromBeginning: true });
+      await consumer.run({
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        partitionsConsumedConcurrently: nParts,
+        eachBatch: (p) => this.onBatch(p),
+      });
+    } catch (e) {
+      if (e instanceof JoineryError) throw e;
+      throw new JoineryError('E_INPUT', `starting the Kafka consumer (group ${groupId}) failed: ${errText(e)}`, { cause: e });
+    }
+  }
+
+  private restarting = false;
+
+  /**
+   * kafkajs gave up (a non-retriable crash; a broker that stays away longer than its retries ends
+   * that way). Connectivity problems are retried here with a fresh consumer for reconnectTimeoutMs
+   * (the queue, positions and pauses carry over, so nothing is delivered twice); anything else, or
+   * running out of time, fails the source.
+   */
+  private onConsumerGaveUp(error: Error): void {
+    const groupId = this.opts.groupId;
+    if (this.closed || this.restarting) return;
+    if (!isConnectivityError(error)) {
+      this.fail(new JoineryError('E_INPUT', `Kafka consumer of group ${groupId} failed: ${errText(error)}`, { cause: error }));
+      return;
+    }
+    this.restarting = true;
+    const budget = this.opts.reconnectTimeoutMs ?? Math.max(60_000, this.h.connectTimeoutMs);
+    const deadline = Date.now() + budget;
+    process.stderr.write(`joinery: lost the Kafka broker (${errText(error)}); reconnecting for up to ${formatDurationMs(budget)}\n`);
+    void (async () => {
+      let delay = 250;
+      let last: unknown = error;
+      while (!this.closed) {
+        const old = this.consumer;
+        this.consumer = null;
+        await old?.disconnect().catch(() => {});
+        try {
+          await waitForBroker({ ...this.h, connectTimeoutMs: Math.max(1, deadline - Date.now()) });
+          await this.startConsumer();
+          this.stats.reconnects++;
+          process.stderr.write('joinery: reconnected to Kafka\n');
+          this.restarting = false;
+          return;
+        } catch (e) {
+          last = e;
+        }
+        if (Date.now() >= deadline) break;
+        await sleep(delay);
+        delay = Math.min(delay * 2, 2_000);
+      }
+      this.restarting = false;
+      if (!this.closed) this.fail(new JoineryError('E_INPUT', `lost Kafka at ${this.h.brokers.join(',')} and could not reconnect within ${formatDurationMs(budget)}: ${errText(last)}`, { cause: last }));
+    })();
+  }
+
+  private fail(e: Error): void {
+    if (!this.fatal) this.fatal = e;
+    this.wake();
+    this.wakeSpace();
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  private wakeSpace(): void {
+    const w = this.spaceWaiters;
+    this.spaceWaiters = [];
+    for (const f of w) f();
+  }
+
+  private onGroupJoin(memberAssignment: Record<string, number[]>): void {
+    this.generation++;
+    if (this.generation > 1) this.stats.rebalances++;
+    const now = new Set<string>();
+    for (const [topic, ps] of Object.entries(memberAssignment)) for (const p of ps) now.add(this.key(topic, p));
+    const assigned: PartitionRef[] = [], revoked: PartitionRef[] = [];
+    for (const [k, st] of this.parts) {
+      const isNow = now.has(k);
+      if (isNow && !st.assigned) assigned.push({ side: st.side, partition: st.partition });
+      if (!isNow && st.assigned) revoked.push({ side: st.side, partition: st.partition });
+      st.assigned = isNow;
+    }
+    // Revoked partitions: forget what was fetched but not handed out (the new owner reads it).
+    if (revoked.length > 0) {
+      const keep: KafkaRecordBatch[] = [];
+      for (const b of this.queue) {
+        const st = this.parts.get(this.key(b.topic, b.kafkaPartition))!;
+        if (st.assigned) { keep.push(b); continue; }
+        this.unqueue(st, b);
+        this.stats.purgedBatches++;
+        this.recycle(b);
+      }
+      this.queue.length = 0;
+      this.queue.push(...keep);
+      for (const st of this.parts.values()) if (!st.assigned) st.enqueuedNext = st.deliveredNext;
+      this.wakeSpace();
+    }
+    const c = this.consumer;
+    if (c) {
+      // A crash-restart of the kafkajs consumer forgets pauses: re-apply ours.
+      const pausedTp = [...this.parts.values()].filter((st) => st.assigned && (st.paused || this.ended));
+      for (const st of pausedTp) c.pause([{ topic: st.topic, partitions: [st.partition] }]);
+      if (this.generation === 1) {
+        for (const st of this.parts.values()) {
+          if (st.assigned && st.committedAtOpen < 0 && st.floor > 0 && st.enqueuedNext < 0) {
+            try { c.seek({ topic: st.topic, partition: st.partition, offset: String(st.floor) }); } catch { /* the floor filter still applies */ }
+          }
+        }
+      }
+    }
+    this.idleSince = -1;
+    this.opts.onAssignment?.({ assigned, revoked, generation: this.generation });
+    this.wake();
+  }
+
+  private unqueue(st: PartState, b: KafkaRecordBatch): void {
+    const n = b.data.byteLength;
+    this.queuedBytes -= n;
+    st.queuedBytes -= n;
+    st.queuedBatches--;
+    if (!st.paused) this.unpausedQueuedBytes -= n;
+  }
+
+  private async waitForSpace(p: EachBatchPayload, st: PartState): Promise<boolean> {
+    const tooFull = (): boolean => this.unpausedQueuedBytes >= this.queueLimit || this.queuedBytes >= 4 * this.queueLimit;
+    if (!tooFull()) return true;
+    this.stats.queueWaits++;
+    const beat = Math.max(100, Math.min(1_000, (this.opts.heartbeatIntervalMs ?? DEFAULTS.heartbeatIntervalMs) / 3));
+    while (tooFull()) {
+      if (this.closed || this.fatal || this.ended || !p.isRunning() || p.isStale() || !st.assigned) return false;
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, beat);
+        this.spaceWaiters.push(() => { clearTimeout(t); r(); });
+      });
+      // heartbeats keep the group from rebalancing while next() is not called; a rebalance
+      // error propagates to kafkajs, which re-joins (this batch is then fetched again)
+      await p.heartbeat();
+    }
+    return !(this.closed || this.fatal || this.ended || !p.isRunning() || p.isStale() || !st.assigned);
+  }
+
+  private async onBatch(p: EachBatchPayload): Promise<void> {
+    const { batch } = p;
+    if (this.closed || this.ended || p.isStale()) return;
+    const st = this.parts.get(this.key(batch.topic, batch.partition));
+    if (!st || !st.assigned) return;
+    const msgs = batch.messages;
+    if (!(await this.waitForSpace(p, st))) return;
+    // Skip what this process already accepted (re-reads after a rebalance or consumer restart) and
+    // what lies below the --from start.
+    const threshold = Math.max(st.enqueuedNext, st.floor);
+    let first = 0;
+    if (threshold >= 0 && msgs.length > 0 && Number(msgs[0].offset) < threshold) {
+      while (first < msgs.length && Number(msgs[first].offset) < threshold) first++;
+      this.stats.droppedBelowPosition += first;
+    }
+    const lastOffset = batch.lastOffset();
+    const next = Number(lastOffset) + 1;
+    if (first === msgs.length) {
+      // Everything is below what this process already has (or below the --from start): move
+      // kafkajs's fetch position straight to that point, or it would fetch this range forever.
+      p.resolveOffset(String(Math.max(next, threshold) - 1));
+      return;
+    }
+    const count = msgs.length - first;
+    let bytes = 0;
+    for (let i = first; i < msgs.length; i++) { const v = msgs[i].value; if (v) bytes += v.length; }
+    const data = this.takeData(bytes);
+    const offsets = this.takeOffsets(count + 1);
+    let pos = 0;
+    offsets[0] = 0;
+    for (let i = first, k = 1; i < msgs.length; i++, k++) {
+      const v = msgs[i].value;
+      if (v && v.length > 0) { data.set(v, pos); pos += v.length; }
+      offsets[k] = pos;
+    }
+    const firstOffset = Number(msgs[first].offset);
+    const lastMsgOffset = Number(msgs[msgs.length - 1].offset);
+    let recordOffsets: Float64Array | undefined;
+    if (lastMsgOffset - firstOffset + 1 !== count) {
+      recordOffsets = new Float64Array(count);
+      for (let i = first, k = 0; i < msgs.length; i++, k++) recordOffsets[k] = Number(msgs[i].offset);
+    }
+    const kb: KafkaRecordBatch = {
+      side: st.side, partition: st.partition, format: this.format,
+      data: data.subarray(0, bytes), offsets, count,
+      firstPosition: firstOffset, origin: `${st.topic}/${st.partition}`,
+      topic: st.topic, kafkaPartition: st.partition,
+      nextOffset: String(BigInt(lastOffset) + 1n), highWatermark: batch.highWatermark, recordOffsets,
+    };
+    this.bufOf.set(kb, data);
+    this.queue.push(kb);
+    this.queuedBytes += bytes;
+    st.queuedBytes += bytes;
+    st.queuedBatches++;
+    if (!st.paused) this.unpausedQueuedBytes += bytes;
+    st.enqueuedNext = next;
+    this.idleSince = -1;
+    this.lastActivity = Date.now();
+    p.resolveOffset(lastOffset);
+    this.wake();
+  }
+
+  private takeData(bytes: number): Buffer {
+    for (let i = 0; i < this.dataPool.length; i++) {
+      if (this.dataPool[i].length >= bytes) return this.dataPool.splice(i, 1)[0];
+    }
+    return Buffer.allocUnsafeSlow(pow2AtLeast(Math.max(bytes, MIN_DATA_BYTES)));
+  }
+
+  private takeOffsets(n: number): Uint32Array {
+    for (let i = 0; i < this.offsPool.length; i++) {
+      if (this.offsPool[i].length >= n) return this.offsPool.splice(i, 1)[0];
+    }
+    return new Uint32Array(pow2AtLeast(Math.max(n, 4096)));
+  }
+
+  private recycle(b: KafkaRecordBatch): void {
+    const buf = this.bufOf.get(b);
+    if (buf && this.dataPool.length < POOL_MAX) this.dataPool.push(buf);
+    if (this.offsPool.length < POOL_MAX) this.offsPool.push(b.offsets);
+  }
+
+  /** The next batch of a partition that is not paused; null at the end (exit-when-idle, close). */
+  async next(): Promise<KafkaRecordBatch | null> {
+    if (this.lastDelivered) { this.recycle(this.lastDelivered); this.lastDelivered = null; }
+    for (;;) {
+      if (this.fatal) throw this.fatal;
+      if (this.closed || this.ended) return null;
+      const b = this.take();
+      if (b) {
+        this.lastDelivered = b;
+        this.stats.batches++;
+        this.stats.records += b.count;
+        this.stats.bytes += b.data.byteLength;
+        return b;
+      }
+      if (this.exitWhenIdleMs > 0) {
+        if (await this.idleLongEnough()) {
+          this.endInput();
+          return null;
+        }
+        await this.waitForBatch(Math.max(20, Math.min(500, this.exitWhenIdleMs / 5)));
+      } else {
+        await this.waitForBatch(1_000);
+      }
+    }
+  }
+
+  private take(): KafkaRecordBatch | null {
+    for (let i = 0; i < this.queue.length; i++) {
+      const b = this.queue[i];
+      const st = this.parts.get(this.key(b.topic, b.kafkaPartition))!;
+      if (st.paused) continue;
+      if (i === 0) this.queue.shift(); else this.queue.splice(i, 1);
+      this.unqueue(st, b);
+      st.deliveredNext = Number(b.nextOffset);
+      this.wakeSpace();
+      return b;
+    }
+    return null;
+  }
+
+  private waitForBatch(ms: number): Promise<void> {
+    return new Promise<void>((r) => {
+      const t = setTimeout(() => { this.waiters = this.waiters.filter((w) => w !== done); r(); }, ms);
+      const done = (): void => { clearTimeout(t); r(); };
+      this.waiters.push(done);
+    });
+  }
+
+  /** True once every assigned partition has been at its end (position ≥ high watermark) for exitWhenIdleMs. */
+  private async idleLongEnough(): Promise<boolean> {
+    if (this.generation === 0 || this.closed) return false;
+    if (Date.now() - this.lastActivity < Math.min(this.exitWhenIdleMs, 50)) return false;
+    const atEnd = await this.allAtEnd();
+    if (!atEnd) { this.idleSince = -1; return false; }
+    const now = Date.now();
+    if (this.idleSince < 0) { this.idleSince = now; return false; }
+    return now - this.idleSince >= this.exitWhenIdleMs;
+  }
+
+  private async allAtEnd(): Promise<boolean> {
+    let admin: Admin;
+    try {
+      if (!this.admin) { const a = this.h.kafka.admin(); await a.connect(); this.admin = a; }
+      admin = this.admin;
+    } catch {
+      return false;
+    }
+    const mine = [...this.parts.values()].filter((st) => st.assigned);
+    if (mine.some((st) => st.queuedBatches > 0)) return false;
+    try {
+      const topics = [...new Set(mine.map((st) => st.topic))];
+      const highs = new Map<string, number>();
+      for (const t of topics) for (const o of await admin.fetchTopicOffsets(t)) highs.set(this.key(t, o.partition), Number(o.high));
+      let committed: Map<string, number> | null = null;
+      if (mine.some((st) => st.enqueuedNext < 0 && st.floor < 0)) {
+        committed = new Map();
+        for (const t of await admin.fetchOffsets({ groupId: this.opts.groupId, topics })) {
+          for (const p of t.partitions) committed.set(this.key(t.topic, p.partition), Number(p.offset));
+        }
+      }
+      for (const st of mine) {
+        const k = this.key(st.topic, st.partition);
+        let pos = Math.max(st.enqueuedNext, st.floor, st.committedAtOpen);
+        if (committed) pos = Math.max(pos, committed.get(k) ?? -1);
+        if (pos < (highs.get(k) ?? 0)) return false;
+      }
+      return true;
+    } catch {
+      // broker unavailable: not idle; use a fresh admin client next time
+      const a = this.admin;
+      this.admin = null;
+      void a?.disconnect().catch(() => {});
+      return false;
+    }
+  }
+
+  /** Stop fetching for good (exit-when-idle): pause every partition; commits still work. */
+  private endInput(): void {
+    this.ended = true;
+    const c = this.consumer;
+    if (c) {
+      try { c.pause([this.opts.leftTopic, this.opts.rightTopic].map((topic) => ({ topic }))); } catch { /* not running */ }
+    }
+    this.wakeSpace();
+  }
+
+  /** Stop delivering (and fetching) a partition: queued batches of it wait until resume(). */
+  pause(side: Side, partition: number): void {
+    const st = this.parts.get(this.key(this.topicOf(side), partition));
+    if (!st || st.paused) return;
+    st.paused = true;
+    this.unpausedQueuedBytes -= st.queuedBytes;
+    try { this.consumer?.pause([{ topic: st.topic, partitions: [partition] }]); } catch { /* re-applied on the next group join */ }
+  }
+
+  resume(side: Side, partition: number): void {
+    const st = this.parts.get(this.key(this.topicOf(side), partition));
+    if (!st || !st.paused) return;
+    st.paused = false;
+    this.unpausedQueuedBytes += st.queuedBytes;
+    if (!this.ended) {
+      try { this.consumer?.resume([{ topic: st.topic, partitions: [partition] }]); } catch { /* re-applied on the next group join */ }
+    }
+    this.wake();
+    this.wakeSpace();
+  }
+
+  isPaused(side: Side, partition: number): boolean {
+    return this.parts.get(this.key(this.topicOf(side), partition))?.paused ?? false;
+  }
+
+  /** Partitions assigned to this member now. */
+  assignedPartitions(): PartitionRef[] {
+    return [...this.parts.values()].filter((st) => st.assigned).map((st) => ({ side: st.side, partition: st.partition }));
+  }
+
+  /** Next offset handed out so far per assigned partition (what commit() may be given once applied). */
+  deliveredPositions(): Array<{ topic: string; partition: number; offset: string }> {
+    return [...this.parts.values()].filter((st) => st.assigned && st.deliveredNext >= 0)
+      .map((st) => ({ topic: st.topic, partition: st.partition, offset: String(st.deliveredNext) }));
+  }
+
+  /**
+   * Commit next-offsets (offset of the last applied record + 1) for the group. Positions of
+   * partitions not assigned to this member any more are skipped (returned), so a late commit
+   * never moves another member's partition backwards. Retries through rebalances and reconnects
+   * for up to 30 s, then a JoineryError.
+   */
+  async commit(positions: ReadonlyArray<{ topic: string; partition: number; offset: string | number | bigint }>): Promise<{ skipped: number }> {
+    const deadline = Date.now() + Math.max(30_000, this.opts.reconnectTimeoutMs ?? Math.max(60_000, this.h.connectTimeoutMs));
+    let delay = 100;
+    for (;;) {
+      if (this.fatal) throw this.fatal;
+      const mine = positions.filter((p) => this.parts.get(this.key(p.topic, p.partition))?.assigned);
+      if (mine.length === 0) return { skipped: positions.length };
+      try {
+        if (!this.consumer) throw new Error('consumer closed');
+        await this.consumer.commitOffsets(mine.map((p) => ({ topic: p.topic, partition: p.partition, offset: String(p.offset) })));
+        return { skipped: positions.length - mine.length };
+      } catch (e) {
+        if (Date.now() >= deadline) {
+          throw new JoineryError('E_INPUT', `committing Kafka offsets for group ${this.opts.groupId} failed: ${errText(e)}`, { cause: e });
+        }
+        await sleep(delay);
+        delay = Math.min(delay * 2, 2_000);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.wake();
+    this.wakeSpace();
+    const c = this.consumer, a = this.admin;
+    this.consumer = null;
+    this.admin = null;
+    await Promise.allSettled([c?.disconnect(), a?.disconnect()]);
+    if (this.ownsClient) closeKafka(this.h);
+    this.queue.length = 0;
+    this.dataPool.length = 0;
+    this.offsPool.length = 0;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Producer
+
+export type KafkaCompression = 'none' | 'gzip';
+
+export interface KafkaProducerOptions {
+  brokers: string[];
+  kafka?: KafkaHandle;
+  clientId?: string;
+  topic: string;
+  compression?: KafkaCompression;
+  connectTimeoutMs?: number;
+  /** Create the topic with this many partitions when it is missing (else a missing topic is an error). */
+  createPartitions?: number;
+  /** A send carries at least this many records unless the linger time passes first (default 1000). */
+  batchRecords?: number;
+  /** Longest wait before a partial batch is sent (default 20 ms). */
+  lingerMs?: number;
+  /** Most records in one produce request (default 16384). */
+  maxSendRecords?: number;
+  /**
+   * Most key+value bytes for one partition in one produce request (default 900 KiB): a partition's
+   * records form one record batch, which the broker rejects above message.max.bytes (1 MiB by default).
+   */
+  maxBatchBytes?: number;
+  /** write() returns false above this many buffered records (default 65536). */
+  highWaterRecords?: number;
+  /** kafkajs retries of one send before the sink fails (default 10; backoff 200 ms × 2 up to 5 s). */
+  retries?: number;
+}
+
+/**
+ * An idempotent producer to one topic with its own batching: records accumulate; a send goes out
+ * once batchRecords are waiting or lingerMs has passed; exactly one send is in flight (kafkajs
+ * assigns idempotence sequence numbers per request, and a later request overtaking a failed one
+ * could be de-duplicated away by the broker), and whatever arrived meanwhile goes in the next one.
+ * A send that still fails after kafkajs's retries makes the sink failed: every later call throws
+ * that JoineryError('E_OUTPUT').
+ */
+class BatchingProducer {
+  private producer: Producer | null = null;
+  private pending: Message[] = [];
+  private pendingBytes = 0;
+  private inflight: Promise<void> | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private firstPendingAt = 0;
+  private error: JoineryError | null = null;
+  private readonly h: KafkaHandle;
+  private readonly ownsClient: boolean;
+  private readonly compression: CompressionTypes;
+  private readonly batchRecords: number;
+  private readonly lingerMs: number;
+  private readonly maxSendRecords: number;
+  private readonly maxBatchBytes: number;
+  private readonly highWater: number;
+  /** Partitions of the topic (learned at start); records get explicit partitions. */
+  private nParts = 1;
+  private rr = 0;
+  private partBytes = new Float64Array(1);
+  private readyWaiters: Array<() => void> = [];
+  private idleWaiters: Array<() => void> = [];
+  private closed = false;
+  readonly stats = { records: 0, bytes: 0, sends: 0 };
+
+  constructor(readonly opts: KafkaProducerOptions) {
+    this.ownsClient = !opts.kafka;
+    this.h = opts.kafka ?? createKafka(opts.brokers, opts.clientId ?? 'joinery', { connectTimeoutMs: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS });
+    const comp = opts.compression ?? 'none';
+    if (comp !== 'none' && comp !== 'gzip') throw usageError(`--compression: must be none or gzip (got ${JSON.stringify(comp)})`);
+    this.compression = comp === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
+    this.batchRecords = Math.max(1, opts.batchRecords ?? 1000);
+    this.lingerMs = Math.max(0, opts.lingerMs ?? 20);
+    this.maxSendRecords = Math.max(this.batchRecords, opts.maxSendRecords ?? 16_384);
+    this.maxBatchBytes = Math.max(1024, opts.maxBatchBytes ?? 900 * 1024);
+    this.highWater = Math.max(this.maxSendRecords, opts.highWaterRecords ?? 65_536);
+  }
+
+  async start(): Promise<void> {
+    const { topic } = this.opts;
+    await waitForBroker(this.h, 'E_OUTPUT');
+    if (this.opts.createPartitions) {
+      const [t] = await ensureTopics(this.h, [{ topic, partitions: this.opts.createPartitions }], { code: 'E_OUTPUT' });
+      this.nParts = t.partitions;
+    } else {
+      const admin = await connectedAdmin(this.h, 'E_OUTPUT');
+      try {
+        const [t] = await describeWith(admin, [topic]);
+        if (!t.exists) throw new JoineryError('E_OUTPUT', `output Kafka topic "${topic}" does not exist on ${this.h.brokers.join(',')}; create it first`);
+        this.nParts = t.partitions;
+      } finally {
+        await admin.disconnect().catch(() => {});
+      }
+    }
+    this.partBytes = new Float64Array(Math.max(1, this.nParts));
+    const retries = this.opts.retries ?? 10;
+    this.producer = this.h.kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      allowAutoTopicCreation: false,
+      createPartitioner: kafkajs.Partitioners.DefaultPartitioner, // partitions are set explicitly (partitionForKey) anyway
+      retry: { retries, initialRetryTime: 200, maxRetryTime: 5_000 },
+    });
+    try {
+      await this.producer.connect();
+    } catch (e) {
+      throw new JoineryError('E_OUTPUT', `connecting the Kafka producer for topic ${topic} failed: ${errText(e)}`, { cause: e });
+    }
+  }
+
+  get failed(): JoineryError | null {
+    return this.error;
+  }
+
+  get buffered(): number {
+    return this.pending.length;
+  }
+
+  /** Queue one record; false when the caller should await ready() before adding more. */
+  add(key: Buffer | null, value: Buffer): boolean {
+    if (this.error) throw this.error;
+    if (this.closed) throw new JoineryError('E_OUTPUT', `Kafka sink ${this.opts.topic} is closed`);
+    if (this.pending.length === 0) this.firstPendingAt = Date.now();
+    // the partition kafkajs's default partitioner would choose (murmur2 of the key; round-robin without one)
+    const partition = key !== null ? partitionForKey(key, this.nParts) : (this.rr++ % this.nParts);
+    this.pending.push({ key, value, partition });
+    this.pendingBytes += value.length;
+    this.stats.records++;
+    this.stats.bytes += value.length;
+    this.pump(false);
+    return this.pending.length < this.highWater;
+  }
+
+  /** Resolves when buffered records drop below the high-water mark; rejects once the sink failed. */
+  ready(): Promise<void> {
+    if (this.error) return Promise.reject(this.error);
+    if (this.pending.length < this.highWater) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => this.readyWaiters.push(() => (this.error ? reject(this.error) : resolve())));
+  }
+
+  private pump(force: boolean): void {
+    if (this.error || !this.producer) return;
+    if (this.inflight) return;
+    const n = this.pending.length;
+    if (n === 0) { this.notifyIdle(); return; }
+    const lingered = Date.now() - this.firstPendingAt >= this.lingerMs;
+    if (!force && n < this.batchRecords && !lingered) {
+      if (!this.timer) this.timer = setTimeout(() => { this.timer = null; this.pump(false); }, Math.max(1, this.lingerMs - (Date.now() - this.firstPendingAt)));
+      return;
+    }
+    if (this.timer) { clearTimeout(this.timer); this.timer = null; }
+    // up to maxSendRecords, and up to maxBatchBytes for any one partition
+    const limit = Math.min(n, this.maxSendRecords);
+    const pb = this.partBytes;
+    pb.fill(0);
+    let take = 0;
+    for (; take < limit; take++) {
+      const m = this.pending[take];
+      const sz = (m.value as Buffer).length + (m.key ? (m.key as Buffer).length : 0) + 24;
+      const p = m.partition!;
+      if (take > 0 && pb[p] + sz > this.maxBatchBytes) break;
+      pb[p] += sz;
+    }
+    const messages = take === n ? this.pending : this.pending.slice(0, take);
+    this.pending = take === n ? [] : this.pending.slice(take);
+    if (this.pending.length > 0) this.firstPendingAt = Date.now();
+    let bytes = 0;
+    for (const m of messages) bytes += (m.value as Buffer).length;
+    this.pendingBytes -= bytes;
+    const producer = this.producer;
+    this.stats.sends++;
+    this.inflight = producer.send({ topic: this.opts.topic, messages, acks: -1, compression: this.compression })
+      .then(() => {
+        this.inflight = null;
+        this.notifyReady();
+        this.pump(this.flushing > 0);
+      }, (e: unknown) => {
+        this.inflight = null;
+        this.error = new JoineryError('E_OUTPUT', `writing ${messages.length} records to Kafka topic ${this.opts.topic} failed after retries: ${errText(e)}`, { cause: e });
+        this.notifyReady();
+        this.notifyIdle();
+      });
+  }
+
+  private flushing = 0;
+
+  private notifyReady(): void {
+    if (this.pending.length >= this.highWater && !this.error) return;
+    const w = this.readyWaiters;
+    this.readyWaiters = [];
+    for (const f of w) f();
+  }
+
+  private notifyIdle(): void {
+    if (!this.error && (this.inflight || this.pending.length > 0)) return;
+    const w = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const f of w) f();
+  }
+
+  /** Send everything buffered and wait for the broker's acknowledgement. */
+  async flush(): Promise<void> {
+    if (this.error) throw this.error;
+    if (!this.inflight && this.pending.length === 0) return;
+    this.flushing++;
+    try {
+      await new Promise<void>((r) => { this.idleWaiters.push(r); this.pump(true); });
+    } finally {
+      this.flushing--;
+    }
+    if (this.error) throw this.error;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    let err: unknown = null;
+    try { await this.flush(); } catch (e) { err = e; }
+    this.closed = true;
+    if (this.timer) { clearTimeout(this.timer); this.timer = null; }
+    await this.producer?.disconnect().catch(() => {});
+    this.producer = null;
+    if (this.ownsClient) closeKafka(this.h);
+    if (err) throw err;
+  }
+}
+
+function toBuffer(v: Uint8Array | string): Buffer {
+  if (typeof v === 'string') return Buffer.from(v, 'utf8');
+  const b = Buffer.allocUnsafe(v.length);
+  b.set(v);
+  return b;
+}
+
+/**
+ * The joined output to a Kafka topic: one record per joined pair (FlatBuffers JoinedRecord or
+ * JSON), keyed by the join key so a key's records stay on one partition and in order. The value
+ * and key bytes are copied, so the caller may reuse its buffers.
+ *
+ * Back-pressure: write() returns false when the caller should `await sink.ready()`.
+ */
+export class KafkaRecordSink {
+  readonly spec: string;
+  private readonly p: BatchingProducer;
+
+  private constructor(opts: KafkaProducerOptions) {
+    this.spec = `kafka:${opts.topic}`;
+    this.p = new BatchingProducer(opts);
+  }
+
+  static async open(opts: KafkaProducerOptions): Promise<KafkaRecordSink> {
+    const s = new KafkaRecordSink(opts);
+    await s.p.start();
+    return s;
+  }
+
+  get stats(): { records: number; bytes: number; sends: number } {
+    return this.p.stats;
+  }
+
+  /** Records buffered, not yet handed to the broker. */
+  get buffered(): number {
+    return this.p.buffered;
+  }
+
+  write(key: Uint8Array | string | null, value: Uint8Array | string): boolean {
+    return this.p.add(key === null ? null : toBuffer(key), toBuffer(value));
+  }
+
+  ready(): Promise<void> {
+    return this.p.ready();
+  }
+
+  flush(): Promise<void> {
+    return this.p.flush();
+  }
+
+  close(): Promise<void> {
+    return this.p.close();
+  }
+}
+
+/**
+ * LineSink for `kafka:TOPIC` (late events, dead letters): each newline-terminated line of a chunk
+ * becomes one record (without the newline, no key). write() is synchronous like the other line
+ * sinks and throws once the sink has failed; flush() and close() return promises the caller should
+ * await (a rejected one carries the JoineryError('E_OUTPUT')). Use `needsDrain` / ready() for
+ * back-pressure.
+ */
+export class KafkaLineSink implements LineSink {
+  readonly spec: string;
+  private readonly p: BatchingProducer;
+  private partial: Buffer | null = null;
+
+  private constructor(opts: KafkaProducerOptions) {
+    this.spec = `kafka:${opts.topic}`;
+    this.p = new BatchingProducer(opts);
+  }
+
+  /** `spec` is kafka:TOPIC. */
+  static async open(spec: string, opts: Omit<KafkaProducerOptions, 'topic'>): Promise<KafkaLineSink> {
+    if (!spec.startsWith('kafka:') || spec.length <= 6) throw usageError(`expected kafka:TOPIC, got ${JSON.stringify(spec)}`);
+    const s = new KafkaLineSink({ ...opts, topic: spec.slice(6) });
+    await s.p.start();
+    return s;
+  }
+
+  get stats(): { records: number; bytes: number; sends: number } {
+    return this.p.stats;
+  }
+
+  get needsDrain(): boolean {
+    return this.p.buffered >= 65_536;
+  }
+
+  ready(): Promise<void> {
+    return this.p.ready();
+  }
+
+  write(chunk: Uint8Array): void {
+    if (this.p.failed) throw this.p.failed;
+    let start = 0;
+    for (let i = 0; i < chunk.length; i++) {
+      if (chunk[i] !== 10) continue;
+      let line = chunk.subarray(start, i);
+      if (this.partial) { line = Buffer.concat([this.partial, line]); this.partial = null; }
+      let end = line.length;
+      if (end > 0 && line[end - 1] === 13) end--;
+      if (end > 0) this.p.add(null, toBuffer(line.subarray(0, end)));
+      start = i + 1;
+    }
+    if (start < chunk.length) {
+      const rest = toBuffer(chunk.subarray(start));
+      this.partial = this.partial ? Buffer.concat([this.partial, rest]) : rest;
+    }
+  }
+
+  flush(): Promise<void> {
+    if (this.partial && this.partial.length > 0) { this.p.add(null, this.partial); this.partial = null; }
+    return this.p.flush();
+  }
+
+  async close(): Promise<void> {
+    if (this.partial && this.partial.length > 0 && !this.p.failed) { this.p.add(null, this.partial); this.partial = null; }
+    return this.p.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Plain consumer for tests and tools (reads a topic back)
+
+/**
+ * Read every record of a topic from the beginning until each partition reaches the high
+ * watermark seen at the start (no group commits). For tests and `joinery` tools.
+ */
+export async function readTopic(brokers: KafkaHandle | readonly string[], topic: string,
+  onRecord: (r: { partition: number; offset: string; key: Buffer | null; value: Buffer | null }) => void,
+  opts: { timeoutMs?: number } = {}): Promise<number> {
+  const { h, own } = handleFrom(brokers, 'joinery-reader');
+  const admin = await connectedAdmin(h, 'E_INPUT');
+  let highs: Map<number, number>;
+  try {
+    highs = new Map((await admin.fetchTopicOffsets(topic)).map((o) => [o.partition, Number(o.high)]));
+  } finally {
+    await admin.disconnect().catch(() => {});
+    if (own) closeKafka(h);
+  }
+  const remaining = new Set([...highs].filter(([, hi]) => hi > 0).map(([p]) => p));
+  if (remaining.size === 0) return 0;
+  const consumer = h.kafka.consumer({ groupId: `joinery-reader-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`, maxWaitTimeInMs: 50, minBytes: 1 });
+  let n = 0;
+  let done!: () => void;
+  const finished = new Promise<void>((r) => { done = r; });
+  try {
+    await consumer.connect();
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
+    await consumer.run({
+      autoCommit: false,
+      partitionsConsumedConcurrently: Math.max(1, highs.size),
+      eachBatch: async ({ batch }) => {
+        const hi = highs.get(batch.partition) ?? 0;
+        for (const m of batch.messages) {
+          if (Number(m.offset) >= hi) break;
+          onRecord({ partition: batch.partition, offset: m.offset, key: m.key, value: m.value });
+          n++;
+        }
+        if (Number(batch.lastOffset()) + 1 >= hi) { remaining.delete(batch.partition); if (remaining.size === 0) done(); }
+      },
+    });
+    const timeoutMs = opts.timeoutMs ?? 60_000;
+    let t: NodeJS.Timeout | undefined;
+    await Promise.race([finished, new Promise<never>((_, rej) => { t = setTimeout(() => rej(new Error(`reading ${topic} timed out after ${timeoutMs} ms with ${n} records`)), timeoutMs); })]);
+    clearTimeout(t);
+  } finally {
+    await consumer.disconnect().catch(() => {});
+    if (own) closeKafka(h);
+  }
+  return n;
+}
+
+/** A throw-away raw producer for tests: sends values (and optional keys) as they are, no batching logic. */
+export async function produceRaw(brokers: KafkaHandle | readonly string[], topic: string,
+  records: ReadonlyArray<{ key?: string | Buffer | null; value: string | Buffer | null; partition?: number }>): Promise<void> {
+  const { h, own } = handleFrom(brokers, 'joinery-raw');
+  const producer = h.kafka.producer({ createPartitioner: kafkajs.Partitioners.DefaultPartitioner, allowAutoTopicCreation: false });
+  await producer.connect();
+  try {
+    for (let i = 0; i < records.length; i += 5_000) {
+      await producer.send({ topic, acks: -1, messages: records.slice(i, i + 5_000).map((r) => ({ key: r.key ?? null, value: r.value, partition: r.partition })) });
+    }
+  } finally {
+    await producer.disconnect().catch(() => {});
+    if (own) closeKafka(h);
+  }
+}
