@@ -103,12 +103,17 @@ function prepareStateDir(dir: string): void {
 
 const SIDE_NAME = ['left', 'right'] as const;
 
+/** Bucket size of the lmdb store: a twentieth of the join window, within 1 s..30 s (measured: probes get cheaper up to ~30 s buckets; recent events wait in memory for about a bucket + max-delay). */
+export function bucketMsFor(cfg: Config): number {
+  return cfg.bucketMs ?? Math.min(30_000, Math.max(1_000, Math.round((cfg.upperMs - cfg.lowerMs) / 20)));
+}
+
 export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summary> {
   const extractors = makeExtractors(cfg, opts.formats);
   checkWritable(cfg.out, 'out');
   checkWritable(cfg.lateOut, 'late-out');
   checkWritable(cfg.deadLetter, 'dead-letter');
-  if (cfg.state === 'lmdb') prepareStateDir(cfg.stateDir);
+  if (cfg.state !== 'memory') prepareStateDir(cfg.stateDir);
   if (cfg.out.startsWith('file:')) openLineSink(cfg.out, true).close(); // truncate once; workers append
   const lateSink: LineSink | null = opts.lateSink ?? (cfg.lateOut ? openLineSink(cfg.lateOut, true) : null);
   const deadSink: LineSink | null = opts.deadSink ?? (cfg.deadLetter ? openLineSink(cfg.deadLetter, true) : null);
@@ -169,7 +174,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   for (let i = 0; i < cfg.workers; i++) {
     const init: WorkerInit = {
       index: i, sab: sabs[i], keyGroupRange: ranges[i], join: cfg.join, lowerMs: cfg.lowerMs, upperMs: cfg.upperMs,
-      formats: opts.formats, state: cfg.state, stateDir: cfg.stateDir, out: cfg.out, framing, statsIntervalMs,
+      formats: opts.formats, state: cfg.state, bucketMs: bucketMsFor(cfg), stateDir: cfg.stateDir, out: cfg.out, framing, statsIntervalMs,
     };
     const t = new Worker(new URL('./worker/worker.js', import.meta.url), { workerData: init });
     threads.push(t);

@@ -122,6 +122,7 @@ function validate(c: Config): void {
     if (c.idleTimeoutMs <= 0) throw usageError('--idle-timeout must be positive');
     if ((c.ringSizeBytes & (c.ringSizeBytes - 1)) !== 0) throw usageError(`--ring-size must be a power of two (got ${c.ringSizeBytes})`);
     if (c.workers > 64) throw usageError('--workers must be ≤ 64');
+    if (c.bucketMs !== undefined && c.bucketMs < 10) throw usageError('--bucket must be at least 10ms');
     for (const [flag, v] of [['out', c.out], ['late-out', c.lateOut], ['dead-letter', c.deadLetter]] as const) {
       if (v !== undefined && !/^(file:.+|kafka:.+|stdout|null)$/.test(v)) throw usageError(`--${flag}: unsupported sink ${JSON.stringify(v)} (use file:PATH, kafka:TOPIC, stdout or null)`);
     }

@@ -48,7 +48,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   // engine
   { key: 'workers', flag: 'workers', type: 'int', min: 1, default: 2, commands: ENGINE, doc: 'worker threads, each owning a contiguous range of the 4096 key groups' },
   { key: 'ringSizeBytes', flag: 'ring-size', type: 'bytes', min: 65_536, default: 16 * 1024 * 1024, placeholder: 'BYTES', commands: ENGINE, doc: 'SharedArrayBuffer ring per worker (power of two; suffixes k, m, g)' },
-  { key: 'state', flag: 'state', type: 'enum', values: ['lmdb', 'memory'], default: 'lmdb', commands: ENGINE, doc: 'join buffer store: lmdb (off-heap, one environment per worker) or memory (heap)' },
+  { key: 'state', flag: 'state', type: 'enum', values: ['lmdb', 'memory', 'lmdb-btree'], default: 'lmdb', commands: ENGINE, doc: 'join buffer store: lmdb (time buckets sealed into LMDB, one environment per worker), memory (heap), lmdb-btree (key-ordered LMDB, exact expiry, slower; for comparison)' },
+  { key: 'bucketMs', flag: 'bucket', type: 'duration', default: undefined, placeholder: 'DUR', commands: ENGINE, doc: 'event-time bucket of the lmdb store (default (upper − lower)/20 within 1s..30s): larger buckets mean fewer probes per event, more recent events in memory' },
   { key: 'stateDir', flag: 'state-dir', type: 'string', default: './joinery-state', placeholder: 'DIR', commands: ENGINE, doc: 'directory of the LMDB environments (cleared at start until checkpoints exist)' },
   // sinks
   { key: 'out', flag: 'out', type: 'string', default: 'stdout', defaults: { demo: 'null', bench: 'null' }, placeholder: 'SINK', commands: ENGINE, doc: 'joined output: file:PATH (NDJSON), stdout or null (count only)' },
@@ -101,7 +102,7 @@ export interface Config {
   key: string[]; time: string; id: string;
   leftKey?: string[]; rightKey?: string[]; leftTime?: string; rightTime?: string; leftId?: string; rightId?: string;
   lowerMs: number; upperMs: number; join: JoinKind; maxDelayMs: number; idleTimeoutMs: number;
-  workers: number; ringSizeBytes: number; state: 'lmdb' | 'memory'; stateDir: string;
+  workers: number; ringSizeBytes: number; state: 'lmdb' | 'memory' | 'lmdb-btree'; bucketMs?: number; stateDir: string;
   out: string; lateOut?: string; deadLetter?: string;
   seed: number; rate: number; events: number; durationMs: number;
   genProfiles: number; genTitles: number; genSkew: number; genPlayProb: number; genPlayDelayMs: number;

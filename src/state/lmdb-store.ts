@@ -90,6 +90,8 @@ function markedBuffer(size: number): MarkedBuffer {
 }
 
 export class LmdbStore implements StateStore {
+  /** Exact expiry: an entry goes exactly when the watermark passes its expireAtMs. */
+  readonly expiryGranularityMs = 0;
   private readonly root: RootDatabase<Buffer, Buffer>;
   private readonly buf: Database<Buffer, Buffer>;
   private readonly exp: Database<Buffer, Buffer>;

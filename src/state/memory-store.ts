@@ -52,6 +52,8 @@ function compareIdentity(e: Entry, ts: number, id: Uint8Array): number {
 }
 
 export class MemoryStore implements StateStore {
+  /** Exact expiry: an entry goes exactly when the watermark passes its expireAtMs. */
+  readonly expiryGranularityMs = 0;
   private readonly keys = new Map<number, KeySlot>();
   private readonly heap: Entry[] = [];
   private entries = 0;

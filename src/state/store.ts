@@ -1,6 +1,6 @@
 /**
  * The join buffer: what a worker keeps per side until the watermark says an event can no longer
- * join. One interface, two implementations (memory, lmdb) checked by one contract suite
+ * join. One interface, three implementations (memory, lmdb, bucket) checked by one contract suite
  * (test/contract/store.contract.ts).
  *
  * Byte arguments (key, id, payload) are views that are only valid during the call: a store copies
@@ -24,6 +24,12 @@ export interface Buffered {
 }
 
 export interface StateStore {
+  /**
+   * How coarse expire() may be, in ms: an entry is never removed while expireAtMs ≥ watermark, and
+   * is removed at the latest once watermark > expireAtMs + expiryGranularityMs. 0 = exact (an entry
+   * goes exactly when watermark > expireAtMs).
+   */
+  readonly expiryGranularityMs: number;
   /** Run fn as one write transaction (one per ring drain). All mutating calls happen inside batch(). */
   batch<T>(fn: () => T): T;
   /**
@@ -43,7 +49,8 @@ export interface StateStore {
   /**
    * Remove every entry whose expireAtMs < watermarkMs, calling onExpired for each before it goes
    * (payload included, so outer joins can emit it). Cost is proportional to what expires, never a
-   * scan of the whole buffer. Returns the number removed.
+   * scan of the whole buffer. Returns the number removed. A store with expiryGranularityMs > 0 may
+   * keep such entries longer, within that bound (see expiryGranularityMs).
    */
   expire(watermarkMs: number, onExpired?: (e: Buffered) => void): number;
   /** Entries currently buffered. */

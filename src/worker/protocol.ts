@@ -9,7 +9,8 @@ export interface WorkerInit {
   lowerMs: number;
   upperMs: number;
   formats: ['json' | 'flatbuffers', 'json' | 'flatbuffers'];
-  state: 'lmdb' | 'memory';
+  state: 'lmdb' | 'memory' | 'lmdb-btree';
+  bucketMs: number;
   stateDir: string;
   /** Output sink spec: file:PATH (the worker appends), stdout or kafka:TOPIC (chunks posted to main), null. */
   out: string;

@@ -49,7 +49,7 @@ class Worker {
     this.ring = new RingConsumer(init.sab);
     this.u8 = this.ring.u8;
     this.dv = this.ring.dv;
-    this.store = openStore(init.state, path.join(init.stateDir, `worker-${init.index}`));
+    this.store = openStore(init.state, path.join(init.stateDir, `worker-${init.index}`), { bucketMs: init.bucketMs });
     const discard = init.out === 'null';
     this.emitter = new NdjsonEmitter(init.formats, discard, init.framing);
     this.sink = init.out.startsWith('file:') ? openLineSink(init.out, false) : null;
