@@ -2,33 +2,37 @@
  * The Kafka layer: the only file that imports kafkajs (2.2.4, unmaintained since 2023, so it stays
  * behind joinery's own Source / sink interfaces and can be swapped).
  *
- * - createKafka / waitForBroker: one client per process, kafkajs logs as compact one-line stderr
- *   messages at WARN and above (retriable protocol errors, rebalances and the like are demoted to
- *   INFO, identical lines are rate-limited); an unreachable broker is retried with backoff for the
- *   connect timeout, then reported with the address tried.
+ * - createKafka / waitForBroker / closeKafka: one client per process; kafkajs logs become compact
+ *   one-line stderr messages at WARN and above (retriable protocol errors, rebalances and the like
+ *   are demoted to INFO; identical lines at most every 10 s); an unreachable broker is retried with
+ *   backoff for the connect timeout, then reported with the address tried.
  * - KafkaSource: two topics (left → side 0, right → side 1) read by one consumer group with
- *   eachBatch, no auto-commit; offsets are committed by the engine through commit() once the
- *   records' effects are durable.
+ *   eachBatch and no auto-commit; the engine commits through commit() once records are applied.
+ *   A co-partitioned group assignment keeps partition p of both topics on one member.
  * - KafkaRecordSink (joined output, keyed) and KafkaLineSink (kafka:TOPIC for --late-out and
- *   --dead-letter): an idempotent producer, batched, one produce request in flight, bounded retries
- *   and then a JoineryError — never a silent drop.
- * - ensureTopics / describeTopics: admin helpers for `joinery gen`, `joinery topics` and tests.
+ *   --dead-letter): an idempotent producer, batched, one produce request in flight, retried
+ *   through broker restarts, then a JoineryError('E_OUTPUT') — never a silent drop.
+ * - ensureTopics / describeTopics / deleteTopics / topicOffsets / groupOffsets / readTopic /
+ *   produceRaw: admin and test helpers.
  *
- * Exactly-once bookkeeping of the source (what happens on a rebalance or a consumer restart):
- * kafkajs re-reads a partition from its last *committed* offset after every rebalance and after a
- * crash-restart, and the engine commits only after applying, so without care records that were
- * already handed out would be delivered again. The source therefore keeps, per partition, the next
- * offset it has accepted into its queue (`enqueuedNext`) and the next offset it has handed to the
- * router (`deliveredNext`), and drops every fetched record below `enqueuedNext`. On a group join,
- * batches of partitions that were revoked and not yet handed out are removed from the queue (the
- * new owner reads them from the committed offset) and `enqueuedNext` falls back to
- * `deliveredNext`, so if the partition comes back to this process only what was not yet routed is
- * delivered. What kafkajs cannot give (it has no revoke callback before re-joining): records of a
- * revoked partition that were routed here but not yet committed are also read by the new owner.
- * Within one process nothing is ever delivered twice; across processes the window is what the
- * engine has routed but not committed (commit often; onAssignment reports every change).
- * commit() only commits partitions currently assigned to this member, so a late commit cannot
- * move another member's partition backwards.
+ * Exactly-once bookkeeping of the source (rebalances, consumer restarts, broker restarts): kafkajs
+ * re-reads a partition from its last *committed* offset after every rebalance and every consumer
+ * restart, and the engine commits only after applying, so records already handed out would come
+ * again. The source keeps, per partition, the next offset accepted into its queue (`enqueuedNext`)
+ * and the next offset handed to the router (`deliveredNext`); fetched records below `enqueuedNext`
+ * are dropped and kafkajs's fetch position is moved past them. On a group join, queued batches of
+ * revoked partitions (fetched, not yet handed out) are removed — the new owner reads them from the
+ * committed offset — and `enqueuedNext` falls back to `deliveredNext`, so a partition that comes
+ * back to this process continues exactly after what was routed. Within one process nothing is
+ * delivered twice. What kafkajs cannot give (it has no revoke callback before re-joining): records
+ * of a revoked partition that were routed here but not yet committed are read again by the new
+ * owner, i.e. across processes the duplicate window is "routed but not committed" (commit often;
+ * onAssignment reports every change). commit() only commits partitions assigned to this member,
+ * so a late commit never moves another member's partition backwards.
+ *
+ * Two kafkajs 2.2.4 defects are worked around here (see loadKafkajs and closeKafka): quadratic
+ * grouping of a send's messages by partition, and a connection orphaned by a broker restart that
+ * keeps the process alive after disconnect().
  */
 import { createRequire } from 'node:module';
 import * as net from 'node:net';
@@ -1176,8 +1180,10 @@ export interface KafkaProducerOptions {
   maxBatchBytes?: number;
   /** write() returns false above this many buffered records (default 65536). */
   highWaterRecords?: number;
-  /** kafkajs retries of one send before the sink fails (default 10; backoff 200 ms × 2 up to 5 s). */
+  /** kafkajs retries of one send (default 10; backoff 200 ms × 2 up to 5 s) … */
   retries?: number;
+  /** … and, while the broker is unreachable, how long the same send is repeated before the sink fails (default 60 s). */
+  reconnectTimeoutMs?: number;
 }
 
 /**
@@ -1317,19 +1323,50 @@ class BatchingProducer {
     let bytes = 0;
     for (const m of messages) bytes += (m.value as Buffer).length;
     this.pendingBytes -= bytes;
-    const producer = this.producer;
-    this.stats.sends++;
-    this.inflight = producer.send({ topic: this.opts.topic, messages, acks: -1, compression: this.compression })
-      .then(() => {
+    this.inflight = this.send(messages);
+  }
+
+  /**
+   * One produce request, resent as it is while the broker is unreachable (up to reconnectTimeoutMs
+   * from the first failure): the identical request again first keeps the idempotent producer's
+   * sequence numbers, so a batch the broker had already written is de-duplicated, not doubled.
+   * Any other error, or running out of time, fails the sink.
+   */
+  private async send(messages: Message[]): Promise<void> {
+    const budget = this.opts.reconnectTimeoutMs ?? 60_000;
+    let firstFailure = 0;
+    let delay = 250;
+    let warned = false;
+    for (;;) {
+      const producer = this.producer;
+      try {
+        if (!producer) throw new Error('producer closed');
+        this.stats.sends++;
+        await producer.send({ topic: this.opts.topic, messages, acks: -1, compression: this.compression });
+        if (warned) process.stderr.write(`joinery: Kafka reachable again; writing to ${this.opts.topic} resumed\n`);
         this.inflight = null;
         this.notifyReady();
         this.pump(this.flushing > 0);
-      }, (e: unknown) => {
+        return;
+      } catch (e) {
+        const now = Date.now();
+        if (firstFailure === 0) firstFailure = now;
+        if (producer && isConnectivityError(e) && now - firstFailure < budget && !this.closed) {
+          if (!warned) {
+            warned = true;
+            process.stderr.write(`joinery: cannot reach Kafka to write ${this.opts.topic} (${errText(e)}); retrying for up to ${formatDurationMs(budget)}\n`);
+          }
+          await sleep(delay);
+          delay = Math.min(delay * 2, 2_000);
+          continue;
+        }
         this.inflight = null;
         this.error = new JoineryError('E_OUTPUT', `writing ${messages.length} records to Kafka topic ${this.opts.topic} failed after retries: ${errText(e)}`, { cause: e });
         this.notifyReady();
         this.notifyIdle();
-      });
+        return;
+      }
+    }
   }
 
   private flushing = 0;

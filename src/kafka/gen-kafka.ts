@@ -20,7 +20,7 @@ import { fmtCount, fmtRate } from '../metrics/report.js';
 import { Generator, genOptionsFrom, impressionJson, playJson } from '../source/generator.js';
 import type { ImpressionEvent, PlayEvent } from '../source/generator.js';
 import type { Side } from '../state/store.js';
-import { createKafka, ensureTopics, KafkaRecordSink, type EnsureResult, type KafkaCompression } from './client.js';
+import { closeKafka, createKafka, ensureTopics, KafkaRecordSink, type EnsureResult, type KafkaCompression } from './client.js';
 
 export interface GenToKafkaOptions {
   brokers: string[];
@@ -134,12 +134,18 @@ export async function runGenToKafka(cfg: Config, opts: GenToKafkaOptions): Promi
   }
 
   const sinkOpts = { brokers: opts.brokers, kafka, compression: opts.compression ?? 'none', clientId: 'joinery-gen' } as const;
-  const left = await KafkaRecordSink.open({ ...sinkOpts, topic: opts.leftTopic });
-  let right: KafkaRecordSink;
+  let left: KafkaRecordSink, right: KafkaRecordSink;
+  try {
+    left = await KafkaRecordSink.open({ ...sinkOpts, topic: opts.leftTopic });
+  } catch (e) {
+    closeKafka(kafka);
+    throw e;
+  }
   try {
     right = await KafkaRecordSink.open({ ...sinkOpts, topic: opts.rightTopic });
   } catch (e) {
     await left.close().catch(() => {});
+    closeKafka(kafka);
     throw e;
   }
   const writers: [SideWriter, SideWriter] = [
@@ -196,6 +202,7 @@ export async function runGenToKafka(cfg: Config, opts: GenToKafkaOptions): Promi
     throw e;
   } finally {
     const closing = await Promise.allSettled([left.close(), right.close()]);
+    closeKafka(kafka);
     const bad = closing.find((c) => c.status === 'rejected');
     if (bad && !failed) throw (bad as PromiseRejectedResult).reason;
   }

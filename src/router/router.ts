@@ -112,13 +112,13 @@ export class Router {
     this.tracker.touch(slot, t);
     const data = b.data, offs = b.offsets, skip = b.recordPrefixBytes ?? 0;
     const scratch = this.scratch;
-    const isJson = b.format === 'json';
+    const isLines = b.lineDelimited === true;
     const wm = this.watermark;
     this.counters.read[b.side] += b.count;
     for (let i = 0; i < b.count; i++) {
       const start = offs[i] + skip;
       let end = offs[i + 1];
-      if (isJson) {
+      if (isLines) {
         while (end > start && (data[end - 1] === 10 || data[end - 1] === 13 || data[end - 1] === 32 || data[end - 1] === 9)) end--;
         if (end === start) { this.counters.read[b.side]--; continue; } // blank line
       }
@@ -193,7 +193,7 @@ export class Router {
 
   private reject(kind: 'dead' | 'late', b: RecordBatch, i: number, reason: string, record: Uint8Array, ts?: number): void {
     if (kind === 'dead') this.counters.dead++; else this.counters.late++;
-    this.onRejected({ kind, side: b.side, origin: b.origin, position: b.firstPosition + i, reason, record, format: b.format, ts, watermarkMs: kind === 'late' ? this.watermark : undefined });
+    this.onRejected({ kind, side: b.side, origin: b.origin, position: b.recordOffsets ? b.recordOffsets[i] : b.firstPosition + i, reason, record, format: b.format, ts, watermarkMs: kind === 'late' ? this.watermark : undefined });
   }
 
   private async broadcast(kind: FrameKind, wm = 0): Promise<void> {

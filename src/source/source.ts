@@ -15,6 +15,10 @@ export interface RecordBatch {
   count: number;
   /** Bytes to skip at the start of each record (4 for size-prefixed FlatBuffers files); default 0. */
   recordPrefixBytes?: number;
+  /** NDJSON file records: each ends with its newline, and blank lines are skipped rather than dead-lettered. */
+  lineDelimited?: boolean;
+  /** Exact position of each record when positions are not contiguous (Kafka offsets with gaps). */
+  recordOffsets?: Float64Array;
   /** Position of the first record for error reports: 1-based line number for NDJSON files, record index otherwise. */
   firstPosition: number;
   /** Human name of where the batch came from (file path, generator), for error reports. */
