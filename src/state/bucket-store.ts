@@ -1,6 +1,6 @@
 /**
- * Time-bucketed join buffer (LSM-like): recent events in memory, older ones sealed into LMDB in one
- * sequential write per bucket, whole buckets dropped on expiry. Built because every insert into
+ * Time-bucketed join buffer (LSM-like): recent events in memory, older ones sealed into LMDB as one
+ * sequential (incremental) write per bucket, whole buckets dropped on expiry. Built because every insert into
  * LmdbStore is a random-key B-tree put (~115k puts/s on the 2-core box) while appends in key order
  * run at ~650k+ puts/s and one put here carries all of a key's events in a bucket.
  *
@@ -24,7 +24,7 @@
  *
  *  - **Open slice** (in memory, but off the V8 heap): an arena of 64 KiB slabs holds every event,
  *    already in the packed event format below, behind a 16-byte header ([i32 prev][i32 next]
- *    [i32 bucket index][u8 joined]); each key/side is a doubly linked list in (ts, id) order, so an
+ *    [i32 bucket index][u32 joined flag | ordinal·2]); each key/side is a doubly linked list in (ts, id) order, so an
  *    insert is an append after a short backwards walk (arrivals are nearly in order), which also
  *    finds duplicates. Slots (one per keyGroup + key) live in typed arrays behind an
  *    open-addressing table on keyHash; the slot's LMDB key is written once into the arena. There is
@@ -32,11 +32,32 @@
  *    (an object per entry cost ~30% of the insert time in a first version).
  *  - **Sealing**: expire(wm) keeps the highest watermark seen; the join never inserts ts < wm after
  *    expire(wm) (the router diverts late events), so a slice with (t+1)·B ≤ wm is complete. It is
- *    written to LMDB, one fresh *named database* per bucket, in one go: slots sorted by LMDB key, one
+ *    written to LMDB, one fresh *named database* per bucket: slots sorted by LMDB key, one
  *    `putSync(…, { append: true })` (MDB_APPEND) per key/side — sequential appends into a fresh tree.
  *    Measured (/tmp, 200 buckets × 10k keys, 240 B values): named DB per bucket 1.42M puts/s, 0.08 ms
  *    per dropSync; one shared DB with a bucket prefix 1.11M puts/s (append) and 13.8 ms per bucket
  *    to delete by range; getBinaryFast 670k/s vs 500k/s. Hence named DBs.
+ *  - **Incremental sealing**: a 30 s slice of a worker at 47k events/s holds ~1.2M entries in ~1M
+ *    keys: 2–4 s of work (putSync alone costs ~1.2 µs). Written in one call, it stalled the worker
+ *    for seconds (`joinery bench --source gen --rate 95000`: p99 latency 2.4–5.9 s). A *seal job*
+ *    (SealJob) does it in bounded steps instead: count the slots per key group; scatter them by key
+ *    group (a counting sort) along with numeric sort keys (key length and bytes 0–4, bytes 5–10);
+ *    quicksort each key group, one partition per step; then per bucket append its values slot by
+ *    slot in key order, then build its key filters. Work is counted in units of about one entry
+ *    written (≈ 1 µs alone on the 2-vCPU box, 2–3 µs beside the router and the other worker).
+ *    Pacing: the slice of t is sealed while event time goes from (t+1)·B to (t+1+sealSpread)·B
+ *    (0.8): a call does the share of the job's estimated work that is due by then, expire() at most
+ *    sealUnitsPerCall (4096) units. "Event time" is the watermark plus how far inserted event time
+ *    moved since it last rose, so that maintain() calls between watermark frames (once per ring
+ *    drain) find due work in small pieces. Behind schedule (complete slices queue up) the oldest is
+ *    sealed at the cap times the queue length (≤ 8×); a job of at most 2048 units goes at once.
+ *    Until its last bucket database is complete the slice stays open and is served from its arena,
+ *    which the job never changes (values are copied into a scratch buffer) except to stamp each
+ *    entry's ordinal into its header as it writes it; joined flags set meanwhile are noted and set in
+ *    the bit arrays at the switch, which turns the slice into its sealed buckets in one step. A bucket
+ *    that expires during the seal is dropped with its partial database; a new entry inserted into the
+ *    slice (a late insert or a regression) abandons the job and drops its databases, and the slice is
+ *    sealed from scratch later. One job runs at a time, oldest complete slice first.
  *  - **Sealed bucket** (LMDB, plus a little heap): per side an exact hash set of the keyHashes it
  *    holds (probes skip buckets without the key: no LMDB read), a joined-bit array indexed by entry
  *    ordinal within the bucket, counts, bytes and max expireAt.
@@ -82,8 +103,8 @@
  *    merge copies. Visitors and onExpired callbacks must not call back into the store.
  *  - One environment per store, one store per worker thread (notes/libraries.md §2.4); noSync, no
  *    useWritemap (see lmdb-store.ts: MDB_WRITEMAP aborts in mdb_freelist_save).
- *  - batch() is one LMDB write transaction; all LMDB writes (seal, drop, unseal) happen in expire()
- *    or insert() inside it. A batch that throws after LMDB writes leaves memory and LMDB disagreeing:
+ *  - batch() is one LMDB write transaction; all LMDB writes (seal, drop, unseal) happen in expire(),
+ *    maintain(), flushSeals() or insert() inside it (maintain() and flushSeals() open one if needed). A batch that throws after LMDB writes leaves memory and LMDB disagreeing:
  *    the store then refuses every call (E_STATE). A batch that throws without LMDB writes keeps its
  *    in-memory changes, like MemoryStore.
  *  - keyHash must be a function of the key bytes (the router's stable hash).
@@ -105,9 +126,25 @@ export interface BucketStoreOptions {
   mapSizeBytes?: number;
   /** LMDB maxDbs: at most this many sealed buckets at once. Default 10_000. */
   maxDbs?: number;
+  /**
+   * Pacing of incremental sealing (see "Sealing" in the file header): a complete slice is sealed
+   * while the watermark advances this fraction of a bucket past its end. Default 0.8. 0 seals each
+   * complete slice at once, in the expire() that completes it (one stall per bucket, as before
+   * incremental sealing).
+   */
+  sealSpread?: number;
+  /** At most this many work units (≈ one entry written each) per expire() call. Default 4096. */
+  sealUnitsPerCall?: number;
+  /** A seal with at most this many units left is finished at once (within the per-call cap). Default 2048. */
+  sealAtOnceUnits?: number;
 }
 
 export const DEFAULT_BUCKET_MS = 10_000;
+const DEFAULT_SEAL_SPREAD = 0.8;
+const DEFAULT_SEAL_UNITS_PER_CALL = 4096;
+const DEFAULT_SEAL_AT_ONCE_UNITS = 2048;
+/** With k complete slices waiting, the per-call cap is multiplied by min(k, SEAL_BACKLOG_MAX) to catch up. */
+const SEAL_BACKLOG_MAX = 8;
 
 const EV_HEADER = 8 + 2 + 4; // ts, idLen, payloadLen
 const VALUE_HEADER = 4 + 4 + 4; // count, firstOrdinal, keyHash
@@ -119,10 +156,9 @@ const DB_OPTIONS = { keyEncoding: 'binary', encoding: 'binary' } as const;
 //
 // An entry reference (a V8 small integer) is slabIndex·SLAB_BYTES + offset of the event bytes
 // [f64 ts][u16 idLen][u32 payloadLen][id][payload]. The ENTRY_HEADER bytes before them hold, while
-// the slice is open, [i32 prev][i32 next][i32 bucket (class) index][u8 joined][3 spare]: each
-// key/side is a doubly linked list in (ts, id) order. At seal time an event alone in its
-// key/side/bucket gets its value header written over the last VALUE_HEADER of those bytes and goes
-// to LMDB straight from the slab.
+// the slice is open, [i32 prev][i32 next][i32 bucket (class) index][u32 flags]: each key/side is a
+// doubly linked list in (ts, id) order. Bit 0 of flags is the joined flag (read it with & 1); a seal
+// job writes the entry's ordinal in its bucket into bits 1–31 as it copies the entry to LMDB.
 const SLAB_SHIFT = 16;
 const SLAB_BYTES = 1 << SLAB_SHIFT;
 const OFF_MASK = SLAB_BYTES - 1;
@@ -184,6 +220,7 @@ class OpenSlice {
   readonly classes = new Map<number, ClassStat>(); // live buckets by retention class
   readonly classList: ClassStat[] = []; // every bucket of the slice, dead ones too, by index
   lastCls: ClassStat | undefined = undefined;
+  job: SealJob | undefined = undefined; // set while the slice is being sealed
 
   /** Reserves len bytes in the arena (never across slabs); returns their reference. */
   reserve(len: number): number {
@@ -305,11 +342,13 @@ class OpenSlice {
   dead(ref: number): boolean {
     return this.classList[this.cls(ref)].dead;
   }
-  joined(ref: number): boolean {
-    return this.slabs[ref >>> SLAB_SHIFT][(ref & OFF_MASK) + E_JOINED] === 1;
-  }
+  /** Sets the joined flag; while the slice is being sealed, also notes the entry for its bucket's bits. */
   setJoined(ref: number): void {
-    this.slabs[ref >>> SLAB_SHIFT][(ref & OFF_MASK) + E_JOINED] = 1;
+    const b = this.slabs[ref >>> SLAB_SHIFT];
+    const o = (ref & OFF_MASK) + E_JOINED;
+    if ((b[o] & 1) === 1) return;
+    b[o] |= 1;
+    if (this.job !== undefined) this.job.late.push(ref);
   }
   /** Bytes of the event (from ts to the end of the payload). */
   evLen(ref: number): number {
@@ -364,32 +403,6 @@ class OpenSlice {
     else this.dvs[n >>> SLAB_SHIFT].setInt32((n & OFF_MASK) + E_PREV, p, true);
   }
 
-  /** Slot indices in LMDB key order: keyGroup, keyLen, key bytes. */
-  sortedSlots(): number[] {
-    const n = this.n;
-    const k1 = new Float64Array(n);
-    const k2 = new Float64Array(n);
-    for (let s = 0; s < n; s++) {
-      const len = this.keyLen[s];
-      const r = this.keyRef[s];
-      const b = this.slab(r);
-      const o = r & OFF_MASK;
-      k1[s] = this.group[s] * 65536 + len;
-      k2[s] = (len > 0 ? b[o] * 16777216 : 0) + (len > 1 ? b[o + 1] * 65536 : 0) + (len > 2 ? b[o + 2] * 256 : 0) + (len > 3 ? b[o + 3] : 0);
-    }
-    const order: number[] = [];
-    for (let s = 0; s < n; s++) order.push(s);
-    order.sort((x, y) => {
-      if (k1[x] !== k1[y]) return k1[x] - k1[y];
-      if (k2[x] !== k2[y]) return k2[x] - k2[y];
-      const rx = this.keyRef[x], ry = this.keyRef[y];
-      const bx = this.slab(rx), by = this.slab(ry);
-      const ox = rx & OFF_MASK, oy = ry & OFF_MASK;
-      for (let i = 4; i < this.keyLen[x]; i++) if (bx[ox + i] !== by[oy + i]) return bx[ox + i] - by[oy + i];
-      return 0;
-    });
-    return order;
-  }
 }
 
 /** Exact set of 32-bit key hashes (as int32; open addressing, Fibonacci hashing). */
@@ -453,6 +466,255 @@ class Slice {
   constructor(readonly t: number) {}
 }
 
+// ---- incremental sealing ----
+//
+// A seal job turns one complete open slice into sealed buckets a bounded amount of work at a time.
+// Work is counted in units of about one entry written (see "Incremental sealing" in the header).
+
+const PH_COUNT = 0; // count the slots of each key group
+const PH_SCATTER = 1; // counting sort by key group into `order`, with each slot's sort keys
+const PH_SORT = 2; // sort each key group's range (quicksort, one partition per step)
+const PH_WRITE = 3; // append the current bucket's values in key order
+const PH_FILTER = 4; // build the current bucket's key filters
+/** Ranges up to this size are finished by insertion sort. */
+const SMALL_SORT = 12;
+/**
+ * Work units (≈ one entry written: the write phase counts one per entry plus U_PUT per value) per
+ * slot counted, per slot scattered, per element of a partition or an insertion sort, per filter
+ * hash. Calibrated on the 2-vCPU box.
+ */
+const U_COUNT = 1 / 32;
+const U_GROUP = 1 / 2048; // per key group looked at (prefix sums, skipping empty groups)
+const U_SCATTER = 1 / 8;
+const U_PART = 1 / 48;
+const U_FILTER = 1 / 16;
+const U_PUT = 1;
+
+/** One bucket (retention class) of a slice being sealed: its database as far as written, its bits and filters. */
+class ClassSeal {
+  name: string | undefined = undefined;
+  db: Database<Buffer, Buffer> | undefined = undefined;
+  ordinal = 0; // next entry ordinal
+  readonly bits: Uint8Array;
+  readonly filters: [KeySet | undefined, KeySet | undefined] = [undefined, undefined];
+  constructor(readonly cs: ClassStat) {
+    this.bits = new Uint8Array((cs.count + 7) >>> 3);
+  }
+}
+
+/**
+ * The sealing of one slice in progress. The slice stays open (in memory, fully served from its
+ * arena) until every bucket's database is complete; then it switches to its parts in one step.
+ * Any change to the slice's entries (an insert) abandons the job; a bucket that expires meanwhile
+ * is dropped from it, its partial database with it.
+ */
+class SealJob {
+  phase = PH_COUNT;
+  pos = 0;
+  readonly n: number; // slots
+  readonly order: Int32Array; // slots, in key order once sorted
+  /** Sort keys by position in `order`: keyLen·2^40 + key bytes 0–4, then key bytes 5–10 (big-endian, 0-padded). */
+  readonly c1: Float64Array;
+  readonly c2: Float64Array;
+  readonly gstart = new Int32Array(65537); // counts per key group, then group starts (ends after the scatter)
+  g = 0; // sort phase: next key group
+  private readonly stack: number[] = []; // sort phase: ranges [a, b) of the current group still to sort
+  readonly classes: ClassSeal[];
+  ci = 0; // bucket being written (earlier ones are complete)
+  fside = 0; // filter phase: side being built
+  readonly nHashes = [0, 0];
+  readonly hashes: [Int32Array, Int32Array];
+  /** Entries whose joined flag was set since the job began (their bits are set at the switch). */
+  readonly late: number[] = [];
+  /** Work units the job is expected to take (roughly) and those done so far. */
+  readonly estimate: number;
+  done = 0;
+
+  constructor(readonly slice: Slice, readonly os: OpenSlice) {
+    const n = this.n = os.n;
+    this.order = new Int32Array(n);
+    this.c1 = new Float64Array(n);
+    this.c2 = new Float64Array(n);
+    this.hashes = [new Int32Array(n), new Int32Array(n)];
+    this.classes = [...os.classes.values()].sort((a, b) => a.c - b.c).map((cs) => new ClassSeal(cs));
+    let est = 2 * 65536 * U_GROUP + n * (U_COUNT + U_SCATTER + 8 * U_PART);
+    for (const cl of this.classes) est += n * U_COUNT + cl.cs.count * (1 + U_PUT + U_FILTER); // ≤ one value per entry
+    this.estimate = est;
+  }
+
+  /**
+   * Sorts the slots, about `budget` units of work per call (at least one small step). Returns the
+   * units used; the phase is PH_WRITE once `order` holds the slots in LMDB key order (keyGroup,
+   * keyLen, key bytes).
+   */
+  sortStep(budget: number): number {
+    let used = 0;
+    const n = this.n;
+    const os = this.os;
+    while (used < budget && this.phase < PH_WRITE) {
+      if (this.phase === PH_COUNT) {
+        const counts = this.gstart, group = os.group;
+        const end = Math.min(n, this.pos + Math.max(1024, Math.ceil((budget - used) / U_COUNT)));
+        for (let s = this.pos; s < end; s++) counts[group[s] + 1]++;
+        used += (end - this.pos) * U_COUNT;
+        this.pos = end;
+        if (end === n) {
+          const st = this.gstart;
+          for (let g = 1; g <= 65536; g++) st[g] += st[g - 1]; // st[g] = start of group g
+          used += 65536 * U_GROUP;
+          this.phase = PH_SCATTER;
+          this.pos = 0;
+        }
+      } else if (this.phase === PH_SCATTER) {
+        // gstart[g] serves as group g's fill position: afterwards it is the *end* of group g.
+        const st = this.gstart, order = this.order, c1 = this.c1, c2 = this.c2;
+        const group = os.group, keyRef = os.keyRef, keyLen = os.keyLen, slabs = os.slabs;
+        const end = Math.min(n, this.pos + Math.max(256, Math.ceil((budget - used) / U_SCATTER)));
+        for (let s = this.pos; s < end; s++) {
+          const p = st[group[s]]++;
+          order[p] = s;
+          const len = keyLen[s];
+          const r = keyRef[s];
+          const b = slabs[r >>> SLAB_SHIFT];
+          const o = r & OFF_MASK;
+          let x = 0;
+          for (let i = 0; i < 5; i++) x = x * 256 + (i < len ? b[o + i] : 0);
+          c1[p] = len * 1099511627776 + x;
+          let y = 0;
+          if (len > 5) for (let i = 5; i < 11; i++) y = y * 256 + (i < len ? b[o + i] : 0);
+          c2[p] = y;
+        }
+        used += (end - this.pos) * U_SCATTER;
+        this.pos = end;
+        if (end === n) {
+          this.phase = PH_SORT;
+          this.g = 0;
+          this.pos = 0; // start of group g (the end of group g − 1)
+        }
+      } else {
+        used += this.sortGroups(budget - used);
+      }
+    }
+    return used;
+  }
+
+  /** Sorts key group after key group: one partition or one small insertion sort per iteration. */
+  private sortGroups(budget: number): number {
+    let used = 0;
+    const stack = this.stack;
+    while (used < budget) {
+      if (stack.length === 0) {
+        // The next key group with two slots or more (the others need no sorting).
+        const st = this.gstart;
+        const g0 = this.g;
+        let g = g0;
+        let lo = this.pos;
+        while (g <= 65535 && st[g] - lo <= 1) lo = st[g++];
+        used += (g - g0) * U_GROUP;
+        if (g > 65535) {
+          this.phase = PH_WRITE;
+          this.pos = 0;
+          return used;
+        }
+        const hi = st[g];
+        this.g = g + 1;
+        this.pos = hi;
+        stack.push(lo, hi);
+        continue;
+      }
+      const b = stack.pop()!;
+      const a = stack.pop()!;
+      if (b - a <= SMALL_SORT) {
+        this.insertionSort(a, b);
+        used += (b - a) * U_PART;
+        continue;
+      }
+      const m = this.partition(a, b);
+      used += (b - a) * U_PART;
+      // The larger side waits below the smaller: the stack stays O(log n) deep.
+      if (m - a > b - m - 1) {
+        if (m - a > 1) stack.push(a, m);
+        if (b - m - 1 > 1) stack.push(m + 1, b);
+      } else {
+        if (b - m - 1 > 1) stack.push(m + 1, b);
+        if (m - a > 1) stack.push(a, m);
+      }
+    }
+    return used;
+  }
+
+  /** Orders position p against (v1, v2, slot s), both in one key group (slots have distinct keys). */
+  private cmpAt(p: number, v1: number, v2: number, s: number): number {
+    const a1 = this.c1[p];
+    if (a1 !== v1) return a1 < v1 ? -1 : 1;
+    const a2 = this.c2[p];
+    if (a2 !== v2) return a2 < v2 ? -1 : 1;
+    return this.cmpTail(this.order[p], s);
+  }
+
+  /** Key bytes from 11 on of two slots with equal key lengths. */
+  private cmpTail(x: number, y: number): number {
+    if (x === y) return 0;
+    const os = this.os;
+    const rx = os.keyRef[x], ry = os.keyRef[y];
+    const bx = os.slabs[rx >>> SLAB_SHIFT], by = os.slabs[ry >>> SLAB_SHIFT];
+    const ox = rx & OFF_MASK, oy = ry & OFF_MASK;
+    const len = os.keyLen[x];
+    for (let i = 11; i < len; i++) if (bx[ox + i] !== by[oy + i]) return bx[ox + i] - by[oy + i];
+    return 0;
+  }
+
+  private swap(p: number, q: number): void {
+    const c1 = this.c1, c2 = this.c2, order = this.order;
+    const t1 = c1[p]; c1[p] = c1[q]; c1[q] = t1;
+    const t2 = c2[p]; c2[p] = c2[q]; c2[q] = t2;
+    const t = order[p]; order[p] = order[q]; order[q] = t;
+  }
+
+  private insertionSort(a: number, b: number): void {
+    const c1 = this.c1, c2 = this.c2, order = this.order;
+    for (let i = a + 1; i < b; i++) {
+      const v1 = c1[i], v2 = c2[i], s = order[i];
+      let j = i - 1;
+      while (j >= a && this.cmpAt(j, v1, v2, s) > 0) {
+        c1[j + 1] = c1[j];
+        c2[j + 1] = c2[j];
+        order[j + 1] = order[j];
+        j--;
+      }
+      c1[j + 1] = v1;
+      c2[j + 1] = v2;
+      order[j + 1] = s;
+    }
+  }
+
+  /**
+   * Partitions [a, b) (more than SMALL_SORT positions) around a median of three; returns the
+   * pivot's final position m: [a, m) sorts before it, (m, b) after.
+   */
+  private partition(a: number, b: number): number {
+    const c1 = this.c1, c2 = this.c2, order = this.order;
+    const m = (a + b) >>> 1;
+    const z = b - 1;
+    if (this.cmpAt(m, c1[a], c2[a], order[a]) < 0) this.swap(m, a);
+    if (this.cmpAt(z, c1[a], c2[a], order[a]) < 0) this.swap(z, a);
+    if (this.cmpAt(z, c1[m], c2[m], order[m]) < 0) this.swap(z, m);
+    // Now a ≤ pivot ≤ z: sentinels for both scans. The pivot waits at z − 1.
+    const p = z - 1;
+    this.swap(m, p);
+    const v1 = c1[p], v2 = c2[p], vs = order[p];
+    let i = a, j = p;
+    for (;;) {
+      do i++; while (this.cmpAt(i, v1, v2, vs) < 0);
+      do j--; while (this.cmpAt(j, v1, v2, vs) > 0);
+      if (i >= j) break;
+      this.swap(i, j);
+    }
+    this.swap(i, p);
+    return i;
+  }
+}
+
 /** A decoded copy of a sealed entry, for the rare probe that merges several buckets of one slice. */
 interface Copied {
   ts: number;
@@ -487,7 +749,13 @@ export class BucketStore implements StateStore {
   private poisoned = false;
   private dirty = false; // this batch wrote to LMDB
   private wmMax = -Infinity; // highest watermark passed to expire()
+  private tsMax = -Infinity; // highest event time inserted
+  private tsMaxAtWm = -Infinity; // tsMax when wmMax last rose (see sealClock)
   private minMaxExpire = Infinity; // ≤ every live bucket's max expireAt
+  private readonly sealSpread: number;
+  private readonly sealUnitsPerCall: number;
+  private readonly sealAtOnceUnits: number;
+  private job: SealJob | undefined; // the slice being sealed
   private readonly freeNames: string[] = [];
   private readonly releasedNames: string[] = []; // dropped in this batch: reusable after commit
   private nextName = 0;
@@ -506,6 +774,12 @@ export class BucketStore implements StateStore {
     }
     this.bucketMs = bucketMs;
     this.expiryGranularityMs = 2 * bucketMs;
+    this.sealSpread = options.sealSpread ?? DEFAULT_SEAL_SPREAD;
+    this.sealUnitsPerCall = options.sealUnitsPerCall ?? DEFAULT_SEAL_UNITS_PER_CALL;
+    this.sealAtOnceUnits = options.sealAtOnceUnits ?? DEFAULT_SEAL_AT_ONCE_UNITS;
+    if (!(this.sealSpread >= 0) || !(this.sealUnitsPerCall > 0) || !(this.sealAtOnceUnits >= 0)) {
+      throw new JoineryError('E_STATE', 'sealSpread and sealAtOnceUnits must be ≥ 0, sealUnitsPerCall > 0');
+    }
     fs.mkdirSync(dir, { recursive: true });
     // Nothing survives a reopen (open slices were in memory): start from an empty environment.
     for (const f of ['data.mdb', 'lock.mdb']) fs.rmSync(path.join(dir, f), { force: true });
@@ -557,6 +831,7 @@ export class BucketStore implements StateStore {
     if (id.length > 0xffff) throw new JoineryError('E_STATE', `event id of ${id.length} bytes is too long for the bucket store`);
     if (!(keyGroup >= 0 && keyGroup <= 0xffff)) throw new JoineryError('E_STATE', `key group ${keyGroup} out of range`);
     ts += 0; // -0 → 0
+    if (ts > this.tsMax) this.tsMax = ts;
     const h = keyHash | 0;
     const t = Math.floor(ts / this.bucketMs);
     let slice = this.lastSlice;
@@ -572,7 +847,10 @@ export class BucketStore implements StateStore {
     }
 
     let s = os.find(h, keyGroup, key);
-    if (s === NONE) s = os.add(h, keyGroup, key);
+    if (s === NONE) {
+      if (os.job !== undefined) this.abandonSeal(os.job);
+      s = os.add(h, keyGroup, key);
+    }
     // Position: after the last entry ≤ (ts, id); usually the tail.
     let after = os.tails[side][s];
     let dead = NONE;
@@ -589,6 +867,8 @@ export class BucketStore implements StateStore {
         after = os.prev(after);
       }
     }
+    // A new entry in a slice being sealed (only a late insert or a watermark regression does that).
+    if (os.job !== undefined) this.abandonSeal(os.job);
 
     let c = Math.floor((expireAtMs - ts) / this.bucketMs);
     if (Number.isNaN(c)) c = 0; // ∞ − ∞
@@ -682,7 +962,10 @@ export class BucketStore implements StateStore {
   expire(watermarkMs: number, onExpired?: (e: Buffered) => void): number {
     if (this.depth === 0) return this.batch(() => this.expire(watermarkMs, onExpired));
     if (Number.isNaN(watermarkMs)) return 0;
-    if (watermarkMs > this.wmMax) this.wmMax = watermarkMs;
+    if (watermarkMs > this.wmMax) {
+      this.wmMax = watermarkMs;
+      this.tsMaxAtWm = this.tsMax;
+    }
     let removed = 0;
 
     // 1. Drop every bucket whose entries all have expireAt < watermark.
@@ -706,20 +989,45 @@ export class BucketStore implements StateStore {
             if (cs.maxExpire < watermarkMs) removed += this.dropOpenClass(os, cs, onExpired);
             else if (cs.maxExpire < min) min = cs.maxExpire;
           }
-          if (os.classes.size === 0) this.removeSlice(i--);
+          if (os.classes.size === 0) {
+            if (os.job !== undefined) this.abandonSeal(os.job);
+            this.removeSlice(i--);
+          }
         }
       }
       this.minMaxExpire = min;
     }
 
-    // 2. Seal every open slice that no later insert can reach.
-    const end = this.wmMax;
-    for (let i = 0; i < this.order.length; i++) {
-      const slice = this.order[i];
-      if ((slice.t + 1) * this.bucketMs > end) break;
-      if (slice.open !== undefined) this.seal(slice, slice.open);
-    }
+    // 2. Seal, a bounded amount of work at a time, the open slices no later insert can reach.
+    this.sealWork(this.sealUnitsPerCall, true, true);
     return removed;
+  }
+
+  /**
+   * Does the sealing work that is due (see sealWork), at most `budgetEntries` units (≈ one entry
+   * written each; a unit is 1–2 µs on the 2-vCPU box). Optional for callers, who may call it once
+   * per ring drain: expire() alone keeps pace, in larger steps (it runs once per watermark); this
+   * spreads the same work over more, smaller steps. Opens its own batch when called outside one.
+   */
+  maintain(budgetEntries: number): void {
+    this.checkOpen();
+    if (!(budgetEntries > 0) || !this.sealDue()) return; // no transaction for nothing
+    if (this.depth === 0) {
+      this.batch(() => this.maintain(budgetEntries));
+      return;
+    }
+    this.sealWork(budgetEntries, true, false);
+  }
+
+  /** Seals every complete slice now, however long it takes (tests; shutdown paths). */
+  flushSeals(): void {
+    this.checkOpen();
+    if (this.job === undefined && this.nextToSeal() === undefined) return;
+    if (this.depth === 0) {
+      this.batch(() => this.flushSeals());
+      return;
+    }
+    this.sealWork(Infinity, false, false);
   }
 
   count(): number {
@@ -733,6 +1041,7 @@ export class BucketStore implements StateStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.job = undefined;
     this.slices.clear();
     this.order.length = 0;
     this.lastSlice = undefined;
@@ -743,6 +1052,8 @@ export class BucketStore implements StateStore {
   stats(): {
     openSlices: number; sealedSlices: number; sealedBuckets: number; openEntries: number; sealedEntries: number;
     lmdbDatabases: number; lmdbRecords: number; heapFilterBytes: number; openArenaBytes: number;
+    /** Complete slices not sealed yet (still open, served from memory), the one being sealed included. */
+    pendingSeals: number;
   } {
     this.checkOpen();
     let openSlices = 0, sealedSlices = 0, sealedBuckets = 0, lmdbRecords = 0, heapFilterBytes = 0, openArenaBytes = 0;
@@ -762,7 +1073,7 @@ export class BucketStore implements StateStore {
     const lmdbDatabases = (this.root.getStats() as { entryCount: number }).entryCount;
     return {
       openSlices, sealedSlices, sealedBuckets, openEntries: this.entries - this.sealedCount, sealedEntries: this.sealedCount,
-      lmdbDatabases, lmdbRecords, heapFilterBytes, openArenaBytes,
+      lmdbDatabases, lmdbRecords, heapFilterBytes, openArenaBytes, pendingSeals: this.pendingSeals(),
     };
   }
 
@@ -825,8 +1136,8 @@ export class BucketStore implements StateStore {
       // Plain Uint8Array views (the interface's type): cheaper to make than Buffer#subarray.
       view.id = new Uint8Array(b.buffer, o + EV_HEADER, idLen);
       view.payload = new Uint8Array(b.buffer, o + EV_HEADER + idLen, d.getUint32(o + 10, true));
-      view.joined = b[o + E_JOINED] === 1;
-      if (visit(view) === true) b[o + E_JOINED] = 1;
+      view.joined = (b[o + E_JOINED] & 1) === 1;
+      if (visit(view) === true) os.setJoined(r);
     }
   }
 
@@ -851,13 +1162,14 @@ export class BucketStore implements StateStore {
             view.ts = b.readDoubleLE(o);
             view.id = b.subarray(o + EV_HEADER, idEnd);
             view.payload = b.subarray(idEnd, idEnd + b.readUInt32LE(o + 10));
-            view.joined = b[o + E_JOINED] === 1;
+            view.joined = (b[o + E_JOINED] & 1) === 1;
             onExpired(view);
           }
         }
       }
     }
     cs.dead = true;
+    if (os.job !== undefined) this.dropFromSeal(os.job, cs);
     os.classes.delete(cs.c);
     if (os.lastCls === cs) os.lastCls = undefined;
     this.entries -= cs.count;
@@ -865,96 +1177,270 @@ export class BucketStore implements StateStore {
     return cs.count;
   }
 
-  /** Writes an open slice to LMDB: one new database per live bucket, appended in key order. */
-  private seal(slice: Slice, os: OpenSlice): void {
+  // ---- sealing ----
+
+  /** The oldest complete open slice (no later insert can reach it), or undefined. */
+  private nextToSeal(): Slice | undefined {
+    const order = this.order;
+    const end = this.wmMax;
+    for (let i = 0; i < order.length; i++) {
+      const slice = order[i];
+      if ((slice.t + 1) * this.bucketMs > end) return undefined;
+      if (slice.open !== undefined) return slice;
+    }
+    return undefined;
+  }
+
+  /** Complete open slices: the one being sealed and those waiting. */
+  private pendingSeals(): number {
+    const order = this.order;
+    const end = this.wmMax;
+    let n = 0;
+    for (let i = 0; i < order.length; i++) {
+      const slice = order[i];
+      if ((slice.t + 1) * this.bucketMs > end) break;
+      if (slice.open !== undefined) n++;
+    }
+    return n;
+  }
+
+  /**
+   * Event time for pacing seals: the watermark, advanced by how far inserted event time moved since
+   * the watermark last rose (so that calls between watermark frames find work due), at most a bucket.
+   */
+  private sealClock(): number {
+    const ahead = this.tsMax - this.tsMaxAtWm;
+    return ahead > 0 ? this.wmMax + Math.min(ahead, this.bucketMs) : this.wmMax;
+  }
+
+  /**
+   * Units of `job`'s work due now when paced: the slice of t is sealed while the clock (sealClock)
+   * goes from its end (t+1)·B to (t+1+sealSpread)·B; all of it once the clock is past that, when
+   * complete slices queue behind it, or when at most sealAtOnceUnits are left.
+   */
+  private due(job: SealJob, clock: number, queued: number): number {
+    const left = job.estimate - job.done;
+    const f = (clock - (job.slice.t + 1) * this.bucketMs) / (this.sealSpread * this.bucketMs);
+    if (queued > 1 || !(f < 1) || left <= this.sealAtOnceUnits) return Infinity;
+    return job.estimate * f - job.done;
+  }
+
+  /** Would a paced call (maintain) find sealing work to do? */
+  private sealDue(): boolean {
+    if (this.job === undefined) return this.nextToSeal() !== undefined; // a new job: its first step at least
+    return this.sealSpread === 0 || this.due(this.job, this.sealClock(), this.pendingSeals()) > 0;
+  }
+
+  /**
+   * Advances the sealing of complete slices, oldest first, by at most `cap` units (a step may run
+   * over by a little). Paced (expire(), maintain()): only what is due (see due()); with `catchUp`
+   * (expire()), the cap is multiplied by the number of complete slices waiting, up to
+   * SEAL_BACKLOG_MAX. sealSpread 0: no pacing, no cap.
+   */
+  private sealWork(cap: number, paced: boolean, catchUp: boolean): void {
+    if (paced && this.sealSpread === 0) {
+      paced = false;
+      cap = Infinity;
+    }
+    let queued = -1;
+    let clock = 0;
+    let used = 0;
+    while (used < cap) {
+      let job = this.job;
+      if (job === undefined) {
+        const slice = this.nextToSeal();
+        if (slice === undefined) break;
+        const os = slice.open!;
+        job = this.job = os.job = new SealJob(slice, os);
+      }
+      let budget = cap - used;
+      if (paced) {
+        if (queued < 0) {
+          queued = this.pendingSeals();
+          clock = this.sealClock();
+          if (catchUp && queued > 1) {
+            cap *= Math.min(queued, SEAL_BACKLOG_MAX);
+            budget = cap - used;
+          }
+        }
+        const due = this.due(job, clock, queued);
+        if (due <= 0) break; // on schedule: nothing to do yet
+        if (due < budget) budget = due;
+      }
+      const u = this.sealStep(job, budget);
+      used += u;
+      job.done += u;
+    }
+  }
+
+  /** One bounded step of a job; returns the units used (> 0). */
+  private sealStep(job: SealJob, budget: number): number {
+    if (job.phase < PH_WRITE) return job.sortStep(budget) + U_COUNT;
+    if (job.ci >= job.classes.length) return this.finishSeal(job);
+    if (job.phase === PH_WRITE) return this.writeStep(job, budget) + U_COUNT;
+    return this.filterStep(job, budget) + U_COUNT;
+  }
+
+  /** Appends the current bucket's values, slot after slot in key order, until the budget is used. */
+  private writeStep(job: SealJob, budget: number): number {
+    const os = job.os;
+    const cl = job.classes[job.ci];
     this.dirty = true;
-    const order = os.sortedSlots();
-    const classes = [...os.classes.values()].sort((a, b) => a.c - b.c);
-    // With one live bucket a lone entry's header may be overwritten (zero-copy put); with several,
-    // later passes still read the headers, so values are copied.
-    const inPlace = classes.length === 1;
-    const hashes: [Int32Array, Int32Array] = [new Int32Array(os.n), new Int32Array(os.n)];
-    const parts: Part[] = [];
-    for (const cs of classes) {
-      const name = this.takeName();
-      let db: Database<Buffer, Buffer> | undefined;
+    let db = cl.db;
+    if (db === undefined) {
+      const name = cl.name = this.takeName();
       try {
         db = this.root.openDB<Buffer, Buffer>(name, DB_OPTIONS);
       } catch (err) {
         throw new JoineryError('E_STATE', `bucket store: cannot create a bucket database: ${(err as Error).message}`, { cause: err });
       }
       if (db === undefined) throw new JoineryError('E_STATE', `bucket store: cannot create bucket database ${name}`);
-      const idx = cs.idx;
-      const bits = new Uint8Array((cs.count + 7) >>> 3);
-      const nHashes = [0, 0];
-      let ordinal = 0;
-      for (let k = 0; k < order.length; k++) {
-        const s = order[k];
-        let lkey: Buffer | undefined;
-        for (let side = 0 as Side; side <= 1; side = (side + 1) as Side) {
-          const head = os.heads[side][s];
-          if (head === NONE) continue;
-          let n = 0;
-          let size = VALUE_HEADER;
-          let only = NONE;
-          for (let r = head; r !== NONE; r = os.next(r)) {
-            if (os.cls(r) !== idx) continue;
-            n++;
-            size += os.evLen(r);
-            only = r;
-          }
-          if (n === 0) continue;
-          if (lkey === undefined) lkey = os.lmdbKey(s);
-          lkey[lkey.length - 1] = side;
-          if (n === 1 && inPlace) {
-            // Alone in its key/side/bucket: the value is a header written just before the event.
-            const b = os.slab(only);
-            const d = os.dvs[only >>> SLAB_SHIFT];
-            const o = (only & OFF_MASK) - VALUE_HEADER;
-            if (b[(only & OFF_MASK) + E_JOINED] === 1) bits[ordinal >>> 3] |= 1 << (ordinal & 7); // read before overwritten
-            d.setUint32(o, 1, true);
-            d.setUint32(o + 4, ordinal, true);
-            d.setInt32(o + 8, os.hash[s], true);
-            b.start = o;
-            b.end = o + size;
-            ordinal++;
-            db.putSync(lkey, b, APPEND);
-          } else {
-            let v = this.vbuf;
-            if (v.length < size) v = this.vbuf = markedBuffer(Math.max(size, v.length * 2));
-            v.writeUInt32LE(n, 0);
-            v.writeUInt32LE(ordinal, 4);
-            v.writeInt32LE(os.hash[s], 8);
-            let p = VALUE_HEADER;
-            for (let r = head; r !== NONE; r = os.next(r)) {
-              if (os.cls(r) !== idx) continue;
-              const b = os.slab(r);
-              const o = r & OFF_MASK;
-              const len = os.evLen(r);
-              v.set(new Uint8Array(b.buffer, o, len), p);
-              p += len;
-              if (b[o + E_JOINED] === 1) bits[ordinal >>> 3] |= 1 << (ordinal & 7);
-              ordinal++;
-            }
-            v.end = p;
-            db.putSync(lkey, v, APPEND);
-          }
-          hashes[side][nHashes[side]++] = os.hash[s];
-        }
-      }
-      const filters: [KeySet | undefined, KeySet | undefined] = [undefined, undefined];
+      cl.db = db;
+    }
+    const idx = cl.cs.idx;
+    const bits = cl.bits;
+    const order = job.order;
+    const hashes = job.hashes;
+    const nHashes = job.nHashes;
+    const n = job.n;
+    let ordinal = cl.ordinal;
+    let used = 0;
+    let k = job.pos;
+    for (; k < n && used < budget; k++) {
+      const s = order[k];
+      used += U_COUNT;
+      let lkey: Buffer | undefined;
       for (let side = 0 as Side; side <= 1; side = (side + 1) as Side) {
-        const n = nHashes[side];
-        if (n === 0) continue;
-        const f = filters[side] = new KeySet(n);
-        const hs = hashes[side];
-        for (let i = 0; i < n; i++) f.add(hs[i]);
+        const head = os.heads[side][s];
+        if (head === NONE) continue;
+        // One pass: the value is built in vbuf (copied: the arena stays intact and readable until the switch).
+        const first = ordinal;
+        let v = this.vbuf;
+        let p = VALUE_HEADER;
+        for (let r = head; r !== NONE; r = os.next(r)) {
+          const d = os.dvs[r >>> SLAB_SHIFT];
+          const o = r & OFF_MASK;
+          if (d.getInt32(o + E_CLASS, true) !== idx) continue;
+          const b = os.slabs[r >>> SLAB_SHIFT];
+          const len = EV_HEADER + d.getUint16(o + 8, true) + d.getUint32(o + 10, true);
+          if (p + len > v.length) {
+            const w = markedBuffer(Math.max(p + len, v.length * 2));
+            v.copy(w, 0, 0, p);
+            v = this.vbuf = w;
+          }
+          v.set(new Uint8Array(b.buffer, o, len), p);
+          p += len;
+          const j = b[o + E_JOINED] & 1;
+          if (j === 1) bits[ordinal >>> 3] |= 1 << (ordinal & 7);
+          d.setUint32(o + E_JOINED, ordinal * 2 + j, true); // the entry's ordinal, for flags set before the switch
+          ordinal++;
+        }
+        const cnt = ordinal - first;
+        if (cnt === 0) continue;
+        v.writeUInt32LE(cnt, 0);
+        v.writeUInt32LE(first, 4);
+        v.writeInt32LE(os.hash[s], 8);
+        v.end = p;
+        if (lkey === undefined) lkey = os.lmdbKey(s);
+        lkey[lkey.length - 1] = side;
+        db.putSync(lkey, v, APPEND);
+        hashes[side][nHashes[side]++] = os.hash[s];
+        used += cnt + U_PUT;
       }
-      parts.push(new Part(cs.c, name, db, cs.count, cs.bytes, cs.maxExpire, filters, bits));
+    }
+    cl.ordinal = ordinal;
+    job.pos = k;
+    if (k === n) {
+      job.phase = PH_FILTER;
+      job.pos = 0;
+      job.fside = 0;
+    }
+    return used;
+  }
+
+  /** Builds the current bucket's key filters from the hashes collected while writing. */
+  private filterStep(job: SealJob, budget: number): number {
+    const cl = job.classes[job.ci];
+    let used = 0;
+    while (used < budget) {
+      const side = job.fside;
+      if (side > 1) {
+        // This bucket is complete; on to the next.
+        job.ci++;
+        job.phase = PH_WRITE;
+        job.pos = 0;
+        job.nHashes[0] = job.nHashes[1] = 0;
+        break;
+      }
+      const cnt = job.nHashes[side];
+      if (cnt === 0) { job.fside++; continue; }
+      let f = cl.filters[side];
+      if (f === undefined) f = cl.filters[side] = new KeySet(cnt);
+      const hs = job.hashes[side];
+      const end = Math.min(cnt, job.pos + Math.max(64, Math.ceil((budget - used) / U_FILTER)));
+      for (let i = job.pos; i < end; i++) f.add(hs[i]);
+      used += (end - job.pos) * U_FILTER;
+      job.pos = end;
+      if (end === cnt) { job.fside++; job.pos = 0; }
+    }
+    return used;
+  }
+
+  /** Every bucket of the job is complete: the slice switches from its arena to its parts. */
+  private finishSeal(job: SealJob): number {
+    const os = job.os;
+    const byIdx: (ClassSeal | undefined)[] = [];
+    for (const cl of job.classes) byIdx[cl.cs.idx] = cl;
+    // Flags set after an entry was written: its ordinal is in its header.
+    for (const r of job.late) {
+      const cl = byIdx[os.cls(r)];
+      if (cl === undefined) continue;
+      const ord = os.dvs[r >>> SLAB_SHIFT].getUint32((r & OFF_MASK) + E_JOINED, true) >>> 1;
+      cl.bits[ord >>> 3] |= 1 << (ord & 7);
+    }
+    const parts: Part[] = [];
+    for (const cl of job.classes) {
+      const cs = cl.cs;
+      parts.push(new Part(cs.c, cl.name!, cl.db!, cs.count, cs.bytes, cs.maxExpire, cl.filters, cl.bits));
       this.sealedCount += cs.count;
     }
-    slice.parts = parts;
-    slice.open = undefined;
+    job.slice.parts = parts;
+    job.slice.open = undefined;
+    os.job = undefined;
+    this.job = undefined;
+    return 1 + job.late.length * U_FILTER;
+  }
+
+  /** Gives up a job (its slice changed): drops the databases written so far. The slice stays open. */
+  private abandonSeal(job: SealJob): void {
+    for (const cl of job.classes) this.dropSealDb(cl);
+    job.classes.length = 0;
+    job.os.job = undefined;
+    if (this.job === job) this.job = undefined;
+  }
+
+  /** A bucket of a slice being sealed expired: it leaves the job, its partial database dropped. */
+  private dropFromSeal(job: SealJob, cs: ClassStat): void {
+    const j = job.classes.findIndex((cl) => cl.cs === cs);
+    if (j < 0) return;
+    this.dropSealDb(job.classes[j]);
+    job.classes.splice(j, 1);
+    if (j < job.ci) {
+      job.ci--;
+    } else if (j === job.ci && job.phase >= PH_WRITE) {
+      job.phase = PH_WRITE;
+      job.pos = 0;
+      job.fside = 0;
+      job.nHashes[0] = job.nHashes[1] = 0;
+    }
+  }
+
+  private dropSealDb(cl: ClassSeal): void {
+    if (cl.db === undefined) return;
+    this.dirty = true;
+    cl.db.dropSync();
+    this.releasedNames.push(cl.name!);
+    cl.db = undefined;
   }
 
   // ---- sealed buckets ----
