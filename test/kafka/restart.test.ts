@@ -1,0 +1,159 @@
+/**
+ * Broker stop and restart mid-run (issue 3): `joinery run` from Kafka to Kafka keeps going while its
+ * broker is stopped, kept down for a few seconds and started again in place (tools/kafka/restart:
+ * same ports, config and data dir). The run must exit 0 and the output topic read back must equal
+ * an independent batch join of the same generated streams — nothing missing, nothing extra — and,
+ * as after an uninterrupted run, the group must have committed every input offset.
+ *
+ * This file starts its OWN broker (its own JOINERY_KAFKA_STATE and data dir), so the shared broker
+ * of the other Kafka tests (JOINERY_TEST_KAFKA) is never restarted. A broker that cannot be started
+ * fails the test; it is not skipped. On failure the broker's data dir (with kafka.log) is kept and
+ * its path printed.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { groupOffsets, readTopic, topicOffsets } from '../../src/kafka/client.js';
+import { BIN, joinery, lastJson } from '../e2e/cli.js';
+import { canonical, multisetDiff, referenceJoin, type Rec } from '../e2e/reference-join.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..'); // from dist/test/kafka
+const TOOLS = path.join(ROOT, 'tools', 'kafka');
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-kafka-restart-'));
+const uniq = `${process.pid}-${Date.now().toString(36)}`;
+/** Environment of tools/kafka/* for this file's own broker. */
+const brokerEnv: NodeJS.ProcessEnv = (() => {
+  const env: NodeJS.ProcessEnv = { ...process.env, JOINERY_KAFKA_STATE: path.join(tmp, 'kafka.state'), JOINERY_KAFKA_DATA: path.join(tmp, 'kafka-data') };
+  for (const k of ['JOINERY_KAFKA_PORT', 'JOINERY_KAFKA_CONTROLLER_PORT', 'JOINERY_KAFKA_KEEP']) delete env[k];
+  return env;
+})();
+
+// 600k events (about 48 MB of FlatBuffers): more than the source's 32 MiB fetch queue, so when the
+// first output appears the consumer is still reading and has to fetch the rest from the restarted
+// broker; the run lasts several seconds, so the broker goes down in the middle of it.
+const EVENTS = 600_000;
+const GEN = ['--events', String(EVENTS), '--seed', '23', '--gen-profiles', '3000', '--gen-titles', '300', '--gen-event-time-rate', '400',
+  '--gen-play-delay', '40s', '--gen-disorder', '2s', '--gen-duplicates', '0.02'];
+const JOIN = ['--lower', '-10s', '--upper', '90s', '--max-delay', '3s'];
+const ref = { keyFields: ['profileId', 'titleId'], timeField: 'ts', idField: 'eventId', lowerMs: -10_000, upperMs: 90_000 };
+const DOWN_FOR_S = 5;
+/** How long the run may take to finish once the broker is back. */
+const FINISH_WITHIN_MS = 75_000;
+const leftTopic = `rs-imp-${uniq}`, rightTopic = `rs-play-${uniq}`;
+const readNdjson = (f: string): Rec[] => fs.readFileSync(f, 'utf8').split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l));
+
+interface Done { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
+
+/** Run a tools/kafka script against this file's broker. */
+function tool(name: 'start' | 'stop' | 'restart', args: string[] = [], extraEnv: NodeJS.ProcessEnv = {}): Promise<Done> {
+  return new Promise((resolve) => {
+    const child = spawn(path.join(TOOLS, name), args, { cwd: ROOT, env: { ...brokerEnv, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '', stderr = '';
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    child.on('error', (e) => resolve({ code: 127, signal: null, stdout, stderr: `${stderr}\n${e.message}` }));
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}
+
+const lastLine = (s: string): string => s.trim().split('\n').pop()?.trim() ?? '';
+const tail = (s: string, n = 40): string => s.trim().split('\n').slice(-n).join('\n');
+
+describe('Kafka broker stop and restart mid-run', () => {
+  let bootstrap = '';
+  let left: Rec[] = [], right: Rec[] = [];
+  let run: ChildProcess | null = null;
+  let failed = true; // cleared once the test passed: keeps the broker's data dir for a look otherwise
+
+  before(async () => {
+    const s = await tool('start');
+    const addr = lastLine(s.stdout);
+    assert.ok(s.code === 0 && /^127\.0\.0\.1:\d+$/.test(addr),
+      `tools/kafka/start failed for this test's own broker (exit ${s.code}); Java 17+ and Maven are needed (tools/kafka/README.md):\n${tail(s.stderr)}`);
+    bootstrap = addr;
+    const lf = path.join(tmp, 'l.ndjson'), rf = path.join(tmp, 'r.ndjson');
+    const g1 = await joinery(['gen', ...GEN, '--format', 'json', '--left-out', lf, '--right-out', rf]);
+    assert.equal(g1.code, 0, g1.stderr);
+    left = readNdjson(lf); right = readNdjson(rf);
+    const g2 = await joinery(['gen', ...GEN, '--brokers', bootstrap, '--left-topic', leftTopic, '--right-topic', rightTopic, '--partitions', '3']);
+    assert.equal(g2.code, 0, g2.stderr);
+  }, { timeout: 120_000 });
+
+  after(async () => {
+    if (run && run.exitCode === null && run.signalCode === null) run.kill('SIGKILL');
+    const st = await tool('stop', [], failed ? { JOINERY_KAFKA_KEEP: '1' } : {});
+    if (st.code !== 0) process.stderr.write(`[restart.test] tools/kafka/stop: exit ${st.code}\n${st.stderr}\n`);
+    if (failed) {
+      process.stderr.write(`[restart.test] failed: this test's broker data dir and log are kept in ${tmp} (kafka-data/kafka.log)\n`);
+    } else {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
+  test(`full join, 2 workers, 3 partitions per topic, broker down ${DOWN_FOR_S}s mid-run: output equals the batch join`, { timeout: 150_000 }, async () => {
+    const t0 = Date.now();
+    const out = `rs-joined-${uniq}`, group = `g-rs-${uniq}`;
+    const args = [BIN, 'run', '--brokers', bootstrap, '--left', `kafka:${leftTopic}`, '--right', `kafka:${rightTopic}`, '--group', group,
+      ...JOIN, '--join', 'full', '--workers', '2', '--state-dir', path.join(tmp, 'st'),
+      '--out', `kafka:${out}`, '--out-format', 'json', '--exit-when-idle', '5s', '--connect-timeout', '60s', '--json'];
+    const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    run = child;
+    let stdout = '', stderr = '';
+    child.stdout!.on('data', (d: Buffer) => { stdout += d.toString(); });
+    child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+    const exited = new Promise<Done>((resolve) => {
+      child.on('error', (e) => resolve({ code: 127, signal: null, stdout, stderr: `${stderr}\n${e.message}` }));
+      child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+    });
+    let done: Done | null = null;
+    void exited.then((d) => { done = d; });
+
+    // Wait until the run has written some output (it is mid-run then), at most 30 s.
+    let outBefore = 0;
+    const waitUntil = Date.now() + 30_000;
+    while (!done && Date.now() < waitUntil) {
+      try {
+        outBefore = (await topicOffsets([bootstrap], out)).reduce((a, o) => a + Number(o.high), 0);
+      } catch { /* the run has not created its output topic yet */ }
+      if (outBefore > 0) break;
+      await sleep(200);
+    }
+    assert.equal(done, null, `the run ended before the broker restart:\n${tail(stderr)}`);
+    assert.ok(outBefore > 0, `no output within 30 s:\n${tail(stderr)}`);
+
+    const rs = await tool('restart', ['--down-for', String(DOWN_FOR_S)]);
+    assert.equal(rs.code, 0, `tools/kafka/restart failed:\n${tail(rs.stderr)}`);
+    assert.equal(lastLine(rs.stdout), bootstrap, 'the broker came back on the same address');
+
+    const timer = setTimeout(() => child.kill('SIGKILL'), FINISH_WITHIN_MS);
+    const r = await exited;
+    clearTimeout(timer);
+    fs.writeFileSync(path.join(tmp, 'run.stderr'), r.stderr);
+    assert.equal(r.code, 0, (r.code === null ? `joinery run did not exit within ${FINISH_WITHIN_MS / 1000} s after the broker came back (killed)`
+      : `joinery run exited with ${r.code} after the broker restart`) + ` (full stderr in ${tmp}/run.stderr):\n${tail(r.stderr, 60)}`);
+    const s = lastJson(r.stdout);
+    assert.deepEqual(s.eventsIn, [left.length, right.length], 'every input record was routed exactly once');
+    assert.equal(s.late, 0);
+
+    const expected = referenceJoin(left, right, { ...ref, kind: 'full' });
+    assert.ok(outBefore < expected.length, `the broker went down mid-run (${outBefore} of ${expected.length} output records written before)`);
+    const got: string[] = [];
+    await readTopic([bootstrap], out, (rec) => { got.push(canonical(JSON.parse(rec.value!.toString('utf8')))); }, { timeoutMs: 60_000 });
+    const diff = multisetDiff(expected, got);
+    assert.equal(diff, '', `${diff}\n(${got.length} output records, ${expected.length} expected; joinery stderr:\n${tail(r.stderr, 30)})`);
+
+    // As after an uninterrupted run, every input offset is committed: a second run of the group reads nothing again.
+    const highs = new Map<string, string>();
+    for (const t of [leftTopic, rightTopic]) for (const o of await topicOffsets([bootstrap], t)) highs.set(`${t}/${o.partition}`, o.high);
+    const committed = await groupOffsets([bootstrap], group, [leftTopic, rightTopic]);
+    assert.deepEqual(new Map(committed.map((c) => [`${c.topic}/${c.partition}`, c.offset])), highs, 'the group committed every input offset (committed ≠ end offsets)');
+    process.stderr.write(`[restart.test] ${expected.length} records, ${outBefore} written before the restart; ${Date.now() - t0} ms\n`);
+    failed = false;
+  });
+});
