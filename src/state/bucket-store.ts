@@ -111,7 +111,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { open, type Database, type RootDatabase } from 'lmdb';
+import { openEnv, type Database, type RootDatabase } from './lmdb.js';
 import { JoineryError } from '../core/errors.js';
 import type { Buffered, Side, StateStore } from './store.js';
 
@@ -783,7 +783,7 @@ export class BucketStore implements StateStore {
     fs.mkdirSync(dir, { recursive: true });
     // Nothing survives a reopen (open slices were in memory): start from an empty environment.
     for (const f of ['data.mdb', 'lock.mdb']) fs.rmSync(path.join(dir, f), { force: true });
-    this.root = open<Buffer, Buffer>({
+    this.root = openEnv({
       path: dir,
       noSubdir: false,
       noSync: true,

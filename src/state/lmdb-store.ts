@@ -55,7 +55,7 @@
  * test in test/contract/lmdb-store.test.ts runs that exact pattern.
  */
 import * as fs from 'node:fs';
-import { open, type Database, type RootDatabase } from 'lmdb';
+import { openEnv, type Database, type RootDatabase } from './lmdb.js';
 import { JoineryError } from '../core/errors.js';
 import type { Buffered, Side, StateStore } from './store.js';
 
@@ -131,7 +131,7 @@ export class LmdbStore implements StateStore {
       throw new JoineryError('E_STATE', `filterBits must be an integer in 1..28, got ${bits}`);
     }
     fs.mkdirSync(dir, { recursive: true });
-    this.root = open<Buffer, Buffer>({
+    this.root = openEnv({
       path: dir,
       noSubdir: false,
       noSync: true,

@@ -53,6 +53,13 @@ export interface StateStore {
    * keep such entries longer, within that bound (see expiryGranularityMs).
    */
   expire(watermarkMs: number, onExpired?: (e: Buffered) => void): number;
+  /**
+   * Optional background work (the bucket store's incremental sealing): do what is due of it, at
+   * most about `budgetEntries` entries' worth. Meant to be called once per ring drain, inside its
+   * batch (outside one it opens its own). Stores without such work leave it out; expire() alone
+   * keeps them correct and on pace, maintain() only spreads the work into smaller steps.
+   */
+  maintain?(budgetEntries: number): void;
   /** Entries currently buffered. */
   count(): number;
   /** Approximate bytes held (payload + keys); for metrics. */
