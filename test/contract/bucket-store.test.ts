@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { BucketStore, DEFAULT_BUCKET_MS } from '../../src/state/bucket-store.js';
+import { BucketStore, DEFAULT_BUCKET_MS, type BucketStoreOptions } from '../../src/state/bucket-store.js';
 import { openStore } from '../../src/state/index.js';
 import type { Buffered, Side } from '../../src/state/store.js';
 import { fnv1a, storeContract } from './store.contract.js';
@@ -20,6 +20,9 @@ storeContract('bucket, 10 ms buckets', () => BucketStore.open(freshDir(), { buck
 storeContract('bucket, 7.5 ms buckets via openStore', () => openStore('bucket', freshDir(), { bucketMs: 7.5 }));
 // The default (10 s): most contract data stays in one open slice.
 storeContract('bucket, default buckets', () => BucketStore.open(freshDir()));
+// Sealing in tiny steps: slices spend most of their time partially sealed (and queued), so every
+// contract test also runs against half-written bucket databases, expiry and inserts mid-seal.
+storeContract('bucket, 10 ms buckets sealed in tiny steps', () => BucketStore.open(freshDir(), { bucketMs: 10, sealUnitsPerCall: 2, sealAtOnceUnits: 0 }));
 
 const enc = new TextEncoder();
 const b = (s: string) => enc.encode(s);
@@ -37,7 +40,7 @@ function probeAll(s: BucketStore, side: Side, kg: number, key: Uint8Array, from 
   return out;
 }
 
-async function withStore(options: { bucketMs?: number }, fn: (s: BucketStore) => void | Promise<void>): Promise<void> {
+async function withStore(options: BucketStoreOptions, fn: (s: BucketStore) => void | Promise<void>): Promise<void> {
   const s = BucketStore.open(freshDir(), options);
   try {
     await fn(s);
@@ -292,8 +295,10 @@ describe('BucketStore specifics', () => {
       assert.deepEqual(probeAll(s, 1, 0, b('')), []);
     };
     check('open');
-    s.batch(() => s.expire(1000));
-    assert.equal(s.stats().sealedSlices, 1);
+    s.batch(() => s.expire(1000)); // complete, but a seal this size is paced: nothing is due yet
+    assert.deepEqual([s.stats().sealedSlices, s.stats().pendingSeals], [0, 1]);
+    s.flushSeals();
+    assert.deepEqual([s.stats().sealedSlices, s.stats().pendingSeals], [1, 0]);
     check('sealed');
     assert.equal(s.batch(() => s.insert(0, 1000, fnv1a(b('key-1000')), b('key-1000'), 100, b('id1000'), b('dup'), false, 10_000)), false);
     assert.equal(s.count(), 5001);
@@ -337,4 +342,278 @@ describe('BucketStore specifics', () => {
     assert.throws(() => s.batch(() => s.insert(0, 0, 1, new Uint8Array(3000), 1, b('i'), b('p'), false, 2)), { code: 'E_STATE' });
     assert.equal(s.count(), 0);
   }));
+});
+
+describe('BucketStore incremental sealing', () => {
+  /** A reference of what a store holds: identity → entry, for probes and expiry reports. */
+  class Ref {
+    readonly m = new Map<string, Snap>();
+    static id(side: Side, key: string, ts: number, id: string): string { return `${side}|${key}|${ts}|${id}`; }
+    add(e: Snap): void { this.m.set(Ref.id(e.side, e.key, e.ts, e.id), e); }
+    join(side: Side, key: string, ts: number, id: string): void {
+      const e = this.m.get(Ref.id(side, key, ts, id));
+      if (e !== undefined) e.joined = true;
+    }
+    range(side: Side, key: string, from = -Infinity, to = Infinity): Snap[] {
+      return [...this.m.values()].filter((e) => e.side === side && e.key === key && e.ts >= from && e.ts <= to)
+        .sort((x, y) => x.ts - y.ts || (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
+    }
+  }
+  const sortSnaps = (xs: Snap[]) => xs.sort((x, y) => x.side - y.side || (x.key < y.key ? -1 : x.key > y.key ? 1 : 0) || x.ts - y.ts
+    || (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
+
+  /**
+   * Fills slice 0 (bucketMs 1000) with `keys` keys × both sides: left entries live long (class 50),
+   * right ones expire at ts + rightLife (another class); payloads vary in length.
+   */
+  function fill(s: BucketStore, ref: Ref, keys: number, rightLife = 20_000, kg = 7): void {
+    s.batch(() => {
+      for (let i = 0; i < keys; i++) {
+        const key = `key-${(i * 7919) % keys}`; // arrival order ≠ key order
+        for (const side of [0, 1] as Side[]) {
+          for (let j = 0; j < 1 + (i % 3); j++) {
+            const ts = (i * 13 + j * 331 + side * 7) % 1000;
+            const id = `${side ? 'r' : 'l'}${i}-${j}`;
+            const payload = Array.from({ length: (i + j) % 40 }, (_, k) => (i + j + k) & 255);
+            const joined = (i + j) % 11 === 0;
+            assert.equal(s.insert(side, kg, fnv1a(b(key)), b(key), ts, b(id), Uint8Array.from(payload), joined,
+              ts + (side === 0 ? 50_000 : rightLife)), true);
+            ref.add({ side, keyGroup: kg, key, ts, id, payload, joined });
+          }
+        }
+      }
+    });
+  }
+
+  test('a partially sealed slice serves probes, duplicates, joined flags, count and bytes exactly', () => withStore({ bucketMs: 1000, sealUnitsPerCall: 40, sealAtOnceUnits: 0 }, (s) => {
+    const ref = new Ref();
+    const keys = 300;
+    fill(s, ref, keys);
+    // An open slice that is not complete, with the same keys.
+    s.batch(() => s.insert(0, 7, fnv1a(b('key-1')), b('key-1'), 1500, b('next'), b('n'), false, 90_000));
+    ref.add({ side: 0, keyGroup: 7, key: 'key-1', ts: 1500, id: 'next', payload: [...b('n')], joined: false });
+    const count = s.count();
+    const bytes = s.bytes();
+    assert.equal(count, ref.m.size);
+
+    s.batch(() => s.expire(1800)); // slice 0 complete, its seal due in full: steps of 40 units
+    let steps = 0;
+    let partial = 0; // steps that found part of slice 0 in LMDB while it was still served from memory
+    let rnd = 99;
+    const next = (n: number) => (rnd = (Math.imul(rnd, 1103515245) + 12345) >>> 0) % n;
+    while (s.stats().pendingSeals > 0) {
+      const st = s.stats();
+      if (st.lmdbDatabases > 0 && st.openSlices === 2) partial++;
+      const key = `key-${next(keys)}`;
+      const side = next(2) as Side;
+      // Probes see exactly the reference, flags included; a visit flags some entries.
+      const [from, to] = next(4) === 0 ? [-Infinity, Infinity] : [next(1000), next(1000) + 300];
+      const flag = next(3) === 0;
+      const got = probeAll(s, side, 7, b(key), from, to, (e) => flag && e.ts % 2 === 0);
+      assert.deepEqual(got, ref.range(side, key, from, to), `step ${steps}: ${side}/${key} [${from}, ${to}]`);
+      if (flag) for (const e of got) if (e.ts % 2 === 0) ref.join(side, key, e.ts, e.id);
+      // markJoined of some entry (present or not).
+      const all = ref.range(side, key);
+      if (all.length > 0) {
+        const e = all[next(all.length)];
+        s.batch(() => s.markJoined(side, 7, fnv1a(b(key)), b(key), e.ts, b(e.id)));
+        ref.join(side, key, e.ts, e.id);
+        // A duplicate is refused and leaves the seal alone.
+        const dbs = s.stats().lmdbDatabases;
+        assert.equal(s.batch(() => s.insert(side, 7, fnv1a(b(key)), b(key), e.ts, b(e.id), b('dup'), false, 1e9)), false);
+        assert.equal(s.stats().lmdbDatabases, dbs, 'a duplicate does not abandon the seal');
+      }
+      assert.equal(s.count(), count);
+      assert.equal(s.bytes(), bytes);
+      s.batch(() => s.maintain(40));
+      steps++;
+      assert.ok(steps < 10_000, 'the seal completes');
+    }
+    assert.ok(steps >= 30, `sealed in ${steps} steps`);
+    assert.ok(partial >= 15, `${partial} steps saw a partially written bucket database`);
+    const st = s.stats();
+    assert.deepEqual([st.sealedSlices, st.sealedBuckets, st.openSlices, st.sealedEntries, st.lmdbDatabases], [1, 2, 1, count - 1, 2]);
+    // Everything, flags included, as the reference says: sealed now (merged probes over two buckets
+    // per key are not needed: one side per bucket here), then reported by expiry.
+    for (let i = 0; i < keys; i++) {
+      for (const side of [0, 1] as Side[]) assert.deepEqual(probeAll(s, side, 7, b(`key-${i}`)), ref.range(side, `key-${i}`));
+    }
+    assert.equal(s.count(), count);
+    assert.equal(s.bytes(), bytes);
+    const out: Snap[] = [];
+    assert.equal(s.batch(() => s.expire(Infinity, (e) => { out.push(snap(e)); })), count);
+    assert.deepEqual(sortSnaps(out), sortSnaps([...ref.m.values()]));
+    assert.deepEqual([s.count(), s.bytes(), s.stats().lmdbDatabases], [0, 0, 0]);
+  }));
+
+  test('a bucket that expires while its slice is being sealed is dropped, its partial database too', () => withStore({ bucketMs: 1000, sealUnitsPerCall: 30, sealAtOnceUnits: 0 }, (s) => {
+    const ref = new Ref();
+    fill(s, ref, 200, 2500); // right side: class 2, expires at ts + 2500 ≤ 3499 (sealed first: classes go in order)
+    s.batch(() => s.expire(1800));
+    while (s.stats().lmdbDatabases === 0) s.batch(() => s.maintain(30));
+    assert.deepEqual([s.stats().pendingSeals, s.stats().lmdbDatabases], [1, 1], 'the right bucket is half written');
+    // Flag a right entry mid-seal: expiry reports the flag.
+    const r0 = ref.range(1, 'key-5')[0];
+    s.batch(() => s.markJoined(1, 7, fnv1a(b('key-5')), b('key-5'), r0.ts, b(r0.id)));
+    ref.join(1, 'key-5', r0.ts, r0.id);
+    const right = [...ref.m.values()].filter((e) => e.side === 1);
+    const out: Snap[] = [];
+    assert.equal(s.batch(() => s.expire(3600, (e) => { out.push(snap(e)); })), right.length);
+    assert.deepEqual(sortSnaps(out), sortSnaps(right));
+    for (const e of right) ref.m.delete(Ref.id(e.side, e.key, e.ts, e.id));
+    // (The same expire() call went on sealing: the left bucket's database may have been begun.)
+    assert.ok(s.stats().lmdbDatabases <= 1, 'the partial database went with its bucket');
+    assert.equal(s.count(), ref.m.size);
+    // The other bucket is sealed on; everything left reads as before.
+    let steps = 0;
+    while (s.stats().pendingSeals > 0) { s.batch(() => s.maintain(30)); assert.ok(++steps < 10_000); }
+    const st = s.stats();
+    assert.deepEqual([st.sealedSlices, st.sealedBuckets, st.lmdbDatabases, st.sealedEntries], [1, 1, 1, ref.m.size],
+      'one database: the right bucket\'s partial one is gone');
+    for (let i = 0; i < 200; i++) {
+      assert.deepEqual(probeAll(s, 0, 7, b(`key-${i}`)), ref.range(0, `key-${i}`));
+      assert.deepEqual(probeAll(s, 1, 7, b(`key-${i}`)), []);
+    }
+  }));
+
+  test('a slice that expires entirely mid-seal goes without being sealed', () => withStore({ bucketMs: 1000, sealUnitsPerCall: 30, sealAtOnceUnits: 0 }, (s) => {
+    const ref = new Ref();
+    fill(s, ref, 150, 2500);
+    s.batch(() => s.expire(1800));
+    // Run the seal into its second bucket (the left one, class 50): the right one is complete.
+    while (s.stats().lmdbDatabases < 2) s.batch(() => s.maintain(30));
+    assert.equal(s.stats().pendingSeals, 1);
+    const out: Snap[] = [];
+    assert.equal(s.batch(() => s.expire(Infinity, (e) => { out.push(snap(e)); })), ref.m.size);
+    assert.deepEqual(sortSnaps(out), sortSnaps([...ref.m.values()]));
+    const st = s.stats();
+    assert.deepEqual([st.pendingSeals, st.openSlices, st.sealedSlices, st.lmdbDatabases, s.count(), s.bytes()], [0, 0, 0, 0, 0, 0]);
+    // The store goes on (the dropped databases' names are reused): slice 0 again, complete at once.
+    const again = new Ref();
+    fill(s, again, 10);
+    s.flushSeals();
+    assert.deepEqual([s.stats().sealedSlices, s.stats().lmdbDatabases], [1, 2]);
+    assert.deepEqual(probeAll(s, 0, 7, b('key-3')), again.range(0, 'key-3'));
+  }));
+
+  test('an insert into a slice being sealed abandons the partial seal, which starts over', () => withStore({ bucketMs: 1000, sealUnitsPerCall: 30, sealAtOnceUnits: 0 }, (s) => {
+    const ref = new Ref();
+    fill(s, ref, 200);
+    s.batch(() => s.expire(1800));
+    while (s.stats().lmdbDatabases === 0) s.batch(() => s.maintain(30));
+    // A late event (below the watermark: only a regression or a late insert does this) with a new key.
+    assert.equal(s.batch(() => s.insert(0, 7, fnv1a(b('late')), b('late'), 500, b('x'), b('late!'), true, 70_000)), true);
+    ref.add({ side: 0, keyGroup: 7, key: 'late', ts: 500, id: 'x', payload: [...b('late!')], joined: true });
+    assert.deepEqual([s.stats().lmdbDatabases, s.stats().pendingSeals], [0, 1], 'the partial database is dropped');
+    while (s.stats().lmdbDatabases === 0) s.batch(() => s.maintain(30));
+    // And a new entry for an existing key.
+    assert.equal(s.batch(() => s.insert(1, 7, fnv1a(b('key-3')), b('key-3'), 999, b('y'), b('late too'), false, 70_000)), true);
+    ref.add({ side: 1, keyGroup: 7, key: 'key-3', ts: 999, id: 'y', payload: [...b('late too')], joined: false });
+    assert.equal(s.stats().lmdbDatabases, 0);
+    s.flushSeals();
+    const st = s.stats();
+    assert.deepEqual([st.pendingSeals, st.sealedSlices, st.sealedEntries, s.count()], [0, 1, ref.m.size, ref.m.size]);
+    for (const key of ['late', 'key-3', 'key-0', 'key-199']) {
+      for (const side of [0, 1] as Side[]) assert.deepEqual(probeAll(s, side, 7, b(key)), ref.range(side, key));
+    }
+  }));
+
+  test('many complete slices queue up: sealed oldest first in bounded steps, readable throughout', () => withStore({ bucketMs: 100, sealUnitsPerCall: 20, sealAtOnceUnits: 0 }, (s) => {
+    const ref = new Ref();
+    const keys = 40;
+    s.batch(() => {
+      for (let i = 0; i < 6000; i++) {
+        const key = `k${(i * 17) % keys}`;
+        const side = (i % 2) as Side;
+        const ts = i / 2; // 30 slices of 100 ms
+        s.insert(side, i % 3, fnv1a(b(key)), b(key), ts, b(`e${i}`), b(`p${i}`), false, ts + 100_000);
+        ref.add({ side, keyGroup: i % 3, key, ts, id: `e${i}`, payload: [...b(`p${i}`)], joined: false });
+      }
+    });
+    const probeKey = (side: Side, key: string) => {
+      const got: Snap[] = [];
+      for (let kg = 0; kg < 3; kg++) got.push(...probeAll(s, side, kg, b(key)));
+      return sortSnaps(got);
+    };
+    assert.equal(s.stats().openSlices, 30);
+    let calls = 0;
+    let sealed = 0;
+    for (;;) {
+      s.batch(() => s.expire(3080)); // every slice complete, the last one's seal due too
+      calls++;
+      const st = s.stats();
+      assert.ok(st.sealedSlices >= sealed, 'sealed slices stay sealed');
+      sealed = st.sealedSlices;
+      assert.equal(st.sealedSlices + st.pendingSeals, 30);
+      if (calls % 25 === 0) {
+        for (const key of ['k0', 'k13', 'k39']) for (const side of [0, 1] as Side[]) assert.deepEqual(probeKey(side, key), sortSnaps(ref.range(side, key)));
+      }
+      if (st.pendingSeals === 0) break;
+      assert.ok(calls < 5000, 'the queue drains');
+    }
+    // The per-call cap is multiplied while slices queue (up to 8×): far fewer calls than 20 units each would take.
+    assert.ok(calls < 1500, `${calls} calls`);
+    assert.equal(s.count(), 6000);
+    for (let k = 0; k < keys; k++) for (const side of [0, 1] as Side[]) assert.deepEqual(probeKey(side, `k${k}`), sortSnaps(ref.range(side, `k${k}`)));
+  }));
+
+  test('the seal sorts keys in LMDB order: one key group, long shared prefixes, all lengths (MDB_APPEND checks)', () => withStore({ bucketMs: 1000, sealUnitsPerCall: 64, sealAtOnceUnits: 0 }, (s) => {
+    const keys: string[] = [];
+    let seed = 5;
+    const rand = (n: number) => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % n;
+    for (let i = 0; i < 4000; i++) {
+      // Ties in the first 5 and the next 6 bytes are common: the comparison reaches the tail bytes.
+      const stem = ['', 'a', 'ab', 'abcde', 'abcdefghijk', 'abcdefghijkl', 'abcdefghijklmnop'][rand(7)];
+      keys.push(stem + String.fromCharCode(...Array.from({ length: rand(6) }, () => 97 + rand(3))) + (rand(2) ? `#${i}` : ''));
+    }
+    const distinct = [...new Set(keys)];
+    s.batch(() => {
+      distinct.forEach((k, i) => {
+        const kg = i % 50 === 0 ? 9 : 0; // one huge key group and a few keys elsewhere
+        assert.equal(s.insert((i % 2) as Side, kg, fnv1a(b(k)), b(k), i % 1000, b(`i${i}`), b(k), false, 50_000), true);
+      });
+      // Keys that are prefixes of one another, with a 0 byte: lengths decide before bytes.
+      for (const k of [new Uint8Array(0), Uint8Array.of(0), Uint8Array.of(0, 0), Uint8Array.of(255), Uint8Array.of(0, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1)]) {
+        s.insert(0, 0, fnv1a(k), k, 1, b('z'), k, false, 50_000);
+      }
+    });
+    s.batch(() => s.expire(1800));
+    let steps = 0;
+    while (s.stats().pendingSeals > 0) { s.batch(() => s.maintain(64)); steps++; }
+    assert.ok(steps > 20, `${steps} steps`);
+    assert.equal(s.stats().sealedEntries, distinct.length + 5);
+    distinct.forEach((k, i) => {
+      const got = probeAll(s, (i % 2) as Side, i % 50 === 0 ? 9 : 0, b(k));
+      assert.deepEqual(got.map((e) => [e.id, e.payload]), [[`i${i}`, [...b(k)]]], k);
+    });
+    assert.deepEqual(probeAll(s, 0, 0, Uint8Array.of(0, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1)).map((e) => e.payload),
+      [[0, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]]);
+  }));
+
+  test('seals are paced by the watermark (and inserted event time) past the slice end; sealSpread 0 seals at once', async () => {
+    await withStore({ bucketMs: 1000 }, (s) => {
+      fill(s, new Ref(), 1500); // ~6k entries: more work than is ever done at once
+      s.batch(() => s.expire(1000));
+      const st0 = s.stats();
+      assert.deepEqual([st0.pendingSeals, st0.lmdbDatabases], [1, 0], 'complete, but nothing due yet');
+      s.batch(() => s.maintain(1e9));
+      assert.equal(s.stats().lmdbDatabases, 0, 'maintain() does due work only');
+      // Event time moves on (inserts in the next slice) without a watermark: the seal becomes half due.
+      s.batch(() => { for (let i = 0; i < 10; i++) s.insert(0, 1, 5, b('n'), 1000 + i * 40, b(`n${i}`), b('p'), false, 99_000); });
+      s.maintain(1e9); // in its own batch
+      let st = s.stats();
+      assert.deepEqual([st.pendingSeals, st.lmdbDatabases, st.sealedSlices], [1, 2, 0], 'part of the work is done: both buckets written partly or wholly');
+      // The watermark passes (t + 1 + sealSpread)·B: the rest is due, at most sealUnitsPerCall per call.
+      let calls = 0;
+      while (s.stats().pendingSeals > 0) { s.batch(() => s.expire(1800)); assert.ok(++calls <= 5, `${calls} calls`); }
+      st = s.stats();
+      assert.deepEqual([st.sealedSlices, st.sealedBuckets], [1, 2]);
+    });
+    await withStore({ bucketMs: 1000, sealSpread: 0 }, (s) => {
+      fill(s, new Ref(), 1500);
+      s.batch(() => s.expire(1000));
+      assert.deepEqual([s.stats().pendingSeals, s.stats().sealedSlices], [0, 1], 'sealed in the expire() that completed it');
+    });
+    assert.throws(() => BucketStore.open(freshDir(), { sealUnitsPerCall: 0 }), { code: 'E_STATE' });
+  });
 });
