@@ -40,7 +40,9 @@ const brokerEnv: NodeJS.ProcessEnv = (() => {
 const EVENTS = 600_000;
 const GEN = ['--events', String(EVENTS), '--seed', '23', '--gen-profiles', '3000', '--gen-titles', '300', '--gen-event-time-rate', '400',
   '--gen-play-delay', '40s', '--gen-disorder', '2s', '--gen-duplicates', '0.02'];
-const JOIN = ['--lower', '-10s', '--upper', '90s', '--max-delay', '3s'];
+// A partition silent only because the broker is down must not count as idle (that would advance the
+// watermark past its unread records and make them late), hence the long idle timeout.
+const JOIN = ['--lower', '-10s', '--upper', '90s', '--max-delay', '3s', '--idle-timeout', '10m'];
 const ref = { keyFields: ['profileId', 'titleId'], timeField: 'ts', idField: 'eventId', lowerMs: -10_000, upperMs: 90_000 };
 const DOWN_FOR_S = 5;
 /** How long the run may take to finish once the broker is back. */
