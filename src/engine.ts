@@ -248,6 +248,9 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     await router.run();
   } catch (e) {
     fail(e as Error);
+    // The end-of-input frame was never sent, so the workers would wait for it forever: stop them.
+    // (Their state is rebuilt on the next start; nothing accepted is acknowledged to the source.)
+    await Promise.all(threads.map((t) => t.terminate()));
   }
   await Promise.all(done);
   if (commitTimer) clearInterval(commitTimer);

@@ -152,6 +152,7 @@ const QUIET_PATTERNS: RegExp[] = [
   /CONCURRENT_TRANSACTIONS/,
   /Consumer is not aware of all assigned partitions/,
   /Restarting the consumer in/,                     // follows a retriable crash, which is shown itself unless transient
+  /socket closed by closeKafka/,                    // closeKafka ending what kafkajs left open
 ];
 
 const SHOWN_FIELDS = ['error', 'broker', 'topic', 'partition', 'groupId', 'retryCount', 'retryTime'];
@@ -265,9 +266,15 @@ export function createKafka(brokers: string[], clientId: string, opts: KafkaClie
  * and the open socket keeps the process alive at exit. Sources and sinks that created their own
  * client call this on close; call it for a client you passed in, after closing its users.
  */
+const CLIENT_CLOSED_MESSAGE = 'socket closed by closeKafka';
+const CLIENT_CLOSED = Object.assign(new Error(CLIENT_CLOSED_MESSAGE), { code: 'EJOINERYCLOSED' });
+
 export function closeKafka(h: KafkaHandle): number {
   let n = 0;
-  for (const s of h.sockets) { s.destroy(); n++; }
+  // With an error, so kafkajs's Connection sees it ('error' → rejectRequests + disconnect, which
+  // stops its RequestQueue timers); a plain destroy() only emits 'close', which kafkajs ignores,
+  // and the orphaned connection's request-timeout interval would keep the process alive.
+  for (const s of h.sockets) { s.destroy(CLIENT_CLOSED); n++; }
   h.sockets.clear();
   return n;
 }
@@ -465,6 +472,25 @@ function isConnectivityError(e: unknown): boolean {
   return false;
 }
 
+/**
+ * A consumer crash worth a fresh consumer: lost connections, plus what kafkajs itself would have
+ * restarted (retries exhausted, a retriable root cause) and "Failed to find group coordinator",
+ * which kafkajs throws as non-retriable, without a cause, when no broker answered FindCoordinator.
+ */
+function isReconnectable(e: unknown): boolean {
+  if (isConnectivityError(e)) return true;
+  // kafkajs's retrier wraps a bailed error as KafkaJSNonRetriableError with the original as cause
+  let x: unknown = e;
+  for (let d = 0; x && d < 8; d++) {
+    const name = (x as Error).name ?? '';
+    if (name === 'KafkaJSNumberOfRetriesExceeded' || name === 'KafkaJSGroupCoordinatorNotFound') return true;
+    const next = (x as { cause?: unknown }).cause;
+    if (!next || next === x) break;
+    x = next;
+  }
+  return (x as { retriable?: boolean })?.retriable === true;
+}
+
 const CO_PARTITIONED = 'JoineryCoPartitioned';
 
 /**
@@ -568,6 +594,8 @@ interface PartState {
   deliveredNext: number;
   assigned: boolean;
   paused: boolean;
+  /** Highest high watermark seen (at open, and with each fetched batch). */
+  highSeen: number;
   /** Bytes and batches of this partition in the queue. */
   queuedBytes: number;
   queuedBatches: number;
@@ -692,7 +720,7 @@ export class KafkaSource implements Source {
         }
         this.parts.set(this.key(t.topic, p), {
           topic: t.topic, side, partition: p, floor, committedAtOpen: c, enqueuedNext: -1, deliveredNext: -1,
-          assigned: false, paused: false, queuedBytes: 0, queuedBatches: 0,
+          assigned: false, paused: false, queuedBytes: 0, queuedBatches: 0, highSeen: high,
         });
         refs.push({ side, partition: p });
       }
@@ -718,13 +746,18 @@ export class KafkaSource implements Source {
       heartbeatInterval: this.opts.heartbeatIntervalMs ?? DEFAULTS.heartbeatIntervalMs,
       allowAutoTopicCreation: false,
       partitionAssigners: [coPartitionedAssigner],
+      // kafkajs's own restart after a crash cannot be stopped while it re-joins the group (its
+      // Runner is not yet 'running', so disconnect() skips it and it fetches on afterwards, keeping
+      // the process alive): restarts are done here instead (onConsumerGaveUp), with a new consumer.
+      retry: { retries: 5, restartOnFailure: async () => false },
     });
     this.consumer = consumer;
     consumer.on(consumer.events.GROUP_JOIN, (e) => {
       if (consumer === this.consumer) this.onGroupJoin(e.payload.memberAssignment);
     });
     consumer.on(consumer.events.CRASH, (e) => {
-      if (consumer !== this.consumer || e.payload.restart) return; // kafkajs restarts retriable crashes itself
+      if (consumer !== this.consumer) return;
+      this.crashed = consumer;
       this.onConsumerGaveUp(e.payload.error);
     });
     consumer.on(consumer.events.END_BATCH_PROCESS, (e) => {
@@ -735,6 +768,8 @@ export class KafkaSource implements Source {
         if (next > st.enqueuedNext && st.queuedBatches === 0) { st.enqueuedNext = next; if (st.deliveredNext < next) st.deliveredNext = next; }
       }
     });
+    let started!: () => void;
+    this.starting = new Promise<void>((r) => { started = r; });
     try {
       await consumer.connect();
       // Partitions without a committed offset start at the earliest offset for kafkajs; the floor
@@ -749,10 +784,19 @@ export class KafkaSource implements Source {
     } catch (e) {
       if (e instanceof JoineryError) throw e;
       throw new JoineryError('E_INPUT', `starting the Kafka consumer (group ${groupId}) failed: ${errText(e)}`, { cause: e });
+    } finally {
+      started();
+      this.starting = null;
     }
+    // run() resolves even when joining failed (kafkajs then crashed the consumer)
+    if (this.crashed === consumer) throw new Error('the Kafka consumer crashed while joining the group');
   }
 
   private restarting = false;
+  /** The consumer start in progress (disconnecting during it would orphan kafkajs's Runner). */
+  private starting: Promise<void> | null = null;
+  /** The last consumer that crashed. */
+  private crashed: Consumer | null = null;
 
   /**
    * kafkajs gave up (a non-retriable crash; a broker that stays away longer than its retries ends
@@ -763,7 +807,7 @@ export class KafkaSource implements Source {
   private onConsumerGaveUp(error: Error): void {
     const groupId = this.opts.groupId;
     if (this.closed || this.restarting) return;
-    if (!isConnectivityError(error)) {
+    if (!isReconnectable(error)) {
       this.fail(new JoineryError('E_INPUT', `Kafka consumer of group ${groupId} failed: ${errText(error)}`, { cause: error }));
       return;
     }
@@ -903,6 +947,8 @@ export class KafkaSource implements Source {
     }
     const lastOffset = batch.lastOffset();
     const next = Number(lastOffset) + 1;
+    const hw = Number(batch.highWatermark);
+    if (hw > st.highSeen) st.highSeen = hw;
     if (first === msgs.length) {
       // Everything is below what this process already has (or below the --from start): move
       // kafkajs's fetch position straight to that point, or it would fetch this range forever.
@@ -1099,6 +1145,17 @@ export class KafkaSource implements Source {
     return this.parts.get(this.key(this.topicOf(side), partition))?.paused ?? false;
   }
 
+  /** Assigned partitions with records not handed out yet: queued, or below the highest high watermark seen. */
+  unreadPartitions(): PartitionRef[] {
+    const out: PartitionRef[] = [];
+    for (const st of this.parts.values()) {
+      if (!st.assigned || this.ended) continue;
+      const pos = Math.max(st.deliveredNext, st.floor, st.committedAtOpen);
+      if (st.queuedBatches > 0 || pos < st.highSeen) out.push({ side: st.side, partition: st.partition });
+    }
+    return out;
+  }
+
   /** Partitions assigned to this member now. */
   assignedPartitions(): PartitionRef[] {
     return [...this.parts.values()].filter((st) => st.assigned).map((st) => ({ side: st.side, partition: st.partition }));
@@ -1124,8 +1181,19 @@ export class KafkaSource implements Source {
       const mine = positions.filter((p) => this.parts.get(this.key(p.topic, p.partition))?.assigned);
       if (mine.length === 0) return { skipped: positions.length };
       try {
-        if (!this.consumer) throw new Error('consumer closed');
-        await this.consumer.commitOffsets(mine.map((p) => ({ topic: p.topic, partition: p.partition, offset: String(p.offset) })));
+        const c = this.consumer;
+        if (!c) throw new Error('consumer closed');
+        // kafkajs returns without committing (and without an error) while its consumer is not
+        // running, e.g. re-joining the group after a broker restart: only its COMMIT_OFFSETS event
+        // says the commit was sent and acknowledged.
+        let sent = false;
+        const off = c.on(c.events.COMMIT_OFFSETS, () => { sent = true; });
+        try {
+          await c.commitOffsets(mine.map((p) => ({ topic: p.topic, partition: p.partition, offset: String(p.offset) })));
+        } finally {
+          off();
+        }
+        if (!sent) throw new Error('the Kafka consumer is not running (re-joining its group); offsets not committed');
         return { skipped: positions.length - mine.length };
       } catch (e) {
         if (Date.now() >= deadline) {
@@ -1142,6 +1210,8 @@ export class KafkaSource implements Source {
     this.closed = true;
     this.wake();
     this.wakeSpace();
+    // a consumer that is still joining cannot be stopped: let it finish joining first
+    for (let i = 0; this.starting && i < 10; i++) await this.starting;
     const c = this.consumer, a = this.admin;
     this.consumer = null;
     this.admin = null;

@@ -210,7 +210,11 @@ export class Router {
   }
 
   private async advanceWatermark(): Promise<void> {
-    const wm = this.tracker.current(nowMs());
+    const now = nowMs();
+    for (const s of this.sources) {
+      if (s.unreadPartitions) for (const p of s.unreadPartitions()) this.tracker.touch(this.tracker.slot(p), now);
+    }
+    const wm = this.tracker.current(now);
     if (wm > this.watermark) {
       this.watermark = wm;
       await this.broadcast(FrameKind.Watermark, wm);

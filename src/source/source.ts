@@ -33,5 +33,11 @@ export interface Source {
   readonly partitions: readonly PartitionRef[];
   /** The next batch, or null at end of input. */
   next(): Promise<RecordBatch | null>;
+  /**
+   * Partitions known to hold records not delivered yet (e.g. a Kafka partition whose position is
+   * below its high watermark while the broker is away): they are behind, not idle, so they keep
+   * holding the watermark back however long nothing arrives from them.
+   */
+  unreadPartitions?(): PartitionRef[];
   close(): Promise<void>;
 }
