@@ -3,6 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { helpText, parseArgs } from './config/parse.js';
 import { COMMANDS, type Command, type Config } from './config/schema.js';
+import { openCheckpoints, startOf } from './checkpoint/index.js';
 import { JoineryError } from './core/errors.js';
 import { formatSummary, runEngine, type EngineOptions, type Summary } from './engine.js';
 import { FileSource } from './source/file.js';
@@ -43,9 +44,12 @@ async function cmdRun(cfg: Config): Promise<number> {
   let formats: ['json' | 'flatbuffers', 'json' | 'flatbuffers'];
   const extra: Partial<EngineOptions> = {};
   const closers: Array<() => Promise<void>> = [];
+  // Checkpoints first: a restore decides where the sources start.
+  const ck = await openCheckpoints(cfg);
+  if (ck) closers.push(() => ck.pool.close());
   try {
     if (cfg.left!.startsWith('gen:')) {
-      sources = [new GeneratorSource(genOptionsFrom(cfg))];
+      sources = [new GeneratorSource(genOptionsFrom(cfg), undefined, startOf(ck, 'gen:')?.gen)];
       formats = ['flatbuffers', 'flatbuffers'];
     } else if (cfg.left!.startsWith('kafka:')) {
       const format = cfg.format ?? 'flatbuffers';
@@ -64,9 +68,9 @@ async function cmdRun(cfg: Config): Promise<number> {
       };
     } else {
       const format = cfg.format ?? 'json';
-      const left = new FileSource(cfg.left!.slice(5), 0, format);
+      const left = new FileSource(cfg.left!.slice(5), 0, format, startOf(ck, cfg.left!)?.file);
       closers.push(() => left.close());
-      const right = new FileSource(cfg.right!.slice(5), 1, format);
+      const right = new FileSource(cfg.right!.slice(5), 1, format, startOf(ck, cfg.right!)?.file);
       sources = [left, right];
       formats = [format, format];
     }
@@ -88,7 +92,7 @@ async function cmdRun(cfg: Config): Promise<number> {
     for (const c of closers) await c().catch(() => {});
     throw e;
   }
-  const s = await runEngine(cfg, { sources, formats, progress: progressOn(cfg), printSummary: true, ...extra });
+  const s = await runEngine(cfg, { sources, formats, progress: progressOn(cfg), printSummary: true, checkpoints: ck, handleSignals: true, ...extra });
   printResult(cfg, s);
   return 0;
 }
@@ -117,7 +121,8 @@ async function cmdDemo(cfg: Config): Promise<number> {
     `${c.join} interval join [${c.lowerMs}ms, ${c.upperMs}ms] on (${c.key.join(', ')}), ${c.workers} worker(s), ${c.state} state` +
     `${c.state === 'lmdb' ? ` in ${c.stateDir}` : ''}, output → ${c.out}\n`);
   try {
-    const s = await runEngine(c, { sources: [new GeneratorSource(genOptionsFrom(c))], formats: ['flatbuffers', 'flatbuffers'], progress: progressOn(c), printSummary: true });
+    const ck = await openCheckpoints(c);
+    const s = await runEngine(c, { sources: [new GeneratorSource(genOptionsFrom(c), undefined, startOf(ck, 'gen:')?.gen)], formats: ['flatbuffers', 'flatbuffers'], progress: progressOn(c), printSummary: true, checkpoints: ck, handleSignals: true });
     printResult(c, s);
   } finally {
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });

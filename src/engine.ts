@@ -1,6 +1,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { CheckpointCoordinator, type CheckpointStats } from './checkpoint/coordinator.js';
+import type { CheckpointContext } from './checkpoint/index.js';
+import type { Manifest } from './checkpoint/manifest.js';
 import { FlatExtractor, flatToJson } from './codec/flat.js';
 import { JsonExtractor, type Extractor } from './codec/json.js';
 import type { Config } from './config/schema.js';
@@ -37,6 +40,10 @@ export interface Summary {
   state: string;
   backpressureWaits: number;
   mainHeapUsedBytes: number;
+  /** Present when checkpointing: what this run's checkpoints did. */
+  checkpoints?: { completed: number; failed: number; lastId: number; p50DurationMs: number; maxDurationMs: number; lastNewBytes: number; lastStateBytes: number; compactions: number; restoredFrom: number | null; restoreMs: number | null };
+  /** True when a stop signal ended the run before its inputs did. */
+  stopped?: boolean;
 }
 
 export interface EngineOptions {
@@ -58,6 +65,12 @@ export interface EngineOptions {
   commitIntervalMs?: number;
   /** Routing stalled on a full ring (true) or resumed (false): pause/resume the source's partitions. */
   onStall?: (stalled: boolean) => void;
+  /** Checkpointing (opened with openCheckpoints before the sources, which it may have positioned). */
+  checkpoints?: CheckpointContext | null;
+  /** Commit a checkpoint's source positions (Kafka: with the checkpoint id as offset metadata). */
+  commitCheckpoint?: (m: Manifest) => Promise<void>;
+  /** SIGTERM/SIGINT: stop the sources, drain, final checkpoint, exit normally; a second signal exits at once. */
+  handleSignals?: boolean;
 }
 
 const FIRST_DEAD_LETTERS_SHOWN = 5;
@@ -114,9 +127,19 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   checkWritable(cfg.lateOut, 'late-out');
   checkWritable(cfg.deadLetter, 'dead-letter');
   if (cfg.state !== 'memory') prepareStateDir(cfg.stateDir);
-  if (cfg.out.startsWith('file:')) openLineSink(cfg.out, true).close(); // truncate once; workers append
-  const lateSink: LineSink | null = opts.lateSink ?? (cfg.lateOut ? openLineSink(cfg.lateOut, true) : null);
-  const deadSink: LineSink | null = opts.deadSink ?? (cfg.deadLetter ? openLineSink(cfg.deadLetter, true) : null);
+  const ck = opts.checkpoints ?? null;
+  const restored = ck?.restored?.manifest ?? null;
+  if (cfg.out.startsWith('file:')) {
+    if (restored) cutOutput(cfg.out.slice(5), restored);
+    else openLineSink(cfg.out, true).close(); // truncate once; workers append
+  }
+  // Late and dead-letter files are at-least-once: a resumed run appends to them.
+  const lateSink: LineSink | null = opts.lateSink ?? (cfg.lateOut ? openLineSink(cfg.lateOut, !restored) : null);
+  const deadSink: LineSink | null = opts.deadSink ?? (cfg.deadLetter ? openLineSink(cfg.deadLetter, !restored) : null);
+  if (ck?.restored) {
+    for (const s of ck.restored.skipped) process.stderr.write(`joinery: skipped ${s}\n`);
+    process.stderr.write(`joinery: resuming from checkpoint ${restored!.id} of ${new Date(restored!.createdAtMs).toISOString()} (${fmtBytes(restored!.stats.stateBytes)} of state in ${restored!.files.length} file(s))\n`);
+  }
   const outRecords = opts.outRecords ?? null;
   if (cfg.out.startsWith('kafka:') && !outRecords) throw new JoineryError('E_INTERNAL', '--out kafka: needs a record sink');
 
@@ -147,6 +170,10 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   const statsIntervalMs = opts.statsIntervalMs ?? 1000;
   const router = new Router(sabs, opts.sources, extractors, cfg.maxDelayMs, cfg.idleTimeoutMs, onRejected);
   if (opts.onStall) router.onStall = opts.onStall;
+  if (restored) router.restore(restored.router.watermarkMs, restored.router.partitions);
+  const outer: [boolean, boolean] = [cfg.join === 'left' || cfg.join === 'full', cfg.join === 'right' || cfg.join === 'full'];
+  let coordinator: CheckpointCoordinator | null = null;
+  let restoredEvents = 0, restoreMs = 0;
   const framing: WorkerInit['framing'] = !cfg.out.startsWith('kafka:') ? 'ndjson'
     : (cfg.outFormat ?? opts.formats[0]) === 'flatbuffers' ? 'kafka-flatbuffers' : 'kafka-json';
   if (framing === 'kafka-flatbuffers' && (opts.formats[0] !== 'flatbuffers' || opts.formats[1] !== 'flatbuffers')) {
@@ -157,6 +184,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   const fail = (e: Error) => {
     if (!failure) failure = e;
     router.abort(e);
+    coordinator?.abort(e);
   };
 
   const threads: Worker[] = [];
@@ -169,6 +197,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
       decodeKafkaChunk(chunk, (k, v) => { outRecords!.write(k, v); });
     } catch (e) { if (!outputFailure) { outputFailure = e as Error; fail(e as Error); } }
   };
+  const tty = opts.progress;
   const ready: Promise<void>[] = [];
   const done: Promise<void>[] = [];
   for (let i = 0; i < cfg.workers; i++) {
@@ -176,6 +205,16 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
       index: i, sab: sabs[i], keyGroupRange: ranges[i], join: cfg.join, lowerMs: cfg.lowerMs, upperMs: cfg.upperMs,
       formats: opts.formats, state: cfg.state, bucketMs: bucketMsFor(cfg), stateDir: cfg.stateDir, out: cfg.out, framing, statsIntervalMs,
     };
+    if (ck) {
+      init.checkpoint = { dataDir: ck.storage.dataDir, runId: ck.runId, outer, gateOutput: cfg.out.startsWith('file:'), firstEpoch: restored?.id ?? 0 };
+      if (restored) {
+        init.restore = {
+          files: restored.files.map((f) => ({ path: path.join(ck.storage.dataDir, f.name), keyGroups: f.keyGroups })),
+          dropBeforeMs: Math.min(...restored.workers.map((w) => w.watermarkMs)),
+          watermarkMs: restored.router.watermarkMs,
+        };
+      }
+    }
     const t = new Worker(new URL('./worker/worker.js', import.meta.url), { workerData: init });
     threads.push(t);
     let resolveReady!: () => void, resolveDone!: () => void;
@@ -188,6 +227,8 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
         case 'stats': hub.update(m.stats, m.latency, m.lag); break;
         case 'out': if (outRecords) writeRecords(m.chunk); else process.stdout.write(m.chunk); break;
         case 'synced': syncWaiters.get(m.id)?.(m.head); syncWaiters.delete(m.id); break;
+        case 'barrier': coordinator?.onAck(i, m.ack); break;
+        case 'restored': restoredEvents += m.events; restoreMs = Math.max(restoreMs, m.ms); break;
         case 'done': finished = true; finishedWorkers[i] = true; hub.update(m.stats, m.latency, m.lag); resolveDone(); break;
         case 'error':
           fail(JoineryError.fromWire(m.error as never));
@@ -202,10 +243,43 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     });
   }
   await Promise.all(ready);
-  if (failure) { await Promise.all(threads.map((t) => t.terminate())); throw failure; }
+  if (failure) { await Promise.all(threads.map((t) => t.terminate())); await ck?.pool.close(); throw failure; }
+  if (restored) process.stderr.write(`joinery: restored ${fmtCount(restoredEvents)} buffered events in ${(restoreMs / 1000).toFixed(1)}s\n`);
+
+  if (ck) {
+    coordinator = new CheckpointCoordinator({
+      storage: ck.storage, pool: ck.pool, router, ranges, job: ck.job, outer, runId: ck.runId,
+      outputFile: cfg.out.startsWith('file:') ? cfg.out.slice(5) : undefined, outputSpec: cfg.out,
+      chain: restored?.files ?? [], lastId: restored?.id ?? 0, retain: cfg.checkpointRetain,
+      release: (id) => { for (let w = 0; w < threads.length; w++) if (!finishedWorkers[w]) threads[w].postMessage({ type: 'release', id }); },
+      commit: opts.commitCheckpoint,
+      log: (msg) => process.stderr.write(`${tty ? '\r\x1b[K' : ''}joinery: ${msg}\n`),
+    });
+  }
+  const checkpointTimer = coordinator ? setInterval(() => {
+    if (!coordinator!.busy && !failure) void coordinator!.checkpoint();
+  }, cfg.checkpointIntervalMs) : null;
+  let finalCheckpoint: Promise<boolean> | null = null;
+  const beforeEnd = coordinator ? async () => {
+    await coordinator!.idle();
+    if (!failure) finalCheckpoint = coordinator!.checkpoint();
+  } : undefined;
+
+  // Graceful stop: the first signal ends reading, the rest of the run completes (drain, final
+  // checkpoint, summary); a second one exits at once (state is safe at the last checkpoint).
+  let stopped = false;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (stopped) {
+      process.stderr.write(`\njoinery: second ${sig}: exiting now${ck ? ' (resume from the last checkpoint)' : ''}\n`);
+      process.exit(130);
+    }
+    stopped = true;
+    process.stderr.write(`${tty ? '\r\x1b[K' : ''}joinery: ${sig}: stopping (draining${ck ? ', final checkpoint' : ''}); send it again to exit at once\n`);
+    router.stop();
+  };
+  if (opts.handleSignals) { process.on('SIGTERM', onSignal); process.on('SIGINT', onSignal); }
 
   const start = nowMs();
-  const tty = opts.progress;
   let lastProcessed = 0, lastPairs = 0, lastT = start;
   const ticker = setInterval(() => {
     opts.onTick?.(hub);
@@ -239,13 +313,13 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     const positions = router.takeApplied(heads);
     if (positions.length > 0) await opts.commit(positions);
   };
-  const commitTimer = opts.commit ? setInterval(() => {
+  const commitTimer = opts.commit && !coordinator ? setInterval(() => {
     if (committing || failure) return;
     committing = commitApplied().catch((e) => fail(e as Error)).finally(() => { committing = null; });
   }, opts.commitIntervalMs ?? 1000) : null;
 
   try {
-    await router.run();
+    await router.run(beforeEnd);
   } catch (e) {
     fail(e as Error);
     // The end-of-input frame was never sent, so the workers would wait for it forever: stop them.
@@ -254,10 +328,17 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   }
   await Promise.all(done);
   if (commitTimer) clearInterval(commitTimer);
+  if (checkpointTimer) clearInterval(checkpointTimer);
   if (committing) await committing;
-  if (!failure) {
+  if (!failure && !coordinator) {
     try { await commitApplied(); } catch (e) { fail(e as Error); }
   }
+  if (finalCheckpoint && !(await finalCheckpoint) && !failure) {
+    process.stderr.write(`joinery: the final checkpoint failed; a restart resumes from checkpoint ${coordinator!.stats.lastId || '(none)'} and redoes the rest\n`);
+  }
+  if (coordinator) await coordinator.close();
+  await ck?.pool.close();
+  if (opts.handleSignals) { process.off('SIGTERM', onSignal); process.off('SIGINT', onSignal); }
   clearInterval(ticker);
   if (tty) process.stderr.write('\r\x1b[K');
   await Promise.all(opts.sources.map((s) => s.close()));
@@ -294,8 +375,34 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     backpressureWaits: router.counters.backpressureWaits,
     mainHeapUsedBytes: process.memoryUsage().heapUsed,
   };
+  if (coordinator) summary.checkpoints = checkpointSummary(coordinator.stats, restored?.id ?? null, restored ? restoreMs : null);
+  if (stopped) summary.stopped = true;
   if (opts.printSummary) process.stderr.write(formatSummary(summary));
   return summary;
+}
+
+function checkpointSummary(st: CheckpointStats, restoredFrom: number | null, restoreMs: number | null): NonNullable<Summary['checkpoints']> {
+  const d = [...st.durationsMs].sort((a, b) => a - b);
+  return {
+    completed: st.completed, failed: st.failed, lastId: st.lastId, p50DurationMs: d.length ? d[Math.floor(d.length / 2)] : 0,
+    maxDurationMs: d.length ? d[d.length - 1] : 0, lastNewBytes: st.lastNewBytes, lastStateBytes: st.lastStateBytes,
+    compactions: st.compactions, restoredFrom, restoreMs,
+  };
+}
+
+/** Cut the output file back to what the restored checkpoint committed (exactly-once on restart). */
+function cutOutput(file: string, m: Manifest): void {
+  const want = m.output.lengthBytes ?? 0;
+  let size: number;
+  try { size = fs.statSync(file).size; } catch { size = -1; }
+  if (size < want) {
+    throw new JoineryError('E_CHECKPOINT', `output ${file} has ${size < 0 ? 'gone' : `${size} bytes`} but checkpoint ${m.id} committed ${want} bytes of it: the output was changed since; restore it or start over with a new --checkpoint-dir`);
+  }
+  if (size > want) fs.truncateSync(file, want);
+}
+
+function fmtBytes(n: number): string {
+  return n >= 1048576 ? `${(n / 1048576).toFixed(1)} MB` : `${(n / 1024).toFixed(1)} KB`;
 }
 
 export function formatSummary(s: Summary): string {
@@ -310,5 +417,11 @@ export function formatSummary(s: Summary): string {
     `  state left       ${fmtCount(s.stateLeft)} entries`,
     `  latency          p50 ${s.p50Ms.toFixed(2)}ms  p99 ${s.p99Ms.toFixed(2)}ms  p99.9 ${s.p999Ms.toFixed(2)}ms  max ${s.maxMs.toFixed(2)}ms (router read → output written)`,
   ];
+  const c = s.checkpoints;
+  if (c) {
+    lines.push(`  checkpoints      ${c.completed} taken, ${c.failed} failed, last #${c.lastId}: ${fmtBytes(c.lastNewBytes)} new, ${fmtBytes(c.lastStateBytes)} state; duration p50 ${c.p50DurationMs.toFixed(0)}ms max ${c.maxDurationMs.toFixed(0)}ms${c.compactions ? `; ${c.compactions} compaction(s)` : ''}`);
+    if (c.restoredFrom !== null) lines.push(`  restored         from checkpoint ${c.restoredFrom} in ${((c.restoreMs ?? 0) / 1000).toFixed(1)}s`);
+  }
+  if (s.stopped) lines.push('  stopped          by signal before the end of input (resume with the same command)');
   return lines.join('\n') + '\n';
 }

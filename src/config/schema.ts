@@ -51,6 +51,11 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'state', flag: 'state', type: 'enum', values: ['lmdb', 'memory', 'lmdb-btree'], default: 'lmdb', commands: ENGINE, doc: 'join buffer store: lmdb (time buckets sealed into LMDB, one environment per worker), memory (heap), lmdb-btree (key-ordered LMDB, exact expiry, slower; for comparison)' },
   { key: 'bucketMs', flag: 'bucket', type: 'duration', default: undefined, placeholder: 'DUR', commands: ENGINE, doc: 'event-time bucket of the lmdb store (default (upper − lower)/20 within 1s..30s): larger buckets mean fewer probes per event, more recent events in memory' },
   { key: 'stateDir', flag: 'state-dir', type: 'string', default: './joinery-state', placeholder: 'DIR', commands: ENGINE, doc: 'directory of the LMDB environments (cleared at start until checkpoints exist)' },
+  // checkpoints
+  { key: 'checkpointDir', flag: 'checkpoint-dir', type: 'string', default: undefined, placeholder: 'DIR', commands: ENGINE, doc: 'take async incremental checkpoints here, and resume from the newest valid one at start (unset = no checkpoints: a restart starts over)' },
+  { key: 'checkpointIntervalMs', flag: 'checkpoint-interval', type: 'duration', default: 10_000, placeholder: 'DUR', commands: ENGINE, doc: 'time between checkpoints (one is also taken at the end of a bounded run and on SIGTERM/SIGINT)' },
+  { key: 'checkpointRetain', flag: 'checkpoint-retain', type: 'int', min: 1, default: 3, commands: ENGINE, doc: 'checkpoints kept (older ones and the state files only they use are deleted)' },
+  { key: 'delivery', flag: 'delivery', type: 'enum', values: ['exactly-once', 'at-least-once'], default: 'exactly-once', commands: ENGINE, doc: 'with checkpoints: exactly-once holds Kafka output in a transaction until its checkpoint commits (output latency ≈ the interval); at-least-once writes it at once and may repeat output after a crash. File output is always cut back to the checkpoint on restore' },
   // sinks
   { key: 'out', flag: 'out', type: 'string', default: 'stdout', defaults: { demo: 'null', bench: 'null' }, placeholder: 'SINK', commands: ENGINE, doc: 'joined output: file:PATH (NDJSON), stdout or null (count only)' },
   { key: 'lateOut', flag: 'late-out', type: 'string', default: undefined, placeholder: 'SINK', commands: ENGINE, doc: 'late events (behind the watermark): file:PATH, stdout or null; unset = counted only' },
@@ -104,6 +109,7 @@ export interface Config {
   lowerMs: number; upperMs: number; join: JoinKind; maxDelayMs: number; idleTimeoutMs: number;
   workers: number; ringSizeBytes: number; state: 'lmdb' | 'memory' | 'lmdb-btree'; bucketMs?: number; stateDir: string;
   out: string; lateOut?: string; deadLetter?: string;
+  checkpointDir?: string; checkpointIntervalMs: number; checkpointRetain: number; delivery: 'exactly-once' | 'at-least-once';
   seed: number; rate: number; events: number; durationMs: number;
   genProfiles: number; genTitles: number; genSkew: number; genPlayProb: number; genPlayDelayMs: number;
   genOrphanPlays: number; genDisorderMs: number; genDuplicates: number; genEventTimeRate: number;

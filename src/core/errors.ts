@@ -1,7 +1,8 @@
 /**
  * Errors with stable codes. A code names the failure for scripts and docs; the message says what to do.
  * Exit codes: 2 = usage/config error (bad flag or value), 3 = input/output unavailable before work
- * started, 1 = failure during a run.
+ * started, 4 = the checkpoint directory cannot be resumed (none usable, or another join's),
+ * 1 = failure during a run.
  */
 export type ErrorCode =
   | 'E_USAGE'          // unknown flag, bad value, contradictory flags
@@ -9,6 +10,7 @@ export type ErrorCode =
   | 'E_OUTPUT'         // output / state dir not writable
   | 'E_WORKER'         // a worker thread failed
   | 'E_STATE'          // state store failure
+  | 'E_CHECKPOINT'     // no usable checkpoint to resume from, or one of another join
   | 'E_INTERNAL';
 
 export const EXIT_CODES: Record<ErrorCode, number> = {
@@ -17,6 +19,7 @@ export const EXIT_CODES: Record<ErrorCode, number> = {
   E_OUTPUT: 3,
   E_WORKER: 1,
   E_STATE: 1,
+  E_CHECKPOINT: 4,
   E_INTERNAL: 1,
 };
 

@@ -6,14 +6,17 @@
  *              u16 keyLen | u16 idLen | u32 payloadLen | key | id | payload          (32-byte header)
  *   WATERMARK  u8 kind | 7 pad | f64 watermarkMs            (-Infinity … +Infinity)
  *   END        u8 kind                                        (no more input: flush and report)
+ *   BARRIER    u8 kind | 7 pad | f64 checkpointId          (checkpoint: everything before it is in)
  *
  * key is the canonical key (JSON array text, e.g. `[7,42]`), id the canonical id (JSON text,
  * e.g. `"imp-9"`), payload the record as read (JSON text or a FlatBuffer).
  */
-export const enum FrameKind { Event = 1, Watermark = 2, End = 3 }
+export const enum FrameKind { Event = 1, Watermark = 2, End = 3, Barrier = 4 }
 export const EVENT_HEADER_BYTES = 32;
 export const WATERMARK_BYTES = 16;
 export const END_BYTES = 8;
+export const BARRIER_BYTES = 16;
+export const BARRIER_ID = 8;
 
 export const EV_KIND = 0, EV_SIDE = 1, EV_KEY_GROUP = 2, EV_KEY_HASH = 4, EV_TS = 8, EV_ROUTED_AT = 16,
   EV_KEY_LEN = 24, EV_ID_LEN = 26, EV_PAYLOAD_LEN = 28;

@@ -2,9 +2,10 @@ import { nowMs } from '../core/units.js';
 import type { Extractor } from '../codec/json.js';
 import { RingProducer } from '../ring/ring.js';
 import {
-  END_BYTES, EV_ID_LEN, EV_KEY_GROUP, EV_KEY_HASH, EV_KEY_LEN, EV_PAYLOAD_LEN, EV_ROUTED_AT, EV_SIDE, EV_TS,
+  BARRIER_BYTES, BARRIER_ID, END_BYTES, EV_ID_LEN, EV_KEY_GROUP, EV_KEY_HASH, EV_KEY_LEN, EV_PAYLOAD_LEN, EV_ROUTED_AT, EV_SIDE, EV_TS,
   EVENT_HEADER_BYTES, FrameKind, WATERMARK_BYTES, WM_VALUE,
 } from '../ring/frame.js';
+import type { SourcePosition } from '../checkpoint/manifest.js';
 import type { RecordBatch, Source } from '../source/source.js';
 import type { Side } from '../state/store.js';
 import { keyGroupOf, murmur3, ownerTable } from './partitioner.js';
@@ -13,6 +14,7 @@ import { WatermarkTracker } from './watermarks.js';
 /** LMDB keys hold key + id; keep them well under its 1,978-byte key limit. */
 const MAX_KEY_ID_BYTES = 1500;
 const SPACE_WAIT_MS = 50;
+const YIELD_EVERY_MS = 10;
 
 export interface Rejected {
   kind: 'dead' | 'late';
@@ -28,6 +30,14 @@ export interface Rejected {
 
 /** A routed batch whose source position can be committed once every ring has consumed up to `tails`. */
 interface PendingPosition { topic: string; partition: number; nextOffset: string; tails: number[] }
+
+/** Where the sources stood when a barrier went into the rings: what a checkpoint resumes from. */
+export interface BarrierCut {
+  id: number;
+  positions: SourcePosition[];
+  watermarkMs: number;
+  partitions: Array<{ side: number; partition: number; maxTsMs: number; ended: boolean }>;
+}
 
 export interface RouterCounters {
   read: [number, number];
@@ -55,6 +65,10 @@ export class Router {
   private dirty: Uint8Array;
   private pending: PendingPosition[] = [];
   private stalled = false;
+  private barrierRequest: { id: number; resolve: (c: BarrierCut) => void } | null = null;
+  private paused = false;
+  private pauseWaiters: Array<() => void> = [];
+  private wakeRun: (() => void) | null = null;
   /** Called with true when routing stalls on a full ring, false when it goes on (sources pause/resume partitions). */
   onStall: (stalled: boolean) => void = () => {};
 
@@ -66,6 +80,38 @@ export class Router {
     this.dirty = new Uint8Array(sabs.length);
     this.tracker = new WatermarkTracker(sources.flatMap((s) => s.partitions), maxDelayMs, idleTimeoutMs, nowMs());
   }
+
+  /** Resume from a checkpoint's router state (before run()). */
+  restore(watermarkMs: number, partitions: ReadonlyArray<{ side: number; partition: number; maxTsMs: number }>): void {
+    this.tracker.restore(watermarkMs, partitions);
+    this.watermark = watermarkMs;
+  }
+
+  /**
+   * Put a checkpoint barrier into every ring at the next batch boundary; resolves with the source
+   * positions it stands for. One at a time.
+   */
+  barrier(id: number): Promise<BarrierCut> {
+    if (this.barrierRequest) throw new Error('a checkpoint barrier is already pending');
+    return new Promise((resolve) => { this.barrierRequest = { id, resolve }; this.wakeRun?.(); });
+  }
+
+  private async injectBarrier(): Promise<void> {
+    const req = this.barrierRequest;
+    if (!req) return;
+    this.barrierRequest = null;
+    const positions = this.sources.map((s) => s.checkpointPosition?.()).filter((p): p is SourcePosition => p !== undefined);
+    await this.broadcast(FrameKind.Barrier, req.id);
+    req.resolve({ id: req.id, positions, watermarkMs: this.watermark, partitions: this.tracker.snapshot() });
+  }
+
+  /** Stop pulling from the sources (state and positions stay), until resume(). */
+  pause(): void { this.paused = true; }
+  resume(): void {
+    this.paused = false;
+    for (const w of this.pauseWaiters.splice(0)) w();
+  }
+  get isPaused(): boolean { return this.paused; }
 
   currentWatermark(): number {
     return this.watermark;
@@ -198,11 +244,12 @@ export class Router {
 
   private async broadcast(kind: FrameKind, wm = 0): Promise<void> {
     for (let w = 0; w < this.rings.length; w++) {
-      const bytes = kind === FrameKind.Watermark ? WATERMARK_BYTES : END_BYTES;
+      const bytes = kind === FrameKind.Watermark ? WATERMARK_BYTES : kind === FrameKind.Barrier ? BARRIER_BYTES : END_BYTES;
       const off = await this.reserve(w, bytes);
       const ring = this.rings[w];
       ring.u8[off] = kind;
       if (kind === FrameKind.Watermark) ring.dv.setFloat64(off + WM_VALUE, wm, true);
+      else if (kind === FrameKind.Barrier) ring.dv.setFloat64(off + BARRIER_ID, wm, true);
       ring.commit();
       this.dirty[w] = 1;
     }
@@ -221,14 +268,36 @@ export class Router {
     }
   }
 
-  /** Route every source to its end, then end the workers' input. */
-  async run(): Promise<void> {
+  /** Stop reading the sources as if they had ended (graceful stop): the run finishes normally. */
+  stop(): void {
+    this.stopping = true;
+    this.resume();
+  }
+  private stopping = false;
+  private lastYieldMs = 0;
+
+  /**
+   * Route every source to its end (or until stop()), then end the workers' input. `beforeEnd`
+   * runs after the last watermark and before the end frame; a barrier it requests goes in there.
+   */
+  async run(beforeEnd?: () => Promise<void>): Promise<void> {
     const live = this.sources.map((s) => ({ s, done: false }));
     let remaining = live.length;
-    while (remaining > 0) {
+    if (this.watermark > -Infinity) await this.broadcast(FrameKind.Watermark, this.watermark);
+    while (remaining > 0 && !this.stopping) {
       for (const l of live) {
-        if (l.done) continue;
+        if (l.done || this.stopping) continue;
         if (this.aborted) throw this.aborted;
+        await this.injectBarrier();
+        while (this.paused && !this.stopping) {
+          await new Promise<void>((r) => { this.pauseWaiters.push(r); this.wakeRun = r; });
+          await this.injectBarrier();
+        }
+        if (this.stopping) break;
+        // Sources that read synchronously (files, the generator) resolve at once: give timers,
+        // signals and I/O (checkpoints, HTTP, Kafka heartbeats) a turn every few ms.
+        const t = nowMs();
+        if (t - this.lastYieldMs > YIELD_EVERY_MS) { this.lastYieldMs = t; await new Promise<void>((r) => setImmediate(r)); }
         const b = await l.s.next();
         if (b === null) {
           l.done = true;
@@ -240,7 +309,10 @@ export class Router {
         await this.advanceWatermark();
       }
     }
-    await this.advanceWatermark(); // +∞ once every partition ended
+    if (!this.stopping) await this.advanceWatermark(); // +∞ once every partition ended
+    await this.injectBarrier();
+    if (beforeEnd) await beforeEnd(); // may request the final checkpoint's barrier
+    await this.injectBarrier();
     await this.broadcast(FrameKind.End);
   }
 

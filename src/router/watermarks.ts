@@ -14,7 +14,7 @@ export class WatermarkTracker {
   private readonly ended: Uint8Array;
   private last = -Infinity;
 
-  constructor(partitions: readonly PartitionRef[], private readonly maxDelayMs: number,
+  constructor(private readonly partitions: readonly PartitionRef[], private readonly maxDelayMs: number,
     private readonly idleTimeoutMs: number, startMs: number) {
     partitions.forEach((p, i) => this.index.set(`${p.side}:${p.partition}`, i));
     const n = partitions.length;
@@ -61,6 +61,21 @@ export class WatermarkTracker {
     else wm = min;
     if (wm > this.last) this.last = wm;
     return this.last;
+  }
+
+  /** Per-partition state for a checkpoint. */
+  snapshot(): Array<{ side: number; partition: number; maxTsMs: number; ended: boolean }> {
+    return this.partitions.map((p, i) => ({ side: p.side, partition: p.partition, maxTsMs: this.maxTs[i], ended: this.ended[i] === 1 }));
+  }
+
+  /** Resume from a checkpoint: partitions it knew get their max event time back (not their end:
+   * a restored run re-reads to its end), and the watermark its floor. Unknown partitions are new. */
+  restore(watermarkMs: number, parts: ReadonlyArray<{ side: number; partition: number; maxTsMs: number }>): void {
+    for (const p of parts) {
+      const i = this.index.get(`${p.side}:${p.partition}`);
+      if (i !== undefined && p.maxTsMs > this.maxTs[i]) this.maxTs[i] = p.maxTsMs;
+    }
+    if (watermarkMs > this.last) this.last = watermarkMs;
   }
 
   maxEventTime(): number {

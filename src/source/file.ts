@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import { JoineryError } from '../core/errors.js';
 import type { Side } from '../state/store.js';
+import type { SourcePosition } from '../checkpoint/manifest.js';
 import type { PartitionRef, RecordBatch, Source } from './source.js';
 
 const READ_BYTES = 1 << 20;
@@ -25,8 +26,10 @@ export class FileSource implements Source {
   private line = 1;        // 1-based line number (or record index) of buf[start]
   private bytePosition = 0; // file offset of buf[start]
   private readonly offsets = new Uint32Array(MAX_RECORDS + 1);
+  private readPos = 0;     // file offset of buf[end]
 
-  constructor(readonly path: string, readonly side: Side, readonly format: 'json' | 'flatbuffers') {
+  /** `start`: resume at a checkpoint's position (byte offset and line number of the next record). */
+  constructor(readonly path: string, readonly side: Side, readonly format: 'json' | 'flatbuffers', start?: { byte: number; line: number }) {
     this.name = `file:${path}`;
     this.partitions = [{ side, partition: 0 }];
     try {
@@ -35,6 +38,18 @@ export class FileSource implements Source {
     } catch (e) {
       throw new JoineryError('E_INPUT', `cannot read ${side === 0 ? 'left' : 'right'} input ${path}: ${(e as Error).message}`);
     }
+    if (start) {
+      const size = fs.fstatSync(this.fd).size;
+      if (start.byte > size) {
+        throw new JoineryError('E_INPUT', `${side === 0 ? 'left' : 'right'} input ${path} has ${size} bytes but the checkpoint resumes it at byte ${start.byte}: the file was replaced or truncated since the checkpoint`);
+      }
+      this.readPos = this.bytePosition = start.byte;
+      this.line = start.line;
+    }
+  }
+
+  checkpointPosition(): SourcePosition {
+    return { kind: 'file', name: this.name, file: { byte: this.bytePosition, line: this.line } };
   }
 
   /** File offset of the next unread record (a checkpoint position). */
@@ -53,7 +68,8 @@ export class FileSource implements Source {
       this.buf.copy(bigger, 0, 0, this.end);
       this.buf = bigger;
     }
-    const n = fs.readSync(this.fd, this.buf, this.end, READ_BYTES, null);
+    const n = fs.readSync(this.fd, this.buf, this.end, READ_BYTES, this.readPos);
+    this.readPos += n;
     if (n === 0) this.eof = true;
     this.end += n;
   }

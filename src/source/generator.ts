@@ -27,6 +27,7 @@ import { usageError } from '../core/errors.js';
 import { FlatBatchWriter } from '../codec/flat.js';
 import type { ImpressionEvent, PlayEvent } from '../codec/flat.js';
 import type { Side } from '../state/store.js';
+import type { SourcePosition } from '../checkpoint/manifest.js';
 import type { PartitionRef, RecordBatch, Source } from './source.js';
 
 export type { ImpressionEvent, PlayEvent } from '../codec/flat.js';
@@ -303,7 +304,7 @@ export class Generator {
   private readonly rng: Rng;
   private readonly profilesZ: ZipfTable;
   private readonly titlesZ: ZipfTable;
-  private readonly baseMs: number;
+  readonly baseMs: number;
   private readonly stepMs: number;
   private readonly orphansPerStep: number;
   private step = 0;
@@ -336,7 +337,8 @@ export class Generator {
   private readonly queues: [IndexQueue, IndexQueue] = [new IndexQueue(), new IndexQueue()];
   private readonly idScratch = new Uint8Array(32);
 
-  constructor(opts: GenOptions) {
+  /** `baseMs` fixes where event time starts (a restored run must regenerate the same events). */
+  constructor(opts: GenOptions, baseMs?: number) {
     this.opts = validateGenOptions({ ...opts });
     const o = this.opts;
     this.rng = new Rng(o.seed);
@@ -345,7 +347,7 @@ export class Generator {
     this.orphansPerStep = (o.playProb * o.orphanPlays) / (1 - o.orphanPlays);
     const perStep = (1 + o.playProb + this.orphansPerStep) * (1 + o.duplicates);
     this.stepMs = (1000 * perStep) / (o.rate > 0 ? o.rate : o.eventTimeRate);
-    this.baseMs = o.rate > 0 ? Date.now() : FIXED_EPOCH_MS;
+    this.baseMs = baseMs ?? (o.rate > 0 ? Date.now() : FIXED_EPOCH_MS);
     this.frontier = this.baseMs;
     this.grow(1 << 14);
   }
@@ -619,8 +621,8 @@ export class GeneratorSource implements Source {
   private startMs = -1;
   private closed = false;
 
-  constructor(opts: GenOptions, readonly batchRecords = BATCH_RECORDS) {
-    this.generator = new Generator(opts);
+  constructor(opts: GenOptions, readonly batchRecords = BATCH_RECORDS, private readonly start?: { delivered: [number, number]; baseMs: number }) {
+    this.generator = new Generator(opts, start?.baseMs);
     const rate = this.generator.opts.rate;
     this.chunk = rate > 0 ? Math.max(1, Math.min(batchRecords, Math.round((rate * PACE_CHUNK_MS) / 1000))) : batchRecords;
   }
@@ -630,9 +632,35 @@ export class GeneratorSource implements Source {
     return this.delivered[side];
   }
 
+  checkpointPosition(): SourcePosition {
+    return { kind: 'gen', name: this.name, gen: { delivered: [this.delivered[0], this.delivered[1]], baseMs: this.generator.baseMs } };
+  }
+
+  /** Regenerate and drop what a checkpoint says was already delivered (same seed, same events). */
+  private skipDelivered(): void {
+    const target = this.start!.delivered;
+    const g = this.generator;
+    const w = new FlatBatchWriter(false, 1 << 19, this.batchRecords);
+    for (;;) {
+      let progressed = false;
+      for (const side of [0, 1] as Side[]) {
+        const want = target[side] - this.delivered[side];
+        if (want <= 0) continue;
+        w.reset();
+        const n = g.nextFlat(side, Math.min(want, this.batchRecords), w, true);
+        this.delivered[side] += n;
+        if (n > 0) progressed = true;
+      }
+      if (!progressed) break;
+    }
+    // Pace from here on as if the skipped events had been produced at the rate.
+    if (g.opts.rate > 0) this.startMs = performance.now() - (g.released * 1000) / g.opts.rate;
+  }
+
   async next(): Promise<RecordBatch | null> {
     const g = this.generator;
     const o = g.opts;
+    if (this.start && this.startMs < 0) this.skipDelivered();
     if (this.startMs < 0) this.startMs = performance.now();
     for (;;) {
       if (this.closed) return null;

@@ -1,3 +1,4 @@
+import type { SourcePosition } from '../checkpoint/manifest.js';
 import type { Side } from '../state/store.js';
 
 /**
@@ -39,5 +40,7 @@ export interface Source {
    * holding the watermark back however long nothing arrives from them.
    */
   unreadPartitions?(): PartitionRef[];
+  /** Position after the last batch handed out (the router routes a batch whole before the next). */
+  checkpointPosition?(): SourcePosition;
   close(): Promise<void>;
 }

@@ -17,6 +17,20 @@ export interface WorkerInit {
   /** Layout of output chunks (kafka framings for --out kafka:TOPIC). */
   framing: 'ndjson' | 'kafka-json' | 'kafka-flatbuffers';
   statsIntervalMs: number;
+  /** Checkpointing on: log state changes into files in dataDir (names carry runId). */
+  checkpoint?: { dataDir: string; runId: string; outer: [boolean, boolean]; gateOutput: boolean; firstEpoch: number };
+  /** Restore before taking input: fold these state files (oldest first) into the store. */
+  restore?: { files: Array<{ path: string; keyGroups: [number, number] }>; dropBeforeMs: number; watermarkMs: number };
+}
+
+/** A worker's answer to a checkpoint barrier: the state file covering the changes up to it. */
+export interface BarrierAck {
+  id: number;
+  /** Change file closed at this barrier (covers every change since the previous completed one), or null if it could not be completed (error says why; its changes stay pending). */
+  file: { path: string; bytes: number; records: number } | null;
+  error?: string;
+  watermarkMs: number;
+  stateBytes: number;
 }
 
 export interface WorkerStats {
@@ -40,7 +54,13 @@ export type WorkerMessage =
   | { type: 'done'; stats: WorkerStats; latency: string; lag: string }
   | { type: 'error'; error: { code: string; message: string; stack?: string } }
   /** Reply to a sync request: everything before it in the ring up to `head` is applied, and every output chunk it produced was posted before this reply. */
-  | { type: 'synced'; id: number; head: number };
+  | { type: 'synced'; id: number; head: number }
+  /** Reached checkpoint barrier `ack.id`: its state changes are in `ack.file` and its earlier output has been written. */
+  | { type: 'barrier'; ack: BarrierAck }
+  | { type: 'restored'; index: number; events: number; bytes: number; ms: number };
 
 /** main → worker */
-export type WorkerRequest = { type: 'sync'; id: number };
+export type WorkerRequest =
+  | { type: 'sync'; id: number }
+  /** Every worker has written its output before barrier `id`: output after it may be written now. */
+  | { type: 'release'; id: number };

@@ -3,8 +3,11 @@
  * (a shared environment would serialise writers). A drain of up to DRAIN_FRAMES frames is one
  * store transaction and one output write.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
+import { ChangeWriter, foldChain } from '../checkpoint/delta.js';
+import { LoggedStore } from '../checkpoint/logged-store.js';
 import { JoineryError } from '../core/errors.js';
 import { nowMs } from '../core/units.js';
 import { IntervalJoin } from '../join/join.js';
@@ -12,13 +15,13 @@ import { LatencyHistogram } from '../metrics/histogram.js';
 import { RingConsumer } from '../ring/ring.js';
 import {
   EV_ID_LEN, EV_KEY_GROUP, EV_KEY_HASH, EV_KEY_LEN, EV_PAYLOAD_LEN, EV_ROUTED_AT, EV_SIDE, EV_TS,
-  EVENT_HEADER_BYTES, FrameKind, WM_VALUE,
+  EVENT_HEADER_BYTES, FrameKind, WM_VALUE, BARRIER_ID,
 } from '../ring/frame.js';
 import { NdjsonEmitter } from '../sink/ndjson.js';
 import { openLineSink, type LineSink } from '../sink/sink.js';
 import { openStore } from '../state/index.js';
 import type { Side, StateStore } from '../state/store.js';
-import type { WorkerInit, WorkerMessage, WorkerRequest, WorkerStats } from './protocol.js';
+import type { BarrierAck, WorkerInit, WorkerMessage, WorkerRequest, WorkerStats } from './protocol.js';
 
 const DRAIN_FRAMES = 4096;
 /** Park at most this long per wait, so stats still go out on an idle worker. */
@@ -44,12 +47,29 @@ class Worker {
   private ended = false;
   private readonly u8: Uint8Array;
   private readonly dv: DataView;
+  // Checkpointing (null when off): the change log and the output gate. Output produced after
+  // barrier b carries tag b and may reach the file only once main has released b, i.e. once every
+  // worker has written its output from before b: the file's length then is a consistent cut.
+  private readonly logged: LoggedStore | null = null;
+  private fileSeq = 0;
+  private barrier = -1;          // barrier id met in the current drain
+  private outTag = 0;
+  private released = 0;
+  private held: Array<{ tag: number; chunk: Uint8Array }> = [];
+  private pendingAcks: BarrierAck[] = [];
 
   constructor() {
     this.ring = new RingConsumer(init.sab);
     this.u8 = this.ring.u8;
     this.dv = this.ring.dv;
-    this.store = openStore(init.state, path.join(init.stateDir, `worker-${init.index}`), { bucketMs: init.bucketMs });
+    const base = openStore(init.state, path.join(init.stateDir, `worker-${init.index}`), { bucketMs: init.bucketMs });
+    if (init.checkpoint) {
+      this.logged = new LoggedStore(base, init.checkpoint.outer, this.newChangeFile());
+      this.store = this.logged;
+      this.outTag = this.released = init.checkpoint.firstEpoch;
+    } else {
+      this.store = base;
+    }
     const discard = init.out === 'null';
     this.emitter = new NdjsonEmitter(init.formats, discard, init.framing);
     this.sink = init.out.startsWith('file:') ? openLineSink(init.out, false) : null;
@@ -57,6 +77,7 @@ class Worker {
       // Output of processed frames is flushed before their space is released, so the released
       // head tells how far input has been applied and its output handed on (FIFO with 'out').
       if (m.type === 'sync') post({ type: 'synced', id: m.id, head: this.ring.releasedHead() });
+      else if (m.type === 'release') this.onRelease(m.id);
     });
     this.join = new IntervalJoin(this.store, init.join, init.lowerMs, init.upperMs, this.emitter);
   }
@@ -94,12 +115,16 @@ class Worker {
         } else if (kind === FrameKind.End) {
           this.ended = true;
           break;
+        } else if (kind === FrameKind.Barrier) {
+          this.barrier = dv.getFloat64(off + BARRIER_ID, true);
+          break; // the transaction and the output end at the barrier
         } else {
           throw new JoineryError('E_INTERNAL', `worker ${init.index}: unknown frame kind ${kind} in ring`);
         }
       }
     });
     this.flushOutput();
+    if (this.barrier >= 0) { this.onBarrier(this.barrier); this.barrier = -1; }
     ring.release();
     if (events > 0) {
       const t = nowMs();
@@ -115,9 +140,61 @@ class Worker {
     if (this.emitter.pendingBytes() === 0) return;
     const chunk = this.emitter.take();
     if (!chunk) return;
-    if (this.sink) this.sink.write(chunk);
-    else if (init.out !== 'null') post({ type: 'out', chunk }, [chunk.buffer as ArrayBuffer]);
-    this.sink?.flush();
+    if (this.sink) {
+      if (this.outTag > this.released) { this.held.push({ tag: this.outTag, chunk }); return; }
+      this.sink.write(chunk);
+      this.sink.flush();
+    } else if (init.out !== 'null') post({ type: 'out', chunk }, [chunk.buffer as ArrayBuffer]);
+  }
+
+  private newChangeFile(): ChangeWriter {
+    const c = init.checkpoint!;
+    return new ChangeWriter(path.join(c.dataDir, `${c.runId}-w${init.index}-${String(++this.fileSeq).padStart(6, '0')}.delta`));
+  }
+
+  /** Close the change file at barrier `id` (if it can be completed) and answer main. */
+  private onBarrier(id: number): void {
+    if (!this.logged) throw new JoineryError('E_INTERNAL', `worker ${init.index}: checkpoint barrier without checkpointing`);
+    const w = this.logged.writer;
+    let file: BarrierAck['file'] = null;
+    let error: string | undefined;
+    if (w.close()) {
+      file = { path: w.path, bytes: w.bytes, records: w.records };
+      this.logged.writer = this.newChangeFile();
+    } else {
+      // Disk full or similar: the changes stay in this writer (retried at the next barrier);
+      // this checkpoint fails, the previous one stays the restore point, nothing is lost.
+      error = `writing ${w.path}: ${w.lastError?.message ?? 'incomplete'}`;
+    }
+    this.outTag = init.checkpoint!.gateOutput ? id : this.outTag;
+    const ack: BarrierAck = { id, file, error, watermarkMs: this.watermark, stateBytes: this.store.bytes() };
+    if (this.released >= id - 1 || !init.checkpoint!.gateOutput) post({ type: 'barrier', ack });
+    else this.pendingAcks.push(ack);
+  }
+
+  private onRelease(id: number): void {
+    if (id > this.released) this.released = id;
+    let n = 0;
+    while (n < this.held.length && this.held[n].tag <= this.released) this.sink!.write(this.held[n++].chunk);
+    if (n > 0) { this.held.splice(0, n); this.sink!.flush(); }
+    while (this.pendingAcks.length > 0 && this.released >= this.pendingAcks[0].id - 1) post({ type: 'barrier', ack: this.pendingAcks.shift()! });
+  }
+
+  /** Fold the checkpoint's state files into the (empty) store before taking input. */
+  private restore(): void {
+    const r = init.restore!;
+    const t0 = Date.now();
+    let events = 0, bytes = 0;
+    const [from, to] = init.keyGroupRange;
+    // Straight into the underlying store, not logged: the restored checkpoint's files stay the
+    // head of the chain that later checkpoints extend.
+    const target = this.logged ? this.logged.inner : this.store;
+    foldChain(r.files, (p) => { const b = fs.readFileSync(p); bytes += b.length; return b; }, from, to,
+      init.checkpoint?.outer ?? [false, false], r.dropBeforeMs, (e) => {
+        events++;
+        target.insert(e.side, e.keyGroup, e.keyHash, e.key, e.ts, e.id, e.payload, e.joined, e.expireAtMs);
+      }, (work) => this.store.batch(work));
+    post({ type: 'restored', index: init.index, events, bytes, ms: Date.now() - t0 });
   }
 
   private stats(): WorkerStats {
@@ -138,6 +215,7 @@ class Worker {
   }
 
   async run(): Promise<void> {
+    if (init.restore) this.restore();
     post({ type: 'ready', index: init.index });
     const yieldEveryMs = 50;
     while (!this.ended) {
@@ -155,6 +233,8 @@ class Worker {
       else await new Promise<void>((r) => setImmediate(r));
     }
     this.flushOutput();
+    // Output held behind a barrier, or an answer to one, waits for main's release.
+    while (this.held.length > 0 || this.pendingAcks.length > 0) await new Promise<void>((r) => setTimeout(r, 5));
     this.sink?.close();
     const final = this.stats();
     post({ type: 'done', stats: final, latency: this.latency.drainEncoded(), lag: this.lag.drainEncoded() });

@@ -1,0 +1,259 @@
+/**
+ * State change files: what a worker's join buffer gained, and which buffered events changed,
+ * since the previous checkpoint (a delta), or everything live at one checkpoint (a base).
+ *
+ * The state of a worker is a pure function of three kinds of change, so logging them is enough
+ * to rebuild it on any number of workers (records carry their key group):
+ *   EVENT    an event was buffered (payload included; `joined` set when it joined on arrival);
+ *   MARK     a buffered event of an outer side joined a later partner (its joined bit);
+ *   EXPIRED  an event of an outer side left the buffer (its unmatched row, if any, was emitted).
+ * Inner sides need neither MARK nor EXPIRED: an event past its expiry can never join a future
+ * event (that event would be late), so restoring it anyway only costs space until the next
+ * watermark removes it again.
+ *
+ * File: 16-byte header `JNRYDLT` + u8 version | u32 kind (0 delta, 1 base) | u32 reserved; then
+ * records, each a 40-byte little-endian header and its bytes:
+ *   u8 type | u8 side | u8 joined | u8 0 | u16 keyGroup | u16 keyLen | u32 keyHash | u16 idLen |
+ *   u16 0 | u32 payloadLen | u32 0 | f64 ts | f64 expireAtMs | key | id | payload
+ * Integrity is checked with the file's SHA-256 recorded in the manifest, not per record.
+ */
+import * as fs from 'node:fs';
+import type { Side } from '../state/store.js';
+import { injectedFault } from './faults.js';
+
+export const enum ChangeType { Event = 1, Mark = 2, Expired = 3 }
+export const DELTA_MAGIC = Buffer.from('JNRYDLT\x01', 'latin1');
+export const FILE_HEADER_BYTES = 16;
+export const RECORD_HEADER_BYTES = 40;
+const WRITE_BUFFER_BYTES = 1 << 20;
+
+export type FileKind = 'delta' | 'base';
+
+export function fileHeader(kind: FileKind): Buffer {
+  const h = Buffer.alloc(FILE_HEADER_BYTES);
+  DELTA_MAGIC.copy(h, 0);
+  h.writeUInt32LE(kind === 'base' ? 1 : 0, 8);
+  return h;
+}
+
+/**
+ * Appends change records to one file through a 1 MiB buffer (one write per MiB, not per record).
+ * A failed write (disk full) keeps the bytes: they are retried, at the same file position, by the
+ * next flush, so a change is never lost while the process lives; `complete` says whether
+ * everything appended is in the file.
+ */
+export class ChangeWriter {
+  private buf = Buffer.allocUnsafe(WRITE_BUFFER_BYTES);
+  private used = 0;
+  private held: Buffer[] = [];   // filled buffers not yet in the file, in order
+  private fd = -1;
+  private written = 0;           // bytes safely in the file (positional writes continue here)
+  bytes = 0;          // appended so far, header included
+  records = 0;
+  lastError: Error | null = null;
+
+  constructor(readonly path: string, kind: FileKind = 'delta') {
+    this.append(fileHeader(kind), 0, FILE_HEADER_BYTES);
+  }
+
+  private reserve(n: number): void {
+    if (this.used + n <= this.buf.length) return;
+    this.spill();
+    if (n > this.buf.length) this.buf = Buffer.allocUnsafe(Math.max(n, this.buf.length * 2));
+  }
+
+  private append(src: Uint8Array, from: number, len: number): void {
+    this.reserve(len);
+    this.buf.set(src.subarray(from, from + len), this.used);
+    this.used += len;
+    this.bytes += len;
+  }
+
+  /** Move the buffer into the held list and try to write it out. */
+  private spill(): void {
+    if (this.used === 0) return;
+    this.held.push(Buffer.from(this.buf.subarray(0, this.used)));
+    this.used = 0;
+    this.writeHeld();
+  }
+
+  private writeHeld(): void {
+    try {
+      if (this.fd < 0) this.fd = fs.openSync(this.path, 'w');
+      while (this.held.length > 0) {
+        const b = this.held[0];
+        injectedFault('delta-write', this.path);
+        let off = 0;
+        while (off < b.length) off += fs.writeSync(this.fd, b, off, b.length - off, this.written + off);
+        this.written += b.length;
+        this.held.shift();
+      }
+      this.lastError = null;
+    } catch (e) {
+      this.lastError = e as Error;
+    }
+  }
+
+  event(side: Side, keyGroup: number, keyHash: number, key: Uint8Array, ts: number, id: Uint8Array,
+    payload: Uint8Array, joined: boolean, expireAtMs: number): void {
+    this.record(ChangeType.Event, side, keyGroup, keyHash, key, ts, id, payload, joined, expireAtMs);
+  }
+
+  mark(side: Side, keyGroup: number, keyHash: number, key: Uint8Array, ts: number, id: Uint8Array): void {
+    this.record(ChangeType.Mark, side, keyGroup, keyHash, key, ts, id, null, true, 0);
+  }
+
+  expired(side: Side, keyGroup: number, keyHash: number, key: Uint8Array, ts: number, id: Uint8Array): void {
+    this.record(ChangeType.Expired, side, keyGroup, keyHash, key, ts, id, null, false, 0);
+  }
+
+  private record(type: ChangeType, side: Side, keyGroup: number, keyHash: number, key: Uint8Array, ts: number,
+    id: Uint8Array, payload: Uint8Array | null, joined: boolean, expireAtMs: number): void {
+    const payloadLen = payload ? payload.length : 0;
+    const n = RECORD_HEADER_BYTES + key.length + id.length + payloadLen;
+    this.reserve(n);
+    const b = this.buf, o = this.used;
+    b[o] = type; b[o + 1] = side; b[o + 2] = joined ? 1 : 0; b[o + 3] = 0;
+    b.writeUInt16LE(keyGroup, o + 4);
+    b.writeUInt16LE(key.length, o + 6);
+    b.writeUInt32LE(keyHash >>> 0, o + 8);
+    b.writeUInt16LE(id.length, o + 12);
+    b.writeUInt16LE(0, o + 14);
+    b.writeUInt32LE(payloadLen, o + 16);
+    b.writeUInt32LE(0, o + 20);
+    b.writeDoubleLE(ts, o + 24);
+    b.writeDoubleLE(expireAtMs, o + 32);
+    let p = o + RECORD_HEADER_BYTES;
+    b.set(key, p); p += key.length;
+    b.set(id, p); p += id.length;
+    if (payload) { b.set(payload, p); p += payloadLen; }
+    this.used = p;
+    this.bytes += n;
+    this.records++;
+  }
+
+  /** Write out everything appended so far. Returns true when the file holds all of it. */
+  flush(): boolean {
+    this.spill();
+    if (this.held.length > 0) this.writeHeld();
+    return this.complete;
+  }
+
+  /** True when every appended byte is in the file. */
+  get complete(): boolean {
+    return this.held.length === 0 && this.used === 0 && this.lastError === null;
+  }
+
+  /** Flush and close; returns whether the file is complete (if not, keep the writer and retry). */
+  close(): boolean {
+    const ok = this.flush();
+    if (ok && this.fd >= 0) { fs.closeSync(this.fd); this.fd = -1; }
+    return ok;
+  }
+}
+
+/** One decoded change record; byte fields are views into the file buffer. */
+export interface ChangeRecord {
+  type: ChangeType;
+  side: Side;
+  joined: boolean;
+  keyGroup: number;
+  keyHash: number;
+  ts: number;
+  expireAtMs: number;
+  key: Uint8Array;
+  id: Uint8Array;
+  payload: Uint8Array;
+}
+
+export class CorruptChangeFile extends Error {}
+
+/** Check the header; returns the kind. */
+export function checkHeader(buf: Buffer, name: string): FileKind {
+  if (buf.length < FILE_HEADER_BYTES || !buf.subarray(0, 8).equals(DELTA_MAGIC)) {
+    throw new CorruptChangeFile(`${name}: not a joinery state file (bad header)`);
+  }
+  return buf.readUInt32LE(8) === 1 ? 'base' : 'delta';
+}
+
+/**
+ * Visit the records of a change file whose key group lies in [kgFrom, kgTo), starting at byte
+ * `start` and stopping after `maxRecords` records have been read; returns where it stopped
+ * (buf.length at the end), so a caller can cut the work into transactions. One reused record
+ * object; its views are valid during the call only.
+ */
+export function forEachChange(buf: Buffer, name: string, kgFrom: number, kgTo: number, visit: (r: ChangeRecord) => void,
+  start = FILE_HEADER_BYTES, maxRecords = Infinity): number {
+  if (start === FILE_HEADER_BYTES) checkHeader(buf, name);
+  const r: ChangeRecord = { type: ChangeType.Event, side: 0, joined: false, keyGroup: 0, keyHash: 0, ts: 0, expireAtMs: 0, key: buf, id: buf, payload: buf };
+  let o = start;
+  let n = 0;
+  while (o < buf.length && n < maxRecords) {
+    n++;
+    if (o + RECORD_HEADER_BYTES > buf.length) throw new CorruptChangeFile(`${name}: truncated record at byte ${o}`);
+    const type = buf[o];
+    if (type < ChangeType.Event || type > ChangeType.Expired) throw new CorruptChangeFile(`${name}: bad record type ${type} at byte ${o}`);
+    const keyLen = buf.readUInt16LE(o + 6), idLen = buf.readUInt16LE(o + 12), payloadLen = buf.readUInt32LE(o + 16);
+    const end = o + RECORD_HEADER_BYTES + keyLen + idLen + payloadLen;
+    if (end > buf.length) throw new CorruptChangeFile(`${name}: truncated record at byte ${o}`);
+    const kg = buf.readUInt16LE(o + 4);
+    if (kg >= kgFrom && kg < kgTo) {
+      r.type = type; r.side = buf[o + 1] as Side; r.joined = buf[o + 2] === 1; r.keyGroup = kg;
+      r.keyHash = buf.readUInt32LE(o + 8); r.ts = buf.readDoubleLE(o + 24); r.expireAtMs = buf.readDoubleLE(o + 32);
+      const k0 = o + RECORD_HEADER_BYTES, i0 = k0 + keyLen, p0 = i0 + idLen;
+      r.key = buf.subarray(k0, i0); r.id = buf.subarray(i0, p0); r.payload = buf.subarray(p0, end);
+      visit(r);
+    }
+    o = end;
+  }
+  return o;
+}
+
+/** Identity of a buffered event (side, key, ts, id) as a string, for the restore's sets. */
+export function identity(side: Side, key: Uint8Array, ts: number, id: Uint8Array): string {
+  return `${side}|${ts}|${Buffer.from(key.buffer, key.byteOffset, key.length).toString('latin1')}|${Buffer.from(id.buffer, id.byteOffset, id.length).toString('latin1')}`;
+}
+
+export interface ChainFile { path: string; keyGroups: [number, number] }
+
+/**
+ * Fold a chain of change files (oldest first) into the live events of key groups [kgFrom, kgTo):
+ * EXPIRED removes, MARK sets the joined bit, events of non-outer sides past `dropBeforeMs`
+ * (expireAt < it) are dropped as they can never join again. Visits each live event once, in
+ * file order. The two passes keep only identities in memory, never payloads.
+ */
+export function foldChain(files: readonly ChainFile[], read: (path: string) => Buffer, kgFrom: number, kgTo: number,
+  outer: readonly [boolean, boolean], dropBeforeMs: number, visit: (r: ChangeRecord) => void,
+  batch: (work: () => void) => void = (work) => work(), recordsPerBatch = 8192): void {
+  const relevant = files.filter((f) => f.keyGroups[0] < kgTo && f.keyGroups[1] > kgFrom);
+  const gone = new Set<string>();
+  const marked = new Set<string>();
+  const bufs = new Map<string, Buffer>();
+  const load = (p: string): Buffer => { let b = bufs.get(p); if (!b) { b = read(p); bufs.set(p, b); } return b; };
+  if (outer[0] || outer[1]) {
+    for (const f of relevant) {
+      forEachChange(load(f.path), f.path, kgFrom, kgTo, (r) => {
+        if (r.type === ChangeType.Expired) gone.add(identity(r.side, r.key, r.ts, r.id));
+        else if (r.type === ChangeType.Mark) marked.add(identity(r.side, r.key, r.ts, r.id));
+      });
+    }
+  }
+  const second = (r: ChangeRecord): void => {
+      if (r.type !== ChangeType.Event) return;
+      if (!outer[r.side]) {
+        if (r.expireAtMs < dropBeforeMs) return;
+      } else if (gone.size > 0 || marked.size > 0) {
+        const idn = identity(r.side, r.key, r.ts, r.id);
+        if (gone.has(idn)) return;
+        if (!r.joined && marked.has(idn)) r.joined = true;
+      }
+      visit(r);
+  };
+  for (const f of relevant) {
+    const buf = load(f.path);
+    bufs.delete(f.path); // one file in memory at a time during the second pass
+    checkHeader(buf, f.path);
+    let o = FILE_HEADER_BYTES;
+    while (o < buf.length) batch(() => { o = forEachChange(buf, f.path, kgFrom, kgTo, second, o, recordsPerBatch); });
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * Opening the checkpoint directory at start: storage, side pool, and the restore point (if any).
+ * Called before the sources are built, because a restore decides where they start.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Config } from '../config/schema.js';
+import type { Manifest, SourcePosition } from './manifest.js';
+import { SidePool } from './pool.js';
+import { findRestorePoint, setAsideNewer, type RestorePoint } from './restore.js';
+import { LocalDirStorage, type CheckpointStorage } from './storage.js';
+
+export interface CheckpointContext {
+  storage: CheckpointStorage;
+  pool: SidePool;
+  job: Manifest['job'];
+  runId: string;
+  restored: RestorePoint | null;
+}
+
+export function jobOf(cfg: Config): Manifest['job'] {
+  return {
+    join: cfg.join, lowerMs: cfg.lowerMs, upperMs: cfg.upperMs,
+    keys: [cfg.leftKey ?? cfg.key, cfg.rightKey ?? cfg.key],
+  };
+}
+
+export async function openCheckpoints(cfg: Config, acceptId?: (id: number) => boolean): Promise<CheckpointContext | null> {
+  if (!cfg.checkpointDir) return null;
+  const storage = new LocalDirStorage(cfg.checkpointDir);
+  const pool = new SidePool();
+  try {
+    const job = jobOf(cfg);
+    const restored = await findRestorePoint(storage, job, pool, acceptId);
+    if (restored) setAsideNewer(storage, restored.manifest.id);
+    // Time-ordered run ids keep file names sortable by run.
+    const runId = `r${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
+    return { storage, pool, job, runId, restored };
+  } catch (e) {
+    await pool.close();
+    throw e;
+  }
+}
+
+/** The restored position of the source with this name, if any. */
+export function startOf(ctx: CheckpointContext | null, name: string): SourcePosition | undefined {
+  return ctx?.restored?.manifest.sources.find((s) => s.name === name);
+}

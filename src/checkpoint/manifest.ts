@@ -1,0 +1,71 @@
+/**
+ * The checkpoint manifest: everything needed to resume — source positions, router watermark
+ * state, the output's committed length, and the chain of state files per key-group range with
+ * their checksums. It is the commit point of a checkpoint (DESIGN.md §3): written with fsync and
+ * an atomic rename only after every file it names is durable.
+ */
+import { createHash } from 'node:crypto';
+import type { JoinKind } from '../config/schema.js';
+
+export const MANIFEST_FORMAT = 1;
+
+export interface StateFileRef {
+  /** File name inside the checkpoint directory's data/ folder. */
+  name: string;
+  kind: 'delta' | 'base';
+  /** Key groups [from, to) whose changes the file may hold. */
+  keyGroups: [number, number];
+  bytes: number;
+  sha256: string;
+}
+
+export interface SourcePosition {
+  /** file: byte offset and line of the next unread record; gen: events delivered per side; kafka: next offsets. */
+  kind: 'file' | 'gen' | 'kafka';
+  name: string;
+  file?: { byte: number; line: number };
+  gen?: { delivered: [number, number]; baseMs: number };
+  kafka?: Array<{ topic: string; partition: number; offset: string }>;
+}
+
+export interface Manifest {
+  format: number;
+  id: number;
+  createdAtMs: number;
+  /** The join it belongs to: restoring under a different join would silently change results. */
+  job: { join: JoinKind; lowerMs: number; upperMs: number; keys: [string[], string[]] };
+  sources: SourcePosition[];
+  router: { watermarkMs: number; partitions: Array<{ side: number; partition: number; maxTsMs: number; ended: boolean }> };
+  /** File output: its length when every record before the barrier had been written. */
+  output: { spec: string; lengthBytes?: number };
+  workers: Array<{ keyGroups: [number, number]; watermarkMs: number }>;
+  /** State chain, oldest first: bases then deltas. */
+  files: StateFileRef[];
+  stats: { stateBytes: number; newBytes: number; durationMs: number };
+}
+
+// JSON has no ±Infinity: watermarks are written as strings when infinite.
+const replacer = (_k: string, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v);
+const reviveNum = (v: unknown): number => (v === 'Infinity' ? Infinity : v === '-Infinity' ? -Infinity : Number(v));
+
+export function encodeManifest(m: Manifest): string {
+  const body = JSON.stringify(m, replacer);
+  const sha = createHash('sha256').update(body).digest('hex');
+  return `{"sha256":"${sha}","manifest":${body}}\n`;
+}
+
+export class BadManifest extends Error {}
+
+/** Parse and verify a manifest's own checksum (file checksums are verified separately). */
+export function decodeManifest(text: string, name: string): Manifest {
+  const m = /^\{"sha256":"([0-9a-f]{64})","manifest":(.*)\}\n?$/s.exec(text);
+  if (!m) throw new BadManifest(`${name}: torn or not a manifest`);
+  const sha = createHash('sha256').update(m[2]).digest('hex');
+  if (sha !== m[1]) throw new BadManifest(`${name}: checksum mismatch (torn or corrupt)`);
+  const man = JSON.parse(m[2]) as Manifest;
+  if (man.format !== MANIFEST_FORMAT) throw new BadManifest(`${name}: format ${man.format}, this joinery reads ${MANIFEST_FORMAT}`);
+  man.router.watermarkMs = reviveNum(man.router.watermarkMs);
+  for (const p of man.router.partitions) p.maxTsMs = reviveNum(p.maxTsMs);
+  for (const w of man.workers) w.watermarkMs = reviveNum(w.watermarkMs);
+  return man;
+}

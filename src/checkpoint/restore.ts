@@ -1,0 +1,64 @@
+/**
+ * Choosing the checkpoint to resume from: the newest manifest that decodes, belongs to this join,
+ * and whose every state file is present with its recorded SHA-256. Torn or corrupt newer ones are
+ * reported, set aside (renamed *.corrupt) and the previous one is used. A directory with
+ * manifests but none usable is an error: starting from scratch would silently redo or lose output.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { JoineryError } from '../core/errors.js';
+import { decodeManifest, type Manifest } from './manifest.js';
+import type { SidePool } from './pool.js';
+import type { CheckpointStorage } from './storage.js';
+
+export interface RestorePoint {
+  manifest: Manifest;
+  /** Reasons newer checkpoints were skipped (for the log). */
+  skipped: string[];
+}
+
+export function sameJob(a: Manifest['job'], b: Manifest['job']): string | null {
+  if (a.join !== b.join) return `join kind ${a.join} vs ${b.join}`;
+  if (a.lowerMs !== b.lowerMs || a.upperMs !== b.upperMs) return `bounds [${a.lowerMs}, ${a.upperMs}] ms vs [${b.lowerMs}, ${b.upperMs}] ms`;
+  if (JSON.stringify(a.keys) !== JSON.stringify(b.keys)) return `key fields ${JSON.stringify(a.keys)} vs ${JSON.stringify(b.keys)}`;
+  return null;
+}
+
+export async function findRestorePoint(storage: CheckpointStorage, job: Manifest['job'], pool: SidePool,
+  acceptId?: (id: number) => boolean): Promise<RestorePoint | null> {
+  const ids = storage.listManifests();
+  if (ids.length === 0) return null;
+  const skipped: string[] = [];
+  for (const id of ids) {
+    const name = `checkpoint ${id}`;
+    let m: Manifest;
+    try {
+      m = decodeManifest(storage.readManifest(id), name);
+    } catch (e) {
+      skipped.push(`${name}: ${(e as Error).message}`);
+      continue;
+    }
+    const diff = sameJob(m.job, job);
+    if (diff) {
+      throw new JoineryError('E_CHECKPOINT', `--checkpoint-dir ${storage.location} holds checkpoints of a different join (${diff}); use another directory, or remove this one to start over`);
+    }
+    if (acceptId && !acceptId(id)) { skipped.push(`${name}: newer than what the output has committed`); continue; }
+    const missing = m.files.filter((f) => !fs.existsSync(path.join(storage.dataDir, f.name)));
+    if (missing.length > 0) { skipped.push(`${name}: state file ${missing[0].name} is missing`); continue; }
+    const sealed = await pool.seal({ paths: m.files.map((f) => path.join(storage.dataDir, f.name)) });
+    const bad = m.files.find((f, i) => sealed[i].sha256 !== f.sha256 || sealed[i].bytes !== f.bytes);
+    if (bad) { skipped.push(`${name}: state file ${bad.name} fails its checksum (torn or corrupt)`); continue; }
+    return { manifest: m, skipped };
+  }
+  throw new JoineryError('E_CHECKPOINT', `no usable checkpoint in ${storage.location}: ${skipped.join('; ')}. Nothing was started: starting from scratch would redo or lose output. To start over, move the directory (and the old output) away`);
+}
+
+/** Rename manifests newer than the one restored so they are not tried again (kept for forensics). */
+export function setAsideNewer(storage: CheckpointStorage & { manifestPathOf?: (id: number) => string }, restoredId: number): void {
+  for (const id of storage.listManifests()) {
+    if (id <= restoredId) continue;
+    const p = storage.manifestPathOf?.(id);
+    if (p) fs.renameSync(p, `${p}.corrupt`);
+    else storage.removeManifest(id);
+  }
+}

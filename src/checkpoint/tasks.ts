@@ -1,0 +1,62 @@
+/**
+ * Checkpoint side work run on the piscina pool (src/checkpoint/pool.ts), off the main thread and
+ * off the workers: making state files durable and checksummed, and compacting a chain of deltas
+ * into new base files. Each task is coarse (MBs of I/O), as piscina tasks should be.
+ */
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ChangeWriter, foldChain, type ChainFile } from './delta.js';
+
+export interface SealTask { paths: string[] }
+export interface SealedFile { path: string; bytes: number; sha256: string }
+
+/** fsync each file (its bytes were written by a worker thread) and compute its SHA-256. */
+export function seal(task: SealTask): SealedFile[] {
+  return task.paths.map((p) => {
+    const fd = fs.openSync(p, 'r');
+    try {
+      const hash = createHash('sha256');
+      const buf = Buffer.allocUnsafe(1 << 20);
+      let bytes = 0;
+      for (;;) {
+        const n = fs.readSync(fd, buf, 0, buf.length, bytes);
+        if (n === 0) break;
+        hash.update(buf.subarray(0, n));
+        bytes += n;
+      }
+      fs.fsyncSync(fd);
+      return { path: p, bytes, sha256: hash.digest('hex') };
+    } finally {
+      fs.closeSync(fd);
+    }
+  });
+}
+
+export interface CompactTask {
+  files: ChainFile[];
+  ranges: Array<[number, number]>;
+  outer: [boolean, boolean];
+  dropBeforeMs: number;
+  outDir: string;
+  prefix: string;
+}
+
+/**
+ * Fold a chain into one base file per key-group range (the current workers' ranges), keeping only
+ * live events with their joined bits; returns the sealed files. Bounded work per range: one file
+ * of the chain in memory at a time.
+ */
+export function compact(task: CompactTask): Array<SealedFile & { keyGroups: [number, number] }> {
+  const out: Array<SealedFile & { keyGroups: [number, number] }> = [];
+  for (const [from, to] of task.ranges) {
+    const file = path.join(task.outDir, `${task.prefix}-kg${from}-${to}.base`);
+    const w = new ChangeWriter(file, 'base');
+    foldChain(task.files, (p) => fs.readFileSync(p), from, to, task.outer, task.dropBeforeMs, (r) => {
+      w.event(r.side, r.keyGroup, r.keyHash, r.key, r.ts, r.id, r.payload, r.joined, r.expireAtMs);
+    });
+    if (!w.close()) throw w.lastError ?? new Error(`writing ${file} failed`);
+    out.push({ ...seal({ paths: [file] })[0], keyGroups: [from, to] });
+  }
+  return out;
+}
