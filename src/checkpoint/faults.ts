@@ -1,21 +1,25 @@
 /**
- * Fault injection for the checkpoint tests (a disk that fills up, then frees space): the
- * environment variable JOINERY_INJECT_FAULTS=point:N[,point:N] makes the first N operations at
- * that point fail with ENOSPC, per thread. Points: delta-write (a worker appending state changes),
- * checkpoint-write (the coordinator writing a manifest). Unset in production: one map lookup.
+ * Fault injection for the recovery tests: JOINERY_INJECT_FAULTS=point:N[@S][,…] makes N
+ * operations at that point fail after the first S succeed (per thread). Points: delta-write (a
+ * worker appending state changes: ENOSPC), checkpoint-write (the coordinator writing a manifest:
+ * ENOSPC), worker-crash (a worker at a checkpoint barrier: throws). Unset in production: one
+ * size check per call.
  */
-const spec = process.env.JOINERY_INJECT_FAULTS ?? '';
-const remaining = new Map<string, number>();
-for (const part of spec.split(',')) {
-  const m = /^([a-z-]+):(\d+)$/.exec(part.trim());
-  if (m) remaining.set(m[1], Number(m[2]));
+export type FaultPoint = 'delta-write' | 'checkpoint-write' | 'worker-crash';
+
+const remaining = new Map<string, { skip: number; fail: number }>();
+for (const part of (process.env.JOINERY_INJECT_FAULTS ?? '').split(',')) {
+  const m = /^([a-z-]+):(\d+)(?:@(\d+))?$/.exec(part.trim());
+  if (m) remaining.set(m[1], { fail: Number(m[2]), skip: Number(m[3] ?? 0) });
 }
 
-export function injectedFault(point: 'delta-write' | 'checkpoint-write', what: string): void {
+export function injectedFault(point: FaultPoint, what: string): void {
   if (remaining.size === 0) return;
-  const n = remaining.get(point) ?? 0;
-  if (n <= 0) return;
-  remaining.set(point, n - 1);
+  const f = remaining.get(point);
+  if (!f || f.fail <= 0) return;
+  if (f.skip > 0) { f.skip--; return; }
+  f.fail--;
+  if (point === 'worker-crash') throw new Error(`injected crash (JOINERY_INJECT_FAULTS) at ${what}`);
   const e = new Error(`ENOSPC: no space left on device (injected by JOINERY_INJECT_FAULTS), write '${what}'`) as NodeJS.ErrnoException;
   e.code = 'ENOSPC';
   throw e;

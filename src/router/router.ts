@@ -65,7 +65,8 @@ export class Router {
   private dirty: Uint8Array;
   private pending: PendingPosition[] = [];
   private stalled = false;
-  private barrierRequest: { id: number; resolve: (c: BarrierCut) => void } | null = null;
+  private barrierRequest: { id: number; resolve: (c: BarrierCut) => void; reject: (e: Error) => void } | null = null;
+  private finished = false;
   private paused = false;
   private pauseWaiters: Array<() => void> = [];
   private wakeRun: (() => void) | null = null;
@@ -92,8 +93,10 @@ export class Router {
    * positions it stands for. One at a time.
    */
   barrier(id: number): Promise<BarrierCut> {
-    if (this.barrierRequest) throw new Error('a checkpoint barrier is already pending');
-    return new Promise((resolve) => { this.barrierRequest = { id, resolve }; this.wakeRun?.(); });
+    if (this.barrierRequest) return Promise.reject(new Error('a checkpoint barrier is already pending'));
+    if (this.aborted) return Promise.reject(this.aborted);
+    if (this.finished) return Promise.reject(new Error('the input has ended'));
+    return new Promise((resolve, reject) => { this.barrierRequest = { id, resolve, reject }; this.wakeRun?.(); });
   }
 
   private async injectBarrier(): Promise<void> {
@@ -120,6 +123,9 @@ export class Router {
   /** Stop routing as soon as possible (a worker failed). */
   abort(err: Error): void {
     this.aborted = err;
+    const req = this.barrierRequest;
+    if (req) { this.barrierRequest = null; req.reject(err); }
+    this.wakeRun?.();
   }
 
   private extractorCache = new Map<string, Extractor>();
@@ -289,7 +295,7 @@ export class Router {
         if (l.done || this.stopping) continue;
         if (this.aborted) throw this.aborted;
         await this.injectBarrier();
-        while (this.paused && !this.stopping) {
+        while (this.paused && !this.stopping && !this.aborted) {
           await new Promise<void>((r) => { this.pauseWaiters.push(r); this.wakeRun = r; });
           await this.injectBarrier();
         }
@@ -313,6 +319,7 @@ export class Router {
     await this.injectBarrier();
     if (beforeEnd) await beforeEnd(); // may request the final checkpoint's barrier
     await this.injectBarrier();
+    this.finished = true;
     await this.broadcast(FrameKind.End);
   }
 

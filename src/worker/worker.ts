@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { ChangeWriter, foldChain } from '../checkpoint/delta.js';
+import { injectedFault } from '../checkpoint/faults.js';
 import { LoggedStore } from '../checkpoint/logged-store.js';
 import { JoineryError } from '../core/errors.js';
 import { nowMs } from '../core/units.js';
@@ -155,6 +156,7 @@ class Worker {
   /** Close the change file at barrier `id` (if it can be completed) and answer main. */
   private onBarrier(id: number): void {
     if (!this.logged) throw new JoineryError('E_INTERNAL', `worker ${init.index}: checkpoint barrier without checkpointing`);
+    injectedFault('worker-crash', `worker ${init.index}, barrier ${id}`);
     const w = this.logged.writer;
     let file: BarrierAck['file'] = null;
     let error: string | undefined;

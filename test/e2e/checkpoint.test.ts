@@ -1,0 +1,177 @@
+// Checkpoints and recovery, end to end through the real CLI: kill -9 at random moments, graceful
+// stops and restores onto other worker counts, corrupt checkpoints, failing checkpoint writes, a
+// crashing worker. The final output must equal an independent batch join exactly: nothing
+// missing, nothing duplicated.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { BIN, joinery, lastJson } from './cli.js';
+import { canonical, multisetDiff, referenceJoin, type Rec } from './reference-join.js';
+
+const readNdjson = (f: string): Rec[] => fs.readFileSync(f, 'utf8').split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l));
+const outputLines = (f: string): string[] => readNdjson(f).map((o) => canonical(o as never));
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-ckpt-'));
+const L = path.join(tmp, 'impressions.ndjson'), R = path.join(tmp, 'plays.ndjson');
+const GEN = ['--events', '200000', '--seed', '11', '--gen-profiles', '3000', '--gen-titles', '300', '--gen-event-time-rate', '400',
+  '--gen-play-delay', '40s', '--gen-disorder', '2s', '--gen-duplicates', '0.02', '--gen-orphan-plays', '0.05'];
+const JOIN = ['--lower', '-10s', '--upper', '90s', '--max-delay', '3s', '--join', 'full'];
+const ref = { keyFields: ['profileId', 'titleId'], timeField: 'ts', idField: 'eventId', lowerMs: -10_000, upperMs: 90_000, kind: 'full' as const };
+let expected: string[];
+
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+function runArgs(name: string, workers: number, extra: string[] = []): string[] {
+  return ['run', '--left', `file:${L}`, '--right', `file:${R}`, '--format', 'json', ...JOIN, '--workers', String(workers),
+    '--state-dir', path.join(tmp, `state-${name}`), '--out', `file:${path.join(tmp, `out-${name}.ndjson`)}`,
+    '--checkpoint-dir', path.join(tmp, `ckpt-${name}`), '--checkpoint-interval', '200ms', '--json', ...extra];
+}
+
+interface Run { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
+
+/** Start the CLI; `act` gets the child once it runs (to kill or signal it). */
+function start(args: string[], act?: (child: ReturnType<typeof spawn>, stderrSoFar: () => string) => void, env: NodeJS.ProcessEnv = process.env): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    let stdout = '', stderr = '';
+    child.stdout!.on('data', (d: Buffer) => { stdout += d; });
+    child.stderr!.on('data', (d: Buffer) => { stderr += d; });
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+    act?.(child, () => stderr);
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const manifests = (name: string) => fs.readdirSync(path.join(tmp, `ckpt-${name}`, 'manifests')).filter((n) => /^ckpt-\d+\.json$/.test(n)).sort();
+
+describe('checkpoints and recovery (files → file)', () => {
+  before(async () => {
+    const g = await joinery(['gen', ...GEN, '--format', 'json', '--left-out', L, '--right-out', R]);
+    assert.equal(g.code, 0, g.stderr);
+    expected = referenceJoin(readNdjson(L), readNdjson(R), ref);
+    assert.ok(expected.length > 20_000);
+  });
+
+  test('kill -9 at random moments, five times, then a run to the end: output equals the batch join exactly', async () => {
+    const name = 'kill';
+    let resumed = 0;
+    const delays: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const delay = 700 + Math.floor(Math.random() * 1300);
+      delays.push(delay);
+      const r = await start(runArgs(name, 2), (c) => { setTimeout(() => c.kill('SIGKILL'), delay); });
+      if (r.code === 0) break; // finished before the kill: fine, later runs resume at the end
+      assert.equal(r.signal, 'SIGKILL', `run ${i} failed rather than being killed: ${r.stderr}`);
+      if (/resuming from checkpoint/.test(r.stderr)) resumed++;
+    }
+    const r = await start(runArgs(name, 2));
+    assert.equal(r.code, 0, r.stderr);
+    if (/resuming from checkpoint/.test(r.stderr)) resumed++;
+    assert.ok(resumed >= 1, `at least one run resumed from a checkpoint (kill delays ${delays.join(', ')} ms)`);
+    const diff = multisetDiff(expected, outputLines(path.join(tmp, `out-${name}.ndjson`)));
+    assert.equal(diff, '', `kill delays ${delays.join(', ')} ms\n${diff}`);
+  });
+
+  test('SIGTERM stops gracefully with a final checkpoint; restores onto 2 then 4 workers from one taken with 3', async () => {
+    const name = 'rescale';
+    const stopAfter = (ms: number) => (c: ReturnType<typeof spawn>) => { setTimeout(() => c.kill('SIGTERM'), ms); };
+    const a = await start(runArgs(name, 3), stopAfter(1200));
+    assert.equal(a.code, 0, a.stderr);
+    const sa = lastJson(a.stdout) as { stopped?: boolean; workers: number; checkpoints: { completed: number } };
+    assert.equal(sa.stopped, true, 'the signal arrived before the end of input');
+    assert.equal(sa.workers, 3);
+    assert.ok(sa.checkpoints.completed >= 1);
+    const b = await start(runArgs(name, 2), stopAfter(1000));
+    assert.equal(b.code, 0, b.stderr);
+    assert.match(b.stderr, /resuming from checkpoint \d+/);
+    const c = await start(runArgs(name, 4));
+    assert.equal(c.code, 0, c.stderr);
+    assert.match(c.stderr, /resuming from checkpoint \d+/);
+    const diff = multisetDiff(expected, outputLines(path.join(tmp, `out-${name}.ndjson`)));
+    assert.equal(diff, '', diff);
+  });
+
+  test('a torn newest manifest and a corrupt state file are skipped for the previous checkpoint', async () => {
+    const name = 'corrupt';
+    const a = await start(runArgs(name, 2, ['--checkpoint-retain', '5']));
+    assert.equal(a.code, 0, a.stderr);
+    const ms = manifests(name);
+    assert.ok(ms.length >= 3, `several checkpoints kept (${ms.join(', ')})`);
+    const dir = path.join(tmp, `ckpt-${name}`);
+    // Newest manifest torn in half.
+    const newest = path.join(dir, 'manifests', ms[ms.length - 1]);
+    const text = fs.readFileSync(newest, 'utf8');
+    fs.writeFileSync(newest, text.slice(0, text.length >> 1));
+    // The one before: a state file only it names gets a flipped byte.
+    const prev = JSON.parse(fs.readFileSync(path.join(dir, 'manifests', ms[ms.length - 2]), 'utf8')).manifest;
+    const older = JSON.parse(fs.readFileSync(path.join(dir, 'manifests', ms[ms.length - 3]), 'utf8')).manifest;
+    const onlyPrev = (prev.files as Array<{ name: string; bytes: number }>).find((f) => f.bytes > 16 && !older.files.some((o: { name: string }) => o.name === f.name));
+    assert.ok(onlyPrev, 'the second newest checkpoint added a state file');
+    const fp = path.join(dir, 'data', onlyPrev!.name);
+    const bytes = fs.readFileSync(fp);
+    bytes[bytes.length - 1] ^= 0xff;
+    fs.writeFileSync(fp, bytes);
+    const b = await start(runArgs(name, 2));
+    assert.equal(b.code, 0, b.stderr);
+    assert.match(b.stderr, /skipped checkpoint \d+: .*torn or corrupt/);
+    assert.match(b.stderr, /skipped checkpoint \d+: state file .* fails its checksum/);
+    assert.match(b.stderr, /resuming from checkpoint \d+/);
+    const diff = multisetDiff(expected, outputLines(path.join(tmp, `out-${name}.ndjson`)));
+    assert.equal(diff, '', diff);
+  });
+
+  test('no usable checkpoint: refuses to start (exit 4) and says what to do; so does another join', async () => {
+    const name = 'refuse';
+    const a = await start(runArgs(name, 2), (c) => { setTimeout(() => c.kill('SIGTERM'), 1000); });
+    assert.equal(a.code, 0, a.stderr);
+    const other = await joinery(runArgs(name, 2).map((a) => (a === '90s' ? '60s' : a)));
+    assert.equal(other.code, 4, other.stderr);
+    assert.match(other.stderr, /different join \(bounds/);
+    for (const m of manifests(name)) fs.writeFileSync(path.join(tmp, `ckpt-${name}`, 'manifests', m), '{"sha256":"00');
+    const b = await joinery(runArgs(name, 2));
+    assert.equal(b.code, 4, b.stderr);
+    assert.match(b.stderr, /no usable checkpoint in .*move the directory/);
+  });
+
+  test('checkpoint writes that fail (disk full) are reported and retried at the next interval; nothing is lost', async () => {
+    const name = 'enospc';
+    const env = { ...process.env, JOINERY_INJECT_FAULTS: 'checkpoint-write:2,delta-write:2' };
+    const a = await start(runArgs(name, 2), undefined, env);
+    assert.equal(a.code, 0, a.stderr);
+    assert.match(a.stderr, /checkpoint \d+ failed .*ENOSPC/);
+    const s = lastJson(a.stdout) as { checkpoints: { completed: number; failed: number } };
+    assert.ok(s.checkpoints.failed >= 1 && s.checkpoints.completed >= 1, JSON.stringify(s.checkpoints));
+    const diff = multisetDiff(expected, outputLines(path.join(tmp, `out-${name}.ndjson`)));
+    assert.equal(diff, '', diff);
+  });
+
+  test('after failed checkpoint writes, a kill -9 resumes from the last good one; nothing is lost', async () => {
+    const name = 'enospc-kill';
+    const env = { ...process.env, JOINERY_INJECT_FAULTS: 'checkpoint-write:2,delta-write:3' };
+    const a = await start(runArgs(name, 2), (c, err) => {
+      const t = setInterval(() => { if (/checkpoint \d+ failed/.test(err())) { clearInterval(t); setTimeout(() => c.kill('SIGKILL'), 300); } }, 20);
+      c.on('close', () => clearInterval(t));
+    }, env);
+    assert.match(a.stderr, /checkpoint \d+ failed .*ENOSPC/);
+    const b = await start(runArgs(name, 2));
+    assert.equal(b.code, 0, b.stderr);
+    const diff = multisetDiff(expected, outputLines(path.join(tmp, `out-${name}.ndjson`)));
+    assert.equal(diff, '', diff);
+  });
+
+  test('a crashing worker thread stops the node with the cause (exit 1); the next start resumes', async () => {
+    const name = 'crash';
+    const env = { ...process.env, JOINERY_INJECT_FAULTS: 'worker-crash:1@1' };
+    const a = await start(runArgs(name, 2), undefined, env);
+    assert.equal(a.code, 1, a.stderr);
+    assert.match(a.stderr, /worker \d+.*injected crash/);
+    const b = await start(runArgs(name, 2));
+    assert.equal(b.code, 0, b.stderr);
+    assert.match(b.stderr, /resuming from checkpoint \d+/);
+    const diff = multisetDiff(expected, outputLines(path.join(tmp, `out-${name}.ndjson`)));
+    assert.equal(diff, '', diff);
+  });
+});
