@@ -4,6 +4,7 @@ import { Worker } from 'node:worker_threads';
 import { FlatExtractor, flatToJson } from './codec/flat.js';
 import { JsonExtractor, type Extractor } from './codec/json.js';
 import type { Config } from './config/schema.js';
+import type { EngineControl } from './control/engine-control.js';
 import { JoineryError } from './core/errors.js';
 import { nowMs } from './core/units.js';
 import { fmtCount, fmtRate, MetricsHub } from './metrics/report.js';
@@ -58,6 +59,8 @@ export interface EngineOptions {
   commitIntervalMs?: number;
   /** Routing stalled on a full ring (true) or resumed (false): pause/resume the source's partitions. */
   onStall?: (stalled: boolean) => void;
+  /** Observation and steering from outside (HTTP endpoint): handed the engine's parts once the workers are ready. */
+  control?: EngineControl;
 }
 
 const FIRST_DEAD_LETTERS_SHOWN = 5;
@@ -203,6 +206,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   }
   await Promise.all(ready);
   if (failure) { await Promise.all(threads.map((t) => t.terminate())); throw failure; }
+  opts.control?.attach({ cfg, router, hub, ranges, threads, sources: opts.sources });
 
   const start = nowMs();
   const tty = opts.progress;

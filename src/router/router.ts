@@ -8,6 +8,7 @@ import {
 import type { RecordBatch, Source } from '../source/source.js';
 import type { Side } from '../state/store.js';
 import { keyGroupOf, murmur3, ownerTable } from './partitioner.js';
+import { PauseGate } from './pause.js';
 import { WatermarkTracker } from './watermarks.js';
 
 /** LMDB keys hold key + id; keep them well under its 1,978-byte key limit. */
@@ -55,6 +56,8 @@ export class Router {
   private dirty: Uint8Array;
   private pending: PendingPosition[] = [];
   private stalled = false;
+  /** POST /pause and /resume: while paused no batch is pulled from the sources (see PauseGate). */
+  readonly gate = new PauseGate();
   /** Called with true when routing stalls on a full ring, false when it goes on (sources pause/resume partitions). */
   onStall: (stalled: boolean) => void = () => {};
 
@@ -74,6 +77,7 @@ export class Router {
   /** Stop routing as soon as possible (a worker failed). */
   abort(err: Error): void {
     this.aborted = err;
+    this.gate.resume();
   }
 
   private extractorCache = new Map<string, Extractor>();
@@ -229,6 +233,10 @@ export class Router {
       for (const l of live) {
         if (l.done) continue;
         if (this.aborted) throw this.aborted;
+        if (this.gate.paused) {
+          this.tracker.shiftIdle(await this.gate.pass());
+          if (this.aborted) throw this.aborted;
+        }
         const b = await l.s.next();
         if (b === null) {
           l.done = true;
@@ -240,6 +248,7 @@ export class Router {
         await this.advanceWatermark();
       }
     }
+    this.gate.finish();
     await this.advanceWatermark(); // +∞ once every partition ended
     await this.broadcast(FrameKind.End);
   }

@@ -19,6 +19,7 @@ import { openLineSink, type LineSink } from '../sink/sink.js';
 import { openStore } from '../state/index.js';
 import type { Side, StateStore } from '../state/store.js';
 import type { WorkerInit, WorkerMessage, WorkerRequest, WorkerStats } from './protocol.js';
+import { installInspector } from './inspect.js';
 
 const DRAIN_FRAMES = 4096;
 /** Park at most this long per wait, so stats still go out on an idle worker. */
@@ -59,6 +60,7 @@ class Worker {
       if (m.type === 'sync') post({ type: 'synced', id: m.id, head: this.ring.releasedHead() });
     });
     this.join = new IntervalJoin(this.store, init.join, init.lowerMs, init.upperMs, this.emitter);
+    installInspector(port, () => this.store, init.index, init.formats); // GET /state?key=… (read-only probes between drains)
   }
 
   /** Process up to DRAIN_FRAMES frames in one transaction. Returns how many were read. */

@@ -1,0 +1,56 @@
+import { nowMs } from '../core/units.js';
+
+/**
+ * Pause/resume of routing (POST /pause, /resume). While paused the router does not pull batches
+ * from its sources; what is in the rings is still applied and committed, the state stays, and
+ * watermarks do not move (time spent paused does not count towards --idle-timeout, see
+ * WatermarkTracker.shiftIdle), so no record turns late because of a pause.
+ */
+export class PauseGate {
+  private held: { release: () => void; released: Promise<void> } | null = null;
+  private parkedWaiters: Array<() => void> = [];
+  private finished = false;
+  /** True while the router waits at the gate. */
+  parked = false;
+
+  get paused(): boolean {
+    return this.held !== null;
+  }
+
+  pause(): void {
+    if (this.held) return;
+    let release!: () => void;
+    const released = new Promise<void>((r) => { release = r; });
+    this.held = { release, released };
+  }
+
+  resume(): void {
+    const h = this.held;
+    if (!h) return;
+    this.held = null;
+    h.release();
+  }
+
+  /** The router's side: wait while paused. Returns the milliseconds spent waiting. */
+  async pass(): Promise<number> {
+    if (!this.held) return 0;
+    const t0 = nowMs();
+    this.parked = true;
+    for (const w of this.parkedWaiters.splice(0)) w();
+    while (this.held) await this.held.released;
+    this.parked = false;
+    return nowMs() - t0;
+  }
+
+  /** Resolves once the router is parked at the gate, or has finished routing. */
+  whenParked(): Promise<void> {
+    if (this.parked || this.finished) return Promise.resolve();
+    return new Promise((r) => this.parkedWaiters.push(r));
+  }
+
+  /** Routing ended: nothing will park any more. */
+  finish(): void {
+    this.finished = true;
+    for (const w of this.parkedWaiters.splice(0)) w();
+  }
+}
