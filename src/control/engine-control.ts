@@ -132,8 +132,8 @@ export class EngineControl {
   }
 
   async checkpoint(): Promise<CheckpointInfo> {
-    this.running();
     if (!this.checkpointNow) throw new ControlError(409, 'E_NO_CHECKPOINTS', 'checkpoints are not configured: start joinery with --checkpoint-dir DIR to take them');
+    this.running();
     return this.checkpointNow();
   }
 
@@ -141,7 +141,8 @@ export class EngineControl {
   private partitions(v: EngineView, now: number) {
     const positions = new Map<string, PartitionPosition>();
     for (const s of v.sources) for (const p of s.positions?.() ?? []) positions.set(`${p.side}:${p.partition}`, p);
-    return v.router.tracker.view(now).map((p) => {
+    // While paused, partitions are judged as of the pause (the pause does not count as silence).
+    return v.router.tracker.view(v.router.gate.pausedSince ?? now).map((p) => {
       const pos = positions.get(`${p.side}:${p.partition}`);
       const committed = pos?.topic !== undefined ? this.committed.get(`${pos.topic}/${p.partition}`) : undefined;
       return {

@@ -12,6 +12,8 @@ export class PauseGate {
   private finished = false;
   /** True while the router waits at the gate. */
   parked = false;
+  /** When the current pause began (nowMs), or null when running: idleness is judged as of then while paused. */
+  pausedSince: number | null = null;
 
   get paused(): boolean {
     return this.held !== null;
@@ -22,12 +24,14 @@ export class PauseGate {
     let release!: () => void;
     const released = new Promise<void>((r) => { release = r; });
     this.held = { release, released };
+    this.pausedSince = nowMs();
   }
 
   resume(): void {
     const h = this.held;
     if (!h) return;
     this.held = null;
+    this.pausedSince = null;
     h.release();
   }
 
