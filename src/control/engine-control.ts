@@ -118,7 +118,7 @@ export class EngineControl {
       new Promise<boolean>((r) => { timer = setTimeout(() => r(false), 2_000); }),
     ]);
     clearTimeout(timer);
-    return { paused: true, parked: parked && v.router.gate.parked };
+    return { paused: true, parked };
   }
 
   resume(): { paused: false } {

@@ -12,6 +12,8 @@ export class PauseGate {
   private finished = false;
   /** True while the router waits at the gate. */
   parked = false;
+  /** True while the router waits for a source's next batch (which it will hold, unrouted, while paused). */
+  inSource = false;
   /** When the current pause began (nowMs), or null when running: idleness is judged as of then while paused. */
   pausedSince: number | null = null;
 
@@ -35,20 +37,20 @@ export class PauseGate {
     h.release();
   }
 
-  /** The router's side: wait while paused. Returns the milliseconds spent waiting. */
+  /** The router's side: wait while paused. Returns the milliseconds the pause lasted. */
   async pass(): Promise<number> {
     if (!this.held) return 0;
-    const t0 = nowMs();
+    const since = this.pausedSince ?? nowMs();
     this.parked = true;
     for (const w of this.parkedWaiters.splice(0)) w();
     while (this.held) await this.held.released;
     this.parked = false;
-    return nowMs() - t0;
+    return nowMs() - since;
   }
 
-  /** Resolves once the router is parked at the gate, or has finished routing. */
+  /** Resolves once the router is parked at the gate or waiting in a source (both hold input), or has finished routing. */
   whenParked(): Promise<void> {
-    if (this.parked || this.finished) return Promise.resolve();
+    if (this.parked || this.inSource || this.finished) return Promise.resolve();
     return new Promise((r) => this.parkedWaiters.push(r));
   }
 

@@ -237,7 +237,13 @@ export class Router {
           this.tracker.shiftIdle(await this.gate.pass());
           if (this.aborted) throw this.aborted;
         }
+        this.gate.inSource = true;
         const b = await l.s.next();
+        this.gate.inSource = false;
+        if (this.gate.paused) { // paused while waiting for the batch: hold it until resumed
+          this.tracker.shiftIdle(await this.gate.pass());
+          if (this.aborted) throw this.aborted;
+        }
         if (b === null) {
           l.done = true;
           remaining--;
