@@ -1,10 +1,13 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { helpText, parseArgs } from './config/parse.js';
+import { formatConfig, loadConfig, resolveValues } from './config/load.js';
+import { finishConfig, helpText, parseListen } from './config/parse.js';
 import { COMMANDS, type Command, type Config } from './config/schema.js';
 import { openCheckpoints, startOf } from './checkpoint/index.js';
-import { JoineryError } from './core/errors.js';
+import { EngineControl } from './control/engine-control.js';
+import { EXIT_CODES, JoineryError } from './core/errors.js';
+import { configureLog, log } from './core/log.js';
 import { formatSummary, runEngine, type EngineOptions, type Summary } from './engine.js';
 import { FileSource } from './source/file.js';
 import { GeneratorSource, genOptionsFrom } from './source/generator.js';
@@ -26,7 +29,11 @@ Usage: joinery <command> [flags]
 Commands:
 ${COMMANDS.map((c) => `  ${c.padEnd(8)} ${SUMMARIES[c]}`).join('\n')}
 
-Run 'joinery <command> --help' for the flags of a command.
+  config   'joinery config print [COMMAND] [flags]': the effective config and where each value came from
+
+Run 'joinery <command> --help' for the flags of a command. Every flag can also come from a config
+file (--config FILE, JSON or YAML, keys are flag names) or a JOINERY_* environment variable
+(--max-delay → JOINERY_MAX_DELAY); precedence: flags > environment > file > defaults.
 Quick start:  joinery demo
 `;
 }
@@ -36,10 +43,41 @@ function progressOn(cfg: Config): boolean {
 }
 
 function printResult(cfg: Config, s: Summary): void {
+  log.info('finished', { command: cfg.command, ...s });
   if (cfg.json) process.stdout.write(JSON.stringify(s) + '\n');
 }
 
+/** Run fn with the HTTP endpoint up when --http is given (started first, so a busy port fails before any work). */
+async function withEndpoint<T>(cfg: Config, fn: (control: EngineControl | undefined) => Promise<T>): Promise<T> {
+  if (!cfg.http) return fn(undefined);
+  const { HttpEndpoint } = await import('./http/server.js');
+  const control = new EngineControl();
+  const endpoint = await HttpEndpoint.start(control, { ...parseListen(cfg.http), token: cfg.httpToken });
+  try {
+    const r = await fn(control);
+    control.detach(null);
+    return r;
+  } catch (e) {
+    control.detach(e as Error);
+    throw e;
+  } finally {
+    await endpoint.close();
+  }
+}
+
+function logStart(cfg: Config): void {
+  log.info(`joinery ${cfg.command} starting`, {
+    left: cfg.left, right: cfg.right, join: cfg.join, lowerMs: cfg.lowerMs, upperMs: cfg.upperMs, key: cfg.key,
+    workers: cfg.workers, state: cfg.state, stateDir: cfg.state === 'memory' ? undefined : cfg.stateDir, out: cfg.out, config: cfg.config,
+  });
+}
+
 async function cmdRun(cfg: Config): Promise<number> {
+  logStart(cfg);
+  return withEndpoint(cfg, (control) => runWith(cfg, control));
+}
+
+async function runWith(cfg: Config, control: EngineControl | undefined): Promise<number> {
   let sources: Source[];
   let formats: ['json' | 'flatbuffers', 'json' | 'flatbuffers'];
   const extra: Partial<EngineOptions> = {};
@@ -62,10 +100,14 @@ async function cmdRun(cfg: Config): Promise<number> {
       closers.push(() => src.close());
       sources = [src];
       formats = [format, format];
-      extra.commit = (positions) => src.commit(positions);
-      extra.onStall = (stalled) => {
-        for (const p of src.partitions) { if (stalled) src.pause(p.side, p.partition); else src.resume(p.side, p.partition); }
+      extra.commit = async (positions) => { const r = await src.commit(positions); control?.noteCommitted(positions); return r; };
+      // Partitions are paused while routing stalls on a full ring or while paused by POST /pause.
+      let stalled = false, held = false;
+      const apply = () => {
+        for (const p of src.partitions) { if (stalled || held) src.pause(p.side, p.partition); else src.resume(p.side, p.partition); }
       };
+      extra.onStall = (s) => { stalled = s; apply(); };
+      if (control) control.onPauseChange = (p) => { held = p; apply(); };
     } else {
       const format = cfg.format ?? 'json';
       const left = new FileSource(cfg.left!.slice(5), 0, format, startOf(ck, cfg.left!)?.file);
@@ -92,7 +134,8 @@ async function cmdRun(cfg: Config): Promise<number> {
     for (const c of closers) await c().catch(() => {});
     throw e;
   }
-  const s = await runEngine(cfg, { sources, formats, progress: progressOn(cfg), printSummary: true, checkpoints: ck, handleSignals: true, ...extra });
+  log.info('sources opened', { sources: sources.map((x) => x.name), partitions: sources.reduce((n, x) => n + x.partitions.length, 0), formats });
+  const s = await runEngine(cfg, { sources, formats, progress: progressOn(cfg), printSummary: true, checkpoints: ck, handleSignals: true, control, ...extra });
   printResult(cfg, s);
   return 0;
 }
@@ -120,13 +163,32 @@ async function cmdDemo(cfg: Config): Promise<number> {
   process.stderr.write(`joinery demo: ${c.events.toLocaleString('en-US')} generated impression/play events (seed ${c.seed}), ` +
     `${c.join} interval join [${c.lowerMs}ms, ${c.upperMs}ms] on (${c.key.join(', ')}), ${c.workers} worker(s), ${c.state} state` +
     `${c.state === 'lmdb' ? ` in ${c.stateDir}` : ''}, output → ${c.out}\n`);
+  logStart(c);
   try {
     const ck = await openCheckpoints(c);
-    const s = await runEngine(c, { sources: [new GeneratorSource(genOptionsFrom(c), undefined, startOf(ck, 'gen:')?.gen)], formats: ['flatbuffers', 'flatbuffers'], progress: progressOn(c), printSummary: true, checkpoints: ck, handleSignals: true });
+    const s = await withEndpoint(c, (control) => runEngine(c, { sources: [new GeneratorSource(genOptionsFrom(c), undefined, startOf(ck, 'gen:')?.gen)], formats: ['flatbuffers', 'flatbuffers'], progress: progressOn(c), printSummary: true, checkpoints: ck, handleSignals: true, control }));
     printResult(c, s);
   } finally {
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   }
+  return 0;
+}
+
+/** `joinery config print [COMMAND] [flags]`: the effective config of COMMAND (default run) with each value's origin. */
+function cmdConfig(rest: string[]): number {
+  const [sub, ...more] = rest;
+  if (sub !== 'print') {
+    process.stderr.write(`joinery config: expected 'joinery config print [COMMAND] [flags]'${sub ? `, got ${JSON.stringify(sub)}` : ''}\n`);
+    return 2;
+  }
+  let command: Command = 'run';
+  if (more[0] && !more[0].startsWith('-')) {
+    if (!(COMMANDS as string[]).includes(more[0])) throw new JoineryError('E_USAGE', `joinery config print: unknown command ${JSON.stringify(more[0])} (one of ${COMMANDS.join(', ')})`);
+    command = more.shift() as Command;
+  }
+  const r = resolveValues(command, more, process.env);
+  process.stdout.write(formatConfig(command, r));
+  finishConfig(command, r.values); // validation errors after the listing: exit 2 with the message
   return 0;
 }
 
@@ -141,17 +203,21 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${pkg.version}\n`);
     return 0;
   }
-  if (!(COMMANDS as string[]).includes(command)) {
+  if (command !== 'config' && !(COMMANDS as string[]).includes(command)) {
     process.stderr.write(`joinery: unknown command ${JSON.stringify(command)}\n\n${usage()}`);
     return 2;
   }
-  const cmd = command as Command;
   try {
-    const cfg = parseArgs(cmd, rest);
+    if (command === 'config') return cmdConfig(rest);
+    const cmd = command as Command;
+    const { config: cfg, origins } = loadConfig(cmd, rest, process.env);
+    configureLog({ level: cfg.logLevel });
     if (cfg.help) {
       process.stdout.write(helpText(cmd, SUMMARIES[cmd]));
       return 0;
     }
+    const fromElsewhere = [...origins.entries()].filter(([, o]) => o.kind === 'env' || o.kind === 'file').map(([k, o]) => `${k}=${o.kind === 'env' ? o.name : 'file'}`);
+    if (fromElsewhere.length > 0) log.debug('config from environment/file', { values: fromElsewhere });
     switch (cmd) {
       case 'run': return await cmdRun(cfg);
       case 'demo': return await cmdDemo(cfg);
@@ -162,8 +228,13 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   } catch (e) {
     if (e instanceof JoineryError) {
-      process.stderr.write(`joinery ${cmd}: ${e.message} [${e.code}]\n`);
+      if (log.isJson) log.error(`joinery ${command}: ${e.message}`, { code: e.code, exitCode: e.exitCode });
+      else process.stderr.write(`joinery ${command}: ${e.message} [${e.code}]\n`);
       return e.exitCode;
+    }
+    if (log.isJson) {
+      log.error(`joinery ${command}: internal error: ${(e as Error)?.stack ?? String(e)}`, { code: 'E_INTERNAL', exitCode: EXIT_CODES.E_INTERNAL });
+      return EXIT_CODES.E_INTERNAL;
     }
     throw e;
   }

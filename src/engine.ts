@@ -7,6 +7,7 @@ import type { Manifest } from './checkpoint/manifest.js';
 import { FlatExtractor, flatToJson } from './codec/flat.js';
 import { JsonExtractor, type Extractor } from './codec/json.js';
 import type { Config } from './config/schema.js';
+import type { EngineControl } from './control/engine-control.js';
 import { JoineryError } from './core/errors.js';
 import { nowMs } from './core/units.js';
 import { fmtCount, fmtRate, MetricsHub } from './metrics/report.js';
@@ -71,6 +72,8 @@ export interface EngineOptions {
   commitCheckpoint?: (m: Manifest) => Promise<void>;
   /** SIGTERM/SIGINT: stop the sources, drain, final checkpoint, exit normally; a second signal exits at once. */
   handleSignals?: boolean;
+  /** Observation and steering from outside (HTTP endpoint): handed the engine's parts once the workers are ready. */
+  control?: EngineControl;
 }
 
 const FIRST_DEAD_LETTERS_SHOWN = 5;
@@ -253,6 +256,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
       chain: restored?.files ?? [], lastId: restored?.id ?? 0, retain: cfg.checkpointRetain,
       release: (id) => { for (let w = 0; w < threads.length; w++) if (!finishedWorkers[w]) threads[w].postMessage({ type: 'release', id }); },
       commit: opts.commitCheckpoint,
+      onResult: (r) => opts.control?.recordCheckpoint(r),
       log: (msg) => process.stderr.write(`${tty ? '\r\x1b[K' : ''}joinery: ${msg}\n`),
     });
   }
@@ -278,6 +282,15 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     router.stop();
   };
   if (opts.handleSignals) { process.on('SIGTERM', onSignal); process.on('SIGINT', onSignal); }
+  opts.control?.attach({ cfg, router, hub, ranges, threads, sources: opts.sources });
+  if (opts.control && coordinator) {
+    const c = coordinator;
+    opts.control.checkpointNow = async () => {
+      const ok = await c.checkpoint();
+      if (!ok) throw new JoineryError('E_CHECKPOINT', `checkpoint failed: ${c.stats.lastError ?? 'unknown'}`);
+      return { id: c.stats.lastId };
+    };
+  }
 
   const start = nowMs();
   let lastProcessed = 0, lastPairs = 0, lastT = start;

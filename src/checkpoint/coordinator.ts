@@ -59,6 +59,8 @@ export interface CoordinatorOptions {
   /** After the manifest is durable: commit source positions / the output transaction. */
   commit?: (m: Manifest) => Promise<void>;
   log: (msg: string) => void;
+  /** Each checkpoint's outcome (metrics, /status). */
+  onResult?: (r: { ok: boolean; id: number; durationMs?: number; bytes?: number }) => void;
 }
 
 /** Compact when the deltas since the base exceed both this and the base itself. */
@@ -137,6 +139,7 @@ export class CheckpointCoordinator {
       this.ackWaiter = null;
       this.stats.failed++;
       this.stats.lastError = (e as Error).message;
+      this.o.onResult?.({ ok: false, id });
       return false;
     }
     const acks = this.acks[id];
@@ -186,6 +189,7 @@ export class CheckpointCoordinator {
       s.completed++; s.lastId = id; s.lastDurationMs = ms; s.lastNewBytes = newBytes;
       s.lastStateBytes = manifest.stats.stateBytes; s.lastError = null; s.lastCompletedAtMs = Date.now();
       s.durationsMs.push(ms); s.newBytes.push(newBytes);
+      this.o.onResult?.({ ok: true, id, durationMs: ms, bytes: newBytes });
       this.retire();
       this.maybeCompact(manifest);
       return true;
@@ -193,6 +197,7 @@ export class CheckpointCoordinator {
       this.stats.failed++;
       this.stats.lastError = (e as Error).message;
       this.o.log(`checkpoint ${id} failed (the previous checkpoint stays the restore point; retrying at the next interval): ${(e as Error).message}`);
+      this.o.onResult?.({ ok: false, id });
       return false;
     }
   }

@@ -10,8 +10,9 @@ export function defaultFor(o: OptionSpec, command: Command): unknown {
   return o.defaults && command in o.defaults ? o.defaults[command] : o.default;
 }
 
-function parseValue(o: OptionSpec, raw: string): unknown {
-  const bad = (what: string) => usageError(`--${o.flag}: ${what} (got ${JSON.stringify(raw)})`);
+/** Text → typed value of one option. `where` names the origin in errors (default `--flag`; `JOINERY_X`, `file.yaml: flag`). */
+export function parseValue(o: OptionSpec, raw: string, where = `--${o.flag}`): unknown {
+  const bad = (what: string) => usageError(`${where}: ${o.secret ? what : `${what} (got ${JSON.stringify(raw)})`}`);
   switch (o.type) {
     case 'string':
       if (raw === '') throw bad('needs a value');
@@ -56,14 +57,18 @@ function parseValue(o: OptionSpec, raw: string): unknown {
 
 /** argv (after the subcommand) → validated, frozen config. Throws JoineryError E_USAGE naming the flag. */
 export function parseArgs(command: Command, argv: readonly string[]): Config {
+  return finishConfig(command, flagValues(command, argv));
+}
+
+/** The values given as flags in argv (option key → typed value), nothing else. Throws E_USAGE naming the flag. */
+export function flagValues(command: Command, argv: readonly string[]): Map<string, unknown> {
   const specs = optionsFor(command);
   const byFlag = new Map(specs.map((o) => [o.flag, o]));
-  const cfg: Record<string, unknown> = { command };
-  for (const o of specs) cfg[o.key] = defaultFor(o, command);
+  const values = new Map<string, unknown>();
   const seen = new Set<string>();
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
-    if (arg === '-h') { cfg.help = true; continue; }
+    if (arg === '-h') { values.set('help', true); continue; }
     if (!arg.startsWith('--')) throw usageError(`unexpected argument ${JSON.stringify(arg)} (flags start with --; see joinery ${command} --help)`);
     const eq = arg.indexOf('=');
     const name = eq >= 0 ? arg.slice(2, eq) : arg.slice(2);
@@ -83,11 +88,33 @@ export function parseArgs(command: Command, argv: readonly string[]): Config {
       if (i + 1 >= argv.length) throw usageError(`--${name} needs a value`);
       raw = argv[++i];
     }
-    cfg[o.key] = parseValue(o, raw);
+    values.set(o.key, parseValue(o, raw));
   }
+  return values;
+}
+
+/** Defaults of the command overlaid with `values` (option key → typed value), validated and frozen. */
+export function finishConfig(command: Command, values: ReadonlyMap<string, unknown>): Config {
+  const cfg: Record<string, unknown> = { command };
+  for (const o of optionsFor(command)) cfg[o.key] = values.has(o.key) ? values.get(o.key) : defaultFor(o, command);
   const c = cfg as unknown as Config;
   if (!c.help) validate(c);
   return Object.freeze(c);
+}
+
+/** --http value → host and port. A bare port (or :port) means 127.0.0.1. Throws E_USAGE. */
+export function parseListen(v: string): { host: string; port: number } {
+  const m = /^(?:(\[[^\]]+\]|[^:]*):)?(\d+)$/.exec(v.trim());
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || !(port >= 0 && port <= 65535)) throw usageError(`--http: expects HOST:PORT or PORT (got ${JSON.stringify(v)})`);
+  let host = m[1] ?? '';
+  if (host.startsWith('[')) host = host.slice(1, -1);
+  return { host: host === '' ? '127.0.0.1' : host, port };
+}
+
+/** Loopback addresses: binding to them needs no token. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
 function validate(c: Config): void {
@@ -130,6 +157,11 @@ function validate(c: Config): void {
     if (new Set(files).size !== files.length) throw usageError('--out, --late-out and --dead-letter must name different files or topics');
     if (c.outFormat && !isKafka(c.out)) throw usageError('--out-format applies to --out kafka:TOPIC only (files and stdout are NDJSON)');
   }
+  if (c.http !== undefined) {
+    const { host } = parseListen(c.http);
+    if (!isLoopback(host) && !c.httpToken) throw usageError(`--http ${c.http} binds beyond this machine: give --http-token TOKEN (or JOINERY_HTTP_TOKEN), or bind 127.0.0.1`);
+  }
+  if (c.httpToken !== undefined && c.http === undefined) throw usageError('--http-token needs --http HOST:PORT');
   if (c.genDisorderMs < 0 || c.genPlayDelayMs < 0) throw usageError('generator durations must not be negative');
   if (c.genPlayProb > 1 || c.genOrphanPlays > 1 || c.genDuplicates > 1) throw usageError('generator probabilities must be ≤ 1');
 }

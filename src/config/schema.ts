@@ -19,6 +19,8 @@ export interface OptionSpec {
   /** Per-command defaults that differ from `default`. */
   defaults?: Partial<Record<Command, unknown>>;
   placeholder?: string;
+  /** Never shown in `config print` or logs (tokens). */
+  secret?: boolean;
 }
 
 const ENGINE: Command[] = ['run', 'demo', 'bench'];
@@ -90,6 +92,11 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'rightOut', flag: 'right-out', type: 'string', default: undefined, placeholder: 'FILE', commands: ['gen'], doc: 'file for the generated right stream (plays)' },
   // benchmark
   { key: 'benchSource', flag: 'source', type: 'enum', values: ['replay', 'gen'], default: 'replay', commands: ['bench'], doc: 'bench input: replay (pre-generated FlatBuffers from memory, measures the engine) or gen (live generator, flat memory)' },
+  // running as a node
+  { key: 'config', flag: 'config', type: 'string', default: undefined, placeholder: 'FILE', commands: ALL, doc: 'read flags from a JSON or YAML file (keys are flag names, e.g. max-delay: 5s); precedence: flags > JOINERY_* environment > file > defaults' },
+  { key: 'http', flag: 'http', type: 'string', default: undefined, placeholder: 'HOST:PORT', commands: ['run', 'demo'], doc: 'serve GET /metrics, /status, /state?key=… and POST /pause, /resume, /checkpoint (a bare PORT binds 127.0.0.1; port 0 = any free port)' },
+  { key: 'httpToken', flag: 'http-token', type: 'string', default: undefined, placeholder: 'TOKEN', secret: true, commands: ['run', 'demo'], doc: 'bearer token every HTTP request must carry (Authorization: Bearer TOKEN); required to bind other than loopback; prefer JOINERY_HTTP_TOKEN' },
+  { key: 'logLevel', flag: 'log-level', type: 'enum', values: ['error', 'warn', 'info', 'debug'], default: 'info', commands: ALL, doc: 'log events on stderr at or above this level (JSON lines, or human lines when stderr is a terminal)' },
   // reporting
   { key: 'progress', flag: 'progress', type: 'enum', values: ['auto', 'on', 'off'], default: 'auto', commands: GEN, doc: 'live progress line on stderr (auto = when stderr is a terminal)' },
   { key: 'json', flag: 'json', type: 'bool', default: false, commands: ENGINE, doc: 'print the summary as one JSON object on the last stdout line' },
@@ -116,6 +123,12 @@ export interface Config {
   leftOut?: string; rightOut?: string;
   benchSource: 'replay' | 'gen';
   progress: 'auto' | 'on' | 'off'; json: boolean; help: boolean;
+  config?: string; http?: string; httpToken?: string; logLevel: 'error' | 'warn' | 'info' | 'debug';
+}
+
+/** Environment variable of an option: JOINERY_ + flag in upper snake case (--max-delay → JOINERY_MAX_DELAY). */
+export function envName(o: OptionSpec): string {
+  return 'JOINERY_' + o.flag.toUpperCase().replace(/-/g, '_');
 }
 
 export const KEY_GROUPS = 4096;

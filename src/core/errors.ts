@@ -1,8 +1,9 @@
 /**
  * Errors with stable codes. A code names the failure for scripts and docs; the message says what to do.
- * Exit codes: 2 = usage/config error (bad flag or value), 3 = input/output unavailable before work
- * started, 4 = the checkpoint directory cannot be resumed (none usable, or another join's),
- * 1 = failure during a run.
+ * Exit codes: 4 = the checkpoint directory cannot be resumed (none usable, or another join's);
+ * 2 = usage/config error (bad flag, value or config file), 3 = input/output (or the HTTP
+ * endpoint's address) unavailable before work started, 1 = failure during a run. The README's
+ * "Errors and exit codes" table lists them; keep it in step.
  */
 export type ErrorCode =
   | 'E_USAGE'          // unknown flag, bad value, contradictory flags
@@ -11,6 +12,8 @@ export type ErrorCode =
   | 'E_WORKER'         // a worker thread failed
   | 'E_STATE'          // state store failure
   | 'E_CHECKPOINT'     // no usable checkpoint to resume from, or one of another join
+  | 'E_CONFIG'         // config file unreadable or invalid (--config FILE)
+  | 'E_HTTP'           // the HTTP endpoint (--http) cannot listen on its address
   | 'E_INTERNAL';
 
 export const EXIT_CODES: Record<ErrorCode, number> = {
@@ -20,6 +23,8 @@ export const EXIT_CODES: Record<ErrorCode, number> = {
   E_WORKER: 1,
   E_STATE: 1,
   E_CHECKPOINT: 4,
+  E_CONFIG: 2,
+  E_HTTP: 3,
   E_INTERNAL: 1,
 };
 

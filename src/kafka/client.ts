@@ -41,7 +41,7 @@ import type { Admin, Consumer, EachBatchPayload, LogEntry, Message, PartitionAss
 import { JoineryError, usageError, type ErrorCode } from '../core/errors.js';
 import { formatDurationMs } from '../core/units.js';
 import type { LineSink } from '../sink/sink.js';
-import type { PartitionRef, RecordBatch, Source } from '../source/source.js';
+import type { PartitionPosition, PartitionRef, RecordBatch, Source } from '../source/source.js';
 import type { Side } from '../state/store.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -1154,6 +1154,14 @@ export class KafkaSource implements Source {
       if (st.queuedBatches > 0 || pos < st.highSeen) out.push({ side: st.side, partition: st.partition });
     }
     return out;
+  }
+
+  /** Per assigned partition: next offset to deliver, highest high watermark seen, lag between them (for /status, /metrics). */
+  positions(): PartitionPosition[] {
+    return [...this.parts.values()].filter((st) => st.assigned).map((st) => {
+      const offset = Math.max(st.deliveredNext, st.floor, st.committedAtOpen, 0);
+      return { side: st.side, partition: st.partition, topic: st.topic, offset, end: st.highSeen, lag: Math.max(0, st.highSeen - offset), paused: st.paused };
+    });
   }
 
   /** Partitions assigned to this member now. */

@@ -45,6 +45,27 @@ export class LatencyHistogram {
   reset(): void {
     this.h.reset();
   }
+  /**
+   * Cumulative counts of recorded values ≤ each bound (ms, ascending), the total count and the sum
+   * in ms: a Prometheus histogram of this HDR histogram (exact to its 3 significant digits).
+   */
+  bucketCounts(boundsMs: readonly number[]): { cumulative: number[]; count: number; sumMs: number } {
+    const cumulative = boundsMs.map(() => 0);
+    let sumUs = 0;
+    if (this.h.totalCount > 0) {
+      const js = hdr.decodeFromCompressedBase64(hdr.encodeIntoCompressedBase64(this.h), 32, false) as unknown as hdr.JsHistogram;
+      const it = js.recordedValuesIterator;
+      it.reset();
+      while (it.hasNext()) {
+        const v = it.next();
+        const us = v.valueIteratedTo, n = v.countAtValueIteratedTo;
+        sumUs += us * n;
+        for (let i = boundsMs.length - 1; i >= 0 && us <= boundsMs[i] * 1000; i--) cumulative[i] += n;
+      }
+      js.destroy();
+    }
+    return { cumulative, count: this.h.totalCount, sumMs: sumUs / 1000 };
+  }
   destroy(): void {
     this.h.destroy();
   }

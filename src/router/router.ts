@@ -9,6 +9,7 @@ import type { SourcePosition } from '../checkpoint/manifest.js';
 import type { RecordBatch, Source } from '../source/source.js';
 import type { Side } from '../state/store.js';
 import { keyGroupOf, murmur3, ownerTable } from './partitioner.js';
+import { PauseGate } from './pause.js';
 import { WatermarkTracker } from './watermarks.js';
 
 /** LMDB keys hold key + id; keep them well under its 1,978-byte key limit. */
@@ -67,9 +68,8 @@ export class Router {
   private stalled = false;
   private barrierRequest: { id: number; resolve: (c: BarrierCut) => void; reject: (e: Error) => void } | null = null;
   private finished = false;
-  private paused = false;
-  private pauseWaiters: Array<() => void> = [];
-  private wakeRun: (() => void) | null = null;
+  /** POST /pause and /resume: while paused no batch is pulled from the sources (see PauseGate). */
+  readonly gate = new PauseGate();
   /** Called with true when routing stalls on a full ring, false when it goes on (sources pause/resume partitions). */
   onStall: (stalled: boolean) => void = () => {};
 
@@ -96,8 +96,10 @@ export class Router {
     if (this.barrierRequest) return Promise.reject(new Error('a checkpoint barrier is already pending'));
     if (this.aborted) return Promise.reject(this.aborted);
     if (this.finished) return Promise.reject(new Error('the input has ended'));
-    return new Promise((resolve, reject) => { this.barrierRequest = { id, resolve, reject }; this.wakeRun?.(); });
+    return new Promise((resolve, reject) => { this.barrierRequest = { id, resolve, reject }; this.gate.wake(); });
   }
+
+  private readonly injectPending = (): Promise<void> => this.injectBarrier();
 
   private async injectBarrier(): Promise<void> {
     const req = this.barrierRequest;
@@ -108,14 +110,6 @@ export class Router {
     req.resolve({ id: req.id, positions, watermarkMs: this.watermark, partitions: this.tracker.snapshot() });
   }
 
-  /** Stop pulling from the sources (state and positions stay), until resume(). */
-  pause(): void { this.paused = true; }
-  resume(): void {
-    this.paused = false;
-    for (const w of this.pauseWaiters.splice(0)) w();
-  }
-  get isPaused(): boolean { return this.paused; }
-
   currentWatermark(): number {
     return this.watermark;
   }
@@ -125,7 +119,7 @@ export class Router {
     this.aborted = err;
     const req = this.barrierRequest;
     if (req) { this.barrierRequest = null; req.reject(err); }
-    this.wakeRun?.();
+    this.gate.resume();
   }
 
   private extractorCache = new Map<string, Extractor>();
@@ -277,7 +271,7 @@ export class Router {
   /** Stop reading the sources as if they had ended (graceful stop): the run finishes normally. */
   stop(): void {
     this.stopping = true;
-    this.resume();
+    this.gate.resume();
   }
   private stopping = false;
   private lastYieldMs = 0;
@@ -295,16 +289,23 @@ export class Router {
         if (l.done || this.stopping) continue;
         if (this.aborted) throw this.aborted;
         await this.injectBarrier();
-        while (this.paused && !this.stopping && !this.aborted) {
-          await new Promise<void>((r) => { this.pauseWaiters.push(r); this.wakeRun = r; });
-          await this.injectBarrier();
+        if (this.gate.paused) {
+          // A checkpoint requested while paused still goes through (the gate wakes for it).
+          this.tracker.shiftIdle(await this.gate.pass(this.injectPending));
+          if (this.aborted) throw this.aborted;
         }
         if (this.stopping) break;
         // Sources that read synchronously (files, the generator) resolve at once: give timers,
         // signals and I/O (checkpoints, HTTP, Kafka heartbeats) a turn every few ms.
         const t = nowMs();
         if (t - this.lastYieldMs > YIELD_EVERY_MS) { this.lastYieldMs = t; await new Promise<void>((r) => setImmediate(r)); }
+        this.gate.inSource = true;
         const b = await l.s.next();
+        this.gate.inSource = false;
+        if (this.gate.paused) { // paused while waiting for the batch: hold it until resumed
+          this.tracker.shiftIdle(await this.gate.pass(this.injectPending));
+          if (this.aborted) throw this.aborted;
+        }
         if (b === null) {
           l.done = true;
           remaining--;
@@ -315,6 +316,7 @@ export class Router {
         await this.advanceWatermark();
       }
     }
+    this.gate.finish();
     if (!this.stopping) await this.advanceWatermark(); // +∞ once every partition ended
     await this.injectBarrier();
     if (beforeEnd) await beforeEnd(); // may request the final checkpoint's barrier

@@ -78,6 +78,23 @@ export class WatermarkTracker {
     if (watermarkMs > this.last) this.last = watermarkMs;
   }
 
+  /**
+   * Routing was paused for `ms`: move every partition's last-seen time forward by as much, so the
+   * pause does not count as silence (a paused partition must not turn idle and let the watermark
+   * jump past records it has not delivered yet).
+   */
+  shiftIdle(ms: number): void {
+    if (ms > 0) for (let i = 0; i < this.lastSeenMs.length; i++) this.lastSeenMs[i] += ms;
+  }
+
+  /** Per partition: max event time, watermark, idle and ended flags (for /status and /metrics). */
+  view(nowMs: number): Array<{ side: number; partition: number; maxTs: number; watermark: number; idle: boolean; ended: boolean }> {
+    return [...this.index.entries()].map(([k, i]) => {
+      const [side, partition] = k.split(':').map(Number);
+      return { side, partition, maxTs: this.maxTs[i], watermark: this.maxTs[i] - this.maxDelayMs, idle: !this.ended[i] && nowMs - this.lastSeenMs[i] >= this.idleTimeoutMs, ended: this.ended[i] === 1 };
+    });
+  }
+
   maxEventTime(): number {
     let m = -Infinity;
     for (let i = 0; i < this.maxTs.length; i++) if (this.maxTs[i] > m) m = this.maxTs[i];

@@ -42,5 +42,18 @@ export interface Source {
   unreadPartitions?(): PartitionRef[];
   /** Position after the last batch handed out (the router routes a batch whole before the next). */
   checkpointPosition?(): SourcePosition;
+  /** Read position and lag per partition, where the source knows them (Kafka), for /status and /metrics. */
+  positions?(): PartitionPosition[];
   close(): Promise<void>;
+}
+
+export interface PartitionPosition extends PartitionRef {
+  topic?: string;
+  /** Next position to be handed to the router (Kafka: next offset). */
+  offset: number;
+  /** End of the partition as last seen (Kafka: highest high watermark seen). */
+  end?: number;
+  /** Records behind the end: end − offset. */
+  lag?: number;
+  paused?: boolean;
 }

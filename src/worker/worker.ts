@@ -23,6 +23,7 @@ import { openLineSink, type LineSink } from '../sink/sink.js';
 import { openStore } from '../state/index.js';
 import type { Side, StateStore } from '../state/store.js';
 import type { BarrierAck, WorkerInit, WorkerMessage, WorkerRequest, WorkerStats } from './protocol.js';
+import { installInspector } from './inspect.js';
 
 const DRAIN_FRAMES = 4096;
 /** Park at most this long per wait, so stats still go out on an idle worker. */
@@ -81,6 +82,7 @@ class Worker {
       else if (m.type === 'release') this.onRelease(m.id);
     });
     this.join = new IntervalJoin(this.store, init.join, init.lowerMs, init.upperMs, this.emitter);
+    installInspector(port, () => this.store, init.index, init.formats); // GET /state?key=… (read-only probes between drains)
   }
 
   /** Process up to DRAIN_FRAMES frames in one transaction. Returns how many were read. */
