@@ -246,7 +246,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     });
   }
   await Promise.all(ready);
-  if (failure) { await Promise.all(threads.map((t) => t.terminate())); await ck?.pool.close(); throw failure; }
+  if (failure) { await terminateAll(threads); await ck?.pool.close(); throw failure; }
   if (restored) process.stderr.write(`joinery: restored ${fmtCount(restoredEvents)} buffered events in ${(restoreMs / 1000).toFixed(1)}s\n`);
 
   if (ck) {
@@ -335,11 +335,17 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     await router.run(beforeEnd);
   } catch (e) {
     fail(e as Error);
-    // The end-of-input frame was never sent, so the workers would wait for it forever: stop them.
-    // (Their state is rebuilt on the next start; nothing accepted is acknowledged to the source.)
-    await Promise.all(threads.map((t) => t.terminate()));
   }
-  await Promise.all(done);
+  if (failure) {
+    // The end-of-input frame may never come, so the workers would wait for it forever: ask them
+    // to stop (they close their LMDB environments; terminating a thread inside LMDB can hang).
+    // Their state is rebuilt on the next start; nothing accepted is acknowledged to the source.
+    for (let w = 0; w < threads.length; w++) if (!finishedWorkers[w]) threads[w].postMessage({ type: 'abort' });
+    const stopped = await Promise.race([Promise.all(done).then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 10_000).unref())]);
+    if (!stopped) await terminateAll(threads);
+  } else {
+    await Promise.all(done);
+  }
   if (commitTimer) clearInterval(commitTimer);
   if (checkpointTimer) clearInterval(checkpointTimer);
   if (committing) await committing;
@@ -359,7 +365,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     try { await sink?.close(); } catch (e) { fail(e as Error); }
   }
   if (failure) {
-    await Promise.all(threads.map((t) => t.terminate()));
+    await terminateAll(threads);
     throw failure;
   }
 
@@ -392,6 +398,11 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   if (stopped) summary.stopped = true;
   if (opts.printSummary) process.stderr.write(formatSummary(summary));
   return summary;
+}
+
+/** Stop worker threads; one stuck in native code must not hang the node, so give up after a while. */
+async function terminateAll(threads: Worker[]): Promise<void> {
+  await Promise.all(threads.map((t) => Promise.race([t.terminate(), new Promise((r) => setTimeout(r, 5000).unref())])));
 }
 
 function checkpointSummary(st: CheckpointStats, restoredFrom: number | null, restoreMs: number | null): NonNullable<Summary['checkpoints']> {

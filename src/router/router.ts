@@ -96,10 +96,28 @@ export class Router {
     if (this.barrierRequest) return Promise.reject(new Error('a checkpoint barrier is already pending'));
     if (this.aborted) return Promise.reject(this.aborted);
     if (this.finished) return Promise.reject(new Error('the input has ended'));
-    return new Promise((resolve, reject) => { this.barrierRequest = { id, resolve, reject }; this.gate.wake(); });
+    return new Promise((resolve, reject) => { this.barrierRequest = { id, resolve, reject }; this.gate.wake(); this.barrierWake?.(); });
   }
 
   private readonly injectPending = (): Promise<void> => this.injectBarrier();
+  private barrierWake: (() => void) | null = null;
+
+  /**
+   * Await a source's next batch, but put a requested barrier in meanwhile: a source waiting for
+   * data (an idle Kafka topic) must not hold checkpoints back. Safe, as no batch is half-routed
+   * and the source counts only batches it has handed out in its position.
+   */
+  private async nextOrBarrier<T>(next: Promise<T>): Promise<T> {
+    const NEXT = Symbol('next');
+    const tagged = next.then((v) => ({ [NEXT]: true, v }) as const);
+    for (;;) {
+      const wake = new Promise<null>((r) => { this.barrierWake = () => r(null); });
+      const r = await Promise.race([tagged, wake]);
+      this.barrierWake = null;
+      if (r !== null) return r.v;
+      await this.injectBarrier();
+    }
+  }
 
   private async injectBarrier(): Promise<void> {
     const req = this.barrierRequest;
@@ -300,7 +318,7 @@ export class Router {
         const t = nowMs();
         if (t - this.lastYieldMs > YIELD_EVERY_MS) { this.lastYieldMs = t; await new Promise<void>((r) => setImmediate(r)); }
         this.gate.inSource = true;
-        const b = await l.s.next();
+        const b = await this.nextOrBarrier(l.s.next());
         this.gate.inSource = false;
         if (this.gate.paused) { // paused while waiting for the batch: hold it until resumed
           this.tracker.shiftIdle(await this.gate.pass(this.injectPending));

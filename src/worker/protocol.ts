@@ -63,4 +63,6 @@ export type WorkerMessage =
 export type WorkerRequest =
   | { type: 'sync'; id: number }
   /** Every worker has written its output before barrier `id`: output after it may be written now. */
-  | { type: 'release'; id: number };
+  | { type: 'release'; id: number }
+  /** The run failed elsewhere: stop at the next drain boundary, close the store, report done. */
+  | { type: 'abort' };

@@ -47,6 +47,7 @@ class Worker {
   private eventTs = new Float64Array(DRAIN_FRAMES);
   private lastStatsMs = 0;
   private ended = false;
+  private aborted = false;
   private readonly u8: Uint8Array;
   private readonly dv: DataView;
   // Checkpointing (null when off): the change log and the output gate. Output produced after
@@ -80,6 +81,7 @@ class Worker {
       // head tells how far input has been applied and its output handed on (FIFO with 'out').
       if (m.type === 'sync') post({ type: 'synced', id: m.id, head: this.ring.releasedHead() });
       else if (m.type === 'release') this.onRelease(m.id);
+      else if (m.type === 'abort') this.ended = this.aborted = true;
     });
     this.join = new IntervalJoin(this.store, init.join, init.lowerMs, init.upperMs, this.emitter);
     installInspector(port, () => this.store, init.index, init.formats); // GET /state?key=… (read-only probes between drains)
@@ -218,6 +220,10 @@ class Worker {
     post({ type: 'stats', stats: this.stats(), latency: this.latency.drainEncoded(), lag: this.lag.drainEncoded() });
   }
 
+  async closeStore(): Promise<void> {
+    await this.store.close();
+  }
+
   async run(): Promise<void> {
     if (init.restore) this.restore();
     post({ type: 'ready', index: init.index });
@@ -238,7 +244,7 @@ class Worker {
     }
     this.flushOutput();
     // Output held behind a barrier, or an answer to one, waits for main's release.
-    while (this.held.length > 0 || this.pendingAcks.length > 0) await new Promise<void>((r) => setTimeout(r, 5));
+    while (!this.aborted && (this.held.length > 0 || this.pendingAcks.length > 0)) await new Promise<void>((r) => setTimeout(r, 5));
     this.sink?.close();
     const final = this.stats();
     post({ type: 'done', stats: final, latency: this.latency.drainEncoded(), lag: this.lag.drainEncoded() });
@@ -250,11 +256,18 @@ class Worker {
 
 // A ref'd timer keeps the thread alive while it parks in Atomics.waitAsync (which alone does not, Node 20).
 const keepAlive = setInterval(() => {}, 1 << 30);
-new Worker().run().then(
-  () => { clearInterval(keepAlive); port.removeAllListeners('message'); port.unref(); },
-  (e: unknown) => {
-    clearInterval(keepAlive);
-    const err = e instanceof JoineryError ? e.toWire() : { code: 'E_WORKER', message: `worker ${init.index}: ${(e as Error)?.stack ?? String(e)}` };
-    post({ type: 'error', error: err });
-  },
-);
+let worker: Worker | null = null;
+const finish = () => { clearInterval(keepAlive); port.removeAllListeners('message'); port.unref(); };
+const failed = (e: unknown) => {
+  const err = e instanceof JoineryError ? e.toWire() : { code: 'E_WORKER', message: `worker ${init.index}: ${(e as Error)?.stack ?? String(e)}` };
+  post({ type: 'error', error: err });
+  // Close the store and let the thread end by itself: terminating a thread that still holds an
+  // open LMDB environment can block in native code. (Its state is rebuilt from checkpoints.)
+  Promise.resolve(worker?.closeStore()).catch(() => {}).finally(finish);
+};
+try {
+  worker = new Worker();
+  worker.run().then(finish, failed);
+} catch (e) {
+  failed(e);
+}
