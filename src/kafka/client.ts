@@ -12,8 +12,13 @@
  * - KafkaRecordSink (joined output, keyed) and KafkaLineSink (kafka:TOPIC for --late-out and
  *   --dead-letter): an idempotent producer, batched, one produce request in flight, retried
  *   through broker restarts, then a JoineryError('E_OUTPUT') — never a silent drop.
- * - ensureTopics / describeTopics / deleteTopics / topicOffsets / groupOffsets / readTopic /
- *   produceRaw: admin and test helpers.
+ * - Exactly-once output: KafkaRecordSink with `transactionalId` writes in Kafka transactions;
+ *   commitTransaction(groupId, offsets, metadata) commits the records written so far together
+ *   with the input's consumer-group offsets, each carrying `metadata` (a checkpoint id), so a
+ *   restart finds output, input positions and checkpoint id from one atomic commit
+ *   (fetchCommittedOffsets). KafkaSource `startOffsets` resumes partitions exactly there.
+ * - ensureTopics / describeTopics / deleteTopics / topicOffsets / groupOffsets /
+ *   fetchCommittedOffsets / readTopic / produceRaw: admin and test helpers.
  *
  * Exactly-once bookkeeping of the source (rebalances, consumer restarts, broker restarts): kafkajs
  * re-reads a partition from its last *committed* offset after every rebalance and every consumer
@@ -30,8 +35,9 @@
  * onAssignment reports every change). commit() only commits partitions assigned to this member,
  * so a late commit never moves another member's partition backwards.
  *
- * Two kafkajs 2.2.4 defects are worked around here (see loadKafkajs and closeKafka): quadratic
- * grouping of a send's messages by partition, and a connection orphaned by a broker restart that
+ * Three kafkajs 2.2.4 defects are worked around here (see loadKafkajs and closeKafka): quadratic
+ * grouping of a send's messages by partition, transaction-coordinator requests (EndTxn,
+ * AddOffsetsToTxn) sent once without retry, and a connection orphaned by a broker restart that
  * keeps the process alive after disconnect().
  */
 import { createRequire } from 'node:module';
