@@ -543,14 +543,19 @@ export async function deleteTopics(brokers: KafkaHandle | readonly string[], top
  * Low watermark and end offset per partition of a topic (tests, tools, idle checks). `high` is the
  * last stable offset (kafkajs lists offsets read_committed): the high watermark, except that a
  * transaction still open holds it at that transaction's first record — the end a read_committed
- * consumer (KafkaSource) can reach.
+ * consumer (KafkaSource) can reach. With `isolation: 'read_uncommitted'`, `high` is the high
+ * watermark. Both are equal once no transaction is open on the partition; note that a committed
+ * (or aborted) transaction's markers are written just after commitTransaction returns, so the
+ * last stable offset can lag it by a few milliseconds.
  */
-export async function topicOffsets(brokers: KafkaHandle | readonly string[], topic: string): Promise<Array<{ partition: number; low: string; high: string }>> {
+export async function topicOffsets(brokers: KafkaHandle | readonly string[], topic: string,
+  opts: { isolation?: 'read_committed' | 'read_uncommitted' } = {}): Promise<Array<{ partition: number; low: string; high: string }>> {
   const { h, own } = handleFrom(brokers, 'joinery-admin');
   const admin = await connectedAdmin(h, 'E_INPUT');
   try {
     const o = await admin.fetchTopicOffsets(topic);
-    return o.map((p) => ({ partition: p.partition, low: p.low, high: p.high })).sort((a, b) => a.partition - b.partition);
+    const hw = opts.isolation === 'read_uncommitted' ? await highWatermarks(h, topic) : null;
+    return o.map((p) => ({ partition: p.partition, low: p.low, high: hw ? String(hw.get(p.partition) ?? p.high) : p.high })).sort((a, b) => a.partition - b.partition);
   } finally {
     await admin.disconnect().catch(() => {});
     if (own) closeKafka(h);

@@ -49,9 +49,26 @@ function openSink(t: string, transactionalId: string): Promise<KafkaRecordSink> 
   return KafkaRecordSink.open({ brokers: brokers(), topic: t, transactionalId, connectTimeoutMs: 10_000 });
 }
 
-/** Values of a topic, in (partition, offset) order. */
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Wait until no transaction is open on the topic (last stable offset = high watermark): the
+ * coordinator writes a transaction's commit/abort markers just after EndTxn returns.
+ */
+async function settled(t: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const [lso, hw] = await Promise.all([topicOffsets(brokers(), t), topicOffsets(brokers(), t, { isolation: 'read_uncommitted' })]);
+    if (lso.every((o, i) => o.high === hw[i].high)) return;
+    assert.ok(Date.now() < deadline, `${t}: a transaction is still open after 30 s (LSO ${JSON.stringify(lso)}, HW ${JSON.stringify(hw)})`);
+    await sleep(20);
+  }
+}
+
+/** Values of a topic, in (partition, offset) order (read_committed: once no transaction is open on it). */
 async function values(t: string, isolation: 'read_committed' | 'read_uncommitted' = 'read_committed', timeoutMs = 30_000): Promise<string[]> {
   const got: Array<{ p: number; o: number; v: string }> = [];
+  if (isolation === 'read_committed') await settled(t);
   await readTopic(brokers(), t, (r) => got.push({ p: r.partition, o: Number(r.offset), v: r.value!.toString('utf8') }), { isolation, timeoutMs });
   return got.sort((a, b) => a.p - b.p || a.o - b.o).map((g) => g.v);
 }
@@ -117,8 +134,7 @@ test('records written while a commit runs go to the next transaction', T, async 
   const committing = sink.commitTransaction(group, [{ topic: out, partition: 0, offset: 1 }], 'one');
   await writeAll(sink, range('second', 1_000)); // after the call: next transaction
   await committing;
-  assert.deepEqual(sorted(await values(out)), sorted(range('first', 2_000)));
-  await sink.abortTransaction();
+  await sink.abortTransaction(); // had 'second' been committed with 'first', aborting now would not hide it
   assert.deepEqual(sorted(await values(out)), sorted(range('first', 2_000)));
   await sink.close();
 });
@@ -201,7 +217,9 @@ test('records of a transaction left open by a SIGKILLed process are never visibl
   // the records are on the broker, but in a transaction that is still open: read_committed
   // readers stop at the last stable offset, before them
   assert.equal((await values(out, 'read_uncommitted')).length, 4_300);
-  assert.deepEqual(sorted(await values(out)), sorted(range('before', 300)));
+  const whileOpen: string[] = [];
+  await readTopic(brokers(), out, (r) => whileOpen.push(r.value!.toString()), { timeoutMs: 30_000 });
+  assert.deepEqual(sorted(whileOpen), sorted(range('before', 300)));
   const ends = await topicOffsets(brokers(), out);
   const stable = ends.reduce((n, o) => n + Number(o.high), 0);
   assert.ok(stable >= 300 && stable <= 303, `topicOffsets: high = last stable offset (300 records + commit markers), got ${stable}`);
@@ -287,6 +305,7 @@ test('the sink commits offsets of the group a running KafkaSource belongs to; a 
   await writer.commitTransaction(uniq('g'), [], '');
   await writer.close();
   await produceRaw(brokers(), right, range('r', 100).map((value) => ({ value })));
+  await settled(left); // the source's idle check reads the last stable offset
 
   const groupId = uniq('group');
   const s1 = await openSource(left, right, { groupId });
