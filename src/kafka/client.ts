@@ -12,8 +12,13 @@
  * - KafkaRecordSink (joined output, keyed) and KafkaLineSink (kafka:TOPIC for --late-out and
  *   --dead-letter): an idempotent producer, batched, one produce request in flight, retried
  *   through broker restarts, then a JoineryError('E_OUTPUT') — never a silent drop.
- * - ensureTopics / describeTopics / deleteTopics / topicOffsets / groupOffsets / readTopic /
- *   produceRaw: admin and test helpers.
+ * - Exactly-once output: KafkaRecordSink with `transactionalId` writes in Kafka transactions;
+ *   commitTransaction(groupId, offsets, metadata) commits the records written so far together
+ *   with the input's consumer-group offsets, each carrying `metadata` (a checkpoint id), so a
+ *   restart finds output, input positions and checkpoint id from one atomic commit
+ *   (fetchCommittedOffsets). KafkaSource `startOffsets` resumes partitions exactly there.
+ * - ensureTopics / describeTopics / deleteTopics / topicOffsets / groupOffsets /
+ *   fetchCommittedOffsets / readTopic / produceRaw: admin and test helpers.
  *
  * Exactly-once bookkeeping of the source (rebalances, consumer restarts, broker restarts): kafkajs
  * re-reads a partition from its last *committed* offset after every rebalance and every consumer
@@ -30,8 +35,9 @@
  * onAssignment reports every change). commit() only commits partitions assigned to this member,
  * so a late commit never moves another member's partition backwards.
  *
- * Two kafkajs 2.2.4 defects are worked around here (see loadKafkajs and closeKafka): quadratic
- * grouping of a send's messages by partition, and a connection orphaned by a broker restart that
+ * Three kafkajs 2.2.4 defects are worked around here (see loadKafkajs and closeKafka): quadratic
+ * grouping of a send's messages by partition, transaction-coordinator requests (EndTxn,
+ * AddOffsetsToTxn) sent once without retry, and a connection orphaned by a broker restart that
  * keeps the process alive after disconnect().
  */
 import { createRequire } from 'node:module';
@@ -83,7 +89,107 @@ function loadKafkajs(): typeof KafkaJS {
       }
     }
   } catch { /* run unpatched */ }
+  try { patchTransactionCoordinatorRetries(); } catch { /* run unpatched */ }
   return requireCjs('kafkajs') as typeof KafkaJS;
+}
+
+/** How long one request to the transaction coordinator is retried (retriable errors, lost connections). */
+const TXN_REQUEST_RETRY_MS = 60_000;
+
+/**
+ * Errors after which a transaction cannot go on: this producer was fenced (another one with the
+ * same transactional id started, or the broker aborted the transaction on its timeout), or it is
+ * not allowed. Everything else that kafkajs marks retriable, or a lost connection, is retried.
+ */
+const FATAL_TXN_TYPES = new Set([
+  'INVALID_PRODUCER_EPOCH', 'INVALID_TXN_STATE', 'INVALID_PRODUCER_ID_MAPPING', 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED',
+  'TRANSACTION_COORDINATOR_FENCED', 'INVALID_TRANSACTION_TIMEOUT', 'GROUP_AUTHORIZATION_FAILED', 'TOPIC_AUTHORIZATION_FAILED',
+  'KAFKAJS_UNKNOWN_ERROR_CODE', // 90 PRODUCER_FENCED and other codes kafkajs 2.2.4 does not know
+]);
+
+function isRetriableTxnError(e: unknown): boolean {
+  let retriable = false;
+  for (let x: unknown = e, d = 0; x && d < 8; d++) {
+    const t = (x as { type?: string }).type;
+    if (t && FATAL_TXN_TYPES.has(t)) return false;
+    if ((x as { retriable?: boolean }).retriable === true || (x as Error).name === 'KafkaJSNumberOfRetriesExceeded') retriable = true;
+    const next = (x as { cause?: unknown; originalError?: unknown }).cause ?? (x as { originalError?: unknown }).originalError;
+    if (!next || next === x) break;
+    x = next;
+  }
+  return retriable || isConnectivityError(e);
+}
+
+/**
+ * kafkajs 2.2.4 sends EndTxn (commit/abort) and AddOffsetsToTxn exactly once: a retriable answer
+ * (CONCURRENT_TRANSACTIONS while the previous transaction's markers are still being written,
+ * COORDINATOR_LOAD_IN_PROGRESS, NOT_COORDINATOR) or a lost connection fails the call, and a failed
+ * EndTxn leaves its transaction state machine in COMMITTING, from which no later call is legal.
+ * The Java client retries these requests, and so does this patch: the transactional eosManager
+ * gets a cluster whose transaction coordinator retries endTxn / addOffsetsToTxn /
+ * addPartitionsToTxn on retriable errors (10 ms doubling to 1 s, for TXN_REQUEST_RETRY_MS),
+ * looking the coordinator up again after a coordinator or connection error. Resending EndTxn is
+ * safe: the coordinator answers CONCURRENT_TRANSACTIONS while it completes the same result, then
+ * success. AddPartitionsToTxn's retries also shorten the stall of the first send after a commit
+ * (kafkajs's own retry would wait ~300 ms). Loaded like groupMessagesPerPartition (require cache);
+ * if the module does not look as expected, kafkajs runs unpatched.
+ */
+function patchTransactionCoordinatorRetries(): void {
+  const path = requireCjs.resolve('kafkajs/src/producer/eosManager/index.js');
+  const cache = requireCjs.cache;
+  if (path in cache) return;
+  const original = requireCjs(path) as unknown;
+  const mod = cache[path];
+  const { TRANSACTION } = requireCjs('kafkajs/src/protocol/coordinatorTypes.js') as { TRANSACTION: number };
+  if (typeof original !== 'function' || !mod || typeof TRANSACTION !== 'number') return;
+  type Broker = Record<string, (req: unknown) => Promise<unknown>>;
+  type Cluster = { findGroupCoordinator(a: { groupId: string; coordinatorType?: number }): Promise<Broker> };
+  const RETRIED = new Set(['endTxn', 'addOffsetsToTxn', 'addPartitionsToTxn']);
+  const retryingCoordinator = (cluster: Cluster, findArgs: { groupId: string; coordinatorType?: number }, first: Broker): Broker => {
+    let broker = first;
+    const call = (method: string) => async (req: unknown): Promise<unknown> => {
+      const deadline = Date.now() + TXN_REQUEST_RETRY_MS;
+      let delay = 10;
+      for (;;) {
+        try {
+          return await broker[method](req);
+        } catch (e) {
+          if (!isRetriableTxnError(e) || Date.now() >= deadline) throw e;
+          await sleep(delay);
+          delay = Math.min(delay * 2, 1_000);
+          const type = (e as { type?: string }).type;
+          if (type !== 'CONCURRENT_TRANSACTIONS' && type !== 'COORDINATOR_LOAD_IN_PROGRESS') {
+            try { broker = await cluster.findGroupCoordinator(findArgs); } catch { /* next attempt tries again */ }
+          }
+        }
+      }
+    };
+    return new Proxy(first, {
+      get(target, prop) {
+        if (typeof prop === 'string' && RETRIED.has(prop)) return call(prop);
+        const v = Reflect.get(target, prop, target) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+  };
+  mod.exports = (args: { transactional?: boolean; cluster?: Cluster }) => {
+    const create = original as (a: unknown) => unknown;
+    if (!args?.transactional || !args.cluster) return create(args);
+    const cluster = args.cluster;
+    const wrapped = new Proxy(cluster, {
+      get(target, prop) {
+        if (prop === 'findGroupCoordinator') {
+          return async (a: { groupId: string; coordinatorType?: number }) => {
+            const broker = await target.findGroupCoordinator(a);
+            return a.coordinatorType === TRANSACTION ? retryingCoordinator(target, a, broker) : broker;
+          };
+        }
+        const v = Reflect.get(target, prop, target) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    return create({ ...args, cluster: wrapped });
+  };
 }
 
 const kafkajs = loadKafkajs();
@@ -433,13 +539,23 @@ export async function deleteTopics(brokers: KafkaHandle | readonly string[], top
   }
 }
 
-/** Low/high watermark per partition of a topic (tests, tools, idle checks). */
-export async function topicOffsets(brokers: KafkaHandle | readonly string[], topic: string): Promise<Array<{ partition: number; low: string; high: string }>> {
+/**
+ * Low watermark and end offset per partition of a topic (tests, tools, idle checks). `high` is the
+ * last stable offset (kafkajs lists offsets read_committed): the high watermark, except that a
+ * transaction still open holds it at that transaction's first record — the end a read_committed
+ * consumer (KafkaSource) can reach. With `isolation: 'read_uncommitted'`, `high` is the high
+ * watermark. Both are equal once no transaction is open on the partition; note that a committed
+ * (or aborted) transaction's markers are written just after commitTransaction returns, so the
+ * last stable offset can lag it by a few milliseconds.
+ */
+export async function topicOffsets(brokers: KafkaHandle | readonly string[], topic: string,
+  opts: { isolation?: 'read_committed' | 'read_uncommitted' } = {}): Promise<Array<{ partition: number; low: string; high: string }>> {
   const { h, own } = handleFrom(brokers, 'joinery-admin');
   const admin = await connectedAdmin(h, 'E_INPUT');
   try {
     const o = await admin.fetchTopicOffsets(topic);
-    return o.map((p) => ({ partition: p.partition, low: p.low, high: p.high })).sort((a, b) => a.partition - b.partition);
+    const hw = opts.isolation === 'read_uncommitted' ? await highWatermarks(h, topic) : null;
+    return o.map((p) => ({ partition: p.partition, low: p.low, high: hw ? String(hw.get(p.partition) ?? p.high) : p.high })).sort((a, b) => a.partition - b.partition);
   } finally {
     await admin.disconnect().catch(() => {});
     if (own) closeKafka(h);
@@ -453,6 +569,25 @@ export async function groupOffsets(brokers: KafkaHandle | readonly string[], gro
   try {
     const r = await admin.fetchOffsets({ groupId, topics });
     return r.flatMap((t) => t.partitions.map((p) => ({ topic: t.topic, partition: p.partition, offset: p.offset })));
+  } finally {
+    await admin.disconnect().catch(() => {});
+    if (own) closeKafka(h);
+  }
+}
+
+/**
+ * Committed offsets of a consumer group with the metadata string stored with each ('-1' and null
+ * = nothing committed). Offsets committed in a Kafka transaction show here once it is committed,
+ * never when it was aborted; the metadata is what KafkaRecordSink.commitTransaction or
+ * KafkaSource.commit stored (e.g. the checkpoint id). Sorted by topic, partition.
+ */
+export async function fetchCommittedOffsets(brokers: KafkaHandle | readonly string[], groupId: string, topics: readonly string[]): Promise<Array<{ topic: string; partition: number; offset: string; metadata: string | null }>> {
+  const { h, own } = handleFrom(brokers, 'joinery-admin');
+  const admin = await connectedAdmin(h, 'E_INPUT');
+  try {
+    const r = await admin.fetchOffsets({ groupId, topics: [...topics] });
+    return r.flatMap((t) => t.partitions.map((p) => ({ topic: t.topic, partition: p.partition, offset: p.offset, metadata: p.metadata ?? null })))
+      .sort((a, b) => (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : a.partition - b.partition));
   } finally {
     await admin.disconnect().catch(() => {});
     if (own) closeKafka(h);
@@ -564,6 +699,14 @@ export interface KafkaSourceOptions {
   format: 'json' | 'flatbuffers';
   /** Start of partitions the group has no committed offset for (default earliest). */
   from?: KafkaFrom;
+  /**
+   * Exact start positions (next offset to read) of some partitions, e.g. from a checkpoint: they
+   * override the group's committed offsets and `from`. Applied (seek) when the partition is first
+   * assigned to this process, before any of its batches is delivered. An offset outside
+   * [earliest, end] of its partition fails open (records were deleted, or the checkpoint does not
+   * belong to this topic), since starting elsewhere would lose or repeat records.
+   */
+  startOffsets?: ReadonlyArray<{ topic: string; partition: number; offset: string | number | bigint }>;
   /** next() returns null once every assigned partition has sat at its end this long (0 = never). */
   exitWhenIdleMs?: number;
   connectTimeoutMs?: number;
@@ -584,8 +727,10 @@ interface PartState {
   topic: string;
   side: Side;
   partition: number;
-  /** Start position computed at open when the group had no committed offset (floor for fetched records). */
+  /** Start position computed at open when the group had no committed offset, or given in startOffsets (floor for fetched records). */
   floor: number;
+  /** floor comes from startOffsets: seek there on the first assignment, whatever the group committed. */
+  explicitStart: boolean;
   /** Committed offset at open (-1 = none). */
   committedAtOpen: number;
   /** Next offset accepted into the queue (-1 = none yet in this process). */
@@ -698,7 +843,18 @@ export class KafkaSource implements Source {
       }
       if (t.partitions === 0) throw new JoineryError('E_INPUT', `Kafka topic "${t.topic}" has no partitions`);
     }
-    // Start positions: committed offsets of the group, else --from.
+    // Start positions: startOffsets, else committed offsets of the group, else --from.
+    const explicit = new Map<string, number>();
+    for (const o of this.opts.startOffsets ?? []) {
+      const side = o.topic === leftTopic ? 0 : o.topic === rightTopic ? 1 : -1;
+      const off = Number(o.offset);
+      if (side < 0) throw usageError(`startOffsets: topic ${JSON.stringify(o.topic)} is neither --left kafka:${leftTopic} nor --right kafka:${rightTopic}`);
+      if (!Number.isInteger(o.partition) || o.partition < 0 || o.partition >= info[side].partitions) {
+        throw new JoineryError('E_INPUT', `startOffsets: ${o.topic} has no partition ${o.partition} (it has ${info[side].partitions})`);
+      }
+      if (!Number.isSafeInteger(off) || off < 0) throw usageError(`startOffsets: offset of ${o.topic}/${o.partition} must be a whole number ≥ 0 (got ${String(o.offset)})`);
+      explicit.set(this.key(o.topic, o.partition), off);
+    }
     const committed = new Map<string, number>();
     for (const t of await admin.fetchOffsets({ groupId, topics: [leftTopic, rightTopic] })) {
       for (const p of t.partitions) committed.set(this.key(t.topic, p.partition), Number(p.offset));
@@ -711,15 +867,21 @@ export class KafkaSource implements Source {
       for (let p = 0; p < t.partitions; p++) {
         const o = offs.find((x) => x.partition === p);
         const low = Number(o?.low ?? 0), high = Number(o?.high ?? 0);
-        const c = committed.get(this.key(t.topic, p)) ?? -1;
-        let floor = -1;
-        if (c < 0) {
+        const start = explicit.get(this.key(t.topic, p));
+        if (start !== undefined && (start < low || start > high)) {
+          throw new JoineryError('E_INPUT', `start offset ${start} of ${t.topic}/${p} is outside its records [${low}, ${high}]` +
+            (start < low ? ' (deleted by retention?)' : ' (a checkpoint of another topic?)') + ': cannot resume exactly there');
+        }
+        // an explicit start replaces the committed offset in every position computed below
+        const c = start !== undefined ? -1 : committed.get(this.key(t.topic, p)) ?? -1;
+        let floor = start ?? -1;
+        if (c < 0 && start === undefined) {
           if (this.from === 'earliest') floor = low;
           else if (this.from === 'latest') floor = high;
           else floor = Math.max(low, Number(byTime.find((x) => x.partition === p)?.offset ?? high));
         }
         this.parts.set(this.key(t.topic, p), {
-          topic: t.topic, side, partition: p, floor, committedAtOpen: c, enqueuedNext: -1, deliveredNext: -1,
+          topic: t.topic, side, partition: p, floor, explicitStart: start !== undefined, committedAtOpen: c, enqueuedNext: -1, deliveredNext: -1,
           assigned: false, paused: false, queuedBytes: 0, queuedBatches: 0, highSeen: high,
         });
         refs.push({ side, partition: p });
@@ -891,11 +1053,18 @@ export class KafkaSource implements Source {
       // A crash-restart of the kafkajs consumer forgets pauses: re-apply ours.
       const pausedTp = [...this.parts.values()].filter((st) => st.assigned && (st.paused || this.ended));
       for (const st of pausedTp) c.pause([{ topic: st.topic, partitions: [st.partition] }]);
-      if (this.generation === 1) {
-        for (const st of this.parts.values()) {
-          if (st.assigned && st.committedAtOpen < 0 && st.floor > 0 && st.enqueuedNext < 0) {
-            try { c.seek({ topic: st.topic, partition: st.partition, offset: String(st.floor) }); } catch { /* the floor filter still applies */ }
+      for (const st of this.parts.values()) {
+        if (!st.assigned || st.enqueuedNext >= 0) continue;
+        // startOffsets: on the first assignment in this process, in any generation (kafkajs would
+        // start at the committed offset, which may lie after the requested start)
+        if (st.explicitStart) {
+          try {
+            c.seek({ topic: st.topic, partition: st.partition, offset: String(st.floor) });
+          } catch (e) {
+            this.fail(new JoineryError('E_INPUT', `cannot start ${st.topic}/${st.partition} at offset ${st.floor}: ${errText(e)}`, { cause: e }));
           }
+        } else if (this.generation === 1 && st.committedAtOpen < 0 && st.floor > 0) {
+          try { c.seek({ topic: st.topic, partition: st.partition, offset: String(st.floor) }); } catch { /* the floor filter still applies */ }
         }
       }
     }
@@ -936,6 +1105,13 @@ export class KafkaSource implements Source {
     const st = this.parts.get(this.key(batch.topic, batch.partition));
     if (!st || !st.assigned) return;
     const msgs = batch.messages;
+    // startOffsets: the first fetch must begin at the requested offset (a later start would skip
+    // records); an earlier one is cut by the floor filter below
+    const fetchedAt = (batch as unknown as { fetchedOffset?: string | number }).fetchedOffset;
+    if (st.explicitStart && st.enqueuedNext < 0 && fetchedAt !== undefined && Number(fetchedAt) > st.floor) {
+      this.fail(new JoineryError('E_INPUT', `${st.topic}/${st.partition} was read from offset ${String(fetchedAt)}, not from its start offset ${st.floor}`));
+      return;
+    }
     if (!(await this.waitForSpace(p, st))) return;
     // Skip what this process already accepted (re-reads after a rebalance or consumer restart) and
     // what lies below the --from start.
@@ -1179,9 +1355,10 @@ export class KafkaSource implements Source {
    * Commit next-offsets (offset of the last applied record + 1) for the group. Positions of
    * partitions not assigned to this member any more are skipped (returned), so a late commit
    * never moves another member's partition backwards. Retries through rebalances and reconnects
-   * for up to 30 s, then a JoineryError.
+   * for up to 30 s, then a JoineryError. `metadata` (e.g. a checkpoint id) is stored with every
+   * partition's offset; fetchCommittedOffsets returns it.
    */
-  async commit(positions: ReadonlyArray<{ topic: string; partition: number; offset: string | number | bigint }>): Promise<{ skipped: number }> {
+  async commit(positions: ReadonlyArray<{ topic: string; partition: number; offset: string | number | bigint }>, metadata?: string): Promise<{ skipped: number }> {
     const deadline = Date.now() + Math.max(30_000, this.opts.reconnectTimeoutMs ?? Math.max(60_000, this.h.connectTimeoutMs));
     let delay = 100;
     for (;;) {
@@ -1197,7 +1374,7 @@ export class KafkaSource implements Source {
         let sent = false;
         const off = c.on(c.events.COMMIT_OFFSETS, () => { sent = true; });
         try {
-          await c.commitOffsets(mine.map((p) => ({ topic: p.topic, partition: p.partition, offset: String(p.offset) })));
+          await c.commitOffsets(mine.map((p) => ({ topic: p.topic, partition: p.partition, offset: String(p.offset), metadata: metadata ?? null })));
         } finally {
           off();
         }
@@ -1262,6 +1439,26 @@ export interface KafkaProducerOptions {
   retries?: number;
   /** … and, while the broker is unreachable, how long the same send is repeated before the sink fails (default 60 s). */
   reconnectTimeoutMs?: number;
+  /**
+   * Transactional mode (KafkaRecordSink only): records go into Kafka transactions under this id,
+   * committed with commitTransaction() together with consumer-group offsets. Opening the sink
+   * fences every earlier producer with the same id and aborts its open transaction, so one
+   * transactional id per output stream and engine instance (a restart reuses it).
+   */
+  transactionalId?: string;
+  /**
+   * The broker aborts a transaction that stays open longer than this (ms, default 60000, at most
+   * the broker's transaction.max.timeout.ms, 15 min by default): commit at least this often
+   * while writing. The clock starts with the first send after a commit.
+   */
+  transactionTimeoutMs?: number;
+}
+
+/** A consumer-group position committed with a transaction (offset = next offset to read). */
+export interface TransactionOffset {
+  topic: string;
+  partition: number;
+  offset: string | number | bigint;
 }
 
 /**
@@ -1274,6 +1471,22 @@ export interface KafkaProducerOptions {
  */
 class BatchingProducer {
   private producer: Producer | null = null;
+  /** Transactional mode: the transactional id (null = plain idempotent producer). */
+  readonly txnId: string | null;
+  /** The open kafkajs transaction; begun by the first send after a commit (or by a commit of offsets only). */
+  private tx: KafkaJS.Transaction | null = null;
+  /** Records ever added to / taken from `pending` (sent or dropped): position i of pending is record taken + i. */
+  private added = 0;
+  private taken = 0;
+  /**
+   * Transaction ends requested and not finished, oldest first: `at` = records added when
+   * commitTransaction / abortTransaction / close was called. Records from `at` on belong to the
+   * next transaction, so nothing past the first boundary is sent until its operation is done; an
+   * abort's records are not sent at all (they are dropped).
+   */
+  private boundaries: Array<{ at: number; abort: boolean }> = [];
+  /** Serialises commitTransaction / abortTransaction / flush / close in transactional mode. */
+  private txnChain: Promise<unknown> = Promise.resolve();
   private pending: Message[] = [];
   private pendingBytes = 0;
   private inflight: Promise<void> | null = null;
@@ -1295,9 +1508,11 @@ class BatchingProducer {
   private readyWaiters: Array<() => void> = [];
   private idleWaiters: Array<() => void> = [];
   private closed = false;
-  readonly stats = { records: 0, bytes: 0, sends: 0 };
+  readonly stats = { records: 0, bytes: 0, sends: 0, commits: 0, aborts: 0 };
 
   constructor(readonly opts: KafkaProducerOptions) {
+    this.txnId = opts.transactionalId ?? null;
+    if (this.txnId !== null && this.txnId.trim() === '') throw usageError('transactionalId: must not be empty');
     this.ownsClient = !opts.kafka;
     this.h = opts.kafka ?? createKafka(opts.brokers, opts.clientId ?? 'joinery', { connectTimeoutMs: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS });
     const comp = opts.compression ?? 'none';
@@ -1334,11 +1549,173 @@ class BatchingProducer {
       allowAutoTopicCreation: false,
       createPartitioner: kafkajs.Partitioners.DefaultPartitioner, // partitions are set explicitly (partitionForKey) anyway
       retry: { retries, initialRetryTime: 200, maxRetryTime: 5_000 },
+      ...(this.txnId !== null ? { transactionalId: this.txnId, transactionTimeout: this.opts.transactionTimeoutMs ?? 60_000 } : {}),
     });
     try {
       await this.producer.connect();
     } catch (e) {
       throw new JoineryError('E_OUTPUT', `connecting the Kafka producer for topic ${topic} failed: ${errText(e)}`, { cause: e });
+    }
+    if (this.txnId !== null) {
+      // InitProducerId now rather than at the first write: it bumps the id's epoch, which fences
+      // every earlier producer with this id and makes the coordinator abort its open transaction
+      // (kafkajs retries CONCURRENT_TRANSACTIONS while that abort completes). An empty kafkajs
+      // transaction sends nothing on commit.
+      const producer = this.producer;
+      try {
+        await this.retryTxn(async () => { const t = await producer.transaction(); await t.commit(); });
+      } catch (e) {
+        await producer.disconnect().catch(() => {});
+        this.producer = null;
+        throw this.txnError('initialising transactions (fencing earlier producers with this id)', e);
+      }
+    }
+  }
+
+  private txnError(what: string, e: unknown): JoineryError {
+    if (e instanceof JoineryError) return e;
+    let fenced = false;
+    for (let x: unknown = e, d = 0; x && d < 8; d++, x = (x as { cause?: unknown }).cause) {
+      const t = (x as { type?: string }).type, m = (x as Error).message ?? '';
+      if (t === 'INVALID_PRODUCER_EPOCH' || /error code 90\b|fenced/i.test(m)) fenced = true;
+    }
+    const hint = fenced ? ' (fenced: another producer with the same transactional id started, or the broker aborted the transaction after transactionTimeoutMs)' : '';
+    return new JoineryError('E_OUTPUT', `Kafka transaction ${JSON.stringify(this.txnId)} on topic ${this.opts.topic}: ${what} failed: ${errText(e)}${hint}`, { cause: e });
+  }
+
+  /** Retry a transactional call on retriable errors and lost connections for reconnectTimeoutMs. */
+  private async retryTxn<T>(fn: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + (this.opts.reconnectTimeoutMs ?? 60_000);
+    let delay = 100;
+    for (;;) {
+      try {
+        return await fn();
+      } catch (e) {
+        if (!isRetriableTxnError(e) || Date.now() >= deadline || this.closed) throw e;
+        await sleep(delay);
+        delay = Math.min(delay * 2, 2_000);
+      }
+    }
+  }
+
+  /** Run `fn` after every earlier transactional operation (commit, abort, flush, close) ended. */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.txnChain.then(fn, fn);
+    this.txnChain = run.catch(() => {});
+    return run;
+  }
+
+  /** Records that may be sent now: before a pending commit only that transaction's, before an abort none. */
+  private sendable(): number {
+    const b = this.boundaries[0];
+    if (!b) return this.pending.length;
+    return b.abort ? 0 : Math.max(0, Math.min(this.pending.length, b.at - this.taken));
+  }
+
+  /** Wait until everything sendable is acknowledged (or the sink failed). */
+  private drain(): Promise<void> {
+    return new Promise<void>((r) => { this.idleWaiters.push(r); this.pump(true); });
+  }
+
+  /** Queue a transaction end (synchronously, so later writes fall after it) and run `fn` in turn. */
+  private endTransaction<T>(abort: boolean, fn: () => Promise<T>): Promise<T> {
+    const b = { at: this.added, abort };
+    this.boundaries.push(b);
+    return this.serial(async () => {
+      try {
+        return await fn();
+      } finally {
+        const i = this.boundaries.indexOf(b);
+        if (i >= 0) this.boundaries.splice(i, 1);
+        this.pump(false);
+      }
+    });
+  }
+
+  /**
+   * Transactional mode: send every record written before this call, add the group's offsets
+   * (each partition with `metadata`) to the same transaction, commit it. Records written while
+   * this runs go to the next transaction. Nothing to do without records and offsets. Any failure
+   * fails the sink (a JoineryError naming the topic and the transactional id; retriable errors are
+   * retried first): the transaction's outcome is then settled by the next producer opened with the
+   * same id — committed if EndTxn reached the coordinator, else aborted — and
+   * fetchCommittedOffsets' metadata tells which checkpoint committed last.
+   */
+  commitTransaction(groupId: string, offsets: readonly TransactionOffset[], metadata: string): Promise<void> {
+    if (this.txnId === null) return Promise.reject(usageError(`Kafka sink ${this.opts.topic}: commitTransaction needs transactionalId`));
+    if (this.closed) return Promise.reject(new JoineryError('E_OUTPUT', `Kafka sink ${this.opts.topic} is closed`));
+    return this.endTransaction(false, async () => {
+      if (this.error) throw this.error;
+      if (this.closed || !this.producer) throw new JoineryError('E_OUTPUT', `Kafka sink ${this.opts.topic} is closed`);
+      const producer = this.producer;
+      let step = `sending the transaction's records`;
+      try {
+        await this.drain();
+        if (this.error) throw this.error;
+        if (!this.tx && offsets.length === 0) return;
+        step = 'beginning a transaction';
+        if (!this.tx) this.tx = await this.retryTxn(() => producer.transaction());
+        const tx = this.tx;
+        if (offsets.length > 0) {
+          step = `adding the offsets of consumer group ${groupId} to the transaction`;
+          const byTopic = new Map<string, Array<{ partition: number; offset: string; metadata: string }>>();
+          for (const o of offsets) {
+            let list = byTopic.get(o.topic);
+            if (!list) byTopic.set(o.topic, list = []);
+            list.push({ partition: o.partition, offset: String(o.offset), metadata });
+          }
+          const topics = [...byTopic].map(([topic, partitions]) => ({ topic, partitions }));
+          // kafkajs passes each partition's metadata through to TxnOffsetCommit as it is
+          await this.retryTxn(() => tx.sendOffsets({ consumerGroupId: groupId, topics }));
+        }
+        step = 'committing';
+        await tx.commit(); // EndTxn is retried by the patch in loadKafkajs
+        this.tx = null;
+        this.stats.commits++;
+      } catch (e) {
+        const err = this.txnError(step, e);
+        if (!this.error) this.error = err;
+        this.notifyReady();
+        this.notifyIdle();
+        throw err;
+      }
+    });
+  }
+
+  /**
+   * Transactional mode: drop the records written since the last commit (queued ones are never
+   * sent) and abort the open transaction, so none of them becomes visible to read_committed
+   * consumers. The sink stays usable unless it had failed (then its error is thrown).
+   */
+  abortTransaction(): Promise<void> {
+    if (this.txnId === null) return Promise.reject(usageError(`Kafka sink ${this.opts.topic}: abortTransaction needs transactionalId`));
+    return this.endTransaction(true, async () => {
+      await this.abortOpen();
+      if (this.error) throw this.error;
+    });
+  }
+
+  /** Run as the operation of an abort boundary: drop that transaction's unsent records, abort it. */
+  private async abortOpen(): Promise<void> {
+    const b = this.boundaries[0];
+    const drop = Math.min(this.pending.length, b ? Math.max(0, b.at - this.taken) : this.pending.length);
+    if (drop > 0) {
+      for (let i = 0; i < drop; i++) this.pendingBytes -= (this.pending[i].value as Buffer).length;
+      this.pending = drop === this.pending.length ? [] : this.pending.slice(drop);
+      this.taken += drop;
+    }
+    this.notifyReady();
+    await this.drain(); // the send in flight, if any
+    const tx = this.tx;
+    this.tx = null;
+    if (!tx || !tx.isActive()) return;
+    try {
+      await tx.abort(); // EndTxn is retried by the patch in loadKafkajs
+      this.stats.aborts++;
+    } catch (e) {
+      const err = this.txnError('aborting', e);
+      if (!this.error) this.error = err;
+      throw err;
     }
   }
 
@@ -1358,6 +1735,7 @@ class BatchingProducer {
     // the partition kafkajs's default partitioner would choose (murmur2 of the key; round-robin without one)
     const partition = key !== null ? partitionForKey(key, this.nParts) : (this.rr++ % this.nParts);
     this.pending.push({ key, value, partition });
+    this.added++;
     this.pendingBytes += value.length;
     this.stats.records++;
     this.stats.bytes += value.length;
@@ -1373,10 +1751,11 @@ class BatchingProducer {
   }
 
   private pump(force: boolean): void {
-    if (this.error || !this.producer) return;
+    if (this.error || !this.producer) { this.notifyIdle(); return; }
     if (this.inflight) return;
-    const n = this.pending.length;
+    const n = this.sendable();
     if (n === 0) { this.notifyIdle(); return; }
+    if (this.boundaries.length > 0) force = true; // a commit waits for these
     const lingered = Date.now() - this.firstPendingAt >= this.lingerMs;
     if (!force && n < this.batchRecords && !lingered) {
       if (!this.timer) this.timer = setTimeout(() => { this.timer = null; this.pump(false); }, Math.max(1, this.lingerMs - (Date.now() - this.firstPendingAt)));
@@ -1395,8 +1774,10 @@ class BatchingProducer {
       if (take > 0 && pb[p] + sz > this.maxBatchBytes) break;
       pb[p] += sz;
     }
-    const messages = take === n ? this.pending : this.pending.slice(0, take);
-    this.pending = take === n ? [] : this.pending.slice(take);
+    const all = take === this.pending.length;
+    const messages = all ? this.pending : this.pending.slice(0, take);
+    this.pending = all ? [] : this.pending.slice(take);
+    this.taken += take;
     if (this.pending.length > 0) this.firstPendingAt = Date.now();
     let bytes = 0;
     for (const m of messages) bytes += (m.value as Buffer).length;
@@ -1419,8 +1800,10 @@ class BatchingProducer {
       const producer = this.producer;
       try {
         if (!producer) throw new Error('producer closed');
+        // transactional mode: the first send after a commit begins the next transaction
+        if (this.txnId !== null && !this.tx) this.tx = await producer.transaction();
         this.stats.sends++;
-        await producer.send({ topic: this.opts.topic, messages, acks: -1, compression: this.compression });
+        await (this.tx ?? producer).send({ topic: this.opts.topic, messages, acks: -1, compression: this.compression });
         if (warned) process.stderr.write(`joinery: Kafka reachable again; writing to ${this.opts.topic} resumed\n`);
         this.inflight = null;
         this.notifyReady();
@@ -1439,7 +1822,8 @@ class BatchingProducer {
           continue;
         }
         this.inflight = null;
-        this.error = new JoineryError('E_OUTPUT', `writing ${messages.length} records to Kafka topic ${this.opts.topic} failed after retries: ${errText(e)}`, { cause: e });
+        this.error = this.txnId !== null ? this.txnError(`writing ${messages.length} records`, e)
+          : new JoineryError('E_OUTPUT', `writing ${messages.length} records to Kafka topic ${this.opts.topic} failed after retries: ${errText(e)}`, { cause: e });
         this.notifyReady();
         this.notifyIdle();
         return;
@@ -1457,14 +1841,22 @@ class BatchingProducer {
   }
 
   private notifyIdle(): void {
-    if (!this.error && (this.inflight || this.pending.length > 0)) return;
+    if (!this.error && (this.inflight || this.sendable() > 0)) return;
     const w = this.idleWaiters;
     this.idleWaiters = [];
     for (const f of w) f();
   }
 
-  /** Send everything buffered and wait for the broker's acknowledgement. */
+  /**
+   * Send everything buffered and wait for the broker's acknowledgement (transactional mode: into
+   * the open transaction, not committed).
+   */
   async flush(): Promise<void> {
+    if (this.txnId !== null) return this.serial(() => this.flushNow());
+    return this.flushNow();
+  }
+
+  private async flushNow(): Promise<void> {
     if (this.error) throw this.error;
     if (!this.inflight && this.pending.length === 0) return;
     this.flushing++;
@@ -1476,10 +1868,16 @@ class BatchingProducer {
     if (this.error) throw this.error;
   }
 
+  /**
+   * Plain mode: flush, then disconnect (throws if records could not be written). Transactional
+   * mode: abort the open transaction (records not committed are discarded; if the abort fails,
+   * the next producer with this id or the transaction timeout aborts it), then disconnect.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     let err: unknown = null;
-    try { await this.flush(); } catch (e) { err = e; }
+    if (this.txnId !== null) await this.endTransaction(true, () => this.abortOpen()).catch(() => {});
+    else try { await this.flush(); } catch (e) { err = e; }
     this.closed = true;
     if (this.timer) { clearTimeout(this.timer); this.timer = null; }
     await this.producer?.disconnect().catch(() => {});
@@ -1502,6 +1900,13 @@ function toBuffer(v: Uint8Array | string): Buffer {
  * and key bytes are copied, so the caller may reuse its buffers.
  *
  * Back-pressure: write() returns false when the caller should `await sink.ready()`.
+ *
+ * Exactly-once output (`transactionalId` set): records are written in Kafka transactions, sent in
+ * the same large batches as in plain mode while the transaction is open; commitTransaction() ends
+ * one together with the input's consumer-group offsets and a metadata string (a checkpoint id),
+ * so output, input positions and checkpoint id become visible atomically to read_committed
+ * consumers and to fetchCommittedOffsets(). Opening fences older producers with the same id and
+ * aborts their open transaction; abortTransaction() and close() abort the open one.
  */
 export class KafkaRecordSink {
   readonly spec: string;
@@ -1518,8 +1923,23 @@ export class KafkaRecordSink {
     return s;
   }
 
-  get stats(): { records: number; bytes: number; sends: number } {
+  get stats(): { records: number; bytes: number; sends: number; commits: number; aborts: number } {
     return this.p.stats;
+  }
+
+  /** True when opened with a transactionalId. */
+  get transactional(): boolean {
+    return this.p.txnId !== null;
+  }
+
+  /** See BatchingProducer.commitTransaction: records written so far + offsets (with metadata on each partition), atomically. */
+  commitTransaction(groupId: string, offsets: readonly TransactionOffset[], metadata: string): Promise<void> {
+    return this.p.commitTransaction(groupId, offsets, metadata);
+  }
+
+  /** Drop the records written since the last commit and abort the open transaction. */
+  abortTransaction(): Promise<void> {
+    return this.p.abortTransaction();
   }
 
   /** Records buffered, not yet handed to the broker. */
@@ -1564,12 +1984,13 @@ export class KafkaLineSink implements LineSink {
   /** `spec` is kafka:TOPIC. */
   static async open(spec: string, opts: Omit<KafkaProducerOptions, 'topic'>): Promise<KafkaLineSink> {
     if (!spec.startsWith('kafka:') || spec.length <= 6) throw usageError(`expected kafka:TOPIC, got ${JSON.stringify(spec)}`);
+    if (opts.transactionalId !== undefined) throw usageError(`${spec}: transactional output is only available for the joined output (KafkaRecordSink)`);
     const s = new KafkaLineSink({ ...opts, topic: spec.slice(6) });
     await s.p.start();
     return s;
   }
 
-  get stats(): { records: number; bytes: number; sends: number } {
+  get stats(): { records: number; bytes: number; sends: number; commits: number; aborts: number } {
     return this.p.stats;
   }
 
@@ -1614,27 +2035,74 @@ export class KafkaLineSink implements LineSink {
 // Plain consumer for tests and tools (reads a topic back)
 
 /**
- * Read every record of a topic from the beginning until each partition reaches the high
- * watermark seen at the start (no group commits). For tests and `joinery` tools.
+ * High watermarks of a topic's partitions (read_uncommitted end offsets). kafkajs's admin lists
+ * offsets with isolation READ_COMMITTED only, which answers the last stable offset; a kafkajs
+ * cluster created with READ_UNCOMMITTED (through the Kafka client's private cluster factory, the
+ * one kafkajs's own consumers use) answers the high watermark.
+ */
+async function highWatermarks(h: KafkaHandle, topic: string): Promise<Map<number, number>> {
+  const kafka = h.kafka as unknown as Record<symbol, unknown>;
+  const sym = Object.getOwnPropertySymbols(kafka).find((x) => x.description === 'private:Kafka:createCluster');
+  const create = sym ? kafka[sym] : undefined;
+  if (typeof create !== 'function') throw new Error('kafkajs internals changed: cannot list high watermarks (private:Kafka:createCluster)');
+  const cluster = (create as (o: object) => {
+    connect(): Promise<void>; disconnect(): Promise<void>; addTargetTopic(t: string): Promise<void>; refreshMetadataIfNecessary(): Promise<void>;
+    findTopicPartitionMetadata(t: string): Array<{ partitionId: number }>;
+    fetchTopicsOffset(t: Array<{ topic: string; fromBeginning: boolean; partitions: Array<{ partition: number }> }>): Promise<Array<{ topic: string; partitions: Array<{ partition: number; offset: string }> }>>;
+  })({ isolationLevel: 0 /* READ_UNCOMMITTED */ });
+  try {
+    await cluster.connect();
+    await cluster.addTargetTopic(topic);
+    await cluster.refreshMetadataIfNecessary();
+    const partitions = cluster.findTopicPartitionMetadata(topic).map((p) => ({ partition: p.partitionId }));
+    const r = await cluster.fetchTopicsOffset([{ topic, fromBeginning: false, partitions }]);
+    return new Map(r.flatMap((t) => t.partitions.map((p) => [p.partition, Number(p.offset)] as [number, number])));
+  } finally {
+    await cluster.disconnect().catch(() => {});
+  }
+}
+
+/**
+ * Read every record of a topic from the beginning up to each partition's end as seen at the
+ * start (no group commits). For tests and `joinery` tools.
+ *
+ * `isolation` (default read_committed, as the KafkaSource reads): read_committed returns only
+ * records of committed transactions (kafkajs drops aborted ones using the fetch response's
+ * aborted-transaction list, and transaction markers) and reads up to the last stable offset: a
+ * transaction that is still open ends the read at its first record (records committed after it
+ * are not readable before it ends either). read_uncommitted returns aborted and open-transaction
+ * records too and reads up to the high watermark.
  */
 export async function readTopic(brokers: KafkaHandle | readonly string[], topic: string,
   onRecord: (r: { partition: number; offset: string; key: Buffer | null; value: Buffer | null }) => void,
-  opts: { timeoutMs?: number } = {}): Promise<number> {
+  opts: { timeoutMs?: number; isolation?: 'read_committed' | 'read_uncommitted' } = {}): Promise<number> {
   const { h, own } = handleFrom(brokers, 'joinery-reader');
   const admin = await connectedAdmin(h, 'E_INPUT');
   let highs: Map<number, number>;
   try {
-    highs = new Map((await admin.fetchTopicOffsets(topic)).map((o) => [o.partition, Number(o.high)]));
+    // admin's "high" is the last stable offset (kafkajs lists offsets read_committed)
+    highs = opts.isolation === 'read_uncommitted' ? await highWatermarks(h, topic)
+      : new Map((await admin.fetchTopicOffsets(topic)).map((o) => [o.partition, Number(o.high)]));
   } finally {
     await admin.disconnect().catch(() => {});
     if (own) closeKafka(h);
   }
   const remaining = new Set([...highs].filter(([, hi]) => hi > 0).map(([p]) => p));
   if (remaining.size === 0) return 0;
-  const consumer = h.kafka.consumer({ groupId: `joinery-reader-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`, maxWaitTimeInMs: 50, minBytes: 1 });
+  const consumer = h.kafka.consumer({
+    groupId: `joinery-reader-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`, maxWaitTimeInMs: 50, minBytes: 1,
+    readUncommitted: opts.isolation === 'read_uncommitted',
+  });
   let n = 0;
   let done!: () => void;
   const finished = new Promise<void>((r) => { done = r; });
+  const reached = (partition: number, lastOffset: string): void => {
+    if (Number(lastOffset) + 1 >= (highs.get(partition) ?? 0)) { remaining.delete(partition); if (remaining.size === 0) done(); }
+  };
+  // a fetch holding only transaction markers or aborted records never reaches eachBatch
+  consumer.on(consumer.events.END_BATCH_PROCESS, (e) => {
+    if (e.payload.topic === topic && e.payload.batchSize === 0) reached(e.payload.partition, e.payload.lastOffset);
+  });
   try {
     await consumer.connect();
     await consumer.subscribe({ topics: [topic], fromBeginning: true });
@@ -1648,12 +2116,13 @@ export async function readTopic(brokers: KafkaHandle | readonly string[], topic:
           onRecord({ partition: batch.partition, offset: m.offset, key: m.key, value: m.value });
           n++;
         }
-        if (Number(batch.lastOffset()) + 1 >= hi) { remaining.delete(batch.partition); if (remaining.size === 0) done(); }
+        reached(batch.partition, batch.lastOffset());
       },
     });
     const timeoutMs = opts.timeoutMs ?? 60_000;
     let t: NodeJS.Timeout | undefined;
-    await Promise.race([finished, new Promise<never>((_, rej) => { t = setTimeout(() => rej(new Error(`reading ${topic} timed out after ${timeoutMs} ms with ${n} records`)), timeoutMs); })]);
+    await Promise.race([finished, new Promise<never>((_, rej) => { t = setTimeout(() => rej(new Error(`reading ${topic} timed out after ${timeoutMs} ms with ${n} records` +
+      ` (partitions ${[...remaining].join(', ')} not at their end)`)), timeoutMs); })]);
     clearTimeout(t);
   } finally {
     await consumer.disconnect().catch(() => {});

@@ -1,0 +1,96 @@
+/**
+ * The transactional KafkaRecordSink through a broker stop and restart in the middle of a
+ * transaction: sends are resent while the broker is away (idempotent: no duplicates), and the
+ * commit (offsets with metadata + EndTxn) goes through once it is back. Read back read_committed:
+ * every record exactly once, the offsets and metadata of the last commit.
+ *
+ * Starts its OWN broker (own JOINERY_KAFKA_STATE and data dir), like restart.test.ts, so the
+ * shared broker of the other tests is never restarted. On failure the data dir is kept.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ensureTopics, fetchCommittedOffsets, KafkaRecordSink, readTopic, topicOffsets } from '../../src/kafka/client.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..'); // from dist/test/kafka
+const TOOLS = path.join(ROOT, 'tools', 'kafka');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-kafka-txn-restart-'));
+const brokerEnv: NodeJS.ProcessEnv = (() => {
+  const env: NodeJS.ProcessEnv = { ...process.env, JOINERY_KAFKA_STATE: path.join(tmp, 'kafka.state'), JOINERY_KAFKA_DATA: path.join(tmp, 'kafka-data') };
+  for (const k of ['JOINERY_KAFKA_PORT', 'JOINERY_KAFKA_CONTROLLER_PORT', 'JOINERY_KAFKA_KEEP']) delete env[k];
+  return env;
+})();
+
+interface Done { code: number | null; stdout: string; stderr: string }
+
+function tool(name: 'start' | 'stop' | 'restart', args: string[] = [], extraEnv: NodeJS.ProcessEnv = {}): Promise<Done> {
+  return new Promise((resolve) => {
+    const child = spawn(path.join(TOOLS, name), args, { cwd: ROOT, env: { ...brokerEnv, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '', stderr = '';
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    child.on('error', (e) => resolve({ code: 127, stdout, stderr: `${stderr}\n${e.message}` }));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+const lastLine = (s: string): string => s.trim().split('\n').pop()?.trim() ?? '';
+const tail = (s: string, n = 40): string => s.trim().split('\n').slice(-n).join('\n');
+
+describe('transactional sink through a broker restart', () => {
+  let bootstrap = '';
+  let failed = true;
+
+  before(async () => {
+    const s = await tool('start');
+    bootstrap = lastLine(s.stdout);
+    assert.ok(s.code === 0 && /^127\.0\.0\.1:\d+$/.test(bootstrap), `tools/kafka/start failed (exit ${s.code}):\n${tail(s.stderr)}`);
+  }, { timeout: 120_000 });
+
+  after(async () => {
+    await tool('stop', [], failed ? { JOINERY_KAFKA_KEEP: '1' } : {});
+    if (failed) process.stderr.write(`[txn-restart.test] failed: broker data dir and log kept in ${tmp}\n`);
+    else fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  test('records sent before, during and after the outage commit exactly once with their offsets', { timeout: 150_000 }, async () => {
+    const out = `txr-out-${process.pid}`, src = `txr-src-${process.pid}`, group = `txr-g-${process.pid}`;
+    await ensureTopics([bootstrap], [{ topic: out, partitions: 3 }, { topic: src, partitions: 2 }]);
+    const sink = await KafkaRecordSink.open({ brokers: [bootstrap], topic: out, transactionalId: `txr-${process.pid}`, connectTimeoutMs: 60_000, reconnectTimeoutMs: 90_000 });
+    const write = async (prefix: string, n: number) => { for (let i = 0; i < n; i++) if (!sink.write(`k${i % 101}`, `${prefix}-${i}`)) await sink.ready(); };
+
+    await write('a', 20_000);
+    await sink.commitTransaction(group, [{ topic: src, partition: 0, offset: 10 }, { topic: src, partition: 1, offset: 10 }], 'ckpt-1');
+    await write('b', 20_000);
+    await sink.flush(); // in the open transaction
+
+    const restarting = tool('restart', ['--down-for', '3']);
+    await new Promise((r) => setTimeout(r, 1_000)); // broker going down / down
+    await write('c', 20_000); // sent while the broker is away, resent when it is back
+    const rs = await restarting;
+    assert.equal(rs.code, 0, `tools/kafka/restart failed:\n${tail(rs.stderr)}`);
+    await sink.commitTransaction(group, [{ topic: src, partition: 0, offset: 20 }, { topic: src, partition: 1, offset: 30 }], 'ckpt-2');
+    await sink.close();
+
+    // the commit markers are written just after EndTxn returns: wait for the last stable offset
+    for (let i = 0; ; i++) {
+      const [lso, hw] = await Promise.all([topicOffsets([bootstrap], out), topicOffsets([bootstrap], out, { isolation: 'read_uncommitted' })]);
+      if (lso.every((o, k) => o.high === hw[k].high)) break;
+      assert.ok(i < 1_500, 'the transaction markers were not written within 30 s');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const got = new Map<string, number>();
+    await readTopic([bootstrap], out, (r) => { const v = r.value!.toString(); got.set(v, (got.get(v) ?? 0) + 1); }, { timeoutMs: 60_000 });
+    assert.equal(got.size, 60_000, 'every record');
+    assert.ok([...got.values()].every((n) => n === 1), 'no record twice');
+    assert.deepEqual(await fetchCommittedOffsets([bootstrap], group, [src]), [
+      { topic: src, partition: 0, offset: '20', metadata: 'ckpt-2' },
+      { topic: src, partition: 1, offset: '30', metadata: 'ckpt-2' },
+    ]);
+    failed = false;
+  });
+});
