@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { openCheckpoints } from './checkpoint/index.js';
 import { FlatBatchWriter } from './codec/flat.js';
 import type { Config } from './config/schema.js';
 import { nowMs } from './core/units.js';
@@ -61,13 +62,16 @@ export async function runBench(cfg: Config): Promise<number> {
   } else {
     source = new GeneratorSource(genOptionsFrom(c));
   }
-  log(`joinery bench: ${c.workers} worker(s), ${c.state} state, ${c.join} join [${c.lowerMs}ms, ${c.upperMs}ms], source ${c.benchSource}`);
+  // A benchmark measures a fresh run: it starts its checkpoint directory empty.
+  if (c.checkpointDir) fs.rmSync(c.checkpointDir, { recursive: true, force: true });
+  const ck = await openCheckpoints(c);
+  log(`joinery bench: ${c.workers} worker(s), ${c.state} state, ${c.join} join [${c.lowerMs}ms, ${c.upperMs}ms], source ${c.benchSource}${ck ? `, checkpoints every ${c.checkpointIntervalMs / 1000}s to ${c.checkpointDir}` : ''}`);
   let maxHeap = 0;
   let s: Summary;
   try {
     s = await runEngine(c, {
       sources: [source], formats: ['flatbuffers', 'flatbuffers'], progress: c.progress === 'on' || (c.progress === 'auto' && !!process.stderr.isTTY),
-      printSummary: false, onTick: () => { maxHeap = Math.max(maxHeap, process.memoryUsage().heapUsed); },
+      printSummary: false, checkpoints: ck, onTick: () => { maxHeap = Math.max(maxHeap, process.memoryUsage().heapUsed); },
     });
   } finally {
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });

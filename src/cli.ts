@@ -82,9 +82,20 @@ async function runWith(cfg: Config, control: EngineControl | undefined): Promise
   let formats: ['json' | 'flatbuffers', 'json' | 'flatbuffers'];
   const extra: Partial<EngineOptions> = {};
   const closers: Array<() => Promise<void>> = [];
-  // Checkpoints first: a restore decides where the sources start.
-  const ck = await openCheckpoints(cfg);
+  // Checkpoints first: a restore decides where the sources start. With exactly-once Kafka → Kafka
+  // the output transaction is the commit point: resume from the checkpoint whose id the group's
+  // committed offsets carry (a newer manifest whose transaction never committed is set aside).
+  const kafkaIn = cfg.left!.startsWith('kafka:'), kafkaOut = cfg.out.startsWith('kafka:');
+  const transactional = !!cfg.checkpointDir && kafkaOut && cfg.delivery === 'exactly-once';
+  let committedId: number | undefined;
+  if (transactional && kafkaIn) {
+    const kafka = await import('./kafka/client.js');
+    const committed = await kafka.fetchCommittedOffsets(kafka.parseBrokers(cfg.brokers!), cfg.group, [cfg.left!.slice(6), cfg.right!.slice(6)]);
+    committedId = Math.max(0, ...committed.map((c) => checkpointIdOf(c.metadata)));
+  }
+  const ck = await openCheckpoints(cfg, committedId);
   if (ck) closers.push(() => ck.pool.close());
+  const restoredKafka = startOf(ck, `kafka:${cfg.left!.slice(6)}+${cfg.right!.slice(6)}`)?.kafka;
   try {
     if (cfg.left!.startsWith('gen:')) {
       sources = [new GeneratorSource(genOptionsFrom(cfg), undefined, startOf(ck, 'gen:')?.gen)];
@@ -96,11 +107,24 @@ async function runWith(cfg: Config, control: EngineControl | undefined): Promise
       const src = await kafka.KafkaSource.open({
         brokers, groupId: cfg.group, leftTopic: cfg.left!.slice(6), rightTopic: cfg.right!.slice(6), format,
         from: kafka.parseFrom(cfg.from), exitWhenIdleMs: cfg.exitWhenIdleMs, connectTimeoutMs: cfg.connectTimeoutMs,
+        startOffsets: restoredKafka, sessionTimeoutMs: cfg.sessionTimeoutMs,
+        heartbeatIntervalMs: Math.max(500, Math.min(3_000, Math.floor(cfg.sessionTimeoutMs / 10))),
       });
       closers.push(() => src.close());
       sources = [src];
       formats = [format, format];
-      extra.commit = async (positions) => { const r = await src.commit(positions); control?.noteCommitted(positions); return r; };
+      if (ck) {
+        // Offsets follow checkpoints (with the checkpoint id as metadata), unless the output transaction commits them.
+        if (!transactional) {
+          extra.commitCheckpoint = async (m) => {
+            const positions = m.sources.find((x) => x.kind === 'kafka')?.kafka ?? [];
+            await src.commit(positions, checkpointMetadata(m.id));
+            control?.noteCommitted(positions);
+          };
+        }
+      } else {
+        extra.commit = async (positions) => { const r = await src.commit(positions); control?.noteCommitted(positions); return r; };
+      }
       // Partitions are paused while routing stalls on a full ring or while paused by POST /pause.
       let stalled = false, held = false;
       const apply = () => {
@@ -123,9 +147,21 @@ async function runWith(cfg: Config, control: EngineControl | undefined): Promise
       if (cfg.out.startsWith('kafka:')) {
         // A missing output topic is created with as many partitions as the left input topic (3 otherwise).
         const inputParts = sources[0].partitions.filter((p) => p.side === 0).length;
-        const out = await kafka.KafkaRecordSink.open({ ...common, topic: cfg.out.slice(6), createPartitions: cfg.left!.startsWith('kafka:') ? inputParts : 3 });
+        const out = await kafka.KafkaRecordSink.open({
+          ...common, topic: cfg.out.slice(6), createPartitions: kafkaIn ? inputParts : 3,
+          // One stable id per job: a restarted node fences its predecessor and aborts its open transaction.
+          transactionalId: transactional ? `joinery-${cfg.group}-${cfg.out.slice(6)}` : undefined,
+        });
         closers.push(() => out.close());
         extra.outRecords = out;
+        if (transactional) {
+          extra.transactionalOutput = true;
+          extra.commitCheckpoint = async (m) => {
+            const positions = m.sources.find((x) => x.kind === 'kafka')?.kafka ?? [];
+            await out.commitTransaction(cfg.group, positions, checkpointMetadata(m.id));
+            control?.noteCommitted(positions);
+          };
+        }
       }
       if (cfg.lateOut?.startsWith('kafka:')) { const l = await kafka.KafkaLineSink.open(cfg.lateOut, common); closers.push(() => l.close()); extra.lateSink = l; }
       if (cfg.deadLetter?.startsWith('kafka:')) { const d = await kafka.KafkaLineSink.open(cfg.deadLetter, common); closers.push(() => d.close()); extra.deadSink = d; }
@@ -138,6 +174,13 @@ async function runWith(cfg: Config, control: EngineControl | undefined): Promise
   const s = await runEngine(cfg, { sources, formats, progress: progressOn(cfg), printSummary: true, checkpoints: ck, handleSignals: true, control, ...extra });
   printResult(cfg, s);
   return 0;
+}
+
+/** Offset metadata naming the checkpoint whose positions these are. */
+const checkpointMetadata = (id: number) => `joinery-checkpoint:${id}`;
+function checkpointIdOf(metadata: string | null): number {
+  const m = /^joinery-checkpoint:(\d+)$/.exec(metadata ?? '');
+  return m ? Number(m[1]) : 0;
 }
 
 async function cmdGen(cfg: Config): Promise<number> {

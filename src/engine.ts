@@ -70,6 +70,8 @@ export interface EngineOptions {
   checkpoints?: CheckpointContext | null;
   /** Commit a checkpoint's source positions (Kafka: with the checkpoint id as offset metadata). */
   commitCheckpoint?: (m: Manifest) => Promise<void>;
+  /** outRecords is transactional: each checkpoint's commitCheckpoint commits exactly the output from before its barrier. */
+  transactionalOutput?: boolean;
   /** SIGTERM/SIGINT: stop the sources, drain, final checkpoint, exit normally; a second signal exits at once. */
   handleSignals?: boolean;
   /** Observation and steering from outside (HTTP endpoint): handed the engine's parts once the workers are ready. */
@@ -201,6 +203,18 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     } catch (e) { if (!outputFailure) { outputFailure = e as Error; fail(e as Error); } }
   };
   const tty = opts.progress;
+  // Transactional output: a chunk a worker sent after its barrier b (tag b) belongs to the
+  // transaction after checkpoint b, so it waits until checkpoint b has committed (or failed,
+  // leaving the transaction open for the next one). FIFO per worker keeps tags exact.
+  const ackedEpoch: number[] = new Array(cfg.workers).fill(restored?.id ?? 0);
+  let openEpoch = restored?.id ?? 0;
+  let heldOut: Array<{ tag: number; chunk: Uint8Array }> = [];
+  const openOutput = (id: number) => {
+    if (id > openEpoch) openEpoch = id;
+    const keep: typeof heldOut = [];
+    for (const h of heldOut) { if (h.tag <= openEpoch) writeRecords(h.chunk); else keep.push(h); }
+    heldOut = keep;
+  };
   const ready: Promise<void>[] = [];
   const done: Promise<void>[] = [];
   for (let i = 0; i < cfg.workers; i++) {
@@ -228,9 +242,13 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
       switch (m.type) {
         case 'ready': resolveReady(); break;
         case 'stats': hub.update(m.stats, m.latency, m.lag); break;
-        case 'out': if (outRecords) writeRecords(m.chunk); else process.stdout.write(m.chunk); break;
+        case 'out':
+          if (!outRecords) process.stdout.write(m.chunk);
+          else if (!opts.transactionalOutput || ackedEpoch[i] <= openEpoch) writeRecords(m.chunk);
+          else heldOut.push({ tag: ackedEpoch[i], chunk: m.chunk });
+          break;
         case 'synced': syncWaiters.get(m.id)?.(m.head); syncWaiters.delete(m.id); break;
-        case 'barrier': coordinator?.onAck(i, m.ack); break;
+        case 'barrier': ackedEpoch[i] = m.ack.id; coordinator?.onAck(i, m.ack); break;
         case 'restored': restoredEvents += m.events; restoreMs = Math.max(restoreMs, m.ms); break;
         case 'done': finished = true; finishedWorkers[i] = true; hub.update(m.stats, m.latency, m.lag); resolveDone(); break;
         case 'error':
@@ -255,8 +273,12 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
       outputFile: cfg.out.startsWith('file:') ? cfg.out.slice(5) : undefined, outputSpec: cfg.out,
       chain: restored?.files ?? [], lastId: restored?.id ?? 0, retain: cfg.checkpointRetain,
       release: (id) => { for (let w = 0; w < threads.length; w++) if (!finishedWorkers[w]) threads[w].postMessage({ type: 'release', id }); },
-      commit: opts.commitCheckpoint,
-      onResult: (r) => opts.control?.recordCheckpoint(r),
+      commit: opts.commitCheckpoint && opts.transactionalOutput
+        // A transaction that fails to commit took its output with it: stop (the restart resumes
+        // from the checkpoint the group's offsets name) rather than go on with a gap.
+        ? async (m) => { try { await opts.commitCheckpoint!(m); } catch (e) { fail(e as Error); throw e; } }
+        : opts.commitCheckpoint,
+      onResult: (r) => { if (opts.transactionalOutput) openOutput(r.id); opts.control?.recordCheckpoint(r); },
       log: (msg) => process.stderr.write(`${tty ? '\r\x1b[K' : ''}joinery: ${msg}\n`),
     });
   }

@@ -24,13 +24,22 @@ export function jobOf(cfg: Config): Manifest['job'] {
   };
 }
 
-export async function openCheckpoints(cfg: Config, acceptId?: (id: number) => boolean): Promise<CheckpointContext | null> {
+/**
+ * `committedId`: with transactional output, the checkpoint whose transaction the output system
+ * committed last (0 = none): only that one can be resumed, newer ones never became visible. With 0,
+ * no output of this job was ever committed, so starting over is exact: older manifests are set aside.
+ */
+export async function openCheckpoints(cfg: Config, committedId?: number): Promise<CheckpointContext | null> {
   if (!cfg.checkpointDir) return null;
   const storage = new LocalDirStorage(cfg.checkpointDir);
   const pool = new SidePool();
   try {
     const job = jobOf(cfg);
-    const restored = await findRestorePoint(storage, job, pool, acceptId);
+    if (committedId === 0 && storage.listManifests().length > 0) {
+      process.stderr.write(`joinery: no checkpoint of this job was ever committed with its output (consumer group ${cfg.group}): starting over; the checkpoints in ${cfg.checkpointDir} are set aside\n`);
+      setAsideNewer(storage, 0);
+    }
+    const restored = await findRestorePoint(storage, job, pool, committedId === undefined ? undefined : (id) => id === committedId);
     if (restored) setAsideNewer(storage, restored.manifest.id);
     // Time-ordered run ids keep file names sortable by run.
     const runId = `r${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;

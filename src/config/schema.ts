@@ -54,7 +54,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'bucketMs', flag: 'bucket', type: 'duration', default: undefined, placeholder: 'DUR', commands: ENGINE, doc: 'event-time bucket of the lmdb store (default (upper − lower)/20 within 1s..30s): larger buckets mean fewer probes per event, more recent events in memory' },
   { key: 'stateDir', flag: 'state-dir', type: 'string', default: './joinery-state', placeholder: 'DIR', commands: ENGINE, doc: 'directory of the LMDB environments (cleared at start until checkpoints exist)' },
   // checkpoints
-  { key: 'checkpointDir', flag: 'checkpoint-dir', type: 'string', default: undefined, placeholder: 'DIR', commands: ENGINE, doc: 'take async incremental checkpoints here, and resume from the newest valid one at start (unset = no checkpoints: a restart starts over)' },
+  { key: 'checkpointDir', flag: 'checkpoint-dir', type: 'string', default: undefined, placeholder: 'DIR', commands: ENGINE, doc: 'take async incremental checkpoints here, and resume from the newest valid one at start (unset = no checkpoints: a restart starts over; bench empties it first)' },
   { key: 'checkpointIntervalMs', flag: 'checkpoint-interval', type: 'duration', default: 10_000, placeholder: 'DUR', commands: ENGINE, doc: 'time between checkpoints (one is also taken at the end of a bounded run and on SIGTERM/SIGINT)' },
   { key: 'checkpointRetain', flag: 'checkpoint-retain', type: 'int', min: 1, default: 3, commands: ENGINE, doc: 'checkpoints kept (older ones and the state files only they use are deleted)' },
   { key: 'delivery', flag: 'delivery', type: 'enum', values: ['exactly-once', 'at-least-once'], default: 'exactly-once', commands: ENGINE, doc: 'with checkpoints: exactly-once holds Kafka output in a transaction until its checkpoint commits (output latency ≈ the interval); at-least-once writes it at once and may repeat output after a crash. File output is always cut back to the checkpoint on restore' },
@@ -67,6 +67,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'group', flag: 'group', type: 'string', default: 'joinery', placeholder: 'ID', commands: ['run'], doc: 'Kafka consumer group of the input topics' },
   { key: 'from', flag: 'from', type: 'string', default: 'earliest', placeholder: 'earliest|latest|TIME', commands: ['run'], doc: 'where to start when the group has no committed offsets: earliest, latest, or an ISO-8601 time / epoch ms' },
   { key: 'exitWhenIdleMs', flag: 'exit-when-idle', type: 'duration', default: 0, placeholder: 'DUR', commands: ['run'], doc: 'end the run once every assigned Kafka partition has sat at its end this long (0 = run forever)' },
+  { key: 'sessionTimeoutMs', flag: 'session-timeout', type: 'duration', default: 30_000, placeholder: 'DUR', commands: ['run'], doc: 'Kafka consumer session timeout: how long the group waits for a member that vanished (kill -9) before handing its partitions on; a restarted node waits about this long to join (broker minimum 6s)' },
   { key: 'connectTimeoutMs', flag: 'connect-timeout', type: 'duration', default: 30_000, placeholder: 'DUR', commands: ['run', 'gen', 'topics', 'bench'], doc: 'how long to retry an unreachable Kafka broker before giving up' },
   { key: 'outFormat', flag: 'out-format', type: 'enum', values: ['json', 'flatbuffers'], default: undefined, placeholder: 'json|flatbuffers', commands: ['run'], doc: 'format of --out kafka:TOPIC records (default flatbuffers JoinedRecord; files and stdout are always NDJSON)' },
   { key: 'compression', flag: 'compression', type: 'enum', values: ['none', 'gzip'], default: 'none', commands: ['run', 'gen'], doc: 'compression of records produced to Kafka' },
@@ -109,7 +110,7 @@ export interface Config {
   command: Command;
   left?: string; right?: string;
   format?: 'json' | 'flatbuffers';
-  brokers?: string; group: string; from: string; exitWhenIdleMs: number; connectTimeoutMs: number;
+  brokers?: string; group: string; from: string; exitWhenIdleMs: number; connectTimeoutMs: number; sessionTimeoutMs: number;
   outFormat?: 'json' | 'flatbuffers'; compression: 'none' | 'gzip'; leftTopic?: string; rightTopic?: string; partitions: number;
   key: string[]; time: string; id: string;
   leftKey?: string[]; rightKey?: string[]; leftTime?: string; rightTime?: string; leftId?: string; rightId?: string;

@@ -47,6 +47,7 @@ import type { Admin, Consumer, EachBatchPayload, LogEntry, Message, PartitionAss
 import { JoineryError, usageError, type ErrorCode } from '../core/errors.js';
 import { formatDurationMs } from '../core/units.js';
 import type { LineSink } from '../sink/sink.js';
+import type { SourcePosition } from '../checkpoint/manifest.js';
 import type { PartitionPosition, PartitionRef, RecordBatch, Source } from '../source/source.js';
 import type { Side } from '../state/store.js';
 
@@ -1349,6 +1350,17 @@ export class KafkaSource implements Source {
   deliveredPositions(): Array<{ topic: string; partition: number; offset: string }> {
     return [...this.parts.values()].filter((st) => st.assigned && st.deliveredNext >= 0)
       .map((st) => ({ topic: st.topic, partition: st.partition, offset: String(st.deliveredNext) }));
+  }
+
+  /**
+   * Checkpoint position: next offsets of everything handed out, over the positions this run
+   * started from (startOffsets), so partitions quiet since the restore keep theirs.
+   */
+  checkpointPosition(): SourcePosition {
+    const pos = new Map<string, { topic: string; partition: number; offset: string }>();
+    for (const o of this.opts.startOffsets ?? []) pos.set(`${o.topic}\0${o.partition}`, { topic: o.topic, partition: o.partition, offset: String(o.offset) });
+    for (const p of this.deliveredPositions()) pos.set(`${p.topic}\0${p.partition}`, p);
+    return { kind: 'kafka', name: this.name, kafka: [...pos.values()] };
   }
 
   /**

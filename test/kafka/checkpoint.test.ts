@@ -1,0 +1,95 @@
+/**
+ * Exactly-once Kafka → joinery → Kafka across crashes, against the real broker: kill -9 at random
+ * moments, five times, restarting the same command; the output topic read with read_committed
+ * must equal the batch join exactly (nothing missing, nothing duplicated).
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { readTopic, topicOffsets } from '../../src/kafka/client.js';
+import { BIN, joinery, lastJson } from '../e2e/cli.js';
+import { canonical, multisetDiff, referenceJoin, type Rec } from '../e2e/reference-join.js';
+
+function broker(): string {
+  const b = process.env.JOINERY_TEST_KAFKA?.trim();
+  assert.ok(b, 'JOINERY_TEST_KAFKA is not set: run the Kafka tests through `npm test`, which starts a broker');
+  return b;
+}
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-kafka-ckpt-'));
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+const uniq = `${process.pid}-${Date.now().toString(36)}`;
+const GEN = ['--events', '150000', '--seed', '5', '--gen-profiles', '3000', '--gen-titles', '300', '--gen-event-time-rate', '400',
+  '--gen-play-delay', '40s', '--gen-disorder', '2s', '--gen-duplicates', '0.02'];
+const JOIN = ['--lower', '-10s', '--upper', '90s', '--max-delay', '3s', '--join', 'full'];
+const ref = { keyFields: ['profileId', 'titleId'], timeField: 'ts', idField: 'eventId', lowerMs: -10_000, upperMs: 90_000, kind: 'full' as const };
+const readNdjson = (f: string): Rec[] => fs.readFileSync(f, 'utf8').split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Wait until no transaction is open on the topic (its commit markers are written just after EndTxn). */
+async function settled(t: string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const [lso, hw] = await Promise.all([topicOffsets([broker()], t), topicOffsets([broker()], t, { isolation: 'read_uncommitted' })]);
+    if (lso.every((o, i) => o.high === hw[i].high)) return;
+    assert.ok(Date.now() < deadline, `${t}: a transaction is still open after 60 s`);
+    await sleep(50);
+  }
+}
+
+function start(args: string[], killAfterMs?: number): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '', stderr = '';
+    child.stdout.on('data', (d: Buffer) => { stdout += d; });
+    child.stderr.on('data', (d: Buffer) => { stderr += d; });
+    const t = killAfterMs !== undefined ? setTimeout(() => child.kill('SIGKILL'), killAfterMs) : null;
+    child.on('close', (code, signal) => { if (t) clearTimeout(t); resolve({ code, signal, stdout, stderr }); });
+  });
+}
+
+describe('exactly-once Kafka → Kafka with checkpoints', () => {
+  let expected: string[];
+  const L = `ck-imp-${uniq}`, R = `ck-play-${uniq}`;
+
+  before(async () => {
+    const lf = path.join(tmp, 'l.ndjson'), rf = path.join(tmp, 'r.ndjson');
+    const g1 = await joinery(['gen', ...GEN, '--format', 'json', '--left-out', lf, '--right-out', rf]);
+    assert.equal(g1.code, 0, g1.stderr);
+    expected = referenceJoin(readNdjson(lf), readNdjson(rf), ref);
+    const g2 = await joinery(['gen', ...GEN, '--brokers', broker(), '--left-topic', L, '--right-topic', R, '--partitions', '3']);
+    assert.equal(g2.code, 0, g2.stderr);
+  });
+
+  test('kill -9 five times at random moments, then to the end: read_committed output equals the batch join', async () => {
+    const out = `ck-joined-${uniq}`;
+    const args = ['run', '--brokers', broker(), '--left', `kafka:${L}`, '--right', `kafka:${R}`, '--group', `g-ck-${uniq}`, ...JOIN,
+      '--workers', '2', '--state-dir', path.join(tmp, 'st'), '--checkpoint-dir', path.join(tmp, 'ckpt'), '--checkpoint-interval', '300ms',
+      '--out', `kafka:${out}`, '--out-format', 'json', '--exit-when-idle', '2s', '--session-timeout', '6s', '--json'];
+    let resumed = 0;
+    const delays: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      // Joining the group waits for the killed member's session to expire (~6 s) from the second run on.
+      const delay = (i === 0 ? 2500 : 8000) + Math.floor(Math.random() * 2500);
+      delays.push(delay);
+      const r = await start(args, delay);
+      if (/resuming from checkpoint/.test(r.stderr)) resumed++;
+      if (r.code === 0) break;
+      assert.equal(r.signal, 'SIGKILL', `run ${i} failed rather than being killed: ${r.stderr.slice(-3000)}`);
+    }
+    const r = await start(args);
+    assert.equal(r.code, 0, r.stderr.slice(-3000));
+    if (/resuming from checkpoint/.test(r.stderr)) resumed++;
+    assert.ok(resumed >= 1, `at least one run resumed from a checkpoint (kill delays ${delays.join(', ')} ms)`);
+    const s = lastJson(r.stdout) as { late: number };
+    assert.equal(s.late, 0);
+    await settled(out);
+    const got: string[] = [];
+    await readTopic([broker()], out, (rec) => { got.push(canonical(JSON.parse(rec.value!.toString('utf8')))); }, { timeoutMs: 60_000, isolation: 'read_committed' });
+    const diff = multisetDiff(expected, got);
+    assert.equal(diff, '', `kill delays ${delays.join(', ')} ms\n${diff}`);
+  });
+});

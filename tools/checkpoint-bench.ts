@@ -1,0 +1,106 @@
+/**
+ * Checkpoint benchmarks (issue: checkpoints and recovery). Prints its figures; run after `npm ci`:
+ *
+ *   node dist/tools/checkpoint-bench.js throughput [--events N] [--runs R]
+ *       `joinery bench` with checkpoints every 10 s against none, interleaved runs, medians + ratio.
+ *   node dist/tools/checkpoint-bench.js growth [--events N] [--interval DUR]
+ *       a join whose state only grows (3 h window): per checkpoint its duration, the bytes it
+ *       wrote and the state it covers — incremental means the first stays flat while the last grows.
+ *   node dist/tools/checkpoint-bench.js restore [--state-gib G]
+ *       grow the state to G GiB (default 1) with checkpoints, kill -9, restart the same command and
+ *       time from the restart to processing again.
+ */
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'joinery.js');
+const args = process.argv.slice(2);
+const mode = args[0] ?? 'throughput';
+const opt = (name: string, def: string) => { const i = args.indexOf(`--${name}`); return i >= 0 ? args[i + 1] : def; };
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-ckbench-'));
+const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
+const mb = (n: number) => `${(n / 1048576).toFixed(1)} MB`;
+
+type Child = ReturnType<typeof spawn>;
+function run(argv: string[], onStderr?: (chunk: string, child: Child) => void, poll?: (child: Child) => void): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '', stderr = '';
+    child.stdout!.on('data', (d: Buffer) => { stdout += d; });
+    child.stderr!.on('data', (d: Buffer) => { stderr += d; onStderr?.(d.toString(), child); });
+    const t = poll ? setInterval(() => poll(child), 250) : null;
+    child.on('close', (code) => { if (t) clearInterval(t); resolve({ code, stdout, stderr }); });
+  });
+}
+
+function manifests(dir: string): Array<{ id: number; stats: { stateBytes: number; newBytes: number; durationMs: number } }> {
+  const mdir = path.join(dir, 'manifests');
+  if (!fs.existsSync(mdir)) return [];
+  return fs.readdirSync(mdir).filter((n) => /^ckpt-\d+\.json$/.test(n)).sort().flatMap((n) => {
+    try { return [JSON.parse(fs.readFileSync(path.join(mdir, n), 'utf8')).manifest]; } catch { return []; }
+  });
+}
+
+async function throughput(): Promise<void> {
+  const events = opt('events', '6000000'), runs = Number(opt('runs', '3'));
+  const base = ['bench', '--events', events, '--workers', '2', '--json', '--progress', 'off'];
+  const rates: Record<string, number[]> = { none: [], checkpoints: [] };
+  const cks: Array<{ completed: number; p50DurationMs: number; lastNewBytes: number }> = [];
+  for (let i = 0; i < runs; i++) {
+    for (const kind of (i % 2 ? ['checkpoints', 'none'] : ['none', 'checkpoints'])) {
+      const extra = kind === 'checkpoints' ? ['--checkpoint-dir', path.join(tmp, 'ck'), '--checkpoint-interval', '10s'] : [];
+      const r = await run([...base, ...extra, '--state-dir', path.join(tmp, 'st')]);
+      if (r.code !== 0) throw new Error(`bench failed: ${r.stderr}`);
+      const s = JSON.parse(r.stdout.trim().split('\n').pop()!);
+      rates[kind].push(s.eventsPerSec);
+      if (s.checkpoints) cks.push(s.checkpoints);
+      process.stderr.write(`  run ${i + 1} ${kind.padEnd(11)} ${Math.round(s.eventsPerSec).toLocaleString('en-US')} events/s${s.checkpoints ? ` (${s.checkpoints.completed} checkpoints, p50 ${Math.round(s.checkpoints.p50DurationMs)} ms)` : ''}\n`);
+    }
+  }
+  const a = median(rates.none), b = median(rates.checkpoints);
+  console.log(`throughput, ${events} events, 2 workers, ${runs} interleaved runs each (median):`);
+  console.log(`  no checkpoints          ${Math.round(a).toLocaleString('en-US')} events/s`);
+  console.log(`  checkpoints every 10 s  ${Math.round(b).toLocaleString('en-US')} events/s  (${((b / a - 1) * 100).toFixed(1)} %; ${median(cks.map((c) => c.completed))} checkpoints per run, p50 duration ${Math.round(median(cks.map((c) => c.p50DurationMs)))} ms)`);
+}
+
+async function growth(): Promise<void> {
+  const dir = path.join(tmp, 'ck');
+  const events = opt('events', '8000000'), interval = opt('interval', '3s');
+  const r = await run(['run', '--left', 'gen:', '--right', 'gen:', '--events', events, '--upper', '3h', '--workers', '2', '--out', 'null',
+    '--state-dir', path.join(tmp, 'st'), '--checkpoint-dir', dir, '--checkpoint-interval', interval, '--checkpoint-retain', '100000', '--progress', 'off']);
+  if (r.code !== 0) throw new Error(r.stderr);
+  const ms = manifests(dir);
+  console.log(`checkpoint growth: ${events} generated events, 3 h window (nothing expires before the end), checkpoint every ${interval}:`);
+  console.log('  id   duration   written (new)   state covered');
+  for (const m of ms) console.log(`  ${String(m.id).padStart(3)}  ${String(m.stats.durationMs).padStart(6)} ms  ${mb(m.stats.newBytes).padStart(12)}   ${mb(m.stats.stateBytes).padStart(12)}`);
+}
+
+async function restore(): Promise<void> {
+  const gib = Number(opt('state-gib', '1'));
+  const dir = path.join(tmp, 'ck');
+  const argv = ['run', '--left', 'gen:', '--right', 'gen:', '--events', '0', '--upper', '6h', '--workers', '2', '--out', 'null',
+    '--state-dir', path.join(tmp, 'st'), '--checkpoint-dir', dir, '--checkpoint-interval', '5s', '--checkpoint-retain', '2', '--progress', 'off'];
+  const t0 = Date.now();
+  await run(argv, undefined, (child) => {
+    const last = manifests(dir).pop();
+    if (last && last.stats.stateBytes >= gib * 1073741824 && !child.killed) child.kill('SIGKILL');
+  });
+  const last = manifests(dir).pop()!;
+  console.log(`state built: checkpoint ${last.id} covers ${mb(last.stats.stateBytes)} (${((Date.now() - t0) / 1000).toFixed(0)} s to build), killed with SIGKILL`);
+  const t1 = Date.now();
+  let readyMs = 0, restoreLine = '';
+  await run(argv, (chunk, child) => {
+    const m = /restored .* in [\d.]+s/.exec(chunk);
+    if (m && !readyMs) { readyMs = Date.now() - t1; restoreLine = m[0]; setTimeout(() => child.kill('SIGKILL'), 2000); }
+  });
+  console.log(`restart → processing again: ${(readyMs / 1000).toFixed(1)} s wall (process start, checkpoint verification, ${restoreLine})`);
+}
+
+const watchdog = (p: Promise<void>) => p.catch((e) => { console.error(e); process.exitCode = 1; }).finally(() => fs.rmSync(tmp, { recursive: true, force: true }));
+if (mode === 'throughput') await watchdog(throughput());
+else if (mode === 'growth') await watchdog(growth());
+else if (mode === 'restore') await watchdog(restore());
+else { console.error(`unknown mode ${mode}: throughput | growth | restore`); process.exitCode = 2; }
