@@ -287,6 +287,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   }, cfg.checkpointIntervalMs) : null;
   let finalCheckpoint: Promise<boolean> | null = null;
   const beforeEnd = coordinator ? async () => {
+    coordinator!.finishing = true;
     await coordinator!.idle();
     if (!failure) finalCheckpoint = coordinator!.checkpoint();
   } : undefined;

@@ -225,8 +225,11 @@ export class CheckpointCoordinator {
     }
   }
 
+  /** The run is ending: a compaction now would only delay the exit (the next run compacts). */
+  finishing = false;
+
   private maybeCompact(m: Manifest): void {
-    if (this.compacting || this.compacted) return;
+    if (this.compacting || this.compacted || this.finishing) return;
     const baseBytes = this.chain.filter((f) => f.kind === 'base').reduce((s, f) => s + f.bytes, 0);
     const deltas = this.chain.filter((f) => f.kind === 'delta');
     const deltaBytes = deltas.reduce((s, f) => s + f.bytes, 0);
@@ -259,10 +262,11 @@ export class CheckpointCoordinator {
     this.chain = [...c.bases, ...this.chain.slice(n)];
   }
 
-  /** Wait for a background compaction (at shutdown; its result is kept for the next run's files). */
+  /** Wait for the checkpoint in flight. A compaction still running is abandoned (the pool is
+   * destroyed next); its partial output is named by no manifest and removed by a later run. */
   async close(): Promise<void> {
+    this.finishing = true;
     if (this.inFlight) await this.inFlight;
-    if (this.compacting) await this.compacting;
   }
 }
 
