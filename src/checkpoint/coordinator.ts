@@ -63,9 +63,15 @@ export interface CoordinatorOptions {
   onResult?: (r: { ok: boolean; id: number; durationMs?: number; bytes?: number }) => void;
 }
 
-/** Compact when the deltas since the base exceed both this and the base itself. */
-const COMPACT_MIN_DELTA_BYTES = 64 * 1024 * 1024;
-const COMPACT_MAX_DELTA_FILES = 64;
+/**
+ * Compact when the deltas since the base exceed both this and twice the base (or when there are
+ * too many files). Each compaction rewrites the live state, so letting the deltas reach 2× the base
+ * keeps the rewriting to about the ingest volume (LSM-style amortisation) while a restore reads at
+ * most ~3× the live state.
+ */
+const COMPACT_MIN_DELTA_BYTES = 256 * 1024 * 1024;
+const COMPACT_DELTA_TO_BASE = 2;
+const COMPACT_MAX_DELTA_FILES = 256;
 
 export class CheckpointCoordinator {
   readonly stats: CheckpointStats = {
@@ -233,7 +239,7 @@ export class CheckpointCoordinator {
     const baseBytes = this.chain.filter((f) => f.kind === 'base').reduce((s, f) => s + f.bytes, 0);
     const deltas = this.chain.filter((f) => f.kind === 'delta');
     const deltaBytes = deltas.reduce((s, f) => s + f.bytes, 0);
-    if (deltas.length < COMPACT_MAX_DELTA_FILES && (deltaBytes < COMPACT_MIN_DELTA_BYTES || deltaBytes < baseBytes)) return;
+    if (deltas.length < COMPACT_MAX_DELTA_FILES && (deltaBytes < COMPACT_MIN_DELTA_BYTES || deltaBytes < COMPACT_DELTA_TO_BASE * baseBytes)) return;
     const snapshot = [...this.chain];
     const dropBeforeMs = Math.min(...m.workers.map((w) => w.watermarkMs));
     const t0 = performance.now();

@@ -115,6 +115,28 @@ test('--http-token is checked on every request; POST /checkpoint without --check
   assert.doesNotMatch(done.stderr, /s3cret/, 'the token is never logged');
 });
 
+test('POST /checkpoint with --checkpoint-dir takes a checkpoint now and returns its id; /status and /metrics show it', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-http-ckpt-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const node = startNode([...GEN('ckpt', 2000), '--http', '127.0.0.1:0', '--checkpoint-dir', dir, '--checkpoint-interval', '1h']);
+  t.after(() => { node.child.kill(); });
+  const url = await node.url;
+  await until('the engine to run', () => request(`${url}/status`), (r) => r.status === 200 && r.json.phase === 'running');
+  const c1 = await request(`${url}/checkpoint`, { method: 'POST' });
+  assert.equal(c1.status, 200, c1.body);
+  const c2 = await request(`${url}/checkpoint`, { method: 'POST' });
+  assert.equal(c2.status, 200, c2.body);
+  assert.ok(c2.json.id > c1.json.id, `ids grow: ${c1.body} then ${c2.body}`);
+  assert.ok(fs.existsSync(path.join(dir, 'manifests', `ckpt-${String(c2.json.id).padStart(9, '0')}.json`)), 'the manifest is on disk when the answer comes');
+  const st = await request(`${url}/status`);
+  assert.equal(st.json.lastCheckpoint.id, c2.json.id);
+  const m = await request(`${url}/metrics`);
+  assert.match(m.body, /^joinery_checkpoints_total(\{[^}]*\})? [2-9]/m);
+  node.child.kill('SIGTERM');
+  const done = await node.done;
+  assert.equal(done.code, 0, done.stderr);
+});
+
 test('--http beyond loopback needs a token (exit 2); a busy port fails before any work (exit 3)', async () => {
   const r = await joinery([...GEN('open'), '--http', '0.0.0.0:0']);
   assert.equal(r.code, 2, r.stderr);
