@@ -209,9 +209,13 @@ export function forEachChange(buf: Buffer, name: string, kgFrom: number, kgTo: n
   return o;
 }
 
-/** Identity of a buffered event (side, key, ts, id) as a string, for the restore's sets. */
+/**
+ * Identity of a buffered event (side, key, ts, id) as a string, for the restore's sets. The key's
+ * length is part of it: key and id are arbitrary bytes, so a separator alone would let
+ * (key "a|b", id "c") and (key "a", id "b|c") collide.
+ */
 export function identity(side: Side, key: Uint8Array, ts: number, id: Uint8Array): string {
-  return `${side}|${ts}|${Buffer.from(key.buffer, key.byteOffset, key.length).toString('latin1')}|${Buffer.from(id.buffer, id.byteOffset, id.length).toString('latin1')}`;
+  return `${side}|${ts}|${key.length}|${Buffer.from(key.buffer, key.byteOffset, key.length).toString('latin1')}${Buffer.from(id.buffer, id.byteOffset, id.length).toString('latin1')}`;
 }
 
 export interface ChainFile { path: string; keyGroups: [number, number] }
