@@ -111,6 +111,7 @@ export class Router {
     const NEXT = Symbol('next');
     const tagged = next.then((v) => ({ [NEXT]: true, v }) as const);
     for (;;) {
+      if (this.barrierRequest) { await this.injectBarrier(); continue; } // requested before we listened
       const wake = new Promise<null>((r) => { this.barrierWake = () => r(null); });
       const r = await Promise.race([tagged, wake]);
       this.barrierWake = null;
@@ -337,7 +338,9 @@ export class Router {
     this.gate.finish();
     if (!this.stopping) await this.advanceWatermark(); // +∞ once every partition ended
     await this.injectBarrier();
-    if (beforeEnd) await beforeEnd(); // may request the final checkpoint's barrier
+    // beforeEnd waits for the checkpoints in flight, and one queued behind another asks for its
+    // barrier only now: keep putting barriers in while it runs (awaiting it alone would deadlock).
+    if (beforeEnd) await this.nextOrBarrier(beforeEnd()); // may request the final checkpoint's barrier
     await this.injectBarrier();
     this.finished = true;
     await this.broadcast(FrameKind.End);
