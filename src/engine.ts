@@ -135,7 +135,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   const ck = opts.checkpoints ?? null;
   const restored = ck?.restored?.manifest ?? null;
   if (cfg.out.startsWith('file:')) {
-    if (restored) cutOutput(cfg.out.slice(5), restored);
+    if (restored) cutOutput(cfg.out, restored);
     else openLineSink(cfg.out, true).close(); // truncate once; workers append
   }
   // Late and dead-letter files are at-least-once: a resumed run appends to them.
@@ -437,7 +437,14 @@ function checkpointSummary(st: CheckpointStats, restoredFrom: number | null, res
 }
 
 /** Cut the output file back to what the restored checkpoint committed (exactly-once on restart). */
-function cutOutput(file: string, m: Manifest): void {
+function cutOutput(spec: string, m: Manifest): void {
+  const file = spec.slice(5);
+  const was = m.output.spec;
+  // The length is only meaningful for the file it was measured on: another output would be cut
+  // (or emptied) to it, destroying what it held and missing everything before the checkpoint.
+  if (!was.startsWith('file:') || path.resolve(was.slice(5)) !== path.resolve(file)) {
+    throw new JoineryError('E_CHECKPOINT', `checkpoint ${m.id} was taken with --out ${was}; this run writes ${spec}, which the checkpoint never measured (its output before the checkpoint is not there): use --out ${was}, or start over with a new --checkpoint-dir`);
+  }
   const want = m.output.lengthBytes ?? 0;
   let size: number;
   try { size = fs.statSync(file).size; } catch { size = -1; }

@@ -136,6 +136,18 @@ describe('checkpoints and recovery (files → file)', () => {
     assert.match(b.stderr, /no usable checkpoint in .*move the directory/);
   });
 
+  test('a restore onto another output file refuses (exit 4) rather than cut a file the checkpoint never measured', async () => {
+    const name = 'other-out';
+    const a = await start(runArgs(name, 2).map((x) => (x.startsWith('file:') && x.includes('out-') ? 'null' : x)));
+    assert.equal(a.code, 0, a.stderr);
+    const other = path.join(tmp, `out-${name}.ndjson`);
+    fs.writeFileSync(other, 'a file of the user\'s\n');
+    const b = await start(runArgs(name, 2));
+    assert.equal(b.code, 4, b.stderr);
+    assert.match(b.stderr, /checkpoint \d+ was taken with --out null/);
+    assert.equal(fs.readFileSync(other, 'utf8'), 'a file of the user\'s\n', 'the file is left alone');
+  });
+
   test('checkpoint writes that fail (disk full) are reported and retried at the next interval; nothing is lost', async () => {
     const name = 'enospc';
     const env = { ...process.env, JOINERY_INJECT_FAULTS: 'checkpoint-write:2,delta-write:2' };
