@@ -232,11 +232,11 @@ export function foldChain(files: readonly ChainFile[], read: (path: string) => B
   const relevant = files.filter((f) => f.keyGroups[0] < kgTo && f.keyGroups[1] > kgFrom);
   const gone = new Set<string>();
   const marked = new Set<string>();
-  const bufs = new Map<string, Buffer>();
-  const load = (p: string): Buffer => { let b = bufs.get(p); if (!b) { b = read(p); bufs.set(p, b); } return b; };
+  // Each pass reads the files afresh: keeping the first pass's buffers for the second would hold
+  // the whole chain in memory (per worker, during a restore) rather than one file.
   if (outer[0] || outer[1]) {
     for (const f of relevant) {
-      forEachChange(load(f.path), f.path, kgFrom, kgTo, (r) => {
+      forEachChange(read(f.path), f.path, kgFrom, kgTo, (r) => {
         if (r.type === ChangeType.Expired) gone.add(identity(r.side, r.key, r.ts, r.id));
         else if (r.type === ChangeType.Mark) marked.add(identity(r.side, r.key, r.ts, r.id));
       });
@@ -254,8 +254,7 @@ export function foldChain(files: readonly ChainFile[], read: (path: string) => B
       visit(r);
   };
   for (const f of relevant) {
-    const buf = load(f.path);
-    bufs.delete(f.path); // one file in memory at a time during the second pass
+    const buf = read(f.path);
     checkHeader(buf, f.path);
     let o = FILE_HEADER_BYTES;
     while (o < buf.length) batch(() => { o = forEachChange(buf, f.path, kgFrom, kgTo, second, o, recordsPerBatch); });
