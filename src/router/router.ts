@@ -111,12 +111,28 @@ export class Router {
     const NEXT = Symbol('next');
     const tagged = next.then((v) => ({ [NEXT]: true, v }) as const);
     for (;;) {
-      if (this.barrierRequest) { await this.injectBarrier(); continue; } // requested before we listened
       const wake = new Promise<null>((r) => { this.barrierWake = () => r(null); });
       const r = await Promise.race([tagged, wake]);
       this.barrierWake = null;
       if (r !== null) return r.v;
       await this.injectBarrier();
+    }
+  }
+
+  /**
+   * Wait for `p` while putting in every barrier requested meanwhile, including one requested
+   * before this started listening. Only where no source batch is in hand (nextOrBarrier must not
+   * do that: a source's position may already count the batch its pending next() holds).
+   */
+  private async servingBarriers(p: Promise<void>): Promise<void> {
+    const DONE = Symbol('done');
+    const done = p.then(() => DONE);
+    for (;;) {
+      if (this.barrierRequest) { await this.injectBarrier(); continue; }
+      const wake = new Promise<null>((r) => { this.barrierWake = () => r(null); });
+      const r = await Promise.race([done, wake]);
+      this.barrierWake = null;
+      if (r === DONE) return;
     }
   }
 
@@ -340,7 +356,7 @@ export class Router {
     await this.injectBarrier();
     // beforeEnd waits for the checkpoints in flight, and one queued behind another asks for its
     // barrier only now: keep putting barriers in while it runs (awaiting it alone would deadlock).
-    if (beforeEnd) await this.nextOrBarrier(beforeEnd()); // may request the final checkpoint's barrier
+    if (beforeEnd) await this.servingBarriers(beforeEnd()); // may request the final checkpoint's barrier
     await this.injectBarrier();
     this.finished = true;
     await this.broadcast(FrameKind.End);
