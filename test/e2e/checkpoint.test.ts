@@ -62,7 +62,16 @@ describe('checkpoints and recovery (files → file)', () => {
     for (let i = 0; i < 5; i++) {
       const delay = 700 + Math.floor(Math.random() * 1300);
       delays.push(delay);
-      const r = await start(runArgs(name, 2), (c) => { setTimeout(() => c.kill('SIGKILL'), delay); });
+      // Even runs: killed at a random time after the start (startup and restore included). Odd
+      // runs: at a random time after their first checkpoint is on disk, so that some run resumes
+      // however slow a loaded machine makes the startup.
+      const newest = () => { try { return manifests(name).pop() ?? ''; } catch { return ''; } };
+      const had = newest();
+      const r = await start(runArgs(name, 2), (c) => {
+        if (i % 2 === 0) { setTimeout(() => c.kill('SIGKILL'), delay); return; }
+        const t = setInterval(() => { if (newest() > had) { clearInterval(t); setTimeout(() => c.kill('SIGKILL'), delay - 700); } }, 20);
+        c.on('close', () => clearInterval(t));
+      });
       if (r.code === 0) break; // finished before the kill: fine, later runs resume at the end
       assert.equal(r.signal, 'SIGKILL', `run ${i} failed rather than being killed: ${r.stderr}`);
       if (/resuming from checkpoint/.test(r.stderr)) resumed++;
