@@ -263,8 +263,26 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
       resolveReady(); resolveDone();
     });
   }
+  // Graceful stop: the first signal ends reading, the rest of the run completes (drain, final
+  // checkpoint, summary); a second one exits at once (state is safe at the last checkpoint).
+  // Handled from the workers' start on, so a signal during a long restore is graceful too: the
+  // router then ends at once and the final checkpoint repeats the restored state.
+  let stopped = false;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (stopped) {
+      process.stderr.write(`\njoinery: second ${sig}: exiting now${ck ? ' (resume from the last checkpoint)' : ''}\n`);
+      process.exit(130);
+    }
+    stopped = true;
+    process.stderr.write(`${tty ? '\r\x1b[K' : ''}joinery: ${sig}: stopping (draining${ck ? ', final checkpoint' : ''}); send it again to exit at once\n`);
+    router.stop();
+  };
+  if (opts.handleSignals) { process.on('SIGTERM', onSignal); process.on('SIGINT', onSignal); }
   await Promise.all(ready);
-  if (failure) { await terminateAll(threads); await ck?.pool.close(); throw failure; }
+  if (failure) {
+    if (opts.handleSignals) { process.off('SIGTERM', onSignal); process.off('SIGINT', onSignal); }
+    await terminateAll(threads); await ck?.pool.close(); throw failure;
+  }
   if (restored) process.stderr.write(`joinery: restored ${fmtCount(restoredEvents)} buffered events in ${(restoreMs / 1000).toFixed(1)}s\n`);
 
   if (ck) {
@@ -291,19 +309,6 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     if (!failure) finalCheckpoint = coordinator!.checkpoint();
   } : undefined;
 
-  // Graceful stop: the first signal ends reading, the rest of the run completes (drain, final
-  // checkpoint, summary); a second one exits at once (state is safe at the last checkpoint).
-  let stopped = false;
-  const onSignal = (sig: NodeJS.Signals) => {
-    if (stopped) {
-      process.stderr.write(`\njoinery: second ${sig}: exiting now${ck ? ' (resume from the last checkpoint)' : ''}\n`);
-      process.exit(130);
-    }
-    stopped = true;
-    process.stderr.write(`${tty ? '\r\x1b[K' : ''}joinery: ${sig}: stopping (draining${ck ? ', final checkpoint' : ''}); send it again to exit at once\n`);
-    router.stop();
-  };
-  if (opts.handleSignals) { process.on('SIGTERM', onSignal); process.on('SIGINT', onSignal); }
   opts.control?.attach({ cfg, router, hub, ranges, threads, sources: opts.sources });
   if (opts.control && coordinator) {
     const c = coordinator;
