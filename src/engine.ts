@@ -135,7 +135,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   const ck = opts.checkpoints ?? null;
   const restored = ck?.restored?.manifest ?? null;
   if (cfg.out.startsWith('file:')) {
-    if (restored) cutOutput(cfg.out.slice(5), restored);
+    if (restored) cutOutput(cfg.out, restored);
     else openLineSink(cfg.out, true).close(); // truncate once; workers append
   }
   // Late and dead-letter files are at-least-once: a resumed run appends to them.
@@ -263,8 +263,26 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
       resolveReady(); resolveDone();
     });
   }
+  // Graceful stop: the first signal ends reading, the rest of the run completes (drain, final
+  // checkpoint, summary); a second one exits at once (state is safe at the last checkpoint).
+  // Handled from the workers' start on, so a signal during a long restore is graceful too: the
+  // router then ends at once and the final checkpoint repeats the restored state.
+  let stopped = false;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (stopped) {
+      process.stderr.write(`\njoinery: second ${sig}: exiting now${ck ? ' (resume from the last checkpoint)' : ''}\n`);
+      process.exit(130);
+    }
+    stopped = true;
+    process.stderr.write(`${tty ? '\r\x1b[K' : ''}joinery: ${sig}: stopping (draining${ck ? ', final checkpoint' : ''}); send it again to exit at once\n`);
+    router.stop();
+  };
+  if (opts.handleSignals) { process.on('SIGTERM', onSignal); process.on('SIGINT', onSignal); }
   await Promise.all(ready);
-  if (failure) { await terminateAll(threads); await ck?.pool.close(); throw failure; }
+  if (failure) {
+    if (opts.handleSignals) { process.off('SIGTERM', onSignal); process.off('SIGINT', onSignal); }
+    await terminateAll(threads); await ck?.pool.close(); throw failure;
+  }
   if (restored) process.stderr.write(`joinery: restored ${fmtCount(restoredEvents)} buffered events in ${(restoreMs / 1000).toFixed(1)}s\n`);
 
   if (ck) {
@@ -292,19 +310,6 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     if (!failure) finalCheckpoint = coordinator!.checkpoint();
   } : undefined;
 
-  // Graceful stop: the first signal ends reading, the rest of the run completes (drain, final
-  // checkpoint, summary); a second one exits at once (state is safe at the last checkpoint).
-  let stopped = false;
-  const onSignal = (sig: NodeJS.Signals) => {
-    if (stopped) {
-      process.stderr.write(`\njoinery: second ${sig}: exiting now${ck ? ' (resume from the last checkpoint)' : ''}\n`);
-      process.exit(130);
-    }
-    stopped = true;
-    process.stderr.write(`${tty ? '\r\x1b[K' : ''}joinery: ${sig}: stopping (draining${ck ? ', final checkpoint' : ''}); send it again to exit at once\n`);
-    router.stop();
-  };
-  if (opts.handleSignals) { process.on('SIGTERM', onSignal); process.on('SIGINT', onSignal); }
   opts.control?.attach({ cfg, router, hub, ranges, threads, sources: opts.sources });
   if (opts.control && coordinator) {
     const c = coordinator;
@@ -438,7 +443,14 @@ function checkpointSummary(st: CheckpointStats, restoredFrom: number | null, res
 }
 
 /** Cut the output file back to what the restored checkpoint committed (exactly-once on restart). */
-function cutOutput(file: string, m: Manifest): void {
+function cutOutput(spec: string, m: Manifest): void {
+  const file = spec.slice(5);
+  const was = m.output.spec;
+  // The length is only meaningful for the file it was measured on: another output would be cut
+  // (or emptied) to it, destroying what it held and missing everything before the checkpoint.
+  if (!was.startsWith('file:') || path.resolve(was.slice(5)) !== path.resolve(file)) {
+    throw new JoineryError('E_CHECKPOINT', `checkpoint ${m.id} was taken with --out ${was}; this run writes ${spec}, which the checkpoint never measured (its output before the checkpoint is not there): use --out ${was}, or start over with a new --checkpoint-dir`);
+  }
   const want = m.output.lengthBytes ?? 0;
   let size: number;
   try { size = fs.statSync(file).size; } catch { size = -1; }

@@ -88,6 +88,8 @@ export class CheckpointCoordinator {
   private compacting: Promise<void> | null = null;
   private compacted: { replaces: StateFileRef[]; bases: StateFileRef[] } | null = null;
   private failure: Error | null = null;
+  /** This run's state files that have been in the chain: retention may delete them once no kept manifest names them. */
+  private readonly named = new Set<string>();
 
   constructor(private readonly o: CoordinatorOptions) {
     this.chain = [...o.chain];
@@ -152,8 +154,11 @@ export class CheckpointCoordinator {
     delete this.acks[id];
     // 3a. The output cut: every worker wrote its output from before the barrier, none wrote later output.
     let outputLength: number | undefined;
+    let cutError: Error | null = null;
     try {
       if (this.o.outputFile) outputLength = fs.statSync(this.o.outputFile).size;
+    } catch (e) {
+      cutError = e as Error; // fails this checkpoint below, after its files are taken over
     } finally {
       this.o.release(id);
     }
@@ -164,12 +169,14 @@ export class CheckpointCoordinator {
       if (a.file) this.unsealed.push({ path: a.file.path, keyGroups: this.o.ranges[w] });
       if (a.error) { ok = false; errors.push(`worker ${w}: ${a.error}`); }
     }
+    if (cutError) { ok = false; errors.push(`output cut: ${cutError.message}`); }
     try {
       await this.o.onAllAcked?.(id);
       // 3b. Make the new files durable and checksum them (side pool), then the output file.
       const sealed = this.unsealed.length > 0 ? await this.o.pool.seal({ paths: this.unsealed.map((u) => u.path) }) : [];
       let newBytes = 0;
       sealed.forEach((s, i) => {
+        this.named.add(path.basename(s.path));
         this.chain.push({ name: path.basename(s.path), kind: 'delta', keyGroups: this.unsealed[i].keyGroups, bytes: s.bytes, sha256: s.sha256 });
         newBytes += s.bytes;
       });
@@ -223,8 +230,10 @@ export class CheckpointCoordinator {
         } catch { /* unreadable: its files go */ }
       }
       for (const name of st.listFiles()) {
-        // This run's files not yet in a manifest are open change files: never delete them.
-        if (!keep.has(name) && !name.startsWith(this.o.runId) && !name.includes('.tmp')) st.removeFile(name);
+        // This run's files never in the chain are open change files or a compaction's output:
+        // never delete them. Those that were (deltas a compaction replaced) go like any other.
+        const open = name.startsWith(this.o.runId) && !this.named.has(name);
+        if (!keep.has(name) && !open && !name.includes('.tmp')) { st.removeFile(name); this.named.delete(name); }
       }
     } catch (e) {
       this.o.log(`checkpoint retention: ${(e as Error).message}`);
@@ -266,6 +275,7 @@ export class CheckpointCoordinator {
     const n = c.replaces.length;
     if (this.chain.length < n || c.replaces.some((f, i) => this.chain[i].name !== f.name)) return;
     this.chain = [...c.bases, ...this.chain.slice(n)];
+    for (const f of c.bases) this.named.add(f.name);
   }
 
   /** Wait for the checkpoint in flight. A compaction still running is abandoned (the pool is

@@ -209,9 +209,13 @@ export function forEachChange(buf: Buffer, name: string, kgFrom: number, kgTo: n
   return o;
 }
 
-/** Identity of a buffered event (side, key, ts, id) as a string, for the restore's sets. */
+/**
+ * Identity of a buffered event (side, key, ts, id) as a string, for the restore's sets. The key's
+ * length is part of it: key and id are arbitrary bytes, so a separator alone would let
+ * (key "a|b", id "c") and (key "a", id "b|c") collide.
+ */
 export function identity(side: Side, key: Uint8Array, ts: number, id: Uint8Array): string {
-  return `${side}|${ts}|${Buffer.from(key.buffer, key.byteOffset, key.length).toString('latin1')}|${Buffer.from(id.buffer, id.byteOffset, id.length).toString('latin1')}`;
+  return `${side}|${ts}|${key.length}|${Buffer.from(key.buffer, key.byteOffset, key.length).toString('latin1')}${Buffer.from(id.buffer, id.byteOffset, id.length).toString('latin1')}`;
 }
 
 export interface ChainFile { path: string; keyGroups: [number, number] }
@@ -228,11 +232,11 @@ export function foldChain(files: readonly ChainFile[], read: (path: string) => B
   const relevant = files.filter((f) => f.keyGroups[0] < kgTo && f.keyGroups[1] > kgFrom);
   const gone = new Set<string>();
   const marked = new Set<string>();
-  const bufs = new Map<string, Buffer>();
-  const load = (p: string): Buffer => { let b = bufs.get(p); if (!b) { b = read(p); bufs.set(p, b); } return b; };
+  // Each pass reads the files afresh: keeping the first pass's buffers for the second would hold
+  // the whole chain in memory (per worker, during a restore) rather than one file.
   if (outer[0] || outer[1]) {
     for (const f of relevant) {
-      forEachChange(load(f.path), f.path, kgFrom, kgTo, (r) => {
+      forEachChange(read(f.path), f.path, kgFrom, kgTo, (r) => {
         if (r.type === ChangeType.Expired) gone.add(identity(r.side, r.key, r.ts, r.id));
         else if (r.type === ChangeType.Mark) marked.add(identity(r.side, r.key, r.ts, r.id));
       });
@@ -250,8 +254,7 @@ export function foldChain(files: readonly ChainFile[], read: (path: string) => B
       visit(r);
   };
   for (const f of relevant) {
-    const buf = load(f.path);
-    bufs.delete(f.path); // one file in memory at a time during the second pass
+    const buf = read(f.path);
     checkHeader(buf, f.path);
     let o = FILE_HEADER_BYTES;
     while (o < buf.length) batch(() => { o = forEachChange(buf, f.path, kgFrom, kgTo, second, o, recordsPerBatch); });

@@ -43,7 +43,8 @@ export async function findRestorePoint(storage: CheckpointStorage, job: Manifest
       throw new JoineryError('E_CHECKPOINT', `--checkpoint-dir ${storage.location} holds checkpoints of a different join (${diff}); use another directory, or remove this one to start over`);
     }
     if (acceptId && !acceptId(id)) { skipped.push(`${name}: newer than what the output has committed`); continue; }
-    const missing = m.files.filter((f) => !fs.existsSync(path.join(storage.dataDir, f.name)));
+    const present = new Set(storage.listFiles());
+    const missing = m.files.filter((f) => !present.has(f.name));
     if (missing.length > 0) { skipped.push(`${name}: state file ${missing[0].name} is missing`); continue; }
     const sealed = await pool.seal({ paths: m.files.map((f) => path.join(storage.dataDir, f.name)) });
     const bad = m.files.find((f, i) => sealed[i].sha256 !== f.sha256 || sealed[i].bytes !== f.bytes);

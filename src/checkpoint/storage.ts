@@ -105,3 +105,58 @@ export class LocalDirStorage implements CheckpointStorage {
     fs.rmSync(path.join(this.dataDir, name), { force: true });
   }
 }
+
+/**
+ * Checkpoint storage held in memory, for tests of the coordinator and restore logic: the same
+ * contract as LocalDirStorage (test/contract/checkpoint-storage.contract.ts). State files are kept
+ * as bytes (`putFile` stands in for a worker writing into `dataDir`); `failWrites` makes the next
+ * manifest writes fail the way a full disk would, with nothing of them visible.
+ */
+export class MemoryStorage implements CheckpointStorage {
+  private readonly manifests = new Map<number, string>();
+  private readonly files = new Map<string, Buffer>();
+  failWrites = 0;
+
+  constructor(readonly location = 'memory:', readonly dataDir = 'memory:/data') {}
+
+  async writeManifest(id: number, text: string): Promise<void> {
+    await Promise.resolve();
+    if (this.failWrites > 0) {
+      this.failWrites--;
+      throw Object.assign(new Error(`ENOSPC: no space left on device (MemoryStorage), write manifest ${id}`), { code: 'ENOSPC' });
+    }
+    this.manifests.set(id, text);
+  }
+
+  listManifests(): number[] {
+    return [...this.manifests.keys()].sort((a, b) => b - a);
+  }
+
+  readManifest(id: number): string {
+    const t = this.manifests.get(id);
+    if (t === undefined) throw Object.assign(new Error(`ENOENT: no manifest ${id} in ${this.location}`), { code: 'ENOENT' });
+    return t;
+  }
+
+  removeManifest(id: number): void {
+    this.manifests.delete(id);
+  }
+
+  putFile(name: string, bytes: Uint8Array): void {
+    this.files.set(name, Buffer.from(bytes));
+  }
+
+  readFile(name: string): Buffer {
+    const b = this.files.get(name);
+    if (!b) throw Object.assign(new Error(`ENOENT: no state file ${name} in ${this.location}`), { code: 'ENOENT' });
+    return Buffer.from(b);
+  }
+
+  listFiles(): string[] {
+    return [...this.files.keys()];
+  }
+
+  removeFile(name: string): void {
+    this.files.delete(name);
+  }
+}

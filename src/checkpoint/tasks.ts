@@ -11,9 +11,13 @@ import { ChangeWriter, foldChain, type ChainFile } from './delta.js';
 export interface SealTask { paths: string[] }
 export interface SealedFile { path: string; bytes: number; sha256: string }
 
-/** fsync each file (its bytes were written by a worker thread) and compute its SHA-256. */
+/**
+ * fsync each file (its bytes were written by a worker thread) and compute its SHA-256; then fsync
+ * the directories holding them, so that the files' names, not only their bytes, survive a power
+ * loss before the manifest naming them is written.
+ */
 export function seal(task: SealTask): SealedFile[] {
-  return task.paths.map((p) => {
+  const sealed = task.paths.map((p) => {
     const fd = fs.openSync(p, 'r');
     try {
       const hash = createHash('sha256');
@@ -31,6 +35,11 @@ export function seal(task: SealTask): SealedFile[] {
       fs.closeSync(fd);
     }
   });
+  for (const dir of new Set(task.paths.map((p) => path.dirname(p)))) {
+    const fd = fs.openSync(dir, 'r');
+    try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
+  }
+  return sealed;
 }
 
 export interface CompactTask {

@@ -119,6 +119,23 @@ export class Router {
     }
   }
 
+  /**
+   * Wait for `p` while putting in every barrier requested meanwhile, including one requested
+   * before this started listening. Only where no source batch is in hand (nextOrBarrier must not
+   * do that: a source's position may already count the batch its pending next() holds).
+   */
+  private async servingBarriers(p: Promise<void>): Promise<void> {
+    const DONE = Symbol('done');
+    const done = p.then(() => DONE);
+    for (;;) {
+      if (this.barrierRequest) { await this.injectBarrier(); continue; }
+      const wake = new Promise<null>((r) => { this.barrierWake = () => r(null); });
+      const r = await Promise.race([done, wake]);
+      this.barrierWake = null;
+      if (r === DONE) return;
+    }
+  }
+
   private async injectBarrier(): Promise<void> {
     const req = this.barrierRequest;
     if (!req) return;
@@ -337,7 +354,9 @@ export class Router {
     this.gate.finish();
     if (!this.stopping) await this.advanceWatermark(); // +∞ once every partition ended
     await this.injectBarrier();
-    if (beforeEnd) await beforeEnd(); // may request the final checkpoint's barrier
+    // beforeEnd waits for the checkpoints in flight, and one queued behind another asks for its
+    // barrier only now: keep putting barriers in while it runs (awaiting it alone would deadlock).
+    if (beforeEnd) await this.servingBarriers(beforeEnd()); // may request the final checkpoint's barrier
     await this.injectBarrier();
     this.finished = true;
     await this.broadcast(FrameKind.End);

@@ -195,7 +195,8 @@ class Worker {
     // Straight into the underlying store, not logged: the restored checkpoint's files stay the
     // head of the chain that later checkpoints extend.
     const target = this.logged ? this.logged.inner : this.store;
-    foldChain(r.files, (p) => { const b = fs.readFileSync(p); bytes += b.length; return b; }, from, to,
+    const counted = new Set<string>(); // an outer join's fold reads each file twice
+    foldChain(r.files, (p) => { const b = fs.readFileSync(p); if (!counted.has(p)) { counted.add(p); bytes += b.length; } return b; }, from, to,
       init.checkpoint?.outer ?? [false, false], r.dropBeforeMs, (e) => {
         events++;
         target.insert(e.side, e.keyGroup, e.keyHash, e.key, e.ts, e.id, e.payload, e.joined, e.expireAtMs);

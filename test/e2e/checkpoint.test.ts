@@ -62,7 +62,16 @@ describe('checkpoints and recovery (files → file)', () => {
     for (let i = 0; i < 5; i++) {
       const delay = 700 + Math.floor(Math.random() * 1300);
       delays.push(delay);
-      const r = await start(runArgs(name, 2), (c) => { setTimeout(() => c.kill('SIGKILL'), delay); });
+      // Even runs: killed at a random time after the start (startup and restore included). Odd
+      // runs: at a random time after their first checkpoint is on disk, so that some run resumes
+      // however slow a loaded machine makes the startup.
+      const newest = () => { try { return manifests(name).pop() ?? ''; } catch { return ''; } };
+      const had = newest();
+      const r = await start(runArgs(name, 2), (c) => {
+        if (i % 2 === 0) { setTimeout(() => c.kill('SIGKILL'), delay); return; }
+        const t = setInterval(() => { if (newest() > had) { clearInterval(t); setTimeout(() => c.kill('SIGKILL'), delay - 700); } }, 20);
+        c.on('close', () => clearInterval(t));
+      });
       if (r.code === 0) break; // finished before the kill: fine, later runs resume at the end
       assert.equal(r.signal, 'SIGKILL', `run ${i} failed rather than being killed: ${r.stderr}`);
       if (/resuming from checkpoint/.test(r.stderr)) resumed++;
@@ -134,6 +143,18 @@ describe('checkpoints and recovery (files → file)', () => {
     const b = await joinery(runArgs(name, 2));
     assert.equal(b.code, 4, b.stderr);
     assert.match(b.stderr, /no usable checkpoint in .*move the directory/);
+  });
+
+  test('a restore onto another output file refuses (exit 4) rather than cut a file the checkpoint never measured', async () => {
+    const name = 'other-out';
+    const a = await start(runArgs(name, 2).map((x) => (x.startsWith('file:') && x.includes('out-') ? 'null' : x)));
+    assert.equal(a.code, 0, a.stderr);
+    const other = path.join(tmp, `out-${name}.ndjson`);
+    fs.writeFileSync(other, 'a file of the user\'s\n');
+    const b = await start(runArgs(name, 2));
+    assert.equal(b.code, 4, b.stderr);
+    assert.match(b.stderr, /checkpoint \d+ was taken with --out null/);
+    assert.equal(fs.readFileSync(other, 'utf8'), 'a file of the user\'s\n', 'the file is left alone');
   });
 
   test('checkpoint writes that fail (disk full) are reported and retried at the next interval; nothing is lost', async () => {

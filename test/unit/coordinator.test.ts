@@ -1,0 +1,135 @@
+// The checkpoint coordinator (src/checkpoint/coordinator.ts) over MemoryStorage, with a scripted
+// router (barriers answered by fake workers) and a fake side pool.
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { CheckpointCoordinator } from '../../src/checkpoint/coordinator.js';
+import { decodeManifest, type Manifest } from '../../src/checkpoint/manifest.js';
+import type { SidePool } from '../../src/checkpoint/pool.js';
+import { MemoryStorage } from '../../src/checkpoint/storage.js';
+import type { CompactTask } from '../../src/checkpoint/tasks.js';
+import type { BarrierCut, Router } from '../../src/router/router.js';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-coord-'));
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+const RUN = 'r2';
+const ranges: Array<[number, number]> = [[0, 512], [512, 1024]];
+const job: Manifest['job'] = { join: 'left', lowerMs: 0, upperMs: 10, keys: [['k'], ['k']] };
+
+function harness(opts: { outputFile?: string; retain?: number; fileBytes?: number } = {}) {
+  const storage = new MemoryStorage();
+  const released: number[] = [];
+  const compactions: CompactTask[] = [];
+  let seq = 0;
+  const fileBytes = opts.fileBytes ?? 100;
+  let coord!: CheckpointCoordinator;
+  const router = {
+    barrier: async (id: number): Promise<BarrierCut> => {
+      // Each worker closes a change file and answers.
+      setImmediate(() => ranges.forEach((_, w) => {
+        const name = `${RUN}-w${w}-${String(++seq).padStart(6, '0')}.delta`;
+        storage.putFile(name, Buffer.from(`changes ${seq}`));
+        coord.onAck(w, { id, file: { path: path.join(storage.dataDir, name), bytes: 10, records: 1 }, watermarkMs: id * 100, stateBytes: 0 });
+      }));
+      return { id, positions: [], watermarkMs: id * 100, partitions: [] };
+    },
+  } as unknown as Router;
+  const seal = (paths: string[]) => paths.map((p) => {
+    const b = storage.readFile(path.basename(p));
+    return { path: p, bytes: fileBytes, sha256: createHash('sha256').update(b).digest('hex') };
+  });
+  const pool = {
+    seal: async (t: { paths: string[] }) => seal(t.paths),
+    compact: async (t: CompactTask) => {
+      compactions.push(t);
+      return t.ranges.map(([from, to]) => {
+        const name = `${t.prefix}-kg${from}-${to}.base`;
+        storage.putFile(name, Buffer.from(`base ${from}`));
+        return { ...seal([path.join(t.outDir, name)])[0], bytes: 1, keyGroups: [from, to] as [number, number] };
+      });
+    },
+  } as unknown as SidePool;
+  const logs: string[] = [];
+  coord = new CheckpointCoordinator({
+    storage, pool, router, ranges, job, outer: [true, false], runId: RUN, outputFile: opts.outputFile, outputSpec: opts.outputFile ? `file:${opts.outputFile}` : 'null',
+    chain: [], lastId: 0, retain: opts.retain ?? 3, release: (id) => released.push(id), log: (m) => logs.push(m),
+  });
+  const manifest = (id: number) => decodeManifest(storage.readManifest(id), `m${id}`);
+  return { storage, coord, released, compactions, logs, manifest };
+}
+
+test('checkpoints name every change file once, in order, with the output cut', async () => {
+  const out = path.join(tmp, 'out-1.ndjson');
+  fs.writeFileSync(out, 'x\n');
+  const h = harness({ outputFile: out });
+  assert.equal(await h.coord.checkpoint(), true);
+  fs.appendFileSync(out, 'yy\n');
+  assert.equal(await h.coord.checkpoint(), true);
+  assert.deepEqual(h.storage.listManifests(), [2, 1]);
+  const m2 = h.manifest(2);
+  assert.deepEqual(m2.files.map((f) => f.name), [`${RUN}-w0-000001.delta`, `${RUN}-w1-000002.delta`, `${RUN}-w0-000003.delta`, `${RUN}-w1-000004.delta`]);
+  assert.deepEqual(m2.files.map((f) => f.keyGroups), [ranges[0], ranges[1], ranges[0], ranges[1]]);
+  assert.equal(h.manifest(1).output.lengthBytes, 2);
+  assert.equal(m2.output.lengthBytes, 5);
+  assert.deepEqual(h.released, [1, 2]);
+});
+
+test('an output file that cannot be measured fails that checkpoint only (no rejection); its files carry to the next', async () => {
+  const out = path.join(tmp, 'out-2.ndjson');
+  const h = harness({ outputFile: out });
+  // The output file is missing at the cut (moved away by hand).
+  assert.equal(await h.coord.checkpoint(), false);
+  assert.equal(h.coord.stats.failed, 1);
+  assert.match(h.coord.stats.lastError ?? '', /ENOENT/);
+  assert.deepEqual(h.released, [1], 'the workers are released anyway');
+  assert.deepEqual(h.storage.listManifests(), []);
+  fs.writeFileSync(out, 'ok\n');
+  assert.equal(await h.coord.checkpoint(), true);
+  assert.deepEqual(h.manifest(2).files.map((f) => f.name), [`${RUN}-w0-000001.delta`, `${RUN}-w1-000002.delta`, `${RUN}-w0-000003.delta`, `${RUN}-w1-000004.delta`]);
+});
+
+test('a failed manifest write fails that checkpoint; the next one includes its files', async () => {
+  const h = harness();
+  h.storage.failWrites = 1;
+  assert.equal(await h.coord.checkpoint(), false);
+  assert.match(h.logs.join('\n'), /checkpoint 1 failed .*ENOSPC/);
+  assert.equal(await h.coord.checkpoint(), true);
+  assert.deepEqual(h.storage.listManifests(), [2]);
+  assert.equal(h.manifest(2).files.length, 4);
+});
+
+test('retention keeps the newest manifests and every file one of them names; removes files of earlier runs nothing names', async () => {
+  const h = harness({ retain: 2 });
+  h.storage.putFile('r1-w0-000009.delta', Buffer.from('an earlier run, in no manifest'));
+  h.storage.putFile('r1-w0-000010.delta.tmp', Buffer.from('something half written'));
+  for (let i = 0; i < 4; i++) assert.equal(await h.coord.checkpoint(), true);
+  assert.deepEqual(h.storage.listManifests(), [4, 3]);
+  const files = h.storage.listFiles();
+  assert.ok(!files.includes('r1-w0-000009.delta'));
+  assert.ok(files.includes('r1-w0-000010.delta.tmp'));
+  for (const id of [4, 3]) for (const f of h.manifest(id).files) assert.ok(files.includes(f.name), `${f.name} of manifest ${id} is kept`);
+});
+
+test('compaction: bases replace the folded prefix; files only older manifests name go with them', async () => {
+  // Each file "is" 40 MB: two deltas outgrow the 64 MB threshold at once.
+  const h = harness({ retain: 1, fileBytes: 40 << 20 });
+  assert.equal(await h.coord.checkpoint(), true);
+  await h.coord.close(); // compaction (started after checkpoint 1) finishes
+  assert.equal(h.compactions.length, 1);
+  assert.equal(h.compactions[0].dropBeforeMs, 100);
+  assert.deepEqual(h.compactions[0].ranges, ranges);
+  assert.equal(await h.coord.checkpoint(), true);
+  const m2 = h.manifest(2);
+  assert.deepEqual(m2.files.map((f) => [f.kind, f.name]), [
+    ['base', `${RUN}-c1-kg0-512.base`], ['base', `${RUN}-c1-kg512-1024.base`],
+    ['delta', `${RUN}-w0-000003.delta`], ['delta', `${RUN}-w1-000004.delta`],
+  ]);
+  assert.deepEqual(h.storage.listManifests(), [2]);
+  const files = h.storage.listFiles();
+  for (const f of m2.files) assert.ok(files.includes(f.name), `${f.name} is kept`);
+  // The deltas the bases replaced are named by no manifest kept: a long run must not keep them forever.
+  assert.deepEqual(files.filter((n) => n.endsWith('.delta')).sort(), [`${RUN}-w0-000003.delta`, `${RUN}-w1-000004.delta`]);
+});

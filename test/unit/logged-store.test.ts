@@ -1,0 +1,94 @@
+// LoggedStore (src/checkpoint/logged-store.ts) over the memory store: which calls are logged.
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ChangeType, ChangeWriter, forEachChange } from '../../src/checkpoint/delta.js';
+import { LoggedStore } from '../../src/checkpoint/logged-store.js';
+import { MemoryStore } from '../../src/state/memory-store.js';
+import type { Buffered, Side } from '../../src/state/store.js';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-logged-'));
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+let seq = 0;
+const b = (s: string) => Buffer.from(s);
+const T = ['', 'EVENT', 'MARK', 'EXPIRED'];
+
+function setup(outer: [boolean, boolean]) {
+  const inner = new MemoryStore();
+  const store = new LoggedStore(inner, outer, new ChangeWriter(path.join(tmp, `l${++seq}.delta`)));
+  /** The records logged so far (closes the current file and starts a new one). */
+  const logged = (): string[] => {
+    const w = store.writer;
+    assert.equal(w.close(), true);
+    store.writer = new ChangeWriter(path.join(tmp, `l${++seq}.delta`));
+    const out: string[] = [];
+    forEachChange(fs.readFileSync(w.path), w.path, 0, 65536, (r) => {
+      out.push(`${T[r.type]} ${r.side} kg${r.keyGroup} ${Buffer.from(r.key)} ${r.ts} ${Buffer.from(r.id)}` +
+        (r.type === ChangeType.Event ? ` joined=${r.joined} exp=${r.expireAtMs} ${Buffer.from(r.payload)}` : ''));
+    });
+    return out;
+  };
+  const ins = (side: Side, ts: number, id: string, expireAt = ts + 10, joined = false) =>
+    store.batch(() => store.insert(side, 3, 99, b('k'), ts, b(id), b(`p-${id}`), joined, expireAt));
+  return { store, inner, logged, ins };
+}
+
+test('every insert is logged (both sides); a duplicate insert is not', () => {
+  const { logged, ins } = setup([true, false]);
+  assert.equal(ins(0, 1, 'l1'), true);
+  assert.equal(ins(1, 2, 'r1', 12, true), true);
+  assert.equal(ins(0, 1, 'l1'), false);
+  assert.deepEqual(logged(), ['EVENT 0 kg3 k 1 l1 joined=false exp=11 p-l1', 'EVENT 1 kg3 k 2 r1 joined=true exp=12 p-r1']);
+});
+
+test('probe: a visit returning true marks an outer event once; inner sides, false visits and joined events are not logged', () => {
+  const { store, logged, ins } = setup([true, false]);
+  ins(0, 1, 'l1'); ins(0, 2, 'l2'); ins(1, 1, 'r1');
+  logged();
+  const probe = (side: Side, visit: (e: Buffered) => boolean | void) => store.batch(() => store.probe(side, 3, 99, b('k'), 0, 100, visit));
+  probe(0, (e) => Buffer.from(e.id).toString() === 'l1');      // marks l1 only
+  probe(0, () => true);                                        // l1 already joined: only l2
+  probe(0, () => undefined);
+  probe(1, () => true);                                        // inner side: never logged
+  assert.deepEqual(logged(), ['MARK 0 kg3 k 1 l1', 'MARK 0 kg3 k 2 l2']);
+  // The store itself saw the marks.
+  const joined: string[] = [];
+  probe(0, (e) => { joined.push(`${Buffer.from(e.id)}=${e.joined}`); });
+  assert.deepEqual(joined, ['l1=true', 'l2=true']);
+});
+
+test('markJoined is logged on outer sides only', () => {
+  const { store, logged, ins } = setup([false, true]);
+  ins(0, 1, 'l1'); ins(1, 1, 'r1');
+  logged();
+  store.batch(() => { store.markJoined(0, 3, 99, b('k'), 1, b('l1')); store.markJoined(1, 3, 99, b('k'), 1, b('r1')); });
+  assert.deepEqual(logged(), ['MARK 1 kg3 k 1 r1']);
+});
+
+test('expire: outer events are logged as EXPIRED, inner ones not; the callback sees every one either way', () => {
+  for (const outer of [[true, false], [false, false], [true, true]] as Array<[boolean, boolean]>) {
+    const { store, logged, ins } = setup(outer);
+    ins(0, 1, 'l1', 5); ins(1, 1, 'r1', 5); ins(0, 2, 'l2', 50); ins(1, 2, 'r2', 50);
+    logged();
+    const seen: string[] = [];
+    const n = store.batch(() => store.expire(10, (e) => seen.push(`${e.side}:${Buffer.from(e.id)}:${Buffer.from(e.payload)}`)));
+    assert.equal(n, 2);
+    assert.deepEqual(seen.sort(), ['0:l1:p-l1', '1:r1:p-r1'], JSON.stringify(outer));
+    const want = [outer[0] ? 'EXPIRED 0 kg3 k 1 l1' : null, outer[1] ? 'EXPIRED 1 kg3 k 1 r1' : null].filter((x) => x !== null);
+    assert.deepEqual(logged().sort(), want, JSON.stringify(outer));
+    // Without a callback too.
+    assert.equal(store.batch(() => store.expire(100)), 2);
+    assert.equal(logged().length, (outer[0] ? 1 : 0) + (outer[1] ? 1 : 0));
+    assert.equal(store.count(), 0);
+  }
+});
+
+test('pass-through: count, bytes and expiry granularity are the inner store\'s', () => {
+  const { store, inner, ins } = setup([true, true]);
+  ins(0, 1, 'l1');
+  assert.equal(store.count(), inner.count());
+  assert.equal(store.bytes(), inner.bytes());
+  assert.equal(store.expiryGranularityMs, inner.expiryGranularityMs);
+});
