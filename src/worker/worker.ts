@@ -86,7 +86,7 @@ class Worker {
       else if (m.type === 'release') this.onRelease(m.id);
       else if (m.type === 'abort') this.ended = this.aborted = true;
     });
-    if (init.rebuild) this.replay = new SuppressingEmitter(this.emitter);
+    if (init.rebuild) this.replay = new SuppressingEmitter(this.emitter, init.lowerMs, init.upperMs);
     this.join = new IntervalJoin(this.store, init.join, init.lowerMs, init.upperMs, this.replay ?? this.emitter);
     installInspector(port, () => this.store, init.index, init.formats); // GET /state?key=… (read-only probes between drains)
   }
@@ -122,7 +122,7 @@ class Worker {
             join.onWatermark(wm);
           }
         } else if (kind === FrameKind.ReplayEnd) {
-          if (this.replay) this.replay.suppressing = false;
+          this.replay?.end(this.watermark);
         } else if (kind === FrameKind.End) {
           this.ended = true;
           break;
