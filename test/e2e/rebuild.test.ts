@@ -150,7 +150,6 @@ describe('rebuild without checkpoints (files → file)', () => {
     assert.equal(sb.late, 0);
     assert.ok(sb.checkpoints.completed >= 1, 'checkpoints again after the replay');
     if (m!.router.watermarkMs - SPAN > t0 + 10_000) assert.ok(sb.rebuild.skipped > 0, 'events before TIME skipped');
-    if (process.env.RB_DEBUG) process.stderr.write(`DEBUG wm=${m!.router.watermarkMs - t0} ${JSON.stringify(sb.rebuild)}\n`);
     const diff = multisetDiff(referenceJoin(left, right, refOf('full')), outputLines(out));
     assert.equal(diff, '', diff);
     // With a usable checkpoint (the rebuild's own), --rebuild-from is refused: resume from it instead.
