@@ -95,8 +95,19 @@ async function runWith(cfg: Config, control: EngineControl | undefined): Promise
   }
   const ck = await openCheckpoints(cfg, committedId);
   if (ck) closers.push(() => ck.pool.close());
-  const restoredKafka = startOf(ck, `kafka:${cfg.left!.slice(6)}+${cfg.right!.slice(6)}`)?.kafka;
+  let restoredKafka: Array<{ topic: string; partition: number; offset: string | number }> | undefined = startOf(ck, `kafka:${cfg.left!.slice(6)}+${cfg.right!.slice(6)}`)?.kafka;
   try {
+    // Rebuild without a checkpoint (--rebuild-from): where the replay starts and where it ends.
+    if (cfg.rebuildFrom !== undefined) {
+      const rb = await import('./rebuild/plan.js');
+      if (kafkaIn) {
+        const k = await rb.kafkaPlan(cfg);
+        extra.rebuild = k.plan;
+        restoredKafka = k.startOffsets;
+      } else {
+        extra.rebuild = rb.filePlan(cfg);
+      }
+    }
     if (cfg.left!.startsWith('gen:')) {
       sources = [new GeneratorSource(genOptionsFrom(cfg), undefined, startOf(ck, 'gen:')?.gen)];
       formats = ['flatbuffers', 'flatbuffers'];

@@ -17,6 +17,7 @@ import { Router, type Rejected } from './router/router.js';
 import { decodeKafkaChunk } from './sink/ndjson.js';
 import { checkWritable, openLineSink, type LineSink, type RecordSink } from './sink/sink.js';
 import type { Source } from './source/source.js';
+import type { ReplayPlan } from './rebuild/replay.js';
 import type { Side } from './state/store.js';
 import type { WorkerInit, WorkerMessage } from './worker/protocol.js';
 
@@ -43,6 +44,8 @@ export interface Summary {
   mainHeapUsedBytes: number;
   /** Present when checkpointing: what this run's checkpoints did. */
   checkpoints?: { completed: number; failed: number; lastId: number; p50DurationMs: number; maxDurationMs: number; lastNewBytes: number; lastStateBytes: number; compactions: number; restoredFrom: number | null; restoreMs: number | null };
+  /** Present when rebuilding (--rebuild-from): records replayed and joined, skipped (before TIME), late/malformed ones not written again, output suppressed. */
+  rebuild?: { replayed: number; skipped: number; rejected: number; suppressedPairs: number; suppressedUnmatched: number; reachedResume: boolean };
   /** True when a stop signal ended the run before its inputs did. */
   stopped?: boolean;
 }
@@ -74,6 +77,8 @@ export interface EngineOptions {
   transactionalOutput?: boolean;
   /** SIGTERM/SIGINT: stop the sources, drain, final checkpoint, exit normally; a second signal exits at once. */
   handleSignals?: boolean;
+  /** Rebuild the join buffer by replaying up to a resume position, output suppressed until there (src/rebuild/replay.ts). */
+  rebuild?: ReplayPlan;
   /** Observation and steering from outside (HTTP endpoint): handed the engine's parts once the workers are ready. */
   control?: EngineControl;
 }
@@ -136,11 +141,11 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   const restored = ck?.restored?.manifest ?? null;
   if (cfg.out.startsWith('file:')) {
     if (restored) cutOutput(cfg.out, restored);
-    else openLineSink(cfg.out, true).close(); // truncate once; workers append
+    else if (!opts.rebuild) openLineSink(cfg.out, true).close(); // truncate once; workers append (a rebuild continues the file)
   }
   // Late and dead-letter files are at-least-once: a resumed run appends to them.
-  const lateSink: LineSink | null = opts.lateSink ?? (cfg.lateOut ? openLineSink(cfg.lateOut, !restored) : null);
-  const deadSink: LineSink | null = opts.deadSink ?? (cfg.deadLetter ? openLineSink(cfg.deadLetter, !restored) : null);
+  const lateSink: LineSink | null = opts.lateSink ?? (cfg.lateOut ? openLineSink(cfg.lateOut, !restored && !opts.rebuild) : null);
+  const deadSink: LineSink | null = opts.deadSink ?? (cfg.deadLetter ? openLineSink(cfg.deadLetter, !restored && !opts.rebuild) : null);
   if (ck?.restored) {
     for (const s of ck.restored.skipped) process.stderr.write(`joinery: skipped ${s}\n`);
     process.stderr.write(`joinery: resuming from checkpoint ${restored!.id} of ${new Date(restored!.createdAtMs).toISOString()} (${fmtBytes(restored!.stats.stateBytes)} of state in ${restored!.files.length} file(s))\n`);
@@ -176,6 +181,10 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   const router = new Router(sabs, opts.sources, extractors, cfg.maxDelayMs, cfg.idleTimeoutMs, onRejected);
   if (opts.onStall) router.onStall = opts.onStall;
   if (restored) router.restore(restored.router.watermarkMs, restored.router.partitions);
+  if (opts.rebuild) {
+    router.startReplay(opts.rebuild);
+    process.stderr.write(`joinery: rebuilding the join buffer: replaying from ${new Date(opts.rebuild.fromMs).toISOString()} up to ${opts.rebuild.describe}; output resumes there\n`);
+  }
   const outer: [boolean, boolean] = [cfg.join === 'left' || cfg.join === 'full', cfg.join === 'right' || cfg.join === 'full'];
   let coordinator: CheckpointCoordinator | null = null;
   let restoredEvents = 0, restoreMs = 0;
@@ -221,6 +230,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     const init: WorkerInit = {
       index: i, sab: sabs[i], keyGroupRange: ranges[i], join: cfg.join, lowerMs: cfg.lowerMs, upperMs: cfg.upperMs,
       formats: opts.formats, state: cfg.state, bucketMs: bucketMsFor(cfg), stateDir: cfg.stateDir, out: cfg.out, framing, statsIntervalMs,
+      rebuild: !!opts.rebuild,
     };
     if (ck) {
       init.checkpoint = { dataDir: ck.storage.dataDir, runId: ck.runId, outer, gateOutput: cfg.out.startsWith('file:'), firstEpoch: restored?.id ?? 0 };
@@ -423,6 +433,10 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     mainHeapUsedBytes: process.memoryUsage().heapUsed,
   };
   if (coordinator) summary.checkpoints = checkpointSummary(coordinator.stats, restored?.id ?? null, restored ? restoreMs : null);
+  if (router.replay) {
+    const c = router.replay.counters;
+    summary.rebuild = { ...c, suppressedPairs: hub.sum('suppressedPairs'), suppressedUnmatched: hub.sum('suppressedUnmatched'), reachedResume: !router.replay.active };
+  }
   if (stopped) summary.stopped = true;
   if (opts.printSummary) process.stderr.write(formatSummary(summary));
   return summary;
@@ -481,6 +495,8 @@ export function formatSummary(s: Summary): string {
     lines.push(`  checkpoints      ${c.completed} taken, ${c.failed} failed, last #${c.lastId}: ${fmtBytes(c.lastNewBytes)} new, ${fmtBytes(c.lastStateBytes)} state; duration p50 ${c.p50DurationMs.toFixed(0)}ms max ${c.maxDurationMs.toFixed(0)}ms${c.compactions ? `; ${c.compactions} compaction(s)` : ''}`);
     if (c.restoredFrom !== null) lines.push(`  restored         from checkpoint ${c.restoredFrom} in ${((c.restoreMs ?? 0) / 1000).toFixed(1)}s`);
   }
+  const rb = s.rebuild;
+  if (rb) lines.push(`  rebuild          replayed ${fmtCount(rb.replayed)} (skipped ${fmtCount(rb.skipped)} before --rebuild-from), suppressed ${fmtCount(rb.suppressedPairs)} pairs and ${fmtCount(rb.suppressedUnmatched)} unmatched rows emitted before the resume position${rb.reachedResume ? '' : '; STOPPED BEFORE THE RESUME POSITION: its output is incomplete, rebuild again'}`);
   if (s.stopped) lines.push('  stopped          by signal before the end of input (resume with the same command)');
   return lines.join('\n') + '\n';
 }

@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Config } from '../config/schema.js';
+import { JoineryError } from '../core/errors.js';
 import type { Manifest, SourcePosition } from './manifest.js';
 import { SidePool } from './pool.js';
 import { findRestorePoint, setAsideNewer, type RestorePoint } from './restore.js';
@@ -39,7 +40,19 @@ export async function openCheckpoints(cfg: Config, committedId?: number): Promis
       process.stderr.write(`joinery: no checkpoint of this job was ever committed with its output (consumer group ${cfg.group}): starting over; the checkpoints in ${cfg.checkpointDir} are set aside\n`);
       setAsideNewer(storage, 0);
     }
-    const restored = await findRestorePoint(storage, job, pool, committedId === undefined ? undefined : (id) => id === committedId);
+    let restored: RestorePoint | null;
+    try {
+      restored = await findRestorePoint(storage, job, pool, committedId === undefined ? undefined : (id) => id === committedId);
+    } catch (e) {
+      // Rebuilding is what to do when the checkpoints are gone: set the unusable ones aside.
+      if (cfg.rebuildFrom === undefined || !(e as { noUsableCheckpoint?: boolean }).noUsableCheckpoint) throw e;
+      process.stderr.write(`joinery: ${(e as Error).message.split('. ')[0]}: set aside for the rebuild\n`);
+      setAsideNewer(storage, 0);
+      restored = null;
+    }
+    if (restored && cfg.rebuildFrom !== undefined) {
+      throw new JoineryError('E_USAGE', `--rebuild-from: ${cfg.checkpointDir} holds usable checkpoint ${restored.manifest.id}: resume from it (leave out --rebuild-from and --resume-at), which is exact and faster`);
+    }
     if (restored) setAsideNewer(storage, restored.manifest.id);
     // Time-ordered run ids keep file names sortable by run.
     const runId = `r${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;

@@ -51,7 +51,7 @@ export async function findRestorePoint(storage: CheckpointStorage, job: Manifest
     if (bad) { skipped.push(`${name}: state file ${bad.name} fails its checksum (torn or corrupt)`); continue; }
     return { manifest: m, skipped };
   }
-  throw new JoineryError('E_CHECKPOINT', `no usable checkpoint in ${storage.location}: ${skipped.join('; ')}. Nothing was started: starting from scratch would redo or lose output. To start over, move the directory (and the old output) away`);
+  throw Object.assign(new JoineryError('E_CHECKPOINT', `no usable checkpoint in ${storage.location}: ${skipped.join('; ')}. Nothing was started: starting from scratch would redo or lose output. To start over, move the directory (and the old output) away, or rebuild the join buffer with --rebuild-from TIME`), { noUsableCheckpoint: true });
 }
 
 /** Rename manifests newer than the one restored so they are not tried again (kept for forensics). */

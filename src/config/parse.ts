@@ -1,5 +1,6 @@
 import { usageError } from '../core/errors.js';
 import { parseBytes, parseDurationMs, formatBytes, formatDurationMs } from '../core/units.js';
+import { parseTime } from '../rebuild/replay.js';
 import { OPTIONS, type Command, type Config, type OptionSpec } from './schema.js';
 
 export function optionsFor(command: Command): OptionSpec[] {
@@ -129,6 +130,12 @@ function validate(c: Config): void {
     if (kind(c.left) !== kind(c.right)) throw usageError(`--left and --right must be of the same kind (both file:, both kafka: or both gen:), got ${kind(c.left)}: and ${kind(c.right)}:`);
     if (isKafka(c.left) && c.left === c.right) throw usageError('--left and --right must be different Kafka topics');
     if (c.exitWhenIdleMs < 0) throw usageError('--exit-when-idle must not be negative');
+    if (c.resumeAt !== undefined && c.rebuildFrom === undefined) throw usageError('--resume-at goes with --rebuild-from TIME (it says where the rebuilt output continues)');
+    if (c.rebuildFrom !== undefined) {
+      parseTime(c.rebuildFrom);
+      if (kind(c.left) === 'gen') throw usageError('--rebuild-from needs file: or kafka: inputs (the generator cannot be replayed to a position)');
+      if (kind(c.left) === 'file' && c.resumeAt === undefined) throw usageError('--rebuild-from with file inputs needs --resume-at LEFT_BYTE,RIGHT_BYTE (byte offsets of the first record the lost run had not processed) or --resume-at MANIFEST');
+    }
   }
   if (c.command === 'gen') {
     if (c.brokers) {

@@ -58,6 +58,9 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'checkpointIntervalMs', flag: 'checkpoint-interval', type: 'duration', default: 10_000, placeholder: 'DUR', commands: ENGINE, doc: 'time between checkpoints (one is also taken at the end of a bounded run and on SIGTERM/SIGINT)' },
   { key: 'checkpointRetain', flag: 'checkpoint-retain', type: 'int', min: 1, default: 3, commands: ENGINE, doc: 'checkpoints kept (older ones and the state files only they use are deleted)' },
   { key: 'delivery', flag: 'delivery', type: 'enum', values: ['exactly-once', 'at-least-once'], default: 'exactly-once', commands: ENGINE, doc: 'with checkpoints: exactly-once holds Kafka output in a transaction until its checkpoint commits (output latency ≈ the interval); at-least-once writes it at once and may repeat output after a crash. File output is always cut back to the checkpoint on restore' },
+  // rebuild when checkpoints are gone
+  { key: 'rebuildFrom', flag: 'rebuild-from', type: 'string', default: undefined, placeholder: 'TIME', commands: ['run'], doc: 'rebuild the join buffer without a checkpoint: replay the inputs from this event time (ISO-8601 or epoch ms; Kafka: from the first record with a timestamp ≥ TIME) up to the resume position (--resume-at), emitting nothing for them, then continue the output from there without gaps or duplicates. TIME must be at least (upper − lower) + max-delay before the event time at the resume position (see README, Rebuild)' },
+  { key: 'resumeAt', flag: 'resume-at', type: 'string', default: undefined, placeholder: 'POSITION', commands: ['run'], doc: 'with --rebuild-from, where the lost run stopped (its output up to there exists): LEFT_BYTE,RIGHT_BYTE = byte offsets of the first unprocessed record of each input file, or a checkpoint manifest file whose state files are gone (its positions, watermark and output length; --out file: is cut to that length). Kafka default: the consumer group\'s committed offsets' },
   // sinks
   { key: 'out', flag: 'out', type: 'string', default: 'stdout', defaults: { demo: 'null', bench: 'null' }, placeholder: 'SINK', commands: ENGINE, doc: 'joined output: file:PATH (NDJSON), stdout or null (count only)' },
   { key: 'lateOut', flag: 'late-out', type: 'string', default: undefined, placeholder: 'SINK', commands: ENGINE, doc: 'late events (behind the watermark): file:PATH, stdout or null; unset = counted only' },
@@ -117,6 +120,7 @@ export interface Config {
   lowerMs: number; upperMs: number; join: JoinKind; maxDelayMs: number; idleTimeoutMs: number;
   workers: number; ringSizeBytes: number; state: 'lmdb' | 'memory' | 'lmdb-btree'; bucketMs?: number; stateDir: string;
   out: string; lateOut?: string; deadLetter?: string;
+  rebuildFrom?: string; resumeAt?: string;
   checkpointDir?: string; checkpointIntervalMs: number; checkpointRetain: number; delivery: 'exactly-once' | 'at-least-once';
   seed: number; rate: number; events: number; durationMs: number;
   genProfiles: number; genTitles: number; genSkew: number; genPlayProb: number; genPlayDelayMs: number;

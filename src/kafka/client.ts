@@ -563,6 +563,27 @@ export async function topicOffsets(brokers: KafkaHandle | readonly string[], top
   }
 }
 
+/**
+ * Per partition of a topic: the first offset whose record timestamp is ≥ timeMs (Kafka's
+ * offsets-for-times), or the partition's end when there is none; with its low and high offsets.
+ */
+export async function offsetsForTime(brokers: KafkaHandle | readonly string[], topic: string, timeMs: number): Promise<Array<{ partition: number; offset: number; low: number; high: number }>> {
+  const { h, own } = handleFrom(brokers, 'joinery-admin');
+  const admin = await connectedAdmin(h, 'E_INPUT');
+  try {
+    const ends = await admin.fetchTopicOffsets(topic);
+    const byTime = await admin.fetchTopicOffsetsByTimestamp(topic, timeMs);
+    return ends.map((e) => {
+      const t = Number(byTime.find((x) => x.partition === e.partition)?.offset ?? -1);
+      const low = Number(e.low), high = Number(e.high);
+      return { partition: e.partition, offset: t < 0 ? high : Math.max(low, Math.min(high, t)), low, high };
+    }).sort((a, b) => a.partition - b.partition);
+  } finally {
+    await admin.disconnect().catch(() => {});
+    if (own) closeKafka(h);
+  }
+}
+
 /** Committed offsets of a consumer group ('-1' = none). */
 export async function groupOffsets(brokers: KafkaHandle | readonly string[], groupId: string, topics: string[]): Promise<Array<{ topic: string; partition: number; offset: string }>> {
   const { h, own } = handleFrom(brokers, 'joinery-admin');
@@ -739,7 +760,10 @@ interface PartState {
   /** Next offset handed to next()'s caller (-1 = none yet). */
   deliveredNext: number;
   assigned: boolean;
+  /** Not delivered nor fetched: userPaused || held. */
   paused: boolean;
+  userPaused: boolean;
+  held: boolean;
   /** Highest high watermark seen (at open, and with each fetched batch). */
   highSeen: number;
   /** Bytes and batches of this partition in the queue. */
@@ -883,7 +907,7 @@ export class KafkaSource implements Source {
         }
         this.parts.set(this.key(t.topic, p), {
           topic: t.topic, side, partition: p, floor, explicitStart: start !== undefined, committedAtOpen: c, enqueuedNext: -1, deliveredNext: -1,
-          assigned: false, paused: false, queuedBytes: 0, queuedBatches: 0, highSeen: high,
+          assigned: false, paused: false, userPaused: false, held: false, queuedBytes: 0, queuedBatches: 0, highSeen: high,
         });
         refs.push({ side, partition: p });
       }
@@ -1300,19 +1324,39 @@ export class KafkaSource implements Source {
   /** Stop delivering (and fetching) a partition: queued batches of it wait until resume(). */
   pause(side: Side, partition: number): void {
     const st = this.parts.get(this.key(this.topicOf(side), partition));
-    if (!st || st.paused) return;
-    st.paused = true;
-    this.unpausedQueuedBytes -= st.queuedBytes;
-    try { this.consumer?.pause([{ topic: st.topic, partitions: [partition] }]); } catch { /* re-applied on the next group join */ }
+    if (!st) return;
+    st.userPaused = true;
+    this.applyPause(st);
   }
 
   resume(side: Side, partition: number): void {
     const st = this.parts.get(this.key(this.topicOf(side), partition));
-    if (!st || !st.paused) return;
-    st.paused = false;
+    if (!st) return;
+    st.userPaused = false;
+    this.applyPause(st);
+  }
+
+  /** Rebuild: hold a partition (as paused, but independent of pause/resume) until released. */
+  hold(p: PartitionRef, held: boolean): void {
+    const st = this.parts.get(this.key(this.topicOf(p.side), p.partition));
+    if (!st) return;
+    st.held = held;
+    this.applyPause(st);
+  }
+
+  /** A partition is paused while paused by the engine or held by a rebuild. */
+  private applyPause(st: PartState): void {
+    const want = st.userPaused || st.held;
+    if (want === st.paused) return;
+    st.paused = want;
+    if (want) {
+      this.unpausedQueuedBytes -= st.queuedBytes;
+      try { this.consumer?.pause([{ topic: st.topic, partitions: [st.partition] }]); } catch { /* re-applied on the next group join */ }
+      return;
+    }
     this.unpausedQueuedBytes += st.queuedBytes;
     if (!this.ended) {
-      try { this.consumer?.resume([{ topic: st.topic, partitions: [partition] }]); } catch { /* re-applied on the next group join */ }
+      try { this.consumer?.resume([{ topic: st.topic, partitions: [st.partition] }]); } catch { /* re-applied on the next group join */ }
     }
     this.wake();
     this.wakeSpace();

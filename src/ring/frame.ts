@@ -7,14 +7,16 @@
  *   WATERMARK  u8 kind | 7 pad | f64 watermarkMs            (-Infinity … +Infinity)
  *   END        u8 kind                                        (no more input: flush and report)
  *   BARRIER    u8 kind | 7 pad | f64 checkpointId          (checkpoint: everything before it is in)
+ *   REPLAY_END u8 kind                                        (rebuild: the replay is over, output from here on)
  *
  * key is the canonical key (JSON array text, e.g. `[7,42]`), id the canonical id (JSON text,
  * e.g. `"imp-9"`), payload the record as read (JSON text or a FlatBuffer).
  */
-export const enum FrameKind { Event = 1, Watermark = 2, End = 3, Barrier = 4 }
+export const enum FrameKind { Event = 1, Watermark = 2, End = 3, Barrier = 4, ReplayEnd = 5 }
 export const EVENT_HEADER_BYTES = 32;
 export const WATERMARK_BYTES = 16;
 export const END_BYTES = 8;
+export const REPLAY_END_BYTES = 8;
 export const BARRIER_BYTES = 16;
 export const BARRIER_ID = 8;
 

@@ -2,10 +2,11 @@ import { nowMs } from '../core/units.js';
 import type { Extractor } from '../codec/json.js';
 import { RingProducer } from '../ring/ring.js';
 import {
-  BARRIER_BYTES, BARRIER_ID, END_BYTES, EV_ID_LEN, EV_KEY_GROUP, EV_KEY_HASH, EV_KEY_LEN, EV_PAYLOAD_LEN, EV_ROUTED_AT, EV_SIDE, EV_TS,
+  BARRIER_BYTES, BARRIER_ID, END_BYTES, REPLAY_END_BYTES, EV_ID_LEN, EV_KEY_GROUP, EV_KEY_HASH, EV_KEY_LEN, EV_PAYLOAD_LEN, EV_ROUTED_AT, EV_SIDE, EV_TS,
   EVENT_HEADER_BYTES, FrameKind, WATERMARK_BYTES, WM_VALUE,
 } from '../ring/frame.js';
 import type { SourcePosition } from '../checkpoint/manifest.js';
+import { Replay, type ReplayPlan } from '../rebuild/replay.js';
 import type { RecordBatch, Source } from '../source/source.js';
 import type { Side } from '../state/store.js';
 import { keyGroupOf, murmur3, ownerTable } from './partitioner.js';
@@ -70,6 +71,10 @@ export class Router {
   private finished = false;
   /** POST /pause and /resume: while paused no batch is pulled from the sources (see PauseGate). */
   readonly gate = new PauseGate();
+  /** Rebuild (--rebuild-from): the replay in progress, see src/rebuild/replay.ts. */
+  replay: Replay | null = null;
+  private quietRejects = false;
+  private loopDone = false;
   /** Called with true when routing stalls on a full ring, false when it goes on (sources pause/resume partitions). */
   onStall: (stalled: boolean) => void = () => {};
 
@@ -86,6 +91,37 @@ export class Router {
   restore(watermarkMs: number, partitions: ReadonlyArray<{ side: number; partition: number; maxTsMs: number }>): void {
     this.tracker.restore(watermarkMs, partitions);
     this.watermark = watermarkMs;
+  }
+
+  /** Rebuild: replay the sources up to these resume positions before anything else (before run()). */
+  startReplay(plan: ReplayPlan): void {
+    this.replay = new Replay(plan, this.sources);
+  }
+
+  /**
+   * Every partition reached its resume position: bring the watermark to where the lost run had it,
+   * tell the workers (output from here on), route what was kept aside at the cuts, release holds.
+   */
+  private async endReplay(): Promise<void> {
+    const r = this.replay!;
+    r.active = false;
+    if (r.plan.watermarkFloorMs !== undefined) this.tracker.restore(r.plan.watermarkFloorMs, []);
+    await this.advanceWatermark();
+    await this.broadcast(FrameKind.ReplayEnd);
+    for (const b of r.takeStash()) await this.routeBatch(b);
+    for (const s of this.sources) if (s.hold) for (const p of s.partitions) s.hold(p, false);
+  }
+
+  /** Route the replayed part of a batch (up to its partition's resume position); hold the partition once it got there. */
+  private async routeReplayed(s: Source, b: RecordBatch): Promise<void> {
+    const r = this.replay!;
+    const cut = r.cut(b);
+    const p = { side: b.side, partition: b.partition };
+    await this.routeBatch(b, cut, true);
+    if (r.isReached(p)) {
+      if (r.allReached()) await this.endReplay();
+      else s.hold?.(p, true);
+    }
   }
 
   /**
@@ -139,6 +175,13 @@ export class Router {
   private async injectBarrier(): Promise<void> {
     const req = this.barrierRequest;
     if (!req) return;
+    if (this.replay?.active) {
+      // A checkpoint taken mid-replay could not be resumed exactly: it waits for the replay's end.
+      if (!this.loopDone && !this.stopping) return;
+      this.barrierRequest = null;
+      req.reject(new Error('the rebuild stopped before its replay reached the resume position: no checkpoint'));
+      return;
+    }
     this.barrierRequest = null;
     const positions = this.sources.map((s) => s.checkpointPosition?.()).filter((p): p is SourcePosition => p !== undefined);
     await this.broadcast(FrameKind.Barrier, req.id);
@@ -186,7 +229,8 @@ export class Router {
     }
   }
 
-  private async routeBatch(b: RecordBatch): Promise<void> {
+  /** Route records [0, count) of a batch; `replayed`: they lie before the resume position of a rebuild. */
+  private async routeBatch(b: RecordBatch, count = b.count, replayed = false): Promise<void> {
     const ex = this.extractor(b.side, b.format);
     const slot = this.tracker.slot(b);
     const t = nowMs();
@@ -195,8 +239,10 @@ export class Router {
     const scratch = this.scratch;
     const isLines = b.lineDelimited === true;
     const wm = this.watermark;
-    this.counters.read[b.side] += b.count;
-    for (let i = 0; i < b.count; i++) {
+    this.counters.read[b.side] += count;
+    const fromMs = replayed ? this.replay!.plan.fromMs : -Infinity;
+    this.quietRejects = replayed;
+    for (let i = 0; i < count; i++) {
       const start = offs[i] + skip;
       let end = offs[i + 1];
       if (isLines) {
@@ -209,6 +255,10 @@ export class Router {
       }
       const ts = ex.ts;
       this.tracker.observe(slot, ts);
+      if (replayed) {
+        if (ts < fromMs) { this.replay!.counters.skipped++; continue; }
+        this.replay!.counters.replayed++;
+      }
       if (ts < wm) {
         this.reject('late', b, i, `event time ${ts} is behind the watermark ${wm}`, data.subarray(start, end), ts);
         continue;
@@ -250,8 +300,10 @@ export class Router {
       this.counters.routed[b.side]++;
     }
     this.publishAll();
+    this.quietRejects = false;
     const k = b as RecordBatch & { topic?: string; kafkaPartition?: number; nextOffset?: string };
-    if (k.topic !== undefined && k.nextOffset !== undefined) {
+    // Replayed batches are never committed: the group's offsets must not move back.
+    if (k.topic !== undefined && k.nextOffset !== undefined && !replayed) {
       this.pending.push({ topic: k.topic, partition: k.kafkaPartition!, nextOffset: k.nextOffset, tails: this.rings.map((r) => r.publishedTail()) });
     }
   }
@@ -274,12 +326,13 @@ export class Router {
 
   private reject(kind: 'dead' | 'late', b: RecordBatch, i: number, reason: string, record: Uint8Array, ts?: number): void {
     if (kind === 'dead') this.counters.dead++; else this.counters.late++;
+    if (this.quietRejects) { this.replay!.counters.rejected++; return; } // the lost run wrote it already
     this.onRejected({ kind, side: b.side, origin: b.origin, position: b.recordOffsets ? b.recordOffsets[i] : b.firstPosition + i, reason, record, format: b.format, ts, watermarkMs: kind === 'late' ? this.watermark : undefined });
   }
 
   private async broadcast(kind: FrameKind, wm = 0): Promise<void> {
     for (let w = 0; w < this.rings.length; w++) {
-      const bytes = kind === FrameKind.Watermark ? WATERMARK_BYTES : kind === FrameKind.Barrier ? BARRIER_BYTES : END_BYTES;
+      const bytes = kind === FrameKind.Watermark ? WATERMARK_BYTES : kind === FrameKind.Barrier ? BARRIER_BYTES : kind === FrameKind.ReplayEnd ? REPLAY_END_BYTES : END_BYTES;
       const off = await this.reserve(w, bytes);
       const ring = this.rings[w];
       ring.u8[off] = kind;
@@ -295,6 +348,7 @@ export class Router {
     const now = nowMs();
     for (const s of this.sources) {
       if (s.unreadPartitions) for (const p of s.unreadPartitions()) this.tracker.touch(this.tracker.slot(p), now);
+      if (this.replay?.sourceHeld(s)) this.tracker.touch(this.tracker.slot(s.partitions[0]), now); // held, not idle
     }
     const wm = this.tracker.current(now);
     if (wm > this.watermark) {
@@ -319,9 +373,11 @@ export class Router {
     const live = this.sources.map((s) => ({ s, done: false }));
     let remaining = live.length;
     if (this.watermark > -Infinity) await this.broadcast(FrameKind.Watermark, this.watermark);
+    if (this.replay?.active && this.replay.allReached()) await this.endReplay(); // nothing to replay
     while (remaining > 0 && !this.stopping) {
       for (const l of live) {
         if (l.done || this.stopping) continue;
+        if (this.replay?.sourceHeld(l.s)) continue; // reached its resume position: waits for the others
         if (this.aborted) throw this.aborted;
         await this.injectBarrier();
         if (this.gate.paused) {
@@ -344,13 +400,20 @@ export class Router {
         if (b === null) {
           l.done = true;
           remaining--;
+          if (this.replay?.active) {
+            this.replay.endSource(l.s); // ended before its resume position: nothing more to replay
+            if (this.replay.allReached()) await this.endReplay();
+          }
           for (const p of l.s.partitions) this.tracker.end(this.tracker.slot(p));
+        } else if (this.replay?.active) {
+          await this.routeReplayed(l.s, b);
         } else {
           await this.routeBatch(b);
         }
         await this.advanceWatermark();
       }
     }
+    this.loopDone = true;
     this.gate.finish();
     if (!this.stopping) await this.advanceWatermark(); // +∞ once every partition ended
     await this.injectBarrier();

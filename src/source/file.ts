@@ -117,7 +117,7 @@ export class FileSource implements Source {
     if (count === 0) return null;
     const batch: RecordBatch = {
       side: this.side, partition: 0, format: this.format, data: this.buf, offsets, count,
-      firstPosition, origin: this.path, recordPrefixBytes: this.format === 'flatbuffers' ? FLAT_PREFIX_BYTES : 0, lineDelimited: this.format === 'json',
+      firstPosition, firstByte: this.bytePosition, origin: this.path, recordPrefixBytes: this.format === 'flatbuffers' ? FLAT_PREFIX_BYTES : 0, lineDelimited: this.format === 'json',
     };
     this.bytePosition += p - this.start;
     this.line += count;

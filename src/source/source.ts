@@ -22,6 +22,8 @@ export interface RecordBatch {
   recordOffsets?: Float64Array;
   /** Position of the first record for error reports: 1-based line number for NDJSON files, record index otherwise. */
   firstPosition: number;
+  /** File sources: byte offset in the file of the first record (positions for --resume-at). */
+  firstByte?: number;
   /** Human name of where the batch came from (file path, generator), for error reports. */
   origin: string;
 }
@@ -40,6 +42,12 @@ export interface Source {
    * holding the watermark back however long nothing arrives from them.
    */
   unreadPartitions?(): PartitionRef[];
+  /**
+   * Stop (held) or go on delivering one partition, independently of pause: a rebuild holds a
+   * partition that reached its resume position until the others have (see src/rebuild/replay.ts).
+   * One-partition sources may leave it out (the router then simply does not read them).
+   */
+  hold?(p: PartitionRef, held: boolean): void;
   /** Position after the last batch handed out (the router routes a batch whole before the next). */
   checkpointPosition?(): SourcePosition;
   /** Read position and lag per partition, where the source knows them (Kafka), for /status and /metrics. */

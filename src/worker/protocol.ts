@@ -19,6 +19,8 @@ export interface WorkerInit {
   statsIntervalMs: number;
   /** Checkpointing on: log state changes into files in dataDir (names carry runId). */
   checkpoint?: { dataDir: string; runId: string; outer: [boolean, boolean]; gateOutput: boolean; firstEpoch: number };
+  /** Rebuild (--rebuild-from): drop all output until the REPLAY_END frame (src/rebuild/replay.ts). */
+  rebuild?: boolean;
   /** Restore before taking input: fold these state files (oldest first) into the store. */
   restore?: { files: Array<{ path: string; keyGroups: [number, number] }>; dropBeforeMs: number; watermarkMs: number };
 }
@@ -45,6 +47,9 @@ export interface WorkerStats {
   stateBytes: number;
   watermarkMs: number;
   outputRecords: number;
+  /** Rebuild: pairs and unmatched rows of the replay, not emitted (the lost run emitted them); not in pairs/unmatched*. */
+  suppressedPairs?: number;
+  suppressedUnmatched?: number;
 }
 
 export type WorkerMessage =

@@ -24,6 +24,7 @@ import { openStore } from '../state/index.js';
 import type { Side, StateStore } from '../state/store.js';
 import type { BarrierAck, WorkerInit, WorkerMessage, WorkerRequest, WorkerStats } from './protocol.js';
 import { installInspector } from './inspect.js';
+import { SuppressingEmitter } from '../rebuild/suppress.js';
 
 const DRAIN_FRAMES = 4096;
 /** Park at most this long per wait, so stats still go out on an idle worker. */
@@ -60,6 +61,8 @@ class Worker {
   private released = 0;
   private held: Array<{ tag: number; chunk: Uint8Array }> = [];
   private pendingAcks: BarrierAck[] = [];
+  /** Rebuild: drops the output of the replay (until REPLAY_END). */
+  private readonly replay: SuppressingEmitter | null = null;
 
   constructor() {
     this.ring = new RingConsumer(init.sab);
@@ -83,7 +86,8 @@ class Worker {
       else if (m.type === 'release') this.onRelease(m.id);
       else if (m.type === 'abort') this.ended = this.aborted = true;
     });
-    this.join = new IntervalJoin(this.store, init.join, init.lowerMs, init.upperMs, this.emitter);
+    if (init.rebuild) this.replay = new SuppressingEmitter(this.emitter, init.lowerMs, init.upperMs);
+    this.join = new IntervalJoin(this.store, init.join, init.lowerMs, init.upperMs, this.replay ?? this.emitter);
     installInspector(port, () => this.store, init.index, init.formats); // GET /state?key=… (read-only probes between drains)
   }
 
@@ -117,6 +121,8 @@ class Worker {
             this.watermark = wm;
             join.onWatermark(wm);
           }
+        } else if (kind === FrameKind.ReplayEnd) {
+          this.replay?.end(this.watermark);
         } else if (kind === FrameKind.End) {
           this.ended = true;
           break;
@@ -206,9 +212,11 @@ class Worker {
 
   private stats(): WorkerStats {
     const c = this.join.counters;
+    const sup = this.replay?.suppressed ?? { pairs: 0, unmatched: [0, 0] };
     return {
-      index: init.index, events: [this.events[0], this.events[1]], duplicates: c.duplicates, pairs: c.pairs,
-      unmatchedLeft: c.unmatchedLeft, unmatchedRight: c.unmatchedRight, expired: c.expired,
+      index: init.index, events: [this.events[0], this.events[1]], duplicates: c.duplicates, pairs: c.pairs - sup.pairs,
+      unmatchedLeft: c.unmatchedLeft - sup.unmatched[0], unmatchedRight: c.unmatchedRight - sup.unmatched[1], expired: c.expired,
+      suppressedPairs: sup.pairs, suppressedUnmatched: sup.unmatched[0] + sup.unmatched[1],
       stateEntries: this.store.count(), stateBytes: this.store.bytes(), watermarkMs: this.watermark,
       outputRecords: this.emitter.records,
     };

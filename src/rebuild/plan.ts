@@ -1,0 +1,100 @@
+/**
+ * Building a rebuild's replay plan from the command line (--rebuild-from, --resume-at): where each
+ * partition starts (Kafka: offsets-for-times of TIME) and where the replay ends (the resume
+ * position: --resume-at bytes or manifest, or the Kafka group's committed offsets).
+ */
+import * as fs from 'node:fs';
+import type { Config } from '../config/schema.js';
+import { JoineryError, usageError } from '../core/errors.js';
+import type { Manifest } from '../checkpoint/manifest.js';
+import { parseByteResume, parseTime, readResumeManifest, type ReplayPlan, type ResumePoint } from './replay.js';
+
+/** File inputs: the replay reads both files from their start; returns the plan (and cuts --out back when resuming at a manifest). */
+export function filePlan(cfg: Config): ReplayPlan {
+  const fromMs = parseTime(cfg.rebuildFrom!);
+  const L = cfg.left!.slice(5), R = cfg.right!.slice(5);
+  let bytes = parseByteResume(cfg.resumeAt!);
+  let m: Manifest | null = null;
+  if (!bytes) {
+    m = readResumeManifest(cfg.resumeAt!);
+    const at = (name: string) => m!.sources.find((s) => s.kind === 'file' && s.name === name)?.file?.byte;
+    const l = at(cfg.left!), r = at(cfg.right!);
+    if (l === undefined || r === undefined) {
+      throw usageError(`--resume-at ${cfg.resumeAt}: the manifest has no positions of ${cfg.left} and ${cfg.right} (it names ${m.sources.map((s) => s.name).join(', ') || 'no sources'})`);
+    }
+    bytes = [l, r];
+    cutOutputTo(cfg, m);
+  }
+  for (const [i, f] of [L, R].entries()) {
+    let size = -1;
+    try { size = fs.statSync(f).size; } catch { /* the source reports a missing file */ }
+    if (size >= 0 && bytes[i] > size) throw usageError(`--resume-at: byte ${bytes[i]} is beyond the end of ${f} (${size} bytes)`);
+  }
+  return {
+    fromMs, watermarkFloorMs: m ? m.router.watermarkMs : undefined,
+    resume: [{ side: 0, partition: 0, position: bytes[0] }, { side: 1, partition: 0, position: bytes[1] }],
+    describe: `byte ${bytes[0]} of ${L} and byte ${bytes[1]} of ${R}${m ? ` (checkpoint ${m.id})` : ''}`,
+  };
+}
+
+/** The output file holds what the lost run emitted up to the manifest's cut, possibly more: cut it there. */
+function cutOutputTo(cfg: Config, m: Manifest): void {
+  if (!cfg.out.startsWith('file:') || m.output.spec !== cfg.out || m.output.lengthBytes === undefined) return;
+  const file = cfg.out.slice(5), want = m.output.lengthBytes;
+  let size = -1;
+  try { size = fs.statSync(file).size; } catch { /* gone */ }
+  if (size < want) throw new JoineryError('E_OUTPUT', `output ${file} has ${size < 0 ? 'gone' : `${size} bytes`} but checkpoint ${m.id} had written ${want} bytes of it: rebuilding would leave a gap`);
+  if (size > want) fs.truncateSync(file, want);
+}
+
+/**
+ * Kafka inputs: resume at the manifest's positions or the group's committed offsets; start each such
+ * partition at the first record with a timestamp ≥ TIME (never after its resume position, so
+ * nothing is skipped). Partitions without a resume position start as a normal run would (--from)
+ * and are not replayed. Returns the plan and the explicit start offsets for KafkaSource.
+ */
+export async function kafkaPlan(cfg: Config): Promise<{ plan: ReplayPlan; startOffsets: Array<{ topic: string; partition: number; offset: number }> }> {
+  const kafka = await import('../kafka/client.js');
+  const brokers = kafka.parseBrokers(cfg.brokers!);
+  const fromMs = parseTime(cfg.rebuildFrom!);
+  const topics = [cfg.left!.slice(6), cfg.right!.slice(6)];
+  let resumeOf: Array<{ topic: string; partition: number; offset: number }>;
+  let m: Manifest | null = null;
+  if (cfg.resumeAt !== undefined) {
+    if (parseByteResume(cfg.resumeAt)) throw usageError('--resume-at LEFT_BYTE,RIGHT_BYTE is for file inputs; with Kafka give a manifest, or leave it out to resume at the group\'s committed offsets');
+    m = readResumeManifest(cfg.resumeAt);
+    const k = m.sources.find((s) => s.kind === 'kafka')?.kafka;
+    if (!k) throw usageError(`--resume-at ${cfg.resumeAt}: the manifest has no Kafka positions`);
+    resumeOf = k.map((p) => ({ topic: p.topic, partition: p.partition, offset: Number(p.offset) }));
+  } else {
+    const c = await kafka.fetchCommittedOffsets(brokers, cfg.group, topics);
+    resumeOf = c.map((p) => ({ topic: p.topic, partition: p.partition, offset: Number(p.offset) })).filter((p) => p.offset >= 0);
+    if (resumeOf.length === 0) {
+      throw usageError(`--rebuild-from: consumer group ${cfg.group} has no committed offsets on ${topics.join(', ')}: no output was confirmed, so there is no resume position (run without --rebuild-from to start over, or give --resume-at MANIFEST)`);
+    }
+  }
+  const resume: ResumePoint[] = [];
+  const startOffsets: Array<{ topic: string; partition: number; offset: number }> = [];
+  const early: string[] = [];
+  for (const [side, topic] of topics.entries()) {
+    for (const p of await kafka.offsetsForTime(brokers, topic, fromMs)) {
+      const r = resumeOf.find((x) => x.topic === topic && x.partition === p.partition);
+      if (!r) continue;
+      if (r.offset < p.low) {
+        throw new JoineryError('E_INPUT', `${topic}/${p.partition}: records before the resume offset ${r.offset} were deleted (the partition starts at ${p.low}): the join buffer cannot be rebuilt`);
+      }
+      const start = Math.min(p.offset, r.offset);
+      if (p.offset === p.low && p.low > 0 && start < r.offset) early.push(`${topic}/${p.partition}`);
+      startOffsets.push({ topic, partition: p.partition, offset: start });
+      if (start < r.offset) resume.push({ side, partition: p.partition, position: r.offset });
+    }
+  }
+  if (early.length > 0) process.stderr.write(`joinery: warning: --rebuild-from is older than the earliest retained record of ${early.join(', ')}: the replay starts there, later than asked\n`);
+  return {
+    plan: {
+      fromMs, resume, watermarkFloorMs: m ? m.router.watermarkMs : undefined,
+      describe: m ? `the positions of checkpoint ${m.id}` : `the committed offsets of group ${cfg.group} (${resumeOf.map((p) => `${p.topic}/${p.partition}@${p.offset}`).join(' ')})`,
+    },
+    startOffsets,
+  };
+}
