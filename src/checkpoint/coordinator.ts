@@ -278,6 +278,11 @@ export class CheckpointCoordinator {
     for (const f of c.bases) this.named.add(f.name);
   }
 
+  /** Wait for a background compaction to finish (tests, benchmarks). */
+  async compactionIdle(): Promise<void> {
+    if (this.compacting) await this.compacting;
+  }
+
   /** Wait for the checkpoint in flight. A compaction still running is abandoned (the pool is
    * destroyed next); its partial output is named by no manifest and removed by a later run. */
   async close(): Promise<void> {

@@ -45,6 +45,14 @@ function start(args: string[], act?: (child: ReturnType<typeof spawn>, stderrSoF
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Send SIGTERM `ms` after a checkpoint newer than the newest one present now is on disk. */
+function termAfterNewCheckpoint(name: string, c: ReturnType<typeof spawn>, ms: number): void {
+  const newest = () => { try { return manifests(name).pop() ?? ''; } catch { return ''; } };
+  const had = newest();
+  const t = setInterval(() => { if (newest() > had) { clearInterval(t); setTimeout(() => c.kill('SIGTERM'), ms); } }, 20);
+  c.on('close', () => clearInterval(t));
+}
+
 const manifests = (name: string) => fs.readdirSync(path.join(tmp, `ckpt-${name}`, 'manifests')).filter((n) => /^ckpt-\d+\.json$/.test(n)).sort();
 
 describe('checkpoints and recovery (files → file)', () => {
@@ -86,14 +94,16 @@ describe('checkpoints and recovery (files → file)', () => {
 
   test('SIGTERM stops gracefully with a final checkpoint; restores onto 2 then 4 workers from one taken with 3', async () => {
     const name = 'rescale';
-    const stopAfter = (ms: number) => (c: ReturnType<typeof spawn>) => { setTimeout(() => c.kill('SIGTERM'), ms); };
-    const a = await start(runArgs(name, 3), stopAfter(1200));
+    // SIGTERM once the run has taken a checkpoint of its own (its signal handlers are in by then,
+    // however slow a loaded machine makes the startup), plus a little.
+    const stopAfter = (ms: number) => (c: ReturnType<typeof spawn>) => { termAfterNewCheckpoint(name, c, ms); };
+    const a = await start(runArgs(name, 3), stopAfter(300));
     assert.equal(a.code, 0, a.stderr);
     const sa = lastJson(a.stdout) as { stopped?: boolean; workers: number; checkpoints: { completed: number } };
     assert.equal(sa.stopped, true, 'the signal arrived before the end of input');
     assert.equal(sa.workers, 3);
     assert.ok(sa.checkpoints.completed >= 1);
-    const b = await start(runArgs(name, 2), stopAfter(1000));
+    const b = await start(runArgs(name, 2), stopAfter(200));
     assert.equal(b.code, 0, b.stderr);
     assert.match(b.stderr, /resuming from checkpoint \d+/);
     const c = await start(runArgs(name, 4));
@@ -134,7 +144,7 @@ describe('checkpoints and recovery (files → file)', () => {
 
   test('no usable checkpoint: refuses to start (exit 4) and says what to do; so does another join', async () => {
     const name = 'refuse';
-    const a = await start(runArgs(name, 2), (c) => { setTimeout(() => c.kill('SIGTERM'), 1000); });
+    const a = await start(runArgs(name, 2), (c) => { termAfterNewCheckpoint(name, c, 200); });
     assert.equal(a.code, 0, a.stderr);
     const other = await joinery(runArgs(name, 2).map((a) => (a === '90s' ? '60s' : a)));
     assert.equal(other.code, 4, other.stderr);

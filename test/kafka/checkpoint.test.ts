@@ -40,14 +40,23 @@ async function settled(t: string): Promise<void> {
   }
 }
 
-function start(args: string[], killAfterMs?: number): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
+const newestManifest = (dir: string) => { try { return fs.readdirSync(path.join(dir, 'manifests')).filter((n) => /^ckpt-\d+\.json$/.test(n)).sort().pop() ?? ''; } catch { return ''; } };
+
+/** Run the CLI; kill -9 it `killAfterMs` after the start, or, with `afterCheckpointIn`, after a new checkpoint appears there. */
+function start(args: string[], killAfterMs?: number, afterCheckpointIn?: string): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '', stderr = '';
     child.stdout.on('data', (d: Buffer) => { stdout += d; });
     child.stderr.on('data', (d: Buffer) => { stderr += d; });
-    const t = killAfterMs !== undefined ? setTimeout(() => child.kill('SIGKILL'), killAfterMs) : null;
-    child.on('close', (code, signal) => { if (t) clearTimeout(t); resolve({ code, signal, stdout, stderr }); });
+    let t: NodeJS.Timeout | null = null;
+    if (killAfterMs !== undefined && afterCheckpointIn) {
+      const had = newestManifest(afterCheckpointIn);
+      t = setInterval(() => { if (newestManifest(afterCheckpointIn) > had) { clearInterval(t!); t = setTimeout(() => child.kill('SIGKILL'), killAfterMs); } }, 20);
+    } else if (killAfterMs !== undefined) {
+      t = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+    }
+    child.on('close', (code, signal) => { if (t) { clearTimeout(t); clearInterval(t); } resolve({ code, signal, stdout, stderr }); });
   });
 }
 
@@ -72,10 +81,12 @@ describe('exactly-once Kafka → Kafka with checkpoints', () => {
     let resumed = 0;
     const delays: number[] = [];
     for (let i = 0; i < 5; i++) {
-      // Joining the group waits for the killed member's session to expire (~6 s) from the second run on.
-      const delay = (i === 0 ? 2500 : 8000) + Math.floor(Math.random() * 2500);
+      // Even runs: killed at a random time after the start (joining the group waits for the killed
+      // member's session to expire, ~6 s, from the second run on). Odd runs: at a random time
+      // after their first checkpoint, so that some run resumes however slow a loaded machine is.
+      const delay = i % 2 === 1 ? Math.floor(Math.random() * 1500) : (i === 0 ? 2500 : 8000) + Math.floor(Math.random() * 2500);
       delays.push(delay);
-      const r = await start(args, delay);
+      const r = await start(args, delay, i % 2 === 1 ? path.join(tmp, 'ckpt') : undefined);
       if (/resuming from checkpoint/.test(r.stderr)) resumed++;
       if (r.code === 0) break;
       assert.equal(r.signal, 'SIGKILL', `run ${i} failed rather than being killed: ${r.stderr.slice(-3000)}`);

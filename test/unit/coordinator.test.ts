@@ -114,10 +114,10 @@ test('retention keeps the newest manifests and every file one of them names; rem
 });
 
 test('compaction: bases replace the folded prefix; files only older manifests name go with them', async () => {
-  // Each file "is" 40 MB: two deltas outgrow the 64 MB threshold at once.
-  const h = harness({ retain: 1, fileBytes: 40 << 20 });
+  // Each file "is" 150 MB: two deltas outgrow the 256 MB threshold at once.
+  const h = harness({ retain: 1, fileBytes: 150 << 20 });
   assert.equal(await h.coord.checkpoint(), true);
-  await h.coord.close(); // compaction (started after checkpoint 1) finishes
+  await h.coord.compactionIdle(); // compaction (started after checkpoint 1) finishes
   assert.equal(h.compactions.length, 1);
   assert.equal(h.compactions[0].dropBeforeMs, 100);
   assert.deepEqual(h.compactions[0].ranges, ranges);
