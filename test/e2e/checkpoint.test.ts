@@ -9,9 +9,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { BIN, joinery, lastJson } from './cli.js';
-import { canonical, multisetDiff, referenceJoin, type Rec } from './reference-join.js';
+import { canonical, multisetDiff, referenceJoin, type Rec, readNdjson } from './reference-join.js';
 
-const readNdjson = (f: string): Rec[] => fs.readFileSync(f, 'utf8').split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l));
 const outputLines = (f: string): string[] => readNdjson(f).map((o) => canonical(o as never));
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-ckpt-'));

@@ -1,9 +1,15 @@
+import * as fs from 'node:fs';
 /**
  * An independent batch interval join, written from DESIGN.md §2 without any engine code: read
  * both inputs whole, drop repeated ids per side, join with nested loops per key, add unmatched
  * rows for outer kinds. The engine's streaming output must equal this as a multiset.
  */
 export type Rec = Record<string, unknown>;
+
+/** The records of an NDJSON file (blank lines skipped). */
+export function readNdjson(f: string): Rec[] {
+  return fs.readFileSync(f, 'utf8').split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l));
+}
 
 export interface RefOptions { keyFields: string[]; timeField: string; idField: string; lowerMs: number; upperMs: number; kind: 'inner' | 'left' | 'right' | 'full' }
 

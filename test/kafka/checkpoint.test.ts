@@ -9,15 +9,10 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { readTopic, topicOffsets } from '../../src/kafka/client.js';
+import { readTopic } from '../../src/kafka/client.js';
 import { BIN, joinery, lastJson } from '../e2e/cli.js';
-import { canonical, multisetDiff, referenceJoin, type Rec } from '../e2e/reference-join.js';
-
-function broker(): string {
-  const b = process.env.JOINERY_TEST_KAFKA?.trim();
-  assert.ok(b, 'JOINERY_TEST_KAFKA is not set: run the Kafka tests through `npm test`, which starts a broker');
-  return b;
-}
+import { canonical, multisetDiff, referenceJoin, type Rec, readNdjson } from '../e2e/reference-join.js';
+import { broker, sleep, settled } from './support.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-kafka-ckpt-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -26,20 +21,8 @@ const GEN = ['--events', '150000', '--seed', '5', '--gen-profiles', '3000', '--g
   '--gen-play-delay', '40s', '--gen-disorder', '2s', '--gen-duplicates', '0.02'];
 const JOIN = ['--lower', '-10s', '--upper', '90s', '--max-delay', '3s', '--join', 'full'];
 const ref = { keyFields: ['profileId', 'titleId'], timeField: 'ts', idField: 'eventId', lowerMs: -10_000, upperMs: 90_000, kind: 'full' as const };
-const readNdjson = (f: string): Rec[] => fs.readFileSync(f, 'utf8').split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l));
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Wait until no transaction is open on the topic (its commit markers are written just after EndTxn). */
-async function settled(t: string): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const [lso, hw] = await Promise.all([topicOffsets([broker()], t), topicOffsets([broker()], t, { isolation: 'read_uncommitted' })]);
-    if (lso.every((o, i) => o.high === hw[i].high)) return;
-    assert.ok(Date.now() < deadline, `${t}: a transaction is still open after 60 s`);
-    await sleep(50);
-  }
-}
-
 const newestManifest = (dir: string) => { try { return fs.readdirSync(path.join(dir, 'manifests')).filter((n) => /^ckpt-\d+\.json$/.test(n)).sort().pop() ?? ''; } catch { return ''; } };
 
 /** Run the CLI; kill -9 it `killAfterMs` after the start, or, with `afterCheckpointIn`, after a new checkpoint appears there. */

@@ -14,21 +14,10 @@ import { runTopicsCheck } from '../../src/kafka/topics.js';
 import { runGenToKafka } from '../../src/kafka/gen-kafka.js';
 import { parseArgs } from '../../src/config/parse.js';
 import { FlatExtractor, SIDE_TABLE } from '../../src/codec/flat.js';
+import { brokers, uniq, sleep } from './support.js';
 
 const T = { timeout: 90_000 };
 const created: string[] = [];
-
-function brokers(): string[] {
-  const b = process.env.JOINERY_TEST_KAFKA?.trim();
-  assert.ok(b, 'JOINERY_TEST_KAFKA is not set: the Kafka tests need a real broker; run them through `npm test` ' +
-    '(test/run-tests.ts starts one with tools/kafka/start) or set JOINERY_TEST_KAFKA=HOST:PORT');
-  return [b];
-}
-
-let seq = 0;
-function uniq(what: string): string {
-  return `jt-${what}-${process.pid}-${Date.now().toString(36)}-${seq++}`;
-}
 
 async function topics(partitions = 3): Promise<{ left: string; right: string }> {
   const left = uniq('left'), right = uniq('right');
@@ -83,7 +72,6 @@ function jsonRecords(prefix: string, n: number): Array<{ key: string; value: str
   return Array.from({ length: n }, (_, i) => ({ key: `[${i % 97},${i % 13}]`, value: JSON.stringify({ eventId: `${prefix}-${i}`, profileId: i % 97, titleId: i % 13, ts: 1000 + i }) }));
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 test('KafkaSource delivers every record exactly once across 3 partitions, with partition and next offsets', T, async () => {
   const t = await topics(3);

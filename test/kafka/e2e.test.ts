@@ -10,13 +10,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { readTopic } from '../../src/kafka/client.js';
 import { joinery, lastJson } from '../e2e/cli.js';
-import { canonical, multisetDiff, referenceJoin, type Rec } from '../e2e/reference-join.js';
-
-function broker(): string {
-  const b = process.env.JOINERY_TEST_KAFKA?.trim();
-  assert.ok(b, 'JOINERY_TEST_KAFKA is not set: run the Kafka tests through `npm test`, which starts a broker');
-  return b;
-}
+import { canonical, multisetDiff, referenceJoin, type Rec, readNdjson } from '../e2e/reference-join.js';
+import { broker } from './support.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-kafka-e2e-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -25,7 +20,6 @@ const GEN = ['--events', '120000', '--seed', '11', '--gen-profiles', '3000', '--
   '--gen-play-delay', '40s', '--gen-disorder', '2s', '--gen-duplicates', '0.02'];
 const JOIN = ['--lower', '-10s', '--upper', '90s', '--max-delay', '3s'];
 const ref = { keyFields: ['profileId', 'titleId'], timeField: 'ts', idField: 'eventId', lowerMs: -10_000, upperMs: 90_000 };
-const readNdjson = (f: string): Rec[] => fs.readFileSync(f, 'utf8').split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l));
 
 async function readOutput(topic: string): Promise<string[]> {
   const out: string[] = [];

@@ -12,13 +12,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ensureTopics, produceRaw, readTopic } from '../../src/kafka/client.js';
 import { joinery, lastJson } from '../e2e/cli.js';
-import { canonical, multisetDiff, referenceJoin, type Rec } from '../e2e/reference-join.js';
-
-function broker(): string {
-  const b = process.env.JOINERY_TEST_KAFKA?.trim();
-  assert.ok(b, 'JOINERY_TEST_KAFKA is not set: run the Kafka tests through `npm test`, which starts a broker');
-  return b;
-}
+import { canonical, multisetDiff, referenceJoin, type Rec, readNdjson } from '../e2e/reference-join.js';
+import { broker } from './support.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-kafka-rebuild-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -27,7 +22,6 @@ const GEN = ['--events', '100000', '--seed', '31', '--gen-profiles', '3000', '--
   '--gen-play-delay', '40s', '--gen-disorder', '2s', '--gen-duplicates', '0.02'];
 const LOWER = -10_000, UPPER = 90_000, MAX_DELAY = 3_000, DISORDER = 2_000;
 const JOIN = ['--lower', '-10s', '--upper', '90s', '--max-delay', '3s', '--format', 'json', '--join', 'inner'];
-const readNdjson = (f: string): Rec[] => fs.readFileSync(f, 'utf8').split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l));
 
 describe('rebuild from Kafka at the committed offsets', () => {
   test('first run on the records so far, state lost, rebuild after the rest arrived: output equals the batch join exactly', async () => {

@@ -15,13 +15,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { groupOffsets, readTopic, topicOffsets } from '../../src/kafka/client.js';
 import { BIN, joinery, lastJson } from '../e2e/cli.js';
-import { canonical, multisetDiff, referenceJoin, type Rec } from '../e2e/reference-join.js';
+import { canonical, multisetDiff, referenceJoin, type Rec, readNdjson } from '../e2e/reference-join.js';
+import { kafkaTool, ROOT, type ToolRun } from './support.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..'); // from dist/test/kafka
-const TOOLS = path.join(ROOT, 'tools', 'kafka');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-kafka-restart-'));
@@ -47,21 +45,11 @@ const DOWN_FOR_S = 5;
 /** How long the run may take to finish once the broker is back. */
 const FINISH_WITHIN_MS = 75_000;
 const leftTopic = `rs-imp-${uniq}`, rightTopic = `rs-play-${uniq}`;
-const readNdjson = (f: string): Rec[] => fs.readFileSync(f, 'utf8').split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l));
 
-interface Done { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
+type Done = ToolRun;
 
 /** Run a tools/kafka script against this file's broker. */
-function tool(name: 'start' | 'stop' | 'restart', args: string[] = [], extraEnv: NodeJS.ProcessEnv = {}): Promise<Done> {
-  return new Promise((resolve) => {
-    const child = spawn(path.join(TOOLS, name), args, { cwd: ROOT, env: { ...brokerEnv, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '', stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    child.on('error', (e) => resolve({ code: 127, signal: null, stdout, stderr: `${stderr}\n${e.message}` }));
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
-}
+const tool = (name: 'start' | 'stop' | 'restart', args: string[] = [], extraEnv: NodeJS.ProcessEnv = {}): Promise<Done> => kafkaTool(brokerEnv, name, args, extraEnv);
 
 const lastLine = (s: string): string => s.trim().split('\n').pop()?.trim() ?? '';
 const tail = (s: string, n = 40): string => s.trim().split('\n').slice(-n).join('\n');

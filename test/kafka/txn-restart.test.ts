@@ -9,15 +9,12 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ensureTopics, fetchCommittedOffsets, KafkaRecordSink, readTopic, topicOffsets } from '../../src/kafka/client.js';
+import { kafkaTool, ROOT, type ToolRun } from './support.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..'); // from dist/test/kafka
-const TOOLS = path.join(ROOT, 'tools', 'kafka');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-kafka-txn-restart-'));
 const brokerEnv: NodeJS.ProcessEnv = (() => {
   const env: NodeJS.ProcessEnv = { ...process.env, JOINERY_KAFKA_STATE: path.join(tmp, 'kafka.state'), JOINERY_KAFKA_DATA: path.join(tmp, 'kafka-data') };
@@ -25,18 +22,10 @@ const brokerEnv: NodeJS.ProcessEnv = (() => {
   return env;
 })();
 
-interface Done { code: number | null; stdout: string; stderr: string }
+type Done = ToolRun;
 
-function tool(name: 'start' | 'stop' | 'restart', args: string[] = [], extraEnv: NodeJS.ProcessEnv = {}): Promise<Done> {
-  return new Promise((resolve) => {
-    const child = spawn(path.join(TOOLS, name), args, { cwd: ROOT, env: { ...brokerEnv, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '', stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    child.on('error', (e) => resolve({ code: 127, stdout, stderr: `${stderr}\n${e.message}` }));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+/** Run a tools/kafka script against this file's broker. */
+const tool = (name: 'start' | 'stop' | 'restart', args: string[] = [], extraEnv: NodeJS.ProcessEnv = {}): Promise<Done> => kafkaTool(brokerEnv, name, args, extraEnv);
 
 const lastLine = (s: string): string => s.trim().split('\n').pop()?.trim() ?? '';
 const tail = (s: string, n = 40): string => s.trim().split('\n').slice(-n).join('\n');

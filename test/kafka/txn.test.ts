@@ -15,23 +15,12 @@ import {
   closeKafka, createKafka, deleteTopics, ensureTopics, fetchCommittedOffsets, KafkaRecordSink, KafkaSource,
   produceRaw, readTopic, topicOffsets, type KafkaRecordBatch, type KafkaSourceOptions,
 } from '../../src/kafka/client.js';
+import { brokers, settled, sleep, uniq } from './support.js';
 
 const T = { timeout: 120_000 };
 process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1'; // the raw kafkajs producer below; joinery's set their partitioner
 const created: string[] = [];
 const here = path.dirname(fileURLToPath(import.meta.url));
-
-function brokers(): string[] {
-  const b = process.env.JOINERY_TEST_KAFKA?.trim();
-  assert.ok(b, 'JOINERY_TEST_KAFKA is not set: the Kafka tests need a real broker; run them through `npm test` ' +
-    '(test/run-tests.ts starts one with tools/kafka/start) or set JOINERY_TEST_KAFKA=HOST:PORT');
-  return [b];
-}
-
-let seq = 0;
-function uniq(what: string): string {
-  return `jt-${what}-${process.pid}-${Date.now().toString(36)}-${seq++}`;
-}
 
 async function topic(partitions = 3): Promise<string> {
   const t = uniq('txn');
@@ -49,21 +38,6 @@ function openSink(t: string, transactionalId: string): Promise<KafkaRecordSink> 
   return KafkaRecordSink.open({ brokers: brokers(), topic: t, transactionalId, connectTimeoutMs: 10_000 });
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/**
- * Wait until no transaction is open on the topic (last stable offset = high watermark): the
- * coordinator writes a transaction's commit/abort markers just after EndTxn returns.
- */
-async function settled(t: string): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const [lso, hw] = await Promise.all([topicOffsets(brokers(), t), topicOffsets(brokers(), t, { isolation: 'read_uncommitted' })]);
-    if (lso.every((o, i) => o.high === hw[i].high)) return;
-    assert.ok(Date.now() < deadline, `${t}: a transaction is still open after 30 s (LSO ${JSON.stringify(lso)}, HW ${JSON.stringify(hw)})`);
-    await sleep(20);
-  }
-}
 
 /** Values of a topic, in (partition, offset) order (read_committed: once no transaction is open on it). */
 async function values(t: string, isolation: 'read_committed' | 'read_uncommitted' = 'read_committed', timeoutMs = 30_000): Promise<string[]> {

@@ -1,0 +1,57 @@
+/**
+ * What the Kafka tests share: the broker address test/run-tests.ts hands them, unique names, a
+ * wait for open transactions to settle, and the tools/kafka scripts for tests that run a broker of
+ * their own (to stop and restart it).
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { topicOffsets } from '../../src/kafka/client.js';
+
+export function brokers(): string[] {
+  const b = process.env.JOINERY_TEST_KAFKA?.trim();
+  assert.ok(b, 'JOINERY_TEST_KAFKA is not set: the Kafka tests need a real broker; run them through `npm test` ' +
+    '(test/run-tests.ts starts one with tools/kafka/start) or set JOINERY_TEST_KAFKA=HOST:PORT');
+  return [b];
+}
+
+export const broker = (): string => brokers()[0];
+
+let seq = 0;
+export function uniq(what: string): string {
+  return `jt-${what}-${process.pid}-${Date.now().toString(36)}-${seq++}`;
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Wait until no transaction is open on the topic (last stable offset = high watermark): the
+ * coordinator writes a transaction's commit/abort markers just after EndTxn returns.
+ */
+export async function settled(t: string, bootstrap: readonly string[] = brokers(), timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const [lso, hw] = await Promise.all([topicOffsets(bootstrap, t), topicOffsets(bootstrap, t, { isolation: 'read_uncommitted' })]);
+    if (lso.every((o, i) => o.high === hw[i].high)) return;
+    assert.ok(Date.now() < deadline, `${t}: a transaction is still open after ${timeoutMs / 1000} s (LSO ${JSON.stringify(lso)}, HW ${JSON.stringify(hw)})`);
+    await sleep(20);
+  }
+}
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..'); // from dist/test/kafka
+const TOOLS = path.join(ROOT, 'tools', 'kafka');
+
+export interface ToolRun { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
+
+/** Run a tools/kafka script (start, stop, restart) with the environment of a test's own broker. */
+export function kafkaTool(env: NodeJS.ProcessEnv, name: 'start' | 'stop' | 'restart', args: string[] = [], extraEnv: NodeJS.ProcessEnv = {}): Promise<ToolRun> {
+  return new Promise((resolve) => {
+    const child = spawn(path.join(TOOLS, name), args, { cwd: ROOT, env: { ...env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '', stderr = '';
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    child.on('error', (e) => resolve({ code: 127, signal: null, stdout, stderr: `${stderr}\n${e.message}` }));
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}
