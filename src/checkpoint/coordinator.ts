@@ -17,7 +17,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { BarrierCut, Router } from '../router/router.js';
 import type { BarrierAck } from '../worker/protocol.js';
-import { encodeManifest, MANIFEST_FORMAT, type Manifest, type StateFileRef } from './manifest.js';
+import { decodeManifest, encodeManifest, MANIFEST_FORMAT, type Manifest, type StateFileRef } from './manifest.js';
 import type { SidePool } from './pool.js';
 import type { CheckpointStorage } from './storage.js';
 
@@ -224,10 +224,10 @@ export class CheckpointCoordinator {
       const keep = new Set<string>(this.chain.map((f) => f.name));
       for (const f of this.compacted?.bases ?? []) keep.add(f.name);
       for (const id of ids.slice(0, this.o.retain)) {
-        try {
-          const text = st.readManifest(id);
-          for (const m of text.matchAll(/"name":"([^"]+)"/g)) keep.add(m[1]);
-        } catch { /* unreadable: its files go */ }
+        // A kept manifest that cannot be read might still name files: delete nothing this time.
+        let m: Manifest;
+        try { m = decodeManifest(st.readManifest(id), `checkpoint ${id}`); } catch { return; }
+        for (const f of m.files) keep.add(f.name);
       }
       for (const name of st.listFiles()) {
         // This run's files never in the chain are open change files or a compaction's output:
