@@ -78,6 +78,14 @@ async function cmdRun(cfg: Config): Promise<number> {
 }
 
 async function runWith(cfg: Config, control: EngineControl | undefined): Promise<number> {
+  // Kafka input with checkpoints: one member of the consumer group, state moving with partitions
+  // (file output has one writer and one length to cut back to, so it stays single-node).
+  if (cfg.left!.startsWith('kafka:') && cfg.checkpointDir && !cfg.out.startsWith('file:') && cfg.rebuildFrom === undefined) {
+    const { runMember } = await import('./member.js');
+    const s = await runMember({ cfg, control, progress: progressOn(cfg) });
+    printResult(cfg, s);
+    return 0;
+  }
   let sources: Source[];
   let formats: ['json' | 'flatbuffers', 'json' | 'flatbuffers'];
   const extra: Partial<EngineOptions> = {};

@@ -48,6 +48,8 @@ export interface Summary {
   rebuild?: { replayed: number; skipped: number; rejected: number; suppressedPairs: number; suppressedUnmatched: number; reachedResume: boolean };
   /** True when a stop signal ended the run before its inputs did. */
   stopped?: boolean;
+  /** Kafka group member: how many times its assignment was re-planned after a rebalance. */
+  rebalances?: number;
 }
 
 export interface EngineOptions {
@@ -81,6 +83,18 @@ export interface EngineOptions {
   rebuild?: ReplayPlan;
   /** Observation and steering from outside (HTTP endpoint): handed the engine's parts once the workers are ready. */
   control?: EngineControl;
+  /**
+   * Stop from outside (a consumer-group re-join): the engine sets `stop`; calling it ends the run
+   * like a stop signal (drain, final checkpoint). A stop asked for before the router exists
+   * (`requested`) is honoured as soon as it does.
+   */
+  stopHandle?: { stop?: () => void; requested?: boolean };
+  /** The caller runs the engine again with the same sources and sinks: leave them open (they are flushed). */
+  keepOpen?: boolean;
+  /** Partitions of the sources this run does not own (another group member does): they never hold the watermark back. */
+  notOwned?: Array<{ side: Side; partition: number }>;
+  /** Checkpoint ids retention must keep although older than --checkpoint-retain (another member may still restore from them). */
+  pinnedCheckpoints?: () => Promise<ReadonlySet<number>>;
 }
 
 const FIRST_DEAD_LETTERS_SHOWN = 5;
@@ -181,6 +195,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   const router = new Router(sabs, opts.sources, extractors, cfg.maxDelayMs, cfg.idleTimeoutMs, onRejected);
   if (opts.onStall) router.onStall = opts.onStall;
   if (restored) router.restore(restored.router.watermarkMs, restored.router.partitions);
+  for (const p of opts.notOwned ?? []) router.tracker.end(router.tracker.slot(p));
   if (opts.rebuild) {
     router.startReplay(opts.rebuild);
     process.stderr.write(`joinery: rebuilding the join buffer: replaying from ${new Date(opts.rebuild.fromMs).toISOString()} up to ${opts.rebuild.describe}; output resumes there\n`);
@@ -288,6 +303,10 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     router.stop();
   };
   if (opts.handleSignals) { process.on('SIGTERM', onSignal); process.on('SIGINT', onSignal); }
+  if (opts.stopHandle) {
+    opts.stopHandle.stop = () => { opts.stopHandle!.requested = true; router.stop(); };
+    if (opts.stopHandle.requested) router.stop();
+  }
   await Promise.all(ready);
   if (failure) {
     if (opts.handleSignals) { process.off('SIGTERM', onSignal); process.off('SIGINT', onSignal); }
@@ -299,7 +318,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     coordinator = new CheckpointCoordinator({
       storage: ck.storage, pool: ck.pool, router, ranges, job: ck.job, outer, runId: ck.runId,
       outputFile: cfg.out.startsWith('file:') ? cfg.out.slice(5) : undefined, outputSpec: cfg.out,
-      chain: restored?.files ?? [], lastId: restored?.id ?? 0, retain: cfg.checkpointRetain,
+      chain: restored?.files ?? [], lastId: restored?.id ?? 0, retain: cfg.checkpointRetain, pinned: opts.pinnedCheckpoints,
       release: (id) => { for (let w = 0; w < threads.length; w++) if (!finishedWorkers[w]) threads[w].postMessage({ type: 'release', id }); },
       commit: opts.commitCheckpoint && opts.transactionalOutput
         // A transaction that fails to commit took its output with it: stop (the restart resumes
@@ -398,9 +417,10 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   if (opts.handleSignals) { process.off('SIGTERM', onSignal); process.off('SIGINT', onSignal); }
   clearInterval(ticker);
   if (tty) process.stderr.write('\r\x1b[K');
-  await Promise.all(opts.sources.map((s) => s.close()));
+  if (!opts.keepOpen || failure) await Promise.all(opts.sources.map((s) => s.close()));
   for (const sink of [lateSink, deadSink, outRecords]) {
-    try { await sink?.close(); } catch (e) { fail(e as Error); }
+    const callers = sink === outRecords || sink === opts.lateSink || sink === opts.deadSink;
+    try { if (opts.keepOpen && callers && !failure) await sink?.flush(); else await sink?.close(); } catch (e) { fail(e as Error); }
   }
   if (failure) {
     await terminateAll(threads);

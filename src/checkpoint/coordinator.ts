@@ -52,6 +52,8 @@ export interface CoordinatorOptions {
   chain: StateFileRef[];
   lastId: number;
   retain: number;
+  /** Ids to keep beyond `retain` (named by the group's committed offsets: another member may restore from them). */
+  pinned?: () => Promise<ReadonlySet<number>>;
   /** Tell every worker that output before barrier `id` is written everywhere. */
   release: (id: number) => void;
   /** All workers passed barrier `id` (their output before it has been handed over). */
@@ -203,7 +205,7 @@ export class CheckpointCoordinator {
       s.lastStateBytes = manifest.stats.stateBytes; s.lastError = null; s.lastCompletedAtMs = Date.now();
       s.durationsMs.push(ms); s.newBytes.push(newBytes);
       this.o.onResult?.({ ok: true, id, durationMs: ms, bytes: newBytes });
-      this.retire();
+      await this.retire();
       this.maybeCompact(manifest);
       return true;
     } catch (e) {
@@ -216,14 +218,16 @@ export class CheckpointCoordinator {
   }
 
   /** Keep the newest `retain` manifests; delete state files nothing kept refers to. */
-  private retire(): void {
+  private async retire(): Promise<void> {
     const st = this.o.storage;
     try {
+      const pinned = this.o.pinned ? await this.o.pinned() : new Set<number>();
       const ids = st.listManifests();
-      for (const id of ids.slice(this.o.retain)) st.removeManifest(id);
+      const kept = ids.filter((id, i) => i < this.o.retain || pinned.has(id));
+      for (const id of ids) if (!kept.includes(id)) st.removeManifest(id);
       const keep = new Set<string>(this.chain.map((f) => f.name));
       for (const f of this.compacted?.bases ?? []) keep.add(f.name);
-      for (const id of ids.slice(0, this.o.retain)) {
+      for (const id of kept) {
         // A kept manifest that cannot be read might still name files: delete nothing this time.
         let m: Manifest;
         try { m = decodeManifest(st.readManifest(id), `checkpoint ${id}`); } catch { return; }

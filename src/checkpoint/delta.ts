@@ -14,7 +14,10 @@
  * File: 16-byte header `JNRYDLT` + u8 version | u32 kind (0 delta, 1 base) | u32 reserved; then
  * records, each a 40-byte little-endian header and its bytes:
  *   u8 type | u8 side | u8 joined | u8 0 | u16 keyGroup | u16 keyLen | u32 keyHash | u16 idLen |
- *   u16 0 | u32 payloadLen | u32 0 | f64 ts | f64 expireAtMs | key | id | payload
+ *   u16 sourcePartition+1 | u32 payloadLen | u32 0 | f64 ts | f64 expireAtMs | key | id | payload
+ * sourcePartition (EVENT records): the Kafka partition the event came from, plus one (0: another
+ * source, or a file written before it existed) — what lets one partition's state be taken out of
+ * a checkpoint when the partition moves to another member of the consumer group.
  * Integrity is checked with the file's SHA-256 recorded in the manifest, not per record.
  */
 import * as fs from 'node:fs';
@@ -95,8 +98,8 @@ export class ChangeWriter {
   }
 
   event(side: Side, keyGroup: number, keyHash: number, key: Uint8Array, ts: number, id: Uint8Array,
-    payload: Uint8Array, joined: boolean, expireAtMs: number): void {
-    this.record(ChangeType.Event, side, keyGroup, keyHash, key, ts, id, payload, joined, expireAtMs);
+    payload: Uint8Array, joined: boolean, expireAtMs: number, sourcePartition = 0): void {
+    this.record(ChangeType.Event, side, keyGroup, keyHash, key, ts, id, payload, joined, expireAtMs, sourcePartition);
   }
 
   mark(side: Side, keyGroup: number, keyHash: number, key: Uint8Array, ts: number, id: Uint8Array): void {
@@ -108,7 +111,7 @@ export class ChangeWriter {
   }
 
   private record(type: ChangeType, side: Side, keyGroup: number, keyHash: number, key: Uint8Array, ts: number,
-    id: Uint8Array, payload: Uint8Array | null, joined: boolean, expireAtMs: number): void {
+    id: Uint8Array, payload: Uint8Array | null, joined: boolean, expireAtMs: number, sourcePartition = 0): void {
     const payloadLen = payload ? payload.length : 0;
     const n = RECORD_HEADER_BYTES + key.length + id.length + payloadLen;
     this.reserve(n);
@@ -118,7 +121,7 @@ export class ChangeWriter {
     b.writeUInt16LE(key.length, o + 6);
     b.writeUInt32LE(keyHash >>> 0, o + 8);
     b.writeUInt16LE(id.length, o + 12);
-    b.writeUInt16LE(0, o + 14);
+    b.writeUInt16LE(sourcePartition, o + 14);
     b.writeUInt32LE(payloadLen, o + 16);
     b.writeUInt32LE(0, o + 20);
     b.writeDoubleLE(ts, o + 24);
@@ -161,6 +164,8 @@ export interface ChangeRecord {
   keyHash: number;
   ts: number;
   expireAtMs: number;
+  /** Kafka partition + 1 (0: none recorded). */
+  sourcePartition: number;
   key: Uint8Array;
   id: Uint8Array;
   payload: Uint8Array;
@@ -185,7 +190,7 @@ export function checkHeader(buf: Buffer, name: string): FileKind {
 export function forEachChange(buf: Buffer, name: string, kgFrom: number, kgTo: number, visit: (r: ChangeRecord) => void,
   start = FILE_HEADER_BYTES, maxRecords = Infinity): number {
   if (start === FILE_HEADER_BYTES) checkHeader(buf, name);
-  const r: ChangeRecord = { type: ChangeType.Event, side: 0, joined: false, keyGroup: 0, keyHash: 0, ts: 0, expireAtMs: 0, key: buf, id: buf, payload: buf };
+  const r: ChangeRecord = { type: ChangeType.Event, side: 0, joined: false, keyGroup: 0, keyHash: 0, ts: 0, expireAtMs: 0, sourcePartition: 0, key: buf, id: buf, payload: buf };
   let o = start;
   let n = 0;
   while (o < buf.length && n < maxRecords) {
@@ -199,7 +204,7 @@ export function forEachChange(buf: Buffer, name: string, kgFrom: number, kgTo: n
     const kg = buf.readUInt16LE(o + 4);
     if (kg >= kgFrom && kg < kgTo) {
       r.type = type; r.side = buf[o + 1] as Side; r.joined = buf[o + 2] === 1; r.keyGroup = kg;
-      r.keyHash = buf.readUInt32LE(o + 8); r.ts = buf.readDoubleLE(o + 24); r.expireAtMs = buf.readDoubleLE(o + 32);
+      r.keyHash = buf.readUInt32LE(o + 8); r.sourcePartition = buf.readUInt16LE(o + 14); r.ts = buf.readDoubleLE(o + 24); r.expireAtMs = buf.readDoubleLE(o + 32);
       const k0 = o + RECORD_HEADER_BYTES, i0 = k0 + keyLen, p0 = i0 + idLen;
       r.key = buf.subarray(k0, i0); r.id = buf.subarray(i0, p0); r.payload = buf.subarray(p0, end);
       visit(r);
@@ -220,15 +225,19 @@ export function identity(side: Side, key: Uint8Array, ts: number, id: Uint8Array
 
 export interface ChainFile { path: string; keyGroups: [number, number] }
 
+/** Which events of a chain to keep: those read from these Kafka partitions (a partition's share of a member's state). */
+export type PartitionFilter = ReadonlySet<number> | null;
+
 /**
  * Fold a chain of change files (oldest first) into the live events of key groups [kgFrom, kgTo):
  * EXPIRED removes, MARK sets the joined bit, events of non-outer sides past `dropBeforeMs`
  * (expireAt < it) are dropped as they can never join again. Visits each live event once, in
- * file order. The two passes keep only identities in memory, never payloads.
+ * file order. The two passes keep only identities in memory, never payloads. With `partitions`,
+ * only events read from those Kafka partitions (MARK and EXPIRED match by identity, so they follow).
  */
 export function foldChain(files: readonly ChainFile[], read: (path: string) => Buffer, kgFrom: number, kgTo: number,
   outer: readonly [boolean, boolean], dropBeforeMs: number, visit: (r: ChangeRecord) => void,
-  batch: (work: () => void) => void = (work) => work(), recordsPerBatch = 8192): void {
+  batch: (work: () => void) => void = (work) => work(), recordsPerBatch = 8192, partitions: PartitionFilter = null): void {
   const relevant = files.filter((f) => f.keyGroups[0] < kgTo && f.keyGroups[1] > kgFrom);
   const gone = new Set<string>();
   const marked = new Set<string>();
@@ -244,6 +253,7 @@ export function foldChain(files: readonly ChainFile[], read: (path: string) => B
   }
   const second = (r: ChangeRecord): void => {
       if (r.type !== ChangeType.Event) return;
+      if (partitions && !partitions.has(r.sourcePartition - 1)) return;
       if (!outer[r.side]) {
         if (r.expireAtMs < dropBeforeMs) return;
       } else if (gone.size > 0 || marked.size > 0) {

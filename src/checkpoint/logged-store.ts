@@ -11,6 +11,8 @@ export class LoggedStore implements StateStore {
   private probeVisit: ((e: Buffered) => boolean | void) | null = null;
   private probeHash = 0;
   private expiredCb: ((e: Buffered) => void) | undefined;
+  /** Kafka partition + 1 of the event being joined (0: not from Kafka); logged with the events it buffers. */
+  sourcePartition = 0;
 
   constructor(readonly inner: StateStore, private readonly outer: readonly [boolean, boolean], public writer: ChangeWriter) {}
 
@@ -21,7 +23,7 @@ export class LoggedStore implements StateStore {
   insert(side: Side, keyGroup: number, keyHash: number, key: Uint8Array, ts: number, id: Uint8Array,
     payload: Uint8Array, joined: boolean, expireAtMs: number): boolean {
     const ok = this.inner.insert(side, keyGroup, keyHash, key, ts, id, payload, joined, expireAtMs);
-    if (ok) this.writer.event(side, keyGroup, keyHash, key, ts, id, payload, joined, expireAtMs);
+    if (ok) this.writer.event(side, keyGroup, keyHash, key, ts, id, payload, joined, expireAtMs, this.sourcePartition);
     return ok;
   }
 

@@ -49,6 +49,8 @@ export interface CompactTask {
   dropBeforeMs: number;
   outDir: string;
   prefix: string;
+  /** Keep only events read from these Kafka partitions (a partition handoff); all when absent. */
+  partitions?: number[];
 }
 
 /**
@@ -62,8 +64,8 @@ export function compact(task: CompactTask): Array<SealedFile & { keyGroups: [num
     const file = path.join(task.outDir, `${task.prefix}-kg${from}-${to}.base`);
     const w = new ChangeWriter(file, 'base');
     foldChain(task.files, (p) => fs.readFileSync(p), from, to, task.outer, task.dropBeforeMs, (r) => {
-      w.event(r.side, r.keyGroup, r.keyHash, r.key, r.ts, r.id, r.payload, r.joined, r.expireAtMs);
-    });
+      w.event(r.side, r.keyGroup, r.keyHash, r.key, r.ts, r.id, r.payload, r.joined, r.expireAtMs, r.sourcePartition);
+    }, undefined, undefined, task.partitions ? new Set(task.partitions) : null);
     if (!w.close()) throw w.lastError ?? new Error(`writing ${file} failed`);
     out.push({ ...seal({ paths: [file] })[0], keyGroups: [from, to] });
   }

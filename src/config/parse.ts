@@ -129,6 +129,10 @@ function validate(c: Config): void {
     const kind = (v: string) => v.slice(0, v.indexOf(':'));
     if (kind(c.left) !== kind(c.right)) throw usageError(`--left and --right must be of the same kind (both file:, both kafka: or both gen:), got ${kind(c.left)}: and ${kind(c.right)}:`);
     if (isKafka(c.left) && c.left === c.right) throw usageError('--left and --right must be different Kafka topics');
+    // a directory name, part of offset metadata (member/id) and of a transactional id
+    if (c.member !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(c.member)) {
+      throw usageError(`--member: ${JSON.stringify(c.member)} is not a usable member name (1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit)`);
+    }
     if (c.exitWhenIdleMs < 0) throw usageError('--exit-when-idle must not be negative');
     if (c.resumeAt !== undefined && c.rebuildFrom === undefined) throw usageError('--resume-at goes with --rebuild-from TIME (it says where the rebuilt output continues)');
     if (c.rebuildFrom !== undefined) {

@@ -70,6 +70,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'group', flag: 'group', type: 'string', default: 'joinery', placeholder: 'ID', commands: ['run'], doc: 'Kafka consumer group of the input topics' },
   { key: 'from', flag: 'from', type: 'string', default: 'earliest', placeholder: 'earliest|latest|TIME', commands: ['run'], doc: 'where to start when the group has no committed offsets: earliest, latest, or an ISO-8601 time / epoch ms' },
   { key: 'exitWhenIdleMs', flag: 'exit-when-idle', type: 'duration', default: 0, placeholder: 'DUR', commands: ['run'], doc: 'end the run once every assigned Kafka partition has sat at its end this long (0 = run forever)' },
+  { key: 'member', flag: 'member', type: 'string', default: undefined, placeholder: 'NAME', commands: ['run'], doc: 'this member\'s name in its consumer group (Kafka input with --checkpoint-dir): its checkpoints go to DIR/members/NAME, which every member must be able to read, and its output transactions use it; distinct per member, stable across restarts [default: the host name]' },
   { key: 'sessionTimeoutMs', flag: 'session-timeout', type: 'duration', default: 30_000, placeholder: 'DUR', commands: ['run'], doc: 'Kafka consumer session timeout: how long the group waits for a member that vanished (kill -9) before handing its partitions on; a restarted node waits about this long to join (broker minimum 6s)' },
   { key: 'connectTimeoutMs', flag: 'connect-timeout', type: 'duration', default: 30_000, placeholder: 'DUR', commands: ['run', 'gen', 'topics', 'bench'], doc: 'how long to retry an unreachable Kafka broker before giving up' },
   { key: 'outFormat', flag: 'out-format', type: 'enum', values: ['json', 'flatbuffers'], default: undefined, placeholder: 'json|flatbuffers', commands: ['run'], doc: 'format of --out kafka:TOPIC records (default flatbuffers JoinedRecord; files and stdout are always NDJSON)' },
@@ -113,7 +114,7 @@ export interface Config {
   command: Command;
   left?: string; right?: string;
   format?: 'json' | 'flatbuffers';
-  brokers?: string; group: string; from: string; exitWhenIdleMs: number; connectTimeoutMs: number; sessionTimeoutMs: number;
+  brokers?: string; group: string; member?: string; from: string; exitWhenIdleMs: number; connectTimeoutMs: number; sessionTimeoutMs: number;
   outFormat?: 'json' | 'flatbuffers'; compression: 'none' | 'gzip'; leftTopic?: string; rightTopic?: string; partitions: number;
   key: string[]; time: string; id: string;
   leftKey?: string[]; rightKey?: string[]; leftTime?: string; rightTime?: string; leftId?: string; rightId?: string;

@@ -91,7 +91,41 @@ function loadKafkajs(): typeof KafkaJS {
     }
   } catch { /* run unpatched */ }
   try { patchTransactionCoordinatorRetries(); } catch { /* run unpatched */ }
+  try { patchRejoinHook(); } catch { /* run unpatched: rebalances then re-join without a checkpoint first */ }
   return requireCjs('kafkajs') as typeof KafkaJS;
+}
+
+/** Property of a partition assigner instance holding its source's before-re-join hook. */
+const BEFORE_JOIN = Symbol('joinery.beforeJoin');
+let rejoinHookPatched = false;
+
+/**
+ * kafkajs has no "partitions revoked" callback: on a rebalance its runner calls
+ * ConsumerGroup.joinAndSync at once, and the partitions may go to another member. A member whose
+ * join buffer and output are not yet committed for them must commit first (what the Java client's
+ * onPartitionsRevoked is for; the coordinator accepts commits of the current generation until the
+ * member re-joins, within the rebalance timeout). This patch awaits a hook before every
+ * joinAndSync of a consumer whose assigner carries one (KafkaSource's, per consumer): the source
+ * stops delivering and the engine takes its checkpoint there. A failing hook does not stop the
+ * join (the source then fails on its own).
+ */
+function patchRejoinHook(): void {
+  if (rejoinHookPatched) return;
+  const ConsumerGroup = requireCjs(requireCjs.resolve('kafkajs/src/consumer/consumerGroup.js')) as { prototype: Record<string, unknown> };
+  const original = ConsumerGroup.prototype.joinAndSync as ((this: unknown) => Promise<void>) | undefined;
+  if (typeof original !== 'function') return;
+  type Group = { assigners?: Array<Record<symbol, unknown>>; heartbeat?: (o: { interval: number }) => Promise<void> };
+  ConsumerGroup.prototype.joinAndSync = async function joinAndSync(this: Group): Promise<void> {
+    const hook = this.assigners?.map((a) => a[BEFORE_JOIN]).find((h) => typeof h === 'function') as (() => Promise<void>) | undefined;
+    if (hook) {
+      // Heartbeats go on meanwhile: answered REBALANCE_IN_PROGRESS, they still keep the session
+      // alive, so a checkpoint longer than the session timeout does not cost the membership.
+      const beat = setInterval(() => { void this.heartbeat?.({ interval: 0 }).catch(() => {}); }, 1_000);
+      try { await hook(); } catch { /* reported by the hook's owner */ } finally { clearInterval(beat); }
+    }
+    return original.call(this);
+  };
+  rejoinHookPatched = true;
 }
 
 /** How long one request to the transaction coordinator is retried (retriable errors, lost connections). */
@@ -657,7 +691,14 @@ const CO_PARTITIONED = 'JoineryCoPartitioned';
  * members and their keys would never meet. With co-partitioned topics (same partition count, same
  * key partitioner) this makes scaling out by partition correct.
  */
-export const coPartitionedAssigner: PartitionAssigner = ({ cluster }) => ({
+export const coPartitionedAssigner: PartitionAssigner = (config) => coPartitionedAssignerWith()(config);
+
+/** The co-partitioned assigner, carrying a hook awaited before each (re-)join of its consumer. */
+function coPartitionedAssignerWith(beforeJoin?: () => Promise<void>): PartitionAssigner {
+  return (config) => Object.assign(coPartitioned(config), beforeJoin ? { [BEFORE_JOIN]: beforeJoin } : {});
+}
+
+const coPartitioned: PartitionAssigner = ({ cluster }) => ({
   name: CO_PARTITIONED,
   version: 1,
   async assign({ members, topics }) {
@@ -743,6 +784,13 @@ export interface KafkaSourceOptions {
   heartbeatIntervalMs?: number;
   /** Called on every group join with the partitions gained and lost (side/partition). */
   onAssignment?: (change: { assigned: PartitionRef[]; revoked: PartitionRef[]; generation: number }) => void;
+  /**
+   * Awaited before this member re-joins its group (a rebalance, or a new consumer after a lost
+   * broker), while it still owns its partitions: the place to commit what has been applied of
+   * them (a checkpoint). Delivery is suspended from then on (next() returns null) until
+   * resetTo(). Without it, re-joins happen at once and delivery goes on.
+   */
+  beforeRejoin?: () => Promise<void>;
 }
 
 interface PartState {
@@ -821,6 +869,11 @@ export class KafkaSource implements Source {
   private ended = false;
   private generation = 0;
   private idleSince = -1;
+  /** Delivery stopped for a re-join (beforeRejoin) until resetTo(). */
+  private suspended = false;
+  private generationWaiters: Array<() => void> = [];
+  /** Start positions of the partitions of the current assignment (startOffsets, then resetTo()). */
+  private startPositions: ReadonlyArray<{ topic: string; partition: number; offset: string | number | bigint }>;
   private lastActivity = Date.now();
   private readonly exitWhenIdleMs: number;
   private readonly from: KafkaFrom;
@@ -834,6 +887,7 @@ export class KafkaSource implements Source {
     this.queueLimit = opts.queueBytes ?? DEFAULTS.queueBytes;
     this.exitWhenIdleMs = opts.exitWhenIdleMs ?? 0;
     this.from = opts.from ?? 'earliest';
+    this.startPositions = opts.startOffsets ?? [];
   }
 
   /** Connect, check both topics, learn their partitions and start positions, join the group. */
@@ -932,7 +986,7 @@ export class KafkaSource implements Source {
       sessionTimeout: this.opts.sessionTimeoutMs ?? DEFAULTS.sessionTimeoutMs,
       heartbeatInterval: this.opts.heartbeatIntervalMs ?? DEFAULTS.heartbeatIntervalMs,
       allowAutoTopicCreation: false,
-      partitionAssigners: [coPartitionedAssigner],
+      partitionAssigners: [coPartitionedAssignerWith(this.opts.beforeRejoin ? () => this.beforeJoin() : undefined)],
       // kafkajs's own restart after a crash cannot be stopped while it re-joins the group (its
       // Runner is not yet 'running', so disconnect() skips it and it fetches on afterwards, keeping
       // the process alive): restarts are done here instead (onConsumerGaveUp), with a new consumer.
@@ -1032,6 +1086,111 @@ export class KafkaSource implements Source {
     if (!this.fatal) this.fatal = e;
     this.wake();
     this.wakeSpace();
+    this.wakeGeneration();
+  }
+
+  private wakeGeneration(): void {
+    const w = this.generationWaiters;
+    this.generationWaiters = [];
+    for (const f of w) f();
+  }
+
+  /** Group generations joined so far by this source (0 before the first assignment). */
+  get generationSeen(): number {
+    return this.generation;
+  }
+
+  /** Resolves once a group join after generation `after` has happened (or the source failed or closed). */
+  async awaitGeneration(after: number): Promise<number> {
+    while (this.generation <= after) {
+      if (this.fatal) throw this.fatal;
+      if (this.closed) throw new JoineryError('E_INPUT', 'the Kafka source was closed while waiting for its group assignment');
+      await new Promise<void>((r) => this.generationWaiters.push(r));
+    }
+    return this.generation;
+  }
+
+  /** Kafka partitions (numbers, as both topics share them) assigned to this member now. */
+  assignedKafkaPartitions(): number[] {
+    const out = new Set<number>();
+    for (const st of this.parts.values()) if (st.assigned) out.add(st.partition);
+    return [...out].sort((a, b) => a - b);
+  }
+
+  /** Before a (re-)join: stop delivering, pause fetching, and let the owner commit what it applied. */
+  private async beforeJoin(): Promise<void> {
+    if (this.generation === 0 || this.closed) return; // the first join: nothing owned yet
+    // The hook's synchronous part runs first: it stops the engine's router, which must know it is
+    // stopping before next() starts returning null (else that would read as the end of input).
+    const committing = this.opts.beforeRejoin?.();
+    this.suspend();
+    try {
+      await committing;
+    } catch (e) {
+      process.stderr.write(`joinery: committing before re-joining the Kafka group failed: ${errText(e)}\n`);
+    }
+  }
+
+  /**
+   * Stop delivering (next() returns null) and fetching until resetTo(): the owner is about to
+   * re-plan its state for a new assignment. What is queued stays until resetTo() drops it.
+   */
+  suspend(): void {
+    if (this.suspended) return;
+    this.suspended = true;
+    const c = this.consumer;
+    if (c) {
+      try { c.pause([this.opts.leftTopic, this.opts.rightTopic].map((topic) => ({ topic }))); } catch { /* re-applied on the next group join */ }
+    }
+    this.wake();
+    this.wakeSpace();
+  }
+
+  get isSuspended(): boolean {
+    return this.suspended;
+  }
+
+  /**
+   * Start the current assignment afresh at these positions (next offsets; the group's committed
+   * offsets of the checkpoints the state was taken from): drop everything fetched, seek, and
+   * deliver again. Partitions of the assignment left out start where the group's committed offset
+   * or `from` says (their state is empty).
+   */
+  resetTo(startOffsets: ReadonlyArray<{ topic: string; partition: number; offset: string | number | bigint }>): void {
+    const starts = new Map(startOffsets.map((o) => [this.key(o.topic, o.partition), Number(o.offset)]));
+    this.startPositions = startOffsets.filter((o) => this.parts.get(this.key(o.topic, o.partition))?.assigned);
+    // Partitions given a start: what was fetched of them goes, and they are read again from there.
+    // The others keep their queue and positions (fetched in this generation, or past what this
+    // member applied), as kafkajs has moved its fetch position past what is queued.
+    const keep: KafkaRecordBatch[] = [];
+    for (const b of this.queue) {
+      const st = this.parts.get(this.key(b.topic, b.kafkaPartition))!;
+      if (!starts.has(this.key(b.topic, b.kafkaPartition))) { keep.push(b); continue; }
+      this.unqueue(st, b);
+      this.recycle(b);
+    }
+    this.queue.length = 0;
+    this.queue.push(...keep);
+    const c = this.consumer;
+    for (const [k, st] of this.parts) {
+      const start = starts.get(k);
+      if (start === undefined) continue;
+      st.enqueuedNext = -1;
+      st.deliveredNext = -1;
+      st.floor = start; st.explicitStart = true; st.committedAtOpen = -1;
+      if (!st.assigned || !c) continue;
+      try { c.seek({ topic: st.topic, partition: st.partition, offset: String(start) }); } catch (e) {
+        this.fail(new JoineryError('E_INPUT', `cannot start ${st.topic}/${st.partition} at offset ${start}: ${errText(e)}`, { cause: e }));
+      }
+    }
+    this.suspended = false;
+    if (c && !this.ended) {
+      const resume = [...this.parts.values()].filter((st) => st.assigned && !st.paused);
+      for (const st of resume) { try { c.resume([{ topic: st.topic, partitions: [st.partition] }]); } catch { /* re-applied on the next group join */ } }
+    }
+    this.idleSince = -1;
+    this.lastActivity = Date.now();
+    this.wake();
   }
 
   private wake(): void {
@@ -1076,7 +1235,7 @@ export class KafkaSource implements Source {
     const c = this.consumer;
     if (c) {
       // A crash-restart of the kafkajs consumer forgets pauses: re-apply ours.
-      const pausedTp = [...this.parts.values()].filter((st) => st.assigned && (st.paused || this.ended));
+      const pausedTp = [...this.parts.values()].filter((st) => st.assigned && (st.paused || this.ended || this.suspended));
       for (const st of pausedTp) c.pause([{ topic: st.topic, partitions: [st.partition] }]);
       for (const st of this.parts.values()) {
         if (!st.assigned || st.enqueuedNext >= 0) continue;
@@ -1096,6 +1255,7 @@ export class KafkaSource implements Source {
     this.idleSince = -1;
     this.opts.onAssignment?.({ assigned, revoked, generation: this.generation });
     this.wake();
+    this.wakeGeneration();
   }
 
   private unqueue(st: PartState, b: KafkaRecordBatch): void {
@@ -1112,7 +1272,7 @@ export class KafkaSource implements Source {
     this.stats.queueWaits++;
     const beat = Math.max(100, Math.min(1_000, (this.opts.heartbeatIntervalMs ?? DEFAULTS.heartbeatIntervalMs) / 3));
     while (tooFull()) {
-      if (this.closed || this.fatal || this.ended || !p.isRunning() || p.isStale() || !st.assigned) return false;
+      if (this.closed || this.fatal || this.ended || this.suspended || !p.isRunning() || p.isStale() || !st.assigned) return false;
       await new Promise<void>((r) => {
         const t = setTimeout(r, beat);
         this.spaceWaiters.push(() => { clearTimeout(t); r(); });
@@ -1121,12 +1281,13 @@ export class KafkaSource implements Source {
       // error propagates to kafkajs, which re-joins (this batch is then fetched again)
       await p.heartbeat();
     }
-    return !(this.closed || this.fatal || this.ended || !p.isRunning() || p.isStale() || !st.assigned);
+    return !(this.closed || this.fatal || this.ended || this.suspended || !p.isRunning() || p.isStale() || !st.assigned);
   }
 
   private async onBatch(p: EachBatchPayload): Promise<void> {
     const { batch } = p;
-    if (this.closed || this.ended || p.isStale()) return;
+    // suspended: not resolved, so fetched again from the reset position
+    if (this.closed || this.ended || this.suspended || p.isStale()) return;
     const st = this.parts.get(this.key(batch.topic, batch.partition));
     if (!st || !st.assigned) return;
     const msgs = batch.messages;
@@ -1220,7 +1381,7 @@ export class KafkaSource implements Source {
     if (this.lastDelivered) { this.recycle(this.lastDelivered); this.lastDelivered = null; }
     for (;;) {
       if (this.fatal) throw this.fatal;
-      if (this.closed || this.ended) return null;
+      if (this.closed || this.ended || this.suspended) return null;
       const b = this.take();
       if (b) {
         this.lastDelivered = b;
@@ -1402,7 +1563,7 @@ export class KafkaSource implements Source {
    */
   checkpointPosition(): SourcePosition {
     const pos = new Map<string, { topic: string; partition: number; offset: string }>();
-    for (const o of this.opts.startOffsets ?? []) pos.set(`${o.topic}\0${o.partition}`, { topic: o.topic, partition: o.partition, offset: String(o.offset) });
+    for (const o of this.startPositions) pos.set(`${o.topic}\0${o.partition}`, { topic: o.topic, partition: o.partition, offset: String(o.offset) });
     for (const p of this.deliveredPositions()) pos.set(`${p.topic}\0${p.partition}`, p);
     return { kind: 'kafka', name: this.name, kafka: [...pos.values()] };
   }
@@ -1451,6 +1612,7 @@ export class KafkaSource implements Source {
     this.closed = true;
     this.wake();
     this.wakeSpace();
+    this.wakeGeneration();
     // a consumer that is still joining cannot be stopped: let it finish joining first
     for (let i = 0; this.starting && i < 10; i++) await this.starting;
     const c = this.consumer, a = this.admin;

@@ -2,7 +2,7 @@ import { nowMs } from '../core/units.js';
 import type { Extractor } from '../codec/json.js';
 import { RingProducer } from '../ring/ring.js';
 import {
-  BARRIER_BYTES, BARRIER_ID, END_BYTES, REPLAY_END_BYTES, EV_ID_LEN, EV_KEY_GROUP, EV_KEY_HASH, EV_KEY_LEN, EV_PAYLOAD_LEN, EV_ROUTED_AT, EV_SIDE, EV_TS,
+  BARRIER_BYTES, BARRIER_ID, END_BYTES, REPLAY_END_BYTES, EV_ID_LEN, EV_KEY_GROUP, EV_KEY_HASH, EV_KEY_LEN, EV_PAYLOAD_LEN, EV_PARTITION, EV_ROUTED_AT, EV_SIDE, EV_TS,
   EVENT_HEADER_BYTES, FrameKind, WATERMARK_BYTES, WM_VALUE,
 } from '../ring/frame.js';
 import type { SourcePosition } from '../checkpoint/manifest.js';
@@ -241,6 +241,8 @@ export class Router {
     const wm = this.watermark;
     this.counters.read[b.side] += count;
     const fromMs = replayed ? this.replay!.plan.fromMs : -Infinity;
+    // Kafka: the partition travels with each event into the checkpoints (state moves per partition)
+    const sourcePartition = (b as { topic?: string }).topic !== undefined ? b.partition + 1 : 0;
     this.quietRejects = replayed;
     for (let i = 0; i < count; i++) {
       const start = offs[i] + skip;
@@ -292,6 +294,7 @@ export class Router {
       dv.setUint16(off + EV_KEY_LEN, keyLen, true);
       dv.setUint16(off + EV_ID_LEN, idLen, true);
       dv.setUint32(off + EV_PAYLOAD_LEN, payloadLen, true);
+      dv.setUint16(off + EV_PARTITION, sourcePartition, true);
       const k0 = off + EVENT_HEADER_BYTES;
       u8.set(scratch.subarray(0, keyLen + idLen), k0);
       u8.set(data.subarray(start, end), k0 + keyLen + idLen);
@@ -397,6 +400,7 @@ export class Router {
           this.tracker.shiftIdle(await this.gate.pass(this.injectPending));
           if (this.aborted) throw this.aborted;
         }
+        if (b === null && this.stopping) break; // a stopped source (a re-join) has not ended: no +∞ watermark
         if (b === null) {
           l.done = true;
           remaining--;

@@ -15,7 +15,7 @@ import { IntervalJoin } from '../join/join.js';
 import { LatencyHistogram } from '../metrics/histogram.js';
 import { RingConsumer } from '../ring/ring.js';
 import {
-  EV_ID_LEN, EV_KEY_GROUP, EV_KEY_HASH, EV_KEY_LEN, EV_PAYLOAD_LEN, EV_ROUTED_AT, EV_SIDE, EV_TS,
+  EV_ID_LEN, EV_KEY_GROUP, EV_KEY_HASH, EV_KEY_LEN, EV_PAYLOAD_LEN, EV_PARTITION, EV_ROUTED_AT, EV_SIDE, EV_TS,
   EVENT_HEADER_BYTES, FrameKind, WM_VALUE, BARRIER_ID,
 } from '../ring/frame.js';
 import { NdjsonEmitter } from '../sink/ndjson.js';
@@ -113,6 +113,7 @@ class Worker {
           this.eventTs[events] = ts;
           events++;
           this.events[side]++;
+          if (this.logged) this.logged.sourcePartition = dv.getUint16(off + EV_PARTITION, true);
           join.onEvent(side, dv.getUint16(off + EV_KEY_GROUP, true), dv.getUint32(off + EV_KEY_HASH, true),
             u8.subarray(k0, i0), ts, u8.subarray(i0, p0), u8.subarray(p0, p0 + payloadLen));
         } else if (kind === FrameKind.Watermark) {

@@ -1,0 +1,222 @@
+/**
+ * `joinery run` as one member of a Kafka consumer group (Kafka input with --checkpoint-dir): the
+ * group spreads the partitions over the members, and a partition's join buffer moves with it
+ * through the shared checkpoint directory (src/checkpoint/handoff.ts).
+ *
+ *   open the source (join the group) ─► plan the state of the assignment ─► run the engine ─┐
+ *          ▲                                                                                │
+ *          └── a rebalance: before re-joining, the engine stops and checkpoints (commit) ◄──┘
+ *
+ * Before this member re-joins (another member joined or left, or the broker came back), the
+ * KafkaSource's hook stops the engine like a stop signal: the router stops, the final checkpoint
+ * commits the state, output and offsets of everything applied, the workers end. After the join the
+ * loop plans again from the group's committed offsets and starts a fresh engine (workers, stores)
+ * on the same source and sinks — Kafka Streams' "eager" rebalancing: simple, and exact.
+ */
+import * as os from 'node:os';
+import { jobOf } from './checkpoint/index.js';
+import { checkpointMetadata, memberDir, parseCheckpointRef, planHandoff, type CommittedOffset } from './checkpoint/handoff.js';
+import { SidePool } from './checkpoint/pool.js';
+import { LocalDirStorage } from './checkpoint/storage.js';
+import type { Config } from './config/schema.js';
+import type { EngineControl } from './control/engine-control.js';
+import { JoineryError } from './core/errors.js';
+import { formatSummary, runEngine, type EngineOptions, type Summary } from './engine.js';
+import * as kafka from './kafka/client.js';
+import { keyGroupRanges } from './router/partitioner.js';
+import { openLineSink, type LineSink } from './sink/sink.js';
+import type { Side } from './state/store.js';
+
+/** The default member name: the host name, cut to what a member name may hold. */
+export function defaultMemberName(): string {
+  const n = os.hostname().replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 64);
+  return n || 'joinery';
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * The group's committed offsets, read until two reads a moment apart agree: an output
+ * transaction's offsets become visible only once its commit markers are written, just after the
+ * committing member returned from EndTxn (kafkajs cannot ask for stable offsets).
+ */
+async function stableCommitted(brokers: string[], group: string, topics: string[]): Promise<CommittedOffset[]> {
+  const key = (cs: CommittedOffset[]) => cs.map((c) => `${c.topic}/${c.partition}@${c.offset}:${c.metadata ?? ''}`).sort().join(',');
+  let prev = await kafka.fetchCommittedOffsets(brokers, group, topics);
+  for (let i = 0; i < 25; i++) {
+    await sleep(200);
+    const now = await kafka.fetchCommittedOffsets(brokers, group, topics);
+    if (key(now) === key(prev)) return now;
+    prev = now;
+  }
+  return prev;
+}
+
+export interface MemberRunOptions {
+  cfg: Config;
+  control?: EngineControl;
+  progress: boolean;
+}
+
+export async function runMember({ cfg, control, progress }: MemberRunOptions): Promise<Summary> {
+  const member = cfg.member ?? defaultMemberName();
+  const brokers = kafka.parseBrokers(cfg.brokers!);
+  const leftTopic = cfg.left!.slice(6), rightTopic = cfg.right!.slice(6);
+  const topics = [leftTopic, rightTopic];
+  const format = cfg.format ?? 'flatbuffers';
+  const root = cfg.checkpointDir!;
+  const storage = new LocalDirStorage(memberDir(root, member));
+  const job = jobOf(cfg);
+  const kafkaOut = cfg.out.startsWith('kafka:');
+  const transactional = kafkaOut && cfg.delivery === 'exactly-once';
+  const ranges = keyGroupRanges(cfg.workers);
+  const outer: [boolean, boolean] = [cfg.join === 'left' || cfg.join === 'full', cfg.join === 'right' || cfg.join === 'full'];
+  const say = (msg: string) => process.stderr.write(`${progress ? '\r\x1b[K' : ''}joinery: member ${member}: ${msg}\n`);
+
+  // The engine run in progress, for the re-join hook.
+  let current: { handle: NonNullable<EngineOptions['stopHandle']>; done: Promise<unknown> } | null = null;
+  const closers: Array<() => Promise<void>> = [];
+  const src = await kafka.KafkaSource.open({
+    brokers, groupId: cfg.group, leftTopic, rightTopic, format, clientId: `joinery-${member}`,
+    from: kafka.parseFrom(cfg.from), exitWhenIdleMs: cfg.exitWhenIdleMs, connectTimeoutMs: cfg.connectTimeoutMs,
+    sessionTimeoutMs: cfg.sessionTimeoutMs,
+    heartbeatIntervalMs: Math.max(500, Math.min(3_000, Math.floor(cfg.sessionTimeoutMs / 10))),
+    beforeRejoin: async () => {
+      const c = current;
+      if (!c) return; // between runs: nothing applied since the last commit
+      c.handle.stop ? c.handle.stop() : (c.handle.requested = true); // synchronously, before the source suspends
+      say('the group is rebalancing: checkpointing before re-joining');
+      await c.done.catch(() => {});
+    },
+  });
+  closers.push(() => src.close());
+  const summaries: Summary[] = [];
+  try {
+    const extra: Partial<EngineOptions> = {};
+    let out: kafka.KafkaRecordSink | null = null;
+    const common = { brokers, compression: cfg.compression, connectTimeoutMs: cfg.connectTimeoutMs };
+    if (kafkaOut) {
+      out = await kafka.KafkaRecordSink.open({
+        ...common, topic: cfg.out.slice(6), createPartitions: src.partitions.filter((p) => p.side === 0).length,
+        // One stable id per member: its restart fences its predecessor and aborts the open transaction.
+        transactionalId: transactional ? `joinery-${cfg.group}-${cfg.out.slice(6)}-${member}` : undefined,
+      });
+      const o = out;
+      closers.unshift(() => o.close());
+      extra.outRecords = out;
+    }
+    let lateSink: LineSink | undefined, deadSink: LineSink | undefined;
+    if (cfg.lateOut) lateSink = cfg.lateOut.startsWith('kafka:') ? await kafka.KafkaLineSink.open(cfg.lateOut, common) : openLineSink(cfg.lateOut, false);
+    if (cfg.deadLetter) deadSink = cfg.deadLetter.startsWith('kafka:') ? await kafka.KafkaLineSink.open(cfg.deadLetter, common) : openLineSink(cfg.deadLetter, false);
+    for (const s of [lateSink, deadSink]) if (s) closers.unshift(async () => { await s.close(); });
+    extra.lateSink = lateSink;
+    extra.deadSink = deadSink;
+    const positionsOf = (m: { sources: Array<{ kind: string; kafka?: Array<{ topic: string; partition: number; offset: string }> }> }) =>
+      m.sources.find((x) => x.kind === 'kafka')?.kafka ?? [];
+    if (transactional) {
+      extra.transactionalOutput = true;
+      extra.commitCheckpoint = async (m) => {
+        const positions = positionsOf(m);
+        await out!.commitTransaction(cfg.group, positions, checkpointMetadata(member, m.id));
+        control?.noteCommitted(positions);
+      };
+    } else {
+      extra.commitCheckpoint = async (m) => {
+        const positions = positionsOf(m);
+        await src.commit(positions, checkpointMetadata(member, m.id));
+        control?.noteCommitted(positions);
+      };
+    }
+    // This member's checkpoints that the group's offsets still name stay (another member may restore from them).
+    extra.pinnedCheckpoints = async () => {
+      const ids = new Set<number>();
+      for (const c of await kafka.fetchCommittedOffsets(brokers, cfg.group, topics)) {
+        const r = parseCheckpointRef(c.metadata);
+        if (r && r.member === member) ids.add(r.id);
+      }
+      return ids;
+    };
+    let stalled = false, held = false;
+    const apply = () => {
+      for (const p of src.partitions) { if (stalled || held) src.pause(p.side, p.partition); else src.resume(p.side, p.partition); }
+    };
+    extra.onStall = (s) => { stalled = s; apply(); };
+    if (control) control.onPauseChange = (p) => { held = p; apply(); };
+
+    for (;;) {
+      const generation = src.generationSeen;
+      const assigned = src.assignedKafkaPartitions();
+      const pool = new SidePool();
+      const runId = `r${Date.now().toString(36)}${Math.random().toString(16).slice(2, 8)}`;
+      let plan;
+      try {
+        const committed = await stableCommitted(brokers, cfg.group, topics);
+        plan = await planHandoff({
+          root, member, storage, pool, job, ranges, outer, runId, leftTopic, rightTopic, assigned, committed,
+          sourceName: src.name, outputSpec: cfg.out, log: say,
+        });
+      } catch (e) {
+        await pool.close();
+        throw e;
+      }
+      if (src.generationSeen !== generation) { await pool.close(); continue; } // re-assigned while planning
+      say(`assigned partitions [${assigned.join(',')}] (generation ${generation})` +
+        (plan.used.length ? `; state from ${plan.used.join('; ')}` : '') + (plan.fresh.length ? `; partitions ${plan.fresh.join(',')} start without state` : ''));
+      src.resetTo(plan.startOffsets);
+      const mine = new Set(assigned);
+      const notOwned = src.partitions.filter((p) => !mine.has(p.partition)).map((p) => ({ side: p.side as Side, partition: p.partition }));
+      const handle: NonNullable<EngineOptions['stopHandle']> = {};
+      const done = runEngine(cfg, {
+        ...extra, sources: [src], formats: [format, format], progress, printSummary: false,
+        checkpoints: { storage, pool, job, runId, restored: plan.restored }, handleSignals: true, control,
+        stopHandle: handle, keepOpen: true, notOwned,
+      });
+      current = { handle, done };
+      let s: Summary;
+      try {
+        s = await done;
+      } finally {
+        current = null;
+      }
+      summaries.push(s);
+      if (s.stopped || !handle.requested) break; // a stop signal, or the input ended
+      const next = await src.awaitGeneration(generation);
+      const now = src.assignedKafkaPartitions();
+      const gained = now.filter((p) => !mine.has(p)), lost = assigned.filter((p) => !now.includes(p));
+      say(`re-joined the group (generation ${next}): gained [${gained.join(',')}], lost [${lost.join(',')}]`);
+    }
+  } finally {
+    for (const c of closers) await c().catch(() => {});
+  }
+  const total = mergeSummaries(summaries);
+  process.stderr.write(formatSummary(total));
+  return total;
+}
+
+/** One summary for the whole run out of its per-assignment engine runs. */
+function mergeSummaries(list: Summary[]): Summary {
+  if (list.length === 0) throw new JoineryError('E_INTERNAL', 'no engine run');
+  const last = list[list.length - 1];
+  const sum = (f: (s: Summary) => number) => list.reduce((n, s) => n + f(s), 0);
+  const elapsedMs = sum((s) => s.elapsedMs);
+  const eventsIn: [number, number] = [sum((s) => s.eventsIn[0]), sum((s) => s.eventsIn[1])];
+  const pairs = sum((s) => s.pairs);
+  return {
+    ...last,
+    elapsedMs, eventsIn, pairs,
+    eventsPerSec: elapsedMs > 0 ? ((eventsIn[0] + eventsIn[1]) / elapsedMs) * 1000 : 0,
+    pairsPerSec: elapsedMs > 0 ? (pairs / elapsedMs) * 1000 : 0,
+    outputRecords: sum((s) => s.outputRecords), duplicates: sum((s) => s.duplicates), late: sum((s) => s.late),
+    deadLettered: sum((s) => s.deadLettered), unmatchedLeft: sum((s) => s.unmatchedLeft), unmatchedRight: sum((s) => s.unmatchedRight),
+    backpressureWaits: sum((s) => s.backpressureWaits),
+    p50Ms: Math.max(...list.map((s) => s.p50Ms)), p99Ms: Math.max(...list.map((s) => s.p99Ms)),
+    p999Ms: Math.max(...list.map((s) => s.p999Ms)), maxMs: Math.max(...list.map((s) => s.maxMs)),
+    checkpoints: last.checkpoints && {
+      ...last.checkpoints,
+      completed: sum((s) => s.checkpoints?.completed ?? 0), failed: sum((s) => s.checkpoints?.failed ?? 0),
+      compactions: sum((s) => s.checkpoints?.compactions ?? 0), restoredFrom: list[0].checkpoints?.restoredFrom ?? null,
+      restoreMs: list[0].checkpoints?.restoreMs ?? null,
+    },
+    rebalances: list.length - 1,
+  } as Summary;
+}
