@@ -1,0 +1,262 @@
+/**
+ * Scale-out: several joinery members in one Kafka consumer group, state moving with the partitions,
+ * against the real broker. The input arrives in three phases (by event time); member a starts
+ * alone, member b joins after a's first checkpoint (a loses half the partitions to b, b loads their
+ * buffered state from a's checkpoint), the second phase arrives, a is stopped with SIGTERM (it
+ * drains, checkpoints and leaves; b gains a's partitions with their state), the third phase
+ * arrives and b ends once idle. The output topic read with read_committed must equal the batch
+ * (full) join of the whole input exactly: nothing missing (pairs spanning a move need the moved
+ * state), nothing duplicated (one transactional producer per member).
+ *
+ * Also: `--member` with a name that cannot be a directory name is a usage error (exit 2).
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ensureTopics, partitionForKey, produceRaw, readTopic } from '../../src/kafka/client.js';
+import { BIN, joinery, lastJson } from '../e2e/cli.js';
+import { canonical, multisetDiff, referenceJoin, type Rec, readNdjson } from '../e2e/reference-join.js';
+import { broker, settled, sleep } from './support.js';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-kafka-members-'));
+const uniq = `${process.pid}-${Date.now().toString(36)}`;
+const PARTITIONS = 4;
+const GEN = ['--events', '120000', '--seed', '41', '--gen-profiles', '3000', '--gen-titles', '300', '--gen-event-time-rate', '400',
+  '--gen-play-delay', '40s', '--gen-disorder', '2s', '--gen-duplicates', '0.02'];
+// --idle-timeout long: between the phases every partition sits silent for a while (members
+// joining, checkpoints); a silent partition must keep holding the watermark back, or the side
+// produced first in the next phase would push it past the other side's records (late rows).
+const JOIN = ['--lower', '-10s', '--upper', '90s', '--max-delay', '3s', '--join', 'full', '--format', 'json', '--idle-timeout', '10m'];
+const ref = { keyFields: ['profileId', 'titleId'], timeField: 'ts', idField: 'eventId', lowerMs: -10_000, upperMs: 90_000, kind: 'full' as const };
+
+/** Where member NAME keeps its checkpoints under the shared --checkpoint-dir. */
+const manifestsOf = (ckpt: string, name: string): string => path.join(ckpt, 'members', name, 'manifests');
+const newestManifest = (dir: string): string => {
+  try { return fs.readdirSync(dir).filter((n) => /^ckpt-\d+\.json$/.test(n)).sort((x, y) => Number(x.slice(5, -5)) - Number(y.slice(5, -5))).pop() ?? ''; } catch { return ''; }
+};
+const manifestId = (name: string): number => (name ? Number(name.slice(5, -5)) : 0);
+const tail = (s: string, n = 40): string => s.trim().split('\n').slice(-n).join('\n');
+
+/** One `joinery run` member process; stdout/stderr kept. */
+class Member {
+  readonly child: ChildProcess;
+  stdout = '';
+  stderr = '';
+  code: number | null = null;
+  signal: NodeJS.Signals | null = null;
+  readonly exited: Promise<void>;
+  readonly startedAt = Date.now();
+
+  constructor(readonly name: string, args: string[]) {
+    this.child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child.stdout!.on('data', (d: Buffer) => { this.stdout += d; });
+    this.child.stderr!.on('data', (d: Buffer) => { this.stderr += d; });
+    this.exited = new Promise((resolve) => {
+      this.child.on('close', (code, signal) => { this.code = code; this.signal = signal; resolve(); });
+    });
+  }
+
+  get running(): boolean { return this.code === null && this.signal === null; }
+
+  /** Poll until `ok()`; fails if the member exits first or the time runs out. */
+  async waitFor(what: string, ok: () => boolean, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (ok()) return;
+      assert.ok(this.running, `member ${this.name} exited (code ${this.code}, signal ${this.signal}) before ${what}; its stderr:\n${tail(this.stderr)}`);
+      assert.ok(Date.now() < deadline, `member ${this.name}: no ${what} within ${timeoutMs / 1000} s; its stderr:\n${tail(this.stderr)}`);
+      await sleep(50);
+    }
+  }
+
+  /** Wait for the exit; SIGKILL and fail after `timeoutMs`. */
+  async exit(timeoutMs: number): Promise<void> {
+    let t: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([this.exited.then(() => false), new Promise<boolean>((r) => { t = setTimeout(() => r(true), timeoutMs); })]);
+    clearTimeout(t);
+    if (timedOut) {
+      this.child.kill('SIGKILL');
+      await this.exited;
+      assert.fail(`member ${this.name} did not exit within ${timeoutMs / 1000} s (killed); its stderr:\n${tail(this.stderr)}`);
+    }
+  }
+
+  /** The `assigned partitions` lines it printed, each with the partition list it names (null if none could be read). */
+  assignments(): Array<{ line: string; partitions: number[] | null }> {
+    return this.stderr.split('\n').filter((l) => l.includes('assigned partitions')).map((line) => {
+      const m = /assigned partitions[^[]*\[([\d,\s]*)\]/.exec(line);
+      return { line, partitions: m ? m[1].split(',').map((s) => s.trim()).filter((s) => s !== '').map(Number).sort((x, y) => x - y) : null };
+    });
+  }
+
+  summary(): string {
+    return `member ${this.name}: exit ${this.code}${this.signal ? ` (${this.signal})` : ''} after ${((Date.now() - this.startedAt) / 1000).toFixed(1)} s; ` +
+      `assignments:\n  ${this.assignments().map((a) => a.line.trim()).join('\n  ') || '(none)'}\nstderr tail:\n${tail(this.stderr, 25)}\nstdout tail:\n${tail(this.stdout, 3)}`;
+  }
+}
+
+/** Records keyed by the join key in the engine's canonical text (`[7,42]`, as `joinery gen --brokers` keys them): co-partitioned. */
+const msgs = (recs: Rec[]) => recs.map((r) => ({ key: `[${r.profileId},${r.titleId}]`, value: JSON.stringify(r) }));
+
+/** Split a side, in arrival order, at the first record past each time (the parts stay in arrival order). */
+function phases(recs: Rec[], cuts: number[]): Rec[][] {
+  const out: Rec[][] = [];
+  let from = 0;
+  for (const c of cuts) {
+    let i = recs.findIndex((r, j) => j >= from && (r.ts as number) > c);
+    if (i < 0) i = recs.length;
+    out.push(recs.slice(from, i));
+    from = i;
+  }
+  out.push(recs.slice(from));
+  return out;
+}
+
+const isStrictSubset = (x: number[], y: number[]): boolean => x.length < y.length && x.every((p) => y.includes(p));
+/** Some list is a non-empty strict subset of an earlier one (`shrank`) or of a later one (grew). */
+const shrank = (ls: number[][]): boolean => ls.some((y, j) => y.length > 0 && ls.slice(0, j).some((x) => isStrictSubset(y, x)));
+const grew = (ls: number[][]): boolean => ls.some((x, i) => x.length > 0 && ls.slice(i + 1).some((y) => isStrictSubset(x, y)));
+
+/**
+ * Where the output differs from the batch join, by row kind (pair, left-only, right-only) and key
+ * partition, and for pairs whether their two records arrived in different phases ('spanning').
+ */
+function breakdown(expected: string[], got: string[], phaseOf: Map<unknown, number>): string {
+  const count = new Map<string, number>();
+  for (const e of expected) count.set(e, (count.get(e) ?? 0) + 1);
+  for (const g of got) count.set(g, (count.get(g) ?? 0) - 1);
+  const tally = { missing: new Map<string, number>(), extra: new Map<string, number>() };
+  for (const [row, n] of count) {
+    if (n === 0) continue;
+    const [lid, rid, key] = JSON.parse(row) as [unknown, unknown, unknown];
+    const kind = lid !== null && rid !== null ? `pair${phaseOf.get(lid) !== phaseOf.get(rid) ? ' spanning phases' : ''}` : lid !== null ? 'left-only' : 'right-only';
+    const b = `${kind}, partition ${partitionForKey(JSON.stringify(key), PARTITIONS)}`;
+    const t = n > 0 ? tally.missing : tally.extra;
+    t.set(b, (t.get(b) ?? 0) + Math.abs(n));
+  }
+  const show = (t: Map<string, number>) => [...t].sort((x, y) => y[1] - x[1]).map(([b, n]) => `${n} ${b}`).join('; ') || 'none';
+  return `missing rows: ${show(tally.missing)}\nextra rows: ${show(tally.extra)}`;
+}
+
+describe('scale-out: members joining and leaving one consumer group, state moving with the partitions', () => {
+  let left: Rec[] = [], right: Rec[] = [];
+  let expected: string[] = [];
+  const members: Member[] = [];
+  let failed = true;
+
+  before(async () => {
+    const lf = path.join(tmp, 'l.ndjson'), rf = path.join(tmp, 'r.ndjson');
+    const g = await joinery(['gen', ...GEN, '--format', 'json', '--left-out', lf, '--right-out', rf]);
+    assert.equal(g.code, 0, g.stderr);
+    left = readNdjson(lf); right = readNdjson(rf);
+    expected = referenceJoin(left, right, ref);
+  }, { timeout: 120_000 });
+
+  after(async () => {
+    for (const m of members) if (m.running) { m.child.kill('SIGKILL'); await m.exited; }
+    if (failed) process.stderr.write(`[members.test] kept ${tmp} for a look\n`);
+    else fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  test('a starts, b joins, a leaves with SIGTERM while data flows: read_committed output equals the batch join exactly', { timeout: 240_000 }, async () => {
+    const L = `mb-imp-${uniq}`, R = `mb-play-${uniq}`, OUT = `mb-out-${uniq}`, group = `mb-${uniq}`;
+    const ckpt = path.join(tmp, 'ckpt');
+    await ensureTopics([broker()], [{ topic: L, partitions: PARTITIONS }, { topic: R, partitions: PARTITIONS }]);
+
+    // Three phases by event time (the same cuts on both sides): every record of a later phase is
+    // at most --gen-disorder older than the cut, so with --max-delay above it none is late.
+    const t0 = left[0].ts as number, t1 = left[left.length - 1].ts as number;
+    const cuts = [t0 + (t1 - t0) / 3, t0 + 2 * (t1 - t0) / 3];
+    const lp = phases(left, cuts), rp = phases(right, cuts);
+    for (let i = 0; i < 3; i++) assert.ok(lp[i].length > 10_000 && rp[i].length > 1_000, `phase ${i + 1}: ${lp[i].length} left, ${rp[i].length} right records`);
+    const produce = (i: number) => Promise.all([produceRaw([broker()], L, msgs(lp[i])), produceRaw([broker()], R, msgs(rp[i]))]);
+
+    const args = (name: string, workers: number, extra: string[]) => ['run', '--brokers', broker(), '--left', `kafka:${L}`, '--right', `kafka:${R}`,
+      '--group', group, ...JOIN, '--workers', String(workers), '--state-dir', path.join(tmp, `st-${name}`),
+      '--checkpoint-dir', ckpt, '--member', name, '--checkpoint-interval', '1s', '--session-timeout', '6s',
+      '--out', `kafka:${OUT}`, '--out-format', 'json', '--json', ...extra];
+    const assignedCount = (m: Member) => m.stderr.split('\n').filter((l) => l.includes('assigned partitions')).length;
+
+    // Phase 1, then member a alone (no --exit-when-idle: it is stopped with SIGTERM).
+    await produce(0);
+    const a = new Member('a', args('a', 2, []));
+    members.push(a);
+    await a.waitFor(`its first checkpoint in ${manifestsOf(ckpt, 'a')}`, () => newestManifest(manifestsOf(ckpt, 'a')) !== '', 90_000);
+    await a.waitFor('an `assigned partitions` line', () => assignedCount(a) >= 1, 30_000);
+
+    // Member b joins (a different worker count: state is laid out by key group, not by worker).
+    // Its --exit-when-idle must outlast a's drain and final checkpoint after the SIGTERM below.
+    const aAssigned = assignedCount(a);
+    const b = new Member('b', args('b', 1, ['--exit-when-idle', '15s']));
+    members.push(b);
+    await b.waitFor('an `assigned partitions` line after joining', () => assignedCount(b) >= 1, 90_000);
+    await a.waitFor('a new `assigned partitions` line after b joined', () => assignedCount(a) > aAssigned, 90_000);
+
+    // Phase 2 while both run; after a's next checkpoint, SIGTERM a and let phase 3 flow meanwhile.
+    await produce(1);
+    const before2 = manifestId(newestManifest(manifestsOf(ckpt, 'a')));
+    await a.waitFor('a checkpoint after phase 2 was produced', () => manifestId(newestManifest(manifestsOf(ckpt, 'a'))) > before2, 60_000);
+    a.child.kill('SIGTERM');
+    await produce(2);
+    await a.exit(90_000);
+    await b.exit(150_000);
+
+    // Every check is made, then one failure lists all that went wrong, with both members' stderr.
+    const problems: string[] = [];
+    if (a.code !== 0) problems.push(`member a (SIGTERM) exited ${a.code}${a.signal ? ` (${a.signal})` : ''}, not 0`);
+    if (b.code !== 0) problems.push(`member b exited ${b.code}${b.signal ? ` (${b.signal})` : ''}, not 0`);
+
+    // The handoff really happened: a lost partitions to b when it joined, b gained a's when it left.
+    const aa = a.assignments(), ba = b.assignments();
+    if (!aa.concat(ba).every((x) => x.partitions)) problems.push('some `assigned partitions` line names no readable partition list [..]');
+    const lists = (xs: typeof aa) => xs.filter((x) => x.partitions).map((x) => x.partitions!);
+    if (!shrank(lists(aa))) problems.push('member a never lost some (not all) of its partitions');
+    if (!grew(lists(ba))) problems.push('member b never gained partitions on top of its own');
+    const bLast = lists(ba).pop();
+    if (bLast?.length !== PARTITIONS) problems.push(`member b's last assignment is ${JSON.stringify(bLast)}, not all ${PARTITIONS} partitions`);
+    if (newestManifest(manifestsOf(ckpt, 'b')) === '') problems.push(`member b kept no checkpoint in ${manifestsOf(ckpt, 'b')}`);
+    for (const m of [a, b]) {
+      try {
+        const late = (lastJson(m.stdout) as { late?: unknown }).late;
+        if (late !== 0) problems.push(`member ${m.name}: ${late} late records`);
+      } catch { problems.push(`member ${m.name}: no --json summary on stdout`); }
+    }
+
+    let detail = '';
+    try {
+      await settled(OUT);
+      const got: string[] = [];
+      await readTopic([broker()], OUT, (rec) => { got.push(canonical(JSON.parse(rec.value!.toString('utf8')))); }, { timeoutMs: 60_000, isolation: 'read_committed' });
+      const diff = multisetDiff(expected, got);
+      if (diff !== '') {
+        const phaseOf = new Map<unknown, number>();
+        lp.forEach((p, i) => { for (const r of p) if (!phaseOf.has(r.eventId)) phaseOf.set(r.eventId, i); });
+        rp.forEach((p, i) => { for (const r of p) if (!phaseOf.has(r.eventId)) phaseOf.set(r.eventId, i); });
+        problems.push('read_committed output ≠ batch join of the whole input');
+        detail = `\n${diff}\n${breakdown(expected, got, phaseOf)}\n(records per phase, left+right: ${lp.map((p, i) => `${p.length}+${rp[i].length}`).join(', ')})`;
+      }
+    } catch (e) {
+      problems.push(`reading the output topic ${OUT} failed: ${(e as Error).message}`);
+    }
+    assert.ok(problems.length === 0, `${problems.map((p) => `- ${p}`).join('\n')}${detail}\n--- ${a.summary()}\n--- ${b.summary()}`);
+    failed = false;
+  });
+
+  test('--member with a name that is no directory name (a slash, empty) is a usage error (exit 2) naming --member', { timeout: 60_000 }, async () => {
+    // Nothing listens on 127.0.0.1:1: the name is checked before any connection.
+    const base = ['run', '--brokers', '127.0.0.1:1', '--connect-timeout', '1s', '--left', 'kafka:mb-l', '--right', 'kafka:mb-r', '--group', `mb-usage-${uniq}`,
+      '--state-dir', path.join(tmp, 'st-usage'), '--checkpoint-dir', path.join(tmp, 'ckpt-usage'), '--out', 'kafka:mb-out'];
+    for (const name of ['a/b', '']) {
+      const r = await joinery([...base, '--member', name], { timeoutMs: 30_000 });
+      assert.equal(r.code, 2, `--member ${JSON.stringify(name)}: exit ${r.code}, expected 2 (usage error)\n${r.stderr}`);
+      assert.match(r.stderr, /--member/, `--member ${JSON.stringify(name)}: the message names --member\n${r.stderr}`);
+      assert.doesNotMatch(r.stderr, /unknown flag/, `--member is a known flag\n${r.stderr}`);
+    }
+    // A good name passes the check: the run gets as far as the unreachable broker (E_INPUT, exit 3).
+    const ok = await joinery([...base, '--member', 'node-1'], { timeoutMs: 30_000 });
+    assert.notEqual(ok.code, 2, `--member node-1 is a valid name\n${ok.stderr}`);
+  });
+});
