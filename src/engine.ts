@@ -221,10 +221,22 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   const syncWaiters = new Map<number, (head: number) => void>();
   let syncSeq = 0;
   let outputFailure: Error | null = null;
+  const outputFailed = (e: Error) => { if (!outputFailure) { outputFailure = e; fail(e); } };
+  // A full output sink (a slow broker) holds routing until it drains, or its buffer would grow
+  // without bound. Chunks already on their way are still written (the workers cannot be made to
+  // wait), so it overshoots its mark by at most what the rings held. The hold is the gate's
+  // output hold, not a pause (POST /resume does not lift it): checkpoint barriers still pass it,
+  // so checkpoints and their transaction commits, which the sink may need to drain, go on.
+  let awaitingOutput = false;
   const writeRecords = (chunk: Uint8Array) => {
     try {
-      decodeKafkaChunk(chunk, (k, v) => { outRecords!.write(k, v); });
-    } catch (e) { if (!outputFailure) { outputFailure = e as Error; fail(e as Error); } }
+      let full = false;
+      decodeKafkaChunk(chunk, (k, v) => { if (!outRecords!.write(k, v)) full = true; });
+      if (full && !awaitingOutput) {
+        awaitingOutput = true;
+        router.gate.holdForOutput(outRecords!.ready().then(() => { awaitingOutput = false; }, (e) => { awaitingOutput = false; outputFailed(e as Error); }));
+      }
+    } catch (e) { outputFailed(e as Error); }
   };
   const tty = opts.progress;
   // Transactional output: a chunk a worker sent after its barrier b (tag b) belongs to the

@@ -1607,19 +1607,40 @@ export class KafkaSource implements Source {
     }
   }
 
+  /**
+   * Stop the consumer and leave the group. Returns within about 2 s (CLOSE_WAIT_MS): with the broker
+   * gone, kafkajs's disconnect() (and a consumer start in progress) only return once kafkajs's
+   * own connection retries run out, 5 to 25 s later; the rest of the stop then goes on in the
+   * background, where nothing is delivered or committed any more (closed is set).
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.wake();
     this.wakeSpace();
     this.wakeGeneration();
-    // a consumer that is still joining cannot be stopped: let it finish joining first
-    for (let i = 0; this.starting && i < 10; i++) await this.starting;
-    const c = this.consumer, a = this.admin;
-    this.consumer = null;
-    this.admin = null;
-    await Promise.allSettled([c?.disconnect(), a?.disconnect()]);
-    if (this.ownsClient) closeKafka(this.h);
+    const CLOSE_WAIT_MS = 2_000;
+    const stopped = (async () => {
+      // a consumer that is still joining cannot be stopped (disconnect() would skip kafkajs's
+      // Runner, which then fetches on): let it finish joining first
+      for (let i = 0; this.starting && i < 10; i++) await this.starting;
+      const c = this.consumer, a = this.admin;
+      this.consumer = null;
+      this.admin = null;
+      await Promise.allSettled([c?.disconnect(), a?.disconnect()]);
+    })();
+    let timer: NodeJS.Timeout | undefined;
+    const inTime = await Promise.race([
+      stopped.then(() => true),
+      new Promise<boolean>((r) => { timer = setTimeout(() => r(false), CLOSE_WAIT_MS); }),
+    ]);
+    clearTimeout(timer);
+    if (this.ownsClient) {
+      // Destroying the sockets also ends requests stuck on a half-dead broker (30 s request
+      // timeout); whatever the background stop opens afterwards is closed when it ends.
+      closeKafka(this.h);
+      if (!inTime) void stopped.then(() => closeKafka(this.h));
+    }
     this.queue.length = 0;
     this.dataPool.length = 0;
     this.offsPool.length = 0;
@@ -1651,8 +1672,13 @@ export interface KafkaProducerOptions {
    * records form one record batch, which the broker rejects above message.max.bytes (1 MiB by default).
    */
   maxBatchBytes?: number;
-  /** write() returns false above this many buffered records (default 65536). */
+  /** write() returns false above this many buffered records (default 65536) … */
   highWaterRecords?: number;
+  /**
+   * … or above this many key+value bytes buffered, the send in flight included (default 32 MiB;
+   * keep it above two sends, see maxSendRecords and maxBatchBytes, or sends get smaller).
+   */
+  highWaterBytes?: number;
   /** kafkajs retries of one send (default 10; backoff 200 ms × 2 up to 5 s) … */
   retries?: number;
   /** … and, while the broker is unreachable, how long the same send is repeated before the sink fails (default 60 s). */
@@ -1706,7 +1732,9 @@ class BatchingProducer {
   /** Serialises commitTransaction / abortTransaction / flush / close in transactional mode. */
   private txnChain: Promise<unknown> = Promise.resolve();
   private pending: Message[] = [];
+  /** Key+value bytes of `pending`, and of the send in flight. */
   private pendingBytes = 0;
+  private inflightBytes = 0;
   private inflight: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
   private firstPendingAt = 0;
@@ -1719,6 +1747,7 @@ class BatchingProducer {
   private readonly maxSendRecords: number;
   private readonly maxBatchBytes: number;
   private readonly highWater: number;
+  private readonly highWaterBytes: number;
   /** Partitions of the topic (learned at start); records get explicit partitions. */
   private nParts = 1;
   private rr = 0;
@@ -1741,16 +1770,69 @@ class BatchingProducer {
     this.maxSendRecords = Math.max(this.batchRecords, opts.maxSendRecords ?? 16_384);
     this.maxBatchBytes = Math.max(1024, opts.maxBatchBytes ?? 900 * 1024);
     this.highWater = Math.max(this.maxSendRecords, opts.highWaterRecords ?? 65_536);
+    this.highWaterBytes = Math.max(1, opts.highWaterBytes ?? 32 * 1024 * 1024);
   }
 
+  /**
+   * Connect, find or create the topic, connect the producer and (transactional mode) fence earlier
+   * producers with this id. A broker that restarts meanwhile fails any of these steps, and not
+   * only the first probe: the whole sequence is retried with backoff (100 ms doubling to 2 s) for
+   * the connect timeout, as the source does, then reported with the address and topic. Errors that
+   * another attempt cannot cure (a missing topic, a fenced id) fail at once.
+   */
   async start(): Promise<void> {
     const { topic } = this.opts;
-    await waitForBroker(this.h, 'E_OUTPUT');
+    const startedAt = Date.now();
+    const deadline = startedAt + this.h.connectTimeoutMs;
+    let delayMs = 100;
+    let last: unknown = null;
+    let lastStep = 'connecting';
+    try {
+      for (;;) {
+        const step = { what: 'connecting' };
+        try {
+          await this.startOnce(deadline, step);
+          return;
+        } catch (e) {
+          await this.producer?.disconnect().catch(() => {});
+          this.producer = null;
+          if (!isRetriableTxnError(e)) {
+            if (e instanceof JoineryError && e.message.includes(topic)) throw e;
+            const code = e instanceof JoineryError ? e.code : 'E_OUTPUT';
+            throw new JoineryError(code, `Kafka output topic ${topic} on ${this.h.brokers.join(',')}: ${step.what} failed: ${errText(e)}`, { cause: e });
+          }
+          last = e;
+          lastStep = step.what;
+        }
+        const leftMs = deadline - Date.now();
+        if (leftMs <= 0) break;
+        await sleep(Math.min(delayMs, leftMs));
+        delayMs = Math.min(delayMs * 2, 2_000);
+      }
+    } catch (e) {
+      if (this.ownsClient) closeKafka(this.h);
+      throw e;
+    }
+    if (this.ownsClient) closeKafka(this.h);
+    // waitForBroker's own error already says "cannot reach…": report what it was given up on
+    const root = last instanceof JoineryError && last.cause !== undefined ? last.cause : last;
+    throw new JoineryError('E_OUTPUT', `Kafka output topic ${topic}: cannot reach Kafka at ${this.h.brokers.join(',')} (${lastStep}: ${errText(root)}; ` +
+      `retried for ${formatDurationMs(Date.now() - startedAt)}; is the broker running? check --brokers and --connect-timeout)`, { cause: last });
+  }
+
+  /** One attempt of start(); `step.what` says how far it got, for the error message. */
+  private async startOnce(deadline: number, step: { what: string }): Promise<void> {
+    const { topic } = this.opts;
+    // every wait inside an attempt ends with the whole start's time
+    const h: KafkaHandle = { ...this.h, connectTimeoutMs: Math.max(1, deadline - Date.now()) };
+    await waitForBroker(h, 'E_OUTPUT');
     if (this.opts.createPartitions) {
-      const [t] = await ensureTopics(this.h, [{ topic, partitions: this.opts.createPartitions }], { code: 'E_OUTPUT' });
+      step.what = `creating the topic (${this.opts.createPartitions} partitions) if missing`;
+      const [t] = await ensureTopics(h, [{ topic, partitions: this.opts.createPartitions }], { code: 'E_OUTPUT' });
       this.nParts = t.partitions;
     } else {
-      const admin = await connectedAdmin(this.h, 'E_OUTPUT');
+      step.what = 'looking the topic up';
+      const admin = await connectedAdmin(h, 'E_OUTPUT');
       try {
         const [t] = await describeWith(admin, [topic]);
         if (!t.exists) throw new JoineryError('E_OUTPUT', `output Kafka topic "${topic}" does not exist on ${this.h.brokers.join(',')}; create it first`);
@@ -1761,7 +1843,8 @@ class BatchingProducer {
     }
     this.partBytes = new Float64Array(Math.max(1, this.nParts));
     const retries = this.opts.retries ?? 10;
-    this.producer = this.h.kafka.producer({
+    step.what = 'connecting the producer';
+    const producer = this.h.kafka.producer({
       idempotent: true,
       maxInFlightRequests: 1,
       allowAutoTopicCreation: false,
@@ -1769,23 +1852,19 @@ class BatchingProducer {
       retry: { retries, initialRetryTime: 200, maxRetryTime: 5_000 },
       ...(this.txnId !== null ? { transactionalId: this.txnId, transactionTimeout: this.opts.transactionTimeoutMs ?? 60_000 } : {}),
     });
-    try {
-      await this.producer.connect();
-    } catch (e) {
-      throw new JoineryError('E_OUTPUT', `connecting the Kafka producer for topic ${topic} failed: ${errText(e)}`, { cause: e });
-    }
+    this.producer = producer;
+    await producer.connect();
     if (this.txnId !== null) {
       // InitProducerId now rather than at the first write: it bumps the id's epoch, which fences
       // every earlier producer with this id and makes the coordinator abort its open transaction
       // (kafkajs retries CONCURRENT_TRANSACTIONS while that abort completes). An empty kafkajs
       // transaction sends nothing on commit.
-      const producer = this.producer;
+      step.what = 'initialising transactions (fencing earlier producers with this id)';
       try {
-        await this.retryTxn(async () => { const t = await producer.transaction(); await t.commit(); });
+        await this.retryTxn(async () => { const t = await producer.transaction(); await t.commit(); }, deadline);
       } catch (e) {
-        await producer.disconnect().catch(() => {});
-        this.producer = null;
-        throw this.txnError('initialising transactions (fencing earlier producers with this id)', e);
+        // a retriable error is start()'s to retry; anything else is final and gets the txn wording
+        throw isRetriableTxnError(e) ? e : this.txnError(step.what, e);
       }
     }
   }
@@ -1801,9 +1880,8 @@ class BatchingProducer {
     return new JoineryError('E_OUTPUT', `Kafka transaction ${JSON.stringify(this.txnId)} on topic ${this.opts.topic}: ${what} failed: ${errText(e)}${hint}`, { cause: e });
   }
 
-  /** Retry a transactional call on retriable errors and lost connections for reconnectTimeoutMs. */
-  private async retryTxn<T>(fn: () => Promise<T>): Promise<T> {
-    const deadline = Date.now() + (this.opts.reconnectTimeoutMs ?? 60_000);
+  /** Retry a transactional call on retriable errors and lost connections for reconnectTimeoutMs (or until `deadline`). */
+  private async retryTxn<T>(fn: () => Promise<T>, deadline = Date.now() + (this.opts.reconnectTimeoutMs ?? 60_000)): Promise<T> {
     let delay = 100;
     for (;;) {
       try {
@@ -1918,7 +1996,7 @@ class BatchingProducer {
     const b = this.boundaries[0];
     const drop = Math.min(this.pending.length, b ? Math.max(0, b.at - this.taken) : this.pending.length);
     if (drop > 0) {
-      for (let i = 0; i < drop; i++) this.pendingBytes -= (this.pending[i].value as Buffer).length;
+      for (let i = 0; i < drop; i++) this.pendingBytes -= messageBytes(this.pending[i]);
       this.pending = drop === this.pending.length ? [] : this.pending.slice(drop);
       this.taken += drop;
     }
@@ -1945,6 +2023,15 @@ class BatchingProducer {
     return this.pending.length;
   }
 
+  /** Key+value bytes held: buffered records and the send in flight. */
+  get bufferedBytes(): number {
+    return this.pendingBytes + this.inflightBytes;
+  }
+
+  private full(): boolean {
+    return this.pending.length >= this.highWater || this.pendingBytes + this.inflightBytes >= this.highWaterBytes;
+  }
+
   /** Queue one record; false when the caller should await ready() before adding more. */
   add(key: Buffer | null, value: Buffer): boolean {
     if (this.error) throw this.error;
@@ -1954,17 +2041,17 @@ class BatchingProducer {
     const partition = key !== null ? partitionForKey(key, this.nParts) : (this.rr++ % this.nParts);
     this.pending.push({ key, value, partition });
     this.added++;
-    this.pendingBytes += value.length;
+    this.pendingBytes += value.length + (key ? key.length : 0);
     this.stats.records++;
     this.stats.bytes += value.length;
     this.pump(false);
-    return this.pending.length < this.highWater;
+    return !this.full();
   }
 
-  /** Resolves when buffered records drop below the high-water mark; rejects once the sink failed. */
+  /** Resolves when buffered records and bytes drop below their high-water marks; rejects once the sink failed. */
   ready(): Promise<void> {
     if (this.error) return Promise.reject(this.error);
-    if (this.pending.length < this.highWater) return Promise.resolve();
+    if (!this.full()) return Promise.resolve();
     return new Promise<void>((resolve, reject) => this.readyWaiters.push(() => (this.error ? reject(this.error) : resolve())));
   }
 
@@ -1998,8 +2085,9 @@ class BatchingProducer {
     this.taken += take;
     if (this.pending.length > 0) this.firstPendingAt = Date.now();
     let bytes = 0;
-    for (const m of messages) bytes += (m.value as Buffer).length;
+    for (const m of messages) bytes += messageBytes(m);
     this.pendingBytes -= bytes;
+    this.inflightBytes = bytes;
     this.inflight = this.send(messages);
   }
 
@@ -2024,6 +2112,7 @@ class BatchingProducer {
         await (this.tx ?? producer).send({ topic: this.opts.topic, messages, acks: -1, compression: this.compression });
         if (warned) process.stderr.write(`joinery: Kafka reachable again; writing to ${this.opts.topic} resumed\n`);
         this.inflight = null;
+        this.inflightBytes = 0;
         this.notifyReady();
         this.pump(this.flushing > 0);
         return;
@@ -2040,6 +2129,7 @@ class BatchingProducer {
           continue;
         }
         this.inflight = null;
+        this.inflightBytes = 0;
         this.error = this.txnId !== null ? this.txnError(`writing ${messages.length} records`, e)
           : new JoineryError('E_OUTPUT', `writing ${messages.length} records to Kafka topic ${this.opts.topic} failed after retries: ${errText(e)}`, { cause: e });
         this.notifyReady();
@@ -2052,7 +2142,7 @@ class BatchingProducer {
   private flushing = 0;
 
   private notifyReady(): void {
-    if (this.pending.length >= this.highWater && !this.error) return;
+    if (this.full() && !this.error) return;
     const w = this.readyWaiters;
     this.readyWaiters = [];
     for (const f of w) f();
@@ -2105,6 +2195,10 @@ class BatchingProducer {
   }
 }
 
+function messageBytes(m: Message): number {
+  return (m.value as Buffer).length + (m.key ? (m.key as Buffer).length : 0);
+}
+
 function toBuffer(v: Uint8Array | string): Buffer {
   if (typeof v === 'string') return Buffer.from(v, 'utf8');
   const b = Buffer.allocUnsafe(v.length);
@@ -2117,7 +2211,8 @@ function toBuffer(v: Uint8Array | string): Buffer {
  * JSON), keyed by the join key so a key's records stay on one partition and in order. The value
  * and key bytes are copied, so the caller may reuse its buffers.
  *
- * Back-pressure: write() returns false when the caller should `await sink.ready()`.
+ * Back-pressure: write() returns false when the caller should `await sink.ready()` (highWaterRecords,
+ * highWaterBytes); the engine then holds routing until it resolves.
  *
  * Exactly-once output (`transactionalId` set): records are written in Kafka transactions, sent in
  * the same large batches as in plain mode while the transaction is open; commitTransaction() ends
@@ -2163,6 +2258,11 @@ export class KafkaRecordSink {
   /** Records buffered, not yet handed to the broker. */
   get buffered(): number {
     return this.p.buffered;
+  }
+
+  /** Key+value bytes held until the broker acknowledges them (buffered and in flight). */
+  get bufferedBytes(): number {
+    return this.p.bufferedBytes;
   }
 
   write(key: Uint8Array | string | null, value: Uint8Array | string): boolean {

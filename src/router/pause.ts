@@ -8,6 +8,12 @@ import { nowMs } from '../core/units.js';
  */
 export class PauseGate {
   private held: { release: () => void; released: Promise<void> } | null = null;
+  /**
+   * Output back-pressure (the engine's output sink is full): holds routing like a pause, with the
+   * same guarantees (barriers still go through, idle time does not count), but it is not a pause
+   * by request: `paused` stays false and resume() does not lift it; it ends when its promise settles.
+   */
+  private outputHold: { released: Promise<void>; since: number; release: () => void } | null = null;
   private parkedWaiters: Array<() => void> = [];
   private finished = false;
   /** True while the router waits at the gate. */
@@ -28,6 +34,29 @@ export class PauseGate {
     return this.held !== null;
   }
 
+  /** Routing is held: paused by request, or waiting for the output to drain. */
+  get holding(): boolean {
+    return this.held !== null || this.outputHold !== null;
+  }
+
+  /** Hold routing until `until` settles (either way); one hold at a time, a second call while held is ignored. */
+  holdForOutput(until: Promise<unknown>): void {
+    if (this.outputHold) return;
+    let release!: () => void;
+    const released = new Promise<void>((r) => { release = r; });
+    const hold = { released, since: nowMs(), release };
+    this.outputHold = hold;
+    const end = (): void => { if (this.outputHold === hold) this.outputHold = null; release(); };
+    until.then(end, end);
+  }
+
+  /** End an output hold at once (the run failed: routing must reach its end, the sink may never drain). */
+  releaseOutput(): void {
+    const h = this.outputHold;
+    this.outputHold = null;
+    h?.release();
+  }
+
   pause(): void {
     if (this.held) return;
     let release!: () => void;
@@ -44,14 +73,16 @@ export class PauseGate {
     h.release();
   }
 
-  /** The router's side: wait while paused. Returns the milliseconds the pause lasted. */
+  /** The router's side: wait while held (paused or output hold). Returns the milliseconds the hold lasted. */
   async pass(onWake?: () => Promise<void>): Promise<number> {
-    if (!this.held) return 0;
-    const since = this.pausedSince ?? nowMs();
+    if (!this.holding) return 0;
+    const now = nowMs();
+    const since = Math.min(this.pausedSince ?? now, this.outputHold?.since ?? now);
     this.parked = true;
     for (const w of this.parkedWaiters.splice(0)) w();
-    while (this.held) {
-      await Promise.race([this.held.released, new Promise<void>((r) => { this.waker = r; })]);
+    while (this.holding) {
+      const holds = [this.held?.released, this.outputHold?.released].filter((p): p is Promise<void> => p !== undefined);
+      await Promise.race([...holds, new Promise<void>((r) => { this.waker = r; })]);
       this.waker = null;
       if (onWake) await onWake();
     }

@@ -198,6 +198,7 @@ export class Router {
     const req = this.barrierRequest;
     if (req) { this.barrierRequest = null; req.reject(err); }
     this.gate.resume();
+    this.gate.releaseOutput();
   }
 
   private extractorCache = new Map<string, Extractor>();
@@ -383,7 +384,7 @@ export class Router {
         if (this.replay?.sourceHeld(l.s)) continue; // reached its resume position: waits for the others
         if (this.aborted) throw this.aborted;
         await this.injectBarrier();
-        if (this.gate.paused) {
+        if (this.gate.holding) {
           // A checkpoint requested while paused still goes through (the gate wakes for it).
           this.tracker.shiftIdle(await this.gate.pass(this.injectPending));
           if (this.aborted) throw this.aborted;
@@ -396,7 +397,7 @@ export class Router {
         this.gate.inSource = true;
         const b = await this.nextOrBarrier(l.s.next());
         this.gate.inSource = false;
-        if (this.gate.paused) { // paused while waiting for the batch: hold it until resumed
+        if (this.gate.holding) { // paused while waiting for the batch: hold it until resumed
           this.tracker.shiftIdle(await this.gate.pass(this.injectPending));
           if (this.aborted) throw this.aborted;
         }

@@ -220,12 +220,22 @@ test('an unreachable broker gives a clear error naming the address, within the c
   });
   const took = Date.now() - t0;
   assert.ok(took >= 1_400 && took < 5_000, `gave up after ${took} ms (connect timeout 1.5 s)`);
-  await assert.rejects(KafkaRecordSink.open({ brokers: ['127.0.0.1:1'], topic: 'x', connectTimeoutMs: 500 }), (e: unknown) => {
-    assert.ok(e instanceof JoineryError);
-    assert.equal(e.code, 'E_OUTPUT');
-    assert.match(e.message, /cannot reach Kafka at 127\.0\.0\.1:1/);
-    return true;
-  });
+  // the sinks retry for the connect timeout too, then name the address and the topic
+  for (const open of [
+    () => KafkaRecordSink.open({ brokers: ['127.0.0.1:1'], topic: 'joined-x', connectTimeoutMs: 1_500, createPartitions: 3 }),
+    () => KafkaRecordSink.open({ brokers: ['127.0.0.1:1'], topic: 'joined-x', connectTimeoutMs: 1_500, transactionalId: 'tx' }),
+    () => KafkaLineSink.open('kafka:joined-x', { brokers: ['127.0.0.1:1'], connectTimeoutMs: 1_500 }),
+  ]) {
+    const t1 = Date.now();
+    await assert.rejects(open(), (e: unknown) => {
+      assert.ok(e instanceof JoineryError);
+      assert.equal(e.code, 'E_OUTPUT');
+      assert.match(e.message, /^Kafka output topic joined-x: cannot reach Kafka at 127\.0\.0\.1:1 \(connecting: .*ECONNREFUSED.*; retried for .*check --brokers and --connect-timeout\)$/);
+      return true;
+    });
+    const sinkTook = Date.now() - t1;
+    assert.ok(sinkTook >= 1_400 && sinkTook < 5_000, `the sink gave up after ${sinkTook} ms (connect timeout 1.5 s)`);
+  }
 });
 
 test('KafkaRecordSink writes every record (gzip), keyed: one key, one partition', T, async () => {
@@ -261,6 +271,33 @@ test('KafkaRecordSink writes every record (gzip), keyed: one key, one partition'
   await ensureTopics(brokers(), [{ topic: probe, partitions: 3 }]);
   await produceRaw(brokers(), probe, [...keyPartition.keys()].map((k) => ({ key: k, value: k })));
   await readTopic(brokers(), probe, (r) => assert.equal(r.partition, keyPartition.get(r.value!.toString()), `key ${r.value}`));
+});
+
+test('KafkaRecordSink back-pressure: a writer faster than the broker is stopped at highWaterBytes; ready() resolves as sends are acknowledged', T, async () => {
+  const out = uniq('bp');
+  created.push(out);
+  const limitBytes = 128 * 1024;
+  const sink = await KafkaRecordSink.open({ brokers: brokers(), topic: out, createPartitions: 3, highWaterBytes: limitBytes });
+  const value = 'x'.repeat(500);
+  const recordBytes = 8 + value.length + 8;
+  const n = 20_000;
+  let stops = 0, maxBytes = 0;
+  for (let i = 0; i < n; i++) {
+    // synchronous writes outrun any broker: only write() returning false bounds the buffer
+    if (!sink.write(`k${i % 101}`, `${i}:${value}`)) {
+      stops++;
+      assert.ok(sink.bufferedBytes >= limitBytes, `write() said stop with ${sink.bufferedBytes} bytes buffered`);
+      await sink.ready();
+      assert.ok(sink.bufferedBytes < limitBytes, `ready() resolved with ${sink.bufferedBytes} bytes buffered`);
+    }
+    maxBytes = Math.max(maxBytes, sink.bufferedBytes);
+  }
+  assert.ok(stops > 0, 'write() never said stop');
+  assert.ok(maxBytes < limitBytes + recordBytes, `buffered up to ${maxBytes} bytes (limit ${limitBytes})`);
+  await sink.flush();
+  assert.equal(sink.bufferedBytes, 0);
+  await sink.close();
+  assert.equal(await readTopic(brokers(), out, () => {}), n);
 });
 
 test('KafkaRecordSink to a missing topic (without createPartitions) fails clearly', T, async () => {

@@ -81,6 +81,50 @@ test('a pause longer than --idle-timeout does not make a partition idle: no reco
   await run;
 });
 
+test('an output hold (full sink) stalls routing like a pause, lets a barrier through, is not lifted by resume(), ends when its promise settles', async () => {
+  const src = new ScriptedSource();
+  const late: Rejected[] = [];
+  const router = new Router([createRingBuffer(1 << 20)], [src], extractors, 0, 200, (r) => { if (r.kind === 'late') late.push({ ...r }); });
+  const run = router.run();
+  src.push(0, [{ ts: 1000, id: 'l1' }]);
+  src.push(1, [{ ts: 1000, id: 'r1' }]);
+  await waitFor(() => router.counters.read[0] + router.counters.read[1] === 2);
+
+  let drained!: () => void;
+  router.gate.holdForOutput(new Promise<void>((r) => { drained = r; }));
+  router.gate.holdForOutput(new Promise<void>(() => {})); // a second hold while held: ignored
+  assert.equal(router.gate.paused, false, 'an output hold is not a pause by request');
+  await router.gate.whenParked();
+  src.push(0, [{ ts: 100_000, id: 'l2' }]);
+  src.push(1, [{ ts: 2_000, id: 'r2' }]);
+  await sleep(500); // over two idle timeouts
+  assert.equal(router.counters.read[0] + router.counters.read[1], 2, 'no batch is read while the output is held');
+  // a checkpoint barrier still goes in: a barrier must never wait for the output to drain
+  const cut = await Promise.race([router.barrier(7), sleep(2_000).then(() => null)]);
+  assert.ok(cut && cut.id === 7, 'the barrier went through the output hold');
+  router.gate.pause();
+  router.gate.resume(); // POST /pause + /resume meanwhile: the output hold stays
+  await sleep(100);
+  assert.equal(router.counters.read[0] + router.counters.read[1], 2, 'resume() does not lift an output hold');
+
+  drained();
+  await waitFor(() => router.counters.read[0] + router.counters.read[1] === 4);
+  assert.equal(late.length, 0, `late: ${late.map((r) => r.reason).join('; ')}`);
+  assert.equal(router.currentWatermark(), 2000, 'the held time did not make the right partition idle');
+  src.end();
+  await run;
+});
+
+test('abort() ends an output hold that would never end (a sink that cannot drain)', async () => {
+  const src = new ScriptedSource();
+  const router = new Router([createRingBuffer(1 << 20)], [src], extractors, 0, 200, () => {});
+  const run = router.run();
+  router.gate.holdForOutput(new Promise<void>(() => {}));
+  await router.gate.whenParked();
+  router.abort(new Error('output failed'));
+  await assert.rejects(Promise.race([run, sleep(2_000).then(() => 'still running')]), /output failed/);
+});
+
 test('logger: JSON lines off a terminal, human lines on one, filtered by level', () => {
   let out = '';
   const sink = { write: (s: string) => { out += s; return true; }, isTTY: false };
