@@ -127,6 +127,15 @@ async function runWith(cfg: Config, control: EngineControl | undefined): Promise
         brokers, groupId: cfg.group, leftTopic: cfg.left!.slice(6), rightTopic: cfg.right!.slice(6), format,
         from: kafka.parseFrom(cfg.from), exitWhenIdleMs: cfg.exitWhenIdleMs, connectTimeoutMs: cfg.connectTimeoutMs,
         startOffsets: restoredKafka, sessionTimeoutMs: cfg.sessionTimeoutMs,
+        // State moves with partitions only in member mode (src/member.ts): say what a move costs here.
+        onAssignment: ({ assigned, revoked, generation }) => {
+          if (generation <= 1 || (assigned.length === 0 && revoked.length === 0)) return;
+          const parts = (ps: typeof assigned) => [...new Set(ps.map((p) => p.partition))].sort((a, b) => a - b).join(',');
+          log.warn(`the consumer group ${cfg.group} moved partitions (gained [${parts(assigned)}], lost [${parts(revoked)}]): ` +
+            `${cfg.checkpointDir ? 'with --out file:' : 'without --checkpoint-dir'} a partition's join buffer does not move with it, so pairs whose first event ` +
+            'arrived before the move are missed, and records applied but not yet committed are applied again by the new owner; ' +
+            'to run several members, give each --checkpoint-dir on shared storage and Kafka or null output');
+        },
         heartbeatIntervalMs: Math.max(500, Math.min(3_000, Math.floor(cfg.sessionTimeoutMs / 10))),
       });
       closers.push(() => src.close());

@@ -20,7 +20,6 @@ import { SidePool } from './checkpoint/pool.js';
 import { LocalDirStorage } from './checkpoint/storage.js';
 import type { Config } from './config/schema.js';
 import type { EngineControl } from './control/engine-control.js';
-import { JoineryError } from './core/errors.js';
 import { formatSummary, runEngine, type EngineOptions, type Summary } from './engine.js';
 import * as kafka from './kafka/client.js';
 import { keyGroupRanges } from './router/partitioner.js';
@@ -143,7 +142,21 @@ export async function runMember({ cfg, control, progress }: MemberRunOptions): P
     extra.onStall = (s) => { stalled = s; apply(); };
     if (control) control.onPauseChange = (p) => { held = p; apply(); };
 
+    // Between engine runs (planning, waiting for the group) a stop signal ends the loop; during a
+    // run the engine handles it (drain, final checkpoint).
+    let signalled = false;
+    const onSignal = (sig: NodeJS.Signals) => {
+      if (signalled) process.exit(130);
+      signalled = true;
+      say(`${sig}: stopping after the current step; send it again to exit at once`);
+    };
+    const between = (on: boolean) => {
+      for (const sig of ['SIGTERM', 'SIGINT'] as const) { if (on) process.on(sig, onSignal); else process.off(sig, onSignal); }
+    };
+    between(true);
+    closers.push(async () => between(false));
     for (;;) {
+      if (signalled) break;
       const generation = src.generationSeen;
       const assigned = src.assignedKafkaPartitions();
       const pool = new SidePool();
@@ -159,7 +172,7 @@ export async function runMember({ cfg, control, progress }: MemberRunOptions): P
         await pool.close();
         throw e;
       }
-      if (src.generationSeen !== generation) { await pool.close(); continue; } // re-assigned while planning
+      if (src.generationSeen !== generation || signalled) { await pool.close(); continue; } // re-assigned while planning
       say(`assigned partitions [${assigned.join(',')}] (generation ${generation})` +
         (plan.used.length ? `; state from ${plan.used.join('; ')}` : '') + (plan.fresh.length ? `; partitions ${plan.fresh.join(',')} start without state` : ''));
       src.resetTo(plan.startOffsets);
@@ -173,14 +186,17 @@ export async function runMember({ cfg, control, progress }: MemberRunOptions): P
       });
       current = { handle, done };
       let s: Summary;
+      between(false);
       try {
         s = await done;
       } finally {
         current = null;
+        between(true);
       }
       summaries.push(s);
       if (s.stopped || !handle.requested) break; // a stop signal, or the input ended
-      const next = await src.awaitGeneration(generation);
+      const next = await Promise.race([src.awaitGeneration(generation), new Promise<number>((r) => { const t = setInterval(() => { if (signalled) { clearInterval(t); r(-1); } }, 100); void src.awaitGeneration(generation).then(() => clearInterval(t), () => clearInterval(t)); })]);
+      if (next < 0) break;
       const now = src.assignedKafkaPartitions();
       const gained = now.filter((p) => !mine.has(p)), lost = assigned.filter((p) => !now.includes(p));
       say(`re-joined the group (generation ${next}): gained [${gained.join(',')}], lost [${lost.join(',')}]`);
@@ -188,14 +204,21 @@ export async function runMember({ cfg, control, progress }: MemberRunOptions): P
   } finally {
     for (const c of closers) await c().catch(() => {});
   }
-  const total = mergeSummaries(summaries);
+  const total = mergeSummaries(summaries, cfg);
   process.stderr.write(formatSummary(total));
   return total;
 }
 
 /** One summary for the whole run out of its per-assignment engine runs. */
-function mergeSummaries(list: Summary[]): Summary {
-  if (list.length === 0) throw new JoineryError('E_INTERNAL', 'no engine run');
+function mergeSummaries(list: Summary[], cfg: Config): Summary {
+  if (list.length === 0) {
+    // stopped by a signal before the first run: nothing was read
+    return {
+      elapsedMs: 0, eventsIn: [0, 0], eventsPerSec: 0, pairs: 0, pairsPerSec: 0, outputRecords: 0, duplicates: 0, late: 0, deadLettered: 0,
+      unmatchedLeft: 0, unmatchedRight: 0, stateLeft: 0, p50Ms: 0, p99Ms: 0, p999Ms: 0, maxMs: 0, workers: cfg.workers, state: cfg.state,
+      backpressureWaits: 0, mainHeapUsedBytes: process.memoryUsage().heapUsed, stopped: true, rebalances: 0,
+    };
+  }
   const last = list[list.length - 1];
   const sum = (f: (s: Summary) => number) => list.reduce((n, s) => n + f(s), 0);
   const elapsedMs = sum((s) => s.elapsedMs);

@@ -87,17 +87,19 @@ export async function planHandoff(o: HandoffOptions): Promise<HandoffPlan> {
   for (const p of o.assigned) {
     const l = committedOf.get(`${o.leftTopic}/${p}`), r = committedOf.get(`${o.rightTopic}/${p}`);
     const lr = parseCheckpointRef(l?.metadata), rr = parseCheckpointRef(r?.metadata);
-    // Both topics' partition p are committed together (one checkpoint); a partition that only
-    // one side has a checkpoint for cannot be resumed consistently.
+    // A checkpoint commits both topics' partition p once each has delivered something (and from
+    // then on at every checkpoint of its owner), so the two name the same checkpoint, or only one
+    // does (the other side had nothing yet: it starts where the group or --from says).
     if (!lr && !rr) { fresh.push(p); continue; }
     const ref = lr ?? rr!;
-    if (!lr || !rr || refKey(lr) !== refKey(rr)) {
-      throw new JoineryError('E_CHECKPOINT', `partition ${p}: the group's committed offsets name different checkpoints for ${o.leftTopic} (${l?.metadata ?? 'none'}) and ${o.rightTopic} (${r?.metadata ?? 'none'}); they are committed together by joinery, so something else committed offsets for this group`);
+    if (lr && rr && refKey(lr) !== refKey(rr)) {
+      throw new JoineryError('E_CHECKPOINT', `partition ${p}: the group's committed offsets name different checkpoints for ${o.leftTopic} (${l?.metadata}) and ${o.rightTopic} (${r?.metadata}); joinery commits them together, so something else committed offsets for this group`);
     }
     const g = groups.get(refKey(ref)) ?? { ref, partitions: [] };
     g.partitions.push(p);
     groups.set(refKey(ref), g);
-    startOffsets.push({ topic: o.leftTopic, partition: p, offset: l!.offset }, { topic: o.rightTopic, partition: p, offset: r!.offset });
+    if (lr) startOffsets.push({ topic: o.leftTopic, partition: p, offset: l!.offset });
+    if (rr) startOffsets.push({ topic: o.rightTopic, partition: p, offset: r!.offset });
   }
   if (groups.size === 0) return { restored: null, startOffsets, used: [], fresh };
 

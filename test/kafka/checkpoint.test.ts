@@ -59,7 +59,7 @@ describe('exactly-once Kafka → Kafka with checkpoints', () => {
   test('kill -9 five times at random moments, then to the end: read_committed output equals the batch join', async () => {
     const out = `ck-joined-${uniq}`;
     const args = ['run', '--brokers', broker(), '--left', `kafka:${L}`, '--right', `kafka:${R}`, '--group', `g-ck-${uniq}`, ...JOIN,
-      '--workers', '2', '--state-dir', path.join(tmp, 'st'), '--checkpoint-dir', path.join(tmp, 'ckpt'), '--checkpoint-interval', '300ms',
+      '--workers', '2', '--state-dir', path.join(tmp, 'st'), '--checkpoint-dir', path.join(tmp, 'ckpt'), '--member', 'k9', '--checkpoint-interval', '300ms',
       '--out', `kafka:${out}`, '--out-format', 'json', '--exit-when-idle', '2s', '--session-timeout', '6s', '--json'];
     let resumed = 0;
     const delays: number[] = [];
@@ -69,7 +69,7 @@ describe('exactly-once Kafka → Kafka with checkpoints', () => {
       // after their first checkpoint, so that some run resumes however slow a loaded machine is.
       const delay = i % 2 === 1 ? Math.floor(Math.random() * 1500) : (i === 0 ? 2500 : 8000) + Math.floor(Math.random() * 2500);
       delays.push(delay);
-      const r = await start(args, delay, i % 2 === 1 ? path.join(tmp, 'ckpt') : undefined);
+      const r = await start(args, delay, i % 2 === 1 ? path.join(tmp, 'ckpt', 'members', 'k9') : undefined);
       if (/resuming from checkpoint/.test(r.stderr)) resumed++;
       if (r.code === 0) break;
       assert.equal(r.signal, 'SIGKILL', `run ${i} failed rather than being killed: ${r.stderr.slice(-3000)}`);
