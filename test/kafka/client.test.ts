@@ -393,6 +393,52 @@ test('a second member joining: co-partitioned assignment, revoked batches purged
   assert.equal(all.length, nl + nr);
 });
 
+test('beforeRejoin: a member commits before it re-joins; the group waits for it; delivery is suspended until resetTo()', T, async () => {
+  const t = await topics(4);
+  await produceRaw(brokers(), t.left, jsonRecords('L', 400));
+  await produceRaw(brokers(), t.right, jsonRecords('R', 200));
+  const groupId = uniq('group');
+  const events: string[] = [];
+  let hookCalls = 0;
+  const a = await open(t, {
+    groupId,
+    beforeRejoin: async () => {
+      hookCalls++;
+      events.push('a: hook start');
+      await sleep(1_500); // a checkpoint taking a while: the group must wait for it
+      events.push('a: hook end');
+    },
+  });
+  assert.deepEqual(a.assignedKafkaPartitions(), [0, 1, 2, 3]);
+  const first = await a.next();
+  assert.ok(first, 'a delivers before the rebalance');
+  const genA = a.generationSeen;
+  const b = await open(t, { groupId, onAssignment: () => events.push('b: assigned') });
+  events.push('b: open');
+  await a.awaitGeneration(genA);
+  assert.equal(hookCalls, 1, 'the hook ran once, before a re-joined');
+  assert.ok(events.indexOf('a: hook end') >= 0 && events.indexOf('a: hook end') < events.indexOf('b: assigned'), `b was assigned only after a's hook finished: ${events.join(', ')}`);
+  const mine = a.assignedKafkaPartitions(), theirs = b.assignedKafkaPartitions();
+  assert.equal(mine.length + theirs.length, 4);
+  assert.ok(mine.length > 0 && theirs.length > 0, `both members hold partitions: a ${mine}, b ${theirs}`);
+  assert.ok(mine.every((p) => !theirs.includes(p)));
+  assert.equal(a.isSuspended, true, 'a delivers nothing until it is reset for the new assignment');
+  assert.equal(await a.next(), null);
+  // resetTo: a's kept partitions start at given offsets and deliver again, from exactly there
+  const p = mine[0];
+  a.resetTo([{ topic: t.left, partition: p, offset: 0 }]);
+  assert.equal(a.isSuspended, false);
+  const got: Got[] = [];
+  const until = Date.now() + 15_000;
+  while (!got.some((g) => g.side === 0 && g.partition === p && g.offset === 0) && Date.now() < until) {
+    const x = await Promise.race([a.next(), sleep(2_000).then(() => null)]);
+    if (x) got.push(...records(x));
+  }
+  assert.ok(got.some((g) => g.side === 0 && g.partition === p && g.offset === 0), 'reset to offset 0 re-reads the partition from its start');
+  assert.ok(got.every((g) => mine.includes(g.partition)), 'only partitions a still owns');
+  await Promise.all([a.close(), b.close()]);
+});
+
 function genConfig(events: number) {
   return parseArgs('gen', ['--left-out', '/dev/null/unused-l', '--right-out', '/dev/null/unused-r', '--events', String(events), '--progress', 'off']);
 }
