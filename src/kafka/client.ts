@@ -871,6 +871,8 @@ export class KafkaSource implements Source {
   private idleSince = -1;
   /** Delivery stopped for a re-join (beforeRejoin) until resetTo(). */
   private suspended = false;
+  /** The engine reading this source is stopping: next() returns null until resetTo(). */
+  private interrupted = false;
   private generationWaiters: Array<() => void> = [];
   /** Start positions of the partitions of the current assignment (startOffsets, then resetTo()). */
   private startPositions: ReadonlyArray<{ topic: string; partition: number; offset: string | number | bigint }>;
@@ -1146,6 +1148,11 @@ export class KafkaSource implements Source {
     this.wakeSpace();
   }
 
+  interrupt(): void {
+    this.interrupted = true;
+    this.wake();
+  }
+
   get isSuspended(): boolean {
     return this.suspended;
   }
@@ -1184,6 +1191,7 @@ export class KafkaSource implements Source {
       }
     }
     this.suspended = false;
+    this.interrupted = false;
     if (c && !this.ended) {
       const resume = [...this.parts.values()].filter((st) => st.assigned && !st.paused);
       for (const st of resume) { try { c.resume([{ topic: st.topic, partitions: [st.partition] }]); } catch { /* re-applied on the next group join */ } }
@@ -1381,7 +1389,7 @@ export class KafkaSource implements Source {
     if (this.lastDelivered) { this.recycle(this.lastDelivered); this.lastDelivered = null; }
     for (;;) {
       if (this.fatal) throw this.fatal;
-      if (this.closed || this.ended || this.suspended) return null;
+      if (this.closed || this.ended || this.suspended || this.interrupted) return null;
       const b = this.take();
       if (b) {
         this.lastDelivered = b;

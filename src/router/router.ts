@@ -365,6 +365,7 @@ export class Router {
   stop(): void {
     this.stopping = true;
     this.gate.resume();
+    for (const s of this.sources) s.interrupt?.();
   }
   private stopping = false;
   private lastYieldMs = 0;

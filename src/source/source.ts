@@ -43,6 +43,12 @@ export interface Source {
    */
   unreadPartitions?(): PartitionRef[];
   /**
+   * The engine is stopping (a stop signal, a group re-join): make a pending next() return null
+   * soon, and every later one. Sources whose next() never waits long need not have it; a Kafka
+   * source waiting for records would otherwise keep the stop waiting until data arrives.
+   */
+  interrupt?(): void;
+  /**
    * Stop (held) or go on delivering one partition, independently of pause: a rebuild holds a
    * partition that reached its resume position until the others have (see src/rebuild/replay.ts).
    * One-partition sources may leave it out (the router then simply does not read them).

@@ -8,6 +8,10 @@
  * (full) join of the whole input exactly: nothing missing (pairs spanning a move need the moved
  * state), nothing duplicated (one transactional producer per member).
  *
+ * A member killed with kill -9 mid-interval: the survivor takes its partitions from its last
+ * committed checkpoint (what it applied after that is redone, its open output transaction is
+ * aborted when it comes back under its name); the output stays exact.
+ *
  * Also: `--member` with a name that cannot be a directory name is a usage error (exit 2).
  */
 import { after, before, describe, test } from 'node:test';
@@ -242,6 +246,72 @@ describe('scale-out: members joining and leaving one consumer group, state movin
       problems.push(`reading the output topic ${OUT} failed: ${(e as Error).message}`);
     }
     assert.ok(problems.length === 0, `${problems.map((p) => `- ${p}`).join('\n')}${detail}\n--- ${a.summary()}\n--- ${b.summary()}`);
+    failed = false;
+  });
+
+  test('b is killed with kill -9: a takes its partitions from its last committed checkpoint; b restarted under its name takes some back; output exact', { timeout: 300_000 }, async () => {
+    failed = true;
+    const L = `mk-imp-${uniq}`, R = `mk-play-${uniq}`, OUT = `mk-out-${uniq}`, group = `mk-${uniq}`;
+    const ckpt = path.join(tmp, 'ckpt-kill');
+    await ensureTopics([broker()], [{ topic: L, partitions: PARTITIONS }, { topic: R, partitions: PARTITIONS }]);
+    const t0 = left[0].ts as number, t1 = left[left.length - 1].ts as number;
+    const cuts = [t0 + (t1 - t0) / 3, t0 + 2 * (t1 - t0) / 3];
+    const lp = phases(left, cuts), rp = phases(right, cuts);
+    const produce = (i: number) => Promise.all([produceRaw([broker()], L, msgs(lp[i])), produceRaw([broker()], R, msgs(rp[i]))]);
+    const args = (name: string, extra: string[]) => ['run', '--brokers', broker(), '--left', `kafka:${L}`, '--right', `kafka:${R}`,
+      '--group', group, ...JOIN, '--workers', '1', '--state-dir', path.join(tmp, `stk-${name}`),
+      '--checkpoint-dir', ckpt, '--member', name, '--checkpoint-interval', '1s', '--session-timeout', '6s',
+      '--out', `kafka:${OUT}`, '--out-format', 'json', '--json', ...extra];
+    const lastAssigned = (m: Member) => m.assignments().filter((x) => x.partitions).map((x) => x.partitions!).pop() ?? [];
+
+    await produce(0);
+    const a = new Member('a', args('a', []));
+    members.push(a);
+    await a.waitFor('its first checkpoint', () => newestManifest(manifestsOf(ckpt, 'a')) !== '', 90_000);
+    const b1 = new Member('b', args('b', []));
+    members.push(b1);
+    await b1.waitFor('partitions of its own', () => lastAssigned(b1).length > 0, 90_000);
+    await produce(1);
+    const had = manifestId(newestManifest(manifestsOf(ckpt, 'b')));
+    await b1.waitFor('a checkpoint after phase 2 was produced', () => manifestId(newestManifest(manifestsOf(ckpt, 'b'))) > had, 60_000);
+    await sleep(300 + Math.floor(Math.random() * 700)); // mid-interval: some of b's work is applied but not committed
+    b1.child.kill('SIGKILL');
+    await b1.exited;
+    // b's session expires (6 s): a re-joins alone and takes b's partitions from b's checkpoint.
+    await a.waitFor('all partitions after b died', () => lastAssigned(a).length === PARTITIONS, 90_000);
+    // Phase 3 while a holds everything; b comes back under its name (fencing its predecessor's open
+    // transaction), takes partitions from a's checkpoint, then a leaves and b finishes alone.
+    await produce(2);
+    const b2 = new Member('b', args('b', ['--exit-when-idle', '15s']));
+    members.push(b2);
+    await b2.waitFor('partitions back after its restart', () => lastAssigned(b2).length > 0, 90_000);
+    a.child.kill('SIGTERM');
+    await a.exit(90_000);
+    await b2.exit(150_000);
+
+    const problems: string[] = [];
+    if (a.code !== 0) problems.push(`member a exited ${a.code}, not 0`);
+    if (b2.code !== 0) problems.push(`restarted member b exited ${b2.code}, not 0`);
+    if (!/[ ;]b\/\d+ → partitions/.test(a.stderr)) problems.push("member a never took state from b's checkpoints");
+    if (!/[ ;]a\/\d+ → partitions/.test(b2.stderr)) problems.push("restarted member b never took state from a's checkpoints");
+    if (lastAssigned(b2).length !== PARTITIONS) problems.push(`restarted member b ended with partitions ${JSON.stringify(lastAssigned(b2))}, not all`);
+    let detail = '';
+    try {
+      await settled(OUT);
+      const got: string[] = [];
+      await readTopic([broker()], OUT, (rec) => { got.push(canonical(JSON.parse(rec.value!.toString('utf8')))); }, { timeoutMs: 60_000, isolation: 'read_committed' });
+      const diff = multisetDiff(expected, got);
+      if (diff !== '') {
+        const phaseOf = new Map<unknown, number>();
+        lp.forEach((p, i) => { for (const r of p) if (!phaseOf.has(r.eventId)) phaseOf.set(r.eventId, i); });
+        rp.forEach((p, i) => { for (const r of p) if (!phaseOf.has(r.eventId)) phaseOf.set(r.eventId, i); });
+        problems.push('read_committed output ≠ batch join of the whole input');
+        detail = `\n${diff}\n${breakdown(expected, got, phaseOf)}`;
+      }
+    } catch (e) {
+      problems.push(`reading the output topic ${OUT} failed: ${(e as Error).message}`);
+    }
+    assert.ok(problems.length === 0, `${problems.map((p) => `- ${p}`).join('\n')}${detail}\n--- ${a.summary()}\n--- ${b1.summary()}\n--- ${b2.summary()}`);
     failed = false;
   });
 
