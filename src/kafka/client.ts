@@ -830,6 +830,12 @@ const DEFAULTS = {
 const POOL_MAX = 16;
 const MIN_DATA_BYTES = 64 * 1024;
 
+/** Call every waiter of a list and return a fresh empty one (waiters are promise resolvers: their continuations run later, never re-entering the old list). */
+function wakeAll(waiters: Array<() => void>): Array<() => void> {
+  for (const f of waiters) f();
+  return [];
+}
+
 function pow2AtLeast(n: number): number {
   let c = 1024;
   while (c < n) c *= 2;
@@ -1092,9 +1098,7 @@ export class KafkaSource implements Source {
   }
 
   private wakeGeneration(): void {
-    const w = this.generationWaiters;
-    this.generationWaiters = [];
-    for (const f of w) f();
+    this.generationWaiters = wakeAll(this.generationWaiters);
   }
 
   /** Group generations joined so far by this source (0 before the first assignment). */
@@ -1202,15 +1206,11 @@ export class KafkaSource implements Source {
   }
 
   private wake(): void {
-    const w = this.waiters;
-    this.waiters = [];
-    for (const f of w) f();
+    this.waiters = wakeAll(this.waiters);
   }
 
   private wakeSpace(): void {
-    const w = this.spaceWaiters;
-    this.spaceWaiters = [];
-    for (const f of w) f();
+    this.spaceWaiters = wakeAll(this.spaceWaiters);
   }
 
   private onGroupJoin(memberAssignment: Record<string, number[]>): void {

@@ -145,6 +145,25 @@ function breakdown(expected: string[], got: string[], phaseOf: Map<unknown, numb
   return `missing rows: ${show(tally.missing)}\nextra rows: ${show(tally.extra)}`;
 }
 
+/** Read the output topic (read_committed) and compare with the batch join; a difference goes to `problems`, its detail is returned. */
+async function compareOutput(out: string, expected: string[], lp: Rec[][], rp: Rec[][], problems: string[]): Promise<string> {
+  try {
+    await settled(out);
+    const got: string[] = [];
+    await readTopic([broker()], out, (rec) => { got.push(canonical(JSON.parse(rec.value!.toString('utf8')))); }, { timeoutMs: 60_000, isolation: 'read_committed' });
+    const diff = multisetDiff(expected, got);
+    if (diff === '') return '';
+    const phaseOf = new Map<unknown, number>();
+    lp.forEach((p, i) => { for (const r of p) if (!phaseOf.has(r.eventId)) phaseOf.set(r.eventId, i); });
+    rp.forEach((p, i) => { for (const r of p) if (!phaseOf.has(r.eventId)) phaseOf.set(r.eventId, i); });
+    problems.push('read_committed output ≠ batch join of the whole input');
+    return `\n${diff}\n${breakdown(expected, got, phaseOf)}\n(records per phase, left+right: ${lp.map((p, i) => `${p.length}+${rp[i].length}`).join(', ')})`;
+  } catch (e) {
+    problems.push(`reading the output topic ${out} failed: ${(e as Error).message}`);
+    return '';
+  }
+}
+
 describe('scale-out: members joining and leaving one consumer group, state moving with the partitions', () => {
   let left: Rec[] = [], right: Rec[] = [];
   let expected: string[] = [];
@@ -229,22 +248,7 @@ describe('scale-out: members joining and leaving one consumer group, state movin
       } catch { problems.push(`member ${m.name}: no --json summary on stdout`); }
     }
 
-    let detail = '';
-    try {
-      await settled(OUT);
-      const got: string[] = [];
-      await readTopic([broker()], OUT, (rec) => { got.push(canonical(JSON.parse(rec.value!.toString('utf8')))); }, { timeoutMs: 60_000, isolation: 'read_committed' });
-      const diff = multisetDiff(expected, got);
-      if (diff !== '') {
-        const phaseOf = new Map<unknown, number>();
-        lp.forEach((p, i) => { for (const r of p) if (!phaseOf.has(r.eventId)) phaseOf.set(r.eventId, i); });
-        rp.forEach((p, i) => { for (const r of p) if (!phaseOf.has(r.eventId)) phaseOf.set(r.eventId, i); });
-        problems.push('read_committed output ≠ batch join of the whole input');
-        detail = `\n${diff}\n${breakdown(expected, got, phaseOf)}\n(records per phase, left+right: ${lp.map((p, i) => `${p.length}+${rp[i].length}`).join(', ')})`;
-      }
-    } catch (e) {
-      problems.push(`reading the output topic ${OUT} failed: ${(e as Error).message}`);
-    }
+    const detail = await compareOutput(OUT, expected, lp, rp, problems);
     assert.ok(problems.length === 0, `${problems.map((p) => `- ${p}`).join('\n')}${detail}\n--- ${a.summary()}\n--- ${b.summary()}`);
     failed = false;
   });
@@ -295,22 +299,7 @@ describe('scale-out: members joining and leaving one consumer group, state movin
     if (!/[ ;]b\/\d+ → partitions/.test(a.stderr)) problems.push("member a never took state from b's checkpoints");
     if (!/[ ;]a\/\d+ → partitions/.test(b2.stderr)) problems.push("restarted member b never took state from a's checkpoints");
     if (lastAssigned(b2).length !== PARTITIONS) problems.push(`restarted member b ended with partitions ${JSON.stringify(lastAssigned(b2))}, not all`);
-    let detail = '';
-    try {
-      await settled(OUT);
-      const got: string[] = [];
-      await readTopic([broker()], OUT, (rec) => { got.push(canonical(JSON.parse(rec.value!.toString('utf8')))); }, { timeoutMs: 60_000, isolation: 'read_committed' });
-      const diff = multisetDiff(expected, got);
-      if (diff !== '') {
-        const phaseOf = new Map<unknown, number>();
-        lp.forEach((p, i) => { for (const r of p) if (!phaseOf.has(r.eventId)) phaseOf.set(r.eventId, i); });
-        rp.forEach((p, i) => { for (const r of p) if (!phaseOf.has(r.eventId)) phaseOf.set(r.eventId, i); });
-        problems.push('read_committed output ≠ batch join of the whole input');
-        detail = `\n${diff}\n${breakdown(expected, got, phaseOf)}`;
-      }
-    } catch (e) {
-      problems.push(`reading the output topic ${OUT} failed: ${(e as Error).message}`);
-    }
+    const detail = await compareOutput(OUT, expected, lp, rp, problems);
     assert.ok(problems.length === 0, `${problems.map((p) => `- ${p}`).join('\n')}${detail}\n--- ${a.summary()}\n--- ${b1.summary()}\n--- ${b2.summary()}`);
     failed = false;
   });

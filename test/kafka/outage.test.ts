@@ -12,16 +12,11 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ensureTopics, KafkaLineSink, KafkaRecordSink, KafkaSource, readTopic } from '../../src/kafka/client.js';
-import { kafkaTool, sleep, uniq, type ToolRun } from './support.js';
+import { ownBroker, sleep, uniq } from './support.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-kafka-outage-'));
-const brokerEnv: NodeJS.ProcessEnv = (() => {
-  const env: NodeJS.ProcessEnv = { ...process.env, JOINERY_KAFKA_STATE: path.join(tmp, 'kafka.state'), JOINERY_KAFKA_DATA: path.join(tmp, 'kafka-data') };
-  for (const k of ['JOINERY_KAFKA_PORT', 'JOINERY_KAFKA_CONTROLLER_PORT', 'JOINERY_KAFKA_KEEP']) delete env[k];
-  return env;
-})();
-const tool = (name: 'start' | 'stop' | 'restart', args: string[] = [], extraEnv: NodeJS.ProcessEnv = {}): Promise<ToolRun> => kafkaTool(brokerEnv, name, args, extraEnv);
-const lastLine = (s: string): string => s.trim().split('\n').pop()?.trim() ?? '';
+const own = ownBroker(tmp);
+const tool = own.tool;
 const tail = (s: string, n = 30): string => s.trim().split('\n').slice(-n).join('\n');
 
 /** True once nothing accepts TCP connections at host:port (the broker process is gone). */
@@ -48,18 +43,12 @@ describe('Kafka broker down or restarting', () => {
   let failed = true;
 
   before(async () => {
-    const s = await tool('start');
-    const addr = lastLine(s.stdout);
-    assert.ok(s.code === 0 && /^127\.0\.0\.1:\d+$/.test(addr),
-      `tools/kafka/start failed for this test's own broker (exit ${s.code}); Java 17+ and Maven are needed (tools/kafka/README.md):\n${tail(s.stderr)}`);
-    bootstrap = addr;
+    bootstrap = await own.start();
   }, { timeout: 120_000 });
 
   after(async () => {
-    const st = await tool('stop', [], failed ? { JOINERY_KAFKA_KEEP: '1' } : {});
-    if (st.code !== 0) process.stderr.write(`[outage.test] tools/kafka/stop: exit ${st.code}\n${st.stderr}\n`);
-    if (failed) process.stderr.write(`[outage.test] failed: this test's broker data dir and log are kept in ${tmp} (kafka-data/kafka.log)\n`);
-    else fs.rmSync(tmp, { recursive: true, force: true });
+    await own.stop(failed, '[outage.test]');
+    if (!failed) fs.rmSync(tmp, { recursive: true, force: true });
   });
 
   let passed = 0;

@@ -18,18 +18,14 @@ import * as path from 'node:path';
 import { groupOffsets, readTopic, topicOffsets } from '../../src/kafka/client.js';
 import { BIN, joinery, lastJson } from '../e2e/cli.js';
 import { canonical, multisetDiff, referenceJoin, type Rec, readNdjson } from '../e2e/reference-join.js';
-import { kafkaTool, ROOT, type ToolRun } from './support.js';
+import { ownBroker, ROOT, type ToolRun } from './support.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-kafka-restart-'));
 const uniq = `${process.pid}-${Date.now().toString(36)}`;
 /** Environment of tools/kafka/* for this file's own broker. */
-const brokerEnv: NodeJS.ProcessEnv = (() => {
-  const env: NodeJS.ProcessEnv = { ...process.env, JOINERY_KAFKA_STATE: path.join(tmp, 'kafka.state'), JOINERY_KAFKA_DATA: path.join(tmp, 'kafka-data') };
-  for (const k of ['JOINERY_KAFKA_PORT', 'JOINERY_KAFKA_CONTROLLER_PORT', 'JOINERY_KAFKA_KEEP']) delete env[k];
-  return env;
-})();
+const own = ownBroker(tmp);
 
 // 600k events (about 48 MB of FlatBuffers): more than the source's 32 MiB fetch queue, so when the
 // first output appears the consumer is still reading and has to fetch the rest from the restarted
@@ -49,7 +45,7 @@ const leftTopic = `rs-imp-${uniq}`, rightTopic = `rs-play-${uniq}`;
 type Done = ToolRun;
 
 /** Run a tools/kafka script against this file's broker. */
-const tool = (name: 'start' | 'stop' | 'restart', args: string[] = [], extraEnv: NodeJS.ProcessEnv = {}): Promise<Done> => kafkaTool(brokerEnv, name, args, extraEnv);
+const tool = own.tool;
 
 const lastLine = (s: string): string => s.trim().split('\n').pop()?.trim() ?? '';
 const tail = (s: string, n = 40): string => s.trim().split('\n').slice(-n).join('\n');
@@ -61,11 +57,7 @@ describe('Kafka broker stop and restart mid-run', () => {
   let failed = true; // cleared once the test passed: keeps the broker's data dir for a look otherwise
 
   before(async () => {
-    const s = await tool('start');
-    const addr = lastLine(s.stdout);
-    assert.ok(s.code === 0 && /^127\.0\.0\.1:\d+$/.test(addr),
-      `tools/kafka/start failed for this test's own broker (exit ${s.code}); Java 17+ and Maven are needed (tools/kafka/README.md):\n${tail(s.stderr)}`);
-    bootstrap = addr;
+    bootstrap = await own.start();
     const lf = path.join(tmp, 'l.ndjson'), rf = path.join(tmp, 'r.ndjson');
     const g1 = await joinery(['gen', ...GEN, '--format', 'json', '--left-out', lf, '--right-out', rf]);
     assert.equal(g1.code, 0, g1.stderr);
@@ -76,13 +68,8 @@ describe('Kafka broker stop and restart mid-run', () => {
 
   after(async () => {
     if (run && run.exitCode === null && run.signalCode === null) run.kill('SIGKILL');
-    const st = await tool('stop', [], failed ? { JOINERY_KAFKA_KEEP: '1' } : {});
-    if (st.code !== 0) process.stderr.write(`[restart.test] tools/kafka/stop: exit ${st.code}\n${st.stderr}\n`);
-    if (failed) {
-      process.stderr.write(`[restart.test] failed: this test's broker data dir and log are kept in ${tmp} (kafka-data/kafka.log)\n`);
-    } else {
-      fs.rmSync(tmp, { recursive: true, force: true });
-    }
+    await own.stop(failed, '[restart.test]');
+    if (!failed) fs.rmSync(tmp, { recursive: true, force: true });
   });
 
   test(`full join, 2 workers, 3 partitions per topic, broker down ${DOWN_FOR_S}s mid-run: output equals the batch join`, { timeout: 150_000 }, async () => {

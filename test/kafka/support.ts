@@ -55,3 +55,25 @@ export function kafkaTool(env: NodeJS.ProcessEnv, name: 'start' | 'stop' | 'rest
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
   });
 }
+
+/** A broker of a test's own (to stop and restart it): state and data under `dir`, never the shared one. */
+export function ownBroker(dir: string) {
+  const env: NodeJS.ProcessEnv = { ...process.env, JOINERY_KAFKA_STATE: path.join(dir, 'kafka.state'), JOINERY_KAFKA_DATA: path.join(dir, 'kafka-data') };
+  for (const k of ['JOINERY_KAFKA_PORT', 'JOINERY_KAFKA_CONTROLLER_PORT', 'JOINERY_KAFKA_KEEP']) delete env[k];
+  const tool = (name: 'start' | 'stop' | 'restart', args: string[] = [], extraEnv: NodeJS.ProcessEnv = {}): Promise<ToolRun> => kafkaTool(env, name, args, extraEnv);
+  /** Start it; returns its bootstrap address (fails the test, with the script's stderr, if it does not start). */
+  const start = async (): Promise<string> => {
+    const s = await tool('start');
+    const addr = s.stdout.trim().split('\n').pop()?.trim() ?? '';
+    assert.ok(s.code === 0 && /^127\.0\.0\.1:\d+$/.test(addr),
+      `tools/kafka/start failed for this test's own broker (exit ${s.code}); Java 17+ and Maven are needed (tools/kafka/README.md):\n${s.stderr.trim().split('\n').slice(-30).join('\n')}`);
+    return addr;
+  };
+  /** Stop it; when the test failed keep its data dir and log, and say where. */
+  const stop = async (failed: boolean, label: string): Promise<void> => {
+    const st = await tool('stop', [], failed ? { JOINERY_KAFKA_KEEP: '1' } : {});
+    if (st.code !== 0) process.stderr.write(`${label} tools/kafka/stop: exit ${st.code}\n${st.stderr}\n`);
+    if (failed) process.stderr.write(`${label} failed: this test's broker data dir and log are kept in ${dir} (kafka-data/kafka.log)\n`);
+  };
+  return { env, tool, start, stop };
+}

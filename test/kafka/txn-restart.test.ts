@@ -13,21 +13,15 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ensureTopics, fetchCommittedOffsets, KafkaRecordSink, readTopic, topicOffsets } from '../../src/kafka/client.js';
-import { kafkaTool, ROOT, type ToolRun } from './support.js';
+import { ownBroker } from './support.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-kafka-txn-restart-'));
-const brokerEnv: NodeJS.ProcessEnv = (() => {
-  const env: NodeJS.ProcessEnv = { ...process.env, JOINERY_KAFKA_STATE: path.join(tmp, 'kafka.state'), JOINERY_KAFKA_DATA: path.join(tmp, 'kafka-data') };
-  for (const k of ['JOINERY_KAFKA_PORT', 'JOINERY_KAFKA_CONTROLLER_PORT', 'JOINERY_KAFKA_KEEP']) delete env[k];
-  return env;
-})();
+const own = ownBroker(tmp);
 
-type Done = ToolRun;
 
 /** Run a tools/kafka script against this file's broker. */
-const tool = (name: 'start' | 'stop' | 'restart', args: string[] = [], extraEnv: NodeJS.ProcessEnv = {}): Promise<Done> => kafkaTool(brokerEnv, name, args, extraEnv);
+const tool = own.tool;
 
-const lastLine = (s: string): string => s.trim().split('\n').pop()?.trim() ?? '';
 const tail = (s: string, n = 40): string => s.trim().split('\n').slice(-n).join('\n');
 
 describe('transactional sink through a broker restart', () => {
@@ -35,15 +29,12 @@ describe('transactional sink through a broker restart', () => {
   let failed = true;
 
   before(async () => {
-    const s = await tool('start');
-    bootstrap = lastLine(s.stdout);
-    assert.ok(s.code === 0 && /^127\.0\.0\.1:\d+$/.test(bootstrap), `tools/kafka/start failed (exit ${s.code}):\n${tail(s.stderr)}`);
+    bootstrap = await own.start();
   }, { timeout: 120_000 });
 
   after(async () => {
-    await tool('stop', [], failed ? { JOINERY_KAFKA_KEEP: '1' } : {});
-    if (failed) process.stderr.write(`[txn-restart.test] failed: broker data dir and log kept in ${tmp}\n`);
-    else fs.rmSync(tmp, { recursive: true, force: true });
+    await own.stop(failed, '[txn-restart.test]');
+    if (!failed) fs.rmSync(tmp, { recursive: true, force: true });
   });
 
   test('records sent before, during and after the outage commit exactly once with their offsets', { timeout: 150_000 }, async () => {

@@ -46,7 +46,8 @@ async function waitFor(pred: () => boolean): Promise<void> {
   assert.ok(pred());
 }
 
-test('a pause longer than --idle-timeout does not make a partition idle: no record turns late across it', async () => {
+/** A router over one scripted source (idle timeout 200 ms) that has routed one record per side at ts 1000. */
+async function routing() {
   const src = new ScriptedSource();
   const late: Rejected[] = [];
   const router = new Router([createRingBuffer(1 << 20)], [src], extractors, 0, 200, (r) => { if (r.kind === 'late') late.push({ ...r }); });
@@ -54,6 +55,11 @@ test('a pause longer than --idle-timeout does not make a partition idle: no reco
   src.push(0, [{ ts: 1000, id: 'l1' }]);
   src.push(1, [{ ts: 1000, id: 'r1' }]);
   await waitFor(() => router.counters.routed[0] + router.counters.routed[1] === 2);
+  return { src, late, router, run };
+}
+
+test('a pause longer than --idle-timeout does not make a partition idle: no record turns late across it', async () => {
+  const { src, late, router, run } = await routing();
   assert.equal(router.currentWatermark(), 1000);
 
   router.gate.pause();
@@ -82,13 +88,7 @@ test('a pause longer than --idle-timeout does not make a partition idle: no reco
 });
 
 test('an output hold (full sink) stalls routing like a pause, lets a barrier through, is not lifted by resume(), ends when its promise settles', async () => {
-  const src = new ScriptedSource();
-  const late: Rejected[] = [];
-  const router = new Router([createRingBuffer(1 << 20)], [src], extractors, 0, 200, (r) => { if (r.kind === 'late') late.push({ ...r }); });
-  const run = router.run();
-  src.push(0, [{ ts: 1000, id: 'l1' }]);
-  src.push(1, [{ ts: 1000, id: 'r1' }]);
-  await waitFor(() => router.counters.read[0] + router.counters.read[1] === 2);
+  const { src, late, router, run } = await routing();
 
   let drained!: () => void;
   router.gate.holdForOutput(new Promise<void>((r) => { drained = r; }));
