@@ -1073,6 +1073,7 @@ export class KafkaSource implements Source {
         await old?.disconnect().catch(() => {});
         try {
           await waitForBroker({ ...this.h, connectTimeoutMs: Math.max(1, deadline - Date.now()) });
+          if (this.closed) break; // closed while waiting: a consumer started now would never be stopped
           await this.startConsumer();
           this.stats.reconnects++;
           process.stderr.write('joinery: reconnected to Kafka\n');
