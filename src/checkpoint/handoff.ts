@@ -18,7 +18,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { JoineryError } from '../core/errors.js';
-import { decodeManifest, type Manifest, type StateFileRef } from './manifest.js';
+import { decodeManifest, MANIFEST_FORMAT, type Manifest, type StateFileRef } from './manifest.js';
 import type { SidePool } from './pool.js';
 import { sameJob, type RestorePoint } from './restore.js';
 import { LocalDirStorage } from './storage.js';
@@ -101,7 +101,13 @@ export async function planHandoff(o: HandoffOptions): Promise<HandoffPlan> {
     if (lr) startOffsets.push({ topic: o.leftTopic, partition: p, offset: l!.offset });
     if (rr) startOffsets.push({ topic: o.rightTopic, partition: p, offset: r!.offset });
   }
-  if (groups.size === 0) return { restored: null, startOffsets, used: [], fresh };
+  if (groups.size === 0) {
+    // Nothing to take over; an empty restore point still carries the id to continue from, so a
+    // member restarted without partitions never overwrites a manifest another member may need.
+    const lastId = Math.max(0, ...o.storage.listManifests());
+    if (lastId === 0) return { restored: null, startOffsets, used: [], fresh };
+    return { restored: { manifest: emptyManifest(o, lastId), skipped: [] }, startOffsets, used: [], fresh };
+  }
 
   // Load and verify every checkpoint named.
   const sources: Source[] = [];
@@ -179,6 +185,14 @@ export async function planHandoff(o: HandoffOptions): Promise<HandoffPlan> {
     stats: { stateBytes: files.reduce((n, f) => n + f.bytes, 0), newBytes: 0, durationMs: 0 },
   };
   return { restored: { manifest, skipped: [] }, startOffsets, used, fresh };
+}
+
+function emptyManifest(o: HandoffOptions, id: number): Manifest {
+  return {
+    format: MANIFEST_FORMAT, id, createdAtMs: Date.now(), job: o.job, sources: [{ kind: 'kafka', name: o.sourceName, kafka: [] }],
+    router: { watermarkMs: -Infinity, partitions: [] }, output: { spec: o.outputSpec },
+    workers: o.ranges.map((r) => ({ keyGroups: r, watermarkMs: -Infinity })), files: [], stats: { stateBytes: 0, newBytes: 0, durationMs: 0 },
+  };
 }
 
 function fmtMb(n: number): string {

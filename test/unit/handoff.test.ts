@@ -127,6 +127,11 @@ describe('planHandoff', () => {
     const keys = keysIn(storage.dataDir, plan2.restored!.manifest.files);
     assert.equal(keys.length, 3);
     assert.ok(keys.every((k) => k.partition === 0));
+    // nothing committed for what it is assigned now: no state, but ids still continue after its own
+    const none = await planHandoff({ ...base, root, member: 'a', storage, pool, runId: 'rtest4', assigned: [3], committed: [] });
+    assert.deepEqual(none.fresh, [3]);
+    assert.equal(none.restored!.manifest.files.length, 0);
+    assert.equal(none.restored!.manifest.id, 5);
   });
 
   test('one side committed only (the other had nothing yet): resumes from that side; different checkpoints per side or a missing manifest refuse (E_CHECKPOINT)', async () => {
