@@ -455,6 +455,7 @@ export function makeRecordBatchDecoder(original: (d: Any) => Promise<Any>, deps:
     const batchContext = { ...recordContext, magicByte };
     const { isControlBatch, maxTimestamp } = recordContext;
     const appendTime = recordContext.timestampType === TimestampTypes.LOG_APPEND_TIME && maxTimestamp;
+    tsCache.delta = NaN;
     const n = count === -1 ? 0 : count;
     const records = new Array(n);
     let p = s + 61;
@@ -479,6 +480,9 @@ export function makeRecordBatchDecoder(original: (d: Any) => Promise<Any>, deps:
     return { ...recordContext, records };
   };
 }
+
+/** The last timestamp delta of the batch being decoded and its timestamp's text. */
+const tsCache = { delta: NaN, text: '' };
 
 /**
  * One record without headers, as kafkajs's record decoder returns it; null for anything else
@@ -519,9 +523,14 @@ function decodeRecord(buf: Buffer, p: number, end: number, firstOffset: number, 
   if (appendTimestamp !== null) timestamp = appendTimestamp;
   else {
     if (firstTimestamp === null) return null;
-    const t = firstTimestamp + timestampDelta;
-    if (!Number.isSafeInteger(t)) return null;
-    timestamp = String(t);
+    // records of a produce call mostly share one timestamp: one string for a run of equal ones
+    if (timestampDelta !== tsCache.delta) {
+      const t = firstTimestamp + timestampDelta;
+      if (!Number.isSafeInteger(t)) return null;
+      tsCache.delta = timestampDelta;
+      tsCache.text = String(t);
+    }
+    timestamp = tsCache.text;
   }
   const offset = firstOffset + offsetDelta;
   if (!Number.isSafeInteger(offset)) return null;
