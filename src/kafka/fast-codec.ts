@@ -21,7 +21,8 @@
  * - consumer/batch.js: the "offset ≥ fetched offset" filter compares numbers.
  * - CRC32C of produced batches: slicing-by-16 (same polynomial and result as kafkajs's table).
  *
- * JOINERY_KAFKAJS_FAST=0 leaves kafkajs as it is (to compare, or if a patch misbehaves).
+ * JOINERY_KAFKAJS_FAST=0 leaves kafkajs as it is (to compare, or if a patch misbehaves);
+ * JOINERY_FAST_SKIP=produce,request,decoder,batch leaves out single replacements (to bisect).
  */
 import type { createRequire } from 'node:module';
 
@@ -77,10 +78,11 @@ export function installFastCodec(req: Require): boolean {
   if (Object.values(originals).some((f) => typeof f !== 'function')) return false;
   Object.assign(kafkajsOriginals, originals);
 
-  cache[p.produce]!.exports = makeProduceRequest(originals.produceRequest, { Long, Encoder });
-  cache[p.request]!.exports = makeCreateRequest(originals.createRequest, Encoder);
-  cache[p.decoder]!.exports = makeRecordBatchDecoder(originals.recordBatchDecoder, { Decoder, RecordDecoder, TimestampTypes });
-  cache[p.batch]!.exports = makeBatch(originals.Batch, { Long, filterAbortedMessages });
+  const skip = process.env.JOINERY_FAST_SKIP ?? '';
+  if (!skip.includes('produce')) cache[p.produce]!.exports = makeProduceRequest(originals.produceRequest, { Long, Encoder });
+  if (!skip.includes('request')) cache[p.request]!.exports = makeCreateRequest(originals.createRequest, Encoder);
+  if (!skip.includes('decoder')) cache[p.decoder]!.exports = makeRecordBatchDecoder(originals.recordBatchDecoder, { Decoder, RecordDecoder, TimestampTypes });
+  if (!skip.includes('batch')) cache[p.batch]!.exports = makeBatch(originals.Batch, { Long, filterAbortedMessages });
   installed = true;
   return true;
 }
