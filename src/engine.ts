@@ -218,7 +218,13 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
 
   const threads: Worker[] = [];
   const finishedWorkers: boolean[] = [];
-  const syncWaiters = new Map<number, (head: number) => void>();
+  // Sync requests in flight, with the worker asked. A worker that ends (done, error, exit) answers
+  // no more requests: its open ones are answered with its ring's released head, or a commit
+  // waiting for them (and the end of the run, which waits for that commit) would hang.
+  const syncWaiters = new Map<number, { worker: number; resolve: (head: number) => void }>();
+  const endSyncs = (w: number) => {
+    for (const [id, s] of syncWaiters) if (s.worker === w) { syncWaiters.delete(id); s.resolve(router.rings[w].releasedHead()); }
+  };
   let syncSeq = 0;
   let outputFailure: Error | null = null;
   const outputFailed = (e: Error) => { if (!outputFailure) { outputFailure = e; fail(e); } };
@@ -284,20 +290,20 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
           else if (!opts.transactionalOutput || ackedEpoch[i] <= openEpoch) writeRecords(m.chunk);
           else heldOut.push({ tag: ackedEpoch[i], chunk: m.chunk });
           break;
-        case 'synced': syncWaiters.get(m.id)?.(m.head); syncWaiters.delete(m.id); break;
+        case 'synced': syncWaiters.get(m.id)?.resolve(m.head); syncWaiters.delete(m.id); break;
         case 'barrier': ackedEpoch[i] = m.ack.id; coordinator?.onAck(i, m.ack); break;
         case 'restored': restoredEvents += m.events; restoreMs = Math.max(restoreMs, m.ms); break;
-        case 'done': finished = true; finishedWorkers[i] = true; hub.update(m.stats, m.latency, m.lag); resolveDone(); break;
+        case 'done': finished = true; finishedWorkers[i] = true; hub.update(m.stats, m.latency, m.lag); endSyncs(i); resolveDone(); break;
         case 'error':
           fail(JoineryError.fromWire(m.error as never));
-          resolveReady(); resolveDone();
+          endSyncs(i); resolveReady(); resolveDone();
           break;
       }
     });
-    t.on('error', (e) => { fail(new JoineryError('E_WORKER', `worker ${i} crashed: ${e.stack ?? e.message}`)); resolveReady(); resolveDone(); });
+    t.on('error', (e) => { fail(new JoineryError('E_WORKER', `worker ${i} crashed: ${e.stack ?? e.message}`)); endSyncs(i); resolveReady(); resolveDone(); });
     t.on('exit', (code) => {
       if (!finished) fail(new JoineryError('E_WORKER', `worker ${i} exited (code ${code}) before finishing its input`));
-      resolveReady(); resolveDone();
+      endSyncs(i); resolveReady(); resolveDone();
     });
   }
   // Graceful stop: the first signal ends reading, the rest of the run completes (drain, final
@@ -387,7 +393,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     if (!opts.commit) return;
     const heads = await Promise.all(threads.map((t, w) => finishedWorkers[w] || failure
       ? Promise.resolve(router.rings[w].releasedHead())
-      : new Promise<number>((resolve) => { const id = ++syncSeq; syncWaiters.set(id, resolve); t.postMessage({ type: 'sync', id }); })));
+      : new Promise<number>((resolve) => { const id = ++syncSeq; syncWaiters.set(id, { worker: w, resolve }); t.postMessage({ type: 'sync', id }); })));
     if (failure) return;
     await outRecords?.flush();
     await lateSink?.flush();
