@@ -4,8 +4,9 @@ import * as path from 'node:path';
 import { formatConfig, loadConfig, resolveValues } from './config/load.js';
 import { finishConfig, helpText, parseListen } from './config/parse.js';
 import { COMMANDS, type Command, type Config } from './config/schema.js';
+import { checkpointMetadata, parseCheckpointRef } from './checkpoint/handoff.js';
 import { openCheckpoints, startOf } from './checkpoint/index.js';
-import { EngineControl } from './control/engine-control.js';
+import { EngineControl, pauseSourceWhile } from './control/engine-control.js';
 import { EXIT_CODES, JoineryError } from './core/errors.js';
 import { configureLog, log } from './core/log.js';
 import { formatSummary, runEngine, type EngineOptions, type Summary } from './engine.js';
@@ -99,7 +100,8 @@ async function runWith(cfg: Config, control: EngineControl | undefined): Promise
   if (transactional && kafkaIn) {
     const kafka = await import('./kafka/client.js');
     const committed = await kafka.fetchCommittedOffsets(kafka.parseBrokers(cfg.brokers!), cfg.group, [cfg.left!.slice(6), cfg.right!.slice(6)]);
-    committedId = Math.max(0, ...committed.map((c) => checkpointIdOf(c.metadata)));
+    // single-node checkpoints are named without a member (group members run src/member.ts)
+    committedId = Math.max(0, ...committed.map((c) => { const r = parseCheckpointRef(c.metadata); return r && r.member === null ? r.id : 0; }));
   }
   const ck = await openCheckpoints(cfg, committedId);
   if (ck) closers.push(() => ck.pool.close());
@@ -146,7 +148,7 @@ async function runWith(cfg: Config, control: EngineControl | undefined): Promise
         if (!transactional) {
           extra.commitCheckpoint = async (m) => {
             const positions = m.sources.find((x) => x.kind === 'kafka')?.kafka ?? [];
-            await src.commit(positions, checkpointMetadata(m.id));
+            await src.commit(positions, checkpointMetadata(null, m.id));
             control?.noteCommitted(positions);
           };
         }
@@ -154,12 +156,7 @@ async function runWith(cfg: Config, control: EngineControl | undefined): Promise
         extra.commit = async (positions) => { const r = await src.commit(positions); control?.noteCommitted(positions); return r; };
       }
       // Partitions are paused while routing stalls on a full ring or while paused by POST /pause.
-      let stalled = false, held = false;
-      const apply = () => {
-        for (const p of src.partitions) { if (stalled || held) src.pause(p.side, p.partition); else src.resume(p.side, p.partition); }
-      };
-      extra.onStall = (s) => { stalled = s; apply(); };
-      if (control) control.onPauseChange = (p) => { held = p; apply(); };
+      extra.onStall = pauseSourceWhile(src, control);
     } else {
       const format = cfg.format ?? 'json';
       const left = new FileSource(cfg.left!.slice(5), 0, format, startOf(ck, cfg.left!)?.file);
@@ -186,7 +183,7 @@ async function runWith(cfg: Config, control: EngineControl | undefined): Promise
           extra.transactionalOutput = true;
           extra.commitCheckpoint = async (m) => {
             const positions = m.sources.find((x) => x.kind === 'kafka')?.kafka ?? [];
-            await out.commitTransaction(cfg.group, positions, checkpointMetadata(m.id));
+            await out.commitTransaction(cfg.group, positions, checkpointMetadata(null, m.id));
             control?.noteCommitted(positions);
           };
         }
@@ -204,12 +201,6 @@ async function runWith(cfg: Config, control: EngineControl | undefined): Promise
   return 0;
 }
 
-/** Offset metadata naming the checkpoint whose positions these are. */
-const checkpointMetadata = (id: number) => `joinery-checkpoint:${id}`;
-function checkpointIdOf(metadata: string | null): number {
-  const m = /^joinery-checkpoint:(\d+)$/.exec(metadata ?? '');
-  return m ? Number(m[1]) : 0;
-}
 
 async function cmdGen(cfg: Config): Promise<number> {
   if (!cfg.brokers) return (await import('./gen-command.js')).runGenCommand(cfg);

@@ -19,7 +19,7 @@ import { checkpointMetadata, memberDir, parseCheckpointRef, planHandoff, type Co
 import { SidePool } from './checkpoint/pool.js';
 import { LocalDirStorage } from './checkpoint/storage.js';
 import type { Config } from './config/schema.js';
-import type { EngineControl } from './control/engine-control.js';
+import { pauseSourceWhile, type EngineControl } from './control/engine-control.js';
 import { formatSummary, runEngine, type EngineOptions, type Summary } from './engine.js';
 import * as kafka from './kafka/client.js';
 import { keyGroupRanges } from './router/partitioner.js';
@@ -135,12 +135,7 @@ export async function runMember({ cfg, control, progress }: MemberRunOptions): P
       }
       return ids;
     };
-    let stalled = false, held = false;
-    const apply = () => {
-      for (const p of src.partitions) { if (stalled || held) src.pause(p.side, p.partition); else src.resume(p.side, p.partition); }
-    };
-    extra.onStall = (s) => { stalled = s; apply(); };
-    if (control) control.onPauseChange = (p) => { held = p; apply(); };
+    extra.onStall = pauseSourceWhile(src, control);
 
     // Between engine runs (planning, waiting for the group) a stop signal ends the loop; during a
     // run the engine handles it (drain, final checkpoint).
