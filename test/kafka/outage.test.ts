@@ -5,18 +5,16 @@
  * data dir) and restarts it with tools/kafka/restart, so the shared broker of the other Kafka tests
  * stays up. A broker that cannot be started fails the tests; they are never skipped.
  */
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ensureTopics, KafkaLineSink, KafkaRecordSink, KafkaSource, readTopic } from '../../src/kafka/client.js';
-import { ownBroker, sleep, uniq } from './support.js';
+import { useOwnBroker, sleep, uniq } from './support.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-kafka-outage-'));
-const own = ownBroker(tmp);
-const tool = own.tool;
 const tail = (s: string, n = 30): string => s.trim().split('\n').slice(-n).join('\n');
 
 /** True once nothing accepts TCP connections at host:port (the broker process is gone). */
@@ -39,26 +37,16 @@ async function untilDown(addr: string, timeoutMs = 30_000): Promise<void> {
 }
 
 describe('Kafka broker down or restarting', () => {
-  let bootstrap = '';
-  let failed = true;
-
-  before(async () => {
-    bootstrap = await own.start();
-  }, { timeout: 120_000 });
-
-  after(async () => {
-    await own.stop(failed, '[outage.test]');
-    if (!failed) fs.rmSync(tmp, { recursive: true, force: true });
-  });
+  const broker = useOwnBroker(tmp, '[outage.test]');
 
   let passed = 0;
   const TESTS = 3;
-  const done = (): void => { if (++passed === TESTS) failed = false; };
+  const done = (): void => { if (++passed === TESTS) broker.failed = false; };
 
   test('sinks opened while the broker restarts open once it is back, and write', { timeout: 150_000 }, async () => {
     const existing = uniq('out');
-    await ensureTopics([bootstrap], [{ topic: existing, partitions: 2 }]);
-    const restart = tool('restart', ['--down-for', '2']);
+    await ensureTopics([broker.bootstrap], [{ topic: existing, partitions: 2 }]);
+    const restart = broker.tool('restart', ['--down-for', '2']);
     // Opens from the moment the broker starts shutting down: the first ones get through the
     // first probe and then lose the broker in a later step (topic lookup or creation, producer
     // connect, transactional init), which used to fail at once with a raw kafkajs error.
@@ -68,7 +56,7 @@ describe('Kafka broker down or restarting', () => {
     for (let i = 0; i < 12; i++) {
       const kind = kinds[i % kinds.length];
       const atMs = Date.now() - t0;
-      const common = { brokers: [bootstrap], connectTimeoutMs: 60_000 };
+      const common = { brokers: [broker.bootstrap], connectTimeoutMs: 60_000 };
       const topic = kind === 'create' ? uniq('created') : existing;
       opens.push((async () => {
         if (kind === 'line') {
@@ -93,21 +81,21 @@ describe('Kafka broker down or restarting', () => {
     assert.deepEqual(failures, [], 'every sink opened once the broker was back');
     for (const r of results) if (r.status === 'fulfilled') await r.value.write();
     const values: string[] = [];
-    await readTopic([bootstrap], existing, (r) => values.push(r.value!.toString()));
+    await readTopic([broker.bootstrap], existing, (r) => values.push(r.value!.toString()));
     assert.equal(values.length, 9, `records of the sinks writing to ${existing}: ${values.join(', ')}`);
     done();
   });
 
   test('KafkaSource.close() returns within seconds while kafkajs retries a broker that is gone', { timeout: 150_000 }, async () => {
     const left = uniq('left'), right = uniq('right');
-    await ensureTopics([bootstrap], [{ topic: left, partitions: 2 }, { topic: right, partitions: 2 }]);
+    await ensureTopics([broker.bootstrap], [{ topic: left, partitions: 2 }, { topic: right, partitions: 2 }]);
     const s = await KafkaSource.open({
-      brokers: [bootstrap], groupId: uniq('group'), leftTopic: left, rightTopic: right, format: 'json',
+      brokers: [broker.bootstrap], groupId: uniq('group'), leftTopic: left, rightTopic: right, format: 'json',
       connectTimeoutMs: 10_000, heartbeatIntervalMs: 500, sessionTimeoutMs: 10_000,
     });
     const next = s.next().catch(() => null);
-    const restart = tool('restart', ['--down-for', '8']);
-    await untilDown(bootstrap);
+    const restart = broker.tool('restart', ['--down-for', '8']);
+    await untilDown(broker.bootstrap);
     await sleep(500); // kafkajs has noticed and is retrying (5 to 25 s before its consumer gives up)
     const t0 = Date.now();
     await s.close();
@@ -123,12 +111,12 @@ describe('Kafka broker down or restarting', () => {
   test('back-pressure: while the broker acknowledges nothing, write() says stop at highWaterBytes and ready() waits until it is back', { timeout: 150_000 }, async () => {
     const topic = uniq('bp');
     const limitBytes = 256 * 1024;
-    const sink = await KafkaRecordSink.open({ brokers: [bootstrap], topic, createPartitions: 2, highWaterBytes: limitBytes, reconnectTimeoutMs: 120_000, lingerMs: 5 });
+    const sink = await KafkaRecordSink.open({ brokers: [broker.bootstrap], topic, createPartitions: 2, highWaterBytes: limitBytes, reconnectTimeoutMs: 120_000, lingerMs: 5 });
     const value = 'v'.repeat(1000);
     let n = 0;
     const write = (): boolean => sink.write(`k${n % 50}`, `${n++}:${value}`);
-    const restart = tool('restart', ['--down-for', '4']);
-    await untilDown(bootstrap);
+    const restart = broker.tool('restart', ['--down-for', '4']);
+    await untilDown(broker.bootstrap);
     let accepted = true;
     while (accepted) {
       accepted = write();
@@ -155,7 +143,7 @@ describe('Kafka broker down or restarting', () => {
     await sink.flush();
     await sink.close();
     const seen = new Set<number>();
-    await readTopic([bootstrap], topic, (r) => { seen.add(Number(r.value!.toString().split(':')[0])); });
+    await readTopic([broker.bootstrap], topic, (r) => { seen.add(Number(r.value!.toString().split(':')[0])); });
     assert.equal(seen.size, n, 'every record written once the broker was back');
     done();
   });

@@ -4,6 +4,8 @@
  * their own (to stop and restart it).
  */
 import assert from 'node:assert/strict';
+import { after, before } from 'node:test';
+import * as fs from 'node:fs';
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -76,4 +78,19 @@ export function ownBroker(dir: string) {
     if (failed) process.stderr.write(`${label} failed: this test's broker data dir and log are kept in ${dir} (kafka-data/kafka.log)\n`);
   };
   return { env, tool, start, stop };
+}
+
+/**
+ * Inside a describe(): this file's own broker, started before its tests and stopped after them;
+ * `dir` is removed once the tests set `failed = false`, else kept (with the broker's data and log).
+ */
+export function useOwnBroker(dir: string, label: string) {
+  const own = ownBroker(dir);
+  const state = { bootstrap: '', failed: true, tool: own.tool };
+  before(async () => { state.bootstrap = await own.start(); }, { timeout: 120_000 });
+  after(async () => {
+    await own.stop(state.failed, label);
+    if (!state.failed) fs.rmSync(dir, { recursive: true, force: true });
+  });
+  return state;
 }
