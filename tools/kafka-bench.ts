@@ -19,7 +19,8 @@ const events = Number(arg('events', '1000000'));
 const workers = arg('workers', '2');
 let brokers = arg('brokers', '');
 const ownBroker = !brokers;
-const stateFile = process.env.JOINERY_KAFKA_STATE ?? '/tmp/joinery-kafka.state';
+// The same per-checkout default as tools/kafka/start (cksum of the real path of tools/kafka).
+const stateFile = process.env.JOINERY_KAFKA_STATE ?? `/tmp/joinery-kafka-${execFileSync('sh', ['-c', 'pwd -P | cksum'], { cwd: path.join(root, 'tools/kafka'), encoding: 'utf8' }).split(' ')[0]}.state`;
 if (ownBroker) brokers = execFileSync(path.join(root, 'tools/kafka/start'), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim().split('\n').pop()!;
 const brokerPid = Number(/JOINERY_KAFKA_PID=(\d+)/.exec(fs.readFileSync(stateFile, 'utf8'))?.[1] ?? 0);
 const hz = 100; // USER_HZ on Linux
