@@ -15,7 +15,7 @@ import { GeneratorSource, genOptionsFrom } from './source/generator.js';
 import type { Source } from './source/source.js';
 
 const SUMMARIES: Record<Command, string> = {
-  run: 'join two streams (files or the built-in generator) and write the joined stream',
+  run: 'join two streams (files, Kafka topics or the built-in generator) and write the joined stream (file, stdout or a Kafka topic)',
   demo: 'the embedded default job: generator → engine → summary, no flags needed',
   bench: 'whole-pipeline benchmark replaying a pre-generated, pre-encoded data set from memory',
   gen: "write the generator's two streams (impressions, plays) to files or Kafka topics",
@@ -219,12 +219,20 @@ async function cmdTopics(cfg: Config): Promise<number> {
   return runTopicsCheck(kafka.parseBrokers(cfg.brokers!), cfg.leftTopic!, cfg.rightTopic!, { connectTimeoutMs: cfg.connectTimeoutMs });
 }
 
+/** Rough demo pace on the 2-core reference machine, for the "expect about" line only. */
+const DEMO_EVENTS_PER_SEC_2_CORES = 250_000;
+
 async function cmdDemo(cfg: Config): Promise<number> {
   const tmp = cfg.stateDir === './joinery-state' ? fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-demo-')) : null;
   const c: Config = { ...cfg, stateDir: tmp ?? cfg.stateDir };
   process.stderr.write(`joinery demo: ${c.events.toLocaleString('en-US')} generated impression/play events (seed ${c.seed}), ` +
     `${c.join} interval join [${c.lowerMs}ms, ${c.upperMs}ms] on (${c.key.join(', ')}), ${c.workers} worker(s), ${c.state} state` +
     `${c.state === 'lmdb' ? ` in ${c.stateDir}` : ''}, output → ${c.out}\n`);
+  // Without a terminal there is no progress line: say how long the silence will last.
+  if (!progressOn(c)) {
+    const expectS = Math.max(1, Math.round(c.events / DEMO_EVENTS_PER_SEC_2_CORES));
+    process.stderr.write(`joinery demo: expect about ${expectS} s on 2 cores (no progress line without a terminal; the summary follows)\n`);
+  }
   logStart(c);
   try {
     const ck = await openCheckpoints(c);

@@ -196,14 +196,19 @@ export function helpText(command: Command, summary: string): string {
   return `joinery ${command} — ${summary}\n\nFlags:\n${rows.join('\n')}\n`;
 }
 
+/** A table cell: GitHub tables split on every unescaped `|`, code spans included. */
+function cell(text: string): string {
+  return text.replace(/\\?\|/g, '\\|');
+}
+
 /** The README's flag table, generated from the schema (tools/readme-flags.ts keeps the README in step). */
 export function flagTableMarkdown(): string {
   const lines = ['| flag | commands | default | meaning |', '| --- | --- | --- | --- |'];
   for (const o of OPTIONS) {
-    const val = o.type === 'bool' ? '' : ' ' + (o.placeholder ?? (o.type === 'enum' ? o.values!.join('\\|') : o.type.toUpperCase()));
+    const val = o.type === 'bool' ? '' : ' ' + (o.placeholder ?? (o.type === 'enum' ? o.values!.join('|') : o.type.toUpperCase()));
     const d = showDefault(o, o.commands[0]);
     const per = o.defaults ? Object.entries(o.defaults).map(([k, v]) => `${k}: ${o.type === 'duration' ? formatDurationMs(v as number) : String(v)}`).join('; ') : '';
-    lines.push(`| \`--${o.flag}${val}\` | ${o.commands.join(', ')} | ${d ? '`' + d + '`' : ''}${per ? ` (${per})` : ''} | ${o.doc} |`);
+    lines.push(`| ${cell(`\`--${o.flag}${val}\``)} | ${o.commands.join(', ')} | ${cell(`${d ? '`' + d + '`' : ''}${per ? ` (${per})` : ''}`)} | ${cell(o.doc)} |`);
   }
   return lines.join('\n');
 }

@@ -204,6 +204,12 @@ export class EngineControl {
   async inspect(keyParam: string): Promise<Record<string, unknown>> {
     const v = this.running();
     const keyText = canonicalKey(keyParam);
+    // A key of the wrong arity can never be buffered: say so instead of answering with empty lists.
+    const fields = v.cfg.leftKey ?? v.cfg.key;
+    const given = (JSON.parse(keyText) as unknown[]).length;
+    if (given !== fields.length) {
+      throw new ControlError(400, 'E_USAGE', `the join key has ${fields.length} field${fields.length === 1 ? '' : 's'} (${fields.join(',')}); ?key has ${given}: give all of them, e.g. ?key=[${fields.map((_, i) => i + 1).join(',')}]`);
+    }
     const bytes = Buffer.from(keyText, 'utf8');
     const keyHash = murmur3(bytes, 0, bytes.length);
     const keyGroup = keyGroupOf(keyHash);

@@ -75,7 +75,11 @@ test('pause/resume: input stops while paused, state and positions stay, nothing 
   const st2 = await request(`${url}/state?key=${first.key.join(',')}`);
   assert.deepEqual(st2.json.left, st.json.left, 'key=812,44 is the same key as [812,44]');
   assert.equal((await request(`${url}/state`)).status, 400);
-  assert.deepEqual((await request(`${url}/state?key=["nobody"]`)).json.left, []);
+  assert.deepEqual((await request(`${url}/state?key=["nobody",0]`)).json.left, []);
+  // One value for a two-field key: 400 naming the arity, not 200 with empty lists.
+  const short = await request(`${url}/state?key=1`);
+  assert.equal(short.status, 400, short.body);
+  assert.match(short.body, /2 fields \(profileId,titleId\); \?key has 1/);
 
   const r = await request(`${url}/resume`, { method: 'POST' });
   assert.deepEqual(r.json, { paused: false });
