@@ -5,7 +5,7 @@ import { formatConfig, loadConfig, resolveValues } from './config/load.js';
 import { finishConfig, helpText, parseListen } from './config/parse.js';
 import { COMMANDS, type Command, type Config } from './config/schema.js';
 import { checkpointMetadata, parseCheckpointRef } from './checkpoint/handoff.js';
-import { openCheckpoints, startOf } from './checkpoint/index.js';
+import { fileStartOf, openCheckpoints, startOf } from './checkpoint/index.js';
 import { EngineControl, pauseSourceWhile } from './control/engine-control.js';
 import { lockDir } from './core/dirlock.js';
 import { EXIT_CODES, JoineryError } from './core/errors.js';
@@ -164,9 +164,9 @@ async function runWith(cfg: Config, control: EngineControl | undefined): Promise
       extra.onStall = pauseSourceWhile(src, control);
     } else {
       const format = cfg.format ?? 'json';
-      const left = new FileSource(cfg.left!.slice(5), 0, format, startOf(ck, cfg.left!)?.file);
+      const left = new FileSource(cfg.left!.slice(5), 0, format, fileStartOf(ck, cfg.left!, 0));
       closers.push(() => left.close());
-      const right = new FileSource(cfg.right!.slice(5), 1, format, startOf(ck, cfg.right!)?.file);
+      const right = new FileSource(cfg.right!.slice(5), 1, format, fileStartOf(ck, cfg.right!, 1));
       sources = [left, right];
       formats = [format, format];
     }
