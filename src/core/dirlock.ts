@@ -75,7 +75,7 @@ export function lockDir(dir: string, flag: string): void {
   try {
     fs.mkdirSync(dir, { recursive: true });
   } catch (e) {
-    throw new JoineryError('E_OUTPUT', `${flag} ${dir} cannot be created: ${(e as Error).message}`);
+    throw new JoineryError('E_OUTPUT', `${flag} ${dir} is not writable: ${(e as Error).message}`);
   }
   const real = fs.realpathSync(dir);
   const mine = held.get(real);
