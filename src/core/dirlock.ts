@@ -55,13 +55,15 @@ function readOwner(file: string): Owner | null {
   }
 }
 
-const held = new Map<string, { file: string; count: number }>();
+const held = new Map<string, { file: string; count: number; created: boolean }>();
 let exitHook = false;
 
 function releaseAll(): void {
-  for (const { file } of held.values()) {
+  for (const { file, created } of held.values()) {
     const o = readOwner(file);
     if (o && o.pid === process.pid) { try { fs.rmSync(file, { force: true }); } catch { /* best effort */ } }
+    // a run that failed before using the directory it created leaves nothing behind
+    if (created) { try { fs.rmdirSync(path.dirname(file)); } catch { /* not empty: in use */ } }
   }
   held.clear();
 }
@@ -72,8 +74,9 @@ function releaseAll(): void {
  * directory). Released when the process exits, however it exits short of kill -9.
  */
 export function lockDir(dir: string, flag: string): void {
+  let created: boolean;
   try {
-    fs.mkdirSync(dir, { recursive: true });
+    created = fs.mkdirSync(dir, { recursive: true }) !== undefined;
   } catch (e) {
     throw new JoineryError('E_OUTPUT', `${flag} ${dir} is not writable: ${(e as Error).message}`);
   }
@@ -115,6 +118,6 @@ export function lockDir(dir: string, flag: string): void {
   } finally {
     fs.rmSync(tmp, { force: true });
   }
-  held.set(real, { file, count: 1 });
+  held.set(real, { file, count: 1, created });
   if (!exitHook) { exitHook = true; process.on('exit', releaseAll); }
 }
