@@ -110,7 +110,7 @@ export function lockDir(dir: string, flag: string): void {
       const aside = `${file}.stale-${process.pid}`;
       try { fs.renameSync(file, aside); } catch { continue; }
       const moved = readOwner(aside);
-      if (owner && moved && (moved.pid !== owner.pid || moved.startTicks !== owner.startTicks)) {
+      if (moved && alive(moved)) { // not the dead one we judged: another starter's fresh lock, put it back
         try { fs.linkSync(aside, file); } catch { /* someone else holds it now: the next round says who */ }
       }
       fs.rmSync(aside, { force: true });

@@ -117,6 +117,27 @@ describe('one process per state and checkpoint directory', () => {
     assert.match(r2.stderr, new RegExp(`pid ${process.pid}\\b`));
   });
 
+  test('three instances started at once over a stale lock (its pid is dead): exactly one runs, the others are refused', async () => {
+    const state = path.join(tmp, 'race-state');
+    fs.mkdirSync(state, { recursive: true });
+    const dead = spawn(process.execPath, ['-e', '0']);
+    await new Promise((r) => dead.on('close', r));
+    fs.writeFileSync(path.join(state, '.joinery.lock'), JSON.stringify({ pid: dead.pid, startTicks: '1', bootId: null, host: os.hostname(), since: '2020-01-01T00:00:00Z', command: 'run' }));
+    const runs = [0, 1, 2].map(() => startForever(['--state-dir', state]));
+    try {
+      const outcome = await Promise.all(runs.map(async (r) => {
+        await until('each instance to run or be refused', () => /sources opened/.test(r.stderr()) || r.child.exitCode !== null);
+        return r.child.exitCode === null ? 'running' : r.child.exitCode;
+      }));
+      assert.deepEqual([...outcome].sort(), [3, 3, 'running'].sort(), runs.map((r) => r.stderr()).join('\n'));
+      const holder = runs[outcome.indexOf('running')].child.pid;
+      for (const r of runs.filter((_, i) => outcome[i] !== 'running')) assert.match(r.stderr(), new RegExp(`in use by another joinery process \\(pid ${holder}\\b`));
+    } finally {
+      for (const r of runs) r.child.kill('SIGKILL');
+    }
+    await Promise.all(runs.map((r) => r.closed));
+  });
+
   test('two group members under one --member name on one --checkpoint-dir: the second is refused before it joins the group', async () => {
     const ck = path.join(tmp, 'members-ck');
     // No broker is needed: the member directory is locked before Kafka is contacted (the first one
