@@ -1,6 +1,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { LOCK_FILE, lockDir } from './core/dirlock.js';
+import { checkOutputPaths } from './core/paths.js';
 import { openCheckpoints } from './checkpoint/index.js';
 import { FlatBatchWriter } from './codec/flat.js';
 import type { Config } from './config/schema.js';
@@ -63,7 +65,12 @@ export async function runBench(cfg: Config): Promise<number> {
     source = new GeneratorSource(genOptionsFrom(c));
   }
   // A benchmark measures a fresh run: it starts its checkpoint directory empty.
-  if (c.checkpointDir) fs.rmSync(c.checkpointDir, { recursive: true, force: true });
+  checkOutputPaths(c);
+  if (c.state !== 'memory') lockDir(c.stateDir, '--state-dir');
+  if (c.checkpointDir) {
+    lockDir(c.checkpointDir, '--checkpoint-dir');
+    for (const n of fs.readdirSync(c.checkpointDir)) if (n !== LOCK_FILE) fs.rmSync(path.join(c.checkpointDir, n), { recursive: true, force: true });
+  }
   const ck = await openCheckpoints(c);
   log(`joinery bench: ${c.workers} worker(s), ${c.state} state, ${c.join} join [${c.lowerMs}ms, ${c.upperMs}ms], source ${c.benchSource}${ck ? `, checkpoints every ${c.checkpointIntervalMs / 1000}s to ${c.checkpointDir}` : ''}`);
   let maxHeap = 0;

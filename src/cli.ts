@@ -5,10 +5,12 @@ import { formatConfig, loadConfig, resolveValues } from './config/load.js';
 import { finishConfig, helpText, parseListen } from './config/parse.js';
 import { COMMANDS, type Command, type Config } from './config/schema.js';
 import { checkpointMetadata, parseCheckpointRef } from './checkpoint/handoff.js';
-import { openCheckpoints, startOf } from './checkpoint/index.js';
+import { fileStartOf, openCheckpoints, startOf } from './checkpoint/index.js';
 import { EngineControl, pauseSourceWhile } from './control/engine-control.js';
+import { lockDir } from './core/dirlock.js';
 import { EXIT_CODES, JoineryError } from './core/errors.js';
 import { configureLog, log } from './core/log.js';
+import { checkOutputPaths } from './core/paths.js';
 import { formatSummary, runEngine, type EngineOptions, type Summary } from './engine.js';
 import { FileSource } from './source/file.js';
 import { GeneratorSource, genOptionsFrom } from './source/generator.js';
@@ -74,6 +76,8 @@ function logStart(cfg: Config): void {
 }
 
 async function cmdRun(cfg: Config): Promise<number> {
+  checkOutputPaths(cfg);
+  if (cfg.state !== 'memory') lockDir(cfg.stateDir, '--state-dir');
   logStart(cfg);
   return withEndpoint(cfg, (control) => runWith(cfg, control));
 }
@@ -103,6 +107,7 @@ async function runWith(cfg: Config, control: EngineControl | undefined): Promise
     // single-node checkpoints are named without a member (group members run src/member.ts)
     committedId = Math.max(0, ...committed.map((c) => { const r = parseCheckpointRef(c.metadata); return r && r.member === null ? r.id : 0; }));
   }
+  if (cfg.checkpointDir) lockDir(cfg.checkpointDir, '--checkpoint-dir'); // (a group member locks its own DIR/members/NAME)
   const ck = await openCheckpoints(cfg, committedId);
   if (ck) closers.push(() => ck.pool.close());
   let restoredKafka: Array<{ topic: string; partition: number; offset: string | number }> | undefined = startOf(ck, `kafka:${cfg.left!.slice(6)}+${cfg.right!.slice(6)}`)?.kafka;
@@ -159,9 +164,9 @@ async function runWith(cfg: Config, control: EngineControl | undefined): Promise
       extra.onStall = pauseSourceWhile(src, control);
     } else {
       const format = cfg.format ?? 'json';
-      const left = new FileSource(cfg.left!.slice(5), 0, format, startOf(ck, cfg.left!)?.file);
+      const left = new FileSource(cfg.left!.slice(5), 0, format, fileStartOf(ck, cfg.left!, 0));
       closers.push(() => left.close());
-      const right = new FileSource(cfg.right!.slice(5), 1, format, startOf(ck, cfg.right!)?.file);
+      const right = new FileSource(cfg.right!.slice(5), 1, format, fileStartOf(ck, cfg.right!, 1));
       sources = [left, right];
       formats = [format, format];
     }
@@ -225,6 +230,9 @@ const DEMO_EVENTS_PER_SEC_2_CORES = 250_000;
 async function cmdDemo(cfg: Config): Promise<number> {
   const tmp = cfg.stateDir === './joinery-state' ? fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-demo-')) : null;
   const c: Config = { ...cfg, stateDir: tmp ?? cfg.stateDir };
+  checkOutputPaths(c);
+  if (c.state !== 'memory') lockDir(c.stateDir, '--state-dir');
+  if (c.checkpointDir) lockDir(c.checkpointDir, '--checkpoint-dir');
   process.stderr.write(`joinery demo: ${c.events.toLocaleString('en-US')} generated impression/play events (seed ${c.seed}), ` +
     `${c.join} interval join [${c.lowerMs}ms, ${c.upperMs}ms] on (${c.key.join(', ')}), ${c.workers} worker(s), ${c.state} state` +
     `${c.state === 'lmdb' ? ` in ${c.stateDir}` : ''}, output → ${c.out}\n`);

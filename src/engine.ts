@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -172,8 +173,10 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     const side = SIDE_NAME[r.side];
     if (r.kind === 'dead') {
       if (deadSink) {
-        const raw = r.format === 'json' ? Buffer.from(r.record).toString('utf8') : Buffer.from(r.record).toString('base64');
-        deadSink.write(Buffer.from(JSON.stringify({ side, origin: r.origin, position: r.position, error: r.reason, record: raw, encoding: r.format === 'json' ? 'utf8' : 'base64' }) + '\n'));
+        // Text only when it is valid UTF-8: decoding other bytes would replace them with U+FFFD for good.
+        const text = r.format === 'json' && isUtf8(r.record);
+        const raw = Buffer.from(r.record).toString(text ? 'utf8' : 'base64');
+        deadSink.write(Buffer.from(JSON.stringify({ side, origin: r.origin, position: r.position, error: r.reason, record: raw, encoding: text ? 'utf8' : 'base64' }) + '\n'));
       } else if (deadShown < FIRST_DEAD_LETTERS_SHOWN) {
         deadShown++;
         const where = r.format === 'json' ? `line ${r.position}` : `record ${r.position}`;

@@ -19,6 +19,7 @@ import { checkpointMetadata, memberDir, parseCheckpointRef, planHandoff, type Co
 import { SidePool } from './checkpoint/pool.js';
 import { LocalDirStorage } from './checkpoint/storage.js';
 import type { Config } from './config/schema.js';
+import { lockDir } from './core/dirlock.js';
 import { pauseSourceWhile, type EngineControl } from './control/engine-control.js';
 import { formatSummary, runEngine, type EngineOptions, type Summary } from './engine.js';
 import * as kafka from './kafka/client.js';
@@ -64,6 +65,7 @@ export async function runMember({ cfg, control, progress }: MemberRunOptions): P
   const topics = [leftTopic, rightTopic];
   const format = cfg.format ?? 'flatbuffers';
   const root = cfg.checkpointDir!;
+  lockDir(memberDir(root, member), '--checkpoint-dir'); // two processes under one --member name would undo each other
   const storage = new LocalDirStorage(memberDir(root, member));
   const job = jobOf(cfg);
   const kafkaOut = cfg.out.startsWith('kafka:');

@@ -63,6 +63,30 @@ export async function openCheckpoints(cfg: Config, committedId?: number): Promis
   }
 }
 
+/**
+ * Where file input `spec` (side 0 = --left) resumes. A checkpoint of file inputs always names
+ * both: a file given under another name is taken only if it holds the same bytes before the
+ * position (a moved file; checked by FileSource against the recorded identity). Otherwise it is
+ * refused, because starting another file from byte 0 over the restored state and watermark would
+ * turn its events late and join nothing.
+ */
+export function fileStartOf(ctx: CheckpointContext | null, spec: string, side: 0 | 1): NonNullable<SourcePosition['file']> | undefined {
+  const m = ctx?.restored?.manifest;
+  if (!m) return undefined;
+  const byName = m.sources.find((s) => s.name === spec)?.file;
+  if (byName) return byName;
+  const files = m.sources.filter((s) => s.kind === 'file' && s.file);
+  if (files.length === 0) return undefined; // a checkpoint of other inputs: other checks refuse it
+  const same = files.find((s) => s.file!.side === side) ?? (files.every((s) => s.file!.side === undefined) ? files[side] : undefined);
+  const flag = side === 0 ? '--left' : '--right';
+  if (!same?.file?.identity) {
+    throw new JoineryError('E_CHECKPOINT', `checkpoint ${m.id} in ${ctx!.storage.location} was taken with ${flag} ${same?.name ?? '(another input)'}, not ${spec}: ` +
+      `resume with the same ${flag}, or start over with a new --checkpoint-dir (and a new output)`);
+  }
+  process.stderr.write(`joinery: ${flag} ${spec} was ${same.name} when checkpoint ${m.id} was taken: resuming it if it holds the same bytes\n`);
+  return same.file;
+}
+
 /** The restored position of the source with this name, if any. */
 export function startOf(ctx: CheckpointContext | null, name: string): SourcePosition | undefined {
   return ctx?.restored?.manifest.sources.find((s) => s.name === name);

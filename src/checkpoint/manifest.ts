@@ -19,11 +19,26 @@ export interface StateFileRef {
   sha256: string;
 }
 
+/**
+ * What a file input held before its checkpointed position, so a resume can tell the same file from
+ * another one (or the same one edited or prepended to). Bounded: SHA-256 of at most the first and
+ * the last 64 KiB before the position, whatever the file's size. Absent in older manifests.
+ */
+export interface FileIdentity {
+  /** The file's size when the checkpoint was taken (it may have grown since: appending is fine). */
+  sizeBytes: number;
+  headBytes: number;
+  headSha256: string;
+  /** The `tailBytes` bytes just before the position. */
+  tailBytes: number;
+  tailSha256: string;
+}
+
 export interface SourcePosition {
   /** file: byte offset and line of the next unread record; gen: events delivered per side; kafka: next offsets. */
   kind: 'file' | 'gen' | 'kafka';
   name: string;
-  file?: { byte: number; line: number };
+  file?: { byte: number; line: number; side?: 0 | 1; identity?: FileIdentity };
   gen?: { delivered: [number, number]; baseMs: number };
   kafka?: Array<{ topic: string; partition: number; offset: string }>;
 }

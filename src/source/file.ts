@@ -1,13 +1,36 @@
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { JoineryError } from '../core/errors.js';
 import type { Side } from '../state/store.js';
-import type { SourcePosition } from '../checkpoint/manifest.js';
+import type { FileIdentity, SourcePosition } from '../checkpoint/manifest.js';
+import { sniffFormat } from './sniff.js';
 import type { PartitionRef, RecordBatch, Source } from './source.js';
 
 const READ_BYTES = 1 << 20;
 const MAX_RECORDS = 4096;
 /** FlatBuffers files are size-prefixed: u32 little-endian length before each record. */
 const FLAT_PREFIX_BYTES = 4;
+/** Bytes hashed at the start of the file and just before a checkpoint position (FileIdentity). */
+const IDENTITY_BYTES = 64 * 1024;
+
+function sha256Range(fd: number, from: number, to: number): string {
+  const b = Buffer.allocUnsafe(to - from);
+  let n = 0;
+  while (n < b.length) {
+    const r = fs.readSync(fd, b, n, b.length - n, from + n);
+    if (r === 0) break;
+    n += r;
+  }
+  return createHash('sha256').update(b.subarray(0, n)).digest('hex');
+}
+
+/** The identity of the bytes of `fd` before `byte` (`head`: the first bytes' hash when already known). */
+export function fileIdentity(fd: number, byte: number, head?: { bytes: number; sha256: string }): FileIdentity {
+  const headBytes = Math.min(byte, IDENTITY_BYTES);
+  const headSha256 = head && head.bytes === headBytes ? head.sha256 : sha256Range(fd, 0, headBytes);
+  const tailBytes = Math.min(byte, IDENTITY_BYTES);
+  return { sizeBytes: fs.fstatSync(fd).size, headBytes, headSha256, tailBytes, tailSha256: sha256Range(fd, byte - tailBytes, byte) };
+}
 
 /**
  * One file, one partition. NDJSON: each record is one line including its newline (the router trims
@@ -27,9 +50,13 @@ export class FileSource implements Source {
   private bytePosition = 0; // file offset of buf[start]
   private readonly offsets = new Uint32Array(MAX_RECORDS + 1);
   private readPos = 0;     // file offset of buf[end]
+  private head: { bytes: number; sha256: string } | undefined;
 
-  /** `start`: resume at a checkpoint's position (byte offset and line number of the next record). */
-  constructor(readonly path: string, readonly side: Side, readonly format: 'json' | 'flatbuffers', start?: { byte: number; line: number }) {
+  /**
+   * `start`: resume at a checkpoint's position (byte offset and line number of the next record);
+   * with its `identity`, the file must hold the same bytes before it as when it was taken.
+   */
+  constructor(readonly path: string, readonly side: Side, readonly format: 'json' | 'flatbuffers', start?: { byte: number; line: number; identity?: FileIdentity }) {
     this.name = `file:${path}`;
     this.partitions = [{ side, partition: 0 }];
     try {
@@ -38,10 +65,20 @@ export class FileSource implements Source {
     } catch (e) {
       throw new JoineryError('E_INPUT', `cannot read ${side === 0 ? 'left' : 'right'} input ${path}: ${(e as Error).message}`);
     }
+    sniffFormat(this.fd, path, side, format);
     if (start) {
       const size = fs.fstatSync(this.fd).size;
-      if (start.byte > size) {
-        throw new JoineryError('E_INPUT', `${side === 0 ? 'left' : 'right'} input ${path} has ${size} bytes but the checkpoint resumes it at byte ${start.byte}: the file was replaced or truncated since the checkpoint`);
+      const sideName = side === 0 ? 'left' : 'right';
+      const what = (why: string) => new JoineryError('E_CHECKPOINT', `${sideName} input ${path} is not the file the checkpoint read: ${why}. ` +
+        `Resuming would join from the wrong place. Give the original file back; or start over with a new --checkpoint-dir (and a new output); or rebuild with --rebuild-from TIME --resume-at (see README, Rebuild)`);
+      if (start.byte > size) throw what(`it has ${size} bytes but the checkpoint resumes it at byte ${start.byte} (replaced or truncated)`);
+      const id = start.identity;
+      if (id) {
+        const now = fileIdentity(this.fd, start.byte);
+        if (now.headSha256 !== id.headSha256 || now.tailSha256 !== id.tailSha256) {
+          throw what(`its bytes before the resume position (byte ${start.byte}) differ from those the checkpoint recorded (${id.sizeBytes} bytes then, ${size} now: replaced, edited or prepended to)`);
+        }
+        this.head = { bytes: now.headBytes, sha256: now.headSha256 };
       }
       this.readPos = this.bytePosition = start.byte;
       this.line = start.line;
@@ -49,7 +86,9 @@ export class FileSource implements Source {
   }
 
   checkpointPosition(): SourcePosition {
-    return { kind: 'file', name: this.name, file: { byte: this.bytePosition, line: this.line } };
+    const identity = fileIdentity(this.fd, this.bytePosition, this.head);
+    if (identity.headBytes === IDENTITY_BYTES) this.head = { bytes: identity.headBytes, sha256: identity.headSha256 };
+    return { kind: 'file', name: this.name, file: { byte: this.bytePosition, line: this.line, side: this.side, identity } };
   }
 
   /** File offset of the next unread record (a checkpoint position). */

@@ -20,6 +20,7 @@ import {
 } from '../ring/frame.js';
 import { NdjsonEmitter } from '../sink/ndjson.js';
 import { openLineSink, type LineSink } from '../sink/sink.js';
+import { StateDiskGuard, stateStoreError } from '../state/disk.js';
 import { openStore } from '../state/index.js';
 import type { Side, StateStore } from '../state/store.js';
 import type { BarrierAck, WorkerInit, WorkerMessage, WorkerRequest, WorkerStats } from './protocol.js';
@@ -63,6 +64,7 @@ class Worker {
   private pendingAcks: BarrierAck[] = [];
   /** Rebuild: drops the output of the replay (until REPLAY_END). */
   private readonly replay: SuppressingEmitter | null = null;
+  private readonly disk = init.state === 'memory' ? null : new StateDiskGuard(init.stateDir, init.index);
 
   constructor() {
     this.ring = new RingConsumer(init.sab);
@@ -96,6 +98,7 @@ class Worker {
     let n = 0;
     let events = 0;
     const ring = this.ring, u8 = this.u8, dv = this.dv, join = this.join;
+    this.disk?.check(Date.now());
     this.store.batch(() => {
       while (n < DRAIN_FRAMES) {
         const off = ring.next();
@@ -269,7 +272,8 @@ const keepAlive = setInterval(() => {}, 1 << 30);
 let worker: Worker | null = null;
 const finish = () => { clearInterval(keepAlive); port.removeAllListeners('message'); port.unref(); };
 const failed = (e: unknown) => {
-  const err = e instanceof JoineryError ? e.toWire() : { code: 'E_WORKER', message: `worker ${init.index}: ${(e as Error)?.stack ?? String(e)}` };
+  const stateError = init.state === 'memory' ? null : stateStoreError(e, init.stateDir, init.index);
+  const err = e instanceof JoineryError ? e.toWire() : stateError ? stateError.toWire() : { code: 'E_WORKER', message: `worker ${init.index}: ${(e as Error)?.stack ?? String(e)}` };
   post({ type: 'error', error: err });
   // Close the store and let the thread end by itself: terminating a thread that still holds an
   // open LMDB environment can block in native code. (Its state is rebuilt from checkpoints.)

@@ -1,0 +1,123 @@
+/**
+ * One joinery process per state or checkpoint directory. Two processes on one directory clear
+ * each other's LMDB environments and delete each other's checkpoint files, and their outputs
+ * duplicate each other; so each directory gets a lock file, DIR/.joinery.lock, holding the owner's
+ * pid, its start time (from /proc/PID/stat, so a reused pid is not mistaken for the owner) and
+ * the boot id. Node has no flock, so the file is created atomically (written under a temporary
+ * name, then hard-linked into place, which fails if the lock exists) and is removed at exit. A
+ * process killed with -9 leaves it behind: the next start finds its owner dead (no such pid, or a
+ * pid with another start time, or another boot) and takes the lock over.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { JoineryError } from './errors.js';
+
+export const LOCK_FILE = '.joinery.lock';
+
+interface Owner { pid: number; startTicks: string | null; bootId: string | null; host: string; since: string; command: string }
+
+/** Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat), or null where /proc is not there. */
+export function processStartTicks(pid: number): string | null {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // the command name (field 2) is in parentheses and may hold spaces: count from the last ')'
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return fields[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+function bootId(): string | null {
+  try { return fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(); } catch { return null; }
+}
+
+function alive(o: Owner): boolean {
+  if (o.host !== os.hostname()) return true; // cannot tell: another machine on shared storage
+  const boot = bootId();
+  if (o.bootId && boot && o.bootId !== boot) return false;
+  try {
+    process.kill(o.pid, 0);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  const ticks = processStartTicks(o.pid);
+  return !(o.startTicks && ticks && ticks !== o.startTicks);
+}
+
+function readOwner(file: string): Owner | null {
+  try {
+    const o = JSON.parse(fs.readFileSync(file, 'utf8')) as Owner;
+    return typeof o.pid === 'number' ? o : null;
+  } catch {
+    return null;
+  }
+}
+
+const held = new Map<string, { file: string; count: number; created: boolean }>();
+let exitHook = false;
+
+function releaseAll(): void {
+  for (const { file, created } of held.values()) {
+    const o = readOwner(file);
+    if (o && o.pid === process.pid) { try { fs.rmSync(file, { force: true }); } catch { /* best effort */ } }
+    // a run that failed before using the directory it created leaves nothing behind
+    if (created) { try { fs.rmdirSync(path.dirname(file)); } catch { /* not empty: in use */ } }
+  }
+  held.clear();
+}
+
+/**
+ * Take DIR's lock for this process (creating DIR), or throw E_LOCKED naming the holder. Taking a
+ * lock this process already holds is allowed (one directory may serve as state and checkpoint
+ * directory). Released when the process exits, however it exits short of kill -9.
+ */
+export function lockDir(dir: string, flag: string): void {
+  let created: boolean;
+  try {
+    created = fs.mkdirSync(dir, { recursive: true }) !== undefined;
+  } catch (e) {
+    throw new JoineryError('E_OUTPUT', `${flag} ${dir} is not writable: ${(e as Error).message}`);
+  }
+  const real = fs.realpathSync(dir);
+  const mine = held.get(real);
+  if (mine) { mine.count++; return; }
+  const file = path.join(real, LOCK_FILE);
+  const me: Owner = { pid: process.pid, startTicks: processStartTicks(process.pid), bootId: bootId(), host: os.hostname(), since: new Date().toISOString(), command: process.argv.slice(2).join(' ').slice(0, 500) };
+  const tmp = `${file}.${process.pid}.tmp`;
+  try {
+    fs.writeFileSync(tmp, JSON.stringify(me) + '\n');
+  } catch (e) {
+    throw new JoineryError('E_OUTPUT', `${flag} ${dir} is not writable: ${(e as Error).message}`);
+  }
+  try {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        fs.linkSync(tmp, file);
+        break;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new JoineryError('E_OUTPUT', `${flag} ${dir}: cannot create ${LOCK_FILE}: ${(e as Error).message}`);
+      }
+      const owner = readOwner(file);
+      if (owner && alive(owner)) {
+        throw new JoineryError('E_LOCKED', `${flag} ${dir} is in use by another joinery process (pid ${owner.pid}${owner.host !== os.hostname() ? ` on ${owner.host}` : ''}, since ${owner.since}): ` +
+          `stop it first, or give this run its own directory${owner.host !== os.hostname() ? `; if that process is gone, remove ${file}` : ''}`);
+      }
+      if (attempt >= 5) throw new JoineryError('E_LOCKED', `${flag} ${dir}: could not take ${file} (it keeps changing); another joinery process is starting on it`);
+      // Stale (its owner died) or unreadable: move it aside under a name of our own, and make
+      // sure what we moved is what we judged, so two starters cannot both break it.
+      const aside = `${file}.stale-${process.pid}`;
+      try { fs.renameSync(file, aside); } catch { continue; }
+      const moved = readOwner(aside);
+      if (moved && alive(moved)) { // not the dead one we judged: another starter's fresh lock, put it back
+        try { fs.linkSync(aside, file); } catch { /* someone else holds it now: the next round says who */ }
+      }
+      fs.rmSync(aside, { force: true });
+    }
+  } finally {
+    fs.rmSync(tmp, { force: true });
+  }
+  held.set(real, { file, count: 1, created });
+  if (!exitHook) { exitHook = true; process.on('exit', releaseAll); }
+}
