@@ -47,6 +47,9 @@ export interface CpuSummary {
   threads?: ThreadCpu[];
 }
 
+/** Report order: the router (main thread), the workers by index, then the rest. */
+const rank = (name: string) => (name === 'router' ? 0 : name.startsWith('worker-') ? 1 : 2);
+
 export class CpuMeter {
   private readonly threads = new Map<string, { tid: number; startNs: number; lastNs: number }>();
   private startNs = processCpuNs();
@@ -88,7 +91,7 @@ export class CpuMeter {
     if (this.perThread) {
       const threads: ThreadCpu[] = [];
       let named = 0;
-      for (const [name, t] of this.threads) {
+      for (const [name, t] of [...this.threads].sort(([a], [b]) => rank(a) - rank(b) || a.localeCompare(b, 'en', { numeric: true }))) {
         const ns = Math.max(0, t.lastNs - t.startNs);
         named += ns;
         threads.push({ name, ms: ns / 1e6, usPerEvent: per(ns) });
