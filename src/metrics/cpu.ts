@@ -22,12 +22,22 @@ export function currentTid(): number | null {
   }
 }
 
+/** Clock ticks per second of /proc/…/stat times (USER_HZ: 100 on every mainstream Linux build). */
+const USER_HZ = 100;
+
 /** On-CPU nanoseconds of a thread of this process, or null if it is gone (or not Linux). */
 export function threadCpuNs(tid: number): number | null {
   try {
     return Number(fs.readFileSync(`/proc/self/task/${tid}/schedstat`, 'latin1').split(' ')[0]);
   } catch {
-    return null;
+    // Kernels built without CONFIG_SCHED_INFO have no schedstat: utime + stime in ticks.
+    try {
+      const f = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'latin1');
+      const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+      return ((Number(rest[11]) + Number(rest[12])) * 1e9) / USER_HZ;
+    } catch {
+      return null;
+    }
   }
 }
 
