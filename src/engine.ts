@@ -11,6 +11,7 @@ import type { Config } from './config/schema.js';
 import type { EngineControl } from './control/engine-control.js';
 import { JoineryError } from './core/errors.js';
 import { nowMs } from './core/units.js';
+import { CpuMeter, formatCpu, type CpuSummary } from './metrics/cpu.js';
 import { fmtCount, fmtRate, MetricsHub } from './metrics/report.js';
 import { createRingBuffer } from './ring/ring.js';
 import { keyGroupRanges } from './router/partitioner.js';
@@ -43,6 +44,8 @@ export interface Summary {
   state: string;
   backpressureWaits: number;
   mainHeapUsedBytes: number;
+  /** CPU time from the start of input to the end, per input event; per thread on Linux. */
+  cpu?: CpuSummary;
   /** Present when checkpointing: what this run's checkpoints did. */
   checkpoints?: { completed: number; failed: number; lastId: number; p50DurationMs: number; maxDurationMs: number; lastNewBytes: number; lastStateBytes: number; compactions: number; restoredFrom: number | null; restoreMs: number | null };
   /** Present when rebuilding (--rebuild-from): records replayed and joined, skipped (before TIME), late/malformed ones not written again, output suppressed. */
@@ -262,6 +265,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   };
   const ready: Promise<void>[] = [];
   const done: Promise<void>[] = [];
+  const cpu = new CpuMeter();
   for (let i = 0; i < cfg.workers; i++) {
     const init: WorkerInit = {
       index: i, sab: sabs[i], keyGroupRange: ranges[i], join: cfg.join, lowerMs: cfg.lowerMs, upperMs: cfg.upperMs,
@@ -286,7 +290,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     let finished = false;
     t.on('message', (m: WorkerMessage) => {
       switch (m.type) {
-        case 'ready': resolveReady(); break;
+        case 'ready': cpu.add(`worker-${i}`, m.tid); resolveReady(); break;
         case 'stats': hub.update(m.stats, m.latency, m.lag); break;
         case 'out':
           if (!outRecords) process.stdout.write(m.chunk);
@@ -296,7 +300,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
         case 'synced': syncWaiters.get(m.id)?.resolve(m.head); syncWaiters.delete(m.id); break;
         case 'barrier': ackedEpoch[i] = m.ack.id; coordinator?.onAck(i, m.ack); break;
         case 'restored': restoredEvents += m.events; restoreMs = Math.max(restoreMs, m.ms); break;
-        case 'done': finished = true; finishedWorkers[i] = true; hub.update(m.stats, m.latency, m.lag); endSyncs(i); resolveDone(); break;
+        case 'done': cpu.sample(); finished = true; finishedWorkers[i] = true; hub.update(m.stats, m.latency, m.lag); endSyncs(i); resolveDone(); break;
         case 'error':
           fail(JoineryError.fromWire(m.error as never));
           endSyncs(i); resolveReady(); resolveDone();
@@ -370,9 +374,12 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     };
   }
 
+  if (ck) cpu.add('side-pool', await ck.pool.tid().catch(() => null));
+  cpu.start();
   const start = nowMs();
   let lastProcessed = 0, lastPairs = 0, lastT = start;
   const ticker = setInterval(() => {
+    cpu.sample();
     opts.onTick?.(hub);
     if (!tty) return;
     const t = nowMs();
@@ -434,6 +441,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     process.stderr.write(`joinery: the final checkpoint failed; a restart resumes from checkpoint ${coordinator!.stats.lastId || '(none)'} and redoes the rest\n`);
   }
   if (coordinator) await coordinator.close();
+  cpu.sample(); // the pool thread ends with close()
   await ck?.pool.close();
   if (opts.handleSignals) { process.off('SIGTERM', onSignal); process.off('SIGINT', onSignal); }
   clearInterval(ticker);
@@ -472,6 +480,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     state: cfg.state,
     backpressureWaits: router.counters.backpressureWaits,
     mainHeapUsedBytes: process.memoryUsage().heapUsed,
+    cpu: cpu.summary(eventsIn[0] + eventsIn[1]),
   };
   if (coordinator) summary.checkpoints = checkpointSummary(coordinator.stats, restored?.id ?? null, restored ? restoreMs : null);
   if (router.replay) {
@@ -529,6 +538,7 @@ export function formatSummary(s: Summary): string {
     `  pairs            ${fmtCount(s.pairs)} (${fmtRate(s.pairsPerSec)} pairs/s)`,
     `  unmatched        left ${fmtCount(s.unmatchedLeft)}, right ${fmtCount(s.unmatchedRight)}`,
     `  state left       ${fmtCount(s.stateLeft)} entries`,
+    ...(s.cpu ? [`  cpu              ${formatCpu(s.cpu)}`] : []),
     `  latency          p50 ${s.p50Ms.toFixed(2)}ms  p99 ${s.p99Ms.toFixed(2)}ms  p99.9 ${s.p999Ms.toFixed(2)}ms  max ${s.maxMs.toFixed(2)}ms (router read → output written)`,
   ];
   const c = s.checkpoints;

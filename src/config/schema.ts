@@ -86,6 +86,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'genProfiles', flag: 'gen-profiles', type: 'int', min: 1, default: 200_000, commands: GEN, doc: 'generator: distinct members (Zipf-skewed)' },
   { key: 'genTitles', flag: 'gen-titles', type: 'int', min: 1, default: 5_000, commands: GEN, doc: 'generator: distinct titles (Zipf-skewed)' },
   { key: 'genSkew', flag: 'gen-skew', type: 'float', min: 0, default: 0.8, commands: GEN, doc: 'generator: Zipf exponent of members and titles' },
+  { key: 'genProfileSkew', flag: 'gen-profile-skew', type: 'float', min: 0, default: undefined, commands: GEN, doc: 'generator: Zipf exponent of members alone (default --gen-skew)' },
+  { key: 'genTitleSkew', flag: 'gen-title-skew', type: 'float', min: 0, default: undefined, commands: GEN, doc: 'generator: Zipf exponent of titles alone (default --gen-skew)' },
   { key: 'genPlayProb', flag: 'gen-play-prob', type: 'float', min: 0, default: 0.25, commands: GEN, doc: 'generator: probability that an impression leads to a play' },
   { key: 'genPlayDelayMs', flag: 'gen-play-delay', type: 'duration', default: 120_000, placeholder: 'DUR', commands: GEN, doc: 'generator: mean delay from impression to play (exponential)' },
   { key: 'genOrphanPlays', flag: 'gen-orphan-plays', type: 'float', min: 0, default: 0.05, commands: GEN, doc: 'generator: share of plays with no impression' },
@@ -124,7 +126,7 @@ export interface Config {
   rebuildFrom?: string; resumeAt?: string;
   checkpointDir?: string; checkpointIntervalMs: number; checkpointRetain: number; delivery: 'exactly-once' | 'at-least-once';
   seed: number; rate: number; events: number; durationMs: number;
-  genProfiles: number; genTitles: number; genSkew: number; genPlayProb: number; genPlayDelayMs: number;
+  genProfiles: number; genTitles: number; genSkew: number; genProfileSkew?: number; genTitleSkew?: number; genPlayProb: number; genPlayDelayMs: number;
   genOrphanPlays: number; genDisorderMs: number; genDuplicates: number; genEventTimeRate: number;
   leftOut?: string; rightOut?: string;
   benchSource: 'replay' | 'gen';

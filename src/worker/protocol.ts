@@ -53,7 +53,8 @@ export interface WorkerStats {
 }
 
 export type WorkerMessage =
-  | { type: 'ready'; index: number }
+  /** tid: the thread's kernel task id (Linux), for per-thread CPU time (src/metrics/cpu.ts). */
+  | { type: 'ready'; index: number; tid?: number | null }
   | { type: 'stats'; stats: WorkerStats; latency: string; lag: string }
   | { type: 'out'; chunk: Uint8Array }
   | { type: 'done'; stats: WorkerStats; latency: string; lag: string }

@@ -12,6 +12,7 @@ import { LoggedStore } from '../checkpoint/logged-store.js';
 import { JoineryError } from '../core/errors.js';
 import { nowMs } from '../core/units.js';
 import { IntervalJoin } from '../join/join.js';
+import { currentTid } from '../metrics/cpu.js';
 import { LatencyHistogram } from '../metrics/histogram.js';
 import { RingConsumer } from '../ring/ring.js';
 import {
@@ -239,7 +240,7 @@ class Worker {
 
   async run(): Promise<void> {
     if (init.restore) this.restore();
-    post({ type: 'ready', index: init.index });
+    post({ type: 'ready', index: init.index, tid: currentTid() });
     const yieldEveryMs = 50;
     while (!this.ended) {
       const sliceStart = Date.now();
