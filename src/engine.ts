@@ -8,7 +8,10 @@ import { FlatExtractor, flatToJson } from './codec/flat.js';
 import { JsonExtractor, type Extractor } from './codec/json.js';
 import type { Config } from './config/schema.js';
 import type { EngineControl } from './control/engine-control.js';
-import { JoineryError } from './core/errors.js';
+import { EXIT_CODES, JoineryError } from './core/errors.js';
+import { exitSoon, haltGroup, isExiting } from './core/exit.js';
+import { log } from './core/log.js';
+import { formatDurationMs } from './core/units.js';
 import { nowMs } from './core/units.js';
 import { fmtCount, fmtRate, MetricsHub } from './metrics/report.js';
 import { createRingBuffer } from './ring/ring.js';
@@ -259,9 +262,10 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   };
   const ready: Promise<void>[] = [];
   const done: Promise<void>[] = [];
+  const halt = haltGroup();
   for (let i = 0; i < cfg.workers; i++) {
     const init: WorkerInit = {
-      index: i, sab: sabs[i], keyGroupRange: ranges[i], join: cfg.join, lowerMs: cfg.lowerMs, upperMs: cfg.upperMs,
+      index: i, sab: sabs[i], halt: halt.sab, keyGroupRange: ranges[i], join: cfg.join, lowerMs: cfg.lowerMs, upperMs: cfg.upperMs,
       formats: opts.formats, state: cfg.state, bucketMs: bucketMsFor(cfg), stateDir: cfg.stateDir, out: cfg.out, framing, statsIntervalMs,
       rebuild: !!opts.rebuild,
     };
@@ -277,6 +281,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     }
     const t = new Worker(new URL('./worker/worker.js', import.meta.url), { workerData: init });
     threads.push(t);
+    halt.track(t);
     let resolveReady!: () => void, resolveDone!: () => void;
     ready.push(new Promise((r) => { resolveReady = r; }));
     done.push(new Promise((r) => { resolveDone = r; }));
@@ -302,7 +307,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     });
     t.on('error', (e) => { fail(new JoineryError('E_WORKER', `worker ${i} crashed: ${e.stack ?? e.message}`)); endSyncs(i); resolveReady(); resolveDone(); });
     t.on('exit', (code) => {
-      if (!finished) fail(new JoineryError('E_WORKER', `worker ${i} exited (code ${code}) before finishing its input`));
+      if (!finished && !isExiting()) fail(new JoineryError('E_WORKER', `worker ${i} exited (code ${code}) before finishing its input`));
       endSyncs(i); resolveReady(); resolveDone();
     });
   }
@@ -310,15 +315,30 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   // checkpoint, summary); a second one exits at once (state is safe at the last checkpoint).
   // Handled from the workers' start on, so a signal during a long restore is graceful too: the
   // router then ends at once and the final checkpoint repeats the restored state.
+  // The stop is bounded (--stop-timeout): behind a hot key the drain can take very long. Past the
+  // bound the process exits non-zero; with --checkpoint-dir the next start resumes from the last
+  // completed checkpoint and reads again what was not processed (source positions and the output
+  // length are only committed in checkpoints), so nothing accepted is lost.
   let stopped = false;
+  let stopTimer: NodeJS.Timeout | null = null;
   const onSignal = (sig: NodeJS.Signals) => {
     if (stopped) {
       process.stderr.write(`\njoinery: second ${sig}: exiting now${ck ? ' (resume from the last checkpoint)' : ''}\n`);
-      process.exit(130);
+      exitSoon(130);
+      return;
     }
     stopped = true;
-    process.stderr.write(`${tty ? '\r\x1b[K' : ''}joinery: ${sig}: stopping (draining${ck ? ', final checkpoint' : ''}); send it again to exit at once\n`);
+    process.stderr.write(`${tty ? '\r\x1b[K' : ''}joinery: ${sig}: stopping (draining${ck ? ', final checkpoint' : ''}, at most ${formatDurationMs(cfg.stopTimeoutMs)}); send it again to exit at once\n`);
     router.stop();
+    stopTimer = setTimeout(() => {
+      const last = coordinator?.stats.lastId || restored?.id || 0;
+      const resume = !ck ? 'without --checkpoint-dir the next start begins from scratch'
+        : last ? `the next start resumes from checkpoint ${last} and reads again what was not processed after it`
+        : 'no checkpoint was completed, so the next start begins from the start of the input';
+      const fill = router.ringFill().map((f) => `${Math.round(f * 100)}%`).join('/');
+      log.error(`joinery: the graceful stop did not finish within --stop-timeout ${formatDurationMs(cfg.stopTimeoutMs)} (rings ${fill} full); exiting: ${resume}`, { code: 'E_STOP_TIMEOUT', exitCode: EXIT_CODES.E_STOP_TIMEOUT });
+      exitSoon(EXIT_CODES.E_STOP_TIMEOUT);
+    }, cfg.stopTimeoutMs);
   };
   if (opts.handleSignals) { process.on('SIGTERM', onSignal); process.on('SIGINT', onSignal); }
   if (opts.stopHandle) {
@@ -328,7 +348,8 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   await Promise.all(ready);
   if (failure) {
     if (opts.handleSignals) { process.off('SIGTERM', onSignal); process.off('SIGINT', onSignal); }
-    await terminateAll(threads); await ck?.pool.close(); throw failure;
+    if (stopTimer) clearTimeout(stopTimer);
+    await terminateAll(threads); await ck?.pool.close(); halt.close(); throw failure;
   }
   if (restored) process.stderr.write(`joinery: restored ${fmtCount(restoredEvents)} buffered events in ${(restoreMs / 1000).toFixed(1)}s\n`);
 
@@ -433,6 +454,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   if (coordinator) await coordinator.close();
   await ck?.pool.close();
   if (opts.handleSignals) { process.off('SIGTERM', onSignal); process.off('SIGINT', onSignal); }
+  if (stopTimer) clearTimeout(stopTimer);
   clearInterval(ticker);
   if (tty) process.stderr.write('\r\x1b[K');
   if (!opts.keepOpen || failure) await Promise.all(opts.sources.map((s) => s.close()));
@@ -442,8 +464,10 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   }
   if (failure) {
     await terminateAll(threads);
+    halt.close();
     throw failure;
   }
+  halt.close();
 
   const elapsedMs = nowMs() - start;
   const eventsIn: [number, number] = [router.counters.read[0], router.counters.read[1]];

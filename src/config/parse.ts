@@ -1,7 +1,7 @@
 import { usageError } from '../core/errors.js';
 import { parseBytes, parseDurationMs, formatBytes, formatDurationMs } from '../core/units.js';
 import { parseTime } from '../rebuild/replay.js';
-import { OPTIONS, type Command, type Config, type OptionSpec } from './schema.js';
+import { DURATION_LIMIT_MS, OPTIONS, type Command, type Config, type OptionSpec } from './schema.js';
 
 export function optionsFor(command: Command): OptionSpec[] {
   return OPTIONS.filter((o) => o.commands.includes(command));
@@ -9,6 +9,12 @@ export function optionsFor(command: Command): OptionSpec[] {
 
 export function defaultFor(o: OptionSpec, command: Command): unknown {
   return o.defaults && command in o.defaults ? o.defaults[command] : o.default;
+}
+
+function rangeText(o: OptionSpec, lo: number | undefined, hi: number | undefined): string {
+  const f = (n: number) => o.type === 'duration' ? formatDurationMs(n) : o.type === 'bytes' ? formatBytes(n) : String(n);
+  if (lo !== undefined && hi !== undefined) return `must be between ${f(lo)} and ${f(hi)}`;
+  return lo !== undefined ? `must be ≥ ${f(lo)}` : `must be ≤ ${f(hi!)}`;
 }
 
 /** Text → typed value of one option. `where` names the origin in errors (default `--flag`; `JOINERY_X`, `file.yaml: flag`). */
@@ -26,24 +32,28 @@ export function parseValue(o: OptionSpec, raw: string, where = `--${o.flag}`): u
     case 'int': {
       if (!/^-?\d+$/.test(raw.trim())) throw bad('expects a whole number');
       const n = Number(raw);
-      if (o.min !== undefined && n < o.min) throw bad(`must be ≥ ${o.min}`);
+      const hi = o.max ?? Number.MAX_SAFE_INTEGER;
+      if ((o.min !== undefined && n < o.min) || n > hi || !Number.isSafeInteger(n)) throw bad(rangeText(o, o.min ?? -Number.MAX_SAFE_INTEGER, hi));
       return n;
     }
     case 'float': {
       const n = Number(raw);
       if (raw.trim() === '' || !Number.isFinite(n)) throw bad('expects a number');
-      if (o.min !== undefined && n < o.min) throw bad(`must be ≥ ${o.min}`);
+      if ((o.min !== undefined && n < o.min) || (o.max !== undefined && n > o.max)) throw bad(rangeText(o, o.min, o.max));
       return n;
     }
     case 'duration': {
       const n = parseDurationMs(raw);
       if (Number.isNaN(n)) throw bad('expects a duration such as 500ms, 5s, 2m, 1h, 1d or plain milliseconds');
+      const lo = o.min ?? -DURATION_LIMIT_MS, hi = o.max ?? DURATION_LIMIT_MS;
+      if (!(n >= lo && n <= hi)) throw bad(rangeText(o, lo, hi));
       return n;
     }
     case 'bytes': {
       const n = parseBytes(raw);
       if (Number.isNaN(n)) throw bad('expects a size such as 65536, 64k, 16m');
-      if (o.min !== undefined && n < o.min) throw bad(`must be ≥ ${formatBytes(o.min)}`);
+      const hi = o.max ?? Number.MAX_SAFE_INTEGER;
+      if ((o.min !== undefined && n < o.min) || !(n <= hi)) throw bad(rangeText(o, o.min ?? 0, hi));
       return n;
     }
     case 'enum':
@@ -143,15 +153,15 @@ function validate(c: Config): void {
   }
   if (c.command === 'gen') {
     if (c.brokers) {
-      if (!c.leftTopic || !c.rightTopic) throw usageError('joinery gen --brokers needs --left-topic TOPIC and --right-topic TOPIC');
+      if (!c.leftTopic || !c.rightTopic) throw usageError('--brokers needs --left-topic TOPIC and --right-topic TOPIC');
       if (c.leftTopic === c.rightTopic) throw usageError('--left-topic and --right-topic must be different topics');
-      if (c.leftOut || c.rightOut) throw usageError('joinery gen writes either files (--left-out/--right-out) or Kafka topics (--brokers), not both');
+      if (c.leftOut || c.rightOut) throw usageError('writes either files (--left-out/--right-out) or Kafka topics (--brokers), not both');
     } else {
-      if (!c.leftOut || !c.rightOut) throw usageError('joinery gen needs --left-out FILE and --right-out FILE (or --brokers with --left-topic and --right-topic)');
+      if (!c.leftOut || !c.rightOut) throw usageError('needs --left-out FILE and --right-out FILE (or --brokers with --left-topic and --right-topic)');
       if (c.leftOut === c.rightOut) throw usageError('--left-out and --right-out must be different files');
     }
   }
-  if (c.command === 'topics' && (!c.brokers || !c.leftTopic || !c.rightTopic)) throw usageError('joinery topics needs --brokers, --left-topic and --right-topic');
+  if (c.command === 'topics' && (!c.brokers || !c.leftTopic || !c.rightTopic)) throw usageError('needs --brokers, --left-topic and --right-topic');
   const needsBrokers = [c.left, c.right, c.out, c.lateOut, c.deadLetter].some(isKafka);
   if (needsBrokers && !c.brokers) throw usageError('kafka: sources and sinks need --brokers HOST:PORT[,…]');
   if (c.command === 'run' || c.command === 'demo' || c.command === 'bench') {
@@ -159,7 +169,10 @@ function validate(c: Config): void {
     if (c.maxDelayMs < 0) throw usageError('--max-delay must not be negative');
     if (c.idleTimeoutMs <= 0) throw usageError('--idle-timeout must be positive');
     if ((c.ringSizeBytes & (c.ringSizeBytes - 1)) !== 0) throw usageError(`--ring-size must be a power of two (got ${c.ringSizeBytes})`);
-    if (c.workers > 64) throw usageError('--workers must be ≤ 64');
+    const leftKey = c.leftKey ?? c.key, rightKey = c.rightKey ?? c.key;
+    if (leftKey.length !== rightKey.length) {
+      throw usageError(`the join key has ${leftKey.length} field(s) on the left (${leftKey.join(',')}) but ${rightKey.length} on the right (${rightKey.join(',')}): --left-key/--right-key/--key must name as many fields per side (matched in order)`);
+    }
     if (c.bucketMs !== undefined && c.bucketMs < 10) throw usageError('--bucket must be at least 10ms');
     for (const [flag, v] of [['out', c.out], ['late-out', c.lateOut], ['dead-letter', c.deadLetter]] as const) {
       if (v !== undefined && !/^(file:.+|kafka:.+|stdout|null)$/.test(v)) throw usageError(`--${flag}: unsupported sink ${JSON.stringify(v)} (use file:PATH, kafka:TOPIC, stdout or null)`);
