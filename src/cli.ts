@@ -242,8 +242,9 @@ const CONFIG_USAGE = `joinery config print [COMMAND] [flags]
 Print the effective configuration of COMMAND (${COMMANDS.join(', ')}; default run) as a config file
 (usable as --config FILE), one "flag: value  # origin" line per option, where origin is the flag,
 the JOINERY_* variable, the config file or the default. Flags are those of COMMAND. The listing is
-printed even when the command would refuse the combination (say, run without --left): the reason
-then follows as a final "# joinery COMMAND would stop: …" comment.
+printed even when inputs the command needs are not given yet (say, run without --left): a final
+"# joinery COMMAND cannot start yet: …" comment says which. A bad combination of values prints the
+listing, then the error (exit 2).
 `;
 
 /** `joinery config print [COMMAND] [flags]`: the effective config of COMMAND (default run) with each value's origin. */
@@ -257,18 +258,24 @@ function cmdConfig(rest: string[]): number {
   if (sub !== 'print') throw new JoineryError('E_USAGE', `expected 'joinery config print [COMMAND] [flags]'${sub ? `, got ${JSON.stringify(sub)}` : ''}`);
   let command: Command = 'run';
   if (more[0] && !more[0].startsWith('-')) {
-    if (!(COMMANDS as string[]).includes(more[0])) throw new JoineryError('E_USAGE', `print: unknown command ${JSON.stringify(more[0])} (one of ${COMMANDS.join(', ')})`);
+    if (!(COMMANDS as string[]).includes(more[0])) throw new JoineryError('E_USAGE', `unknown command ${JSON.stringify(more[0])} (one of ${COMMANDS.join(', ')})`);
     command = more.shift() as Command;
   }
   const r = resolveValues(command, more, process.env);
-  let refusal = '';
+  let missing = '';
+  try {
+    finishConfig(command, r.values, { requireInputs: false });
+  } catch (e) {
+    process.stdout.write(formatConfig(command, r));
+    throw e; // a bad combination: the listing, then the error (exit 2)
+  }
   try {
     finishConfig(command, r.values);
   } catch (e) {
     if (!(e instanceof JoineryError)) throw e;
-    refusal = `# joinery ${command} would stop: ${e.message} [${e.code}]\n`;
+    missing = `# joinery ${command} cannot start yet: ${e.message}\n`;
   }
-  process.stdout.write(formatConfig(command, r) + refusal);
+  process.stdout.write(formatConfig(command, r) + missing);
   return 0;
 }
 
@@ -328,9 +335,10 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   } catch (e) {
     if (isExiting()) return process.exitCode as number; // ending at once (closed stdout, second signal): nothing more to say
+    const label = command === 'config' && rest[0] === 'print' ? 'config print' : command;
     if (e instanceof JoineryError) {
-      if (log.isJson) log.error(`joinery ${command}: ${e.message}`, { code: e.code, exitCode: e.exitCode });
-      else process.stderr.write(`joinery ${command}: ${e.message} [${e.code}]\n`);
+      if (log.isJson) log.error(`joinery ${label}: ${e.message}`, { code: e.code, exitCode: e.exitCode });
+      else process.stderr.write(`joinery ${label}: ${e.message} [${e.code}]\n`);
       return e.exitCode;
     }
     if (log.isJson) {
