@@ -9,7 +9,7 @@ import { JsonExtractor, type Extractor } from './codec/json.js';
 import type { Config } from './config/schema.js';
 import type { EngineControl } from './control/engine-control.js';
 import { EXIT_CODES, JoineryError } from './core/errors.js';
-import { exitSoon, haltGroup, isExiting } from './core/exit.js';
+import { exitSoon, haltGroup, isExiting, type HaltGroup } from './core/exit.js';
 import { log } from './core/log.js';
 import { formatDurationMs } from './core/units.js';
 import { nowMs } from './core/units.js';
@@ -349,7 +349,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   if (failure) {
     if (opts.handleSignals) { process.off('SIGTERM', onSignal); process.off('SIGINT', onSignal); }
     if (stopTimer) clearTimeout(stopTimer);
-    await terminateAll(threads); await ck?.pool.close(); halt.close(); throw failure;
+    await stopAll(threads, halt); await ck?.pool.close(); halt.close(); throw failure;
   }
   if (restored) process.stderr.write(`joinery: restored ${fmtCount(restoredEvents)} buffered events in ${(restoreMs / 1000).toFixed(1)}s\n`);
 
@@ -438,7 +438,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     // Their state is rebuilt on the next start; nothing accepted is acknowledged to the source.
     for (let w = 0; w < threads.length; w++) if (!finishedWorkers[w]) threads[w].postMessage({ type: 'abort' });
     const stopped = await Promise.race([Promise.all(done).then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 10_000).unref())]);
-    if (!stopped) await terminateAll(threads);
+    if (!stopped) await stopAll(threads, halt);
   } else {
     await Promise.all(done);
   }
@@ -463,7 +463,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     try { if (opts.keepOpen && callers && !failure) await sink?.flush(); else await sink?.close(); } catch (e) { fail(e as Error); }
   }
   if (failure) {
-    await terminateAll(threads);
+    await stopAll(threads, halt);
     halt.close();
     throw failure;
   }
@@ -504,7 +504,16 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   return summary;
 }
 
-/** Stop worker threads; one stuck in native code must not hang the node, so give up after a while. */
+/**
+ * Stop worker threads after a failure: halt them first (they abort their open LMDB transaction;
+ * terminating a thread inside one deadlocks its exit), terminate what is left; one stuck in native
+ * code must not hang the node, so give up after a while.
+ */
+async function stopAll(threads: Worker[], halt: HaltGroup): Promise<void> {
+  if (await halt.halt(5000)) return;
+  await terminateAll(threads);
+}
+
 async function terminateAll(threads: Worker[]): Promise<void> {
   await Promise.all(threads.map((t) => Promise.race([t.terminate(), new Promise((r) => setTimeout(r, 5000).unref())])));
 }

@@ -17,7 +17,15 @@ const groups = new Set<Group>();
 let exiting = false;
 
 /** The halt flag a run hands its workers; `track` adds each worker as it starts; `close` forgets the run. */
-export function haltGroup(): { sab: SharedArrayBuffer; track: (w: Worker) => void; close: () => void } {
+export interface HaltGroup {
+  sab: SharedArrayBuffer;
+  track: (w: Worker) => void;
+  /** Halt this run's workers (a failed run): resolves once all have ended, or false after timeoutMs. */
+  halt: (timeoutMs: number) => Promise<boolean>;
+  close: () => void;
+}
+
+export function haltGroup(): HaltGroup {
   const sab = new SharedArrayBuffer(4);
   const g: Group = { flag: new Int32Array(sab), live: new Set() };
   groups.add(g);
@@ -25,6 +33,12 @@ export function haltGroup(): { sab: SharedArrayBuffer; track: (w: Worker) => voi
   return {
     sab,
     track: (w) => { g.live.add(w); w.once('exit', () => g.live.delete(w)); },
+    halt: async (timeoutMs) => {
+      Atomics.store(g.flag, 0, 1);
+      const t0 = Date.now();
+      while (g.live.size > 0 && Date.now() - t0 < timeoutMs) await new Promise((r) => setTimeout(r, 10));
+      return g.live.size === 0;
+    },
     close: () => { groups.delete(g); },
   };
 }
