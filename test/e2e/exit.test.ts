@@ -82,8 +82,7 @@ describe('stop signals', () => {
 
   /** Two signals 1 s apart once the run is well under way: the process must end within 2 s of the second, with 130. */
   async function secondSignal(c: Child, sig: NodeJS.Signals): Promise<void> {
-    await c.waitFor(/sources opened/);
-    await sleep(3_000);
+    await c.waitFor(/\[2s\] in /); // the progress line: the workers have been busy for 2 s
     c.child.kill(sig);
     await sleep(1_000);
     const second = Date.now();
@@ -96,7 +95,7 @@ describe('stop signals', () => {
   }
   // The generator with one member and one title: a single hot key, unbounded input, a 3h window.
   const hotGen = (name: string) => ['run', '--left', 'gen:', '--right', 'gen:', '--gen-profiles', '1', '--gen-titles', '1', '--upper', '3h',
-    '--out', 'null', '--state-dir', path.join(tmp, `state-${name}`), '--checkpoint-dir', path.join(tmp, `ckpt-${name}`), '--checkpoint-interval', '1s'];
+    '--out', 'null', '--state-dir', path.join(tmp, `state-${name}`), '--checkpoint-dir', path.join(tmp, `ckpt-${name}`), '--checkpoint-interval', '1s', '--progress', 'on'];
 
   test('a second SIGTERM during a checkpointed hot-key generator run ends the process within 2 s (130)', async () => {
     await secondSignal(run(hotGen('sig2-term'), { deadlineMs: 25_000 }), 'SIGTERM');
@@ -107,9 +106,9 @@ describe('stop signals', () => {
   });
 
   test('a graceful stop is bounded by --stop-timeout (E_STOP_TIMEOUT, exit 5) and the next start completes the job', async () => {
-    const c = run(hotArgs('stop-timeout', ['--stop-timeout', '500ms']), { deadlineMs: 20_000 });
-    await c.waitFor(/sources opened/);
-    await sleep(500);
+    // The progress line starts once the workers are up; the router has put all input into the rings by then.
+    const c = run(hotArgs('stop-timeout', ['--stop-timeout', '500ms', '--progress', 'on']), { deadlineMs: 30_000 });
+    await c.waitFor(/\[1s\] in /);
     const sent = Date.now();
     c.child.kill('SIGTERM');
     const r = await c.ended;
