@@ -9,7 +9,10 @@ import { FlatExtractor, flatToJson } from './codec/flat.js';
 import { JsonExtractor, type Extractor } from './codec/json.js';
 import type { Config } from './config/schema.js';
 import type { EngineControl } from './control/engine-control.js';
-import { JoineryError } from './core/errors.js';
+import { EXIT_CODES, JoineryError } from './core/errors.js';
+import { exitSoon, haltGroup, isExiting, type HaltGroup } from './core/exit.js';
+import { log } from './core/log.js';
+import { formatDurationMs } from './core/units.js';
 import { nowMs } from './core/units.js';
 import { CpuMeter, formatCpu, type CpuSummary } from './metrics/cpu.js';
 import { fmtCount, fmtRate, MetricsHub } from './metrics/report.js';
@@ -266,9 +269,10 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   const ready: Promise<void>[] = [];
   const done: Promise<void>[] = [];
   const cpu = new CpuMeter();
+  const halt = haltGroup();
   for (let i = 0; i < cfg.workers; i++) {
     const init: WorkerInit = {
-      index: i, sab: sabs[i], keyGroupRange: ranges[i], join: cfg.join, lowerMs: cfg.lowerMs, upperMs: cfg.upperMs,
+      index: i, sab: sabs[i], halt: halt.sab, keyGroupRange: ranges[i], join: cfg.join, lowerMs: cfg.lowerMs, upperMs: cfg.upperMs,
       formats: opts.formats, state: cfg.state, bucketMs: bucketMsFor(cfg), stateDir: cfg.stateDir, out: cfg.out, framing, statsIntervalMs,
       rebuild: !!opts.rebuild,
     };
@@ -284,6 +288,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     }
     const t = new Worker(new URL('./worker/worker.js', import.meta.url), { workerData: init });
     threads.push(t);
+    halt.track(t);
     let resolveReady!: () => void, resolveDone!: () => void;
     ready.push(new Promise((r) => { resolveReady = r; }));
     done.push(new Promise((r) => { resolveDone = r; }));
@@ -309,7 +314,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     });
     t.on('error', (e) => { fail(new JoineryError('E_WORKER', `worker ${i} crashed: ${e.stack ?? e.message}`)); endSyncs(i); resolveReady(); resolveDone(); });
     t.on('exit', (code) => {
-      if (!finished) fail(new JoineryError('E_WORKER', `worker ${i} exited (code ${code}) before finishing its input`));
+      if (!finished && !isExiting()) fail(new JoineryError('E_WORKER', `worker ${i} exited (code ${code}) before finishing its input`));
       endSyncs(i); resolveReady(); resolveDone();
     });
   }
@@ -317,15 +322,30 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   // checkpoint, summary); a second one exits at once (state is safe at the last checkpoint).
   // Handled from the workers' start on, so a signal during a long restore is graceful too: the
   // router then ends at once and the final checkpoint repeats the restored state.
+  // The stop is bounded (--stop-timeout): behind a hot key the drain can take very long. Past the
+  // bound the process exits non-zero; with --checkpoint-dir the next start resumes from the last
+  // completed checkpoint and reads again what was not processed (source positions and the output
+  // length are only committed in checkpoints), so nothing accepted is lost.
   let stopped = false;
+  let stopTimer: NodeJS.Timeout | null = null;
   const onSignal = (sig: NodeJS.Signals) => {
     if (stopped) {
       process.stderr.write(`\njoinery: second ${sig}: exiting now${ck ? ' (resume from the last checkpoint)' : ''}\n`);
-      process.exit(130);
+      exitSoon(130);
+      return;
     }
     stopped = true;
-    process.stderr.write(`${tty ? '\r\x1b[K' : ''}joinery: ${sig}: stopping (draining${ck ? ', final checkpoint' : ''}); send it again to exit at once\n`);
+    process.stderr.write(`${tty ? '\r\x1b[K' : ''}joinery: ${sig}: stopping (draining${ck ? ', final checkpoint' : ''}, at most ${formatDurationMs(cfg.stopTimeoutMs)}); send it again to exit at once\n`);
     router.stop();
+    stopTimer = setTimeout(() => {
+      const last = coordinator?.stats.lastId || restored?.id || 0;
+      const resume = !ck ? 'without --checkpoint-dir the next start begins from scratch'
+        : last ? `the next start resumes from checkpoint ${last} and reads again what was not processed after it`
+        : 'no checkpoint was completed, so the next start begins from the start of the input';
+      const fill = router.ringFill().map((f) => `${Math.round(f * 100)}%`).join('/');
+      log.error(`joinery: the graceful stop did not finish within --stop-timeout ${formatDurationMs(cfg.stopTimeoutMs)} (rings ${fill} full); exiting: ${resume}`, { code: 'E_STOP_TIMEOUT', exitCode: EXIT_CODES.E_STOP_TIMEOUT });
+      exitSoon(EXIT_CODES.E_STOP_TIMEOUT);
+    }, cfg.stopTimeoutMs);
   };
   if (opts.handleSignals) { process.on('SIGTERM', onSignal); process.on('SIGINT', onSignal); }
   if (opts.stopHandle) {
@@ -335,7 +355,8 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   await Promise.all(ready);
   if (failure) {
     if (opts.handleSignals) { process.off('SIGTERM', onSignal); process.off('SIGINT', onSignal); }
-    await terminateAll(threads); await ck?.pool.close(); throw failure;
+    if (stopTimer) clearTimeout(stopTimer);
+    await stopAll(threads, halt); await ck?.pool.close(); halt.close(); throw failure;
   }
   if (restored) process.stderr.write(`joinery: restored ${fmtCount(restoredEvents)} buffered events in ${(restoreMs / 1000).toFixed(1)}s\n`);
 
@@ -427,7 +448,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     // Their state is rebuilt on the next start; nothing accepted is acknowledged to the source.
     for (let w = 0; w < threads.length; w++) if (!finishedWorkers[w]) threads[w].postMessage({ type: 'abort' });
     const stopped = await Promise.race([Promise.all(done).then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 10_000).unref())]);
-    if (!stopped) await terminateAll(threads);
+    if (!stopped) await stopAll(threads, halt);
   } else {
     await Promise.all(done);
   }
@@ -444,6 +465,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   cpu.sample(); // the pool thread ends with close()
   await ck?.pool.close();
   if (opts.handleSignals) { process.off('SIGTERM', onSignal); process.off('SIGINT', onSignal); }
+  if (stopTimer) clearTimeout(stopTimer);
   clearInterval(ticker);
   if (tty) process.stderr.write('\r\x1b[K');
   if (!opts.keepOpen || failure) await Promise.all(opts.sources.map((s) => s.close()));
@@ -452,9 +474,11 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     try { if (opts.keepOpen && callers && !failure) await sink?.flush(); else await sink?.close(); } catch (e) { fail(e as Error); }
   }
   if (failure) {
-    await terminateAll(threads);
+    await stopAll(threads, halt);
+    halt.close();
     throw failure;
   }
+  halt.close();
 
   const elapsedMs = nowMs() - start;
   const eventsIn: [number, number] = [router.counters.read[0], router.counters.read[1]];
@@ -492,7 +516,16 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   return summary;
 }
 
-/** Stop worker threads; one stuck in native code must not hang the node, so give up after a while. */
+/**
+ * Stop worker threads after a failure: halt them first (they abort their open LMDB transaction;
+ * terminating a thread inside one deadlocks its exit), terminate what is left; one stuck in native
+ * code must not hang the node, so give up after a while.
+ */
+async function stopAll(threads: Worker[], halt: HaltGroup): Promise<void> {
+  if (await halt.halt(5000)) return;
+  await terminateAll(threads);
+}
+
 async function terminateAll(threads: Worker[]): Promise<void> {
   await Promise.all(threads.map((t) => Promise.race([t.terminate(), new Promise((r) => setTimeout(r, 5000).unref())])));
 }

@@ -26,6 +26,7 @@ import * as kafka from './kafka/client.js';
 import { keyGroupRanges } from './router/partitioner.js';
 import { openLineSink, type LineSink } from './sink/sink.js';
 import type { Side } from './state/store.js';
+import { exitSoon } from './core/exit.js';
 
 /** The default member name: the host name, cut to what a member name may hold. */
 export function defaultMemberName(): string {
@@ -143,7 +144,7 @@ export async function runMember({ cfg, control, progress }: MemberRunOptions): P
     // run the engine handles it (drain, final checkpoint).
     let signalled = false;
     const onSignal = (sig: NodeJS.Signals) => {
-      if (signalled) process.exit(130);
+      if (signalled) { exitSoon(130); return; }
       signalled = true;
       say(`${sig}: stopping after the current step; send it again to exit at once`);
     };

@@ -4,6 +4,8 @@ import type { JoinKind } from '../config/schema.js';
 export interface WorkerInit {
   index: number;
   sab: SharedArrayBuffer;
+  /** Int32 flag set to 1 when the process must exit now (src/core/exit.ts): abort the open transaction, close the store, end. */
+  halt: SharedArrayBuffer;
   keyGroupRange: [number, number];
   join: JoinKind;
   lowerMs: number;
