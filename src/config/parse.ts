@@ -36,6 +36,7 @@ export function parseValue(o: OptionSpec, raw: string, where = `--${o.flag}`): u
       return n;
     }
     case 'duration': {
+      if (o.off && raw.trim() === 'off') return 0;
       const n = parseDurationMs(raw);
       if (Number.isNaN(n)) throw bad('expects a duration such as 500ms, 5s, 2m, 1h, 1d or plain milliseconds');
       return n;
@@ -160,6 +161,7 @@ function validate(c: Config): void {
     if (c.idleTimeoutMs <= 0) throw usageError('--idle-timeout must be positive');
     if ((c.ringSizeBytes & (c.ringSizeBytes - 1)) !== 0) throw usageError(`--ring-size must be a power of two (got ${c.ringSizeBytes})`);
     if (c.workers > 64) throw usageError('--workers must be ≤ 64');
+    if ((c.maxDriftMs ?? 0) < 0 || c.maxFutureMs < 0) throw usageError('--max-drift and --max-future must not be negative (0 or off disables them)');
     if (c.bucketMs !== undefined && c.bucketMs < 10) throw usageError('--bucket must be at least 10ms');
     for (const [flag, v] of [['out', c.out], ['late-out', c.lateOut], ['dead-letter', c.deadLetter]] as const) {
       if (v !== undefined && !/^(file:.+|kafka:.+|stdout|null)$/.test(v)) throw usageError(`--${flag}: unsupported sink ${JSON.stringify(v)} (use file:PATH, kafka:TOPIC, stdout or null)`);

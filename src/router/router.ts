@@ -10,6 +10,7 @@ import { Replay, type ReplayPlan } from '../rebuild/replay.js';
 import type { RecordBatch, Source } from '../source/source.js';
 import type { Side } from '../state/store.js';
 import { keyGroupOf, murmur3, ownerTable } from './partitioner.js';
+import { Aligner } from './align.js';
 import { PauseGate } from './pause.js';
 import { WatermarkTracker } from './watermarks.js';
 
@@ -17,6 +18,10 @@ import { WatermarkTracker } from './watermarks.js';
 const MAX_KEY_ID_BYTES = 1500;
 const SPACE_WAIT_MS = 50;
 const YIELD_EVERY_MS = 10;
+/** While waiting for a batch, re-judge alignment this often (an input may go idle meanwhile). */
+const ALIGN_CHECK_MS = 200;
+/** The largest time a JavaScript Date holds: event times beyond ±this are not times. */
+const MAX_TIME_MS = 8.64e15;
 
 export interface Rejected {
   kind: 'dead' | 'late';
@@ -46,6 +51,8 @@ export interface RouterCounters {
   routed: [number, number];
   late: number;
   dead: number;
+  /** Of `dead`: event times too far ahead (--max-future) or not times at all. */
+  badTime: number;
   backpressureWaits: number;
 }
 
@@ -57,7 +64,7 @@ export interface RouterCounters {
  * nothing is dropped.
  */
 export class Router {
-  readonly counters: RouterCounters = { read: [0, 0], routed: [0, 0], late: 0, dead: 0, backpressureWaits: 0 };
+  readonly counters: RouterCounters = { read: [0, 0], routed: [0, 0], late: 0, dead: 0, badTime: 0, backpressureWaits: 0 };
   readonly rings: RingProducer[];
   readonly tracker: WatermarkTracker;
   private readonly owner: Uint8Array;
@@ -85,6 +92,37 @@ export class Router {
     this.owner = ownerTable(sabs.length);
     this.dirty = new Uint8Array(sabs.length);
     this.tracker = new WatermarkTracker(sources.flatMap((s) => s.partitions), maxDelayMs, idleTimeoutMs, nowMs());
+    this.aligner = new Aligner(this.tracker, sources, 0);
+    this.liveSlots = new Uint8Array(this.tracker.size);
+  }
+
+  /** Event-time alignment (see Aligner; 0 = off). */
+  aligner: Aligner;
+  /** --max-future (Infinity = off); per slot, 1 = a live source (the wall clock bounds its event times too). */
+  private maxFutureMs = Infinity;
+  private readonly liveSlots: Uint8Array;
+  private warnedFuture = false;
+  /** Called once, at the first record set aside as too far ahead (the engine logs it). */
+  onFirstFuture: (reason: string) => void = () => {};
+
+  /** Set --max-drift and --max-future (before run()); 0 turns either off. */
+  configureTime(maxDriftMs: number, maxFutureMs: number): void {
+    this.aligner = new Aligner(this.tracker, this.sources, maxDriftMs);
+    this.maxFutureMs = maxFutureMs > 0 ? maxFutureMs : Infinity;
+    for (const s of this.sources) if (s.live) for (const p of s.partitions) this.liveSlots[this.tracker.slot(p)] = 1;
+  }
+
+  /**
+   * Latest acceptable event time on a partition now: its max event time so far (before its first
+   * event, the furthest of any partition; before any, none) plus --max-future, and for live
+   * sources at most the wall clock plus as much.
+   */
+  private futureLimit(slot: number): number {
+    let ref = this.tracker.maxTsOf(slot);
+    if (ref === -Infinity) ref = this.tracker.maxEventTime();
+    let limit = ref === -Infinity ? Infinity : ref + this.maxFutureMs;
+    if (this.liveSlots[slot]) limit = Math.min(limit, Date.now() + this.maxFutureMs);
+    return limit;
   }
 
   /** Resume from a checkpoint's router state (before run()). */
@@ -242,6 +280,7 @@ export class Router {
     const wm = this.watermark;
     this.counters.read[b.side] += count;
     const fromMs = replayed ? this.replay!.plan.fromMs : -Infinity;
+    let futureLimit = Math.min(MAX_TIME_MS, this.futureLimit(slot));
     // Kafka: the partition travels with each event into the checkpoints (state moves per partition)
     const sourcePartition = (b as { topic?: string }).topic !== undefined ? b.partition + 1 : 0;
     this.quietRejects = replayed;
@@ -257,6 +296,12 @@ export class Router {
         continue;
       }
       const ts = ex.ts;
+      if (ts > futureLimit || ts < -MAX_TIME_MS) {
+        // One far-future record would otherwise move the watermark past everything after it.
+        const bad = this.badTime(slot, ts);
+        if (bad !== null) { this.counters.badTime++; this.reject('dead', b, i, bad, data.subarray(start, end), ts); continue; }
+        futureLimit = this.futureLimit(slot);
+      }
       this.tracker.observe(slot, ts);
       if (replayed) {
         if (ts < fromMs) { this.replay!.counters.skipped++; continue; }
@@ -328,6 +373,21 @@ export class Router {
     return [...out.values()];
   }
 
+  /** Why event time `ts` is unacceptable on this partition, or null if it is fine after all. */
+  private badTime(slot: number, ts: number): string | null {
+    if (!(ts >= -MAX_TIME_MS && ts <= MAX_TIME_MS)) return `event time ${ts} is not a time (beyond ±${MAX_TIME_MS} ms)`;
+    const limit = this.futureLimit(slot);
+    if (ts <= limit) return null;
+    const ref = this.tracker.maxTsOf(slot);
+    const reason = ref > -Infinity && ts > ref + this.maxFutureMs
+      ? `event time ${ts} is ${fmtAhead(ts - ref)} ahead of its partition's ${ref} (--max-future ${fmtAhead(this.maxFutureMs)})`
+      : ref === -Infinity && ts > this.tracker.maxEventTime() + this.maxFutureMs
+        ? `event time ${ts} is ${fmtAhead(ts - this.tracker.maxEventTime())} ahead of the inputs' ${this.tracker.maxEventTime()} (--max-future ${fmtAhead(this.maxFutureMs)})`
+        : `event time ${ts} is ${fmtAhead(ts - Date.now())} ahead of the wall clock (--max-future ${fmtAhead(this.maxFutureMs)})`;
+    if (!this.warnedFuture) { this.warnedFuture = true; this.onFirstFuture(reason); }
+    return reason;
+  }
+
   private reject(kind: 'dead' | 'late', b: RecordBatch, i: number, reason: string, record: Uint8Array, ts?: number): void {
     if (kind === 'dead') this.counters.dead++; else this.counters.late++;
     if (this.quietRejects) { this.replay!.counters.rejected++; return; } // the lost run wrote it already
@@ -354,11 +414,22 @@ export class Router {
       if (s.unreadPartitions) for (const p of s.unreadPartitions()) this.tracker.touch(this.tracker.slot(p), now);
       if (this.replay?.sourceHeld(s)) this.tracker.touch(this.tracker.slot(s.partitions[0]), now); // held, not idle
     }
+    this.aligner.touchPaused(now);
+    this.realign(now);
     const wm = this.tracker.current(now);
     if (wm > this.watermark) {
       this.watermark = wm;
       await this.broadcast(FrameKind.Watermark, wm);
     }
+  }
+
+  /**
+   * Re-judge which partitions run ahead. A rebuild's replay reads each input up to its resume
+   * position regardless (holding the one that got there could otherwise wait for one paused).
+   */
+  private realign(now = nowMs()): void {
+    if (this.replay?.active || this.stopping) this.aligner.releaseAll();
+    else this.aligner.update(now);
   }
 
   /** Stop reading the sources as if they had ended (graceful stop): the run finishes normally. */
@@ -379,10 +450,36 @@ export class Router {
     let remaining = live.length;
     if (this.watermark > -Infinity) await this.broadcast(FrameKind.Watermark, this.watermark);
     if (this.replay?.active && this.replay.allReached()) await this.endReplay(); // nothing to replay
+    // A source waiting for records (Kafka) may wait long: meanwhile the partition the others wait
+    // for may go idle or reach its end, which must let them go on.
+    const alignTimer = this.aligner.enabled ? setInterval(() => this.realign(), ALIGN_CHECK_MS) : null;
+    alignTimer?.unref();
+    try {
+      await this.routeAll(live, remaining);
+    } finally {
+      if (alignTimer) clearInterval(alignTimer);
+    }
+    this.aligner.releaseAll();
+    this.loopDone = true;
+    this.gate.finish();
+    if (!this.stopping) await this.advanceWatermark(); // +∞ once every partition ended
+    await this.injectBarrier();
+    // beforeEnd waits for the checkpoints in flight, and one queued behind another asks for its
+    // barrier only now: keep putting barriers in while it runs (awaiting it alone would deadlock).
+    if (beforeEnd) await this.servingBarriers(beforeEnd()); // may request the final checkpoint's barrier
+    await this.injectBarrier();
+    this.finished = true;
+    await this.broadcast(FrameKind.End);
+  }
+
+  private async routeAll(live: Array<{ s: Source; done: boolean }>, remaining: number): Promise<void> {
     while (remaining > 0 && !this.stopping) {
+      let readAny = false;
       for (const l of live) {
         if (l.done || this.stopping) continue;
         if (this.replay?.sourceHeld(l.s)) continue; // reached its resume position: waits for the others
+        if (!this.aligner.readable(l.s)) continue; // ahead in event time: waits for the slower input
+        readAny = true;
         if (this.aborted) throw this.aborted;
         await this.injectBarrier();
         if (this.gate.holding) {
@@ -418,21 +515,23 @@ export class Router {
         }
         await this.advanceWatermark();
       }
+      if (!readAny && remaining > 0 && !this.stopping) {
+        // Every input left is ahead (cannot last: the slowest one is never paused), or all are held.
+        this.realign();
+        await new Promise<void>((r) => setTimeout(r, 5));
+      }
     }
-    this.loopDone = true;
-    this.gate.finish();
-    if (!this.stopping) await this.advanceWatermark(); // +∞ once every partition ended
-    await this.injectBarrier();
-    // beforeEnd waits for the checkpoints in flight, and one queued behind another asks for its
-    // barrier only now: keep putting barriers in while it runs (awaiting it alone would deadlock).
-    if (beforeEnd) await this.servingBarriers(beforeEnd()); // may request the final checkpoint's barrier
-    await this.injectBarrier();
-    this.finished = true;
-    await this.broadcast(FrameKind.End);
   }
 
   /** Fill of each ring, 0..1, for progress output. */
   ringFill(): number[] {
     return this.rings.map((r) => r.usedBytes() / r.capacity);
   }
+}
+
+function fmtAhead(ms: number): string {
+  const d = ms / 86_400_000;
+  if (d >= 365) return `${(d / 365.25).toFixed(1)} years`;
+  if (d >= 1) return `${d.toFixed(1)} days`;
+  return `${(ms / 3_600_000).toFixed(1)} hours`;
 }
