@@ -1,4 +1,4 @@
-import { nowMs } from '../core/units.js';
+import { formatDurationMs, nowMs } from '../core/units.js';
 import type { Extractor } from '../codec/json.js';
 import { RingProducer } from '../ring/ring.js';
 import {
@@ -380,10 +380,10 @@ export class Router {
     if (ts <= limit) return null;
     const ref = this.tracker.maxTsOf(slot);
     const reason = ref > -Infinity && ts > ref + this.maxFutureMs
-      ? `event time ${ts} is ${fmtAhead(ts - ref)} ahead of its partition's ${ref} (--max-future ${fmtAhead(this.maxFutureMs)})`
+      ? `event time ${ts} is ${fmtAhead(ts - ref)} ahead of its partition's ${ref} (--max-future ${formatDurationMs(this.maxFutureMs)})`
       : ref === -Infinity && ts > this.tracker.maxEventTime() + this.maxFutureMs
-        ? `event time ${ts} is ${fmtAhead(ts - this.tracker.maxEventTime())} ahead of the inputs' ${this.tracker.maxEventTime()} (--max-future ${fmtAhead(this.maxFutureMs)})`
-        : `event time ${ts} is ${fmtAhead(ts - Date.now())} ahead of the wall clock (--max-future ${fmtAhead(this.maxFutureMs)})`;
+        ? `event time ${ts} is ${fmtAhead(ts - this.tracker.maxEventTime())} ahead of the inputs' ${this.tracker.maxEventTime()} (--max-future ${formatDurationMs(this.maxFutureMs)})`
+        : `event time ${ts} is ${fmtAhead(ts - Date.now())} ahead of the wall clock (--max-future ${formatDurationMs(this.maxFutureMs)})`;
     if (!this.warnedFuture) { this.warnedFuture = true; this.onFirstFuture(reason); }
     return reason;
   }
