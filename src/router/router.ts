@@ -458,8 +458,8 @@ export class Router {
       await this.routeAll(live, remaining);
     } finally {
       if (alignTimer) clearInterval(alignTimer);
+      this.aligner.releaseAll(); // a Kafka source outlives this run (a member's next assignment)
     }
-    this.aligner.releaseAll();
     this.loopDone = true;
     this.gate.finish();
     if (!this.stopping) await this.advanceWatermark(); // +∞ once every partition ended
