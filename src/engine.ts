@@ -204,6 +204,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   if (opts.onStall) router.onStall = opts.onStall;
   router.configureTime(cfg.maxDriftMs ?? defaultMaxDriftMs(cfg.maxDelayMs), cfg.maxFutureMs ?? 0);
   router.onFirstFuture = (reason) => log.warn(`an input record's event time is too far ahead and goes to ${cfg.deadLetter ? `--dead-letter ${cfg.deadLetter}` : 'the dead letters (counted; set --dead-letter to keep them)'}: ${reason}; later ones are counted only`);
+  router.onJump = (message) => log.warn(message);
   if (restored) router.restore(restored.router.watermarkMs, restored.router.partitions);
   for (const p of opts.notOwned ?? []) router.tracker.end(router.tracker.slot(p));
   if (opts.rebuild) {

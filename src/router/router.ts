@@ -22,6 +22,11 @@ const YIELD_EVERY_MS = 10;
 const ALIGN_CHECK_MS = 200;
 /** The largest time a JavaScript Date holds: event times beyond ±this are not times. */
 const MAX_TIME_MS = 8.64e15;
+/**
+ * After this many records in a row of one partition lie too far ahead, its time has really jumped
+ * (a gap in the data longer than --max-future), not a bad clock in one record: the guard follows.
+ */
+const FOLLOW_JUMP_RECORDS = 1000;
 
 export interface Rejected {
   kind: 'dead' | 'late';
@@ -94,6 +99,7 @@ export class Router {
     this.tracker = new WatermarkTracker(sources.flatMap((s) => s.partitions), maxDelayMs, idleTimeoutMs, nowMs());
     this.aligner = new Aligner(this.tracker, sources, 0);
     this.liveSlots = new Uint8Array(this.tracker.size);
+    this.aheadRun = new Uint32Array(this.tracker.size);
   }
 
   /** Event-time alignment (see Aligner; 0 = off). */
@@ -101,6 +107,8 @@ export class Router {
   /** --max-future (Infinity = off); per slot, 1 = a live source (the wall clock bounds its event times too). */
   private maxFutureMs = Infinity;
   private readonly liveSlots: Uint8Array;
+  /** Per slot: records in a row set aside as too far ahead. */
+  private readonly aheadRun: Uint32Array;
   private warnedFuture = false;
   /** Called once, at the first record set aside as too far ahead (the engine logs it). */
   onFirstFuture: (reason: string) => void = () => {};
@@ -113,13 +121,12 @@ export class Router {
   }
 
   /**
-   * Latest acceptable event time on a partition now: its max event time so far (before its first
-   * event, the furthest of any partition; before any, none) plus --max-future, and for live
-   * sources at most the wall clock plus as much.
+   * Latest acceptable event time on a partition now: its max event time so far plus --max-future
+   * (none before its first event: inputs may well start days apart), and for live sources at most
+   * the wall clock plus as much.
    */
   private futureLimit(slot: number): number {
-    let ref = this.tracker.maxTsOf(slot);
-    if (ref === -Infinity) ref = this.tracker.maxEventTime();
+    const ref = this.tracker.maxTsOf(slot);
     let limit = ref === -Infinity ? Infinity : ref + this.maxFutureMs;
     if (this.liveSlots[slot]) limit = Math.min(limit, Date.now() + this.maxFutureMs);
     return limit;
@@ -281,6 +288,9 @@ export class Router {
     this.counters.read[b.side] += count;
     const fromMs = replayed ? this.replay!.plan.fromMs : -Infinity;
     let futureLimit = Math.min(MAX_TIME_MS, this.futureLimit(slot));
+    let aheadRun = this.aheadRun[slot];
+    // A partition's first event sets its reference: the limit must follow it within this batch.
+    let refUnset = this.maxFutureMs !== Infinity && this.tracker.maxTsOf(slot) === -Infinity;
     // Kafka: the partition travels with each event into the checkpoints (state moves per partition)
     const sourcePartition = (b as { topic?: string }).topic !== undefined ? b.partition + 1 : 0;
     this.quietRejects = replayed;
@@ -298,11 +308,18 @@ export class Router {
       const ts = ex.ts;
       if (ts > futureLimit || ts < -MAX_TIME_MS) {
         // One far-future record would otherwise move the watermark past everything after it.
-        const bad = this.badTime(slot, ts);
-        if (bad !== null) { this.counters.badTime++; this.reject('dead', b, i, bad, data.subarray(start, end), ts); continue; }
-        futureLimit = this.futureLimit(slot);
+        const bad = this.badTime(slot, ts, aheadRun);
+        if (bad !== null) {
+          if (ts <= MAX_TIME_MS) aheadRun++;
+          this.counters.badTime++;
+          this.reject('dead', b, i, bad, data.subarray(start, end), ts);
+          continue;
+        }
+        futureLimit = Math.min(MAX_TIME_MS, this.futureLimit(slot)); // the limit grew with the partition's time
       }
+      aheadRun = 0;
       this.tracker.observe(slot, ts);
+      if (refUnset) { refUnset = false; futureLimit = Math.min(MAX_TIME_MS, this.futureLimit(slot)); }
       if (replayed) {
         if (ts < fromMs) { this.replay!.counters.skipped++; continue; }
         this.replay!.counters.replayed++;
@@ -348,6 +365,7 @@ export class Router {
       this.dirty[w] = 1;
       this.counters.routed[b.side]++;
     }
+    this.aheadRun[slot] = aheadRun;
     this.publishAll();
     this.quietRejects = false;
     const k = b as RecordBatch & { topic?: string; kafkaPartition?: number; nextOffset?: string };
@@ -373,20 +391,29 @@ export class Router {
     return [...out.values()];
   }
 
-  /** Why event time `ts` is unacceptable on this partition, or null if it is fine after all. */
-  private badTime(slot: number, ts: number): string | null {
+  /**
+   * Why event time `ts` is unacceptable on this partition (`run`: records in a row of it set aside
+   * as too far ahead so far), or null if it is fine after all.
+   */
+  private badTime(slot: number, ts: number, run: number): string | null {
     if (!(ts >= -MAX_TIME_MS && ts <= MAX_TIME_MS)) return `event time ${ts} is not a time (beyond ±${MAX_TIME_MS} ms)`;
-    const limit = this.futureLimit(slot);
-    if (ts <= limit) return null;
+    if (ts <= this.futureLimit(slot)) return null;
     const ref = this.tracker.maxTsOf(slot);
-    const reason = ref > -Infinity && ts > ref + this.maxFutureMs
-      ? `event time ${ts} is ${fmtAhead(ts - ref)} ahead of its partition's ${ref} (--max-future ${formatDurationMs(this.maxFutureMs)})`
-      : ref === -Infinity && ts > this.tracker.maxEventTime() + this.maxFutureMs
-        ? `event time ${ts} is ${fmtAhead(ts - this.tracker.maxEventTime())} ahead of the inputs' ${this.tracker.maxEventTime()} (--max-future ${formatDurationMs(this.maxFutureMs)})`
-        : `event time ${ts} is ${fmtAhead(ts - Date.now())} ahead of the wall clock (--max-future ${formatDurationMs(this.maxFutureMs)})`;
+    const flag = `(--max-future ${formatDurationMs(this.maxFutureMs)})`;
+    const partitionWise = ref > -Infinity && ts > ref + this.maxFutureMs;
+    if (partitionWise && run >= FOLLOW_JUMP_RECORDS && !(this.liveSlots[slot] && ts > Date.now() + this.maxFutureMs)) {
+      this.onJump(`${FOLLOW_JUMP_RECORDS} records in a row of one partition lay more than ${formatDurationMs(this.maxFutureMs)} ahead of its event time ${ref}: taking it as a jump in the data and following it to ${ts}; the ${FOLLOW_JUMP_RECORDS} went to the dead letters (raise --max-future for such data)`);
+      return null;
+    }
+    const reason = partitionWise
+      ? `event time ${ts} is ${fmtAhead(ts - ref)} ahead of its partition's ${ref} ${flag}`
+      : `event time ${ts} is ${fmtAhead(ts - Date.now())} ahead of the wall clock ${flag}`;
     if (!this.warnedFuture) { this.warnedFuture = true; this.onFirstFuture(reason); }
     return reason;
   }
+
+  /** A partition's event time jumped further than --max-future and the guard followed it (the engine logs it). */
+  onJump: (message: string) => void = () => {};
 
   private reject(kind: 'dead' | 'late', b: RecordBatch, i: number, reason: string, record: Uint8Array, ts?: number): void {
     if (kind === 'dead') this.counters.dead++; else this.counters.late++;
