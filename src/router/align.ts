@@ -58,8 +58,11 @@ export class Aligner {
       if (unread[r.slot] && t.holdsWatermark(r.slot, nowMs)) floor = Math.min(floor, t.maxTsOf(r.slot));
     }
     const limit = floor + this.maxDriftMs;
+    // A paused partition goes on only once it is within half the drift: partitions close to the
+    // limit do not flap (each Kafka pause and resume costs a fetch).
+    const resumeAt = floor + this.maxDriftMs / 2;
     for (const r of this.refs) {
-      const ahead = t.maxTsOf(r.slot) > limit ? 1 : 0;
+      const ahead = t.maxTsOf(r.slot) > (this.paused[r.slot] ? resumeAt : limit) ? 1 : 0;
       if (ahead === this.paused[r.slot]) continue;
       this.paused[r.slot] = ahead;
       if (ahead) this.pauses++;
