@@ -38,7 +38,7 @@ export function parseValue(o: OptionSpec, raw: string, where = `--${o.flag}`): u
     case 'duration': {
       if (o.off && raw.trim() === 'off') return 0;
       const n = parseDurationMs(raw);
-      if (Number.isNaN(n)) throw bad('expects a duration such as 500ms, 5s, 2m, 1h, 1d or plain milliseconds');
+      if (Number.isNaN(n)) throw bad(`expects a duration such as 500ms, 5s, 2m, 1h, 1d or plain milliseconds${o.off ? ', or off' : ''}`);
       return n;
     }
     case 'bytes': {
