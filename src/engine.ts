@@ -19,6 +19,7 @@ import { fmtCount, fmtRate, MetricsHub } from './metrics/report.js';
 import { createRingBuffer } from './ring/ring.js';
 import { keyGroupRanges } from './router/partitioner.js';
 import { Router, type Rejected } from './router/router.js';
+import { defaultMaxDriftMs } from './router/align.js';
 import { decodeKafkaChunk } from './sink/ndjson.js';
 import { checkWritable, openLineSink, type LineSink, type RecordSink } from './sink/sink.js';
 import type { Source } from './source/source.js';
@@ -39,6 +40,12 @@ export interface Summary {
   unmatchedLeft: number;
   unmatchedRight: number;
   stateLeft: number;
+  /** Most events buffered in the join state at once (sum of each worker's peak). */
+  peakStateEntries: number;
+  /** Of deadLettered: event times too far ahead (--max-future) or not times at all. */
+  badTime: number;
+  /** Times an input partition was paused for running ahead in event time (--max-drift). */
+  alignPauses: number;
   p50Ms: number;
   p99Ms: number;
   p999Ms: number;
@@ -203,6 +210,9 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   const statsIntervalMs = opts.statsIntervalMs ?? 1000;
   const router = new Router(sabs, opts.sources, extractors, cfg.maxDelayMs, cfg.idleTimeoutMs, onRejected);
   if (opts.onStall) router.onStall = opts.onStall;
+  router.configureTime(cfg.maxDriftMs ?? defaultMaxDriftMs(cfg.maxDelayMs), cfg.maxFutureMs ?? 0);
+  router.onFirstFuture = (reason) => log.warn(`an input record's event time is too far ahead and goes to ${cfg.deadLetter ? `--dead-letter ${cfg.deadLetter}` : 'the dead letters (counted; set --dead-letter to keep them)'}: ${reason}; later ones are counted only`);
+  router.onJump = (message) => log.warn(message);
   if (restored) router.restore(restored.router.watermarkMs, restored.router.partitions);
   for (const p of opts.notOwned ?? []) router.tracker.end(router.tracker.slot(p));
   if (opts.rebuild) {
@@ -496,6 +506,9 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     unmatchedLeft: hub.sum('unmatchedLeft'),
     unmatchedRight: hub.sum('unmatchedRight'),
     stateLeft: hub.sum('stateEntries'),
+    peakStateEntries: hub.sum('peakStateEntries'),
+    badTime: router.counters.badTime,
+    alignPauses: router.aligner.pauses,
     p50Ms: hub.latency.percentileMs(50),
     p99Ms: hub.latency.percentileMs(99),
     p999Ms: hub.latency.percentileMs(99.9),
@@ -567,10 +580,10 @@ export function formatSummary(s: Summary): string {
     `  events in        left ${fmtCount(s.eventsIn[0])}, right ${fmtCount(s.eventsIn[1])} (${fmtRate(s.eventsPerSec)} events/s)`,
     `  duplicates       ${fmtCount(s.duplicates)}`,
     `  late             ${fmtCount(s.late)}`,
-    `  dead-lettered    ${fmtCount(s.deadLettered)}`,
+    `  dead-lettered    ${fmtCount(s.deadLettered)}${s.badTime ? ` (${fmtCount(s.badTime)} with event times too far ahead or not times)` : ''}`,
     `  pairs            ${fmtCount(s.pairs)} (${fmtRate(s.pairsPerSec)} pairs/s)`,
     `  unmatched        left ${fmtCount(s.unmatchedLeft)}, right ${fmtCount(s.unmatchedRight)}`,
-    `  state left       ${fmtCount(s.stateLeft)} entries`,
+    `  state left       ${fmtCount(s.stateLeft)} entries (peak ${fmtCount(s.peakStateEntries)}${s.alignPauses ? `; inputs paused ${fmtCount(s.alignPauses)}× to stay aligned in event time` : ''})`,
     ...(s.cpu ? [`  cpu              ${formatCpu(s.cpu)}`] : []),
     `  latency          p50 ${s.p50Ms.toFixed(2)}ms  p99 ${s.p99Ms.toFixed(2)}ms  p99.9 ${s.p999Ms.toFixed(2)}ms  max ${s.maxMs.toFixed(2)}ms (router read → output written)`,
   ];

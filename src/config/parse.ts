@@ -43,8 +43,9 @@ export function parseValue(o: OptionSpec, raw: string, where = `--${o.flag}`): u
       return n;
     }
     case 'duration': {
+      if (o.off && raw.trim() === 'off') return 0;
       const n = parseDurationMs(raw);
-      if (Number.isNaN(n)) throw bad('expects a duration such as 500ms, 5s, 2m, 1h, 1d or plain milliseconds');
+      if (Number.isNaN(n)) throw bad(`expects a duration such as 500ms, 5s, 2m, 1h, 1d or plain milliseconds${o.off ? ', or off' : ''}`);
       const lo = o.min ?? -DURATION_LIMIT_MS, hi = o.max ?? DURATION_LIMIT_MS;
       if (!(n >= lo && n <= hi)) throw bad(rangeText(o, lo, hi));
       return n;
@@ -181,6 +182,7 @@ function validate(c: Config, requireInputs: boolean): void {
     if (leftKey.length !== rightKey.length) {
       throw usageError(`the join key has ${leftKey.length} field(s) on the left (${leftKey.join(',')}) but ${rightKey.length} on the right (${rightKey.join(',')}): --left-key/--right-key/--key must name as many fields per side (matched in order)`);
     }
+    if ((c.maxDriftMs ?? 0) < 0 || c.maxFutureMs < 0) throw usageError('--max-drift and --max-future must not be negative (0 or off disables them)');
     if (c.bucketMs !== undefined && c.bucketMs < 10) throw usageError('--bucket must be at least 10ms');
     for (const [flag, v] of [['out', c.out], ['late-out', c.lateOut], ['dead-letter', c.deadLetter]] as const) {
       if (v !== undefined && !/^(file:.+|kafka:.+|stdout|null)$/.test(v)) throw usageError(`--${flag}: unsupported sink ${JSON.stringify(v)} (use file:PATH, kafka:TOPIC, stdout or null)`);

@@ -20,6 +20,8 @@ export interface OptionSpec {
   /** Per-command defaults that differ from `default`. */
   defaults?: Partial<Record<Command, unknown>>;
   placeholder?: string;
+  /** Durations: `off` is accepted and means 0 (the feature is disabled). */
+  off?: boolean;
   /** Never shown in `config print` or logs (tokens). */
   secret?: boolean;
 }
@@ -56,6 +58,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'join', flag: 'join', type: 'enum', values: ['inner', 'left', 'right', 'full'], default: 'inner', commands: ENGINE, doc: 'join kind: outer kinds also emit unmatched events at expiry' },
   { key: 'maxDelayMs', flag: 'max-delay', type: 'duration', default: 5_000, placeholder: 'DUR', commands: ENGINE, doc: 'out-of-orderness allowed per partition: watermark = max event time − max-delay' },
   { key: 'idleTimeoutMs', flag: 'idle-timeout', type: 'duration', min: 1, max: TIMER_MAX_MS, default: 30_000, placeholder: 'DUR', commands: ENGINE, doc: 'a partition silent this long stops holding the watermark back' },
+  { key: 'maxDriftMs', flag: 'max-drift', type: 'duration', default: undefined, placeholder: 'DUR', off: true, commands: ENGINE, doc: 'event-time alignment: an input partition more than this far ahead in event time of the slowest live one is paused until it catches up, so inputs of different speeds or backlogs do not fill the join buffer (default max(4 × max-delay, 1m); 0 or off = read inputs at their own speed)' },
+  { key: 'maxFutureMs', flag: 'max-future', type: 'duration', default: 86_400_000, placeholder: 'DUR', off: true, commands: ENGINE, doc: 'an event more than this far ahead of its partition\'s event time so far (Kafka and paced gen: also of the wall clock) is dead-lettered with its reason and does not move the watermark; 1000 in a row are taken as a real jump and followed (0 or off = no check)' },
   // engine
   { key: 'workers', flag: 'workers', type: 'int', min: 1, max: 64, default: 2, commands: ENGINE, doc: 'worker threads (1 to 64), each owning a contiguous range of the 4096 key groups' },
   { key: 'ringSizeBytes', flag: 'ring-size', type: 'bytes', min: 65_536, max: 1024 ** 3, default: 16 * 1024 * 1024, placeholder: 'BYTES', commands: ENGINE, doc: 'SharedArrayBuffer ring per worker (a power of two from 64k to 1g; suffixes k, m, g)' },
@@ -130,7 +134,7 @@ export interface Config {
   outFormat?: 'json' | 'flatbuffers'; compression: 'none' | 'gzip'; leftTopic?: string; rightTopic?: string; partitions: number;
   key: string[]; time: string; id: string;
   leftKey?: string[]; rightKey?: string[]; leftTime?: string; rightTime?: string; leftId?: string; rightId?: string;
-  lowerMs: number; upperMs: number; join: JoinKind; maxDelayMs: number; idleTimeoutMs: number;
+  lowerMs: number; upperMs: number; join: JoinKind; maxDelayMs: number; idleTimeoutMs: number; maxDriftMs?: number; maxFutureMs: number;
   workers: number; ringSizeBytes: number; stopTimeoutMs: number; state: 'lmdb' | 'memory' | 'lmdb-btree'; bucketMs?: number; stateDir: string;
   out: string; lateOut?: string; deadLetter?: string;
   rebuildFrom?: string; resumeAt?: string;

@@ -629,10 +629,12 @@ export class GeneratorSource implements Source {
   private turn: Side = 0;
   private startMs = -1;
   private closed = false;
+  readonly live: boolean;
 
   constructor(opts: GenOptions, readonly batchRecords = BATCH_RECORDS, private readonly start?: { delivered: [number, number]; baseMs: number }) {
     this.generator = new Generator(opts, start?.baseMs);
     const rate = this.generator.opts.rate;
+    this.live = rate > 0;
     this.chunk = rate > 0 ? Math.max(1, Math.min(batchRecords, Math.round((rate * PACE_CHUNK_MS) / 1000))) : batchRecords;
   }
 

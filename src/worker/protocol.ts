@@ -46,6 +46,8 @@ export interface WorkerStats {
   unmatchedRight: number;
   expired: number;
   stateEntries: number;
+  /** Most entries held at once (sampled before each expiry, so exact for a store that expires on watermarks). */
+  peakStateEntries: number;
   stateBytes: number;
   watermarkMs: number;
   outputRecords: number;

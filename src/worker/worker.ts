@@ -53,6 +53,7 @@ class Worker {
   private routedAt = new Float64Array(DRAIN_FRAMES);
   private eventTs = new Float64Array(DRAIN_FRAMES);
   private lastStatsMs = 0;
+  private peakEntries = 0;
   private ended = false;
   private aborted = false;
   private readonly u8: Uint8Array;
@@ -129,6 +130,8 @@ class Worker {
           const wm = dv.getFloat64(off + WM_VALUE, true);
           if (wm > this.watermark) {
             this.watermark = wm;
+            const held = this.store.count(); // the most it holds: expiry follows
+            if (held > this.peakEntries) this.peakEntries = held;
             join.onWatermark(wm);
           }
         } else if (kind === FrameKind.ReplayEnd) {
@@ -228,7 +231,7 @@ class Worker {
       index: init.index, events: [this.events[0], this.events[1]], duplicates: c.duplicates, pairs: c.pairs - sup.pairs,
       unmatchedLeft: c.unmatchedLeft - sup.unmatched[0], unmatchedRight: c.unmatchedRight - sup.unmatched[1], expired: c.expired,
       suppressedPairs: sup.pairs, suppressedUnmatched: sup.unmatched[0] + sup.unmatched[1],
-      stateEntries: this.store.count(), stateBytes: this.store.bytes(), watermarkMs: this.watermark,
+      stateEntries: this.store.count(), peakStateEntries: Math.max(this.peakEntries, this.store.count()), stateBytes: this.store.bytes(), watermarkMs: this.watermark,
       outputRecords: this.emitter.records,
     };
   }
