@@ -252,7 +252,7 @@ export class Router {
         while (end > start && (data[end - 1] === 10 || data[end - 1] === 13 || data[end - 1] === 32 || data[end - 1] === 9)) end--;
         if (end === start) { this.counters.read[b.side]--; continue; } // blank line
       }
-      if (!ex.extract(data, start, end)) {
+      if (!ex.extract(data, start, end, scratch)) {
         this.reject('dead', b, i, ex.error, data.subarray(start, end));
         continue;
       }
@@ -266,8 +266,7 @@ export class Router {
         this.reject('late', b, i, `event time ${ts} is behind the watermark ${wm}`, data.subarray(start, end), ts);
         continue;
       }
-      const keyLen = scratch.write(ex.keyText, 0, 'utf8');
-      const idLen = scratch.write(ex.idText, keyLen, 'utf8');
+      const keyLen = ex.keyLen, idLen = ex.idLen; // written into scratch by extract (unless too long: rejected here)
       if (keyLen + idLen > MAX_KEY_ID_BYTES || keyLen > 0xffff || idLen > 0xffff) {
         this.reject('dead', b, i, `key and id take ${keyLen + idLen} bytes (limit ${MAX_KEY_ID_BYTES})`, data.subarray(start, end));
         continue;
