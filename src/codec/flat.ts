@@ -277,7 +277,7 @@ function writeUint(out: Uint8Array, o: number, n: number): number {
   let digits = 1;
   for (let x = n; x >= 10; x = Math.floor(x / 10)) digits++;
   if (o + digits > out.length) return o + digits;
-  for (let i = o + digits - 1; i >= o; i--) { const q = Math.floor(n / 10); out[i] = 48 + n - q * 10; n = q; }
+  for (let i = o + digits - 1; i >= o; i--) { const q = Math.floor(n / 10); out[i] = 48 + (n - q * 10); n = q; }
   return o + digits;
 }
 

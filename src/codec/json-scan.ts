@@ -47,11 +47,159 @@ class PathNode {
 const SP = 32, TAB = 9, LF = 10, CR = 13, QUOTE = 34, BACKSLASH = 92, COMMA = 44, COLON = 58;
 const LBRACE = 123, RBRACE = 125, LBRACKET = 91, RBRACKET = 93, MINUS = 45, PLUS = 43, DOT = 46, ZERO = 48, NINE = 57;
 
+/** Byte classes inside a string: 0 plain ASCII, 1 quote, 2 backslash, 3 control (invalid), 4 ≥ 0x80. */
+const STR_CLASS = new Uint8Array(256);
+for (let c = 0; c < 0x20; c++) STR_CLASS[c] = 3;
+STR_CLASS[QUOTE] = 1;
+STR_CLASS[BACKSLASH] = 2;
+for (let c = 0x80; c < 0x100; c++) STR_CLASS[c] = 4;
 /** Byte → 1 when it may follow a backslash in a JSON string (other than `u`). */
 const SIMPLE_ESCAPE = new Uint8Array(256);
 for (const c of '"\\/bfnrt') SIMPLE_ESCAPE[c.charCodeAt(0)] = 1;
 const HEX = new Uint8Array(256);
 for (const c of '0123456789abcdefABCDEF') HEX[c.charCodeAt(0)] = 1;
+
+/*
+ * The scanning primitives are plain functions over (bytes, position, end) returning the position
+ * after what they read, or -1 when the bytes are not valid JSON there: kept small and free of
+ * object state so that V8 inlines them into the loops below. A string's or number's flags are
+ * left in `lastFlags`.
+ */
+let lastFlags = 0;
+
+function skipWs(b: Uint8Array, p: number, e: number): number {
+  while (p < e) {
+    const c = b[p];
+    if (c !== SP && c !== LF && c !== CR && c !== TAB) break;
+    p++;
+  }
+  return p;
+}
+
+/** At a quote: past the closing quote. */
+function scanString(b: Uint8Array, p: number, e: number): number {
+  p++;
+  let f = 0;
+  for (;;) {
+    while (p < e && STR_CLASS[b[p]] === 0) p++;
+    if (p >= e) return -1;
+    const k = STR_CLASS[b[p++]];
+    if (k === 1) break;
+    if (k === 4) { f |= VF.NonAscii; continue; }
+    if (k === 3) return -1;
+    f |= VF.Escape; // backslash
+    if (p >= e) return -1;
+    const x = b[p++];
+    if (x === 117) { // \uXXXX
+      if (p + 4 > e || !HEX[b[p]] || !HEX[b[p + 1]] || !HEX[b[p + 2]] || !HEX[b[p + 3]]) return -1;
+      p += 4;
+    } else if (!SIMPLE_ESCAPE[x]) {
+      return -1;
+    }
+  }
+  lastFlags = f;
+  return p;
+}
+
+/** At a minus or digit: past the number. */
+function scanNumber(b: Uint8Array, p: number, e: number): number {
+  let f = 0;
+  if (b[p] === MINUS) p++;
+  if (p >= e) return -1;
+  let c = b[p];
+  if (c === ZERO) p++;
+  else if (c > ZERO && c <= NINE) { p++; while (p < e && (c = b[p]) >= ZERO && c <= NINE) p++; }
+  else return -1;
+  if (p < e && b[p] === DOT) {
+    f |= VF.Fraction;
+    p++;
+    if (p >= e || b[p] < ZERO || b[p] > NINE) return -1;
+    while (p < e && (c = b[p]) >= ZERO && c <= NINE) p++;
+  }
+  if (p < e && (b[p] === 101 || b[p] === 69)) {
+    f |= VF.Exponent;
+    p++;
+    if (p < e && (b[p] === PLUS || b[p] === MINUS)) p++;
+    if (p >= e || b[p] < ZERO || b[p] > NINE) return -1;
+    while (p < e && (c = b[p]) >= ZERO && c <= NINE) p++;
+  }
+  lastFlags = f;
+  return p;
+}
+
+/** At t, f or n: past true, false or null. */
+function scanLiteral(b: Uint8Array, p: number, e: number): number {
+  const c = b[p];
+  if (c === 116 && p + 4 <= e && b[p + 1] === 114 && b[p + 2] === 117 && b[p + 3] === 101) return p + 4;
+  if (c === 102 && p + 5 <= e && b[p + 1] === 97 && b[p + 2] === 108 && b[p + 3] === 115 && b[p + 4] === 101) return p + 5;
+  if (c === 110 && p + 4 <= e && b[p + 1] === 117 && b[p + 2] === 108 && b[p + 3] === 108) return p + 4;
+  return -1;
+}
+
+/** A string, number or literal at p (not a container): past it. */
+function scanScalar(b: Uint8Array, p: number, e: number): number {
+  const c = b[p];
+  if (c === QUOTE) return scanString(b, p, e);
+  if (c === MINUS || (c >= ZERO && c <= NINE)) return scanNumber(b, p, e);
+  return scanLiteral(b, p, e);
+}
+
+/** The container stack of skipValue: 1 for an object, 2 for an array. */
+let stack = new Uint8Array(64);
+
+/** A member name and its colon (inside skipValue): the position of the value, or -1. */
+function memberName(b: Uint8Array, p: number, e: number): number {
+  if (p >= e || b[p] !== QUOTE) return -1;
+  p = scanString(b, p, e);
+  if (p < 0) return -1;
+  p = skipWs(b, p, e);
+  if (p >= e || b[p] !== COLON) return -1;
+  return skipWs(b, p + 1, e);
+}
+
+/**
+ * Validates and skips one value of any depth, iteratively (a deeply nested record must not
+ * overflow the stack).
+ */
+function skipValue(b: Uint8Array, p: number, e: number): number {
+  let depth = 0;
+  for (;;) {
+    // a value
+    if (p >= e) return -1;
+    const c = b[p];
+    if (c === LBRACE || c === LBRACKET) {
+      const open = c === LBRACE ? 1 : 2;
+      p = skipWs(b, p + 1, e);
+      if (p >= e) return -1;
+      if (b[p] === (open === 1 ? RBRACE : RBRACKET)) {
+        p++;
+      } else {
+        if (depth === stack.length) { const s = new Uint8Array(depth * 2); s.set(stack); stack = s; }
+        stack[depth++] = open;
+        if (open === 1 && (p = memberName(b, p, e)) < 0) return -1;
+        continue;
+      }
+    } else {
+      p = scanScalar(b, p, e);
+      if (p < 0) return -1;
+    }
+    // after a value: close containers, or go on to the next element / member
+    for (;;) {
+      if (depth === 0) return p;
+      p = skipWs(b, p, e);
+      if (p >= e) return -1;
+      const d = b[p++];
+      const top = stack[depth - 1];
+      if (d === COMMA) {
+        p = skipWs(b, p, e);
+        if (top === 1 && (p = memberName(b, p, e)) < 0) return -1;
+        break;
+      }
+      if (d === (top === 1 ? RBRACE : RBRACKET)) { depth--; continue; }
+      return -1;
+    }
+  }
+}
 
 export class JsonFieldScanner {
   /** Per target (in the order the paths were given): type, extent [start, end) of the value text, flags. */
@@ -63,10 +211,6 @@ export class JsonFieldScanner {
   notObject = false;
   private readonly root = new PathNode();
   private b: Uint8Array = new Uint8Array(0);
-  private p = 0;
-  private e = 0;
-  private vflags = 0;
-  private stack = new Uint8Array(64);
 
   /** `paths`: dotted field paths; a path may repeat (each gets its own target slot). */
   constructor(paths: readonly string[]) {
@@ -91,268 +235,123 @@ export class JsonFieldScanner {
    * (`notObject` tells which); otherwise the targets hold what was found.
    */
   scan(bytes: Uint8Array, start: number, end: number): boolean {
-    this.type.fill(VT.Missing);
+    const type = this.type;
+    for (let i = 0; i < type.length; i++) type[i] = VT.Missing;
     this.notObject = false;
     this.b = bytes;
-    this.e = end;
     let p = start;
     // TextDecoder drops a leading byte order mark before JSON.parse sees the text
     if (end - p >= 3 && bytes[p] === 0xef && bytes[p + 1] === 0xbb && bytes[p + 2] === 0xbf) p += 3;
-    this.p = p;
-    this.ws();
-    if (this.p < end && bytes[this.p] === LBRACE) {
-      if (!this.object(this.root)) return false;
+    p = skipWs(bytes, p, end);
+    if (p < end && bytes[p] === LBRACE) {
+      p = this.object(this.root, p, end);
+      if (p < 0) return false;
     } else {
-      if (!this.skipValue()) return false;
-      this.ws();
-      this.notObject = this.p === end;
+      p = skipValue(bytes, p, end);
+      if (p < 0) return false;
+      this.notObject = skipWs(bytes, p, end) === end;
       return false;
     }
-    this.ws();
-    return this.p === end;
+    return skipWs(bytes, p, end) === end;
   }
 
-  private ws(): void {
-    const b = this.b, e = this.e;
-    let p = this.p;
-    while (p < e) {
-      const c = b[p];
-      if (c !== SP && c !== LF && c !== CR && c !== TAB) break;
-      p++;
-    }
-    this.p = p;
-  }
-
-  /** At an opening brace: members, matching names against `node`'s children. */
-  private object(node: PathNode): boolean {
-    const b = this.b, e = this.e;
-    this.p++;
-    this.ws();
-    if (this.p < e && b[this.p] === RBRACE) { this.p++; return true; }
+  /** At an opening brace: members, matching names against `node`'s children. Past the closing brace, or -1. */
+  private object(node: PathNode, p: number, e: number): number {
+    const b = this.b;
+    p = skipWs(b, p + 1, e);
+    if (p < e && b[p] === RBRACE) return p + 1;
+    const names = node.nameBytes;
     for (;;) {
-      if (this.p >= e || b[this.p] !== QUOTE) return false;
-      const ks = this.p + 1;
-      if (!this.string()) return false;
-      const ke = this.p - 1;
-      const kflags = this.vflags;
-      this.ws();
-      if (this.p >= e || b[this.p] !== COLON) return false;
-      this.p++;
-      this.ws();
-      const c = this.match(node, ks, ke, kflags);
-      if (c < 0) {
-        if (!this.skipValue()) return false;
-      } else if (!this.wanted(node.children[c])) {
-        return false;
+      if (p >= e || b[p] !== QUOTE) return -1;
+      const ks = p + 1;
+      p = scanString(b, p, e);
+      if (p < 0) return -1;
+      const ke = p - 1;
+      const kflags = lastFlags;
+      p = skipWs(b, p, e);
+      if (p >= e || b[p] !== COLON) return -1;
+      p = skipWs(b, p + 1, e);
+      // which wanted name, if any (member names compared as bytes unless escaped or non-ASCII)
+      let c = -1;
+      if (kflags !== 0) {
+        if (names.length > 0) c = node.names.indexOf(JSON.parse(utf8.decode(b.subarray(ks - 1, ke + 1))) as string);
+      } else {
+        const len = ke - ks;
+        outer: for (let i = 0; i < names.length; i++) {
+          const nb = names[i];
+          if (nb.length !== len) continue;
+          for (let j = 0; j < len; j++) if (nb[j] !== b[ks + j]) continue outer;
+          c = i;
+          break;
+        }
       }
-      this.ws();
-      if (this.p >= e) return false;
-      const d = b[this.p++];
-      if (d === COMMA) { this.ws(); continue; }
-      if (d === RBRACE) return true;
-      return false;
+      if (c >= 0) p = this.wanted(node.children[c], p, e);
+      else if (p < e && (b[p] === LBRACE || b[p] === LBRACKET)) p = skipValue(b, p, e);
+      else if (p < e) p = scanScalar(b, p, e);
+      else return -1;
+      if (p < 0) return -1;
+      p = skipWs(b, p, e);
+      if (p >= e) return -1;
+      const d = b[p++];
+      if (d === COMMA) { p = skipWs(b, p, e); continue; }
+      if (d === RBRACE) return p;
+      return -1;
     }
   }
 
-  /** At an opening bracket: elements, matching indexes against `node`'s children. */
-  private array(node: PathNode): boolean {
-    const b = this.b, e = this.e;
-    this.p++;
-    this.ws();
-    if (this.p < e && b[this.p] === RBRACKET) { this.p++; return true; }
+  /** At an opening bracket: elements, matching indexes against `node`'s children. Past the closing bracket, or -1. */
+  private array(node: PathNode, p: number, e: number): number {
+    const b = this.b;
+    p = skipWs(b, p + 1, e);
+    if (p < e && b[p] === RBRACKET) return p + 1;
     for (let i = 0; ; i++) {
       const c = node.indexes.indexOf(i);
-      if (c < 0) {
-        if (!this.skipValue()) return false;
-      } else if (!this.wanted(node.children[c])) {
-        return false;
-      }
-      this.ws();
-      if (this.p >= e) return false;
-      const d = b[this.p++];
-      if (d === COMMA) { this.ws(); continue; }
-      if (d === RBRACKET) return true;
-      return false;
+      p = c < 0 ? skipValue(b, p, e) : this.wanted(node.children[c], p, e);
+      if (p < 0) return -1;
+      p = skipWs(b, p, e);
+      if (p >= e) return -1;
+      const d = b[p++];
+      if (d === COMMA) { p = skipWs(b, p, e); continue; }
+      if (d === RBRACKET) return p;
+      return -1;
     }
-  }
-
-  /** Index of the child of `node` named by the member name bytes[ks, ke), or -1. */
-  private match(node: PathNode, ks: number, ke: number, kflags: number): number {
-    const names = node.nameBytes;
-    if (names.length === 0) return -1;
-    if (kflags !== 0) {
-      const name = JSON.parse(utf8.decode(this.b.subarray(ks - 1, ke + 1))) as string;
-      return node.names.indexOf(name);
-    }
-    const b = this.b, len = ke - ks;
-    outer: for (let i = 0; i < names.length; i++) {
-      const nb = names[i];
-      if (nb.length !== len) continue;
-      for (let j = 0; j < len; j++) if (nb[j] !== b[ks + j]) continue outer;
-      return i;
-    }
-    return -1;
   }
 
   /** A value on a wanted path: record it for the targets ending here, descend for the others. */
-  private wanted(node: PathNode): boolean {
+  private wanted(node: PathNode, s: number, e: number): number {
     const b = this.b;
     const sub = node.subtree;
-    for (let i = 0; i < sub.length; i++) this.type[sub[i]] = VT.Missing; // a repeated name replaces
-    const s = this.p;
+    if (sub.length > 1 || node.children.length > 0) for (let i = 0; i < sub.length; i++) this.type[sub[i]] = VT.Missing; // a repeated name replaces
+    if (s >= e) return -1;
     const c = b[s];
     let t: VT;
-    this.vflags = 0;
+    let p: number;
+    lastFlags = 0;
     if (c === LBRACE) {
       t = VT.Object;
-      if (!(node.children.length > 0 ? this.object(node) : this.skipValue())) return false;
+      p = node.children.length > 0 ? this.object(node, s, e) : skipValue(b, s, e);
     } else if (c === LBRACKET) {
       t = VT.Array;
-      if (!(node.children.length > 0 ? this.array(node) : this.skipValue())) return false;
+      p = node.children.length > 0 ? this.array(node, s, e) : skipValue(b, s, e);
     } else if (c === QUOTE) {
       t = VT.String;
-      if (!this.string()) return false;
+      p = scanString(b, s, e);
     } else if (c === MINUS || (c >= ZERO && c <= NINE)) {
       t = VT.Number;
-      if (!this.number()) return false;
+      p = scanNumber(b, s, e);
     } else {
-      if (!this.literal()) return false;
+      p = scanLiteral(b, s, e);
       t = c === 116 ? VT.True : c === 102 ? VT.False : VT.Null;
     }
+    if (p < 0) return -1;
     const tg = node.targets;
     for (let i = 0; i < tg.length; i++) {
       const k = tg[i];
       this.type[k] = t;
       this.start[k] = s;
-      this.end[k] = this.p;
-      this.flags[k] = this.vflags;
+      this.end[k] = p;
+      this.flags[k] = lastFlags;
     }
-    return true;
-  }
-
-  /** At a quote: past the closing quote; vflags = escape / non-ASCII flags. */
-  private string(): boolean {
-    const b = this.b, e = this.e;
-    let p = this.p + 1;
-    let f = 0;
-    for (;;) {
-      if (p >= e) return false;
-      const c = b[p++];
-      if (c === QUOTE) break;
-      if (c === BACKSLASH) {
-        f |= VF.Escape;
-        if (p >= e) return false;
-        const x = b[p++];
-        if (x === 117) { // \uXXXX
-          if (p + 4 > e || !HEX[b[p]] || !HEX[b[p + 1]] || !HEX[b[p + 2]] || !HEX[b[p + 3]]) return false;
-          p += 4;
-        } else if (!SIMPLE_ESCAPE[x]) {
-          return false;
-        }
-      } else if (c < 0x20) {
-        return false;
-      } else if (c >= 0x80) {
-        f |= VF.NonAscii;
-      }
-    }
-    this.p = p;
-    this.vflags = f;
-    return true;
-  }
-
-  /** At a minus or digit: past the number; vflags = fraction / exponent flags. */
-  private number(): boolean {
-    const b = this.b, e = this.e;
-    let p = this.p;
-    let f = 0;
-    if (b[p] === MINUS) p++;
-    if (p >= e) return false;
-    if (b[p] === ZERO) p++;
-    else if (b[p] > ZERO && b[p] <= NINE) { p++; while (p < e && b[p] >= ZERO && b[p] <= NINE) p++; }
-    else return false;
-    if (p < e && b[p] === DOT) {
-      f |= VF.Fraction;
-      p++;
-      if (p >= e || b[p] < ZERO || b[p] > NINE) return false;
-      while (p < e && b[p] >= ZERO && b[p] <= NINE) p++;
-    }
-    if (p < e && (b[p] === 101 || b[p] === 69)) {
-      f |= VF.Exponent;
-      p++;
-      if (p < e && (b[p] === PLUS || b[p] === MINUS)) p++;
-      if (p >= e || b[p] < ZERO || b[p] > NINE) return false;
-      while (p < e && b[p] >= ZERO && b[p] <= NINE) p++;
-    }
-    this.p = p;
-    this.vflags = f;
-    return true;
-  }
-
-  /** At t, f or n: past true, false or null. */
-  private literal(): boolean {
-    const b = this.b, p = this.p, e = this.e;
-    const c = b[p];
-    if (c === 116 && p + 4 <= e && b[p + 1] === 114 && b[p + 2] === 117 && b[p + 3] === 101) { this.p = p + 4; return true; }
-    if (c === 102 && p + 5 <= e && b[p + 1] === 97 && b[p + 2] === 108 && b[p + 3] === 115 && b[p + 4] === 101) { this.p = p + 5; return true; }
-    if (c === 110 && p + 4 <= e && b[p + 1] === 117 && b[p + 2] === 108 && b[p + 3] === 108) { this.p = p + 4; return true; }
-    return false;
-  }
-
-  /**
-   * Validates and skips one value of any depth, iteratively (a deeply nested record must not
-   * overflow the stack). The container stack holds 1 for an object, 2 for an array.
-   */
-  private skipValue(): boolean {
-    const b = this.b, e = this.e;
-    let depth = 0;
-    for (;;) {
-      // a value
-      if (this.p >= e) return false;
-      const c = b[this.p];
-      let open = 0;
-      if (c === QUOTE) { if (!this.string()) return false; }
-      else if (c === MINUS || (c >= ZERO && c <= NINE)) { if (!this.number()) return false; }
-      else if (c === LBRACE) open = 1;
-      else if (c === LBRACKET) open = 2;
-      else if (!this.literal()) return false;
-      if (open !== 0) {
-        this.p++;
-        this.ws();
-        if (this.p >= e) return false;
-        if (b[this.p] === (open === 1 ? RBRACE : RBRACKET)) { this.p++; }
-        else {
-          if (depth === this.stack.length) { const s = new Uint8Array(depth * 2); s.set(this.stack); this.stack = s; }
-          this.stack[depth++] = open;
-          if (open === 1 && !this.memberName()) return false;
-          continue;
-        }
-      }
-      // after a value: close containers, or go on to the next element / member
-      for (;;) {
-        if (depth === 0) return true;
-        this.ws();
-        if (this.p >= e) return false;
-        const d = b[this.p++];
-        const top = this.stack[depth - 1];
-        if (d === COMMA) {
-          this.ws();
-          if (top === 1 && !this.memberName()) return false;
-          break;
-        }
-        if (d === (top === 1 ? RBRACE : RBRACKET)) { depth--; continue; }
-        return false;
-      }
-    }
-  }
-
-  /** A member name and its colon (inside skipValue), leaving the position at the value. */
-  private memberName(): boolean {
-    const b = this.b, e = this.e;
-    if (this.p >= e || b[this.p] !== QUOTE || !this.string()) return false;
-    this.ws();
-    if (this.p >= e || b[this.p] !== COLON) return false;
-    this.p++;
-    this.ws();
-    return true;
+    return p;
   }
 }
