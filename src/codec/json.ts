@@ -39,6 +39,21 @@ export function scalarText(v: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * Canonical key text of a JSON array of scalar values given as text (e.g. the key parameter of
+ * GET /state), the same bytes the router computes for a record with those key values; undefined
+ * when it is not such an array. Numbers keep their exact digits here too.
+ */
+export function canonicalKeyOfJsonArray(text: string): string | undefined {
+  let values: unknown;
+  try { values = JSON.parse(text); } catch { return undefined; }
+  if (!Array.isArray(values) || values.length === 0) return undefined;
+  const x = new JsonExtractor(values.map((_, i) => `k.${i}`), 't', 'k.0');
+  const rec = Buffer.from(`{"t":0,"k":${text}}`, 'utf8');
+  const out = new Uint8Array(rec.length * 6 + 64);
+  return x.extract(rec, 0, rec.length, out) ? extractedTexts(x, out).keyText : undefined;
+}
+
 /** Integers up to this many digits are exact as doubles when accumulated digit by digit. */
 const EXACT_DIGITS = 15;
 
