@@ -24,6 +24,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: false });
 class PathNode {
   readonly names: string[] = [];
   readonly nameBytes: Uint8Array[] = [];
+  readonly nameLengths: number[] = [];
   /** Array index a name stands for when it is a canonical index ("0", "12"), else -1. */
   readonly indexes: number[] = [];
   readonly children: PathNode[] = [];
@@ -36,7 +37,8 @@ class PathNode {
     if (i < 0) {
       i = this.names.length;
       this.names.push(name);
-      this.nameBytes.push(Buffer.from(name, 'utf8'));
+      this.nameBytes.push(Uint8Array.from(Buffer.from(name, 'utf8'))); // plain arrays: the loads below stay monomorphic
+      this.nameLengths.push(this.nameBytes[i].length);
       this.indexes.push(/^(0|[1-9][0-9]{0,8})$/.test(name) ? Number(name) : -1);
       this.children.push(new PathNode());
     }
@@ -277,9 +279,10 @@ export class JsonFieldScanner {
         if (names.length > 0) c = node.names.indexOf(JSON.parse(utf8.decode(b.subarray(ks - 1, ke + 1))) as string);
       } else {
         const len = ke - ks;
-        outer: for (let i = 0; i < names.length; i++) {
+        const lengths = node.nameLengths;
+        outer: for (let i = 0; i < lengths.length; i++) {
+          if (lengths[i] !== len) continue;
           const nb = names[i];
-          if (nb.length !== len) continue;
           for (let j = 0; j < len; j++) if (nb[j] !== b[ks + j]) continue outer;
           c = i;
           break;
