@@ -447,6 +447,60 @@ export function flatToJson(table: FlatTable, bytes: Uint8Array, start = 0, end =
   return out + '}';
 }
 
+/** `{"name":` / `,"name":` per field, by table, as bytes. */
+const FIELD_PREFIXES: Record<FlatTable, Uint8Array[]> = {
+  Impression: TABLES.Impression.map((f, i) => Uint8Array.from(Buffer.from((i === 0 ? '{"' : ',"') + f.name + '":', 'latin1'))),
+  Play: TABLES.Play.map((f, i) => Uint8Array.from(Buffer.from((i === 0 ? '{"' : ',"') + f.name + '":', 'latin1'))),
+};
+const NULL_BYTES = Uint8Array.from([110, 117, 108, 108]);
+
+/**
+ * Upper bound of the bytes writeFlatJson writes for a record of `recordBytes` bytes: a string's
+ * bytes can grow at most sixfold (a control byte becomes \u00XX), a number takes at most 25.
+ */
+export function flatJsonBound(table: FlatTable, recordBytes: number): number {
+  return recordBytes * 6 + tableFields(table).length * 64 + 2;
+}
+
+/**
+ * flatToJson's text written as UTF-8 straight into out[o…) (the output path: no intermediate
+ * string); returns the position after it. `out` must hold flatJsonBound bytes from o. Throws an
+ * Error on a malformed record, as flatToJson does.
+ */
+export function writeFlatJson(table: FlatTable, bytes: Uint8Array, start: number, end: number, out: Uint8Array, o: number): number {
+  const descs = tableFields(table);
+  const prefixes = FIELD_PREFIXES[table];
+  const c = jsonCursor;
+  c.error = '';
+  if (!c.open(bytes, start, end)) throw new Error(`malformed ${table}: ${c.error}`);
+  for (let i = 0; i < descs.length; i++) {
+    const f = descs[i];
+    o = writeBytes(out, o, prefixes[i], 0, prefixes[i].length);
+    if (f.type === FT.String) {
+      const p = c.field(f.slot, 4);
+      if (p < 0) throw new Error(`malformed ${table}: ${c.error}`);
+      if (p === 0) { o = writeBytes(out, o, NULL_BYTES, 0, 4); continue; }
+      if (!c.stringAt(p)) throw new Error(`malformed ${table}: ${c.error}`);
+      const s = c.strStart, e = c.strEnd;
+      let plain = true;
+      for (let j = s; j < e; j++) { const x = bytes[j]; if (x < 0x20 || x > 0x7e || x === 0x22 || x === 0x5c) { plain = false; break; } }
+      if (plain) {
+        out[o] = 34;
+        o = writeBytes(out, o + 1, bytes, s, e);
+        out[o++] = 34;
+      } else {
+        o = writeText(out, o, JSON.stringify(stringValue(bytes, s, e)));
+      }
+    } else {
+      const n = c.number(f);
+      if (c.error !== '') throw new Error(`malformed ${table}: ${c.error}`);
+      o = f.type === FT.F64 ? writeText(out, o, numberText(n)) : writeUint(out, o, n);
+    }
+  }
+  out[o] = 125; // }
+  return o + 1;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Encoding with a reused Builder
 

@@ -1,4 +1,4 @@
-import { encodeJoined, flatToJson, type FlatTable } from '../codec/flat.js';
+import { encodeJoined, flatJsonBound, writeFlatJson, type FlatTable } from '../codec/flat.js';
 import type { JoinEmitter } from '../join/join.js';
 import type { Side } from '../state/store.js';
 
@@ -87,9 +87,8 @@ export class NdjsonEmitter implements JoinEmitter {
   }
   private payload(side: Side, p: Uint8Array): void {
     if (this.formats[side] === 'json') { this.bytes(p); return; }
-    const s = flatToJson(TABLES[side], p, 0, p.length);
-    this.ensure(Buffer.byteLength(s));
-    this.len += this.buf.write(s, this.len, 'utf8');
+    this.ensure(flatJsonBound(TABLES[side], p.length));
+    this.len = writeFlatJson(TABLES[side], p, 0, p.length, this.buf, this.len);
   }
 
   pair(key: Uint8Array, leftId: Uint8Array, leftTs: number, left: Uint8Array, rightId: Uint8Array, rightTs: number, right: Uint8Array): void {

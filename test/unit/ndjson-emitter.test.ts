@@ -2,6 +2,7 @@
 // carries them, event times as String(number) would print them, the records' bytes verbatim.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { encodeImpression, encodePlay, flatToJson } from '../../src/codec/flat.js';
 import { NdjsonEmitter } from '../../src/sink/ndjson.js';
 
 const u = (s: string) => new TextEncoder().encode(s);
@@ -31,4 +32,19 @@ test('a chunk larger than the initial buffer grows it without losing bytes', () 
   const lines = Buffer.from(e.take()!).toString('utf8').trim().split('\n');
   assert.equal(lines.length, 8);
   lines.forEach((l, i) => { const o = JSON.parse(l); assert.equal(o.leftId, `l${i}`); assert.equal(o.rightTs, i + 1); assert.equal(o.left.pad.length, 300_000); });
+});
+
+test('FlatBuffers records are rendered into the line byte for byte as flatToJson renders them', () => {
+  const e = new NdjsonEmitter(['flatbuffers', 'flatbuffers']);
+  const ids = ['i-1', '', 'é€😀', 'q"uote\\back', 'ctl\u0001\n\t', 'x'.repeat(500), '\u007f\u2028'];
+  const expected: string[] = [];
+  ids.forEach((id, i) => {
+    const imp = encodeImpression({ eventId: id, profileId: 4294967295 - i, titleId: i, ts: 1767225600000 + i * 0.5, row: 65535, position: i, device: ids[(i + 1) % ids.length] });
+    const play = encodePlay({ eventId: `p${i}`, profileId: i, titleId: 0, ts: -i, durationMs: 123456789, device: id });
+    e.pair(u('[1]'), u('"l"'), 1, imp, u('"r"'), 2, play);
+    e.unmatched(1, u('[1]'), u('"r"'), 2, play);
+    expected.push(`{"leftId":"l","rightId":"r","key":[1],"leftTs":1,"rightTs":2,"left":${flatToJson('Impression', imp)},"right":${flatToJson('Play', play)}}`);
+    expected.push(`{"leftId":null,"rightId":"r","key":[1],"leftTs":null,"rightTs":2,"left":null,"right":${flatToJson('Play', play)}}`);
+  });
+  assert.deepEqual(Buffer.from(e.take()!).toString('utf8').split('\n').slice(0, -1), expected);
 });
