@@ -73,7 +73,8 @@ export class Router {
   readonly rings: RingProducer[];
   readonly tracker: WatermarkTracker;
   private readonly owner: Uint8Array;
-  private readonly scratch = Buffer.allocUnsafe(64 * 1024);
+  /** Canonical key and id bytes of the record in hand, written by the extractor. */
+  private readonly scratch = new Uint8Array(64 * 1024);
   private watermark = -Infinity;
   private aborted: Error | null = null;
   private dirty: Uint8Array;
@@ -282,6 +283,8 @@ export class Router {
     const t = nowMs();
     this.tracker.touch(slot, t);
     const data = b.data, offs = b.offsets, skip = b.recordPrefixBytes ?? 0;
+    // A plain view: Buffer's subarray (a species constructor call) cost more than the copy itself.
+    const bytes = data instanceof Buffer ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : data;
     const scratch = this.scratch;
     const isLines = b.lineDelimited === true;
     const wm = this.watermark;
@@ -301,7 +304,7 @@ export class Router {
         while (end > start && (data[end - 1] === 10 || data[end - 1] === 13 || data[end - 1] === 32 || data[end - 1] === 9)) end--;
         if (end === start) { this.counters.read[b.side]--; continue; } // blank line
       }
-      if (!ex.extract(data, start, end)) {
+      if (!ex.extract(bytes, start, end, scratch)) {
         this.reject('dead', b, i, ex.error, data.subarray(start, end));
         continue;
       }
@@ -328,8 +331,7 @@ export class Router {
         this.reject('late', b, i, `event time ${ts} is behind the watermark ${wm}`, data.subarray(start, end), ts);
         continue;
       }
-      const keyLen = scratch.write(ex.keyText, 0, 'utf8');
-      const idLen = scratch.write(ex.idText, keyLen, 'utf8');
+      const keyLen = ex.keyLen, idLen = ex.idLen; // written into scratch by extract (unless too long: rejected here)
       if (keyLen + idLen > MAX_KEY_ID_BYTES || keyLen > 0xffff || idLen > 0xffff) {
         this.reject('dead', b, i, `key and id take ${keyLen + idLen} bytes (limit ${MAX_KEY_ID_BYTES})`, data.subarray(start, end));
         continue;
@@ -359,8 +361,10 @@ export class Router {
       dv.setUint32(off + EV_PAYLOAD_LEN, payloadLen, true);
       dv.setUint16(off + EV_PARTITION, sourcePartition, true);
       const k0 = off + EVENT_HEADER_BYTES;
-      u8.set(scratch.subarray(0, keyLen + idLen), k0);
-      u8.set(data.subarray(start, end), k0 + keyLen + idLen);
+      const kiLen = keyLen + idLen;
+      if (kiLen <= 64) for (let j = 0; j < kiLen; j++) u8[k0 + j] = scratch[j];
+      else u8.set(scratch.subarray(0, kiLen), k0);
+      u8.set(bytes.subarray(start, end), k0 + kiLen);
       ring.commit();
       this.dirty[w] = 1;
       this.counters.routed[b.side]++;
