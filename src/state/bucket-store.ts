@@ -361,6 +361,7 @@ export class BucketStore implements StateStore {
       const t = index.sliceOf(o);
       if (t > tTo) break;
       const slice = slices.get(t)!;
+      b.probedSlices++;
       if (slice.open !== undefined) slice.open.probe(view, side, keyGroup, h, key, fromTs, toTs, visit);
       else b.reader.probeSlice(slice, side, keyGroup, h, key, fromTs, toTs, visit);
     }
@@ -453,6 +454,8 @@ export class BucketStore implements StateStore {
     pendingSeals: number;
     /** Key index: hashes, (hash, side, slice) occurrences, heap bytes. */
     indexKeys: number; indexOccurrences: number; indexHeapBytes: number;
+    /** Slices visited by probes since the store opened (the index sends a probe only to slices holding its key). */
+    probedSlices: number;
   } {
     this.checkOpen();
     const b = this.b;
@@ -475,6 +478,7 @@ export class BucketStore implements StateStore {
       openSlices, sealedSlices, sealedBuckets, openEntries: b.entries - b.sealedCount, sealedEntries: b.sealedCount,
       lmdbDatabases, lmdbRecords, heapFilterBytes, openArenaBytes, pendingSeals: this.sealer.pendingSeals(),
       indexKeys: b.index.size(), indexOccurrences: b.index.occurrences(), indexHeapBytes: b.index.heapBytes(),
+      probedSlices: b.probedSlices,
     };
   }
 

@@ -20,6 +20,7 @@ export class Buckets {
   readonly index = new KeyIndex();
   readonly reader = new SealedReader();
   entries = 0;
+  probedSlices = 0; // slices visited by probes (stats)
   byteCount = 0;
   sealedCount = 0; // entries in sealed buckets
   dirty = false; // this batch wrote to LMDB

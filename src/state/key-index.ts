@@ -151,7 +151,14 @@ export class KeyIndex {
     if (ol === NONE) this.tails[side][pos] = nw; else this.occNewer[ol] = nw;
     this.occNewer[o] = this.occFree;
     this.occFree = o;
-    this.occLive--;
+    if (--this.occLive === 0 && this.occTop > MIN_TABLE) {
+      // Empty: give the pool back (it cannot shrink while occurrences, which it indexes, live).
+      this.occT = new Float64Array(MIN_TABLE);
+      this.occOlder = new Int32Array(MIN_TABLE);
+      this.occNewer = new Int32Array(MIN_TABLE);
+      this.occTop = 0;
+      this.occFree = NONE;
+    }
     if (this.heads[0][pos] === NONE && this.heads[1][pos] === NONE) this.deleteAt(pos);
   }
 
