@@ -93,9 +93,12 @@ export class Buckets {
     for (let side = 0 as Side; side <= 1; side = (side + 1) as Side) {
       const f = part.filters[side];
       if (f === undefined) continue;
-      f.forEach((h) => {
-        if (!heldBy(rest, side, h)) index.remove(h, side, t);
-      });
+      if (f.hasZeroHash() && !heldBy(rest, side, 0)) index.remove(0, side, t);
+      const hs = f.slots();
+      for (let i = 0; i < hs.length; i++) {
+        const h = hs[i];
+        if (h !== 0 && (rest.length === 0 || !heldBy(rest, side, h))) index.remove(h, side, t);
+      }
     }
   }
 }

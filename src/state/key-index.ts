@@ -67,11 +67,12 @@ export class KeySet {
   size(): number {
     return this.table.byteLength;
   }
-  /** Calls fn with every hash in the set. */
-  forEach(fn: (h: number) => void): void {
-    if (this.hasZero) fn(0);
-    const t = this.table;
-    for (let i = 0; i < t.length; i++) if (t[i] !== 0) fn(t[i]);
+  /** The hash table itself, for a full scan: 0 marks an empty position (hash 0 is hasZeroHash()). */
+  slots(): Int32Array {
+    return this.table;
+  }
+  hasZeroHash(): boolean {
+    return this.hasZero;
   }
 }
 
