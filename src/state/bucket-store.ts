@@ -91,7 +91,6 @@
  * the checkpoint itself. This store keeps nothing across close(): open() starts empty and deletes a
  * previous environment in `dir` (the engine clears its state directory at start anyway).
  *
- * ## Costs and rules
  * ## Key index (key-index.ts)
  *
  * One index over all live slices, open and sealed: per keyHash and side, the slices holding the key
@@ -122,8 +121,8 @@
  *
  * ## Costs and rules
  *
- *  - Probes visit the slices the key index names within [fromTs, toTs]: open slices by table lookup, sealed
- *    buckets by filter test and, on a hit, one getBinaryFast (decoded lazily, left when ts > toTs).
+ *  - Probes visit the slices the key index names within [fromTs, toTs]: open slices by table
+ *    lookup, sealed buckets by filter test and, on a hit, one getBinaryFast (decoded lazily, left when ts > toTs).
  *    A probe over W ms of sealed data costs up to ⌈W/bucketMs⌉+1 gets for a key present everywhere.
  *    Entries handed to visitors carry plain Uint8Array views (id, payload): cheaper to make than
  *    Buffer#subarray, and all the interface promises.
