@@ -49,7 +49,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'idleTimeoutMs', flag: 'idle-timeout', type: 'duration', default: 30_000, placeholder: 'DUR', commands: ENGINE, doc: 'a partition silent this long stops holding the watermark back' },
   // engine
   { key: 'workers', flag: 'workers', type: 'int', min: 1, default: 2, commands: ENGINE, doc: 'worker threads, each owning a contiguous range of the 4096 key groups' },
-  { key: 'ringSizeBytes', flag: 'ring-size', type: 'bytes', min: 65_536, default: 16 * 1024 * 1024, placeholder: 'BYTES', commands: ENGINE, doc: 'SharedArrayBuffer ring per worker (power of two; suffixes k, m, g)' },
+  { key: 'ringSizeBytes', flag: 'ring-size', type: 'bytes', min: 65_536, default: 16 * 1024 * 1024, placeholder: 'BYTES', commands: ENGINE, doc: 'SharedArrayBuffer ring per worker (power of two; suffixes k, m, g). A record larger than a quarter of it (4 MiB with the default) cannot be routed: it is dead-lettered and never joins' },
   { key: 'state', flag: 'state', type: 'enum', values: ['lmdb', 'memory', 'lmdb-btree'], default: 'lmdb', commands: ENGINE, doc: 'join buffer store: lmdb (time buckets sealed into LMDB, one environment per worker), memory (heap), lmdb-btree (key-ordered LMDB, exact expiry, slower; for comparison)' },
   { key: 'bucketMs', flag: 'bucket', type: 'duration', default: undefined, placeholder: 'DUR', commands: ENGINE, doc: 'event-time bucket of the lmdb store (default (upper − lower)/20 within 1s..30s): larger buckets mean fewer probes per event, more recent events in memory' },
   { key: 'stateDir', flag: 'state-dir', type: 'string', default: './joinery-state', placeholder: 'DIR', commands: ENGINE, doc: 'directory of the LMDB environments (cleared at start until checkpoints exist)' },
