@@ -970,7 +970,18 @@ export class KafkaSource implements Source {
       explicit.set(this.key(o.topic, o.partition), off);
     }
     const committed = new Map<string, number>();
-    for (const t of await admin.fetchOffsets({ groupId, topics: [leftTopic, rightTopic] })) {
+    // a broker just started answers "coordinator is loading" / "not the coordinator" for a while
+    let fetched: Awaited<ReturnType<Admin['fetchOffsets']>> | null = null;
+    for (let delayMs = 100, deadline = Date.now() + this.h.connectTimeoutMs; !fetched;) {
+      try {
+        fetched = await admin.fetchOffsets({ groupId, topics: [leftTopic, rightTopic] });
+      } catch (e) {
+        if (!isConnectivityError(e) || Date.now() >= deadline) throw new JoineryError('E_INPUT', `reading the committed offsets of group ${groupId} failed: ${errText(e)}`, { cause: e });
+        await sleep(delayMs);
+        delayMs = Math.min(delayMs * 2, 1_000);
+      }
+    }
+    for (const t of fetched) {
       for (const p of t.partitions) committed.set(this.key(t.topic, p.partition), Number(p.offset));
     }
     const refs: PartitionRef[] = [];
