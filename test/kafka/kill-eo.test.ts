@@ -165,6 +165,14 @@ describe('exactly-once Kafka output under repeated kill -9', () => {
     if (last.code !== 0) problems.push(`the last run exited ${last.code} (${last.signal}):\n${tail(last.stderr)}`);
     else if ((lastJson(last.stdout) as { late?: number }).late !== 0) problems.push(`late records: ${(lastJson(last.stdout) as { late?: number }).late}`);
     if (injected < 4) problems.push(`only ${injected} kills right after a manifest landed (the test needs at least 4)`);
+    // On disk: no manifest newer than the committed checkpoint is left to resume from; the
+    // uncommitted ones were set aside (and the ids went on after the committed one).
+    const mdir = path.join(ckpt, 'members', 'n1', 'manifests');
+    const finalId = await committedId();
+    const onDisk = fs.readdirSync(mdir);
+    const newer = onDisk.filter((n) => /^ckpt-\d+\.json$/.test(n) && Number(n.slice(5, -5)) > finalId);
+    if (newer.length > 0) problems.push(`manifests newer than the committed checkpoint ${finalId} are left to resume from: ${newer.join(', ')}`);
+    if (!onDisk.some((n) => n.endsWith('.json.uncommitted'))) problems.push(`no manifest was set aside as *.uncommitted in ${mdir} (${onDisk.join(', ')})`);
 
     await settled(OUT);
     const got: string[] = [];

@@ -101,11 +101,13 @@ describe('topics that change under a running node', () => {
     assert.ok(Date.now() - t0 < 15_000, `failed only after ${Date.now() - t0} ms`);
   });
 
-  test('a deleted input topic fails the run promptly with E_INPUT naming it, not as a lost broker', { timeout: 90_000 }, async () => {
-    const n = names('delin');
+  for (const ck of [false, true]) {
+  test(`a deleted input topic fails the run promptly with E_INPUT naming it, not as a lost broker${ck ? ' (exactly-once, checkpoints)' : ''}`, { timeout: 90_000 }, async () => {
+    const n = names(ck ? 'delinck' : 'delin');
     await ensureTopics([broker()], [{ topic: n.L, partitions: 2 }, { topic: n.R, partitions: 2 }]);
     await produceInput(n.L, n.R, 2_000);
-    const r = new Run(runArgs(n, ['--out', `kafka:${n.OUT}`, '--out-format', 'json', '--exit-when-idle', '40s']));
+    const r = new Run(runArgs(n, ['--out', `kafka:${n.OUT}`, '--out-format', 'json', '--exit-when-idle', '40s',
+      ...(ck ? ['--checkpoint-dir', path.join(tmp, `ck-${n.group}`), '--checkpoint-interval', '1s', '--session-timeout', '6s'] : [])]));
     runs.push(r);
     const deadline = Date.now() + 40_000;
     while (await outputRecords(n.OUT) === 0) { assert.ok(Date.now() < deadline && r.code === null, `no output:\n${tail(r.stderr)}`); await sleep(100); }
@@ -117,6 +119,7 @@ describe('topics that change under a running node', () => {
     assert.doesNotMatch(r.stderr, /reconnecting for up to/, 'a deleted topic is no lost broker');
     assert.ok(Date.now() - t0 < 15_000, `failed only after ${Date.now() - t0} ms`);
   });
+  }
 
   for (const mode of ['exactly-once', 'at-least-once'] as const) {
     test(`a deleted output topic fails the run (${mode}, checkpoints): E_OUTPUT naming the topic, no success summary`, { timeout: 90_000 }, async () => {
