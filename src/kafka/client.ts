@@ -526,6 +526,16 @@ async function describeWith(admin: Admin, topics: readonly string[]): Promise<To
   return topics.map((topic) => ({ topic, exists: existing.has(topic), partitions: counts.get(topic) ?? 0 }));
 }
 
+/**
+ * describeWith for an admin client kept across calls: one metadata request for every topic.
+ * Asking for a deleted topic by name makes kafkajs refresh (and retry) it for a long time.
+ */
+async function describeFromClusterMetadata(admin: Admin, topics: readonly string[]): Promise<TopicInfo[]> {
+  const meta = await admin.fetchTopicMetadata();
+  const counts = new Map(meta.topics.map((t) => [t.name, t.partitions.length]));
+  return topics.map((topic) => ({ topic, exists: counts.has(topic), partitions: counts.get(topic) ?? 0 }));
+}
+
 export interface EnsureResult {
   topic: string;
   created: boolean;
@@ -1061,7 +1071,7 @@ export class KafkaSource implements Source {
     const { leftTopic, rightTopic } = this.opts;
     try {
       if (!this.metaAdmin) { const a = this.h.kafka.admin({ retry: { retries: 1 } }); await a.connect(); this.metaAdmin = a; }
-      const info = await describeWith(this.metaAdmin, [leftTopic, rightTopic]);
+      const info = await describeFromClusterMetadata(this.metaAdmin, [leftTopic, rightTopic]);
       if (this.closed || this.fatal) return;
       const gone = info.findIndex((t) => !t.exists);
       if (gone >= 0) {
@@ -1992,13 +2002,15 @@ class BatchingProducer {
   }
 
   /** Retry a transactional call on retriable errors and lost connections for reconnectTimeoutMs (or until `deadline`). */
-  private async retryTxn<T>(fn: () => Promise<T>, deadline = Date.now() + (this.opts.reconnectTimeoutMs ?? 60_000)): Promise<T> {
+  private async retryTxn<T>(fn: () => Promise<T>, deadline = Date.now() + (this.opts.reconnectTimeoutMs ?? 60_000),
+    beforeRetry?: (e: unknown) => Promise<void>): Promise<T> {
     let delay = 100;
     for (;;) {
       try {
         return await fn();
       } catch (e) {
         if (!isRetriableTxnError(e) || Date.now() >= deadline || this.closed) throw e;
+        await beforeRetry?.(e);
         await sleep(delay);
         delay = Math.min(delay * 2, 2_000);
       }
@@ -2073,7 +2085,7 @@ class BatchingProducer {
           }
           const topics = [...byTopic].map(([topic, partitions]) => ({ topic, partitions }));
           // kafkajs passes each partition's metadata through to TxnOffsetCommit as it is
-          await this.retryTxn(() => tx.sendOffsets({ consumerGroupId: groupId, topics }));
+          await this.retryTxn(() => tx.sendOffsets({ consumerGroupId: groupId, topics }), undefined, (e) => this.offsetTopicsExist(e, topics.map((t) => t.topic)));
         }
         step = 'committing';
         await this.checkTopic();
@@ -2291,6 +2303,20 @@ class BatchingProducer {
 
   private admin: Admin | null = null;
 
+  /** A deleted input topic makes committing its offsets fail as "retriable" for good: say so at once. */
+  private async offsetTopicsExist(e: unknown, topics: string[]): Promise<void> {
+    if (!/does not host this topic-partition|UNKNOWN_TOPIC/i.test(`${errText(e)} ${(e as { type?: string }).type ?? ''}`)) return;
+    let info: TopicInfo[];
+    try {
+      if (!this.admin) { const a = this.h.kafka.admin({ retry: { retries: 1 } }); await a.connect(); this.admin = a; }
+      info = await describeFromClusterMetadata(this.admin, topics);
+    } catch {
+      return;
+    }
+    const gone = info.find((t) => !t.exists);
+    if (gone) throw new JoineryError('E_INPUT', `Kafka input topic "${gone.topic}" no longer exists on ${this.h.brokers.join(',')}: its consumer offsets cannot be committed (it was deleted while the run was reading it)`);
+  }
+
   /**
    * The output topic still exists (admin metadata), else the sink fails with E_OUTPUT naming it:
    * records acknowledged before a topic is deleted raise no error anywhere, so a run would end
@@ -2302,7 +2328,7 @@ class BatchingProducer {
     let exists = true;
     try {
       if (!this.admin) { const a = this.h.kafka.admin({ retry: { retries: 1 } }); await a.connect(); this.admin = a; }
-      exists = (await describeWith(this.admin, [topic]))[0].exists;
+      exists = (await describeFromClusterMetadata(this.admin, [topic]))[0].exists;
     } catch {
       const a = this.admin;
       this.admin = null;
