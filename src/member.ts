@@ -164,7 +164,7 @@ export async function runMember({ cfg, control, progress }: MemberRunOptions): P
         const committed = await stableCommitted(brokers, cfg.group, topics);
         plan = await planHandoff({
           root, member, storage, pool, job, ranges, outer, runId, leftTopic, rightTopic, assigned, committed,
-          sourceName: src.name, outputSpec: cfg.out, log: say,
+          sourceName: src.name, outputSpec: cfg.out, log: say, setAsideUncommitted: summaries.length === 0,
         });
       } catch (e) {
         await pool.close();

@@ -19,6 +19,7 @@ import type { BarrierCut, Router } from '../router/router.js';
 import type { BarrierAck } from '../worker/protocol.js';
 import { decodeManifest, encodeManifest, MANIFEST_FORMAT, type Manifest, type StateFileRef } from './manifest.js';
 import type { SidePool } from './pool.js';
+import { injectedFault } from './faults.js';
 import type { CheckpointStorage } from './storage.js';
 
 export interface CheckpointStats {
@@ -197,6 +198,7 @@ export class CheckpointCoordinator {
       manifest.stats.durationMs = Math.round(performance.now() - t0);
       // 3c. The commit point.
       await this.o.storage.writeManifest(id, encodeManifest(manifest));
+      injectedFault('kill-after-manifest', `manifest ${id}`);
       // 4. Positions and output transaction follow the manifest, never precede it.
       await this.o.commit?.(manifest);
       const ms = performance.now() - t0;

@@ -2,10 +2,12 @@
  * Fault injection for the recovery tests: JOINERY_INJECT_FAULTS=point:N[@S][,…] makes N
  * operations at that point fail after the first S succeed (per thread). Points: delta-write (a
  * worker appending state changes: ENOSPC), checkpoint-write (the coordinator writing a manifest:
- * ENOSPC), worker-crash (a worker at a checkpoint barrier: throws). Unset in production: one
- * size check per call.
+ * ENOSPC), worker-crash (a worker at a checkpoint barrier: throws), kill-after-manifest (the
+ * process SIGKILLs itself once a manifest is durable, before its offsets or output transaction
+ * commit: the window where disk and output system disagree). Unset in production: one size check
+ * per call.
  */
-export type FaultPoint = 'delta-write' | 'checkpoint-write' | 'worker-crash';
+export type FaultPoint = 'delta-write' | 'checkpoint-write' | 'worker-crash' | 'kill-after-manifest';
 
 const remaining = new Map<string, { skip: number; fail: number }>();
 for (const part of (process.env.JOINERY_INJECT_FAULTS ?? '').split(',')) {
@@ -19,6 +21,10 @@ export function injectedFault(point: FaultPoint, what: string): void {
   if (!f || f.fail <= 0) return;
   if (f.skip > 0) { f.skip--; return; }
   f.fail--;
+  if (point === 'kill-after-manifest') {
+    process.stderr.write(`joinery: injected SIGKILL (JOINERY_INJECT_FAULTS) after ${what}\n`);
+    process.kill(process.pid, 'SIGKILL');
+  }
   if (point === 'worker-crash') throw new Error(`injected crash (JOINERY_INJECT_FAULTS) at ${what}`);
   const e = new Error(`ENOSPC: no space left on device (injected by JOINERY_INJECT_FAULTS), write '${what}'`) as NodeJS.ErrnoException;
   e.code = 'ENOSPC';

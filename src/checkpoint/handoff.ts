@@ -20,7 +20,7 @@ import * as path from 'node:path';
 import { JoineryError } from '../core/errors.js';
 import { decodeManifest, MANIFEST_FORMAT, type Manifest, type StateFileRef } from './manifest.js';
 import type { SidePool } from './pool.js';
-import { sameJob, type RestorePoint } from './restore.js';
+import { sameJob, setAsideNewer, type RestorePoint } from './restore.js';
 import { LocalDirStorage } from './storage.js';
 
 /** Offset metadata naming a checkpoint: `joinery-checkpoint:<id>` (one node, DIR itself) or `…:<member>/<id>`. */
@@ -63,6 +63,12 @@ export interface HandoffOptions {
   sourceName: string;
   outputSpec: string;
   log: (msg: string) => void;
+  /**
+   * Set aside (`*.uncommitted`) this member's manifests newer than every checkpoint of it that the
+   * group's offsets name: at a start, once the output sink has fenced the previous incarnation's
+   * transaction, those can never commit (killed between manifest and commit).
+   */
+  setAsideUncommitted?: boolean;
 }
 
 export interface HandoffPlan {
@@ -80,6 +86,16 @@ interface Source { ref: CheckpointRef; dir: string; manifest: Manifest; partitio
 const refKey = (r: CheckpointRef) => `${r.member ?? ''}/${r.id}`;
 
 export async function planHandoff(o: HandoffOptions): Promise<HandoffPlan> {
+  if (o.setAsideUncommitted) {
+    // Never resumed from, and out of the id sequence: the next checkpoint follows the committed one.
+    const own = o.committed.map((c) => parseCheckpointRef(c.metadata)).filter((r): r is CheckpointRef => r !== null && r.member === o.member);
+    const committedId = Math.max(0, ...own.map((r) => r.id));
+    const moved = setAsideNewer(o.storage, committedId, '.uncommitted');
+    if (moved.length > 0) {
+      o.log(`checkpoint(s) ${moved.join(', ')} of ${o.member} never committed with the output (the group's offsets name ` +
+        `${committedId ? `checkpoint ${committedId}` : 'none of this member'}): set aside as *.uncommitted`);
+    }
+  }
   const committedOf = new Map(o.committed.map((c) => [`${c.topic}/${c.partition}`, c]));
   const groups = new Map<string, { ref: CheckpointRef; partitions: number[] }>();
   const startOffsets: HandoffPlan['startOffsets'] = [];

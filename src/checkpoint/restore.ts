@@ -55,11 +55,14 @@ export async function findRestorePoint(storage: CheckpointStorage, job: Manifest
 }
 
 /** Rename manifests newer than the one restored so they are not tried again (kept for forensics). */
-export function setAsideNewer(storage: CheckpointStorage & { manifestPathOf?: (id: number) => string }, restoredId: number): void {
+export function setAsideNewer(storage: CheckpointStorage & { manifestPathOf?: (id: number) => string }, restoredId: number, suffix = '.corrupt'): number[] {
+  const moved: number[] = [];
   for (const id of storage.listManifests()) {
     if (id <= restoredId) continue;
+    moved.push(id);
     const p = storage.manifestPathOf?.(id);
-    if (p) fs.renameSync(p, `${p}.corrupt`);
+    if (p) fs.renameSync(p, `${p}${suffix}`);
     else storage.removeManifest(id);
   }
+  return moved.reverse();
 }

@@ -526,6 +526,16 @@ async function describeWith(admin: Admin, topics: readonly string[]): Promise<To
   return topics.map((topic) => ({ topic, exists: existing.has(topic), partitions: counts.get(topic) ?? 0 }));
 }
 
+/**
+ * describeWith for an admin client kept across calls: one metadata request for every topic.
+ * Asking for a deleted topic by name makes kafkajs refresh (and retry) it for a long time.
+ */
+async function describeFromClusterMetadata(admin: Admin, topics: readonly string[]): Promise<TopicInfo[]> {
+  const meta = await admin.fetchTopicMetadata();
+  const counts = new Map(meta.topics.map((t) => [t.name, t.partitions.length]));
+  return topics.map((topic) => ({ topic, exists: counts.has(topic), partitions: counts.get(topic) ?? 0 }));
+}
+
 export interface EnsureResult {
   topic: string;
   created: boolean;
@@ -578,6 +588,18 @@ export async function deleteTopics(brokers: KafkaHandle | readonly string[], top
     const existing = new Set(await admin.listTopics());
     const del = topics.filter((t) => existing.has(t));
     if (del.length > 0) await admin.deleteTopics({ topics: del });
+  } finally {
+    await admin.disconnect().catch(() => {});
+    if (own) closeKafka(h);
+  }
+}
+
+/** Raise a topic's partition count to `count` (tests and tools). */
+export async function addPartitions(brokers: KafkaHandle | readonly string[], topic: string, count: number): Promise<void> {
+  const { h, own } = handleFrom(brokers, 'joinery-admin');
+  const admin = await connectedAdmin(h, 'E_OUTPUT');
+  try {
+    await admin.createPartitions({ topicPartitions: [{ topic, count }] });
   } finally {
     await admin.disconnect().catch(() => {});
     if (own) closeKafka(h);
@@ -838,6 +860,8 @@ const DEFAULTS = {
   maxBytesPerPartition: 4 * 1024 * 1024,
   sessionTimeoutMs: 30_000,
   heartbeatIntervalMs: 3_000,
+  /** How often the input topics' metadata is checked (deleted topic, partition count changed). */
+  metadataPollMs: 2_000,
 };
 const POOL_MAX = 16;
 const MIN_DATA_BYTES = 64 * 1024;
@@ -943,6 +967,9 @@ export class KafkaSource implements Source {
       }
       if (t.partitions === 0) throw new JoineryError('E_INPUT', `Kafka topic "${t.topic}" has no partitions`);
     }
+    this.topicParts = [info[0].partitions, info[1].partitions];
+    const skew = this.partitionProblem(info[0].partitions, info[1].partitions);
+    if (skew) throw new JoineryError('E_INPUT', skew);
     // Start positions: startOffsets, else committed offsets of the group, else --from.
     const explicit = new Map<string, number>();
     for (const o of this.opts.startOffsets ?? []) {
@@ -956,7 +983,18 @@ export class KafkaSource implements Source {
       explicit.set(this.key(o.topic, o.partition), off);
     }
     const committed = new Map<string, number>();
-    for (const t of await admin.fetchOffsets({ groupId, topics: [leftTopic, rightTopic] })) {
+    // a broker just started answers "coordinator is loading" / "not the coordinator" for a while
+    let fetched: Awaited<ReturnType<Admin['fetchOffsets']>> | null = null;
+    for (let delayMs = 100, deadline = Date.now() + this.h.connectTimeoutMs; !fetched;) {
+      try {
+        fetched = await admin.fetchOffsets({ groupId, topics: [leftTopic, rightTopic] });
+      } catch (e) {
+        if (!isConnectivityError(e) || Date.now() >= deadline) throw new JoineryError('E_INPUT', `reading the committed offsets of group ${groupId} failed: ${errText(e)}`, { cause: e });
+        await sleep(delayMs);
+        delayMs = Math.min(delayMs * 2, 1_000);
+      }
+    }
+    for (const t of fetched) {
       for (const p of t.partitions) committed.set(this.key(t.topic, p.partition), Number(p.offset));
     }
     const refs: PartitionRef[] = [];
@@ -991,6 +1029,65 @@ export class KafkaSource implements Source {
 
     await this.startConsumer();
     if (this.fatal) throw this.fatal;
+    this.metaTimer = setInterval(() => { void this.checkTopics(); }, DEFAULTS.metadataPollMs);
+    this.metaTimer.unref();
+  }
+
+  /** Partition counts of both topics at open: the co-partitioned join and the checkpoints depend on them. */
+  private topicParts: [number, number] = [0, 0];
+  private metaTimer: NodeJS.Timeout | null = null;
+  private metaAdmin: Admin | null = null;
+  private metaCheck: Promise<void> | null = null;
+
+  private partitionProblem(left: number, right: number): string | null {
+    const { leftTopic, rightTopic } = this.opts;
+    const [l0, r0] = this.topicParts;
+    const counts = `"${leftTopic}" (--left) has ${left} partition(s), "${rightTopic}" (--right) has ${right}`;
+    if (left !== right) {
+      return `Kafka input topics are not co-partitioned: ${counts}${left !== l0 || right !== r0 ? ` (${l0} and ${r0} when the run started)` : ''}; ` +
+        'the join reads partition p of both topics together, so both need the same partition count (check with joinery topics)';
+    }
+    if (left !== l0 || right !== r0) {
+      return `the partition count of the Kafka input topics changed while running: ${counts} (${l0} and ${r0} when the run started); ` +
+        'restart joinery to read the new partitions (keys may have moved between partitions)';
+    }
+    return null;
+  }
+
+  /**
+   * Both input topics still exist with the partition counts of the start, else the source fails
+   * (E_INPUT naming the topic): a deleted topic otherwise looks like a lost broker to kafkajs, and
+   * partitions added to one topic break the co-partitioning silently. Connectivity problems are
+   * left to the consumer's reconnects.
+   */
+  private checkTopics(): Promise<void> {
+    if (this.metaCheck) return this.metaCheck;
+    if (this.closed || this.fatal) return Promise.resolve();
+    // bounded: an unreachable broker must not hold up the reconnects that wait for this
+    let timer: NodeJS.Timeout | undefined;
+    const bounded = Promise.race([this.checkTopicsOnce(), new Promise<void>((r) => { timer = setTimeout(r, 5_000); })]);
+    this.metaCheck = bounded.finally(() => { clearTimeout(timer); this.metaCheck = null; });
+    return this.metaCheck;
+  }
+
+  private async checkTopicsOnce(): Promise<void> {
+    const { leftTopic, rightTopic } = this.opts;
+    try {
+      if (!this.metaAdmin) { const a = this.h.kafka.admin({ retry: { retries: 1 } }); await a.connect(); this.metaAdmin = a; }
+      const info = await describeFromClusterMetadata(this.metaAdmin, [leftTopic, rightTopic]);
+      if (this.closed || this.fatal) return;
+      const gone = info.findIndex((t) => !t.exists);
+      if (gone >= 0) {
+        this.fail(new JoineryError('E_INPUT', `Kafka input topic "${info[gone].topic}" (--${gone === 0 ? 'left' : 'right'}) no longer exists on ${this.h.brokers.join(',')}: it was deleted while the run was reading it`));
+        return;
+      }
+      const problem = this.partitionProblem(info[0].partitions, info[1].partitions);
+      if (problem) this.fail(new JoineryError('E_INPUT', problem));
+    } catch {
+      const a = this.metaAdmin;
+      this.metaAdmin = null;
+      void a?.disconnect().catch(() => {});
+    }
   }
 
   /** Create, subscribe and run a kafkajs consumer (at open, and again after it gave up on a lost broker). */
@@ -1076,8 +1173,11 @@ export class KafkaSource implements Source {
     this.restarting = true;
     const budget = this.opts.reconnectTimeoutMs ?? Math.max(60_000, this.h.connectTimeoutMs);
     const deadline = Date.now() + budget;
-    process.stderr.write(`joinery: lost the Kafka broker (${errText(error)}); reconnecting for up to ${formatDurationMs(budget)}\n`);
     void (async () => {
+      // a deleted input topic also ends kafkajs's consumer: that is no lost broker
+      await this.checkTopics();
+      if (this.fatal || this.closed) { this.restarting = false; return; }
+      process.stderr.write(`joinery: lost the Kafka broker (${errText(error)}); reconnecting for up to ${formatDurationMs(budget)}\n`);
       let delay = 250;
       let last: unknown = error;
       while (!this.closed) {
@@ -1649,6 +1749,7 @@ export class KafkaSource implements Source {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.metaTimer) { clearInterval(this.metaTimer); this.metaTimer = null; }
     this.wake();
     this.wakeSpace();
     this.wakeGeneration();
@@ -1657,10 +1758,11 @@ export class KafkaSource implements Source {
       // a consumer that is still joining cannot be stopped (disconnect() would skip kafkajs's
       // Runner, which then fetches on): let it finish joining first
       for (let i = 0; this.starting && i < 10; i++) await this.starting;
-      const c = this.consumer, a = this.admin;
+      const c = this.consumer, a = this.admin, m = this.metaAdmin;
       this.consumer = null;
       this.admin = null;
-      await Promise.allSettled([c?.disconnect(), a?.disconnect()]);
+      this.metaAdmin = null;
+      await Promise.allSettled([c?.disconnect(), a?.disconnect(), m?.disconnect()]);
     })();
     let timer: NodeJS.Timeout | undefined;
     const inTime = await Promise.race([
@@ -1914,13 +2016,15 @@ class BatchingProducer {
   }
 
   /** Retry a transactional call on retriable errors and lost connections for reconnectTimeoutMs (or until `deadline`). */
-  private async retryTxn<T>(fn: () => Promise<T>, deadline = Date.now() + (this.opts.reconnectTimeoutMs ?? 60_000)): Promise<T> {
+  private async retryTxn<T>(fn: () => Promise<T>, deadline = Date.now() + (this.opts.reconnectTimeoutMs ?? 60_000),
+    beforeRetry?: (e: unknown) => Promise<void>): Promise<T> {
     let delay = 100;
     for (;;) {
       try {
         return await fn();
       } catch (e) {
         if (!isRetriableTxnError(e) || Date.now() >= deadline || this.closed) throw e;
+        await beforeRetry?.(e);
         await sleep(delay);
         delay = Math.min(delay * 2, 2_000);
       }
@@ -1995,9 +2099,10 @@ class BatchingProducer {
           }
           const topics = [...byTopic].map(([topic, partitions]) => ({ topic, partitions }));
           // kafkajs passes each partition's metadata through to TxnOffsetCommit as it is
-          await this.retryTxn(() => tx.sendOffsets({ consumerGroupId: groupId, topics }));
+          await this.retryTxn(() => tx.sendOffsets({ consumerGroupId: groupId, topics }), undefined, (e) => this.offsetTopicsExist(e, topics.map((t) => t.topic)));
         }
         step = 'committing';
+        await this.checkTopic();
         await tx.commit(); // EndTxn is retried by the patch in loadKafkajs
         this.tx = null;
         this.stats.commits++;
@@ -2199,7 +2304,7 @@ class BatchingProducer {
 
   private async flushNow(): Promise<void> {
     if (this.error) throw this.error;
-    if (!this.inflight && this.pending.length === 0) return;
+    if (!this.inflight && this.pending.length === 0) { if (this.stats.records > 0) await this.checkTopic(); return; }
     this.flushing++;
     try {
       await new Promise<void>((r) => { this.idleWaiters.push(r); this.pump(true); });
@@ -2207,6 +2312,48 @@ class BatchingProducer {
       this.flushing--;
     }
     if (this.error) throw this.error;
+    await this.checkTopic();
+  }
+
+  private admin: Admin | null = null;
+
+  /** A deleted input topic makes committing its offsets fail as "retriable" for good: say so at once. */
+  private async offsetTopicsExist(e: unknown, topics: string[]): Promise<void> {
+    if (!/does not host this topic-partition|UNKNOWN_TOPIC/i.test(`${errText(e)} ${(e as { type?: string }).type ?? ''}`)) return;
+    let info: TopicInfo[];
+    try {
+      if (!this.admin) { const a = this.h.kafka.admin({ retry: { retries: 1 } }); await a.connect(); this.admin = a; }
+      info = await describeFromClusterMetadata(this.admin, topics);
+    } catch {
+      return;
+    }
+    const gone = info.find((t) => !t.exists);
+    if (gone) throw new JoineryError('E_INPUT', `Kafka input topic "${gone.topic}" no longer exists on ${this.h.brokers.join(',')}: its consumer offsets cannot be committed (it was deleted while the run was reading it)`);
+  }
+
+  /**
+   * The output topic still exists (admin metadata), else the sink fails with E_OUTPUT naming it:
+   * records acknowledged before a topic is deleted raise no error anywhere, so a run would end
+   * with a success summary for output that is gone. Checked at every commit and flush; an
+   * unreachable broker is left to the writes and commits themselves.
+   */
+  private async checkTopic(): Promise<void> {
+    const { topic } = this.opts;
+    let exists = true;
+    try {
+      if (!this.admin) { const a = this.h.kafka.admin({ retry: { retries: 1 } }); await a.connect(); this.admin = a; }
+      exists = (await describeFromClusterMetadata(this.admin, [topic]))[0].exists;
+    } catch {
+      const a = this.admin;
+      this.admin = null;
+      void a?.disconnect().catch(() => {});
+    }
+    if (exists) return;
+    const err = new JoineryError('E_OUTPUT', `Kafka output topic "${topic}" no longer exists on ${this.h.brokers.join(',')}: it was deleted while the run wrote to it, so output written to it is lost`);
+    if (!this.error) this.error = err;
+    this.notifyReady();
+    this.notifyIdle();
+    throw this.error;
   }
 
   /**
@@ -2221,6 +2368,8 @@ class BatchingProducer {
     else try { await this.flush(); } catch (e) { err = e; }
     this.closed = true;
     if (this.timer) { clearTimeout(this.timer); this.timer = null; }
+    await this.admin?.disconnect().catch(() => {});
+    this.admin = null;
     await this.producer?.disconnect().catch(() => {});
     this.producer = null;
     if (this.ownsClient) closeKafka(this.h);

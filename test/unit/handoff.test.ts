@@ -151,4 +151,31 @@ describe('planHandoff', () => {
     await assert.rejects(planHandoff({ ...base, root, member: 'b', storage, pool, runId: 'r7', assigned: [0],
       committed: committed([[L, 0, '10', checkpointMetadata('a', 2)], [R, 0, '20', checkpointMetadata('a', 2)]]) }), /fails its checksum/);
   });
+  test('at a start, own manifests newer than every checkpoint of it the group names are set aside (never resumed from, ids go on after the committed one)', async () => {
+    const root = path.join(tmp, 'uncommitted');
+    // a: 3 committed; 4 landed but its transaction never committed (killed in between)
+    writeCheckpoint(root, 'a', 3, [{ name: 'c3.delta', parts: [0, 1], n: 3 }], [0, 1]);
+    writeCheckpoint(root, 'a', 4, [{ name: 'c4.delta', parts: [0, 1], n: 5 }], [0, 1]);
+    const storage = new LocalDirStorage(memberDir(root, 'a'));
+    const meta = checkpointMetadata('a', 3);
+    const logs: string[] = [];
+    const plan = await planHandoff({
+      ...base, log: (m: string) => logs.push(m), root, member: 'a', storage, pool, runId: 'rtest6', assigned: [0, 1], setAsideUncommitted: true,
+      committed: committed([[L, 0, '10', meta], [R, 0, '20', meta], [L, 1, '10', meta], [R, 1, '20', meta]]),
+    });
+    assert.equal(plan.restored!.manifest.id, 3, 'resumes from the committed checkpoint, and the next one is 4');
+    assert.deepEqual(plan.restored!.manifest.files.map((f) => f.name), ['c3.delta']);
+    assert.deepEqual(storage.listManifests(), [3]);
+    assert.ok(fs.existsSync(`${storage.manifestPathOf(4)}.uncommitted`), 'set aside, kept for a look');
+    assert.match(logs.join('\n'), /checkpoint\(s\) 4 of a never committed/);
+
+    // another member's offsets naming a's newer checkpoint (a's partition moved there): kept
+    writeCheckpoint(root, 'a', 6, [{ name: 'c6.delta', parts: [2], n: 2 }], [2]);
+    const meta6 = checkpointMetadata('a', 6);
+    await planHandoff({
+      ...base, root, member: 'a', storage, pool, runId: 'rtest7', assigned: [0, 1], setAsideUncommitted: true,
+      committed: committed([[L, 0, '10', meta], [R, 0, '20', meta], [L, 1, '10', meta], [R, 1, '20', meta], [L, 2, '5', meta6], [R, 2, '5', meta6]]),
+    });
+    assert.deepEqual(storage.listManifests(), [6, 3], 'a checkpoint the group still names stays');
+  });
 });
