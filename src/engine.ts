@@ -11,6 +11,7 @@ import type { Config } from './config/schema.js';
 import type { EngineControl } from './control/engine-control.js';
 import { JoineryError } from './core/errors.js';
 import { nowMs } from './core/units.js';
+import { log } from './core/log.js';
 import { fmtCount, fmtRate, MetricsHub } from './metrics/report.js';
 import { createRingBuffer } from './ring/ring.js';
 import { keyGroupRanges } from './router/partitioner.js';
@@ -32,6 +33,8 @@ export interface Summary {
   duplicates: number;
   late: number;
   deadLettered: number;
+  /** Events diverted by --max-key-entries (left, right). */
+  keyOverflow: [number, number];
   unmatchedLeft: number;
   unmatchedRight: number;
   stateLeft: number;
@@ -266,7 +269,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     const init: WorkerInit = {
       index: i, sab: sabs[i], keyGroupRange: ranges[i], join: cfg.join, lowerMs: cfg.lowerMs, upperMs: cfg.upperMs,
       formats: opts.formats, state: cfg.state, bucketMs: bucketMsFor(cfg), stateDir: cfg.stateDir, out: cfg.out, framing, statsIntervalMs,
-      rebuild: !!opts.rebuild,
+      rebuild: !!opts.rebuild, maxKeyEntries: cfg.maxKeyEntries ?? 0, maxDelayMs: cfg.maxDelayMs, overflowOut: !!lateSink,
     };
     if (ck) {
       init.checkpoint = { dataDir: ck.storage.dataDir, runId: ck.runId, outer, gateOutput: cfg.out.startsWith('file:'), firstEpoch: restored?.id ?? 0 };
@@ -295,6 +298,8 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
           break;
         case 'synced': syncWaiters.get(m.id)?.resolve(m.head); syncWaiters.delete(m.id); break;
         case 'barrier': ackedEpoch[i] = m.ack.id; coordinator?.onAck(i, m.ack); break;
+        case 'overflow': lateSink?.write(m.chunk); break;
+        case 'log': log.warn(m.msg, m.fields); break;
         case 'restored': restoredEvents += m.events; restoreMs = Math.max(restoreMs, m.ms); break;
         case 'done': finished = true; finishedWorkers[i] = true; hub.update(m.stats, m.latency, m.lag); endSyncs(i); resolveDone(); break;
         case 'error':
@@ -461,6 +466,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     duplicates: hub.sum('duplicates'),
     late: router.counters.late,
     deadLettered: router.counters.dead,
+    keyOverflow: hub.keyOverflow(),
     unmatchedLeft: hub.sum('unmatchedLeft'),
     unmatchedRight: hub.sum('unmatchedRight'),
     stateLeft: hub.sum('stateEntries'),
@@ -526,6 +532,7 @@ export function formatSummary(s: Summary): string {
     `  duplicates       ${fmtCount(s.duplicates)}`,
     `  late             ${fmtCount(s.late)}`,
     `  dead-lettered    ${fmtCount(s.deadLettered)}`,
+    ...(s.keyOverflow[0] + s.keyOverflow[1] > 0 ? [`  key overflow     left ${fmtCount(s.keyOverflow[0])}, right ${fmtCount(s.keyOverflow[1])} (--max-key-entries)`] : []),
     `  pairs            ${fmtCount(s.pairs)} (${fmtRate(s.pairsPerSec)} pairs/s)`,
     `  unmatched        left ${fmtCount(s.unmatchedLeft)}, right ${fmtCount(s.unmatchedRight)}`,
     `  state left       ${fmtCount(s.stateLeft)} entries`,
