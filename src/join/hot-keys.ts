@@ -88,6 +88,8 @@ export class HotKeys {
   readonly promoteAt: number;
   private readonly hotAt: number;
   private readonly tracked = new Map<number, Tracked>();
+  /** Tracked keys per sketch cell (first row): a tracked key stays exact when its estimate falls after a rotation. */
+  private readonly trackedCells = new Uint8Array(WIDTH);
   private readonly pairsSeen = new Map<number, PairsSeen>();
   readonly diverted: [number, number] = [0, 0];
 
@@ -110,7 +112,7 @@ export class HotKeys {
     const h1 = WIDTH + (Math.imul(keyHash, 0x9e3779b1) >>> (32 - WIDTH_BITS));
     const g0 = this.gens[0], g1 = this.gens[1];
     const est = Math.min(g0[h0] + g1[h0], g0[h1] + g1[h1]);
-    if (est + 1 < this.promoteAt) return -1;
+    if (est + 1 < this.promoteAt && this.trackedCells[h0] === 0) return -1;
     return this.slowCheck(side, keyGroup, keyHash, key, est);
   }
 
@@ -118,7 +120,7 @@ export class HotKeys {
     let t = this.tracked.get(keyHash);
     if (t !== undefined) return t.key.equals(key) ? t.heaps[side].size : -1;
     const floor = (this.genInserts[0] + this.genInserts[1]) / WIDTH * NOISE_FACTOR;
-    if (est < floor || !this.makeRoom()) return -1;
+    if (est + 1 < this.promoteAt || est < floor || !this.makeRoom()) return -1;
     t = { key: Buffer.from(key), text: Buffer.from(key).toString('utf8'), heaps: [new ExpiryHeap(), new ExpiryHeap()], diverted: [0, 0], warned: [false, false] };
     // Count what is buffered now (including what a restored checkpoint brought), both sides.
     const wm = this.watermark;
@@ -131,6 +133,7 @@ export class HotKeys {
       });
     }
     this.tracked.set(keyHash, t);
+    this.trackedCells[keyHash & (WIDTH - 1)]++;
     return t.heaps[side].size;
   }
 
@@ -143,8 +146,13 @@ export class HotKeys {
       if (n < least) { least = n; victim = h; }
     }
     if (least >= this.promoteAt / 2) return false;
-    this.tracked.delete(victim);
+    this.untrack(victim);
     return true;
+  }
+
+  private untrack(keyHash: number): void {
+    this.tracked.delete(keyHash);
+    this.trackedCells[keyHash & (WIDTH - 1)]--;
   }
 
   /** After a successful insert. `count` is what check() returned. */
@@ -208,7 +216,7 @@ export class HotKeys {
       t.heaps[0].dropBelow(wm); t.heaps[1].dropBelow(wm);
       for (const s of [0, 1] as const) if (t.heaps[s].size < this.hotAt / 2) t.warned[s] = false;
       // A key that cooled down gives its slot back (the sketch promotes it again if it heats up).
-      if (t.heaps[0].size + t.heaps[1].size === 0 && t.diverted[0] + t.diverted[1] === 0) this.tracked.delete(h);
+      if (t.heaps[0].size + t.heaps[1].size === 0 && t.diverted[0] + t.diverted[1] === 0) this.untrack(h);
     }
   }
 
