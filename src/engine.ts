@@ -298,7 +298,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
           break;
         case 'synced': syncWaiters.get(m.id)?.resolve(m.head); syncWaiters.delete(m.id); break;
         case 'barrier': ackedEpoch[i] = m.ack.id; coordinator?.onAck(i, m.ack); break;
-        case 'overflow': lateSink?.write(m.chunk); break;
+        case 'overflow': try { lateSink?.write(m.chunk); } catch (e) { fail(e as Error); } break;
         case 'log': log.warn(m.msg, m.fields); break;
         case 'restored': restoredEvents += m.events; restoreMs = Math.max(restoreMs, m.ms); break;
         case 'done': finished = true; finishedWorkers[i] = true; hub.update(m.stats, m.latency, m.lag); endSyncs(i); resolveDone(); break;
