@@ -40,7 +40,7 @@ function seeded(seed: number): () => number {
 
 interface Rec { side: 0 | 1; ts: number; line: Buffer }
 
-/** Both sides over SPAN_MS of event time, merged in event-time order; the hot key's events all fall within 40 s, so they all join each other (window 1m). */
+/** Both sides over SPAN_MS of event time, merged in event-time order; the hot key's events all fall within 40 s, so they all join each other (window ±1m). */
 function makeInput(): Rec[] {
   const rnd = seeded(7);
   const recs: Rec[] = [];
@@ -83,7 +83,7 @@ interface Result { eventsPerSec: number; cpuUsPerEvent: number; pairs: number; d
 async function runOnce(dir: string, recs: Rec[], guard: number): Promise<Result> {
   const state = path.join(dir, 'state');
   fs.rmSync(state, { recursive: true, force: true });
-  const cfg = parseArgs('run', ['--left', 'gen:', '--right', 'gen:', '--upper', '1m', '--max-key-entries', String(guard), '--out', 'null', '--state-dir', state, '--workers', '2']);
+  const cfg = parseArgs('run', ['--left', 'gen:', '--right', 'gen:', '--lower', '-1m', '--upper', '1m', '--max-key-entries', String(guard), '--out', 'null', '--state-dir', state, '--workers', '2']);
   const c0 = process.cpuUsage(), t0 = performance.now();
   const s = await runEngine(cfg, { sources: [new PacedSource(recs)], formats: ['json', 'json'], progress: false, printSummary: false });
   const wallS = (performance.now() - t0) / 1000;
@@ -101,7 +101,7 @@ log.configure({ level: 'error' });
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-hotbench-'));
 try {
   const recs = makeInput();
-  console.log(`input: ${NORMAL.toLocaleString('en-US')} events per side over ${KEYS} keys + one hot key with ${HOT.toLocaleString('en-US')} per side within 40 s of event time (window 1m), ` +
+  console.log(`input: ${NORMAL.toLocaleString('en-US')} events per side over ${KEYS} keys + one hot key with ${HOT.toLocaleString('en-US')} per side within 40 s of event time (window ±1m), ` +
     `paced at ${RATE.toLocaleString('en-US')} events/s; --out null; 2 workers; ${REPEAT} runs each, interleaved, medians`);
   const runs: Record<string, Result[]> = { off: [], guard: [] };
   for (let i = 0; i < REPEAT; i++) {
