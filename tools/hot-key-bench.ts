@@ -7,6 +7,7 @@
  * events and latency percentiles (router read → output written).
  *
  *   node dist/tools/hot-key-bench.js [--normal 100000] [--hot 5000] [--guard 1000] [--rate 20000] [--repeat 3]
+ *   node dist/tools/hot-key-bench.js --cost    the detection's CPU per event in the join layer (lmdb store, with and without it)
  *
  * Latency is taken per drain of a worker's ring: every event in a drain gets the drain's end time.
  * While a hot key's pairs are emitted, the other keys' events in that worker's ring wait with it;
@@ -19,6 +20,10 @@ import * as path from 'node:path';
 import { parseArgs } from '../src/config/parse.js';
 import { log } from '../src/core/log.js';
 import { runEngine } from '../src/engine.js';
+import { HotKeys } from '../src/join/hot-keys.js';
+import { IntervalJoin } from '../src/join/join.js';
+import { keyGroupOf, murmur3 } from '../src/router/partitioner.js';
+import { openStore } from '../src/state/index.js';
 import type { PartitionRef, RecordBatch, Source } from '../src/source/source.js';
 
 const args = process.argv.slice(2);
@@ -97,9 +102,46 @@ async function runOnce(dir: string, recs: Rec[], guard: number): Promise<Result>
 
 const median = (xs: number[]) => { const a = [...xs].sort((x, y) => x - y); return a[Math.floor(a.length / 2)]; };
 
+/** IntervalJoin over the lmdb store with and without HotKeys, runs alternating, median CPU µs per event. */
+async function cost(dir: string): Promise<void> {
+  const N = 300_000, rnd = seeded(1);
+  const keys: Buffer[] = [], hashes: number[] = [], ids: Buffer[] = [];
+  for (let i = 0; i < N; i++) { const k = Buffer.from(`[${Math.floor(rnd() * 20000)},${Math.floor(rnd() * 50)}]`); keys.push(k); hashes.push(murmur3(k, 0, k.length)); ids.push(Buffer.from(`e${i}`)); }
+  const payload = Buffer.from(JSON.stringify({ a: 1, pad: 'x'.repeat(60) }));
+  let n = 0;
+  const once = async (withHot: boolean) => {
+    const d = path.join(dir, `cost-${n++}`);
+    const store = openStore('lmdb', d, { bucketMs: 30_000 });
+    const hot = withHot ? new HotKeys(store, 1_000_000, 605_000, (side, ts) => (side === 0 ? ts + 600_000 : ts), () => {}) : null;
+    const join = new IntervalJoin(store, 'inner', 0, 600_000, { pair() {}, unmatched() {} }, hot, null);
+    const c0 = process.cpuUsage();
+    for (let b = 0; b < N; b += 4096) {
+      store.batch(() => {
+        for (let i = b; i < Math.min(N, b + 4096); i++) join.onEvent((i & 1) as 0 | 1, keyGroupOf(hashes[i]), hashes[i], keys[i], 1000 + i * 10, ids[i], payload);
+        join.onWatermark(b * 10 - 5000);
+      });
+    }
+    const c = process.cpuUsage(c0);
+    await store.close();
+    return (c.user + c.system) / N;
+  };
+  const off: number[] = [], on: number[] = [];
+  for (let k = 0; k < 7; k++) {
+    if (k & 1) { on.push(await once(true)); off.push(await once(false)); } else { off.push(await once(false)); on.push(await once(true)); }
+  }
+  console.log(`join layer, lmdb store, ${N.toLocaleString('en-US')} events over 1M keys, 7 runs alternating, median CPU µs/event: without detection ${median(off).toFixed(2)}, with ${median(on).toFixed(2)}`);
+}
+
 log.configure({ level: 'error' });
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-hotbench-'));
 try {
+  if (args.includes('--cost')) await cost(dir);
+  else await compare();
+} finally {
+  fs.rmSync(dir, { recursive: true, force: true });
+}
+
+async function compare(): Promise<void> {
   const recs = makeInput();
   console.log(`input: ${NORMAL.toLocaleString('en-US')} events per side over ${KEYS} keys + one hot key with ${HOT.toLocaleString('en-US')} per side within 40 s of event time (window ±1m), ` +
     `paced at ${RATE.toLocaleString('en-US')} events/s; --out null; 2 workers; ${REPEAT} runs each, interleaved, medians`);
@@ -115,6 +157,4 @@ try {
   };
   row('--max-key-entries 0 (off)', runs.off);
   row(`--max-key-entries ${GUARD}`, runs.guard);
-} finally {
-  fs.rmSync(dir, { recursive: true, force: true });
 }
