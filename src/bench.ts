@@ -85,7 +85,7 @@ export async function runBench(cfg: Config): Promise<number> {
   }
   maxHeap = Math.max(maxHeap, s.mainHeapUsedBytes);
   process.stderr.write(formatSummary(s));
-  log(`  main-thread heap max ${(maxHeap / 1048576).toFixed(0)} MiB; ring back-pressure waits ${fmtCount(s.backpressureWaits)}; ${fmtRate(s.eventsPerSec)} events/s`);
+  log(`  main-thread heap max ${(maxHeap / 1048576).toFixed(0)} MiB; ring back-pressure waits ${fmtCount(s.backpressureWaits)}; ${fmtRate(s.eventsPerSec)} events/s${s.cpu ? `, ${s.cpu.usPerEvent.toFixed(1)} µs CPU/event` : ''}`);
   if (c.json) process.stdout.write(JSON.stringify({ ...s, mainHeapMaxBytes: maxHeap, source: c.benchSource }) + '\n');
   return 0;
 }

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { formatConfig, loadConfig, resolveValues } from './config/load.js';
+import { formatConfig, loadConfig, resolveValues, unknownEnvWarnings } from './config/load.js';
 import { finishConfig, helpText, parseListen } from './config/parse.js';
 import { COMMANDS, type Command, type Config } from './config/schema.js';
 import { checkpointMetadata, parseCheckpointRef } from './checkpoint/handoff.js';
@@ -9,6 +9,7 @@ import { fileStartOf, openCheckpoints, startOf } from './checkpoint/index.js';
 import { EngineControl, pauseSourceWhile } from './control/engine-control.js';
 import { lockDir } from './core/dirlock.js';
 import { EXIT_CODES, JoineryError } from './core/errors.js';
+import { exitSoon, isExiting } from './core/exit.js';
 import { configureLog, log } from './core/log.js';
 import { checkOutputPaths } from './core/paths.js';
 import { formatSummary, runEngine, type EngineOptions, type Summary } from './engine.js';
@@ -252,25 +253,68 @@ async function cmdDemo(cfg: Config): Promise<number> {
   return 0;
 }
 
+const CONFIG_USAGE = `joinery config print [COMMAND] [flags]
+
+Print the effective configuration of COMMAND (${COMMANDS.join(', ')}; default run) as a config file
+(usable as --config FILE), one "flag: value  # origin" line per option, where origin is the flag,
+the JOINERY_* variable, the config file or the default. Flags are those of COMMAND. The listing is
+printed even when inputs the command needs are not given yet (say, run without --left): a final
+"# joinery COMMAND cannot start yet: …" comment says which. A bad combination of values prints the
+listing, then the error (exit 2).
+`;
+
 /** `joinery config print [COMMAND] [flags]`: the effective config of COMMAND (default run) with each value's origin. */
 function cmdConfig(rest: string[]): number {
   const [sub, ...more] = rest;
-  if (sub !== 'print') {
-    process.stderr.write(`joinery config: expected 'joinery config print [COMMAND] [flags]'${sub ? `, got ${JSON.stringify(sub)}` : ''}\n`);
-    return 2;
+  const isHelp = (a: string | undefined) => a === '--help' || a === '-h' || a === 'help';
+  if (isHelp(sub) || (sub === 'print' && more.some(isHelp))) {
+    process.stdout.write(CONFIG_USAGE);
+    return 0;
   }
+  if (sub !== 'print') throw new JoineryError('E_USAGE', `expected 'joinery config print [COMMAND] [flags]'${sub ? `, got ${JSON.stringify(sub)}` : ''}`);
   let command: Command = 'run';
   if (more[0] && !more[0].startsWith('-')) {
-    if (!(COMMANDS as string[]).includes(more[0])) throw new JoineryError('E_USAGE', `joinery config print: unknown command ${JSON.stringify(more[0])} (one of ${COMMANDS.join(', ')})`);
+    if (!(COMMANDS as string[]).includes(more[0])) throw new JoineryError('E_USAGE', `unknown command ${JSON.stringify(more[0])} (one of ${COMMANDS.join(', ')})`);
     command = more.shift() as Command;
   }
   const r = resolveValues(command, more, process.env);
-  process.stdout.write(formatConfig(command, r));
-  finishConfig(command, r.values); // validation errors after the listing: exit 2 with the message
+  let missing = '';
+  try {
+    finishConfig(command, r.values, { requireInputs: false });
+  } catch (e) {
+    process.stdout.write(formatConfig(command, r));
+    throw e; // a bad combination: the listing, then the error (exit 2)
+  }
+  try {
+    finishConfig(command, r.values);
+  } catch (e) {
+    if (!(e instanceof JoineryError)) throw e;
+    missing = `# joinery ${command} cannot start yet: ${e.message}\n`;
+  }
+  process.stdout.write(formatConfig(command, r) + missing);
   return 0;
 }
 
+/** Exit code when stdout's reader has gone (\`| head\`): 128 + SIGPIPE, as a shell reports for a tool SIGPIPE ended. */
+export const EXIT_BROKEN_PIPE = 141;
+
+/**
+ * A closed stdout or stderr (the reader went away) ends the process quietly, as Unix tools do;
+ * other write errors on them (a full disk behind a redirect) are E_OUTPUT. Without a listener the
+ * error would be thrown from the stream, and the exit would then hang on the worker threads.
+ */
+function watchStdio(): void {
+  for (const [name, stream] of [['stdout', process.stdout], ['stderr', process.stderr]] as const) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE' || e.code === 'ERR_STREAM_DESTROYED' || name === 'stderr') { exitSoon(EXIT_BROKEN_PIPE); return; }
+      try { process.stderr.write(`joinery: writing ${name} failed: ${e.message} [E_OUTPUT]\n`); } catch { /* stderr gone */ }
+      exitSoon(EXIT_CODES.E_OUTPUT);
+    });
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
+  watchStdio();
   const [command, ...rest] = argv;
   if (!command || command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(usage());
@@ -286,6 +330,7 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   try {
+    for (const w of unknownEnvWarnings(process.env)) log.warn(w, { code: 'W_ENV' });
     if (command === 'config') return cmdConfig(rest);
     const cmd = command as Command;
     const { config: cfg, origins } = loadConfig(cmd, rest, process.env);
@@ -305,9 +350,11 @@ export async function main(argv: string[]): Promise<number> {
     }
     return 2;
   } catch (e) {
+    if (isExiting()) return process.exitCode as number; // ending at once (closed stdout, second signal): nothing more to say
+    const label = command === 'config' && rest[0] === 'print' ? 'config print' : command;
     if (e instanceof JoineryError) {
-      if (log.isJson) log.error(`joinery ${command}: ${e.message}`, { code: e.code, exitCode: e.exitCode });
-      else process.stderr.write(`joinery ${command}: ${e.message} [${e.code}]\n`);
+      if (log.isJson) log.error(`joinery ${label}: ${e.message}`, { code: e.code, exitCode: e.exitCode });
+      else process.stderr.write(`joinery ${label}: ${e.message} [${e.code}]\n`);
       return e.exitCode;
     }
     if (log.isJson) {

@@ -9,13 +9,17 @@ import { FlatExtractor, flatToJson } from './codec/flat.js';
 import { JsonExtractor, type Extractor } from './codec/json.js';
 import type { Config } from './config/schema.js';
 import type { EngineControl } from './control/engine-control.js';
-import { JoineryError } from './core/errors.js';
-import { nowMs } from './core/units.js';
+import { EXIT_CODES, JoineryError } from './core/errors.js';
+import { exitSoon, haltGroup, isExiting, type HaltGroup } from './core/exit.js';
 import { log } from './core/log.js';
+import { formatDurationMs } from './core/units.js';
+import { nowMs } from './core/units.js';
+import { CpuMeter, formatCpu, type CpuSummary } from './metrics/cpu.js';
 import { fmtCount, fmtRate, MetricsHub } from './metrics/report.js';
 import { createRingBuffer } from './ring/ring.js';
 import { keyGroupRanges } from './router/partitioner.js';
 import { Router, type Rejected } from './router/router.js';
+import { defaultMaxDriftMs } from './router/align.js';
 import { decodeKafkaChunk } from './sink/ndjson.js';
 import { checkWritable, openLineSink, type LineSink, type RecordSink } from './sink/sink.js';
 import type { Source } from './source/source.js';
@@ -38,6 +42,12 @@ export interface Summary {
   unmatchedLeft: number;
   unmatchedRight: number;
   stateLeft: number;
+  /** Most events buffered in the join state at once (sum of each worker's peak). */
+  peakStateEntries: number;
+  /** Of deadLettered: event times too far ahead (--max-future) or not times at all. */
+  badTime: number;
+  /** Times an input partition was paused for running ahead in event time (--max-drift). */
+  alignPauses: number;
   p50Ms: number;
   p99Ms: number;
   p999Ms: number;
@@ -46,6 +56,8 @@ export interface Summary {
   state: string;
   backpressureWaits: number;
   mainHeapUsedBytes: number;
+  /** CPU time from the start of input to the end, per input event; per thread on Linux. */
+  cpu?: CpuSummary;
   /** Present when checkpointing: what this run's checkpoints did. */
   checkpoints?: { completed: number; failed: number; lastId: number; p50DurationMs: number; maxDurationMs: number; lastNewBytes: number; lastStateBytes: number; compactions: number; restoredFrom: number | null; restoreMs: number | null };
   /** Present when rebuilding (--rebuild-from): records replayed and joined, skipped (before TIME), late/malformed ones not written again, output suppressed. */
@@ -200,6 +212,9 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   const statsIntervalMs = opts.statsIntervalMs ?? 1000;
   const router = new Router(sabs, opts.sources, extractors, cfg.maxDelayMs, cfg.idleTimeoutMs, onRejected);
   if (opts.onStall) router.onStall = opts.onStall;
+  router.configureTime(cfg.maxDriftMs ?? defaultMaxDriftMs(cfg.maxDelayMs), cfg.maxFutureMs ?? 0);
+  router.onFirstFuture = (reason) => log.warn(`an input record's event time is too far ahead and goes to ${cfg.deadLetter ? `--dead-letter ${cfg.deadLetter}` : 'the dead letters (counted; set --dead-letter to keep them)'}: ${reason}; later ones are counted only`);
+  router.onJump = (message) => log.warn(message);
   if (restored) router.restore(restored.router.watermarkMs, restored.router.partitions);
   for (const p of opts.notOwned ?? []) router.tracker.end(router.tracker.slot(p));
   if (opts.rebuild) {
@@ -265,9 +280,11 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   };
   const ready: Promise<void>[] = [];
   const done: Promise<void>[] = [];
+  const cpu = new CpuMeter();
+  const halt = haltGroup();
   for (let i = 0; i < cfg.workers; i++) {
     const init: WorkerInit = {
-      index: i, sab: sabs[i], keyGroupRange: ranges[i], join: cfg.join, lowerMs: cfg.lowerMs, upperMs: cfg.upperMs,
+      index: i, sab: sabs[i], halt: halt.sab, keyGroupRange: ranges[i], join: cfg.join, lowerMs: cfg.lowerMs, upperMs: cfg.upperMs,
       formats: opts.formats, state: cfg.state, bucketMs: bucketMsFor(cfg), stateDir: cfg.stateDir, out: cfg.out, framing, statsIntervalMs,
       rebuild: !!opts.rebuild, maxKeyEntries: cfg.maxKeyEntries ?? 0, maxDelayMs: cfg.maxDelayMs, overflowOut: !!lateSink,
     };
@@ -283,13 +300,14 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     }
     const t = new Worker(new URL('./worker/worker.js', import.meta.url), { workerData: init });
     threads.push(t);
+    halt.track(t);
     let resolveReady!: () => void, resolveDone!: () => void;
     ready.push(new Promise((r) => { resolveReady = r; }));
     done.push(new Promise((r) => { resolveDone = r; }));
     let finished = false;
     t.on('message', (m: WorkerMessage) => {
       switch (m.type) {
-        case 'ready': resolveReady(); break;
+        case 'ready': cpu.add(`worker-${i}`, m.tid); resolveReady(); break;
         case 'stats': hub.update(m.stats, m.latency, m.lag); break;
         case 'out':
           if (!outRecords) process.stdout.write(m.chunk);
@@ -301,7 +319,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
         case 'overflow': try { lateSink?.write(m.chunk); } catch (e) { fail(e as Error); } break;
         case 'log': log.warn(m.msg, m.fields); break;
         case 'restored': restoredEvents += m.events; restoreMs = Math.max(restoreMs, m.ms); break;
-        case 'done': finished = true; finishedWorkers[i] = true; hub.update(m.stats, m.latency, m.lag); endSyncs(i); resolveDone(); break;
+        case 'done': cpu.sample(); finished = true; finishedWorkers[i] = true; hub.update(m.stats, m.latency, m.lag); endSyncs(i); resolveDone(); break;
         case 'error':
           fail(JoineryError.fromWire(m.error as never));
           endSyncs(i); resolveReady(); resolveDone();
@@ -310,7 +328,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     });
     t.on('error', (e) => { fail(new JoineryError('E_WORKER', `worker ${i} crashed: ${e.stack ?? e.message}`)); endSyncs(i); resolveReady(); resolveDone(); });
     t.on('exit', (code) => {
-      if (!finished) fail(new JoineryError('E_WORKER', `worker ${i} exited (code ${code}) before finishing its input`));
+      if (!finished && !isExiting()) fail(new JoineryError('E_WORKER', `worker ${i} exited (code ${code}) before finishing its input`));
       endSyncs(i); resolveReady(); resolveDone();
     });
   }
@@ -318,15 +336,30 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   // checkpoint, summary); a second one exits at once (state is safe at the last checkpoint).
   // Handled from the workers' start on, so a signal during a long restore is graceful too: the
   // router then ends at once and the final checkpoint repeats the restored state.
+  // The stop is bounded (--stop-timeout): behind a hot key the drain can take very long. Past the
+  // bound the process exits non-zero; with --checkpoint-dir the next start resumes from the last
+  // completed checkpoint and reads again what was not processed (source positions and the output
+  // length are only committed in checkpoints), so nothing accepted is lost.
   let stopped = false;
+  let stopTimer: NodeJS.Timeout | null = null;
   const onSignal = (sig: NodeJS.Signals) => {
     if (stopped) {
       process.stderr.write(`\njoinery: second ${sig}: exiting now${ck ? ' (resume from the last checkpoint)' : ''}\n`);
-      process.exit(130);
+      exitSoon(130);
+      return;
     }
     stopped = true;
-    process.stderr.write(`${tty ? '\r\x1b[K' : ''}joinery: ${sig}: stopping (draining${ck ? ', final checkpoint' : ''}); send it again to exit at once\n`);
+    process.stderr.write(`${tty ? '\r\x1b[K' : ''}joinery: ${sig}: stopping (draining${ck ? ', final checkpoint' : ''}, at most ${formatDurationMs(cfg.stopTimeoutMs)}); send it again to exit at once\n`);
     router.stop();
+    stopTimer = setTimeout(() => {
+      const last = coordinator?.stats.lastId || restored?.id || 0;
+      const resume = !ck ? 'without --checkpoint-dir the next start begins from scratch'
+        : last ? `the next start resumes from checkpoint ${last} and reads again what was not processed after it`
+        : 'no checkpoint was completed, so the next start begins from the start of the input';
+      const fill = router.ringFill().map((f) => `${Math.round(f * 100)}%`).join('/');
+      log.error(`joinery: the graceful stop did not finish within --stop-timeout ${formatDurationMs(cfg.stopTimeoutMs)} (rings ${fill} full); exiting: ${resume}`, { code: 'E_STOP_TIMEOUT', exitCode: EXIT_CODES.E_STOP_TIMEOUT });
+      exitSoon(EXIT_CODES.E_STOP_TIMEOUT);
+    }, cfg.stopTimeoutMs);
   };
   if (opts.handleSignals) { process.on('SIGTERM', onSignal); process.on('SIGINT', onSignal); }
   if (opts.stopHandle) {
@@ -336,7 +369,8 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   await Promise.all(ready);
   if (failure) {
     if (opts.handleSignals) { process.off('SIGTERM', onSignal); process.off('SIGINT', onSignal); }
-    await terminateAll(threads); await ck?.pool.close(); throw failure;
+    if (stopTimer) clearTimeout(stopTimer);
+    await stopAll(threads, halt); await ck?.pool.close(); halt.close(); throw failure;
   }
   if (restored) process.stderr.write(`joinery: restored ${fmtCount(restoredEvents)} buffered events in ${(restoreMs / 1000).toFixed(1)}s\n`);
 
@@ -375,9 +409,12 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     };
   }
 
+  if (ck) cpu.add('side-pool', await ck.pool.tid().catch(() => null));
+  cpu.start();
   const start = nowMs();
   let lastProcessed = 0, lastPairs = 0, lastT = start;
   const ticker = setInterval(() => {
+    cpu.sample();
     opts.onTick?.(hub);
     if (!tty) return;
     const t = nowMs();
@@ -425,7 +462,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     // Their state is rebuilt on the next start; nothing accepted is acknowledged to the source.
     for (let w = 0; w < threads.length; w++) if (!finishedWorkers[w]) threads[w].postMessage({ type: 'abort' });
     const stopped = await Promise.race([Promise.all(done).then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 10_000).unref())]);
-    if (!stopped) await terminateAll(threads);
+    if (!stopped) await stopAll(threads, halt);
   } else {
     await Promise.all(done);
   }
@@ -439,8 +476,10 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     process.stderr.write(`joinery: the final checkpoint failed; a restart resumes from checkpoint ${coordinator!.stats.lastId || '(none)'} and redoes the rest\n`);
   }
   if (coordinator) await coordinator.close();
+  cpu.sample(); // the pool thread ends with close()
   await ck?.pool.close();
   if (opts.handleSignals) { process.off('SIGTERM', onSignal); process.off('SIGINT', onSignal); }
+  if (stopTimer) clearTimeout(stopTimer);
   clearInterval(ticker);
   if (tty) process.stderr.write('\r\x1b[K');
   if (!opts.keepOpen || failure) await Promise.all(opts.sources.map((s) => s.close()));
@@ -449,9 +488,11 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     try { if (opts.keepOpen && callers && !failure) await sink?.flush(); else await sink?.close(); } catch (e) { fail(e as Error); }
   }
   if (failure) {
-    await terminateAll(threads);
+    await stopAll(threads, halt);
+    halt.close();
     throw failure;
   }
+  halt.close();
 
   const elapsedMs = nowMs() - start;
   const eventsIn: [number, number] = [router.counters.read[0], router.counters.read[1]];
@@ -470,6 +511,9 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     unmatchedLeft: hub.sum('unmatchedLeft'),
     unmatchedRight: hub.sum('unmatchedRight'),
     stateLeft: hub.sum('stateEntries'),
+    peakStateEntries: hub.sum('peakStateEntries'),
+    badTime: router.counters.badTime,
+    alignPauses: router.aligner.pauses,
     p50Ms: hub.latency.percentileMs(50),
     p99Ms: hub.latency.percentileMs(99),
     p999Ms: hub.latency.percentileMs(99.9),
@@ -478,6 +522,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     state: cfg.state,
     backpressureWaits: router.counters.backpressureWaits,
     mainHeapUsedBytes: process.memoryUsage().heapUsed,
+    cpu: cpu.summary(eventsIn[0] + eventsIn[1]),
   };
   if (coordinator) summary.checkpoints = checkpointSummary(coordinator.stats, restored?.id ?? null, restored ? restoreMs : null);
   if (router.replay) {
@@ -489,7 +534,16 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   return summary;
 }
 
-/** Stop worker threads; one stuck in native code must not hang the node, so give up after a while. */
+/**
+ * Stop worker threads after a failure: halt them first (they abort their open LMDB transaction;
+ * terminating a thread inside one deadlocks its exit), terminate what is left; one stuck in native
+ * code must not hang the node, so give up after a while.
+ */
+async function stopAll(threads: Worker[], halt: HaltGroup): Promise<void> {
+  if (await halt.halt(5000)) return;
+  await terminateAll(threads);
+}
+
 async function terminateAll(threads: Worker[]): Promise<void> {
   await Promise.all(threads.map((t) => Promise.race([t.terminate(), new Promise((r) => setTimeout(r, 5000).unref())])));
 }
@@ -531,11 +585,12 @@ export function formatSummary(s: Summary): string {
     `  events in        left ${fmtCount(s.eventsIn[0])}, right ${fmtCount(s.eventsIn[1])} (${fmtRate(s.eventsPerSec)} events/s)`,
     `  duplicates       ${fmtCount(s.duplicates)}`,
     `  late             ${fmtCount(s.late)}`,
-    `  dead-lettered    ${fmtCount(s.deadLettered)}`,
+    `  dead-lettered    ${fmtCount(s.deadLettered)}${s.badTime ? ` (${fmtCount(s.badTime)} with event times too far ahead or not times)` : ''}`,
     ...(s.keyOverflow[0] + s.keyOverflow[1] > 0 ? [`  key overflow     left ${fmtCount(s.keyOverflow[0])}, right ${fmtCount(s.keyOverflow[1])} (--max-key-entries)`] : []),
     `  pairs            ${fmtCount(s.pairs)} (${fmtRate(s.pairsPerSec)} pairs/s)`,
     `  unmatched        left ${fmtCount(s.unmatchedLeft)}, right ${fmtCount(s.unmatchedRight)}`,
-    `  state left       ${fmtCount(s.stateLeft)} entries`,
+    `  state left       ${fmtCount(s.stateLeft)} entries (peak ${fmtCount(s.peakStateEntries)}${s.alignPauses ? `; inputs paused ${fmtCount(s.alignPauses)}× to stay aligned in event time` : ''})`,
+    ...(s.cpu ? [`  cpu              ${formatCpu(s.cpu)}`] : []),
     `  latency          p50 ${s.p50Ms.toFixed(2)}ms  p99 ${s.p99Ms.toFixed(2)}ms  p99.9 ${s.p999Ms.toFixed(2)}ms  max ${s.maxMs.toFixed(2)}ms (router read → output written)`,
   ];
   const c = s.checkpoints;

@@ -26,6 +26,7 @@ import * as kafka from './kafka/client.js';
 import { keyGroupRanges } from './router/partitioner.js';
 import { openLineSink, type LineSink } from './sink/sink.js';
 import type { Side } from './state/store.js';
+import { exitSoon } from './core/exit.js';
 
 /** The default member name: the host name, cut to what a member name may hold. */
 export function defaultMemberName(): string {
@@ -143,7 +144,7 @@ export async function runMember({ cfg, control, progress }: MemberRunOptions): P
     // run the engine handles it (drain, final checkpoint).
     let signalled = false;
     const onSignal = (sig: NodeJS.Signals) => {
-      if (signalled) process.exit(130);
+      if (signalled) { exitSoon(130); return; }
       signalled = true;
       say(`${sig}: stopping after the current step; send it again to exit at once`);
     };
@@ -212,7 +213,7 @@ function mergeSummaries(list: Summary[], cfg: Config): Summary {
     // stopped by a signal before the first run: nothing was read
     return {
       elapsedMs: 0, eventsIn: [0, 0], eventsPerSec: 0, pairs: 0, pairsPerSec: 0, outputRecords: 0, duplicates: 0, late: 0, deadLettered: 0, keyOverflow: [0, 0],
-      unmatchedLeft: 0, unmatchedRight: 0, stateLeft: 0, p50Ms: 0, p99Ms: 0, p999Ms: 0, maxMs: 0, workers: cfg.workers, state: cfg.state,
+      unmatchedLeft: 0, unmatchedRight: 0, stateLeft: 0, peakStateEntries: 0, badTime: 0, alignPauses: 0, p50Ms: 0, p99Ms: 0, p999Ms: 0, maxMs: 0, workers: cfg.workers, state: cfg.state,
       backpressureWaits: 0, mainHeapUsedBytes: process.memoryUsage().heapUsed, stopped: true, rebalances: 0,
     };
   }
@@ -229,6 +230,7 @@ function mergeSummaries(list: Summary[], cfg: Config): Summary {
     outputRecords: sum((s) => s.outputRecords), duplicates: sum((s) => s.duplicates), late: sum((s) => s.late),
     deadLettered: sum((s) => s.deadLettered), unmatchedLeft: sum((s) => s.unmatchedLeft), unmatchedRight: sum((s) => s.unmatchedRight),
     backpressureWaits: sum((s) => s.backpressureWaits), keyOverflow: [sum((s) => s.keyOverflow[0]), sum((s) => s.keyOverflow[1])],
+    peakStateEntries: Math.max(...list.map((s) => s.peakStateEntries)), badTime: sum((s) => s.badTime), alignPauses: sum((s) => s.alignPauses),
     p50Ms: Math.max(...list.map((s) => s.p50Ms)), p99Ms: Math.max(...list.map((s) => s.p99Ms)),
     p999Ms: Math.max(...list.map((s) => s.p999Ms)), maxMs: Math.max(...list.map((s) => s.maxMs)),
     checkpoints: last.checkpoints && {

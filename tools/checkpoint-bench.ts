@@ -2,7 +2,8 @@
  * Checkpoint benchmarks (issue: checkpoints and recovery). Prints its figures; run after `npm ci`:
  *
  *   node dist/tools/checkpoint-bench.js throughput [--events N] [--runs R]
- *       `joinery bench` with checkpoints every 10 s against none, interleaved runs, medians + ratio.
+ *       `joinery bench` with checkpoints every 10 s against none, interleaved runs, medians + ratio,
+ *       with CPU µs per input event per thread (router, workers, side pool, other).
  *   node dist/tools/checkpoint-bench.js growth [--events N] [--interval DUR]
  *       a join whose state only grows (3 h window): per checkpoint its duration, the bytes it
  *       wrote and the state it covers — incremental means the first stays flat while the last grows.
@@ -44,10 +45,20 @@ function manifests(dir: string): Array<{ id: number; stats: { stateBytes: number
   });
 }
 
+type Cpu = { usPerEvent: number; threads?: Array<{ name: string; usPerEvent: number }> };
+/** Median CPU µs per input event, total and per thread (from the runs' --json summaries). */
+function cpuText(cs: Cpu[]): string {
+  if (cs.length === 0) return 'CPU n/a';
+  const names = [...new Set(cs.flatMap((c) => c.threads?.map((t) => t.name) ?? []))];
+  const per = names.map((n) => `${n} ${median(cs.flatMap((c) => c.threads?.filter((t) => t.name === n).map((t) => t.usPerEvent) ?? [])).toFixed(1)}`);
+  return `${median(cs.map((c) => c.usPerEvent)).toFixed(1)} µs CPU/event${per.length ? ` (${per.join(', ')})` : ''}`;
+}
+
 async function throughput(): Promise<void> {
   const events = opt('events', '6000000'), runs = Number(opt('runs', '3'));
   const base = ['bench', '--events', events, '--workers', '2', '--json', '--progress', 'off'];
   const rates: Record<string, number[]> = { none: [], checkpoints: [] };
+  const cpus: Record<string, Cpu[]> = { none: [], checkpoints: [] };
   const cks: Array<{ completed: number; p50DurationMs: number; lastNewBytes: number }> = [];
   for (let i = 0; i < runs; i++) {
     for (const kind of (i % 2 ? ['checkpoints', 'none'] : ['none', 'checkpoints'])) {
@@ -56,26 +67,29 @@ async function throughput(): Promise<void> {
       if (r.code !== 0) throw new Error(`bench failed: ${r.stderr}`);
       const s = JSON.parse(r.stdout.trim().split('\n').pop()!);
       rates[kind].push(s.eventsPerSec);
+      if (s.cpu) cpus[kind].push(s.cpu);
       if (s.checkpoints) cks.push(s.checkpoints);
-      process.stderr.write(`  run ${i + 1} ${kind.padEnd(11)} ${Math.round(s.eventsPerSec).toLocaleString('en-US')} events/s${s.checkpoints ? ` (${s.checkpoints.completed} checkpoints, p50 ${Math.round(s.checkpoints.p50DurationMs)} ms)` : ''}\n`);
+      process.stderr.write(`  run ${i + 1} ${kind.padEnd(11)} ${Math.round(s.eventsPerSec).toLocaleString('en-US')} events/s, ${cpuText(s.cpu ? [s.cpu] : [])}${s.checkpoints ? ` (${s.checkpoints.completed} checkpoints, p50 ${Math.round(s.checkpoints.p50DurationMs)} ms)` : ''}\n`);
     }
   }
   const a = median(rates.none), b = median(rates.checkpoints);
   console.log(`throughput, ${events} events, 2 workers, ${runs} interleaved runs each (median):`);
-  console.log(`  no checkpoints          ${Math.round(a).toLocaleString('en-US')} events/s`);
-  console.log(`  checkpoints every 10 s  ${Math.round(b).toLocaleString('en-US')} events/s  (${((b / a - 1) * 100).toFixed(1)} %; ${median(cks.map((c) => c.completed))} checkpoints per run, p50 duration ${Math.round(median(cks.map((c) => c.p50DurationMs)))} ms)`);
+  console.log(`  no checkpoints          ${Math.round(a).toLocaleString('en-US')} events/s, ${cpuText(cpus.none)}`);
+  console.log(`  checkpoints every 10 s  ${Math.round(b).toLocaleString('en-US')} events/s, ${cpuText(cpus.checkpoints)}  (${((b / a - 1) * 100).toFixed(1)} %; ${median(cks.map((c) => c.completed))} checkpoints per run, p50 duration ${Math.round(median(cks.map((c) => c.p50DurationMs)))} ms)`);
 }
 
 async function growth(): Promise<void> {
   const dir = path.join(tmp, 'ck');
   const events = opt('events', '8000000'), interval = opt('interval', '3s');
   const r = await run(['run', '--left', 'gen:', '--right', 'gen:', '--events', events, '--upper', '3h', '--workers', '2', '--out', 'null',
-    '--state-dir', path.join(tmp, 'st'), '--checkpoint-dir', dir, '--checkpoint-interval', interval, '--checkpoint-retain', '100000', '--progress', 'off']);
+    '--state-dir', path.join(tmp, 'st'), '--checkpoint-dir', dir, '--checkpoint-interval', interval, '--checkpoint-retain', '100000', '--progress', 'off', '--json']);
   if (r.code !== 0) throw new Error(r.stderr);
   const ms = manifests(dir);
+  const s = JSON.parse(r.stdout.trim().split('\n').pop()!);
   console.log(`checkpoint growth: ${events} generated events, 3 h window (nothing expires before the end), checkpoint every ${interval}:`);
   console.log('  id   duration   written (new)   state covered');
   for (const m of ms) console.log(`  ${String(m.id).padStart(3)}  ${String(m.stats.durationMs).padStart(6)} ms  ${mb(m.stats.newBytes).padStart(12)}   ${mb(m.stats.stateBytes).padStart(12)}`);
+  console.log(`  whole run: ${Math.round(s.eventsPerSec).toLocaleString('en-US')} events/s, ${cpuText(s.cpu ? [s.cpu] : [])}`);
 }
 
 async function restore(): Promise<void> {

@@ -1,6 +1,7 @@
 /**
  * Kafka → joinery → Kafka throughput with the broker on the same machine, next to the kafkajs
- * consumer alone (KafkaSource drained, nothing else) as the ceiling, and the broker's CPU share.
+ * consumer alone (KafkaSource drained, nothing else) as the ceiling, and the broker's CPU share;
+ * CPU µs per input event for each (joinery's per thread: router, workers, other).
  *
  *   npm run build && node dist/tools/kafka-bench.js [--events 1000000] [--workers 2] [--brokers HOST:PORT]
  *
@@ -36,13 +37,16 @@ try {
 
   // 1. The ceiling: the consumer alone.
   let t0 = performance.now(), b0 = cpuSeconds(brokerPid);
+  const c0 = process.cpuUsage();
   const src = await KafkaSource.open({ brokers: [brokers], groupId: `bench-ceiling-${tag}`, leftTopic: L, rightTopic: R, format: 'flatbuffers', exitWhenIdleMs: 1000 });
   let n = 0, lastAt = t0;
   for (let b = await src.next(); b; b = await src.next()) { n += b.count; lastAt = performance.now(); }
   await src.close();
+  const c1 = process.cpuUsage(c0);
+  const ceilCpuUs = (c1.user + c1.system) / n;
   const ceilSec = (lastAt - t0) / 1000;
   const ceilBroker = (cpuSeconds(brokerPid) - b0) / ((performance.now() - t0) / 1000);
-  console.log(`consumer alone (KafkaSource.next loop): ${Math.round(n / ceilSec).toLocaleString('en-US')} events/s (${n} events in ${ceilSec.toFixed(2)}s), broker CPU ${(100 * ceilBroker).toFixed(0)}% of one core`);
+  console.log(`consumer alone (KafkaSource.next loop): ${Math.round(n / ceilSec).toLocaleString('en-US')} events/s (${n} events in ${ceilSec.toFixed(2)}s), ${ceilCpuUs.toFixed(1)} µs CPU/event (this process), broker CPU ${(100 * ceilBroker).toFixed(0)}% of one core`);
 
   // 2. The whole path: Kafka → joinery → Kafka.
   t0 = performance.now(); b0 = cpuSeconds(brokerPid);
@@ -50,11 +54,15 @@ try {
     '--workers', workers, '--out', `kafka:bench-out-${tag}`, '--exit-when-idle', '1s', '--state-dir', fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-kbench-')), '--json', '--progress', 'off'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
   if (r.status !== 0) throw new Error('run failed');
   const wall = (performance.now() - t0) / 1000;
+  const brokerCpuS = cpuSeconds(brokerPid) - b0;
   const s = JSON.parse(r.stdout.trim().split('\n').pop()!);
+  type Cpu = { usPerEvent: number; threads?: Array<{ name: string; usPerEvent: number }> };
+  const cpu = s.cpu as Cpu | undefined;
+  const cpuText = cpu ? `${cpu.usPerEvent.toFixed(1)} µs CPU/event${cpu.threads ? ` (${cpu.threads.map((t) => `${t.name} ${t.usPerEvent.toFixed(1)}`).join(', ')})` : ''}` : 'CPU n/a';
   const busySec = (s.elapsedMs - 1000) / 1000; // minus the idle second that ends the run
   const total = s.eventsIn[0] + s.eventsIn[1];
-  console.log(`Kafka → joinery → Kafka (${workers} workers, lmdb): ${Math.round(total / busySec).toLocaleString('en-US')} events/s (${total} events, ${s.pairs} pairs written, ${busySec.toFixed(2)}s), broker CPU ${(100 * (cpuSeconds(brokerPid) - b0) / wall).toFixed(0)}% of one core, p99 ${s.p99Ms.toFixed(0)} ms`);
-  console.log(JSON.stringify({ ceilingEventsPerSec: n / ceilSec, endToEndEventsPerSec: total / busySec, pairs: s.pairs, workers: Number(workers) }));
+  console.log(`Kafka → joinery → Kafka (${workers} workers, lmdb): ${Math.round(total / busySec).toLocaleString('en-US')} events/s (${total} events, ${s.pairs} pairs written, ${busySec.toFixed(2)}s), ${cpuText}, broker CPU ${(100 * brokerCpuS / wall).toFixed(0)}% of one core (${((brokerCpuS * 1e6) / total).toFixed(1)} µs/event), p99 ${s.p99Ms.toFixed(0)} ms`);
+  console.log(JSON.stringify({ ceilingEventsPerSec: n / ceilSec, ceilingCpuUsPerEvent: ceilCpuUs, endToEndEventsPerSec: total / busySec, cpu, brokerCpuUsPerEvent: (brokerCpuS * 1e6) / total, pairs: s.pairs, workers: Number(workers) }));
 } finally {
   if (ownBroker) spawnSync(path.join(root, 'tools/kafka/stop'), { stdio: 'inherit' });
 }

@@ -21,6 +21,10 @@ export class SidePool {
   compact(task: CompactTask): Promise<Array<SealedFile & { keyGroups: [number, number] }>> {
     return this.pool.run(task, { name: 'compact' }) as Promise<Array<SealedFile & { keyGroups: [number, number] }>>;
   }
+  /** The pool thread's kernel task id (Linux; null elsewhere), for per-thread CPU time. */
+  tid(): Promise<number | null> {
+    return this.pool.run(null, { name: 'tid' }) as Promise<number | null>;
+  }
   async close(): Promise<void> {
     await this.pool.destroy();
   }

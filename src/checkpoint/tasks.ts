@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ChangeWriter, foldChain, type ChainFile } from './delta.js';
+import { currentTid } from '../metrics/cpu.js';
 
 export interface SealTask { paths: string[] }
 export interface SealedFile { path: string; bytes: number; sha256: string }
@@ -70,4 +71,9 @@ export function compact(task: CompactTask): Array<SealedFile & { keyGroups: [num
     out.push({ ...seal({ paths: [file] })[0], keyGroups: [from, to] });
   }
   return out;
+}
+
+/** The pool thread's kernel task id (src/metrics/cpu.ts). */
+export function tid(): number | null {
+  return currentTid();
 }

@@ -19,7 +19,8 @@
  */
 import * as flatbuffers from 'flatbuffers';
 import { Impression, JoinedRecord, Play } from './fb/joinery.js';
-import type { Extractor } from './json.js';
+import { writeBytes, writeText } from './canonical.js';
+import { extractedTexts, type Extractor } from './json.js';
 
 export type FlatTable = 'Impression' | 'Play';
 
@@ -271,22 +272,32 @@ function numberText(n: number): string {
   return Number.isFinite(n) ? String(n) : 'null';
 }
 
+/** Writes the canonical text of an integer 0 ≤ n < 2^32 (a u16/u32 field) at out[o…). */
+function writeUint(out: Uint8Array, o: number, n: number): number {
+  let digits = 1;
+  for (let x = n; x >= 10; x = Math.floor(x / 10)) digits++;
+  if (o + digits > out.length) return o + digits;
+  for (let i = o + digits - 1; i >= o; i--) { const q = Math.floor(n / 10); out[i] = 48 + (n - q * 10); n = q; }
+  return o + digits;
+}
+
 /**
  * Reads key, time and id from one FlatBuffers record without decoding the rest. Same contract and
  * same canonical texts as the NDJSON extractor (src/codec/json.ts), so a stream joins identically
  * whichever format it arrives in.
  */
 export class FlatExtractor implements Extractor {
-  keyText = '';
   ts = 0;
-  idText = '';
   error = '';
+  keyLen = 0;
+  idLen = 0;
   private readonly keyDescs: FieldDesc[];
   private readonly timeDesc: FieldDesc;
   private readonly idDesc: FieldDesc;
   /** The table's other fields: bounds-checked too, so flatToJson cannot fail on an accepted record. */
   private readonly restDescs: FieldDesc[];
   private readonly cur = new TableCursor();
+  private readonly own = new Uint8Array(4096);
 
   constructor(readonly table: FlatTable, readonly keyFields: string[], readonly timeField: string, readonly idField: string) {
     tableFields(table);
@@ -298,43 +309,56 @@ export class FlatExtractor implements Extractor {
     this.restDescs = tableFields(table).filter((f) => !used.has(f.name));
   }
 
-  /** Canonical text of one key/id field, or undefined (error set). */
-  private scalarText(f: FieldDesc, role: string): string | undefined {
+  /** Key text of the last successful extract without an `out` of the caller's (tests, tools). */
+  get keyText(): string { return extractedTexts(this, this.own).keyText; }
+  get idText(): string { return extractedTexts(this, this.own).idText; }
+
+  /** Writes one key/id field's canonical text at out[o…); -1 (error set) when it cannot. */
+  private scalar(f: FieldDesc, role: string, out: Uint8Array, o: number): number {
     const c = this.cur;
     if (f.type === FT.String) {
       const p = c.field(f.slot, 4);
       if (p === 0) {
         c.error = `missing ${role} field "${f.name}"`;
-        return undefined;
+        return -1;
       }
       if (p < 0 || !c.stringAt(p)) {
         c.error = `${role} field "${f.name}": ${c.error}`;
-        return undefined;
+        return -1;
       }
-      return jsonStringText(c.bytes, c.strStart, c.strEnd);
+      const b = c.bytes, s = c.strStart, e = c.strEnd;
+      for (let i = s; i < e; i++) {
+        const x = b[i];
+        if (x < 0x20 || x > 0x7e || x === 0x22 || x === 0x5c) return writeText(out, o, JSON.stringify(stringValue(b, s, e)));
+      }
+      if (o + e - s + 2 > out.length) return o + e - s + 2;
+      out[o] = 34;
+      o = writeBytes(out, o + 1, b, s, e);
+      out[o] = 34;
+      return o + 1;
     }
     const n = c.number(f);
     if (c.error !== '') {
       c.error = `${role} field "${f.name}": ${c.error}`;
-      return undefined;
+      return -1;
     }
     if (!Number.isFinite(n)) {
       c.error = `non-finite ${role} field "${f.name}"`;
-      return undefined;
+      return -1;
     }
-    return String(n);
+    return f.type === FT.F64 ? writeText(out, o, String(n)) : writeUint(out, o, n);
   }
 
-  extract(bytes: Uint8Array, start: number, end: number): boolean {
+  extract(bytes: Uint8Array, start: number, end: number, out: Uint8Array = this.own): boolean {
     try {
-      return this.extractUnsafe(bytes, start, end);
+      return this.extractUnsafe(bytes, start, end, out);
     } catch (e) {
       this.error = `malformed FlatBuffer: ${(e as Error).message}`;
       return false;
     }
   }
 
-  private extractUnsafe(bytes: Uint8Array, start: number, end: number): boolean {
+  private extractUnsafe(bytes: Uint8Array, start: number, end: number, out: Uint8Array): boolean {
     const c = this.cur;
     c.error = '';
     if (!c.open(bytes, start, end)) {
@@ -342,15 +366,18 @@ export class FlatExtractor implements Extractor {
       return false;
     }
     const keys = this.keyDescs;
-    let key = '[';
+    if (out.length > 0) out[0] = 91; // [
+    let o = 1;
     for (let i = 0; i < keys.length; i++) {
-      const t = this.scalarText(keys[i], 'key');
-      if (t === undefined) {
+      if (i > 0) { if (o < out.length) out[o] = 44; o++; } // ,
+      o = this.scalar(keys[i], 'key', out, o);
+      if (o < 0) {
         this.error = c.error;
         return false;
       }
-      key += i === 0 ? t : ',' + t;
     }
+    if (o < out.length) out[o] = 93; // ]
+    const keyLen = o + 1;
     const tf = this.timeDesc;
     let ts: number;
     if (tf.type === FT.String) {
@@ -365,8 +392,8 @@ export class FlatExtractor implements Extractor {
       if (c.error !== '') { this.error = `time field "${tf.name}": ${c.error}`; return false; }
       if (!Number.isFinite(ts)) { this.error = `non-finite time field "${tf.name}": ${ts}`; return false; }
     }
-    const id = this.scalarText(this.idDesc, 'id');
-    if (id === undefined) {
+    o = this.scalar(this.idDesc, 'id', out, keyLen);
+    if (o < 0) {
       this.error = c.error;
       return false;
     }
@@ -379,9 +406,9 @@ export class FlatExtractor implements Extractor {
         return false;
       }
     }
-    this.keyText = key + ']';
+    this.keyLen = keyLen;
+    this.idLen = o - keyLen;
     this.ts = ts;
-    this.idText = id;
     return true;
   }
 }
@@ -418,6 +445,60 @@ export function flatToJson(table: FlatTable, bytes: Uint8Array, start = 0, end =
     out += (i === 0 ? '"' : ',"') + f.name + '":' + v;
   }
   return out + '}';
+}
+
+/** `{"name":` / `,"name":` per field, by table, as bytes. */
+const FIELD_PREFIXES: Record<FlatTable, Uint8Array[]> = {
+  Impression: TABLES.Impression.map((f, i) => Uint8Array.from(Buffer.from((i === 0 ? '{"' : ',"') + f.name + '":', 'latin1'))),
+  Play: TABLES.Play.map((f, i) => Uint8Array.from(Buffer.from((i === 0 ? '{"' : ',"') + f.name + '":', 'latin1'))),
+};
+const NULL_BYTES = Uint8Array.from([110, 117, 108, 108]);
+
+/**
+ * Upper bound of the bytes writeFlatJson writes for a record of `recordBytes` bytes: a string's
+ * bytes can grow at most sixfold (a control byte becomes \u00XX), a number takes at most 25.
+ */
+export function flatJsonBound(table: FlatTable, recordBytes: number): number {
+  return recordBytes * 6 + tableFields(table).length * 64 + 2;
+}
+
+/**
+ * flatToJson's text written as UTF-8 straight into out[o…) (the output path: no intermediate
+ * string); returns the position after it. `out` must hold flatJsonBound bytes from o. Throws an
+ * Error on a malformed record, as flatToJson does.
+ */
+export function writeFlatJson(table: FlatTable, bytes: Uint8Array, start: number, end: number, out: Uint8Array, o: number): number {
+  const descs = tableFields(table);
+  const prefixes = FIELD_PREFIXES[table];
+  const c = jsonCursor;
+  c.error = '';
+  if (!c.open(bytes, start, end)) throw new Error(`malformed ${table}: ${c.error}`);
+  for (let i = 0; i < descs.length; i++) {
+    const f = descs[i];
+    o = writeBytes(out, o, prefixes[i], 0, prefixes[i].length);
+    if (f.type === FT.String) {
+      const p = c.field(f.slot, 4);
+      if (p < 0) throw new Error(`malformed ${table}: ${c.error}`);
+      if (p === 0) { o = writeBytes(out, o, NULL_BYTES, 0, 4); continue; }
+      if (!c.stringAt(p)) throw new Error(`malformed ${table}: ${c.error}`);
+      const s = c.strStart, e = c.strEnd;
+      let plain = true;
+      for (let j = s; j < e; j++) { const x = bytes[j]; if (x < 0x20 || x > 0x7e || x === 0x22 || x === 0x5c) { plain = false; break; } }
+      if (plain) {
+        out[o] = 34;
+        o = writeBytes(out, o + 1, bytes, s, e);
+        out[o++] = 34;
+      } else {
+        o = writeText(out, o, JSON.stringify(stringValue(bytes, s, e)));
+      }
+    } else {
+      const n = c.number(f);
+      if (c.error !== '') throw new Error(`malformed ${table}: ${c.error}`);
+      o = f.type === FT.F64 ? writeText(out, o, numberText(n)) : writeUint(out, o, n);
+    }
+  }
+  out[o] = 125; // }
+  return o + 1;
 }
 
 // ---------------------------------------------------------------------------------------------

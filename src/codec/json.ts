@@ -1,17 +1,185 @@
 /**
- * Key, time and id extraction from one NDJSON record. JSON has no random access, so this parses
- * the line; the record itself travels on as the original bytes and is written to the output
- * verbatim, so nothing is re-serialised.
+ * Key, time and id extraction from one NDJSON record. The record is scanned as bytes (see
+ * json-scan.ts), never parsed into objects: the router writes the canonical key and id bytes
+ * straight into its scratch buffer, and the record itself travels on as the original bytes and is
+ * written to the output verbatim, so nothing is re-serialised.
  */
+import { canonicalNumberText, isWellFormedUtf8, writeBytes, writeText } from './canonical.js';
+import { JsonFieldScanner, VF, VT } from './json-scan.js';
+
 export interface Extractor {
-  keyText: string;   // canonical key: JSON array text of the key values, e.g. [7,42] or ["a",3]
   ts: number;
-  idText: string;    // canonical id: JSON text, e.g. "imp-9" or 17
   error: string;
-  extract(bytes: Uint8Array, start: number, end: number): boolean;
+  /**
+   * After a successful extract: the canonical key (JSON array text of the key values, e.g. [7,42]
+   * or ["a",3]; see canonical.ts) is out[0, keyLen), the canonical id (JSON text, e.g. "imp-9" or
+   * 17) out[keyLen, keyLen + idLen). When keyLen + idLen > out.length, they were not written.
+   */
+  keyLen: number;
+  idLen: number;
+  /** Reads key, time and id of the record bytes[start, end); false with `error` set when it cannot. */
+  extract(bytes: Uint8Array, start: number, end: number, out: Uint8Array): boolean;
 }
 
 const decoder = new TextDecoder('utf-8', { fatal: false });
+
+/** Key and id texts of an extractor's last successful extract into `out` (tests, tools). */
+export function extractedTexts(ex: Extractor, out: Uint8Array): { keyText: string; idText: string } {
+  return {
+    keyText: decoder.decode(out.subarray(0, ex.keyLen)),
+    idText: decoder.decode(out.subarray(ex.keyLen, ex.keyLen + ex.idLen)),
+  };
+}
+
+/** Canonical text of a key or id value (a JS value); undefined when the value cannot serve as one. */
+export function scalarText(v: unknown): string | undefined {
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (typeof v === 'number') return Number.isFinite(v) ? String(v) : undefined;
+  if (typeof v === 'boolean') return v ? 'true' : 'false';
+  return undefined;
+}
+
+/**
+ * Canonical key text of a JSON array of scalar values given as text (e.g. the key parameter of
+ * GET /state), the same bytes the router computes for a record with those key values; undefined
+ * when it is not such an array. Numbers keep their exact digits here too.
+ */
+export function canonicalKeyOfJsonArray(text: string): string | undefined {
+  let values: unknown;
+  try { values = JSON.parse(text); } catch { return undefined; }
+  if (!Array.isArray(values) || values.length === 0) return undefined;
+  const x = new JsonExtractor(values.map((_, i) => `k.${i}`), 't', 'k.0');
+  const rec = Buffer.from(`{"t":0,"k":${text}}`, 'utf8');
+  const out = new Uint8Array(rec.length * 6 + 64);
+  return x.extract(rec, 0, rec.length, out) ? extractedTexts(x, out).keyText : undefined;
+}
+
+/** Integers up to this many digits are exact as doubles when accumulated digit by digit. */
+const EXACT_DIGITS = 15;
+
+export class JsonExtractor implements Extractor {
+  ts = 0;
+  error = '';
+  keyLen = 0;
+  idLen = 0;
+  private readonly scanner: JsonFieldScanner;
+  private readonly nKeys: number;
+  private readonly timeTarget: number;
+  private readonly idTarget: number;
+  private readonly own = new Uint8Array(4096);
+
+  constructor(private readonly keyFields: string[], private readonly timeField: string, private readonly idField: string) {
+    this.nKeys = keyFields.length;
+    this.timeTarget = this.nKeys;
+    this.idTarget = this.nKeys + 1;
+    this.scanner = new JsonFieldScanner([...keyFields, timeField, idField]);
+  }
+
+  /** Key text of the last successful extract without an `out` of the caller's (tests, tools). */
+  get keyText(): string { return extractedTexts(this, this.own).keyText; }
+  get idText(): string { return extractedTexts(this, this.own).idText; }
+
+  extract(bytes: Uint8Array, start: number, end: number, out: Uint8Array = this.own): boolean {
+    const sc = this.scanner;
+    if (!sc.scan(bytes, start, end)) {
+      if (sc.notObject) {
+        this.error = 'not a JSON object';
+        return false;
+      }
+      this.error = `not JSON: ${parseError(bytes, start, end)}`;
+      return false;
+    }
+    let o = 0;
+    if (out.length > 0) out[0] = 91; // [
+    o = 1;
+    for (let i = 0; i < this.nKeys; i++) {
+      if (i > 0) { if (o < out.length) out[o] = 44; o++; } // ,
+      o = this.scalar(i, bytes, out, o);
+      if (o < 0) {
+        this.error = `missing or non-scalar key field "${this.keyFields[i]}"`;
+        return false;
+      }
+    }
+    if (o < out.length) out[o] = 93; // ]
+    o++;
+    const keyLen = o;
+    if (!this.time(bytes)) return false;
+    o = this.scalar(this.idTarget, bytes, out, o);
+    if (o < 0) {
+      this.error = `missing or non-scalar id field "${this.idField}"`;
+      return false;
+    }
+    this.keyLen = keyLen;
+    this.idLen = o - keyLen;
+    return true;
+  }
+
+  /** Writes target t's canonical text at out[o…); returns the position after it, or -1 when it is not a scalar. */
+  private scalar(t: number, b: Uint8Array, out: Uint8Array, o: number): number {
+    const sc = this.scanner;
+    const s = sc.start[t], e = sc.end[t];
+    switch (sc.type[t]) {
+      case VT.String: {
+        const f = sc.flags[t];
+        if (f === 0 || (f === VF.NonAscii && isWellFormedUtf8(b, s + 1, e - 1))) return writeBytes(out, o, b, s, e);
+        return writeText(out, o, JSON.stringify(JSON.parse(decoder.decode(b.subarray(s, e)))));
+      }
+      case VT.Number: {
+        const neg = b[s] === 45 ? 1 : 0;
+        if ((sc.flags[t] & (VF.Fraction | VF.Exponent)) === 0 && e - s - neg <= 21) {
+          if (neg === 1 && e - s === 2 && b[s + 1] === 48) return writeBytes(out, o, b, s + 1, e); // -0
+          return writeBytes(out, o, b, s, e);
+        }
+        const text = canonicalNumberText(b, s, e);
+        return text === null ? -1 : writeText(out, o, text);
+      }
+      case VT.True:
+      case VT.False:
+        return writeBytes(out, o, b, s, e);
+      default:
+        return -1;
+    }
+  }
+
+  /** Sets ts from the time target (a number, or a string holding one), or the error. */
+  private time(b: Uint8Array): boolean {
+    const sc = this.scanner, t = this.timeTarget;
+    const s = sc.start[t], e = sc.end[t];
+    const type = sc.type[t];
+    let ts = NaN;
+    if (type === VT.Number) {
+      if ((sc.flags[t] & (VF.Fraction | VF.Exponent)) === 0 && e - s <= EXACT_DIGITS) {
+        let p = s, v = 0;
+        const neg = b[p] === 45;
+        if (neg) p++;
+        for (; p < e; p++) v = v * 10 + (b[p] - 48);
+        ts = neg ? -v : v;
+      } else {
+        ts = Number(decoder.decode(b.subarray(s, e)));
+      }
+    } else if (type === VT.String) {
+      const str = JSON.parse(decoder.decode(b.subarray(s, e))) as string;
+      ts = str.trim() !== '' ? Number(str) : NaN;
+    }
+    if (!Number.isFinite(ts)) {
+      this.error = type === VT.Missing ? `missing time field "${this.timeField}"`
+        : `non-numeric time field "${this.timeField}": ${JSON.stringify(JSON.parse(decoder.decode(b.subarray(s, e))))}`;
+      return false;
+    }
+    this.ts = ts;
+    return true;
+  }
+}
+
+/** JSON.parse's own message for a record the scanner refused (the dead-letter reason). */
+function parseError(bytes: Uint8Array, start: number, end: number): string {
+  try {
+    JSON.parse(decoder.decode(bytes.subarray(start, end)));
+  } catch (e) {
+    return (e as Error).message;
+  }
+  return 'not accepted by the field scanner'; // never expected: the tests hold the scanner to JSON.parse
+}
 
 function path(field: string): string[] {
   return field.split('.');
@@ -26,19 +194,18 @@ function lookup(obj: unknown, p: string[]): unknown {
   return v;
 }
 
-/** Canonical text of a key or id value; undefined when the value cannot serve as one. */
-export function scalarText(v: unknown): string | undefined {
-  if (typeof v === 'string') return JSON.stringify(v);
-  if (typeof v === 'number') return Number.isFinite(v) ? String(v) : undefined;
-  if (typeof v === 'boolean') return v ? 'true' : 'false';
-  return undefined;
-}
-
-export class JsonExtractor implements Extractor {
-  keyText = '';
+/**
+ * The former extractor: JSON.parse of the whole record, then property lookup. Numbers go through
+ * doubles (a 64-bit id loses digits). Kept as the reference the scanner is tested and benchmarked
+ * against; not used by the engine.
+ */
+export class ParsingJsonExtractor implements Extractor {
   ts = 0;
-  idText = '';
   error = '';
+  keyLen = 0;
+  idLen = 0;
+  keyText = '';
+  idText = '';
   private readonly keyPaths: string[][];
   private readonly timePath: string[];
   private readonly idPath: string[];
@@ -48,7 +215,7 @@ export class JsonExtractor implements Extractor {
     this.idPath = path(idField);
   }
 
-  extract(bytes: Uint8Array, start: number, end: number): boolean {
+  extract(bytes: Uint8Array, start: number, end: number, out: Uint8Array = new Uint8Array(0)): boolean {
     let rec: unknown;
     try {
       rec = JSON.parse(decoder.decode(bytes.subarray(start, end)));
@@ -83,6 +250,8 @@ export class JsonExtractor implements Extractor {
       return false;
     }
     this.idText = id;
+    this.keyLen = writeText(out, 0, this.keyText);
+    this.idLen = writeText(out, this.keyLen, this.idText) - this.keyLen;
     return true;
   }
 }

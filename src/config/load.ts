@@ -160,3 +160,33 @@ export function formatConfig(command: Command, r: Resolved): string {
   if (r.values.has('config')) lines.push(`# read from config file ${String(r.values.get('config'))} (${cfgOrigin ? originText(cfgOrigin, OPTIONS.find((x) => x.key === 'config')!) : ''})`);
   return lines.join('\n') + '\n';
 }
+
+/**
+ * JOINERY_* variables the tools and tests read on purpose (tools/kafka, the Kafka client, test
+ * runners, fault injection): not options, never warned about.
+ */
+const OTHER_ENV = [/^JOINERY_KAFKA_/, /^JOINERY_TEST_/, /^JOINERY_FAST_SKIP$/, /^JOINERY_KAFKAJS_FAST$/, /^JOINERY_INJECT_FAULTS$/];
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length];
+}
+
+/** One warning per JOINERY_* variable that is no option of any command (a typo is otherwise silently ignored), naming the nearest option. */
+export function unknownEnvWarnings(env: NodeJS.ProcessEnv): string[] {
+  const known = new Map(OPTIONS.filter((o) => !FLAG_ONLY.has(o.key)).map((o) => [envName(o), o]));
+  const out: string[] = [];
+  for (const name of Object.keys(env).sort()) {
+    if (!name.startsWith('JOINERY_') || known.has(name) || OTHER_ENV.some((re) => re.test(name))) continue;
+    let best: OptionSpec | null = null, bestD = Infinity;
+    for (const [n, o] of known) { const d = editDistance(name, n); if (d < bestD) { bestD = d; best = o; } }
+    const hint = best && bestD <= Math.max(3, Math.floor(name.length / 3)) ? `; did you mean ${envName(best)} (--${best.flag})?` : '; see joinery <command> --help for the flags (JOINERY_<FLAG>)';
+    out.push(`unknown environment variable ${name} ignored${hint}`);
+  }
+  return out;
+}

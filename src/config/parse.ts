@@ -1,7 +1,7 @@
 import { usageError } from '../core/errors.js';
 import { parseBytes, parseDurationMs, formatBytes, formatDurationMs } from '../core/units.js';
 import { parseTime } from '../rebuild/replay.js';
-import { OPTIONS, type Command, type Config, type OptionSpec } from './schema.js';
+import { DURATION_LIMIT_MS, OPTIONS, type Command, type Config, type OptionSpec } from './schema.js';
 
 export function optionsFor(command: Command): OptionSpec[] {
   return OPTIONS.filter((o) => o.commands.includes(command));
@@ -9,6 +9,12 @@ export function optionsFor(command: Command): OptionSpec[] {
 
 export function defaultFor(o: OptionSpec, command: Command): unknown {
   return o.defaults && command in o.defaults ? o.defaults[command] : o.default;
+}
+
+function rangeText(o: OptionSpec, lo: number | undefined, hi: number | undefined): string {
+  const f = (n: number) => o.type === 'duration' ? formatDurationMs(n) : o.type === 'bytes' ? formatBytes(n) : String(n);
+  if (lo !== undefined && hi !== undefined) return `must be between ${f(lo)} and ${f(hi)}`;
+  return lo !== undefined ? `must be ≥ ${f(lo)}` : `must be ≤ ${f(hi!)}`;
 }
 
 /** Text → typed value of one option. `where` names the origin in errors (default `--flag`; `JOINERY_X`, `file.yaml: flag`). */
@@ -26,24 +32,29 @@ export function parseValue(o: OptionSpec, raw: string, where = `--${o.flag}`): u
     case 'int': {
       if (!/^-?\d+$/.test(raw.trim())) throw bad('expects a whole number');
       const n = Number(raw);
-      if (o.min !== undefined && n < o.min) throw bad(`must be ≥ ${o.min}`);
+      const hi = o.max ?? Number.MAX_SAFE_INTEGER;
+      if ((o.min !== undefined && n < o.min) || n > hi || !Number.isSafeInteger(n)) throw bad(rangeText(o, o.min ?? -Number.MAX_SAFE_INTEGER, hi));
       return n;
     }
     case 'float': {
       const n = Number(raw);
       if (raw.trim() === '' || !Number.isFinite(n)) throw bad('expects a number');
-      if (o.min !== undefined && n < o.min) throw bad(`must be ≥ ${o.min}`);
+      if ((o.min !== undefined && n < o.min) || (o.max !== undefined && n > o.max)) throw bad(rangeText(o, o.min, o.max));
       return n;
     }
     case 'duration': {
+      if (o.off && raw.trim() === 'off') return 0;
       const n = parseDurationMs(raw);
-      if (Number.isNaN(n)) throw bad('expects a duration such as 500ms, 5s, 2m, 1h, 1d or plain milliseconds');
+      if (Number.isNaN(n)) throw bad(`expects a duration such as 500ms, 5s, 2m, 1h, 1d or plain milliseconds${o.off ? ', or off' : ''}`);
+      const lo = o.min ?? -DURATION_LIMIT_MS, hi = o.max ?? DURATION_LIMIT_MS;
+      if (!(n >= lo && n <= hi)) throw bad(rangeText(o, lo, hi));
       return n;
     }
     case 'bytes': {
       const n = parseBytes(raw);
       if (Number.isNaN(n)) throw bad('expects a size such as 65536, 64k, 16m');
-      if (o.min !== undefined && n < o.min) throw bad(`must be ≥ ${formatBytes(o.min)}`);
+      const hi = o.max ?? Number.MAX_SAFE_INTEGER;
+      if ((o.min !== undefined && n < o.min) || !(n <= hi)) throw bad(rangeText(o, o.min ?? 0, hi));
       return n;
     }
     case 'enum':
@@ -94,12 +105,16 @@ export function flagValues(command: Command, argv: readonly string[]): Map<strin
   return values;
 }
 
-/** Defaults of the command overlaid with `values` (option key → typed value), validated and frozen. */
-export function finishConfig(command: Command, values: ReadonlyMap<string, unknown>): Config {
+/**
+ * Defaults of the command overlaid with `values` (option key → typed value), validated and frozen.
+ * `requireInputs: false` (config print) lets the inputs and outputs a command needs be missing;
+ * every other check still applies.
+ */
+export function finishConfig(command: Command, values: ReadonlyMap<string, unknown>, opts: { requireInputs?: boolean } = {}): Config {
   const cfg: Record<string, unknown> = { command };
   for (const o of optionsFor(command)) cfg[o.key] = values.has(o.key) ? values.get(o.key) : defaultFor(o, command);
   const c = cfg as unknown as Config;
-  if (!c.help) validate(c);
+  if (!c.help) validate(c, opts.requireInputs ?? true);
   return Object.freeze(c);
 }
 
@@ -118,17 +133,21 @@ export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
-function validate(c: Config): void {
+function validate(c: Config, requireInputs: boolean): void {
   const isKafka = (v: string | undefined) => !!v && v.startsWith('kafka:');
-  if (c.command === 'run') {
-    if (!c.left) throw usageError('--left is required (file:PATH, kafka:TOPIC or gen:)');
-    if (!c.right) throw usageError('--right is required (file:PATH, kafka:TOPIC or gen:)');
-    for (const [flag, v] of [['left', c.left], ['right', c.right]] as const) {
+  const required = (missing: boolean, message: string): boolean => {
+    if (missing && requireInputs) throw usageError(message);
+    return missing;
+  };
+  if (c.command === 'run' && !required(!c.left, '--left is required (file:PATH, kafka:TOPIC or gen:)') &&
+    !required(!c.right, '--right is required (file:PATH, kafka:TOPIC or gen:)')) {
+    const left = c.left!, right = c.right!;
+    for (const [flag, v] of [['left', left], ['right', right]] as const) {
       if (!/^(file:.+|kafka:.+|gen:.*)$/.test(v)) throw usageError(`--${flag}: unsupported source ${JSON.stringify(v)} (use file:PATH, kafka:TOPIC or gen:)`);
     }
     const kind = (v: string) => v.slice(0, v.indexOf(':'));
-    if (kind(c.left) !== kind(c.right)) throw usageError(`--left and --right must be of the same kind (both file:, both kafka: or both gen:), got ${kind(c.left)}: and ${kind(c.right)}:`);
-    if (isKafka(c.left) && c.left === c.right) throw usageError('--left and --right must be different Kafka topics');
+    if (kind(left) !== kind(right)) throw usageError(`--left and --right must be of the same kind (both file:, both kafka: or both gen:), got ${kind(left)}: and ${kind(right)}:`);
+    if (isKafka(left) && left === right) throw usageError('--left and --right must be different Kafka topics');
     // a directory name, part of offset metadata (member/id) and of a transactional id
     if (c.member !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(c.member)) {
       throw usageError(`--member: ${JSON.stringify(c.member)} is not a usable member name (1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit)`);
@@ -137,21 +156,21 @@ function validate(c: Config): void {
     if (c.resumeAt !== undefined && c.rebuildFrom === undefined) throw usageError('--resume-at goes with --rebuild-from TIME (it says where the rebuilt output continues)');
     if (c.rebuildFrom !== undefined) {
       parseTime(c.rebuildFrom);
-      if (kind(c.left) === 'gen') throw usageError('--rebuild-from needs file: or kafka: inputs (the generator cannot be replayed to a position)');
-      if (kind(c.left) === 'file' && c.resumeAt === undefined) throw usageError('--rebuild-from with file inputs needs --resume-at LEFT_BYTE,RIGHT_BYTE (byte offsets of the first record the lost run had not processed) or --resume-at MANIFEST');
+      if (kind(left) === 'gen') throw usageError('--rebuild-from needs file: or kafka: inputs (the generator cannot be replayed to a position)');
+      if (kind(left) === 'file' && c.resumeAt === undefined) throw usageError('--rebuild-from with file inputs needs --resume-at LEFT_BYTE,RIGHT_BYTE (byte offsets of the first record the lost run had not processed) or --resume-at MANIFEST');
     }
   }
   if (c.command === 'gen') {
     if (c.brokers) {
-      if (!c.leftTopic || !c.rightTopic) throw usageError('joinery gen --brokers needs --left-topic TOPIC and --right-topic TOPIC');
-      if (c.leftTopic === c.rightTopic) throw usageError('--left-topic and --right-topic must be different topics');
-      if (c.leftOut || c.rightOut) throw usageError('joinery gen writes either files (--left-out/--right-out) or Kafka topics (--brokers), not both');
+      required(!c.leftTopic || !c.rightTopic, '--brokers needs --left-topic TOPIC and --right-topic TOPIC');
+      if (c.leftTopic && c.leftTopic === c.rightTopic) throw usageError('--left-topic and --right-topic must be different topics');
+      if (c.leftOut || c.rightOut) throw usageError('writes either files (--left-out/--right-out) or Kafka topics (--brokers), not both');
     } else {
-      if (!c.leftOut || !c.rightOut) throw usageError('joinery gen needs --left-out FILE and --right-out FILE (or --brokers with --left-topic and --right-topic)');
-      if (c.leftOut === c.rightOut) throw usageError('--left-out and --right-out must be different files');
+      required(!c.leftOut || !c.rightOut, '--left-out FILE and --right-out FILE are required (or --brokers with --left-topic and --right-topic)');
+      if (c.leftOut && c.leftOut === c.rightOut) throw usageError('--left-out and --right-out must be different files');
     }
   }
-  if (c.command === 'topics' && (!c.brokers || !c.leftTopic || !c.rightTopic)) throw usageError('joinery topics needs --brokers, --left-topic and --right-topic');
+  if (c.command === 'topics') required(!c.brokers || !c.leftTopic || !c.rightTopic, '--brokers, --left-topic and --right-topic are required');
   const needsBrokers = [c.left, c.right, c.out, c.lateOut, c.deadLetter].some(isKafka);
   if (needsBrokers && !c.brokers) throw usageError('kafka: sources and sinks need --brokers HOST:PORT[,…]');
   if (c.command === 'run' || c.command === 'demo' || c.command === 'bench') {
@@ -159,7 +178,11 @@ function validate(c: Config): void {
     if (c.maxDelayMs < 0) throw usageError('--max-delay must not be negative');
     if (c.idleTimeoutMs <= 0) throw usageError('--idle-timeout must be positive');
     if ((c.ringSizeBytes & (c.ringSizeBytes - 1)) !== 0) throw usageError(`--ring-size must be a power of two (got ${c.ringSizeBytes})`);
-    if (c.workers > 64) throw usageError('--workers must be ≤ 64');
+    const leftKey = c.leftKey ?? c.key, rightKey = c.rightKey ?? c.key;
+    if (leftKey.length !== rightKey.length) {
+      throw usageError(`the join key has ${leftKey.length} field(s) on the left (${leftKey.join(',')}) but ${rightKey.length} on the right (${rightKey.join(',')}): --left-key/--right-key/--key must name as many fields per side (matched in order)`);
+    }
+    if ((c.maxDriftMs ?? 0) < 0 || c.maxFutureMs < 0) throw usageError('--max-drift and --max-future must not be negative (0 or off disables them)');
     if (c.bucketMs !== undefined && c.bucketMs < 10) throw usageError('--bucket must be at least 10ms');
     for (const [flag, v] of [['out', c.out], ['late-out', c.lateOut], ['dead-letter', c.deadLetter]] as const) {
       if (v !== undefined && !/^(file:.+|kafka:.+|stdout|null)$/.test(v)) throw usageError(`--${flag}: unsupported sink ${JSON.stringify(v)} (use file:PATH, kafka:TOPIC, stdout or null)`);

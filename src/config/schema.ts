@@ -14,14 +14,25 @@ export interface OptionSpec {
   default: unknown;       // already in the parsed type (ms, bytes, string[] …); undefined = unset
   doc: string;            // one line for --help and the README
   values?: readonly string[];  // enum values
-  min?: number;           // for numbers
+  min?: number;           // for numbers (durations in ms, sizes in bytes)
+  max?: number;           // for numbers; durations and sizes have a sane bound even without one (see parse.ts)
   commands: readonly Command[];
   /** Per-command defaults that differ from `default`. */
   defaults?: Partial<Record<Command, unknown>>;
   placeholder?: string;
+  /** Durations: `off` is accepted and means 0 (the feature is disabled). */
+  off?: boolean;
   /** Never shown in `config print` or logs (tokens). */
   secret?: boolean;
 }
+
+/**
+ * Bound of every duration that has none of its own: far beyond any sane setting, and exact in
+ * milliseconds. Durations that become timers are bounded by TIMER_MAX_MS: Node runs a longer
+ * timer after 1 ms.
+ */
+export const DURATION_LIMIT_MS = 3650 * 86_400_000;
+const TIMER_MAX_MS = 24 * 86_400_000;
 
 const ENGINE: Command[] = ['run', 'demo', 'bench'];
 const GEN: Command[] = ['run', 'demo', 'bench', 'gen'];
@@ -47,17 +58,20 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'join', flag: 'join', type: 'enum', values: ['inner', 'left', 'right', 'full'], default: 'inner', commands: ENGINE, doc: 'join kind: outer kinds also emit unmatched events at expiry' },
   { key: 'maxKeyEntries', flag: 'max-key-entries', type: 'int', min: 0, default: 1_000_000, placeholder: 'N', commands: ENGINE, doc: 'hot-key guard: a key holds at most N buffered events per side; further events of that key and side skip the join and go to --late-out with a reason (counted; pairs they would have made are lost). 0 = no limit' },
   { key: 'maxDelayMs', flag: 'max-delay', type: 'duration', default: 5_000, placeholder: 'DUR', commands: ENGINE, doc: 'out-of-orderness allowed per partition: watermark = max event time − max-delay' },
-  { key: 'idleTimeoutMs', flag: 'idle-timeout', type: 'duration', default: 30_000, placeholder: 'DUR', commands: ENGINE, doc: 'a partition silent this long stops holding the watermark back' },
+  { key: 'idleTimeoutMs', flag: 'idle-timeout', type: 'duration', min: 1, max: TIMER_MAX_MS, default: 30_000, placeholder: 'DUR', commands: ENGINE, doc: 'a partition silent this long stops holding the watermark back' },
+  { key: 'maxDriftMs', flag: 'max-drift', type: 'duration', default: undefined, placeholder: 'DUR', off: true, commands: ENGINE, doc: 'event-time alignment: an input partition more than this far ahead in event time of the slowest live one is paused until it catches up, so inputs of different speeds or backlogs do not fill the join buffer (default max(4 × max-delay, 1m); 0 or off = read inputs at their own speed)' },
+  { key: 'maxFutureMs', flag: 'max-future', type: 'duration', default: 86_400_000, placeholder: 'DUR', off: true, commands: ENGINE, doc: 'an event more than this far ahead of its partition\'s event time so far (Kafka and paced gen: also of the wall clock) is dead-lettered with its reason and does not move the watermark; 1000 in a row are taken as a real jump and followed (0 or off = no check)' },
   // engine
-  { key: 'workers', flag: 'workers', type: 'int', min: 1, default: 2, commands: ENGINE, doc: 'worker threads, each owning a contiguous range of the 4096 key groups' },
-  { key: 'ringSizeBytes', flag: 'ring-size', type: 'bytes', min: 65_536, default: 16 * 1024 * 1024, placeholder: 'BYTES', commands: ENGINE, doc: 'SharedArrayBuffer ring per worker (power of two; suffixes k, m, g)' },
+  { key: 'workers', flag: 'workers', type: 'int', min: 1, max: 64, default: 2, commands: ENGINE, doc: 'worker threads (1 to 64), each owning a contiguous range of the 4096 key groups' },
+  { key: 'ringSizeBytes', flag: 'ring-size', type: 'bytes', min: 65_536, max: 1024 ** 3, default: 16 * 1024 * 1024, placeholder: 'BYTES', commands: ENGINE, doc: 'SharedArrayBuffer ring per worker (a power of two from 64k to 1g; suffixes k, m, g)' },
   { key: 'state', flag: 'state', type: 'enum', values: ['lmdb', 'memory', 'lmdb-btree'], default: 'lmdb', commands: ENGINE, doc: 'join buffer store: lmdb (time buckets sealed into LMDB, one environment per worker), memory (heap), lmdb-btree (key-ordered LMDB, exact expiry, slower; for comparison)' },
   { key: 'bucketMs', flag: 'bucket', type: 'duration', default: undefined, placeholder: 'DUR', commands: ENGINE, doc: 'event-time bucket of the lmdb store (default (upper − lower)/20 within 1s..30s): larger buckets mean fewer probes per event, more recent events in memory' },
   { key: 'stateDir', flag: 'state-dir', type: 'string', default: './joinery-state', placeholder: 'DIR', commands: ENGINE, doc: 'directory of the LMDB environments (cleared at start until checkpoints exist)' },
   // checkpoints
   { key: 'checkpointDir', flag: 'checkpoint-dir', type: 'string', default: undefined, placeholder: 'DIR', commands: ENGINE, doc: 'take async incremental checkpoints here, and resume from the newest valid one at start (unset = no checkpoints: a restart starts over; bench empties it first)' },
-  { key: 'checkpointIntervalMs', flag: 'checkpoint-interval', type: 'duration', default: 10_000, placeholder: 'DUR', commands: ENGINE, doc: 'time between checkpoints (one is also taken at the end of a bounded run and on SIGTERM/SIGINT)' },
-  { key: 'checkpointRetain', flag: 'checkpoint-retain', type: 'int', min: 1, default: 3, commands: ENGINE, doc: 'checkpoints kept (older ones and the state files only they use are deleted)' },
+  { key: 'checkpointIntervalMs', flag: 'checkpoint-interval', type: 'duration', min: 1, max: TIMER_MAX_MS, default: 10_000, placeholder: 'DUR', commands: ENGINE, doc: 'time between checkpoints (one is also taken at the end of a bounded run and on SIGTERM/SIGINT)' },
+  { key: 'checkpointRetain', flag: 'checkpoint-retain', type: 'int', min: 1, max: 10_000, default: 3, commands: ENGINE, doc: 'checkpoints kept (older ones and the state files only they use are deleted)' },
+  { key: 'stopTimeoutMs', flag: 'stop-timeout', type: 'duration', min: 1, max: TIMER_MAX_MS, default: 30_000, placeholder: 'DUR', commands: ['run', 'demo'], doc: 'bound of a graceful stop (first SIGTERM/SIGINT): past it the process exits with E_STOP_TIMEOUT (exit 5) and the next start resumes from the last completed checkpoint' },
   { key: 'delivery', flag: 'delivery', type: 'enum', values: ['exactly-once', 'at-least-once'], default: 'exactly-once', commands: ENGINE, doc: 'with checkpoints: exactly-once holds Kafka output in a transaction until its checkpoint commits (output latency ≈ the interval); at-least-once writes it at once and may repeat output after a crash. File output is always cut back to the checkpoint on restore' },
   // rebuild when checkpoints are gone
   { key: 'rebuildFrom', flag: 'rebuild-from', type: 'string', default: undefined, placeholder: 'TIME', commands: ['run'], doc: 'rebuild the join buffer without a checkpoint: replay the inputs from this event time (ISO-8601 or epoch ms; Kafka: from the first record with a timestamp ≥ TIME) up to the resume position (--resume-at), emitting nothing for them, then continue the output from there without gaps or duplicates. TIME must be at least (upper − lower) + max-delay before the event time at the resume position (see README, Rebuild)' },
@@ -70,23 +84,25 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'brokers', flag: 'brokers', type: 'string', default: undefined, placeholder: 'HOST:PORT[,…]', commands: ['run', 'gen', 'topics', 'bench'], doc: 'Kafka bootstrap servers (needed by any kafka:TOPIC source or sink)' },
   { key: 'group', flag: 'group', type: 'string', default: 'joinery', placeholder: 'ID', commands: ['run'], doc: 'Kafka consumer group of the input topics' },
   { key: 'from', flag: 'from', type: 'string', default: 'earliest', placeholder: 'earliest|latest|TIME', commands: ['run'], doc: 'where to start when the group has no committed offsets: earliest, latest, or an ISO-8601 time / epoch ms' },
-  { key: 'exitWhenIdleMs', flag: 'exit-when-idle', type: 'duration', default: 0, placeholder: 'DUR', commands: ['run'], doc: 'end the run once every assigned Kafka partition has sat at its end this long (0 = run forever)' },
+  { key: 'exitWhenIdleMs', flag: 'exit-when-idle', type: 'duration', min: 0, max: TIMER_MAX_MS, default: 0, placeholder: 'DUR', commands: ['run'], doc: 'end the run once every assigned Kafka partition has sat at its end this long (0 = run forever)' },
   { key: 'member', flag: 'member', type: 'string', default: undefined, placeholder: 'NAME', commands: ['run'], doc: 'this member\'s name in its consumer group (Kafka input with --checkpoint-dir): its checkpoints go to DIR/members/NAME, which every member must be able to read, and its output transactions use it; distinct per member, stable across restarts [default: the host name]' },
-  { key: 'sessionTimeoutMs', flag: 'session-timeout', type: 'duration', default: 30_000, placeholder: 'DUR', commands: ['run'], doc: 'Kafka consumer session timeout: how long the group waits for a member that vanished (kill -9) before handing its partitions on; a restarted node waits about this long to join (broker minimum 6s)' },
-  { key: 'connectTimeoutMs', flag: 'connect-timeout', type: 'duration', default: 30_000, placeholder: 'DUR', commands: ['run', 'gen', 'topics', 'bench'], doc: 'how long to retry an unreachable Kafka broker before giving up' },
+  { key: 'sessionTimeoutMs', flag: 'session-timeout', type: 'duration', min: 0, max: TIMER_MAX_MS, default: 30_000, placeholder: 'DUR', commands: ['run'], doc: 'Kafka consumer session timeout: how long the group waits for a member that vanished (kill -9) before handing its partitions on; a restarted node waits about this long to join (broker minimum 6s)' },
+  { key: 'connectTimeoutMs', flag: 'connect-timeout', type: 'duration', min: 0, max: TIMER_MAX_MS, default: 30_000, placeholder: 'DUR', commands: ['run', 'gen', 'topics', 'bench'], doc: 'how long to retry an unreachable Kafka broker before giving up' },
   { key: 'outFormat', flag: 'out-format', type: 'enum', values: ['json', 'flatbuffers'], default: undefined, placeholder: 'json|flatbuffers', commands: ['run'], doc: 'format of --out kafka:TOPIC records (default flatbuffers JoinedRecord; files and stdout are always NDJSON)' },
   { key: 'compression', flag: 'compression', type: 'enum', values: ['none', 'gzip'], default: 'none', commands: ['run', 'gen'], doc: 'compression of records produced to Kafka' },
   { key: 'leftTopic', flag: 'left-topic', type: 'string', default: undefined, placeholder: 'TOPIC', commands: ['gen', 'topics'], doc: 'Kafka topic for the left stream (impressions)' },
   { key: 'rightTopic', flag: 'right-topic', type: 'string', default: undefined, placeholder: 'TOPIC', commands: ['gen', 'topics'], doc: 'Kafka topic for the right stream (plays)' },
-  { key: 'partitions', flag: 'partitions', type: 'int', min: 1, default: 3, commands: ['gen'], doc: 'partitions of topics that gen creates' },
+  { key: 'partitions', flag: 'partitions', type: 'int', min: 1, max: 10_000, default: 3, commands: ['gen'], doc: 'partitions of topics that gen creates' },
   // generator
   { key: 'seed', flag: 'seed', type: 'int', min: 0, default: 42, commands: GEN, doc: 'generator seed: same seed, same events' },
   { key: 'rate', flag: 'rate', type: 'float', min: 0, default: 0, placeholder: 'EV/S', commands: GEN, doc: 'generator pace in events/s across both sides (0 = unlimited)' },
   { key: 'events', flag: 'events', type: 'int', min: 0, default: 0, defaults: { demo: 6_000_000, bench: 2_000_000, gen: 100_000 }, placeholder: 'N', commands: GEN, doc: 'generator stops after N events across both sides (0 = no limit)' },
-  { key: 'durationMs', flag: 'duration', type: 'duration', default: 0, placeholder: 'DUR', commands: GEN, doc: 'generator stops after this much wall time (0 = no limit)' },
+  { key: 'durationMs', flag: 'duration', type: 'duration', min: 0, max: TIMER_MAX_MS, default: 0, placeholder: 'DUR', commands: GEN, doc: 'generator stops after this much wall time (0 = no limit)' },
   { key: 'genProfiles', flag: 'gen-profiles', type: 'int', min: 1, default: 200_000, commands: GEN, doc: 'generator: distinct members (Zipf-skewed)' },
   { key: 'genTitles', flag: 'gen-titles', type: 'int', min: 1, default: 5_000, commands: GEN, doc: 'generator: distinct titles (Zipf-skewed)' },
   { key: 'genSkew', flag: 'gen-skew', type: 'float', min: 0, default: 0.8, commands: GEN, doc: 'generator: Zipf exponent of members and titles' },
+  { key: 'genProfileSkew', flag: 'gen-profile-skew', type: 'float', min: 0, default: undefined, commands: GEN, doc: 'generator: Zipf exponent of members alone (default --gen-skew)' },
+  { key: 'genTitleSkew', flag: 'gen-title-skew', type: 'float', min: 0, default: undefined, commands: GEN, doc: 'generator: Zipf exponent of titles alone (default --gen-skew)' },
   { key: 'genPlayProb', flag: 'gen-play-prob', type: 'float', min: 0, default: 0.25, commands: GEN, doc: 'generator: probability that an impression leads to a play' },
   { key: 'genPlayDelayMs', flag: 'gen-play-delay', type: 'duration', default: 120_000, placeholder: 'DUR', commands: GEN, doc: 'generator: mean delay from impression to play (exponential)' },
   { key: 'genOrphanPlays', flag: 'gen-orphan-plays', type: 'float', min: 0, default: 0.05, commands: GEN, doc: 'generator: share of plays with no impression' },
@@ -119,13 +135,13 @@ export interface Config {
   outFormat?: 'json' | 'flatbuffers'; compression: 'none' | 'gzip'; leftTopic?: string; rightTopic?: string; partitions: number;
   key: string[]; time: string; id: string;
   leftKey?: string[]; rightKey?: string[]; leftTime?: string; rightTime?: string; leftId?: string; rightId?: string;
-  lowerMs: number; upperMs: number; join: JoinKind; maxDelayMs: number; maxKeyEntries: number; idleTimeoutMs: number;
-  workers: number; ringSizeBytes: number; state: 'lmdb' | 'memory' | 'lmdb-btree'; bucketMs?: number; stateDir: string;
+  lowerMs: number; upperMs: number; join: JoinKind; maxDelayMs: number; maxKeyEntries: number; idleTimeoutMs: number; maxDriftMs?: number; maxFutureMs: number;
+  workers: number; ringSizeBytes: number; stopTimeoutMs: number; state: 'lmdb' | 'memory' | 'lmdb-btree'; bucketMs?: number; stateDir: string;
   out: string; lateOut?: string; deadLetter?: string;
   rebuildFrom?: string; resumeAt?: string;
   checkpointDir?: string; checkpointIntervalMs: number; checkpointRetain: number; delivery: 'exactly-once' | 'at-least-once';
   seed: number; rate: number; events: number; durationMs: number;
-  genProfiles: number; genTitles: number; genSkew: number; genPlayProb: number; genPlayDelayMs: number;
+  genProfiles: number; genTitles: number; genSkew: number; genProfileSkew?: number; genTitleSkew?: number; genPlayProb: number; genPlayDelayMs: number;
   genOrphanPlays: number; genDisorderMs: number; genDuplicates: number; genEventTimeRate: number;
   leftOut?: string; rightOut?: string;
   benchSource: 'replay' | 'gen';

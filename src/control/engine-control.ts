@@ -5,7 +5,7 @@
  * the only steering is pause/resume of routing and the checkpoint hook.
  */
 import type { Worker } from 'node:worker_threads';
-import { scalarText } from '../codec/json.js';
+import { canonicalKeyOfJsonArray } from '../codec/json.js';
 import type { Config } from '../config/schema.js';
 import { log } from '../core/log.js';
 import { nowMs } from '../core/units.js';
@@ -247,17 +247,25 @@ function sumSide(hub: MetricsHub, side: 0 | 1): number {
 export function canonicalKey(param: string): string {
   const p = param.trim();
   if (p === '') throw new ControlError(400, 'E_USAGE', 'give the key as ?key=[812,44] (a JSON array, as in the output) or ?key=812,44');
-  let values: unknown[];
+  let text: string;
   if (p.startsWith('[')) {
+    let values: unknown;
     try { values = JSON.parse(p); } catch { throw new ControlError(400, 'E_USAGE', `key ${JSON.stringify(p)} is not a JSON array`); }
     if (!Array.isArray(values)) throw new ControlError(400, 'E_USAGE', 'key must be a JSON array');
+    text = p;
   } else {
-    values = p.split(',').map((s) => { const t = s.trim(); return t !== '' && Number.isFinite(Number(t)) ? Number(t) : t; });
+    // numbers stay numbers, with their exact digits when written as JSON numbers
+    text = '[' + p.split(',').map((s) => {
+      const t = s.trim();
+      if (JSON_NUMBER.test(t)) return t;
+      return t !== '' && Number.isFinite(Number(t)) ? String(Number(t)) : JSON.stringify(t);
+    }).join(',') + ']';
   }
-  const parts = values.map((x) => scalarText(x));
-  if (parts.length === 0 || parts.some((x) => x === undefined)) throw new ControlError(400, 'E_USAGE', 'key values must be strings, numbers or booleans');
-  return `[${parts.join(',')}]`;
+  const key = canonicalKeyOfJsonArray(text);
+  if (key === undefined) throw new ControlError(400, 'E_USAGE', 'key values must be strings, numbers or booleans');
+  return key;
 }
+const JSON_NUMBER = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$/;
 
 export interface StatusShape {
   phase: Phase; paused: boolean; uptimeMs: number;

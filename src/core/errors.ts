@@ -3,7 +3,8 @@
  * Exit codes: 4 = the checkpoint directory cannot be resumed (none usable, or another join's);
  * 2 = usage/config error (bad flag, value or config file), 3 = input/output (or the HTTP
  * endpoint's address) unavailable before work started, or a directory locked by another process;
- * 1 = failure during a run. The README's
+ * 1 = failure during a run, 5 = a graceful stop hit --stop-timeout (resume from the last
+ * checkpoint). The README's
  * "Errors and exit codes" table lists them; keep it in step.
  */
 export type ErrorCode =
@@ -16,6 +17,7 @@ export type ErrorCode =
   | 'E_CONFIG'         // config file unreadable or invalid (--config FILE)
   | 'E_HTTP'           // the HTTP endpoint (--http) cannot listen on its address
   | 'E_LOCKED'         // the state or checkpoint directory is in use by another joinery process
+  | 'E_STOP_TIMEOUT'   // a graceful stop did not finish within --stop-timeout
   | 'E_INTERNAL';
 
 export const EXIT_CODES: Record<ErrorCode, number> = {
@@ -28,6 +30,7 @@ export const EXIT_CODES: Record<ErrorCode, number> = {
   E_CONFIG: 2,
   E_HTTP: 3,
   E_LOCKED: 3,
+  E_STOP_TIMEOUT: 5,
   E_INTERNAL: 1,
 };
 

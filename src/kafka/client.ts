@@ -822,6 +822,8 @@ interface PartState {
   paused: boolean;
   userPaused: boolean;
   held: boolean;
+  /** Paused by event-time alignment (--max-drift). */
+  aligned: boolean;
   /** Highest high watermark seen (at open, and with each fetched batch). */
   highSeen: number;
   /** Bytes and batches of this partition in the queue. */
@@ -861,6 +863,7 @@ export class KafkaSource implements Source {
   readonly name: string;
   partitions: readonly PartitionRef[] = [];
   readonly format: 'json' | 'flatbuffers';
+  readonly live = true;
   /** Counters for progress and tests. */
   readonly stats = { batches: 0, records: 0, bytes: 0, droppedBelowPosition: 0, rebalances: 0, purgedBatches: 0, queueWaits: 0, reconnects: 0 };
 
@@ -979,7 +982,7 @@ export class KafkaSource implements Source {
         }
         this.parts.set(this.key(t.topic, p), {
           topic: t.topic, side, partition: p, floor, explicitStart: start !== undefined, committedAtOpen: c, enqueuedNext: -1, deliveredNext: -1,
-          assigned: false, paused: false, userPaused: false, held: false, queuedBytes: 0, queuedBatches: 0, highSeen: high,
+          assigned: false, paused: false, userPaused: false, held: false, aligned: false, queuedBytes: 0, queuedBatches: 0, highSeen: high,
         });
         refs.push({ side, partition: p });
       }
@@ -1425,7 +1428,10 @@ export class KafkaSource implements Source {
     for (let i = 0; i < this.queue.length; i++) {
       const b = this.queue[i];
       const st = this.parts.get(this.key(b.topic, b.kafkaPartition))!;
-      if (st.paused) continue;
+      // A queue full of batches of partitions paused for alignment would keep out the batches of
+      // the slowest partition they wait for: then those go out anyway (alignment is a bound on
+      // memory, not on correctness).
+      if (st.paused && !(st.aligned && !st.userPaused && !st.held && this.queuedBytes >= 4 * this.queueLimit)) continue;
       if (i === 0) this.queue.shift(); else this.queue.splice(i, 1);
       this.unqueue(st, b);
       st.deliveredNext = Number(b.nextOffset);
@@ -1524,9 +1530,17 @@ export class KafkaSource implements Source {
     this.applyPause(st);
   }
 
-  /** A partition is paused while paused by the engine or held by a rebuild. */
+  /** Event-time alignment: pause a partition that runs ahead (as paused, independent of pause/resume and hold). */
+  align(p: PartitionRef, paused: boolean): void {
+    const st = this.parts.get(this.key(this.topicOf(p.side), p.partition));
+    if (!st) return;
+    st.aligned = paused;
+    this.applyPause(st);
+  }
+
+  /** A partition is paused while paused by the engine, held by a rebuild or ahead in event time. */
   private applyPause(st: PartState): void {
-    const want = st.userPaused || st.held;
+    const want = st.userPaused || st.held || st.aligned;
     if (want === st.paused) return;
     st.paused = want;
     if (want) {

@@ -1,4 +1,4 @@
-import { nowMs } from '../core/units.js';
+import { formatDurationMs, nowMs } from '../core/units.js';
 import type { Extractor } from '../codec/json.js';
 import { RingProducer } from '../ring/ring.js';
 import {
@@ -10,6 +10,7 @@ import { Replay, type ReplayPlan } from '../rebuild/replay.js';
 import type { RecordBatch, Source } from '../source/source.js';
 import type { Side } from '../state/store.js';
 import { keyGroupOf, murmur3, ownerTable } from './partitioner.js';
+import { Aligner } from './align.js';
 import { PauseGate } from './pause.js';
 import { WatermarkTracker } from './watermarks.js';
 
@@ -17,6 +18,15 @@ import { WatermarkTracker } from './watermarks.js';
 const MAX_KEY_ID_BYTES = 1500;
 const SPACE_WAIT_MS = 50;
 const YIELD_EVERY_MS = 10;
+/** While waiting for a batch, re-judge alignment this often (an input may go idle meanwhile). */
+const ALIGN_CHECK_MS = 200;
+/** The largest time a JavaScript Date holds: event times beyond ±this are not times. */
+const MAX_TIME_MS = 8.64e15;
+/**
+ * After this many records in a row of one partition lie too far ahead, its time has really jumped
+ * (a gap in the data longer than --max-future), not a bad clock in one record: the guard follows.
+ */
+const FOLLOW_JUMP_RECORDS = 1000;
 
 export interface Rejected {
   kind: 'dead' | 'late';
@@ -46,6 +56,8 @@ export interface RouterCounters {
   routed: [number, number];
   late: number;
   dead: number;
+  /** Of `dead`: event times too far ahead (--max-future) or not times at all. */
+  badTime: number;
   backpressureWaits: number;
 }
 
@@ -57,11 +69,12 @@ export interface RouterCounters {
  * nothing is dropped.
  */
 export class Router {
-  readonly counters: RouterCounters = { read: [0, 0], routed: [0, 0], late: 0, dead: 0, backpressureWaits: 0 };
+  readonly counters: RouterCounters = { read: [0, 0], routed: [0, 0], late: 0, dead: 0, badTime: 0, backpressureWaits: 0 };
   readonly rings: RingProducer[];
   readonly tracker: WatermarkTracker;
   private readonly owner: Uint8Array;
-  private readonly scratch = Buffer.allocUnsafe(64 * 1024);
+  /** Canonical key and id bytes of the record in hand, written by the extractor. */
+  private readonly scratch = new Uint8Array(64 * 1024);
   private watermark = -Infinity;
   private aborted: Error | null = null;
   private dirty: Uint8Array;
@@ -85,6 +98,39 @@ export class Router {
     this.owner = ownerTable(sabs.length);
     this.dirty = new Uint8Array(sabs.length);
     this.tracker = new WatermarkTracker(sources.flatMap((s) => s.partitions), maxDelayMs, idleTimeoutMs, nowMs());
+    this.aligner = new Aligner(this.tracker, sources, 0);
+    this.liveSlots = new Uint8Array(this.tracker.size);
+    this.aheadRun = new Uint32Array(this.tracker.size);
+  }
+
+  /** Event-time alignment (see Aligner; 0 = off). */
+  aligner: Aligner;
+  /** --max-future (Infinity = off); per slot, 1 = a live source (the wall clock bounds its event times too). */
+  private maxFutureMs = Infinity;
+  private readonly liveSlots: Uint8Array;
+  /** Per slot: records in a row set aside as too far ahead. */
+  private readonly aheadRun: Uint32Array;
+  private warnedFuture = false;
+  /** Called once, at the first record set aside as too far ahead (the engine logs it). */
+  onFirstFuture: (reason: string) => void = () => {};
+
+  /** Set --max-drift and --max-future (before run()); 0 turns either off. */
+  configureTime(maxDriftMs: number, maxFutureMs: number): void {
+    this.aligner = new Aligner(this.tracker, this.sources, maxDriftMs);
+    this.maxFutureMs = maxFutureMs > 0 ? maxFutureMs : Infinity;
+    for (const s of this.sources) if (s.live) for (const p of s.partitions) this.liveSlots[this.tracker.slot(p)] = 1;
+  }
+
+  /**
+   * Latest acceptable event time on a partition now: its max event time so far plus --max-future
+   * (none before its first event: inputs may well start days apart), and for live sources at most
+   * the wall clock plus as much.
+   */
+  private futureLimit(slot: number): number {
+    const ref = this.tracker.maxTsOf(slot);
+    let limit = ref === -Infinity ? Infinity : ref + this.maxFutureMs;
+    if (this.liveSlots[slot]) limit = Math.min(limit, Date.now() + this.maxFutureMs);
+    return limit;
   }
 
   /** Resume from a checkpoint's router state (before run()). */
@@ -237,11 +283,17 @@ export class Router {
     const t = nowMs();
     this.tracker.touch(slot, t);
     const data = b.data, offs = b.offsets, skip = b.recordPrefixBytes ?? 0;
+    // A plain view: Buffer's subarray (a species constructor call) cost more than the copy itself.
+    const bytes = data instanceof Buffer ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : data;
     const scratch = this.scratch;
     const isLines = b.lineDelimited === true;
     const wm = this.watermark;
     this.counters.read[b.side] += count;
     const fromMs = replayed ? this.replay!.plan.fromMs : -Infinity;
+    let futureLimit = Math.min(MAX_TIME_MS, this.futureLimit(slot));
+    let aheadRun = this.aheadRun[slot];
+    // A partition's first event sets its reference: the limit must follow it within this batch.
+    let refUnset = this.maxFutureMs !== Infinity && this.tracker.maxTsOf(slot) === -Infinity;
     // Kafka: the partition travels with each event into the checkpoints (state moves per partition)
     const sourcePartition = (b as { topic?: string }).topic !== undefined ? b.partition + 1 : 0;
     this.quietRejects = replayed;
@@ -252,12 +304,25 @@ export class Router {
         while (end > start && (data[end - 1] === 10 || data[end - 1] === 13 || data[end - 1] === 32 || data[end - 1] === 9)) end--;
         if (end === start) { this.counters.read[b.side]--; continue; } // blank line
       }
-      if (!ex.extract(data, start, end)) {
+      if (!ex.extract(bytes, start, end, scratch)) {
         this.reject('dead', b, i, ex.error, data.subarray(start, end));
         continue;
       }
       const ts = ex.ts;
+      if (ts > futureLimit || ts < -MAX_TIME_MS) {
+        // One far-future record would otherwise move the watermark past everything after it.
+        const bad = this.badTime(slot, ts, aheadRun);
+        if (bad !== null) {
+          if (ts <= MAX_TIME_MS) aheadRun++;
+          this.counters.badTime++;
+          this.reject('dead', b, i, bad, data.subarray(start, end), ts);
+          continue;
+        }
+        futureLimit = Math.min(MAX_TIME_MS, this.futureLimit(slot)); // the limit grew with the partition's time
+      }
+      aheadRun = 0;
       this.tracker.observe(slot, ts);
+      if (refUnset) { refUnset = false; futureLimit = Math.min(MAX_TIME_MS, this.futureLimit(slot)); }
       if (replayed) {
         if (ts < fromMs) { this.replay!.counters.skipped++; continue; }
         this.replay!.counters.replayed++;
@@ -266,8 +331,7 @@ export class Router {
         this.reject('late', b, i, `event time ${ts} is behind the watermark ${wm}`, data.subarray(start, end), ts);
         continue;
       }
-      const keyLen = scratch.write(ex.keyText, 0, 'utf8');
-      const idLen = scratch.write(ex.idText, keyLen, 'utf8');
+      const keyLen = ex.keyLen, idLen = ex.idLen; // written into scratch by extract (unless too long: rejected here)
       if (keyLen + idLen > MAX_KEY_ID_BYTES || keyLen > 0xffff || idLen > 0xffff) {
         this.reject('dead', b, i, `key and id take ${keyLen + idLen} bytes (limit ${MAX_KEY_ID_BYTES})`, data.subarray(start, end));
         continue;
@@ -297,12 +361,15 @@ export class Router {
       dv.setUint32(off + EV_PAYLOAD_LEN, payloadLen, true);
       dv.setUint16(off + EV_PARTITION, sourcePartition, true);
       const k0 = off + EVENT_HEADER_BYTES;
-      u8.set(scratch.subarray(0, keyLen + idLen), k0);
-      u8.set(data.subarray(start, end), k0 + keyLen + idLen);
+      const kiLen = keyLen + idLen;
+      if (kiLen <= 64) for (let j = 0; j < kiLen; j++) u8[k0 + j] = scratch[j];
+      else u8.set(scratch.subarray(0, kiLen), k0);
+      u8.set(bytes.subarray(start, end), k0 + kiLen);
       ring.commit();
       this.dirty[w] = 1;
       this.counters.routed[b.side]++;
     }
+    this.aheadRun[slot] = aheadRun;
     this.publishAll();
     this.quietRejects = false;
     const k = b as RecordBatch & { topic?: string; kafkaPartition?: number; nextOffset?: string };
@@ -327,6 +394,30 @@ export class Router {
     this.pending.splice(0, n);
     return [...out.values()];
   }
+
+  /**
+   * Why event time `ts` is unacceptable on this partition (`run`: records in a row of it set aside
+   * as too far ahead so far), or null if it is fine after all.
+   */
+  private badTime(slot: number, ts: number, run: number): string | null {
+    if (!(ts >= -MAX_TIME_MS && ts <= MAX_TIME_MS)) return `event time ${ts} is not a time (beyond ±${MAX_TIME_MS} ms)`;
+    if (ts <= this.futureLimit(slot)) return null;
+    const ref = this.tracker.maxTsOf(slot);
+    const flag = `(--max-future ${formatDurationMs(this.maxFutureMs)})`;
+    const partitionWise = ref > -Infinity && ts > ref + this.maxFutureMs;
+    if (partitionWise && run >= FOLLOW_JUMP_RECORDS && !(this.liveSlots[slot] && ts > Date.now() + this.maxFutureMs)) {
+      this.onJump(`${FOLLOW_JUMP_RECORDS} records in a row of one partition lay more than ${formatDurationMs(this.maxFutureMs)} ahead of its event time ${ref}: taking it as a jump in the data and following it to ${ts}; the ${FOLLOW_JUMP_RECORDS} went to the dead letters (raise --max-future for such data)`);
+      return null;
+    }
+    const reason = partitionWise
+      ? `event time ${ts} is ${fmtAhead(ts - ref)} ahead of its partition's ${ref} ${flag}`
+      : `event time ${ts} is ${fmtAhead(ts - Date.now())} ahead of the wall clock ${flag}`;
+    if (!this.warnedFuture) { this.warnedFuture = true; this.onFirstFuture(reason); }
+    return reason;
+  }
+
+  /** A partition's event time jumped further than --max-future and the guard followed it (the engine logs it). */
+  onJump: (message: string) => void = () => {};
 
   private reject(kind: 'dead' | 'late', b: RecordBatch, i: number, reason: string, record: Uint8Array, ts?: number): void {
     if (kind === 'dead') this.counters.dead++; else this.counters.late++;
@@ -354,11 +445,22 @@ export class Router {
       if (s.unreadPartitions) for (const p of s.unreadPartitions()) this.tracker.touch(this.tracker.slot(p), now);
       if (this.replay?.sourceHeld(s)) this.tracker.touch(this.tracker.slot(s.partitions[0]), now); // held, not idle
     }
+    this.aligner.touchPaused(now);
+    this.realign(now);
     const wm = this.tracker.current(now);
     if (wm > this.watermark) {
       this.watermark = wm;
       await this.broadcast(FrameKind.Watermark, wm);
     }
+  }
+
+  /**
+   * Re-judge which partitions run ahead. A rebuild's replay reads each input up to its resume
+   * position regardless (holding the one that got there could otherwise wait for one paused).
+   */
+  private realign(now = nowMs()): void {
+    if (this.replay?.active || this.stopping) this.aligner.releaseAll();
+    else this.aligner.update(now);
   }
 
   /** Stop reading the sources as if they had ended (graceful stop): the run finishes normally. */
@@ -379,10 +481,36 @@ export class Router {
     let remaining = live.length;
     if (this.watermark > -Infinity) await this.broadcast(FrameKind.Watermark, this.watermark);
     if (this.replay?.active && this.replay.allReached()) await this.endReplay(); // nothing to replay
+    // A source waiting for records (Kafka) may wait long: meanwhile the partition the others wait
+    // for may go idle or reach its end, which must let them go on.
+    const alignTimer = this.aligner.enabled ? setInterval(() => this.realign(), ALIGN_CHECK_MS) : null;
+    alignTimer?.unref();
+    try {
+      await this.routeAll(live, remaining);
+    } finally {
+      if (alignTimer) clearInterval(alignTimer);
+      this.aligner.releaseAll(); // a Kafka source outlives this run (a member's next assignment)
+    }
+    this.loopDone = true;
+    this.gate.finish();
+    if (!this.stopping) await this.advanceWatermark(); // +∞ once every partition ended
+    await this.injectBarrier();
+    // beforeEnd waits for the checkpoints in flight, and one queued behind another asks for its
+    // barrier only now: keep putting barriers in while it runs (awaiting it alone would deadlock).
+    if (beforeEnd) await this.servingBarriers(beforeEnd()); // may request the final checkpoint's barrier
+    await this.injectBarrier();
+    this.finished = true;
+    await this.broadcast(FrameKind.End);
+  }
+
+  private async routeAll(live: Array<{ s: Source; done: boolean }>, remaining: number): Promise<void> {
     while (remaining > 0 && !this.stopping) {
+      let readAny = false;
       for (const l of live) {
         if (l.done || this.stopping) continue;
         if (this.replay?.sourceHeld(l.s)) continue; // reached its resume position: waits for the others
+        if (!this.aligner.readable(l.s)) continue; // ahead in event time: waits for the slower input
+        readAny = true;
         if (this.aborted) throw this.aborted;
         await this.injectBarrier();
         if (this.gate.holding) {
@@ -418,21 +546,23 @@ export class Router {
         }
         await this.advanceWatermark();
       }
+      if (!readAny && remaining > 0 && !this.stopping) {
+        // Every input left is ahead (cannot last: the slowest one is never paused), or all are held.
+        this.realign();
+        await new Promise<void>((r) => setTimeout(r, 5));
+      }
     }
-    this.loopDone = true;
-    this.gate.finish();
-    if (!this.stopping) await this.advanceWatermark(); // +∞ once every partition ended
-    await this.injectBarrier();
-    // beforeEnd waits for the checkpoints in flight, and one queued behind another asks for its
-    // barrier only now: keep putting barriers in while it runs (awaiting it alone would deadlock).
-    if (beforeEnd) await this.servingBarriers(beforeEnd()); // may request the final checkpoint's barrier
-    await this.injectBarrier();
-    this.finished = true;
-    await this.broadcast(FrameKind.End);
   }
 
   /** Fill of each ring, 0..1, for progress output. */
   ringFill(): number[] {
     return this.rings.map((r) => r.usedBytes() / r.capacity);
   }
+}
+
+function fmtAhead(ms: number): string {
+  const d = ms / 86_400_000;
+  if (d >= 365) return `${(d / 365.25).toFixed(1)} years`;
+  if (d >= 1) return `${d.toFixed(1)} days`;
+  return `${(ms / 3_600_000).toFixed(1)} hours`;
 }

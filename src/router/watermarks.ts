@@ -38,6 +38,20 @@ export class WatermarkTracker {
     this.lastSeenMs[slot] = nowMs;
   }
 
+  /** Max event time seen on a partition (−∞ before its first event). */
+  maxTsOf(slot: number): number {
+    return this.maxTs[slot];
+  }
+
+  /** Neither finished nor idle: the partition holds the watermark back. */
+  holdsWatermark(slot: number, nowMs: number): boolean {
+    return this.ended[slot] === 0 && nowMs - this.lastSeenMs[slot] < this.idleTimeoutMs;
+  }
+
+  get size(): number {
+    return this.maxTs.length;
+  }
+
   end(slot: number): void {
     this.ended[slot] = 1;
   }

@@ -1,4 +1,4 @@
-import { encodeJoined, flatToJson, type FlatTable } from '../codec/flat.js';
+import { encodeJoined, flatJsonBound, writeFlatJson, type FlatTable } from '../codec/flat.js';
 import type { JoinEmitter } from '../join/join.js';
 import type { Side } from '../state/store.js';
 
@@ -63,20 +63,32 @@ export class NdjsonEmitter implements JoinEmitter {
     this.buf = bigger;
   }
   private bytes(u: Uint8Array): void {
-    this.ensure(u.length);
-    this.buf.set(u, this.len);
-    this.len += u.length;
+    const n = u.length;
+    this.ensure(n);
+    const buf = this.buf, o = this.len;
+    // short pieces (prefixes, ids, keys) by hand: cheaper than a native call each
+    if (n <= 48) for (let i = 0; i < n; i++) buf[o + i] = u[i];
+    else buf.set(u, o);
+    this.len = o + n;
   }
   private num(n: number): void {
+    if (Number.isSafeInteger(n) && n >= 0) { // event times: digits written directly, as String(n) would
+      let digits = 1;
+      for (let x = n; x >= 10; x = Math.floor(x / 10)) digits++;
+      this.ensure(digits);
+      const buf = this.buf;
+      for (let i = this.len + digits - 1; i >= this.len; i--) { const q = Math.floor(n / 10); buf[i] = 48 + (n - q * 10); n = q; }
+      this.len += digits;
+      return;
+    }
     const s = String(n);
     this.ensure(s.length);
     this.len += this.buf.write(s, this.len, 'latin1');
   }
   private payload(side: Side, p: Uint8Array): void {
     if (this.formats[side] === 'json') { this.bytes(p); return; }
-    const s = flatToJson(TABLES[side], p, 0, p.length);
-    this.ensure(Buffer.byteLength(s));
-    this.len += this.buf.write(s, this.len, 'utf8');
+    this.ensure(flatJsonBound(TABLES[side], p.length));
+    this.len = writeFlatJson(TABLES[side], p, 0, p.length, this.buf, this.len);
   }
 
   pair(key: Uint8Array, leftId: Uint8Array, leftTs: number, left: Uint8Array, rightId: Uint8Array, rightTs: number, right: Uint8Array): void {

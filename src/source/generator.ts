@@ -2,7 +2,8 @@
  * The built-in traffic generator: Netflix-like impressions (left) and plays (right).
  *
  * Model, per generation step (one impression; event time advances a fixed step):
- * - the impression's member (profileId) and title are Zipf-skewed (exponent `skew`);
+ * - the impression's member (profileId) and title are Zipf-skewed (exponents `profileSkew` and
+ *   `titleSkew`, both `skew` unless set: members are typically flatter than titles);
  * - with probability `playProb` the impression leads to a play of the same member and title,
  *   `exponential(playDelayMs)` later in event time (so some plays fall outside a join window);
  * - orphan plays (a share `orphanPlays` of all plays) are plays of titles that never appear in an
@@ -43,6 +44,9 @@ export interface GenOptions {
   profiles: number;
   titles: number;
   skew: number;
+  /** Zipf exponents of members and of titles on their own (each defaults to `skew`). */
+  profileSkew?: number;
+  titleSkew?: number;
   playProb: number;
   playDelayMs: number;
   orphanPlays: number;
@@ -54,7 +58,7 @@ export interface GenOptions {
 
 const CONFIG_KEYS: Record<keyof GenOptions, keyof Config> = {
   seed: 'seed', rate: 'rate', events: 'events', durationMs: 'durationMs', profiles: 'genProfiles',
-  titles: 'genTitles', skew: 'genSkew', playProb: 'genPlayProb', playDelayMs: 'genPlayDelayMs',
+  titles: 'genTitles', skew: 'genSkew', profileSkew: 'genProfileSkew', titleSkew: 'genTitleSkew', playProb: 'genPlayProb', playDelayMs: 'genPlayDelayMs',
   orphanPlays: 'genOrphanPlays', disorderMs: 'genDisorderMs', duplicates: 'genDuplicates',
   eventTimeRate: 'genEventTimeRate',
 };
@@ -70,6 +74,7 @@ export function genOptions(over: Partial<GenOptions> = {}): GenOptions {
   const o = {} as Record<keyof GenOptions, number>;
   for (const k of Object.keys(CONFIG_KEYS) as Array<keyof GenOptions>) {
     const spec = OPTIONS.find((s) => s.key === CONFIG_KEYS[k]);
+    if (k === 'profileSkew' || k === 'titleSkew') continue; // unset: follow skew
     o[k] = (spec?.default as number | undefined) ?? 0;
   }
   return validateGenOptions({ ...o, ...over });
@@ -87,6 +92,10 @@ export function validateGenOptions(o: GenOptions): GenOptions {
   num(o.profiles, 'gen-profiles', 1, 0xffffffff);
   num(o.titles, 'gen-titles', 1, 0x7fffffff);
   num(o.skew, 'gen-skew', 0, 10);
+  o.profileSkew ??= o.skew;
+  o.titleSkew ??= o.skew;
+  num(o.profileSkew, 'gen-profile-skew', 0, 10);
+  num(o.titleSkew, 'gen-title-skew', 0, 10);
   num(o.playProb, 'gen-play-prob', 0, 1);
   num(o.playDelayMs, 'gen-play-delay', 0);
   num(o.disorderMs, 'gen-disorder', 0);
@@ -342,8 +351,8 @@ export class Generator {
     this.opts = validateGenOptions({ ...opts });
     const o = this.opts;
     this.rng = new Rng(o.seed);
-    this.profilesZ = zipf(o.profiles, o.skew);
-    this.titlesZ = zipf(o.titles, o.skew);
+    this.profilesZ = zipf(o.profiles, o.profileSkew!);
+    this.titlesZ = zipf(o.titles, o.titleSkew!);
     this.orphansPerStep = (o.playProb * o.orphanPlays) / (1 - o.orphanPlays);
     const perStep = (1 + o.playProb + this.orphansPerStep) * (1 + o.duplicates);
     this.stepMs = (1000 * perStep) / (o.rate > 0 ? o.rate : o.eventTimeRate);
@@ -620,10 +629,12 @@ export class GeneratorSource implements Source {
   private turn: Side = 0;
   private startMs = -1;
   private closed = false;
+  readonly live: boolean;
 
   constructor(opts: GenOptions, readonly batchRecords = BATCH_RECORDS, private readonly start?: { delivered: [number, number]; baseMs: number }) {
     this.generator = new Generator(opts, start?.baseMs);
     const rate = this.generator.opts.rate;
+    this.live = rate > 0;
     this.chunk = rate > 0 ? Math.max(1, Math.min(batchRecords, Math.round((rate * PACE_CHUNK_MS) / 1000))) : batchRecords;
   }
 

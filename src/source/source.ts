@@ -54,6 +54,17 @@ export interface Source {
    * One-partition sources may leave it out (the router then simply does not read them).
    */
   hold?(p: PartitionRef, held: boolean): void;
+  /**
+   * Event-time alignment (--max-drift): stop (true) or go on delivering one partition that runs
+   * ahead of the slowest one. Independent of pause and hold. Sources without it are simply not
+   * read while every partition of theirs is ahead (files; the generator keeps its sides together).
+   */
+  align?(p: PartitionRef, paused: boolean): void;
+  /**
+   * Records arrive as they happen (Kafka, the paced generator): event times far ahead of the wall
+   * clock are wrong, not early (--max-future).
+   */
+  readonly live?: boolean;
   /** Position after the last batch handed out (the router routes a batch whole before the next). */
   checkpointPosition?(): SourcePosition;
   /** Read position and lag per partition, where the source knows them (Kafka), for /status and /metrics. */

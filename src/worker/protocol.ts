@@ -5,6 +5,8 @@ import type { HotKeyReport } from '../join/hot-keys.js';
 export interface WorkerInit {
   index: number;
   sab: SharedArrayBuffer;
+  /** Int32 flag set to 1 when the process must exit now (src/core/exit.ts): abort the open transaction, close the store, end. */
+  halt: SharedArrayBuffer;
   keyGroupRange: [number, number];
   join: JoinKind;
   lowerMs: number;
@@ -50,6 +52,8 @@ export interface WorkerStats {
   unmatchedRight: number;
   expired: number;
   stateEntries: number;
+  /** Most entries held at once (sampled before each expiry, so exact for a store that expires on watermarks). */
+  peakStateEntries: number;
   stateBytes: number;
   watermarkMs: number;
   outputRecords: number;
@@ -61,7 +65,8 @@ export interface WorkerStats {
 }
 
 export type WorkerMessage =
-  | { type: 'ready'; index: number }
+  /** tid: the thread's kernel task id (Linux), for per-thread CPU time (src/metrics/cpu.ts). */
+  | { type: 'ready'; index: number; tid?: number | null }
   | { type: 'stats'; stats: WorkerStats; latency: string; lag: string }
   | { type: 'out'; chunk: Uint8Array }
   | { type: 'done'; stats: WorkerStats; latency: string; lag: string }

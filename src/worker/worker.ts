@@ -14,6 +14,7 @@ import { nowMs } from '../core/units.js';
 import { HotKeys } from '../join/hot-keys.js';
 import { IntervalJoin } from '../join/join.js';
 import { flatToJson } from '../codec/flat.js';
+import { currentTid } from '../metrics/cpu.js';
 import { LatencyHistogram } from '../metrics/histogram.js';
 import { RingConsumer } from '../ring/ring.js';
 import {
@@ -36,6 +37,10 @@ const IDLE_WAIT_MS = 100;
 const init = workerData as WorkerInit;
 const port = parentPort!;
 const post = (m: WorkerMessage, transfer?: ArrayBuffer[]) => port.postMessage(m, transfer as never);
+const haltFlag = new Int32Array(init.halt);
+/** Thrown inside a store batch when the process exits now: the batch's transaction is aborted (its lock freed). */
+const HALT = new Error('halt');
+const halted = () => Atomics.load(haltFlag, 0) === 1;
 
 class Worker {
   private readonly ring: RingConsumer;
@@ -53,6 +58,7 @@ class Worker {
   private routedAt = new Float64Array(DRAIN_FRAMES);
   private eventTs = new Float64Array(DRAIN_FRAMES);
   private lastStatsMs = 0;
+  private peakEntries = 0;
   private ended = false;
   private aborted = false;
   private readonly u8: Uint8Array;
@@ -111,6 +117,7 @@ class Worker {
     this.disk?.check(Date.now());
     this.store.batch(() => {
       while (n < DRAIN_FRAMES) {
+        if (Atomics.load(haltFlag, 0) === 1) throw HALT;
         const off = ring.next();
         if (off < 0) break;
         n++;
@@ -133,6 +140,8 @@ class Worker {
           const wm = dv.getFloat64(off + WM_VALUE, true);
           if (wm > this.watermark) {
             this.watermark = wm;
+            const held = this.store.count(); // the most it holds: expiry follows
+            if (held > this.peakEntries) this.peakEntries = held;
             join.onWatermark(wm);
           }
         } else if (kind === FrameKind.ReplayEnd) {
@@ -232,6 +241,7 @@ class Worker {
     const counted = new Set<string>(); // an outer join's fold reads each file twice
     foldChain(r.files, (p) => { const b = fs.readFileSync(p); if (!counted.has(p)) { counted.add(p); bytes += b.length; } return b; }, from, to,
       init.checkpoint?.outer ?? [false, false], r.dropBeforeMs, (e) => {
+        if (halted()) throw HALT;
         events++;
         target.insert(e.side, e.keyGroup, e.keyHash, e.key, e.ts, e.id, e.payload, e.joined, e.expireAtMs);
       }, (work) => this.store.batch(work));
@@ -245,7 +255,7 @@ class Worker {
       index: init.index, events: [this.events[0], this.events[1]], duplicates: c.duplicates, pairs: c.pairs - sup.pairs,
       unmatchedLeft: c.unmatchedLeft - sup.unmatched[0], unmatchedRight: c.unmatchedRight - sup.unmatched[1], expired: c.expired,
       suppressedPairs: sup.pairs, suppressedUnmatched: sup.unmatched[0] + sup.unmatched[1],
-      stateEntries: this.store.count(), stateBytes: this.store.bytes(), watermarkMs: this.watermark,
+      stateEntries: this.store.count(), peakStateEntries: Math.max(this.peakEntries, this.store.count()), stateBytes: this.store.bytes(), watermarkMs: this.watermark,
       outputRecords: this.emitter.records, hotKeys: this.hot.report(),
     };
   }
@@ -263,9 +273,10 @@ class Worker {
 
   async run(): Promise<void> {
     if (init.restore) this.restore();
-    post({ type: 'ready', index: init.index });
+    post({ type: 'ready', index: init.index, tid: currentTid() });
     const yieldEveryMs = 50;
     while (!this.ended) {
+      if (halted()) throw HALT;
       const sliceStart = Date.now();
       let got = 0;
       // Busy phase: drain while there is work, but give the event loop a turn every ~50 ms.
@@ -281,7 +292,10 @@ class Worker {
     }
     this.flushOutput();
     // Output held behind a barrier, or an answer to one, waits for main's release.
-    while (!this.aborted && (this.held.length > 0 || this.pendingAcks.length > 0)) await new Promise<void>((r) => setTimeout(r, 5));
+    while (!this.aborted && (this.held.length > 0 || this.pendingAcks.length > 0)) {
+      if (halted()) throw HALT;
+      await new Promise<void>((r) => setTimeout(r, 5));
+    }
     this.sink?.close();
     const final = this.stats();
     post({ type: 'done', stats: final, latency: this.latency.drainEncoded(), lag: this.lag.drainEncoded() });
@@ -296,6 +310,7 @@ const keepAlive = setInterval(() => {}, 1 << 30);
 let worker: Worker | null = null;
 const finish = () => { clearInterval(keepAlive); port.removeAllListeners('message'); port.unref(); };
 const failed = (e: unknown) => {
+  if (e === HALT) { Promise.resolve(worker?.closeStore()).catch(() => {}).finally(finish); return; } // main is exiting: no report
   const stateError = init.state === 'memory' ? null : stateStoreError(e, init.stateDir, init.index);
   const err = e instanceof JoineryError ? e.toWire() : stateError ? stateError.toWire() : { code: 'E_WORKER', message: `worker ${init.index}: ${(e as Error)?.stack ?? String(e)}` };
   post({ type: 'error', error: err });

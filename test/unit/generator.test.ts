@@ -169,6 +169,36 @@ test('Zipf skew: the top 1% of members carries far more than 1% of impressions',
   assert.ok(left.filter((e) => e.profileId === 1).length > left.length * 0.03);
 });
 
+test('--gen-profile-skew and --gen-title-skew set each dimension\'s Zipf exponent; unset, both follow --gen-skew', () => {
+  const profiles = 100_000, titles = 2_000, events = 40_000;
+  const zipfTop = (n: number, s: number) => { let h = 0; for (let k = 1; k <= n; k++) h += Math.pow(k, -s); return 1 / h; };
+  const shares = (flags: string[]) => {
+    const o = genOptionsFrom(parseArgs('gen', ['--left-out', 'a', '--right-out', 'b', '--events', String(events), '--gen-profiles', String(profiles),
+      '--gen-titles', String(titles), '--gen-play-prob', '0', '--gen-duplicates', '0', ...flags]));
+    const { left } = drain(o);
+    return { o, profile: left.filter((e) => e.profileId === 1).length / left.length, title: left.filter((e) => e.titleId === 1).length / left.length };
+  };
+  const near = (got: number, want: number, what: string) => assert.ok(Math.abs(got - want) <= want * 0.15 + 0.0005, `${what}: top share ${got.toFixed(4)}, Zipf says ${want.toFixed(4)}`);
+  // The realistic shape: flat members, skewed titles.
+  const a = shares(['--gen-profile-skew', '0.5', '--gen-title-skew', '1.0']);
+  assert.equal(a.o.profileSkew, 0.5);
+  assert.equal(a.o.titleSkew, 1.0);
+  near(a.profile, zipfTop(profiles, 0.5), 'members at 0.5');
+  near(a.title, zipfTop(titles, 1.0), 'titles at 1.0');
+  assert.ok(a.title > 30 * a.profile, `top title ${a.title} vs top member ${a.profile}`);
+  // The other way round.
+  const b = shares(['--gen-profile-skew', '1.0', '--gen-title-skew', '0.5']);
+  near(b.profile, zipfTop(profiles, 1.0), 'members at 1.0');
+  near(b.title, zipfTop(titles, 0.5), 'titles at 0.5');
+  // One set, the other follows --gen-skew.
+  const c = shares(['--gen-skew', '0.3', '--gen-title-skew', '1.2']);
+  assert.equal(c.o.profileSkew, 0.3);
+  near(c.title, zipfTop(titles, 1.2), 'titles at 1.2');
+  near(c.profile, zipfTop(profiles, 0.3), 'members at --gen-skew 0.3');
+  assert.equal(genOptions({ skew: 0.6 }).titleSkew, 0.6);
+  assert.throws(() => genOptions({ titleSkew: -1 }), (e: unknown) => e instanceof JoineryError && /gen-title-skew/.test(e.message));
+});
+
 test('the events limit is exact, across both sides and duplicates', () => {
   for (const events of [1, 2, 7, 1000, 12_345]) {
     const { left, right, gen } = drain(genOptions({ events, duplicates: 0.2, playDelayMs: 500 }));

@@ -50,7 +50,7 @@ test('config errors name the file, the key and what to do (exit 2)', () => {
   fails(load('- a\n- b\n'), 'E_CONFIG', /mapping of flag names/);
   fails(load('help: true\n'), 'E_CONFIG', /cannot be set in a config file/);
   fails(() => loadConfig('run', [...base, '--config', 'missing.yaml'], {}, files({})), 'E_CONFIG', /cannot read config file missing\.yaml/);
-  fails(() => loadConfig('run', base, { JOINERY_WORKERS: '0' }, files({})), 'E_USAGE', /JOINERY_WORKERS: must be ≥ 1/);
+  fails(() => loadConfig('run', base, { JOINERY_WORKERS: '0' }, files({})), 'E_USAGE', /JOINERY_WORKERS: must be between 1 and 64/);
   // combinations are validated after merging
   fails(() => loadConfig('run', [...base, '--lower', '5m'], { JOINERY_UPPER: '1m' }, files({})), 'E_USAGE', /--lower .* must not exceed --upper/);
 });
@@ -97,7 +97,7 @@ test('joinery config print and a run configured by file + env + flags (CLI)', as
 
     const bad = await joinery(['config', 'print', '--workers', '0'], { env });
     assert.equal(bad.code, 2);
-    assert.match(bad.stderr, /--workers: must be ≥ 1/);
+    assert.match(bad.stderr, /--workers: must be between 1 and 64/);
     const invalid = await joinery(['config', 'print', '--lower', '1h'], { env });
     assert.equal(invalid.code, 2, 'the listing is printed, then the validation error');
     assert.match(invalid.stdout, /^lower: 1h  # flag --lower$/m);

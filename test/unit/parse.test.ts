@@ -36,7 +36,7 @@ test('values are parsed to their units, both --flag v and --flag=v', () => {
 test('unknown flags and bad values name the flag and exit 2', () => {
   usageErr(() => parseArgs('run', [...base, '--bogus', '1']), /unknown flag --bogus/);
   usageErr(() => parseArgs('run', [...base, '--workers', 'two']), /--workers/);
-  usageErr(() => parseArgs('run', [...base, '--workers', '0']), /--workers: must be ≥ 1/);
+  usageErr(() => parseArgs('run', [...base, '--workers', '0']), /--workers: must be between 1 and 64/);
   usageErr(() => parseArgs('run', [...base, '--join', 'outer']), /--join: must be one of inner\|left\|right\|full/);
   usageErr(() => parseArgs('run', [...base, '--upper', '10 minutes']), /--upper/);
   usageErr(() => parseArgs('run', [...base, '--ring-size', '100000']), /power of two/);

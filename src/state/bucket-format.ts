@@ -1,0 +1,50 @@
+/**
+ * Byte layouts shared by the bucket store's modules (see bucket-store.ts, "LMDB layout" and "Open
+ * slice"): the packed event, the LMDB value header, the arena's entry header and references.
+ */
+
+export const EV_HEADER = 8 + 2 + 4; // ts, idLen, payloadLen
+export const VALUE_HEADER = 4 + 4 + 4; // count, firstOrdinal, keyHash
+export const MAX_KEY = 1978 - 5; // LMDB key limit (4 KiB pages) minus keyGroup, keyLen, side
+export const APPEND = { append: true } as const;
+export const DB_OPTIONS = { keyEncoding: 'binary', encoding: 'binary' } as const;
+
+// ---- open slices: an arena of slabs, no heap object per key or per event ----
+//
+// An entry reference (a V8 small integer) is slabIndex·SLAB_BYTES + offset of the event bytes
+// [f64 ts][u16 idLen][u32 payloadLen][id][payload]. The ENTRY_HEADER bytes before them hold, while
+// the slice is open, [i32 prev][i32 next][i32 bucket (class) index][u32 flags]: each key/side is a
+// doubly linked list in (ts, id) order. Bit 0 of flags is the joined flag (read it with & 1); a seal
+// job writes the entry's ordinal in its bucket into bits 1–31 as it copies the entry to LMDB.
+export const SLAB_SHIFT = 16;
+export const SLAB_BYTES = 1 << SLAB_SHIFT;
+export const OFF_MASK = SLAB_BYTES - 1;
+export const MAX_SLABS = 1 << 15; // references stay below 2^31
+export const BIG = SLAB_BYTES / 4; // larger allocations get a slab of their own
+export const ENTRY_HEADER = 16;
+export const E_PREV = -16;
+export const E_NEXT = -12;
+export const E_CLASS = -8;
+export const E_JOINED = -4;
+export const NONE = -1;
+
+/** A buffer with the `start`/`end` marks lmdb-js honours on put values (then byteOffset must be 0). */
+export type MarkedBuffer = Buffer & { start: number; end: number };
+
+export function markedBuffer(size: number): MarkedBuffer {
+  const b = Buffer.allocUnsafeSlow(size) as MarkedBuffer; // own ArrayBuffer, byteOffset 0
+  b.start = 0;
+  b.end = 0;
+  return b;
+}
+
+export const EMPTY = markedBuffer(0);
+
+export function cmpIdBytes(v: Uint8Array, off: number, len: number, id: Uint8Array): number {
+  const n = len < id.length ? len : id.length;
+  for (let i = 0; i < n; i++) {
+    const c = v[off + i] - id[i];
+    if (c !== 0) return c;
+  }
+  return len - id.length;
+}

@@ -1,0 +1,272 @@
+/**
+ * The in-memory part of an open slice (see bucket-store.ts, "Open slice"): an arena of 64 KiB slabs
+ * off the V8 heap holding every event in its packed format behind a 16-byte header, per key/side a
+ * doubly linked list in (ts, id) order, and the slice's slots (one per keyGroup + key) in typed
+ * arrays behind an open-addressing table on keyHash. No heap object per key or per event.
+ */
+import { JoineryError } from '../core/errors.js';
+import {
+  BIG, cmpIdBytes, E_CLASS, E_JOINED, E_NEXT, E_PREV, EV_HEADER, markedBuffer, MAX_SLABS, NONE, OFF_MASK,
+  SLAB_BYTES, SLAB_SHIFT, type MarkedBuffer,
+} from './bucket-format.js';
+import type { Buffered, Side } from './store.js';
+
+/** What an open slice tells the seal job in progress on it: entries whose joined flag was set meanwhile. */
+export interface SealNotes {
+  readonly late: number[];
+}
+
+/** Statistics of one bucket of an open slice. `dead` once it expired: its entries are then skipped. */
+export class ClassStat {
+  count = 0;
+  bytes = 0;
+  maxExpire = -Infinity;
+  dead = false;
+  constructor(readonly c: number, readonly idx: number) {}
+}
+
+export function grow(a: Int32Array<ArrayBuffer>, n: number): Int32Array<ArrayBuffer> {
+  const b = new Int32Array(n);
+  b.set(a);
+  return b;
+}
+
+/**
+ * The in-memory part of an open slice. Slots (one per keyGroup + key) live in typed arrays,
+ * found through an open-addressing table on keyHash; a slot's LMDB key [u16 keyGroup][u16 keyLen]
+ * [key][u8 side] is written once into the arena. Entries are references into the arena.
+ */
+export class OpenSlice {
+  slabs: MarkedBuffer[] = [];
+  dvs: DataView[] = []; // one per slab: DataView reads and writes are several times faster than Buffer's
+  private cur = -1; // slab being filled
+  private pos = 0; // fill position in it
+  n = 0; // slots
+  hash = new Int32Array(64);
+  group = new Int32Array(64);
+  keyRef = new Int32Array(64); // reference of the slot's key bytes (its LMDB key starts 4 before)
+  keyLen = new Int32Array(64);
+  heads: [Int32Array<ArrayBuffer>, Int32Array<ArrayBuffer>] = [new Int32Array(64), new Int32Array(64)]; // per side: first entry
+  tails: [Int32Array<ArrayBuffer>, Int32Array<ArrayBuffer>] = [new Int32Array(64), new Int32Array(64)]; // per side: last entry
+  private table = new Int32Array(128); // slot + 1, 0 = empty
+  private tshift = 32 - 7;
+  readonly classes = new Map<number, ClassStat>(); // live buckets by retention class
+  readonly classList: ClassStat[] = []; // every bucket of the slice, dead ones too, by index
+  lastCls: ClassStat | undefined = undefined;
+  job: SealNotes | undefined = undefined; // set while the slice is being sealed
+
+  /** Reserves len bytes in the arena (never across slabs); returns their reference. */
+  reserve(len: number): number {
+    if (len <= BIG && this.cur >= 0 && this.pos + len <= SLAB_BYTES) {
+      const ref = this.cur * SLAB_BYTES + this.pos;
+      this.pos += len;
+      return ref;
+    }
+    const slabs = this.slabs;
+    if (slabs.length >= MAX_SLABS) throw new JoineryError('E_STATE', 'bucket store: an open slice outgrew its arena (2 GiB); use smaller buckets');
+    if (len > BIG) {
+      this.addSlab(len);
+      return (slabs.length - 1) * SLAB_BYTES;
+    }
+    this.addSlab(SLAB_BYTES);
+    this.cur = slabs.length - 1;
+    this.pos = len;
+    return this.cur * SLAB_BYTES;
+  }
+
+  private addSlab(size: number): void {
+    const b = markedBuffer(size);
+    this.slabs.push(b);
+    this.dvs.push(new DataView(b.buffer, 0, size));
+  }
+
+  slab(ref: number): MarkedBuffer {
+    return this.slabs[ref >>> SLAB_SHIFT];
+  }
+
+  /** The slot of (keyGroup, key), or NONE. */
+  find(h: number, keyGroup: number, key: Uint8Array): number {
+    const table = this.table;
+    const mask = table.length - 1;
+    for (let i = Math.imul(h, 0x9e3779b1) >>> this.tshift; ; i = (i + 1) & mask) {
+      const v = table[i];
+      if (v === 0) return NONE;
+      const s = v - 1;
+      if (this.hash[s] === h && this.group[s] === keyGroup && this.keyIs(s, key)) return s;
+    }
+  }
+
+  private keyIs(s: number, key: Uint8Array): boolean {
+    if (this.keyLen[s] !== key.length) return false;
+    const r = this.keyRef[s];
+    const b = this.slabs[r >>> SLAB_SHIFT];
+    const o = r & OFF_MASK;
+    for (let i = 0; i < key.length; i++) if (b[o + i] !== key[i]) return false;
+    return true;
+  }
+
+  add(h: number, keyGroup: number, key: Uint8Array): number {
+    const s = this.n;
+    if (s === this.hash.length) {
+      const cap = s * 2;
+      this.hash = grow(this.hash, cap);
+      this.group = grow(this.group, cap);
+      this.keyRef = grow(this.keyRef, cap);
+      this.keyLen = grow(this.keyLen, cap);
+      this.heads = [grow(this.heads[0], cap), grow(this.heads[1], cap)];
+      this.tails = [grow(this.tails[0], cap), grow(this.tails[1], cap)];
+    }
+    if ((s + 1) * 2 > this.table.length) this.rehash(this.table.length * 2);
+    const ref = this.reserve(5 + key.length);
+    const b = this.slab(ref);
+    const o = ref & OFF_MASK;
+    b.writeUInt16BE(keyGroup, o);
+    b.writeUInt16BE(key.length, o + 2);
+    b.set(key, o + 4);
+    this.hash[s] = h;
+    this.group[s] = keyGroup;
+    this.keyRef[s] = ref + 4;
+    this.keyLen[s] = key.length;
+    this.heads[0][s] = this.heads[1][s] = this.tails[0][s] = this.tails[1][s] = NONE;
+    this.n = s + 1;
+    this.place(h, s);
+    return s;
+  }
+
+  private place(h: number, s: number): void {
+    const table = this.table;
+    const mask = table.length - 1;
+    let i = Math.imul(h, 0x9e3779b1) >>> this.tshift;
+    while (table[i] !== 0) i = (i + 1) & mask;
+    table[i] = s + 1;
+  }
+
+  private rehash(size: number): void {
+    this.table = new Int32Array(size);
+    this.tshift = 32 - Math.log2(size);
+    for (let s = 0; s < this.n; s++) this.place(this.hash[s], s);
+  }
+
+  key(s: number): Buffer {
+    const r = this.keyRef[s];
+    return this.slab(r).subarray(r & OFF_MASK, (r & OFF_MASK) + this.keyLen[s]);
+  }
+
+  /** [u16 keyGroup][u16 keyLen][key][u8 side] of slot s, as a view (set the side byte before use). */
+  lmdbKey(s: number): Buffer {
+    const r = this.keyRef[s];
+    const o = r & OFF_MASK;
+    return this.slab(r).subarray(o - 4, o + this.keyLen[s] + 1);
+  }
+
+  // -- entries --
+  ts(ref: number): number {
+    return this.dvs[ref >>> SLAB_SHIFT].getFloat64(ref & OFF_MASK, true);
+  }
+  prev(ref: number): number {
+    return this.dvs[ref >>> SLAB_SHIFT].getInt32((ref & OFF_MASK) + E_PREV, true);
+  }
+  next(ref: number): number {
+    return this.dvs[ref >>> SLAB_SHIFT].getInt32((ref & OFF_MASK) + E_NEXT, true);
+  }
+  cls(ref: number): number {
+    return this.dvs[ref >>> SLAB_SHIFT].getInt32((ref & OFF_MASK) + E_CLASS, true);
+  }
+  dead(ref: number): boolean {
+    return this.classList[this.cls(ref)].dead;
+  }
+  /** Sets the joined flag; while the slice is being sealed, also notes the entry for its bucket's bits. */
+  setJoined(ref: number): void {
+    const b = this.slabs[ref >>> SLAB_SHIFT];
+    const o = (ref & OFF_MASK) + E_JOINED;
+    if ((b[o] & 1) === 1) return;
+    b[o] |= 1;
+    if (this.job !== undefined) this.job.late.push(ref);
+  }
+  /** Bytes of the event (from ts to the end of the payload). */
+  evLen(ref: number): number {
+    const d = this.dvs[ref >>> SLAB_SHIFT];
+    const o = ref & OFF_MASK;
+    return EV_HEADER + d.getUint16(o + 8, true) + d.getUint32(o + 10, true);
+  }
+
+  /** Orders entry ref against (ts, id). */
+  cmp(ref: number, ts: number, id: Uint8Array): number {
+    const d = this.dvs[ref >>> SLAB_SHIFT];
+    const o = ref & OFF_MASK;
+    const t = d.getFloat64(o, true);
+    if (t < ts) return -1;
+    if (t > ts) return 1;
+    return cmpIdBytes(this.slabs[ref >>> SLAB_SHIFT], o + EV_HEADER, d.getUint16(o + 8, true), id);
+  }
+
+  /** The last entry of slot s / side ≤ (ts, id), or NONE; walks back from the tail (arrivals are nearly in order). */
+  floor(side: Side, s: number, ts: number, id: Uint8Array): number {
+    let r = this.tails[side][s];
+    while (r !== NONE && this.cmp(r, ts, id) > 0) r = this.prev(r);
+    return r;
+  }
+
+  /** Links ref after `after` (NONE: at the head) in slot s / side. */
+  linkAfter(side: Side, s: number, after: number, ref: number): void {
+    const d = this.dvs[ref >>> SLAB_SHIFT];
+    const o = ref & OFF_MASK;
+    let n: number;
+    if (after === NONE) {
+      n = this.heads[side][s];
+      this.heads[side][s] = ref;
+    } else {
+      const a = this.dvs[after >>> SLAB_SHIFT];
+      const ao = (after & OFF_MASK) + E_NEXT;
+      n = a.getInt32(ao, true);
+      a.setInt32(ao, ref, true);
+    }
+    d.setInt32(o + E_PREV, after, true);
+    d.setInt32(o + E_NEXT, n, true);
+    if (n === NONE) this.tails[side][s] = ref;
+    else this.dvs[n >>> SLAB_SHIFT].setInt32((n & OFF_MASK) + E_PREV, ref, true);
+  }
+
+  unlink(side: Side, s: number, ref: number): void {
+    const p = this.prev(ref);
+    const n = this.next(ref);
+    if (p === NONE) this.heads[side][s] = n;
+    else this.dvs[p >>> SLAB_SHIFT].setInt32((p & OFF_MASK) + E_NEXT, n, true);
+    if (n === NONE) this.tails[side][s] = p;
+    else this.dvs[n >>> SLAB_SHIFT].setInt32((n & OFF_MASK) + E_PREV, p, true);
+  }
+
+  /** Visits the live entries of (key, side) with fromTs ≤ ts ≤ toTs, in (ts, id) order, through `view`. */
+  probe(view: Buffered, side: Side, keyGroup: number, h: number, key: Uint8Array, fromTs: number, toTs: number,
+    visit: (e: Buffered) => boolean | void): void {
+    const s = this.find(h, keyGroup, key);
+    if (s === NONE) return;
+    let r = this.heads[side][s];
+    if (r === NONE) return;
+    if (this.ts(r) < fromTs) {
+      // The range starts inside the list: find its first entry walking back from the tail.
+      r = this.tails[side][s];
+      if (this.ts(r) < fromTs) return;
+      for (let p = this.prev(r); p !== NONE && this.ts(p) >= fromTs; p = this.prev(p)) r = p;
+    }
+    for (; r !== NONE; r = this.next(r)) {
+      const b = this.slab(r);
+      const d = this.dvs[r >>> SLAB_SHIFT];
+      const o = r & OFF_MASK;
+      const ts = d.getFloat64(o, true);
+      if (ts > toTs) return;
+      if (this.dead(r)) continue;
+      const idLen = d.getUint16(o + 8, true);
+      view.side = side;
+      view.keyGroup = keyGroup;
+      view.key = key;
+      view.ts = ts;
+      // Plain Uint8Array views (the interface's type): cheaper to make than Buffer#subarray.
+      view.id = new Uint8Array(b.buffer, o + EV_HEADER, idLen);
+      view.payload = new Uint8Array(b.buffer, o + EV_HEADER + idLen, d.getUint32(o + 10, true));
+      view.joined = (b[o + E_JOINED] & 1) === 1;
+      if (visit(view) === true) this.setJoined(r);
+    }
+  }
+
+}

@@ -1,0 +1,354 @@
+/**
+ * Sealing (see bucket-store.ts, "Incremental sealing"): pacing seal jobs against event time, the
+ * second half of a job (append each bucket's values in key order, build its key filters), the
+ * switch of a slice from its arena to its sealed buckets, giving a job up, and the way back
+ * (unsealing a slice an insert reached).
+ */
+import { JoineryError } from '../core/errors.js';
+import {
+  APPEND, DB_OPTIONS, E_CLASS, E_JOINED, ENTRY_HEADER, EV_HEADER, markedBuffer, NONE, OFF_MASK, SLAB_SHIFT, VALUE_HEADER,
+} from './bucket-format.js';
+import type { Buckets } from './buckets.js';
+import { KeySet } from './key-index.js';
+import { ClassStat, OpenSlice } from './open-slice.js';
+import { PH_FILTER, PH_WRITE, SealJob, U_COUNT, U_FILTER, U_PUT, type ClassSeal } from './seal-sort.js';
+import { Part, type Slice } from './sealed-io.js';
+import type { Side } from './store.js';
+
+/** With k complete slices waiting, the per-call cap is multiplied by min(k, SEAL_BACKLOG_MAX) to catch up. */
+const SEAL_BACKLOG_MAX = 8;
+
+export interface SealPacing {
+  readonly sealSpread: number;
+  readonly sealUnitsPerCall: number;
+  readonly sealAtOnceUnits: number;
+}
+
+export class Sealer {
+  private readonly bucketMs: number;
+  private readonly sealSpread: number;
+  private readonly sealAtOnceUnits: number;
+
+  constructor(private readonly b: Buckets, pacing: SealPacing) {
+    this.bucketMs = b.bucketMs;
+    this.sealSpread = pacing.sealSpread;
+    this.sealAtOnceUnits = pacing.sealAtOnceUnits;
+  }
+
+  /** The oldest complete open slice (no later insert can reach it), or undefined. */
+  nextToSeal(): Slice | undefined {
+    const order = this.b.order;
+    const end = this.b.wmMax;
+    for (let i = 0; i < order.length; i++) {
+      const slice = order[i];
+      if ((slice.t + 1) * this.bucketMs > end) return undefined;
+      if (slice.open !== undefined) return slice;
+    }
+    return undefined;
+  }
+
+  /** Complete open slices: the one being sealed and those waiting. */
+  pendingSeals(): number {
+    const order = this.b.order;
+    const end = this.b.wmMax;
+    let n = 0;
+    for (let i = 0; i < order.length; i++) {
+      const slice = order[i];
+      if ((slice.t + 1) * this.bucketMs > end) break;
+      if (slice.open !== undefined) n++;
+    }
+    return n;
+  }
+
+  /**
+   * Event time for pacing seals: the watermark, advanced by how far inserted event time moved since
+   * the watermark last rose (so that calls between watermark frames find work due), at most a bucket.
+   */
+  private sealClock(): number {
+    const ahead = this.b.tsMax - this.b.tsMaxAtWm;
+    return ahead > 0 ? this.b.wmMax + Math.min(ahead, this.bucketMs) : this.b.wmMax;
+  }
+
+  /**
+   * Units of `job`'s work due now when paced: the slice of t is sealed while the clock (sealClock)
+   * goes from its end (t+1)·B to (t+1+sealSpread)·B; all of it once the clock is past that, when
+   * complete slices queue behind it, or when at most sealAtOnceUnits are left.
+   */
+  private due(job: SealJob, clock: number, queued: number): number {
+    const left = job.estimate - job.done;
+    const f = (clock - (job.slice.t + 1) * this.bucketMs) / (this.sealSpread * this.bucketMs);
+    if (queued > 1 || !(f < 1) || left <= this.sealAtOnceUnits) return Infinity;
+    return job.estimate * f - job.done;
+  }
+
+  /** Would a paced call (maintain) find sealing work to do? */
+  sealDue(): boolean {
+    if (this.b.job === undefined) return this.nextToSeal() !== undefined; // a new job: its first step at least
+    return this.sealSpread === 0 || this.due(this.b.job, this.sealClock(), this.pendingSeals()) > 0;
+  }
+
+  /**
+   * Advances the sealing of complete slices, oldest first, by at most `cap` units (a step may run
+   * over by a little). Paced (expire(), maintain()): only what is due (see due()); with `catchUp`
+   * (expire()), the cap is multiplied by the number of complete slices waiting, up to
+   * SEAL_BACKLOG_MAX. sealSpread 0: no pacing, no cap.
+   */
+  sealWork(cap: number, paced: boolean, catchUp: boolean): void {
+    if (paced && this.sealSpread === 0) {
+      paced = false;
+      cap = Infinity;
+    }
+    let queued = -1;
+    let clock = 0;
+    let used = 0;
+    while (used < cap) {
+      let job = this.b.job;
+      if (job === undefined) {
+        const slice = this.nextToSeal();
+        if (slice === undefined) break;
+        const os = slice.open!;
+        job = this.b.job = os.job = new SealJob(slice, os);
+      }
+      let budget = cap - used;
+      if (paced) {
+        if (queued < 0) {
+          queued = this.pendingSeals();
+          clock = this.sealClock();
+          if (catchUp && queued > 1) {
+            cap *= Math.min(queued, SEAL_BACKLOG_MAX);
+            budget = cap - used;
+          }
+        }
+        const due = this.due(job, clock, queued);
+        if (due <= 0) break; // on schedule: nothing to do yet
+        if (due < budget) budget = due;
+      }
+      const u = this.sealStep(job, budget);
+      used += u;
+      job.done += u;
+    }
+  }
+
+  /** One bounded step of a job; returns the units used (> 0). */
+  private sealStep(job: SealJob, budget: number): number {
+    if (job.phase < PH_WRITE) return job.sortStep(budget) + U_COUNT;
+    if (job.ci >= job.classes.length) return this.finishSeal(job);
+    if (job.phase === PH_WRITE) return this.writeStep(job, budget) + U_COUNT;
+    return this.filterStep(job, budget) + U_COUNT;
+  }
+
+  /** Appends the current bucket's values, slot after slot in key order, until the budget is used. */
+  private writeStep(job: SealJob, budget: number): number {
+    const os = job.os;
+    const cl = job.classes[job.ci];
+    this.b.dirty = true;
+    let db = cl.db;
+    if (db === undefined) {
+      const name = cl.name = this.b.takeName();
+      try {
+        db = this.b.root.openDB<Buffer, Buffer>(name, DB_OPTIONS);
+      } catch (err) {
+        throw new JoineryError('E_STATE', `bucket store: cannot create a bucket database: ${(err as Error).message}`, { cause: err });
+      }
+      if (db === undefined) throw new JoineryError('E_STATE', `bucket store: cannot create bucket database ${name}`);
+      cl.db = db;
+    }
+    const idx = cl.cs.idx;
+    const bits = cl.bits;
+    const order = job.order;
+    const hashes = job.hashes;
+    const nHashes = job.nHashes;
+    const n = job.n;
+    let ordinal = cl.ordinal;
+    let used = 0;
+    let k = job.pos;
+    for (; k < n && used < budget; k++) {
+      const s = order[k];
+      used += U_COUNT;
+      let lkey: Buffer | undefined;
+      for (let side = 0 as Side; side <= 1; side = (side + 1) as Side) {
+        const head = os.heads[side][s];
+        if (head === NONE) continue;
+        // One pass: the value is built in vbuf (copied: the arena stays intact and readable until the switch).
+        const first = ordinal;
+        let v = this.b.vbuf;
+        let p = VALUE_HEADER;
+        for (let r = head; r !== NONE; r = os.next(r)) {
+          const d = os.dvs[r >>> SLAB_SHIFT];
+          const o = r & OFF_MASK;
+          if (d.getInt32(o + E_CLASS, true) !== idx) continue;
+          const b = os.slabs[r >>> SLAB_SHIFT];
+          const len = EV_HEADER + d.getUint16(o + 8, true) + d.getUint32(o + 10, true);
+          if (p + len > v.length) {
+            const w = markedBuffer(Math.max(p + len, v.length * 2));
+            v.copy(w, 0, 0, p);
+            v = this.b.vbuf = w;
+          }
+          v.set(new Uint8Array(b.buffer, o, len), p);
+          p += len;
+          const j = b[o + E_JOINED] & 1;
+          if (j === 1) bits[ordinal >>> 3] |= 1 << (ordinal & 7);
+          d.setUint32(o + E_JOINED, ordinal * 2 + j, true); // the entry's ordinal, for flags set before the switch
+          ordinal++;
+        }
+        const cnt = ordinal - first;
+        if (cnt === 0) continue;
+        v.writeUInt32LE(cnt, 0);
+        v.writeUInt32LE(first, 4);
+        v.writeInt32LE(os.hash[s], 8);
+        v.end = p;
+        if (lkey === undefined) lkey = os.lmdbKey(s);
+        lkey[lkey.length - 1] = side;
+        db.putSync(lkey, v, APPEND);
+        hashes[side][nHashes[side]++] = os.hash[s];
+        used += cnt + U_PUT;
+      }
+    }
+    cl.ordinal = ordinal;
+    job.pos = k;
+    if (k === n) {
+      job.phase = PH_FILTER;
+      job.pos = 0;
+      job.fside = 0;
+    }
+    return used;
+  }
+
+  /** Builds the current bucket's key filters from the hashes collected while writing. */
+  private filterStep(job: SealJob, budget: number): number {
+    const cl = job.classes[job.ci];
+    let used = 0;
+    while (used < budget) {
+      const side = job.fside;
+      if (side > 1) {
+        // This bucket is complete; on to the next.
+        job.ci++;
+        job.phase = PH_WRITE;
+        job.pos = 0;
+        job.nHashes[0] = job.nHashes[1] = 0;
+        break;
+      }
+      const cnt = job.nHashes[side];
+      if (cnt === 0) { job.fside++; continue; }
+      let f = cl.filters[side];
+      if (f === undefined) f = cl.filters[side] = new KeySet(cnt);
+      const hs = job.hashes[side];
+      const end = Math.min(cnt, job.pos + Math.max(64, Math.ceil((budget - used) / U_FILTER)));
+      for (let i = job.pos; i < end; i++) f.add(hs[i]);
+      used += (end - job.pos) * U_FILTER;
+      job.pos = end;
+      if (end === cnt) { job.fside++; job.pos = 0; }
+    }
+    return used;
+  }
+
+  /** Every bucket of the job is complete: the slice switches from its arena to its parts. */
+  private finishSeal(job: SealJob): number {
+    const os = job.os;
+    const byIdx: (ClassSeal | undefined)[] = [];
+    for (const cl of job.classes) byIdx[cl.cs.idx] = cl;
+    // Flags set after an entry was written: its ordinal is in its header.
+    for (const r of job.late) {
+      const cl = byIdx[os.cls(r)];
+      if (cl === undefined) continue;
+      const ord = os.dvs[r >>> SLAB_SHIFT].getUint32((r & OFF_MASK) + E_JOINED, true) >>> 1;
+      cl.bits[ord >>> 3] |= 1 << (ord & 7);
+    }
+    const parts: Part[] = [];
+    for (const cl of job.classes) {
+      const cs = cl.cs;
+      parts.push(new Part(cs.c, cl.name!, cl.db!, cs.count, cs.bytes, cs.maxExpire, cl.filters, cl.bits));
+      this.b.sealedCount += cs.count;
+    }
+    job.slice.parts = parts;
+    job.slice.open = undefined;
+    os.job = undefined;
+    this.b.job = undefined;
+    // A key whose entries on a side all expired while the slice was open is in no part: unindex it.
+    let unindexed = 0;
+    if (os.classList.length > job.classes.length) {
+      this.b.unindexOpen(os, job.slice.t, parts);
+      unindexed = os.n;
+    }
+    return 1 + job.late.length * U_FILTER + unindexed * U_FILTER;
+  }
+
+  /** Gives up a job (its slice changed): drops the databases written so far. The slice stays open. */
+  abandonSeal(job: SealJob): void {
+    for (const cl of job.classes) this.dropSealDb(cl);
+    job.classes.length = 0;
+    job.os.job = undefined;
+    if (this.b.job === job) this.b.job = undefined;
+  }
+
+  /** A bucket of a slice being sealed expired: it leaves the job, its partial database dropped. */
+  dropFromSeal(job: SealJob, cs: ClassStat): void {
+    const j = job.classes.findIndex((cl) => cl.cs === cs);
+    if (j < 0) return;
+    this.dropSealDb(job.classes[j]);
+    job.classes.splice(j, 1);
+    if (j < job.ci) {
+      job.ci--;
+    } else if (j === job.ci && job.phase >= PH_WRITE) {
+      job.phase = PH_WRITE;
+      job.pos = 0;
+      job.fside = 0;
+      job.nHashes[0] = job.nHashes[1] = 0;
+    }
+  }
+
+  private dropSealDb(cl: ClassSeal): void {
+    if (cl.db === undefined) return;
+    this.b.dirty = true;
+    cl.db.dropSync();
+    this.b.releasedNames.push(cl.name!);
+    cl.db = undefined;
+  }
+
+
+  /** Reads a sealed slice back into memory and drops its databases (an insert reached it). */
+  unseal(slice: Slice): OpenSlice {
+    this.b.dirty = true;
+    const os = new OpenSlice();
+    for (const part of slice.parts) {
+      const cs = new ClassStat(part.c, os.classList.length);
+      cs.count = part.count;
+      cs.bytes = part.bytes;
+      cs.maxExpire = part.maxExpire;
+      os.classes.set(part.c, cs);
+      os.classList.push(cs);
+      for (const { key: k, value: v } of part.db.getRange({})) {
+        const keyLen = k.readUInt16BE(2);
+        const keyGroup = k.readUInt16BE(0);
+        const side = k[4 + keyLen] as Side;
+        const key = k.subarray(4, 4 + keyLen);
+        const count = v.readUInt32LE(0);
+        let ordinal = v.readUInt32LE(4);
+        const h = v.readInt32LE(8);
+        let s = os.find(h, keyGroup, key);
+        if (s === NONE) s = os.add(h, keyGroup, key);
+        let p = VALUE_HEADER;
+        for (let i = 0; i < count; i++, ordinal++) {
+          const ts = v.readDoubleLE(p);
+          const idLen = v.readUInt16LE(p + 8);
+          const len = EV_HEADER + idLen + v.readUInt32LE(p + 10);
+          const ref = os.reserve(ENTRY_HEADER + len) + ENTRY_HEADER;
+          const b = os.slab(ref);
+          const o = ref & OFF_MASK;
+          v.copy(b, o, p, p + len);
+          b[o + E_JOINED] = (part.bits[ordinal >>> 3] & (1 << (ordinal & 7))) !== 0 ? 1 : 0;
+          b.writeInt32LE(cs.idx, o + E_CLASS);
+          os.linkAfter(side, s, os.floor(side, s, ts, b.subarray(o + EV_HEADER, o + EV_HEADER + idLen)), ref);
+          p += len;
+        }
+      }
+      part.db.dropSync();
+      this.b.releasedNames.push(part.name);
+      this.b.sealedCount -= part.count;
+      if (part.maxExpire < this.b.minMaxExpire) this.b.minMaxExpire = part.maxExpire;
+    }
+    slice.parts = [];
+    slice.open = os;
+    return os;
+  }
+}

@@ -1,0 +1,212 @@
+/**
+ * The bucket store's key index: a probe goes only to the slices that hold its key (open or
+ * sealed), de-duplication and joined flags still work across buckets, expiry takes index entries
+ * away with the buckets, and hash collisions and hot keys stay exact (checked against MemoryStore).
+ */
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { BucketStore, type BucketStoreOptions } from '../../src/state/bucket-store.js';
+import { MemoryStore } from '../../src/state/memory-store.js';
+import type { Buffered, Side, StateStore } from '../../src/state/store.js';
+import { fnv1a } from './store.contract.js';
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-bucket-index-'));
+let dirs = 0;
+after(() => fs.rmSync(root, { recursive: true, force: true }));
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+const b = (s: string) => enc.encode(s);
+
+async function withStore(options: BucketStoreOptions, fn: (s: BucketStore) => void | Promise<void>): Promise<void> {
+  const s = BucketStore.open(path.join(root, `store-${dirs++}`), options);
+  try {
+    await fn(s);
+  } finally {
+    await s.close();
+  }
+}
+
+type Row = [string, number, boolean]; // id, ts, joined
+function probe(s: StateStore, side: Side, key: string, from: number, to: number, hash = fnv1a(b(key)),
+  mark?: (e: Buffered) => boolean): Row[] {
+  const out: Row[] = [];
+  const k = b(key);
+  s.batch(() => s.probe(side, 1, hash, k, from, to, (e) => {
+    out.push([dec.decode(e.id), e.ts, e.joined]);
+    return mark?.(e);
+  }));
+  return out;
+}
+
+function put(s: StateStore, side: Side, key: string, ts: number, id: string, expireAt = ts + 1_000_000, hash = fnv1a(b(key))): boolean {
+  return s.batch(() => s.insert(side, 1, hash, b(key), ts, b(id), b(`payload-${id}`), false, expireAt));
+}
+
+describe('BucketStore key index', () => {
+  test('a probe visits only the slices holding its key, open and sealed; a key absent from the side visits none', () => withStore({ bucketMs: 100 }, (s) => {
+    // 50 slices of other keys on both sides; key "k" on the right in 5 of them only.
+    for (let t = 0; t < 50; t++) {
+      for (let j = 0; j < 4; j++) {
+        put(s, 0, `other-${t}-${j}`, t * 100 + j, `l${t}-${j}`);
+        put(s, 1, `other-${t}-${j}`, t * 100 + j + 1, `r${t}-${j}`);
+      }
+      if (t % 10 === 3) put(s, 1, 'k', t * 100 + 50, `k${t}`);
+    }
+    put(s, 0, 'k', 2_000, 'left-only');
+    s.batch(() => s.expire(3_000)); // slices 0–29 complete
+    s.flushSeals();
+    const st = s.stats();
+    assert.equal(st.sealedSlices, 30);
+    assert.equal(st.openSlices, 20);
+
+    let before = s.stats().probedSlices;
+    assert.deepEqual(probe(s, 1, 'k', -Infinity, Infinity), [['k3', 350, false], ['k13', 1350, false], ['k23', 2350, false],
+      ['k33', 3350, false], ['k43', 4350, false]]);
+    assert.equal(s.stats().probedSlices - before, 5, 'one visit per slice holding the key, none elsewhere');
+
+    before = s.stats().probedSlices;
+    assert.deepEqual(probe(s, 1, 'k', 1_300, 3_399), [['k13', 1350, false], ['k23', 2350, false], ['k33', 3350, false]]);
+    assert.equal(s.stats().probedSlices - before, 3, 'a range visits only its own slices of the chain');
+
+    before = s.stats().probedSlices;
+    assert.deepEqual(probe(s, 0, 'k', -Infinity, Infinity), [['left-only', 2_000, false]]);
+    assert.deepEqual(probe(s, 1, 'missing', -Infinity, Infinity), []);
+    assert.deepEqual(probe(s, 1, 'k', 3_400, 4_299), [], 'a range between two slices of the chain');
+    assert.equal(s.stats().probedSlices - before, 1, 'absent keys and empty ranges visit no slice');
+  }));
+
+  test('duplicates and joined flags across many buckets of one key, through sealing and unsealing', () => withStore({ bucketMs: 100 }, (s) => {
+    for (let t = 0; t < 20; t++) assert.equal(put(s, 0, 'hot', t * 100 + 7, `e${t}`), true);
+    s.batch(() => s.expire(1_000));
+    s.flushSeals(); // slices 0–9 sealed, 10–19 open
+    for (let t = 0; t < 20; t++) assert.equal(put(s, 0, 'hot', t * 100 + 7, `e${t}`), false, `duplicate in slice ${t}`);
+    assert.equal(s.count(), 20);
+    // Mark every other entry through probes (sealed: joined bits; open: arena flags).
+    probe(s, 0, 'hot', -Infinity, Infinity, undefined, (e) => Number(dec.decode(e.id).slice(1)) % 2 === 0);
+    const rows = probe(s, 0, 'hot', -Infinity, Infinity);
+    assert.equal(rows.length, 20);
+    for (const [id, ts, joined] of rows) assert.equal(joined, Number(id.slice(1)) % 2 === 0, `${id} at ${ts}`);
+    // A new identity in a sealed slice unseals it; the index still sends probes there.
+    assert.equal(put(s, 0, 'hot', 307, 'e3b'), true);
+    assert.deepEqual(probe(s, 0, 'hot', 300, 399).map((r) => r[0]), ['e3', 'e3b']);
+    assert.equal(s.count(), 21);
+  }));
+
+  test('expiry removes index entries: a side that expires first, then everything, open and sealed', () => withStore({ bucketMs: 100 }, (s) => {
+    // Left entries live long, right ones expire at ts + 150 (the join's two retentions).
+    for (let t = 0; t < 10; t++) {
+      for (let j = 0; j < 5; j++) {
+        put(s, 0, `key-${j}`, t * 100 + j, `l${t}-${j}`, t * 100 + j + 10_000);
+        put(s, 1, `key-${j}`, t * 100 + j + 50, `r${t}-${j}`, t * 100 + j + 200);
+      }
+    }
+    assert.equal(s.stats().indexKeys, 5);
+    assert.equal(s.stats().indexOccurrences, 100, '5 keys × 2 sides × 10 slices');
+    s.batch(() => s.expire(200));
+    s.flushSeals(); // slices 0–1 sealed with both sides
+    assert.equal(s.stats().sealedSlices, 2);
+    assert.equal(s.stats().indexOccurrences, 100);
+    // Right buckets of slices 0–3 expire (max expireAt t·100 + 204): 0–1 as sealed parts, 2–3 while open (then sealed).
+    s.batch(() => s.expire(600));
+    s.flushSeals();
+    let st = s.stats();
+    assert.equal(st.sealedSlices, 6);
+    assert.deepEqual([st.indexKeys, st.indexOccurrences], [5, 100 - 5 * 4], 'the right-side occurrences of slices 0–3 went');
+    // Probing the right side for a key visits only slices that still hold right entries.
+    const before = st.probedSlices;
+    const rows = probe(s, 1, 'key-2', -Infinity, Infinity);
+    assert.deepEqual(rows.map((r) => r[1]), [452, 552, 652, 752, 852, 952]);
+    assert.equal(s.stats().probedSlices - before, 6, 'no visit to a slice whose right bucket expired');
+    s.batch(() => s.expire(1_000_000));
+    st = s.stats();
+    assert.deepEqual([s.count(), st.indexKeys, st.indexOccurrences], [0, 0, 0]);
+  }));
+
+  test('a right bucket that expires while its slice is open leaves the index at the seal', () => withStore({ bucketMs: 100, sealSpread: 0 }, (s) => {
+    put(s, 0, 'a', 10, 'l', 10_000);
+    put(s, 1, 'a', 20, 'r', 30); // expires at watermark 31, before slice 0 completes
+    put(s, 1, 'b', 21, 'rb', 30);
+    assert.equal(s.stats().indexOccurrences, 3);
+    s.batch(() => s.expire(50)); // right bucket dead, slice 0 still open
+    assert.equal(s.stats().indexOccurrences, 3, 'an open slice keeps its keys until sealed or emptied');
+    assert.deepEqual(probe(s, 1, 'a', -Infinity, Infinity), []);
+    s.batch(() => s.expire(100)); // slice 0 complete: sealed (sealSpread 0)
+    const st = s.stats();
+    assert.equal(st.sealedSlices, 1);
+    assert.deepEqual([st.indexKeys, st.indexOccurrences], [1, 1], 'only (a, left) is left');
+    assert.deepEqual(probe(s, 0, 'a', -Infinity, Infinity), [['l', 10, false]]);
+  }));
+
+  test('many keys: the index grows and shrinks back (deletions keep every other key findable)', () => withStore({ bucketMs: 1_000 }, (s) => {
+    const n = 20_000;
+    for (let i = 0; i < n; i++) put(s, (i & 1) as Side, `k${i}`, (i % 10) * 1_000 + 1, `id${i}`, (i % 10) * 1_000 + 1);
+    assert.equal(s.stats().indexKeys, n);
+    // Expire slices one at a time; every surviving key stays probe-able.
+    for (let t = 0; t < 10; t++) {
+      s.batch(() => s.expire(t * 1_000 + 2));
+      for (let i = (t + 1) % 10; i < n; i += 997) {
+        if (i % 10 <= t) continue;
+        assert.deepEqual(probe(s, (i & 1) as Side, `k${i}`, -Infinity, Infinity), [[`id${i}`, (i % 10) * 1_000 + 1, false]], `k${i} after slice ${t}`);
+      }
+      assert.equal(s.stats().indexKeys, n - (t + 1) * (n / 10));
+    }
+    assert.ok(s.stats().indexHeapBytes < 64 * 1024, `the index shrank back (${s.stats().indexHeapBytes} bytes)`);
+  }));
+
+  test('hash collisions and a hot key, randomized against MemoryStore', async () => {
+    // Four hash values for 40 keys: every chain is shared by about ten keys.
+    const hashOf = (key: string) => (fnv1a(b(key)) & 3) * 0x10001 - 0x10001; // 0 and a negative one included
+    let seed = 12345;
+    const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+    const keys = Array.from({ length: 40 }, (_, i) => `key-${i}`);
+    // Retentions vary: a slice holds several buckets per side, which expire at different times.
+    const minRetention = 200;
+    for (const options of [{ bucketMs: 25 }, { bucketMs: 10, sealUnitsPerCall: 3, sealAtOnceUnits: 0 }] as BucketStoreOptions[]) {
+      await withStore(options, (s) => {
+        const m = new MemoryStore();
+        let now = 0;
+        let wm = -Infinity;
+        let ids = 0;
+        for (let step = 0; step < 6_000; step++) {
+          const r = rnd();
+          if (r < 0.6) {
+            // Inserts behind `now` by up to 30 ms, never behind the watermark; a hot key gets a third.
+            now += rnd() * 3;
+            const ts = Math.max(wm, now - rnd() * 30);
+            const key = rnd() < 0.33 ? 'key-0' : keys[Math.floor(rnd() * keys.length)];
+            const side = (rnd() < 0.7 ? 0 : 1) as Side;
+            const id = rnd() < 0.05 && ids > 0 ? `id${Math.floor(rnd() * ids)}` : `id${ids++}`;
+            const expireAt = ts + minRetention + Math.floor(rnd() * 4) * 60;
+            const a = put(s, side, key, ts, id, expireAt, hashOf(key));
+            const c = put(m, side, key, ts, id, expireAt, hashOf(key));
+            assert.equal(a, c, `insert ${key} ${ts} ${id}`);
+          } else if (r < 0.93) {
+            // Probe ranges that expiry cannot have touched in either store (entries with ts ≥ from
+            // expire at ≥ from + minRetention > wm), so both must hold exactly the same entries.
+            const key = rnd() < 0.4 ? 'key-0' : keys[Math.floor(rnd() * keys.length)];
+            const side = (rnd() < 0.5 ? 0 : 1) as Side;
+            const from = Math.max(wm - minRetention + 1, now - rnd() * 400);
+            const to = from + rnd() * 200;
+            const mark = (e: Buffered) => (e.ts * 7) % 3 < 1;
+            assert.deepEqual(probe(s, side, key, from, to, hashOf(key), mark), probe(m, side, key, from, to, hashOf(key), mark),
+              `probe ${side} ${key} [${from}, ${to}] at step ${step}`);
+          } else if (r < 0.99) {
+            wm = Math.max(wm, now - 40 - rnd() * 20);
+            s.batch(() => s.expire(wm));
+            m.batch(() => m.expire(wm));
+          } else {
+            s.maintain(50);
+          }
+        }
+        s.batch(() => s.expire(Infinity));
+        const st = s.stats();
+        assert.deepEqual([s.count(), st.indexKeys, st.indexOccurrences], [0, 0, 0]);
+        void m.close();
+      });
+    }
+  });
+});
