@@ -37,6 +37,8 @@ export interface Summary {
   duplicates: number;
   late: number;
   deadLettered: number;
+  /** Events diverted by --max-key-entries (left, right). */
+  keyOverflow: [number, number];
   unmatchedLeft: number;
   unmatchedRight: number;
   stateLeft: number;
@@ -284,7 +286,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     const init: WorkerInit = {
       index: i, sab: sabs[i], halt: halt.sab, keyGroupRange: ranges[i], join: cfg.join, lowerMs: cfg.lowerMs, upperMs: cfg.upperMs,
       formats: opts.formats, state: cfg.state, bucketMs: bucketMsFor(cfg), stateDir: cfg.stateDir, out: cfg.out, framing, statsIntervalMs,
-      rebuild: !!opts.rebuild,
+      rebuild: !!opts.rebuild, maxKeyEntries: cfg.maxKeyEntries ?? 0, maxDelayMs: cfg.maxDelayMs, overflowOut: !!lateSink,
     };
     if (ck) {
       init.checkpoint = { dataDir: ck.storage.dataDir, runId: ck.runId, outer, gateOutput: cfg.out.startsWith('file:'), firstEpoch: restored?.id ?? 0 };
@@ -314,6 +316,8 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
           break;
         case 'synced': syncWaiters.get(m.id)?.resolve(m.head); syncWaiters.delete(m.id); break;
         case 'barrier': ackedEpoch[i] = m.ack.id; coordinator?.onAck(i, m.ack); break;
+        case 'overflow': try { lateSink?.write(m.chunk); } catch (e) { fail(e as Error); } break;
+        case 'log': log.warn(m.msg, m.fields); break;
         case 'restored': restoredEvents += m.events; restoreMs = Math.max(restoreMs, m.ms); break;
         case 'done': cpu.sample(); finished = true; finishedWorkers[i] = true; hub.update(m.stats, m.latency, m.lag); endSyncs(i); resolveDone(); break;
         case 'error':
@@ -503,6 +507,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     duplicates: hub.sum('duplicates'),
     late: router.counters.late,
     deadLettered: router.counters.dead,
+    keyOverflow: hub.keyOverflow(),
     unmatchedLeft: hub.sum('unmatchedLeft'),
     unmatchedRight: hub.sum('unmatchedRight'),
     stateLeft: hub.sum('stateEntries'),
@@ -581,6 +586,7 @@ export function formatSummary(s: Summary): string {
     `  duplicates       ${fmtCount(s.duplicates)}`,
     `  late             ${fmtCount(s.late)}`,
     `  dead-lettered    ${fmtCount(s.deadLettered)}${s.badTime ? ` (${fmtCount(s.badTime)} with event times too far ahead or not times)` : ''}`,
+    ...(s.keyOverflow[0] + s.keyOverflow[1] > 0 ? [`  key overflow     left ${fmtCount(s.keyOverflow[0])}, right ${fmtCount(s.keyOverflow[1])} (--max-key-entries)`] : []),
     `  pairs            ${fmtCount(s.pairs)} (${fmtRate(s.pairsPerSec)} pairs/s)`,
     `  unmatched        left ${fmtCount(s.unmatchedLeft)}, right ${fmtCount(s.unmatchedRight)}`,
     `  state left       ${fmtCount(s.stateLeft)} entries (peak ${fmtCount(s.peakStateEntries)}${s.alignPauses ? `; inputs paused ${fmtCount(s.alignPauses)}× to stay aligned in event time` : ''})`,

@@ -212,7 +212,7 @@ function mergeSummaries(list: Summary[], cfg: Config): Summary {
   if (list.length === 0) {
     // stopped by a signal before the first run: nothing was read
     return {
-      elapsedMs: 0, eventsIn: [0, 0], eventsPerSec: 0, pairs: 0, pairsPerSec: 0, outputRecords: 0, duplicates: 0, late: 0, deadLettered: 0,
+      elapsedMs: 0, eventsIn: [0, 0], eventsPerSec: 0, pairs: 0, pairsPerSec: 0, outputRecords: 0, duplicates: 0, late: 0, deadLettered: 0, keyOverflow: [0, 0],
       unmatchedLeft: 0, unmatchedRight: 0, stateLeft: 0, peakStateEntries: 0, badTime: 0, alignPauses: 0, p50Ms: 0, p99Ms: 0, p999Ms: 0, maxMs: 0, workers: cfg.workers, state: cfg.state,
       backpressureWaits: 0, mainHeapUsedBytes: process.memoryUsage().heapUsed, stopped: true, rebalances: 0,
     };
@@ -229,7 +229,7 @@ function mergeSummaries(list: Summary[], cfg: Config): Summary {
     pairsPerSec: elapsedMs > 0 ? (pairs / elapsedMs) * 1000 : 0,
     outputRecords: sum((s) => s.outputRecords), duplicates: sum((s) => s.duplicates), late: sum((s) => s.late),
     deadLettered: sum((s) => s.deadLettered), unmatchedLeft: sum((s) => s.unmatchedLeft), unmatchedRight: sum((s) => s.unmatchedRight),
-    backpressureWaits: sum((s) => s.backpressureWaits),
+    backpressureWaits: sum((s) => s.backpressureWaits), keyOverflow: [sum((s) => s.keyOverflow[0]), sum((s) => s.keyOverflow[1])],
     peakStateEntries: Math.max(...list.map((s) => s.peakStateEntries)), badTime: sum((s) => s.badTime), alignPauses: sum((s) => s.alignPauses),
     p50Ms: Math.max(...list.map((s) => s.p50Ms)), p99Ms: Math.max(...list.map((s) => s.p99Ms)),
     p999Ms: Math.max(...list.map((s) => s.p999Ms)), maxMs: Math.max(...list.map((s) => s.maxMs)),

@@ -56,6 +56,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'lowerMs', flag: 'lower', type: 'duration', default: 0, placeholder: 'DUR', commands: ENGINE, doc: 'lower bound of right.ts − left.ts (inclusive, may be negative)' },
   { key: 'upperMs', flag: 'upper', type: 'duration', default: 600_000, placeholder: 'DUR', commands: ENGINE, doc: 'upper bound of right.ts − left.ts (inclusive)' },
   { key: 'join', flag: 'join', type: 'enum', values: ['inner', 'left', 'right', 'full'], default: 'inner', commands: ENGINE, doc: 'join kind: outer kinds also emit unmatched events at expiry' },
+  { key: 'maxKeyEntries', flag: 'max-key-entries', type: 'int', min: 0, default: 1_000_000, placeholder: 'N', commands: ENGINE, doc: 'hot-key guard: a key holds at most N buffered events per side; further events of that key and side skip the join and go to --late-out with a reason (counted; pairs they would have made are lost). 0 = no limit' },
   { key: 'maxDelayMs', flag: 'max-delay', type: 'duration', default: 5_000, placeholder: 'DUR', commands: ENGINE, doc: 'out-of-orderness allowed per partition: watermark = max event time − max-delay' },
   { key: 'idleTimeoutMs', flag: 'idle-timeout', type: 'duration', min: 1, max: TIMER_MAX_MS, default: 30_000, placeholder: 'DUR', commands: ENGINE, doc: 'a partition silent this long stops holding the watermark back' },
   { key: 'maxDriftMs', flag: 'max-drift', type: 'duration', default: undefined, placeholder: 'DUR', off: true, commands: ENGINE, doc: 'event-time alignment: an input partition more than this far ahead in event time of the slowest live one is paused until it catches up, so inputs of different speeds or backlogs do not fill the join buffer (default max(4 × max-delay, 1m); 0 or off = read inputs at their own speed)' },
@@ -134,7 +135,7 @@ export interface Config {
   outFormat?: 'json' | 'flatbuffers'; compression: 'none' | 'gzip'; leftTopic?: string; rightTopic?: string; partitions: number;
   key: string[]; time: string; id: string;
   leftKey?: string[]; rightKey?: string[]; leftTime?: string; rightTime?: string; leftId?: string; rightId?: string;
-  lowerMs: number; upperMs: number; join: JoinKind; maxDelayMs: number; idleTimeoutMs: number; maxDriftMs?: number; maxFutureMs: number;
+  lowerMs: number; upperMs: number; join: JoinKind; maxDelayMs: number; maxKeyEntries: number; idleTimeoutMs: number; maxDriftMs?: number; maxFutureMs: number;
   workers: number; ringSizeBytes: number; stopTimeoutMs: number; state: 'lmdb' | 'memory' | 'lmdb-btree'; bucketMs?: number; stateDir: string;
   out: string; lateOut?: string; deadLetter?: string;
   rebuildFrom?: string; resumeAt?: string;

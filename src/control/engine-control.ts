@@ -162,6 +162,7 @@ export class EngineControl {
     const wm = v.router.currentWatermark(), maxTs = v.router.tracker.maxEventTime();
     const fill = v.router.ringFill();
     const hub = v.hub, c = v.router.counters;
+    const overflow = hub.keyOverflow();
     return {
       ...base,
       watermarkMs: num(wm), maxEventTimeMs: num(maxTs),
@@ -171,6 +172,7 @@ export class EngineControl {
         eventsProcessed: { left: sumSide(hub, 0), right: sumSide(hub, 1) },
         pairs: hub.sum('pairs'), outputRecords: hub.sum('outputRecords'), duplicates: hub.sum('duplicates'),
         late: c.late, deadLetters: c.dead,
+        keyOverflow: { left: overflow[0], right: overflow[1] },
         unmatched: { left: hub.sum('unmatchedLeft'), right: hub.sum('unmatchedRight') },
         backpressureWaits: c.backpressureWaits,
       },
@@ -183,6 +185,8 @@ export class EngineControl {
         };
       }),
       partitions: this.partitions(v, now),
+      // Keys holding the most buffered entries (per side) and producing the most pairs per event; see --max-key-entries.
+      topKeys: { maxKeyEntries: v.cfg.maxKeyEntries || null, ...hub.topKeys() },
       checkpointsEnabled: !!this.checkpointNow,
       lastCheckpoint: this.checkpoints.last,
     };
@@ -268,10 +272,11 @@ export interface StatusShape {
   watermarkMs: number | null; maxEventTimeMs: number | null; watermarkLagMs: number | null;
   counters: {
     eventsIn: { left: number; right: number }; eventsProcessed: { left: number; right: number };
-    pairs: number; outputRecords: number; duplicates: number; late: number; deadLetters: number;
+    pairs: number; outputRecords: number; duplicates: number; late: number; deadLetters: number; keyOverflow: { left: number; right: number };
     unmatched: { left: number; right: number }; backpressureWaits: number;
   };
   workers: Array<{ index: number; keyGroups: [number, number]; stateEntries: number; stateBytes: number; watermarkMs: number | null; ringFill: number }>;
+  topKeys: { maxKeyEntries: number | null } & ReturnType<MetricsHub['topKeys']>;
   partitions: Array<{ side: 'left' | 'right'; partition: number; topic?: string; maxEventTimeMs: number | null; watermarkMs: number | null; idle: boolean; offset?: number; committedOffset?: number; endOffset?: number; lag?: number }>;
 }
 

@@ -1,5 +1,6 @@
 import type { JoinKind } from '../config/schema.js';
 import type { Buffered, Side, StateStore } from '../state/store.js';
+import { HOT_PAIRS_PER_EVENT, type HotKeys } from './hot-keys.js';
 
 /** Where join results go. Byte views are valid only during the call. */
 export interface JoinEmitter {
@@ -15,6 +16,9 @@ export interface JoinCounters {
   unmatchedRight: number;
   expired: number;
 }
+
+/** An event the --max-key-entries guard kept out of the join (neither buffered nor probed). */
+export type OverflowSink = (side: Side, key: Uint8Array, ts: number, payload: Uint8Array, reason: string) => void;
 
 /**
  * The interval join of DESIGN.md §2: l and r join when lower ≤ r.ts − l.ts ≤ upper. One routine
@@ -52,23 +56,33 @@ export class IntervalJoin {
   };
 
   constructor(private readonly store: StateStore, kind: JoinKind, private readonly lowerMs: number,
-    private readonly upperMs: number, private readonly emitter: JoinEmitter) {
+    private readonly upperMs: number, private readonly emitter: JoinEmitter,
+    private readonly hot: HotKeys | null = null, private readonly onOverflow: OverflowSink | null = null) {
     this.outer = [kind === 'left' || kind === 'full', kind === 'right' || kind === 'full'];
   }
 
-  /** Join one event. Returns false when it was a duplicate (nothing emitted, nothing stored). */
+  /** Join one event. Returns false when it was a duplicate or diverted by the guard (nothing emitted, nothing stored). */
   onEvent(side: Side, keyGroup: number, keyHash: number, key: Uint8Array, ts: number, id: Uint8Array, payload: Uint8Array): boolean {
     const expireAt = side === 0 ? Math.max(ts, ts + this.upperMs) : Math.max(ts, ts - this.lowerMs);
+    const hot = this.hot;
+    const held = hot !== null ? hot.check(side, keyGroup, keyHash, key) : -1;
+    if (held >= 0 && hot!.maxEntries > 0 && held >= hot!.maxEntries) {
+      const reason = hot!.divert(side, keyHash, held);
+      this.onOverflow?.(side, key, ts, payload, reason);
+      return false;
+    }
     if (!this.store.insert(side, keyGroup, keyHash, key, ts, id, payload, false, expireAt)) {
       this.counters.duplicates++;
       return false;
     }
+    if (hot !== null) hot.inserted(side, keyHash, key, ts, held);
     const from = side === 0 ? ts + this.lowerMs : ts - this.upperMs;
     const to = side === 0 ? ts + this.upperMs : ts - this.lowerMs;
     this.side = side; this.key = key; this.id = id; this.ts = ts; this.payload = payload;
     this.matches = 0;
     this.store.probe((1 - side) as Side, keyGroup, keyHash, key, from, to, this.visit);
     this.counters.pairs += this.matches;
+    if (this.matches >= HOT_PAIRS_PER_EVENT && hot !== null) hot.manyPairs(keyHash, key, this.matches);
     if (this.matches > 0 && this.outer[side]) this.store.markJoined(side, keyGroup, keyHash, key, ts, id);
     return true;
   }
@@ -77,6 +91,7 @@ export class IntervalJoin {
   onWatermark(watermarkMs: number): void {
     if (watermarkMs <= this.watermark) return;
     this.watermark = watermarkMs;
+    this.hot?.onWatermark(watermarkMs);
     const needPayload = this.outer[0] || this.outer[1];
     this.counters.expired += this.store.expire(watermarkMs, needPayload ? this.onExpired : undefined);
   }

@@ -53,6 +53,9 @@ export class PrometheusExporter {
     counter('joinery_duplicates_total', 'Re-delivered events dropped', [], (v, set) => set({}, v.status.counters.duplicates));
     counter('joinery_late_events_total', 'Events behind the watermark (written to --late-out or counted)', [], (v, set) => set({}, v.status.counters.late));
     counter('joinery_dead_letters_total', 'Malformed records (written to --dead-letter or counted)', [], (v, set) => set({}, v.status.counters.deadLetters));
+    counter('joinery_key_overflow_total', 'Events diverted by --max-key-entries (their key held the maximum on their side), per side', ['side'], (v, set) => { for (const s of SIDES) set({ side: s }, v.status.counters.keyOverflow[s]); });
+    gauge('joinery_hot_key_entries', 'Events buffered for the hottest keys (top 10, per side)', ['key', 'side'], (v, set) => { for (const k of v.status.topKeys.byEntries) set({ key: k.key, side: k.side }, k.entries); });
+    gauge('joinery_hot_key_pairs_per_event', 'Most pairs one event produced, for keys whose events produced 10000 or more (top 10)', ['key'], (v, set) => { for (const k of v.status.topKeys.byPairsPerEvent) set({ key: k.key }, k.maxPairsPerEvent); });
     counter('joinery_backpressure_waits_total', 'Times routing waited for ring space', [], (v, set) => set({}, v.status.counters.backpressureWaits));
     gauge('joinery_state_entries', 'Events buffered in the join state, per worker', ['worker'], (v, set) => { for (const w of v.status.workers) set({ worker: w.index }, w.stateEntries); });
     gauge('joinery_state_bytes', 'Approximate bytes of the join state, per worker', ['worker'], (v, set) => { for (const w of v.status.workers) set({ worker: w.index }, w.stateBytes); });

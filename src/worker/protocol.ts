@@ -1,4 +1,5 @@
 import type { JoinKind } from '../config/schema.js';
+import type { HotKeyReport } from '../join/hot-keys.js';
 
 /** What the supervisor hands a worker thread (workerData). Plain data: it crosses threads. */
 export interface WorkerInit {
@@ -19,6 +20,11 @@ export interface WorkerInit {
   /** Layout of output chunks (kafka framings for --out kafka:TOPIC). */
   framing: 'ndjson' | 'kafka-json' | 'kafka-flatbuffers';
   statsIntervalMs: number;
+  /** --max-key-entries (0 = no guard) and --max-delay (how long the hot-key sketch must remember). */
+  maxKeyEntries: number;
+  maxDelayMs: number;
+  /** Diverted events are posted as 'overflow' lines (--late-out is set); else only counted. */
+  overflowOut: boolean;
   /** Checkpointing on: log state changes into files in dataDir (names carry runId). */
   checkpoint?: { dataDir: string; runId: string; outer: [boolean, boolean]; gateOutput: boolean; firstEpoch: number };
   /** Rebuild (--rebuild-from): drop all output until the REPLAY_END frame (src/rebuild/replay.ts). */
@@ -54,6 +60,8 @@ export interface WorkerStats {
   /** Rebuild: pairs and unmatched rows of the replay, not emitted (the lost run emitted them); not in pairs/unmatched*. */
   suppressedPairs?: number;
   suppressedUnmatched?: number;
+  /** Keys holding the most entries / producing the most pairs per event, and events diverted by --max-key-entries per side. */
+  hotKeys?: HotKeyReport;
 }
 
 export type WorkerMessage =
@@ -67,7 +75,11 @@ export type WorkerMessage =
   | { type: 'synced'; id: number; head: number }
   /** Reached checkpoint barrier `ack.id`: its state changes are in `ack.file` and its earlier output has been written. */
   | { type: 'barrier'; ack: BarrierAck }
-  | { type: 'restored'; index: number; events: number; bytes: number; ms: number };
+  | { type: 'restored'; index: number; events: number; bytes: number; ms: number }
+  /** Events diverted by --max-key-entries, as --late-out lines. */
+  | { type: 'overflow'; chunk: Uint8Array }
+  /** A warning for main's log (the worker thread's logger is not configured). */
+  | { type: 'log'; msg: string; fields: Record<string, unknown> };
 
 /** main → worker */
 export type WorkerRequest =

@@ -11,7 +11,9 @@ import { injectedFault } from '../checkpoint/faults.js';
 import { LoggedStore } from '../checkpoint/logged-store.js';
 import { JoineryError } from '../core/errors.js';
 import { nowMs } from '../core/units.js';
+import { HotKeys } from '../join/hot-keys.js';
 import { IntervalJoin } from '../join/join.js';
+import { flatToJson } from '../codec/flat.js';
 import { currentTid } from '../metrics/cpu.js';
 import { LatencyHistogram } from '../metrics/histogram.js';
 import { RingConsumer } from '../ring/ring.js';
@@ -44,6 +46,9 @@ class Worker {
   private readonly ring: RingConsumer;
   private readonly store: StateStore;
   private readonly join: IntervalJoin;
+  private readonly hot: HotKeys;
+  /** --late-out lines of events diverted by --max-key-entries during this drain. */
+  private overflowLines: string[] = [];
   private readonly emitter: NdjsonEmitter;
   private readonly sink: LineSink | null;
   private readonly latency = new LatencyHistogram();
@@ -95,7 +100,12 @@ class Worker {
       else if (m.type === 'abort') this.ended = this.aborted = true;
     });
     if (init.rebuild) this.replay = new SuppressingEmitter(this.emitter, init.lowerMs, init.upperMs);
-    this.join = new IntervalJoin(this.store, init.join, init.lowerMs, init.upperMs, this.replay ?? this.emitter);
+    const expireAt = (side: Side, ts: number) => (side === 0 ? Math.max(ts, ts + init.upperMs) : Math.max(ts, ts - init.lowerMs));
+    const retentionMs = Math.max(0, init.upperMs, -init.lowerMs) + init.maxDelayMs;
+    this.hot = new HotKeys(this.store, init.maxKeyEntries, Math.max(1000, retentionMs), expireAt,
+      (msg, fields) => post({ type: 'log', msg: `worker ${init.index}: ${msg}`, fields: { worker: init.index, ...fields } }));
+    this.join = new IntervalJoin(this.store, init.join, init.lowerMs, init.upperMs, this.replay ?? this.emitter, this.hot,
+      init.overflowOut ? (side, key, ts, payload, reason) => this.onOverflow(side, key, ts, payload, reason) : null);
     installInspector(port, () => this.store, init.index, init.formats); // GET /state?key=… (read-only probes between drains)
   }
 
@@ -160,7 +170,21 @@ class Worker {
     return n;
   }
 
+  private onOverflow(side: Side, key: Uint8Array, ts: number, payload: Uint8Array, reason: string): void {
+    if (this.replay?.suppressing) return; // the lost run wrote these already
+    let rec: string;
+    try {
+      rec = init.formats[side] === 'json' ? Buffer.from(payload).toString('utf8') : flatToJson(side === 0 ? 'Impression' : 'Play', payload, 0, payload.length);
+    } catch { rec = JSON.stringify(Buffer.from(payload).toString('base64')); }
+    this.overflowLines.push(`{"side":"${side === 0 ? 'left' : 'right'}","reason":${JSON.stringify(reason)},"key":${Buffer.from(key).toString('utf8')},"ts":${ts},"watermark":${Number.isFinite(this.watermark) ? this.watermark : null},"record":${rec}}\n`);
+  }
+
   private flushOutput(): void {
+    if (this.overflowLines.length > 0) {
+      const chunk = new TextEncoder().encode(this.overflowLines.join('')); // own buffer: it is transferred
+      this.overflowLines = [];
+      post({ type: 'overflow', chunk }, [chunk.buffer as ArrayBuffer]);
+    }
     if (this.emitter.pendingBytes() === 0) return;
     const chunk = this.emitter.take();
     if (!chunk) return;
@@ -232,7 +256,7 @@ class Worker {
       unmatchedLeft: c.unmatchedLeft - sup.unmatched[0], unmatchedRight: c.unmatchedRight - sup.unmatched[1], expired: c.expired,
       suppressedPairs: sup.pairs, suppressedUnmatched: sup.unmatched[0] + sup.unmatched[1],
       stateEntries: this.store.count(), peakStateEntries: Math.max(this.peakEntries, this.store.count()), stateBytes: this.store.bytes(), watermarkMs: this.watermark,
-      outputRecords: this.emitter.records,
+      outputRecords: this.emitter.records, hotKeys: this.hot.report(),
     };
   }
 
