@@ -1931,7 +1931,9 @@ class BatchingProducer {
         } catch (e) {
           await this.producer?.disconnect().catch(() => {});
           this.producer = null;
-          if (!isRetriableTxnError(e)) {
+          // kafkajs answers a metadata request cut by a restarting broker with a TypeError from its
+          // own code (a null response destructured); like a lost connection, another attempt cures it.
+          if (!isRetriableTxnError(e) && !(e instanceof TypeError)) {
             if (e instanceof JoineryError && e.message.includes(topic)) throw e;
             const code = e instanceof JoineryError ? e.code : 'E_OUTPUT';
             throw new JoineryError(code, `Kafka output topic ${topic} on ${this.h.brokers.join(',')}: ${step.what} failed: ${errText(e)}`, { cause: e });
