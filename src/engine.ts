@@ -263,7 +263,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
       }
     } catch (e) { outputFailed(e as Error); }
   };
-  const tty = opts.progress && !log.isJson; // the live line is for a terminal: never in a JSON log stream
+  const tty = opts.progress;
   // Transactional output: a chunk a worker sent after its barrier b (tag b) belongs to the
   // transaction after checkpoint b, so it waits until checkpoint b has committed (or failed,
   // leaving the transaction open for the next one). FIFO per worker keeps tags exact.
@@ -420,7 +420,9 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     const wmLag = Number.isFinite(wm) && Number.isFinite(maxTs) ? `${((maxTs - wm) / 1000).toFixed(1)}s` : '-';
     const p99 = hub.intervalLatency.percentileMs(99);
     hub.intervalLatency.reset();
-    process.stderr.write(`\r\x1b[K[${((t - start) / 1000).toFixed(0)}s] in ${fmtRate((processed - lastProcessed) / dt)} ev/s  out ${fmtRate((pairs - lastPairs) / dt)} pairs/s  state ${fmtCount(hub.sum('stateEntries'))}  wm lag ${wmLag}  ring ${router.ringFill().map((f) => `${Math.round(f * 100)}%`).join('/')}  p99 ${p99.toFixed(1)}ms`);
+    const line = `[${((t - start) / 1000).toFixed(0)}s] in ${fmtRate((processed - lastProcessed) / dt)} ev/s  out ${fmtRate((pairs - lastPairs) / dt)} pairs/s  state ${fmtCount(hub.sum('stateEntries'))}  wm lag ${wmLag}  ring ${router.ringFill().map((f) => `${Math.round(f * 100)}%`).join('/')}  p99 ${p99.toFixed(1)}ms`;
+    // The live line is for a terminal; --progress on without one gets a record per interval.
+    if (log.isJson) log.info(line, { progress: true }); else process.stderr.write(`\r\x1b[K${line}`);
     lastProcessed = processed; lastPairs = pairs; lastT = t;
   }, statsIntervalMs);
 
@@ -477,7 +479,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   if (opts.handleSignals) { process.off('SIGTERM', onSignal); process.off('SIGINT', onSignal); }
   if (stopTimer) clearTimeout(stopTimer);
   clearInterval(ticker);
-  if (tty) process.stderr.write('\r\x1b[K');
+  if (tty && !log.isJson) process.stderr.write('\r\x1b[K');
   if (!opts.keepOpen || failure) await Promise.all(opts.sources.map((s) => s.close()));
   for (const sink of [lateSink, deadSink, outRecords]) {
     const callers = sink === outRecords || sink === opts.lateSink || sink === opts.deadSink;
