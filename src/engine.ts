@@ -69,9 +69,9 @@ export interface Summary {
 export interface EngineOptions {
   sources: Source[];
   formats: ['json' | 'flatbuffers', 'json' | 'flatbuffers'];
-  /** Progress line on stderr. */
+  /** Progress on stderr: the live line on a terminal, a log record per interval otherwise. */
   progress: boolean;
-  /** Print the human summary on stderr. */
+  /** Print the human summary on stderr when it is a terminal (otherwise the caller logs the `finished` record). */
   printSummary: boolean;
   statsIntervalMs?: number;
   /** Called every stats interval (for benchmarks sampling heap). */
