@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { LOCK_FILE, lockDir } from './core/dirlock.js';
+import { log } from './core/log.js';
 import { checkOutputPaths } from './core/paths.js';
 import { openCheckpoints } from './checkpoint/index.js';
 import { FlatBatchWriter } from './codec/flat.js';
@@ -53,13 +54,13 @@ export function pregenerate(cfg: Config): { batches: RecordBatch[]; bytes: numbe
 export async function runBench(cfg: Config): Promise<number> {
   const tmp = cfg.stateDir === './joinery-state' ? fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-bench-')) : null;
   const c: Config = { ...cfg, stateDir: tmp ?? cfg.stateDir };
-  const log = (s: string) => process.stderr.write(s + '\n');
+  const say = (s: string) => log.say('info', s);
   let source: Source;
   if (c.benchSource === 'replay') {
     const t0 = nowMs();
     const { batches, bytes } = pregenerate(c);
     const n = batches.reduce((a, b) => a + b.count, 0);
-    log(`joinery bench: pre-generated ${fmtCount(n)} events (${(bytes / 1048576).toFixed(0)} MiB FlatBuffers) in ${((nowMs() - t0) / 1000).toFixed(1)}s`);
+    say(`joinery bench: pre-generated ${fmtCount(n)} events (${(bytes / 1048576).toFixed(0)} MiB FlatBuffers) in ${((nowMs() - t0) / 1000).toFixed(1)}s`);
     source = new ReplaySource(batches);
   } else {
     source = new GeneratorSource(genOptionsFrom(c));
@@ -72,7 +73,7 @@ export async function runBench(cfg: Config): Promise<number> {
     for (const n of fs.readdirSync(c.checkpointDir)) if (n !== LOCK_FILE) fs.rmSync(path.join(c.checkpointDir, n), { recursive: true, force: true });
   }
   const ck = await openCheckpoints(c);
-  log(`joinery bench: ${c.workers} worker(s), ${c.state} state, ${c.join} join [${c.lowerMs}ms, ${c.upperMs}ms], source ${c.benchSource}${ck ? `, checkpoints every ${c.checkpointIntervalMs / 1000}s to ${c.checkpointDir}` : ''}`);
+  say(`joinery bench: ${c.workers} worker(s), ${c.state} state, ${c.join} join [${c.lowerMs}ms, ${c.upperMs}ms], source ${c.benchSource}${ck ? `, checkpoints every ${c.checkpointIntervalMs / 1000}s to ${c.checkpointDir}` : ''}`);
   let maxHeap = 0;
   let s: Summary;
   try {
@@ -84,8 +85,10 @@ export async function runBench(cfg: Config): Promise<number> {
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   }
   maxHeap = Math.max(maxHeap, s.mainHeapUsedBytes);
-  process.stderr.write(formatSummary(s));
-  log(`  main-thread heap max ${(maxHeap / 1048576).toFixed(0)} MiB; ring back-pressure waits ${fmtCount(s.backpressureWaits)}; ${fmtRate(s.eventsPerSec)} events/s${s.cpu ? `, ${s.cpu.usPerEvent.toFixed(1)} µs CPU/event` : ''}`);
-  if (c.json) process.stdout.write(JSON.stringify({ ...s, mainHeapMaxBytes: maxHeap, source: c.benchSource }) + '\n');
+  const result = { ...s, mainHeapMaxBytes: maxHeap, source: c.benchSource };
+  // In JSON the summary is one `finished` record; on a terminal the text.
+  if (log.isJson) log.info('finished', { command: 'bench', ...result });
+  else process.stderr.write(formatSummary(s) + `  main-thread heap max ${(maxHeap / 1048576).toFixed(0)} MiB; ring back-pressure waits ${fmtCount(s.backpressureWaits)}; ${fmtRate(s.eventsPerSec)} events/s${s.cpu ? `, ${s.cpu.usPerEvent.toFixed(1)} µs CPU/event` : ''}\n`);
+  if (c.json) process.stdout.write(JSON.stringify(result) + '\n');
   return 0;
 }

@@ -46,8 +46,9 @@ function progressOn(cfg: Config): boolean {
   return cfg.progress === 'on' || (cfg.progress === 'auto' && !!process.stderr.isTTY);
 }
 
+/** The summary: on a terminal the engine (or the group member) printed it as text; in JSON it is this record. */
 function printResult(cfg: Config, s: Summary): void {
-  log.info('finished', { command: cfg.command, ...s });
+  if (log.isJson) log.info('finished', { command: cfg.command, ...s });
   if (cfg.json) process.stdout.write(JSON.stringify(s) + '\n');
 }
 
@@ -234,13 +235,13 @@ async function cmdDemo(cfg: Config): Promise<number> {
   checkOutputPaths(c);
   if (c.state !== 'memory') lockDir(c.stateDir, '--state-dir');
   if (c.checkpointDir) lockDir(c.checkpointDir, '--checkpoint-dir');
-  process.stderr.write(`joinery demo: ${c.events.toLocaleString('en-US')} generated impression/play events (seed ${c.seed}), ` +
+  log.say('info', `joinery demo: ${c.events.toLocaleString('en-US')} generated impression/play events (seed ${c.seed}), ` +
     `${c.join} interval join [${c.lowerMs}ms, ${c.upperMs}ms] on (${c.key.join(', ')}), ${c.workers} worker(s), ${c.state} state` +
-    `${c.state === 'lmdb' ? ` in ${c.stateDir}` : ''}, output → ${c.out}\n`);
+    `${c.state === 'lmdb' ? ` in ${c.stateDir}` : ''}, output → ${c.out}`);
   // Without a terminal there is no progress line: say how long the silence will last.
   if (!progressOn(c)) {
     const expectS = Math.max(1, Math.round(c.events / DEMO_EVENTS_PER_SEC_2_CORES));
-    process.stderr.write(`joinery demo: expect about ${expectS} s on 2 cores (no progress line without a terminal; the summary follows)\n`);
+    log.say('info', `joinery demo: expect about ${expectS} s on 2 cores (no progress line without a terminal; the summary follows)`);
   }
   logStart(c);
   try {
@@ -307,7 +308,7 @@ function watchStdio(): void {
   for (const [name, stream] of [['stdout', process.stdout], ['stderr', process.stderr]] as const) {
     stream.on('error', (e: NodeJS.ErrnoException) => {
       if (e.code === 'EPIPE' || e.code === 'ERR_STREAM_DESTROYED' || name === 'stderr') { exitSoon(EXIT_BROKEN_PIPE); return; }
-      try { process.stderr.write(`joinery: writing ${name} failed: ${e.message} [E_OUTPUT]\n`); } catch { /* stderr gone */ }
+      try { log.say('error', `joinery: writing ${name} failed: ${e.message}`, { code: 'E_OUTPUT', exitCode: EXIT_CODES.E_OUTPUT }); } catch { /* stderr gone */ }
       exitSoon(EXIT_CODES.E_OUTPUT);
     });
   }
@@ -326,7 +327,8 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (command !== 'config' && !(COMMANDS as string[]).includes(command)) {
-    process.stderr.write(`joinery: unknown command ${JSON.stringify(command)}\n\n${usage()}`);
+    log.say('error', `joinery: unknown command ${JSON.stringify(command)}`, { code: 'E_USAGE', exitCode: EXIT_CODES.E_USAGE });
+    if (!log.isJson) process.stderr.write(`\n${usage()}`); // the usage text is for a person (a log reader gets the record)
     return 2;
   }
   try {
@@ -353,8 +355,7 @@ export async function main(argv: string[]): Promise<number> {
     if (isExiting()) return process.exitCode as number; // ending at once (closed stdout, second signal): nothing more to say
     const label = command === 'config' && rest[0] === 'print' ? 'config print' : command;
     if (e instanceof JoineryError) {
-      if (log.isJson) log.error(`joinery ${label}: ${e.message}`, { code: e.code, exitCode: e.exitCode });
-      else process.stderr.write(`joinery ${label}: ${e.message} [${e.code}]\n`);
+      log.say('error', `joinery ${label}: ${e.message}`, { code: e.code, exitCode: e.exitCode });
       return e.exitCode;
     }
     if (log.isJson) {

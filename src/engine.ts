@@ -71,9 +71,9 @@ export interface Summary {
 export interface EngineOptions {
   sources: Source[];
   formats: ['json' | 'flatbuffers', 'json' | 'flatbuffers'];
-  /** Progress line on stderr. */
+  /** Progress on stderr: the live line on a terminal, a log record per interval otherwise. */
   progress: boolean;
-  /** Print the human summary on stderr. */
+  /** Print the human summary on stderr when it is a terminal (otherwise the caller logs the `finished` record). */
   printSummary: boolean;
   statsIntervalMs?: number;
   /** Called every stats interval (for benchmarks sampling heap). */
@@ -177,8 +177,8 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   const lateSink: LineSink | null = opts.lateSink ?? (cfg.lateOut ? openLineSink(cfg.lateOut, !restored && !opts.rebuild) : null);
   const deadSink: LineSink | null = opts.deadSink ?? (cfg.deadLetter ? openLineSink(cfg.deadLetter, !restored && !opts.rebuild) : null);
   if (ck?.restored) {
-    for (const s of ck.restored.skipped) process.stderr.write(`joinery: skipped ${s}\n`);
-    process.stderr.write(`joinery: resuming from checkpoint ${restored!.id} of ${new Date(restored!.createdAtMs).toISOString()} (${fmtBytes(restored!.stats.stateBytes)} of state in ${restored!.files.length} file(s))\n`);
+    for (const s of ck.restored.skipped) log.say('warn', `joinery: skipped ${s}`, { code: 'E_CHECKPOINT' });
+    log.say('info', `joinery: resuming from checkpoint ${restored!.id} of ${new Date(restored!.createdAtMs).toISOString()} (${fmtBytes(restored!.stats.stateBytes)} of state in ${restored!.files.length} file(s))`, { checkpoint: restored!.id });
   }
   const outRecords = opts.outRecords ?? null;
   if (cfg.out.startsWith('kafka:') && !outRecords) throw new JoineryError('E_INTERNAL', '--out kafka: needs a record sink');
@@ -195,7 +195,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
       } else if (deadShown < FIRST_DEAD_LETTERS_SHOWN) {
         deadShown++;
         const where = r.format === 'json' ? `line ${r.position}` : `record ${r.position}`;
-        process.stderr.write(`joinery: malformed ${side} record at ${r.origin}:${r.position} (${where}): ${r.reason}${deadShown === FIRST_DEAD_LETTERS_SHOWN ? ' (further ones counted only; use --dead-letter to keep them)' : ''}\n`);
+        log.say('warn', `joinery: malformed ${side} record at ${r.origin}:${r.position} (${where}): ${r.reason}${deadShown === FIRST_DEAD_LETTERS_SHOWN ? ' (further ones counted only; use --dead-letter to keep them)' : ''}`, { code: 'E_INPUT' });
       }
     } else if (lateSink) {
       let rec: string;
@@ -219,7 +219,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   for (const p of opts.notOwned ?? []) router.tracker.end(router.tracker.slot(p));
   if (opts.rebuild) {
     router.startReplay(opts.rebuild);
-    process.stderr.write(`joinery: rebuilding the join buffer: replaying from ${new Date(opts.rebuild.fromMs).toISOString()} up to ${opts.rebuild.describe}; output resumes there\n`);
+    log.say('info', `joinery: rebuilding the join buffer: replaying from ${new Date(opts.rebuild.fromMs).toISOString()} up to ${opts.rebuild.describe}; output resumes there`);
   }
   const outer: [boolean, boolean] = [cfg.join === 'left' || cfg.join === 'full', cfg.join === 'right' || cfg.join === 'full'];
   let coordinator: CheckpointCoordinator | null = null;
@@ -344,12 +344,12 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   let stopTimer: NodeJS.Timeout | null = null;
   const onSignal = (sig: NodeJS.Signals) => {
     if (stopped) {
-      process.stderr.write(`\njoinery: second ${sig}: exiting now${ck ? ' (resume from the last checkpoint)' : ''}\n`);
+      log.say('warn', `joinery: second ${sig}: exiting now${ck ? ' (resume from the last checkpoint)' : ''}`, { signal: sig, exitCode: 130 });
       exitSoon(130);
       return;
     }
     stopped = true;
-    process.stderr.write(`${tty ? '\r\x1b[K' : ''}joinery: ${sig}: stopping (draining${ck ? ', final checkpoint' : ''}, at most ${formatDurationMs(cfg.stopTimeoutMs)}); send it again to exit at once\n`);
+    log.say('info', `joinery: ${sig}: stopping (draining${ck ? ', final checkpoint' : ''}, at most ${formatDurationMs(cfg.stopTimeoutMs)}); send it again to exit at once`, { signal: sig });
     router.stop();
     stopTimer = setTimeout(() => {
       const last = coordinator?.stats.lastId || restored?.id || 0;
@@ -372,7 +372,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     if (stopTimer) clearTimeout(stopTimer);
     await stopAll(threads, halt); await ck?.pool.close(); halt.close(); throw failure;
   }
-  if (restored) process.stderr.write(`joinery: restored ${fmtCount(restoredEvents)} buffered events in ${(restoreMs / 1000).toFixed(1)}s\n`);
+  if (restored) log.say('info', `joinery: restored ${fmtCount(restoredEvents)} buffered events in ${(restoreMs / 1000).toFixed(1)}s`, { events: restoredEvents, restoreMs: Math.round(restoreMs) });
 
   if (ck) {
     coordinator = new CheckpointCoordinator({
@@ -386,7 +386,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
         ? async (m) => { try { await opts.commitCheckpoint!(m); } catch (e) { fail(e as Error); throw e; } }
         : opts.commitCheckpoint,
       onResult: (r) => { if (opts.transactionalOutput) openOutput(r.id); opts.control?.recordCheckpoint(r); },
-      log: (msg) => process.stderr.write(`${tty ? '\r\x1b[K' : ''}joinery: ${msg}\n`),
+      log: (msg, level, fields) => log.say(level, `joinery: ${msg}`, fields),
     });
   }
   const checkpointTimer = coordinator ? setInterval(() => {
@@ -424,7 +424,9 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     const wmLag = Number.isFinite(wm) && Number.isFinite(maxTs) ? `${((maxTs - wm) / 1000).toFixed(1)}s` : '-';
     const p99 = hub.intervalLatency.percentileMs(99);
     hub.intervalLatency.reset();
-    process.stderr.write(`\r\x1b[K[${((t - start) / 1000).toFixed(0)}s] in ${fmtRate((processed - lastProcessed) / dt)} ev/s  out ${fmtRate((pairs - lastPairs) / dt)} pairs/s  state ${fmtCount(hub.sum('stateEntries'))}  wm lag ${wmLag}  ring ${router.ringFill().map((f) => `${Math.round(f * 100)}%`).join('/')}  p99 ${p99.toFixed(1)}ms`);
+    const line = `[${((t - start) / 1000).toFixed(0)}s] in ${fmtRate((processed - lastProcessed) / dt)} ev/s  out ${fmtRate((pairs - lastPairs) / dt)} pairs/s  state ${fmtCount(hub.sum('stateEntries'))}  wm lag ${wmLag}  ring ${router.ringFill().map((f) => `${Math.round(f * 100)}%`).join('/')}  p99 ${p99.toFixed(1)}ms`;
+    // The live line is for a terminal; --progress on without one gets a record per interval.
+    if (log.isJson) log.info(line, { progress: true }); else process.stderr.write(`\r\x1b[K${line}`);
     lastProcessed = processed; lastPairs = pairs; lastT = t;
   }, statsIntervalMs);
 
@@ -473,7 +475,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     try { await commitApplied(); } catch (e) { fail(e as Error); }
   }
   if (finalCheckpoint && !(await finalCheckpoint) && !failure) {
-    process.stderr.write(`joinery: the final checkpoint failed; a restart resumes from checkpoint ${coordinator!.stats.lastId || '(none)'} and redoes the rest\n`);
+    log.say('error', `joinery: the final checkpoint failed; a restart resumes from checkpoint ${coordinator!.stats.lastId || '(none)'} and redoes the rest`, { code: 'E_CHECKPOINT' });
   }
   if (coordinator) await coordinator.close();
   cpu.sample(); // the pool thread ends with close()
@@ -481,7 +483,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   if (opts.handleSignals) { process.off('SIGTERM', onSignal); process.off('SIGINT', onSignal); }
   if (stopTimer) clearTimeout(stopTimer);
   clearInterval(ticker);
-  if (tty) process.stderr.write('\r\x1b[K');
+  if (tty && !log.isJson) process.stderr.write('\r\x1b[K');
   if (!opts.keepOpen || failure) await Promise.all(opts.sources.map((s) => s.close()));
   for (const sink of [lateSink, deadSink, outRecords]) {
     const callers = sink === outRecords || sink === opts.lateSink || sink === opts.deadSink;
@@ -530,7 +532,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     summary.rebuild = { ...c, suppressedPairs: hub.sum('suppressedPairs'), suppressedUnmatched: hub.sum('suppressedUnmatched'), reachedResume: !router.replay.active };
   }
   if (stopped) summary.stopped = true;
-  if (opts.printSummary) process.stderr.write(formatSummary(summary));
+  if (opts.printSummary && !log.isJson) process.stderr.write(formatSummary(summary)); // in JSON: the caller's `finished` record
   return summary;
 }
 

@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import { FlatBatchWriter } from './codec/flat.js';
 import type { Config } from './config/schema.js';
 import { JoineryError, usageError } from './core/errors.js';
+import { log } from './core/log.js';
 import { fmtCount, fmtRate } from './metrics/report.js';
 import { Generator, genOptionsFrom } from './source/generator.js';
 import type { Side } from './state/store.js';
@@ -131,7 +132,7 @@ export async function runGenCommand(cfg: Config): Promise<number> {
     const line = `joinery gen: ${fmtCount(n)} events (left ${fmtCount(s.emitted[0])}, right ${fmtCount(s.emitted[1])}), ` +
       `${fmtRate(secs > 0 ? n / secs : 0)} events/s`;
     if (progressTty) process.stderr.write(`\r\x1b[K${line}${final ? '\n' : ''}`);
-    else if (!final) process.stderr.write(line + '\n');
+    else if (!final) log.say('info', line);
     progressShown = true;
   };
 
@@ -171,10 +172,10 @@ export async function runGenCommand(cfg: Config): Promise<number> {
   const s = gen.stats();
   const n = s.emitted[0] + s.emitted[1];
   const secs = (end - t0) / 1000;
-  process.stderr.write(
+  log.say('info',
     `joinery gen: ${fmtCount(n)} events in ${secs.toFixed(2)}s (${fmtRate(secs > 0 ? n / secs : 0)} events/s, ${format}, seed ${opts.seed}): ` +
     `left ${left.path} ${fmtCount(s.emitted[0])} impressions (${fmtCount(s.duplicates[0])} duplicates) ${fmtCount(left.bytes)} bytes; ` +
-    `right ${right.path} ${fmtCount(s.emitted[1])} plays (${fmtCount(s.duplicates[1])} duplicates, ${fmtCount(s.orphanPlays)} orphans) ${fmtCount(right.bytes)} bytes\n`,
+    `right ${right.path} ${fmtCount(s.emitted[1])} plays (${fmtCount(s.duplicates[1])} duplicates, ${fmtCount(s.orphanPlays)} orphans) ${fmtCount(right.bytes)} bytes`,
   );
   return 0;
 }

@@ -27,6 +27,7 @@ import { keyGroupRanges } from './router/partitioner.js';
 import { openLineSink, type LineSink } from './sink/sink.js';
 import type { Side } from './state/store.js';
 import { exitSoon } from './core/exit.js';
+import { log, type LogFields, type LogLevel } from './core/log.js';
 
 /** The default member name: the host name, cut to what a member name may hold. */
 export function defaultMemberName(): string {
@@ -73,7 +74,7 @@ export async function runMember({ cfg, control, progress }: MemberRunOptions): P
   const transactional = kafkaOut && cfg.delivery === 'exactly-once';
   const ranges = keyGroupRanges(cfg.workers);
   const outer: [boolean, boolean] = [cfg.join === 'left' || cfg.join === 'full', cfg.join === 'right' || cfg.join === 'full'];
-  const say = (msg: string) => process.stderr.write(`${progress ? '\r\x1b[K' : ''}joinery: member ${member}: ${msg}\n`);
+  const say = (msg: string, level: LogLevel = 'info', fields?: LogFields) => log.say(level, `joinery: member ${member}: ${msg}`, { member, ...fields });
 
   // The engine run in progress, for the re-join hook.
   let current: { handle: NonNullable<EngineOptions['stopHandle']>; done: Promise<unknown> } | null = null;
@@ -203,7 +204,7 @@ export async function runMember({ cfg, control, progress }: MemberRunOptions): P
     for (const c of closers) await c().catch(() => {});
   }
   const total = mergeSummaries(summaries, cfg);
-  process.stderr.write(formatSummary(total));
+  if (!log.isJson) process.stderr.write(formatSummary(total)); // in JSON: the CLI's `finished` record
   return total;
 }
 

@@ -17,6 +17,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { BarrierCut, Router } from '../router/router.js';
 import type { BarrierAck } from '../worker/protocol.js';
+import type { LogFields, LogLevel } from '../core/log.js';
 import { decodeManifest, encodeManifest, MANIFEST_FORMAT, type Manifest, type StateFileRef } from './manifest.js';
 import type { SidePool } from './pool.js';
 import { injectedFault } from './faults.js';
@@ -61,7 +62,8 @@ export interface CoordinatorOptions {
   onAllAcked?: (id: number) => void | Promise<void>;
   /** After the manifest is durable: commit source positions / the output transaction. */
   commit?: (m: Manifest) => Promise<void>;
-  log: (msg: string) => void;
+  /** A message for the log; failures carry `code: 'E_CHECKPOINT'`. */
+  log: (msg: string, level: LogLevel, fields?: LogFields) => void;
   /** Each checkpoint's outcome (metrics, /status). */
   onResult?: (r: { ok: boolean; id: number; durationMs?: number; bytes?: number }) => void;
 }
@@ -213,7 +215,7 @@ export class CheckpointCoordinator {
     } catch (e) {
       this.stats.failed++;
       this.stats.lastError = (e as Error).message;
-      this.o.log(`checkpoint ${id} failed (the previous checkpoint stays the restore point; retrying at the next interval): ${(e as Error).message}`);
+      this.o.log(`checkpoint ${id} failed (the previous checkpoint stays the restore point; retrying at the next interval): ${(e as Error).message}`, 'warn', { code: 'E_CHECKPOINT', checkpoint: id });
       this.o.onResult?.({ ok: false, id });
       return false;
     }
@@ -242,7 +244,7 @@ export class CheckpointCoordinator {
         if (!keep.has(name) && !open && !name.includes('.tmp')) { st.removeFile(name); this.named.delete(name); }
       }
     } catch (e) {
-      this.o.log(`checkpoint retention: ${(e as Error).message}`);
+      this.o.log(`checkpoint retention: ${(e as Error).message}`, 'warn', { code: 'E_CHECKPOINT' });
     }
   }
 
@@ -267,9 +269,9 @@ export class CheckpointCoordinator {
         bases: out.map((f) => ({ name: path.basename(f.path), kind: 'base' as const, keyGroups: f.keyGroups, bytes: f.bytes, sha256: f.sha256 })),
       };
       this.stats.compactions++;
-      this.o.log(`compacted ${snapshot.length} state files (${mb(snapshot.reduce((s, f) => s + f.bytes, 0))}) into ${out.length} base file(s) (${mb(out.reduce((s, f) => s + f.bytes, 0))}) in ${((performance.now() - t0) / 1000).toFixed(1)}s`);
+      this.o.log(`compacted ${snapshot.length} state files (${mb(snapshot.reduce((s, f) => s + f.bytes, 0))}) into ${out.length} base file(s) (${mb(out.reduce((s, f) => s + f.bytes, 0))}) in ${((performance.now() - t0) / 1000).toFixed(1)}s`, 'info');
     }, (e: Error) => {
-      this.o.log(`compaction failed (the chain stays as it is): ${e.message}`);
+      this.o.log(`compaction failed (the chain stays as it is): ${e.message}`, 'warn', { code: 'E_CHECKPOINT' });
     }).finally(() => { this.compacting = null; });
   }
 

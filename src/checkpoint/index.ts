@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Config } from '../config/schema.js';
 import { JoineryError } from '../core/errors.js';
+import { log } from '../core/log.js';
 import type { Manifest, SourcePosition } from './manifest.js';
 import { SidePool } from './pool.js';
 import { findRestorePoint, setAsideNewer, type RestorePoint } from './restore.js';
@@ -37,7 +38,7 @@ export async function openCheckpoints(cfg: Config, committedId?: number): Promis
   try {
     const job = jobOf(cfg);
     if (committedId === 0 && storage.listManifests().length > 0) {
-      process.stderr.write(`joinery: no checkpoint of this job was ever committed with its output (consumer group ${cfg.group}): starting over; the checkpoints in ${cfg.checkpointDir} are set aside\n`);
+      log.say('warn', `joinery: no checkpoint of this job was ever committed with its output (consumer group ${cfg.group}): starting over; the checkpoints in ${cfg.checkpointDir} are set aside`, { code: 'E_CHECKPOINT' });
       setAsideNewer(storage, 0);
     }
     let restored: RestorePoint | null;
@@ -46,7 +47,7 @@ export async function openCheckpoints(cfg: Config, committedId?: number): Promis
     } catch (e) {
       // Rebuilding is what to do when the checkpoints are gone: set the unusable ones aside.
       if (cfg.rebuildFrom === undefined || !(e as { noUsableCheckpoint?: boolean }).noUsableCheckpoint) throw e;
-      process.stderr.write(`joinery: ${(e as Error).message.split('. ')[0]}: set aside for the rebuild\n`);
+      log.say('warn', `joinery: ${(e as Error).message.split('. ')[0]}: set aside for the rebuild`, { code: 'E_CHECKPOINT' });
       setAsideNewer(storage, 0);
       restored = null;
     }
@@ -83,7 +84,7 @@ export function fileStartOf(ctx: CheckpointContext | null, spec: string, side: 0
     throw new JoineryError('E_CHECKPOINT', `checkpoint ${m.id} in ${ctx!.storage.location} was taken with ${flag} ${same?.name ?? '(another input)'}, not ${spec}: ` +
       `resume with the same ${flag}, or start over with a new --checkpoint-dir (and a new output)`);
   }
-  process.stderr.write(`joinery: ${flag} ${spec} was ${same.name} when checkpoint ${m.id} was taken: resuming it if it holds the same bytes\n`);
+  log.say('info', `joinery: ${flag} ${spec} was ${same.name} when checkpoint ${m.id} was taken: resuming it if it holds the same bytes`);
   return same.file;
 }
 

@@ -10,6 +10,7 @@
  * cannot catch gets past it (SIGKILL: the shell then reports 137 instead of the asked-for code).
  */
 import type { Worker } from 'node:worker_threads';
+import { log } from './log.js';
 
 /** One engine run's workers and the flag they poll (Int32Array over a SharedArrayBuffer, 1 = halt). */
 interface Group { flag: Int32Array; live: Set<Worker> }
@@ -61,7 +62,7 @@ export function exitSoon(code: number, graceMs = HALT_GRACE_MS): void {
     for (const g of groups) live += g.live.size;
     if (live === 0) { process.exit(code); return; }
     if (Date.now() - t0 >= graceMs) {
-      try { process.stderr.write(`joinery: ${live} worker thread(s) did not halt within ${graceMs}ms (stuck in native code): killing the process\n`); } catch { /* stderr gone */ }
+      try { log.say('error', `joinery: ${live} worker thread(s) did not halt within ${graceMs}ms (stuck in native code): killing the process`, { code: 'E_INTERNAL' }); } catch { /* stderr gone */ }
       process.kill(process.pid, 'SIGKILL');
       return;
     }

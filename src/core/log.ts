@@ -1,8 +1,11 @@
 /**
  * Structured logs on stderr for lifecycle events (start, config, sources opened, HTTP endpoint,
  * pause/resume, finished, errors). One JSON object per line when stderr is not a terminal
- * (`{"time":"…","level":"info","msg":"…",…fields}`), a short human line on a terminal. The progress
- * line and the end-of-run summary are not log events and keep their own format.
+ * (`{"time":"…","level":"info","msg":"…",…fields}`), a short human line on a terminal. Every stderr
+ * message goes through here, so a log collector reading a pipe sees nothing but JSON lines; the
+ * `joinery: …` messages written for people (`say`) keep their own text on a terminal. Only the live
+ * progress line and the multi-line end-of-run summary are terminal-only and bypass the logger (the
+ * summary is the `finished` record in JSON).
  *
  * A module singleton (`log`): the CLI configures it once (`configureLog`), everything else imports it.
  */
@@ -37,13 +40,24 @@ export class Logger {
   info(msg: string, fields?: LogFields): void { this.emit('info', msg, fields); }
   debug(msg: string, fields?: LogFields): void { this.emit('debug', msg, fields); }
 
-  private emit(level: LogLevel, msg: string, fields?: LogFields): void {
+  /**
+   * A message written for people (`joinery: …` lines): in JSON a record like any other; on a
+   * terminal the text as it reads, its code (`fields.code`) in brackets after it.
+   */
+  say(level: LogLevel, msg: string, fields?: LogFields): void { this.emit(level, msg, fields, true); }
+
+  private emit(level: LogLevel, msg: string, fields?: LogFields, plain = false): void {
     if (RANK[level] > this.rank) return;
     const time = new Date();
     if (this.json) {
       const rec: LogFields = { time: time.toISOString(), level, msg };
       if (fields) for (const [k, v] of Object.entries(fields)) if (v !== undefined && !(k in rec)) rec[k] = v;
       this.out.write(JSON.stringify(rec, jsonSafe) + '\n');
+      return;
+    }
+    if (plain) {
+      const code = fields?.code;
+      this.out.write(`\r\x1b[K${msg}${typeof code === 'string' ? ` [${code}]` : ''}\n`);
       return;
     }
     // Terminal: clear a progress line first, then "HH:MM:SS level message k=v …".

@@ -45,6 +45,7 @@ import * as net from 'node:net';
 import type * as KafkaJS from 'kafkajs';
 import type { Admin, Consumer, EachBatchPayload, LogEntry, Message, PartitionAssigner, Producer } from 'kafkajs';
 import { JoineryError, usageError, type ErrorCode } from '../core/errors.js';
+import { log as logger, type LogLevel } from '../core/log.js';
 import { formatDurationMs } from '../core/units.js';
 import type { LineSink } from '../sink/sink.js';
 import type { SourcePosition } from '../checkpoint/manifest.js';
@@ -325,6 +326,9 @@ function envLogLevel(): number {
     : v === 'nothing' || v === 'off' ? logLevel.NOTHING : logLevel.WARN;
 }
 
+/** kafkajs levels as log levels (its DEBUG lines show with --log-level debug only). */
+const LOG_LEVEL_OF: Record<number, LogLevel> = { [logLevel.ERROR]: 'error', [logLevel.WARN]: 'warn', [logLevel.INFO]: 'info', [logLevel.DEBUG]: 'debug' };
+
 /** kafkajs logCreator: one compact line per entry on stderr, identical lines at most every 10 s. */
 function compactLogCreator(threshold: number) {
   const lastShown = new Map<string, { at: number; suppressed: number }>();
@@ -347,7 +351,7 @@ function compactLogCreator(threshold: number) {
     const more = seen && seen.suppressed > 0 ? ` [+${seen.suppressed} like it]` : '';
     lastShown.set(key, { at: now, suppressed: 0 });
     if (lastShown.size > 500) lastShown.clear();
-    process.stderr.write(line + more + '\n');
+    logger.say(LOG_LEVEL_OF[level] ?? 'debug', line + more, { kafkajs: entry.namespace });
   };
 }
 
@@ -1177,7 +1181,7 @@ export class KafkaSource implements Source {
       // a deleted input topic also ends kafkajs's consumer: that is no lost broker
       await this.checkTopics();
       if (this.fatal || this.closed) { this.restarting = false; return; }
-      process.stderr.write(`joinery: lost the Kafka broker (${errText(error)}); reconnecting for up to ${formatDurationMs(budget)}\n`);
+      logger.say('warn', `joinery: lost the Kafka broker (${errText(error)}); reconnecting for up to ${formatDurationMs(budget)}`, { code: 'E_INPUT' });
       let delay = 250;
       let last: unknown = error;
       while (!this.closed) {
@@ -1189,7 +1193,7 @@ export class KafkaSource implements Source {
           if (this.closed) break; // closed while waiting: a consumer started now would never be stopped
           await this.startConsumer();
           this.stats.reconnects++;
-          process.stderr.write('joinery: reconnected to Kafka\n');
+          logger.say('info', 'joinery: reconnected to Kafka');
           this.restarting = false;
           return;
         } catch (e) {
@@ -1247,7 +1251,7 @@ export class KafkaSource implements Source {
     try {
       await committing;
     } catch (e) {
-      process.stderr.write(`joinery: committing before re-joining the Kafka group failed: ${errText(e)}\n`);
+      logger.say('warn', `joinery: committing before re-joining the Kafka group failed: ${errText(e)}`, { code: 'E_INPUT' });
     }
   }
 
@@ -2250,7 +2254,7 @@ class BatchingProducer {
         if (this.txnId !== null && !this.tx) this.tx = await producer.transaction();
         this.stats.sends++;
         await (this.tx ?? producer).send({ topic: this.opts.topic, messages, acks: -1, compression: this.compression });
-        if (warned) process.stderr.write(`joinery: Kafka reachable again; writing to ${this.opts.topic} resumed\n`);
+        if (warned) logger.say('info', `joinery: Kafka reachable again; writing to ${this.opts.topic} resumed`);
         this.inflight = null;
         this.inflightBytes = 0;
         this.notifyReady();
@@ -2262,7 +2266,7 @@ class BatchingProducer {
         if (producer && isConnectivityError(e) && now - firstFailure < budget && !this.closed) {
           if (!warned) {
             warned = true;
-            process.stderr.write(`joinery: cannot reach Kafka to write ${this.opts.topic} (${errText(e)}); retrying for up to ${formatDurationMs(budget)}\n`);
+            logger.say('warn', `joinery: cannot reach Kafka to write ${this.opts.topic} (${errText(e)}); retrying for up to ${formatDurationMs(budget)}`, { code: 'E_OUTPUT' });
           }
           await sleep(delay);
           delay = Math.min(delay * 2, 2_000);

@@ -16,6 +16,7 @@ import type { Config } from '../config/schema.js';
 import { FlatBatchWriter, FlatExtractor, SIDE_TABLE } from '../codec/flat.js';
 import { scalarText } from '../codec/json.js';
 import { usageError } from '../core/errors.js';
+import { log } from '../core/log.js';
 import { fmtCount, fmtRate } from '../metrics/report.js';
 import { Generator, genOptionsFrom, impressionJson, playJson } from '../source/generator.js';
 import type { ImpressionEvent, PlayEvent } from '../source/generator.js';
@@ -125,12 +126,12 @@ export async function runGenToKafka(cfg: Config, opts: GenToKafkaOptions): Promi
   ]);
   for (const t of topics) {
     if (!t.created && t.partitions !== opts.partitions) {
-      process.stderr.write(`joinery gen: topic ${t.topic} already exists with ${t.partitions} partitions (not ${opts.partitions}); producing into it as it is\n`);
+      log.say('warn', `joinery gen: topic ${t.topic} already exists with ${t.partitions} partitions (not ${opts.partitions}); producing into it as it is`);
     }
   }
   if (topics[0].partitions !== topics[1].partitions) {
-    process.stderr.write(`joinery gen: warning: ${topics[0].topic} has ${topics[0].partitions} partitions and ${topics[1].topic} has ${topics[1].partitions}: ` +
-      `a key's impressions and plays land on different partition numbers, so the topics cannot be split by partition across joinery nodes (one node reading both whole topics still joins correctly)\n`);
+    log.say('warn', `joinery gen: warning: ${topics[0].topic} has ${topics[0].partitions} partitions and ${topics[1].topic} has ${topics[1].partitions}: ` +
+      `a key's impressions and plays land on different partition numbers, so the topics cannot be split by partition across joinery nodes (one node reading both whole topics still joins correctly)`);
   }
 
   const sinkOpts = { brokers: opts.brokers, kafka, compression: opts.compression ?? 'none', clientId: 'joinery-gen' } as const;
@@ -167,7 +168,7 @@ export async function runGenToKafka(cfg: Config, opts: GenToKafkaOptions): Promi
     const line = `joinery gen: ${fmtCount(n)} events → ${opts.leftTopic} ${fmtCount(writers[0].records)}, ${opts.rightTopic} ${fmtCount(writers[1].records)}; ` +
       `${fmtRate(secs > 0 ? n / secs : 0)} events/s`;
     if (progressTty) process.stderr.write(`\r\x1b[K${line}${final ? '\n' : ''}`);
-    else if (!final) process.stderr.write(line + '\n');
+    else if (!final) log.say('info', line);
     progressShown = true;
   };
 
@@ -213,10 +214,10 @@ export async function runGenToKafka(cfg: Config, opts: GenToKafkaOptions): Promi
   const n = writers[0].records + writers[1].records;
   const secs = (end - t0) / 1000;
   const rate = secs > 0 ? n / secs : 0;
-  process.stderr.write(
+  log.say('info',
     `joinery gen: ${fmtCount(n)} events in ${secs.toFixed(2)}s (${fmtRate(rate)} events/s, ${opts.format}, seed ${genOpts.seed}) to Kafka ${opts.brokers.join(',')}: ` +
     `${opts.leftTopic} (${topics[0].partitions} partitions${topics[0].created ? ', created' : ''}) ${fmtCount(writers[0].records)} impressions (${fmtCount(s.duplicates[0])} duplicates) ${fmtCount(writers[0].bytes)} bytes; ` +
-    `${opts.rightTopic} (${topics[1].partitions} partitions${topics[1].created ? ', created' : ''}) ${fmtCount(writers[1].records)} plays (${fmtCount(s.duplicates[1])} duplicates, ${fmtCount(s.orphanPlays)} orphans) ${fmtCount(writers[1].bytes)} bytes\n`,
+    `${opts.rightTopic} (${topics[1].partitions} partitions${topics[1].created ? ', created' : ''}) ${fmtCount(writers[1].records)} plays (${fmtCount(s.duplicates[1])} duplicates, ${fmtCount(s.orphanPlays)} orphans) ${fmtCount(writers[1].bytes)} bytes`,
   );
   return {
     topics,

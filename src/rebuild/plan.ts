@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import type { Config } from '../config/schema.js';
 import { JoineryError, usageError } from '../core/errors.js';
+import { log } from '../core/log.js';
 import type { Manifest } from '../checkpoint/manifest.js';
 import { parseByteResume, parseTime, readResumeManifest, type ReplayPlan, type ResumePoint } from './replay.js';
 
@@ -89,7 +90,7 @@ export async function kafkaPlan(cfg: Config): Promise<{ plan: ReplayPlan; startO
       if (start < r.offset) resume.push({ side, partition: p.partition, position: r.offset });
     }
   }
-  if (early.length > 0) process.stderr.write(`joinery: warning: --rebuild-from is older than the earliest retained record of ${early.join(', ')}: the replay starts there, later than asked\n`);
+  if (early.length > 0) log.say('warn', `joinery: warning: --rebuild-from is older than the earliest retained record of ${early.join(', ')}: the replay starts there, later than asked`);
   return {
     plan: {
       fromMs, resume, watermarkFloorMs: m ? m.router.watermarkMs : undefined,
