@@ -26,7 +26,10 @@ after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 function runArgs(name: string, workers: number, extra: string[] = []): string[] {
   return ['run', '--left', `file:${L}`, '--right', `file:${R}`, '--format', 'json', ...JOIN, '--workers', String(workers),
     '--state-dir', path.join(tmp, `state-${name}`), '--out', `file:${path.join(tmp, `out-${name}.ndjson`)}`,
-    '--checkpoint-dir', path.join(tmp, `ckpt-${name}`), '--checkpoint-interval', '200ms', '--json', ...extra];
+    '--checkpoint-dir', path.join(tmp, `ckpt-${name}`), '--checkpoint-interval', '200ms',
+    // Small rings: a barrier waits behind what is queued, so 16 MiB rings made checkpoints take
+    // seconds and runs ended after two or three of them, fewer than the tests below need.
+    '--ring-size', '256k', '--json', ...extra];
 }
 
 interface Run { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
