@@ -170,6 +170,17 @@ function validate(c: Config, requireInputs: boolean): void {
       if (c.leftOut && c.leftOut === c.rightOut) throw usageError('--left-out and --right-out must be different files');
     }
   }
+  if (c.command === 'verify') {
+    for (const [flag, v] of [['left', c.left], ['right', c.right], ['output', c.output]] as const) {
+      if (!required(!v, `--${flag} is required (file:PATH)`) && !/^file:.+$/.test(v!)) {
+        throw usageError(`--${flag}: verify reads files only (file:PATH), got ${JSON.stringify(v)}`);
+      }
+    }
+    if (c.lowerMs > c.upperMs) throw usageError(`--lower (${formatDurationMs(c.lowerMs)}) must not exceed --upper (${formatDurationMs(c.upperMs)})`);
+    if (c.maxDelayMs < 0) throw usageError('--max-delay must not be negative');
+    const leftKey = c.leftKey ?? c.key, rightKey = c.rightKey ?? c.key;
+    if (leftKey.length !== rightKey.length) throw usageError(`the join key has ${leftKey.length} field(s) on the left but ${rightKey.length} on the right: --left-key/--right-key/--key must name as many fields per side`);
+  }
   if (c.command === 'topics') required(!c.brokers || !c.leftTopic || !c.rightTopic, '--brokers, --left-topic and --right-topic are required');
   const needsBrokers = [c.left, c.right, c.out, c.lateOut, c.deadLetter].some(isKafka);
   if (needsBrokers && !c.brokers) throw usageError('kafka: sources and sinks need --brokers HOST:PORT[,…]');
