@@ -50,7 +50,7 @@ export class Explainer {
       if (i < 0) continue;
       const behind = this.sides[side].ev.behindMs[i];
       if (behind > 0) {
-        ex.cause = `late: the ${side === 0 ? 'left' : 'right'} event came ${formatDurationMs(behind)} after a newer one of its input, more than --max-delay ${formatDurationMs(this.maxDelayMs)} behind; the engine drops such an event once the watermark has passed it`;
+        ex.cause = `late: the ${side === 0 ? 'left' : 'right'} event came ${(behind / 1000).toFixed(1)} s after a newer one of its input, more than --max-delay ${formatDurationMs(this.maxDelayMs)} behind; the engine drops such an event once the watermark has passed it`;
         return { ex, cause: 'late' };
       }
     }
