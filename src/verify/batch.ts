@@ -5,23 +5,32 @@
  * time, id), and a second event of the same identity is a re-delivery, never joined; l and r join
  * when lower ≤ r.ts − l.ts ≤ upper; outer kinds add each event that joined nothing.
  *
- * Every row is a string element of a multiset (see pairElement), counted in one Map shared with
- * the reading of the output: value = expected × EXP_UNIT + got.
+ * A row is identified by the input events it is made of (a left and a right event, or one of them
+ * for an unmatched row of an outer kind), so the multiset is a Map from a number (rowCode) to
+ * expected × EXP_UNIT + got, shared with the reading of the output, which resolves each row's key,
+ * ids and event times to those events. Exact, unlike a hash of the row's text.
  */
 import type { JoinKind } from '../config/schema.js';
-import type { KeyTable, SideEvents } from './inputs.js';
+import { JoineryError } from '../core/errors.js';
+import type { SideEvents } from './inputs.js';
+import type { KeyTable } from './keys.js';
 
 export const EXP_UNIT = 2 ** 24;
-export const NULL_TEXT = 'null';
+/** Right event index + 1 lies below this; left index + 1 below 2^53 / R_SPAN = 2^27. */
+const R_SPAN = 2 ** 26;
+export const MAX_EVENTS_PER_SIDE = R_SPAN - 2;
 
-/** One output row as a multiset element: key, ids and event times (`null` for the absent side of an unmatched row). */
-export function pairElement(key: string, leftId: string, leftTs: string, rightId: string, rightTs: string): string {
-  return key + '\0' + leftId + '\0' + leftTs + '\0' + rightId + '\0' + rightTs;
+/** A row as a number: left and right event index (−1 for the absent side of an unmatched row). */
+export function rowCode(l: number, r: number): number {
+  return (l + 1) * R_SPAN + (r + 1);
+}
+export function rowEvents(code: number): [number, number] {
+  const r = code % R_SPAN;
+  return [(code - r) / R_SPAN - 1, r - 1];
 }
 
-export function splitElement(el: string): { key: string; leftId: string; leftTs: string; rightId: string; rightTs: string } {
-  const [key, leftId, leftTs, rightId, rightTs] = el.split('\0');
-  return { key, leftId, leftTs, rightId, rightTs };
+export function checkCapacity(ev: SideEvents): void {
+  if (ev.n > MAX_EVENTS_PER_SIDE) throw new JoineryError('E_INPUT', `${ev.path}: more than ${MAX_EVENTS_PER_SIDE} events, beyond what verify holds in memory`);
 }
 
 /** A side's events grouped by key: order[start[k], start[k+1]) are key k's, sorted by (ts, id). */
@@ -59,19 +68,22 @@ export class Grouped {
     this.matched = new Uint8Array(n);
   }
 
-  /** Index of key k's event with this id and time, or -1. */
-  find(k: number | undefined, id: string, ts: number): number {
-    if (k === undefined || k + 1 >= this.start.length) return -1;
-    for (let j = this.start[k]; j < this.start[k + 1]; j++) {
-      const i = this.order[j];
-      if (this.ev.ts[i] === ts && this.ev.ids[i] === id && this.redelivered[i] === 0) return i;
+  /** Index of key k's event (not a re-delivery) with this id and time, or -1. */
+  find(k: number, id: string, ts: number): number {
+    if (k < 0 || k + 1 >= this.start.length) return -1;
+    const order = this.order, t = this.ev.ts, ids = this.ev.ids;
+    let lo = this.start[k], hi = this.start[k + 1];
+    while (lo < hi) { const mid = (lo + hi) >>> 1; if (t[order[mid]] < ts) lo = mid + 1; else hi = mid; }
+    for (let j = lo, end = this.start[k + 1]; j < end && t[order[j]] === ts; j++) {
+      const i = order[j];
+      if (ids[i] === id && this.redelivered[i] === 0) return i;
     }
     return -1;
   }
 
   /** Another event of key k with this id but a different time (the id is not unique), or -1. */
-  sameIdOtherTime(k: number | undefined, id: string, ts: number): number {
-    if (k === undefined || k + 1 >= this.start.length) return -1;
+  sameIdOtherTime(k: number, id: string, ts: number): number {
+    if (k < 0 || k + 1 >= this.start.length) return -1;
     for (let j = this.start[k]; j < this.start[k + 1]; j++) {
       const i = this.order[j];
       if (this.ev.ids[i] === id && this.ev.ts[i] !== ts) return i;
@@ -84,35 +96,32 @@ export interface Expected { pairs: number; unmatchedLeft: number; unmatchedRight
 
 /** Adds every row of the batch join to `counts` (expected side); returns how many of each kind. */
 export function batchJoin(keys: KeyTable, left: Grouped, right: Grouped, kind: JoinKind, lowerMs: number, upperMs: number,
-  counts: Map<string, number>): Expected {
+  counts: Map<number, number>): Expected {
   const out: Expected = { pairs: 0, unmatchedLeft: 0, unmatchedRight: 0, rows: 0 };
-  const L = left.ev, R = right.ev, lo = left.order, ro = right.order;
-  const lts = L.ts, rts = R.ts;
-  const add = (el: string) => counts.set(el, (counts.get(el) ?? 0) + EXP_UNIT);
+  const lo = left.order, ro = right.order;
+  const lts = left.ev.ts, rts = right.ev.ts;
+  const add = (code: number) => counts.set(code, (counts.get(code) ?? 0) + EXP_UNIT);
   const outerLeft = kind === 'left' || kind === 'full', outerRight = kind === 'right' || kind === 'full';
-  const nKeys = keys.texts.length;
+  const nKeys = keys.size;
   for (let k = 0; k < nKeys; k++) {
     const ls = left.start[k], le = left.start[k + 1], rs = right.start[k], re = right.start[k + 1];
     if ((ls === le || rs === re) && !(outerLeft && ls < le) && !(outerRight && rs < re)) continue;
-    const key = keys.texts[k];
     let p = rs;
     for (let j = ls; j < le; j++) {
       const l = lo[j];
       if (left.redelivered[l]) continue;
       const from = lts[l] + lowerMs, to = lts[l] + upperMs;
       while (p < re && rts[ro[p]] < from) p++;
-      let lTsText: string | undefined;
       for (let q = p; q < re; q++) {
         const r = ro[q];
         if (rts[r] > to) break;
         if (right.redelivered[r]) continue;
-        lTsText ??= String(lts[l]);
-        add(pairElement(key, L.ids[l], lTsText, R.ids[r], String(rts[r])));
+        add(rowCode(l, r));
         left.matched[l] = 1; right.matched[r] = 1;
         out.pairs++;
       }
       if (outerLeft && left.matched[l] === 0) {
-        add(pairElement(key, L.ids[l], String(lts[l]), NULL_TEXT, NULL_TEXT));
+        add(rowCode(l, -1));
         out.unmatchedLeft++;
       }
     }
@@ -120,7 +129,7 @@ export function batchJoin(keys: KeyTable, left: Grouped, right: Grouped, kind: J
       for (let q = rs; q < re; q++) {
         const r = ro[q];
         if (right.redelivered[r] || right.matched[r]) continue;
-        add(pairElement(key, NULL_TEXT, NULL_TEXT, R.ids[r], String(rts[r])));
+        add(rowCode(-1, r));
         out.unmatchedRight++;
       }
     }

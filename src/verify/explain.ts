@@ -3,8 +3,9 @@
  * and, when one can be told, the likely cause.
  */
 import { formatDurationMs } from '../core/units.js';
-import { NULL_TEXT, splitElement, type Grouped } from './batch.js';
-import type { KeyTable } from './inputs.js';
+import { rowEvents, type Grouped } from './batch.js';
+import type { KeyTable } from './keys.js';
+import { NULL_TEXT, type OutputRow } from './output.js';
 
 export interface Example {
   key: string;
@@ -26,24 +27,20 @@ export class Explainer {
   constructor(private readonly keys: KeyTable, private readonly sides: [Grouped, Grouped], private readonly maxDelayMs: number,
     private readonly lowerMs: number, private readonly upperMs: number) {}
 
-  /** The example of an element, with each side's event (index into its columns, or -1) looked up. */
-  private base(el: string): { ex: Example; k: number | undefined; events: [number, number] } {
-    const p = splitElement(el);
-    const k = this.keys.index.get(p.key);
-    const ex: Example = {
-      key: utf8(p.key),
-      leftId: p.leftId === NULL_TEXT ? null : utf8(p.leftId), leftTs: p.leftTs === NULL_TEXT ? null : Number(p.leftTs),
-      rightId: p.rightId === NULL_TEXT ? null : utf8(p.rightId), rightTs: p.rightTs === NULL_TEXT ? null : Number(p.rightTs),
-    };
-    const events: [number, number] = [-1, -1];
-    if (ex.leftTs !== null) { events[0] = this.sides[0].find(k, p.leftId, ex.leftTs); if (events[0] >= 0) ex.leftLine = this.sides[0].ev.line[events[0]]; }
-    if (ex.rightTs !== null) { events[1] = this.sides[1].find(k, p.rightId, ex.rightTs); if (events[1] >= 0) ex.rightLine = this.sides[1].ev.line[events[1]]; }
-    return { ex, k, events };
+  /** The example of a row made of input events (index −1 = the absent side of an unmatched row). */
+  private ofEvents(l: number, r: number): Example {
+    const [L, R] = this.sides;
+    const i = l >= 0 ? l : r, ev = (l >= 0 ? L : R).ev;
+    const ex: Example = { key: this.keys.text(ev.keyIdx[i]), leftId: null, leftTs: null, rightId: null, rightTs: null };
+    if (l >= 0) { ex.leftId = utf8(L.ev.ids[l]); ex.leftTs = L.ev.ts[l]; ex.leftLine = L.ev.line[l]; }
+    if (r >= 0) { ex.rightId = utf8(R.ev.ids[r]); ex.rightTs = R.ev.ts[r]; ex.rightLine = R.ev.line[r]; }
+    return ex;
   }
 
   /** A row the batch join has and the output lacks (or has fewer times). */
-  missing(el: string, expected: number, got: number): { ex: Example; cause: MissingCause } {
-    const { ex, k, events } = this.base(el);
+  missing(code: number, expected: number, got: number): { ex: Example; cause: MissingCause } {
+    const events = rowEvents(code);
+    const ex = this.ofEvents(events[0], events[1]);
     ex.expected = expected; ex.got = got;
     for (const side of [0, 1] as const) {
       const i = events[side];
@@ -55,11 +52,12 @@ export class Explainer {
       }
     }
     for (const side of [0, 1] as const) {
-      const id = side === 0 ? ex.leftId : ex.rightId, ts = side === 0 ? ex.leftTs : ex.rightTs;
-      if (id === null || ts === null) continue;
-      const other = this.sides[side].sameIdOtherTime(k, splitElement(el)[side === 0 ? 'leftId' : 'rightId'], ts);
+      const i = events[side];
+      if (i < 0) continue;
+      const ev = this.sides[side].ev;
+      const other = this.sides[side].sameIdOtherTime(ev.keyIdx[i], ev.ids[i], ev.ts[i]);
       if (other >= 0) {
-        ex.cause = `duplicate id: the ${side === 0 ? 'left' : 'right'} id also occurs at time ${this.sides[side].ev.ts[other]} (record ${this.sides[side].ev.line[other]}) under the same key`;
+        ex.cause = `duplicate id: the ${side === 0 ? 'left' : 'right'} id also occurs at time ${ev.ts[other]} (record ${ev.line[other]}) under the same key`;
         return { ex, cause: 'duplicate-id' };
       }
     }
@@ -67,29 +65,39 @@ export class Explainer {
   }
 
   /** A row of the output that the batch join does not have at all. */
-  extra(el: string, line: number): Example {
-    const { ex, k, events } = this.base(el);
-    ex.outputLine = line; ex.expected = 0;
-    const absent = ([0, 1] as const).filter((s) => (s === 0 ? ex.leftTs : ex.rightTs) !== null && events[s] < 0);
-    if (absent.length > 0) {
-      const s = absent[0];
-      ex.cause = `not in the input: no ${s === 0 ? 'left' : 'right'} event with id ${s === 0 ? ex.leftId : ex.rightId} and time ${s === 0 ? ex.leftTs : ex.rightTs}` +
-        (k === undefined ? ` (no event has the key ${ex.key})` : ' under this key') + ', or only as a dead letter';
-    } else if (ex.leftTs !== null && ex.rightTs !== null) {
-      const d = ex.rightTs - ex.leftTs;
+  extra(row: OutputRow): Example {
+    if (row.raw) {
+      const w = row.raw;
+      const ex: Example = {
+        key: utf8(w.key), leftId: w.leftId === NULL_TEXT ? null : utf8(w.leftId), leftTs: w.leftTs,
+        rightId: w.rightId === NULL_TEXT ? null : utf8(w.rightId), rightTs: w.rightTs, outputLine: row.line, expected: 0, got: row.got,
+      };
+      const k = this.keys.find(Buffer.from(w.key, 'latin1'), 0, Buffer.byteLength(w.key, 'latin1'));
+      const absentLeft = w.leftTs !== null && this.sides[0].find(k, w.leftId, w.leftTs) < 0;
+      const [s, id, ts] = absentLeft ? ['left', ex.leftId, ex.leftTs] : ['right', ex.rightId, ex.rightTs];
+      ex.cause = `not in the input: no ${s} event with id ${id} and time ${ts}` + (k < 0 ? ` (no event has the key ${ex.key})` : ' under this key') +
+        ', or only as a dead letter';
+      return ex;
+    }
+    const [l, r] = rowEvents(row.code!);
+    const ex = this.ofEvents(l, r);
+    ex.outputLine = row.line; ex.expected = 0; ex.got = row.got;
+    if (l >= 0 && r >= 0) {
+      const d = ex.rightTs! - ex.leftTs!;
       if (d < this.lowerMs || d > this.upperMs) ex.cause = `beyond the bounds: rightTs − leftTs = ${d} ms, outside [${this.lowerMs}, ${this.upperMs}]`;
     } else {
-      const s = ex.leftTs !== null ? 0 : 1;
-      if (events[s] >= 0 && this.sides[s].matched[events[s]]) ex.cause = `an unmatched row for a ${s === 0 ? 'left' : 'right'} event that joins`;
-      else if (events[s] >= 0) ex.cause = 'an unmatched row the join kind does not produce (--join)';
+      const s = l >= 0 ? 0 : 1;
+      ex.cause = this.sides[s].matched[l >= 0 ? l : r] ? `an unmatched row for a ${s === 0 ? 'left' : 'right'} event that joins`
+        : 'an unmatched row the join kind does not produce (--join)';
     }
     return ex;
   }
 
-  duplicated(el: string, line: number, expected: number, got: number): Example {
-    const { ex } = this.base(el);
-    ex.outputLine = line; ex.expected = expected; ex.got = got;
-    ex.cause = `emitted ${got === 2 && expected === 1 ? 'twice' : `${got} times so far`}, expected ${expected === 1 ? 'once' : `${expected} times`}`;
+  duplicated(row: OutputRow): Example {
+    const [l, r] = rowEvents(row.code!);
+    const ex = this.ofEvents(l, r);
+    ex.outputLine = row.line; ex.expected = row.expected; ex.got = row.got;
+    ex.cause = `emitted ${row.got === 2 && row.expected === 1 ? 'twice' : `${row.got} times so far`}, expected ${row.expected === 1 ? 'once' : `${row.expected} times`}`;
     return ex;
   }
 }

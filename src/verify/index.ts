@@ -6,9 +6,10 @@
 import * as fs from 'node:fs';
 import type { Config } from '../config/schema.js';
 import { JoineryError } from '../core/errors.js';
-import { batchJoin, EXP_UNIT, Grouped } from './batch.js';
+import { batchJoin, checkCapacity, EXP_UNIT, Grouped } from './batch.js';
 import { Explainer, type Example, type MissingCause } from './explain.js';
-import { KeyTable, readInput, type SideEvents } from './inputs.js';
+import { readInput, type SideEvents } from './inputs.js';
+import { KeyTable } from './keys.js';
 import { readOutput } from './output.js';
 import { Progress } from './progress.js';
 import { formatReport } from './report.js';
@@ -58,21 +59,22 @@ export async function verify(cfg: Config, progressOn: boolean): Promise<VerifyRe
   progress.setPhase('reading the right input');
   const rightEv = await readInput(1, files.right, format, fields(1), keys, cfg.maxDelayMs, progress);
   progress.setPhase('joining');
-  const left = new Grouped(leftEv, keys.texts.length), right = new Grouped(rightEv, keys.texts.length);
-  const counts = new Map<string, number>();
+  checkCapacity(leftEv); checkCapacity(rightEv);
+  const left = new Grouped(leftEv, keys.size), right = new Grouped(rightEv, keys.size);
+  const counts = new Map<number, number>();
   const exp = batchJoin(keys, left, right, cfg.join, cfg.lowerMs, cfg.upperMs, counts);
   progress.setPhase('reading the output');
-  const out = await readOutput(files.output, counts, cfg.examples, progress);
+  const out = await readOutput(files.output, keys, [left, right], counts, cfg.examples, progress);
   progress.setPhase('comparing');
   const explain = new Explainer(keys, [left, right], cfg.maxDelayMs, cfg.lowerMs, cfg.upperMs);
   let missing = 0;
   const missingExamples: Example[] = [];
   const missingCauses: Record<MissingCause, number> = { late: 0, 'duplicate-id': 0, unknown: 0 };
-  for (const [el, v] of counts) {
+  for (const [code, v] of counts) {
     const expected = Math.floor(v / EXP_UNIT), got = v - expected * EXP_UNIT;
     if (got >= expected) continue;
     missing += expected - got;
-    const { ex, cause } = explain.missing(el, expected, got);
+    const { ex, cause } = explain.missing(code, expected, got);
     missingCauses[cause] += expected - got;
     if (missingExamples.length < cfg.examples) missingExamples.push(ex);
   }
@@ -89,8 +91,8 @@ export async function verify(cfg: Config, progressOn: boolean): Promise<VerifyRe
     inputs: { left: inputReport(leftEv, left), right: inputReport(rightEv, right), output: { file: files.output, rows: out.rows } },
     examples: {
       missing: missingExamples,
-      extra: out.extraExamples.map((r) => explain.extra(r.element, r.line)),
-      duplicated: out.duplicatedExamples.map((r) => explain.duplicated(r.element, r.line, r.expected, r.got)),
+      extra: out.extraExamples.map((r) => explain.extra(r)),
+      duplicated: out.duplicatedExamples.map((r) => explain.duplicated(r)),
       unreadable: out.unreadableExamples,
     },
     elapsedMs: Math.round(elapsedMs),

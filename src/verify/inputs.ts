@@ -9,22 +9,12 @@ import { JsonExtractor, type Extractor } from '../codec/json.js';
 import { JoineryError } from '../core/errors.js';
 import { FileSource } from '../source/file.js';
 import type { Side } from '../state/store.js';
+import type { KeyTable } from './keys.js';
 import type { Progress } from './progress.js';
 
 /** The router's limits (src/router/router.ts): an event beyond them is a dead letter, never joined. */
 const MAX_TIME_MS = 8.64e15;
 const MAX_KEY_ID_BYTES = 1500;
-
-/** Canonical keys shared by both sides: key text (latin1 view of its UTF-8 bytes) → dense index. */
-export class KeyTable {
-  readonly index = new Map<string, number>();
-  readonly texts: string[] = [];
-  intern(text: string): number {
-    let i = this.index.get(text);
-    if (i === undefined) { i = this.texts.length; this.index.set(text, i); this.texts.push(text); }
-    return i;
-  }
-}
 
 /** One side's accepted events as columns (index = order of arrival). */
 export class SideEvents {
@@ -96,12 +86,11 @@ export async function readInput(side: Side, file: string, format: 'json' | 'flat
         const ts = ex.ts, keyLen = ex.keyLen, idLen = ex.idLen;
         if (ts > MAX_TIME_MS || ts < -MAX_TIME_MS || keyLen + idLen > MAX_KEY_ID_BYTES) { ev.dead++; continue; }
         // latin1 keeps every byte as one char: a byte-exact, cheap string to hash and compare
-        const key = scratch.latin1Slice(0, keyLen);
         const id = scratch.latin1Slice(keyLen, keyLen + idLen);
         let behind = 0;
         if (ts < maxTs - maxDelayMs) { behind = maxTs - ts; ev.lateCandidates++; }
         if (ts > maxTs) maxTs = ts;
-        ev.push(keys.intern(key), ts, id, b.firstPosition + i, behind);
+        ev.push(keys.intern(scratch, 0, keyLen), ts, id, b.firstPosition + i, behind);
       }
       progress.add(b.count);
     }

@@ -1,18 +1,30 @@
 /**
  * Reads the joined output (NDJSON as `run` writes it: leftId, rightId, key, leftTs, rightTs, left,
- * right) and counts its rows into the multiset the batch join filled. Ids are re-canonicalised with
- * the extractor's own routine, so an output written by another tool with, say, `1.50` for an id
- * still compares equal to the engine's `1.5`.
+ * right), resolves each row's key, ids and event times to the input events, and counts it into the
+ * multiset the batch join filled. Ids are re-canonicalised with the extractor's own routine, so an
+ * output written by another tool with, say, `1.50` for an id still compares equal to the engine's
+ * `1.5`. The key must be the canonical key text, as `run` writes it.
  */
 import { JsonFieldScanner, VT } from '../codec/json-scan.js';
 import { writeCanonicalScalar } from '../codec/json.js';
 import { FileSource } from '../source/file.js';
-import { EXP_UNIT, NULL_TEXT, pairElement } from './batch.js';
+import { EXP_UNIT, rowCode, type Grouped } from './batch.js';
+import type { KeyTable } from './keys.js';
 import type { Progress } from './progress.js';
 
 const F_LEFT_ID = 0, F_RIGHT_ID = 1, F_KEY = 2, F_LEFT_TS = 3, F_RIGHT_TS = 4;
 
-export interface OutputRow { line: number; element: string; got: number; expected: number }
+export const NULL_TEXT = 'null';
+
+/**
+ * A row found in the output that is not (or not that often) in the batch join: `code` when its
+ * events are in the inputs, else its texts (latin1 views of the canonical UTF-8, `null` = absent).
+ */
+export interface OutputRow {
+  line: number; got: number; expected: number;
+  code?: number;
+  raw?: { key: string; leftId: string; leftTs: number | null; rightId: string; rightTs: number | null };
+}
 
 export interface OutputCounts {
   rows: number;
@@ -26,7 +38,9 @@ export interface OutputCounts {
 
 type Latin1Buffer = Buffer & { latin1Slice(start: number, end: number): string };
 
-export async function readOutput(file: string, counts: Map<string, number>, maxExamples: number, progress: Progress): Promise<OutputCounts> {
+export async function readOutput(file: string, keys: KeyTable, sides: [Grouped, Grouped], counts: Map<number, number>, maxExamples: number,
+  progress: Progress): Promise<OutputCounts> {
+  const [left, right] = sides;
   const r: OutputCounts = { rows: 0, extra: 0, duplicated: 0, unreadable: 0, extraExamples: [], duplicatedExamples: [], unreadableExamples: [] };
   const sc = new JsonFieldScanner(['leftId', 'rightId', 'key', 'leftTs', 'rightTs']);
   const src = new FileSource(file, 0, 'json');
@@ -47,27 +61,36 @@ export async function readOutput(file: string, counts: Map<string, number>, maxE
         const line = b.firstPosition + i;
         if (!sc.scan(bytes, start, end)) { bad(line, 'not a JSON object'); continue; }
         const leftId = idText(sc, F_LEFT_ID, bytes, scratch), rightId = idText(sc, F_RIGHT_ID, bytes, scratch);
-        const leftTs = tsText(sc, F_LEFT_TS, data), rightTs = tsText(sc, F_RIGHT_TS, data);
+        const leftTs = tsOf(sc, F_LEFT_TS, data), rightTs = tsOf(sc, F_RIGHT_TS, data);
         if (leftId === undefined || rightId === undefined) { bad(line, 'leftId and rightId must be strings, numbers, booleans or null'); continue; }
         if (leftTs === undefined || rightTs === undefined) { bad(line, 'leftTs and rightTs must be numbers or null'); continue; }
-        if ((leftId === NULL_TEXT) !== (leftTs === NULL_TEXT) || (rightId === NULL_TEXT) !== (rightTs === NULL_TEXT) || (leftId === NULL_TEXT && rightId === NULL_TEXT)) {
+        if ((leftId === NULL_TEXT) !== (leftTs === null) || (rightId === NULL_TEXT) !== (rightTs === null) || (leftId === NULL_TEXT && rightId === NULL_TEXT)) {
           bad(line, 'a row has a left side, a right side or both, each with its id and time'); continue;
         }
         if (sc.type[F_KEY] !== VT.Array) { bad(line, 'key must be a JSON array'); continue; }
-        const key = data.latin1Slice(sc.start[F_KEY], sc.end[F_KEY]);
-        const el = pairElement(key, leftId, leftTs, rightId, rightTs);
         r.rows++;
-        const v = counts.get(el);
+        const k = keys.find(bytes, sc.start[F_KEY], sc.end[F_KEY]);
+        const l = leftId === NULL_TEXT ? -1 : left.find(k, leftId, leftTs!);
+        const rr = rightId === NULL_TEXT ? -1 : right.find(k, rightId, rightTs!);
+        if ((l < 0 && leftId !== NULL_TEXT) || (rr < 0 && rightId !== NULL_TEXT)) {
+          r.extra++; // made of an event no input has (as joinable)
+          if (r.extraExamples.length < maxExamples) {
+            r.extraExamples.push({ line, got: 1, expected: 0, raw: { key: data.latin1Slice(sc.start[F_KEY], sc.end[F_KEY]), leftId, leftTs, rightId, rightTs } });
+          }
+          continue;
+        }
+        const code = rowCode(l, rr);
+        const v = counts.get(code);
         const expected = v === undefined ? 0 : Math.floor(v / EXP_UNIT);
         const got = v === undefined ? 1 : v - expected * EXP_UNIT + 1;
-        counts.set(el, (v ?? 0) + 1);
+        counts.set(code, (v ?? 0) + 1);
         if (got <= expected) continue;
         if (expected === 0) {
           r.extra++;
-          if (r.extraExamples.length < maxExamples) r.extraExamples.push({ line, element: el, got, expected });
+          if (r.extraExamples.length < maxExamples) r.extraExamples.push({ line, code, got, expected });
         } else {
           r.duplicated++;
-          if (r.duplicatedExamples.length < maxExamples) r.duplicatedExamples.push({ line, element: el, got, expected });
+          if (r.duplicatedExamples.length < maxExamples) r.duplicatedExamples.push({ line, code, got, expected });
         }
       }
       progress.add(b.count);
@@ -85,10 +108,16 @@ function idText(sc: JsonFieldScanner, t: number, bytes: Uint8Array, scratch: Lat
   return n < 0 || n > scratch.length ? undefined : scratch.latin1Slice(0, n);
 }
 
-/** An event time as String(number) prints it (what the batch join writes), `null`, or undefined. */
-function tsText(sc: JsonFieldScanner, t: number, data: Latin1Buffer): string | undefined {
+/** An event time, null, or undefined when it is neither a number nor null. */
+function tsOf(sc: JsonFieldScanner, t: number, data: Latin1Buffer): number | null | undefined {
   const type = sc.type[t];
-  if (type === VT.Null) return NULL_TEXT;
+  if (type === VT.Null) return null;
   if (type !== VT.Number) return undefined;
-  return String(Number(data.latin1Slice(sc.start[t], sc.end[t])));
+  const s = sc.start[t], e = sc.end[t];
+  if (sc.flags[t] === 0 && e - s <= 15 && data[s] !== 45) { // plain non-negative integer: exact as digits
+    let v = 0;
+    for (let p = s; p < e; p++) v = v * 10 + (data[p] - 48);
+    return v;
+  }
+  return Number(data.latin1Slice(s, e));
 }
