@@ -6,16 +6,16 @@
  * when lower ≤ r.ts − l.ts ≤ upper; outer kinds add each event that joined nothing.
  *
  * A row is identified by the input events it is made of (a left and a right event, or one of them
- * for an unmatched row of an outer kind), so the multiset is a Map from a number (rowCode) to
- * expected × EXP_UNIT + got, shared with the reading of the output, which resolves each row's key,
- * ids and event times to those events. Exact, unlike a hash of the row's text.
+ * for an unmatched row of an outer kind), so the multiset counts numbers (rowCode, rows.ts), shared
+ * with the reading of the output, which resolves each row's key, ids and event times to those
+ * events. Exact, unlike a hash of the row's text.
  */
 import type { JoinKind } from '../config/schema.js';
 import { JoineryError } from '../core/errors.js';
 import type { SideEvents } from './inputs.js';
 import type { KeyTable } from './keys.js';
+import type { RowCounts } from './rows.js';
 
-export const EXP_UNIT = 2 ** 24;
 /** Right event index + 1 lies below this; left index + 1 below 2^53 / R_SPAN = 2^27. */
 const R_SPAN = 2 ** 26;
 export const MAX_EVENTS_PER_SIDE = R_SPAN - 2;
@@ -96,11 +96,10 @@ export interface Expected { pairs: number; unmatchedLeft: number; unmatchedRight
 
 /** Adds every row of the batch join to `counts` (expected side); returns how many of each kind. */
 export function batchJoin(keys: KeyTable, left: Grouped, right: Grouped, kind: JoinKind, lowerMs: number, upperMs: number,
-  counts: Map<number, number>): Expected {
+  counts: RowCounts): Expected {
   const out: Expected = { pairs: 0, unmatchedLeft: 0, unmatchedRight: 0, rows: 0 };
   const lo = left.order, ro = right.order;
   const lts = left.ev.ts, rts = right.ev.ts;
-  const add = (code: number) => counts.set(code, (counts.get(code) ?? 0) + EXP_UNIT);
   const outerLeft = kind === 'left' || kind === 'full', outerRight = kind === 'right' || kind === 'full';
   const nKeys = keys.size;
   for (let k = 0; k < nKeys; k++) {
@@ -116,12 +115,12 @@ export function batchJoin(keys: KeyTable, left: Grouped, right: Grouped, kind: J
         const r = ro[q];
         if (rts[r] > to) break;
         if (right.redelivered[r]) continue;
-        add(rowCode(l, r));
+        counts.addExpected(rowCode(l, r));
         left.matched[l] = 1; right.matched[r] = 1;
         out.pairs++;
       }
       if (outerLeft && left.matched[l] === 0) {
-        add(rowCode(l, -1));
+        counts.addExpected(rowCode(l, -1));
         out.unmatchedLeft++;
       }
     }
@@ -129,7 +128,7 @@ export function batchJoin(keys: KeyTable, left: Grouped, right: Grouped, kind: J
       for (let q = rs; q < re; q++) {
         const r = ro[q];
         if (right.redelivered[r] || right.matched[r]) continue;
-        add(rowCode(-1, r));
+        counts.addExpected(rowCode(-1, r));
         out.unmatchedRight++;
       }
     }

@@ -6,12 +6,13 @@
 import * as fs from 'node:fs';
 import type { Config } from '../config/schema.js';
 import { JoineryError } from '../core/errors.js';
-import { batchJoin, checkCapacity, EXP_UNIT, Grouped } from './batch.js';
+import { batchJoin, checkCapacity, Grouped } from './batch.js';
 import { Explainer, type Example, type MissingCause } from './explain.js';
 import { readInput, type SideEvents } from './inputs.js';
 import { KeyTable } from './keys.js';
 import { readOutput } from './output.js';
 import { Progress } from './progress.js';
+import { RowCounts } from './rows.js';
 import { formatReport } from './report.js';
 
 export const EXIT_DIFFERENT = 1;
@@ -61,7 +62,7 @@ export async function verify(cfg: Config, progressOn: boolean): Promise<VerifyRe
   progress.setPhase('joining');
   checkCapacity(leftEv); checkCapacity(rightEv);
   const left = new Grouped(leftEv, keys.size), right = new Grouped(rightEv, keys.size);
-  const counts = new Map<number, number>();
+  const counts = new RowCounts();
   const exp = batchJoin(keys, left, right, cfg.join, cfg.lowerMs, cfg.upperMs, counts);
   progress.setPhase('reading the output');
   const out = await readOutput(files.output, keys, [left, right], counts, cfg.examples, progress);
@@ -70,14 +71,13 @@ export async function verify(cfg: Config, progressOn: boolean): Promise<VerifyRe
   let missing = 0;
   const missingExamples: Example[] = [];
   const missingCauses: Record<MissingCause, number> = { late: 0, 'duplicate-id': 0, unknown: 0 };
-  for (const [code, v] of counts) {
-    const expected = Math.floor(v / EXP_UNIT), got = v - expected * EXP_UNIT;
-    if (got >= expected) continue;
+  counts.forEach((code, expected, got) => {
+    if (got >= expected) return;
     missing += expected - got;
     const { ex, cause } = explain.missing(code, expected, got);
     missingCauses[cause] += expected - got;
     if (missingExamples.length < cfg.examples) missingExamples.push(ex);
-  }
+  });
   progress.done();
   const elapsedMs = progress.elapsedMs();
   const cpu = process.cpuUsage(cpu0);

@@ -8,8 +8,9 @@
 import { JsonFieldScanner, VT } from '../codec/json-scan.js';
 import { writeCanonicalScalar } from '../codec/json.js';
 import { FileSource } from '../source/file.js';
-import { EXP_UNIT, rowCode, type Grouped } from './batch.js';
+import { rowCode, type Grouped } from './batch.js';
 import type { KeyTable } from './keys.js';
+import type { RowCounts } from './rows.js';
 import type { Progress } from './progress.js';
 
 const F_LEFT_ID = 0, F_RIGHT_ID = 1, F_KEY = 2, F_LEFT_TS = 3, F_RIGHT_TS = 4;
@@ -38,7 +39,7 @@ export interface OutputCounts {
 
 type Latin1Buffer = Buffer & { latin1Slice(start: number, end: number): string };
 
-export async function readOutput(file: string, keys: KeyTable, sides: [Grouped, Grouped], counts: Map<number, number>, maxExamples: number,
+export async function readOutput(file: string, keys: KeyTable, sides: [Grouped, Grouped], counts: RowCounts, maxExamples: number,
   progress: Progress): Promise<OutputCounts> {
   const [left, right] = sides;
   const r: OutputCounts = { rows: 0, extra: 0, duplicated: 0, unreadable: 0, extraExamples: [], duplicatedExamples: [], unreadableExamples: [] };
@@ -80,10 +81,7 @@ export async function readOutput(file: string, keys: KeyTable, sides: [Grouped, 
           continue;
         }
         const code = rowCode(l, rr);
-        const v = counts.get(code);
-        const expected = v === undefined ? 0 : Math.floor(v / EXP_UNIT);
-        const got = v === undefined ? 1 : v - expected * EXP_UNIT + 1;
-        counts.set(code, (v ?? 0) + 1);
+        const [expected, got] = counts.addGot(code);
         if (got <= expected) continue;
         if (expected === 0) {
           r.extra++;
