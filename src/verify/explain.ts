@@ -72,7 +72,8 @@ export class Explainer {
         key: utf8(w.key), leftId: w.leftId === NULL_TEXT ? null : utf8(w.leftId), leftTs: w.leftTs,
         rightId: w.rightId === NULL_TEXT ? null : utf8(w.rightId), rightTs: w.rightTs, outputLine: row.line, expected: 0, got: row.got,
       };
-      const k = this.keys.find(Buffer.from(w.key, 'latin1'), 0, Buffer.byteLength(w.key, 'latin1'));
+      const kb = new Uint8Array(Buffer.from(w.key, 'latin1'));
+      const k = this.keys.find(kb, 0, kb.length);
       const absentLeft = w.leftTs !== null && this.sides[0].find(k, w.leftId, w.leftTs) < 0;
       const [s, id, ts] = absentLeft ? ['left', ex.leftId, ex.leftTs] : ['right', ex.rightId, ex.rightTs];
       ex.cause = `not in the input: no ${s} event with id ${id} and time ${ts}` + (k < 0 ? ` (no event has the key ${ex.key})` : ' under this key') +

@@ -69,6 +69,7 @@ export async function readInput(side: Side, file: string, format: 'json' | 'flat
   const src = new FileSource(file, side, format);
   // latin1Slice: Buffer's undocumented but stable native slice, cheaper than toString('latin1', …)
   const scratch = Buffer.alloc(64 * 1024) as Buffer & { latin1Slice(start: number, end: number): string };
+  const scratchView = new Uint8Array(scratch.buffer, scratch.byteOffset, scratch.length); // one element kind for the key table's loops
   let maxTs = -Infinity;
   try {
     for (let b = await src.next(); b; b = await src.next()) {
@@ -90,7 +91,7 @@ export async function readInput(side: Side, file: string, format: 'json' | 'flat
         let behind = 0;
         if (ts < maxTs - maxDelayMs) { behind = maxTs - ts; ev.lateCandidates++; }
         if (ts > maxTs) maxTs = ts;
-        ev.push(keys.intern(scratch, 0, keyLen), ts, id, b.firstPosition + i, behind);
+        ev.push(keys.intern(scratchView, 0, keyLen), ts, id, b.firstPosition + i, behind);
       }
       progress.add(b.count);
     }

@@ -6,11 +6,13 @@
 export class KeyTable {
   private arena = new Uint8Array(1 << 20);
   private used = 0;
-  private offsets = new Int32Array(1 << 16);
-  private lengths = new Int32Array(1 << 16);
-  private hashes = new Int32Array(1 << 16);
-  /** Open addressing: key index + 1, 0 = empty. */
-  private slots = new Int32Array(1 << 17);
+  /** Per key: [arena offset, length]. */
+  private meta = new Int32Array(1 << 17);
+  /**
+   * Open addressing, two Int32 per slot: [key index + 1 (0 = empty), hash]. The hash sits next to
+   * the index so a probe that does not match costs one cache line, not three.
+   */
+  private slots = new Int32Array(1 << 18);
   size = 0;
 
   /** Index of the key bytes b[s, e), added when new. */
@@ -28,22 +30,23 @@ export class KeyTable {
 
   /** The key's canonical text as latin1 (one char per byte of its UTF-8). */
   latin1(k: number): string {
-    return Buffer.from(this.arena.buffer, this.arena.byteOffset + this.offsets[k], this.lengths[k]).toString('latin1');
+    return Buffer.from(this.arena.buffer, this.arena.byteOffset + this.meta[2 * k], this.meta[2 * k + 1]).toString('latin1');
   }
 
   /** The key's canonical text. */
   text(k: number): string {
-    return Buffer.from(this.arena.buffer, this.arena.byteOffset + this.offsets[k], this.lengths[k]).toString('utf8');
+    return Buffer.from(this.arena.buffer, this.arena.byteOffset + this.meta[2 * k], this.meta[2 * k + 1]).toString('utf8');
   }
 
   private lookup(b: Uint8Array, s: number, e: number, h: number): number {
-    const slots = this.slots, mask = slots.length - 1, n = e - s, arena = this.arena;
+    const slots = this.slots, mask = (slots.length >> 1) - 1, n = e - s, arena = this.arena, meta = this.meta;
     for (let i = h & mask; ; i = (i + 1) & mask) {
-      const v = slots[i];
+      const v = slots[2 * i];
       if (v === 0) return -1;
+      if (slots[2 * i + 1] !== h) continue;
       const k = v - 1;
-      if (this.hashes[k] !== h || this.lengths[k] !== n) continue;
-      const o = this.offsets[k];
+      if (meta[2 * k + 1] !== n) continue;
+      const o = meta[2 * k];
       let j = 0;
       while (j < n && arena[o + j] === b[s + j]) j++;
       if (j === n) return k;
@@ -52,32 +55,32 @@ export class KeyTable {
 
   private add(b: Uint8Array, s: number, e: number, h: number): number {
     const n = e - s, k = this.size++;
-    if (k === this.offsets.length) {
-      this.offsets = grow32(this.offsets); this.lengths = grow32(this.lengths); this.hashes = grow32(this.hashes);
-    }
+    if (2 * k + 2 > this.meta.length) this.meta = grow32(this.meta);
     if (this.used + n > this.arena.length) {
       const a = new Uint8Array(Math.max(this.arena.length * 2, this.used + n));
       a.set(this.arena.subarray(0, this.used));
       this.arena = a;
     }
     this.arena.set(b.subarray(s, e), this.used);
-    this.offsets[k] = this.used; this.lengths[k] = n; this.hashes[k] = h;
+    this.meta[2 * k] = this.used; this.meta[2 * k + 1] = n;
     this.used += n;
-    if (this.size * 2 > this.slots.length) this.rehash();
-    else this.place(k, h);
+    if (this.size * 4 > this.slots.length) this.rehash(); // load ≤ 1/2
+    this.place(this.slots, k, h);
     return k;
   }
 
-  private place(k: number, h: number): void {
-    const slots = this.slots, mask = slots.length - 1;
+  private place(slots: Int32Array, k: number, h: number): void {
+    const mask = (slots.length >> 1) - 1;
     let i = h & mask;
-    while (slots[i] !== 0) i = (i + 1) & mask;
-    slots[i] = k + 1;
+    while (slots[2 * i] !== 0) i = (i + 1) & mask;
+    slots[2 * i] = k + 1;
+    slots[2 * i + 1] = h;
   }
 
   private rehash(): void {
-    this.slots = new Int32Array(this.slots.length * 2);
-    for (let k = 0; k < this.size; k++) this.place(k, this.hashes[k]);
+    const old = this.slots, next = new Int32Array(old.length * 2);
+    for (let i = 0; i < old.length; i += 2) if (old[i] !== 0) this.place(next, old[i] - 1, old[i + 1]);
+    this.slots = next;
   }
 }
 

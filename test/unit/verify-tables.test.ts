@@ -39,7 +39,7 @@ test('KeyTable: 500k distinct keys interned and found by their bytes across grow
   const keys = new KeyTable();
   const enc = (i: number) => Buffer.from(`[${i},${i % 977}]`);
   for (let i = 0; i < 500_000; i++) { const b = enc(i); assert.equal(keys.intern(b, 0, b.length), i); }
-  for (let i = 0; i < 500_000; i += 997) {
+  for (let i = 0; i < 500_000; i++) {
     const b = Buffer.concat([Buffer.from('xx'), enc(i)]);
     assert.equal(keys.find(b, 2, b.length), i);
     assert.equal(keys.intern(b, 2, b.length), i);
