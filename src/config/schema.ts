@@ -42,8 +42,8 @@ const JOIN: Command[] = ['run', 'demo', 'bench', 'verify'];
 
 export const OPTIONS: readonly OptionSpec[] = [
   // sources and formats
-  { key: 'left', flag: 'left', type: 'string', default: undefined, placeholder: 'SRC', commands: ['run', 'verify'], doc: 'left input: file:PATH, kafka:TOPIC or gen: (built-in generator, impressions)' },
-  { key: 'right', flag: 'right', type: 'string', default: undefined, placeholder: 'SRC', commands: ['run', 'verify'], doc: 'right input: file:PATH, kafka:TOPIC or gen: (built-in generator, plays)' },
+  { key: 'left', flag: 'left', type: 'string', default: undefined, placeholder: 'SRC', commands: ['run', 'verify'], doc: 'left input: file:PATH, kafka:TOPIC or gen: (built-in generator, impressions); verify: file:PATH' },
+  { key: 'right', flag: 'right', type: 'string', default: undefined, placeholder: 'SRC', commands: ['run', 'verify'], doc: 'right input: file:PATH, kafka:TOPIC or gen: (built-in generator, plays); verify: file:PATH' },
   { key: 'format', flag: 'format', type: 'enum', values: ['json', 'flatbuffers'], default: undefined, placeholder: 'json|flatbuffers', commands: ['run', 'gen', 'verify'], doc: 'record format: of inputs for run (default json for files, flatbuffers for Kafka; gen: is always FlatBuffers), of what gen writes (default json for files, flatbuffers for Kafka)' },
   { key: 'key', flag: 'key', type: 'list', default: ['profileId', 'titleId'], placeholder: 'F1,F2', commands: JOIN, doc: 'join key fields, both sides' },
   { key: 'time', flag: 'time', type: 'string', default: 'ts', placeholder: 'F', commands: JOIN, doc: 'event-time field (epoch milliseconds), both sides' },

@@ -28,6 +28,8 @@ export interface VerifyReport {
   inputs: { left: InputReport; right: InputReport; output: { file: string; rows: number } };
   examples: { missing: Example[]; extra: Example[]; duplicated: Example[]; unreadable: Array<{ line: number; reason: string }> };
   elapsedMs: number; inputEventsPerSec: number; cpuUsPerEvent: number;
+  /** Wall time per phase (reading the left input, the right, joining, reading the output, comparing). */
+  phasesMs: Record<string, number>;
 }
 
 function fileOf(src: string, flag: string): string {
@@ -55,18 +57,18 @@ export async function verify(cfg: Config, progressOn: boolean): Promise<VerifyRe
     time: (side === 0 ? cfg.leftTime : cfg.rightTime) ?? cfg.time,
     id: (side === 0 ? cfg.leftId : cfg.rightId) ?? cfg.id,
   });
-  progress.setPhase('reading the left input');
+  progress.setPhase('readLeft');
   const leftEv = await readInput(0, files.left, format, fields(0), keys, cfg.maxDelayMs, progress);
-  progress.setPhase('reading the right input');
+  progress.setPhase('readRight');
   const rightEv = await readInput(1, files.right, format, fields(1), keys, cfg.maxDelayMs, progress);
-  progress.setPhase('joining');
+  progress.setPhase('join');
   checkCapacity(leftEv); checkCapacity(rightEv);
   const left = new Grouped(leftEv, keys.size), right = new Grouped(rightEv, keys.size);
   const counts = new RowCounts();
   const exp = batchJoin(keys, left, right, cfg.join, cfg.lowerMs, cfg.upperMs, counts);
-  progress.setPhase('reading the output');
+  progress.setPhase('readOutput');
   const out = await readOutput(files.output, keys, [left, right], counts, cfg.examples, progress);
-  progress.setPhase('comparing');
+  progress.setPhase('compare');
   const explain = new Explainer(keys, [left, right], cfg.maxDelayMs, cfg.lowerMs, cfg.upperMs);
   let missing = 0;
   const missingExamples: Example[] = [];
@@ -98,6 +100,7 @@ export async function verify(cfg: Config, progressOn: boolean): Promise<VerifyRe
     elapsedMs: Math.round(elapsedMs),
     inputEventsPerSec: Math.round(inputEvents / (elapsedMs / 1000)),
     cpuUsPerEvent: Number(((cpu.user + cpu.system) / Math.max(1, inputEvents)).toFixed(2)),
+    phasesMs: progress.phasesMs,
   };
 }
 

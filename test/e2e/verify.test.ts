@@ -158,3 +158,23 @@ test('verify: bad invocations fail with stable codes before any work', async () 
   assert.match(help.stdout, /--examples N/);
   assert.doesNotMatch(help.stdout, /--state-dir/);
 });
+
+test('verify reads FlatBuffers inputs with the same canonical keys and ids as run', async () => {
+  const l = path.join(tmp, 'l.fb'), r = path.join(tmp, 'r.fb'), out = path.join(tmp, 'fb-out.ndjson');
+  const g = await joinery(['gen', '--events', '3000', '--gen-profiles', '200', '--gen-titles', '10', '--gen-play-delay', '20s', '--format', 'flatbuffers',
+    '--left-out', l, '--right-out', r]);
+  assert.equal(g.code, 0, g.stderr);
+  const run = await joinery(['run', '--left', `file:${l}`, '--right', `file:${r}`, '--format', 'flatbuffers', '--join', 'full', '--out', `file:${out}`, '--state', 'memory']);
+  assert.equal(run.code, 0, run.stderr);
+  const args = ['verify', '--left', `file:${l}`, '--right', `file:${r}`, '--format', 'flatbuffers', '--join', 'full', '--output', `file:${out}`, '--json'];
+  const v = await joinery(args);
+  assert.equal(v.code, 0, v.stdout + v.stderr);
+  const j = lastJson(v.stdout) as any;
+  assert.ok(j.expectedPairs > 50 && j.expected === lines(out).length, JSON.stringify(j));
+  // and an output of another join does not pass
+  const inner = path.join(tmp, 'fb-inner.ndjson');
+  fs.writeFileSync(inner, lines(out).filter((x) => !x.includes('null,')).join('\n') + '\n');
+  const d = await joinery(args.map((a) => (a === `file:${out}` ? `file:${inner}` : a)));
+  assert.equal(d.code, 1);
+  assert.equal((lastJson(d.stdout) as any).missing, j.expectedUnmatchedLeft + j.expectedUnmatchedRight);
+});
