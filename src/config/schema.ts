@@ -82,13 +82,13 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'lateOut', flag: 'late-out', type: 'string', default: undefined, placeholder: 'SINK', commands: ENGINE, doc: 'late events (behind the watermark): file:PATH, stdout or null; unset = counted only' },
   { key: 'deadLetter', flag: 'dead-letter', type: 'string', default: undefined, placeholder: 'SINK', commands: ENGINE, doc: 'malformed records: file:PATH, stdout or null; unset = counted, first few on stderr' },
   // Kafka
-  { key: 'brokers', flag: 'brokers', type: 'string', default: undefined, placeholder: 'HOST:PORT[,…]', commands: ['run', 'gen', 'topics', 'bench'], doc: 'Kafka bootstrap servers (needed by any kafka:TOPIC source or sink)' },
+  { key: 'brokers', flag: 'brokers', type: 'string', default: undefined, placeholder: 'HOST:PORT[,…]', commands: ['run', 'gen', 'topics', 'bench', 'verify'], doc: 'Kafka bootstrap servers (needed by any kafka:TOPIC source or sink)' },
   { key: 'group', flag: 'group', type: 'string', default: 'joinery', placeholder: 'ID', commands: ['run'], doc: 'Kafka consumer group of the input topics' },
   { key: 'from', flag: 'from', type: 'string', default: 'earliest', placeholder: 'earliest|latest|TIME', commands: ['run'], doc: 'where to start when the group has no committed offsets: earliest, latest, or an ISO-8601 time / epoch ms' },
   { key: 'exitWhenIdleMs', flag: 'exit-when-idle', type: 'duration', min: 0, max: TIMER_MAX_MS, default: 0, placeholder: 'DUR', commands: ['run'], doc: 'end the run once every assigned Kafka partition has sat at its end this long (0 = run forever)' },
   { key: 'member', flag: 'member', type: 'string', default: undefined, placeholder: 'NAME', commands: ['run'], doc: 'this member\'s name in its consumer group (Kafka input with --checkpoint-dir): its checkpoints go to DIR/members/NAME, which every member must be able to read, and its output transactions use it; distinct per member, stable across restarts [default: the host name]' },
   { key: 'sessionTimeoutMs', flag: 'session-timeout', type: 'duration', min: 0, max: TIMER_MAX_MS, default: 30_000, placeholder: 'DUR', commands: ['run'], doc: 'Kafka consumer session timeout: how long the group waits for a member that vanished (kill -9) before handing its partitions on; a restarted node waits about this long to join (broker minimum 6s)' },
-  { key: 'connectTimeoutMs', flag: 'connect-timeout', type: 'duration', min: 0, max: TIMER_MAX_MS, default: 30_000, placeholder: 'DUR', commands: ['run', 'gen', 'topics', 'bench'], doc: 'how long to retry an unreachable Kafka broker before giving up' },
+  { key: 'connectTimeoutMs', flag: 'connect-timeout', type: 'duration', min: 0, max: TIMER_MAX_MS, default: 30_000, placeholder: 'DUR', commands: ['run', 'gen', 'topics', 'bench', 'verify'], doc: 'how long to retry an unreachable Kafka broker before giving up' },
   { key: 'outFormat', flag: 'out-format', type: 'enum', values: ['json', 'flatbuffers'], default: undefined, placeholder: 'json|flatbuffers', commands: ['run'], doc: 'format of --out kafka:TOPIC records (default flatbuffers JoinedRecord; files and stdout are always NDJSON)' },
   { key: 'compression', flag: 'compression', type: 'enum', values: ['none', 'gzip'], default: 'none', commands: ['run', 'gen'], doc: 'compression of records produced to Kafka' },
   { key: 'leftTopic', flag: 'left-topic', type: 'string', default: undefined, placeholder: 'TOPIC', commands: ['gen', 'topics'], doc: 'Kafka topic for the left stream (impressions)' },
@@ -114,7 +114,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'leftOut', flag: 'left-out', type: 'string', default: undefined, placeholder: 'FILE', commands: ['gen'], doc: 'file for the generated left stream (impressions)' },
   { key: 'rightOut', flag: 'right-out', type: 'string', default: undefined, placeholder: 'FILE', commands: ['gen'], doc: 'file for the generated right stream (plays)' },
   // verify
-  { key: 'output', flag: 'output', type: 'string', default: undefined, placeholder: 'SRC', commands: ['verify'], doc: 'the joined output to check: file:PATH, NDJSON as run writes it' },
+  { key: 'output', flag: 'output', type: 'string', default: undefined, placeholder: 'SRC', commands: ['verify'], doc: 'the joined output to check: file:PATH (NDJSON as run writes it) or kafka:TOPIC (read read_committed up to its end; JSON or FlatBuffers values)' },
   { key: 'examples', flag: 'examples', type: 'int', min: 0, max: 10_000, default: 5, placeholder: 'N', commands: ['verify'], doc: 'examples shown per kind of difference (missing, extra, duplicated)' },
   // benchmark
   { key: 'benchSource', flag: 'source', type: 'enum', values: ['replay', 'gen'], default: 'replay', commands: ['bench'], doc: 'bench input: replay (pre-generated FlatBuffers from memory, measures the engine) or gen (live generator, flat memory)' },

@@ -5,17 +5,23 @@
 import { formatDurationMs } from '../core/units.js';
 import { rowEvents, type Grouped } from './batch.js';
 import type { KeyTable } from './keys.js';
-import { NULL_TEXT, type OutputRow } from './output.js';
+import { NULL_TEXT, type OutputRow, type Where } from './output.js';
 
 export interface Example {
   key: string;
   leftId: string | null; leftTs: number | null;
   rightId: string | null; rightTs: number | null;
-  /** Where the events are: record number in each input file (1-based line for NDJSON); output line for extra and duplicated rows. */
-  leftLine?: number; rightLine?: number; outputLine?: number;
+  /** Where the events are: record number in each input file (1-based line for NDJSON). */
+  leftLine?: number; rightLine?: number;
+  /** Where an extra or duplicated row is: the output file's line, or the Kafka record (partition/offset). */
+  outputLine?: number; outputRecord?: string;
   /** How often the row was expected and found in the output. */
   expected?: number; got?: number;
   cause?: string;
+}
+
+export function whereFields(w: Where): { outputLine?: number; outputRecord?: string } {
+  return typeof w === 'number' ? { outputLine: w } : { outputRecord: w };
 }
 
 export type MissingCause = 'late' | 'duplicate-id' | 'unknown';
@@ -70,7 +76,7 @@ export class Explainer {
       const w = row.raw;
       const ex: Example = {
         key: utf8(w.key), leftId: w.leftId === NULL_TEXT ? null : utf8(w.leftId), leftTs: w.leftTs,
-        rightId: w.rightId === NULL_TEXT ? null : utf8(w.rightId), rightTs: w.rightTs, outputLine: row.line, expected: 0, got: row.got,
+        rightId: w.rightId === NULL_TEXT ? null : utf8(w.rightId), rightTs: w.rightTs, ...whereFields(row.where), expected: 0, got: row.got,
       };
       const kb = new Uint8Array(Buffer.from(w.key, 'latin1'));
       const k = this.keys.find(kb, 0, kb.length);
@@ -82,7 +88,7 @@ export class Explainer {
     }
     const [l, r] = rowEvents(row.code!);
     const ex = this.ofEvents(l, r);
-    ex.outputLine = row.line; ex.expected = 0; ex.got = row.got;
+    Object.assign(ex, whereFields(row.where)); ex.expected = 0; ex.got = row.got;
     if (l >= 0 && r >= 0) {
       const d = ex.rightTs! - ex.leftTs!;
       if (d < this.lowerMs || d > this.upperMs) ex.cause = `beyond the bounds: rightTs − leftTs = ${d} ms, outside [${this.lowerMs}, ${this.upperMs}]`;
@@ -97,7 +103,7 @@ export class Explainer {
   duplicated(row: OutputRow): Example {
     const [l, r] = rowEvents(row.code!);
     const ex = this.ofEvents(l, r);
-    ex.outputLine = row.line; ex.expected = row.expected; ex.got = row.got;
+    Object.assign(ex, whereFields(row.where)); ex.expected = row.expected; ex.got = row.got;
     ex.cause = `emitted ${row.got === 2 && row.expected === 1 ? 'twice' : `${row.got} times so far`}, expected ${row.expected === 1 ? 'once' : `${row.expected} times`}`;
     return ex;
   }

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import type { Config } from '../config/schema.js';
 import { JoineryError } from '../core/errors.js';
 import { batchJoin, checkCapacity, Grouped } from './batch.js';
-import { Explainer, type Example, type MissingCause } from './explain.js';
+import { Explainer, whereFields, type Example, type MissingCause } from './explain.js';
 import { readInput, type SideEvents } from './inputs.js';
 import { KeyTable } from './keys.js';
 import { readOutput } from './output.js';
@@ -25,8 +25,8 @@ export interface VerifyReport {
   expected: number; got: number; missing: number; extra: number; duplicated: number; unreadable: number;
   expectedPairs: number; expectedUnmatchedLeft: number; expectedUnmatchedRight: number;
   missingCauses: Record<MissingCause, number>;
-  inputs: { left: InputReport; right: InputReport; output: { file: string; rows: number } };
-  examples: { missing: Example[]; extra: Example[]; duplicated: Example[]; unreadable: Array<{ line: number; reason: string }> };
+  inputs: { left: InputReport; right: InputReport; output: { source: string; rows: number } };
+  examples: { missing: Example[]; extra: Example[]; duplicated: Example[]; unreadable: Array<{ outputLine?: number; outputRecord?: string; reason: string }> };
   elapsedMs: number; inputEventsPerSec: number; cpuUsPerEvent: number;
   /** Wall time per phase (reading the left input, the right, joining, reading the output, comparing). */
   phasesMs: Record<string, number>;
@@ -47,7 +47,7 @@ function inputReport(ev: SideEvents, g: Grouped): InputReport {
 }
 
 export async function verify(cfg: Config, progressOn: boolean): Promise<VerifyReport> {
-  const files = { left: fileOf(cfg.left!, 'left'), right: fileOf(cfg.right!, 'right'), output: fileOf(cfg.output!, 'output') };
+  const files = { left: fileOf(cfg.left!, 'left'), right: fileOf(cfg.right!, 'right'), output: cfg.output!.startsWith('file:') ? fileOf(cfg.output!, 'output') : undefined };
   const format = cfg.format ?? 'json';
   const cpu0 = process.cpuUsage();
   const progress = new Progress(progressOn);
@@ -67,7 +67,7 @@ export async function verify(cfg: Config, progressOn: boolean): Promise<VerifyRe
   const counts = new RowCounts();
   const exp = batchJoin(keys, left, right, cfg.join, cfg.lowerMs, cfg.upperMs, counts);
   progress.setPhase('readOutput');
-  const out = await readOutput(files.output, keys, [left, right], counts, cfg.examples, progress);
+  const out = await readOutput(cfg, files.output, keys, [left, right], counts, progress);
   progress.setPhase('compare');
   const explain = new Explainer(keys, [left, right], cfg.maxDelayMs, cfg.lowerMs, cfg.upperMs);
   let missing = 0;
@@ -90,16 +90,16 @@ export async function verify(cfg: Config, progressOn: boolean): Promise<VerifyRe
     expected: exp.rows, got: out.rows, missing, extra: out.extra, duplicated: out.duplicated, unreadable: out.unreadable,
     expectedPairs: exp.pairs, expectedUnmatchedLeft: exp.unmatchedLeft, expectedUnmatchedRight: exp.unmatchedRight,
     missingCauses,
-    inputs: { left: inputReport(leftEv, left), right: inputReport(rightEv, right), output: { file: files.output, rows: out.rows } },
+    inputs: { left: inputReport(leftEv, left), right: inputReport(rightEv, right), output: { source: cfg.output!, rows: out.rows } },
     examples: {
       missing: missingExamples,
       extra: out.extraExamples.map((r) => explain.extra(r)),
       duplicated: out.duplicatedExamples.map((r) => explain.duplicated(r)),
-      unreadable: out.unreadableExamples,
+      unreadable: out.unreadableExamples.map((u) => ({ ...whereFields(u.where), reason: u.reason })),
     },
     elapsedMs: Math.round(elapsedMs),
     inputEventsPerSec: Math.round(inputEvents / (elapsedMs / 1000)),
-    cpuUsPerEvent: Number(((cpu.user + cpu.system) / Math.max(1, inputEvents)).toFixed(2)),
+    cpuUsPerEvent: inputEvents === 0 ? 0 : Number(((cpu.user + cpu.system) / inputEvents).toFixed(2)),
     phasesMs: progress.phasesMs,
   };
 }

@@ -11,7 +11,7 @@ function side(id: string | null, ts: number | null, line: number | undefined, na
 }
 
 function example(e: Example): string {
-  const where = e.outputLine !== undefined ? `output line ${e.outputLine}: ` : '';
+  const where = e.outputLine !== undefined ? `output line ${e.outputLine}: ` : e.outputRecord !== undefined ? `output record ${e.outputRecord}: ` : '';
   const times = e.expected !== undefined && e.got !== undefined ? ` [expected ${e.expected}×, got ${e.got}×]` : '';
   return `  ${where}key ${e.key}  ${side(e.leftId, e.leftTs, e.leftLine, 'left')}  ${side(e.rightId, e.rightTs, e.rightLine, 'right')}${times}` +
     (e.cause ? `\n      ${e.cause}` : '');
@@ -22,7 +22,7 @@ export function formatReport(r: VerifyReport): string {
   const j = r.join;
   lines.push(`joinery verify: ${r.equal ? 'EQUAL' : 'DIFFERENT'} — ${j.kind} join [${formatDurationMs(j.lowerMs)}, ${formatDurationMs(j.upperMs)}]`);
   lines.push(`  expected ${n(r.expected)} rows (${n(r.expectedPairs)} pairs, ${n(r.expectedUnmatchedLeft)} unmatched left, ${n(r.expectedUnmatchedRight)} unmatched right)`);
-  lines.push(`  got      ${n(r.got)} rows in ${r.inputs.output.file}`);
+  lines.push(`  got      ${n(r.got)} rows in ${r.inputs.output.source}`);
   lines.push(`  missing ${n(r.missing)}, extra ${n(r.extra)}, duplicated ${n(r.duplicated)}${r.unreadable ? `, unreadable output lines ${n(r.unreadable)}` : ''}`);
   if (r.missing > 0) {
     const c = r.missingCauses;
@@ -44,7 +44,7 @@ export function formatReport(r: VerifyReport): string {
   }
   if (r.examples.unreadable.length > 0) {
     lines.push(`unreadable output lines (${r.examples.unreadable.length < r.unreadable ? `first ${r.examples.unreadable.length} of ${n(r.unreadable)}` : n(r.unreadable)}):`);
-    for (const u of r.examples.unreadable) lines.push(`  output line ${u.line}: ${u.reason}`);
+    for (const u of r.examples.unreadable) lines.push(`  output ${u.outputLine !== undefined ? `line ${u.outputLine}` : `record ${u.outputRecord}`}: ${u.reason}`);
   }
   const events = r.inputs.left.records + r.inputs.right.records;
   lines.push(`verified ${n(events)} input events and ${n(r.got)} output rows in ${(r.elapsedMs / 1000).toFixed(1)} s: ${n(r.inputEventsPerSec)} input events/s, ${r.cpuUsPerEvent} µs CPU per input event`);

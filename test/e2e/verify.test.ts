@@ -148,7 +148,13 @@ test('verify: bad invocations fail with stable codes before any work', async () 
   assert.match(missing.stderr, /cannot read --output .*nope\.ndjson.*E_INPUT/);
   const kafka = await joinery(['verify', '--left', `file:${L}`, '--right', `file:${R}`, '--output', 'kafka:joined']);
   assert.equal(kafka.code, 2);
-  assert.match(kafka.stderr, /--output: verify reads files only.*E_USAGE/);
+  assert.match(kafka.stderr, /need --brokers.*E_USAGE/);
+  const kafkaIn = await joinery(['verify', '--left', 'kafka:l', '--right', `file:${R}`, '--output', `file:${L}`, '--brokers', '127.0.0.1:1']);
+  assert.equal(kafkaIn.code, 2);
+  assert.match(kafkaIn.stderr, /--left: verify reads input files only.*E_USAGE/);
+  const stdout = await joinery(['verify', '--left', `file:${L}`, '--right', `file:${R}`, '--output', 'stdout']);
+  assert.equal(stdout.code, 2);
+  assert.match(stdout.stderr, /--output: use file:PATH or kafka:TOPIC.*E_USAGE/);
   const noOut = await joinery(['verify', '--left', `file:${L}`, '--right', `file:${R}`]);
   assert.equal(noOut.code, 2);
   assert.match(noOut.stderr, /--output is required/);
