@@ -23,6 +23,7 @@ const SUMMARIES: Record<Command, string> = {
   bench: 'whole-pipeline benchmark replaying a pre-generated, pre-encoded data set from memory',
   gen: "write the generator's two streams (impressions, plays) to files or Kafka topics",
   topics: 'check that both input Kafka topics exist and are co-partitioned',
+  verify: 'recompute the join of two input files as a batch and compare it with a joined output (exit 0 equal, 1 different)',
 };
 
 function usage(): string {
@@ -349,6 +350,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'gen': return await cmdGen(cfg);
       case 'topics': return await cmdTopics(cfg);
       case 'bench': return await (await import('./bench.js')).runBench(cfg);
+      case 'verify': return await (await import('./verify/index.js')).runVerify(cfg, progressOn(cfg));
     }
     return 2;
   } catch (e) {

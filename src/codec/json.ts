@@ -57,6 +57,36 @@ export function canonicalKeyOfJsonArray(text: string): string | undefined {
 /** Integers up to this many digits are exact as doubles when accumulated digit by digit. */
 const EXACT_DIGITS = 15;
 
+/**
+ * Writes the canonical text of scanner target t (scanned from b) at out[o…); returns the position
+ * after it, or -1 when it is not a scalar. Shared with `joinery verify`, which reads the ids of the
+ * output so that they compare byte for byte with those of the inputs.
+ */
+export function writeCanonicalScalar(sc: JsonFieldScanner, t: number, b: Uint8Array, out: Uint8Array, o: number): number {
+  const s = sc.start[t], e = sc.end[t];
+  switch (sc.type[t]) {
+    case VT.String: {
+      const f = sc.flags[t];
+      if (f === 0 || (f === VF.NonAscii && isWellFormedUtf8(b, s + 1, e - 1))) return writeBytes(out, o, b, s, e);
+      return writeText(out, o, JSON.stringify(JSON.parse(decoder.decode(b.subarray(s, e)))));
+    }
+    case VT.Number: {
+      const neg = b[s] === 45 ? 1 : 0;
+      if ((sc.flags[t] & (VF.Fraction | VF.Exponent)) === 0 && e - s - neg <= 21) {
+        if (neg === 1 && e - s === 2 && b[s + 1] === 48) return writeBytes(out, o, b, s + 1, e); // -0
+        return writeBytes(out, o, b, s, e);
+      }
+      const text = canonicalNumberText(b, s, e);
+      return text === null ? -1 : writeText(out, o, text);
+    }
+    case VT.True:
+    case VT.False:
+      return writeBytes(out, o, b, s, e);
+    default:
+      return -1;
+  }
+}
+
 export class JsonExtractor implements Extractor {
   ts = 0;
   error = '';
@@ -114,31 +144,8 @@ export class JsonExtractor implements Extractor {
     return true;
   }
 
-  /** Writes target t's canonical text at out[o…); returns the position after it, or -1 when it is not a scalar. */
   private scalar(t: number, b: Uint8Array, out: Uint8Array, o: number): number {
-    const sc = this.scanner;
-    const s = sc.start[t], e = sc.end[t];
-    switch (sc.type[t]) {
-      case VT.String: {
-        const f = sc.flags[t];
-        if (f === 0 || (f === VF.NonAscii && isWellFormedUtf8(b, s + 1, e - 1))) return writeBytes(out, o, b, s, e);
-        return writeText(out, o, JSON.stringify(JSON.parse(decoder.decode(b.subarray(s, e)))));
-      }
-      case VT.Number: {
-        const neg = b[s] === 45 ? 1 : 0;
-        if ((sc.flags[t] & (VF.Fraction | VF.Exponent)) === 0 && e - s - neg <= 21) {
-          if (neg === 1 && e - s === 2 && b[s + 1] === 48) return writeBytes(out, o, b, s + 1, e); // -0
-          return writeBytes(out, o, b, s, e);
-        }
-        const text = canonicalNumberText(b, s, e);
-        return text === null ? -1 : writeText(out, o, text);
-      }
-      case VT.True:
-      case VT.False:
-        return writeBytes(out, o, b, s, e);
-      default:
-        return -1;
-    }
+    return writeCanonicalScalar(this.scanner, t, b, out, o);
   }
 
   /** Sets ts from the time target (a number, or a string holding one), or the error. */

@@ -170,8 +170,22 @@ function validate(c: Config, requireInputs: boolean): void {
       if (c.leftOut && c.leftOut === c.rightOut) throw usageError('--left-out and --right-out must be different files');
     }
   }
+  if (c.command === 'verify') {
+    for (const [flag, v] of [['left', c.left], ['right', c.right]] as const) {
+      if (!required(!v, `--${flag} is required (file:PATH)`) && !/^file:.+$/.test(v!)) {
+        throw usageError(`--${flag}: verify reads input files only (file:PATH), got ${JSON.stringify(v)}`);
+      }
+    }
+    if (!required(!c.output, '--output is required (file:PATH or kafka:TOPIC)') && !/^(file:.+|kafka:.+)$/.test(c.output!)) {
+      throw usageError(`--output: use file:PATH or kafka:TOPIC, got ${JSON.stringify(c.output)}`);
+    }
+    if (c.lowerMs > c.upperMs) throw usageError(`--lower (${formatDurationMs(c.lowerMs)}) must not exceed --upper (${formatDurationMs(c.upperMs)})`);
+    if (c.maxDelayMs < 0) throw usageError('--max-delay must not be negative');
+    const leftKey = c.leftKey ?? c.key, rightKey = c.rightKey ?? c.key;
+    if (leftKey.length !== rightKey.length) throw usageError(`the join key has ${leftKey.length} field(s) on the left but ${rightKey.length} on the right: --left-key/--right-key/--key must name as many fields per side`);
+  }
   if (c.command === 'topics') required(!c.brokers || !c.leftTopic || !c.rightTopic, '--brokers, --left-topic and --right-topic are required');
-  const needsBrokers = [c.left, c.right, c.out, c.lateOut, c.deadLetter].some(isKafka);
+  const needsBrokers = [c.left, c.right, c.out, c.lateOut, c.deadLetter, c.output].some(isKafka);
   if (needsBrokers && !c.brokers) throw usageError('kafka: sources and sinks need --brokers HOST:PORT[,…]');
   if (c.command === 'run' || c.command === 'demo' || c.command === 'bench') {
     if (c.lowerMs > c.upperMs) throw usageError(`--lower (${formatDurationMs(c.lowerMs)}) must not exceed --upper (${formatDurationMs(c.upperMs)})`);

@@ -2,8 +2,8 @@
  * The one option schema. It feeds the CLI parser, the defaults, validation, `--help`, the README
  * flag table (tools/gen-readme-flags) and the tests. Keys carry units (`…Ms`, `…Bytes`).
  */
-export type Command = 'run' | 'demo' | 'bench' | 'gen' | 'topics';
-export const COMMANDS: Command[] = ['run', 'demo', 'bench', 'gen', 'topics'];
+export type Command = 'run' | 'demo' | 'bench' | 'gen' | 'topics' | 'verify';
+export const COMMANDS: Command[] = ['run', 'demo', 'bench', 'gen', 'topics', 'verify'];
 
 export type OptionType = 'string' | 'int' | 'float' | 'duration' | 'bytes' | 'enum' | 'bool' | 'list';
 
@@ -36,28 +36,30 @@ const TIMER_MAX_MS = 24 * 86_400_000;
 
 const ENGINE: Command[] = ['run', 'demo', 'bench'];
 const GEN: Command[] = ['run', 'demo', 'bench', 'gen'];
-const ALL: Command[] = ['run', 'demo', 'bench', 'gen', 'topics'];
+const ALL: Command[] = ['run', 'demo', 'bench', 'gen', 'topics', 'verify'];
+/** The join's definition: what `verify` recomputes must be read with the same flags as `run`. */
+const JOIN: Command[] = ['run', 'demo', 'bench', 'verify'];
 
 export const OPTIONS: readonly OptionSpec[] = [
   // sources and formats
-  { key: 'left', flag: 'left', type: 'string', default: undefined, placeholder: 'SRC', commands: ['run'], doc: 'left input: file:PATH, kafka:TOPIC or gen: (built-in generator, impressions)' },
-  { key: 'right', flag: 'right', type: 'string', default: undefined, placeholder: 'SRC', commands: ['run'], doc: 'right input: file:PATH, kafka:TOPIC or gen: (built-in generator, plays)' },
-  { key: 'format', flag: 'format', type: 'enum', values: ['json', 'flatbuffers'], default: undefined, placeholder: 'json|flatbuffers', commands: ['run', 'gen'], doc: 'record format: of inputs for run (default json for files, flatbuffers for Kafka; gen: is always FlatBuffers), of what gen writes (default json for files, flatbuffers for Kafka)' },
-  { key: 'key', flag: 'key', type: 'list', default: ['profileId', 'titleId'], placeholder: 'F1,F2', commands: ENGINE, doc: 'join key fields, both sides' },
-  { key: 'time', flag: 'time', type: 'string', default: 'ts', placeholder: 'F', commands: ENGINE, doc: 'event-time field (epoch milliseconds), both sides' },
-  { key: 'id', flag: 'id', type: 'string', default: 'eventId', placeholder: 'F', commands: ENGINE, doc: 'event id field used for de-duplication, both sides' },
-  { key: 'leftKey', flag: 'left-key', type: 'list', default: undefined, placeholder: 'F1,F2', commands: ENGINE, doc: 'key fields of the left side (overrides --key)' },
-  { key: 'rightKey', flag: 'right-key', type: 'list', default: undefined, placeholder: 'F1,F2', commands: ENGINE, doc: 'key fields of the right side (overrides --key)' },
-  { key: 'leftTime', flag: 'left-time', type: 'string', default: undefined, placeholder: 'F', commands: ENGINE, doc: 'time field of the left side (overrides --time)' },
-  { key: 'rightTime', flag: 'right-time', type: 'string', default: undefined, placeholder: 'F', commands: ENGINE, doc: 'time field of the right side (overrides --time)' },
-  { key: 'leftId', flag: 'left-id', type: 'string', default: undefined, placeholder: 'F', commands: ENGINE, doc: 'id field of the left side (overrides --id)' },
-  { key: 'rightId', flag: 'right-id', type: 'string', default: undefined, placeholder: 'F', commands: ENGINE, doc: 'id field of the right side (overrides --id)' },
+  { key: 'left', flag: 'left', type: 'string', default: undefined, placeholder: 'SRC', commands: ['run', 'verify'], doc: 'left input: file:PATH, kafka:TOPIC or gen: (built-in generator, impressions); verify: file:PATH' },
+  { key: 'right', flag: 'right', type: 'string', default: undefined, placeholder: 'SRC', commands: ['run', 'verify'], doc: 'right input: file:PATH, kafka:TOPIC or gen: (built-in generator, plays); verify: file:PATH' },
+  { key: 'format', flag: 'format', type: 'enum', values: ['json', 'flatbuffers'], default: undefined, placeholder: 'json|flatbuffers', commands: ['run', 'gen', 'verify'], doc: 'record format: of inputs for run (default json for files, flatbuffers for Kafka; gen: is always FlatBuffers), of what gen writes (default json for files, flatbuffers for Kafka)' },
+  { key: 'key', flag: 'key', type: 'list', default: ['profileId', 'titleId'], placeholder: 'F1,F2', commands: JOIN, doc: 'join key fields, both sides' },
+  { key: 'time', flag: 'time', type: 'string', default: 'ts', placeholder: 'F', commands: JOIN, doc: 'event-time field (epoch milliseconds), both sides' },
+  { key: 'id', flag: 'id', type: 'string', default: 'eventId', placeholder: 'F', commands: JOIN, doc: 'event id field used for de-duplication, both sides' },
+  { key: 'leftKey', flag: 'left-key', type: 'list', default: undefined, placeholder: 'F1,F2', commands: JOIN, doc: 'key fields of the left side (overrides --key)' },
+  { key: 'rightKey', flag: 'right-key', type: 'list', default: undefined, placeholder: 'F1,F2', commands: JOIN, doc: 'key fields of the right side (overrides --key)' },
+  { key: 'leftTime', flag: 'left-time', type: 'string', default: undefined, placeholder: 'F', commands: JOIN, doc: 'time field of the left side (overrides --time)' },
+  { key: 'rightTime', flag: 'right-time', type: 'string', default: undefined, placeholder: 'F', commands: JOIN, doc: 'time field of the right side (overrides --time)' },
+  { key: 'leftId', flag: 'left-id', type: 'string', default: undefined, placeholder: 'F', commands: JOIN, doc: 'id field of the left side (overrides --id)' },
+  { key: 'rightId', flag: 'right-id', type: 'string', default: undefined, placeholder: 'F', commands: JOIN, doc: 'id field of the right side (overrides --id)' },
   // join
-  { key: 'lowerMs', flag: 'lower', type: 'duration', default: 0, placeholder: 'DUR', commands: ENGINE, doc: 'lower bound of right.ts − left.ts (inclusive, may be negative)' },
-  { key: 'upperMs', flag: 'upper', type: 'duration', default: 600_000, placeholder: 'DUR', commands: ENGINE, doc: 'upper bound of right.ts − left.ts (inclusive)' },
-  { key: 'join', flag: 'join', type: 'enum', values: ['inner', 'left', 'right', 'full'], default: 'inner', commands: ENGINE, doc: 'join kind: outer kinds also emit unmatched events at expiry' },
+  { key: 'lowerMs', flag: 'lower', type: 'duration', default: 0, placeholder: 'DUR', commands: JOIN, doc: 'lower bound of right.ts − left.ts (inclusive, may be negative)' },
+  { key: 'upperMs', flag: 'upper', type: 'duration', default: 600_000, placeholder: 'DUR', commands: JOIN, doc: 'upper bound of right.ts − left.ts (inclusive)' },
+  { key: 'join', flag: 'join', type: 'enum', values: ['inner', 'left', 'right', 'full'], default: 'inner', commands: JOIN, doc: 'join kind: outer kinds also emit unmatched events at expiry' },
   { key: 'maxKeyEntries', flag: 'max-key-entries', type: 'int', min: 0, default: 1_000_000, placeholder: 'N', commands: ENGINE, doc: 'hot-key guard: a key holds at most N buffered events per side; further events of that key and side skip the join and go to --late-out with a reason (counted; pairs they would have made are lost). 0 = no limit' },
-  { key: 'maxDelayMs', flag: 'max-delay', type: 'duration', default: 5_000, placeholder: 'DUR', commands: ENGINE, doc: 'out-of-orderness allowed per partition: watermark = max event time − max-delay' },
+  { key: 'maxDelayMs', flag: 'max-delay', type: 'duration', default: 5_000, placeholder: 'DUR', commands: JOIN, doc: 'out-of-orderness allowed per partition: watermark = max event time − max-delay' },
   { key: 'idleTimeoutMs', flag: 'idle-timeout', type: 'duration', min: 1, max: TIMER_MAX_MS, default: 30_000, placeholder: 'DUR', commands: ENGINE, doc: 'a partition silent this long stops holding the watermark back' },
   { key: 'maxDriftMs', flag: 'max-drift', type: 'duration', default: undefined, placeholder: 'DUR', off: true, commands: ENGINE, doc: 'event-time alignment: an input partition more than this far ahead in event time of the slowest live one is paused until it catches up, so inputs of different speeds or backlogs do not fill the join buffer (default max(4 × max-delay, 1m); 0 or off = read inputs at their own speed)' },
   { key: 'maxFutureMs', flag: 'max-future', type: 'duration', default: 86_400_000, placeholder: 'DUR', off: true, commands: ENGINE, doc: 'an event more than this far ahead of its partition\'s event time so far (Kafka and paced gen: also of the wall clock) is dead-lettered with its reason and does not move the watermark; 1000 in a row are taken as a real jump and followed (0 or off = no check)' },
@@ -81,13 +83,13 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'lateOut', flag: 'late-out', type: 'string', default: undefined, placeholder: 'SINK', commands: ENGINE, doc: 'late events (behind the watermark): file:PATH, stdout or null; unset = counted only' },
   { key: 'deadLetter', flag: 'dead-letter', type: 'string', default: undefined, placeholder: 'SINK', commands: ENGINE, doc: 'malformed records: file:PATH, stdout or null; unset = counted, first few on stderr' },
   // Kafka
-  { key: 'brokers', flag: 'brokers', type: 'string', default: undefined, placeholder: 'HOST:PORT[,…]', commands: ['run', 'gen', 'topics', 'bench'], doc: 'Kafka bootstrap servers (needed by any kafka:TOPIC source or sink)' },
+  { key: 'brokers', flag: 'brokers', type: 'string', default: undefined, placeholder: 'HOST:PORT[,…]', commands: ['run', 'gen', 'topics', 'bench', 'verify'], doc: 'Kafka bootstrap servers (needed by any kafka:TOPIC source or sink)' },
   { key: 'group', flag: 'group', type: 'string', default: 'joinery', placeholder: 'ID', commands: ['run'], doc: 'Kafka consumer group of the input topics' },
   { key: 'from', flag: 'from', type: 'string', default: 'earliest', placeholder: 'earliest|latest|TIME', commands: ['run'], doc: 'where to start when the group has no committed offsets: earliest, latest, or an ISO-8601 time / epoch ms' },
   { key: 'exitWhenIdleMs', flag: 'exit-when-idle', type: 'duration', min: 0, max: TIMER_MAX_MS, default: 0, placeholder: 'DUR', commands: ['run'], doc: 'end the run once every assigned Kafka partition has sat at its end this long (0 = run forever)' },
   { key: 'member', flag: 'member', type: 'string', default: undefined, placeholder: 'NAME', commands: ['run'], doc: 'this member\'s name in its consumer group (Kafka input with --checkpoint-dir): its checkpoints go to DIR/members/NAME, which every member must be able to read, and its output transactions use it; distinct per member, stable across restarts [default: the host name]' },
   { key: 'sessionTimeoutMs', flag: 'session-timeout', type: 'duration', min: 0, max: TIMER_MAX_MS, default: 30_000, placeholder: 'DUR', commands: ['run'], doc: 'Kafka consumer session timeout: how long the group waits for a member that vanished (kill -9) before handing its partitions on; a restarted node waits about this long to join (broker minimum 6s)' },
-  { key: 'connectTimeoutMs', flag: 'connect-timeout', type: 'duration', min: 0, max: TIMER_MAX_MS, default: 30_000, placeholder: 'DUR', commands: ['run', 'gen', 'topics', 'bench'], doc: 'how long to retry an unreachable Kafka broker before giving up' },
+  { key: 'connectTimeoutMs', flag: 'connect-timeout', type: 'duration', min: 0, max: TIMER_MAX_MS, default: 30_000, placeholder: 'DUR', commands: ['run', 'gen', 'topics', 'bench', 'verify'], doc: 'how long to retry an unreachable Kafka broker before giving up' },
   { key: 'outFormat', flag: 'out-format', type: 'enum', values: ['json', 'flatbuffers'], default: undefined, placeholder: 'json|flatbuffers', commands: ['run'], doc: 'format of --out kafka:TOPIC records (default flatbuffers JoinedRecord; files and stdout are always NDJSON)' },
   { key: 'compression', flag: 'compression', type: 'enum', values: ['none', 'gzip'], default: 'none', commands: ['run', 'gen'], doc: 'compression of records produced to Kafka' },
   { key: 'leftTopic', flag: 'left-topic', type: 'string', default: undefined, placeholder: 'TOPIC', commands: ['gen', 'topics'], doc: 'Kafka topic for the left stream (impressions)' },
@@ -112,6 +114,9 @@ export const OPTIONS: readonly OptionSpec[] = [
   // gen command outputs
   { key: 'leftOut', flag: 'left-out', type: 'string', default: undefined, placeholder: 'FILE', commands: ['gen'], doc: 'file for the generated left stream (impressions)' },
   { key: 'rightOut', flag: 'right-out', type: 'string', default: undefined, placeholder: 'FILE', commands: ['gen'], doc: 'file for the generated right stream (plays)' },
+  // verify
+  { key: 'output', flag: 'output', type: 'string', default: undefined, placeholder: 'SRC', commands: ['verify'], doc: 'the joined output to check: file:PATH (NDJSON as run writes it) or kafka:TOPIC (read read_committed up to its end; JSON or FlatBuffers values)' },
+  { key: 'examples', flag: 'examples', type: 'int', min: 0, max: 10_000, default: 5, placeholder: 'N', commands: ['verify'], doc: 'examples shown per kind of difference (missing, extra, duplicated)' },
   // benchmark
   { key: 'benchSource', flag: 'source', type: 'enum', values: ['replay', 'gen'], default: 'replay', commands: ['bench'], doc: 'bench input: replay (pre-generated FlatBuffers from memory, measures the engine) or gen (live generator, flat memory)' },
   // running as a node
@@ -120,8 +125,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'httpToken', flag: 'http-token', type: 'string', default: undefined, placeholder: 'TOKEN', secret: true, commands: ['run', 'demo'], doc: 'bearer token every HTTP request must carry (Authorization: Bearer TOKEN); required to bind other than loopback; prefer JOINERY_HTTP_TOKEN' },
   { key: 'logLevel', flag: 'log-level', type: 'enum', values: ['error', 'warn', 'info', 'debug'], default: 'info', commands: ALL, doc: 'log events on stderr at or above this level (JSON lines, or human lines when stderr is a terminal)' },
   // reporting
-  { key: 'progress', flag: 'progress', type: 'enum', values: ['auto', 'on', 'off'], default: 'auto', commands: GEN, doc: 'live progress line on stderr (auto = when stderr is a terminal)' },
-  { key: 'json', flag: 'json', type: 'bool', default: false, commands: ENGINE, doc: 'print the summary as one JSON object on the last stdout line' },
+  { key: 'progress', flag: 'progress', type: 'enum', values: ['auto', 'on', 'off'], default: 'auto', commands: [...GEN, 'verify'], doc: 'live progress line on stderr (auto = when stderr is a terminal)' },
+  { key: 'json', flag: 'json', type: 'bool', default: false, commands: [...ENGINE, 'verify'], doc: 'print the summary as one JSON object on the last stdout line' },
   { key: 'help', flag: 'help', type: 'bool', default: false, commands: ALL, doc: 'show this help' },
 ];
 
@@ -144,6 +149,7 @@ export interface Config {
   genProfiles: number; genTitles: number; genSkew: number; genProfileSkew?: number; genTitleSkew?: number; genPlayProb: number; genPlayDelayMs: number;
   genOrphanPlays: number; genDisorderMs: number; genDuplicates: number; genEventTimeRate: number;
   leftOut?: string; rightOut?: string;
+  output?: string; examples: number;
   benchSource: 'replay' | 'gen';
   progress: 'auto' | 'on' | 'off'; json: boolean; help: boolean;
   config?: string; http?: string; httpToken?: string; logLevel: 'error' | 'warn' | 'info' | 'debug';
