@@ -92,6 +92,9 @@ async function runWith(cfg: Config, control: EngineControl | undefined): Promise
     printResult(cfg, s);
     return 0;
   }
+  if ([cfg.left, cfg.out, cfg.lateOut, cfg.deadLetter].some((x) => x?.startsWith('kafka:'))) {
+    (await import('./kafka/client.js')).checkKafkajsPatches({ groupMemberCheckpoints: false });
+  }
   let sources: Source[];
   let formats: ['json' | 'flatbuffers', 'json' | 'flatbuffers'];
   const extra: Partial<EngineOptions> = {};
