@@ -18,7 +18,7 @@
  *   restart finds output, input positions and checkpoint id from one atomic commit
  *   (fetchCommittedOffsets). KafkaSource `startOffsets` resumes partitions exactly there.
  * - ensureTopics / describeTopics / deleteTopics / topicOffsets / groupOffsets /
- *   fetchCommittedOffsets / readTopic / produceRaw: admin and test helpers.
+ *   fetchCommittedOffsets: admin (the tests' readTopic / produceRaw live in test/kafka/topic-io.ts).
  *
  * Exactly-once bookkeeping of the source (rebalances, consumer restarts, broker restarts): kafkajs
  * re-reads a partition from its last *committed* offset after every rebalance and every consumer
@@ -2629,7 +2629,7 @@ export class KafkaLineSink implements LineSink {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Plain consumer for tests and tools (reads a topic back)
+// High watermarks (topicOffsets read_uncommitted)
 
 /**
  * High watermarks of a topic's partitions (read_uncommitted end offsets). kafkajs's admin lists
@@ -2637,7 +2637,7 @@ export class KafkaLineSink implements LineSink {
  * cluster created with READ_UNCOMMITTED (through the Kafka client's private cluster factory, the
  * one kafkajs's own consumers use) answers the high watermark.
  */
-async function highWatermarks(h: KafkaHandle, topic: string): Promise<Map<number, number>> {
+export async function highWatermarks(h: KafkaHandle, topic: string): Promise<Map<number, number>> {
   const kafka = h.kafka as unknown as Record<symbol, unknown>;
   const sym = Object.getOwnPropertySymbols(kafka).find((x) => x.description === 'private:Kafka:createCluster');
   const create = sym ? kafka[sym] : undefined;
@@ -2656,90 +2656,5 @@ async function highWatermarks(h: KafkaHandle, topic: string): Promise<Map<number
     return new Map(r.flatMap((t) => t.partitions.map((p) => [p.partition, Number(p.offset)] as [number, number])));
   } finally {
     await cluster.disconnect().catch(() => {});
-  }
-}
-
-/**
- * Read every record of a topic from the beginning up to each partition's end as seen at the
- * start (no group commits). For tests and `joinery` tools.
- *
- * `isolation` (default read_committed, as the KafkaSource reads): read_committed returns only
- * records of committed transactions (kafkajs drops aborted ones using the fetch response's
- * aborted-transaction list, and transaction markers) and reads up to the last stable offset: a
- * transaction that is still open ends the read at its first record (records committed after it
- * are not readable before it ends either). read_uncommitted returns aborted and open-transaction
- * records too and reads up to the high watermark.
- */
-export async function readTopic(brokers: KafkaHandle | readonly string[], topic: string,
-  onRecord: (r: { partition: number; offset: string; key: Buffer | null; value: Buffer | null }) => void,
-  opts: { timeoutMs?: number; isolation?: 'read_committed' | 'read_uncommitted' } = {}): Promise<number> {
-  const { h, own } = handleFrom(brokers, 'joinery-reader');
-  const admin = await connectedAdmin(h, 'E_INPUT');
-  let highs: Map<number, number>;
-  try {
-    // admin's "high" is the last stable offset (kafkajs lists offsets read_committed)
-    highs = opts.isolation === 'read_uncommitted' ? await highWatermarks(h, topic)
-      : new Map((await admin.fetchTopicOffsets(topic)).map((o) => [o.partition, Number(o.high)]));
-  } finally {
-    await admin.disconnect().catch(() => {});
-    if (own) closeKafka(h);
-  }
-  const remaining = new Set([...highs].filter(([, hi]) => hi > 0).map(([p]) => p));
-  if (remaining.size === 0) return 0;
-  const consumer = h.kafka.consumer({
-    groupId: `joinery-reader-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`, maxWaitTimeInMs: 50, minBytes: 1,
-    readUncommitted: opts.isolation === 'read_uncommitted',
-  });
-  let n = 0;
-  let done!: () => void;
-  const finished = new Promise<void>((r) => { done = r; });
-  const reached = (partition: number, lastOffset: string): void => {
-    if (Number(lastOffset) + 1 >= (highs.get(partition) ?? 0)) { remaining.delete(partition); if (remaining.size === 0) done(); }
-  };
-  // a fetch holding only transaction markers or aborted records never reaches eachBatch
-  consumer.on(consumer.events.END_BATCH_PROCESS, (e) => {
-    if (e.payload.topic === topic && e.payload.batchSize === 0) reached(e.payload.partition, e.payload.lastOffset);
-  });
-  try {
-    await consumer.connect();
-    await consumer.subscribe({ topics: [topic], fromBeginning: true });
-    await consumer.run({
-      autoCommit: false,
-      partitionsConsumedConcurrently: Math.max(1, highs.size),
-      eachBatch: async ({ batch }) => {
-        const hi = highs.get(batch.partition) ?? 0;
-        for (const m of batch.messages) {
-          if (Number(m.offset) >= hi) break;
-          onRecord({ partition: batch.partition, offset: m.offset, key: m.key, value: m.value });
-          n++;
-        }
-        reached(batch.partition, batch.lastOffset());
-      },
-    });
-    const timeoutMs = opts.timeoutMs ?? 60_000;
-    let t: NodeJS.Timeout | undefined;
-    await Promise.race([finished, new Promise<never>((_, rej) => { t = setTimeout(() => rej(new Error(`reading ${topic} timed out after ${timeoutMs} ms with ${n} records` +
-      ` (partitions ${[...remaining].join(', ')} not at their end)`)), timeoutMs); })]);
-    clearTimeout(t);
-  } finally {
-    await consumer.disconnect().catch(() => {});
-    if (own) closeKafka(h);
-  }
-  return n;
-}
-
-/** A throw-away raw producer for tests: sends values (and optional keys) as they are, no batching logic. */
-export async function produceRaw(brokers: KafkaHandle | readonly string[], topic: string,
-  records: ReadonlyArray<{ key?: string | Buffer | null; value: string | Buffer | null; partition?: number }>): Promise<void> {
-  const { h, own } = handleFrom(brokers, 'joinery-raw');
-  const producer = h.kafka.producer({ createPartitioner: kafkajs.Partitioners.DefaultPartitioner, allowAutoTopicCreation: false });
-  await producer.connect();
-  try {
-    for (let i = 0; i < records.length; i += 5_000) {
-      await producer.send({ topic, acks: -1, messages: records.slice(i, i + 5_000).map((r) => ({ key: r.key ?? null, value: r.value, partition: r.partition })) });
-    }
-  } finally {
-    await producer.disconnect().catch(() => {});
-    if (own) closeKafka(h);
   }
 }
