@@ -319,6 +319,8 @@ export function checkKafkajsPatches(opts: { groupMemberCheckpoints: boolean }): 
     for (const s of status) {
       if (!s.active && !/^(skipped|turned off)/.test(s.detail)) log.warn(`kafkajs patch ${s.name} is not installed (${s.detail}): ${WITHOUT_PATCH[s.name]}`);
     }
+    const unknown = [...skippedPatches].filter((n) => !(PATCH_NAMES as readonly string[]).includes(n));
+    if (unknown.length > 0) log.warn(`JOINERY_KAFKAJS_SKIP_PATCH: no patch named ${unknown.join(', ')} (the patches: ${PATCH_NAMES.join(', ')})`);
   }
   const rejoin = status.find((s) => s.name === 'rejoin')!;
   if (opts.groupMemberCheckpoints && !rejoin.active) {
