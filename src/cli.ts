@@ -214,6 +214,7 @@ async function runWith(cfg: Config, control: EngineControl | undefined): Promise
 async function cmdGen(cfg: Config): Promise<number> {
   if (!cfg.brokers) return (await import('./gen-command.js')).runGenCommand(cfg);
   const kafka = await import('./kafka/client.js');
+  kafka.checkKafkajsPatches({ groupMemberCheckpoints: false });
   const { runGenToKafka } = await import('./kafka/gen-kafka.js');
   await runGenToKafka(cfg, {
     brokers: kafka.parseBrokers(cfg.brokers), leftTopic: cfg.leftTopic!, rightTopic: cfg.rightTopic!, partitions: cfg.partitions,
