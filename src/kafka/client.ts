@@ -57,7 +57,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 const errText = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 
 // ---------------------------------------------------------------------------------------------
-// Loading kafkajs (with one fix)
+// Loading kafkajs, with its patches (each one checked at start: checkKafkajsPatches)
 
 const requireCjs = createRequire(import.meta.url);
 
