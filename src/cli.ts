@@ -94,6 +94,9 @@ async function runWith(cfg: Config, control: EngineControl | undefined): Promise
     printResult(cfg, s);
     return 0;
   }
+  if ([cfg.left, cfg.out, cfg.lateOut, cfg.deadLetter].some((x) => x?.startsWith('kafka:'))) {
+    (await import('./kafka/client.js')).checkKafkajsPatches({ groupMemberCheckpoints: false });
+  }
   let sources: Source[];
   let formats: ['json' | 'flatbuffers', 'json' | 'flatbuffers'];
   const extra: Partial<EngineOptions> = {};
@@ -213,6 +216,7 @@ async function runWith(cfg: Config, control: EngineControl | undefined): Promise
 async function cmdGen(cfg: Config): Promise<number> {
   if (!cfg.brokers) return (await import('./gen-command.js')).runGenCommand(cfg);
   const kafka = await import('./kafka/client.js');
+  kafka.checkKafkajsPatches({ groupMemberCheckpoints: false });
   const { runGenToKafka } = await import('./kafka/gen-kafka.js');
   await runGenToKafka(cfg, {
     brokers: kafka.parseBrokers(cfg.brokers), leftTopic: cfg.leftTopic!, rightTopic: cfg.rightTopic!, partitions: cfg.partitions,

@@ -61,6 +61,7 @@ export interface MemberRunOptions {
 }
 
 export async function runMember({ cfg, control, progress }: MemberRunOptions): Promise<Summary> {
+  kafka.checkKafkajsPatches({ groupMemberCheckpoints: true }); // before anything is locked or joined
   const member = cfg.member ?? defaultMemberName();
   const brokers = kafka.parseBrokers(cfg.brokers!);
   const leftTopic = cfg.left!.slice(6), rightTopic = cfg.right!.slice(6);

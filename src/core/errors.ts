@@ -18,6 +18,7 @@ export type ErrorCode =
   | 'E_HTTP'           // the HTTP endpoint (--http) cannot listen on its address
   | 'E_LOCKED'         // the state or checkpoint directory is in use by another joinery process
   | 'E_STOP_TIMEOUT'   // a graceful stop did not finish within --stop-timeout
+  | 'E_KAFKA_PATCH'    // a kafkajs patch a mode depends on is not installed (group member without the re-join hook)
   | 'E_INTERNAL';
 
 export const EXIT_CODES: Record<ErrorCode, number> = {
@@ -31,6 +32,7 @@ export const EXIT_CODES: Record<ErrorCode, number> = {
   E_HTTP: 3,
   E_LOCKED: 3,
   E_STOP_TIMEOUT: 5,
+  E_KAFKA_PATCH: 3,
   E_INTERNAL: 1,
 };
 

@@ -18,7 +18,7 @@
  *   restart finds output, input positions and checkpoint id from one atomic commit
  *   (fetchCommittedOffsets). KafkaSource `startOffsets` resumes partitions exactly there.
  * - ensureTopics / describeTopics / deleteTopics / topicOffsets / groupOffsets /
- *   fetchCommittedOffsets / readTopic / produceRaw: admin and test helpers.
+ *   fetchCommittedOffsets: admin (the tests' readTopic / produceRaw live in test/kafka/topic-io.ts).
  *
  * Exactly-once bookkeeping of the source (rebalances, consumer restarts, broker restarts): kafkajs
  * re-reads a partition from its last *committed* offset after every rebalance and every consumer
@@ -51,15 +51,42 @@ import type { LineSink } from '../sink/sink.js';
 import type { SourcePosition } from '../checkpoint/manifest.js';
 import type { PartitionPosition, PartitionRef, RecordBatch, Source } from '../source/source.js';
 import type { Side } from '../state/store.js';
-import { fastCodecEnabled, installFastCodec } from './fast-codec.js';
+import { fastCodecEnabled, fastCodecReplaced, installFastCodec } from './fast-codec.js';
+import { log } from '../core/log.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const errText = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 
 // ---------------------------------------------------------------------------------------------
-// Loading kafkajs (with one fix)
+// Loading kafkajs, with its patches (each one checked at start: checkKafkajsPatches)
 
 const requireCjs = createRequire(import.meta.url);
+
+/**
+ * The patches below, by name. Each is checked at start (checkKafkajsPatches): a patch that did not
+ * install is reported, never silently dropped, and group-member mode refuses to run without
+ * 'rejoin' (its exactly-once across a rebalance depends on it).
+ * JOINERY_KAFKAJS_SKIP_PATCH=NAME[,NAME] leaves patches out on purpose (to bisect, and for the test
+ * of that refusal); JOINERY_KAFKAJS_FAST=0 / JOINERY_FAST_SKIP govern 'fast-codec' (fast-codec.ts).
+ */
+export type KafkajsPatchName = 'group-messages' | 'txn-retry' | 'fast-codec' | 'rejoin';
+const PATCH_NAMES: readonly KafkajsPatchName[] = ['group-messages', 'txn-retry', 'fast-codec', 'rejoin'];
+const skippedPatches = new Set((process.env.JOINERY_KAFKAJS_SKIP_PATCH ?? '').split(',').map((x) => x.trim()).filter(Boolean));
+/** Why a patch is not installed ('skipped …' when left out on purpose); absent once installed. */
+const patchFailures = new Map<KafkajsPatchName, string>();
+/** What each installed patch put in place, to verify at start that it is still there. */
+let groupMessagesReplacement: unknown;
+let eosManagerReplacement: unknown;
+
+function installPatch(name: KafkajsPatchName, install: () => string | undefined): void {
+  if (skippedPatches.has(name)) { patchFailures.set(name, 'skipped (JOINERY_KAFKAJS_SKIP_PATCH)'); return; }
+  try {
+    const failure = install();
+    if (failure) patchFailures.set(name, failure);
+  } catch (e) {
+    patchFailures.set(name, errText(e));
+  }
+}
 
 /**
  * kafkajs 2.2.4 groups a send's messages by partition with `[...current, message]` per message,
@@ -67,42 +94,43 @@ const requireCjs = createRequire(import.meta.url);
  * arrays (57k rec/s; 101k rec/s with the linear version below, same result). The module is a pure
  * function required by sendMessages.js at load time, so it is replaced in the require cache before
  * kafkajs itself loads (kafkajs is therefore loaded with require, not a static import). If the
- * file is missing or does not look as expected, kafkajs runs unpatched.
+ * file is missing or does not look as expected, kafkajs runs unpatched (reported at start).
  */
 function loadKafkajs(): typeof KafkaJS {
-  try {
+  installPatch('group-messages', () => {
     const path = requireCjs.resolve('kafkajs/src/producer/groupMessagesPerPartition.js');
-    const cache = requireCjs.cache;
-    if (!(path in cache)) {
-      const original = requireCjs(path) as unknown;
-      const mod = cache[path];
-      if (typeof original === 'function' && original.length === 1 && mod) {
-        mod.exports = ({ topic, partitionMetadata, messages, partitioner }: {
-          topic: string; partitionMetadata: unknown[]; messages: unknown[];
-          partitioner: (a: { topic: string; partitionMetadata: unknown[]; message: unknown }) => number;
-        }): Record<number, unknown[]> => {
-          const result: Record<number, unknown[]> = {};
-          if (partitionMetadata.length === 0) return result;
-          for (const message of messages) {
-            const partition = partitioner({ topic, partitionMetadata, message });
-            (result[partition] ??= []).push(message);
-          }
-          return result;
-        };
+    if (path in requireCjs.cache) return 'kafkajs/src/producer/groupMessagesPerPartition.js was loaded before the patch';
+    const original = requireCjs(path) as unknown;
+    const mod = requireCjs.cache[path];
+    if (typeof original !== 'function' || original.length !== 1 || !mod) return 'kafkajs/src/producer/groupMessagesPerPartition.js does not export the expected function';
+    mod.exports = groupMessagesReplacement = ({ topic, partitionMetadata, messages, partitioner }: {
+      topic: string; partitionMetadata: unknown[]; messages: unknown[];
+      partitioner: (a: { topic: string; partitionMetadata: unknown[]; message: unknown }) => number;
+    }): Record<number, unknown[]> => {
+      const result: Record<number, unknown[]> = {};
+      if (partitionMetadata.length === 0) return result;
+      for (const message of messages) {
+        const partition = partitioner({ topic, partitionMetadata, message });
+        (result[partition] ??= []).push(message);
       }
-    }
-  } catch { /* run unpatched */ }
-  try { patchTransactionCoordinatorRetries(); } catch { /* run unpatched */ }
-  if (fastCodecEnabled) {
-    try { installFastCodec(requireCjs); } catch { /* kafkajs's own encoders and decoders then */ }
-  }
-  try { patchRejoinHook(); } catch { /* run unpatched: rebalances then re-join without a checkpoint first */ }
+      return result;
+    };
+    return undefined;
+  });
+  installPatch('txn-retry', patchTransactionCoordinatorRetries);
+  if (!fastCodecEnabled) patchFailures.set('fast-codec', 'turned off (JOINERY_KAFKAJS_FAST=0)');
+  else installPatch('fast-codec', () => {
+    if (!installFastCodec(requireCjs)) return 'kafkajs protocol modules were loaded before the patch or do not look as expected';
+    return fastCodecReplaced(requireCjs).length > 0 ? undefined : 'skipped (JOINERY_FAST_SKIP leaves out every part)';
+  });
+  installPatch('rejoin', patchRejoinHook);
   return requireCjs('kafkajs') as typeof KafkaJS;
 }
 
 /** Property of a partition assigner instance holding its source's before-re-join hook. */
 const BEFORE_JOIN = Symbol('joinery.beforeJoin');
-let rejoinHookPatched = false;
+/** The joinAndSync this patch installed (checked at start: still on the prototype). */
+let rejoinJoinAndSync: unknown;
 
 /**
  * kafkajs has no "partitions revoked" callback: on a rebalance its runner calls
@@ -114,11 +142,11 @@ let rejoinHookPatched = false;
  * stops delivering and the engine takes its checkpoint there. A failing hook does not stop the
  * join (the source then fails on its own).
  */
-function patchRejoinHook(): void {
-  if (rejoinHookPatched) return;
+function patchRejoinHook(): string | undefined {
+  if (rejoinJoinAndSync) return undefined;
   const ConsumerGroup = requireCjs(requireCjs.resolve('kafkajs/src/consumer/consumerGroup.js')) as { prototype: Record<string, unknown> };
   const original = ConsumerGroup.prototype.joinAndSync as ((this: unknown) => Promise<void>) | undefined;
-  if (typeof original !== 'function') return;
+  if (typeof original !== 'function') return 'kafkajs/src/consumer/consumerGroup.js has no ConsumerGroup.prototype.joinAndSync';
   type Group = { assigners?: Array<Record<symbol, unknown>>; heartbeat?: (o: { interval: number }) => Promise<void> };
   ConsumerGroup.prototype.joinAndSync = async function joinAndSync(this: Group): Promise<void> {
     const hook = this.assigners?.map((a) => a[BEFORE_JOIN]).find((h) => typeof h === 'function') as (() => Promise<void>) | undefined;
@@ -130,7 +158,8 @@ function patchRejoinHook(): void {
     }
     return original.call(this);
   };
-  rejoinHookPatched = true;
+  rejoinJoinAndSync = ConsumerGroup.prototype.joinAndSync;
+  return undefined;
 }
 
 /** How long one request to the transaction coordinator is retried (retriable errors, lost connections). */
@@ -174,14 +203,14 @@ function isRetriableTxnError(e: unknown): boolean {
  * (kafkajs's own retry would wait ~300 ms). Loaded like groupMessagesPerPartition (require cache);
  * if the module does not look as expected, kafkajs runs unpatched.
  */
-function patchTransactionCoordinatorRetries(): void {
+function patchTransactionCoordinatorRetries(): string | undefined {
   const path = requireCjs.resolve('kafkajs/src/producer/eosManager/index.js');
   const cache = requireCjs.cache;
-  if (path in cache) return;
+  if (path in cache) return 'kafkajs/src/producer/eosManager/index.js was loaded before the patch';
   const original = requireCjs(path) as unknown;
   const mod = cache[path];
   const { TRANSACTION } = requireCjs('kafkajs/src/protocol/coordinatorTypes.js') as { TRANSACTION: number };
-  if (typeof original !== 'function' || !mod || typeof TRANSACTION !== 'number') return;
+  if (typeof original !== 'function' || !mod || typeof TRANSACTION !== 'number') return 'kafkajs/src/producer/eosManager/index.js or coordinatorTypes.js does not look as expected';
   type Broker = Record<string, (req: unknown) => Promise<unknown>>;
   type Cluster = { findGroupCoordinator(a: { groupId: string; coordinatorType?: number }): Promise<Broker> };
   const RETRIED = new Set(['endTxn', 'addOffsetsToTxn', 'addPartitionsToTxn']);
@@ -212,7 +241,7 @@ function patchTransactionCoordinatorRetries(): void {
       },
     });
   };
-  mod.exports = (args: { transactional?: boolean; cluster?: Cluster }) => {
+  mod.exports = eosManagerReplacement = (args: { transactional?: boolean; cluster?: Cluster }) => {
     const create = original as (a: unknown) => unknown;
     if (!args?.transactional || !args.cluster) return create(args);
     const cluster = args.cluster;
@@ -230,6 +259,76 @@ function patchTransactionCoordinatorRetries(): void {
     });
     return create({ ...args, cluster: wrapped });
   };
+  return undefined;
+}
+
+/** The kafkajs release the patches are written for (package.json pins it exactly). */
+const KAFKAJS_VERSION = '2.2.4';
+
+/** What kafkajs does without each patch, for the warning when one is missing. */
+const WITHOUT_PATCH: Record<KafkajsPatchName, string> = {
+  'group-messages': 'large sends are slower',
+  'txn-retry': 'a transaction commit fails on a transient coordinator error instead of being retried',
+  'fast-codec': 'producing and fetching are slower',
+  rejoin: 'a group member cannot checkpoint before a rebalance',
+};
+
+export interface KafkajsPatchStatus { name: KafkajsPatchName; active: boolean; detail: string }
+
+/** Each patch's state now: installed and still in place (checked, not remembered), or why not. */
+export function kafkajsPatchStatus(): KafkajsPatchStatus[] {
+  const inPlace = (module: string, ours: unknown): boolean => ours !== undefined && requireCjs.cache[requireCjs.resolve(module)]?.exports === ours;
+  return PATCH_NAMES.map((name): KafkajsPatchStatus => {
+    const failure = patchFailures.get(name);
+    if (failure) return { name, active: false, detail: failure };
+    let parts = '';
+    let active: boolean;
+    switch (name) {
+      case 'group-messages': active = inPlace('kafkajs/src/producer/groupMessagesPerPartition.js', groupMessagesReplacement); break;
+      case 'txn-retry': active = inPlace('kafkajs/src/producer/eosManager/index.js', eosManagerReplacement); break;
+      case 'fast-codec': parts = fastCodecReplaced(requireCjs).join('+'); active = parts !== ''; break;
+      case 'rejoin': {
+        const ConsumerGroup = requireCjs('kafkajs/src/consumer/consumerGroup.js') as { prototype: Record<string, unknown> };
+        active = rejoinJoinAndSync !== undefined && ConsumerGroup.prototype.joinAndSync === rejoinJoinAndSync;
+        break;
+      }
+    }
+    return { name, active, detail: active ? parts || 'installed' : 'installed at load, then replaced by other code' };
+  });
+}
+
+let patchesReported = false;
+
+/**
+ * The start-up check: which patches are active (debug), a warning for each one that failed to
+ * install (not for those left out on purpose), and a refusal of group-member mode with
+ * checkpoints without the re-join hook: such a member would hand partitions over without
+ * checkpointing them first, so their output would no longer be exactly-once.
+ */
+export function checkKafkajsPatches(opts: { groupMemberCheckpoints: boolean }): void {
+  const status = kafkajsPatchStatus();
+  if (!patchesReported) {
+    patchesReported = true;
+    let version = 'unknown';
+    try { version = String((requireCjs('kafkajs/package.json') as { version?: unknown }).version); } catch { /* reported as unknown */ }
+    log.debug('kafkajs patches', {
+      kafkajs: version,
+      active: status.filter((s) => s.active).map((s) => (s.detail === 'installed' ? s.name : `${s.name}(${s.detail})`)),
+      inactive: Object.fromEntries(status.filter((s) => !s.active).map((s) => [s.name, s.detail])),
+    });
+    if (version !== KAFKAJS_VERSION) log.warn(`kafkajs ${version} is installed, but joinery's kafkajs patches are written for ${KAFKAJS_VERSION} (run npm ci)`);
+    for (const s of status) {
+      if (!s.active && !/^(skipped|turned off)/.test(s.detail)) log.warn(`kafkajs patch ${s.name} is not installed (${s.detail}): ${WITHOUT_PATCH[s.name]}`);
+    }
+    const unknown = [...skippedPatches].filter((n) => !(PATCH_NAMES as readonly string[]).includes(n));
+    if (unknown.length > 0) log.warn(`JOINERY_KAFKAJS_SKIP_PATCH: no patch named ${unknown.join(', ')} (the patches: ${PATCH_NAMES.join(', ')})`);
+  }
+  const rejoin = status.find((s) => s.name === 'rejoin')!;
+  if (opts.groupMemberCheckpoints && !rejoin.active) {
+    throw new JoineryError('E_KAFKA_PATCH', `the kafkajs re-join hook (patch rejoin, ConsumerGroup.joinAndSync) is not installed: ${rejoin.detail}; ` +
+      'a group member (Kafka input with --checkpoint-dir) would hand partitions over without checkpointing them and lose exactly-once, so it does not start; ' +
+      `install kafkajs ${KAFKAJS_VERSION} exactly (npm ci) and unset JOINERY_KAFKAJS_SKIP_PATCH`);
+  }
 }
 
 const kafkajs = loadKafkajs();
@@ -2538,7 +2637,7 @@ export class KafkaLineSink implements LineSink {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Plain consumer for tests and tools (reads a topic back)
+// High watermarks (topicOffsets read_uncommitted)
 
 /**
  * High watermarks of a topic's partitions (read_uncommitted end offsets). kafkajs's admin lists
@@ -2546,7 +2645,7 @@ export class KafkaLineSink implements LineSink {
  * cluster created with READ_UNCOMMITTED (through the Kafka client's private cluster factory, the
  * one kafkajs's own consumers use) answers the high watermark.
  */
-async function highWatermarks(h: KafkaHandle, topic: string): Promise<Map<number, number>> {
+export async function highWatermarks(h: KafkaHandle, topic: string): Promise<Map<number, number>> {
   const kafka = h.kafka as unknown as Record<symbol, unknown>;
   const sym = Object.getOwnPropertySymbols(kafka).find((x) => x.description === 'private:Kafka:createCluster');
   const create = sym ? kafka[sym] : undefined;
@@ -2565,90 +2664,5 @@ async function highWatermarks(h: KafkaHandle, topic: string): Promise<Map<number
     return new Map(r.flatMap((t) => t.partitions.map((p) => [p.partition, Number(p.offset)] as [number, number])));
   } finally {
     await cluster.disconnect().catch(() => {});
-  }
-}
-
-/**
- * Read every record of a topic from the beginning up to each partition's end as seen at the
- * start (no group commits). For tests and `joinery` tools.
- *
- * `isolation` (default read_committed, as the KafkaSource reads): read_committed returns only
- * records of committed transactions (kafkajs drops aborted ones using the fetch response's
- * aborted-transaction list, and transaction markers) and reads up to the last stable offset: a
- * transaction that is still open ends the read at its first record (records committed after it
- * are not readable before it ends either). read_uncommitted returns aborted and open-transaction
- * records too and reads up to the high watermark.
- */
-export async function readTopic(brokers: KafkaHandle | readonly string[], topic: string,
-  onRecord: (r: { partition: number; offset: string; key: Buffer | null; value: Buffer | null }) => void,
-  opts: { timeoutMs?: number; isolation?: 'read_committed' | 'read_uncommitted' } = {}): Promise<number> {
-  const { h, own } = handleFrom(brokers, 'joinery-reader');
-  const admin = await connectedAdmin(h, 'E_INPUT');
-  let highs: Map<number, number>;
-  try {
-    // admin's "high" is the last stable offset (kafkajs lists offsets read_committed)
-    highs = opts.isolation === 'read_uncommitted' ? await highWatermarks(h, topic)
-      : new Map((await admin.fetchTopicOffsets(topic)).map((o) => [o.partition, Number(o.high)]));
-  } finally {
-    await admin.disconnect().catch(() => {});
-    if (own) closeKafka(h);
-  }
-  const remaining = new Set([...highs].filter(([, hi]) => hi > 0).map(([p]) => p));
-  if (remaining.size === 0) return 0;
-  const consumer = h.kafka.consumer({
-    groupId: `joinery-reader-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`, maxWaitTimeInMs: 50, minBytes: 1,
-    readUncommitted: opts.isolation === 'read_uncommitted',
-  });
-  let n = 0;
-  let done!: () => void;
-  const finished = new Promise<void>((r) => { done = r; });
-  const reached = (partition: number, lastOffset: string): void => {
-    if (Number(lastOffset) + 1 >= (highs.get(partition) ?? 0)) { remaining.delete(partition); if (remaining.size === 0) done(); }
-  };
-  // a fetch holding only transaction markers or aborted records never reaches eachBatch
-  consumer.on(consumer.events.END_BATCH_PROCESS, (e) => {
-    if (e.payload.topic === topic && e.payload.batchSize === 0) reached(e.payload.partition, e.payload.lastOffset);
-  });
-  try {
-    await consumer.connect();
-    await consumer.subscribe({ topics: [topic], fromBeginning: true });
-    await consumer.run({
-      autoCommit: false,
-      partitionsConsumedConcurrently: Math.max(1, highs.size),
-      eachBatch: async ({ batch }) => {
-        const hi = highs.get(batch.partition) ?? 0;
-        for (const m of batch.messages) {
-          if (Number(m.offset) >= hi) break;
-          onRecord({ partition: batch.partition, offset: m.offset, key: m.key, value: m.value });
-          n++;
-        }
-        reached(batch.partition, batch.lastOffset());
-      },
-    });
-    const timeoutMs = opts.timeoutMs ?? 60_000;
-    let t: NodeJS.Timeout | undefined;
-    await Promise.race([finished, new Promise<never>((_, rej) => { t = setTimeout(() => rej(new Error(`reading ${topic} timed out after ${timeoutMs} ms with ${n} records` +
-      ` (partitions ${[...remaining].join(', ')} not at their end)`)), timeoutMs); })]);
-    clearTimeout(t);
-  } finally {
-    await consumer.disconnect().catch(() => {});
-    if (own) closeKafka(h);
-  }
-  return n;
-}
-
-/** A throw-away raw producer for tests: sends values (and optional keys) as they are, no batching logic. */
-export async function produceRaw(brokers: KafkaHandle | readonly string[], topic: string,
-  records: ReadonlyArray<{ key?: string | Buffer | null; value: string | Buffer | null; partition?: number }>): Promise<void> {
-  const { h, own } = handleFrom(brokers, 'joinery-raw');
-  const producer = h.kafka.producer({ createPartitioner: kafkajs.Partitioners.DefaultPartitioner, allowAutoTopicCreation: false });
-  await producer.connect();
-  try {
-    for (let i = 0; i < records.length; i += 5_000) {
-      await producer.send({ topic, acks: -1, messages: records.slice(i, i + 5_000).map((r) => ({ key: r.key ?? null, value: r.value, partition: r.partition })) });
-    }
-  } finally {
-    await producer.disconnect().catch(() => {});
-    if (own) closeKafka(h);
   }
 }

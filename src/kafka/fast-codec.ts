@@ -45,6 +45,24 @@ export const fastCodecStats = { produceFast: 0, produceKafkajs: 0, batchFast: 0,
 
 let installed = false;
 
+const MODULES = {
+  produce: 'kafkajs/src/protocol/requests/produce/v3/request.js',
+  request: 'kafkajs/src/protocol/request.js',
+  decoder: 'kafkajs/src/protocol/recordBatch/v0/decoder.js',
+  batch: 'kafkajs/src/consumer/batch.js',
+} as const;
+const ORIGINAL_OF = { produce: 'produceRequest', request: 'createRequest', decoder: 'recordBatchDecoder', batch: 'Batch' } as const;
+
+/** The parts whose kafkajs module holds a replacement now (looked up, so a later overwrite shows). */
+export function fastCodecReplaced(req: Require): string[] {
+  if (!installed) return [];
+  return (Object.keys(MODULES) as Array<keyof typeof MODULES>).filter((k) => {
+    const original = kafkajsOriginals[ORIGINAL_OF[k]];
+    const now = req.cache[req.resolve(MODULES[k])]?.exports as unknown;
+    return original !== undefined && now !== undefined && now !== original;
+  });
+}
+
 /**
  * Replace the modules in the require cache. Must run before kafkajs itself is required (a module
  * already loaded would keep references to the originals); returns false if it could not.
@@ -53,10 +71,10 @@ export function installFastCodec(req: Require): boolean {
   if (installed) return true;
   const cache = req.cache;
   const p = {
-    produce: req.resolve('kafkajs/src/protocol/requests/produce/v3/request.js'),
-    request: req.resolve('kafkajs/src/protocol/request.js'),
-    decoder: req.resolve('kafkajs/src/protocol/recordBatch/v0/decoder.js'),
-    batch: req.resolve('kafkajs/src/consumer/batch.js'),
+    produce: req.resolve(MODULES.produce),
+    request: req.resolve(MODULES.request),
+    decoder: req.resolve(MODULES.decoder),
+    batch: req.resolve(MODULES.batch),
   };
   if (Object.values(p).some((x) => x in cache)) return false;
   const Long = req('kafkajs/src/utils/long.js');

@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { readTopic } from '../../src/kafka/client.js';
+import { readTopic } from './topic-io.js';
 import { BIN, joinery, lastJson } from '../e2e/cli.js';
 import { canonical, multisetDiff, referenceJoin, type Rec, readNdjson } from '../e2e/reference-join.js';
 import { broker, sleep, settled } from './support.js';

@@ -7,9 +7,9 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { JoineryError } from '../../src/core/errors.js';
 import {
-  deleteTopics, describeTopics, ensureTopics, groupOffsets, KafkaLineSink, KafkaRecordSink, KafkaSource,
-  produceRaw, readTopic, topicOffsets, type KafkaRecordBatch, type KafkaSourceOptions,
+  deleteTopics, describeTopics, ensureTopics, groupOffsets, KafkaLineSink, KafkaRecordSink, KafkaSource, topicOffsets, type KafkaRecordBatch, type KafkaSourceOptions,
 } from '../../src/kafka/client.js';
+import { produceRaw, readTopic } from './topic-io.js';
 import { runTopicsCheck } from '../../src/kafka/topics.js';
 import { runGenToKafka } from '../../src/kafka/gen-kafka.js';
 import { parseArgs } from '../../src/config/parse.js';

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { readTopic } from '../../src/kafka/client.js';
+import { produceRaw, readTopic } from './topic-io.js';
 import { joinery, lastJson } from '../e2e/cli.js';
 import { canonical, multisetDiff, referenceJoin, type Rec, readNdjson } from '../e2e/reference-join.js';
 import { broker } from './support.js';
@@ -82,7 +82,7 @@ describe('Kafka → joinery → Kafka', () => {
 
   test('malformed values go to the dead letter with topic/partition/offset; the job goes on', async () => {
     const l2 = `bad-l-${uniq}`, r2 = `bad-r-${uniq}`, dead = path.join(tmp, 'dead.ndjson'), out = path.join(tmp, 'bad-out.ndjson');
-    const { produceRaw, ensureTopics } = await import('../../src/kafka/client.js');
+    const { ensureTopics } = await import('../../src/kafka/client.js');
     await ensureTopics([broker()], [{ topic: l2, partitions: 1 }, { topic: r2, partitions: 1 }]);
     const imp = (id: string, ts: number) => JSON.stringify({ eventId: id, profileId: 1, titleId: 2, ts });
     await produceRaw([broker()], l2, [imp('i1', 1000), '{truncated', imp('i2', 1100)].map((v) => ({ value: v })));

@@ -11,7 +11,8 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ensureTopics, KafkaLineSink, KafkaRecordSink, KafkaSource, readTopic } from '../../src/kafka/client.js';
+import { ensureTopics, KafkaLineSink, KafkaRecordSink, KafkaSource } from '../../src/kafka/client.js';
+import { readTopic } from './topic-io.js';
 import { useOwnBroker, sleep, uniq } from './support.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-kafka-outage-'));

@@ -12,7 +12,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ensureTopics, fetchCommittedOffsets, KafkaRecordSink, readTopic, topicOffsets } from '../../src/kafka/client.js';
+import { ensureTopics, fetchCommittedOffsets, KafkaRecordSink, topicOffsets } from '../../src/kafka/client.js';
+import { readTopic } from './topic-io.js';
 import { useOwnBroker } from './support.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-kafka-txn-restart-'));

@@ -12,9 +12,9 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { JoineryError } from '../../src/core/errors.js';
 import {
-  closeKafka, createKafka, deleteTopics, ensureTopics, fetchCommittedOffsets, KafkaRecordSink, KafkaSource,
-  produceRaw, readTopic, topicOffsets, type KafkaRecordBatch, type KafkaSourceOptions,
+  closeKafka, createKafka, deleteTopics, ensureTopics, fetchCommittedOffsets, KafkaRecordSink, KafkaSource, topicOffsets, type KafkaRecordBatch, type KafkaSourceOptions,
 } from '../../src/kafka/client.js';
+import { produceRaw, readTopic } from './topic-io.js';
 import { brokers, settled, sleep, uniq } from './support.js';
 
 const T = { timeout: 120_000 };
