@@ -1,5 +1,5 @@
 /**
- * The checkpoint coordinator (main thread), following DESIGN.md §3:
+ * The checkpoint coordinator (main thread), following docs/architecture.md §3:
  *  1. the router puts a barrier into every ring at a batch boundary and reports the source
  *     positions it stands for;
  *  2. each worker, on its barrier, closes its change file (everything its state gained since the

@@ -1,7 +1,7 @@
 /**
  * The checkpoint manifest: everything needed to resume — source positions, router watermark
  * state, the output's committed length, and the chain of state files per key-group range with
- * their checksums. It is the commit point of a checkpoint (DESIGN.md §3): written with fsync and
+ * their checksums. It is the commit point of a checkpoint (docs/architecture.md §3): written with fsync and
  * an atomic rename only after every file it names is durable.
  */
 import { createHash } from 'node:crypto';

@@ -1,7 +1,7 @@
 /**
  * The one file importing piscina: a small pool for checkpoint side work (tasks.ts). One thread on
  * this 2-core box (the shard workers and the router own the cores), `atomics: 'disabled'` so the
- * pool thread's event loop is never frozen between tasks (measured in notes/libraries.md §4),
+ * pool thread's event loop is never frozen between tasks (measured: docs/architecture.md §1),
  * niceIncrement so the side work yields to the join.
  */
 import { Piscina } from 'piscina';

@@ -617,7 +617,7 @@ export function decodeJoined(bytes: Uint8Array): DecodedJoined {
   };
 }
 
-/** The NDJSON output form of a JoinedRecord (DESIGN.md §2), without a trailing newline. */
+/** The NDJSON output form of a JoinedRecord (docs/architecture.md §2), without a trailing newline. */
 export function joinedToJson(bytes: Uint8Array): string {
   const d = decodeJoined(bytes);
   return '{"leftId":' + (d.leftId ?? 'null') + ',"rightId":' + (d.rightId ?? 'null') + ',"key":' + d.key +

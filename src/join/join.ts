@@ -21,7 +21,7 @@ export interface JoinCounters {
 export type OverflowSink = (side: Side, key: Uint8Array, ts: number, payload: Uint8Array, reason: string) => void;
 
 /**
- * The interval join of DESIGN.md §2: l and r join when lower ≤ r.ts − l.ts ≤ upper. One routine
+ * The interval join of docs/architecture.md §2: l and r join when lower ≤ r.ts − l.ts ≤ upper. One routine
  * serves both sides (Flink's habit): for a right event the bounds are negated and swapped. Every
  * pair is produced exactly once, by whichever of its two events arrives second, because the first
  * is buffered before the second probes.

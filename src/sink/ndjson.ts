@@ -17,7 +17,7 @@ const P_LEFT_ID = b('{"leftId":'), P_RIGHT_ID = b(',"rightId":'), P_KEY = b(',"k
 export type OutputFraming = 'ndjson' | 'kafka-json' | 'kafka-flatbuffers';
 
 /**
- * Builds the output record of DESIGN.md §2 by concatenation: ids and key are already canonical
+ * Builds the output record of docs/architecture.md §2 by concatenation: ids and key are already canonical
  * JSON text, JSON payloads are copied verbatim, FlatBuffers payloads are rendered to JSON (or
  * nested as they are in a JoinedRecord). `take()` hands the accumulated bytes to the caller's sink.
  */

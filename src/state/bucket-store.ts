@@ -129,7 +129,7 @@
  *  - getBinaryFast returns lmdb-js's shared buffer (valid until the next read, `length` overridden
  *    with the value size): a value is fully visited before the next read; the rare multi-bucket
  *    merge copies. Visitors and onExpired callbacks must not call back into the store.
- *  - One environment per store, one store per worker thread (notes/libraries.md §2.4); noSync, no
+ *  - One environment per store, one store per worker thread (docs/architecture.md §1: one LMDB environment per worker); noSync, no
  *    useWritemap (see lmdb-store.ts: MDB_WRITEMAP aborts in mdb_freelist_save).
  *  - batch() is one LMDB write transaction; all LMDB writes (seal, drop, unseal) happen in expire(),
  *    maintain(), flushSeals() or insert() inside it (maintain() and flushSeals() open one if needed). A batch that throws after LMDB writes leaves memory and LMDB disagreeing:

@@ -2,7 +2,7 @@
  * Off-heap join buffer in LMDB (lmdb-js). The only file that imports `lmdb`.
  *
  * One environment per store, one store per worker thread: LMDB has one write lock per environment,
- * so sharing one between threads serialises the writers (notes/libraries.md §2.4).
+ * so sharing one between threads serialises the writers (docs/architecture.md §1: one LMDB environment per worker).
  *
  * Tables (all keys big-endian so byte order = logical order):
  *

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 /**
- * An independent batch interval join, written from DESIGN.md §2 without any engine code: read
+ * An independent batch interval join, written from docs/architecture.md §2 without any engine code: read
  * both inputs whole, drop repeated ids per side, join with nested loops per key, add unmatched
  * rows for outer kinds. The engine's streaming output must equal this as a multiset.
  */
