@@ -9,8 +9,8 @@
  *    over 4 h of event time, 1M members (Zipf 0.5) × 20k titles (Zipf 1.0), no duplicate
  *    deliveries (Flink does not de-duplicate), NDJSON. --events N scales it down (same shape, same
  *    4 h of event time) for a quick try.
- * 2. Builds the Flink job of the peers directory (--peers, or JOINERY_PEERS; default peers/ in the
- *    shared directory beside this checkout, or beside the main checkout of a git worktree) with Maven under PEERS_BUILD (default
+ * 2. Builds the Flink job of the peers directory (--peers DIR or JOINERY_PEERS: the directory
+ *    holding flink-interval-join/; needed when a Flink system runs) with Maven under PEERS_BUILD (default
  *    /tmp/joinery-peers), only when its sources changed.
  * 3. Runs N rounds, each system once per round, the order rotating from round to round (so no
  *    system always runs first on a cold page cache): joinery without checkpoints, joinery with
@@ -54,22 +54,13 @@ const WORKERS = Number(opt('workers', '2'));
 const TIMEOUT_MS = durationMs(opt('timeout', '30m'));
 const SYSTEMS = opt('systems', 'joinery,joinery-ckpt,flink-rocksdb,flink-hashmap').split(',');
 const JSON_OUT = argv.includes('--json');
-const PEERS = path.resolve(opt('peers', process.env.JOINERY_PEERS ?? defaultPeers()));
+const PEERS = path.resolve(opt('peers', process.env.JOINERY_PEERS ?? ''));
 const BUILD = process.env.PEERS_BUILD ?? '/tmp/joinery-peers';
 const KNOWN = ['joinery', 'joinery-ckpt', 'flink-rocksdb', 'flink-hashmap'];
 if (!Number.isInteger(ROUNDS) || ROUNDS < 1) usage('--rounds: expected a whole number ≥ 1');
 if (!Number.isInteger(WORKERS) || WORKERS < 1) usage('--workers: expected a whole number ≥ 1');
 for (const s of SYSTEMS) if (!KNOWN.includes(s)) usage(`--systems: unknown system ${s} (known: ${KNOWN.join(', ')})`);
 const needFlink = SYSTEMS.some((s) => s.startsWith('flink-'));
-
-/** shared/peers beside the checkout; from a git worktree, beside its main checkout. */
-function defaultPeers(): string {
-  const beside = (dir: string) => path.join(dir, '..', 'shared', 'peers');
-  if (fs.existsSync(beside(root))) return beside(root);
-  const common = spawnSync('git', ['rev-parse', '--path-format=absolute', '--git-common-dir'], { cwd: root, encoding: 'utf8' });
-  const main = common.status === 0 ? path.dirname(common.stdout.trim()) : null;
-  return main && fs.existsSync(beside(main)) ? beside(main) : beside(root);
-}
 
 function durationMs(s: string): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(s);
