@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { formatSummary } from '../../src/engine.js';
 import { joinery, lastJson } from './cli.js';
 import { request, startNode, until } from './node.js';
 import { multisetDiff, readNdjson, referenceJoin, canonical, type Rec } from './reference-join.js';
@@ -64,7 +65,10 @@ test('--max-key-entries: exactly the overflow of the hot key goes to --late-out 
   assert.ok(expected.some((e) => e.includes('"hl11"')) && expected.some((e) => e.includes('"hot"')), 'the kept hot events still join');
 
   assert.match(r.stderr, /"level":"warn","msg":"worker \d: hot key \[\\"hot\\",7\]: left events beyond 12 buffered entries are diverted/);
-  assert.match(r.stderr, /key overflow {5}left 28, right 13 \(--max-key-entries\)/);
+  // Off a terminal the summary is the logger's `finished` record; its text form has a line of its own.
+  const finished = r.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)).find((o) => o.msg === 'finished');
+  assert.deepEqual(finished?.keyOverflow, [28, 13], r.stderr);
+  assert.match(formatSummary(finished), /key overflow {5}left 28, right 13 \(--max-key-entries\)/);
 });
 
 test('hot key detection without a guard: a warning names the key by its buffered entries, nothing is dropped', async () => {
