@@ -271,9 +271,7 @@ export class BucketStore implements StateStore {
       os = this.sealer.unseal(slice);
     }
 
-    // The key index's bound first: a key new to the slice (the common case) needs no search of its table.
-    const pos = b.index.find(h);
-    let s = pos !== NONE && b.index.maxSlice(pos) >= t ? os.find(h, keyGroup, key) : NONE;
+    let s = os.find(h, keyGroup, key);
     if (s === NONE) {
       if (b.job?.os === os) this.sealer.abandonSeal(b.job);
       s = os.add(h, keyGroup, key);

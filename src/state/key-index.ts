@@ -79,8 +79,7 @@ export class KeySet {
 /*
  * Layout: both arrays are interleaved, so one operation touches one cache line per record instead
  * of one per field (the table outgrows the caches: ~1M keys per worker on the realistic workload).
- *   table, 8 × i32 per position: [key hash][used][newest left][newest right][oldest left][oldest right]
- *     [f64 bound: ≥ every slice the key was added for, on either side, since it entered the table]
+ *   table, 8 × i32 per position: [key hash][used][newest left][newest right][oldest left][oldest right][–][–]
  *   pool, 16 bytes per occurrence: [f64 slice][i32 older][i32 newer]  (newer links the free list)
  */
 const T_STRIDE = 8;
@@ -88,14 +87,12 @@ const T_KEY = 0;
 const T_USED = 1;
 const T_HEAD = 2; // + side
 const T_TAIL = 4; // + side
-const T_BOUND_F64 = 3; // in f64 units: tableF[pos·4 + 3]
 const O_T = 0; // in f64 units: occurrence o at f64[o·2]
 const O_OLDER = 2; // in i32 units: i32[o·4 + 2]
 const O_NEWER = 3;
 
 export class KeyIndex {
   private table = new Int32Array(MIN_TABLE * T_STRIDE);
-  private tableF = new Float64Array(this.table.buffer);
   private cap = MIN_TABLE; // positions
   private shift = 32 - Math.log2(MIN_TABLE);
   private n = 0; // keys
@@ -114,15 +111,6 @@ export class KeyIndex {
       if (table[p + T_USED] === 0) return NONE;
       if (table[p + T_KEY] === h) return i;
     }
-  }
-
-  /**
-   * An upper bound of the slices holding the key at `pos` (either side). It never decreases while
-   * the key stays in the table, so `maxSlice(pos) < t` proves slice t holds no key with this hash:
-   * an insert then creates its slot without searching the slice's own table.
-   */
-  maxSlice(pos: number): number {
-    return this.tableF[pos * (T_STRIDE / 2) + T_BOUND_F64];
   }
 
   /** The newest occurrence of the key at `pos` on `side`, or NONE. */
@@ -148,8 +136,6 @@ export class KeyIndex {
     let pos = this.find(h);
     if (pos === NONE) pos = this.insertKey(h);
     const p = pos * T_STRIDE;
-    const bf = pos * (T_STRIDE / 2) + T_BOUND_F64;
-    if (t > this.tableF[bf]) this.tableF[bf] = t;
     // Chains are newest first, and inserts mostly reach the newest slice: a short walk.
     let o = this.table[p + T_HEAD + side];
     let nw = NONE;
@@ -235,7 +221,6 @@ export class KeyIndex {
     table[p + T_USED] = 1;
     table[p + T_KEY] = h;
     table[p + T_HEAD] = table[p + T_HEAD + 1] = table[p + T_TAIL] = table[p + T_TAIL + 1] = NONE;
-    this.tableF[i * (T_STRIDE / 2) + T_BOUND_F64] = -Infinity;
     this.n++;
     return i;
   }
@@ -261,7 +246,6 @@ export class KeyIndex {
     const old = this.table;
     const oldCap = this.cap;
     const table = this.table = new Int32Array(size * T_STRIDE);
-    this.tableF = new Float64Array(table.buffer);
     this.cap = size;
     this.shift = 32 - Math.log2(size);
     const mask = size - 1;

@@ -28,7 +28,6 @@ export class Sealer {
   private readonly bucketMs: number;
   private readonly sealSpread: number;
   private readonly sealAtOnceUnits: number;
-  private readonly keyScratch: Buffer[] = []; // by length: see keyOf
 
   constructor(private readonly b: Buckets, pacing: SealPacing) {
     this.bucketMs = b.bucketMs;
@@ -185,7 +184,7 @@ export class Sealer {
             v.copy(w, 0, 0, p);
             v = this.b.vbuf = w;
           }
-          v.set(new Uint8Array(b.buffer, o, len), p); // (a copy by hand was slower: 8.7 → 13 % of the worker)
+          v.set(new Uint8Array(b.buffer, o, len), p);
           p += len;
           const j = b[o + E_JOINED] & 1;
           if (j === 1) bits[ordinal >>> 3] |= 1 << (ordinal & 7);
@@ -198,7 +197,7 @@ export class Sealer {
         v.writeUInt32LE(first, 4);
         v.writeInt32LE(os.hash[s], 8);
         v.end = p;
-        if (lkey === undefined) lkey = this.keyOf(os, s);
+        if (lkey === undefined) lkey = os.lmdbKey(s);
         lkey[lkey.length - 1] = side;
         db.putSync(lkey, v, APPEND);
         hashes[side][nHashes[side]++] = os.hash[s];
@@ -213,21 +212,6 @@ export class Sealer {
       job.fside = 0;
     }
     return used;
-  }
-
-  /**
-   * Slot s's LMDB key, copied into a scratch buffer of its exact length (lmdb-js copies a key at
-   * put and takes its length from it): no Buffer object per put.
-   */
-  private keyOf(os: OpenSlice, s: number): Buffer {
-    const len = os.keyLen[s] + 5;
-    let k = this.keyScratch[len];
-    if (k === undefined) k = this.keyScratch[len] = Buffer.allocUnsafeSlow(len);
-    const r = os.keyRef[s] - 4;
-    const src = os.slabs[r >>> SLAB_SHIFT];
-    const o = r & OFF_MASK;
-    for (let i = 0; i < len - 1; i++) k[i] = src[o + i];
-    return k;
   }
 
   /** Builds the current bucket's key filters from the hashes collected while writing. */
