@@ -8,7 +8,7 @@ import { markedBuffer, NONE, type MarkedBuffer } from './bucket-format.js';
 import { KeyIndex } from './key-index.js';
 import type { RootDatabase } from './lmdb.js';
 import type { OpenSlice } from './open-slice.js';
-import type { SealJob } from './seal-sort.js';
+import { GroupScratch, type SealJob } from './seal-sort.js';
 import { SealedReader, Slice, type Part } from './sealed-io.js';
 import type { Side } from './store.js';
 
@@ -33,6 +33,7 @@ export class Buckets {
   readonly releasedNames: string[] = []; // dropped in this batch: reusable after commit
   private nextName = 0;
   vbuf: MarkedBuffer = markedBuffer(64 * 1024); // a value being sealed
+  readonly groupScratch = new GroupScratch(); // seal jobs' per-key-group counters
 
   constructor(readonly bucketMs: number, readonly root: RootDatabase<Buffer, Buffer>) {}
 

@@ -107,7 +107,7 @@ export class Sealer {
         const slice = this.nextToSeal();
         if (slice === undefined) break;
         const os = slice.open!;
-        job = this.b.job = os.job = new SealJob(slice, os);
+        job = this.b.job = os.job = new SealJob(slice, os, this.b.groupScratch);
       }
       let budget = cap - used;
       if (paced) {
