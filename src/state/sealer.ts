@@ -6,9 +6,10 @@
  */
 import { JoineryError } from '../core/errors.js';
 import {
-  APPEND, DB_OPTIONS, E_CLASS, E_JOINED, ENTRY_HEADER, EV_HEADER, markedBuffer, NONE, OFF_MASK, SLAB_SHIFT, VALUE_HEADER,
+  APPEND, DB_OPTIONS, E_CLASS, E_JOINED, E_NEXT, ENTRY_HEADER, EV_HEADER, markedBuffer, NONE, OFF_MASK, SLAB_SHIFT, VALUE_HEADER,
 } from './bucket-format.js';
 import type { Buckets } from './buckets.js';
+import type { Database } from './lmdb.js';
 import { KeySet } from './key-index.js';
 import { ClassStat, OpenSlice } from './open-slice.js';
 import { PH_FILTER, PH_WRITE, SealJob, U_COUNT, U_FILTER, U_PUT, type ClassSeal } from './seal-sort.js';
@@ -169,6 +170,16 @@ export class Sealer {
       for (let side = 0 as Side; side <= 1; side = (side + 1) as Side) {
         const head = os.heads[side][s];
         if (head === NONE) continue;
+        if (os.next(head) === NONE && os.cls(head) === idx) {
+          // The common value: one entry. Put straight from the arena, no copy (see putSingle).
+          if (lkey === undefined) lkey = os.lmdbKey(s);
+          lkey[lkey.length - 1] = side;
+          this.putSingle(db, lkey, os, head, s, ordinal, bits);
+          ordinal++;
+          hashes[side][nHashes[side]++] = os.hash[s];
+          used += 1 + U_PUT;
+          continue;
+        }
         // One pass: the value is built in vbuf (copied: the arena stays intact and readable until the switch).
         const first = ordinal;
         let v = this.b.vbuf;
@@ -212,6 +223,36 @@ export class Sealer {
       job.fside = 0;
     }
     return used;
+  }
+
+  /**
+   * Puts the value of a single entry (the key's only one on its side in this bucket) from the
+   * arena itself: the value header goes over the last 12 bytes of the entry header ([next][class]
+   * [flags], which are known: NONE, this bucket, the joined flag) for the put, which copies the
+   * value synchronously inside the write transaction, and they are written back right after. The
+   * entry then carries its ordinal, as in the copying path.
+   */
+  private putSingle(db: Database<Buffer, Buffer>, lkey: Buffer, os: OpenSlice, r: number, s: number, ordinal: number, bits: Uint8Array): void {
+    const slab = os.slabs[r >>> SLAB_SHIFT];
+    const d = os.dvs[r >>> SLAB_SHIFT];
+    const o = r & OFF_MASK;
+    const j = slab[o + E_JOINED] & 1;
+    const cls = d.getInt32(o + E_CLASS, true);
+    if (j === 1) bits[ordinal >>> 3] |= 1 << (ordinal & 7);
+    const v0 = o - VALUE_HEADER;
+    d.setUint32(v0, 1, true);
+    d.setUint32(v0 + 4, ordinal, true);
+    d.setInt32(v0 + 8, os.hash[s], true);
+    slab.start = v0;
+    slab.end = o + EV_HEADER + d.getUint16(o + 8, true) + d.getUint32(o + 10, true);
+    try {
+      db.putSync(lkey, slab, APPEND);
+    } finally {
+      slab.start = slab.end = 0;
+      d.setInt32(o + E_NEXT, NONE, true);
+      d.setInt32(o + E_CLASS, cls, true);
+      d.setUint32(o + E_JOINED, ordinal * 2 + j, true); // the entry's ordinal, for flags set before the switch
+    }
   }
 
   /** Builds the current bucket's key filters from the hashes collected while writing. */
