@@ -34,11 +34,13 @@ export class Buckets {
   private nextName = 0;
   vbuf: MarkedBuffer = markedBuffer(64 * 1024); // a value being sealed
   readonly groupScratch = new GroupScratch(); // seal jobs' per-key-group counters
+  /** Initial slot capacity of a new open slice: the last sealed slice's keys, rounded up (slices are alike). */
+  slotHint = 64;
 
   constructor(readonly bucketMs: number, readonly root: RootDatabase<Buffer, Buffer>) {}
 
   addSlice(t: number): Slice {
-    const slice = new Slice(t);
+    const slice = new Slice(t, this.slotHint);
     this.slices.set(t, slice);
     const order = this.order;
     if (order.length === 0 || order[order.length - 1].t < t) order.push(slice);

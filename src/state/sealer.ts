@@ -18,6 +18,8 @@ import type { Side } from './store.js';
 
 /** With k complete slices waiting, the per-call cap is multiplied by min(k, SEAL_BACKLOG_MAX) to catch up. */
 const SEAL_BACKLOG_MAX = 8;
+/** New open slices start with at most this many slots (a hint from the last seal; 2 MiB of arrays). */
+const MAX_SLOT_HINT = 1 << 16;
 
 export interface SealPacing {
   readonly sealSpread: number;
@@ -109,6 +111,8 @@ export class Sealer {
         if (slice === undefined) break;
         const os = slice.open!;
         job = this.b.job = os.job = new SealJob(slice, os, this.b.groupScratch);
+        // Later slices will be about this size: start them there rather than grow to it.
+        this.b.slotHint = Math.min(MAX_SLOT_HINT, Math.max(64, 2 ** Math.ceil(Math.log2(os.n + 1))));
       }
       let budget = cap - used;
       if (paced) {
