@@ -164,13 +164,6 @@ export class OpenSlice {
     return this.slab(r).subarray(r & OFF_MASK, (r & OFF_MASK) + this.keyLen[s]);
   }
 
-  /** [u16 keyGroup][u16 keyLen][key][u8 side] of slot s, as a view (set the side byte before use). */
-  lmdbKey(s: number): Buffer {
-    const r = this.keyRef[s];
-    const o = r & OFF_MASK;
-    return this.slab(r).subarray(o - 4, o + this.keyLen[s] + 1);
-  }
-
   // -- entries --
   ts(ref: number): number {
     return this.dvs[ref >>> SLAB_SHIFT].getFloat64(ref & OFF_MASK, true);

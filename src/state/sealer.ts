@@ -31,6 +31,7 @@ export class Sealer {
   private readonly bucketMs: number;
   private readonly sealSpread: number;
   private readonly sealAtOnceUnits: number;
+  private readonly keyScratch: Buffer[] = []; // by length: see keyOf
 
   constructor(private readonly b: Buckets, pacing: SealPacing) {
     this.bucketMs = b.bucketMs;
@@ -176,7 +177,7 @@ export class Sealer {
         if (head === NONE) continue;
         if (os.next(head) === NONE && os.cls(head) === idx) {
           // The common value: one entry. Put straight from the arena, no copy (see putSingle).
-          if (lkey === undefined) lkey = os.lmdbKey(s);
+          if (lkey === undefined) lkey = this.keyOf(os, s);
           lkey[lkey.length - 1] = side;
           this.putSingle(db, lkey, os, head, s, ordinal, bits);
           ordinal++;
@@ -212,7 +213,7 @@ export class Sealer {
         v.writeUInt32LE(first, 4);
         v.writeInt32LE(os.hash[s], 8);
         v.end = p;
-        if (lkey === undefined) lkey = os.lmdbKey(s);
+        if (lkey === undefined) lkey = this.keyOf(os, s);
         lkey[lkey.length - 1] = side;
         db.putSync(lkey, v, APPEND);
         hashes[side][nHashes[side]++] = os.hash[s];
@@ -227,6 +228,21 @@ export class Sealer {
       job.fside = 0;
     }
     return used;
+  }
+
+  /**
+   * Slot s's LMDB key, copied into a scratch buffer of its exact length (lmdb-js copies a key at
+   * put and takes its length from it): no Buffer object per put. The side byte is the caller's.
+   */
+  private keyOf(os: OpenSlice, s: number): Buffer {
+    const len = os.keyLen[s] + 5;
+    let k = this.keyScratch[len];
+    if (k === undefined) k = this.keyScratch[len] = Buffer.allocUnsafeSlow(len);
+    const r = os.keyRef[s] - 4;
+    const src = os.slabs[r >>> SLAB_SHIFT];
+    const o = r & OFF_MASK;
+    for (let i = 0; i < len - 1; i++) k[i] = src[o + i];
+    return k;
   }
 
   /**
