@@ -8,7 +8,7 @@ import { markedBuffer, NONE, type MarkedBuffer } from './bucket-format.js';
 import { KeyIndex } from './key-index.js';
 import type { RootDatabase } from './lmdb.js';
 import type { OpenSlice } from './open-slice.js';
-import type { SealJob } from './seal-sort.js';
+import { GroupScratch, type SealJob } from './seal-sort.js';
 import { SealedReader, Slice, type Part } from './sealed-io.js';
 import type { Side } from './store.js';
 
@@ -33,11 +33,14 @@ export class Buckets {
   readonly releasedNames: string[] = []; // dropped in this batch: reusable after commit
   private nextName = 0;
   vbuf: MarkedBuffer = markedBuffer(64 * 1024); // a value being sealed
+  readonly groupScratch = new GroupScratch(); // seal jobs' per-key-group counters
+  /** Initial slot capacity of a new open slice: the last sealed slice's keys, rounded up (slices are alike). */
+  slotHint = 64;
 
   constructor(readonly bucketMs: number, readonly root: RootDatabase<Buffer, Buffer>) {}
 
   addSlice(t: number): Slice {
-    const slice = new Slice(t);
+    const slice = new Slice(t, this.slotHint);
     this.slices.set(t, slice);
     const order = this.order;
     if (order.length === 0 || order[order.length - 1].t < t) order.push(slice);

@@ -42,18 +42,30 @@ export class OpenSlice {
   private cur = -1; // slab being filled
   private pos = 0; // fill position in it
   n = 0; // slots
-  hash = new Int32Array(64);
-  group = new Int32Array(64);
-  keyRef = new Int32Array(64); // reference of the slot's key bytes (its LMDB key starts 4 before)
-  keyLen = new Int32Array(64);
-  heads: [Int32Array<ArrayBuffer>, Int32Array<ArrayBuffer>] = [new Int32Array(64), new Int32Array(64)]; // per side: first entry
-  tails: [Int32Array<ArrayBuffer>, Int32Array<ArrayBuffer>] = [new Int32Array(64), new Int32Array(64)]; // per side: last entry
-  private table = new Int32Array(128); // slot + 1, 0 = empty
-  private tshift = 32 - 7;
+  hash: Int32Array<ArrayBuffer>;
+  group: Int32Array<ArrayBuffer>;
+  keyRef: Int32Array<ArrayBuffer>; // reference of the slot's key bytes (its LMDB key starts 4 before)
+  keyLen: Int32Array<ArrayBuffer>;
+  heads: [Int32Array<ArrayBuffer>, Int32Array<ArrayBuffer>]; // per side: first entry
+  tails: [Int32Array<ArrayBuffer>, Int32Array<ArrayBuffer>]; // per side: last entry
+  private table: Int32Array; // slot + 1, 0 = empty
+  private tshift: number;
   readonly classes = new Map<number, ClassStat>(); // live buckets by retention class
   readonly classList: ClassStat[] = []; // every bucket of the slice, dead ones too, by index
   lastCls: ClassStat | undefined = undefined;
   job: SealNotes | undefined = undefined; // set while the slice is being sealed
+
+  /** `slots`: expected keys (a power of two ≥ 64), so that the slot arrays and table need not grow. */
+  constructor(slots = 64) {
+    this.hash = new Int32Array(slots);
+    this.group = new Int32Array(slots);
+    this.keyRef = new Int32Array(slots);
+    this.keyLen = new Int32Array(slots);
+    this.heads = [new Int32Array(slots), new Int32Array(slots)];
+    this.tails = [new Int32Array(slots), new Int32Array(slots)];
+    this.table = new Int32Array(slots * 2);
+    this.tshift = 32 - Math.log2(slots * 2);
+  }
 
   /** Reserves len bytes in the arena (never across slabs); returns their reference. */
   reserve(len: number): number {
@@ -150,13 +162,6 @@ export class OpenSlice {
   key(s: number): Buffer {
     const r = this.keyRef[s];
     return this.slab(r).subarray(r & OFF_MASK, (r & OFF_MASK) + this.keyLen[s]);
-  }
-
-  /** [u16 keyGroup][u16 keyLen][key][u8 side] of slot s, as a view (set the side byte before use). */
-  lmdbKey(s: number): Buffer {
-    const r = this.keyRef[s];
-    const o = r & OFF_MASK;
-    return this.slab(r).subarray(o - 4, o + this.keyLen[s] + 1);
   }
 
   // -- entries --

@@ -28,11 +28,21 @@ export const SMALL_SORT = 12;
  * hash. Calibrated on the 2-vCPU box.
  */
 export const U_COUNT = 1 / 32;
-export const U_GROUP = 1 / 2048; // per key group looked at (prefix sums, skipping empty groups)
+export const U_GROUP = 1 / 64; // per key group present (its sort, prefix sum, range)
 export const U_SCATTER = 1 / 8;
 export const U_PART = 1 / 48;
 export const U_FILTER = 1 / 16;
 export const U_PUT = 1;
+
+/**
+ * Per-group counters shared by a store's seal jobs (one job at a time): 256 KiB, too much to
+ * allocate and zero per job when a slice holds a few thousand keys. A job leaves it zeroed when its
+ * sort completes; `dirty` marks one given up before that (the next job clears it all).
+ */
+export class GroupScratch {
+  readonly counts = new Int32Array(65536);
+  dirty = false;
+}
 
 /** One bucket (retention class) of a slice being sealed: its database as far as written, its bits and filters. */
 export class ClassSeal {
@@ -60,8 +70,12 @@ export class SealJob {
   /** Sort keys by position in `order`: keyLen·2^40 + key bytes 0–4, then key bytes 5–10 (big-endian, 0-padded). */
   readonly c1: Float64Array;
   readonly c2: Float64Array;
-  readonly gstart = new Int32Array(65537); // counts per key group, then group starts (ends after the scatter)
-  g = 0; // sort phase: next key group
+  /** Per key group: slots counted, then the group's start, then (after the scatter) its end. */
+  private readonly gcount: Int32Array;
+  /** The key groups present, ascending once counted (ng of them); the sort phase walks them from gi. */
+  private readonly groups: Int32Array;
+  private ng = 0;
+  private gi = 0;
   private readonly stack: number[] = []; // sort phase: ranges [a, b) of the current group still to sort
   readonly classes: ClassSeal[];
   ci = 0; // bucket being written (earlier ones are complete)
@@ -74,14 +88,18 @@ export class SealJob {
   readonly estimate: number;
   done = 0;
 
-  constructor(readonly slice: Slice, readonly os: OpenSlice) {
+  constructor(readonly slice: Slice, readonly os: OpenSlice, private readonly scratch: GroupScratch) {
     const n = this.n = os.n;
+    if (scratch.dirty) scratch.counts.fill(0);
+    scratch.dirty = true;
+    this.gcount = scratch.counts;
+    this.groups = new Int32Array(Math.min(n, 65536));
     this.order = new Int32Array(n);
     this.c1 = new Float64Array(n);
     this.c2 = new Float64Array(n);
     this.hashes = [new Int32Array(n), new Int32Array(n)];
     this.classes = [...os.classes.values()].sort((a, b) => a.c - b.c).map((cs) => new ClassSeal(cs));
-    let est = 2 * 65536 * U_GROUP + n * (U_COUNT + U_SCATTER + 8 * U_PART);
+    let est = n * (U_GROUP + U_COUNT + U_SCATTER + 8 * U_PART);
     for (const cl of this.classes) est += n * U_COUNT + cl.cs.count * (1 + U_PUT + U_FILTER); // ≤ one value per entry
     this.estimate = est;
   }
@@ -97,21 +115,32 @@ export class SealJob {
     const os = this.os;
     while (used < budget && this.phase < PH_WRITE) {
       if (this.phase === PH_COUNT) {
-        const counts = this.gstart, group = os.group;
+        const counts = this.gcount, group = os.group, groups = this.groups;
         const end = Math.min(n, this.pos + Math.max(1024, Math.ceil((budget - used) / U_COUNT)));
-        for (let s = this.pos; s < end; s++) counts[group[s] + 1]++;
+        let ng = this.ng;
+        for (let s = this.pos; s < end; s++) {
+          const g = group[s];
+          if (counts[g]++ === 0) groups[ng++] = g;
+        }
+        this.ng = ng;
         used += (end - this.pos) * U_COUNT;
         this.pos = end;
         if (end === n) {
-          const st = this.gstart;
-          for (let g = 1; g <= 65536; g++) st[g] += st[g - 1]; // st[g] = start of group g
-          used += 65536 * U_GROUP;
+          groups.subarray(0, ng).sort();
+          let start = 0;
+          for (let i = 0; i < ng; i++) { // counts[g] = start of group g
+            const g = groups[i];
+            const c = counts[g];
+            counts[g] = start;
+            start += c;
+          }
+          used += ng * U_GROUP;
           this.phase = PH_SCATTER;
           this.pos = 0;
         }
       } else if (this.phase === PH_SCATTER) {
-        // gstart[g] serves as group g's fill position: afterwards it is the *end* of group g.
-        const st = this.gstart, order = this.order, c1 = this.c1, c2 = this.c2;
+        // gcount[g] serves as group g's fill position: afterwards it is the *end* of group g.
+        const st = this.gcount, order = this.order, c1 = this.c1, c2 = this.c2;
         const group = os.group, keyRef = os.keyRef, keyLen = os.keyLen, slabs = os.slabs;
         const end = Math.min(n, this.pos + Math.max(256, Math.ceil((budget - used) / U_SCATTER)));
         for (let s = this.pos; s < end; s++) {
@@ -132,8 +161,8 @@ export class SealJob {
         this.pos = end;
         if (end === n) {
           this.phase = PH_SORT;
-          this.g = 0;
-          this.pos = 0; // start of group g (the end of group g − 1)
+          this.gi = 0;
+          this.pos = 0; // start of group groups[gi] (the end of the group before it)
         }
       } else {
         used += this.sortGroups(budget - used);
@@ -149,19 +178,21 @@ export class SealJob {
     while (used < budget) {
       if (stack.length === 0) {
         // The next key group with two slots or more (the others need no sorting).
-        const st = this.gstart;
-        const g0 = this.g;
-        let g = g0;
+        const st = this.gcount, groups = this.groups, ng = this.ng;
+        const gi0 = this.gi;
+        let gi = gi0;
         let lo = this.pos;
-        while (g <= 65535 && st[g] - lo <= 1) lo = st[g++];
-        used += (g - g0) * U_GROUP;
-        if (g > 65535) {
+        while (gi < ng && st[groups[gi]] - lo <= 1) lo = st[groups[gi++]];
+        used += (gi - gi0) * U_GROUP;
+        if (gi >= ng) {
+          for (let i = 0; i < ng; i++) st[groups[i]] = 0; // the scratch goes back zeroed
+          this.scratch.dirty = false;
           this.phase = PH_WRITE;
           this.pos = 0;
           return used;
         }
-        const hi = st[g];
-        this.g = g + 1;
+        const hi = st[groups[gi]];
+        this.gi = gi + 1;
         this.pos = hi;
         stack.push(lo, hi);
         continue;

@@ -26,9 +26,11 @@ export class Part {
 
 /** The events of one time slice: in memory while open, then sealed into one part per bucket. */
 export class Slice {
-  open: OpenSlice | undefined = new OpenSlice(); // undefined once sealed
+  open: OpenSlice | undefined; // undefined once sealed
   parts: Part[] = []; // sealed buckets
-  constructor(readonly t: number) {}
+  constructor(readonly t: number, slots?: number) {
+    this.open = new OpenSlice(slots);
+  }
 }
 
 /** A decoded copy of a sealed entry, for the rare probe that merges several buckets of one slice. */

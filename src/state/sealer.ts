@@ -6,9 +6,10 @@
  */
 import { JoineryError } from '../core/errors.js';
 import {
-  APPEND, DB_OPTIONS, E_CLASS, E_JOINED, ENTRY_HEADER, EV_HEADER, markedBuffer, NONE, OFF_MASK, SLAB_SHIFT, VALUE_HEADER,
+  APPEND, DB_OPTIONS, E_CLASS, E_JOINED, E_NEXT, ENTRY_HEADER, EV_HEADER, markedBuffer, NONE, OFF_MASK, SLAB_SHIFT, VALUE_HEADER,
 } from './bucket-format.js';
 import type { Buckets } from './buckets.js';
+import type { Database } from './lmdb.js';
 import { KeySet } from './key-index.js';
 import { ClassStat, OpenSlice } from './open-slice.js';
 import { PH_FILTER, PH_WRITE, SealJob, U_COUNT, U_FILTER, U_PUT, type ClassSeal } from './seal-sort.js';
@@ -17,6 +18,8 @@ import type { Side } from './store.js';
 
 /** With k complete slices waiting, the per-call cap is multiplied by min(k, SEAL_BACKLOG_MAX) to catch up. */
 const SEAL_BACKLOG_MAX = 8;
+/** New open slices start with at most this many slots (a hint from the last seal; 2 MiB of arrays). */
+const MAX_SLOT_HINT = 1 << 16;
 
 export interface SealPacing {
   readonly sealSpread: number;
@@ -28,6 +31,7 @@ export class Sealer {
   private readonly bucketMs: number;
   private readonly sealSpread: number;
   private readonly sealAtOnceUnits: number;
+  private readonly keyScratch: Buffer[] = []; // by length: see keyOf
 
   constructor(private readonly b: Buckets, pacing: SealPacing) {
     this.bucketMs = b.bucketMs;
@@ -107,7 +111,9 @@ export class Sealer {
         const slice = this.nextToSeal();
         if (slice === undefined) break;
         const os = slice.open!;
-        job = this.b.job = os.job = new SealJob(slice, os);
+        job = this.b.job = os.job = new SealJob(slice, os, this.b.groupScratch);
+        // Later slices will be about this size: start them there rather than grow to it.
+        this.b.slotHint = Math.min(MAX_SLOT_HINT, Math.max(64, 2 ** Math.ceil(Math.log2(os.n + 1))));
       }
       let budget = cap - used;
       if (paced) {
@@ -169,6 +175,16 @@ export class Sealer {
       for (let side = 0 as Side; side <= 1; side = (side + 1) as Side) {
         const head = os.heads[side][s];
         if (head === NONE) continue;
+        if (os.next(head) === NONE && os.cls(head) === idx) {
+          // The common value: one entry. Put straight from the arena, no copy (see putSingle).
+          if (lkey === undefined) lkey = this.keyOf(os, s);
+          lkey[lkey.length - 1] = side;
+          this.putSingle(db, lkey, os, head, s, ordinal, bits);
+          ordinal++;
+          hashes[side][nHashes[side]++] = os.hash[s];
+          used += 1 + U_PUT;
+          continue;
+        }
         // One pass: the value is built in vbuf (copied: the arena stays intact and readable until the switch).
         const first = ordinal;
         let v = this.b.vbuf;
@@ -197,7 +213,7 @@ export class Sealer {
         v.writeUInt32LE(first, 4);
         v.writeInt32LE(os.hash[s], 8);
         v.end = p;
-        if (lkey === undefined) lkey = os.lmdbKey(s);
+        if (lkey === undefined) lkey = this.keyOf(os, s);
         lkey[lkey.length - 1] = side;
         db.putSync(lkey, v, APPEND);
         hashes[side][nHashes[side]++] = os.hash[s];
@@ -212,6 +228,51 @@ export class Sealer {
       job.fside = 0;
     }
     return used;
+  }
+
+  /**
+   * Slot s's LMDB key, copied into a scratch buffer of its exact length (lmdb-js copies a key at
+   * put and takes its length from it): no Buffer object per put. The side byte is the caller's.
+   */
+  private keyOf(os: OpenSlice, s: number): Buffer {
+    const len = os.keyLen[s] + 5;
+    let k = this.keyScratch[len];
+    if (k === undefined) k = this.keyScratch[len] = Buffer.allocUnsafeSlow(len);
+    const r = os.keyRef[s] - 4;
+    const src = os.slabs[r >>> SLAB_SHIFT];
+    const o = r & OFF_MASK;
+    for (let i = 0; i < len - 1; i++) k[i] = src[o + i];
+    return k;
+  }
+
+  /**
+   * Puts the value of a single entry (the key's only one on its side in this bucket) from the
+   * arena itself: the value header goes over the last 12 bytes of the entry header ([next][class]
+   * [flags], which are known: NONE, this bucket, the joined flag) for the put, which copies the
+   * value synchronously inside the write transaction, and they are written back right after. The
+   * entry then carries its ordinal, as in the copying path.
+   */
+  private putSingle(db: Database<Buffer, Buffer>, lkey: Buffer, os: OpenSlice, r: number, s: number, ordinal: number, bits: Uint8Array): void {
+    const slab = os.slabs[r >>> SLAB_SHIFT];
+    const d = os.dvs[r >>> SLAB_SHIFT];
+    const o = r & OFF_MASK;
+    const j = slab[o + E_JOINED] & 1;
+    const cls = d.getInt32(o + E_CLASS, true);
+    if (j === 1) bits[ordinal >>> 3] |= 1 << (ordinal & 7);
+    const v0 = o - VALUE_HEADER;
+    d.setUint32(v0, 1, true);
+    d.setUint32(v0 + 4, ordinal, true);
+    d.setInt32(v0 + 8, os.hash[s], true);
+    slab.start = v0;
+    slab.end = o + EV_HEADER + d.getUint16(o + 8, true) + d.getUint32(o + 10, true);
+    try {
+      db.putSync(lkey, slab, APPEND);
+    } finally {
+      slab.start = slab.end = 0;
+      d.setInt32(o + E_NEXT, NONE, true);
+      d.setInt32(o + E_CLASS, cls, true);
+      d.setUint32(o + E_JOINED, ordinal * 2 + j, true); // the entry's ordinal, for flags set before the switch
+    }
   }
 
   /** Builds the current bucket's key filters from the hashes collected while writing. */
