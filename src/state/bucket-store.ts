@@ -359,8 +359,7 @@ export class BucketStore implements StateStore {
     for (o = first; o !== NONE; o = index.newer(o)) {
       const t = index.sliceOf(o);
       if (t > tTo) break;
-      const slice = slices.get(t);
-      if (slice === undefined) continue; // never: occurrences leave with their slice
+      const slice = slices.get(t)!;
       b.probedSlices++;
       if (slice.open !== undefined) slice.open.probe(view, side, keyGroup, h, key, fromTs, toTs, visit);
       else b.reader.probeSlice(slice, side, keyGroup, h, key, fromTs, toTs, visit);

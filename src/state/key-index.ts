@@ -76,107 +76,91 @@ export class KeySet {
   }
 }
 
-/*
- * Layout: both arrays are interleaved, so one operation touches one cache line per record instead
- * of one per field (the table outgrows the caches: ~1M keys per worker on the realistic workload).
- *   table, 8 × i32 per position: [key hash][used][newest left][newest right][oldest left][oldest right][–][–]
- *   pool, 16 bytes per occurrence: [f64 slice][i32 older][i32 newer]  (newer links the free list)
- */
-const T_STRIDE = 8;
-const T_KEY = 0;
-const T_USED = 1;
-const T_HEAD = 2; // + side
-const T_TAIL = 4; // + side
-const O_T = 0; // in f64 units: occurrence o at f64[o·2]
-const O_OLDER = 2; // in i32 units: i32[o·4 + 2]
-const O_NEWER = 3;
-
 export class KeyIndex {
-  private table = new Int32Array(MIN_TABLE * T_STRIDE);
-  private cap = MIN_TABLE; // positions
+  private keys = new Int32Array(MIN_TABLE);
+  private used = new Uint8Array(MIN_TABLE);
+  private heads: [Int32Array<ArrayBuffer>, Int32Array<ArrayBuffer>] = [new Int32Array(MIN_TABLE), new Int32Array(MIN_TABLE)]; // newest
+  private tails: [Int32Array<ArrayBuffer>, Int32Array<ArrayBuffer>] = [new Int32Array(MIN_TABLE), new Int32Array(MIN_TABLE)]; // oldest
   private shift = 32 - Math.log2(MIN_TABLE);
   private n = 0; // keys
-  private occF = new Float64Array(MIN_TABLE * 2);
-  private occI = new Int32Array(this.occF.buffer);
+  private occT = new Float64Array(MIN_TABLE); // slice number
+  private occOlder = new Int32Array(MIN_TABLE);
+  private occNewer = new Int32Array(MIN_TABLE); // free list link while free
   private occTop = 0; // occurrences ever handed out (the pool's high-water mark)
   private occFree = NONE;
   private occLive = 0;
 
   /** The table position of hash h (valid until the next add or remove), or NONE. */
   find(h: number): number {
-    const table = this.table;
-    const mask = this.cap - 1;
+    const keys = this.keys, used = this.used;
+    const mask = keys.length - 1;
     for (let i = Math.imul(h, GOLDEN) >>> this.shift; ; i = (i + 1) & mask) {
-      const p = i * T_STRIDE;
-      if (table[p + T_USED] === 0) return NONE;
-      if (table[p + T_KEY] === h) return i;
+      if (used[i] === 0) return NONE;
+      if (keys[i] === h) return i;
     }
   }
 
   /** The newest occurrence of the key at `pos` on `side`, or NONE. */
   newest(pos: number, side: Side): number {
-    return this.table[pos * T_STRIDE + T_HEAD + side];
+    return this.heads[side][pos];
   }
 
   /** The slice number of occurrence o. */
   sliceOf(o: number): number {
-    return this.occF[o * 2 + O_T];
+    return this.occT[o];
   }
 
   older(o: number): number {
-    return this.occI[o * 4 + O_OLDER];
+    return this.occOlder[o];
   }
 
   newer(o: number): number {
-    return this.occI[o * 4 + O_NEWER];
+    return this.occNewer[o];
   }
 
   /** Notes that slice t holds key hash h on `side` (nothing if already noted). */
   add(h: number, side: Side, t: number): void {
     let pos = this.find(h);
     if (pos === NONE) pos = this.insertKey(h);
-    const p = pos * T_STRIDE;
     // Chains are newest first, and inserts mostly reach the newest slice: a short walk.
-    let o = this.table[p + T_HEAD + side];
+    let o = this.heads[side][pos];
     let nw = NONE;
-    while (o !== NONE && this.occF[o * 2] > t) {
+    while (o !== NONE && this.occT[o] > t) {
       nw = o;
-      o = this.occI[o * 4 + O_OLDER];
+      o = this.occOlder[o];
     }
-    if (o !== NONE && this.occF[o * 2] === t) return;
-    const x = this.alloc(); // may replace the pool arrays
-    const f = this.occF, i32 = this.occI, table = this.table;
-    f[x * 2] = t;
-    i32[x * 4 + O_OLDER] = o;
-    i32[x * 4 + O_NEWER] = nw;
-    if (nw === NONE) table[p + T_HEAD + side] = x; else i32[nw * 4 + O_OLDER] = x;
-    if (o === NONE) table[p + T_TAIL + side] = x; else i32[o * 4 + O_NEWER] = x;
+    if (o !== NONE && this.occT[o] === t) return;
+    const x = this.alloc();
+    this.occT[x] = t;
+    this.occOlder[x] = o;
+    this.occNewer[x] = nw;
+    if (nw === NONE) this.heads[side][pos] = x; else this.occOlder[nw] = x;
+    if (o === NONE) this.tails[side][pos] = x; else this.occNewer[o] = x;
   }
 
   /** Forgets that slice t holds hash h on `side` (the slice no longer holds it, or is gone). */
   remove(h: number, side: Side, t: number): void {
     const pos = this.find(h);
     if (pos === NONE) return;
-    const table = this.table, f = this.occF, i32 = this.occI;
-    const p = pos * T_STRIDE;
     // Slices go oldest first: walk from the oldest end.
-    let o = table[p + T_TAIL + side];
-    while (o !== NONE && f[o * 2] < t) o = i32[o * 4 + O_NEWER];
-    if (o === NONE || f[o * 2] !== t) return;
-    const nw = i32[o * 4 + O_NEWER];
-    const ol = i32[o * 4 + O_OLDER];
-    if (nw === NONE) table[p + T_HEAD + side] = ol; else i32[nw * 4 + O_OLDER] = ol;
-    if (ol === NONE) table[p + T_TAIL + side] = nw; else i32[ol * 4 + O_NEWER] = nw;
-    i32[o * 4 + O_NEWER] = this.occFree;
+    let o = this.tails[side][pos];
+    while (o !== NONE && this.occT[o] < t) o = this.occNewer[o];
+    if (o === NONE || this.occT[o] !== t) return;
+    const nw = this.occNewer[o];
+    const ol = this.occOlder[o];
+    if (nw === NONE) this.heads[side][pos] = ol; else this.occOlder[nw] = ol;
+    if (ol === NONE) this.tails[side][pos] = nw; else this.occNewer[ol] = nw;
+    this.occNewer[o] = this.occFree;
     this.occFree = o;
     if (--this.occLive === 0 && this.occTop > MIN_TABLE) {
       // Empty: give the pool back (it cannot shrink while occurrences, which it indexes, live).
-      this.occF = new Float64Array(MIN_TABLE * 2);
-      this.occI = new Int32Array(this.occF.buffer);
+      this.occT = new Float64Array(MIN_TABLE);
+      this.occOlder = new Int32Array(MIN_TABLE);
+      this.occNewer = new Int32Array(MIN_TABLE);
       this.occTop = 0;
       this.occFree = NONE;
     }
-    if (table[p + T_HEAD] === NONE && table[p + T_HEAD + 1] === NONE) this.deleteAt(pos);
+    if (this.heads[0][pos] === NONE && this.heads[1][pos] === NONE) this.deleteAt(pos);
   }
 
   /** Keys (hashes) indexed. */
@@ -191,71 +175,73 @@ export class KeyIndex {
 
   /** Heap bytes held. */
   heapBytes(): number {
-    return this.table.byteLength + this.occF.byteLength;
+    return this.keys.length * (4 + 1 + 16) + this.occT.length * 16;
   }
 
   private alloc(): number {
     this.occLive++;
     const f = this.occFree;
     if (f !== NONE) {
-      this.occFree = this.occI[f * 4 + O_NEWER];
+      this.occFree = this.occNewer[f];
       return f;
     }
-    if (this.occTop * 2 === this.occF.length) {
-      const grown = new Float64Array(this.occF.length * 2);
-      const grownI = new Int32Array(grown.buffer);
-      grownI.set(this.occI); // as i32: a copy as f64 could canonicalise the links' NaN bit patterns
-      this.occF = grown;
-      this.occI = grownI;
+    if (this.occTop === this.occT.length) {
+      const cap = this.occT.length * 2;
+      const t = new Float64Array(cap); t.set(this.occT); this.occT = t;
+      const a = new Int32Array(cap); a.set(this.occOlder); this.occOlder = a;
+      const b = new Int32Array(cap); b.set(this.occNewer); this.occNewer = b;
     }
     return this.occTop++;
   }
 
   private insertKey(h: number): number {
-    if ((this.n + 1) * 2 > this.cap) this.rehash(this.cap * 2);
-    const table = this.table;
-    const mask = this.cap - 1;
+    if ((this.n + 1) * 2 > this.keys.length) this.rehash(this.keys.length * 2);
+    const keys = this.keys, used = this.used;
+    const mask = keys.length - 1;
     let i = Math.imul(h, GOLDEN) >>> this.shift;
-    while (table[i * T_STRIDE + T_USED] !== 0) i = (i + 1) & mask;
-    const p = i * T_STRIDE;
-    table[p + T_USED] = 1;
-    table[p + T_KEY] = h;
-    table[p + T_HEAD] = table[p + T_HEAD + 1] = table[p + T_TAIL] = table[p + T_TAIL + 1] = NONE;
+    while (used[i] !== 0) i = (i + 1) & mask;
+    used[i] = 1;
+    keys[i] = h;
+    this.heads[0][i] = this.heads[1][i] = this.tails[0][i] = this.tails[1][i] = NONE;
     this.n++;
     return i;
   }
 
   /** Empties position i, shifting later members of its probe run back (no tombstones). */
   private deleteAt(i: number): void {
-    const table = this.table;
-    const mask = this.cap - 1;
-    table[i * T_STRIDE + T_USED] = 0;
+    const keys = this.keys, used = this.used, [h0, h1] = this.heads, [t0, t1] = this.tails;
+    const mask = keys.length - 1;
+    used[i] = 0;
     this.n--;
-    for (let j = (i + 1) & mask; table[j * T_STRIDE + T_USED] !== 0; j = (j + 1) & mask) {
-      const home = Math.imul(table[j * T_STRIDE + T_KEY], GOLDEN) >>> this.shift;
+    for (let j = (i + 1) & mask; used[j] !== 0; j = (j + 1) & mask) {
+      const home = Math.imul(keys[j], GOLDEN) >>> this.shift;
       // j stays when its home lies cyclically in (i, j]: its probe run does not cross the hole.
       if (i <= j ? (i < home && home <= j) : (i < home || home <= j)) continue;
-      for (let k = 0; k < T_STRIDE; k++) table[i * T_STRIDE + k] = table[j * T_STRIDE + k];
-      table[j * T_STRIDE + T_USED] = 0;
+      keys[i] = keys[j];
+      h0[i] = h0[j]; h1[i] = h1[j]; t0[i] = t0[j]; t1[i] = t1[j];
+      used[i] = 1;
+      used[j] = 0;
       i = j;
     }
-    if (this.n * 8 < this.cap && this.cap > MIN_TABLE) this.rehash(this.cap / 2);
+    if (this.n * 8 < keys.length && keys.length > MIN_TABLE) this.rehash(keys.length / 2);
   }
 
   private rehash(size: number): void {
-    const old = this.table;
-    const oldCap = this.cap;
-    const table = this.table = new Int32Array(size * T_STRIDE);
-    this.cap = size;
+    const { keys, used, heads, tails } = this;
+    this.keys = new Int32Array(size);
+    this.used = new Uint8Array(size);
+    this.heads = [new Int32Array(size), new Int32Array(size)];
+    this.tails = [new Int32Array(size), new Int32Array(size)];
     this.shift = 32 - Math.log2(size);
     const mask = size - 1;
-    for (let q = 0; q < oldCap; q++) {
-      const src = q * T_STRIDE;
-      if (old[src + T_USED] === 0) continue;
-      let i = Math.imul(old[src + T_KEY], GOLDEN) >>> this.shift;
-      while (table[i * T_STRIDE + T_USED] !== 0) i = (i + 1) & mask;
-      const dst = i * T_STRIDE;
-      for (let k = 0; k < T_STRIDE; k++) table[dst + k] = old[src + k];
+    for (let p = 0; p < keys.length; p++) {
+      if (used[p] === 0) continue;
+      let i = Math.imul(keys[p], GOLDEN) >>> this.shift;
+      while (this.used[i] !== 0) i = (i + 1) & mask;
+      this.used[i] = 1;
+      this.keys[i] = keys[p];
+      this.heads[0][i] = heads[0][p]; this.heads[1][i] = heads[1][p];
+      this.tails[0][i] = tails[0][p]; this.tails[1][i] = tails[1][p];
     }
   }
 }
