@@ -9,18 +9,17 @@
  * interval's output), nothing duplicated. Each restart after such a kill must resume from the
  * checkpoint the group's committed offsets name, not from the newer manifest on disk.
  */
-import { after, before, describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ensureTopics, fetchCommittedOffsets } from '../../src/kafka/client.js';
 import { produceRaw, readTopic } from './topic-io.js';
 import { parseCheckpointRef } from '../../src/checkpoint/handoff.js';
-import { BIN, joinery, lastJson } from '../e2e/cli.js';
+import { joinery, lastJson } from '../e2e/cli.js';
 import { canonical, multisetDiff, referenceJoin, type Rec, readNdjson } from '../e2e/reference-join.js';
-import { broker, settled, sleep } from './support.js';
+import { broker, CliProcess, joinScaffold, settled, sleep, tail } from './support.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-kafka-kill-eo-'));
 const uniq = `${process.pid}-${Date.now().toString(36)}`;
@@ -32,54 +31,12 @@ const JOIN = ['--lower', '-10s', '--upper', '90s', '--max-delay', '3s', '--join'
 const ref = { keyFields: ['profileId', 'titleId'], timeField: 'ts', idField: 'eventId', lowerMs: -10_000, upperMs: 90_000, kind: 'full' as const };
 const SLICES = 60;
 const SLICE_EVERY_MS = 1_000;
-const tail = (s: string, n = 30): string => s.trim().split('\n').slice(-n).join('\n');
-
-class Run {
-  readonly child: ChildProcess;
-  stdout = '';
-  stderr = '';
-  code: number | null = null;
-  signal: NodeJS.Signals | null = null;
-  readonly exited: Promise<void>;
-  constructor(args: string[], env: NodeJS.ProcessEnv) {
-    this.child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-    this.child.stdout!.on('data', (d: Buffer) => { this.stdout += d; });
-    this.child.stderr!.on('data', (d: Buffer) => { this.stderr += d; });
-    this.exited = new Promise((resolve) => this.child.on('close', (code, signal) => { this.code = code; this.signal = signal; resolve(); }));
-  }
-  get running(): boolean { return this.code === null && this.signal === null; }
-  async waitFor(what: string, ok: () => boolean, timeoutMs: number): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    while (!ok()) {
-      if (!this.running) return false;
-      assert.ok(Date.now() < deadline, `no ${what} within ${timeoutMs / 1000} s:\n${tail(this.stderr)}`);
-      await sleep(20);
-    }
-    return true;
-  }
-}
-
 describe('exactly-once Kafka output under repeated kill -9', () => {
-  let left: Rec[] = [], right: Rec[] = [];
-  let expected: string[] = [];
-  const runs: Run[] = [];
-  let failed = true;
-
-  before(async () => {
-    const lf = path.join(tmp, 'l.ndjson'), rf = path.join(tmp, 'r.ndjson');
-    const g = await joinery(['gen', ...GEN, '--format', 'json', '--left-out', lf, '--right-out', rf]);
-    assert.equal(g.code, 0, g.stderr);
-    left = readNdjson(lf); right = readNdjson(rf);
-    expected = referenceJoin(left, right, ref);
-  }, { timeout: 120_000 });
-
-  after(async () => {
-    for (const r of runs) if (r.running) { r.child.kill('SIGKILL'); await r.exited; }
-    if (failed) process.stderr.write(`[kill-eo.test] kept ${tmp} for a look\n`);
-    else fs.rmSync(tmp, { recursive: true, force: true });
-  });
+  const runs: CliProcess[] = [];
+  const data = joinScaffold('kill-eo.test', tmp, GEN, ref, () => runs);
 
   test('killed right after manifests land and at random times while input flows: read_committed output equals the batch join', { timeout: 420_000 }, async () => {
+    const { left, right, expected } = data;
     const L = `ke-imp-${uniq}`, R = `ke-play-${uniq}`, OUT = `ke-out-${uniq}`, group = `ke-${uniq}`;
     const ckpt = path.join(tmp, 'ckpt');
     await ensureTopics([broker()], [{ topic: L, partitions: 3 }, { topic: R, partitions: 3 }]);
@@ -127,9 +84,9 @@ describe('exactly-once Kafka output under repeated kill -9', () => {
     for (const [i, s] of schedule.entries()) {
       if (produced >= SLICES) break;
       const env: NodeJS.ProcessEnv = s.fault !== undefined ? { JOINERY_INJECT_FAULTS: `kill-after-manifest:1@${s.fault}` } : {};
-      const r = new Run(args([]), env);
+      const r = new CliProcess(args([]), env);
       runs.push(r);
-      if (!(await r.waitFor('`resuming`/`assigned partitions` line', () => r.stderr.includes('assigned partitions'), 90_000))) {
+      if (!(await r.until('`resuming`/`assigned partitions` line', () => r.stderr.includes('assigned partitions'), 90_000))) {
         problems.push(`run ${i + 1} exited early (code ${r.code}, signal ${r.signal}):\n${tail(r.stderr)}`);
         break;
       }
@@ -154,7 +111,7 @@ describe('exactly-once Kafka output under repeated kill -9', () => {
       if (hit) { injected++; expectBelow = Number(hit[1]); }
     }
     await producing;
-    const last = new Run(args(['--exit-when-idle', '6s']), {});
+    const last = new CliProcess(args(['--exit-when-idle', '6s']), {});
     runs.push(last);
     const t = setTimeout(() => last.child.kill('SIGKILL'), 180_000);
     await last.exited;
@@ -182,14 +139,14 @@ describe('exactly-once Kafka output under repeated kill -9', () => {
     if (diff !== '') problems.push(`read_committed output ≠ batch join (${got.length} records, ${expected.length} expected):\n${diff}`);
     fs.writeFileSync(path.join(tmp, 'runs.log'), runs.map((r, i) => `--- run ${i + 1}: code ${r.code} signal ${r.signal}\n${r.stderr}`).join('\n'));
     assert.ok(problems.length === 0, `${problems.map((p) => `- ${p}`).join('\n')}\n(every run's stderr in ${tmp}/runs.log)`);
-    failed = false;
+    data.failed = false;
   });
 });
 
 describe('exactly-once Kafka output: kill -9 at random times with the whole input present', () => {
   let failed = true;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-kafka-kill-rnd-'));
-  let run: Run | null = null;
+  let run: CliProcess | null = null;
   after(async () => {
     if (run?.running) { run.child.kill('SIGKILL'); await run.exited; }
     if (failed) process.stderr.write(`[kill-eo.test] kept ${dir} for a look\n`);
@@ -212,14 +169,14 @@ describe('exactly-once Kafka output: kill -9 at random times with the whole inpu
       '--checkpoint-interval', '1s', '--session-timeout', '6s', '--out', `kafka:${OUT}`, '--out-format', 'json', '--json', ...extra];
     const logs: string[] = [];
     for (let i = 0; i < 5; i++) {
-      run = new Run(args([]), {});
+      run = new CliProcess(args([]), {});
       await sleep(9_000 + Math.floor(Math.random() * 8_000));
       run.child.kill('SIGKILL');
       await run.exited;
       logs.push(`--- run ${i + 1}: code ${run.code} signal ${run.signal}\n${run.stderr}`);
       assert.equal(run.signal, 'SIGKILL', `run ${i + 1} ended before its kill (code ${run.code}): make the input larger\n${tail(run.stderr)}`);
     }
-    run = new Run(args(['--exit-when-idle', '6s']), {});
+    run = new CliProcess(args(['--exit-when-idle', '6s']), {});
     const t = setTimeout(() => run!.child.kill('SIGKILL'), 240_000);
     await run.exited;
     clearTimeout(t);

@@ -14,17 +14,16 @@
  *
  * Also: `--member` with a name that cannot be a directory name is a usage error (exit 2).
  */
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ensureTopics, partitionForKey } from '../../src/kafka/client.js';
 import { produceRaw, readTopic } from './topic-io.js';
-import { BIN, joinery, lastJson } from '../e2e/cli.js';
-import { canonical, multisetDiff, referenceJoin, type Rec, readNdjson } from '../e2e/reference-join.js';
-import { broker, settled, sleep } from './support.js';
+import { joinery, lastJson } from '../e2e/cli.js';
+import { canonical, multisetDiff, type Rec } from '../e2e/reference-join.js';
+import { broker, CliProcess, joinScaffold, settled, sleep, tail } from './support.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-kafka-members-'));
 const uniq = `${process.pid}-${Date.now().toString(36)}`;
@@ -43,38 +42,17 @@ const newestManifest = (dir: string): string => {
   try { return fs.readdirSync(dir).filter((n) => /^ckpt-\d+\.json$/.test(n)).sort((x, y) => Number(x.slice(5, -5)) - Number(y.slice(5, -5))).pop() ?? ''; } catch { return ''; }
 };
 const manifestId = (name: string): number => (name ? Number(name.slice(5, -5)) : 0);
-const tail = (s: string, n = 40): string => s.trim().split('\n').slice(-n).join('\n');
 
 /** One `joinery run` member process; stdout/stderr kept. */
-class Member {
-  readonly child: ChildProcess;
-  stdout = '';
-  stderr = '';
-  code: number | null = null;
-  signal: NodeJS.Signals | null = null;
-  readonly exited: Promise<void>;
-  readonly startedAt = Date.now();
-
+class Member extends CliProcess {
   constructor(readonly name: string, args: string[]) {
-    this.child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.child.stdout!.on('data', (d: Buffer) => { this.stdout += d; });
-    this.child.stderr!.on('data', (d: Buffer) => { this.stderr += d; });
-    this.exited = new Promise((resolve) => {
-      this.child.on('close', (code, signal) => { this.code = code; this.signal = signal; resolve(); });
-    });
+    super(args);
   }
-
-  get running(): boolean { return this.code === null && this.signal === null; }
 
   /** Poll until `ok()`; fails if the member exits first or the time runs out. */
   async waitFor(what: string, ok: () => boolean, timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      if (ok()) return;
-      assert.ok(this.running, `member ${this.name} exited (code ${this.code}, signal ${this.signal}) before ${what}; its stderr:\n${tail(this.stderr)}`);
-      assert.ok(Date.now() < deadline, `member ${this.name}: no ${what} within ${timeoutMs / 1000} s; its stderr:\n${tail(this.stderr)}`);
-      await sleep(50);
-    }
+    const reached = await this.until(`${what} from member ${this.name}`, ok, timeoutMs, 50);
+    assert.ok(reached, `member ${this.name} exited (code ${this.code}, signal ${this.signal}) before ${what}; its stderr:\n${tail(this.stderr)}`);
   }
 
   /** Wait for the exit; SIGKILL and fail after `timeoutMs`. */
@@ -166,26 +144,11 @@ async function compareOutput(out: string, expected: string[], lp: Rec[][], rp: R
 }
 
 describe('scale-out: members joining and leaving one consumer group, state moving with the partitions', () => {
-  let left: Rec[] = [], right: Rec[] = [];
-  let expected: string[] = [];
   const members: Member[] = [];
-  let failed = true;
-
-  before(async () => {
-    const lf = path.join(tmp, 'l.ndjson'), rf = path.join(tmp, 'r.ndjson');
-    const g = await joinery(['gen', ...GEN, '--format', 'json', '--left-out', lf, '--right-out', rf]);
-    assert.equal(g.code, 0, g.stderr);
-    left = readNdjson(lf); right = readNdjson(rf);
-    expected = referenceJoin(left, right, ref);
-  }, { timeout: 120_000 });
-
-  after(async () => {
-    for (const m of members) if (m.running) { m.child.kill('SIGKILL'); await m.exited; }
-    if (failed) process.stderr.write(`[members.test] kept ${tmp} for a look\n`);
-    else fs.rmSync(tmp, { recursive: true, force: true });
-  });
+  const data = joinScaffold('members.test', tmp, GEN, ref, () => members);
 
   test('a starts, b joins, a leaves with SIGTERM while data flows: read_committed output equals the batch join exactly', { timeout: 240_000 }, async () => {
+    const { left, right, expected } = data;
     const L = `mb-imp-${uniq}`, R = `mb-play-${uniq}`, OUT = `mb-out-${uniq}`, group = `mb-${uniq}`;
     const ckpt = path.join(tmp, 'ckpt');
     await ensureTopics([broker()], [{ topic: L, partitions: PARTITIONS }, { topic: R, partitions: PARTITIONS }]);
@@ -251,11 +214,12 @@ describe('scale-out: members joining and leaving one consumer group, state movin
 
     const detail = await compareOutput(OUT, expected, lp, rp, problems);
     assert.ok(problems.length === 0, `${problems.map((p) => `- ${p}`).join('\n')}${detail}\n--- ${a.summary()}\n--- ${b.summary()}`);
-    failed = false;
+    data.failed = false;
   });
 
   test('b is killed with kill -9: a takes its partitions from its last committed checkpoint; b restarted under its name takes some back; output exact', { timeout: 300_000 }, async () => {
-    failed = true;
+    const { left, right, expected } = data;
+    data.failed = true;
     const L = `mk-imp-${uniq}`, R = `mk-play-${uniq}`, OUT = `mk-out-${uniq}`, group = `mk-${uniq}`;
     const ckpt = path.join(tmp, 'ckpt-kill');
     await ensureTopics([broker()], [{ topic: L, partitions: PARTITIONS }, { topic: R, partitions: PARTITIONS }]);
@@ -302,7 +266,7 @@ describe('scale-out: members joining and leaving one consumer group, state movin
     if (lastAssigned(b2).length !== PARTITIONS) problems.push(`restarted member b ended with partitions ${JSON.stringify(lastAssigned(b2))}, not all`);
     const detail = await compareOutput(OUT, expected, lp, rp, problems);
     assert.ok(problems.length === 0, `${problems.map((p) => `- ${p}`).join('\n')}${detail}\n--- ${a.summary()}\n--- ${b1.summary()}\n--- ${b2.summary()}`);
-    failed = false;
+    data.failed = false;
   });
 
   test('--member with a name that is no directory name (a slash, empty) is a usage error (exit 2) naming --member', { timeout: 60_000 }, async () => {

@@ -6,10 +6,12 @@
 import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
 import * as fs from 'node:fs';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { topicOffsets } from '../../src/kafka/client.js';
+import { BIN, joinery } from '../e2e/cli.js';
+import { readNdjson, referenceJoin, type Rec, type RefOptions } from '../e2e/reference-join.js';
 
 export function brokers(): string[] {
   const b = process.env.JOINERY_TEST_KAFKA?.trim();
@@ -93,4 +95,62 @@ export function useOwnBroker(dir: string, label: string) {
     if (!state.failed) fs.rmSync(dir, { recursive: true, force: true });
   });
   return state;
+}
+
+export const tail = (s: string, n = 30): string => s.trim().split('\n').slice(-n).join('\n');
+
+/** One `joinery` CLI process of a Kafka test: stdout and stderr kept, its exit awaited. */
+export class CliProcess {
+  readonly child: ChildProcess;
+  stdout = '';
+  stderr = '';
+  code: number | null = null;
+  signal: NodeJS.Signals | null = null;
+  readonly exited: Promise<void>;
+  readonly startedAt = Date.now();
+
+  constructor(args: string[], env: NodeJS.ProcessEnv = {}) {
+    this.child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    this.child.stdout!.on('data', (d: Buffer) => { this.stdout += d; });
+    this.child.stderr!.on('data', (d: Buffer) => { this.stderr += d; });
+    this.exited = new Promise((resolve) => this.child.on('close', (code, signal) => { this.code = code; this.signal = signal; resolve(); }));
+  }
+
+  get running(): boolean { return this.code === null && this.signal === null; }
+
+  /** Poll until `ok()` (true); false when the process exits first; fails when the time runs out. */
+  async until(what: string, ok: () => boolean, timeoutMs: number, pollMs = 20): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (!ok()) {
+      if (!this.running) return false;
+      assert.ok(Date.now() < deadline, `no ${what} within ${timeoutMs / 1000} s; its stderr:\n${tail(this.stderr)}`);
+      await sleep(pollMs);
+    }
+    return true;
+  }
+}
+
+/** What a test joining generated input gets from joinScaffold; tests clear `failed` when they pass. */
+export interface JoinScaffold { left: Rec[]; right: Rec[]; expected: string[]; failed: boolean }
+
+/**
+ * The scaffolding of a describe block joining generated input: before its tests, the two NDJSON
+ * files `gen` writes into `dir` and their batch join; after them, every process still running
+ * killed and `dir` removed, or kept (and named on stderr) when a test failed.
+ */
+export function joinScaffold(label: string, dir: string, gen: string[], ref: RefOptions, processes: () => Iterable<CliProcess | null>): JoinScaffold {
+  const s: JoinScaffold = { left: [], right: [], expected: [], failed: true };
+  before(async () => {
+    const lf = path.join(dir, 'l.ndjson'), rf = path.join(dir, 'r.ndjson');
+    const g = await joinery(['gen', ...gen, '--format', 'json', '--left-out', lf, '--right-out', rf]);
+    assert.equal(g.code, 0, g.stderr);
+    s.left = readNdjson(lf); s.right = readNdjson(rf);
+    s.expected = referenceJoin(s.left, s.right, ref);
+  }, { timeout: 120_000 });
+  after(async () => {
+    for (const p of processes()) if (p?.running) { p.child.kill('SIGKILL'); await p.exited; }
+    if (s.failed) process.stderr.write(`[${label}] kept ${dir} for a look\n`);
+    else fs.rmSync(dir, { recursive: true, force: true });
+  });
+  return s;
 }
