@@ -18,8 +18,8 @@ import { ensureTopics, fetchCommittedOffsets } from '../../src/kafka/client.js';
 import { produceRaw, readTopic } from './topic-io.js';
 import { parseCheckpointRef } from '../../src/checkpoint/handoff.js';
 import { joinery, lastJson } from '../e2e/cli.js';
-import { canonical, multisetDiff, referenceJoin, type Rec, readNdjson } from '../e2e/reference-join.js';
-import { broker, CliProcess, joinScaffold, settled, sleep, tail } from './support.js';
+import { canonical, multisetDiff, referenceJoin, readNdjson } from '../e2e/reference-join.js';
+import { broker, CliProcess, joinScaffold, keyedMessages as msgs, phases, settled, sleep, tail } from './support.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-kafka-kill-eo-'));
 const uniq = `${process.pid}-${Date.now().toString(36)}`;
@@ -43,20 +43,7 @@ describe('exactly-once Kafka output under repeated kill -9', () => {
     // The input arrives in slices (by event time, both sides cut at the same times) over about a minute.
     const t0 = left[0].ts as number, t1 = left[left.length - 1].ts as number;
     const cutsAt = Array.from({ length: SLICES - 1 }, (_, i) => t0 + ((i + 1) * (t1 - t0)) / SLICES);
-    const slice = (recs: Rec[]) => {
-      const out: Rec[][] = [];
-      let from = 0;
-      for (const c of cutsAt) {
-        let i = recs.findIndex((r, j) => j >= from && (r.ts as number) > c);
-        if (i < 0) i = recs.length;
-        out.push(recs.slice(from, i));
-        from = i;
-      }
-      out.push(recs.slice(from));
-      return out;
-    };
-    const msgs = (recs: Rec[]) => recs.map((r) => ({ key: `[${r.profileId},${r.titleId}]`, value: JSON.stringify(r) }));
-    const ls = slice(left), rs = slice(right);
+    const ls = phases(left, cutsAt), rs = phases(right, cutsAt);
     let produced = 0;
     const producing = (async () => {
       for (let i = 0; i < SLICES; i++) {

@@ -23,7 +23,7 @@ import { ensureTopics, partitionForKey } from '../../src/kafka/client.js';
 import { produceRaw, readTopic } from './topic-io.js';
 import { joinery, lastJson } from '../e2e/cli.js';
 import { canonical, multisetDiff, type Rec } from '../e2e/reference-join.js';
-import { broker, CliProcess, joinScaffold, settled, sleep, tail } from './support.js';
+import { broker, CliProcess, joinScaffold, keyedMessages as msgs, phases, settled, sleep, tail } from './support.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-kafka-members-'));
 const uniq = `${process.pid}-${Date.now().toString(36)}`;
@@ -81,22 +81,6 @@ class Member extends CliProcess {
   }
 }
 
-/** Records keyed by the join key in the engine's canonical text (`[7,42]`, as `joinery gen --brokers` keys them): co-partitioned. */
-const msgs = (recs: Rec[]) => recs.map((r) => ({ key: `[${r.profileId},${r.titleId}]`, value: JSON.stringify(r) }));
-
-/** Split a side, in arrival order, at the first record past each time (the parts stay in arrival order). */
-function phases(recs: Rec[], cuts: number[]): Rec[][] {
-  const out: Rec[][] = [];
-  let from = 0;
-  for (const c of cuts) {
-    let i = recs.findIndex((r, j) => j >= from && (r.ts as number) > c);
-    if (i < 0) i = recs.length;
-    out.push(recs.slice(from, i));
-    from = i;
-  }
-  out.push(recs.slice(from));
-  return out;
-}
 
 const isStrictSubset = (x: number[], y: number[]): boolean => x.length < y.length && x.every((p) => y.includes(p));
 /** Some list is a non-empty strict subset of an earlier one (`shrank`) or of a later one (grew). */

@@ -154,3 +154,20 @@ export function joinScaffold(label: string, dir: string, gen: string[], ref: Ref
   });
   return s;
 }
+
+/** Records keyed by the join key in the engine's canonical text (`[7,42]`, as `joinery gen --brokers` keys them): co-partitioned. */
+export const keyedMessages = (recs: Rec[]) => recs.map((r) => ({ key: `[${r.profileId},${r.titleId}]`, value: JSON.stringify(r) }));
+
+/** Split a side, in arrival order, at the first record past each time (the parts stay in arrival order). */
+export function phases(recs: Rec[], cuts: number[]): Rec[][] {
+  const out: Rec[][] = [];
+  let from = 0;
+  for (const c of cuts) {
+    let i = recs.findIndex((r, j) => j >= from && (r.ts as number) > c);
+    if (i < 0) i = recs.length;
+    out.push(recs.slice(from, i));
+    from = i;
+  }
+  out.push(recs.slice(from));
+  return out;
+}
