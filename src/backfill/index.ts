@@ -42,6 +42,8 @@ export interface BackfillSummary {
   skipped: number;
   /** Event time covered (first to last event before the cuts) per second of wall time. */
   speedUp: number;
+  /** Most bytes the join buffer held (all workers), sampled every second. */
+  peakStateBytes: number;
   /** Not reached: the backfill stopped (a signal) before its cuts; run it again to resume (with --checkpoint-dir) or start over. */
   complete: boolean;
 }
@@ -96,7 +98,9 @@ export async function runBackfill(cfg: Config, progress: boolean): Promise<numbe
   let shown = false;
   const eventTimeAt = () => Math.min(bounded[0].reached ? Infinity : bounded[0].maxTsMs, bounded[1].reached ? Infinity : bounded[1].maxTsMs);
   const startTs = () => Number.isFinite(fromMs) ? fromMs : Math.min(...bounded.map((b) => (Number.isNaN(b.firstTsMs) ? Infinity : b.firstTsMs)));
+  let peakStateBytes = 0;
   const onTick = (hub: MetricsHub) => {
+    peakStateBytes = Math.max(peakStateBytes, hub.sum('stateBytes'));
     if (!progress) return;
     const secs = (performance.now() - t0) / 1000;
     const at = eventTimeAt(), from = startTs();
@@ -125,6 +129,7 @@ export async function runBackfill(cfg: Config, progress: boolean): Promise<numbe
     cutWatermarkMs: wCut, rebuildFromMs: wCut === null ? null : wCut - windowMs,
     skipped: bounded[0].skipped + bounded[1].skipped,
     speedUp: Number.isFinite(span) && s.elapsedMs > 0 ? span / s.elapsedMs : 0,
+    peakStateBytes,
     complete,
   };
   const result = { ...s, backfill: summary };
