@@ -40,16 +40,37 @@ function kindOf(e: SchemaElement): Kind {
   return 'other';
 }
 
-/** JSON text of one cell; undefined for null (the caller writes null, or refuses it as a key/id/time). */
-function cellText(kind: Kind, v: unknown): string | undefined {
-  if (v === null || v === undefined) return undefined;
-  switch (kind) {
-    case 'string': return typeof v === 'string' ? JSON.stringify(v) : JSON.stringify(Buffer.from(v as Uint8Array).toString('base64'));
-    case 'int': return String(v); // bigint or number: exact digits either way
-    case 'number': return Number.isFinite(v as number) ? String(v) : undefined;
-    case 'bool': return v ? 'true' : 'false';
-    default: return JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x));
+/** Bytes written for an absent cell: JSON null (a key, id or time cell that is null is refused). */
+const NULL_BYTES = [110, 117, 108, 108];
+const TWO_32 = 4294967296;
+/** int64 halves within this bound make an exact double. */
+const SAFE_HI = 1 << 21;
+
+/**
+ * A decoded column of the current row group: hyparquet's array (plain JS values, or a
+ * BigInt64Array for plain int64 columns, read here through 32-bit halves so that no BigInt is made
+ * per value).
+ */
+interface Column { values: ArrayLike<unknown>; lo: Uint32Array | null; hi: Int32Array | null; div: number }
+
+function columnOf(values: ArrayLike<unknown>, div: number): Column {
+  if (values instanceof BigInt64Array) {
+    return { values, lo: new Uint32Array(values.buffer, values.byteOffset, values.length * 2), hi: new Int32Array(values.buffer, values.byteOffset, values.length * 2), div };
   }
+  return { values, lo: null, hi: null, div };
+}
+
+/** Cell r of an int64 column as a number (a timestamp in milliseconds), exact where it fits a double. */
+function int64At(c: Column, r: number): number {
+  if (c.hi) {
+    const hi = c.hi[2 * r + 1];
+    if (hi > -SAFE_HI && hi < SAFE_HI) { const n = hi * TWO_32 + c.lo![2 * r]; return c.div === 1 ? n : Math.floor(n / c.div); }
+    const v = (c.values as BigInt64Array)[r];
+    return Number(c.div === 1 ? v : v / BigInt(c.div) - (v < 0n && v % BigInt(c.div) !== 0n ? 1n : 0n));
+  }
+  const v = c.values[r];
+  if (typeof v === 'bigint') return Number(c.div === 1 ? v : v / BigInt(c.div) - (v < 0n && v % BigInt(c.div) !== 0n ? 1n : 0n));
+  return typeof v === 'number' ? (c.div === 1 ? v : Math.floor(v / c.div)) : NaN;
 }
 
 /** Hands the router each row's key, id and time from the decoded columns (see the file comment). */
@@ -102,7 +123,9 @@ export class ParquetSource implements Source {
   private readonly metadata: FileMetaData;
   private readonly names: string[];
   private readonly kinds: Kind[];
-  private readonly prefixes: string[];
+  /** Per column: int64 timestamp units per millisecond (1 for everything else). */
+  private readonly msDivisor: number[];
+  private readonly prefixes: Uint8Array[];
   private readonly keyCols: number[];
   private readonly timeCol: number;
   private readonly idCol: number;
@@ -112,7 +135,8 @@ export class ParquetSource implements Source {
   private row = 0;
   /** The decoded row group: its index, first row and columns (null: none decoded). */
   private group = -1;
-  private cols: unknown[][] | null = null;
+  private cols: Column[] | null = null;
+  private readonly digits = new Uint8Array(24);
   private data = Buffer.allocUnsafe(1 << 20);
   private readonly offsets = new Uint32Array(MAX_RECORDS + 1);
   private readonly ex = new ColumnExtractor();
@@ -146,7 +170,20 @@ export class ParquetSource implements Source {
     if (leaves.some((e) => (e.num_children ?? 0) > 0)) throw new JoineryError('E_INPUT', `${sideName} input ${path}: nested Parquet columns are not supported (columns must be flat: int64, string, timestamp, …)`);
     this.names = leaves.map((e) => e.name);
     this.kinds = leaves.map(kindOf);
-    this.prefixes = this.names.map((n, j) => (j === 0 ? '{' : ',') + JSON.stringify(n) + ':');
+    // int64 timestamps are read as plain int64 (a BigInt64Array, no value made per row) and scaled to
+    // milliseconds here: hyparquet would otherwise convert every value through a BigInt
+    this.msDivisor = leaves.map((e) => {
+      if (e.type !== 'INT64') return 1;
+      const unit = e.converted_type === 'TIMESTAMP_MICROS' ? 1000 : e.converted_type === 'TIMESTAMP_MILLIS' ? 1
+        : e.logical_type?.type === 'TIMESTAMP' ? ({ MILLIS: 1, MICROS: 1000, NANOS: 1_000_000 } as Record<string, number>)[(e.logical_type as { unit: string }).unit] ?? 1 : 0;
+      if (unit === 0) return 1;
+      e.converted_type = undefined;
+      e.logical_type = undefined;
+      return unit;
+    });
+    this.cellStart = new Uint32Array(this.names.length);
+    this.cellEnd = new Uint32Array(this.names.length);
+    this.prefixes = this.names.map((n, j) => Buffer.from((j === 0 ? '{' : ',') + JSON.stringify(n) + ':', 'utf8'));
     const col = (f: string, what: string) => {
       const j = this.names.indexOf(f);
       if (j < 0) throw usageError(`--${sideName} ${path}: no Parquet column "${f}" for the ${what} (columns: ${this.names.join(', ')}); a Parquet input's fields are its top-level columns`);
@@ -202,22 +239,27 @@ export class ParquetSource implements Source {
   private async decodeGroup(g: number): Promise<void> {
     const rowStart = this.groupStart[g], rowEnd = this.groupStart[g + 1];
     const n = rowEnd - rowStart;
-    const cols: unknown[][] = this.names.map(() => new Array(n).fill(null));
+    const whole: Array<ArrayLike<unknown> | null> = this.names.map(() => null);
+    const pieces: Array<unknown[] | null> = this.names.map(() => null);
     const at = new Map(this.names.map((name, j) => [name, j]));
     const file = { byteLength: fs.fstatSync(this.fd).size, slice: (s: number, e?: number) => this.read(s, e ?? fs.fstatSync(this.fd).size) };
     try {
       await parquetRead({
         file, metadata: this.metadata, rowStart, rowEnd,
-        parsers: {
-          timestampFromMilliseconds: (ms: bigint) => Number(ms),
-          timestampFromMicroseconds: (us: bigint) => Number(us / 1000n),
-          timestampFromNanoseconds: (ns: bigint) => Number(ns / 1_000_000n),
-        },
         onChunk: (c) => {
           const j = at.get(c.columnName);
           if (j === undefined) return;
+          const src = c.columnData as ArrayLike<unknown>;
+          if (c.rowStart === rowStart && c.rowEnd === rowEnd && pieces[j] === null) { whole[j] = src; return; }
+          // a column split into several chunks: gathered into one array
+          let dst = pieces[j];
+          if (dst === null) {
+            dst = new Array(n).fill(null);
+            const w = whole[j];
+            if (w) for (let r = 0; r < n; r++) dst[r] = w[r];
+            pieces[j] = dst;
+          }
           const from = Math.max(c.rowStart, rowStart), to = Math.min(c.rowEnd, rowEnd);
-          const dst = cols[j], src = c.columnData as ArrayLike<unknown>;
           for (let r = from; r < to; r++) dst[r - rowStart] = src[r - c.rowStart];
         },
       });
@@ -225,7 +267,7 @@ export class ParquetSource implements Source {
       throw new JoineryError('E_INPUT', `${this.side === 0 ? 'left' : 'right'} input ${this.path}: cannot decode row group ${g}: ${(e as Error).message}`);
     }
     this.group = g;
-    this.cols = cols;
+    this.cols = this.names.map((_, j) => columnOf(pieces[j] ?? whole[j] ?? new Array(n).fill(null), this.msDivisor[j]));
   }
 
   async next(): Promise<RecordBatch | null> {
@@ -241,46 +283,57 @@ export class ParquetSource implements Source {
     const first = this.row;
     const count = Math.min(MAX_RECORDS, this.groupStart[g + 1] - first);
     const ex = this.ex, offsets = this.offsets, names = this.names, kinds = this.kinds, prefixes = this.prefixes;
-    const nCols = names.length;
+    const nCols = names.length, keyCols = this.keyCols, nKeys = keyCols.length;
+    const cellStart = this.cellStart, cellEnd = this.cellEnd;
     let p = 0, k = 0;
-    const texts: Array<string | undefined> = new Array(nCols);
     for (let i = 0; i < count; i++) {
       const r = first + i - base;
-      let text = '';
-      for (let j = 0; j < nCols; j++) {
-        const t = cellText(kinds[j], cols[j][r]);
-        texts[j] = t;
-        text += prefixes[j] + (t ?? 'null');
-      }
-      text += nCols === 0 ? '{}' : '}';
-      if (p + text.length * 3 > this.data.length) this.grow(p + text.length * 3);
       offsets[i] = p;
-      p += this.data.write(text, p, 'utf8');
-      // key, id and time straight from the columns
+      for (let j = 0; j < nCols; j++) {
+        const pre = prefixes[j];
+        p = this.ensure(p, pre.length + 32);
+        const data = this.data;
+        for (let q = 0; q < pre.length; q++) data[p + q] = pre[q];
+        p += pre.length;
+        cellStart[j] = p;
+        p = this.writeCell(kinds[j], cols[j], r, p);
+        cellEnd[j] = p;
+      }
+      p = this.ensure(p, 2);
+      this.data[p++] = nCols === 0 ? 123 : 125; // { or }
+      if (nCols === 0) this.data[p++] = 125;
+      // key, id and time straight from the columns: the canonical texts are the cells' JSON bytes
       ex.kiStart[i] = k;
       ex.errors[i] = null;
-      let key = '[';
-      for (let q = 0; q < this.keyCols.length; q++) {
-        const t = texts[this.keyCols[q]];
-        if (t === undefined) { ex.errors[i] = `missing or non-scalar key field "${names[this.keyCols[q]]}"`; break; }
-        key += (q > 0 ? ',' : '') + t;
-      }
-      const id = texts[this.idCol];
-      const tv = cols[this.timeCol][r];
+      const tc = cols[this.timeCol];
+      const tv = tc.hi || tc.div !== 1 ? (this.isNull(tc, r) ? null : int64At(tc, r)) : tc.values[r];
       const ts = typeof tv === 'number' ? tv : typeof tv === 'bigint' ? Number(tv) : typeof tv === 'string' && tv.trim() !== '' ? Number(tv) : NaN;
+      for (let q = 0; q < nKeys; q++) {
+        const c = keyCols[q];
+        if (this.isNull(cols[c], r) || (kinds[c] === 'number' && !Number.isFinite(cols[c].values[r]))) { ex.errors[i] = `missing or non-scalar key field "${names[c]}"`; break; }
+      }
       if (ex.errors[i] === null) {
-        if (id === undefined) ex.errors[i] = `missing or non-scalar id field "${names[this.idCol]}"`;
-        else if (!Number.isFinite(ts)) ex.errors[i] = tv === null || tv === undefined ? `missing time field "${names[this.timeCol]}"` : `non-numeric time field "${names[this.timeCol]}": ${texts[this.timeCol]}`;
+        if (this.isNull(cols[this.idCol], r)) ex.errors[i] = `missing or non-scalar id field "${names[this.idCol]}"`;
+        else if (!Number.isFinite(ts)) ex.errors[i] = tv === null || tv === undefined ? `missing time field "${names[this.timeCol]}"` : `non-numeric time field "${names[this.timeCol]}": ${JSON.stringify(typeof tv === 'bigint' ? String(tv) : tv)}`;
       }
       if (ex.errors[i] !== null) { ex.keyLens[i] = ex.idLens[i] = 0; continue; }
-      key += ']';
-      if (k + (key.length + id!.length) * 3 > ex.ki.length) { const b = Buffer.allocUnsafe((k + (key.length + id!.length) * 3) * 2); ex.ki.copy(b, 0, 0, k); ex.ki = b; }
-      const kl = ex.ki.write(key, k, 'utf8');
-      const il = ex.ki.write(id!, k + kl, 'utf8');
-      ex.keyLens[i] = kl;
-      ex.idLens[i] = il;
+      let need = nKeys + 1 + cellEnd[this.idCol] - cellStart[this.idCol];
+      for (let q = 0; q < nKeys; q++) need += cellEnd[keyCols[q]] - cellStart[keyCols[q]];
+      if (k + need > ex.ki.length) { const bigger = Buffer.allocUnsafe((k + need) * 2); ex.ki.copy(bigger, 0, 0, k); ex.ki = bigger; }
+      const ki = ex.ki, data = this.data;
+      const k0 = k;
+      ki[k++] = 91; // [
+      for (let q = 0; q < nKeys; q++) {
+        if (q > 0) ki[k++] = 44; // ,
+        const c = keyCols[q];
+        for (let x = cellStart[c]; x < cellEnd[c]; x++) ki[k++] = data[x];
+      }
+      ki[k++] = 93; // ]
+      ex.keyLens[i] = k - k0;
+      const i0 = k;
+      for (let x = cellStart[this.idCol]; x < cellEnd[this.idCol]; x++) ki[k++] = data[x];
+      ex.idLens[i] = k - i0;
       ex.tsOf[i] = ts;
-      k += kl + il;
     }
     offsets[count] = p;
     ex.reset(offsets, count);
@@ -291,10 +344,95 @@ export class ParquetSource implements Source {
     };
   }
 
-  private grow(min: number): void {
-    const bigger = Buffer.allocUnsafe(Math.max(min, this.data.length * 2));
-    this.data.copy(bigger);
-    this.data = bigger;
+  private cellStart = new Uint32Array(0);
+  private cellEnd = new Uint32Array(0);
+
+  /** Room for `need` more bytes at p in the record buffer; returns p. */
+  private ensure(p: number, need: number): number {
+    if (p + need > this.data.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(p + need, this.data.length * 2));
+      this.data.copy(bigger, 0, 0, p);
+      this.data = bigger;
+    }
+    return p;
+  }
+
+  private isNull(c: Column, r: number): boolean {
+    if (c.hi) return false;
+    const v = c.values[r];
+    return v === null || v === undefined;
+  }
+
+  /** Writes the JSON text of cell r of column c at p (int64 as exact digits, no BigInt made where the value fits a double); returns the end. */
+  private writeCell(kind: Kind, c: Column, r: number, p: number): number {
+    if (c.div !== 1 && !this.isNull(c, r)) return this.writeInteger(int64At(c, r), p); // a timestamp, in ms
+    if (c.hi) {
+      const hi = c.hi[2 * r + 1], lo = c.lo![2 * r];
+      if (hi > -SAFE_HI && hi < SAFE_HI) return this.writeInteger(hi * TWO_32 + lo, p);
+      return this.writeAscii(String((c.values as BigInt64Array)[r]), p);
+    }
+    const v = c.values[r];
+    if (v === null || v === undefined) {
+      const data = this.data;
+      for (let q = 0; q < 4; q++) data[p + q] = NULL_BYTES[q];
+      return p + 4;
+    }
+    switch (kind) {
+      case 'string':
+        if (typeof v === 'string') return this.writeString(v, p);
+        return this.writeString(Buffer.from(v as Uint8Array).toString('base64'), p);
+      case 'int':
+        if (typeof v === 'number') return Number.isSafeInteger(v) ? this.writeInteger(v, p) : this.writeAscii(String(v), p);
+        if (typeof v === 'bigint') return v > -9007199254740992n && v < 9007199254740992n ? this.writeInteger(Number(v), p) : this.writeAscii(v.toString(), p);
+        return this.writeAscii(String(v), p);
+      case 'number':
+        return this.writeAscii(Number.isFinite(v as number) ? String(v) : 'null', p);
+      case 'bool':
+        return this.writeAscii(v ? 'true' : 'false', p);
+      default: {
+        const text = JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x));
+        p = this.ensure(p, Buffer.byteLength(text));
+        return p + this.data.write(text, p, 'utf8');
+      }
+    }
+  }
+
+  /** A safe integer's decimal digits. */
+  private writeInteger(n: number, p: number): number {
+    const data = this.data;
+    if (n === 0) { data[p] = 48; return p + 1; }
+    if (n < 0) { data[p++] = 45; n = -n; }
+    const d = this.digits;
+    let m = 0;
+    while (n > 0) { const q = Math.floor(n / 10); d[m++] = 48 + (n - q * 10); n = q; }
+    while (m > 0) data[p++] = d[--m];
+    return p;
+  }
+
+  private writeAscii(text: string, p: number): number {
+    p = this.ensure(p, text.length);
+    const data = this.data;
+    for (let q = 0; q < text.length; q++) data[p + q] = text.charCodeAt(q);
+    return p + text.length;
+  }
+
+  /** A JSON string: printable ASCII without quote or backslash is copied as it is, anything else goes through JSON.stringify. */
+  private writeString(v: string, p: number): number {
+    p = this.ensure(p, v.length + 2);
+    const data = this.data;
+    let q = p + 1;
+    for (let x = 0; x < v.length; x++) {
+      const ch = v.charCodeAt(x);
+      if (ch < 0x20 || ch > 0x7e || ch === 34 || ch === 92) {
+        const text = JSON.stringify(v);
+        p = this.ensure(p, Buffer.byteLength(text));
+        return p + this.data.write(text, p, 'utf8');
+      }
+      data[q++] = ch;
+    }
+    data[p] = 34;
+    data[q++] = 34;
+    return q;
   }
 
   async close(): Promise<void> {
