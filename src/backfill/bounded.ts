@@ -20,7 +20,7 @@ import type { PartitionRef, RecordBatch, Source } from '../source/source.js';
 /** Event times beyond this are not times (the router dead-letters them): they never make a cut. */
 const MAX_TIME_MS = 8.64e15;
 
-export class BoundedSource implements Source {
+export class BoundedSource implements Source, BoundTrack {
   readonly name: string;
   readonly partitions: readonly PartitionRef[];
   /** The cut was reached (or the input ended before one). */
@@ -33,7 +33,6 @@ export class BoundedSource implements Source {
   /** Records passed on to the router, and skipped as before --from. */
   routed = 0;
   skipped = 0;
-  private keep = new Uint32Array(4097);
 
   constructor(private readonly inner: FileSource | ParquetSource, private readonly ex: Extractor,
     private readonly fromMs: number, private readonly toMs: number) {
@@ -57,52 +56,12 @@ export class BoundedSource implements Source {
 
   /** The part of `b` before the cut without the records before --from; null when nothing is left. */
   private bound(b: RecordBatch): RecordBatch | null {
-    const ex = b.extractor ?? this.ex;
-    const data = b.data, offs = b.offsets, skip = b.recordPrefixBytes ?? 0, isLines = b.lineDelimited === true;
-    const bytes = data instanceof Buffer ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : data;
-    const scratch = SCRATCH;
-    if (this.keep.length < b.count + 1) this.keep = new Uint32Array(b.count + 1);
-    const keep = this.keep;
-    let kept = 0, cut = b.count;
-    for (let i = 0; i < b.count; i++) {
-      const start = offs[i] + skip;
-      let end = offs[i + 1];
-      if (isLines) while (end > start && (data[end - 1] === 10 || data[end - 1] === 13 || data[end - 1] === 32 || data[end - 1] === 9)) end--;
-      if (end > start && ex.extract(bytes, start, end, scratch)) {
-        const ts = ex.ts;
-        if (ts >= this.toMs && ts <= MAX_TIME_MS) { cut = i; break; }
-        if (ts > this.maxTsMs && ts <= MAX_TIME_MS) this.maxTsMs = ts;
-        if (Number.isNaN(this.firstTsMs)) this.firstTsMs = ts;
-        if (ts < this.fromMs) { this.skipped++; continue; }
-      }
-      keep[kept++] = i;
-    }
-    if (cut < b.count) {
+    const r = boundBatch(b, b.extractor ?? this.ex, this.fromMs, this.toMs, this);
+    if (r.cut >= 0) {
       this.reached = true;
-      this.rewind(b, cut);
+      this.rewind(b, r.cut);
     }
-    this.routed += kept;
-    if (kept === 0) return null;
-    if (kept === cut) { // a prefix: no copy
-      if (cut === b.count) return b;
-      return { ...b, count: cut };
-    }
-    // Records before --from taken out: copy the rest (only near the start of the range).
-    let size = 0;
-    for (let k = 0; k < kept; k++) size += offs[keep[k] + 1] - offs[keep[k]];
-    const copy = new Uint8Array(size);
-    const offsets = new Uint32Array(kept + 1);
-    const positions = new Float64Array(kept);
-    let p = 0;
-    for (let k = 0; k < kept; k++) {
-      const i = keep[k];
-      offsets[k] = p;
-      copy.set(data.subarray(offs[i], offs[i + 1]), p);
-      p += offs[i + 1] - offs[i];
-      positions[k] = b.recordOffsets ? b.recordOffsets[i] : b.firstPosition + i;
-    }
-    offsets[kept] = p;
-    return { ...b, data: copy, offsets, count: kept, recordOffsets: positions, firstPosition: positions[0], firstByte: undefined, extractor: undefined };
+    return r.batch;
   }
 
   private rewind(b: RecordBatch, cut: number): void {
@@ -122,3 +81,59 @@ export class BoundedSource implements Source {
 }
 
 const SCRATCH = new Uint8Array(64 * 1024);
+let KEEP = new Uint32Array(4097);
+
+/** What a bounded input has seen: the largest and first event time before its cut, records routed and skipped. */
+export interface BoundTrack { maxTsMs: number; firstTsMs: number; routed: number; skipped: number }
+
+/**
+ * Bound one batch to [fromMs, toMs): `cut` is the index of its first record with event time ≥ toMs
+ * (-1 when none), `batch` what is routed of the records before it (those before fromMs taken out;
+ * null when nothing is left). Records whose fields cannot be read are kept for the router to
+ * dead-letter.
+ */
+export function boundBatch(b: RecordBatch, ex: Extractor, fromMs: number, toMs: number, track: BoundTrack): { batch: RecordBatch | null; cut: number } {
+  const data = b.data, offs = b.offsets, skip = b.recordPrefixBytes ?? 0, isLines = b.lineDelimited === true;
+  const bytes = data instanceof Buffer ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : data;
+  if (KEEP.length < b.count + 1) KEEP = new Uint32Array(b.count + 1);
+  const keep = KEEP;
+  let kept = 0, cut = b.count;
+  for (let i = 0; i < b.count; i++) {
+    const start = offs[i] + skip;
+    let end = offs[i + 1];
+    if (isLines) while (end > start && (data[end - 1] === 10 || data[end - 1] === 13 || data[end - 1] === 32 || data[end - 1] === 9)) end--;
+    if (end > start && ex.extract(bytes, start, end, SCRATCH)) {
+      const ts = ex.ts;
+      if (ts >= toMs && ts <= MAX_TIME_MS) { cut = i; break; }
+      if (ts > track.maxTsMs && ts <= MAX_TIME_MS) track.maxTsMs = ts;
+      if (Number.isNaN(track.firstTsMs)) track.firstTsMs = ts;
+      if (ts < fromMs) { track.skipped++; continue; }
+    }
+    keep[kept++] = i;
+  }
+  track.routed += kept;
+  const cutAt = cut < b.count ? cut : -1;
+  const withNext = (x: RecordBatch): RecordBatch => {
+    // Kafka: the batch's next offset is the cut's (what a commit of it may say)
+    const k = b as RecordBatch & { nextOffset?: string };
+    return cutAt >= 0 && k.nextOffset !== undefined && b.recordOffsets ? { ...x, nextOffset: String(b.recordOffsets[cut]) } as RecordBatch : x;
+  };
+  if (kept === 0) return { batch: null, cut: cutAt };
+  if (kept === cut) return { batch: cut === b.count ? b : withNext({ ...b, count: cut }), cut: cutAt }; // a prefix: no copy
+  // Records before --from taken out: copy the rest (only near the start of the range).
+  let size = 0;
+  for (let k = 0; k < kept; k++) size += offs[keep[k] + 1] - offs[keep[k]];
+  const copy = new Uint8Array(size);
+  const offsets = new Uint32Array(kept + 1);
+  const positions = new Float64Array(kept);
+  let p = 0;
+  for (let k = 0; k < kept; k++) {
+    const i = keep[k];
+    offsets[k] = p;
+    copy.set(data.subarray(offs[i], offs[i + 1]), p);
+    p += offs[i + 1] - offs[i];
+    positions[k] = b.recordOffsets ? b.recordOffsets[i] : b.firstPosition + i;
+  }
+  offsets[kept] = p;
+  return { batch: withNext({ ...b, data: copy, offsets, count: kept, recordOffsets: positions, firstPosition: positions[0], firstByte: undefined, extractor: undefined }), cut: cutAt };
+}

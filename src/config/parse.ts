@@ -162,10 +162,14 @@ function validate(c: Config, requireInputs: boolean): void {
   }
   if (c.command === 'backfill') {
     for (const [flag, v] of [['left', c.left], ['right', c.right]] as const) {
-      if (!required(!v, `--${flag} is required (file:PATH)`) && !/^file:.+$/.test(v!)) {
-        throw usageError(`--${flag}: backfill reads files (file:PATH: NDJSON, FlatBuffers or Parquet), got ${JSON.stringify(v)}`);
+      if (!required(!v, `--${flag} is required (file:PATH or kafka:TOPIC)`) && !/^(file:.+|kafka:.+)$/.test(v!)) {
+        throw usageError(`--${flag}: backfill reads files (file:PATH: NDJSON, FlatBuffers or Parquet) or Kafka topics (kafka:TOPIC), got ${JSON.stringify(v)}`);
       }
     }
+    if (c.left && c.right && isKafka(c.left) !== isKafka(c.right)) throw usageError('--left and --right must be of the same kind (both file: or both kafka:)');
+    if (isKafka(c.left) && c.left === c.right) throw usageError('--left and --right must be different Kafka topics');
+    if (isKafka(c.left) && c.checkpointDir) throw usageError('--checkpoint-dir: a backfill from Kafka takes no checkpoints yet (run it again from the start if it stops)');
+    if ([c.out, c.lateOut, c.deadLetter].some(isKafka)) throw usageError('backfill writes files, stdout or null (kafka: sinks are for run)');
     if (!required(c.to === undefined, '--to TIME is required (the end of the event-time range, exclusive)')) {
       const to = parseTime(c.to!, 'to');
       const from = c.from === 'earliest' ? -Infinity : parseTime(c.from, 'from');

@@ -457,7 +457,7 @@ export class Router {
 
   private async advanceWatermark(): Promise<void> {
     const now = nowMs();
-    for (const s of this.atCut) this.tracker.touch(this.tracker.slot(s.partitions[0]), now); // at its cut, not idle
+    for (const s of this.atCut) for (const p of s.partitions) this.tracker.touch(this.tracker.slot(p), now); // at its cut, not idle
     for (const s of this.sources) {
       if (s.unreadPartitions) for (const p of s.unreadPartitions()) this.tracker.touch(this.tracker.slot(p), now);
       if (this.replay?.sourceHeld(s)) this.tracker.touch(this.tracker.slot(s.partitions[0]), now); // held, not idle
