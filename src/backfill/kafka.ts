@@ -16,6 +16,9 @@ import { boundBatch, type BoundTrack } from './bounded.js';
 
 type KafkaBatch = RecordBatch & { topic: string; kafkaPartition: number; nextOffset: string };
 
+/** Offset of record i (contiguous batches carry only the first). */
+const offsetOf = (b: RecordBatch, i: number): number => (b.recordOffsets ? b.recordOffsets[i] : b.firstPosition + i);
+
 interface PartBound { topic: string; partition: number; side: 0 | 1; end: number; cut: number; reached: boolean }
 
 export class BoundedKafkaSource implements Source, BoundTrack {
@@ -89,7 +92,7 @@ export class BoundedKafkaSource implements Source, BoundTrack {
       if (!p || p.reached) continue; // fetched before the hold took effect
       // records at or beyond the end seen at the start are not part of the backfill
       let count = b.count;
-      while (count > 0 && b.recordOffsets![count - 1] >= p.end) count--;
+      while (count > 0 && offsetOf(b, count - 1) >= p.end) count--;
       const track = { maxTsMs: this.maxTsOf.get(key) ?? -Infinity, firstTsMs: this.firstTsMs, routed: 0, skipped: 0 };
       const r = boundBatch(count < b.count ? { ...b, count } : b, this.ex[b.side], this.fromMs, this.toMs, track);
       this.maxTsOf.set(key, track.maxTsMs);
@@ -97,7 +100,7 @@ export class BoundedKafkaSource implements Source, BoundTrack {
       if (track.maxTsMs > this.maxTsMs) this.maxTsMs = track.maxTsMs;
       this.routed += track.routed;
       this.skipped += track.skipped;
-      if (r.cut >= 0) p.cut = b.recordOffsets![r.cut];
+      if (r.cut >= 0) p.cut = offsetOf(b, r.cut);
       else if (count < b.count || Number(b.nextOffset) >= p.end) p.cut = p.end;
       if (r.cut >= 0 || count < b.count || Number(b.nextOffset) >= p.end) {
         p.reached = true;
