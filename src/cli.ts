@@ -24,7 +24,7 @@ const SUMMARIES: Record<Command, string> = {
   gen: "write the generator's two streams (impressions, plays) to files or Kafka topics",
   topics: 'check that both input Kafka topics exist and are co-partitioned',
   verify: 'recompute the join of two input files as a batch and compare it with a joined output (exit 0 equal, 1 different)',
-  backfill: 'the same join over a bounded stretch of event time (--from, --to) of input files, as fast as the machine allows',
+  backfill: 'the same join over a bounded stretch of event time (--from, --to) of files or Kafka topics, as fast as the machine allows',
 };
 
 function usage(): string {
