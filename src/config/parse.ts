@@ -181,6 +181,7 @@ function validate(c: Config, requireInputs: boolean): void {
     throw usageError(c.command === 'verify' ? '--format parquet: verify reads NDJSON or FlatBuffers files (give it the NDJSON twin of the data)' : '--format parquet is for file inputs (kafka: records are JSON or FlatBuffers)');
   }
   if (c.command === 'gen') {
+    if (c.brokers && (c.format as string) === 'parquet') throw usageError('--format parquet writes files (--left-out/--right-out); Kafka records are JSON or FlatBuffers');
     if (c.brokers) {
       required(!c.leftTopic || !c.rightTopic, '--brokers needs --left-topic TOPIC and --right-topic TOPIC');
       if (c.leftTopic && c.leftTopic === c.rightTopic) throw usageError('--left-topic and --right-topic must be different topics');
