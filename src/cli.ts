@@ -13,7 +13,7 @@ import { exitSoon, isExiting } from './core/exit.js';
 import { configureLog, log } from './core/log.js';
 import { checkOutputPaths } from './core/paths.js';
 import { formatSummary, runEngine, type EngineOptions, type Summary } from './engine.js';
-import { FileSource } from './source/file.js';
+import { openFileInput } from './source/open.js';
 import { GeneratorSource, genOptionsFrom } from './source/generator.js';
 import type { Source } from './source/source.js';
 
@@ -24,6 +24,7 @@ const SUMMARIES: Record<Command, string> = {
   gen: "write the generator's two streams (impressions, plays) to files or Kafka topics",
   topics: 'check that both input Kafka topics exist and are co-partitioned',
   verify: 'recompute the join of two input files as a batch and compare it with a joined output (exit 0 equal, 1 different)',
+  backfill: 'the same join over a bounded stretch of event time (--from, --to) of files or Kafka topics, as fast as the machine allows',
 };
 
 function usage(): string {
@@ -169,12 +170,11 @@ async function runWith(cfg: Config, control: EngineControl | undefined): Promise
       // Partitions are paused while routing stalls on a full ring or while paused by POST /pause.
       extra.onStall = pauseSourceWhile(src, control);
     } else {
-      const format = cfg.format ?? 'json';
-      const left = new FileSource(cfg.left!.slice(5), 0, format, fileStartOf(ck, cfg.left!, 0));
-      closers.push(() => left.close());
-      const right = new FileSource(cfg.right!.slice(5), 1, format, fileStartOf(ck, cfg.right!, 1));
-      sources = [left, right];
-      formats = [format, format];
+      const left = openFileInput(cfg, cfg.left!, 0, fileStartOf(ck, cfg.left!, 0));
+      closers.push(() => left.source.close());
+      const right = openFileInput(cfg, cfg.right!, 1, fileStartOf(ck, cfg.right!, 1));
+      sources = [left.source, right.source];
+      formats = [left.format, right.format];
     }
     if ([cfg.out, cfg.lateOut, cfg.deadLetter].some((v) => v?.startsWith('kafka:'))) {
       const kafka = await import('./kafka/client.js');
@@ -355,6 +355,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'topics': return await cmdTopics(cfg);
       case 'bench': return await (await import('./bench.js')).runBench(cfg);
       case 'verify': return await (await import('./verify/index.js')).runVerify(cfg, progressOn(cfg));
+      case 'backfill': return await (await import('./backfill/index.js')).runBackfill(cfg, progressOn(cfg));
     }
     return 2;
   } catch (e) {

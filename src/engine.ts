@@ -97,6 +97,8 @@ export interface EngineOptions {
   handleSignals?: boolean;
   /** Rebuild the join buffer by replaying up to a resume position, output suppressed until there (src/rebuild/replay.ts). */
   rebuild?: ReplayPlan;
+  /** Backfill: the sources end at a cut; unmatched rows past the cut are left to the job that goes on from it (src/backfill). */
+  bounded?: boolean;
   /** Observation and steering from outside (HTTP endpoint): handed the engine's parts once the workers are ready. */
   control?: EngineControl;
   /**
@@ -212,6 +214,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   const statsIntervalMs = opts.statsIntervalMs ?? 1000;
   const router = new Router(sabs, opts.sources, extractors, cfg.maxDelayMs, cfg.idleTimeoutMs, onRejected);
   if (opts.onStall) router.onStall = opts.onStall;
+  router.bounded = !!opts.bounded;
   router.configureTime(cfg.maxDriftMs ?? defaultMaxDriftMs(cfg.maxDelayMs), cfg.maxFutureMs ?? 0);
   router.onFirstFuture = (reason) => log.warn(`an input record's event time is too far ahead and goes to ${cfg.deadLetter ? `--dead-letter ${cfg.deadLetter}` : 'the dead letters (counted; set --dead-letter to keep them)'}: ${reason}; later ones are counted only`);
   router.onJump = (message) => log.warn(message);
@@ -286,7 +289,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     const init: WorkerInit = {
       index: i, sab: sabs[i], halt: halt.sab, keyGroupRange: ranges[i], join: cfg.join, lowerMs: cfg.lowerMs, upperMs: cfg.upperMs,
       formats: opts.formats, state: cfg.state, bucketMs: bucketMsFor(cfg), stateDir: cfg.stateDir, out: cfg.out, framing, statsIntervalMs,
-      rebuild: !!opts.rebuild, maxKeyEntries: cfg.maxKeyEntries ?? 0, maxDelayMs: cfg.maxDelayMs, overflowOut: !!lateSink,
+      rebuild: !!opts.rebuild, backfill: !!opts.bounded, maxKeyEntries: cfg.maxKeyEntries ?? 0, maxDelayMs: cfg.maxDelayMs, overflowOut: !!lateSink,
     };
     if (ck) {
       init.checkpoint = { dataDir: ck.storage.dataDir, runId: ck.runId, outer, gateOutput: cfg.out.startsWith('file:'), firstEpoch: restored?.id ?? 0 };

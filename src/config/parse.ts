@@ -160,7 +160,28 @@ function validate(c: Config, requireInputs: boolean): void {
       if (kind(left) === 'file' && c.resumeAt === undefined) throw usageError('--rebuild-from with file inputs needs --resume-at LEFT_BYTE,RIGHT_BYTE (byte offsets of the first record the lost run had not processed) or --resume-at MANIFEST');
     }
   }
+  if (c.command === 'backfill') {
+    for (const [flag, v] of [['left', c.left], ['right', c.right]] as const) {
+      if (!required(!v, `--${flag} is required (file:PATH or kafka:TOPIC)`) && !/^(file:.+|kafka:.+)$/.test(v!)) {
+        throw usageError(`--${flag}: backfill reads files (file:PATH: NDJSON, FlatBuffers or Parquet) or Kafka topics (kafka:TOPIC), got ${JSON.stringify(v)}`);
+      }
+    }
+    if (c.left && c.right && isKafka(c.left) !== isKafka(c.right)) throw usageError('--left and --right must be of the same kind (both file: or both kafka:)');
+    if (isKafka(c.left) && c.left === c.right) throw usageError('--left and --right must be different Kafka topics');
+    if (isKafka(c.left) && c.checkpointDir) throw usageError('--checkpoint-dir: a backfill from Kafka takes no checkpoints yet (run it again from the start if it stops)');
+    if ([c.out, c.lateOut, c.deadLetter].some(isKafka)) throw usageError('backfill writes files, stdout or null (kafka: sinks are for run)');
+    if (!required(c.to === undefined, '--to TIME is required (the end of the event-time range, exclusive)')) {
+      const to = parseTime(c.to!, 'to');
+      const from = c.from === 'earliest' ? -Infinity : parseTime(c.from, 'from');
+      if (!(from < to)) throw usageError(`--from (${c.from}) must be before --to (${c.to})`);
+    }
+    if (c.rebuildFrom !== undefined) throw usageError('--rebuild-from is for run (a live job after a backfill); a backfill starts with an empty join buffer');
+  }
+  if ((c.command === 'verify' || isKafka(c.left)) && (c.format as string) === 'parquet') {
+    throw usageError(c.command === 'verify' ? '--format parquet: verify reads NDJSON or FlatBuffers files (give it the NDJSON twin of the data)' : '--format parquet is for file inputs (kafka: records are JSON or FlatBuffers)');
+  }
   if (c.command === 'gen') {
+    if (c.brokers && (c.format as string) === 'parquet') throw usageError('--format parquet writes files (--left-out/--right-out); Kafka records are JSON or FlatBuffers');
     if (c.brokers) {
       required(!c.leftTopic || !c.rightTopic, '--brokers needs --left-topic TOPIC and --right-topic TOPIC');
       if (c.leftTopic && c.leftTopic === c.rightTopic) throw usageError('--left-topic and --right-topic must be different topics');
@@ -187,7 +208,7 @@ function validate(c: Config, requireInputs: boolean): void {
   if (c.command === 'topics') required(!c.brokers || !c.leftTopic || !c.rightTopic, '--brokers, --left-topic and --right-topic are required');
   const needsBrokers = [c.left, c.right, c.out, c.lateOut, c.deadLetter, c.output].some(isKafka);
   if (needsBrokers && !c.brokers) throw usageError('kafka: sources and sinks need --brokers HOST:PORT[,…]');
-  if (c.command === 'run' || c.command === 'demo' || c.command === 'bench') {
+  if (c.command === 'run' || c.command === 'demo' || c.command === 'bench' || c.command === 'backfill') {
     if (c.lowerMs > c.upperMs) throw usageError(`--lower (${formatDurationMs(c.lowerMs)}) must not exceed --upper (${formatDurationMs(c.upperMs)})`);
     if (c.maxDelayMs < 0) throw usageError('--max-delay must not be negative');
     if (c.idleTimeoutMs <= 0) throw usageError('--idle-timeout must be positive');

@@ -176,7 +176,7 @@ function sliceBatch(b: RecordBatch, from: number): RecordBatch {
   for (let i = 0; i <= n; i++) offsets[i] = b.offsets[from + i] - start;
   const out: RecordBatch & Record<string, unknown> = {
     ...(b as RecordBatch & Record<string, unknown>),
-    data, offsets, count: n,
+    data, offsets, count: n, extractor: undefined, // the copy's offsets are its own: the format's extractor reads the same values
     firstPosition: b.recordOffsets ? b.firstPosition : b.firstPosition + from,
   };
   if (b.recordOffsets) { out.recordOffsets = b.recordOffsets.slice(from, b.count); out.firstPosition = out.recordOffsets[0]; }

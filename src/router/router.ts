@@ -86,6 +86,15 @@ export class Router {
   readonly gate = new PauseGate();
   /** Rebuild (--rebuild-from): the replay in progress, see src/rebuild/replay.ts. */
   replay: Replay | null = null;
+  /**
+   * Backfill (src/backfill): the sources end at a cut, not at the end of their data. A source that
+   * reached its cut keeps holding the watermark back until every one has; then the watermark is
+   * advanced (to W_cut), a REPLAY_END frame marks the cut for the workers (unmatched rows that
+   * expire at or after W_cut belong to the job that goes on from the cut), and only then do the
+   * partitions end (+∞).
+   */
+  bounded = false;
+  private readonly atCut: Source[] = [];
   private quietRejects = false;
   private loopDone = false;
   /** Called with true when routing stalls on a full ring, false when it goes on (sources pause/resume partitions). */
@@ -278,7 +287,7 @@ export class Router {
 
   /** Route records [0, count) of a batch; `replayed`: they lie before the resume position of a rebuild. */
   private async routeBatch(b: RecordBatch, count = b.count, replayed = false): Promise<void> {
-    const ex = this.extractor(b.side, b.format);
+    const ex = b.extractor ?? this.extractor(b.side, b.format);
     const slot = this.tracker.slot(b);
     const t = nowMs();
     this.tracker.touch(slot, t);
@@ -439,8 +448,16 @@ export class Router {
     this.publishAll();
   }
 
+  /** Backfill: every source reached its cut. */
+  private async endAtCut(): Promise<void> {
+    await this.advanceWatermark();
+    await this.broadcast(FrameKind.ReplayEnd);
+    for (const s of this.atCut.splice(0)) for (const p of s.partitions) this.tracker.end(this.tracker.slot(p));
+  }
+
   private async advanceWatermark(): Promise<void> {
     const now = nowMs();
+    for (const s of this.atCut) for (const p of s.partitions) this.tracker.touch(this.tracker.slot(p), now); // at its cut, not idle
     for (const s of this.sources) {
       if (s.unreadPartitions) for (const p of s.unreadPartitions()) this.tracker.touch(this.tracker.slot(p), now);
       if (this.replay?.sourceHeld(s)) this.tracker.touch(this.tracker.slot(s.partitions[0]), now); // held, not idle
@@ -531,7 +548,12 @@ export class Router {
           if (this.aborted) throw this.aborted;
         }
         if (b === null && this.stopping) break; // a stopped source (a re-join) has not ended: no +∞ watermark
-        if (b === null) {
+        if (b === null && this.bounded) {
+          l.done = true;
+          remaining--;
+          this.atCut.push(l.s);
+          if (remaining === 0) await this.endAtCut();
+        } else if (b === null) {
           l.done = true;
           remaining--;
           if (this.replay?.active) {

@@ -96,6 +96,14 @@ export class FileSource implements Source {
     return this.bytePosition;
   }
 
+  /** Go back to a record boundary inside the last batch (a backfill's cut): the next batch starts there. */
+  rewindTo(byte: number, line: number): void {
+    this.bytePosition = this.readPos = byte;
+    this.line = line;
+    this.start = this.end = 0;
+    this.eof = false;
+  }
+
   private fill(): void {
     if (this.start > 0) {
       this.buf.copyWithin(0, this.start, this.end);

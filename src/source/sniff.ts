@@ -39,6 +39,9 @@ export function sniffFormat(fd: number, path: string, side: 0 | 1, format: 'json
   const n = fs.readSync(fd, b, 0, b.length, 0);
   const head = b.subarray(0, n);
   const input = `${side === 0 ? 'left' : 'right'} input ${path}`;
+  if (head.length >= 4 && head[0] === 0x50 && head[1] === 0x41 && head[2] === 0x52 && head[3] === 0x31) {
+    throw new JoineryError('E_INPUT', `${input} does not look like ${format === 'json' ? 'NDJSON (--format json)' : 'size-prefixed FlatBuffers (--format flatbuffers)'}: it is a Parquet file; name it *.parquet or use --format parquet`);
+  }
   if (format === 'json') {
     if (looksNdjson(head)) return;
     if (looksFlat(head, sizeBytes)) throw new JoineryError('E_INPUT', `${input} does not look like NDJSON (--format json): it looks like size-prefixed FlatBuffers; use --format flatbuffers`);

@@ -1,5 +1,6 @@
 import type { SourcePosition } from '../checkpoint/manifest.js';
 import type { Side } from '../state/store.js';
+import type { Extractor } from '../codec/json.js';
 
 /**
  * A batch of raw records from one partition of one side. Records are laid end to end in `data`;
@@ -26,6 +27,12 @@ export interface RecordBatch {
   firstByte?: number;
   /** Human name of where the batch came from (file path, generator), for error reports. */
   origin: string;
+  /**
+   * Key, id and time already known per record (Parquet: from the decoded columns), used by the
+   * router instead of scanning the bytes; valid for this batch only. Its answers equal those of the
+   * format's extractor on the same bytes, so a copy of the batch may simply leave it out.
+   */
+  extractor?: Extractor;
 }
 
 export interface PartitionRef { side: Side; partition: number }

@@ -29,6 +29,8 @@ export interface WorkerInit {
   checkpoint?: { dataDir: string; runId: string; outer: [boolean, boolean]; gateOutput: boolean; firstEpoch: number };
   /** Rebuild (--rebuild-from): drop all output until the REPLAY_END frame (src/rebuild/replay.ts). */
   rebuild?: boolean;
+  /** Backfill: REPLAY_END marks the cut; unmatched rows expiring at or after the watermark there are dropped (src/backfill/cut-emitter.ts). */
+  backfill?: boolean;
   /** Restore before taking input: fold these state files (oldest first) into the store. */
   restore?: { files: Array<{ path: string; keyGroups: [number, number] }>; dropBeforeMs: number; watermarkMs: number };
 }

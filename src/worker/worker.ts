@@ -29,6 +29,7 @@ import type { Side, StateStore } from '../state/store.js';
 import type { BarrierAck, WorkerInit, WorkerMessage, WorkerRequest, WorkerStats } from './protocol.js';
 import { installInspector } from './inspect.js';
 import { SuppressingEmitter } from '../rebuild/suppress.js';
+import { CutEmitter } from '../backfill/cut-emitter.js';
 
 const DRAIN_FRAMES = 4096;
 /** Park at most this long per wait, so stats still go out on an idle worker. */
@@ -75,6 +76,8 @@ class Worker {
   private pendingAcks: BarrierAck[] = [];
   /** Rebuild: drops the output of the replay (until REPLAY_END). */
   private readonly replay: SuppressingEmitter | null = null;
+  /** Backfill: drops unmatched rows that belong after the cut (from REPLAY_END on). */
+  private readonly cut: CutEmitter | null = null;
   private readonly disk = init.state === 'memory' ? null : new StateDiskGuard(init.stateDir, init.index);
 
   constructor() {
@@ -100,11 +103,12 @@ class Worker {
       else if (m.type === 'abort') this.ended = this.aborted = true;
     });
     if (init.rebuild) this.replay = new SuppressingEmitter(this.emitter, init.lowerMs, init.upperMs);
+    else if (init.backfill) this.cut = new CutEmitter(this.emitter, init.lowerMs, init.upperMs);
     const expireAt = (side: Side, ts: number) => (side === 0 ? Math.max(ts, ts + init.upperMs) : Math.max(ts, ts - init.lowerMs));
     const retentionMs = Math.max(0, init.upperMs, -init.lowerMs) + init.maxDelayMs;
     this.hot = new HotKeys(this.store, init.maxKeyEntries, Math.max(1000, retentionMs), expireAt,
       (msg, fields) => post({ type: 'log', msg: `worker ${init.index}: ${msg}`, fields: { worker: init.index, ...fields } }));
-    this.join = new IntervalJoin(this.store, init.join, init.lowerMs, init.upperMs, this.replay ?? this.emitter, this.hot,
+    this.join = new IntervalJoin(this.store, init.join, init.lowerMs, init.upperMs, this.replay ?? this.cut ?? this.emitter, this.hot,
       init.overflowOut ? (side, key, ts, payload, reason) => this.onOverflow(side, key, ts, payload, reason) : null);
     installInspector(port, () => this.store, init.index, init.formats); // GET /state?key=… (read-only probes between drains)
   }
@@ -146,6 +150,7 @@ class Worker {
           }
         } else if (kind === FrameKind.ReplayEnd) {
           this.replay?.end(this.watermark);
+          this.cut?.end(this.watermark);
         } else if (kind === FrameKind.End) {
           this.ended = true;
           break;
@@ -250,7 +255,7 @@ class Worker {
 
   private stats(): WorkerStats {
     const c = this.join.counters;
-    const sup = this.replay?.suppressed ?? { pairs: 0, unmatched: [0, 0] };
+    const sup = this.replay?.suppressed ?? this.cut?.suppressed ?? { pairs: 0, unmatched: [0, 0] };
     return {
       index: init.index, events: [this.events[0], this.events[1]], duplicates: c.duplicates, pairs: c.pairs - sup.pairs,
       unmatchedLeft: c.unmatchedLeft - sup.unmatched[0], unmatchedRight: c.unmatchedRight - sup.unmatched[1], expired: c.expired,

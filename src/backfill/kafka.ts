@@ -1,0 +1,147 @@
+/**
+ * Kafka inputs of a backfill: each partition is read from the first record whose record timestamp
+ * is ≥ --from (offsets-for-times) up to its cut — its first record with event time ≥ --to — or,
+ * when it has none, up to its end as it was when the backfill started. A partition at its cut is
+ * held (paused) while the others catch up; it is not idle meanwhile, so it keeps holding the
+ * watermark back (W_cut is the minimum over all partitions). At the end the cut offsets are
+ * committed for the consumer group (--group): `joinery run --group … --rebuild-from TIME` then
+ * resumes exactly there, the live half of the seam.
+ */
+import type { Extractor } from '../codec/json.js';
+import type { Config } from '../config/schema.js';
+import { log } from '../core/log.js';
+import type { KafkaSource } from '../kafka/client.js';
+import type { PartitionRef, RecordBatch, Source } from '../source/source.js';
+import { boundBatch, type BoundTrack } from './bounded.js';
+
+type KafkaBatch = RecordBatch & { topic: string; kafkaPartition: number; nextOffset: string };
+
+/** Offset of record i (contiguous batches carry only the first). */
+const offsetOf = (b: RecordBatch, i: number): number => (b.recordOffsets ? b.recordOffsets[i] : b.firstPosition + i);
+
+interface PartBound { topic: string; partition: number; side: 0 | 1; end: number; cut: number; reached: boolean }
+
+export class BoundedKafkaSource implements Source, BoundTrack {
+  readonly name: string;
+  readonly partitions: readonly PartitionRef[];
+  readonly live = true;
+  maxTsMs = -Infinity;
+  firstTsMs = NaN;
+  routed = 0;
+  skipped = 0;
+  /** Per partition, the largest event time before its cut (W_cut is their minimum − max-delay). */
+  private readonly maxTsOf = new Map<string, number>();
+  private readonly parts = new Map<string, PartBound>();
+  private stopped = false;
+
+  constructor(private readonly inner: KafkaSource, private readonly ex: [Extractor, Extractor], private readonly fromMs: number, private readonly toMs: number,
+    ends: Array<{ side: 0 | 1; topic: string; partition: number; start: number; end: number }>) {
+    this.name = inner.name;
+    this.partitions = inner.partitions;
+    for (const e of ends) {
+      const p: PartBound = { topic: e.topic, partition: e.partition, side: e.side, end: e.end, cut: e.end, reached: e.start >= e.end };
+      this.parts.set(`${e.side}:${e.partition}`, p);
+    }
+  }
+
+  /** Hold the partitions with nothing to read (their start is at their end already). */
+  start(): void {
+    for (const p of this.parts.values()) if (p.reached) { p.cut = Math.min(p.cut, p.end); this.inner.hold({ side: p.side, partition: p.partition }, true); }
+  }
+
+  get reached(): boolean {
+    for (const p of this.parts.values()) if (!p.reached) return false;
+    return true;
+  }
+
+  /** The cut of every partition: the next offset the continuing job reads. */
+  cuts(): Array<{ topic: string; partition: number; offset: number }> {
+    return [...this.parts.values()].map((p) => ({ topic: p.topic, partition: p.partition, offset: p.cut }));
+  }
+
+  /** Minimum over partitions of the largest event time before the cut (-∞ when one has none). */
+  minMaxTsMs(): number {
+    let m = Infinity;
+    for (const p of this.parts.values()) m = Math.min(m, this.maxTsOf.get(`${p.side}:${p.partition}`) ?? -Infinity);
+    return m;
+  }
+
+  unreadPartitions(): PartitionRef[] {
+    // at its cut, not idle: it holds the watermark back until every partition has reached its own
+    const held = [...this.parts.values()].filter((p) => p.reached).map((p) => ({ side: p.side, partition: p.partition }));
+    return [...this.inner.unreadPartitions(), ...held];
+  }
+
+  interrupt(): void {
+    this.stopped = true;
+    this.inner.interrupt();
+  }
+
+  align(p: PartitionRef, paused: boolean): void { this.inner.align(p, paused); }
+  pause(side: 0 | 1, partition: number): void { this.inner.pause(side, partition); }
+  resume(side: 0 | 1, partition: number): void { this.inner.resume(side, partition); }
+  positions() { return this.inner.positions(); }
+
+  async next(): Promise<RecordBatch | null> {
+    for (;;) {
+      if (this.reached || this.stopped) return null;
+      const b = await this.inner.next() as KafkaBatch | null;
+      if (b === null) return null;
+      const key = `${b.side}:${b.partition}`;
+      const p = this.parts.get(key);
+      if (!p || p.reached) continue; // fetched before the hold took effect
+      // records at or beyond the end seen at the start are not part of the backfill
+      let count = b.count;
+      while (count > 0 && offsetOf(b, count - 1) >= p.end) count--;
+      const track = { maxTsMs: this.maxTsOf.get(key) ?? -Infinity, firstTsMs: this.firstTsMs, routed: 0, skipped: 0 };
+      const r = boundBatch(count < b.count ? { ...b, count } : b, this.ex[b.side], this.fromMs, this.toMs, track);
+      this.maxTsOf.set(key, track.maxTsMs);
+      this.firstTsMs = track.firstTsMs;
+      if (track.maxTsMs > this.maxTsMs) this.maxTsMs = track.maxTsMs;
+      this.routed += track.routed;
+      this.skipped += track.skipped;
+      if (r.cut >= 0) p.cut = offsetOf(b, r.cut);
+      else if (count < b.count || Number(b.nextOffset) >= p.end) p.cut = p.end;
+      if (r.cut >= 0 || count < b.count || Number(b.nextOffset) >= p.end) {
+        p.reached = true;
+        this.inner.hold({ side: p.side, partition: p.partition }, true);
+      }
+      if (r.batch) return r.batch;
+    }
+  }
+
+  /** Commit the cuts for the group (a complete backfill only), then close. */
+  async close(): Promise<void> {
+    try {
+      if (this.reached && !this.stopped) {
+        const cuts = this.cuts();
+        await this.inner.commit(cuts.map((c) => ({ ...c, offset: String(c.offset) })));
+        log.debug('backfill cut committed', { cuts });
+      }
+    } finally {
+      await this.inner.close();
+    }
+  }
+}
+
+/** Open both topics for a backfill of [fromMs, toMs): start at offsets-for-times of fromMs, end at the partitions' ends now. */
+export async function openKafkaBackfill(cfg: Config, fromMs: number, toMs: number, ex: [Extractor, Extractor]): Promise<BoundedKafkaSource> {
+  const kafka = await import('../kafka/client.js');
+  kafka.checkKafkajsPatches({ groupMemberCheckpoints: false });
+  const brokers = kafka.parseBrokers(cfg.brokers!);
+  const topics = [cfg.left!.slice(6), cfg.right!.slice(6)] as const;
+  const ends: Array<{ side: 0 | 1; topic: string; partition: number; start: number; end: number }> = [];
+  for (const [side, topic] of topics.entries()) {
+    for (const o of await kafka.offsetsForTime(brokers, topic, Number.isFinite(fromMs) ? fromMs : 0)) {
+      ends.push({ side: side as 0 | 1, topic, partition: o.partition, start: o.offset, end: o.high });
+    }
+  }
+  const src = await kafka.KafkaSource.open({
+    brokers, groupId: cfg.group, leftTopic: topics[0], rightTopic: topics[1], format: cfg.format ?? 'flatbuffers',
+    startOffsets: ends.map((e) => ({ topic: e.topic, partition: e.partition, offset: e.start })), connectTimeoutMs: cfg.connectTimeoutMs,
+    sessionTimeoutMs: cfg.sessionTimeoutMs,
+  });
+  const b = new BoundedKafkaSource(src, ex, fromMs, toMs, ends);
+  b.start();
+  return b;
+}
