@@ -97,7 +97,7 @@ export class RowScanner {
     if (!sc.scan(bytes, start, end)) { this.bad(pos, 'not a JSON object', st); return; }
     const scratch = this.scratch;
     const lEnd = idText(sc, F_LEFT_ID, bytes, scratch, 0);
-    const rEnd = lEnd < 0 ? -1 : idText(sc, F_RIGHT_ID, bytes, scratch, lEnd === NULL_MARK ? 0 : lEnd);
+    const rEnd = lEnd === -1 ? -1 : idText(sc, F_RIGHT_ID, bytes, scratch, lEnd === NULL_MARK ? 0 : lEnd);
     const leftTs = tsOf(sc, F_LEFT_TS, data), rightTs = tsOf(sc, F_RIGHT_TS, data);
     if (lEnd === -1 || rEnd === -1) { this.bad(pos, 'leftId and rightId must be strings, numbers, booleans or null', st); return; }
     if (leftTs === undefined || rightTs === undefined) { this.bad(pos, 'leftTs and rightTs must be numbers or null', st); return; }

@@ -149,9 +149,12 @@ test('verify: bad invocations fail with stable codes before any work', async () 
   const kafka = await joinery(['verify', '--left', `file:${L}`, '--right', `file:${R}`, '--output', 'kafka:joined']);
   assert.equal(kafka.code, 2);
   assert.match(kafka.stderr, /need --brokers.*E_USAGE/);
-  const kafkaIn = await joinery(['verify', '--left', 'kafka:l', '--right', `file:${R}`, '--output', `file:${L}`, '--brokers', '127.0.0.1:1']);
-  assert.equal(kafkaIn.code, 2);
-  assert.match(kafkaIn.stderr, /--left: verify reads input files only.*E_USAGE/);
+  const genIn = await joinery(['verify', '--left', 'gen:', '--right', `file:${R}`, '--output', `file:${L}`]);
+  assert.equal(genIn.code, 2);
+  assert.match(genIn.stderr, /--left: verify reads file:PATH or kafka:TOPIC.*E_USAGE/);
+  const tinyBudget = await joinery(['verify', '--left', `file:${L}`, '--right', `file:${R}`, '--output', `file:${L}`, '--max-memory', '1k']);
+  assert.equal(tinyBudget.code, 2);
+  assert.match(tinyBudget.stderr, /--max-memory.*E_USAGE/);
   const stdout = await joinery(['verify', '--left', `file:${L}`, '--right', `file:${R}`, '--output', 'stdout']);
   assert.equal(stdout.code, 2);
   assert.match(stdout.stderr, /--output: use file:PATH or kafka:TOPIC.*E_USAGE/);
