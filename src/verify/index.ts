@@ -16,6 +16,8 @@ import { Worker } from 'node:worker_threads';
 import { decodeJoined } from '../codec/flat.js';
 import type { Config } from '../config/schema.js';
 import { JoineryError, type ErrorCode } from '../core/errors.js';
+import { log } from '../core/log.js';
+import { formatBytes } from '../core/units.js';
 import type { ChunkBase } from './batch.js';
 import { whereOf } from './batch.js';
 import { whereFields, type Example, type MissingCause } from './explain.js';
@@ -278,6 +280,12 @@ export async function verify(cfg: Config, progressOn: boolean): Promise<VerifyRe
       }
     }));
     progress.done();
+    const largest = results.reduce((m, r) => (r.bytes > m.bytes ? r : m), results[0]);
+    const shareBytes = budget / 2 / threads;
+    if (largest && largest.bytes * JOIN_BYTES_PER_RECORD_BYTE > shareBytes) {
+      log.warn(`verify: partition ${largest.p} of ${parts} held ${formatBytes(largest.bytes)} of records, more than its share of --max-memory ${formatBytes(budget)} allows` +
+        ' (about a third of --max-memory / 2 / --threads): a key hotter than the rest, or a Kafka topic larger than assumed; memory went over the budget for it', { code: 'W_VERIFY_MEMORY' });
+    }
 
     const sum = (f: (r: PartitionResult) => number) => results.reduce((s, r) => s + f(r), 0);
     const missingCauses: Record<MissingCause, number> = { late: 0, 'duplicate-id': 0, unknown: 0 };
