@@ -58,10 +58,12 @@ export class PartitionWriter {
    * `name`: file name prefix (source and writer); `budget`: shared with the other writers of the
    * same thread, so that all of them together stay under it.
    */
-  constructor(private readonly dir: string, private readonly name: string, readonly parts: number, private readonly budget: Budget) {
+  constructor(private readonly dir: string, private readonly name: string, readonly parts: number, private readonly budget: Budget, expectBytes = 0) {
     this.used = new Int32Array(parts);
     this.spilled = new Float64Array(parts);
-    const initial = Math.max(256, Math.min(64 * 1024, Math.floor(budget.limitBytes / (8 * parts))));
+    // sized for what is expected, within the budget: growing by doubling copies everything once more
+    const share = Math.floor(budget.limitBytes / (2 * parts));
+    const initial = Math.max(256, Math.min(share, Math.max(64 * 1024, Math.ceil((expectBytes * 1.1) / parts))));
     for (let p = 0; p < parts; p++) this.bufs.push(new Views(new ArrayBuffer(padded(initial))));
     budget.writers.push(this);
   }
