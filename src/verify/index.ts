@@ -283,7 +283,7 @@ export async function verify(cfg: Config, progressOn: boolean): Promise<VerifyRe
     const largest = results.reduce((m, r) => (r.bytes > m.bytes ? r : m), results[0]);
     const shareBytes = budget / 2 / threads;
     if (largest && largest.bytes * JOIN_BYTES_PER_RECORD_BYTE > shareBytes) {
-      log.warn(`verify: partition ${largest.p} of ${parts} held ${formatBytes(largest.bytes)} of records, more than its share of --max-memory ${formatBytes(budget)} allows` +
+      log.warn(`verify: partition ${largest.p} of ${parts} held ${(largest.bytes / 1048576).toFixed(1)} MiB of records, more than its share of --max-memory ${formatBytes(budget)} allows` +
         ' (about a third of --max-memory / 2 / --threads): a key hotter than the rest, or a Kafka topic larger than assumed; memory went over the budget for it', { code: 'W_VERIFY_MEMORY' });
     }
 

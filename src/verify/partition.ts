@@ -97,7 +97,7 @@ export function joinPartition(job: PartitionJob): PartitionResult {
       continue;
     }
     const code = rowCode(l, r);
-    const [expected, got] = counts.addGot(code);
+    const slot = counts.addGot(code), expected = counts.expectedAt(slot), got = counts.gotAt(slot);
     if (got <= expected) continue;
     const ord = ordOf(ob, chunk, pos);
     if (expected === 0) {

@@ -38,6 +38,7 @@ export class Progress {
     if (this.phase !== '') this.phasesMs[this.phase] = Math.round(now - this.phaseStartMs);
     this.phaseStartMs = now;
     this.phase = phase;
+    if (this.on) { this.lastMs = now; this.print(now); }
   }
 
   elapsedMs(): number { return performance.now() - this.startedMs; }

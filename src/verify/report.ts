@@ -4,6 +4,7 @@ import type { Example } from './explain.js';
 import type { VerifyReport } from './index.js';
 
 const n = (x: number) => x.toLocaleString('en-US');
+const mib = (b: number) => `${(b / 1048576).toFixed(1)} MiB`;
 
 function side(id: string | null, ts: number | null, where: number | string | undefined, name: string): string {
   if (id === null) return `${name} —`;
@@ -49,6 +50,6 @@ export function formatReport(r: VerifyReport): string {
   const events = r.inputs.left.records + r.inputs.right.records;
   const sp = r.spill;
   lines.push(`verified ${n(events)} input events and ${n(r.got)} output rows in ${(r.elapsedMs / 1000).toFixed(1)} s: ${n(r.inputEventsPerSec)} input events/s, ${r.cpuUsPerEvent} µs CPU per input event` +
-    ` (${sp.threads} thread${sp.threads === 1 ? '' : 's'}, ${sp.partitions} partitions, ${sp.spilledBytes > 0 ? `${formatBytes(sp.spilledBytes)} spilled` : 'nothing spilled'} under --max-memory ${formatBytes(sp.maxMemoryBytes)})`);
+    ` (${sp.threads} thread${sp.threads === 1 ? '' : 's'}, ${sp.partitions} partitions, ${sp.spilledBytes > 0 ? `${mib(sp.spilledBytes)} spilled` : 'nothing spilled'} under --max-memory ${formatBytes(sp.maxMemoryBytes)})`);
   return lines.join('\n') + '\n';
 }

@@ -40,8 +40,11 @@ test('verify: the output of run equals the batch join (exit 0, text and --json)'
   assert.equal(text.code, 0, text.stdout + text.stderr);
   assert.match(text.stdout, /^joinery verify: EQUAL — inner join \[-2s, 1m\]/);
   assert.match(text.stdout, /missing 0, extra 0, duplicated 0/);
-  const j = await verify(out, 'inner', ['--json']);
+  const j = await verify(out, 'inner', ['--json', '--progress', 'on']);
   assert.equal(j.code, 0);
+  // stderr is not a terminal: progress comes as log records, one per phase at least
+  const progress = j.stderr.split('\n').filter((l) => l.includes('"verify progress"')).map((l) => JSON.parse(l));
+  assert.deepEqual([...new Set(progress.map((p) => p.phase))], ['scan', 'join'], j.stderr);
   const n = lines(out).length;
   assert.ok(n > 200, `only ${n} pairs: the data set does not exercise the join`);
   assert.equal(j.report.equal, true);
