@@ -53,18 +53,22 @@ export class PartitionWriter {
   /** Bytes appended to each partition's spill file so far (0 = no file). */
   readonly spilled: Float64Array;
   private buffered = 0;
+  /** Bytes of all partition buffers (what they hold and their room). */
+  capacity = 0;
+  private readonly initial: number;
 
   /**
    * `name`: file name prefix (source and writer); `budget`: shared with the other writers of the
-   * same thread, so that all of them together stay under it.
+   * same thread (up to three: left, right, output), so that all their buffers together stay under it.
    */
   constructor(private readonly dir: string, private readonly name: string, readonly parts: number, private readonly budget: Budget, expectBytes = 0) {
     this.used = new Int32Array(parts);
     this.spilled = new Float64Array(parts);
     // sized for what is expected, within the budget: growing by doubling copies everything once more
-    const share = Math.floor(budget.limitBytes / (2 * parts));
-    const initial = Math.max(256, Math.min(share, Math.max(64 * 1024, Math.ceil((expectBytes * 1.1) / parts))));
-    for (let p = 0; p < parts; p++) this.bufs.push(new Views(new ArrayBuffer(padded(initial))));
+    const share = Math.floor(budget.limitBytes / (6 * parts));
+    this.initial = padded(Math.max(256, Math.min(share, Math.max(64 * 1024, Math.ceil((expectBytes * 1.1) / parts)))));
+    for (let p = 0; p < parts; p++) this.bufs.push(new Views(new ArrayBuffer(this.initial)));
+    this.capacity = this.initial * parts;
     budget.writers.push(this);
   }
 
@@ -73,13 +77,15 @@ export class PartitionWriter {
     let b = this.bufs[p];
     const u = this.used[p];
     if (u + n <= b.u8.length) return b;
-    if (this.budget.bufferedBytes() + n > this.budget.limitBytes && this.budget.bufferedBytes() > 0) {
+    const cap = padded(Math.max(b.u8.length * 2, u + n));
+    if (this.budget.capacityBytes() - b.u8.length + cap > this.budget.limitBytes && this.budget.bufferedBytes() > 0) {
       this.budget.flushAll();
       b = this.bufs[p];
       if (n <= b.u8.length) return b;
     }
-    const bigger = new Views(new ArrayBuffer(padded(Math.max(b.u8.length * 2, u + n))));
-    bigger.u8.set(b.u8.subarray(0, u));
+    const bigger = new Views(new ArrayBuffer(padded(Math.max(b.u8.length * 2, this.used[p] + n))));
+    bigger.u8.set(b.u8.subarray(0, this.used[p]));
+    this.capacity += bigger.u8.length - b.u8.length;
     this.bufs[p] = bigger;
     return bigger;
   }
@@ -101,6 +107,11 @@ export class PartitionWriter {
       fs.appendFileSync(this.file(p), this.bufs[p].u8.subarray(0, u));
       this.spilled[p] += u;
       this.used[p] = 0;
+      // back to the first size: a buffer grown for one burst would hold its share of memory for good
+      if (this.bufs[p].u8.length > this.initial) {
+        this.capacity -= this.bufs[p].u8.length - this.initial;
+        this.bufs[p] = new Views(new ArrayBuffer(this.initial));
+      }
     }
     this.buffered = 0;
   }
@@ -128,6 +139,11 @@ export class Budget {
   bufferedBytes(): number {
     let s = 0;
     for (const w of this.writers) s += w.bufferedBytes();
+    return s;
+  }
+  capacityBytes(): number {
+    let s = 0;
+    for (const w of this.writers) s += w.capacity;
     return s;
   }
   flushAll(): void {
