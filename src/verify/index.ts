@@ -132,10 +132,9 @@ class Pool {
 }
 
 /** Removes the spill directory on SIGINT/SIGTERM, then ends as the signal would (128 + its number). */
-function onStopSignals(cleanup: () => void): () => void {
+function onStopSignals(cleanup: () => Promise<void>): () => void {
   const handlers: Array<[NodeJS.Signals, () => void]> = (['SIGINT', 'SIGTERM'] as const).map((sig) => [sig, () => {
-    cleanup();
-    process.exit(128 + os.constants.signals[sig]);
+    void cleanup().finally(() => process.exit(128 + os.constants.signals[sig]));
   }]);
   for (const [sig, h] of handlers) process.on(sig, h);
   return () => { for (const [sig, h] of handlers) process.off(sig, h); };
@@ -220,11 +219,11 @@ export async function verify(cfg: Config, progressOn: boolean): Promise<VerifyRe
   };
   const progress = new Progress(progressOn, sample);
   const dir = fs.mkdtempSync(path.join(cfg.spillDir ?? os.tmpdir(), 'joinery-verify-'));
-  const removeDir = () => { try { fs.rmSync(dir, { recursive: true, force: true }); } catch { /* best effort */ } };
+  const removeDir = () => { try { fs.rmSync(dir, { recursive: true, force: true, maxRetries: 3 }); } catch { /* best effort */ } };
   const pool = new Pool(threads);
-  const offSignals = onStopSignals(() => {
-    // the threads may still be writing: stop them before the directory goes
-    for (const w of pool.workers) void w.terminate();
+  const offSignals = onStopSignals(async () => {
+    // the threads may still be writing: stop them before the directory goes (within a second)
+    await Promise.race([pool.close(), new Promise((r) => setTimeout(r, 1000))]);
     removeDir();
   });
   try {
@@ -241,6 +240,8 @@ export async function verify(cfg: Config, progressOn: boolean): Promise<VerifyRe
     const scans = tasks.map((list, t) => pool.ask<ScanDone>(t, {
       type: 'scan', dir, bits, budgetBytes: scanShare, writer: `w${t}`, fields, examples: cfg.examples, tasks: list, progress: progressSab, slot: t,
     } satisfies ScanJob));
+    // awaited below; one failing ends verify, and the others then fail as their threads are stopped
+    for (const p of scans) p.catch(() => {});
     const mainBudget = new Budget(scanShare);
     const kafkaWriters: Array<PartitionWriter | null> = [null, null, null];
     const kafkaStats: ChunkStats[][] = [[], [], []];
@@ -269,7 +270,7 @@ export async function verify(cfg: Config, progressOn: boolean): Promise<VerifyRe
     const spec = { kind: cfg.join, lowerMs: cfg.lowerMs, upperMs: cfg.upperMs, maxDelayMs: cfg.maxDelayMs, examples: cfg.examples };
     const results: PartitionResult[] = [];
     let next = 0;
-    await Promise.all(pool.workers.map(async (_, t) => {
+    const loops = pool.workers.map(async (_, t) => {
       while (next < parts) {
         const p = next++;
         const segs = [segsOf(p, 0), segsOf(p, 1), segsOf(p, 2)] as PartitionJob['segs'];
@@ -278,7 +279,9 @@ export async function verify(cfg: Config, progressOn: boolean): Promise<VerifyRe
         results.push(r.result);
         partsDone++;
       }
-    }));
+    });
+    for (const l of loops) l.catch(() => {});
+    await Promise.all(loops);
     progress.done();
     const largest = results.reduce((m, r) => (r.bytes > m.bytes ? r : m), results[0]);
     const shareBytes = budget / 2 / threads;
