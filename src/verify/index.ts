@@ -140,6 +140,25 @@ function onStopSignals(cleanup: () => Promise<void>): () => void {
   return () => { for (const [sig, h] of handlers) process.off(sig, h); };
 }
 
+const SPILL_PREFIX = 'joinery-verify-';
+
+/** Spill directories of verify processes that are gone (kill -9, a crash): named by their pid. */
+function removeStaleSpills(root: string): void {
+  let names: string[];
+  try { names = fs.readdirSync(root); } catch { return; }
+  for (const name of names) {
+    const m = /^joinery-verify-(\d+)-/.exec(name);
+    if (!m || Number(m[1]) === process.pid) continue;
+    try {
+      process.kill(Number(m[1]), 0);
+      continue; // alive (or another user's): not ours to remove
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ESRCH') continue;
+    }
+    try { fs.rmSync(path.join(root, name), { recursive: true, force: true }); } catch { /* best effort */ }
+  }
+}
+
 function fieldsOf(cfg: Config, side: 0 | 1): SideFields {
   return {
     key: (side === 0 ? cfg.leftKey : cfg.rightKey) ?? cfg.key,
@@ -218,7 +237,9 @@ export async function verify(cfg: Config, progressOn: boolean): Promise<VerifyRe
     return progress.phase === 'join' ? [partsDone, parts, records] : [bytes, totalBytes, records];
   };
   const progress = new Progress(progressOn, sample);
-  const dir = fs.mkdtempSync(path.join(cfg.spillDir ?? os.tmpdir(), 'joinery-verify-'));
+  const spillRoot = cfg.spillDir ?? os.tmpdir();
+  removeStaleSpills(spillRoot);
+  const dir = fs.mkdtempSync(path.join(spillRoot, `${SPILL_PREFIX}${process.pid}-`));
   const removeDir = () => { try { fs.rmSync(dir, { recursive: true, force: true, maxRetries: 3 }); } catch { /* best effort */ } };
   const pool = new Pool(threads);
   const offSignals = onStopSignals(async () => {

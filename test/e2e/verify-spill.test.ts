@@ -101,6 +101,17 @@ test('spilled and in memory, verify catches a dropped, an extra and a duplicated
   assert.match(j.examples.extra[1].cause, /^not in the input: no left event/);
 });
 
+test('verify removes the spill directory a killed verify left behind (its pid is gone), not those of live ones', async () => {
+  const spillDir = fs.mkdtempSync(path.join(tmp, 'spill-stale-'));
+  const gone = spawn(process.execPath, ['-e', '']);
+  await new Promise((r) => gone.on('exit', r));
+  const stale = path.join(spillDir, `joinery-verify-${gone.pid}-abc123`), live = path.join(spillDir, `joinery-verify-${process.pid}-abc123`);
+  for (const d of [stale, live]) { fs.mkdirSync(d); fs.writeFileSync(path.join(d, 's0-w0-1'), 'x'); }
+  const r = await verify(outOf('inner'), 'inner', ['--spill-dir', spillDir]);
+  assert.equal(r.code, 0);
+  assert.deepEqual(fs.readdirSync(spillDir), [path.basename(live)]);
+});
+
 for (const sig of ['SIGTERM', 'SIGINT'] as const) {
   test(`verify removes its spill files on ${sig} mid-run and ends with 128 + the signal's number`, async () => {
     // a larger input (the left file five times: re-deliveries) so that the run lasts
