@@ -193,8 +193,8 @@ function validate(c: Config, requireInputs: boolean): void {
   }
   if (c.command === 'verify') {
     for (const [flag, v] of [['left', c.left], ['right', c.right]] as const) {
-      if (!required(!v, `--${flag} is required (file:PATH)`) && !/^file:.+$/.test(v!)) {
-        throw usageError(`--${flag}: verify reads input files only (file:PATH), got ${JSON.stringify(v)}`);
+      if (!required(!v, `--${flag} is required (file:PATH or kafka:TOPIC)`) && !/^(file:.+|kafka:.+)$/.test(v!)) {
+        throw usageError(`--${flag}: verify reads file:PATH or kafka:TOPIC, got ${JSON.stringify(v)}`);
       }
     }
     if (!required(!c.output, '--output is required (file:PATH or kafka:TOPIC)') && !/^(file:.+|kafka:.+)$/.test(c.output!)) {

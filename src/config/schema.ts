@@ -42,8 +42,8 @@ const JOIN: Command[] = ['run', 'demo', 'bench', 'verify', 'backfill'];
 
 export const OPTIONS: readonly OptionSpec[] = [
   // sources and formats
-  { key: 'left', flag: 'left', type: 'string', default: undefined, placeholder: 'SRC', commands: ['run', 'verify', 'backfill'], doc: 'left input: file:PATH (NDJSON, FlatBuffers or Parquet), kafka:TOPIC or gen: (built-in generator, impressions); verify: file:PATH; backfill: file:PATH or kafka:TOPIC' },
-  { key: 'right', flag: 'right', type: 'string', default: undefined, placeholder: 'SRC', commands: ['run', 'verify', 'backfill'], doc: 'right input: file:PATH (NDJSON, FlatBuffers or Parquet), kafka:TOPIC or gen: (built-in generator, plays); verify: file:PATH; backfill: file:PATH or kafka:TOPIC' },
+  { key: 'left', flag: 'left', type: 'string', default: undefined, placeholder: 'SRC', commands: ['run', 'verify', 'backfill'], doc: 'left input: file:PATH (NDJSON, FlatBuffers or Parquet), kafka:TOPIC or gen: (built-in generator, impressions); verify: file:PATH or kafka:TOPIC; backfill: file:PATH or kafka:TOPIC' },
+  { key: 'right', flag: 'right', type: 'string', default: undefined, placeholder: 'SRC', commands: ['run', 'verify', 'backfill'], doc: 'right input: file:PATH (NDJSON, FlatBuffers or Parquet), kafka:TOPIC or gen: (built-in generator, plays); verify: file:PATH or kafka:TOPIC; backfill: file:PATH or kafka:TOPIC' },
   { key: 'format', flag: 'format', type: 'enum', values: ['json', 'flatbuffers', 'parquet'], default: undefined, placeholder: 'json|flatbuffers|parquet', commands: ['run', 'gen', 'verify', 'backfill'], doc: 'record format: of inputs for run and backfill (default json for files, flatbuffers for Kafka; a file named *.parquet is Parquet; gen: is always FlatBuffers), of what gen writes (default json for files, flatbuffers for Kafka; parquet also follows from a .parquet --left-out)' },
   { key: 'key', flag: 'key', type: 'list', default: ['profileId', 'titleId'], placeholder: 'F1,F2', commands: JOIN, doc: 'join key fields, both sides' },
   { key: 'time', flag: 'time', type: 'string', default: 'ts', placeholder: 'F', commands: JOIN, doc: 'event-time field (epoch milliseconds), both sides' },
@@ -117,6 +117,9 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'rightOut', flag: 'right-out', type: 'string', default: undefined, placeholder: 'FILE', commands: ['gen'], doc: 'file for the generated right stream (plays)' },
   // verify
   { key: 'output', flag: 'output', type: 'string', default: undefined, placeholder: 'SRC', commands: ['verify'], doc: 'the joined output to check: file:PATH (NDJSON as run writes it) or kafka:TOPIC (read read_committed up to its end; JSON or FlatBuffers values)' },
+  { key: 'maxMemoryBytes', flag: 'max-memory', type: 'bytes', min: 256 * 1024, max: 1024 ** 4, default: 1024 ** 3, placeholder: 'BYTES', commands: ['verify'], doc: 'memory verify may hold its data in (suffixes k, m, g): inputs and output beyond it are partitioned by key hash into spill files and joined a partition at a time' },
+  { key: 'spillDir', flag: 'spill-dir', type: 'string', default: undefined, placeholder: 'DIR', commands: ['verify'], doc: 'where verify writes its spill files (a fresh directory inside it, removed at the end, on errors and on SIGINT/SIGTERM; default: the system temp directory)' },
+  { key: 'verifyThreads', flag: 'threads', type: 'int', min: 1, max: 64, default: 2, placeholder: 'N', commands: ['verify'], doc: 'threads that read, partition and join (the main thread reads Kafka sources)' },
   { key: 'examples', flag: 'examples', type: 'int', min: 0, max: 10_000, default: 5, placeholder: 'N', commands: ['verify'], doc: 'examples shown per kind of difference (missing, extra, duplicated)' },
   // benchmark
   { key: 'benchSource', flag: 'source', type: 'enum', values: ['replay', 'gen'], default: 'replay', commands: ['bench'], doc: 'bench input: replay (pre-generated FlatBuffers from memory, measures the engine) or gen (live generator, flat memory)' },
@@ -151,7 +154,7 @@ export interface Config {
   genProfiles: number; genTitles: number; genSkew: number; genProfileSkew?: number; genTitleSkew?: number; genPlayProb: number; genPlayDelayMs: number;
   genOrphanPlays: number; genDisorderMs: number; genDuplicates: number; genEventTimeRate: number;
   leftOut?: string; rightOut?: string;
-  output?: string; examples: number;
+  output?: string; examples: number; maxMemoryBytes: number; spillDir?: string; verifyThreads: number;
   benchSource: 'replay' | 'gen';
   progress: 'auto' | 'on' | 'off'; json: boolean; help: boolean;
   config?: string; http?: string; httpToken?: string; logLevel: 'error' | 'warn' | 'info' | 'debug';

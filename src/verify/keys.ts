@@ -4,20 +4,33 @@
  * then hashed again) took a quarter of verify's time on 2.5 M events with 1.8 M distinct keys.
  */
 export class KeyTable {
-  private arena = new Uint8Array(1 << 20);
+  private arena: Uint8Array;
   private used = 0;
   /** Per key: [arena offset, length]. */
-  private meta = new Int32Array(1 << 17);
+  private meta: Int32Array;
   /**
    * Open addressing, two Int32 per slot: [key index + 1 (0 = empty), hash]. The hash sits next to
    * the index so a probe that does not match costs one cache line, not three.
    */
-  private slots = new Int32Array(1 << 18);
+  private slots: Int32Array;
   size = 0;
+
+  /** `expectedKeys`: sizes the tables up front (a partition knows how many records it holds). */
+  constructor(expectedKeys = 1 << 16, expectedBytes = 1 << 20) {
+    let slots = 1 << 10;
+    while (slots < expectedKeys * 4) slots *= 2;
+    this.slots = new Int32Array(slots);
+    this.meta = new Int32Array(Math.max(1 << 10, expectedKeys * 2));
+    this.arena = new Uint8Array(Math.max(1 << 12, expectedBytes));
+  }
 
   /** Index of the key bytes b[s, e), added when new. */
   intern(b: Uint8Array, s: number, e: number): number {
-    const h = hashBytes(b, s, e);
+    return this.internHashed(b, s, e, hashBytes(b, s, e));
+  }
+
+  /** As intern, with the key's hashBytes already known (it travels with a spilled record). */
+  internHashed(b: Uint8Array, s: number, e: number, h: number): number {
     const k = this.lookup(b, s, e, h);
     if (k >= 0) return k;
     return this.add(b, s, e, h);
@@ -26,6 +39,10 @@ export class KeyTable {
   /** Index of the key bytes b[s, e), or -1 when no input has it. */
   find(b: Uint8Array, s: number, e: number): number {
     return this.lookup(b, s, e, hashBytes(b, s, e));
+  }
+
+  findHashed(b: Uint8Array, s: number, e: number, h: number): number {
+    return this.lookup(b, s, e, h);
   }
 
   /** The key's canonical text as latin1 (one char per byte of its UTF-8). */
@@ -91,7 +108,7 @@ function grow32(a: Int32Array): Int32Array<ArrayBuffer> {
 }
 
 /** FNV-1a, then a murmur finaliser so that the low bits (the slot) depend on every byte. */
-function hashBytes(b: Uint8Array, s: number, e: number): number {
+export function hashBytes(b: Uint8Array, s: number, e: number): number {
   let h = 0x811c9dc5;
   for (let i = s; i < e; i++) h = Math.imul(h ^ b[i], 0x01000193);
   h ^= h >>> 16; h = Math.imul(h, 0x85ebca6b); h ^= h >>> 13; h = Math.imul(h, 0xc2b2ae35); h ^= h >>> 16;

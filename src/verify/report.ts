@@ -1,19 +1,20 @@
 /** The human report of `joinery verify` (stdout). */
-import { formatDurationMs } from '../core/units.js';
+import { formatBytes, formatDurationMs } from '../core/units.js';
 import type { Example } from './explain.js';
 import type { VerifyReport } from './index.js';
 
 const n = (x: number) => x.toLocaleString('en-US');
+const mib = (b: number) => `${(b / 1048576).toFixed(1)} MiB`;
 
-function side(id: string | null, ts: number | null, line: number | undefined, name: string): string {
+function side(id: string | null, ts: number | null, where: number | string | undefined, name: string): string {
   if (id === null) return `${name} —`;
-  return `${name} ${id} @${ts}${line !== undefined ? ` (${name} record ${line})` : ''}`;
+  return `${name} ${id} @${ts}${where !== undefined ? ` (${name} record ${where})` : ''}`;
 }
 
 function example(e: Example): string {
   const where = e.outputLine !== undefined ? `output line ${e.outputLine}: ` : e.outputRecord !== undefined ? `output record ${e.outputRecord}: ` : '';
   const times = e.expected !== undefined && e.got !== undefined ? ` [expected ${e.expected}×, got ${e.got}×]` : '';
-  return `  ${where}key ${e.key}  ${side(e.leftId, e.leftTs, e.leftLine, 'left')}  ${side(e.rightId, e.rightTs, e.rightLine, 'right')}${times}` +
+  return `  ${where}key ${e.key}  ${side(e.leftId, e.leftTs, e.leftLine ?? e.leftRecord, 'left')}  ${side(e.rightId, e.rightTs, e.rightLine ?? e.rightRecord, 'right')}${times}` +
     (e.cause ? `\n      ${e.cause}` : '');
 }
 
@@ -47,6 +48,8 @@ export function formatReport(r: VerifyReport): string {
     for (const u of r.examples.unreadable) lines.push(`  output ${u.outputLine !== undefined ? `line ${u.outputLine}` : `record ${u.outputRecord}`}: ${u.reason}`);
   }
   const events = r.inputs.left.records + r.inputs.right.records;
-  lines.push(`verified ${n(events)} input events and ${n(r.got)} output rows in ${(r.elapsedMs / 1000).toFixed(1)} s: ${n(r.inputEventsPerSec)} input events/s, ${r.cpuUsPerEvent} µs CPU per input event`);
+  const sp = r.spill;
+  lines.push(`verified ${n(events)} input events and ${n(r.got)} output rows in ${(r.elapsedMs / 1000).toFixed(1)} s: ${n(r.inputEventsPerSec)} input events/s, ${r.cpuUsPerEvent} µs CPU per input event` +
+    ` (${sp.threads} thread${sp.threads === 1 ? '' : 's'}, ${sp.partitions} partitions, ${sp.spilledBytes > 0 ? `${mib(sp.spilledBytes)} spilled` : 'nothing spilled'} under --max-memory ${formatBytes(sp.maxMemoryBytes)})`);
   return lines.join('\n') + '\n';
 }

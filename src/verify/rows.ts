@@ -38,11 +38,15 @@ export class RowCounts {
     this.expected[i]++;
   }
 
-  /** Counts one more output row; returns [expected, got so far]. */
-  addGot(code: number): [number, number] {
+  /** Counts one more output row; returns its slot (expectedAt, gotAt: no array per row). */
+  addGot(code: number): number {
     const i = this.slot(code);
-    return [this.expected[i], ++this.got[i]];
+    this.got[i]++;
+    return i;
   }
+
+  expectedAt(slot: number): number { return this.expected[slot]; }
+  gotAt(slot: number): number { return this.got[slot]; }
 
   /** Every row in insertion order. */
   forEach(fn: (code: number, expected: number, got: number) => void): void {

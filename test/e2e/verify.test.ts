@@ -40,8 +40,11 @@ test('verify: the output of run equals the batch join (exit 0, text and --json)'
   assert.equal(text.code, 0, text.stdout + text.stderr);
   assert.match(text.stdout, /^joinery verify: EQUAL — inner join \[-2s, 1m\]/);
   assert.match(text.stdout, /missing 0, extra 0, duplicated 0/);
-  const j = await verify(out, 'inner', ['--json']);
+  const j = await verify(out, 'inner', ['--json', '--progress', 'on']);
   assert.equal(j.code, 0);
+  // stderr is not a terminal: progress comes as log records, one per phase at least
+  const progress = j.stderr.split('\n').filter((l) => l.includes('"verify progress"')).map((l) => JSON.parse(l));
+  assert.deepEqual([...new Set(progress.map((p) => p.phase))], ['scan', 'join'], j.stderr);
   const n = lines(out).length;
   assert.ok(n > 200, `only ${n} pairs: the data set does not exercise the join`);
   assert.equal(j.report.equal, true);
@@ -149,9 +152,12 @@ test('verify: bad invocations fail with stable codes before any work', async () 
   const kafka = await joinery(['verify', '--left', `file:${L}`, '--right', `file:${R}`, '--output', 'kafka:joined']);
   assert.equal(kafka.code, 2);
   assert.match(kafka.stderr, /need --brokers.*E_USAGE/);
-  const kafkaIn = await joinery(['verify', '--left', 'kafka:l', '--right', `file:${R}`, '--output', `file:${L}`, '--brokers', '127.0.0.1:1']);
-  assert.equal(kafkaIn.code, 2);
-  assert.match(kafkaIn.stderr, /--left: verify reads input files only.*E_USAGE/);
+  const genIn = await joinery(['verify', '--left', 'gen:', '--right', `file:${R}`, '--output', `file:${L}`]);
+  assert.equal(genIn.code, 2);
+  assert.match(genIn.stderr, /--left: verify reads file:PATH or kafka:TOPIC.*E_USAGE/);
+  const tinyBudget = await joinery(['verify', '--left', `file:${L}`, '--right', `file:${R}`, '--output', `file:${L}`, '--max-memory', '1k']);
+  assert.equal(tinyBudget.code, 2);
+  assert.match(tinyBudget.stderr, /--max-memory.*E_USAGE/);
   const stdout = await joinery(['verify', '--left', `file:${L}`, '--right', `file:${R}`, '--output', 'stdout']);
   assert.equal(stdout.code, 2);
   assert.match(stdout.stderr, /--output: use file:PATH or kafka:TOPIC.*E_USAGE/);
