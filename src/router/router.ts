@@ -1,5 +1,6 @@
 import { formatDurationMs, nowMs } from '../core/units.js';
 import type { Extractor } from '../codec/json.js';
+import { copyBytes } from '../ring/copy.js';
 import { RingProducer } from '../ring/ring.js';
 import {
   BARRIER_BYTES, BARRIER_ID, END_BYTES, REPLAY_END_BYTES, EV_ID_LEN, EV_KEY_GROUP, EV_KEY_HASH, EV_KEY_LEN, EV_PAYLOAD_LEN, EV_PARTITION, EV_ROUTED_AT, EV_SIDE, EV_TS,
@@ -75,6 +76,7 @@ export class Router {
   private readonly owner: Uint8Array;
   /** Canonical key and id bytes of the record in hand, written by the extractor. */
   private readonly scratch = new Uint8Array(64 * 1024);
+  private readonly scratchDv = new DataView(this.scratch.buffer);
   private watermark = -Infinity;
   private aborted: Error | null = null;
   private dirty: Uint8Array;
@@ -294,7 +296,8 @@ export class Router {
     const data = b.data, offs = b.offsets, skip = b.recordPrefixBytes ?? 0;
     // A plain view: Buffer's subarray (a species constructor call) cost more than the copy itself.
     const bytes = data instanceof Buffer ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : data;
-    const scratch = this.scratch;
+    const bytesDv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const scratch = this.scratch, scratchDv = this.scratchDv;
     const isLines = b.lineDelimited === true;
     const wm = this.watermark;
     this.counters.read[b.side] += count;
@@ -371,9 +374,8 @@ export class Router {
       dv.setUint16(off + EV_PARTITION, sourcePartition, true);
       const k0 = off + EVENT_HEADER_BYTES;
       const kiLen = keyLen + idLen;
-      if (kiLen <= 64) for (let j = 0; j < kiLen; j++) u8[k0 + j] = scratch[j];
-      else u8.set(scratch.subarray(0, kiLen), k0);
-      u8.set(bytes.subarray(start, end), k0 + kiLen);
+      copyBytes(u8, dv, k0, scratch, scratchDv, 0, kiLen);
+      copyBytes(u8, dv, k0 + kiLen, bytes, bytesDv, start, payloadLen);
       ring.commit();
       this.dirty[w] = 1;
       this.counters.routed[b.side]++;

@@ -318,8 +318,11 @@ export class BucketStore implements StateStore {
     d.setFloat64(o, ts, true);
     d.setUint16(o + 8, id.length, true);
     d.setUint32(o + 10, payload.length, true);
-    buf.set(id, o + EV_HEADER);
-    buf.set(payload, o + EV_HEADER + id.length);
+    const idLen = id.length;
+    // Ids are short: a byte loop beats set's native call (~50 ns) below about 24 bytes.
+    if (idLen <= 24) for (let i = 0; i < idLen; i++) buf[o + EV_HEADER + i] = id[i];
+    else buf.set(id, o + EV_HEADER);
+    buf.set(payload, o + EV_HEADER + idLen);
     if (dead !== NONE) os.unlink(side, s, dead);
     os.linkAfter(side, s, after, ref);
     if (first) b.index.add(h, side, t);

@@ -96,15 +96,23 @@ export class OpenSlice {
     return this.slabs[ref >>> SLAB_SHIFT];
   }
 
+  /**
+   * The last slot found or added: the join probes right after it inserts, for the same key and
+   * nearly always in this slice, and the table read is a cache miss (slots are never removed).
+   */
+  private memo = NONE;
+
   /** The slot of (keyGroup, key), or NONE. */
   find(h: number, keyGroup: number, key: Uint8Array): number {
+    const m = this.memo;
+    if (m !== NONE && this.hash[m] === h && this.group[m] === keyGroup && this.keyIs(m, key)) return m;
     const table = this.table;
     const mask = table.length - 1;
     for (let i = Math.imul(h, 0x9e3779b1) >>> this.tshift; ; i = (i + 1) & mask) {
       const v = table[i];
       if (v === 0) return NONE;
       const s = v - 1;
-      if (this.hash[s] === h && this.group[s] === keyGroup && this.keyIs(s, key)) return s;
+      if (this.hash[s] === h && this.group[s] === keyGroup && this.keyIs(s, key)) return (this.memo = s);
     }
   }
 
@@ -142,6 +150,7 @@ export class OpenSlice {
     this.heads[0][s] = this.heads[1][s] = this.tails[0][s] = this.tails[1][s] = NONE;
     this.n = s + 1;
     this.place(h, s);
+    this.memo = s;
     return s;
   }
 

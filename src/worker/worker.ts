@@ -118,6 +118,8 @@ class Worker {
     let n = 0;
     let events = 0;
     const ring = this.ring, u8 = this.u8, dv = this.dv, join = this.join;
+    // Views made with the constructor: subarray's species lookup cost ~30 ns more each, 3 per event.
+    const sab = ring.sab;
     this.disk?.check(Date.now());
     this.store.batch(() => {
       while (n < DRAIN_FRAMES) {
@@ -139,7 +141,7 @@ class Worker {
           this.events[side]++;
           if (this.logged) this.logged.sourcePartition = dv.getUint16(off + EV_PARTITION, true);
           join.onEvent(side, dv.getUint16(off + EV_KEY_GROUP, true), dv.getUint32(off + EV_KEY_HASH, true),
-            u8.subarray(k0, i0), ts, u8.subarray(i0, p0), u8.subarray(p0, p0 + payloadLen));
+            new Uint8Array(sab, k0, keyLen), ts, new Uint8Array(sab, i0, idLen), new Uint8Array(sab, p0, payloadLen));
         } else if (kind === FrameKind.Watermark) {
           const wm = dv.getFloat64(off + WM_VALUE, true);
           if (wm > this.watermark) {

@@ -279,3 +279,15 @@ test('JoinedRecord roundtrip, matched and unmatched', () => {
   assert.notDeepEqual(again, leftOnly);
   assert.equal(decodeJoined(leftOnly).leftId, '"i-42"');
 });
+
+test('u32 and u16 key and id texts at every digit-count boundary equal String(n)', () => {
+  const x = new FlatExtractor('Impression', ['profileId', 'row'], 'ts', 'titleId');
+  const values = [0, 1, 9, 10, 99, 100, 999, 1000, 9999, 10000, 99999, 100000, 999999, 1000000, 9999999, 10000000,
+    99999999, 100000000, 999999999, 1000000000, 2147483647, 2147483648, 4294967295];
+  for (const n of values) {
+    const row = n % 65536;
+    extractOrThrow(x, encodeImpression({ ...IMP, profileId: n, titleId: n, row }));
+    assert.equal(x.keyText, `[${n},${row}]`);
+    assert.equal(x.idText, String(n));
+  }
+});
