@@ -224,7 +224,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
       } catch (e) {
         throw new JoineryError('E_CHECKPOINT', `checkpoint ${restored!.id}: in-flight file ${f.path} cannot be read: ${(e as Error).message}`);
       }
-    }));
+    }), new Set(ck.restored.inflight.map((f) => f.checkpoint ?? '')).size === 1);
   }
   for (const p of opts.notOwned ?? []) router.tracker.end(router.tracker.slot(p));
   if (opts.rebuild) {

@@ -16,7 +16,7 @@ export interface RestorePoint {
   /** Reasons newer checkpoints were skipped (for the log). */
   skipped: string[];
   /** A stop checkpoint's unprocessed frames, one file per worker of the run that took it (`partitions`: only events of these Kafka partitions). */
-  inflight?: Array<{ path: string; partitions?: number[] }>;
+  inflight?: Array<{ path: string; partitions?: number[]; checkpoint?: string }>;
 }
 
 export function sameJob(a: Manifest['job'], b: Manifest['job']): string | null {

@@ -271,7 +271,7 @@ export class Router {
       this.counters.backpressureWaits++;
       if (!this.stalled) { this.stalled = true; this.onStall(true); }
       await ring.waitForSpace(SPACE_WAIT_MS);
-      off = ring.reserve(bytes);
+      off = this.spills ? -1 : ring.reserve(bytes); // a cut during the wait: the ring takes nothing more
     }
     if (this.stalled) { this.stalled = false; this.onStall(false); }
     return off;
@@ -533,9 +533,17 @@ export class Router {
   /** Events of the saved frames routed at the start of this run. */
   inflightEvents = 0;
 
-  /** Set the frames to route before anything read (before run()). */
-  setInflight(streams: Array<{ bytes: Uint8Array; partitions?: ReadonlySet<number> }>): void {
+  private inflightWatermarks = true;
+
+  /**
+   * Set the frames to route before anything read (before run()). `watermarks` false when they come
+   * from several checkpoints (a group member taking partitions over): their watermark sequences
+   * differ, so none is replayed; the events are applied before any watermark, which is safe (a
+   * watermark only expires what no on-time event can join) and the restored one follows them.
+   */
+  setInflight(streams: Array<{ bytes: Uint8Array; partitions?: ReadonlySet<number> }>, watermarks = true): void {
     this.inflight = streams;
+    this.inflightWatermarks = watermarks;
   }
 
   /**
@@ -582,7 +590,7 @@ export class Router {
       if (!found) break;
       for (const c of cursors) if (c.i < c.offs.length && c.dv.getFloat64(c.offs[c.i] + WM_VALUE, true) === next) c.i++;
       this.publishAll();
-      await this.broadcast(FrameKind.Watermark, next);
+      if (this.inflightWatermarks) await this.broadcast(FrameKind.Watermark, next);
     }
     this.publishAll();
   }
