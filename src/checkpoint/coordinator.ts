@@ -221,7 +221,6 @@ export class CheckpointCoordinator {
         cut = await cutP;
         await acked;
         if (prev) await prev.catch(() => false); // a checkpoint past its barriers completes first (chain order)
-        try { injectedFault('stop-stall', `stop checkpoint ${id}`); } catch { await new Promise(() => {}); }
         if (this.failure) throw this.failure;
       } catch (e) {
         this.stats.failed++;

@@ -41,6 +41,8 @@ const haltFlag = new Int32Array(init.halt);
 /** Thrown inside a store batch when the process exits now: the batch's transaction is aborted (its lock freed). */
 const HALT = new Error('halt');
 const halted = () => Atomics.load(haltFlag, 0) === 1;
+/** JOINERY_INJECT_FAULTS=stop-stall: never take a stop's cut (tests of --stop-timeout and of a second signal). */
+const ignoreCut = (() => { try { injectedFault('stop-stall', `worker ${init.index}`); return false; } catch { return true; } })();
 
 class Worker {
   private readonly ring: RingConsumer;
@@ -121,7 +123,7 @@ class Worker {
     this.store.batch(() => {
       while (n < DRAIN_FRAMES) {
         if (Atomics.load(haltFlag, 0) === 1) throw HALT;
-        if (ring.cutId() !== 0) { this.cut = ring.cutId(); break; } // a stop at a cut: the rest stays in the ring
+        if (ring.cutId() !== 0 && !ignoreCut) { this.cut = ring.cutId(); break; } // a stop at a cut: the rest stays in the ring
         const off = ring.next();
         if (off < 0) break;
         n++;
