@@ -49,7 +49,7 @@ const line = (id: string, key: number, ts: number) => `{"eventId":"${id}","profi
 describe('graceful stop at a cut (hot key)', () => {
   // One key, every play after every impression and within the window: each play joins every
   // impression, so the workers lag far behind reading and the rings stay full.
-  const N = 2500;
+  const N = 4000;
   const L = path.join(tmp, 'hot-l.ndjson'), R = path.join(tmp, 'hot-r.ndjson');
   before(() => {
     fs.writeFileSync(L, Array.from({ length: N }, (_, i) => line(`i-${i}`, 1, T0 + i * 10)).join(''));
@@ -64,7 +64,7 @@ describe('graceful stop at a cut (hot key)', () => {
     assert.equal(a.signal, null, a.stderr.slice(-2000));
     assert.equal(a.code, 0, a.stderr.slice(-2000));
     const stopMs = a.endedAtMs - a.sentAtMs;
-    // Draining what the rings held took 20 s and more here (the rest of the job's ~6 M pairs).
+    // Draining what the rings held (the rest of the job's 16 M pairs) took 9-30 s here.
     assert.ok(stopMs < 5_000, `stopped ${stopMs} ms after SIGTERM`);
     const sa = lastJson(a.stdout) as { stopped?: boolean; pairs: number };
     assert.equal(sa.stopped, true);
