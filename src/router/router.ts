@@ -11,6 +11,7 @@ import type { RecordBatch, Source } from '../source/source.js';
 import type { Side } from '../state/store.js';
 import { keyGroupOf, murmur3, ownerTable } from './partitioner.js';
 import { Aligner } from './align.js';
+import { mergeInflight, type InflightStream } from './inflight.js';
 import { PauseGate } from './pause.js';
 import { WatermarkTracker } from './watermarks.js';
 
@@ -528,69 +529,35 @@ export class Router {
     });
   }
 
-  /** Frames a stop checkpoint saved (one stream per worker of the run that took it; `partitions`: only events of these Kafka partitions). */
-  private inflight: Array<{ bytes: Uint8Array; partitions?: ReadonlySet<number> }> = [];
+  /** Frames a stop checkpoint saved, routed at the start of this run (see mergeInflight). */
+  private inflight: InflightStream[] = [];
+  private inflightWatermarks = true;
   /** Events of the saved frames routed at the start of this run. */
   inflightEvents = 0;
 
-  private inflightWatermarks = true;
-
-  /**
-   * Set the frames to route before anything read (before run()). `watermarks` false when they come
-   * from several checkpoints (a group member taking partitions over): their watermark sequences
-   * differ, so none is replayed; the events are applied before any watermark, which is safe (a
-   * watermark only expires what no on-time event can join) and the restored one follows them.
-   */
-  setInflight(streams: Array<{ bytes: Uint8Array; partitions?: ReadonlySet<number> }>, watermarks = true): void {
+  /** Set the frames to route before anything read (before run()); `watermarks`: see mergeInflight. */
+  setInflight(streams: InflightStream[], watermarks = true): void {
     this.inflight = streams;
     this.inflightWatermarks = watermarks;
   }
 
-  /**
-   * Route the saved frames first, each event to the worker now owning its key group (the worker
-   * count may have changed). Every ring got the same watermark sequence, so the streams are merged
-   * along it: all events up to each stream's next watermark, then the lowest of those watermarks.
-   * An event thus sees no higher watermark than it did before the stop (and the restored watermark
-   * follows all of them), so none turns late and nothing it could join with has expired.
-   */
+  /** Route the saved frames first, each event to the worker now owning its key group (the worker count may have changed). */
   private async injectInflight(): Promise<void> {
     if (this.inflight.length === 0) return;
-    const cursors = this.inflight.map((st) => {
-      const offs: number[] = [], lens: number[] = [];
-      forEachFrame(st.bytes, (off, len) => { offs.push(off); lens.push(len); });
-      return { u8: st.bytes, dv: new DataView(st.bytes.buffer, st.bytes.byteOffset, st.bytes.byteLength), offs, lens, i: 0, partitions: st.partitions };
-    });
+    const steps = mergeInflight(this.inflight, this.inflightWatermarks);
     this.inflight = [];
     const t = nowMs();
-    for (;;) {
-      for (const c of cursors) {
-        while (c.i < c.offs.length && c.u8[c.offs[c.i]] !== FrameKind.Watermark) {
-          const off = c.offs[c.i], len = c.lens[c.i];
-          c.i++;
-          if (c.u8[off] !== FrameKind.Event) continue;
-          if (c.partitions) {
-            const sp = c.dv.getUint16(off + EV_PARTITION, true);
-            if (sp === 0 || !c.partitions.has(sp - 1)) continue;
-          }
-          const w = this.owner[c.dv.getUint16(off + EV_KEY_GROUP, true)];
-          let ring: RingProducer | FrameSpill = this.rings[w];
-          let o = this.spills ? -1 : ring.reserve(len);
-          if (o < 0) { o = await this.reserve(w, len); ring = this.target(w); }
-          ring.u8.set(c.u8.subarray(off, off + len), o);
-          ring.dv.setFloat64(o + EV_ROUTED_AT, t, true);
-          ring.commit();
-          this.dirty[w] = 1;
-          this.inflightEvents++;
-        }
-      }
-      let next = Infinity, found = false;
-      for (const c of cursors) {
-        if (c.i < c.offs.length) { found = true; next = Math.min(next, c.dv.getFloat64(c.offs[c.i] + WM_VALUE, true)); }
-      }
-      if (!found) break;
-      for (const c of cursors) if (c.i < c.offs.length && c.dv.getFloat64(c.offs[c.i] + WM_VALUE, true) === next) c.i++;
-      this.publishAll();
-      if (this.inflightWatermarks) await this.broadcast(FrameKind.Watermark, next);
+    for (const st of steps) {
+      if (st.kind === 'watermark') { this.publishAll(); await this.broadcast(FrameKind.Watermark, st.valueMs); continue; }
+      const w = this.owner[st.keyGroup];
+      let ring: RingProducer | FrameSpill = this.rings[w];
+      let o = this.spills ? -1 : ring.reserve(st.length);
+      if (o < 0) { o = await this.reserve(w, st.length); ring = this.target(w); }
+      ring.u8.set(st.bytes.subarray(st.offset, st.offset + st.length), o);
+      ring.dv.setFloat64(o + EV_ROUTED_AT, t, true);
+      ring.commit();
+      this.dirty[w] = 1;
+      this.inflightEvents++;
     }
     this.publishAll();
   }
