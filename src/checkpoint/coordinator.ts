@@ -209,6 +209,7 @@ export class CheckpointCoordinator {
       this.o.onSuperseded?.(w.id);
       w.reject(new Error(`superseded by the stop checkpoint ${id}`));
     }
+    for (const [worker, wm] of this.doneWorkers) this.cutAcks.set(worker, { id, file: null, watermarkMs: wm, stateBytes: 0, cut: true });
     const cutP = this.o.router.cut(id);
     // Output held behind an earlier barrier may go now: everything produced before the cut belongs to this checkpoint.
     this.o.release(id);
@@ -242,8 +243,16 @@ export class CheckpointCoordinator {
     return p;
   }
 
-  /** A worker ended without meeting the cut (it had processed the end of input): nothing of it is unprocessed. */
+  /** Workers that ended, with their last watermark. */
+  private readonly doneWorkers = new Map<number, number>();
+
+  /**
+   * A worker ended. One that did so without meeting the cut (before it, or before seeing it) had
+   * processed the end of input: nothing of it is unprocessed, and its changes are in the files of
+   * the final barrier it passed.
+   */
   onWorkerDone(worker: number, watermarkMs: number): void {
+    this.doneWorkers.set(worker, watermarkMs);
     if (!this.cutting || this.cutAcks.has(worker)) return;
     this.cutAcks.set(worker, { id: this.cutId, file: null, watermarkMs, stateBytes: 0, cut: true });
     this.checkCut();

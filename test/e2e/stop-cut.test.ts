@@ -29,6 +29,12 @@ function start(args: string[], signal?: (stderr: () => string, send: () => void)
   });
 }
 
+/** SIGTERM at the first progress record (the workers are up and busy, the signal handlers in). */
+function termAtProgress(stderr: () => string, send: () => void): void {
+  const t = setInterval(() => { if (/"progress":true/.test(stderr())) { clearInterval(t); send(); } }, 10);
+  t.unref();
+}
+
 /** SIGTERM once `n` checkpoints of this run are on disk (its handlers are in by then, however slow the start). */
 function termAfterCheckpoints(dir: string, n: number) {
   return (_stderr: () => string, send: () => void) => {
@@ -60,7 +66,7 @@ describe('graceful stop at a cut (hot key)', () => {
     const ck = path.join(tmp, 'ck-hot');
     const args = ['run', '--left', `file:${L}`, '--right', `file:${R}`, '--upper', '3h', '--out', 'null', '--state-dir', path.join(tmp, 'st-hot'),
       '--checkpoint-dir', ck, '--checkpoint-interval', '200ms', '--ring-size', '256k', '--stop-timeout', '60s', '--json'];
-    const a = await start(args, termAfterCheckpoints(ck, 1));
+    const a = await start([...args, '--progress', 'on'], termAtProgress);
     assert.equal(a.signal, null, a.stderr.slice(-2000));
     assert.equal(a.code, 0, a.stderr.slice(-2000));
     const stopMs = a.endedAtMs - a.sentAtMs;
