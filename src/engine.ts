@@ -179,7 +179,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   const deadSink: LineSink | null = opts.deadSink ?? (cfg.deadLetter ? openLineSink(cfg.deadLetter, !restored && !opts.rebuild) : null);
   if (ck?.restored) {
     for (const s of ck.restored.skipped) log.say('warn', `joinery: skipped ${s}`, { code: 'E_CHECKPOINT' });
-    log.say('info', `joinery: resuming from checkpoint ${restored!.id} of ${new Date(restored!.createdAtMs).toISOString()} (${fmtBytes(restored!.stats.stateBytes)} of state in ${restored!.files.length} file(s)${restored!.inflight?.length ? `; ${fmtCount(restored!.inflight.reduce((n, f) => n + f.events, 0))} event(s) read but not yet joined when it stopped are joined first` : ''})`, { checkpoint: restored!.id });
+    log.say('info', `joinery: resuming from checkpoint ${restored!.id} of ${new Date(restored!.createdAtMs).toISOString()} (${fmtBytes(restored!.stats.stateBytes)} of state in ${restored!.files.length} file(s))`, { checkpoint: restored!.id });
   }
   const outRecords = opts.outRecords ?? null;
   if (cfg.out.startsWith('kafka:') && !outRecords) throw new JoineryError('E_INTERNAL', '--out kafka: needs a record sink');
@@ -225,6 +225,8 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
         throw new JoineryError('E_CHECKPOINT', `checkpoint ${restored!.id}: in-flight file ${f.path} cannot be read: ${(e as Error).message}`);
       }
     }), new Set(ck.restored.inflight.map((f) => f.checkpoint ?? '')).size === 1);
+    const n = router.inflightPending();
+    log.say('info', `joinery: ${fmtCount(n)} event(s) read but not yet joined when checkpoint ${restored!.id} was taken (a stop at a cut) are joined first`, { inflightEvents: n });
   }
   for (const p of opts.notOwned ?? []) router.tracker.end(router.tracker.slot(p));
   if (opts.rebuild) {

@@ -541,6 +541,13 @@ export class Router {
     this.inflightWatermarks = watermarks;
   }
 
+  /** Events of the saved frames still to route. */
+  inflightPending(): number {
+    let n = 0;
+    for (const st of mergeInflight(this.inflight, false)) if (st.kind === 'event') n++;
+    return n;
+  }
+
   /** Route the saved frames first, each event to the worker now owning its key group (the worker count may have changed). */
   private async injectInflight(): Promise<void> {
     if (this.inflight.length === 0) return;
