@@ -75,13 +75,18 @@ export function readResumeManifest(file: string): Manifest {
   } catch (e) {
     throw new JoineryError('E_INPUT', `--resume-at ${file}: ${(e as Error).message}`);
   }
-  // A stop checkpoint's positions lie after events it kept unjoined (in-flight files, gone with
-  // the state): a replay up to them cannot tell those from the ones whose output exists.
-  const held = (m.inflight ?? []).reduce((n, f) => n + f.events, 0);
-  if (held > 0) {
-    throw usageError(`--resume-at ${file}: checkpoint ${m.id} was taken at a stop (a cut) and kept ${held} event(s) read but not yet joined in its in-flight files; a rebuild cannot tell them from the events whose output exists: give an earlier manifest of the same directory (a lower ckpt-… id) as --resume-at`);
-  }
+  refuseStopCheckpoint(m, `--resume-at ${file}`, 'with --out file:, give an earlier manifest of the same directory (a lower ckpt-… id) as --resume-at (the file is cut back to it); with Kafka output, restore the in-flight files instead (an earlier checkpoint would repeat committed output)');
   return m;
+}
+
+/**
+ * A stop checkpoint's positions lie after events it kept unjoined (in-flight files, gone with the
+ * state): a replay up to them cannot tell those from the events whose output exists.
+ */
+export function refuseStopCheckpoint(m: Manifest, what: string, hint: string): void {
+  const held = (m.inflight ?? []).reduce((n, f) => n + f.events, 0);
+  if (held === 0) return;
+  throw usageError(`${what}: checkpoint ${m.id} was taken at a stop (a cut) and kept ${held} event(s) read but not yet joined in its in-flight files; a rebuild cannot tell them from the events whose output exists: ${hint}`);
 }
 
 const keyOf = (side: number, partition: number) => `${side}:${partition}`;
