@@ -16,7 +16,8 @@ import { formatDurationMs } from './core/units.js';
 import { nowMs } from './core/units.js';
 import { CpuMeter, formatCpu, type CpuSummary } from './metrics/cpu.js';
 import { fmtCount, fmtRate, MetricsHub } from './metrics/report.js';
-import { createRingBuffer } from './ring/ring.js';
+import { createRingBuffer, forEachFrame } from './ring/ring.js';
+import { FrameKind } from './ring/frame.js';
 import { keyGroupRanges } from './router/partitioner.js';
 import { Router, type Rejected } from './router/router.js';
 import { defaultMaxDriftMs } from './router/align.js';
@@ -219,6 +220,17 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   router.onFirstFuture = (reason) => log.warn(`an input record's event time is too far ahead and goes to ${cfg.deadLetter ? `--dead-letter ${cfg.deadLetter}` : 'the dead letters (counted; set --dead-letter to keep them)'}: ${reason}; later ones are counted only`);
   router.onJump = (message) => log.warn(message);
   if (restored) router.restore(restored.router.watermarkMs, restored.router.partitions);
+  if (ck?.restored?.inflight?.length) {
+    router.setInflight(ck.restored.inflight.map((f) => {
+      try {
+        return { bytes: new Uint8Array(fs.readFileSync(f.path)), partitions: f.partitions && new Set(f.partitions) };
+      } catch (e) {
+        throw new JoineryError('E_CHECKPOINT', `checkpoint ${restored!.id}: in-flight file ${f.path} cannot be read: ${(e as Error).message}`);
+      }
+    }), new Set(ck.restored.inflight.map((f) => f.checkpoint ?? '')).size === 1);
+    const n = router.inflightPending();
+    log.say('info', `joinery: ${fmtCount(n)} event(s) read but not yet joined when checkpoint ${restored!.id} was taken (a stop at a cut) are joined first`, { inflightEvents: n });
+  }
   for (const p of opts.notOwned ?? []) router.tracker.end(router.tracker.slot(p));
   if (opts.rebuild) {
     router.startReplay(opts.rebuild);
@@ -322,7 +334,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
         case 'overflow': try { lateSink?.write(m.chunk); } catch (e) { fail(e as Error); } break;
         case 'log': log.warn(m.msg, m.fields); break;
         case 'restored': restoredEvents += m.events; restoreMs = Math.max(restoreMs, m.ms); break;
-        case 'done': cpu.sample(); finished = true; finishedWorkers[i] = true; hub.update(m.stats, m.latency, m.lag); endSyncs(i); resolveDone(); break;
+        case 'done': cpu.sample(); finished = true; finishedWorkers[i] = true; hub.update(m.stats, m.latency, m.lag); endSyncs(i); coordinator?.onWorkerDone(i, m.stats.watermarkMs); resolveDone(); break;
         case 'error':
           fail(JoineryError.fromWire(m.error as never));
           endSyncs(i); resolveReady(); resolveDone();
@@ -335,16 +347,28 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
       endSyncs(i); resolveReady(); resolveDone();
     });
   }
-  // Graceful stop: the first signal ends reading, the rest of the run completes (drain, final
-  // checkpoint, summary); a second one exits at once (state is safe at the last checkpoint).
-  // Handled from the workers' start on, so a signal during a long restore is graceful too: the
-  // router then ends at once and the final checkpoint repeats the restored state.
-  // The stop is bounded (--stop-timeout): behind a hot key the drain can take very long. Past the
-  // bound the process exits non-zero; with --checkpoint-dir the next start resumes from the last
-  // completed checkpoint and reads again what was not processed (source positions and the output
-  // length are only committed in checkpoints), so nothing accepted is lost.
+  // Graceful stop: the first signal stops the run at a cut (docs/architecture.md §3, the stop
+  // checkpoint): reading stops, each worker stops at its next record, and with --checkpoint-dir the
+  // final checkpoint keeps what the rings still held (a resume joins it first); without one, that
+  // is dropped. Behind a hot key, draining the rings instead could take minutes. A rebuild whose
+  // replay has not reached its resume position cannot be checkpointed: it drains as before.
+  // A second signal exits at once (state is safe at the last checkpoint). Handled from the
+  // workers' start on, so a signal during a long restore is graceful too (the cut is taken once
+  // the workers are up). The stop is bounded (--stop-timeout): past the bound the process exits
+  // non-zero; the next start resumes from the last completed checkpoint and reads again what was
+  // not processed (source positions and the output length are only committed in checkpoints).
   let stopped = false;
   let stopTimer: NodeJS.Timeout | null = null;
+  let cutPending = false;
+  let stopCheckpoint: Promise<boolean> | null = null;
+  const stopRun = (): 'cut' | 'drain' => {
+    if (router.isCut || cutPending || stopCheckpoint) return 'cut';
+    if (router.replay?.active) { router.stop(); return 'drain'; }
+    if (!ck) { router.cut(-1).catch(() => {}); return 'cut'; }
+    if (!coordinator) { cutPending = true; return 'cut'; } // the workers are not up yet
+    stopCheckpoint = coordinator.stopCheckpoint();
+    return 'cut';
+  };
   const onSignal = (sig: NodeJS.Signals) => {
     if (stopped) {
       log.say('warn', `joinery: second ${sig}: exiting now${ck ? ' (resume from the last checkpoint)' : ''}`, { signal: sig, exitCode: 130 });
@@ -352,8 +376,12 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
       return;
     }
     stopped = true;
-    log.say('info', `joinery: ${sig}: stopping (draining${ck ? ', final checkpoint' : ''}, at most ${formatDurationMs(cfg.stopTimeoutMs)}); send it again to exit at once`, { signal: sig });
-    router.stop();
+    const how = router.replay?.active && !router.isCut
+      ? `draining (the rebuild's replay has not reached its resume position)${ck ? ', final checkpoint' : ''}`
+      : ck ? 'at the next record; what was read but not yet joined goes into the final checkpoint and is joined first on the next start'
+      : 'at the next record; what was read but not yet joined is dropped (no --checkpoint-dir to keep it in)';
+    log.say('info', `joinery: ${sig}: stopping ${how} (at most ${formatDurationMs(cfg.stopTimeoutMs)}); send it again to exit at once`, { signal: sig });
+    stopRun();
     stopTimer = setTimeout(() => {
       const last = coordinator?.stats.lastId || restored?.id || 0;
       const resume = !ck ? 'without --checkpoint-dir the next start begins from scratch'
@@ -366,8 +394,8 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   };
   if (opts.handleSignals) { process.on('SIGTERM', onSignal); process.on('SIGINT', onSignal); }
   if (opts.stopHandle) {
-    opts.stopHandle.stop = () => { opts.stopHandle!.requested = true; router.stop(); };
-    if (opts.stopHandle.requested) router.stop();
+    opts.stopHandle.stop = () => { opts.stopHandle!.requested = true; stopRun(); };
+    if (opts.stopHandle.requested) stopRun();
   }
   await Promise.all(ready);
   if (failure) {
@@ -389,17 +417,21 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
         ? async (m) => { try { await opts.commitCheckpoint!(m); } catch (e) { fail(e as Error); throw e; } }
         : opts.commitCheckpoint,
       onResult: (r) => { if (opts.transactionalOutput) openOutput(r.id); opts.control?.recordCheckpoint(r); },
+      // Output after an overtaken barrier belongs to the stop checkpoint's transaction: write it now.
+      onSuperseded: (id) => { if (opts.transactionalOutput) openOutput(id); },
       log: (msg, level, fields) => log.say(level, `joinery: ${msg}`, fields),
     });
   }
+  if (cutPending && coordinator) stopCheckpoint = coordinator.stopCheckpoint();
   const checkpointTimer = coordinator ? setInterval(() => {
     if (!coordinator!.busy && !failure) void coordinator!.checkpoint();
   }, cfg.checkpointIntervalMs) : null;
   let finalCheckpoint: Promise<boolean> | null = null;
   const beforeEnd = coordinator ? async () => {
     coordinator!.finishing = true;
+    if (stopCheckpoint) return; // the stop checkpoint is the final one
     await coordinator!.idle();
-    if (!failure) finalCheckpoint = coordinator!.checkpoint();
+    if (!failure && !stopCheckpoint) finalCheckpoint = coordinator!.checkpoint();
   } : undefined;
 
   opts.control?.attach({ cfg, router, hub, ranges, threads, sources: opts.sources });
@@ -477,8 +509,14 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   if (!failure && !coordinator) {
     try { await commitApplied(); } catch (e) { fail(e as Error); }
   }
-  if (finalCheckpoint && !(await finalCheckpoint) && !failure) {
-    log.say('error', `joinery: the final checkpoint failed; a restart resumes from checkpoint ${coordinator!.stats.lastId || '(none)'} and redoes the rest`, { code: 'E_CHECKPOINT' });
+  const last = stopCheckpoint ?? finalCheckpoint;
+  if (last && !(await last) && !failure) {
+    log.say('error', `joinery: the ${stopCheckpoint ? 'stop' : 'final'} checkpoint failed; a restart resumes from checkpoint ${coordinator!.stats.lastId || '(none)'} and redoes the rest`, { code: 'E_CHECKPOINT' });
+  }
+  if (router.isCut && !ck && !failure) {
+    let dropped = 0;
+    for (const b of router.takeInflight()) forEachFrame(b, (off) => { if (b[off] === FrameKind.Event) dropped++; });
+    if (dropped > 0) log.say('warn', `joinery: stopped with ${fmtCount(dropped)} routed event(s) not yet joined: dropped (without --checkpoint-dir there is nothing to resume them from)`, { droppedEvents: dropped });
   }
   if (coordinator) await coordinator.close();
   cpu.sample(); // the pool thread ends with close()

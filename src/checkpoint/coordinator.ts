@@ -18,7 +18,9 @@ import * as path from 'node:path';
 import type { BarrierCut, Router } from '../router/router.js';
 import type { BarrierAck } from '../worker/protocol.js';
 import type { LogFields, LogLevel } from '../core/log.js';
-import { decodeManifest, encodeManifest, MANIFEST_FORMAT, type Manifest, type StateFileRef } from './manifest.js';
+import { decodeManifest, encodeManifest, MANIFEST_FORMAT, MANIFEST_FORMAT_INFLIGHT, type Manifest, type StateFileRef } from './manifest.js';
+import { forEachFrame } from '../ring/ring.js';
+import { FrameKind } from '../ring/frame.js';
 import type { SidePool } from './pool.js';
 import { injectedFault } from './faults.js';
 import type { CheckpointStorage } from './storage.js';
@@ -58,6 +60,8 @@ export interface CoordinatorOptions {
   pinned?: () => Promise<ReadonlySet<number>>;
   /** Tell every worker that output before barrier `id` is written everywhere. */
   release: (id: number) => void;
+  /** Checkpoint `id` was overtaken by the stop checkpoint: output held for it goes into the stop checkpoint's. */
+  onSuperseded?: (id: number) => void;
   /** All workers passed barrier `id` (their output before it has been handed over). */
   onAllAcked?: (id: number) => void | Promise<void>;
   /** After the manifest is durable: commit source positions / the output transaction. */
@@ -104,6 +108,8 @@ export class CheckpointCoordinator {
 
   /** A worker's answer to a barrier. */
   onAck(worker: number, ack: BarrierAck): void {
+    if (ack.cut) { this.cutAcks.set(worker, ack); this.checkCut(); return; }
+    if (this.superseded.has(ack.id)) { this.takeOver(worker, ack); return; }
     (this.acks[ack.id] ??= new Map()).set(worker, ack);
     const w = this.ackWaiter;
     if (w && w.id === ack.id && this.acks[ack.id].size === this.o.ranges.length) { this.ackWaiter = null; w.resolve(); }
@@ -114,6 +120,8 @@ export class CheckpointCoordinator {
     this.failure = e;
     const w = this.ackWaiter;
     if (w) { this.ackWaiter = null; w.reject(e); }
+    const c = this.cutWaiter;
+    if (c) { this.cutWaiter = null; c(); } // the stop checkpoint sees this.failure
   }
 
   get busy(): boolean {
@@ -139,7 +147,7 @@ export class CheckpointCoordinator {
   }
 
   private async take(): Promise<boolean> {
-    if (this.failure) return false;
+    if (this.failure || this.cutting) return false;
     const id = this.nextId++;
     const t0 = performance.now();
     const acked = new Promise<void>((resolve, reject) => { this.ackWaiter = { id, resolve, reject }; });
@@ -149,7 +157,8 @@ export class CheckpointCoordinator {
       cut = await this.o.router.barrier(id);
       await acked;
     } catch (e) {
-      this.ackWaiter = null;
+      if (this.ackWaiter?.id === id) this.ackWaiter = null;
+      if (this.superseded.has(id)) return false; // not a failure: the stop checkpoint took over
       this.stats.failed++;
       this.stats.lastError = (e as Error).message;
       this.o.onResult?.({ ok: false, id });
@@ -167,6 +176,100 @@ export class CheckpointCoordinator {
     } finally {
       this.o.release(id);
     }
+    return this.complete(id, t0, cut, acks, outputLength, cutError, null);
+  }
+
+  // The stop checkpoint (a cut): see stopCheckpoint.
+  private cutting = false;
+  private cutId = 0;
+  private readonly cutAcks = new Map<number, BarrierAck>();
+  private cutWaiter: (() => void) | null = null;
+  /** Checkpoints whose barrier the stop overtook: they never complete, their change files go into the stop checkpoint. */
+  private readonly superseded = new Set<number>();
+
+  /**
+   * Stop at a cut instead of draining the rings (docs/architecture.md §3, "the stop checkpoint"):
+   * the router stops and records the source positions after the last record routed, each worker
+   * stops at its next frame boundary and closes its change file, and the frames still in the rings
+   * go into the checkpoint as in-flight files; a resume routes them first. A checkpoint whose
+   * barrier is still in a ring is overtaken: its change files that exist join this one. Resolves
+   * like checkpoint(); the run ends with it (nothing more is checkpointed).
+   */
+  stopCheckpoint(): Promise<boolean> {
+    this.finishing = true;
+    this.cutting = true;
+    const id = this.cutId = this.nextId++;
+    const t0 = performance.now();
+    const w = this.ackWaiter;
+    if (w) {
+      this.ackWaiter = null;
+      this.superseded.add(w.id);
+      for (const [worker, a] of this.acks[w.id] ?? []) this.takeOver(worker, a);
+      delete this.acks[w.id];
+      this.o.onSuperseded?.(w.id);
+      w.reject(new Error(`superseded by the stop checkpoint ${id}`));
+    }
+    for (const [worker, wm] of this.doneWorkers) this.cutAcks.set(worker, { id, file: null, watermarkMs: wm, stateBytes: 0, cut: true });
+    const cutP = this.o.router.cut(id);
+    // Output held behind an earlier barrier may go now: everything produced before the cut belongs to this checkpoint.
+    this.o.release(id);
+    const acked = new Promise<void>((resolve) => { this.cutWaiter = resolve; });
+    this.checkCut();
+    const prev = this.inFlight;
+    const run = (async (): Promise<boolean> => {
+      let cut: BarrierCut;
+      try {
+        cut = await cutP;
+        await acked;
+        if (prev) await prev.catch(() => false); // a checkpoint past its barriers completes first (chain order)
+        if (this.failure) throw this.failure;
+      } catch (e) {
+        this.stats.failed++;
+        this.stats.lastError = (e as Error).message;
+        this.o.onResult?.({ ok: false, id });
+        return false;
+      }
+      let outputLength: number | undefined;
+      let cutError: Error | null = null;
+      try {
+        if (this.o.outputFile) outputLength = fs.statSync(this.o.outputFile).size;
+      } catch (e) { cutError = e as Error; }
+      let inflight: Uint8Array[];
+      try { inflight = this.o.router.takeInflight(); } catch (e) { cutError = e as Error; inflight = []; }
+      return this.complete(id, t0, cut, this.cutAcks, outputLength, cutError, inflight);
+    })();
+    const p = run.finally(() => { if (this.inFlight === p) this.inFlight = null; });
+    this.inFlight = p;
+    return p;
+  }
+
+  /** Workers that ended, with their last watermark. */
+  private readonly doneWorkers = new Map<number, number>();
+
+  /**
+   * A worker ended. One that did so without meeting the cut (before it, or before seeing it) had
+   * processed the end of input: nothing of it is unprocessed, and its changes are in the files of
+   * the final barrier it passed.
+   */
+  onWorkerDone(worker: number, watermarkMs: number): void {
+    this.doneWorkers.set(worker, watermarkMs);
+    if (!this.cutting || this.cutAcks.has(worker)) return;
+    this.cutAcks.set(worker, { id: this.cutId, file: null, watermarkMs, stateBytes: 0, cut: true });
+    this.checkCut();
+  }
+
+  private checkCut(): void {
+    if (this.cutWaiter && this.cutAcks.size === this.o.ranges.length) { const r = this.cutWaiter; this.cutWaiter = null; r(); }
+  }
+
+  /** An overtaken checkpoint's answer: its change file holds state the stop checkpoint needs. */
+  private takeOver(worker: number, ack: BarrierAck): void {
+    if (ack.file) this.unsealed.push({ path: ack.file.path, keyGroups: this.o.ranges[worker] });
+  }
+
+  /** Steps 3 and 4 once every worker has answered: seal, write the manifest, commit. */
+  private async complete(id: number, t0: number, cut: BarrierCut, acks: Map<number, BarrierAck>, outputLength: number | undefined,
+    cutError: Error | null, inflight: Uint8Array[] | null): Promise<boolean> {
     let ok = true;
     const errors: string[] = [];
     for (let w = 0; w < this.o.ranges.length; w++) {
@@ -177,7 +280,9 @@ export class CheckpointCoordinator {
     if (cutError) { ok = false; errors.push(`output cut: ${cutError.message}`); }
     try {
       await this.o.onAllAcked?.(id);
+      const inflightFiles = inflight ? this.writeInflight(id, inflight) : [];
       // 3b. Make the new files durable and checksum them (side pool), then the output file.
+      const sealedInflight = inflightFiles.length > 0 ? await this.o.pool.seal({ paths: inflightFiles.map((f) => f.path) }) : [];
       const sealed = this.unsealed.length > 0 ? await this.o.pool.seal({ paths: this.unsealed.map((u) => u.path) }) : [];
       let newBytes = 0;
       sealed.forEach((s, i) => {
@@ -197,6 +302,13 @@ export class CheckpointCoordinator {
         files: [...this.chain],
         stats: { stateBytes: this.chain.reduce((s, f) => s + f.bytes, 0), newBytes, durationMs: 0 },
       };
+      if (inflightFiles.length > 0) {
+        manifest.format = MANIFEST_FORMAT_INFLIGHT;
+        manifest.inflight = inflightFiles.map((f, i) => {
+          this.named.add(path.basename(f.path));
+          return { name: path.basename(f.path), keyGroups: f.keyGroups, bytes: sealedInflight[i].bytes, sha256: sealedInflight[i].sha256, events: f.events };
+        });
+      }
       manifest.stats.durationMs = Math.round(performance.now() - t0);
       // 3c. The commit point.
       await this.o.storage.writeManifest(id, encodeManifest(manifest));
@@ -209,6 +321,10 @@ export class CheckpointCoordinator {
       s.lastStateBytes = manifest.stats.stateBytes; s.lastError = null; s.lastCompletedAtMs = Date.now();
       s.durationsMs.push(ms); s.newBytes.push(newBytes);
       this.o.onResult?.({ ok: true, id, durationMs: ms, bytes: newBytes });
+      if (inflight) {
+        const n = manifest.inflight?.reduce((k, f) => k + f.events, 0) ?? 0;
+        this.o.log(`stop checkpoint ${id} taken at a cut in ${Math.round(ms)}ms: ${n > 0 ? `${n} routed event(s) not yet joined are kept in it (${mb(manifest.inflight?.reduce((k, f) => k + f.bytes, 0) ?? 0)}) and are joined first on the next start` : 'every routed event had been joined'}`, 'info', { checkpoint: id, inflightEvents: n });
+      }
       await this.retire();
       this.maybeCompact(manifest);
       return true;
@@ -219,6 +335,20 @@ export class CheckpointCoordinator {
       this.o.onResult?.({ ok: false, id });
       return false;
     }
+  }
+
+  /** Write each worker's unprocessed frames (empty ones are left out). */
+  private writeInflight(id: number, frames: Uint8Array[]): Array<{ path: string; keyGroups: [number, number]; events: number }> {
+    const out: Array<{ path: string; keyGroups: [number, number]; events: number }> = [];
+    frames.forEach((bytes, w) => {
+      if (bytes.length === 0) return;
+      let events = 0;
+      forEachFrame(bytes, (off) => { if (bytes[off] === FrameKind.Event) events++; });
+      const p = path.join(this.o.storage.dataDir, `${this.o.runId}-w${w}-${String(id).padStart(6, '0')}.inflight`);
+      fs.writeFileSync(p, bytes);
+      out.push({ path: p, keyGroups: this.o.ranges[w], events });
+    });
+    return out;
   }
 
   /** Keep the newest `retain` manifests; delete state files nothing kept refers to. */
@@ -235,7 +365,7 @@ export class CheckpointCoordinator {
         // A kept manifest that cannot be read might still name files: delete nothing this time.
         let m: Manifest;
         try { m = decodeManifest(st.readManifest(id), `checkpoint ${id}`); } catch { return; }
-        for (const f of m.files) keep.add(f.name);
+        for (const f of [...m.files, ...(m.inflight ?? [])]) keep.add(f.name);
       }
       for (const name of st.listFiles()) {
         // This run's files never in the chain are open change files or a compaction's output:

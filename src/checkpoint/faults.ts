@@ -4,10 +4,10 @@
  * worker appending state changes: ENOSPC), checkpoint-write (the coordinator writing a manifest:
  * ENOSPC), worker-crash (a worker at a checkpoint barrier: throws), kill-after-manifest (the
  * process SIGKILLs itself once a manifest is durable, before its offsets or output transaction
- * commit: the window where disk and output system disagree). Unset in production: one size check
- * per call.
+ * commit: the window where disk and output system disagree), stop-stall (a worker ignores a stop's
+ * cut and keeps processing: a stop that overruns --stop-timeout, or a second signal while busy). Unset in production: one size check per call.
  */
-export type FaultPoint = 'delta-write' | 'checkpoint-write' | 'worker-crash' | 'kill-after-manifest';
+export type FaultPoint = 'delta-write' | 'checkpoint-write' | 'worker-crash' | 'kill-after-manifest' | 'stop-stall';
 
 const remaining = new Map<string, { skip: number; fail: number }>();
 for (const part of (process.env.JOINERY_INJECT_FAULTS ?? '').split(',')) {
@@ -25,6 +25,7 @@ export function injectedFault(point: FaultPoint, what: string): void {
     process.stderr.write(`joinery: injected SIGKILL (JOINERY_INJECT_FAULTS) after ${what}\n`);
     process.kill(process.pid, 'SIGKILL');
   }
+  if (point === 'stop-stall') throw new Error(`injected stall (JOINERY_INJECT_FAULTS) at ${what}`);
   if (point === 'worker-crash') throw new Error(`injected crash (JOINERY_INJECT_FAULTS) at ${what}`);
   const e = new Error(`ENOSPC: no space left on device (injected by JOINERY_INJECT_FAULTS), write '${what}'`) as NodeJS.ErrnoException;
   e.code = 'ENOSPC';

@@ -127,6 +127,7 @@ export async function planHandoff(o: HandoffOptions): Promise<HandoffPlan> {
 
   // Load and verify every checkpoint named.
   const sources: Source[] = [];
+  const inflight: NonNullable<RestorePoint['inflight']> = [];
   for (const g of groups.values()) {
     const dir = memberDir(o.root, g.ref.member);
     const who = g.ref.member === null ? `checkpoint ${g.ref.id} in ${dir}` : `checkpoint ${g.ref.id} of member ${g.ref.member} (${dir})`;
@@ -149,6 +150,14 @@ export async function planHandoff(o: HandoffOptions): Promise<HandoffPlan> {
     });
     const bad = m.files.find((f, i) => sealed[i].sha256 !== f.sha256 || sealed[i].bytes !== f.bytes);
     if (bad) throw new JoineryError('E_CHECKPOINT', `${who}: state file ${bad.name} fails its checksum (torn or corrupt)`);
+    // A stop checkpoint's unprocessed frames come along, filtered to the partitions taken (each event carries its partition).
+    const inf = m.inflight ?? [];
+    const sealedInf = inf.length ? await o.pool.seal({ paths: inf.map((f) => path.join(dataDir, f.name)) }).catch((e: Error) => {
+      throw new JoineryError('E_CHECKPOINT', `${who}: an in-flight file is missing or unreadable (${e.message})`);
+    }) : [];
+    const badInf = inf.find((f, i) => sealedInf[i].sha256 !== f.sha256 || sealedInf[i].bytes !== f.bytes);
+    if (badInf) throw new JoineryError('E_CHECKPOINT', `${who}: in-flight file ${badInf.name} fails its checksum (torn or corrupt)`);
+    for (const f of inf) inflight.push({ path: path.join(dataDir, f.name), partitions: [...g.partitions], checkpoint: refKey(g.ref) });
     sources.push({ ref: g.ref, dir, manifest: m, partitions: g.partitions.sort((a, b) => a - b) });
   }
 
@@ -200,7 +209,7 @@ export async function planHandoff(o: HandoffOptions): Promise<HandoffPlan> {
     files,
     stats: { stateBytes: files.reduce((n, f) => n + f.bytes, 0), newBytes: 0, durationMs: 0 },
   };
-  return { restored: { manifest, skipped: [] }, startOffsets, used, fresh };
+  return { restored: { manifest, skipped: [], inflight }, startOffsets, used, fresh };
 }
 
 function emptyManifest(o: HandoffOptions, id: number): Manifest {

@@ -8,6 +8,11 @@ import { createHash } from 'node:crypto';
 import type { JoinKind } from '../config/schema.js';
 
 export const MANIFEST_FORMAT = 1;
+/**
+ * A manifest with in-flight frames (a stop checkpoint): an older joinery, which would ignore them
+ * and so lose those events, refuses it instead.
+ */
+export const MANIFEST_FORMAT_INFLIGHT = 2;
 
 export interface StateFileRef {
   /** File name inside the checkpoint directory's data/ folder. */
@@ -24,6 +29,16 @@ export interface StateFileRef {
  * another one (or the same one edited or prepended to). Bounded: SHA-256 of at most the first and
  * the last 64 KiB before the position, whatever the file's size. Absent in older manifests.
  */
+export interface InflightRef {
+  /** File name inside data/. */
+  name: string;
+  /** Key groups of the worker whose ring held them (the frames carry each event's key group). */
+  keyGroups: [number, number];
+  bytes: number;
+  sha256: string;
+  events: number;
+}
+
 export interface FileIdentity {
   /** The file's size when the checkpoint was taken (it may have grown since: appending is fine). */
   sizeBytes: number;
@@ -56,6 +71,12 @@ export interface Manifest {
   workers: Array<{ keyGroups: [number, number]; watermarkMs: number }>;
   /** State chain, oldest first: bases then deltas. */
   files: StateFileRef[];
+  /**
+   * A stop checkpoint (taken at a cut, without draining the rings): per worker of the run that took
+   * it, the frames routed to it but not processed (events and watermarks, in ring order, framed as
+   * in the ring). They lie before the source positions: a resume routes them before reading.
+   */
+  inflight?: InflightRef[];
   stats: { stateBytes: number; newBytes: number; durationMs: number };
 }
 
@@ -78,7 +99,7 @@ export function decodeManifest(text: string, name: string): Manifest {
   const sha = createHash('sha256').update(m[2]).digest('hex');
   if (sha !== m[1]) throw new BadManifest(`${name}: checksum mismatch (torn or corrupt)`);
   const man = JSON.parse(m[2]) as Manifest;
-  if (man.format !== MANIFEST_FORMAT) throw new BadManifest(`${name}: format ${man.format}, this joinery reads ${MANIFEST_FORMAT}`);
+  if (man.format !== MANIFEST_FORMAT && man.format !== MANIFEST_FORMAT_INFLIGHT) throw new BadManifest(`${name}: format ${man.format}, this joinery reads ${MANIFEST_FORMAT} and ${MANIFEST_FORMAT_INFLIGHT}`);
   man.router.watermarkMs = reviveNum(man.router.watermarkMs);
   for (const p of man.router.partitions) p.maxTsMs = reviveNum(p.maxTsMs);
   for (const w of man.workers) w.watermarkMs = reviveNum(w.watermarkMs);

@@ -15,6 +15,8 @@ export interface RestorePoint {
   manifest: Manifest;
   /** Reasons newer checkpoints were skipped (for the log). */
   skipped: string[];
+  /** A stop checkpoint's unprocessed frames, one file per worker of the run that took it (`partitions`: only events of these Kafka partitions). */
+  inflight?: Array<{ path: string; partitions?: number[]; checkpoint?: string }>;
 }
 
 export function sameJob(a: Manifest['job'], b: Manifest['job']): string | null {
@@ -46,10 +48,16 @@ export async function findRestorePoint(storage: CheckpointStorage, job: Manifest
     const present = new Set(storage.listFiles());
     const missing = m.files.filter((f) => !present.has(f.name));
     if (missing.length > 0) { skipped.push(`${name}: state file ${missing[0].name} is missing`); continue; }
+    const missingInflight = (m.inflight ?? []).find((f) => !present.has(f.name));
+    if (missingInflight) { skipped.push(`${name}: in-flight file ${missingInflight.name} is missing`); continue; }
     const sealed = await pool.seal({ paths: m.files.map((f) => path.join(storage.dataDir, f.name)) });
     const bad = m.files.find((f, i) => sealed[i].sha256 !== f.sha256 || sealed[i].bytes !== f.bytes);
     if (bad) { skipped.push(`${name}: state file ${bad.name} fails its checksum (torn or corrupt)`); continue; }
-    return { manifest: m, skipped };
+    const inflight = m.inflight ?? [];
+    const sealedInflight = inflight.length ? await pool.seal({ paths: inflight.map((f) => path.join(storage.dataDir, f.name)) }) : [];
+    const badInflight = inflight.find((f, i) => sealedInflight[i].sha256 !== f.sha256 || sealedInflight[i].bytes !== f.bytes);
+    if (badInflight) { skipped.push(`${name}: in-flight file ${badInflight.name} fails its checksum (torn or corrupt)`); continue; }
+    return { manifest: m, skipped, inflight: inflight.map((f) => ({ path: path.join(storage.dataDir, f.name) })) };
   }
   throw Object.assign(new JoineryError('E_CHECKPOINT', `no usable checkpoint in ${storage.location}: ${skipped.join('; ')}. Nothing was started: starting from scratch would redo or lose output. To start over, move the directory (and the old output) away, or rebuild the join buffer with --rebuild-from TIME`), { noUsableCheckpoint: true });
 }

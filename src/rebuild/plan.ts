@@ -4,11 +4,13 @@
  * position: --resume-at bytes or manifest, or the Kafka group's committed offsets).
  */
 import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { memberDir, parseCheckpointRef } from '../checkpoint/handoff.js';
 import type { Config } from '../config/schema.js';
 import { JoineryError, usageError } from '../core/errors.js';
 import { log } from '../core/log.js';
-import type { Manifest } from '../checkpoint/manifest.js';
-import { parseByteResume, parseTime, readResumeManifest, type ReplayPlan, type ResumePoint } from './replay.js';
+import { decodeManifest, type Manifest } from '../checkpoint/manifest.js';
+import { parseByteResume, parseTime, readResumeManifest, refuseStopCheckpoint, type ReplayPlan, type ResumePoint } from './replay.js';
 
 /** File inputs: the replay reads both files from their start; returns the plan (and cuts --out back when resuming at a manifest). */
 export function filePlan(cfg: Config): ReplayPlan {
@@ -69,6 +71,7 @@ export async function kafkaPlan(cfg: Config): Promise<{ plan: ReplayPlan; startO
     resumeOf = k.map((p) => ({ topic: p.topic, partition: p.partition, offset: Number(p.offset) }));
   } else {
     const c = await kafka.fetchCommittedOffsets(brokers, cfg.group, topics);
+    if (cfg.checkpointDir) refuseCommittedStop(cfg.checkpointDir, c);
     resumeOf = c.map((p) => ({ topic: p.topic, partition: p.partition, offset: Number(p.offset) })).filter((p) => p.offset >= 0);
     if (resumeOf.length === 0) {
       throw usageError(`--rebuild-from: consumer group ${cfg.group} has no committed offsets on ${topics.join(', ')}: no output was confirmed, so there is no resume position (run without --rebuild-from to start over, or give --resume-at MANIFEST)`);
@@ -98,4 +101,19 @@ export async function kafkaPlan(cfg: Config): Promise<{ plan: ReplayPlan; startO
     },
     startOffsets,
   };
+}
+
+/** The committed offsets name a stop checkpoint (in-flight events after its positions' records): refuse, if its manifest is still there to tell. */
+function refuseCommittedStop(root: string, committed: Array<{ metadata: string | null }>): void {
+  for (const c of committed) {
+    const ref = parseCheckpointRef(c.metadata);
+    if (!ref) continue;
+    const base = path.join(memberDir(root, ref.member), 'manifests', `ckpt-${String(ref.id).padStart(9, '0')}.json`);
+    for (const f of [base, `${base}.corrupt`]) {
+      let m: Manifest;
+      try { m = decodeManifest(fs.readFileSync(f, 'utf8'), f); } catch { continue; }
+      refuseStopCheckpoint(m, `--rebuild-from: the group's committed offsets name ${f}`,
+        `restore its in-flight files (data/${m.inflight![0].name} …): an earlier checkpoint would write output again that the group has committed`);
+    }
+  }
 }

@@ -69,11 +69,24 @@ export function readResumeManifest(file: string): Manifest {
   } catch (e) {
     throw new JoineryError('E_INPUT', `--resume-at ${file}: not LEFT_BYTE,RIGHT_BYTE and not a readable manifest file: ${(e as Error).message}`);
   }
+  let m: Manifest;
   try {
-    return decodeManifest(text, file);
+    m = decodeManifest(text, file);
   } catch (e) {
     throw new JoineryError('E_INPUT', `--resume-at ${file}: ${(e as Error).message}`);
   }
+  refuseStopCheckpoint(m, `--resume-at ${file}`, 'with --out file:, give an earlier manifest of the same directory (a lower ckpt-… id) as --resume-at (the file is cut back to it); with Kafka output, restore the in-flight files instead (an earlier checkpoint would repeat committed output)');
+  return m;
+}
+
+/**
+ * A stop checkpoint's positions lie after events it kept unjoined (in-flight files, gone with the
+ * state): a replay up to them cannot tell those from the events whose output exists.
+ */
+export function refuseStopCheckpoint(m: Manifest, what: string, hint: string): void {
+  const held = (m.inflight ?? []).reduce((n, f) => n + f.events, 0);
+  if (held === 0) return;
+  throw usageError(`${what}: checkpoint ${m.id} was taken at a stop (a cut) and kept ${held} event(s) read but not yet joined in its in-flight files; a rebuild cannot tell them from the events whose output exists: ${hint}`);
 }
 
 const keyOf = (side: number, partition: number) => `${side}:${partition}`;

@@ -7,6 +7,8 @@
  *   64     HEAD   u32  bytes ever consumed (consumer-owned)        │ two threads never write the same
  *   128    SLEEP  i32  1 while the consumer is parked on TAIL      │ cache line
  *   192    WAIT   i32  1 while the producer is parked on HEAD      ┘
+ *   208    CUT    i32  set once by the producer: stop consuming at the next frame boundary (a
+ *                      stop checkpoint's id, or -1: stop and drop what is unread)
  *   256    DATA   capacity bytes (power of two)
  *
  * Frames: [u32 length][u32 reserved][length bytes], padded to 8 bytes so every frame body is
@@ -18,7 +20,7 @@
  * sleeps. The consumer publishes HEAD once per drained batch.
  */
 export const CONTROL_BYTES = 256;
-const TAIL = 0, HEAD = 16, SLEEP = 32, WAIT = 48; // Int32Array indices
+const TAIL = 0, HEAD = 16, SLEEP = 32, WAIT = 48, CUT = 52; // Int32Array indices
 const WRAP = 0xffffffff;
 export const FRAME_HEADER_BYTES = 8;
 
@@ -59,6 +61,10 @@ abstract class RingSide {
   /** Whether position `a` is at or past `b`, in u32 wrap-around order. */
   static reached(a: number, b: number): boolean {
     return ((a - b) | 0) >= 0;
+  }
+  /** The cut asked for (0: none; a stop checkpoint's id; -1: stop without a checkpoint). */
+  cutId(): number {
+    return Atomics.load(this.i32, CUT);
   }
   /** Bytes written but not yet consumed, as last published. */
   usedBytes(): number {
@@ -113,6 +119,17 @@ export class RingProducer extends RingSide {
   publish(): void {
     Atomics.store(this.i32, TAIL, this.tail | 0);
     if (Atomics.load(this.i32, SLEEP) === 1) Atomics.notify(this.i32, TAIL);
+  }
+
+  /**
+   * Ask the consumer to stop at its next frame boundary (a stop at a cut): after this the producer
+   * writes nothing more into the ring, so what lies between the consumer's released head and the
+   * tail is the ring's unprocessed backlog (see unreadFrames).
+   */
+  requestCut(id: number): void {
+    this.publish();
+    Atomics.store(this.i32, CUT, id);
+    Atomics.notify(this.i32, TAIL);
   }
 
   /** Unpublished committed bytes exist. */
@@ -191,5 +208,72 @@ export class RingConsumer extends RingSide {
       if (r.async) await r.value;
     }
     Atomics.store(this.i32, SLEEP, 0);
+  }
+}
+
+/**
+ * The frames between the consumer's released head and the published tail, in order, each as
+ * [u32 length][u32 0][body] padded to 8 bytes (the ring's own framing without wrap markers).
+ * Only meaningful once both sides have stopped (after a cut).
+ */
+export function unreadFrames(sab: SharedArrayBuffer, keep: (kind: number) => boolean): Uint8Array[] {
+  const i32 = new Int32Array(sab, 0, CONTROL_BYTES / 4);
+  const dv = new DataView(sab);
+  const capacity = sab.byteLength - CONTROL_BYTES, mask = capacity - 1;
+  let head = Atomics.load(i32, HEAD) >>> 0;
+  const tail = Atomics.load(i32, TAIL) >>> 0;
+  const out: Uint8Array[] = [];
+  while (head !== tail) {
+    let pos = head & mask;
+    let len = dv.getUint32(CONTROL_BYTES + pos, true);
+    if (len === WRAP) { head = (head + capacity - pos) >>> 0; pos = 0; len = dv.getUint32(CONTROL_BYTES, true); }
+    const size = align8(FRAME_HEADER_BYTES + len);
+    if (keep(dv.getUint8(CONTROL_BYTES + pos + FRAME_HEADER_BYTES))) out.push(new Uint8Array(sab, CONTROL_BYTES + pos, size).slice());
+    head = (head + size) >>> 0;
+  }
+  return out;
+}
+
+/**
+ * Frames written after a cut, when the ring no longer takes any (the router finishes the batch in
+ * hand): grows as needed, same framing as unreadFrames. Bounded by one source batch.
+ */
+export class FrameSpill {
+  u8 = new Uint8Array(4096);
+  dv = new DataView(this.u8.buffer);
+  length = 0;
+  private pendingSize = 0;
+  reserve(bodyBytes: number): number {
+    const size = align8(FRAME_HEADER_BYTES + bodyBytes);
+    if (this.length + size > this.u8.length) {
+      const grown = new Uint8Array(Math.max(this.u8.length * 2, this.length + size));
+      grown.set(this.u8.subarray(0, this.length));
+      this.u8 = grown;
+      this.dv = new DataView(grown.buffer);
+    }
+    this.u8.fill(0, this.length, this.length + size);
+    this.dv.setUint32(this.length, bodyBytes, true);
+    this.pendingSize = size;
+    return this.length + FRAME_HEADER_BYTES;
+  }
+  commit(): void {
+    this.length += this.pendingSize;
+    this.pendingSize = 0;
+  }
+  bytes(): Uint8Array {
+    return this.u8.subarray(0, this.length);
+  }
+}
+
+/** Walk frames in the unreadFrames layout: `visit(bodyOffset, bodyBytes)`. */
+export function forEachFrame(bytes: Uint8Array, visit: (bodyOffset: number, bodyBytes: number) => void): void {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let pos = 0;
+  while (pos < bytes.length) {
+    if (pos + FRAME_HEADER_BYTES > bytes.length) throw new RangeError(`truncated frame header at byte ${pos}`);
+    const len = dv.getUint32(pos, true);
+    if (pos + FRAME_HEADER_BYTES + len > bytes.length) throw new RangeError(`frame at byte ${pos} runs past the end`);
+    visit(pos + FRAME_HEADER_BYTES, len);
+    pos += align8(FRAME_HEADER_BYTES + len);
   }
 }

@@ -1,7 +1,7 @@
 import { formatDurationMs, nowMs } from '../core/units.js';
 import type { Extractor } from '../codec/json.js';
 import { copyBytes } from '../ring/copy.js';
-import { RingProducer } from '../ring/ring.js';
+import { align8, forEachFrame, FRAME_HEADER_BYTES, FrameSpill, RingProducer, unreadFrames } from '../ring/ring.js';
 import {
   BARRIER_BYTES, BARRIER_ID, END_BYTES, REPLAY_END_BYTES, EV_ID_LEN, EV_KEY_GROUP, EV_KEY_HASH, EV_KEY_LEN, EV_PAYLOAD_LEN, EV_PARTITION, EV_ROUTED_AT, EV_SIDE, EV_TS,
   EVENT_HEADER_BYTES, FrameKind, WATERMARK_BYTES, WM_VALUE,
@@ -12,6 +12,7 @@ import type { RecordBatch, Source } from '../source/source.js';
 import type { Side } from '../state/store.js';
 import { keyGroupOf, murmur3, ownerTable } from './partitioner.js';
 import { Aligner } from './align.js';
+import { mergeInflight, type InflightStream } from './inflight.js';
 import { PauseGate } from './pause.js';
 import { WatermarkTracker } from './watermarks.js';
 
@@ -189,6 +190,7 @@ export class Router {
     if (this.barrierRequest) return Promise.reject(new Error('a checkpoint barrier is already pending'));
     if (this.aborted) return Promise.reject(this.aborted);
     if (this.finished) return Promise.reject(new Error('the input has ended'));
+    if (this.spills) return Promise.reject(new Error('the run stops at a cut (the stop checkpoint)'));
     return new Promise((resolve, reject) => { this.barrierRequest = { id, resolve, reject }; this.gate.wake(); this.barrierWake?.(); });
   }
 
@@ -266,22 +268,29 @@ export class Router {
     return e;
   }
 
+  /** Where worker w's frames go: its ring, or after a cut the spill. */
+  private target(w: number): RingProducer | FrameSpill {
+    return this.spills ? this.spills[w] : this.rings[w];
+  }
+
   private async reserve(w: number, bytes: number): Promise<number> {
     const ring = this.rings[w];
-    let off = ring.reserve(bytes);
+    let off = this.spills ? -1 : ring.reserve(bytes);
     while (off < 0) {
       if (this.aborted) throw this.aborted;
+      if (this.spills) { off = this.spills[w].reserve(bytes); break; }
       this.publishAll();
       this.counters.backpressureWaits++;
       if (!this.stalled) { this.stalled = true; this.onStall(true); }
       await ring.waitForSpace(SPACE_WAIT_MS);
-      off = ring.reserve(bytes);
+      off = this.spills ? -1 : ring.reserve(bytes); // a cut during the wait: the ring takes nothing more
     }
     if (this.stalled) { this.stalled = false; this.onStall(false); }
     return off;
   }
 
   private publishAll(): void {
+    if (this.spills) return; // the rings take nothing after a cut
     for (let w = 0; w < this.rings.length; w++) {
       if (this.dirty[w]) { this.rings[w].publish(); this.dirty[w] = 0; }
     }
@@ -358,9 +367,9 @@ export class Router {
       const hash = murmur3(scratch, 0, keyLen);
       const kg = keyGroupOf(hash);
       const w = this.owner[kg];
-      const ring = this.rings[w];
-      let off = ring.reserve(bodyLen);
-      if (off < 0) off = await this.reserve(w, bodyLen);
+      let ring: RingProducer | FrameSpill = this.rings[w];
+      let off = this.spills ? -1 : ring.reserve(bodyLen);
+      if (off < 0) { off = await this.reserve(w, bodyLen); ring = this.target(w); }
       const u8 = ring.u8, dv = ring.dv;
       u8[off] = FrameKind.Event;
       u8[off + EV_SIDE] = b.side;
@@ -384,8 +393,9 @@ export class Router {
     this.publishAll();
     this.quietRejects = false;
     const k = b as RecordBatch & { topic?: string; kafkaPartition?: number; nextOffset?: string };
-    // Replayed batches are never committed: the group's offsets must not move back.
-    if (k.topic !== undefined && k.nextOffset !== undefined && !replayed) {
+    // Replayed batches are never committed: the group's offsets must not move back; nor are
+    // batches cut short by a stop (part of them never reached a ring).
+    if (k.topic !== undefined && k.nextOffset !== undefined && !replayed && !this.spills) {
       this.pending.push({ topic: k.topic, partition: k.kafkaPartition!, nextOffset: k.nextOffset, tails: this.rings.map((r) => r.publishedTail()) });
     }
   }
@@ -440,7 +450,7 @@ export class Router {
     for (let w = 0; w < this.rings.length; w++) {
       const bytes = kind === FrameKind.Watermark ? WATERMARK_BYTES : kind === FrameKind.Barrier ? BARRIER_BYTES : kind === FrameKind.ReplayEnd ? REPLAY_END_BYTES : END_BYTES;
       const off = await this.reserve(w, bytes);
-      const ring = this.rings[w];
+      const ring = this.target(w);
       ring.u8[off] = kind;
       if (kind === FrameKind.Watermark) ring.dv.setFloat64(off + WM_VALUE, wm, true);
       else if (kind === FrameKind.Barrier) ring.dv.setFloat64(off + BARRIER_ID, wm, true);
@@ -482,6 +492,102 @@ export class Router {
     else this.aligner.update(now);
   }
 
+  /** After a cut: worker w's frames go to spills[w], never again into its ring. */
+  private spills: FrameSpill[] | null = null;
+  private cutRequest: { id: number; resolve: (c: BarrierCut) => void } | null = null;
+
+  /**
+   * A stop at a cut (the stop checkpoint, docs/architecture.md §3): nothing more goes into the
+   * rings, every worker stops at its next frame boundary, reading stops. The batch in hand is
+   * finished into spills (a source's position counts whole batches). Resolves, once routing has
+   * stopped, with the source positions after the last record routed: what the rings did not
+   * deliver is then takeInflight(). `id` -1: a stop without a checkpoint.
+   */
+  cut(id: number): Promise<BarrierCut> {
+    if (this.spills) return Promise.reject(new Error('the run was already cut'));
+    this.publishAll();
+    this.spills = this.rings.map(() => new FrameSpill());
+    for (const r of this.rings) r.requestCut(id);
+    const req = this.barrierRequest;
+    if (req) { this.barrierRequest = null; req.reject(new Error('superseded by the stop checkpoint')); }
+    this.stop();
+    this.gate.releaseOutput(); // a full output sink must not hold the stop: nothing more is read
+    const p = new Promise<BarrierCut>((resolve) => { this.cutRequest = { id, resolve }; });
+    if (this.loopDone) this.resolveCut();
+    return p;
+  }
+
+  get isCut(): boolean {
+    return this.spills !== null;
+  }
+
+  private resolveCut(): void {
+    const c = this.cutRequest;
+    if (!c) return;
+    this.cutRequest = null;
+    const positions = this.sources.map((s) => s.checkpointPosition?.()).filter((p): p is SourcePosition => p !== undefined);
+    c.resolve({ id: c.id, positions, watermarkMs: this.watermark, partitions: this.tracker.snapshot() });
+  }
+
+  /**
+   * After a cut, once every worker has stopped: per worker, the frames it did not process (its
+   * ring from its released head, then its spill), checkpoint barriers and the end frame left out.
+   */
+  takeInflight(): Uint8Array[] {
+    const keep = (k: number) => k === FrameKind.Event || k === FrameKind.Watermark;
+    return this.rings.map((r, w) => {
+      const parts = unreadFrames(r.sab, keep);
+      const spill = this.spills![w].bytes();
+      forEachFrame(spill, (off, len) => {
+        if (keep(spill[off])) parts.push(spill.subarray(off - FRAME_HEADER_BYTES, off - FRAME_HEADER_BYTES + align8(FRAME_HEADER_BYTES + len)));
+      });
+      const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+      let at = 0;
+      for (const p of parts) { out.set(p, at); at += p.length; }
+      return out;
+    });
+  }
+
+  /** Frames a stop checkpoint saved, routed at the start of this run (see mergeInflight). */
+  private inflight: InflightStream[] = [];
+  private inflightWatermarks = true;
+  /** Events of the saved frames routed at the start of this run. */
+  inflightEvents = 0;
+
+  /** Set the frames to route before anything read (before run()); `watermarks`: see mergeInflight. */
+  setInflight(streams: InflightStream[], watermarks = true): void {
+    this.inflight = streams;
+    this.inflightWatermarks = watermarks;
+  }
+
+  /** Events of the saved frames still to route. */
+  inflightPending(): number {
+    let n = 0;
+    for (const st of mergeInflight(this.inflight, false)) if (st.kind === 'event') n++;
+    return n;
+  }
+
+  /** Route the saved frames first, each event to the worker now owning its key group (the worker count may have changed). */
+  private async injectInflight(): Promise<void> {
+    if (this.inflight.length === 0) return;
+    const steps = mergeInflight(this.inflight, this.inflightWatermarks);
+    this.inflight = [];
+    const t = nowMs();
+    for (const st of steps) {
+      if (st.kind === 'watermark') { this.publishAll(); await this.broadcast(FrameKind.Watermark, st.valueMs); continue; }
+      const w = this.owner[st.keyGroup];
+      let ring: RingProducer | FrameSpill = this.rings[w];
+      let o = this.spills ? -1 : ring.reserve(st.length);
+      if (o < 0) { o = await this.reserve(w, st.length); ring = this.target(w); }
+      ring.u8.set(st.bytes.subarray(st.offset, st.offset + st.length), o);
+      ring.dv.setFloat64(o + EV_ROUTED_AT, t, true);
+      ring.commit();
+      this.dirty[w] = 1;
+      this.inflightEvents++;
+    }
+    this.publishAll();
+  }
+
   /** Stop reading the sources as if they had ended (graceful stop): the run finishes normally. */
   stop(): void {
     this.stopping = true;
@@ -498,6 +604,7 @@ export class Router {
   async run(beforeEnd?: () => Promise<void>): Promise<void> {
     const live = this.sources.map((s) => ({ s, done: false }));
     let remaining = live.length;
+    await this.injectInflight(); // before the restored watermark, which is at or past theirs
     if (this.watermark > -Infinity) await this.broadcast(FrameKind.Watermark, this.watermark);
     if (this.replay?.active && this.replay.allReached()) await this.endReplay(); // nothing to replay
     // A source waiting for records (Kafka) may wait long: meanwhile the partition the others wait
@@ -511,6 +618,7 @@ export class Router {
       this.aligner.releaseAll(); // a Kafka source outlives this run (a member's next assignment)
     }
     this.loopDone = true;
+    this.resolveCut();
     this.gate.finish();
     if (!this.stopping) await this.advanceWatermark(); // +∞ once every partition ended
     await this.injectBarrier();
@@ -519,7 +627,7 @@ export class Router {
     if (beforeEnd) await this.servingBarriers(beforeEnd()); // may request the final checkpoint's barrier
     await this.injectBarrier();
     this.finished = true;
-    await this.broadcast(FrameKind.End);
+    if (!this.spills) await this.broadcast(FrameKind.End); // after a cut the workers end by it
   }
 
   private async routeAll(live: Array<{ s: Source; done: boolean }>, remaining: number): Promise<void> {

@@ -43,6 +43,8 @@ export interface BarrierAck {
   error?: string;
   watermarkMs: number;
   stateBytes: number;
+  /** The answer to a stop at a cut (the ring's unread frames go into the checkpoint), not to a barrier frame. */
+  cut?: boolean;
 }
 
 export interface WorkerStats {

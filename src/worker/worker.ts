@@ -42,6 +42,8 @@ const haltFlag = new Int32Array(init.halt);
 /** Thrown inside a store batch when the process exits now: the batch's transaction is aborted (its lock freed). */
 const HALT = new Error('halt');
 const halted = () => Atomics.load(haltFlag, 0) === 1;
+/** JOINERY_INJECT_FAULTS=stop-stall: never take a stop's cut (tests of --stop-timeout and of a second signal). */
+const ignoreCut = (() => { try { injectedFault('stop-stall', `worker ${init.index}`); return false; } catch { return true; } })();
 
 class Worker {
   private readonly ring: RingConsumer;
@@ -74,6 +76,9 @@ class Worker {
   private released = 0;
   private held: Array<{ tag: number; chunk: Uint8Array }> = [];
   private pendingAcks: BarrierAck[] = [];
+  /** The cut met (ring.cutId()), 0 before; its answer waits until the output before it is written. */
+  private cut = 0;
+  private cutAck: BarrierAck | null = null;
   /** Rebuild: drops the output of the replay (until REPLAY_END). */
   private readonly replay: SuppressingEmitter | null = null;
   /** Backfill: drops unmatched rows that belong after the cut (from REPLAY_END on). */
@@ -124,6 +129,7 @@ class Worker {
     this.store.batch(() => {
       while (n < DRAIN_FRAMES) {
         if (Atomics.load(haltFlag, 0) === 1) throw HALT;
+        if (ring.cutId() !== 0 && !ignoreCut) { this.cut = ring.cutId(); break; } // a stop at a cut: the rest stays in the ring
         const off = ring.next();
         if (off < 0) break;
         n++;
@@ -167,6 +173,7 @@ class Worker {
     this.flushOutput();
     if (this.barrier >= 0) { this.onBarrier(this.barrier); this.barrier = -1; }
     ring.release();
+    if (this.cut !== 0) this.onCut();
     if (events > 0) {
       const t = nowMs();
       for (let i = 0; i < events; i++) {
@@ -226,6 +233,22 @@ class Worker {
     const ack: BarrierAck = { id, file, error, watermarkMs: this.watermark, stateBytes: this.store.bytes() };
     if (this.released >= id - 1 || !init.checkpoint!.gateOutput) post({ type: 'barrier', ack });
     else this.pendingAcks.push(ack);
+  }
+
+  /**
+   * A stop at a cut: what this worker processed is its state (the change file closes here, as at a
+   * barrier); the frames it did not take stay in the ring, which main saves with the checkpoint.
+   * Main released the output gate when it asked for the cut: nothing after it is produced.
+   */
+  private onCut(): void {
+    this.ended = true;
+    if (this.cut < 0 || !this.logged) return; // no checkpoint: the rest is dropped
+    const w = this.logged.writer;
+    let file: BarrierAck['file'] = null;
+    let error: string | undefined;
+    if (w.close()) file = { path: w.path, bytes: w.bytes, records: w.records };
+    else error = `writing ${w.path}: ${w.lastError?.message ?? 'incomplete'}`;
+    this.cutAck = { id: this.cut, file, error, watermarkMs: this.watermark, stateBytes: this.store.bytes(), cut: true };
   }
 
   private onRelease(id: number): void {
@@ -303,6 +326,8 @@ class Worker {
       if (halted()) throw HALT;
       await new Promise<void>((r) => setTimeout(r, 5));
     }
+    // After every output chunk before the cut: its length is the checkpoint's output cut.
+    if (this.cutAck && !this.aborted) { this.sink?.flush(); post({ type: 'barrier', ack: this.cutAck }); }
     this.sink?.close();
     const final = this.stats();
     post({ type: 'done', stats: final, latency: this.latency.drainEncoded(), lag: this.lag.drainEncoded() });

@@ -17,8 +17,8 @@ interface Ended { code: number | null; signal: NodeJS.Signals | null; stdout: st
 interface Child { child: ChildProcess; ended: Promise<Ended>; stderr: () => string; waitFor: (re: RegExp, timeoutMs?: number) => Promise<void> }
 
 /** Spawn the CLI; a child still alive after `deadlineMs` is killed (SIGKILL) so a hang fails instead of blocking the suite. */
-function run(args: string[], opts: { deadlineMs?: number; readStdout?: boolean } = {}): Child {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+function run(args: string[], opts: { deadlineMs?: number; readStdout?: boolean; env?: NodeJS.ProcessEnv } = {}): Child {
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
   let stdout = '', stderr = '';
   if (opts.readStdout !== false) child.stdout!.on('data', (d: Buffer) => { stdout += d; });
   child.stderr!.on('data', (d: Buffer) => { stderr += d; });
@@ -97,17 +97,21 @@ describe('stop signals', () => {
   const hotGen = (name: string) => ['run', '--left', 'gen:', '--right', 'gen:', '--gen-profiles', '1', '--gen-titles', '1', '--upper', '3h',
     '--out', 'null', '--state-dir', path.join(tmp, `state-${name}`), '--checkpoint-dir', path.join(tmp, `ckpt-${name}`), '--checkpoint-interval', '1s', '--progress', 'on'];
 
+  // The first signal's stop must still be under way: the workers are made to ignore its cut (injected), so they stay busy.
+  const busyStop = { ...process.env, JOINERY_INJECT_FAULTS: 'stop-stall:1' };
   test('a second SIGTERM during a checkpointed hot-key generator run ends the process within 2 s (130)', async () => {
-    await secondSignal(run(hotGen('sig2-term'), { deadlineMs: 25_000 }), 'SIGTERM');
+    await secondSignal(run(hotGen('sig2-term'), { deadlineMs: 25_000, env: busyStop }), 'SIGTERM');
   });
 
   test('a second SIGINT likewise', async () => {
-    await secondSignal(run(hotGen('sig2-int'), { deadlineMs: 25_000 }), 'SIGINT');
+    await secondSignal(run(hotGen('sig2-int'), { deadlineMs: 25_000, env: busyStop }), 'SIGINT');
   });
 
   test('a graceful stop is bounded by --stop-timeout (E_STOP_TIMEOUT, exit 5) and the next start completes the job', async () => {
+    // A stop takes about as long as the current record and the checkpoint's file writes: workers
+    // made to ignore the cut (injected) stand for one that cannot finish.
     // The progress line starts once the workers are up; the router has put all input into the rings by then.
-    const c = run(hotArgs('stop-timeout', ['--stop-timeout', '500ms', '--progress', 'on']), { deadlineMs: 30_000 });
+    const c = run(hotArgs('stop-timeout', ['--stop-timeout', '500ms', '--progress', 'on']), { deadlineMs: 30_000, env: { ...process.env, JOINERY_INJECT_FAULTS: 'stop-stall:1' } });
     await c.waitFor(/\[1s\] in /);
     const sent = Date.now();
     c.child.kill('SIGTERM');

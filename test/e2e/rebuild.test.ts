@@ -119,15 +119,21 @@ describe('rebuild without checkpoints (files → file)', () => {
       '--state-dir', path.join(tmp, `state-${name}`), '--out', `file:${out}`, '--checkpoint-dir', ckpt, '--checkpoint-interval', '200ms', '--json'];
     // Stop the first run part-way (late enough that TIME lies inside the data; earlier if the
     // machine was so fast that the inputs had ended).
-    let newest = '';
+    let newest = '', stopManifest = '';
     let m: { router: { watermarkMs: number }; output: { lengthBytes: number } } | null = null;
     for (const delay of [3000, 1800, 1000, 600]) {
       fs.rmSync(ckpt, { recursive: true, force: true });
       const a = await start([...args, '--workers', '2'], (c) => { setTimeout(() => c.kill('SIGTERM'), delay); });
       assert.equal(a.code, 0, a.stderr);
       const manifests = fs.readdirSync(path.join(ckpt, 'manifests')).filter((n) => /^ckpt-\d+\.json$/.test(n)).sort();
-      newest = path.join(ckpt, 'manifests', manifests[manifests.length - 1]);
-      m = JSON.parse(fs.readFileSync(newest, 'utf8')).manifest;
+      // The stop's own checkpoint keeps unjoined events in in-flight files (lost with the state
+      // below): a rebuild must resume at an earlier one, and says so when given it.
+      const read = (n: string) => JSON.parse(fs.readFileSync(path.join(ckpt, 'manifests', n), 'utf8')).manifest;
+      stopManifest = manifests.map((n) => path.join(ckpt, 'manifests', n)).find((p) => (read(path.basename(p)).inflight ?? []).length > 0) ?? '';
+      const aligned = manifests.filter((n) => !(read(n).inflight ?? []).length);
+      if (aligned.length === 0) continue;
+      newest = path.join(ckpt, 'manifests', aligned[aligned.length - 1]);
+      m = read(aligned[aligned.length - 1]);
       if ((lastJson(a.stdout) as { stopped?: boolean }).stopped && Number.isFinite(m!.router.watermarkMs)) break;
       m = null;
     }
@@ -135,12 +141,19 @@ describe('rebuild without checkpoints (files → file)', () => {
     // The checkpoints are gone: their state files are lost (the manifest survives elsewhere).
     const kept = path.join(tmp, `kept-${name}.json`);
     fs.copyFileSync(newest, kept);
+    const stopKept = path.join(tmp, `kept-stop-${name}.json`);
+    if (stopManifest) fs.copyFileSync(stopManifest, stopKept);
     fs.rmSync(path.join(ckpt, 'data'), { recursive: true, force: true });
     fs.appendFileSync(out, '{"not":"committed output, cut back by the rebuild"}\n');
     // Without --rebuild-from this is refused (no usable checkpoint) …
     const refused = await joinery([...args, '--workers', '2']);
     assert.notEqual(refused.code, 0);
     assert.match(refused.stderr, /no usable checkpoint/);
+    if (stopManifest) {
+      const r = await joinery([...args, '--rebuild-from', String(m!.router.watermarkMs - SPAN), '--resume-at', stopKept]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /was taken at a stop \(a cut\) and kept \d+ event\(s\) read but not yet joined .*give an earlier manifest/);
+    }
     // … with it, the run rebuilds from TIME and checkpoints again.
     const fromMs = m!.router.watermarkMs - SPAN - 1_000;
     const b = await joinery([...args, '--workers', '3', '--rebuild-from', String(fromMs), '--resume-at', kept]);

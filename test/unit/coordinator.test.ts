@@ -20,7 +20,8 @@ const ranges: Array<[number, number]> = [[0, 512], [512, 1024]];
 const job: Manifest['job'] = { join: 'left', lowerMs: 0, upperMs: 10, keys: [['k'], ['k']] };
 
 function harness(opts: { outputFile?: string; retain?: number; fileBytes?: number } = {}) {
-  const storage = new MemoryStorage();
+  // Data in memory, but a real staging directory: the coordinator writes in-flight files there itself.
+  const storage = new MemoryStorage('memory:', fs.mkdtempSync(path.join(tmp, 'data-')));
   const released: number[] = [];
   const compactions: CompactTask[] = [];
   let seq = 0;
@@ -38,7 +39,7 @@ function harness(opts: { outputFile?: string; retain?: number; fileBytes?: numbe
     },
   } as unknown as Router;
   const seal = (paths: string[]) => paths.map((p) => {
-    const b = storage.readFile(path.basename(p));
+    const b = fs.existsSync(p) ? fs.readFileSync(p) : storage.readFile(path.basename(p));
     return { path: p, bytes: fileBytes, sha256: createHash('sha256').update(b).digest('hex') };
   });
   const pool = {
@@ -58,7 +59,11 @@ function harness(opts: { outputFile?: string; retain?: number; fileBytes?: numbe
     chain: [], lastId: 0, retain: opts.retain ?? 3, release: (id) => released.push(id), log: (m) => logs.push(m),
   });
   const manifest = (id: number) => decodeManifest(storage.readManifest(id), `m${id}`);
-  return { storage, coord, released, compactions, logs, manifest };
+  return { storage, coord, released, compactions, logs, manifest, router: router as unknown as Record<string, unknown>, change: (w: number) => {
+    const name = `${RUN}-w${w}-${String(++seq).padStart(6, '0')}.delta`;
+    storage.putFile(name, Buffer.from(`changes ${seq}`));
+    return { path: path.join(storage.dataDir, name), bytes: 10, records: 1 };
+  } };
 }
 
 test('checkpoints name every change file once, in order, with the output cut', async () => {
@@ -132,4 +137,51 @@ test('compaction: bases replace the folded prefix; files only older manifests na
   for (const f of m2.files) assert.ok(files.includes(f.name), `${f.name} is kept`);
   // The deltas the bases replaced are named by no manifest kept: a long run must not keep them forever.
   assert.deepEqual(files.filter((n) => n.endsWith('.delta')).sort(), [`${RUN}-w0-000003.delta`, `${RUN}-w1-000004.delta`]);
+});
+
+/** An in-flight stream of `events` event frames (8-byte header + 40-byte event body each). */
+function frames(events: number): Uint8Array {
+  const b = new Uint8Array(events * 48);
+  const dv = new DataView(b.buffer);
+  for (let i = 0; i < events; i++) { dv.setUint32(i * 48, 40, true); b[i * 48 + 8] = 1; }
+  return b;
+}
+
+test('the stop checkpoint overtakes one whose barrier a worker has not reached: its files and the in-flight frames are in it', async () => {
+  const h = harness();
+  const cut: BarrierCut = { id: 0, positions: [], watermarkMs: 50, partitions: [] };
+  // Barrier 1: worker 0 answers, worker 1 (behind a hot key) never reaches it.
+  h.router.barrier = async (id: number) => { setImmediate(() => h.coord.onAck(0, { id, file: h.change(0), watermarkMs: 10, stateBytes: 0 })); return { ...cut, id }; };
+  h.router.cut = async (id: number) => {
+    setImmediate(() => { h.coord.onAck(0, { id, file: h.change(0), watermarkMs: 20, stateBytes: 0, cut: true }); h.coord.onAck(1, { id, file: h.change(1), watermarkMs: 5, stateBytes: 0, cut: true }); });
+    return { ...cut, id };
+  };
+  h.router.takeInflight = () => [new Uint8Array(0), frames(3)];
+  const first = h.coord.checkpoint();
+  await new Promise((r) => setTimeout(r, 20));
+  const stop = h.coord.stopCheckpoint();
+  assert.equal(await first, false);
+  assert.equal(await stop, true);
+  assert.deepEqual(h.storage.listManifests(), [2]);
+  const m = h.manifest(2);
+  assert.equal(m.format, 2);
+  assert.deepEqual(m.files.map((f) => f.name), [`${RUN}-w0-000001.delta`, `${RUN}-w0-000002.delta`, `${RUN}-w1-000003.delta`]);
+  assert.deepEqual(m.inflight?.map((f) => [f.name, f.keyGroups, f.events]), [[`${RUN}-w1-000002.inflight`, ranges[1], 3]]);
+  assert.deepEqual(m.workers.map((w) => w.watermarkMs), [20, 5]);
+  assert.equal(h.coord.stats.failed, 0, 'an overtaken checkpoint is no failure');
+  assert.deepEqual(h.released, [2], 'the output gate opens for everything before the cut');
+});
+
+test('a worker that had already ended (end of input) does not hold the stop checkpoint back', async () => {
+  const h = harness();
+  h.coord.onWorkerDone(1, 99);
+  h.router.cut = async (id: number) => {
+    setImmediate(() => h.coord.onAck(0, { id, file: h.change(0), watermarkMs: 20, stateBytes: 0, cut: true }));
+    return { id, positions: [], watermarkMs: 50, partitions: [] };
+  };
+  h.router.takeInflight = () => [frames(1), new Uint8Array(0)];
+  const stop = h.coord.stopCheckpoint();
+  const inTime = await Promise.race([stop, new Promise((r) => setTimeout(() => r('hung'), 2000))]);
+  assert.equal(inTime, true);
+  assert.deepEqual(h.manifest(1).workers.map((w) => w.watermarkMs), [20, 99]);
 });

@@ -1,7 +1,7 @@
 // Checkpoint manifests (src/checkpoint/manifest.ts): encode/decode and what decode refuses.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BadManifest, decodeManifest, encodeManifest, MANIFEST_FORMAT, type Manifest } from '../../src/checkpoint/manifest.js';
+import { BadManifest, decodeManifest, encodeManifest, MANIFEST_FORMAT, MANIFEST_FORMAT_INFLIGHT, type Manifest } from '../../src/checkpoint/manifest.js';
 
 function sample(): Manifest {
   return {
@@ -52,8 +52,13 @@ test('torn text is refused, wherever it is cut', () => {
   assert.throws(() => decodeManifest('not json at all', 'x'), /torn or not a manifest/);
 });
 
-test('another format version is refused, with both versions named', () => {
-  const m = { ...sample(), format: MANIFEST_FORMAT + 1 };
+test('another format version is refused, with the versions named', () => {
+  const m = { ...sample(), format: MANIFEST_FORMAT_INFLIGHT + 1 };
   assert.throws(() => decodeManifest(encodeManifest(m), 'ckpt 42'),
-    (e: Error) => e instanceof BadManifest && e.message === `ckpt 42: format ${MANIFEST_FORMAT + 1}, this joinery reads ${MANIFEST_FORMAT}`);
+    (e: Error) => e instanceof BadManifest && e.message === `ckpt 42: format ${MANIFEST_FORMAT_INFLIGHT + 1}, this joinery reads ${MANIFEST_FORMAT} and ${MANIFEST_FORMAT_INFLIGHT}`);
+});
+
+test('a stop checkpoint (format 2, in-flight files) round-trips', () => {
+  const m = { ...sample(), format: MANIFEST_FORMAT_INFLIGHT, inflight: [{ name: 'r1-w0-000003.inflight', keyGroups: [0, 64] as [number, number], bytes: 4096, sha256: 'ab'.repeat(32), events: 17 }] };
+  assert.deepEqual(decodeManifest(encodeManifest(m), 'ckpt 3').inflight, m.inflight);
 });

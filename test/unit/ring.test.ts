@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
-import { createRingBuffer, RingConsumer, RingProducer } from '../../src/ring/ring.js';
+import { createRingBuffer, RingConsumer, RingProducer, FrameSpill, forEachFrame, unreadFrames } from '../../src/ring/ring.js';
 
 function put(p: RingProducer, payload: Uint8Array): boolean {
   const off = p.reserve(payload.length);
@@ -83,4 +83,32 @@ test('stress across real threads: every record arrives once, in order', async ()
   assert.equal(r.errors, 0);
   assert.equal(r.count, total);
   assert.equal(r.sum, expectedSum);
+});
+
+test('after a cut the unread frames are read out in order across the wrap, spilled ones after them', () => {
+  const sab = createRingBuffer(1024);
+  const p = new RingProducer(sab), c = new RingConsumer(sab);
+  const put = (target: { reserve(n: number): number; commit(): void; u8: Uint8Array }, kind: number, seq: number, bytes: number) => {
+    const off = target.reserve(bytes);
+    assert.ok(off >= 0);
+    target.u8[off] = kind;
+    target.u8[off + 1] = seq;
+    target.commit();
+  };
+  let seq = 0;
+  for (let i = 0; i < 10; i++) put(p, 1, seq++, 60); // 10 × 72 bytes: the next ones wrap
+  p.publish();
+  for (let i = 0; i < 8; i++) assert.ok(c.next() >= 0);
+  c.release();
+  for (let i = 0; i < 6; i++) put(p, i === 2 ? 4 : 1, seq++, 60); // one barrier (kind 4) among them
+  p.requestCut(7);
+  assert.equal(c.cutId(), 7);
+  const spill = new FrameSpill();
+  put(spill, 1, seq++, 100);
+  put(spill, 2, seq++, 8);
+  const frames = unreadFrames(sab, (k) => k !== 4);
+  const seen: number[] = [];
+  for (const f of frames) forEachFrame(f, (off) => seen.push(f[off + 1]));
+  forEachFrame(spill.bytes(), (off) => seen.push(spill.bytes()[off + 1]));
+  assert.deepEqual(seen, [8, 9, 10, 11, 13, 14, 15, 16, 17]);
 });
