@@ -82,7 +82,7 @@ class Worker {
   /** Rebuild: drops the output of the replay (until REPLAY_END). */
   private readonly replay: SuppressingEmitter | null = null;
   /** Backfill: drops unmatched rows that belong after the cut (from REPLAY_END on). */
-  private readonly cut: CutEmitter | null = null;
+  private readonly cutEmitter: CutEmitter | null = null;
   private readonly disk = init.state === 'memory' ? null : new StateDiskGuard(init.stateDir, init.index);
 
   constructor() {
@@ -108,12 +108,12 @@ class Worker {
       else if (m.type === 'abort') this.ended = this.aborted = true;
     });
     if (init.rebuild) this.replay = new SuppressingEmitter(this.emitter, init.lowerMs, init.upperMs);
-    else if (init.backfill) this.cut = new CutEmitter(this.emitter, init.lowerMs, init.upperMs);
+    else if (init.backfill) this.cutEmitter = new CutEmitter(this.emitter, init.lowerMs, init.upperMs);
     const expireAt = (side: Side, ts: number) => (side === 0 ? Math.max(ts, ts + init.upperMs) : Math.max(ts, ts - init.lowerMs));
     const retentionMs = Math.max(0, init.upperMs, -init.lowerMs) + init.maxDelayMs;
     this.hot = new HotKeys(this.store, init.maxKeyEntries, Math.max(1000, retentionMs), expireAt,
       (msg, fields) => post({ type: 'log', msg: `worker ${init.index}: ${msg}`, fields: { worker: init.index, ...fields } }));
-    this.join = new IntervalJoin(this.store, init.join, init.lowerMs, init.upperMs, this.replay ?? this.cut ?? this.emitter, this.hot,
+    this.join = new IntervalJoin(this.store, init.join, init.lowerMs, init.upperMs, this.replay ?? this.cutEmitter ?? this.emitter, this.hot,
       init.overflowOut ? (side, key, ts, payload, reason) => this.onOverflow(side, key, ts, payload, reason) : null);
     installInspector(port, () => this.store, init.index, init.formats); // GET /state?key=… (read-only probes between drains)
   }
@@ -158,7 +158,7 @@ class Worker {
           }
         } else if (kind === FrameKind.ReplayEnd) {
           this.replay?.end(this.watermark);
-          this.cut?.end(this.watermark);
+          this.cutEmitter?.end(this.watermark);
         } else if (kind === FrameKind.End) {
           this.ended = true;
           break;
@@ -280,7 +280,7 @@ class Worker {
 
   private stats(): WorkerStats {
     const c = this.join.counters;
-    const sup = this.replay?.suppressed ?? this.cut?.suppressed ?? { pairs: 0, unmatched: [0, 0] };
+    const sup = this.replay?.suppressed ?? this.cutEmitter?.suppressed ?? { pairs: 0, unmatched: [0, 0] };
     return {
       index: init.index, events: [this.events[0], this.events[1]], duplicates: c.duplicates, pairs: c.pairs - sup.pairs,
       unmatchedLeft: c.unmatchedLeft - sup.unmatched[0], unmatchedRight: c.unmatchedRight - sup.unmatched[1], expired: c.expired,
