@@ -359,7 +359,8 @@ export class BucketStore implements StateStore {
     for (o = first; o !== NONE; o = index.newer(o)) {
       const t = index.sliceOf(o);
       if (t > tTo) break;
-      const slice = slices.get(t)!;
+      const slice = slices.get(t);
+      if (slice === undefined) continue; // its last bucket went; its keys are still leaving the index (Buckets.unindexPart)
       b.probedSlices++;
       if (slice.open !== undefined) slice.open.probe(view, side, keyGroup, h, key, fromTs, toTs, visit);
       else b.reader.probeSlice(slice, side, keyGroup, h, key, fromTs, toTs, visit);
@@ -394,6 +395,8 @@ export class BucketStore implements StateStore {
     }
     // 1. Drop every bucket whose entries all have expireAt < watermark.
     const removed = dropExpired(b, this.sealer, watermarkMs, onExpired);
+    // 1b. Dropped sealed buckets' keys leave the key index, a bounded amount at a time (more when several wait).
+    if (b.pendingUnindex() > 0) b.unindexWork(this.sealUnitsPerCall * Math.min(b.pendingUnindex(), 8));
     // 2. Seal, a bounded amount of work at a time, the open slices no later insert can reach.
     this.sealer.sealWork(this.sealUnitsPerCall, true, true);
     return removed;
