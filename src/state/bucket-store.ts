@@ -113,6 +113,10 @@
  * keys of a dropped sealed bucket that no other bucket of its slice holds), and at a seal, for
  * keys whose entries on a side all expired while the slice was open. Cost: one add per (key, side,
  * slice) inserted, one remove per (key, side, slice) expired — proportional to what expires.
+ * Removals come in bounded steps, never a whole bucket's keys in one call: a dropped sealed
+ * bucket's keys leave in expire() calls after the drop (Buckets.unindexPart; meanwhile a probe may
+ * visit its slice, or find it gone, for nothing), a sealed slice's expired keys in a phase of the
+ * seal job before the switch; the end of input (every bucket expired) empties the index at once.
  *
  * Modules, imports flowing one way: bucket-format (byte layouts) → key-index → open-slice (arena,
  * lists, slot table) → sealed-io (parts, LMDB reads) → seal-sort (seal job, sort phases) → buckets
