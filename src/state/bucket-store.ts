@@ -113,6 +113,10 @@
  * keys of a dropped sealed bucket that no other bucket of its slice holds), and at a seal, for
  * keys whose entries on a side all expired while the slice was open. Cost: one add per (key, side,
  * slice) inserted, one remove per (key, side, slice) expired — proportional to what expires.
+ * Removals come in bounded steps, never a whole bucket's keys in one call: a dropped sealed
+ * bucket's keys leave in expire() calls after the drop (Buckets.unindexPart; meanwhile a probe may
+ * visit its slice, or find it gone, for nothing), a sealed slice's expired keys in a phase of the
+ * seal job before the switch; the end of input (every bucket expired) empties the index at once.
  *
  * Modules, imports flowing one way: bucket-format (byte layouts) → key-index → open-slice (arena,
  * lists, slot table) → sealed-io (parts, LMDB reads) → seal-sort (seal job, sort phases) → buckets
@@ -362,7 +366,8 @@ export class BucketStore implements StateStore {
     for (o = first; o !== NONE; o = index.newer(o)) {
       const t = index.sliceOf(o);
       if (t > tTo) break;
-      const slice = slices.get(t)!;
+      const slice = slices.get(t);
+      if (slice === undefined) continue; // its last bucket went; its keys are still leaving the index (Buckets.unindexPart)
       b.probedSlices++;
       if (slice.open !== undefined) slice.open.probe(view, side, keyGroup, h, key, fromTs, toTs, visit);
       else b.reader.probeSlice(slice, side, keyGroup, h, key, fromTs, toTs, visit);
@@ -397,6 +402,8 @@ export class BucketStore implements StateStore {
     }
     // 1. Drop every bucket whose entries all have expireAt < watermark.
     const removed = dropExpired(b, this.sealer, watermarkMs, onExpired);
+    // 1b. Dropped sealed buckets' keys leave the key index, a bounded amount at a time (more when several wait).
+    if (b.pendingUnindex() > 0) b.unindexWork(this.sealUnitsPerCall * Math.min(b.pendingUnindex(), 8));
     // 2. Seal, a bounded amount of work at a time, the open slices no later insert can reach.
     this.sealer.sealWork(this.sealUnitsPerCall, true, true);
     return removed;

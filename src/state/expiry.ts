@@ -17,6 +17,9 @@ export function dropExpired(b: Buckets, sealer: Sealer, watermarkMs: number, onE
   let removed = 0;
   let min = Infinity;
   const order = b.order;
+  // Everything goes (the end of input: watermark +∞): the key index is emptied at once rather than
+  // key by key (a walk over every key held, seconds for millions, all in one call).
+  const all = expiresAll(b, watermarkMs);
   for (let i = 0; i < order.length; i++) {
     const slice = order[i];
     const os = slice.open;
@@ -27,23 +30,40 @@ export function dropExpired(b: Buckets, sealer: Sealer, watermarkMs: number, onE
         if (p.maxExpire < watermarkMs) {
           removed += dropPart(b, p, onExpired);
           parts.splice(j--, 1);
-          b.unindexPart(p, slice.t, parts);
+          if (!all) b.unindexPart(p, slice.t);
         } else if (p.maxExpire < min) min = p.maxExpire;
       }
-      if (parts.length === 0) b.removeSlice(i--);
+      if (parts.length === 0) b.removeSlice(i--, !all);
     } else {
       for (const cs of [...os.classes.values()]) {
         if (cs.maxExpire < watermarkMs) removed += dropOpenClass(b, sealer, os, cs, onExpired);
         else if (cs.maxExpire < min) min = cs.maxExpire;
       }
       if (os.classes.size === 0) {
-        if (b.job?.os === os) sealer.abandonSeal(b.job);
-        b.removeSlice(i--); // unindexes its keys
+        if (b.job?.os === os) sealer.abandonSeal(b.job, true);
+        b.removeSlice(i--, !all); // unindexes its keys
       }
     }
   }
+  if (all) {
+    b.index.clear();
+    b.dropUnindexing();
+  }
   b.minMaxExpire = min;
   return removed;
+}
+
+/** Does every live bucket expire at `watermarkMs`? */
+function expiresAll(b: Buckets, watermarkMs: number): boolean {
+  if (b.order.length === 0) return false;
+  for (const slice of b.order) {
+    if (slice.open === undefined) {
+      for (const p of slice.parts) if (!(p.maxExpire < watermarkMs)) return false;
+    } else {
+      for (const cs of slice.open.classes.values()) if (!(cs.maxExpire < watermarkMs)) return false;
+    }
+  }
+  return true;
 }
 
 /**

@@ -8,18 +8,16 @@ import { JoineryError } from '../core/errors.js';
 import {
   APPEND, DB_OPTIONS, E_CLASS, E_JOINED, E_NEXT, ENTRY_HEADER, EV_HEADER, markedBuffer, NONE, OFF_MASK, SLAB_SHIFT, VALUE_HEADER,
 } from './bucket-format.js';
-import type { Buckets } from './buckets.js';
+import { slotsFor, type Buckets } from './buckets.js';
 import type { Database } from './lmdb.js';
 import { KeySet } from './key-index.js';
 import { ClassStat, OpenSlice } from './open-slice.js';
-import { PH_FILTER, PH_WRITE, SealJob, U_COUNT, U_FILTER, U_PUT, type ClassSeal } from './seal-sort.js';
+import { PH_FILTER, PH_UNINDEX, PH_WRITE, SealJob, U_COUNT, U_FILTER, U_PUT, U_UNINDEX, type ClassSeal } from './seal-sort.js';
 import { Part, type Slice } from './sealed-io.js';
 import type { Side } from './store.js';
 
 /** With k complete slices waiting, the per-call cap is multiplied by min(k, SEAL_BACKLOG_MAX) to catch up. */
 const SEAL_BACKLOG_MAX = 8;
-/** New open slices start with at most this many slots (a hint from the last seal; 2 MiB of arrays). */
-const MAX_SLOT_HINT = 1 << 16;
 
 export interface SealPacing {
   readonly sealSpread: number;
@@ -113,7 +111,7 @@ export class Sealer {
         const os = slice.open!;
         job = this.b.job = os.job = new SealJob(slice, os, this.b.groupScratch);
         // Later slices will be about this size: start them there rather than grow to it.
-        this.b.slotHint = Math.min(MAX_SLOT_HINT, Math.max(64, 2 ** Math.ceil(Math.log2(os.n + 1))));
+        this.b.slotHint = slotsFor(os.n);
       }
       let budget = cap - used;
       if (paced) {
@@ -138,7 +136,15 @@ export class Sealer {
   /** One bounded step of a job; returns the units used (> 0). */
   private sealStep(job: SealJob, budget: number): number {
     if (job.phase < PH_WRITE) return job.sortStep(budget) + U_COUNT;
-    if (job.ci >= job.classes.length) return this.finishSeal(job);
+    if (job.ci >= job.classes.length) {
+      if (job.phase !== PH_UNINDEX) {
+        if (job.os.classList.length <= job.classes.length) return this.finishSeal(job); // no bucket expired while open
+        job.phase = PH_UNINDEX;
+        job.pos = 0;
+      }
+      if (job.pos < job.n) return this.unindexStep(job, budget) + U_COUNT;
+      return this.finishSeal(job);
+    }
     if (job.phase === PH_WRITE) return this.writeStep(job, budget) + U_COUNT;
     return this.filterStep(job, budget) + U_COUNT;
   }
@@ -303,6 +309,35 @@ export class Sealer {
     return used;
   }
 
+  /**
+   * Removes from the key index, slot after slot until the budget is used, the (key, side) of the
+   * slice that no part of the job holds: their entries all expired while the slice was open. The
+   * slice stays open meanwhile; a probe would find nothing live there for those keys anyway.
+   */
+  private unindexStep(job: SealJob, budget: number): number {
+    const os = job.os;
+    const index = this.b.index;
+    const t = job.slice.t;
+    const classes = job.classes;
+    const n = job.n;
+    let used = 0;
+    let s = job.pos;
+    for (; s < n && used < budget; s++) {
+      used += U_COUNT;
+      const h = os.hash[s];
+      for (let side = 0 as Side; side <= 1; side = (side + 1) as Side) {
+        if (os.heads[side][s] === NONE) continue;
+        let held = false;
+        for (let c = 0; c < classes.length && !held; c++) held = classes[c].filters[side]?.has(h) === true;
+        if (held) continue;
+        index.remove(h, side, t);
+        used += U_UNINDEX;
+      }
+    }
+    job.pos = s;
+    return used;
+  }
+
   /** Every bucket of the job is complete: the slice switches from its arena to its parts. */
   private finishSeal(job: SealJob): number {
     const os = job.os;
@@ -325,17 +360,23 @@ export class Sealer {
     job.slice.open = undefined;
     os.job = undefined;
     this.b.job = undefined;
-    // A key whose entries on a side all expired while the slice was open is in no part: unindex it.
-    let unindexed = 0;
-    if (os.classList.length > job.classes.length) {
-      this.b.unindexOpen(os, job.slice.t, parts);
-      unindexed = os.n;
-    }
-    return 1 + job.late.length * U_FILTER + unindexed * U_FILTER;
+    // Keys whose entries on a side all expired while the slice was open left the index (unindexStep).
+    return 1 + job.late.length * U_FILTER;
   }
 
-  /** Gives up a job (its slice changed): drops the databases written so far. The slice stays open. */
-  abandonSeal(job: SealJob): void {
+  /** Gives up a job (its slice changed, or goes: `sliceGoes`): drops the databases written so far. The slice stays open. */
+  abandonSeal(job: SealJob, sliceGoes = false): void {
+    if (job.phase === PH_UNINDEX && job.pos > 0 && !sliceGoes) {
+      // Keys unindexed so far still have (dead) entries linked in the open slice, and an insert on
+      // such a side adds no occurrence (it is not the key's first there): index them again.
+      // Only a late insert or a watermark regression gets here.
+      const os = job.os;
+      for (let s = 0; s < job.pos; s++) {
+        for (let side = 0 as Side; side <= 1; side = (side + 1) as Side) {
+          if (os.heads[side][s] !== NONE) this.b.index.add(os.hash[s], side, job.slice.t);
+        }
+      }
+    }
     for (const cl of job.classes) this.dropSealDb(cl);
     job.classes.length = 0;
     job.os.job = undefined;
@@ -348,7 +389,10 @@ export class Sealer {
     if (j < 0) return;
     this.dropSealDb(job.classes[j]);
     job.classes.splice(j, 1);
-    if (j < job.ci) {
+    if (job.phase === PH_UNINDEX) {
+      job.ci--; // every bucket was complete
+      job.pos = 0; // keys only the dropped bucket held must leave the index too: start over
+    } else if (j < job.ci) {
       job.ci--;
     } else if (j === job.ci && job.phase >= PH_WRITE) {
       job.phase = PH_WRITE;
@@ -369,6 +413,7 @@ export class Sealer {
 
   /** Reads a sealed slice back into memory and drops its databases (an insert reached it). */
   unseal(slice: Slice): OpenSlice {
+    this.b.flushUnindex(slice.t); // its dropped buckets' keys leave the index before any of its keys come back
     this.b.dirty = true;
     const os = new OpenSlice();
     for (const part of slice.parts) {
