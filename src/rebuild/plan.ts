@@ -55,8 +55,8 @@ function cutOutputTo(cfg: Config, m: Manifest): void {
  * and are not replayed. Returns the plan and the explicit start offsets for KafkaSource.
  */
 export async function kafkaPlan(cfg: Config): Promise<{ plan: ReplayPlan; startOffsets: Array<{ topic: string; partition: number; offset: number }> }> {
-  const kafka = await import('../kafka/client.js');
-  const brokers = kafka.parseBrokers(cfg.brokers!);
+  const { admin } = await (await import('../kafka/adapters.js')).kafkaAdapter();
+  const brokers = (await import('../kafka/options.js')).parseBrokers(cfg.brokers!);
   const fromMs = parseTime(cfg.rebuildFrom!);
   const topics = [cfg.left!.slice(6), cfg.right!.slice(6)];
   let resumeOf: Array<{ topic: string; partition: number; offset: number }>;
@@ -68,7 +68,7 @@ export async function kafkaPlan(cfg: Config): Promise<{ plan: ReplayPlan; startO
     if (!k) throw usageError(`--resume-at ${cfg.resumeAt}: the manifest has no Kafka positions`);
     resumeOf = k.map((p) => ({ topic: p.topic, partition: p.partition, offset: Number(p.offset) }));
   } else {
-    const c = await kafka.fetchCommittedOffsets(brokers, cfg.group, topics);
+    const c = await admin.fetchCommittedOffsets(brokers, cfg.group, topics);
     resumeOf = c.map((p) => ({ topic: p.topic, partition: p.partition, offset: Number(p.offset) })).filter((p) => p.offset >= 0);
     if (resumeOf.length === 0) {
       throw usageError(`--rebuild-from: consumer group ${cfg.group} has no committed offsets on ${topics.join(', ')}: no output was confirmed, so there is no resume position (run without --rebuild-from to start over, or give --resume-at MANIFEST)`);
@@ -78,7 +78,7 @@ export async function kafkaPlan(cfg: Config): Promise<{ plan: ReplayPlan; startO
   const startOffsets: Array<{ topic: string; partition: number; offset: number }> = [];
   const early: string[] = [];
   for (const [side, topic] of topics.entries()) {
-    for (const p of await kafka.offsetsForTime(brokers, topic, fromMs)) {
+    for (const p of await admin.offsetsForTime(brokers, topic, fromMs)) {
       const r = resumeOf.find((x) => x.topic === topic && x.partition === p.partition);
       if (!r) continue;
       if (r.offset < p.low) {

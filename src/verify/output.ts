@@ -143,12 +143,12 @@ function isJsonValue(v: Buffer): boolean {
 }
 
 async function readKafka(cfg: Config, reader: OutputReader, progress: Progress): Promise<void> {
-  const kafka = await import('../kafka/client.js');
-  const { readTopic } = await import('../kafka/read-topic.js');
+  const { readTopic } = await (await import('../kafka/adapters.js')).kafkaAdapter();
+  const { parseBrokers } = await import('../kafka/options.js');
   const topic = cfg.output!.slice(6);
   const latin1 = (s: string) => Buffer.from(s, 'utf8').toString('latin1');
   // the timeout bounds the whole read: hours, since a topic of tens of GB takes that long
-  await readTopic(kafka.parseBrokers(cfg.brokers!), topic, (m) => {
+  await readTopic(parseBrokers(cfg.brokers!), topic, (m) => {
     const where = `${m.partition}/${m.offset}`;
     const v = m.value;
     progress.add(1);

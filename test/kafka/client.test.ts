@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { JoineryError } from '../../src/core/errors.js';
 import {
   deleteTopics, describeTopics, ensureTopics, groupOffsets, KafkaLineSink, KafkaRecordSink, KafkaSource, topicOffsets, type KafkaRecordBatch, type KafkaSourceOptions,
-} from '../../src/kafka/client.js';
+} from '../../src/kafka/kafkajs/index.js';
 import { produceRaw, readTopic } from './topic-io.js';
 import { runTopicsCheck } from '../../src/kafka/topics.js';
 import { runGenToKafka } from '../../src/kafka/gen-kafka.js';
@@ -224,7 +224,7 @@ test('an unreachable broker gives a clear error naming the address, within the c
   for (const open of [
     () => KafkaRecordSink.open({ brokers: ['127.0.0.1:1'], topic: 'joined-x', connectTimeoutMs: 1_500, createPartitions: 3 }),
     () => KafkaRecordSink.open({ brokers: ['127.0.0.1:1'], topic: 'joined-x', connectTimeoutMs: 1_500, transactionalId: 'tx' }),
-    () => KafkaLineSink.open('kafka:joined-x', { brokers: ['127.0.0.1:1'], connectTimeoutMs: 1_500 }),
+    () => KafkaLineSink.open({ topic: 'joined-x', brokers: ['127.0.0.1:1'], connectTimeoutMs: 1_500 }),
   ]) {
     const t1 = Date.now();
     await assert.rejects(open(), (e: unknown) => {
@@ -314,7 +314,7 @@ test('KafkaLineSink: each line of kafka:TOPIC is one record, lines split across 
   const topic = uniq('lines');
   created.push(topic);
   await ensureTopics(brokers(), [{ topic, partitions: 1 }]);
-  const sink = await KafkaLineSink.open(`kafka:${topic}`, { brokers: brokers() });
+  const sink = await KafkaLineSink.open({ topic, brokers: brokers() });
   assert.equal(sink.spec, `kafka:${topic}`);
   sink.write(Buffer.from('{"a":1}\n{"b":2}\n{"c"'));
   sink.write(Buffer.from(':3}\r\n\n'));

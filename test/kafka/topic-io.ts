@@ -1,11 +1,11 @@
 /**
  * Writing raw records, for the Kafka tests (moved out of src/kafka/client.ts: the product has no
- * use for it); reading a topic back is the product's own (src/kafka/read-topic.ts, used by verify).
+ * use for it); reading a topic back is the product's own (src/kafka/kafkajs/read-topic.ts, used by verify).
  */
 import { createRequire } from 'node:module';
 import type * as KafkaJS from 'kafkajs';
-import { closeKafka, createKafka, waitForBroker, type KafkaHandle } from '../../src/kafka/client.js';
-export { readTopic } from '../../src/kafka/read-topic.js';
+import { closeKafka, createKafka, waitForBroker, type KafkaHandle } from '../../src/kafka/kafkajs/index.js';
+export { readTopic } from '../../src/kafka/kafkajs/read-topic.js';
 
 const CONNECT_TIMEOUT_MS = 30_000;
 

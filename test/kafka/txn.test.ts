@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { JoineryError } from '../../src/core/errors.js';
 import {
   closeKafka, createKafka, deleteTopics, ensureTopics, fetchCommittedOffsets, KafkaRecordSink, KafkaSource, topicOffsets, type KafkaRecordBatch, type KafkaSourceOptions,
-} from '../../src/kafka/client.js';
+} from '../../src/kafka/kafkajs/index.js';
 import { produceRaw, readTopic } from './topic-io.js';
 import { brokers, settled, sleep, uniq } from './support.js';
 

@@ -1,0 +1,13 @@
+/**
+ * The Kafka client behind the port. Loaded on first use, so runs without Kafka never load a
+ * Kafka library. Adding a client: implement KafkaAdapter (port.ts) in src/kafka/NAME/index.ts and
+ * add a case here; nothing else changes (docs/architecture.md).
+ */
+import type { KafkaAdapter } from './port.js';
+
+let loaded: Promise<KafkaAdapter> | null = null;
+
+export function kafkaAdapter(): Promise<KafkaAdapter> {
+  loaded ??= import('./kafkajs/index.js').then((m) => m.kafkajsAdapter);
+  return loaded;
+}
