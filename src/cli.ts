@@ -4,18 +4,17 @@ import * as path from 'node:path';
 import { formatConfig, loadConfig, resolveValues, unknownEnvWarnings } from './config/load.js';
 import { finishConfig, helpText, parseListen } from './config/parse.js';
 import { COMMANDS, type Command, type Config } from './config/schema.js';
-import { checkpointMetadata, parseCheckpointRef } from './checkpoint/handoff.js';
-import { fileStartOf, openCheckpoints, startOf } from './checkpoint/index.js';
-import { EngineControl, pauseSourceWhile } from './control/engine-control.js';
+import { openCheckpoints, startOf } from './checkpoint/index.js';
+import { endpointsOf } from './config/endpoints.js';
+import { EngineControl } from './control/engine-control.js';
 import { lockDir } from './core/dirlock.js';
 import { EXIT_CODES, JoineryError } from './core/errors.js';
 import { exitSoon, isExiting } from './core/exit.js';
 import { configureLog, log } from './core/log.js';
 import { checkOutputPaths } from './core/paths.js';
 import { formatSummary, runEngine, type EngineOptions, type Summary } from './engine.js';
-import { FileSource } from './source/file.js';
 import { GeneratorSource, genOptionsFrom } from './source/generator.js';
-import type { Source } from './source/source.js';
+import { openIO, type InputContext, type OpenedIO } from './source/registry.js';
 
 const SUMMARIES: Record<Command, string> = {
   run: 'join two streams (files, Kafka topics or the built-in generator) and write the joined stream (file, stdout or a Kafka topic)',
@@ -86,71 +85,55 @@ async function cmdRun(cfg: Config): Promise<number> {
 }
 
 async function runWith(cfg: Config, control: EngineControl | undefined): Promise<number> {
+  const ep = endpointsOf(cfg);
+  const kafkaIn = ep.left!.kind === 'kafka';
   // Kafka input with checkpoints: one member of the consumer group, state moving with partitions
   // (file output has one writer and one length to cut back to, so it stays single-node).
-  if (cfg.left!.startsWith('kafka:') && cfg.checkpointDir && !cfg.out.startsWith('file:') && cfg.rebuildFrom === undefined) {
+  if (kafkaIn && cfg.checkpointDir && ep.out?.kind !== 'file' && cfg.rebuildFrom === undefined) {
     const { runMember } = await import('./member.js');
     const s = await runMember({ cfg, control, progress: progressOn(cfg) });
     printResult(cfg, s);
     return 0;
   }
-  const anyKafka = [cfg.left, cfg.out, cfg.lateOut, cfg.deadLetter].some((x) => x?.startsWith('kafka:'));
+  const anyKafka = [ep.left, ep.out, ep.lateOut, ep.deadLetter].some((e) => e?.kind === 'kafka');
   if (anyKafka) (await (await import('./kafka/adapters.js')).kafkaAdapter()).checkClient({ groupMemberCheckpoints: false });
-  let sources: Source[];
-  let formats: ['json' | 'flatbuffers', 'json' | 'flatbuffers'];
   const extra: Partial<EngineOptions> = {};
   const closers: Array<() => Promise<void>> = [];
   // Checkpoints first: a restore decides where the sources start. With exactly-once Kafka → Kafka
   // the output transaction is the commit point: resume from the checkpoint whose id the group's
   // committed offsets carry (a newer manifest whose transaction never committed is set aside).
-  const kafkaIn = cfg.left!.startsWith('kafka:');
-  const kafkaIO = anyKafka ? await import('./kafka/io.js') : null;
   let committedId: number | undefined;
-  if (kafkaIO && kafkaIn && kafkaIO.isTransactional(cfg, !!cfg.checkpointDir)) committedId = await kafkaIO.committedCheckpointId(cfg);
+  if (kafkaIn) {
+    const kafkaIO = await import('./kafka/io.js');
+    if (kafkaIO.isTransactional(cfg, !!cfg.checkpointDir)) committedId = await kafkaIO.committedCheckpointId(cfg);
+  }
   if (cfg.checkpointDir) lockDir(cfg.checkpointDir, '--checkpoint-dir'); // (a group member locks its own DIR/members/NAME)
   const ck = await openCheckpoints(cfg, committedId);
   if (ck) closers.push(() => ck.pool.close());
-  let restoredKafka: Array<{ topic: string; partition: number; offset: string | number }> | undefined = startOf(ck, `kafka:${cfg.left!.slice(6)}+${cfg.right!.slice(6)}`)?.kafka;
+  let io: OpenedIO;
   try {
+    let kafkaStart: InputContext['kafkaStart'];
+    if (ep.left!.kind === 'kafka' && ep.right!.kind === 'kafka') {
+      kafkaStart = startOf(ck, (await import('./kafka/options.js')).kafkaSourceName(ep.left!.topic, ep.right!.topic))?.kafka;
+    }
     // Rebuild without a checkpoint (--rebuild-from): where the replay starts and where it ends.
     if (cfg.rebuildFrom !== undefined) {
       const rb = await import('./rebuild/plan.js');
       if (kafkaIn) {
         const k = await rb.kafkaPlan(cfg);
         extra.rebuild = k.plan;
-        restoredKafka = k.startOffsets;
+        kafkaStart = k.startOffsets;
       } else {
         extra.rebuild = rb.filePlan(cfg);
       }
     }
-    if (cfg.left!.startsWith('gen:')) {
-      sources = [new GeneratorSource(genOptionsFrom(cfg), undefined, startOf(ck, 'gen:')?.gen)];
-      formats = ['flatbuffers', 'flatbuffers'];
-    } else if (!kafkaIn) {
-      const format = cfg.format ?? 'json';
-      const left = new FileSource(cfg.left!.slice(5), 0, format, fileStartOf(ck, cfg.left!, 0));
-      closers.push(() => left.close());
-      const right = new FileSource(cfg.right!.slice(5), 1, format, fileStartOf(ck, cfg.right!, 1));
-      sources = [left, right];
-      formats = [format, format];
-    } else {
-      sources = [];
-      formats = ['flatbuffers', 'flatbuffers'];
-    }
-    if (kafkaIO) {
-      const io = await kafkaIO.openKafkaIO({ cfg, member: null, control, checkpoints: !!ck, startOffsets: restoredKafka });
-      closers.push(() => io.close());
-      if (io.source) {
-        sources = [io.source];
-        const format = io.source.format;
-        formats = [format, format];
-      }
-      Object.assign(extra, io.engine);
-    }
+    io = await openIO({ cfg, ck, control, kafkaStart });
   } catch (e) {
     for (const c of closers) await c().catch(() => {});
     throw e;
   }
+  const { sources, formats } = io;
+  Object.assign(extra, io.engine);
   log.info('sources opened', { sources: sources.map((x) => x.name), partitions: sources.reduce((n, x) => n + x.partitions.length, 0), formats });
   const s = await runEngine(cfg, { sources, formats, progress: progressOn(cfg), printSummary: true, checkpoints: ck, handleSignals: true, control, ...extra });
   printResult(cfg, s);

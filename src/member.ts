@@ -15,9 +15,10 @@
  */
 import * as os from 'node:os';
 import { jobOf } from './checkpoint/index.js';
-import { checkpointMetadata, memberDir, parseCheckpointRef, planHandoff, type CommittedOffset } from './checkpoint/handoff.js';
+import { memberDir, parseCheckpointRef, planHandoff, type CommittedOffset } from './checkpoint/handoff.js';
 import { SidePool } from './checkpoint/pool.js';
 import { LocalDirStorage } from './checkpoint/storage.js';
+import { endpointsOf, kafkaTopic } from './config/endpoints.js';
 import type { Config } from './config/schema.js';
 import { lockDir } from './core/dirlock.js';
 import type { EngineControl } from './control/engine-control.js';
@@ -68,7 +69,8 @@ export async function runMember({ cfg, control, progress }: MemberRunOptions): P
   adapter.checkClient({ groupMemberCheckpoints: true }); // before anything is locked or joined
   const member = cfg.member ?? defaultMemberName();
   const brokers = parseBrokers(cfg.brokers!);
-  const leftTopic = cfg.left!.slice(6), rightTopic = cfg.right!.slice(6);
+  const ep = endpointsOf(cfg);
+  const leftTopic = kafkaTopic(ep.left)!, rightTopic = kafkaTopic(ep.right)!;
   const topics = [leftTopic, rightTopic];
   const root = cfg.checkpointDir!;
   lockDir(memberDir(root, member), '--checkpoint-dir'); // two processes under one --member name would undo each other

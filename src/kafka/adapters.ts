@@ -8,6 +8,7 @@ import type { KafkaAdapter } from './port.js';
 let loaded: Promise<KafkaAdapter> | null = null;
 
 export function kafkaAdapter(): Promise<KafkaAdapter> {
-  loaded ??= import('./kafkajs/index.js').then((m) => m.kafkajsAdapter);
+  // the client's self-check runs as it loads: every command that uses Kafka logs its patches (debug)
+  loaded ??= import('./kafkajs/index.js').then((m) => { m.kafkajsAdapter.checkClient({ groupMemberCheckpoints: false }); return m.kafkajsAdapter; });
   return loaded;
 }

@@ -6,6 +6,7 @@
  */
 import { checkpointMetadata, parseCheckpointRef } from '../checkpoint/handoff.js';
 import type { Manifest } from '../checkpoint/manifest.js';
+import { endpointsOf, kafkaTopic } from '../config/endpoints.js';
 import type { Config } from '../config/schema.js';
 import { pauseSourceWhile, type EngineControl } from '../control/engine-control.js';
 import { log } from '../core/log.js';
@@ -43,8 +44,6 @@ export interface KafkaIO {
   close(): Promise<void>;
 }
 
-const topicOf = (spec: string | undefined): string | null => (spec?.startsWith('kafka:') ? spec.slice(6) : null);
-
 /** Kafka's session heartbeat: a tenth of the session timeout, between 0.5 s and 3 s. */
 export function heartbeatIntervalMs(sessionTimeoutMs: number): number {
   return Math.max(500, Math.min(3_000, Math.floor(sessionTimeoutMs / 10)));
@@ -60,7 +59,7 @@ export function transactionalIdOf(group: string, topic: string, member: string |
 
 /** Exactly-once Kafka output: written in transactions that commit with the checkpoints. */
 export function isTransactional(cfg: Config, checkpoints: boolean): boolean {
-  return checkpoints && topicOf(cfg.out) !== null && cfg.delivery === 'exactly-once';
+  return checkpoints && endpointsOf(cfg).out?.kind === 'kafka' && cfg.delivery === 'exactly-once';
 }
 
 /** The input's committed positions a checkpoint manifest holds. */
@@ -74,7 +73,8 @@ function kafkaPositions(m: Pick<Manifest, 'sources'>): Array<{ topic: string; pa
  */
 export async function committedCheckpointId(cfg: Config): Promise<number> {
   const adapter = await kafkaAdapter();
-  const committed = await adapter.admin.fetchCommittedOffsets(parseBrokers(cfg.brokers!), cfg.group, [topicOf(cfg.left)!, topicOf(cfg.right)!]);
+  const ep = endpointsOf(cfg);
+  const committed = await adapter.admin.fetchCommittedOffsets(parseBrokers(cfg.brokers!), cfg.group, [kafkaTopic(ep.left)!, kafkaTopic(ep.right)!]);
   // single-node checkpoints are named without a member (group members run src/member.ts)
   return Math.max(0, ...committed.map((c) => { const r = parseCheckpointRef(c.metadata); return r && r.member === null ? r.id : 0; }));
 }
@@ -85,7 +85,8 @@ export async function openKafkaIO(o: KafkaIOOptions): Promise<KafkaIO> {
   const adapter = await kafkaAdapter();
   adapter.checkClient({ groupMemberCheckpoints: member !== null && o.checkpoints });
   const brokers = parseBrokers(cfg.brokers!);
-  const leftTopic = topicOf(cfg.left), rightTopic = topicOf(cfg.right);
+  const ep = endpointsOf(cfg);
+  const leftTopic = kafkaTopic(ep.left), rightTopic = kafkaTopic(ep.right);
   const transactional = isTransactional(cfg, o.checkpoints);
   const io = { adapter, brokers, source: null as KafkaInput | null, out: null as KafkaRecordOutput | null,
     lateSink: null as KafkaLineOutput | null, deadSink: null as KafkaLineOutput | null, engine: {} as KafkaEngineHooks,
@@ -115,7 +116,7 @@ export async function openKafkaIO(o: KafkaIOOptions): Promise<KafkaIO> {
       io.engine.onStall = pauseSourceWhile(io.source, control);
     }
     const common = { brokers, compression: cfg.compression, connectTimeoutMs: cfg.connectTimeoutMs };
-    const outTopic = topicOf(cfg.out);
+    const outTopic = kafkaTopic(ep.out);
     if (outTopic !== null) {
       // A missing output topic is created with as many partitions as the left input topic (3 otherwise).
       const inputParts = io.source?.partitions.filter((p) => p.side === 0).length;
@@ -125,7 +126,7 @@ export async function openKafkaIO(o: KafkaIOOptions): Promise<KafkaIO> {
       });
       io.engine.outRecords = io.out;
     }
-    const lateTopic = topicOf(cfg.lateOut), deadTopic = topicOf(cfg.deadLetter);
+    const lateTopic = kafkaTopic(ep.lateOut), deadTopic = kafkaTopic(ep.deadLetter);
     if (lateTopic !== null) io.engine.lateSink = io.lateSink = await adapter.openLineSink({ ...common, topic: lateTopic });
     if (deadTopic !== null) io.engine.deadSink = io.deadSink = await adapter.openLineSink({ ...common, topic: deadTopic });
   } catch (e) {

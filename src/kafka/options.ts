@@ -27,3 +27,8 @@ export function parseFrom(text: string, flag = 'from'): KafkaFrom {
   throw usageError(`--${flag}: expected earliest, latest, an ISO-8601 time (2026-01-01T00:00:00Z) or epoch milliseconds (got ${JSON.stringify(text)})`);
 }
 
+
+/** The name a Kafka input goes by in checkpoint manifests (SourcePosition.name): both topics. */
+export function kafkaSourceName(leftTopic: string, rightTopic: string): string {
+  return `kafka:${leftTopic}+${rightTopic}`;
+}

@@ -14,7 +14,7 @@
  */
 import type { SourcePosition } from '../checkpoint/manifest.js';
 import type { LineSink, RecordSink } from '../sink/sink.js';
-import type { PartitionRef, RecordBatch, Source } from '../source/source.js';
+import type { KafkaBatchPosition, PartitionRef, RecordBatch, Source } from '../source/source.js';
 import type { Side } from '../state/store.js';
 import type { KafkaFrom } from './options.js';
 
@@ -47,10 +47,7 @@ export interface EnsureResult {
 
 /** A RecordBatch from Kafka, with what the engine needs to commit and report positions. */
 export interface KafkaRecordBatch extends RecordBatch {
-  topic: string;
-  kafkaPartition: number;
-  /** Next offset after this batch (offset of the last record, or of trailing control records, + 1): commit this once applied. */
-  nextOffset: string;
+  kafka: KafkaBatchPosition;
   /** The partition's high watermark when the batch was fetched. */
   highWatermark: string;
   /**

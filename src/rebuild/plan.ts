@@ -4,6 +4,7 @@
  * position: --resume-at bytes or manifest, or the Kafka group's committed offsets).
  */
 import * as fs from 'node:fs';
+import { endpointsOf, filePath, kafkaTopic } from '../config/endpoints.js';
 import type { Config } from '../config/schema.js';
 import { JoineryError, usageError } from '../core/errors.js';
 import { log } from '../core/log.js';
@@ -13,7 +14,8 @@ import { parseByteResume, parseTime, readResumeManifest, type ReplayPlan, type R
 /** File inputs: the replay reads both files from their start; returns the plan (and cuts --out back when resuming at a manifest). */
 export function filePlan(cfg: Config): ReplayPlan {
   const fromMs = parseTime(cfg.rebuildFrom!);
-  const L = cfg.left!.slice(5), R = cfg.right!.slice(5);
+  const ep = endpointsOf(cfg);
+  const L = filePath(ep.left)!, R = filePath(ep.right)!;
   let bytes = parseByteResume(cfg.resumeAt!);
   let m: Manifest | null = null;
   if (!bytes) {
@@ -40,8 +42,9 @@ export function filePlan(cfg: Config): ReplayPlan {
 
 /** The output file holds what the lost run emitted up to the manifest's cut, possibly more: cut it there. */
 function cutOutputTo(cfg: Config, m: Manifest): void {
-  if (!cfg.out.startsWith('file:') || m.output.spec !== cfg.out || m.output.lengthBytes === undefined) return;
-  const file = cfg.out.slice(5), want = m.output.lengthBytes;
+  const file = filePath(endpointsOf(cfg).out);
+  if (file === null || m.output.spec !== cfg.out || m.output.lengthBytes === undefined) return;
+  const want = m.output.lengthBytes;
   let size = -1;
   try { size = fs.statSync(file).size; } catch { /* gone */ }
   if (size < want) throw new JoineryError('E_OUTPUT', `output ${file} has ${size < 0 ? 'gone' : `${size} bytes`} but checkpoint ${m.id} had written ${want} bytes of it: rebuilding would leave a gap`);
@@ -58,7 +61,8 @@ export async function kafkaPlan(cfg: Config): Promise<{ plan: ReplayPlan; startO
   const { admin } = await (await import('../kafka/adapters.js')).kafkaAdapter();
   const brokers = (await import('../kafka/options.js')).parseBrokers(cfg.brokers!);
   const fromMs = parseTime(cfg.rebuildFrom!);
-  const topics = [cfg.left!.slice(6), cfg.right!.slice(6)];
+  const ep = endpointsOf(cfg);
+  const topics = [kafkaTopic(ep.left)!, kafkaTopic(ep.right)!];
   let resumeOf: Array<{ topic: string; partition: number; offset: number }>;
   let m: Manifest | null = null;
   if (cfg.resumeAt !== undefined) {

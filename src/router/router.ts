@@ -372,10 +372,10 @@ export class Router {
     this.aheadRun[slot] = aheadRun;
     this.publishAll();
     this.quietRejects = false;
-    const k = b as RecordBatch & { topic?: string; kafkaPartition?: number; nextOffset?: string };
+    const k = b.kafka;
     // Replayed batches are never committed: the group's offsets must not move back.
-    if (k.topic !== undefined && k.nextOffset !== undefined && !replayed) {
-      this.pending.push({ topic: k.topic, partition: k.kafkaPartition!, nextOffset: k.nextOffset, tails: this.rings.map((r) => r.publishedTail()) });
+    if (k !== undefined && !replayed) {
+      this.pending.push({ topic: k.topic, partition: k.partition, nextOffset: k.nextOffset, tails: this.rings.map((r) => r.publishedTail()) });
     }
   }
 

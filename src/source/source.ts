@@ -26,6 +26,15 @@ export interface RecordBatch {
   firstByte?: number;
   /** Human name of where the batch came from (file path, generator), for error reports. */
   origin: string;
+  /** Kafka sources: the topic-partition and where the batch ends, committed once its records are applied. */
+  kafka?: KafkaBatchPosition;
+}
+
+export interface KafkaBatchPosition {
+  topic: string;
+  partition: number;
+  /** Next offset after the batch (offset of its last record, or of trailing control records, + 1). */
+  nextOffset: string;
 }
 
 export interface PartitionRef { side: Side; partition: number }

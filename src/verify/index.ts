@@ -4,6 +4,7 @@
  * outer kinds with null for the absent side). Exit 0 when equal, 1 when not.
  */
 import * as fs from 'node:fs';
+import { endpointsOf, filePath } from '../config/endpoints.js';
 import type { Config } from '../config/schema.js';
 import { JoineryError } from '../core/errors.js';
 import { batchJoin, checkCapacity, Grouped } from './batch.js';
@@ -32,8 +33,7 @@ export interface VerifyReport {
   phasesMs: Record<string, number>;
 }
 
-function fileOf(src: string, flag: string): string {
-  const f = src.slice(5);
+function fileOf(f: string, flag: string): string {
   try {
     fs.accessSync(f, fs.constants.R_OK);
   } catch (e) {
@@ -47,7 +47,9 @@ function inputReport(ev: SideEvents, g: Grouped): InputReport {
 }
 
 export async function verify(cfg: Config, progressOn: boolean): Promise<VerifyReport> {
-  const files = { left: fileOf(cfg.left!, 'left'), right: fileOf(cfg.right!, 'right'), output: cfg.output!.startsWith('file:') ? fileOf(cfg.output!, 'output') : undefined };
+  const ep = endpointsOf(cfg);
+  const output = filePath(ep.output);
+  const files = { left: fileOf(filePath(ep.left)!, 'left'), right: fileOf(filePath(ep.right)!, 'right'), output: output === null ? undefined : fileOf(output, 'output') };
   const format = cfg.format ?? 'json';
   const cpu0 = process.cpuUsage();
   const progress = new Progress(progressOn);

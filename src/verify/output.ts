@@ -10,6 +10,7 @@
 import { JsonFieldScanner, VT } from '../codec/json-scan.js';
 import { writeCanonicalScalar } from '../codec/json.js';
 import { decodeJoined } from '../codec/flat.js';
+import { endpointsOf, kafkaTopic } from '../config/endpoints.js';
 import type { Config } from '../config/schema.js';
 import { JoineryError } from '../core/errors.js';
 import { FileSource } from '../source/file.js';
@@ -145,7 +146,7 @@ function isJsonValue(v: Buffer): boolean {
 async function readKafka(cfg: Config, reader: OutputReader, progress: Progress): Promise<void> {
   const { readTopic } = await (await import('../kafka/adapters.js')).kafkaAdapter();
   const { parseBrokers } = await import('../kafka/options.js');
-  const topic = cfg.output!.slice(6);
+  const topic = kafkaTopic(endpointsOf(cfg).output)!;
   const latin1 = (s: string) => Buffer.from(s, 'utf8').toString('latin1');
   // the timeout bounds the whole read: hours, since a topic of tens of GB takes that long
   await readTopic(parseBrokers(cfg.brokers!), topic, (m) => {

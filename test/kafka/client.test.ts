@@ -57,11 +57,11 @@ async function drain(s: KafkaSource, until?: (got: Got[]) => boolean, batches?: 
   for (;;) {
     const b = await s.next();
     if (!b) return got;
-    assert.equal(b.partition, b.kafkaPartition);
-    assert.equal(b.origin, `${b.topic}/${b.kafkaPartition}`);
+    assert.equal(b.partition, b.kafka.partition);
+    assert.equal(b.origin, `${b.kafka.topic}/${b.kafka.partition}`);
     assert.ok(b.count > 0);
-    if (!b.recordOffsets) assert.equal(Number(b.nextOffset), b.firstPosition + b.count, 'nextOffset = last offset + 1');
-    assert.ok(Number(b.nextOffset) <= Number(b.highWatermark));
+    if (!b.recordOffsets) assert.equal(Number(b.kafka.nextOffset), b.firstPosition + b.count, 'nextOffset = last offset + 1');
+    assert.ok(Number(b.kafka.nextOffset) <= Number(b.highWatermark));
     batches?.push({ ...b, offsets: b.offsets.slice(), data: b.data.slice() });
     got.push(...records(b));
     if (until?.(got)) return got;
@@ -105,7 +105,7 @@ test('KafkaSource delivers every record exactly once across 3 partitions, with p
     for (const o of await topicOffsets(brokers(), topic)) {
       const bs = batches.filter((b) => b.side === side && b.partition === o.partition);
       let next = Number(o.low);
-      for (const b of bs) { assert.equal(b.firstPosition, next); next = Number(b.nextOffset); }
+      for (const b of bs) { assert.equal(b.firstPosition, next); next = Number(b.kafka.nextOffset); }
       assert.equal(String(next), o.high, `${topic}/${o.partition} delivered up to its high watermark`);
     }
   }
@@ -138,7 +138,7 @@ test('commit, then a restarted source resumes after the committed offsets', T, a
   assert.equal(second.length, expected);
   assert.ok(second.every((g) => g.offset >= 10));
   for (const [k] of highs) {
-    const firstBatch = batches.find((b) => `${b.topic}/${b.kafkaPartition}` === k);
+    const firstBatch = batches.find((b) => `${b.kafka.topic}/${b.kafka.partition}` === k);
     if (firstBatch) assert.equal(firstBatch.firstPosition, 10, `${k} resumes at the committed offset`);
   }
   await s2.commit(s2.deliveredPositions());

@@ -6,7 +6,7 @@
 import type { Admin } from 'kafkajs';
 import { JoineryError, usageError, type ErrorCode } from '../../core/errors.js';
 import type { EnsureResult, KafkaTarget, TopicInfo } from '../port.js';
-import { closeKafka, connectedAdmin, handleFrom, highWatermarks, type KafkaHandle } from './client.js';
+import { closeKafka, connectedAdmin, handleFrom, highWatermarks } from './client.js';
 import { errText } from './errors.js';
 
 /** Existence and partition count of each topic. */

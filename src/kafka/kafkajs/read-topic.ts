@@ -6,7 +6,6 @@
 import type * as KafkaJS from 'kafkajs';
 import type { KafkaTarget } from '../port.js';
 import { closeKafka, handleFrom, highWatermarks, waitForBroker, type KafkaHandle } from './client.js';
-import { kafkajs as patchedKafkajs } from './patches.js';
 
 async function connectedAdmin(h: KafkaHandle): Promise<KafkaJS.Admin> {
   await waitForBroker(h);
@@ -14,8 +13,6 @@ async function connectedAdmin(h: KafkaHandle): Promise<KafkaJS.Admin> {
   await admin.connect();
   return admin;
 }
-
-const kafkajs = (): typeof KafkaJS => patchedKafkajs;
 
 /**
  * Read every record of a topic from the beginning up to each partition's end as seen at the

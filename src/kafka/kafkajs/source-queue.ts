@@ -82,8 +82,7 @@ export function copyBatch(buffers: BatchBuffers, st: PartState, format: 'json' |
       side: st.side, partition: st.partition, format,
       data: data.subarray(0, bytes), offsets, count,
       firstPosition: firstOffset, origin: `${st.topic}/${st.partition}`,
-      topic: st.topic, kafkaPartition: st.partition,
-      nextOffset: String(BigInt(lastOffset) + 1n), highWatermark: highWatermark, recordOffsets,
+      kafka: { topic: st.topic, partition: st.partition, nextOffset: String(BigInt(lastOffset) + 1n) }, highWatermark: highWatermark, recordOffsets,
     };
     buffers.own(kb, data);
     return kb;

@@ -20,20 +20,18 @@
  * so a late commit never moves another member's partition backwards.
  */
 import type { Admin, Consumer, EachBatchPayload } from 'kafkajs';
-import type { SourcePosition } from '../../checkpoint/manifest.js';
 import { JoineryError, usageError } from '../../core/errors.js';
 import { log as logger } from '../../core/log.js';
 import { formatDurationMs } from '../../core/units.js';
-import type { PartitionPosition, PartitionRef } from '../../source/source.js';
-import type { Side } from '../../state/store.js';
+import type { PartitionRef } from '../../source/source.js';
 import type { KafkaFrom, KafkaInput, KafkaRecordBatch, KafkaSourceOptions } from '../port.js';
 import { asHandle, closeKafka, connectedAdmin, createKafka, DEFAULT_CONNECT_TIMEOUT_MS, type KafkaHandle, waitForBroker } from './client.js';
 import { errText, isReconnectable, sleep } from './errors.js';
-import { BatchQueue, copyBatch } from './source-queue.js';
-import { commitOnce, consumerConfig, DEFAULTS, partitionsAtEnd, partKey, planPartitions, positionsOf, TopicWatch, unreadOf, wakeAll, type PartState } from './source-state.js';
+import { PartitionDelivery } from './source-delivery.js';
+import { copyBatch } from './source-queue.js';
+import { commitOnce, consumerConfig, DEFAULTS, partitionsAtEnd, partKey, planPartitions, TopicWatch, wakeAll, type PartState } from './source-state.js';
 
-export class KafkaSource implements KafkaInput {
-  readonly name: string;
+export class KafkaSource extends PartitionDelivery implements KafkaInput {
   partitions: readonly PartitionRef[] = [];
   readonly format: 'json' | 'flatbuffers';
   readonly live = true;
@@ -43,15 +41,9 @@ export class KafkaSource implements KafkaInput {
   private readonly h: KafkaHandle;
   private readonly ownsClient: boolean;
   private admin: Admin | null = null;
-  private consumer: Consumer | null = null;
-  private readonly parts = new Map<string, PartState>();
-  private readonly queue: BatchQueue;
   private lastDelivered: KafkaRecordBatch | null = null;
-  private waiters: Array<() => void> = [];
-  private spaceWaiters: Array<() => void> = [];
   private fatal: Error | null = null;
   private closed = false;
-  private ended = false;
   private generation = 0;
   private idleSince = -1;
   /** Delivery stopped for a re-join (beforeRejoin) until resetTo(). */
@@ -59,22 +51,18 @@ export class KafkaSource implements KafkaInput {
   /** The engine reading this source is stopping: next() returns null until resetTo(). */
   private interrupted = false;
   private generationWaiters: Array<() => void> = [];
-  /** Start positions of the partitions of the current assignment (startOffsets, then resetTo()). */
-  private startPositions: ReadonlyArray<{ topic: string; partition: number; offset: string | number | bigint }>;
   private lastActivity = Date.now();
   private readonly exitWhenIdleMs: number;
   private readonly from: KafkaFrom;
 
   private constructor(private readonly opts: KafkaSourceOptions) {
+    super(opts);
     if (opts.leftTopic === opts.rightTopic) throw usageError(`--left and --right name the same Kafka topic ${JSON.stringify(opts.leftTopic)}`);
     this.ownsClient = !opts.kafka;
     this.h = opts.kafka ? asHandle(opts.kafka) : createKafka(opts.brokers, opts.clientId ?? 'joinery', { connectTimeoutMs: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS });
-    this.name = `kafka:${opts.leftTopic}+${opts.rightTopic}`;
     this.format = opts.format;
-    this.queue = new BatchQueue(opts.queueBytes ?? DEFAULTS.queueBytes, (b) => this.parts.get(partKey(b.topic, b.kafkaPartition))!);
     this.exitWhenIdleMs = opts.exitWhenIdleMs ?? 0;
     this.from = opts.from ?? 'earliest';
-    this.startPositions = opts.startOffsets ?? [];
   }
 
   /** Connect, check both topics, learn their partitions and start positions, join the group. */
@@ -87,10 +75,6 @@ export class KafkaSource implements KafkaInput {
       throw e;
     }
     return s;
-  }
-
-  private topicOf(side: Side): string {
-    return side === 0 ? this.opts.leftTopic : this.opts.rightTopic;
   }
 
   private async start(): Promise<void> {
@@ -231,13 +215,6 @@ export class KafkaSource implements KafkaInput {
     return this.generation;
   }
 
-  /** Kafka partitions (numbers, as both topics share them) assigned to this member now. */
-  assignedKafkaPartitions(): number[] {
-    const out = new Set<number>();
-    for (const st of this.parts.values()) if (st.assigned) out.add(st.partition);
-    return [...out].sort((a, b) => a - b);
-  }
-
   /** Before a (re-)join: stop delivering, pause fetching, and let the owner commit what it applied. */
   private async beforeJoin(): Promise<void> {
     if (this.generation === 0 || this.closed) return; // the first join: nothing owned yet
@@ -288,7 +265,7 @@ export class KafkaSource implements KafkaInput {
     // Partitions given a start: what was fetched of them goes, and they are read again from there.
     // The others keep their queue and positions (fetched in this generation, or past what this
     // member applied), as kafkajs has moved its fetch position past what is queued.
-    this.queue.drop((b) => starts.has(partKey(b.topic, b.kafkaPartition)));
+    this.queue.drop((b) => starts.has(partKey(b.kafka.topic, b.kafka.partition)));
     const c = this.consumer;
     for (const [k, st] of this.parts) {
       const start = starts.get(k);
@@ -310,14 +287,6 @@ export class KafkaSource implements KafkaInput {
     this.idleSince = -1;
     this.lastActivity = Date.now();
     this.wake();
-  }
-
-  private wake(): void {
-    this.waiters = wakeAll(this.waiters);
-  }
-
-  private wakeSpace(): void {
-    this.spaceWaiters = wakeAll(this.spaceWaiters);
   }
 
   private onGroupJoin(memberAssignment: Record<string, number[]>): void {
@@ -450,25 +419,6 @@ export class KafkaSource implements KafkaInput {
     }
   }
 
-  private take(): KafkaRecordBatch | null {
-    const b = this.queue.take();
-    if (b) {
-      const st = this.parts.get(partKey(b.topic, b.kafkaPartition))!;
-      st.deliveredNext = Number(b.nextOffset);
-      this.wakeSpace();
-      return b;
-    }
-    return null;
-  }
-
-  private waitForBatch(ms: number): Promise<void> {
-    return new Promise<void>((r) => {
-      const t = setTimeout(() => { this.waiters = this.waiters.filter((w) => w !== done); r(); }, ms);
-      const done = (): void => { clearTimeout(t); r(); };
-      this.waiters.push(done);
-    });
-  }
-
   /** True once every assigned partition has been at its end (position ≥ high watermark) for exitWhenIdleMs. */
   private async idleLongEnough(): Promise<boolean> {
     if (this.generation === 0 || this.closed) return false;
@@ -509,91 +459,6 @@ export class KafkaSource implements KafkaInput {
       try { c.pause([this.opts.leftTopic, this.opts.rightTopic].map((topic) => ({ topic }))); } catch { /* not running */ }
     }
     this.wakeSpace();
-  }
-
-  /** Stop delivering (and fetching) a partition: queued batches of it wait until resume(). */
-  pause(side: Side, partition: number): void {
-    const st = this.parts.get(partKey(this.topicOf(side), partition));
-    if (!st) return;
-    st.userPaused = true;
-    this.applyPause(st);
-  }
-
-  resume(side: Side, partition: number): void {
-    const st = this.parts.get(partKey(this.topicOf(side), partition));
-    if (!st) return;
-    st.userPaused = false;
-    this.applyPause(st);
-  }
-
-  /** Rebuild: hold a partition (as paused, but independent of pause/resume) until released. */
-  hold(p: PartitionRef, held: boolean): void {
-    const st = this.parts.get(partKey(this.topicOf(p.side), p.partition));
-    if (!st) return;
-    st.held = held;
-    this.applyPause(st);
-  }
-
-  /** Event-time alignment: pause a partition that runs ahead (as paused, independent of pause/resume and hold). */
-  align(p: PartitionRef, paused: boolean): void {
-    const st = this.parts.get(partKey(this.topicOf(p.side), p.partition));
-    if (!st) return;
-    st.aligned = paused;
-    this.applyPause(st);
-  }
-
-  /** A partition is paused while paused by the engine, held by a rebuild or ahead in event time. */
-  private applyPause(st: PartState): void {
-    const want = st.userPaused || st.held || st.aligned;
-    if (want === st.paused) return;
-    st.paused = want;
-    if (want) {
-      this.queue.pauseChanged(st);
-      try { this.consumer?.pause([{ topic: st.topic, partitions: [st.partition] }]); } catch { /* re-applied on the next group join */ }
-      return;
-    }
-    this.queue.pauseChanged(st);
-    if (!this.ended) {
-      try { this.consumer?.resume([{ topic: st.topic, partitions: [st.partition] }]); } catch { /* re-applied on the next group join */ }
-    }
-    this.wake();
-    this.wakeSpace();
-  }
-
-  isPaused(side: Side, partition: number): boolean {
-    return this.parts.get(partKey(this.topicOf(side), partition))?.paused ?? false;
-  }
-
-  /** Assigned partitions with records not handed out yet: queued, or below the highest high watermark seen. */
-  unreadPartitions(): PartitionRef[] {
-    return this.ended ? [] : unreadOf(this.parts.values());
-  }
-
-  /** Per assigned partition: next offset to deliver, highest high watermark seen, lag between them (for /status, /metrics). */
-  positions(): PartitionPosition[] {
-    return positionsOf(this.parts.values());
-  }
-
-  /** Partitions assigned to this member now. */
-  assignedPartitions(): PartitionRef[] {
-    return [...this.parts.values()].filter((st) => st.assigned).map((st) => ({ side: st.side, partition: st.partition }));
-  }
-
-  /** Next offset handed out so far per assigned partition (what commit() may be given once applied). */
-  deliveredPositions(): Array<{ topic: string; partition: number; offset: string }> {
-    return [...this.parts.values()].filter((st) => st.assigned && st.deliveredNext >= 0)
-      .map((st) => ({ topic: st.topic, partition: st.partition, offset: String(st.deliveredNext) }));
-  }
-
-  /**
-   * Checkpoint position: next offsets of everything handed out, over the positions this run
-   * started from (startOffsets), so partitions quiet since the restore keep theirs.
-   */
-  checkpointPosition(): SourcePosition {
-    const pos = new Map<string, { topic: string; partition: number; offset: string }>();
-    for (const o of this.startPositions) pos.set(`${o.topic}\0${o.partition}`, { topic: o.topic, partition: o.partition, offset: String(o.offset) });
-    for (const p of this.deliveredPositions()) pos.set(`${p.topic}\0${p.partition}`, p);
-    return { kind: 'kafka', name: this.name, kafka: [...pos.values()] };
   }
 
   /**
