@@ -101,7 +101,7 @@ export interface KafkaHandle {
   readonly brokers: string[];
   readonly clientId: string;
   readonly connectTimeoutMs: number;
-  /** The kafkajs client (its type stays inside this module's users; only this file imports kafkajs). */
+  /** The kafkajs client (its type never leaves src/kafka/kafkajs/). */
   readonly kafka: Kafka;
   /** Sockets this client opened that are still open (see closeKafka). */
   readonly sockets: Set<net.Socket>;

@@ -283,7 +283,7 @@ export class BatchingProducer {
         }
         step = 'committing';
         await this.checkTopic();
-        await tx.commit(); // EndTxn is retried by the patch in loadKafkajs
+        await tx.commit(); // EndTxn is retried by the txn-retry patch (patches.ts)
         this.tx = null;
         this.stats.commits++;
       } catch (e) {
@@ -324,7 +324,7 @@ export class BatchingProducer {
     this.tx = null;
     if (!tx || !tx.isActive()) return;
     try {
-      await tx.abort(); // EndTxn is retried by the patch in loadKafkajs
+      await tx.abort(); // EndTxn is retried by the txn-retry patch (patches.ts)
       this.stats.aborts++;
     } catch (e) {
       const err = this.txnError('aborting', e);
