@@ -11,11 +11,9 @@ const CO_PARTITIONED = 'JoineryCoPartitioned';
  * goes to member p mod members (members sorted by id). kafkajs's default round-robin spreads the
  * topic-partitions of both topics independently, so left/p and right/p could land on different
  * members and their keys would never meet. With co-partitioned topics (same partition count, same
- * key partitioner) this makes scaling out by partition correct.
+ * key partitioner) this makes scaling out by partition correct. It carries the source's hook,
+ * awaited before each (re-)join of its consumer (the rejoin patch).
  */
-export const coPartitionedAssigner: PartitionAssigner = (config) => coPartitionedAssignerWith()(config);
-
-/** The co-partitioned assigner, carrying a hook awaited before each (re-)join of its consumer. */
 export function coPartitionedAssignerWith(beforeJoin?: () => Promise<void>): PartitionAssigner {
   return (config) => Object.assign(coPartitioned(config), beforeJoin ? { [BEFORE_JOIN]: beforeJoin } : {});
 }
