@@ -295,7 +295,7 @@ export class Router {
     // A partition's first event sets its reference: the limit must follow it within this batch.
     let refUnset = this.maxFutureMs !== Infinity && this.tracker.maxTsOf(slot) === -Infinity;
     // Kafka: the partition travels with each event into the checkpoints (state moves per partition)
-    const sourcePartition = (b as { topic?: string }).topic !== undefined ? b.partition + 1 : 0;
+    const sourcePartition = b.kafka !== undefined ? b.partition + 1 : 0;
     this.quietRejects = replayed;
     for (let i = 0; i < count; i++) {
       const start = offs[i] + skip;
