@@ -4,18 +4,17 @@ import * as path from 'node:path';
 import { formatConfig, loadConfig, resolveValues, unknownEnvWarnings } from './config/load.js';
 import { finishConfig, helpText, parseListen } from './config/parse.js';
 import { COMMANDS, type Command, type Config } from './config/schema.js';
-import { checkpointMetadata, parseCheckpointRef } from './checkpoint/handoff.js';
-import { fileStartOf, openCheckpoints, startOf } from './checkpoint/index.js';
-import { EngineControl, pauseSourceWhile } from './control/engine-control.js';
+import { openCheckpoints, startOf } from './checkpoint/index.js';
+import { endpointsOf } from './config/endpoints.js';
+import { EngineControl } from './control/engine-control.js';
 import { lockDir } from './core/dirlock.js';
 import { EXIT_CODES, JoineryError } from './core/errors.js';
 import { exitSoon, isExiting } from './core/exit.js';
 import { configureLog, log } from './core/log.js';
 import { checkOutputPaths } from './core/paths.js';
 import { formatSummary, runEngine, type EngineOptions, type Summary } from './engine.js';
-import { openFileInput } from './source/open.js';
 import { GeneratorSource, genOptionsFrom } from './source/generator.js';
-import type { Source } from './source/source.js';
+import { openIO, type InputContext, type OpenedIO } from './source/registry.js';
 
 const SUMMARIES: Record<Command, string> = {
   run: 'join two streams (files, Kafka topics or the built-in generator) and write the joined stream (file, stdout or a Kafka topic)',
@@ -87,125 +86,55 @@ async function cmdRun(cfg: Config): Promise<number> {
 }
 
 async function runWith(cfg: Config, control: EngineControl | undefined): Promise<number> {
+  const ep = endpointsOf(cfg);
+  const kafkaIn = ep.left!.kind === 'kafka';
   // Kafka input with checkpoints: one member of the consumer group, state moving with partitions
   // (file output has one writer and one length to cut back to, so it stays single-node).
-  if (cfg.left!.startsWith('kafka:') && cfg.checkpointDir && !cfg.out.startsWith('file:') && cfg.rebuildFrom === undefined) {
+  if (kafkaIn && cfg.checkpointDir && ep.out?.kind !== 'file' && cfg.rebuildFrom === undefined) {
     const { runMember } = await import('./member.js');
     const s = await runMember({ cfg, control, progress: progressOn(cfg) });
     printResult(cfg, s);
     return 0;
   }
-  if ([cfg.left, cfg.out, cfg.lateOut, cfg.deadLetter].some((x) => x?.startsWith('kafka:'))) {
-    (await import('./kafka/client.js')).checkKafkajsPatches({ groupMemberCheckpoints: false });
-  }
-  let sources: Source[];
-  let formats: ['json' | 'flatbuffers', 'json' | 'flatbuffers'];
+  const anyKafka = [ep.left, ep.out, ep.lateOut, ep.deadLetter].some((e) => e?.kind === 'kafka');
+  if (anyKafka) (await (await import('./kafka/adapters.js')).kafkaAdapter()).checkClient({ groupMemberCheckpoints: false });
   const extra: Partial<EngineOptions> = {};
   const closers: Array<() => Promise<void>> = [];
   // Checkpoints first: a restore decides where the sources start. With exactly-once Kafka → Kafka
   // the output transaction is the commit point: resume from the checkpoint whose id the group's
   // committed offsets carry (a newer manifest whose transaction never committed is set aside).
-  const kafkaIn = cfg.left!.startsWith('kafka:'), kafkaOut = cfg.out.startsWith('kafka:');
-  const transactional = !!cfg.checkpointDir && kafkaOut && cfg.delivery === 'exactly-once';
   let committedId: number | undefined;
-  if (transactional && kafkaIn) {
-    const kafka = await import('./kafka/client.js');
-    const committed = await kafka.fetchCommittedOffsets(kafka.parseBrokers(cfg.brokers!), cfg.group, [cfg.left!.slice(6), cfg.right!.slice(6)]);
-    // single-node checkpoints are named without a member (group members run src/member.ts)
-    committedId = Math.max(0, ...committed.map((c) => { const r = parseCheckpointRef(c.metadata); return r && r.member === null ? r.id : 0; }));
+  if (kafkaIn) {
+    const kafkaIO = await import('./kafka/io.js');
+    if (kafkaIO.isTransactional(cfg, !!cfg.checkpointDir)) committedId = await kafkaIO.committedCheckpointId(cfg);
   }
   if (cfg.checkpointDir) lockDir(cfg.checkpointDir, '--checkpoint-dir'); // (a group member locks its own DIR/members/NAME)
   const ck = await openCheckpoints(cfg, committedId);
   if (ck) closers.push(() => ck.pool.close());
-  let restoredKafka: Array<{ topic: string; partition: number; offset: string | number }> | undefined = startOf(ck, `kafka:${cfg.left!.slice(6)}+${cfg.right!.slice(6)}`)?.kafka;
+  let io: OpenedIO;
   try {
+    let kafkaStart: InputContext['kafkaStart'];
+    if (ep.left!.kind === 'kafka' && ep.right!.kind === 'kafka') {
+      kafkaStart = startOf(ck, (await import('./kafka/options.js')).kafkaSourceName(ep.left!.topic, ep.right!.topic))?.kafka;
+    }
     // Rebuild without a checkpoint (--rebuild-from): where the replay starts and where it ends.
     if (cfg.rebuildFrom !== undefined) {
       const rb = await import('./rebuild/plan.js');
       if (kafkaIn) {
         const k = await rb.kafkaPlan(cfg);
         extra.rebuild = k.plan;
-        restoredKafka = k.startOffsets;
+        kafkaStart = k.startOffsets;
       } else {
         extra.rebuild = rb.filePlan(cfg);
       }
     }
-    if (cfg.left!.startsWith('gen:')) {
-      sources = [new GeneratorSource(genOptionsFrom(cfg), undefined, startOf(ck, 'gen:')?.gen)];
-      formats = ['flatbuffers', 'flatbuffers'];
-    } else if (cfg.left!.startsWith('kafka:')) {
-      const format = cfg.format ?? 'flatbuffers';
-      const kafka = await import('./kafka/client.js');
-      const brokers = kafka.parseBrokers(cfg.brokers!);
-      const src = await kafka.KafkaSource.open({
-        brokers, groupId: cfg.group, leftTopic: cfg.left!.slice(6), rightTopic: cfg.right!.slice(6), format,
-        from: kafka.parseFrom(cfg.from), exitWhenIdleMs: cfg.exitWhenIdleMs, connectTimeoutMs: cfg.connectTimeoutMs,
-        startOffsets: restoredKafka, sessionTimeoutMs: cfg.sessionTimeoutMs,
-        // State moves with partitions only in member mode (src/member.ts): say what a move costs here.
-        onAssignment: ({ assigned, revoked, generation }) => {
-          if (generation <= 1 || (assigned.length === 0 && revoked.length === 0)) return;
-          const parts = (ps: typeof assigned) => [...new Set(ps.map((p) => p.partition))].sort((a, b) => a - b).join(',');
-          log.warn(`the consumer group ${cfg.group} moved partitions (gained [${parts(assigned)}], lost [${parts(revoked)}]): ` +
-            `${cfg.checkpointDir ? 'with --out file:' : 'without --checkpoint-dir'} a partition's join buffer does not move with it, so pairs whose first event ` +
-            'arrived before the move are missed, and records applied but not yet committed are applied again by the new owner; ' +
-            'to run several members, give each --checkpoint-dir on shared storage and Kafka or null output');
-        },
-        heartbeatIntervalMs: Math.max(500, Math.min(3_000, Math.floor(cfg.sessionTimeoutMs / 10))),
-      });
-      closers.push(() => src.close());
-      sources = [src];
-      formats = [format, format];
-      if (ck) {
-        // Offsets follow checkpoints (with the checkpoint id as metadata), unless the output transaction commits them.
-        if (!transactional) {
-          extra.commitCheckpoint = async (m) => {
-            const positions = m.sources.find((x) => x.kind === 'kafka')?.kafka ?? [];
-            await src.commit(positions, checkpointMetadata(null, m.id));
-            control?.noteCommitted(positions);
-          };
-        }
-      } else {
-        extra.commit = async (positions) => { const r = await src.commit(positions); control?.noteCommitted(positions); return r; };
-      }
-      // Partitions are paused while routing stalls on a full ring or while paused by POST /pause.
-      extra.onStall = pauseSourceWhile(src, control);
-    } else {
-      const left = openFileInput(cfg, cfg.left!, 0, fileStartOf(ck, cfg.left!, 0));
-      closers.push(() => left.source.close());
-      const right = openFileInput(cfg, cfg.right!, 1, fileStartOf(ck, cfg.right!, 1));
-      sources = [left.source, right.source];
-      formats = [left.format, right.format];
-    }
-    if ([cfg.out, cfg.lateOut, cfg.deadLetter].some((v) => v?.startsWith('kafka:'))) {
-      const kafka = await import('./kafka/client.js');
-      const brokers = kafka.parseBrokers(cfg.brokers!);
-      const common = { brokers, compression: cfg.compression, connectTimeoutMs: cfg.connectTimeoutMs };
-      if (cfg.out.startsWith('kafka:')) {
-        // A missing output topic is created with as many partitions as the left input topic (3 otherwise).
-        const inputParts = sources[0].partitions.filter((p) => p.side === 0).length;
-        const out = await kafka.KafkaRecordSink.open({
-          ...common, topic: cfg.out.slice(6), createPartitions: kafkaIn ? inputParts : 3,
-          // One stable id per job: a restarted node fences its predecessor and aborts its open transaction.
-          transactionalId: transactional ? `joinery-${cfg.group}-${cfg.out.slice(6)}` : undefined,
-        });
-        closers.push(() => out.close());
-        extra.outRecords = out;
-        if (transactional) {
-          extra.transactionalOutput = true;
-          extra.commitCheckpoint = async (m) => {
-            const positions = m.sources.find((x) => x.kind === 'kafka')?.kafka ?? [];
-            await out.commitTransaction(cfg.group, positions, checkpointMetadata(null, m.id));
-            control?.noteCommitted(positions);
-          };
-        }
-      }
-      if (cfg.lateOut?.startsWith('kafka:')) { const l = await kafka.KafkaLineSink.open(cfg.lateOut, common); closers.push(() => l.close()); extra.lateSink = l; }
-      if (cfg.deadLetter?.startsWith('kafka:')) { const d = await kafka.KafkaLineSink.open(cfg.deadLetter, common); closers.push(() => d.close()); extra.deadSink = d; }
-    }
+    io = await openIO({ cfg, ck, control, kafkaStart });
   } catch (e) {
     for (const c of closers) await c().catch(() => {});
     throw e;
   }
+  const { sources, formats } = io;
+  Object.assign(extra, io.engine);
   log.info('sources opened', { sources: sources.map((x) => x.name), partitions: sources.reduce((n, x) => n + x.partitions.length, 0), formats });
   const s = await runEngine(cfg, { sources, formats, progress: progressOn(cfg), printSummary: true, checkpoints: ck, handleSignals: true, control, ...extra });
   printResult(cfg, s);
@@ -215,20 +144,20 @@ async function runWith(cfg: Config, control: EngineControl | undefined): Promise
 
 async function cmdGen(cfg: Config): Promise<number> {
   if (!cfg.brokers) return (await import('./gen-command.js')).runGenCommand(cfg);
-  const kafka = await import('./kafka/client.js');
-  kafka.checkKafkajsPatches({ groupMemberCheckpoints: false });
+  (await (await import('./kafka/adapters.js')).kafkaAdapter()).checkClient({ groupMemberCheckpoints: false });
+  const { parseBrokers } = await import('./kafka/options.js');
   const { runGenToKafka } = await import('./kafka/gen-kafka.js');
   await runGenToKafka(cfg, {
-    brokers: kafka.parseBrokers(cfg.brokers), leftTopic: cfg.leftTopic!, rightTopic: cfg.rightTopic!, partitions: cfg.partitions,
+    brokers: parseBrokers(cfg.brokers), leftTopic: cfg.leftTopic!, rightTopic: cfg.rightTopic!, partitions: cfg.partitions,
     format: cfg.format ?? 'flatbuffers', compression: cfg.compression, connectTimeoutMs: cfg.connectTimeoutMs,
   });
   return 0;
 }
 
 async function cmdTopics(cfg: Config): Promise<number> {
-  const kafka = await import('./kafka/client.js');
+  const { parseBrokers } = await import('./kafka/options.js');
   const { runTopicsCheck } = await import('./kafka/topics.js');
-  return runTopicsCheck(kafka.parseBrokers(cfg.brokers!), cfg.leftTopic!, cfg.rightTopic!, { connectTimeoutMs: cfg.connectTimeoutMs });
+  return runTopicsCheck(parseBrokers(cfg.brokers!), cfg.leftTopic!, cfg.rightTopic!, { connectTimeoutMs: cfg.connectTimeoutMs });
 }
 
 /** Rough demo pace on the 2-core reference machine, for the "expect about" line only. */

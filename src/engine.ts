@@ -21,6 +21,7 @@ import { FrameKind } from './ring/frame.js';
 import { keyGroupRanges } from './router/partitioner.js';
 import { Router, type Rejected } from './router/router.js';
 import { defaultMaxDriftMs } from './router/align.js';
+import { endpointsOf, filePathOfSpec } from './config/endpoints.js';
 import { decodeKafkaChunk } from './sink/ndjson.js';
 import { checkWritable, openLineSink, type LineSink, type RecordSink } from './sink/sink.js';
 import type { Source } from './source/source.js';
@@ -172,7 +173,8 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   if (cfg.state !== 'memory') prepareStateDir(cfg.stateDir);
   const ck = opts.checkpoints ?? null;
   const restored = ck?.restored?.manifest ?? null;
-  if (cfg.out.startsWith('file:')) {
+  const outKind = endpointsOf(cfg).out?.kind;
+  if (outKind === 'file') {
     if (restored) cutOutput(cfg.out, restored);
     else if (!opts.rebuild) openLineSink(cfg.out, true).close(); // truncate once; workers append (a rebuild continues the file)
   }
@@ -184,7 +186,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     log.say('info', `joinery: resuming from checkpoint ${restored!.id} of ${new Date(restored!.createdAtMs).toISOString()} (${fmtBytes(restored!.stats.stateBytes)} of state in ${restored!.files.length} file(s))`, { checkpoint: restored!.id });
   }
   const outRecords = opts.outRecords ?? null;
-  if (cfg.out.startsWith('kafka:') && !outRecords) throw new JoineryError('E_INTERNAL', '--out kafka: needs a record sink');
+  if (outKind === 'kafka' && !outRecords) throw new JoineryError('E_INTERNAL', '--out kafka: needs a record sink');
 
   let deadShown = 0;
   const onRejected = (r: Rejected) => {
@@ -239,7 +241,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   const outer: [boolean, boolean] = [cfg.join === 'left' || cfg.join === 'full', cfg.join === 'right' || cfg.join === 'full'];
   let coordinator: CheckpointCoordinator | null = null;
   let restoredEvents = 0, restoreMs = 0;
-  const framing: WorkerInit['framing'] = !cfg.out.startsWith('kafka:') ? 'ndjson'
+  const framing: WorkerInit['framing'] = outKind !== 'kafka' ? 'ndjson'
     : (cfg.outFormat ?? opts.formats[0]) === 'flatbuffers' ? 'kafka-flatbuffers' : 'kafka-json';
   if (framing === 'kafka-flatbuffers' && (opts.formats[0] !== 'flatbuffers' || opts.formats[1] !== 'flatbuffers')) {
     throw new JoineryError('E_USAGE', '--out-format flatbuffers nests the input records, so it needs FlatBuffers inputs (use --out-format json)');
@@ -304,7 +306,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
       rebuild: !!opts.rebuild, backfill: !!opts.bounded, maxKeyEntries: cfg.maxKeyEntries ?? 0, maxDelayMs: cfg.maxDelayMs, overflowOut: !!lateSink,
     };
     if (ck) {
-      init.checkpoint = { dataDir: ck.storage.dataDir, runId: ck.runId, outer, gateOutput: cfg.out.startsWith('file:'), firstEpoch: restored?.id ?? 0 };
+      init.checkpoint = { dataDir: ck.storage.dataDir, runId: ck.runId, outer, gateOutput: outKind === 'file', firstEpoch: restored?.id ?? 0 };
       if (restored) {
         init.restore = {
           files: restored.files.map((f) => ({ path: path.join(ck.storage.dataDir, f.name), keyGroups: f.keyGroups })),
@@ -408,7 +410,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   if (ck) {
     coordinator = new CheckpointCoordinator({
       storage: ck.storage, pool: ck.pool, router, ranges, job: ck.job, outer, runId: ck.runId,
-      outputFile: cfg.out.startsWith('file:') ? cfg.out.slice(5) : undefined, outputSpec: cfg.out,
+      outputFile: filePathOfSpec(cfg.out) ?? undefined, outputSpec: cfg.out,
       chain: restored?.files ?? [], lastId: restored?.id ?? 0, retain: cfg.checkpointRetain, pinned: opts.pinnedCheckpoints,
       release: (id) => { for (let w = 0; w < threads.length; w++) if (!finishedWorkers[w]) threads[w].postMessage({ type: 'release', id }); },
       commit: opts.commitCheckpoint && opts.transactionalOutput
@@ -602,11 +604,11 @@ function checkpointSummary(st: CheckpointStats, restoredFrom: number | null, res
 
 /** Cut the output file back to what the restored checkpoint committed (exactly-once on restart). */
 function cutOutput(spec: string, m: Manifest): void {
-  const file = spec.slice(5);
-  const was = m.output.spec;
+  const file = filePathOfSpec(spec)!;
+  const was = m.output.spec, wasFile = filePathOfSpec(was);
   // The length is only meaningful for the file it was measured on: another output would be cut
   // (or emptied) to it, destroying what it held and missing everything before the checkpoint.
-  if (!was.startsWith('file:') || path.resolve(was.slice(5)) !== path.resolve(file)) {
+  if (wasFile === null || path.resolve(wasFile) !== path.resolve(file)) {
     throw new JoineryError('E_CHECKPOINT', `checkpoint ${m.id} was taken with --out ${was}; this run writes ${spec}, which the checkpoint never measured (its output before the checkpoint is not there): use --out ${was}, or start over with a new --checkpoint-dir`);
   }
   const want = m.output.lengthBytes ?? 0;

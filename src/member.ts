@@ -15,14 +15,18 @@
  */
 import * as os from 'node:os';
 import { jobOf } from './checkpoint/index.js';
-import { checkpointMetadata, memberDir, parseCheckpointRef, planHandoff, type CommittedOffset } from './checkpoint/handoff.js';
+import { memberDir, parseCheckpointRef, planHandoff, type CommittedOffset } from './checkpoint/handoff.js';
 import { SidePool } from './checkpoint/pool.js';
 import { LocalDirStorage } from './checkpoint/storage.js';
+import { endpointsOf, kafkaTopic } from './config/endpoints.js';
 import type { Config } from './config/schema.js';
 import { lockDir } from './core/dirlock.js';
-import { pauseSourceWhile, type EngineControl } from './control/engine-control.js';
+import type { EngineControl } from './control/engine-control.js';
 import { formatSummary, runEngine, type EngineOptions, type Summary } from './engine.js';
-import * as kafka from './kafka/client.js';
+import { kafkaAdapter } from './kafka/adapters.js';
+import { openKafkaIO } from './kafka/io.js';
+import { parseBrokers } from './kafka/options.js';
+import type { KafkaAdmin } from './kafka/port.js';
 import { keyGroupRanges } from './router/partitioner.js';
 import { openLineSink, type LineSink } from './sink/sink.js';
 import type { Side } from './state/store.js';
@@ -42,12 +46,12 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
  * transaction's offsets become visible only once its commit markers are written, just after the
  * committing member returned from EndTxn (kafkajs cannot ask for stable offsets).
  */
-async function stableCommitted(brokers: string[], group: string, topics: string[]): Promise<CommittedOffset[]> {
+async function stableCommitted(admin: KafkaAdmin, brokers: string[], group: string, topics: string[]): Promise<CommittedOffset[]> {
   const key = (cs: CommittedOffset[]) => cs.map((c) => `${c.topic}/${c.partition}@${c.offset}:${c.metadata ?? ''}`).sort().join(',');
-  let prev = await kafka.fetchCommittedOffsets(brokers, group, topics);
+  let prev = await admin.fetchCommittedOffsets(brokers, group, topics);
   for (let i = 0; i < 25; i++) {
     await sleep(200);
-    const now = await kafka.fetchCommittedOffsets(brokers, group, topics);
+    const now = await admin.fetchCommittedOffsets(brokers, group, topics);
     if (key(now) === key(prev)) return now;
     prev = now;
   }
@@ -61,18 +65,17 @@ export interface MemberRunOptions {
 }
 
 export async function runMember({ cfg, control, progress }: MemberRunOptions): Promise<Summary> {
-  kafka.checkKafkajsPatches({ groupMemberCheckpoints: true }); // before anything is locked or joined
+  const adapter = await kafkaAdapter();
+  adapter.checkClient({ groupMemberCheckpoints: true }); // before anything is locked or joined
   const member = cfg.member ?? defaultMemberName();
-  const brokers = kafka.parseBrokers(cfg.brokers!);
-  const leftTopic = cfg.left!.slice(6), rightTopic = cfg.right!.slice(6);
+  const brokers = parseBrokers(cfg.brokers!);
+  const ep = endpointsOf(cfg);
+  const leftTopic = kafkaTopic(ep.left)!, rightTopic = kafkaTopic(ep.right)!;
   const topics = [leftTopic, rightTopic];
-  const format = cfg.format ?? 'flatbuffers';
   const root = cfg.checkpointDir!;
   lockDir(memberDir(root, member), '--checkpoint-dir'); // two processes under one --member name would undo each other
   const storage = new LocalDirStorage(memberDir(root, member));
   const job = jobOf(cfg);
-  const kafkaOut = cfg.out.startsWith('kafka:');
-  const transactional = kafkaOut && cfg.delivery === 'exactly-once';
   const ranges = keyGroupRanges(cfg.workers);
   const outer: [boolean, boolean] = [cfg.join === 'left' || cfg.join === 'full', cfg.join === 'right' || cfg.join === 'full'];
   const say = (msg: string, level: LogLevel = 'info', fields?: LogFields) => log.say(level, `joinery: member ${member}: ${msg}`, { member, ...fields });
@@ -80,11 +83,8 @@ export async function runMember({ cfg, control, progress }: MemberRunOptions): P
   // The engine run in progress, for the re-join hook.
   let current: { handle: NonNullable<EngineOptions['stopHandle']>; done: Promise<unknown> } | null = null;
   const closers: Array<() => Promise<void>> = [];
-  const src = await kafka.KafkaSource.open({
-    brokers, groupId: cfg.group, leftTopic, rightTopic, format, clientId: `joinery-${member}`,
-    from: kafka.parseFrom(cfg.from), exitWhenIdleMs: cfg.exitWhenIdleMs, connectTimeoutMs: cfg.connectTimeoutMs,
-    sessionTimeoutMs: cfg.sessionTimeoutMs,
-    heartbeatIntervalMs: Math.max(500, Math.min(3_000, Math.floor(cfg.sessionTimeoutMs / 10))),
+  const io = await openKafkaIO({
+    cfg, member, control, checkpoints: true,
     beforeRejoin: async () => {
       const c = current;
       if (!c) return; // between runs: nothing applied since the last commit
@@ -93,54 +93,27 @@ export async function runMember({ cfg, control, progress }: MemberRunOptions): P
       await c.done.catch(() => {});
     },
   });
-  closers.push(() => src.close());
+  closers.push(() => io.close());
+  const src = io.source!;
+  const format = src.format;
   const summaries: Summary[] = [];
   try {
-    const extra: Partial<EngineOptions> = {};
-    let out: kafka.KafkaRecordSink | null = null;
-    const common = { brokers, compression: cfg.compression, connectTimeoutMs: cfg.connectTimeoutMs };
-    if (kafkaOut) {
-      out = await kafka.KafkaRecordSink.open({
-        ...common, topic: cfg.out.slice(6), createPartitions: src.partitions.filter((p) => p.side === 0).length,
-        // One stable id per member: its restart fences its predecessor and aborts the open transaction.
-        transactionalId: transactional ? `joinery-${cfg.group}-${cfg.out.slice(6)}-${member}` : undefined,
-      });
-      const o = out;
-      closers.unshift(() => o.close());
-      extra.outRecords = out;
-    }
-    let lateSink: LineSink | undefined, deadSink: LineSink | undefined;
-    if (cfg.lateOut) lateSink = cfg.lateOut.startsWith('kafka:') ? await kafka.KafkaLineSink.open(cfg.lateOut, common) : openLineSink(cfg.lateOut, false);
-    if (cfg.deadLetter) deadSink = cfg.deadLetter.startsWith('kafka:') ? await kafka.KafkaLineSink.open(cfg.deadLetter, common) : openLineSink(cfg.deadLetter, false);
-    for (const s of [lateSink, deadSink]) if (s) closers.unshift(async () => { await s.close(); });
+    const extra: Partial<EngineOptions> = { ...io.engine };
+    // The engine opens no line sinks for a run it is handed sinks for: the non-Kafka ones are opened here.
+    let lateSink: LineSink | undefined = io.engine.lateSink, deadSink: LineSink | undefined = io.engine.deadSink;
+    if (cfg.lateOut && !lateSink) { const l = lateSink = openLineSink(cfg.lateOut, false); closers.unshift(async () => { await l.close(); }); }
+    if (cfg.deadLetter && !deadSink) { const d = deadSink = openLineSink(cfg.deadLetter, false); closers.unshift(async () => { await d.close(); }); }
     extra.lateSink = lateSink;
     extra.deadSink = deadSink;
-    const positionsOf = (m: { sources: Array<{ kind: string; kafka?: Array<{ topic: string; partition: number; offset: string }> }> }) =>
-      m.sources.find((x) => x.kind === 'kafka')?.kafka ?? [];
-    if (transactional) {
-      extra.transactionalOutput = true;
-      extra.commitCheckpoint = async (m) => {
-        const positions = positionsOf(m);
-        await out!.commitTransaction(cfg.group, positions, checkpointMetadata(member, m.id));
-        control?.noteCommitted(positions);
-      };
-    } else {
-      extra.commitCheckpoint = async (m) => {
-        const positions = positionsOf(m);
-        await src.commit(positions, checkpointMetadata(member, m.id));
-        control?.noteCommitted(positions);
-      };
-    }
     // This member's checkpoints that the group's offsets still name stay (another member may restore from them).
     extra.pinnedCheckpoints = async () => {
       const ids = new Set<number>();
-      for (const c of await kafka.fetchCommittedOffsets(brokers, cfg.group, topics)) {
+      for (const c of await adapter.admin.fetchCommittedOffsets(brokers, cfg.group, topics)) {
         const r = parseCheckpointRef(c.metadata);
         if (r && r.member === member) ids.add(r.id);
       }
       return ids;
     };
-    extra.onStall = pauseSourceWhile(src, control);
 
     // Between engine runs (planning, waiting for the group) a stop signal ends the loop; during a
     // run the engine handles it (drain, final checkpoint).
@@ -163,7 +136,7 @@ export async function runMember({ cfg, control, progress }: MemberRunOptions): P
       const runId = `r${Date.now().toString(36)}${Math.random().toString(16).slice(2, 8)}`;
       let plan;
       try {
-        const committed = await stableCommitted(brokers, cfg.group, topics);
+        const committed = await stableCommitted(adapter.admin, brokers, cfg.group, topics);
         plan = await planHandoff({
           root, member, storage, pool, job, ranges, outer, runId, leftTopic, rightTopic, assigned, committed,
           sourceName: src.name, outputSpec: cfg.out, log: say, setAsideUncommitted: summaries.length === 0,

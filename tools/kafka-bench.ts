@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { KafkaSource } from '../src/kafka/client.js';
+import { KafkaSource } from '../src/kafka/kafkajs/index.js';
 
 const root = path.resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const arg = (name: string, dflt: string) => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1] : dflt; };

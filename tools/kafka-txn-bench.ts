@@ -12,7 +12,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { deleteTopics, ensureTopics, fetchCommittedOffsets, KafkaRecordSink, topicOffsets } from '../src/kafka/client.js';
+import { deleteTopics, ensureTopics, fetchCommittedOffsets, KafkaRecordSink, topicOffsets } from '../src/kafka/kafkajs/index.js';
 
 const root = path.resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const arg = (name: string, dflt: string) => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1] : dflt; };

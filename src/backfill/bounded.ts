@@ -115,8 +115,7 @@ export function boundBatch(b: RecordBatch, ex: Extractor, fromMs: number, toMs: 
   const cutAt = cut < b.count ? cut : -1;
   const withNext = (x: RecordBatch): RecordBatch => {
     // Kafka: the batch's next offset is the cut's (what a commit of it may say)
-    const k = b as RecordBatch & { nextOffset?: string };
-    return cutAt >= 0 && k.nextOffset !== undefined ? { ...x, nextOffset: String(b.recordOffsets ? b.recordOffsets[cut] : b.firstPosition + cut) } as RecordBatch : x;
+    return cutAt >= 0 && b.kafka !== undefined ? { ...x, kafka: { ...b.kafka, nextOffset: String(b.recordOffsets ? b.recordOffsets[cut] : b.firstPosition + cut) } } : x;
   };
   if (kept === 0) return { batch: null, cut: cutAt };
   if (kept === cut) return { batch: cut === b.count ? b : withNext({ ...b, count: cut }), cut: cutAt }; // a prefix: no copy

@@ -18,6 +18,7 @@ import { JsonExtractor } from '../codec/json.js';
 import { FlatExtractor } from '../codec/flat.js';
 import { fileStartOf, openCheckpoints } from '../checkpoint/index.js';
 import type { Config } from '../config/schema.js';
+import { endpointsOf } from '../config/endpoints.js';
 import { lockDir } from '../core/dirlock.js';
 import { JoineryError } from '../core/errors.js';
 import { log } from '../core/log.js';
@@ -88,7 +89,7 @@ export async function runBackfill(cfg: Config, progress: boolean): Promise<numbe
   let formats: ['json' | 'flatbuffers', 'json' | 'flatbuffers'];
   const extra: Partial<EngineOptions> = {};
   try {
-    if (cfg.left!.startsWith('kafka:')) {
+    if (endpointsOf(cfg).left?.kind === 'kafka') {
       const format = cfg.format ?? 'flatbuffers';
       formats = [format, format];
       const src = await openKafkaBackfill(cfg, fromMs, toMs, [extractorFor(cfg, 0, format), extractorFor(cfg, 1, format)]);

@@ -8,16 +8,16 @@
  * resumes exactly there, the live half of the seam.
  */
 import type { Extractor } from '../codec/json.js';
+import { endpointsOf, kafkaTopic } from '../config/endpoints.js';
 import type { Config } from '../config/schema.js';
 import { log } from '../core/log.js';
-import type { KafkaSource } from '../kafka/client.js';
+import type { KafkaInput, KafkaRecordBatch } from '../kafka/port.js';
 import type { PartitionRef, RecordBatch, Source } from '../source/source.js';
 import { boundBatch, type BoundTrack } from './bounded.js';
 
-type KafkaBatch = RecordBatch & { topic: string; kafkaPartition: number; nextOffset: string };
 
 /** Offset of record i (contiguous batches carry only the first). */
-const offsetOf = (b: RecordBatch, i: number): number => (b.recordOffsets ? b.recordOffsets[i] : b.firstPosition + i);
+const offsetOf = (b: KafkaRecordBatch, i: number): number => (b.recordOffsets ? b.recordOffsets[i] : b.firstPosition + i);
 
 interface PartBound { topic: string; partition: number; side: 0 | 1; end: number; cut: number; reached: boolean }
 
@@ -34,7 +34,7 @@ export class BoundedKafkaSource implements Source, BoundTrack {
   private readonly parts = new Map<string, PartBound>();
   private stopped = false;
 
-  constructor(private readonly inner: KafkaSource, private readonly ex: [Extractor, Extractor], private readonly fromMs: number, private readonly toMs: number,
+  constructor(private readonly inner: KafkaInput, private readonly ex: [Extractor, Extractor], private readonly fromMs: number, private readonly toMs: number,
     ends: Array<{ side: 0 | 1; topic: string; partition: number; start: number; end: number }>) {
     this.name = inner.name;
     this.partitions = inner.partitions;
@@ -80,12 +80,12 @@ export class BoundedKafkaSource implements Source, BoundTrack {
   align(p: PartitionRef, paused: boolean): void { this.inner.align(p, paused); }
   pause(side: 0 | 1, partition: number): void { this.inner.pause(side, partition); }
   resume(side: 0 | 1, partition: number): void { this.inner.resume(side, partition); }
-  positions() { return this.inner.positions(); }
+  positions() { return this.inner.positions?.() ?? []; }
 
   async next(): Promise<RecordBatch | null> {
     for (;;) {
       if (this.reached || this.stopped) return null;
-      const b = await this.inner.next() as KafkaBatch | null;
+      const b = await this.inner.next();
       if (b === null) return null;
       const key = `${b.side}:${b.partition}`;
       const p = this.parts.get(key);
@@ -101,8 +101,8 @@ export class BoundedKafkaSource implements Source, BoundTrack {
       this.routed += track.routed;
       this.skipped += track.skipped;
       if (r.cut >= 0) p.cut = offsetOf(b, r.cut);
-      else if (count < b.count || Number(b.nextOffset) >= p.end) p.cut = p.end;
-      if (r.cut >= 0 || count < b.count || Number(b.nextOffset) >= p.end) {
+      else if (count < b.count || Number(b.kafka.nextOffset) >= p.end) p.cut = p.end;
+      if (r.cut >= 0 || count < b.count || Number(b.kafka.nextOffset) >= p.end) {
         p.reached = true;
         this.inner.hold({ side: p.side, partition: p.partition }, true);
       }
@@ -126,17 +126,17 @@ export class BoundedKafkaSource implements Source, BoundTrack {
 
 /** Open both topics for a backfill of [fromMs, toMs): start at offsets-for-times of fromMs, end at the partitions' ends now. */
 export async function openKafkaBackfill(cfg: Config, fromMs: number, toMs: number, ex: [Extractor, Extractor]): Promise<BoundedKafkaSource> {
-  const kafka = await import('../kafka/client.js');
-  kafka.checkKafkajsPatches({ groupMemberCheckpoints: false });
-  const brokers = kafka.parseBrokers(cfg.brokers!);
-  const topics = [cfg.left!.slice(6), cfg.right!.slice(6)] as const;
+  const kafka = await (await import('../kafka/adapters.js')).kafkaAdapter();
+  const brokers = (await import('../kafka/options.js')).parseBrokers(cfg.brokers!);
+  const ep = endpointsOf(cfg);
+  const topics = [kafkaTopic(ep.left)!, kafkaTopic(ep.right)!] as const;
   const ends: Array<{ side: 0 | 1; topic: string; partition: number; start: number; end: number }> = [];
   for (const [side, topic] of topics.entries()) {
-    for (const o of await kafka.offsetsForTime(brokers, topic, Number.isFinite(fromMs) ? fromMs : 0)) {
+    for (const o of await kafka.admin.offsetsForTime(brokers, topic, Number.isFinite(fromMs) ? fromMs : 0)) {
       ends.push({ side: side as 0 | 1, topic, partition: o.partition, start: o.offset, end: o.high });
     }
   }
-  const src = await kafka.KafkaSource.open({
+  const src = await kafka.openSource({
     brokers, groupId: cfg.group, leftTopic: topics[0], rightTopic: topics[1], format: cfg.format ?? 'flatbuffers',
     startOffsets: ends.map((e) => ({ topic: e.topic, partition: e.partition, offset: e.start })), connectTimeoutMs: cfg.connectTimeoutMs,
     sessionTimeoutMs: cfg.sessionTimeoutMs,

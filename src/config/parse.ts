@@ -1,6 +1,7 @@
 import { usageError } from '../core/errors.js';
 import { parseBytes, parseDurationMs, formatBytes, formatDurationMs } from '../core/units.js';
 import { parseTime } from '../rebuild/replay.js';
+import { parseSinkSpec, parseSourceSpec, prefixOf, sinkEndpoint, sourceEndpoint } from './endpoints.js';
 import { DURATION_LIMIT_MS, OPTIONS, type Command, type Config, type OptionSpec } from './schema.js';
 
 export function optionsFor(command: Command): OptionSpec[] {
@@ -134,20 +135,16 @@ export function isLoopback(host: string): boolean {
 }
 
 function validate(c: Config, requireInputs: boolean): void {
-  const isKafka = (v: string | undefined) => !!v && v.startsWith('kafka:');
+  const isKafka = (v: string | undefined) => v !== undefined && prefixOf(v) === 'kafka';
   const required = (missing: boolean, message: string): boolean => {
     if (missing && requireInputs) throw usageError(message);
     return missing;
   };
   if (c.command === 'run' && !required(!c.left, '--left is required (file:PATH, kafka:TOPIC or gen:)') &&
     !required(!c.right, '--right is required (file:PATH, kafka:TOPIC or gen:)')) {
-    const left = c.left!, right = c.right!;
-    for (const [flag, v] of [['left', left], ['right', right]] as const) {
-      if (!/^(file:.+|kafka:.+|gen:.*)$/.test(v)) throw usageError(`--${flag}: unsupported source ${JSON.stringify(v)} (use file:PATH, kafka:TOPIC or gen:)`);
-    }
-    const kind = (v: string) => v.slice(0, v.indexOf(':'));
-    if (kind(left) !== kind(right)) throw usageError(`--left and --right must be of the same kind (both file:, both kafka: or both gen:), got ${kind(left)}: and ${kind(right)}:`);
-    if (isKafka(left) && left === right) throw usageError('--left and --right must be different Kafka topics');
+    const left = sourceEndpoint(c.left!, 'left'), right = sourceEndpoint(c.right!, 'right');
+    if (left.kind !== right.kind) throw usageError(`--left and --right must be of the same kind (both file:, both kafka: or both gen:), got ${left.kind}: and ${right.kind}:`);
+    if (left.kind === 'kafka' && left.spec === right.spec) throw usageError('--left and --right must be different Kafka topics');
     // a directory name, part of offset metadata (member/id) and of a transactional id
     if (c.member !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(c.member)) {
       throw usageError(`--member: ${JSON.stringify(c.member)} is not a usable member name (1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit)`);
@@ -156,8 +153,8 @@ function validate(c: Config, requireInputs: boolean): void {
     if (c.resumeAt !== undefined && c.rebuildFrom === undefined) throw usageError('--resume-at goes with --rebuild-from TIME (it says where the rebuilt output continues)');
     if (c.rebuildFrom !== undefined) {
       parseTime(c.rebuildFrom);
-      if (kind(left) === 'gen') throw usageError('--rebuild-from needs file: or kafka: inputs (the generator cannot be replayed to a position)');
-      if (kind(left) === 'file' && c.resumeAt === undefined) throw usageError('--rebuild-from with file inputs needs --resume-at LEFT_BYTE,RIGHT_BYTE (byte offsets of the first record the lost run had not processed) or --resume-at MANIFEST');
+      if (left.kind === 'gen') throw usageError('--rebuild-from needs file: or kafka: inputs (the generator cannot be replayed to a position)');
+      if (left.kind === 'file' && c.resumeAt === undefined) throw usageError('--rebuild-from with file inputs needs --resume-at LEFT_BYTE,RIGHT_BYTE (byte offsets of the first record the lost run had not processed) or --resume-at MANIFEST');
     }
   }
   if (c.command === 'backfill') {
@@ -193,11 +190,12 @@ function validate(c: Config, requireInputs: boolean): void {
   }
   if (c.command === 'verify') {
     for (const [flag, v] of [['left', c.left], ['right', c.right]] as const) {
-      if (!required(!v, `--${flag} is required (file:PATH or kafka:TOPIC)`) && !/^(file:.+|kafka:.+)$/.test(v!)) {
+      if (!required(!v, `--${flag} is required (file:PATH or kafka:TOPIC)`) && !['file', 'kafka'].includes(parseSourceSpec(v!)?.kind ?? '')) {
         throw usageError(`--${flag}: verify reads file:PATH or kafka:TOPIC, got ${JSON.stringify(v)}`);
       }
     }
-    if (!required(!c.output, '--output is required (file:PATH or kafka:TOPIC)') && !/^(file:.+|kafka:.+)$/.test(c.output!)) {
+    const outputKind = c.output === undefined ? undefined : parseSinkSpec(c.output)?.kind;
+    if (!required(!c.output, '--output is required (file:PATH or kafka:TOPIC)') && outputKind !== 'file' && outputKind !== 'kafka') {
       throw usageError(`--output: use file:PATH or kafka:TOPIC, got ${JSON.stringify(c.output)}`);
     }
     if (c.lowerMs > c.upperMs) throw usageError(`--lower (${formatDurationMs(c.lowerMs)}) must not exceed --upper (${formatDurationMs(c.upperMs)})`);
@@ -219,10 +217,9 @@ function validate(c: Config, requireInputs: boolean): void {
     }
     if ((c.maxDriftMs ?? 0) < 0 || c.maxFutureMs < 0) throw usageError('--max-drift and --max-future must not be negative (0 or off disables them)');
     if (c.bucketMs !== undefined && c.bucketMs < 10) throw usageError('--bucket must be at least 10ms');
-    for (const [flag, v] of [['out', c.out], ['late-out', c.lateOut], ['dead-letter', c.deadLetter]] as const) {
-      if (v !== undefined && !/^(file:.+|kafka:.+|stdout|null)$/.test(v)) throw usageError(`--${flag}: unsupported sink ${JSON.stringify(v)} (use file:PATH, kafka:TOPIC, stdout or null)`);
-    }
-    const files = [c.out, c.lateOut, c.deadLetter].filter((v): v is string => !!v && (v.startsWith('file:') || v.startsWith('kafka:')));
+    const sinks = ([['out', c.out], ['late-out', c.lateOut], ['dead-letter', c.deadLetter]] as const)
+      .flatMap(([flag, v]) => (v === undefined ? [] : [sinkEndpoint(v, flag)]));
+    const files = sinks.filter((e) => e.kind === 'file' || e.kind === 'kafka').map((e) => e.spec);
     if (new Set(files).size !== files.length) throw usageError('--out, --late-out and --dead-letter must name different files or topics');
     if (c.outFormat && !isKafka(c.out)) throw usageError('--out-format applies to --out kafka:TOPIC only (files and stdout are NDJSON)');
   }

@@ -6,6 +6,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { endpointsOf } from '../config/endpoints.js';
 import type { Config } from '../config/schema.js';
 import { usageError } from './errors.js';
 
@@ -53,13 +54,14 @@ function same(a: Named, b: Named): boolean {
 /** Refuse (E_USAGE) outputs that resolve to an input, to each other, or into the state/checkpoint directory. */
 export function checkOutputPaths(cfg: Config): void {
   const outputs: Named[] = [];
-  for (const [flag, v] of [['out', cfg.out], ['late-out', cfg.lateOut], ['dead-letter', cfg.deadLetter]] as const) {
-    if (v?.startsWith('file:')) outputs.push(named(`--${flag}`, v.slice(5)));
+  const ep = endpointsOf(cfg);
+  for (const [flag, e] of [['out', ep.out], ['late-out', ep.lateOut], ['dead-letter', ep.deadLetter]] as const) {
+    if (e?.kind === 'file') outputs.push(named(`--${flag}`, e.path));
   }
   if (outputs.length === 0) return;
   const inputs: Named[] = [];
-  for (const [flag, v] of [['left', cfg.left], ['right', cfg.right]] as const) {
-    if (v?.startsWith('file:')) inputs.push(named(`--${flag}`, v.slice(5)));
+  for (const [flag, e] of [['left', ep.left], ['right', ep.right]] as const) {
+    if (e?.kind === 'file') inputs.push(named(`--${flag}`, e.path));
   }
   if (cfg.config) inputs.push(named('--config', cfg.config));
   if (cfg.resumeAt && !/^\d+,\d+$/.test(cfg.resumeAt)) inputs.push(named('--resume-at', cfg.resumeAt));

@@ -21,7 +21,8 @@ import { fmtCount, fmtRate } from '../metrics/report.js';
 import { Generator, genOptionsFrom, impressionJson, playJson } from '../source/generator.js';
 import type { ImpressionEvent, PlayEvent } from '../source/generator.js';
 import type { Side } from '../state/store.js';
-import { closeKafka, createKafka, ensureTopics, KafkaRecordSink, type EnsureResult, type KafkaCompression } from './client.js';
+import { kafkaAdapter } from './adapters.js';
+import type { EnsureResult, KafkaCompression, KafkaRecordOutput } from './port.js';
 
 export interface GenToKafkaOptions {
   brokers: string[];
@@ -71,7 +72,7 @@ class SideWriter {
   private readonly flat: FlatBatchWriter | null;
   private readonly extractor: FlatExtractor | null;
 
-  constructor(readonly side: Side, readonly sink: KafkaRecordSink, readonly format: 'json' | 'flatbuffers', private readonly fields: Fields) {
+  constructor(readonly side: Side, readonly sink: KafkaRecordOutput, readonly format: 'json' | 'flatbuffers', private readonly fields: Fields) {
     this.flat = format === 'flatbuffers' ? new FlatBatchWriter(false, 1 << 20, 8192) : null;
     this.extractor = format === 'flatbuffers' ? new FlatExtractor(SIDE_TABLE[side], fields.key, fields.time, fields.id) : null;
   }
@@ -119,8 +120,9 @@ export async function runGenToKafka(cfg: Config, opts: GenToKafkaOptions): Promi
   if (opts.leftTopic === opts.rightTopic) throw usageError('--left-topic and --right-topic must be different topics');
   if (!Number.isInteger(opts.partitions) || opts.partitions < 1) throw usageError(`--partitions must be a whole number ≥ 1 (got ${opts.partitions})`);
   const genOpts = genOptionsFrom(cfg);
-  const kafka = createKafka(opts.brokers, 'joinery-gen', { connectTimeoutMs: opts.connectTimeoutMs ?? 30_000 });
-  const topics = await ensureTopics(kafka, [
+  const adapter = await kafkaAdapter();
+  const kafka = adapter.openClient(opts.brokers, 'joinery-gen', { connectTimeoutMs: opts.connectTimeoutMs ?? 30_000 });
+  const topics = await adapter.admin.ensureTopics(kafka, [
     { topic: opts.leftTopic, partitions: opts.partitions },
     { topic: opts.rightTopic, partitions: opts.partitions },
   ]);
@@ -135,18 +137,18 @@ export async function runGenToKafka(cfg: Config, opts: GenToKafkaOptions): Promi
   }
 
   const sinkOpts = { brokers: opts.brokers, kafka, compression: opts.compression ?? 'none', clientId: 'joinery-gen' } as const;
-  let left: KafkaRecordSink, right: KafkaRecordSink;
+  let left: KafkaRecordOutput, right: KafkaRecordOutput;
   try {
-    left = await KafkaRecordSink.open({ ...sinkOpts, topic: opts.leftTopic });
+    left = await adapter.openRecordSink({ ...sinkOpts, topic: opts.leftTopic });
   } catch (e) {
-    closeKafka(kafka);
+    adapter.closeClient(kafka);
     throw e;
   }
   try {
-    right = await KafkaRecordSink.open({ ...sinkOpts, topic: opts.rightTopic });
+    right = await adapter.openRecordSink({ ...sinkOpts, topic: opts.rightTopic });
   } catch (e) {
     await left.close().catch(() => {});
-    closeKafka(kafka);
+    adapter.closeClient(kafka);
     throw e;
   }
   const writers: [SideWriter, SideWriter] = [
@@ -203,7 +205,7 @@ export async function runGenToKafka(cfg: Config, opts: GenToKafkaOptions): Promi
     throw e;
   } finally {
     const closing = await Promise.allSettled([left.close(), right.close()]);
-    closeKafka(kafka);
+    adapter.closeClient(kafka);
     const bad = closing.find((c) => c.status === 'rejected');
     if (bad && !failed) throw (bad as PromiseRejectedResult).reason;
   }

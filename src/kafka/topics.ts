@@ -6,12 +6,12 @@
  * (fine for one node, wrong for scale-out by partition); 3 = a topic is missing or Kafka is
  * unreachable (the error's own exit code when it throws).
  */
-import { describeTopics } from './client.js';
+import { kafkaAdapter } from './adapters.js';
 
 export async function runTopicsCheck(brokers: string[], leftTopic: string, rightTopic: string,
   opts: { connectTimeoutMs?: number; out?: (line: string) => void } = {}): Promise<number> {
   const out = opts.out ?? ((line: string) => process.stdout.write(line + '\n'));
-  const [l, r] = await describeTopics(brokers, [leftTopic, rightTopic], { connectTimeoutMs: opts.connectTimeoutMs });
+  const [l, r] = await (await kafkaAdapter()).admin.describeTopics(brokers, [leftTopic, rightTopic], { connectTimeoutMs: opts.connectTimeoutMs });
   out(`Kafka ${brokers.join(',')}`);
   for (const [role, t] of [['left ', l], ['right', r]] as const) {
     out(`  ${role} ${t.topic}: ${t.exists ? `${t.partitions} partition${t.partitions === 1 ? '' : 's'}` : 'MISSING'}`);

@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { memberDir, parseCheckpointRef } from '../checkpoint/handoff.js';
+import { endpointsOf, filePath, kafkaTopic } from '../config/endpoints.js';
 import type { Config } from '../config/schema.js';
 import { JoineryError, usageError } from '../core/errors.js';
 import { log } from '../core/log.js';
@@ -15,7 +16,8 @@ import { parseByteResume, parseTime, readResumeManifest, refuseStopCheckpoint, t
 /** File inputs: the replay reads both files from their start; returns the plan (and cuts --out back when resuming at a manifest). */
 export function filePlan(cfg: Config): ReplayPlan {
   const fromMs = parseTime(cfg.rebuildFrom!);
-  const L = cfg.left!.slice(5), R = cfg.right!.slice(5);
+  const ep = endpointsOf(cfg);
+  const L = filePath(ep.left)!, R = filePath(ep.right)!;
   let bytes = parseByteResume(cfg.resumeAt!);
   let m: Manifest | null = null;
   if (!bytes) {
@@ -42,8 +44,9 @@ export function filePlan(cfg: Config): ReplayPlan {
 
 /** The output file holds what the lost run emitted up to the manifest's cut, possibly more: cut it there. */
 function cutOutputTo(cfg: Config, m: Manifest): void {
-  if (!cfg.out.startsWith('file:') || m.output.spec !== cfg.out || m.output.lengthBytes === undefined) return;
-  const file = cfg.out.slice(5), want = m.output.lengthBytes;
+  const file = filePath(endpointsOf(cfg).out);
+  if (file === null || m.output.spec !== cfg.out || m.output.lengthBytes === undefined) return;
+  const want = m.output.lengthBytes;
   let size = -1;
   try { size = fs.statSync(file).size; } catch { /* gone */ }
   if (size < want) throw new JoineryError('E_OUTPUT', `output ${file} has ${size < 0 ? 'gone' : `${size} bytes`} but checkpoint ${m.id} had written ${want} bytes of it: rebuilding would leave a gap`);
@@ -57,10 +60,11 @@ function cutOutputTo(cfg: Config, m: Manifest): void {
  * and are not replayed. Returns the plan and the explicit start offsets for KafkaSource.
  */
 export async function kafkaPlan(cfg: Config): Promise<{ plan: ReplayPlan; startOffsets: Array<{ topic: string; partition: number; offset: number }> }> {
-  const kafka = await import('../kafka/client.js');
-  const brokers = kafka.parseBrokers(cfg.brokers!);
+  const { admin } = await (await import('../kafka/adapters.js')).kafkaAdapter();
+  const brokers = (await import('../kafka/options.js')).parseBrokers(cfg.brokers!);
   const fromMs = parseTime(cfg.rebuildFrom!);
-  const topics = [cfg.left!.slice(6), cfg.right!.slice(6)];
+  const ep = endpointsOf(cfg);
+  const topics = [kafkaTopic(ep.left)!, kafkaTopic(ep.right)!];
   let resumeOf: Array<{ topic: string; partition: number; offset: number }>;
   let m: Manifest | null = null;
   if (cfg.resumeAt !== undefined) {
@@ -70,7 +74,7 @@ export async function kafkaPlan(cfg: Config): Promise<{ plan: ReplayPlan; startO
     if (!k) throw usageError(`--resume-at ${cfg.resumeAt}: the manifest has no Kafka positions`);
     resumeOf = k.map((p) => ({ topic: p.topic, partition: p.partition, offset: Number(p.offset) }));
   } else {
-    const c = await kafka.fetchCommittedOffsets(brokers, cfg.group, topics);
+    const c = await admin.fetchCommittedOffsets(brokers, cfg.group, topics);
     if (cfg.checkpointDir) refuseCommittedStop(cfg.checkpointDir, c);
     resumeOf = c.map((p) => ({ topic: p.topic, partition: p.partition, offset: Number(p.offset) })).filter((p) => p.offset >= 0);
     if (resumeOf.length === 0) {
@@ -81,7 +85,7 @@ export async function kafkaPlan(cfg: Config): Promise<{ plan: ReplayPlan; startO
   const startOffsets: Array<{ topic: string; partition: number; offset: number }> = [];
   const early: string[] = [];
   for (const [side, topic] of topics.entries()) {
-    for (const p of await kafka.offsetsForTime(brokers, topic, fromMs)) {
+    for (const p of await admin.offsetsForTime(brokers, topic, fromMs)) {
       const r = resumeOf.find((x) => x.topic === topic && x.partition === p.partition);
       if (!r) continue;
       if (r.offset < p.low) {

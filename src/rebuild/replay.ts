@@ -100,8 +100,7 @@ function positionOf(b: RecordBatch, i: number): number {
 /** Position just after a batch (the next record's). */
 function endOf(b: RecordBatch): number {
   if (b.firstByte !== undefined) return b.firstByte + (b.offsets[b.count] - b.offsets[0]);
-  const k = b as RecordBatch & { nextOffset?: string };
-  return k.nextOffset !== undefined ? Number(k.nextOffset) : b.firstPosition + b.count;
+  return b.kafka !== undefined ? Number(b.kafka.nextOffset) : b.firstPosition + b.count;
 }
 
 /** The router's view of a replay in progress. */

@@ -316,7 +316,7 @@ export class Router {
     // A partition's first event sets its reference: the limit must follow it within this batch.
     let refUnset = this.maxFutureMs !== Infinity && this.tracker.maxTsOf(slot) === -Infinity;
     // Kafka: the partition travels with each event into the checkpoints (state moves per partition)
-    const sourcePartition = (b as { topic?: string }).topic !== undefined ? b.partition + 1 : 0;
+    const sourcePartition = b.kafka !== undefined ? b.partition + 1 : 0;
     this.quietRejects = replayed;
     for (let i = 0; i < count; i++) {
       const start = offs[i] + skip;
@@ -392,11 +392,11 @@ export class Router {
     this.aheadRun[slot] = aheadRun;
     this.publishAll();
     this.quietRejects = false;
-    const k = b as RecordBatch & { topic?: string; kafkaPartition?: number; nextOffset?: string };
+    const k = b.kafka;
     // Replayed batches are never committed: the group's offsets must not move back; nor are
     // batches cut short by a stop (part of them never reached a ring).
-    if (k.topic !== undefined && k.nextOffset !== undefined && !replayed && !this.spills) {
-      this.pending.push({ topic: k.topic, partition: k.kafkaPartition!, nextOffset: k.nextOffset, tails: this.rings.map((r) => r.publishedTail()) });
+    if (k !== undefined && !replayed && !this.spills) {
+      this.pending.push({ topic: k.topic, partition: k.partition, nextOffset: k.nextOffset, tails: this.rings.map((r) => r.publishedTail()) });
     }
   }
 

@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { filePathOfSpec, parseSinkSpec } from '../config/endpoints.js';
 import { JoineryError } from '../core/errors.js';
 
 /**
@@ -79,16 +80,19 @@ class NullSink implements LineSink {
 
 /** Open a sink on this thread. `truncate` empties a file sink first (the owner does it once; writers append). */
 export function openLineSink(spec: string, truncate: boolean): LineSink {
-  if (spec === 'stdout') return new StdoutSink();
-  if (spec === 'null') return new NullSink();
-  if (spec.startsWith('file:')) return new FileSink(spec, spec.slice(5), truncate);
-  throw new JoineryError('E_USAGE', `unsupported sink ${JSON.stringify(spec)} (use file:PATH, stdout or null)`);
+  const e = parseSinkSpec(spec);
+  switch (e?.kind) {
+    case 'stdout': return new StdoutSink();
+    case 'null': return new NullSink();
+    case 'file': return new FileSink(spec, e.path, truncate);
+    default: throw new JoineryError('E_USAGE', `unsupported sink ${JSON.stringify(spec)} (use file:PATH, stdout or null)`);
+  }
 }
 
 /** Fail before any work when a file sink's directory is missing or not writable. */
 export function checkWritable(spec: string | undefined, flag: string): void {
-  if (!spec || !spec.startsWith('file:')) return;
-  const file = spec.slice(5);
+  const file = filePathOfSpec(spec);
+  if (file === null) return;
   const dir = path.dirname(path.resolve(file));
   try {
     fs.accessSync(dir, fs.constants.W_OK);

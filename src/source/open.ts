@@ -3,6 +3,7 @@
  * name (`*.parquet`) or `--format parquet`; the others from `--format` (default NDJSON).
  */
 import type { FileIdentity } from '../checkpoint/manifest.js';
+import { parseSourceSpec } from '../config/endpoints.js';
 import type { Config } from '../config/schema.js';
 import type { Side } from '../state/store.js';
 import { FileSource } from './file.js';
@@ -30,7 +31,8 @@ export function sideFieldsOf(cfg: Config, side: Side): { key: string[]; time: st
  * travel as JSON text).
  */
 export function openFileInput(cfg: Config, spec: string, side: Side, start?: { byte: number; line: number; identity?: FileIdentity }): { source: FileSource | ParquetSource; format: 'json' | 'flatbuffers'; fileFormat: FileFormat } {
-  const file = spec.slice(5);
+  const ep = parseSourceSpec(spec);
+  const file = ep?.kind === 'file' ? ep.path : spec;
   const fileFormat = fileFormatOf(file, cfg.format);
   if (fileFormat === 'parquet') return { source: new ParquetSource(file, side, sideFieldsOf(cfg, side), start), format: 'json', fileFormat };
   return { source: new FileSource(file, side, fileFormat, start), format: fileFormat, fileFormat };

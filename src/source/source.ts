@@ -33,6 +33,15 @@ export interface RecordBatch {
    * format's extractor on the same bytes, so a copy of the batch may simply leave it out.
    */
   extractor?: Extractor;
+  /** Kafka sources: the topic-partition and where the batch ends, committed once its records are applied. */
+  kafka?: KafkaBatchPosition;
+}
+
+export interface KafkaBatchPosition {
+  topic: string;
+  partition: number;
+  /** Next offset after the batch (offset of its last record, or of trailing control records, + 1). */
+  nextOffset: string;
 }
 
 export interface PartitionRef { side: Side; partition: number }

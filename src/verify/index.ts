@@ -15,6 +15,7 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { decodeJoined } from '../codec/flat.js';
 import type { Config } from '../config/schema.js';
+import { parseSourceSpec } from '../config/endpoints.js';
 import { JoineryError, type ErrorCode } from '../core/errors.js';
 import { log } from '../core/log.js';
 import { formatBytes } from '../core/units.js';
@@ -57,8 +58,9 @@ const MAX_PARTITION_BITS = 12;
 interface Src { flag: 'left' | 'right' | 'output'; kind: 'file' | 'kafka'; name: string; format: Format; sizeBytes: number }
 
 function sourceOf(spec: string, flag: Src['flag'], cfg: Config): Src {
-  if (spec.startsWith('kafka:')) return { flag, kind: 'kafka', name: spec.slice(6), format: flag === 'output' ? 'json' : cfg.format ?? 'flatbuffers', sizeBytes: 0 };
-  const f = spec.slice(5);
+  const ep = parseSourceSpec(spec);
+  if (ep?.kind === 'kafka') return { flag, kind: 'kafka', name: ep.topic, format: flag === 'output' ? 'json' : cfg.format ?? 'flatbuffers', sizeBytes: 0 };
+  const f = ep?.kind === 'file' ? ep.path : spec;
   try {
     fs.accessSync(f, fs.constants.R_OK);
     const st = fs.statSync(f);

@@ -10,9 +10,9 @@ const READ_TIMEOUT_MS = 6 * 3_600_000;
 
 export async function readWholeTopic(brokers: string, topic: string, flag: string,
   onRecord: (partition: number, offset: number, value: Buffer | null) => void): Promise<void> {
-  const kafka = await import('../kafka/client.js');
-  const { readTopic } = await import('../kafka/read-topic.js');
-  await readTopic(kafka.parseBrokers(brokers), topic, (m) => onRecord(m.partition, Number(m.offset), m.value),
+  const { readTopic } = await (await import('../kafka/adapters.js')).kafkaAdapter();
+  const { parseBrokers } = await import('../kafka/options.js');
+  await readTopic(parseBrokers(brokers), topic, (m) => onRecord(m.partition, Number(m.offset), m.value),
     { timeoutMs: READ_TIMEOUT_MS, isolation: 'read_committed' }).catch((e: Error) => {
     if (e instanceof JoineryError) throw e;
     throw new JoineryError('E_INPUT', `cannot read --${flag} kafka:${topic}: ${e.message}`);

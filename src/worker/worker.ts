@@ -9,6 +9,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { ChangeWriter, foldChain } from '../checkpoint/delta.js';
 import { injectedFault } from '../checkpoint/faults.js';
 import { LoggedStore } from '../checkpoint/logged-store.js';
+import { parseSinkSpec } from '../config/endpoints.js';
 import { JoineryError } from '../core/errors.js';
 import { nowMs } from '../core/units.js';
 import { HotKeys } from '../join/hot-keys.js';
@@ -97,9 +98,9 @@ class Worker {
     } else {
       this.store = base;
     }
-    const discard = init.out === 'null';
-    this.emitter = new NdjsonEmitter(init.formats, discard, init.framing);
-    this.sink = init.out.startsWith('file:') ? openLineSink(init.out, false) : null;
+    const outKind = parseSinkSpec(init.out)?.kind;
+    this.emitter = new NdjsonEmitter(init.formats, outKind === 'null', init.framing);
+    this.sink = outKind === 'file' ? openLineSink(init.out, false) : null;
     port.on('message', (m: WorkerRequest) => {
       // Output of processed frames is flushed before their space is released, so the released
       // head tells how far input has been applied and its output handed on (FIFO with 'out').

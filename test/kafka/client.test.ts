@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { JoineryError } from '../../src/core/errors.js';
 import {
   deleteTopics, describeTopics, ensureTopics, groupOffsets, KafkaLineSink, KafkaRecordSink, KafkaSource, topicOffsets, type KafkaRecordBatch, type KafkaSourceOptions,
-} from '../../src/kafka/client.js';
+} from '../../src/kafka/kafkajs/index.js';
 import { produceRaw, readTopic } from './topic-io.js';
 import { runTopicsCheck } from '../../src/kafka/topics.js';
 import { runGenToKafka } from '../../src/kafka/gen-kafka.js';
@@ -57,11 +57,11 @@ async function drain(s: KafkaSource, until?: (got: Got[]) => boolean, batches?: 
   for (;;) {
     const b = await s.next();
     if (!b) return got;
-    assert.equal(b.partition, b.kafkaPartition);
-    assert.equal(b.origin, `${b.topic}/${b.kafkaPartition}`);
+    assert.equal(b.partition, b.kafka.partition);
+    assert.equal(b.origin, `${b.kafka.topic}/${b.kafka.partition}`);
     assert.ok(b.count > 0);
-    if (!b.recordOffsets) assert.equal(Number(b.nextOffset), b.firstPosition + b.count, 'nextOffset = last offset + 1');
-    assert.ok(Number(b.nextOffset) <= Number(b.highWatermark));
+    if (!b.recordOffsets) assert.equal(Number(b.kafka.nextOffset), b.firstPosition + b.count, 'nextOffset = last offset + 1');
+    assert.ok(Number(b.kafka.nextOffset) <= Number(b.highWatermark));
     batches?.push({ ...b, offsets: b.offsets.slice(), data: b.data.slice() });
     got.push(...records(b));
     if (until?.(got)) return got;
@@ -105,7 +105,7 @@ test('KafkaSource delivers every record exactly once across 3 partitions, with p
     for (const o of await topicOffsets(brokers(), topic)) {
       const bs = batches.filter((b) => b.side === side && b.partition === o.partition);
       let next = Number(o.low);
-      for (const b of bs) { assert.equal(b.firstPosition, next); next = Number(b.nextOffset); }
+      for (const b of bs) { assert.equal(b.firstPosition, next); next = Number(b.kafka.nextOffset); }
       assert.equal(String(next), o.high, `${topic}/${o.partition} delivered up to its high watermark`);
     }
   }
@@ -138,7 +138,7 @@ test('commit, then a restarted source resumes after the committed offsets', T, a
   assert.equal(second.length, expected);
   assert.ok(second.every((g) => g.offset >= 10));
   for (const [k] of highs) {
-    const firstBatch = batches.find((b) => `${b.topic}/${b.kafkaPartition}` === k);
+    const firstBatch = batches.find((b) => `${b.kafka.topic}/${b.kafka.partition}` === k);
     if (firstBatch) assert.equal(firstBatch.firstPosition, 10, `${k} resumes at the committed offset`);
   }
   await s2.commit(s2.deliveredPositions());
@@ -224,7 +224,7 @@ test('an unreachable broker gives a clear error naming the address, within the c
   for (const open of [
     () => KafkaRecordSink.open({ brokers: ['127.0.0.1:1'], topic: 'joined-x', connectTimeoutMs: 1_500, createPartitions: 3 }),
     () => KafkaRecordSink.open({ brokers: ['127.0.0.1:1'], topic: 'joined-x', connectTimeoutMs: 1_500, transactionalId: 'tx' }),
-    () => KafkaLineSink.open('kafka:joined-x', { brokers: ['127.0.0.1:1'], connectTimeoutMs: 1_500 }),
+    () => KafkaLineSink.open({ topic: 'joined-x', brokers: ['127.0.0.1:1'], connectTimeoutMs: 1_500 }),
   ]) {
     const t1 = Date.now();
     await assert.rejects(open(), (e: unknown) => {
@@ -314,7 +314,7 @@ test('KafkaLineSink: each line of kafka:TOPIC is one record, lines split across 
   const topic = uniq('lines');
   created.push(topic);
   await ensureTopics(brokers(), [{ topic, partitions: 1 }]);
-  const sink = await KafkaLineSink.open(`kafka:${topic}`, { brokers: brokers() });
+  const sink = await KafkaLineSink.open({ topic, brokers: brokers() });
   assert.equal(sink.spec, `kafka:${topic}`);
   sink.write(Buffer.from('{"a":1}\n{"b":2}\n{"c"'));
   sink.write(Buffer.from(':3}\r\n\n'));

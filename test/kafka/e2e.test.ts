@@ -82,7 +82,7 @@ describe('Kafka → joinery → Kafka', () => {
 
   test('malformed values go to the dead letter with topic/partition/offset; the job goes on', async () => {
     const l2 = `bad-l-${uniq}`, r2 = `bad-r-${uniq}`, dead = path.join(tmp, 'dead.ndjson'), out = path.join(tmp, 'bad-out.ndjson');
-    const { ensureTopics } = await import('../../src/kafka/client.js');
+    const { ensureTopics } = await import('../../src/kafka/kafkajs/index.js');
     await ensureTopics([broker()], [{ topic: l2, partitions: 1 }, { topic: r2, partitions: 1 }]);
     const imp = (id: string, ts: number) => JSON.stringify({ eventId: id, profileId: 1, titleId: 2, ts });
     await produceRaw([broker()], l2, [imp('i1', 1000), '{truncated', imp('i2', 1100)].map((v) => ({ value: v })));

@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ensureTopics, fetchCommittedOffsets } from '../../src/kafka/client.js';
+import { ensureTopics, fetchCommittedOffsets } from '../../src/kafka/kafkajs/index.js';
 import { produceRaw, readTopic } from './topic-io.js';
 import { parseCheckpointRef } from '../../src/checkpoint/handoff.js';
 import { joinery, lastJson } from '../e2e/cli.js';

@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ensureTopics, KafkaLineSink, KafkaRecordSink, KafkaSource } from '../../src/kafka/client.js';
+import { ensureTopics, KafkaLineSink, KafkaRecordSink, KafkaSource } from '../../src/kafka/kafkajs/index.js';
 import { readTopic } from './topic-io.js';
 import { useOwnBroker, sleep, uniq } from './support.js';
 
@@ -61,7 +61,7 @@ describe('Kafka broker down or restarting', () => {
       const topic = kind === 'create' ? uniq('created') : existing;
       opens.push((async () => {
         if (kind === 'line') {
-          const s = await KafkaLineSink.open(`kafka:${topic}`, common);
+          const s = await KafkaLineSink.open({ ...common, topic });
           return { kind, atMs, write: async () => { s.write(Buffer.from(`line-${i}\n`)); await s.flush(); await s.close(); } };
         }
         const s = await KafkaRecordSink.open({ ...common, topic, createPartitions: kind === 'create' ? 2 : undefined, transactionalId: kind === 'transactional' ? uniq('txn') : undefined });

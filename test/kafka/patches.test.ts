@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ensureTopics, fetchCommittedOffsets } from '../../src/kafka/client.js';
+import { ensureTopics, fetchCommittedOffsets } from '../../src/kafka/kafkajs/index.js';
 import { joinery } from '../e2e/cli.js';
 import { broker, uniq } from './support.js';
 import { produceRaw } from './topic-io.js';

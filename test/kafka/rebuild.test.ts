@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ensureTopics } from '../../src/kafka/client.js';
+import { ensureTopics } from '../../src/kafka/kafkajs/index.js';
 import { produceRaw, readTopic } from './topic-io.js';
 import { joinery, lastJson } from '../e2e/cli.js';
 import { canonical, multisetDiff, referenceJoin, type Rec, readNdjson } from '../e2e/reference-join.js';

@@ -15,7 +15,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { groupOffsets, topicOffsets } from '../../src/kafka/client.js';
+import { groupOffsets, topicOffsets } from '../../src/kafka/kafkajs/index.js';
 import { readTopic } from './topic-io.js';
 import { BIN, joinery, lastJson } from '../e2e/cli.js';
 import { canonical, multisetDiff, referenceJoin, type Rec, readNdjson } from '../e2e/reference-join.js';

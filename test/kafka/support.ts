@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { topicOffsets } from '../../src/kafka/client.js';
+import { topicOffsets } from '../../src/kafka/kafkajs/index.js';
 import { BIN, joinery } from '../e2e/cli.js';
 import { readNdjson, referenceJoin, type Rec, type RefOptions } from '../e2e/reference-join.js';
 

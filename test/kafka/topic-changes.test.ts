@@ -11,7 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { addPartitions, deleteTopics, ensureTopics, topicOffsets } from '../../src/kafka/client.js';
+import { addPartitions, deleteTopics, ensureTopics, topicOffsets } from '../../src/kafka/kafkajs/index.js';
 import { produceRaw } from './topic-io.js';
 import { BIN, joinery } from '../e2e/cli.js';
 import { broker, sleep } from './support.js';

@@ -1,11 +1,11 @@
 /**
- * Writing raw records, for the Kafka tests (moved out of src/kafka/client.ts: the product has no
- * use for it); reading a topic back is the product's own (src/kafka/read-topic.ts, used by verify).
+ * Writing raw records, for the Kafka tests (moved out of the product: it has no
+ * use for it); reading a topic back is the product's own (src/kafka/kafkajs/read-topic.ts, used by verify).
  */
 import { createRequire } from 'node:module';
 import type * as KafkaJS from 'kafkajs';
-import { closeKafka, createKafka, waitForBroker, type KafkaHandle } from '../../src/kafka/client.js';
-export { readTopic } from '../../src/kafka/read-topic.js';
+import { closeKafka, createKafka, waitForBroker, type KafkaHandle } from '../../src/kafka/kafkajs/index.js';
+export { readTopic } from '../../src/kafka/kafkajs/read-topic.js';
 
 const CONNECT_TIMEOUT_MS = 30_000;
 
@@ -14,7 +14,7 @@ function handleFrom(h: KafkaHandle | readonly string[], clientId: string): { h: 
   return { h: createKafka([...(h as readonly string[])], clientId, { connectTimeoutMs: CONNECT_TIMEOUT_MS }), own: true };
 }
 
-// required only when used, i.e. after src/kafka/client.ts has installed its patches
+// required only when used, i.e. after src/kafka/kafkajs/patches.ts has installed its patches
 const kafkajs = (): typeof KafkaJS => createRequire(import.meta.url)('kafkajs') as typeof KafkaJS;
 
 /** A throw-away raw producer for tests: sends values (and optional keys) as they are, no batching logic. */

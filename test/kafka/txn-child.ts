@@ -5,7 +5,7 @@
  *
  *   node dist/test/kafka/txn-child.js BROKER TOPIC TRANSACTIONAL_ID COUNT
  */
-import { KafkaRecordSink } from '../../src/kafka/client.js';
+import { KafkaRecordSink } from '../../src/kafka/kafkajs/index.js';
 
 const [broker, topic, transactionalId, count] = process.argv.slice(2);
 const sink = await KafkaRecordSink.open({ brokers: [broker], topic, transactionalId, transactionTimeoutMs: 120_000, connectTimeoutMs: 10_000 });

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ensureTopics, fetchCommittedOffsets, KafkaRecordSink, topicOffsets } from '../../src/kafka/client.js';
+import { ensureTopics, fetchCommittedOffsets, KafkaRecordSink, topicOffsets } from '../../src/kafka/kafkajs/index.js';
 import { readTopic } from './topic-io.js';
 import { useOwnBroker } from './support.js';
 

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { JoineryError } from '../../src/core/errors.js';
 import {
   closeKafka, createKafka, deleteTopics, ensureTopics, fetchCommittedOffsets, KafkaRecordSink, KafkaSource, topicOffsets, type KafkaRecordBatch, type KafkaSourceOptions,
-} from '../../src/kafka/client.js';
+} from '../../src/kafka/kafkajs/index.js';
 import { produceRaw, readTopic } from './topic-io.js';
 import { brokers, settled, sleep, uniq } from './support.js';
 
@@ -223,7 +223,7 @@ async function drainAll(s: KafkaSource): Promise<Array<{ topic: string; partitio
   const out: Array<{ topic: string; partition: number; offset: number; value: string }> = [];
   for (let b: KafkaRecordBatch | null = await s.next(); b; b = await s.next()) {
     for (let i = 0; i < b.count; i++) {
-      out.push({ topic: b.topic, partition: b.kafkaPartition, offset: b.recordOffsets ? b.recordOffsets[i] : b.firstPosition + i, value: Buffer.from(b.data.subarray(b.offsets[i], b.offsets[i + 1])).toString() });
+      out.push({ topic: b.kafka.topic, partition: b.kafka.partition, offset: b.recordOffsets ? b.recordOffsets[i] : b.firstPosition + i, value: Buffer.from(b.data.subarray(b.offsets[i], b.offsets[i + 1])).toString() });
     }
   }
   return out;

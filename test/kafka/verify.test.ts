@@ -15,7 +15,7 @@ import { spawn } from 'node:child_process';
 import { BIN, joinery, lastJson } from '../e2e/cli.js';
 import { readNdjson, referenceJoin } from '../e2e/reference-join.js';
 import { encodeImpression } from '../../src/codec/flat.js';
-import { KafkaRecordSink } from '../../src/kafka/client.js';
+import { KafkaRecordSink } from '../../src/kafka/kafkajs/index.js';
 import { broker, settled, uniq } from './support.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-kafka-verify-'));

@@ -1,16 +1,16 @@
 /**
- * The fast kafkajs codec (src/kafka/fast-codec.ts) against kafkajs's own code in one process:
+ * The fast kafkajs codec (src/kafka/kafkajs/fast-codec.ts) against kafkajs's own code in one process:
  * produce requests byte for byte, decoded record batches field for field, consumer batches,
  * CRC32C and murmur2.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { crc32c, fastCodecStats, installFastCodec, kafkajsOriginals } from '../../src/kafka/fast-codec.js';
+import { crc32c, fastCodecStats, installFastCodec, kafkajsOriginals } from '../../src/kafka/kafkajs/fast-codec.js';
 
 const req = createRequire(import.meta.url);
 assert.ok(installFastCodec(req), 'fast codec installed');
-const { partitionForKey } = await import('../../src/kafka/client.js');
+const { partitionForKey } = await import('../../src/kafka/kafkajs/index.js');
 
 type Any = any; // eslint-disable-line @typescript-eslint/no-explicit-any
 const fastProduce = req('kafkajs/src/protocol/requests/produce/v3/request.js') as (a: Any) => Any;

@@ -14,7 +14,7 @@ const lines: string[] = [];
 log.configure({ out: { write: (s: string) => { lines.push(s.trim()); } }, json: true, level: 'debug' });
 configureLog({ level: 'debug' });
 if (mode === 'early') req('kafkajs');
-const client = await import('../../src/kafka/client.js');
+const client = await import('../../src/kafka/kafkajs/index.js');
 if (mode === 'replaced') {
   const ConsumerGroup = req('kafkajs/src/consumer/consumerGroup.js') as { prototype: Record<string, unknown> };
   ConsumerGroup.prototype.joinAndSync = async function joinAndSync(): Promise<void> { /* someone else's */ };

@@ -45,3 +45,22 @@ test('an unknown name in JOINERY_KAFKAJS_SKIP_PATCH is a warning, a known one is
   assert.deepEqual(warnings, ['JOINERY_KAFKAJS_SKIP_PATCH: no patch named rejoim (the patches: group-messages, txn-retry, fast-codec, rejoin)']);
   assert.deepEqual(out.status.filter((s) => !s.active).map((s) => [s.name, s.detail]), [['txn-retry', 'skipped (JOINERY_KAFKAJS_SKIP_PATCH)']]);
 });
+
+test('every command that uses Kafka lists the active patches at debug level, before it connects (topics, verify --output kafka:)', async () => {
+  const { joinery } = await import('../e2e/cli.js');
+  const fs = await import('node:fs'), os = await import('node:os'), path = await import('node:path');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-patches-'));
+  for (const f of ['l.ndjson', 'r.ndjson']) fs.writeFileSync(path.join(dir, f), '');
+  const env = { JOINERY_KAFKAJS_SKIP_PATCH: '', JOINERY_FAST_SKIP: '', JOINERY_KAFKAJS_FAST: '' };
+  for (const args of [
+    ['topics', '--brokers', '127.0.0.1:1', '--left-topic', 'a', '--right-topic', 'b'],
+    ['verify', '--left', `file:${path.join(dir, 'l.ndjson')}`, '--right', `file:${path.join(dir, 'r.ndjson')}`, '--output', 'kafka:out', '--brokers', '127.0.0.1:1'],
+  ]) {
+    const r = await joinery([...args, '--log-level', 'debug', '--connect-timeout', '500ms'], { env });
+    const listed = r.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string; active?: string[] }).find((l) => l.msg === 'kafkajs patches');
+    assert.ok(listed, `${args[0]}: ${r.stderr}`);
+    assert.deepEqual(listed.active?.map((a) => a.replace(/\(.*$/, '')), ['group-messages', 'txn-retry', 'fast-codec', 'rejoin']);
+    assert.equal(r.code, 3, 'then the unreachable broker ends it (E_INPUT)');
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+});

@@ -3,16 +3,9 @@
  * `joinery verify --output kafka:TOPIC` and the Kafka tests. It goes through the product's client
  * (createKafka), so kafkajs runs with the same patches as in joinery itself.
  */
-import { createRequire } from 'node:module';
 import type * as KafkaJS from 'kafkajs';
-import { closeKafka, createKafka, highWatermarks, waitForBroker, type KafkaHandle } from './client.js';
-
-const CONNECT_TIMEOUT_MS = 30_000;
-
-function handleFrom(h: KafkaHandle | readonly string[], clientId: string): { h: KafkaHandle; own: boolean } {
-  if (!Array.isArray(h) && typeof (h as KafkaHandle).kafka === 'object') return { h: h as KafkaHandle, own: false };
-  return { h: createKafka([...(h as readonly string[])], clientId, { connectTimeoutMs: CONNECT_TIMEOUT_MS }), own: true };
-}
+import type { KafkaTarget } from '../port.js';
+import { closeKafka, handleFrom, highWatermarks, waitForBroker, type KafkaHandle } from './client.js';
 
 async function connectedAdmin(h: KafkaHandle): Promise<KafkaJS.Admin> {
   await waitForBroker(h);
@@ -20,9 +13,6 @@ async function connectedAdmin(h: KafkaHandle): Promise<KafkaJS.Admin> {
   await admin.connect();
   return admin;
 }
-
-// required only when used, i.e. after src/kafka/client.ts has installed its patches
-const kafkajs = (): typeof KafkaJS => createRequire(import.meta.url)('kafkajs') as typeof KafkaJS;
 
 /**
  * Read every record of a topic from the beginning up to each partition's end as seen at the
@@ -35,7 +25,7 @@ const kafkajs = (): typeof KafkaJS => createRequire(import.meta.url)('kafkajs') 
  * are not readable before it ends either). read_uncommitted returns aborted and open-transaction
  * records too and reads up to the high watermark.
  */
-export async function readTopic(brokers: KafkaHandle | readonly string[], topic: string,
+export async function readTopic(brokers: KafkaTarget, topic: string,
   onRecord: (r: { partition: number; offset: string; key: Buffer | null; value: Buffer | null }) => void,
   opts: { timeoutMs?: number; isolation?: 'read_committed' | 'read_uncommitted' } = {}): Promise<number> {
   const { h, own } = handleFrom(brokers, 'joinery-reader');

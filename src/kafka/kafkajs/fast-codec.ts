@@ -1,6 +1,6 @@
 /**
  * Faster stand-ins for kafkajs 2.2.4's hottest protocol code, installed through the require cache
- * before kafkajs loads (like the other patches in client.ts, which is the only importer).
+ * before kafkajs loads (like the other patches in patches.ts, its only importer).
  *
  * Why: joinery's main thread does all of kafkajs's work next to routing, and kafkajs spends most
  * of it on bookkeeping rather than bytes. Producing, it builds one Encoder per record (a zeroed
