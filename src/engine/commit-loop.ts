@@ -6,6 +6,7 @@ import type { CheckpointCoordinator } from '../checkpoint/coordinator.js';
 import { log } from '../core/log.js';
 import type { Router } from '../router/router.js';
 import type { LineSink, RecordSink } from '../sink/sink.js';
+import type { KafkaRunOptions } from './options.js';
 import type { StopControl } from './signals.js';
 import type { WorkerPool } from './worker-pool.js';
 
@@ -39,14 +40,12 @@ export class CheckpointLoop {
   }
 }
 
-export type CommitPositions = (positions: Array<{ topic: string; partition: number; offset: string }>) => Promise<unknown>;
-
 export class OffsetCommitLoop {
   private committing: Promise<void> | null = null;
   private readonly timer: NodeJS.Timeout;
 
   constructor(private readonly p: {
-    commit: CommitPositions; intervalMs: number; pool: WorkerPool; router: Router;
+    commit: NonNullable<KafkaRunOptions['commit']>; intervalMs: number; pool: WorkerPool; router: Router;
     sinks: { outRecords: RecordSink | null; lateSink: LineSink | null; deadSink: LineSink | null };
     failed: () => boolean; fail: (e: Error) => void;
   }) {
