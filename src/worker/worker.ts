@@ -29,6 +29,7 @@ import { openStore } from '../state/index.js';
 import type { Side, StateStore } from '../state/store.js';
 import type { BarrierAck, WorkerInit, WorkerMessage, WorkerRequest, WorkerStats } from './protocol.js';
 import { installInspector } from './inspect.js';
+import { OutputGate } from '../engine/output-gate.js';
 import { SuppressingEmitter } from '../rebuild/suppress.js';
 import { CutEmitter } from '../backfill/cut-emitter.js';
 
@@ -74,8 +75,7 @@ class Worker {
   private fileSeq = 0;
   private barrier = -1;          // barrier id met in the current drain
   private outTag = 0;
-  private released = 0;
-  private held: Array<{ tag: number; chunk: Uint8Array }> = [];
+  private readonly gate: OutputGate<Uint8Array>;
   private pendingAcks: BarrierAck[] = [];
   /** The cut met (ring.cutId()), 0 before; its answer waits until the output before it is written. */
   private cut = 0;
@@ -94,10 +94,11 @@ class Worker {
     if (init.checkpoint) {
       this.logged = new LoggedStore(base, init.checkpoint.outer, this.newChangeFile());
       this.store = this.logged;
-      this.outTag = this.released = init.checkpoint.firstEpoch;
+      this.outTag = init.checkpoint.firstEpoch;
     } else {
       this.store = base;
     }
+    this.gate = new OutputGate(init.checkpoint?.firstEpoch ?? 0, (chunk) => this.sink!.write(chunk));
     const outKind = parseSinkSpec(init.out)?.kind;
     this.emitter = new NdjsonEmitter(init.formats, outKind === 'null', init.framing);
     this.sink = outKind === 'file' ? openLineSink(init.out, false) : null;
@@ -204,9 +205,7 @@ class Worker {
     const chunk = this.emitter.take();
     if (!chunk) return;
     if (this.sink) {
-      if (this.outTag > this.released) { this.held.push({ tag: this.outTag, chunk }); return; }
-      this.sink.write(chunk);
-      this.sink.flush();
+      if (this.gate.offer(this.outTag, chunk)) this.sink.flush();
     } else if (init.out !== 'null') post({ type: 'out', chunk }, [chunk.buffer as ArrayBuffer]);
   }
 
@@ -232,7 +231,7 @@ class Worker {
     }
     this.outTag = init.checkpoint!.gateOutput ? id : this.outTag;
     const ack: BarrierAck = { id, file, error, watermarkMs: this.watermark, stateBytes: this.store.bytes() };
-    if (this.released >= id - 1 || !init.checkpoint!.gateOutput) post({ type: 'barrier', ack });
+    if (this.gate.released >= id - 1 || !init.checkpoint!.gateOutput) post({ type: 'barrier', ack });
     else this.pendingAcks.push(ack);
   }
 
@@ -253,11 +252,8 @@ class Worker {
   }
 
   private onRelease(id: number): void {
-    if (id > this.released) this.released = id;
-    let n = 0;
-    while (n < this.held.length && this.held[n].tag <= this.released) this.sink!.write(this.held[n++].chunk);
-    if (n > 0) { this.held.splice(0, n); this.sink!.flush(); }
-    while (this.pendingAcks.length > 0 && this.released >= this.pendingAcks[0].id - 1) post({ type: 'barrier', ack: this.pendingAcks.shift()! });
+    if (this.gate.release(id) > 0) this.sink!.flush();
+    while (this.pendingAcks.length > 0 && this.gate.released >= this.pendingAcks[0].id - 1) post({ type: 'barrier', ack: this.pendingAcks.shift()! });
   }
 
   /** Fold the checkpoint's state files into the (empty) store before taking input. */
@@ -323,7 +319,7 @@ class Worker {
     }
     this.flushOutput();
     // Output held behind a barrier, or an answer to one, waits for main's release.
-    while (!this.aborted && (this.held.length > 0 || this.pendingAcks.length > 0)) {
+    while (!this.aborted && (this.gate.holding > 0 || this.pendingAcks.length > 0)) {
       if (halted()) throw HALT;
       await new Promise<void>((r) => setTimeout(r, 5));
     }

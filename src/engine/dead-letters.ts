@@ -1,0 +1,34 @@
+import { isUtf8 } from 'node:buffer';
+import { flatToJson } from '../codec/flat.js';
+import { log } from '../core/log.js';
+import type { Rejected } from '../router/router.js';
+import type { LineSink } from '../sink/sink.js';
+
+const FIRST_DEAD_LETTERS_SHOWN = 5;
+const SIDE_NAME = ['left', 'right'] as const;
+
+/** Where the router's rejected records go: malformed ones to --dead-letter (or a few warnings), late ones to --late-out. */
+export function rejectedRecords(lateSink: LineSink | null, deadSink: LineSink | null): (r: Rejected) => void {
+  let deadShown = 0;
+  return (r: Rejected) => {
+    const side = SIDE_NAME[r.side];
+    if (r.kind === 'dead') {
+      if (deadSink) {
+        // Text only when it is valid UTF-8: decoding other bytes would replace them with U+FFFD for good.
+        const text = r.format === 'json' && isUtf8(r.record);
+        const raw = Buffer.from(r.record).toString(text ? 'utf8' : 'base64');
+        deadSink.write(Buffer.from(JSON.stringify({ side, origin: r.origin, position: r.position, error: r.reason, record: raw, encoding: text ? 'utf8' : 'base64' }) + '\n'));
+      } else if (deadShown < FIRST_DEAD_LETTERS_SHOWN) {
+        deadShown++;
+        const where = r.format === 'json' ? `line ${r.position}` : `record ${r.position}`;
+        log.say('warn', `joinery: malformed ${side} record at ${r.origin}:${r.position} (${where}): ${r.reason}${deadShown === FIRST_DEAD_LETTERS_SHOWN ? ' (further ones counted only; use --dead-letter to keep them)' : ''}`, { code: 'E_INPUT' });
+      }
+    } else if (lateSink) {
+      let rec: string;
+      try {
+        rec = r.format === 'json' ? Buffer.from(r.record).toString('utf8') : flatToJson(r.side === 0 ? 'Impression' : 'Play', r.record, 0, r.record.length);
+      } catch { rec = JSON.stringify(Buffer.from(r.record).toString('base64')); }
+      lateSink.write(Buffer.from(`{"side":"${side}","origin":${JSON.stringify(r.origin)},"position":${r.position},"ts":${r.ts},"watermark":${r.watermarkMs},"record":${rec}}\n`));
+    }
+  };
+}

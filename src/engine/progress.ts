@@ -1,0 +1,35 @@
+/** The stats tick: CPU samples, the caller's onTick, and the progress line (--progress). */
+import { log } from '../core/log.js';
+import { nowMs } from '../core/units.js';
+import type { CpuMeter } from '../metrics/cpu.js';
+import { fmtCount, fmtRate, type MetricsHub } from '../metrics/report.js';
+import type { Router } from '../router/router.js';
+
+/** Starts ticking every `statsIntervalMs`; returns what stops it (and clears the live line). */
+export function startProgress(p: {
+  hub: MetricsHub; router: Router; cpu: CpuMeter; tty: boolean; statsIntervalMs: number; start: number;
+  onTick?: (hub: MetricsHub) => void;
+}): () => void {
+  const { hub, router, cpu, tty, start } = p;
+  let lastProcessed = 0, lastPairs = 0, lastT = start;
+  const ticker = setInterval(() => {
+    cpu.sample();
+    p.onTick?.(hub);
+    if (!tty) return;
+    const t = nowMs();
+    const processed = hub.eventsProcessed(), pairs = hub.sum('pairs');
+    const dt = (t - lastT) / 1000;
+    const wm = router.currentWatermark(), maxTs = router.tracker.maxEventTime();
+    const wmLag = Number.isFinite(wm) && Number.isFinite(maxTs) ? `${((maxTs - wm) / 1000).toFixed(1)}s` : '-';
+    const p99 = hub.intervalLatency.percentileMs(99);
+    hub.intervalLatency.reset();
+    const line = `[${((t - start) / 1000).toFixed(0)}s] in ${fmtRate((processed - lastProcessed) / dt)} ev/s  out ${fmtRate((pairs - lastPairs) / dt)} pairs/s  state ${fmtCount(hub.sum('stateEntries'))}  wm lag ${wmLag}  ring ${router.ringFill().map((f) => `${Math.round(f * 100)}%`).join('/')}  p99 ${p99.toFixed(1)}ms`;
+    // The live line is for a terminal; --progress on without one gets a record per interval.
+    if (log.isJson) log.info(line, { progress: true }); else process.stderr.write(`\r\x1b[K${line}`);
+    lastProcessed = processed; lastPairs = pairs; lastT = t;
+  }, p.statsIntervalMs);
+  return () => {
+    clearInterval(ticker);
+    if (tty && !log.isJson) process.stderr.write('\r\x1b[K');
+  };
+}

@@ -1,0 +1,74 @@
+/** What a run needs before its threads start: extractors, the state directory, the output cut back to a checkpoint. */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Manifest } from '../checkpoint/manifest.js';
+import { FlatExtractor } from '../codec/flat.js';
+import { JsonExtractor, type Extractor } from '../codec/json.js';
+import { filePathOfSpec } from '../config/endpoints.js';
+import type { Config } from '../config/schema.js';
+import { JoineryError } from '../core/errors.js';
+import type { Side } from '../state/store.js';
+
+export type InputFormats = ['json' | 'flatbuffers', 'json' | 'flatbuffers'];
+
+function sideFields(cfg: Config, side: Side) {
+  return {
+    key: (side === 0 ? cfg.leftKey : cfg.rightKey) ?? cfg.key,
+    time: (side === 0 ? cfg.leftTime : cfg.rightTime) ?? cfg.time,
+    id: (side === 0 ? cfg.leftId : cfg.rightId) ?? cfg.id,
+  };
+}
+
+export function makeExtractors(cfg: Config, formats: InputFormats) {
+  const make = (side: Side) => {
+    const f = sideFields(cfg, side);
+    const flat = () => {
+      try {
+        return new FlatExtractor(side === 0 ? 'Impression' : 'Play', f.key, f.time, f.id) as Extractor;
+      } catch (e) {
+        throw new JoineryError('E_USAGE', `--${side === 0 ? 'left' : 'right'} (FlatBuffers): ${(e as Error).message}`);
+      }
+    };
+    if (formats[side] === 'flatbuffers') flat(); // validate field names before any work
+    return { json: () => new JsonExtractor(f.key, f.time, f.id) as Extractor, flatbuffers: flat };
+  };
+  return { 0: make(0), 1: make(1) } as Record<Side, Record<'json' | 'flatbuffers', () => Extractor>>;
+}
+
+/** Prepare the state directory: create it, prove it is writable, and clear old worker environments. */
+export function prepareStateDir(dir: string): void {
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+    const probe = path.join(dir, `.write-test-${process.pid}`);
+    fs.writeFileSync(probe, '');
+    fs.rmSync(probe);
+  } catch (e) {
+    throw new JoineryError('E_OUTPUT', `--state-dir ${dir} is not writable: ${(e as Error).message}`);
+  }
+  for (const name of fs.readdirSync(dir)) {
+    if (/^worker-\d+$/.test(name)) fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+  }
+}
+
+/** Bucket size of the lmdb store: a twentieth of the join window, within 1 s..30 s (measured: probes get cheaper up to ~30 s buckets; recent events wait in memory for about a bucket + max-delay). */
+export function bucketMsFor(cfg: Config): number {
+  return cfg.bucketMs ?? Math.min(30_000, Math.max(1_000, Math.round((cfg.upperMs - cfg.lowerMs) / 20)));
+}
+
+/** Cut the output file back to what the restored checkpoint committed (exactly-once on restart). */
+export function cutOutput(spec: string, m: Manifest): void {
+  const file = filePathOfSpec(spec)!;
+  const was = m.output.spec, wasFile = filePathOfSpec(was);
+  // The length is only meaningful for the file it was measured on: another output would be cut
+  // (or emptied) to it, destroying what it held and missing everything before the checkpoint.
+  if (wasFile === null || path.resolve(wasFile) !== path.resolve(file)) {
+    throw new JoineryError('E_CHECKPOINT', `checkpoint ${m.id} was taken with --out ${was}; this run writes ${spec}, which the checkpoint never measured (its output before the checkpoint is not there): use --out ${was}, or start over with a new --checkpoint-dir`);
+  }
+  const want = m.output.lengthBytes ?? 0;
+  let size: number;
+  try { size = fs.statSync(file).size; } catch { size = -1; }
+  if (size < want) {
+    throw new JoineryError('E_CHECKPOINT', `output ${file} has ${size < 0 ? 'gone' : `${size} bytes`} but checkpoint ${m.id} committed ${want} bytes of it: the output was changed since; restore it or start over with a new --checkpoint-dir`);
+  }
+  if (size > want) fs.truncateSync(file, want);
+}
