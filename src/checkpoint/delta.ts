@@ -47,8 +47,9 @@ export function fileHeader(kind: FileKind): Buffer {
  */
 export class ChangeWriter {
   private buf = Buffer.allocUnsafe(WRITE_BUFFER_BYTES);
+  private dv = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.length);
   private used = 0;
-  private held: Buffer[] = [];   // filled buffers not yet in the file, in order
+  private held: Buffer[] = [];   // buffers not yet in the file, in order (after a failed write)
   private fd = -1;
   private written = 0;           // bytes safely in the file (positional writes continue here)
   bytes = 0;          // appended so far, header included
@@ -62,7 +63,10 @@ export class ChangeWriter {
   private reserve(n: number): void {
     if (this.used + n <= this.buf.length) return;
     this.spill();
-    if (n > this.buf.length) this.buf = Buffer.allocUnsafe(Math.max(n, this.buf.length * 2));
+    if (n > this.buf.length) {
+      this.buf = Buffer.allocUnsafe(Math.max(n, this.buf.length * 2));
+      this.dv = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.length);
+    }
   }
 
   private append(src: Uint8Array, from: number, len: number): void {
@@ -72,29 +76,37 @@ export class ChangeWriter {
     this.bytes += len;
   }
 
-  /** Move the buffer into the held list and try to write it out. */
+  /**
+   * Write the buffer out and reuse it. Only a failed write copies it (into the held list, for the
+   * next flush): the hot path writes each MiB straight from the one buffer.
+   */
   private spill(): void {
     if (this.used === 0) return;
+    if (this.held.length === 0 && this.writeOut(this.buf, this.used)) { this.used = 0; return; }
     this.held.push(Buffer.from(this.buf.subarray(0, this.used)));
     this.used = 0;
     this.writeHeld();
   }
 
-  private writeHeld(): void {
+  /** Write `len` bytes of `b` at the end of the file; false (lastError set) when that failed. */
+  private writeOut(b: Buffer, len: number): boolean {
     try {
       if (this.fd < 0) this.fd = fs.openSync(this.path, 'w');
-      while (this.held.length > 0) {
-        const b = this.held[0];
-        injectedFault('delta-write', this.path);
-        let off = 0;
-        while (off < b.length) off += fs.writeSync(this.fd, b, off, b.length - off, this.written + off);
-        this.written += b.length;
-        this.held.shift();
-      }
+      injectedFault('delta-write', this.path);
+      let off = 0;
+      while (off < len) off += fs.writeSync(this.fd, b, off, len - off, this.written + off);
+      this.written += len;
       this.lastError = null;
+      return true;
     } catch (e) {
+      // A partial write is rewritten whole at the same position by the retry.
       this.lastError = e as Error;
+      return false;
     }
+  }
+
+  private writeHeld(): void {
+    while (this.held.length > 0 && this.writeOut(this.held[0], this.held[0].length)) this.held.shift();
   }
 
   event(side: Side, keyGroup: number, keyHash: number, key: Uint8Array, ts: number, id: Uint8Array,
@@ -103,34 +115,34 @@ export class ChangeWriter {
   }
 
   mark(side: Side, keyGroup: number, keyHash: number, key: Uint8Array, ts: number, id: Uint8Array): void {
-    this.record(ChangeType.Mark, side, keyGroup, keyHash, key, ts, id, null, true, 0);
+    this.record(ChangeType.Mark, side, keyGroup, keyHash, key, ts, id, EMPTY, true, 0, 0);
   }
 
   expired(side: Side, keyGroup: number, keyHash: number, key: Uint8Array, ts: number, id: Uint8Array): void {
-    this.record(ChangeType.Expired, side, keyGroup, keyHash, key, ts, id, null, false, 0);
+    this.record(ChangeType.Expired, side, keyGroup, keyHash, key, ts, id, EMPTY, false, 0, 0);
   }
 
   private record(type: ChangeType, side: Side, keyGroup: number, keyHash: number, key: Uint8Array, ts: number,
-    id: Uint8Array, payload: Uint8Array | null, joined: boolean, expireAtMs: number, sourcePartition = 0): void {
-    const payloadLen = payload ? payload.length : 0;
-    const n = RECORD_HEADER_BYTES + key.length + id.length + payloadLen;
+    id: Uint8Array, payload: Uint8Array, joined: boolean, expireAtMs: number, sourcePartition: number): void {
+    const keyLen = key.length, idLen = id.length, payloadLen = payload.length;
+    const n = RECORD_HEADER_BYTES + keyLen + idLen + payloadLen;
     this.reserve(n);
-    const b = this.buf, o = this.used;
+    const b = this.buf, dv = this.dv, o = this.used;
     b[o] = type; b[o + 1] = side; b[o + 2] = joined ? 1 : 0; b[o + 3] = 0;
-    b.writeUInt16LE(keyGroup, o + 4);
-    b.writeUInt16LE(key.length, o + 6);
-    b.writeUInt32LE(keyHash >>> 0, o + 8);
-    b.writeUInt16LE(id.length, o + 12);
-    b.writeUInt16LE(sourcePartition, o + 14);
-    b.writeUInt32LE(payloadLen, o + 16);
-    b.writeUInt32LE(0, o + 20);
-    b.writeDoubleLE(ts, o + 24);
-    b.writeDoubleLE(expireAtMs, o + 32);
+    dv.setUint16(o + 4, keyGroup, true);
+    dv.setUint16(o + 6, keyLen, true);
+    dv.setUint32(o + 8, keyHash >>> 0, true);
+    dv.setUint16(o + 12, idLen, true);
+    dv.setUint16(o + 14, sourcePartition, true);
+    dv.setUint32(o + 16, payloadLen, true);
+    dv.setUint32(o + 20, 0, true);
+    dv.setFloat64(o + 24, ts, true);
+    dv.setFloat64(o + 32, expireAtMs, true);
     let p = o + RECORD_HEADER_BYTES;
-    b.set(key, p); p += key.length;
-    b.set(id, p); p += id.length;
-    if (payload) { b.set(payload, p); p += payloadLen; }
-    this.used = p;
+    p = copyBytes(b, p, key, keyLen);
+    p = copyBytes(b, p, id, idLen);
+    copyBytes(b, p, payload, payloadLen);
+    this.used = o + n;
     this.bytes += n;
     this.records++;
   }
@@ -153,6 +165,18 @@ export class ChangeWriter {
     if (ok && this.fd >= 0) { fs.closeSync(this.fd); this.fd = -1; }
     return ok;
   }
+}
+
+const EMPTY = new Uint8Array(0);
+
+/**
+ * Copy `src` into `dst` at `at`; returns the end. Short runs byte by byte: for the dozen bytes of a
+ * key or an id, TypedArray#set's call into the runtime costs more than the copy.
+ */
+function copyBytes(dst: Buffer, at: number, src: Uint8Array, len: number): number {
+  if (len > 32) dst.set(src, at);
+  else for (let i = 0; i < len; i++) dst[at + i] = src[i];
+  return at + len;
 }
 
 /** One decoded change record; byte fields are views into the file buffer. */
