@@ -20,6 +20,7 @@
  * a checkpoint when the partition moves to another member of the consumer group.
  * Integrity is checked with the file's SHA-256 recorded in the manifest, not per record.
  */
+import { createHash, type Hash } from 'node:crypto';
 import * as fs from 'node:fs';
 import type { Side } from '../state/store.js';
 import { injectedFault } from './faults.js';
@@ -52,12 +53,21 @@ export class ChangeWriter {
   private held: Buffer[] = [];   // buffers not yet in the file, in order (after a failed write)
   private fd = -1;
   private written = 0;           // bytes safely in the file (positional writes continue here)
+  private readonly hash: Hash | null;
   bytes = 0;          // appended so far, header included
   records = 0;
   lastError: Error | null = null;
 
-  constructor(readonly path: string, kind: FileKind = 'delta') {
+  /** With `sha256`, the file's SHA-256 is computed as it is written (digest()), sparing a read-back. */
+  constructor(readonly path: string, kind: FileKind = 'delta', sha256 = false) {
+    this.hash = sha256 ? createHash('sha256') : null;
     this.append(fileHeader(kind), 0, FILE_HEADER_BYTES);
+  }
+
+  /** SHA-256 (hex) of everything appended; only with `sha256`, after a successful close(). */
+  digest(): string {
+    if (!this.hash || !this.complete) throw new Error(`${this.path}: no checksum (not computed, or the file is incomplete)`);
+    return this.hash.digest('hex');
   }
 
   private reserve(n: number): void {
@@ -82,6 +92,7 @@ export class ChangeWriter {
    */
   private spill(): void {
     if (this.used === 0) return;
+    this.hash?.update(this.buf.subarray(0, this.used));
     if (this.held.length === 0 && this.writeOut(this.buf, this.used)) { this.used = 0; return; }
     this.held.push(Buffer.from(this.buf.subarray(0, this.used)));
     this.used = 0;
@@ -147,6 +158,17 @@ export class ChangeWriter {
     this.records++;
   }
 
+  /** Append a record read from another change file as it is, with its joined flag set to `r.joined`. */
+  copy(r: ChangeRecord): void {
+    const n = r.end - r.start;
+    this.reserve(n);
+    this.buf.set(r.buf.subarray(r.start, r.end), this.used);
+    this.buf[this.used + 2] = r.joined ? 1 : 0;
+    this.used += n;
+    this.bytes += n;
+    this.records++;
+  }
+
   /** Write out everything appended so far. Returns true when the file holds all of it. */
   flush(): boolean {
     this.spill();
@@ -193,6 +215,10 @@ export interface ChangeRecord {
   key: Uint8Array;
   id: Uint8Array;
   payload: Uint8Array;
+  /** The whole record: buf[start, end). */
+  buf: Buffer;
+  start: number;
+  end: number;
 }
 
 export class CorruptChangeFile extends Error {}
@@ -209,12 +235,13 @@ export function checkHeader(buf: Buffer, name: string): FileKind {
  * Visit the records of a change file whose key group lies in [kgFrom, kgTo), starting at byte
  * `start` and stopping after `maxRecords` records have been read; returns where it stopped
  * (buf.length at the end), so a caller can cut the work into transactions. One reused record
- * object; its views are valid during the call only.
+ * object; its views are valid during the call only. Without `views`, key, id and payload are not
+ * set (a caller copying whole records saves three allocations per record).
  */
 export function forEachChange(buf: Buffer, name: string, kgFrom: number, kgTo: number, visit: (r: ChangeRecord) => void,
-  start = FILE_HEADER_BYTES, maxRecords = Infinity): number {
+  start = FILE_HEADER_BYTES, maxRecords = Infinity, views = true): number {
   if (start === FILE_HEADER_BYTES) checkHeader(buf, name);
-  const r: ChangeRecord = { type: ChangeType.Event, side: 0, joined: false, keyGroup: 0, keyHash: 0, ts: 0, expireAtMs: 0, sourcePartition: 0, key: buf, id: buf, payload: buf };
+  const r: ChangeRecord = { type: ChangeType.Event, side: 0, joined: false, keyGroup: 0, keyHash: 0, ts: 0, expireAtMs: 0, sourcePartition: 0, key: buf, id: buf, payload: buf, buf, start: 0, end: 0 };
   let o = start;
   let n = 0;
   while (o < buf.length && n < maxRecords) {
@@ -229,8 +256,11 @@ export function forEachChange(buf: Buffer, name: string, kgFrom: number, kgTo: n
     if (kg >= kgFrom && kg < kgTo) {
       r.type = type; r.side = buf[o + 1] as Side; r.joined = buf[o + 2] === 1; r.keyGroup = kg;
       r.keyHash = buf.readUInt32LE(o + 8); r.sourcePartition = buf.readUInt16LE(o + 14); r.ts = buf.readDoubleLE(o + 24); r.expireAtMs = buf.readDoubleLE(o + 32);
-      const k0 = o + RECORD_HEADER_BYTES, i0 = k0 + keyLen, p0 = i0 + idLen;
-      r.key = buf.subarray(k0, i0); r.id = buf.subarray(i0, p0); r.payload = buf.subarray(p0, end);
+      r.start = o; r.end = end;
+      if (views) {
+        const k0 = o + RECORD_HEADER_BYTES, i0 = k0 + keyLen, p0 = i0 + idLen;
+        r.key = buf.subarray(k0, i0); r.id = buf.subarray(i0, p0); r.payload = buf.subarray(p0, end);
+      }
       visit(r);
     }
     o = end;
@@ -258,10 +288,11 @@ export type PartitionFilter = ReadonlySet<number> | null;
  * (expireAt < it) are dropped as they can never join again. Visits each live event once, in
  * file order. The two passes keep only identities in memory, never payloads. With `partitions`,
  * only events read from those Kafka partitions (MARK and EXPIRED match by identity, so they follow).
+ * `views` false: the visitor reads only the header fields and the record's bytes (ChangeWriter.copy).
  */
 export function foldChain(files: readonly ChainFile[], read: (path: string) => Buffer, kgFrom: number, kgTo: number,
   outer: readonly [boolean, boolean], dropBeforeMs: number, visit: (r: ChangeRecord) => void,
-  batch: (work: () => void) => void = (work) => work(), recordsPerBatch = 8192, partitions: PartitionFilter = null): void {
+  batch: (work: () => void) => void = (work) => work(), recordsPerBatch = 8192, partitions: PartitionFilter = null, views = true): void {
   const relevant = files.filter((f) => f.keyGroups[0] < kgTo && f.keyGroups[1] > kgFrom);
   const gone = new Set<string>();
   const marked = new Set<string>();
@@ -291,6 +322,8 @@ export function foldChain(files: readonly ChainFile[], read: (path: string) => B
     const buf = read(f.path);
     checkHeader(buf, f.path);
     let o = FILE_HEADER_BYTES;
-    while (o < buf.length) batch(() => { o = forEachChange(buf, f.path, kgFrom, kgTo, second, o, recordsPerBatch); });
+    // Identities of outer events need their key and id.
+    const v = views || gone.size > 0 || marked.size > 0;
+    while (o < buf.length) batch(() => { o = forEachChange(buf, f.path, kgFrom, kgTo, second, o, recordsPerBatch, v); });
   }
 }
