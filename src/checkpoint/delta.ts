@@ -30,6 +30,13 @@ export const DELTA_MAGIC = Buffer.from('JNRYDLT\x01', 'latin1');
 export const FILE_HEADER_BYTES = 16;
 export const RECORD_HEADER_BYTES = 40;
 const WRITE_BUFFER_BYTES = 1 << 20;
+/**
+ * A delta file asks the kernel to write its pages out (fdatasync on libuv's pool, not waited for)
+ * each time this much more is in it. Otherwise nothing reaches the disk before the checkpoint's
+ * fsync (dirty pages age 30 s by default), which then writes a whole interval at once — and the
+ * last checkpoint of a bounded run waits for that.
+ */
+const PRESYNC_BYTES = 16 << 20;
 
 export type FileKind = 'delta' | 'base';
 
@@ -54,13 +61,22 @@ export class ChangeWriter {
   private fd = -1;
   private written = 0;           // bytes safely in the file (positional writes continue here)
   private readonly hash: Hash | null;
+  private readonly presyncBytes: number;
+  private unsynced = 0;          // bytes written since the last early fdatasync was asked for
+  private syncing = false;       // one in flight: it owns closing the fd if close() comes first
+  private closeWhenSynced = -1;
   bytes = 0;          // appended so far, header included
   records = 0;
   lastError: Error | null = null;
 
-  /** With `sha256`, the file's SHA-256 is computed as it is written (digest()), sparing a read-back. */
-  constructor(readonly path: string, kind: FileKind = 'delta', sha256 = false) {
-    this.hash = sha256 ? createHash('sha256') : null;
+  /**
+   * With `sha256`, the file's SHA-256 is computed as it is written (digest()), sparing a read-back.
+   * `presyncBytes` (default: PRESYNC_BYTES for deltas, which a worker fills while it runs on; 0 for
+   * bases, written in one go and then fsynced): write the pages out early, in the background.
+   */
+  constructor(readonly path: string, kind: FileKind = 'delta', opts: { sha256?: boolean; presyncBytes?: number } = {}) {
+    this.hash = opts.sha256 ? createHash('sha256') : null;
+    this.presyncBytes = opts.presyncBytes ?? (kind === 'delta' ? PRESYNC_BYTES : 0);
     this.append(fileHeader(kind), 0, FILE_HEADER_BYTES);
   }
 
@@ -108,12 +124,25 @@ export class ChangeWriter {
       while (off < len) off += fs.writeSync(this.fd, b, off, len - off, this.written + off);
       this.written += len;
       this.lastError = null;
+      this.unsynced += len;
+      if (this.presyncBytes > 0 && this.unsynced >= this.presyncBytes && !this.syncing) this.presync();
       return true;
     } catch (e) {
       // A partial write is rewritten whole at the same position by the retry.
       this.lastError = e as Error;
       return false;
     }
+  }
+
+  private presync(): void {
+    this.syncing = true;
+    this.unsynced = 0;
+    const fd = this.fd;
+    // Only the early write-out: the checkpoint's own fsync (side pool) is what makes it durable.
+    fs.fdatasync(fd, () => {
+      this.syncing = false;
+      if (this.closeWhenSynced === fd) { this.closeWhenSynced = -1; fs.close(fd, () => {}); }
+    });
   }
 
   private writeHeld(): void {
@@ -184,7 +213,11 @@ export class ChangeWriter {
   /** Flush and close; returns whether the file is complete (if not, keep the writer and retry). */
   close(): boolean {
     const ok = this.flush();
-    if (ok && this.fd >= 0) { fs.closeSync(this.fd); this.fd = -1; }
+    if (ok && this.fd >= 0) {
+      // An fdatasync still running on this fd closes it when done (the fd must not be reused under it).
+      if (this.syncing) this.closeWhenSynced = this.fd; else fs.closeSync(this.fd);
+      this.fd = -1;
+    }
     return ok;
   }
 }

@@ -65,7 +65,7 @@ export function compact(task: CompactTask): Array<SealedFile & { keyGroups: [num
   const out: Array<SealedFile & { keyGroups: [number, number] }> = [];
   for (const [from, to] of task.ranges) {
     const file = path.join(task.outDir, `${task.prefix}-kg${from}-${to}.base`);
-    const w = new ChangeWriter(file, 'base', true);
+    const w = new ChangeWriter(file, 'base', { sha256: true });
     // Live events are copied as they are (their bytes, the joined flag updated): no decoding of
     // keys, ids and payloads, and the checksum is taken on the way out rather than read back.
     foldChain(task.files, (p) => fs.readFileSync(p), from, to, task.outer, task.dropBeforeMs, (r) => w.copy(r),
