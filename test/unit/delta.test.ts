@@ -142,6 +142,23 @@ describe('ChangeWriter and forEachChange', () => {
     assert.deepEqual(ids, ['i1', 'i2']);
   });
 
+  test('early write-out (fdatasync in the background) keeps every byte, and the fd is closed once it is done', async () => {
+    const openFds = () => fs.readdirSync('/proc/self/fd').length;
+    const before = openFds();
+    const p = file();
+    const w = new ChangeWriter(p, 'delta', { presyncBytes: 1 << 20 });
+    const payload = 'p'.repeat(1000);
+    for (let i = 0; i < 20_000; i++) w.event(0, i & 4095, i, b(`k${i}`), i, b(`i${i}`), b(payload), false, i);
+    assert.equal(w.close(), true, String(w.lastError));
+    for (let t = 0; t < 200 && openFds() > before; t++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(openFds(), before, 'no fd left open (closed by the last fdatasync callback if close() came first)');
+    const buf = fs.readFileSync(p);
+    assert.equal(buf.length, w.bytes);
+    let n = 0;
+    forEachChange(buf, p, 0, 65536, (r) => { assert.equal(Buffer.from(r.id).toString(), `i${n}`); n++; });
+    assert.equal(n, 20_000);
+  });
+
   test('corrupt or truncated files are rejected with a clear error', () => {
     const p = file();
     write(p, [ev(0, 1, 'k', 1, 'a', { payload: 'payload bytes' }), ev(0, 1, 'k', 2, 'b')]);
