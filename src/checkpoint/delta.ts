@@ -109,10 +109,11 @@ export class ChangeWriter {
   private spill(): void {
     if (this.used === 0) return;
     this.hash?.update(this.buf.subarray(0, this.used));
-    if (this.held.length === 0 && this.writeOut(this.buf, this.used)) { this.used = 0; return; }
+    const direct = this.held.length === 0;
+    if (direct && this.writeOut(this.buf, this.used)) { this.used = 0; return; }
     this.held.push(Buffer.from(this.buf.subarray(0, this.used)));
     this.used = 0;
-    this.writeHeld();
+    if (!direct) this.writeHeld(); // one attempt per spill (a direct write that failed was it)
   }
 
   /** Write `len` bytes of `b` at the end of the file; false (lastError set) when that failed. */
