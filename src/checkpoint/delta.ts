@@ -20,6 +20,7 @@
  * a checkpoint when the partition moves to another member of the consumer group.
  * Integrity is checked with the file's SHA-256 recorded in the manifest, not per record.
  */
+import { createHash, type Hash } from 'node:crypto';
 import * as fs from 'node:fs';
 import type { Side } from '../state/store.js';
 import { injectedFault } from './faults.js';
@@ -29,6 +30,13 @@ export const DELTA_MAGIC = Buffer.from('JNRYDLT\x01', 'latin1');
 export const FILE_HEADER_BYTES = 16;
 export const RECORD_HEADER_BYTES = 40;
 const WRITE_BUFFER_BYTES = 1 << 20;
+/**
+ * A delta file asks the kernel to write its pages out (fdatasync on libuv's pool, not waited for)
+ * each time this much more is in it. Otherwise nothing reaches the disk before the checkpoint's
+ * fsync (dirty pages age 30 s by default), which then writes a whole interval at once — and the
+ * last checkpoint of a bounded run waits for that.
+ */
+const PRESYNC_BYTES = 16 << 20;
 
 export type FileKind = 'delta' | 'base';
 
@@ -47,22 +55,44 @@ export function fileHeader(kind: FileKind): Buffer {
  */
 export class ChangeWriter {
   private buf = Buffer.allocUnsafe(WRITE_BUFFER_BYTES);
+  private dv = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.length);
   private used = 0;
-  private held: Buffer[] = [];   // filled buffers not yet in the file, in order
+  private held: Buffer[] = [];   // buffers not yet in the file, in order (after a failed write)
   private fd = -1;
   private written = 0;           // bytes safely in the file (positional writes continue here)
+  private readonly hash: Hash | null;
+  private readonly presyncBytes: number;
+  private unsynced = 0;          // bytes written since the last early fdatasync was asked for
+  private syncing = false;       // one in flight: it owns closing the fd if close() comes first
+  private closeWhenSynced = -1;
   bytes = 0;          // appended so far, header included
   records = 0;
   lastError: Error | null = null;
 
-  constructor(readonly path: string, kind: FileKind = 'delta') {
+  /**
+   * With `sha256`, the file's SHA-256 is computed as it is written (digest()), sparing a read-back.
+   * `presyncBytes` (default: PRESYNC_BYTES for deltas, which a worker fills while it runs on; 0 for
+   * bases, written in one go and then fsynced): write the pages out early, in the background.
+   */
+  constructor(readonly path: string, kind: FileKind = 'delta', opts: { sha256?: boolean; presyncBytes?: number } = {}) {
+    this.hash = opts.sha256 ? createHash('sha256') : null;
+    this.presyncBytes = opts.presyncBytes ?? (kind === 'delta' ? PRESYNC_BYTES : 0);
     this.append(fileHeader(kind), 0, FILE_HEADER_BYTES);
+  }
+
+  /** SHA-256 (hex) of everything appended; only with `sha256`, after a successful close(). */
+  digest(): string {
+    if (!this.hash || !this.complete) throw new Error(`${this.path}: no checksum (not computed, or the file is incomplete)`);
+    return this.hash.digest('hex');
   }
 
   private reserve(n: number): void {
     if (this.used + n <= this.buf.length) return;
     this.spill();
-    if (n > this.buf.length) this.buf = Buffer.allocUnsafe(Math.max(n, this.buf.length * 2));
+    if (n > this.buf.length) {
+      this.buf = Buffer.allocUnsafe(Math.max(n, this.buf.length * 2));
+      this.dv = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.length);
+    }
   }
 
   private append(src: Uint8Array, from: number, len: number): void {
@@ -72,29 +102,52 @@ export class ChangeWriter {
     this.bytes += len;
   }
 
-  /** Move the buffer into the held list and try to write it out. */
+  /**
+   * Write the buffer out and reuse it. Only a failed write copies it (into the held list, for the
+   * next flush): the hot path writes each MiB straight from the one buffer.
+   */
   private spill(): void {
     if (this.used === 0) return;
+    this.hash?.update(this.buf.subarray(0, this.used));
+    const direct = this.held.length === 0;
+    if (direct && this.writeOut(this.buf, this.used)) { this.used = 0; return; }
     this.held.push(Buffer.from(this.buf.subarray(0, this.used)));
     this.used = 0;
-    this.writeHeld();
+    if (!direct) this.writeHeld(); // one attempt per spill (a direct write that failed was it)
+  }
+
+  /** Write `len` bytes of `b` at the end of the file; false (lastError set) when that failed. */
+  private writeOut(b: Buffer, len: number): boolean {
+    try {
+      if (this.fd < 0) this.fd = fs.openSync(this.path, 'w');
+      injectedFault('delta-write', this.path);
+      let off = 0;
+      while (off < len) off += fs.writeSync(this.fd, b, off, len - off, this.written + off);
+      this.written += len;
+      this.lastError = null;
+      this.unsynced += len;
+      if (this.presyncBytes > 0 && this.unsynced >= this.presyncBytes && !this.syncing) this.presync();
+      return true;
+    } catch (e) {
+      // A partial write is rewritten whole at the same position by the retry.
+      this.lastError = e as Error;
+      return false;
+    }
+  }
+
+  private presync(): void {
+    this.syncing = true;
+    this.unsynced = 0;
+    const fd = this.fd;
+    // Only the early write-out: the checkpoint's own fsync (side pool) is what makes it durable.
+    fs.fdatasync(fd, () => {
+      this.syncing = false;
+      if (this.closeWhenSynced === fd) { this.closeWhenSynced = -1; fs.close(fd, () => {}); }
+    });
   }
 
   private writeHeld(): void {
-    try {
-      if (this.fd < 0) this.fd = fs.openSync(this.path, 'w');
-      while (this.held.length > 0) {
-        const b = this.held[0];
-        injectedFault('delta-write', this.path);
-        let off = 0;
-        while (off < b.length) off += fs.writeSync(this.fd, b, off, b.length - off, this.written + off);
-        this.written += b.length;
-        this.held.shift();
-      }
-      this.lastError = null;
-    } catch (e) {
-      this.lastError = e as Error;
-    }
+    while (this.held.length > 0 && this.writeOut(this.held[0], this.held[0].length)) this.held.shift();
   }
 
   event(side: Side, keyGroup: number, keyHash: number, key: Uint8Array, ts: number, id: Uint8Array,
@@ -103,34 +156,45 @@ export class ChangeWriter {
   }
 
   mark(side: Side, keyGroup: number, keyHash: number, key: Uint8Array, ts: number, id: Uint8Array): void {
-    this.record(ChangeType.Mark, side, keyGroup, keyHash, key, ts, id, null, true, 0);
+    this.record(ChangeType.Mark, side, keyGroup, keyHash, key, ts, id, EMPTY, true, 0, 0);
   }
 
   expired(side: Side, keyGroup: number, keyHash: number, key: Uint8Array, ts: number, id: Uint8Array): void {
-    this.record(ChangeType.Expired, side, keyGroup, keyHash, key, ts, id, null, false, 0);
+    this.record(ChangeType.Expired, side, keyGroup, keyHash, key, ts, id, EMPTY, false, 0, 0);
   }
 
   private record(type: ChangeType, side: Side, keyGroup: number, keyHash: number, key: Uint8Array, ts: number,
-    id: Uint8Array, payload: Uint8Array | null, joined: boolean, expireAtMs: number, sourcePartition = 0): void {
-    const payloadLen = payload ? payload.length : 0;
-    const n = RECORD_HEADER_BYTES + key.length + id.length + payloadLen;
+    id: Uint8Array, payload: Uint8Array, joined: boolean, expireAtMs: number, sourcePartition: number): void {
+    const keyLen = key.length, idLen = id.length, payloadLen = payload.length;
+    const n = RECORD_HEADER_BYTES + keyLen + idLen + payloadLen;
     this.reserve(n);
-    const b = this.buf, o = this.used;
+    const b = this.buf, dv = this.dv, o = this.used;
     b[o] = type; b[o + 1] = side; b[o + 2] = joined ? 1 : 0; b[o + 3] = 0;
-    b.writeUInt16LE(keyGroup, o + 4);
-    b.writeUInt16LE(key.length, o + 6);
-    b.writeUInt32LE(keyHash >>> 0, o + 8);
-    b.writeUInt16LE(id.length, o + 12);
-    b.writeUInt16LE(sourcePartition, o + 14);
-    b.writeUInt32LE(payloadLen, o + 16);
-    b.writeUInt32LE(0, o + 20);
-    b.writeDoubleLE(ts, o + 24);
-    b.writeDoubleLE(expireAtMs, o + 32);
+    dv.setUint16(o + 4, keyGroup, true);
+    dv.setUint16(o + 6, keyLen, true);
+    dv.setUint32(o + 8, keyHash >>> 0, true);
+    dv.setUint16(o + 12, idLen, true);
+    dv.setUint16(o + 14, sourcePartition, true);
+    dv.setUint32(o + 16, payloadLen, true);
+    dv.setUint32(o + 20, 0, true);
+    dv.setFloat64(o + 24, ts, true);
+    dv.setFloat64(o + 32, expireAtMs, true);
     let p = o + RECORD_HEADER_BYTES;
-    b.set(key, p); p += key.length;
-    b.set(id, p); p += id.length;
-    if (payload) { b.set(payload, p); p += payloadLen; }
-    this.used = p;
+    p = copyBytes(b, p, key, keyLen);
+    p = copyBytes(b, p, id, idLen);
+    copyBytes(b, p, payload, payloadLen);
+    this.used = o + n;
+    this.bytes += n;
+    this.records++;
+  }
+
+  /** Append a record read from another change file as it is, with its joined flag set to `r.joined`. */
+  copy(r: ChangeRecord): void {
+    const n = r.end - r.start;
+    this.reserve(n);
+    this.buf.set(r.buf.subarray(r.start, r.end), this.used);
+    this.buf[this.used + 2] = r.joined ? 1 : 0;
+    this.used += n;
     this.bytes += n;
     this.records++;
   }
@@ -150,9 +214,25 @@ export class ChangeWriter {
   /** Flush and close; returns whether the file is complete (if not, keep the writer and retry). */
   close(): boolean {
     const ok = this.flush();
-    if (ok && this.fd >= 0) { fs.closeSync(this.fd); this.fd = -1; }
+    if (ok && this.fd >= 0) {
+      // An fdatasync still running on this fd closes it when done (the fd must not be reused under it).
+      if (this.syncing) this.closeWhenSynced = this.fd; else fs.closeSync(this.fd);
+      this.fd = -1;
+    }
     return ok;
   }
+}
+
+const EMPTY = new Uint8Array(0);
+
+/**
+ * Copy `src` into `dst` at `at`; returns the end. Short runs byte by byte: for the dozen bytes of a
+ * key or an id, TypedArray#set's call into the runtime costs more than the copy.
+ */
+function copyBytes(dst: Buffer, at: number, src: Uint8Array, len: number): number {
+  if (len > 32) dst.set(src, at);
+  else for (let i = 0; i < len; i++) dst[at + i] = src[i];
+  return at + len;
 }
 
 /** One decoded change record; byte fields are views into the file buffer. */
@@ -169,6 +249,10 @@ export interface ChangeRecord {
   key: Uint8Array;
   id: Uint8Array;
   payload: Uint8Array;
+  /** The whole record: buf[start, end). */
+  buf: Buffer;
+  start: number;
+  end: number;
 }
 
 export class CorruptChangeFile extends Error {}
@@ -185,12 +269,13 @@ export function checkHeader(buf: Buffer, name: string): FileKind {
  * Visit the records of a change file whose key group lies in [kgFrom, kgTo), starting at byte
  * `start` and stopping after `maxRecords` records have been read; returns where it stopped
  * (buf.length at the end), so a caller can cut the work into transactions. One reused record
- * object; its views are valid during the call only.
+ * object; its views are valid during the call only. Without `views`, key, id and payload are not
+ * set (a caller copying whole records saves three allocations per record).
  */
 export function forEachChange(buf: Buffer, name: string, kgFrom: number, kgTo: number, visit: (r: ChangeRecord) => void,
-  start = FILE_HEADER_BYTES, maxRecords = Infinity): number {
+  start = FILE_HEADER_BYTES, maxRecords = Infinity, views = true): number {
   if (start === FILE_HEADER_BYTES) checkHeader(buf, name);
-  const r: ChangeRecord = { type: ChangeType.Event, side: 0, joined: false, keyGroup: 0, keyHash: 0, ts: 0, expireAtMs: 0, sourcePartition: 0, key: buf, id: buf, payload: buf };
+  const r: ChangeRecord = { type: ChangeType.Event, side: 0, joined: false, keyGroup: 0, keyHash: 0, ts: 0, expireAtMs: 0, sourcePartition: 0, key: buf, id: buf, payload: buf, buf, start: 0, end: 0 };
   let o = start;
   let n = 0;
   while (o < buf.length && n < maxRecords) {
@@ -205,8 +290,11 @@ export function forEachChange(buf: Buffer, name: string, kgFrom: number, kgTo: n
     if (kg >= kgFrom && kg < kgTo) {
       r.type = type; r.side = buf[o + 1] as Side; r.joined = buf[o + 2] === 1; r.keyGroup = kg;
       r.keyHash = buf.readUInt32LE(o + 8); r.sourcePartition = buf.readUInt16LE(o + 14); r.ts = buf.readDoubleLE(o + 24); r.expireAtMs = buf.readDoubleLE(o + 32);
-      const k0 = o + RECORD_HEADER_BYTES, i0 = k0 + keyLen, p0 = i0 + idLen;
-      r.key = buf.subarray(k0, i0); r.id = buf.subarray(i0, p0); r.payload = buf.subarray(p0, end);
+      r.start = o; r.end = end;
+      if (views) {
+        const k0 = o + RECORD_HEADER_BYTES, i0 = k0 + keyLen, p0 = i0 + idLen;
+        r.key = buf.subarray(k0, i0); r.id = buf.subarray(i0, p0); r.payload = buf.subarray(p0, end);
+      }
       visit(r);
     }
     o = end;
@@ -234,10 +322,11 @@ export type PartitionFilter = ReadonlySet<number> | null;
  * (expireAt < it) are dropped as they can never join again. Visits each live event once, in
  * file order. The two passes keep only identities in memory, never payloads. With `partitions`,
  * only events read from those Kafka partitions (MARK and EXPIRED match by identity, so they follow).
+ * `views` false: the visitor reads only the header fields and the record's bytes (ChangeWriter.copy).
  */
 export function foldChain(files: readonly ChainFile[], read: (path: string) => Buffer, kgFrom: number, kgTo: number,
   outer: readonly [boolean, boolean], dropBeforeMs: number, visit: (r: ChangeRecord) => void,
-  batch: (work: () => void) => void = (work) => work(), recordsPerBatch = 8192, partitions: PartitionFilter = null): void {
+  batch: (work: () => void) => void = (work) => work(), recordsPerBatch = 8192, partitions: PartitionFilter = null, views = true): void {
   const relevant = files.filter((f) => f.keyGroups[0] < kgTo && f.keyGroups[1] > kgFrom);
   const gone = new Set<string>();
   const marked = new Set<string>();
@@ -267,6 +356,8 @@ export function foldChain(files: readonly ChainFile[], read: (path: string) => B
     const buf = read(f.path);
     checkHeader(buf, f.path);
     let o = FILE_HEADER_BYTES;
-    while (o < buf.length) batch(() => { o = forEachChange(buf, f.path, kgFrom, kgTo, second, o, recordsPerBatch); });
+    // Identities of outer events need their key and id.
+    const v = views || gone.size > 0 || marked.size > 0;
+    while (o < buf.length) batch(() => { o = forEachChange(buf, f.path, kgFrom, kgTo, second, o, recordsPerBatch, v); });
   }
 }

@@ -36,11 +36,13 @@ export function seal(task: SealTask): SealedFile[] {
       fs.closeSync(fd);
     }
   });
-  for (const dir of new Set(task.paths.map((p) => path.dirname(p)))) {
-    const fd = fs.openSync(dir, 'r');
-    try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
-  }
+  for (const dir of new Set(task.paths.map((p) => path.dirname(p)))) fsyncPath(dir);
   return sealed;
+}
+
+function fsyncPath(p: string): void {
+  const fd = fs.openSync(p, 'r');
+  try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
 }
 
 export interface CompactTask {
@@ -63,12 +65,15 @@ export function compact(task: CompactTask): Array<SealedFile & { keyGroups: [num
   const out: Array<SealedFile & { keyGroups: [number, number] }> = [];
   for (const [from, to] of task.ranges) {
     const file = path.join(task.outDir, `${task.prefix}-kg${from}-${to}.base`);
-    const w = new ChangeWriter(file, 'base');
-    foldChain(task.files, (p) => fs.readFileSync(p), from, to, task.outer, task.dropBeforeMs, (r) => {
-      w.event(r.side, r.keyGroup, r.keyHash, r.key, r.ts, r.id, r.payload, r.joined, r.expireAtMs, r.sourcePartition);
-    }, undefined, undefined, task.partitions ? new Set(task.partitions) : null);
+    const w = new ChangeWriter(file, 'base', { sha256: true });
+    // Live events are copied as they are (their bytes, the joined flag updated): no decoding of
+    // keys, ids and payloads, and the checksum is taken on the way out rather than read back.
+    foldChain(task.files, (p) => fs.readFileSync(p), from, to, task.outer, task.dropBeforeMs, (r) => w.copy(r),
+      undefined, undefined, task.partitions ? new Set(task.partitions) : null, false);
     if (!w.close()) throw w.lastError ?? new Error(`writing ${file} failed`);
-    out.push({ ...seal({ paths: [file] })[0], keyGroups: [from, to] });
+    fsyncPath(file);
+    fsyncPath(task.outDir);
+    out.push({ path: file, bytes: w.bytes, sha256: w.digest(), keyGroups: [from, to] });
   }
   return out;
 }

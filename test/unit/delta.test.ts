@@ -1,5 +1,6 @@
 // State change files (src/checkpoint/delta.ts): the writer's format read back by forEachChange,
 // retries after failed writes, and foldChain's rules for rebuilding the live events.
+import { createHash } from 'node:crypto';
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -8,6 +9,7 @@ import * as path from 'node:path';
 import {
   ChangeType, ChangeWriter, CorruptChangeFile, FILE_HEADER_BYTES, checkHeader, foldChain, forEachChange, type ChainFile, type ChangeRecord,
 } from '../../src/checkpoint/delta.js';
+import { compact } from '../../src/checkpoint/tasks.js';
 import type { Side } from '../../src/state/store.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-delta-'));
@@ -140,6 +142,23 @@ describe('ChangeWriter and forEachChange', () => {
     assert.deepEqual(ids, ['i1', 'i2']);
   });
 
+  test('early write-out (fdatasync in the background) keeps every byte, and the fd is closed once it is done', async () => {
+    const openFds = () => fs.readdirSync('/proc/self/fd').length;
+    const before = openFds();
+    const p = file();
+    const w = new ChangeWriter(p, 'delta', { presyncBytes: 1 << 20 });
+    const payload = 'p'.repeat(1000);
+    for (let i = 0; i < 20_000; i++) w.event(0, i & 4095, i, b(`k${i}`), i, b(`i${i}`), b(payload), false, i);
+    assert.equal(w.close(), true, String(w.lastError));
+    for (let t = 0; t < 200 && openFds() > before; t++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(openFds(), before, 'no fd left open (closed by the last fdatasync callback if close() came first)');
+    const buf = fs.readFileSync(p);
+    assert.equal(buf.length, w.bytes);
+    let n = 0;
+    forEachChange(buf, p, 0, 65536, (r) => { assert.equal(Buffer.from(r.id).toString(), `i${n}`); n++; });
+    assert.equal(n, 20_000);
+  });
+
   test('corrupt or truncated files are rejected with a clear error', () => {
     const p = file();
     write(p, [ev(0, 1, 'k', 1, 'a', { payload: 'payload bytes' }), ev(0, 1, 'k', 2, 'b')]);
@@ -224,5 +243,27 @@ describe('foldChain', () => {
       (work) => { batches++; inBatch = true; try { work(); } finally { inBatch = false; } }, 10);
     assert.equal(visited, 25);
     assert.equal(batches, 3);
+  });
+});
+
+describe('compact (side pool task)', () => {
+  test('a base holds the live events with their joined bits, byte-exact; its checksum is the file\'s SHA-256; the chain reads back the same', () => {
+    const dir = fs.mkdtempSync(path.join(tmp, 'compact-'));
+    const f1 = path.join(dir, 'a.delta'), f2 = path.join(dir, 'b.delta');
+    write(f1, [ev(0, 1, 'k', 10, 'a', { hash: 0xfeedbeef, expireAt: 500 }), ev(0, 2, 'k2', 11, 'b', { payload: 'x'.repeat(3000) }), ev(1, 3, 'k3', 12, 'r', { expireAt: 50 }), ev(1, 5000, 'far', 12, 'f', { expireAt: 1000 })]);
+    write(f2, [mark(0, 2, 'k2', 11, 'b'), gone(0, 1, 'k', 10, 'a'), ev(1, 3, 'k3', 13, 's', { joined: true, expireAt: 900 })]);
+    const chain: ChainFile[] = [{ path: f1, keyGroups: [0, 8192] }, { path: f2, keyGroups: [0, 8192] }];
+    const out = compact({ files: chain, ranges: [[0, 4096], [4096, 8192]], outer: [true, false], dropBeforeMs: 100, outDir: dir, prefix: 'c1' });
+    assert.equal(out.length, 2);
+    for (const o of out) {
+      const bytes = fs.readFileSync(o.path);
+      assert.equal(o.bytes, bytes.length);
+      assert.equal(o.sha256, createHash('sha256').update(bytes).digest('hex'), 'the recorded checksum is that of the bytes in the file');
+      assert.equal(checkHeader(bytes, o.path), 'base');
+    }
+    const [low, high] = out.map((o) => fold([{ path: o.path, keyGroups: o.keyGroups }], 0, 65536, [true, false]));
+    assert.deepEqual(low, fold(chain, 0, 4096, [true, false], 100), 'the base folds to what the chain folds to');
+    assert.deepEqual(low.map((r) => [r.id, r.joined, r.hash, r.payload.length, r.expireAt]), [['b', true, 7, 3000, 11], ['s', true, 7, `{"id":"s"}`.length, 900]]);
+    assert.deepEqual(high.map((r) => r.id), ['f']);
   });
 });
