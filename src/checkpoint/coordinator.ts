@@ -18,7 +18,7 @@ import * as path from 'node:path';
 import type { BarrierCut, Router } from '../router/router.js';
 import type { BarrierAck } from '../worker/protocol.js';
 import type { LogFields, LogLevel } from '../core/log.js';
-import { decodeManifest, encodeManifest, MANIFEST_FORMAT, MANIFEST_FORMAT_INFLIGHT, type Manifest, type StateFileRef } from './manifest.js';
+import { decodeManifest, encodeManifest, MANIFEST_FORMAT, type Manifest, type StateFileRef } from './manifest.js';
 import { forEachFrame } from '../ring/ring.js';
 import { FrameKind } from '../ring/frame.js';
 import type { SidePool } from './pool.js';
@@ -287,7 +287,7 @@ export class CheckpointCoordinator {
       let newBytes = 0;
       sealed.forEach((s, i) => {
         this.named.add(path.basename(s.path));
-        this.chain.push({ name: path.basename(s.path), kind: 'delta', keyGroups: this.unsealed[i].keyGroups, bytes: s.bytes, sha256: s.sha256 });
+        this.chain.push({ name: path.basename(s.path), kind: 'delta', keyGroups: this.unsealed[i].keyGroups, bytes: s.bytes, checksum: s.checksum });
         newBytes += s.bytes;
       });
       this.unsealed = [];
@@ -303,10 +303,9 @@ export class CheckpointCoordinator {
         stats: { stateBytes: this.chain.reduce((s, f) => s + f.bytes, 0), newBytes, durationMs: 0 },
       };
       if (inflightFiles.length > 0) {
-        manifest.format = MANIFEST_FORMAT_INFLIGHT;
-        manifest.inflight = inflightFiles.map((f, i) => {
+                manifest.inflight = inflightFiles.map((f, i) => {
           this.named.add(path.basename(f.path));
-          return { name: path.basename(f.path), keyGroups: f.keyGroups, bytes: sealedInflight[i].bytes, sha256: sealedInflight[i].sha256, events: f.events };
+          return { name: path.basename(f.path), keyGroups: f.keyGroups, bytes: sealedInflight[i].bytes, checksum: sealedInflight[i].checksum, events: f.events };
         });
       }
       manifest.stats.durationMs = Math.round(performance.now() - t0);
@@ -396,7 +395,7 @@ export class CheckpointCoordinator {
     }).then((out) => {
       this.compacted = {
         replaces: snapshot,
-        bases: out.map((f) => ({ name: path.basename(f.path), kind: 'base' as const, keyGroups: f.keyGroups, bytes: f.bytes, sha256: f.sha256 })),
+        bases: out.map((f) => ({ name: path.basename(f.path), kind: 'base' as const, keyGroups: f.keyGroups, bytes: f.bytes, checksum: f.checksum })),
       };
       this.stats.compactions++;
       this.o.log(`compacted ${snapshot.length} state files (${mb(snapshot.reduce((s, f) => s + f.bytes, 0))}) into ${out.length} base file(s) (${mb(out.reduce((s, f) => s + f.bytes, 0))}) in ${((performance.now() - t0) / 1000).toFixed(1)}s`, 'info');

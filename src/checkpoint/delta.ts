@@ -18,12 +18,12 @@
  * sourcePartition (EVENT records): the Kafka partition the event came from, plus one (0: another
  * source, or a file written before it existed) — what lets one partition's state be taken out of
  * a checkpoint when the partition moves to another member of the consumer group.
- * Integrity is checked with the file's SHA-256 recorded in the manifest, not per record.
+ * Integrity is checked with the file's checksum (checksum.ts) recorded in the manifest, not per record.
  */
-import { createHash, type Hash } from 'node:crypto';
 import * as fs from 'node:fs';
 import type { Side } from '../state/store.js';
 import { injectedFault } from './faults.js';
+import { checksummer, type Checksummer } from './checksum.js';
 
 export const enum ChangeType { Event = 1, Mark = 2, Expired = 3 }
 export const DELTA_MAGIC = Buffer.from('JNRYDLT\x01', 'latin1');
@@ -60,7 +60,7 @@ export class ChangeWriter {
   private held: Buffer[] = [];   // buffers not yet in the file, in order (after a failed write)
   private fd = -1;
   private written = 0;           // bytes safely in the file (positional writes continue here)
-  private readonly hash: Hash | null;
+  private readonly hash: Checksummer | null;
   private readonly presyncBytes: number;
   private unsynced = 0;          // bytes written since the last early fdatasync was asked for
   private syncing = false;       // one in flight: it owns closing the fd if close() comes first
@@ -70,20 +70,20 @@ export class ChangeWriter {
   lastError: Error | null = null;
 
   /**
-   * With `sha256`, the file's SHA-256 is computed as it is written (digest()), sparing a read-back.
+   * With `checksum`, the file's checksum (checksum.ts) is computed as it is written (digest()), sparing a read-back.
    * `presyncBytes` (default: PRESYNC_BYTES for deltas, which a worker fills while it runs on; 0 for
    * bases, written in one go and then fsynced): write the pages out early, in the background.
    */
-  constructor(readonly path: string, kind: FileKind = 'delta', opts: { sha256?: boolean; presyncBytes?: number } = {}) {
-    this.hash = opts.sha256 ? createHash('sha256') : null;
+  constructor(readonly path: string, kind: FileKind = 'delta', opts: { checksum?: boolean; presyncBytes?: number } = {}) {
+    this.hash = opts.checksum ? checksummer() : null;
     this.presyncBytes = opts.presyncBytes ?? (kind === 'delta' ? PRESYNC_BYTES : 0);
     this.append(fileHeader(kind), 0, FILE_HEADER_BYTES);
   }
 
-  /** SHA-256 (hex) of everything appended; only with `sha256`, after a successful close(). */
+  /** `<algorithm>:<hex>` of everything appended; only with `checksum`, after a successful close(). */
   digest(): string {
     if (!this.hash || !this.complete) throw new Error(`${this.path}: no checksum (not computed, or the file is incomplete)`);
-    return this.hash.digest('hex');
+    return this.hash.digest();
   }
 
   private reserve(n: number): void {

@@ -18,6 +18,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { JoineryError } from '../core/errors.js';
+import { algoOf } from './checksum.js';
 import { decodeManifest, MANIFEST_FORMAT, type Manifest, type StateFileRef } from './manifest.js';
 import type { SidePool } from './pool.js';
 import { sameJob, setAsideNewer, type RestorePoint } from './restore.js';
@@ -145,17 +146,17 @@ export async function planHandoff(o: HandoffOptions): Promise<HandoffPlan> {
     const diff = sameJob(m.job, o.job);
     if (diff) throw new JoineryError('E_CHECKPOINT', `${who} belongs to a different join (${diff}); use another --group or --checkpoint-dir`);
     const dataDir = path.join(dir, 'data');
-    const sealed = await o.pool.seal({ paths: m.files.map((f) => path.join(dataDir, f.name)) }).catch((e: Error) => {
+    const sealed = await o.pool.seal({ paths: m.files.map((f) => path.join(dataDir, f.name)), algos: m.files.map((f) => algoOf(f.checksum)!) }).catch((e: Error) => {
       throw new JoineryError('E_CHECKPOINT', `${who}: a state file is missing or unreadable (${e.message})`);
     });
-    const bad = m.files.find((f, i) => sealed[i].sha256 !== f.sha256 || sealed[i].bytes !== f.bytes);
+    const bad = m.files.find((f, i) => sealed[i].checksum !== f.checksum || sealed[i].bytes !== f.bytes);
     if (bad) throw new JoineryError('E_CHECKPOINT', `${who}: state file ${bad.name} fails its checksum (torn or corrupt)`);
     // A stop checkpoint's unprocessed frames come along, filtered to the partitions taken (each event carries its partition).
     const inf = m.inflight ?? [];
-    const sealedInf = inf.length ? await o.pool.seal({ paths: inf.map((f) => path.join(dataDir, f.name)) }).catch((e: Error) => {
+    const sealedInf = inf.length ? await o.pool.seal({ paths: inf.map((f) => path.join(dataDir, f.name)), algos: inf.map((f) => algoOf(f.checksum)!) }).catch((e: Error) => {
       throw new JoineryError('E_CHECKPOINT', `${who}: an in-flight file is missing or unreadable (${e.message})`);
     }) : [];
-    const badInf = inf.find((f, i) => sealedInf[i].sha256 !== f.sha256 || sealedInf[i].bytes !== f.bytes);
+    const badInf = inf.find((f, i) => sealedInf[i].checksum !== f.checksum || sealedInf[i].bytes !== f.bytes);
     if (badInf) throw new JoineryError('E_CHECKPOINT', `${who}: in-flight file ${badInf.name} fails its checksum (torn or corrupt)`);
     for (const f of inf) inflight.push({ path: path.join(dataDir, f.name), partitions: [...g.partitions], checkpoint: refKey(g.ref) });
     sources.push({ ref: g.ref, dir, manifest: m, partitions: g.partitions.sort((a, b) => a - b) });
@@ -182,7 +183,7 @@ export async function planHandoff(o: HandoffOptions): Promise<HandoffPlan> {
       files: s.manifest.files.map((f) => ({ path: path.join(s.dir, 'data', f.name), keyGroups: f.keyGroups })),
       ranges: o.ranges, outer: o.outer, dropBeforeMs, outDir: o.storage.dataDir, prefix: `${o.runId}-h${i}`, partitions: s.partitions,
     });
-    for (const f of out) files.push({ name: path.basename(f.path), kind: 'base', keyGroups: f.keyGroups, bytes: f.bytes, sha256: f.sha256 });
+    for (const f of out) files.push({ name: path.basename(f.path), kind: 'base', keyGroups: f.keyGroups, bytes: f.bytes, checksum: f.checksum });
     used.push(`${label} (${fmtMb(out.reduce((n, f) => n + f.bytes, 0))} taken over in ${((Date.now() - t0) / 1000).toFixed(1)}s)`);
   }
 
@@ -201,7 +202,7 @@ export async function planHandoff(o: HandoffOptions): Promise<HandoffPlan> {
   // Ids continue after every manifest this member has written, so none is ever overwritten.
   const lastId = Math.max(0, ...o.storage.listManifests(), ...sources.filter((s) => s.dir === o.storage.location).map((s) => s.ref.id));
   const manifest: Manifest = {
-    format: sources[0].manifest.format, id: lastId, createdAtMs: Math.max(...sources.map((s) => s.manifest.createdAtMs)), job: o.job,
+    format: MANIFEST_FORMAT, id: lastId, createdAtMs: Math.max(...sources.map((s) => s.manifest.createdAtMs)), job: o.job,
     sources: [{ kind: 'kafka', name: o.sourceName, kafka: startOffsets }],
     router: { watermarkMs: floor, partitions: routerParts },
     output: { spec: o.outputSpec },

@@ -5,14 +5,19 @@
  * an atomic rename only after every file it names is durable.
  */
 import { createHash } from 'node:crypto';
+import { algoOf } from './checksum.js';
 import type { JoinKind } from '../config/schema.js';
 
-export const MANIFEST_FORMAT = 1;
 /**
- * A manifest with in-flight frames (a stop checkpoint): an older joinery, which would ignore them
- * and so lose those events, refuses it instead.
+ * Format 1: state files with a `sha256` each. Format 2: the same, with in-flight frames (a stop
+ * checkpoint), which a format-1 joinery, ignoring them, would lose; it refuses them instead.
+ * Format 3 (written now): each file's `checksum` names its algorithm (checksum.ts; CRC-32 for new
+ * files). A format-2 joinery would find no `sha256` and take every file for corrupt — silently
+ * falling back to an older checkpoint; the new number makes it refuse, saying why. Formats 1 and 2
+ * are still read: their `sha256` becomes `checksum: 'sha256:…'`, verified as such.
  */
-export const MANIFEST_FORMAT_INFLIGHT = 2;
+export const MANIFEST_FORMAT = 3;
+export const MANIFEST_FORMATS_READ = [1, 2, 3] as const;
 
 export interface StateFileRef {
   /** File name inside the checkpoint directory's data/ folder. */
@@ -21,7 +26,8 @@ export interface StateFileRef {
   /** Key groups [from, to) whose changes the file may hold. */
   keyGroups: [number, number];
   bytes: number;
-  sha256: string;
+  /** `<algorithm>:<hex>` of the whole file (checksum.ts). */
+  checksum: string;
 }
 
 /**
@@ -35,7 +41,7 @@ export interface InflightRef {
   /** Key groups of the worker whose ring held them (the frames carry each event's key group). */
   keyGroups: [number, number];
   bytes: number;
-  sha256: string;
+  checksum: string;
   events: number;
 }
 
@@ -99,7 +105,13 @@ export function decodeManifest(text: string, name: string): Manifest {
   const sha = createHash('sha256').update(m[2]).digest('hex');
   if (sha !== m[1]) throw new BadManifest(`${name}: checksum mismatch (torn or corrupt)`);
   const man = JSON.parse(m[2]) as Manifest;
-  if (man.format !== MANIFEST_FORMAT && man.format !== MANIFEST_FORMAT_INFLIGHT) throw new BadManifest(`${name}: format ${man.format}, this joinery reads ${MANIFEST_FORMAT} and ${MANIFEST_FORMAT_INFLIGHT}`);
+  if (!(MANIFEST_FORMATS_READ as readonly number[]).includes(man.format)) throw new BadManifest(`${name}: format ${man.format}, this joinery reads ${MANIFEST_FORMATS_READ.join(', ')}`);
+  for (const f of [...man.files, ...(man.inflight ?? [])]) {
+    const old = f as { sha256?: unknown; checksum?: string };
+    if (man.format < 3) { f.checksum = `sha256:${String(old.sha256)}`; delete old.sha256; }
+    // A checksum that cannot be verified refuses the checkpoint: restoring it unverified could resume from a corrupt file.
+    if (!algoOf(f.checksum)) throw new BadManifest(`${name}: file ${f.name} has no checksum this joinery can verify (${JSON.stringify(f.checksum)})`);
+  }
   man.router.watermarkMs = reviveNum(man.router.watermarkMs);
   for (const p of man.router.partitions) p.maxTsMs = reviveNum(p.maxTsMs);
   for (const w of man.workers) w.watermarkMs = reviveNum(w.watermarkMs);

@@ -1,12 +1,13 @@
 /**
  * Choosing the checkpoint to resume from: the newest manifest that decodes, belongs to this join,
- * and whose every state file is present with its recorded SHA-256. Torn or corrupt newer ones are
+ * and whose every state file is present with its recorded checksum. Torn or corrupt newer ones are
  * reported, set aside (renamed *.corrupt) and the previous one is used. A directory with
  * manifests but none usable is an error: starting from scratch would silently redo or lose output.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { JoineryError } from '../core/errors.js';
+import { algoOf } from './checksum.js';
 import { decodeManifest, type Manifest } from './manifest.js';
 import type { SidePool } from './pool.js';
 import type { CheckpointStorage } from './storage.js';
@@ -50,12 +51,12 @@ export async function findRestorePoint(storage: CheckpointStorage, job: Manifest
     if (missing.length > 0) { skipped.push(`${name}: state file ${missing[0].name} is missing`); continue; }
     const missingInflight = (m.inflight ?? []).find((f) => !present.has(f.name));
     if (missingInflight) { skipped.push(`${name}: in-flight file ${missingInflight.name} is missing`); continue; }
-    const sealed = await pool.seal({ paths: m.files.map((f) => path.join(storage.dataDir, f.name)) });
-    const bad = m.files.find((f, i) => sealed[i].sha256 !== f.sha256 || sealed[i].bytes !== f.bytes);
+    const sealed = await pool.seal({ paths: m.files.map((f) => path.join(storage.dataDir, f.name)), algos: m.files.map((f) => algoOf(f.checksum)!) });
+    const bad = m.files.find((f, i) => sealed[i].checksum !== f.checksum || sealed[i].bytes !== f.bytes);
     if (bad) { skipped.push(`${name}: state file ${bad.name} fails its checksum (torn or corrupt)`); continue; }
     const inflight = m.inflight ?? [];
-    const sealedInflight = inflight.length ? await pool.seal({ paths: inflight.map((f) => path.join(storage.dataDir, f.name)) }) : [];
-    const badInflight = inflight.find((f, i) => sealedInflight[i].sha256 !== f.sha256 || sealedInflight[i].bytes !== f.bytes);
+    const sealedInflight = inflight.length ? await pool.seal({ paths: inflight.map((f) => path.join(storage.dataDir, f.name)), algos: inflight.map((f) => algoOf(f.checksum)!) }) : [];
+    const badInflight = inflight.find((f, i) => sealedInflight[i].checksum !== f.checksum || sealedInflight[i].bytes !== f.bytes);
     if (badInflight) { skipped.push(`${name}: in-flight file ${badInflight.name} fails its checksum (torn or corrupt)`); continue; }
     return { manifest: m, skipped, inflight: inflight.map((f) => ({ path: path.join(storage.dataDir, f.name) })) };
   }

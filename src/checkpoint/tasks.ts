@@ -3,25 +3,26 @@
  * off the workers: making state files durable and checksummed, and compacting a chain of deltas
  * into new base files. Each task is coarse (MBs of I/O), as piscina tasks should be.
  */
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { checksummer, type ChecksumAlgo } from './checksum.js';
 import { ChangeWriter, foldChain, type ChainFile } from './delta.js';
 import { currentTid } from '../metrics/cpu.js';
 
-export interface SealTask { paths: string[] }
-export interface SealedFile { path: string; bytes: number; sha256: string }
+/** `algos[i]`: the checksum to compute for `paths[i]` (a restore verifies what the manifest names); CRC-32 when absent. */
+export interface SealTask { paths: string[]; algos?: ChecksumAlgo[] }
+export interface SealedFile { path: string; bytes: number; checksum: string }
 
 /**
- * fsync each file (its bytes were written by a worker thread) and compute its SHA-256; then fsync
+ * fsync each file (its bytes were written by a worker thread) and compute its checksum; then fsync
  * the directories holding them, so that the files' names, not only their bytes, survive a power
  * loss before the manifest naming them is written.
  */
 export function seal(task: SealTask): SealedFile[] {
-  const sealed = task.paths.map((p) => {
+  const sealed = task.paths.map((p, i) => {
     const fd = fs.openSync(p, 'r');
     try {
-      const hash = createHash('sha256');
+      const hash = checksummer(task.algos?.[i]);
       const buf = Buffer.allocUnsafe(1 << 20);
       let bytes = 0;
       for (;;) {
@@ -31,7 +32,7 @@ export function seal(task: SealTask): SealedFile[] {
         bytes += n;
       }
       fs.fsyncSync(fd);
-      return { path: p, bytes, sha256: hash.digest('hex') };
+      return { path: p, bytes, checksum: hash.digest() };
     } finally {
       fs.closeSync(fd);
     }
@@ -65,7 +66,7 @@ export function compact(task: CompactTask): Array<SealedFile & { keyGroups: [num
   const out: Array<SealedFile & { keyGroups: [number, number] }> = [];
   for (const [from, to] of task.ranges) {
     const file = path.join(task.outDir, `${task.prefix}-kg${from}-${to}.base`);
-    const w = new ChangeWriter(file, 'base', { sha256: true });
+    const w = new ChangeWriter(file, 'base', { checksum: true });
     // Live events are copied as they are (their bytes, the joined flag updated): no decoding of
     // keys, ids and payloads, and the checksum is taken on the way out rather than read back.
     foldChain(task.files, (p) => fs.readFileSync(p), from, to, task.outer, task.dropBeforeMs, (r) => w.copy(r),
@@ -73,7 +74,7 @@ export function compact(task: CompactTask): Array<SealedFile & { keyGroups: [num
     if (!w.close()) throw w.lastError ?? new Error(`writing ${file} failed`);
     fsyncPath(file);
     fsyncPath(task.outDir);
-    out.push({ path: file, bytes: w.bytes, sha256: w.digest(), keyGroups: [from, to] });
+    out.push({ path: file, bytes: w.bytes, checksum: w.digest(), keyGroups: [from, to] });
   }
   return out;
 }

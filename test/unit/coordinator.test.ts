@@ -2,11 +2,11 @@
 // router (barriers answered by fake workers) and a fake side pool.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { CheckpointCoordinator } from '../../src/checkpoint/coordinator.js';
+import { checksummer } from '../../src/checkpoint/checksum.js';
 import { decodeManifest, type Manifest } from '../../src/checkpoint/manifest.js';
 import type { SidePool } from '../../src/checkpoint/pool.js';
 import { MemoryStorage } from '../../src/checkpoint/storage.js';
@@ -40,7 +40,9 @@ function harness(opts: { outputFile?: string; retain?: number; fileBytes?: numbe
   } as unknown as Router;
   const seal = (paths: string[]) => paths.map((p) => {
     const b = fs.existsSync(p) ? fs.readFileSync(p) : storage.readFile(path.basename(p));
-    return { path: p, bytes: fileBytes, sha256: createHash('sha256').update(b).digest('hex') };
+    const c = checksummer();
+    c.update(b);
+    return { path: p, bytes: fileBytes, checksum: c.digest() };
   });
   const pool = {
     seal: async (t: { paths: string[] }) => seal(t.paths),
@@ -164,7 +166,8 @@ test('the stop checkpoint overtakes one whose barrier a worker has not reached: 
   assert.equal(await stop, true);
   assert.deepEqual(h.storage.listManifests(), [2]);
   const m = h.manifest(2);
-  assert.equal(m.format, 2);
+  assert.equal(m.format, 3);
+  assert.ok(m.inflight?.every((f) => /^crc32:[0-9a-f]{8}$/.test(f.checksum)) && m.files.every((f) => /^crc32:[0-9a-f]{8}$/.test(f.checksum)), 'new files carry CRC-32s');
   assert.deepEqual(m.files.map((f) => f.name), [`${RUN}-w0-000001.delta`, `${RUN}-w0-000002.delta`, `${RUN}-w1-000003.delta`]);
   assert.deepEqual(m.inflight?.map((f) => [f.name, f.keyGroups, f.events]), [[`${RUN}-w1-000002.inflight`, ranges[1], 3]]);
   assert.deepEqual(m.workers.map((w) => w.watermarkMs), [20, 5]);

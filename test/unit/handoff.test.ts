@@ -37,7 +37,7 @@ function writeCheckpoint(root: string, member: string, id: number, files: Array<
     const p = path.join(st.dataDir, f.name);
     writeEvents(p, f.parts, f.n);
     const bytes = fs.readFileSync(p);
-    return { name: f.name, kind: 'delta' as const, keyGroups: [0, 4096] as [number, number], bytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') };
+    return { name: f.name, kind: 'delta' as const, keyGroups: [0, 4096] as [number, number], bytes: bytes.length, checksum: 'sha256:' + createHash('sha256').update(bytes).digest('hex') };
   });
   const m: Manifest = {
     format: MANIFEST_FORMAT, id, createdAtMs: Date.now(), job,

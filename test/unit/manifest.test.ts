@@ -1,7 +1,7 @@
 // Checkpoint manifests (src/checkpoint/manifest.ts): encode/decode and what decode refuses.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BadManifest, decodeManifest, encodeManifest, MANIFEST_FORMAT, MANIFEST_FORMAT_INFLIGHT, type Manifest } from '../../src/checkpoint/manifest.js';
+import { BadManifest, decodeManifest, encodeManifest, MANIFEST_FORMAT, MANIFEST_FORMATS_READ, type Manifest } from '../../src/checkpoint/manifest.js';
 
 function sample(): Manifest {
   return {
@@ -15,8 +15,8 @@ function sample(): Manifest {
     output: { spec: 'file:/out/o.ndjson', lengthBytes: 987654 },
     workers: [{ keyGroups: [0, 512], watermarkMs: Infinity }, { keyGroups: [512, 1024], watermarkMs: 4000.5 }],
     files: [
-      { name: 'r1-c3-kg0-512.base', kind: 'base', keyGroups: [0, 512], bytes: 16, sha256: 'a'.repeat(64) },
-      { name: 'r1-w1-000004.delta', kind: 'delta', keyGroups: [512, 1024], bytes: 4096, sha256: 'b'.repeat(64) },
+      { name: 'r1-c3-kg0-512.base', kind: 'base', keyGroups: [0, 512], bytes: 16, checksum: 'crc32:0a1b2c3d' },
+      { name: 'r1-w1-000004.delta', kind: 'delta', keyGroups: [512, 1024], bytes: 4096, checksum: 'sha256:' + 'b'.repeat(64) },
     ],
     stats: { stateBytes: 4112, newBytes: 4096, durationMs: 12 },
   };
@@ -53,12 +53,49 @@ test('torn text is refused, wherever it is cut', () => {
 });
 
 test('another format version is refused, with the versions named', () => {
-  const m = { ...sample(), format: MANIFEST_FORMAT_INFLIGHT + 1 };
+  const m = { ...sample(), format: MANIFEST_FORMAT + 1 };
   assert.throws(() => decodeManifest(encodeManifest(m), 'ckpt 42'),
-    (e: Error) => e instanceof BadManifest && e.message === `ckpt 42: format ${MANIFEST_FORMAT_INFLIGHT + 1}, this joinery reads ${MANIFEST_FORMAT} and ${MANIFEST_FORMAT_INFLIGHT}`);
+    (e: Error) => e instanceof BadManifest && e.message === `ckpt 42: format ${MANIFEST_FORMAT + 1}, this joinery reads 1, 2, 3`);
+  assert.deepEqual([...MANIFEST_FORMATS_READ], [1, 2, 3]);
 });
 
-test('a stop checkpoint (format 2, in-flight files) round-trips', () => {
-  const m = { ...sample(), format: MANIFEST_FORMAT_INFLIGHT, inflight: [{ name: 'r1-w0-000003.inflight', keyGroups: [0, 64] as [number, number], bytes: 4096, sha256: 'ab'.repeat(32), events: 17 }] };
+test('a stop checkpoint (in-flight files) round-trips', () => {
+  const m = { ...sample(), inflight: [{ name: 'r1-w0-000003.inflight', keyGroups: [0, 64] as [number, number], bytes: 4096, checksum: 'crc32:00ff00ff', events: 17 }] };
   assert.deepEqual(decodeManifest(encodeManifest(m), 'ckpt 3').inflight, m.inflight);
+});
+
+test('new manifests are format 3 and name the checksum algorithm: a format-2 joinery refuses them instead of taking every file for corrupt', () => {
+  const text = encodeManifest(sample());
+  assert.equal(MANIFEST_FORMAT, 3);
+  assert.match(text, /"format":3,/);
+  assert.match(text, /"checksum":"crc32:0a1b2c3d"/);
+  assert.equal(text.indexOf('"sha256"', 2), -1, 'no file carries the old field (only the manifest\'s own checksum, first)');
+});
+
+test('manifests written before format 3 (a sha256 per file, in-flight files in format 2) are read: the checksum is SHA-256', () => {
+  const old = (format: number) => {
+    const m = sample() as unknown as Record<string, unknown>;
+    m.format = format;
+    m.files = [{ name: 'a.delta', kind: 'delta', keyGroups: [0, 1024], bytes: 7, sha256: 'c'.repeat(64) }];
+    if (format === 2) m.inflight = [{ name: 'w0.inflight', keyGroups: [0, 64], bytes: 9, sha256: 'd'.repeat(64), events: 2 }];
+    return encodeManifest(m as unknown as Manifest);
+  };
+  const one = decodeManifest(old(1), 'ckpt 1');
+  assert.deepEqual(one.files, [{ name: 'a.delta', kind: 'delta', keyGroups: [0, 1024], bytes: 7, checksum: 'sha256:' + 'c'.repeat(64) }]);
+  const two = decodeManifest(old(2), 'ckpt 2');
+  assert.deepEqual(two.inflight, [{ name: 'w0.inflight', keyGroups: [0, 64], bytes: 9, checksum: 'sha256:' + 'd'.repeat(64), events: 2 }]);
+});
+
+test('a file whose checksum cannot be verified (missing, unknown algorithm, malformed) refuses the manifest rather than skip verification', () => {
+  for (const checksum of [undefined, 'md5:' + '0'.repeat(32), 'crc32:123', 'crc32:0A1B2C3D', 'xxh3:0011223344556677']) {
+    const m = sample();
+    (m.files[0] as { checksum?: string }).checksum = checksum;
+    assert.throws(() => decodeManifest(encodeManifest(m), 'ckpt 42'),
+      (e: Error) => e instanceof BadManifest && e.message.startsWith('ckpt 42: file r1-c3-kg0-512.base has no checksum this joinery can verify'), String(checksum));
+  }
+  // A format-1 manifest without its sha256 field is refused too.
+  const m = sample() as unknown as { format: number; files: Array<Record<string, unknown>> };
+  m.format = 1;
+  delete m.files[0].checksum;
+  assert.throws(() => decodeManifest(encodeManifest(m as unknown as Manifest), 'ckpt 42'), /has no checksum this joinery can verify/);
 });
