@@ -5,6 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -142,6 +143,41 @@ describe('checkpoints and recovery (files → file)', () => {
     assert.match(b.stderr, /resuming from checkpoint \d+/);
     const diff = multisetDiff(expected, outputLines(path.join(tmp, `out-${name}.ndjson`)));
     assert.equal(diff, '', diff);
+  });
+
+  test('a checkpoint written before format 3 (SHA-256 per file) resumes, verified; the next checkpoints add CRC-32 files to its chain', async () => {
+    const name = 'oldformat';
+    const a = await start(runArgs(name, 2, ['--checkpoint-retain', '5']), (c) => { termAfterNewCheckpoint(name, c, 300); });
+    assert.equal(a.code, 0, a.stderr);
+    const dir = path.join(tmp, `ckpt-${name}`);
+    // Rewrite every manifest as the previous joinery wrote it: format 1 (2 with in-flight files), a
+    // `sha256` per file, the manifest's own SHA-256 recomputed.
+    let rewritten = 0;
+    for (const n of manifests(name)) {
+      const m = JSON.parse(fs.readFileSync(path.join(dir, 'manifests', n), 'utf8')).manifest;
+      assert.equal(m.format, 3);
+      for (const f of [...m.files, ...(m.inflight ?? [])]) {
+        assert.match(f.checksum, /^crc32:[0-9a-f]{8}$/);
+        delete f.checksum;
+        f.sha256 = createHash('sha256').update(fs.readFileSync(path.join(dir, 'data', f.name))).digest('hex');
+      }
+      m.format = m.inflight ? 2 : 1;
+      const body = JSON.stringify(m);
+      fs.writeFileSync(path.join(dir, 'manifests', n), `{"sha256":"${createHash('sha256').update(body).digest('hex')}","manifest":${body}}\n`);
+      rewritten++;
+    }
+    assert.ok(rewritten >= 1);
+    const newest = manifests(name).pop()!;
+    const b = await start(runArgs(name, 2, ['--checkpoint-retain', '5']));
+    assert.equal(b.code, 0, b.stderr);
+    assert.match(b.stderr, new RegExp(`resuming from checkpoint ${Number(newest.replace(/\D/g, ''))}\\b`));
+    assert.doesNotMatch(b.stderr, /skipped checkpoint/);
+    const diff = multisetDiff(expected, outputLines(path.join(tmp, `out-${name}.ndjson`)));
+    assert.equal(diff, '', diff);
+    // Checkpoints after the resume are format 3; files of the old chain still named keep their SHA-256.
+    const last = JSON.parse(fs.readFileSync(path.join(dir, 'manifests', manifests(name).pop()!), 'utf8')).manifest;
+    assert.equal(last.format, 3);
+    assert.ok((last.files as Array<{ checksum: string }>).every((f) => /^(crc32:[0-9a-f]{8}|sha256:[0-9a-f]{64})$/.test(f.checksum)));
   });
 
   test('no usable checkpoint: refuses to start (exit 4) and says what to do; so does another join', async () => {
