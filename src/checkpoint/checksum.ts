@@ -24,6 +24,8 @@ export function checksummer(algo: ChecksumAlgo = CHECKSUM_ALGO): Checksummer {
     const h = createHash('sha256');
     return { update: (b) => { h.update(b); }, digest: () => `sha256:${h.digest('hex')}` };
   }
+  // engines says >=20.15; an older Node would otherwise fail each checkpoint with a bare TypeError.
+  if (typeof zlib.crc32 !== 'function') throw new Error(`checkpoint checksums need Node >= 20.15 (zlib.crc32); this is Node ${process.version}`);
   let crc = 0;
   return {
     update: (b) => { crc = zlib.crc32(b, crc); },
