@@ -4,7 +4,7 @@
  * by key group with numeric sort keys, quicksort each group one partition per step). The second
  * half, writing the sorted slots into bucket databases, is in sealer.ts.
  */
-import { OFF_MASK, RUN_BYTES, RUN_KEYS, SLAB_SHIFT } from './bucket-format.js';
+import { OFF_MASK, SLAB_SHIFT } from './bucket-format.js';
 import type { KeySet } from './key-index.js';
 import type { Database } from './lmdb.js';
 import type { ClassStat, OpenSlice } from './open-slice.js';
@@ -31,7 +31,7 @@ export const PH_UNINDEX = 5;
 /** Ranges up to this size are finished by insertion sort. */
 export const SMALL_SORT = 12;
 /**
- * Work units (≈ one entry written: the write phase counts one per entry plus U_PUT per LMDB value) per
+ * Work units (≈ one entry written: the write phase counts one per entry plus U_PUT per value) per
  * slot counted, per slot scattered, per element of a partition or an insertion sort, per filter
  * hash. Calibrated on the 2-vCPU box.
  */
@@ -58,7 +58,6 @@ export class ClassSeal {
   name: string | undefined = undefined;
   db: Database<Buffer, Buffer> | undefined = undefined;
   ordinal = 0; // next entry ordinal
-  runs = 0; // runs put (the next run's number)
   readonly bits: Uint8Array;
   readonly filters: [KeySet | undefined, KeySet | undefined] = [undefined, undefined];
   constructor(readonly cs: ClassStat) {
@@ -92,7 +91,6 @@ export class SealJob {
   fside = 0; // filter phase: side being built
   readonly nHashes = [0, 0];
   readonly hashes: [Int32Array, Int32Array];
-  readonly runs: [Int32Array, Int32Array]; // the run of each hash in `hashes`
   /** Entries whose joined flag was set since the job began (their bits are set at the switch). */
   readonly late: number[] = [];
   /** Work units the job is expected to take (roughly) and those done so far. */
@@ -109,14 +107,9 @@ export class SealJob {
     this.c1 = new Float64Array(n);
     this.c2 = new Float64Array(n);
     this.hashes = [new Int32Array(n), new Int32Array(n)];
-    this.runs = [new Int32Array(n), new Int32Array(n)];
     this.classes = [...os.classes.values()].sort((a, b) => a.c - b.c).map((cs) => new ClassSeal(cs));
     let est = n * (U_GROUP + U_COUNT + U_SCATTER + 8 * U_PART);
-    for (const cl of this.classes) {
-      // One value per run: a run closes at RUN_KEYS records or once past RUN_BYTES, and each step closes its last.
-      const runs = cl.cs.count / RUN_KEYS + cl.cs.bytes / RUN_BYTES;
-      est += n * U_COUNT + cl.cs.count * (1 + U_FILTER) + runs * U_PUT;
-    }
+    for (const cl of this.classes) est += n * U_COUNT + cl.cs.count * (1 + U_PUT + U_FILTER); // ≤ one value per entry
     if (os.classList.length > this.classes.length) est += n * (U_COUNT + U_UNINDEX);
     this.estimate = est;
   }
