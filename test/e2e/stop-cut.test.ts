@@ -108,14 +108,14 @@ describe('graceful stop at a cut (file output, several keys)', () => {
 
   /** Stop a run at a cut that holds unjoined events (tries again if the input ended first). */
   async function stoppedWithInflight(name: string, workers: number, checkpointsFirst: number): Promise<{ id: number; inflight: Array<{ name: string; events: number }> }> {
-    for (let attempt = 0; attempt < 3; attempt++) {
+    for (let attempt = 0; attempt < 5; attempt++) {
       fs.rmSync(path.join(tmp, `ck-${name}`), { recursive: true, force: true });
       const a = await start(args(name, workers), termAfterCheckpoints(path.join(tmp, `ck-${name}`), checkpointsFirst));
       assert.equal(a.code, 0, a.stderr.slice(-2000));
       const m = newestManifest(path.join(tmp, `ck-${name}`));
       if ((lastJson(a.stdout) as { stopped?: boolean }).stopped && (m.inflight ?? []).some((f) => f.events > 0)) return m as never;
     }
-    assert.fail('three runs ended before a SIGTERM found unjoined events in the rings');
+    assert.fail('five runs ended before a SIGTERM found unjoined events in the rings');
   }
 
   test('stopped with 2 workers, resumed with 3: the in-flight events go to their key group\'s new worker; output equals the batch join', async () => {
@@ -129,7 +129,7 @@ describe('graceful stop at a cut (file output, several keys)', () => {
   });
 
   test('a corrupt in-flight file: the stop checkpoint is skipped for the previous one, output still exact', async () => {
-    const m = await stoppedWithInflight('corrupt', 2, 2);
+    const m = await stoppedWithInflight('corrupt', 2, 1); // checkpoint 1 is the one to fall back to
     const f = m.inflight.find((x) => x.events > 0)!;
     const p = path.join(tmp, 'ck-corrupt', 'data', f.name);
     const bytes = fs.readFileSync(p);
