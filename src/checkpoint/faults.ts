@@ -6,6 +6,8 @@
  * process SIGKILLs itself once a manifest is durable, before its offsets or output transaction
  * commit: the window where disk and output system disagree), stop-stall (a worker ignores a stop's
  * cut and keeps processing: a stop that overruns --stop-timeout, or a second signal while busy). Unset in production: one size check per call.
+ * slow-drain:MS is a delay, not a failure: each worker sleeps MS before every drain of its ring, so
+ * tests can have the rings hold unjoined events whatever the machine's speed (see injectedDelayMs).
  */
 export type FaultPoint = 'delta-write' | 'checkpoint-write' | 'worker-crash' | 'kill-after-manifest' | 'stop-stall';
 
@@ -30,4 +32,9 @@ export function injectedFault(point: FaultPoint, what: string): void {
   const e = new Error(`ENOSPC: no space left on device (injected by JOINERY_INJECT_FAULTS), write '${what}'`) as NodeJS.ErrnoException;
   e.code = 'ENOSPC';
   throw e;
+}
+
+/** JOINERY_INJECT_FAULTS=slow-drain:MS → MS (0 when unset): a pause a worker takes before each drain. */
+export function injectedDelayMs(point: 'slow-drain'): number {
+  return remaining.get(point)?.fail ?? 0;
 }

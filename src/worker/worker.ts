@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { ChangeWriter, foldChain } from '../checkpoint/delta.js';
-import { injectedFault } from '../checkpoint/faults.js';
+import { injectedDelayMs, injectedFault } from '../checkpoint/faults.js';
 import { LoggedStore } from '../checkpoint/logged-store.js';
 import { parseSinkSpec } from '../config/endpoints.js';
 import { JoineryError } from '../core/errors.js';
@@ -45,6 +45,9 @@ const haltFlag = new Int32Array(init.halt);
 const HALT = new Error('halt');
 const halted = () => Atomics.load(haltFlag, 0) === 1;
 /** JOINERY_INJECT_FAULTS=stop-stall: never take a stop's cut (tests of --stop-timeout and of a second signal). */
+/** JOINERY_INJECT_FAULTS=slow-drain:MS: sleep before each drain (tests that need unjoined events in the rings on a fast machine). */
+const slowDrainMs = injectedDelayMs('slow-drain');
+const slowDrainCell = new Int32Array(new SharedArrayBuffer(4));
 const ignoreCut = (() => { try { injectedFault('stop-stall', `worker ${init.index}`); return false; } catch { return true; } })();
 
 class Worker {
@@ -127,6 +130,7 @@ class Worker {
     const ring = this.ring, u8 = this.u8, dv = this.dv, join = this.join;
     // Views made with the constructor: subarray's species lookup cost ~30 ns more each, 3 per event.
     const sab = ring.sab;
+    if (slowDrainMs > 0) Atomics.wait(slowDrainCell, 0, 0, slowDrainMs);
     this.disk?.check(Date.now());
     this.store.batch(() => {
       while (n < DRAIN_FRAMES) {

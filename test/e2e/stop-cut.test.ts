@@ -110,7 +110,8 @@ describe('graceful stop at a cut (file output, several keys)', () => {
   async function stoppedWithInflight(name: string, workers: number, checkpointsFirst: number): Promise<{ id: number; inflight: Array<{ name: string; events: number }> }> {
     for (let attempt = 0; attempt < 5; attempt++) {
       fs.rmSync(path.join(tmp, `ck-${name}`), { recursive: true, force: true });
-      const a = await start(args(name, workers), termAfterCheckpoints(path.join(tmp, `ck-${name}`), checkpointsFirst));
+      // Workers pause 10 ms before each drain so the rings hold unjoined events at the signal on any machine.
+      const a = await start(args(name, workers), termAfterCheckpoints(path.join(tmp, `ck-${name}`), checkpointsFirst), { ...process.env, JOINERY_INJECT_FAULTS: 'slow-drain:10' });
       assert.equal(a.code, 0, a.stderr.slice(-2000));
       const m = newestManifest(path.join(tmp, `ck-${name}`));
       if ((lastJson(a.stdout) as { stopped?: boolean }).stopped && (m.inflight ?? []).some((f) => f.events > 0)) return m as never;
