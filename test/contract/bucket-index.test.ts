@@ -3,32 +3,19 @@
  * sealed), de-duplication and joined flags still work across buckets, expiry takes index entries
  * away with the buckets, and hash collisions and hot keys stay exact (checked against MemoryStore).
  */
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { BucketStore, type BucketStoreOptions } from '../../src/state/bucket-store.js';
 import { MemoryStore } from '../../src/state/memory-store.js';
 import type { Buffered, Side, StateStore } from '../../src/state/store.js';
 import { fnv1a } from './store.contract.js';
+import { bucketStores } from './bucket-stores.js';
 
-const root = fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-bucket-index-'));
-let dirs = 0;
-after(() => fs.rmSync(root, { recursive: true, force: true }));
+const withStore = bucketStores('bucket-index');
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 const b = (s: string) => enc.encode(s);
-
-async function withStore(options: BucketStoreOptions, fn: (s: BucketStore) => void | Promise<void>): Promise<void> {
-  const s = BucketStore.open(path.join(root, `store-${dirs++}`), options);
-  try {
-    await fn(s);
-  } finally {
-    await s.close();
-  }
-}
 
 type Row = [string, number, boolean]; // id, ts, joined
 function probe(s: StateStore, side: Side, key: string, from: number, to: number, hash = fnv1a(b(key)),

@@ -7,20 +7,16 @@
  * wide margins: the unpaced versions took 4–10× the bound at these sizes. Also exactness where the
  * pacing leaves the index behind the slices for a while (late inserts meanwhile).
  */
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { currentTid, threadCpuNs } from '../../src/metrics/cpu.js';
 import { BucketStore, type BucketStoreOptions } from '../../src/state/bucket-store.js';
 import { KeyIndex } from '../../src/state/key-index.js';
 import type { Side } from '../../src/state/store.js';
 import { fnv1a } from './store.contract.js';
+import { bucketStores } from './bucket-stores.js';
 
-const root = fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-bucket-pacing-'));
-let dirs = 0;
-after(() => fs.rmSync(root, { recursive: true, force: true }));
+const withStore = bucketStores('bucket-pacing');
 
 const enc = new TextEncoder();
 const b = (s: string) => enc.encode(s);
@@ -48,15 +44,6 @@ function worstCall(calls: number, fn: (i: number) => void): number {
 // Well under the 84–140 ms one call took before the upkeep was paced, with room for a GC or page
 // faults landing inside a call on a loaded machine (a 25 ms bound failed now and then).
 const BOUND_MS = 50;
-
-async function withStore(options: BucketStoreOptions, fn: (s: BucketStore) => void | Promise<void>): Promise<void> {
-  const s = BucketStore.open(path.join(root, `store-${dirs++}`), options);
-  try {
-    await fn(s);
-  } finally {
-    await s.close();
-  }
-}
 
 function put(s: BucketStore, side: Side, key: string, ts: number, id: string, expireAt: number): boolean {
   const k = b(key);
