@@ -43,9 +43,9 @@ describe('exactly-once Kafka output: a SIGTERM stops at a cut', () => {
       '--session-timeout', '6s', '--out', `kafka:${OUT}`, '--out-format', 'json', '--json', ...extra];
     const manifests = () => { try { return fs.readdirSync(path.join(ckpt, 'members', 'n1', 'manifests')).filter((n) => /^ckpt-\d+\.json$/.test(n)); } catch { return []; } };
 
-    // Workers pause 20 ms before each drain, so the rings hold unjoined events when the signal comes
+    // Workers pause 200 ms before each drain, so the rings hold unjoined events when the signal comes
     // however fast the machine (the resumed run below goes at full speed).
-    const a = new CliProcess(args([]), { JOINERY_INJECT_FAULTS: 'slow-drain:20' });
+    const a = new CliProcess(args([]), { JOINERY_INJECT_FAULTS: 'slow-drain:200' });
     runs.push(a);
     assert.ok(await a.until('a first checkpoint', () => manifests().length >= 1, 90_000), `exited early:\n${tail(a.stderr)}`);
     const sent = Date.now();
