@@ -19,7 +19,7 @@ export class PauseGate {
   /** True while the router waits at the gate. */
   parked = false;
   /** True while the router waits for a source's next batch (which it will hold, unrouted, while paused). */
-  inSource = false;
+  private waitingInSource = false;
   /** When the current pause began (nowMs), or null when running: idleness is judged as of then while paused. */
   pausedSince: number | null = null;
 
@@ -88,6 +88,25 @@ export class PauseGate {
     }
     this.parked = false;
     return nowMs() - since;
+  }
+
+  get inSource(): boolean {
+    return this.waitingInSource;
+  }
+
+  /**
+   * The router's side: it is about to wait for a source's next batch. Waiting there holds input as
+   * parking does, so whoever waits for the router to park is released now: a pause that arrived
+   * while the router was between the gate and the source (e.g. yielding to I/O) would otherwise wait
+   * for a batch that may never come.
+   */
+  enterSource(): void {
+    this.waitingInSource = true;
+    for (const w of this.parkedWaiters.splice(0)) w();
+  }
+
+  leaveSource(): void {
+    this.waitingInSource = false;
   }
 
   /** Resolves once the router is parked at the gate or waiting in a source (both hold input), or has finished routing. */

@@ -650,9 +650,9 @@ export class Router {
         // signals and I/O (checkpoints, HTTP, Kafka heartbeats) a turn every few ms.
         const t = nowMs();
         if (t - this.lastYieldMs > YIELD_EVERY_MS) { this.lastYieldMs = t; await new Promise<void>((r) => setImmediate(r)); }
-        this.gate.inSource = true;
+        this.gate.enterSource();
         const b = await this.nextOrBarrier(l.s.next());
-        this.gate.inSource = false;
+        this.gate.leaveSource();
         if (this.gate.holding) { // paused while waiting for the batch: hold it until resumed
           this.tracker.shiftIdle(await this.gate.pass(this.injectPending));
           if (this.aborted) throw this.aborted;

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { JsonExtractor } from '../../src/codec/json.js';
 import { Logger } from '../../src/core/log.js';
 import { createRingBuffer } from '../../src/ring/ring.js';
+import { PauseGate } from '../../src/router/pause.js';
 import { Router, type Rejected } from '../../src/router/router.js';
 import type { PartitionRef, RecordBatch, Source } from '../../src/source/source.js';
 import type { Side } from '../../src/state/store.js';
@@ -146,4 +147,22 @@ test('logger: JSON lines off a terminal, human lines on one, filtered by level',
   tty.info('hidden');
   tty.warn('careful', { path: '/tmp/x y' });
   assert.match(out, /^\r\x1b\[K\d\d:\d\d:\d\d warn  careful  path="\/tmp\/x y"\n$/);
+});
+
+test('a pause that arrives while the router is between the gate and its source is released once the router waits in the source', async () => {
+  // The router yields to I/O (setImmediate) after passing the open gate and before it waits for
+  // the next batch; POST /pause in that moment used to wait for a park that never came.
+  const gate = new PauseGate();
+  gate.pause();
+  let released = false;
+  const parked = gate.whenParked().then(() => { released = true; });
+  await new Promise<void>((r) => setImmediate(r));
+  assert.equal(released, false, 'not parked yet: the router is between the gate and the source');
+  gate.enterSource();
+  await Promise.race([parked, sleep(1_000)]);
+  assert.equal(released, true, 'waiting in the source holds input: the pause is in effect');
+  assert.equal(gate.inSource, true);
+  gate.leaveSource();
+  assert.equal(gate.inSource, false);
+  gate.resume();
 });
