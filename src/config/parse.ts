@@ -174,8 +174,8 @@ function validate(c: Config, requireInputs: boolean): void {
     }
     if (c.rebuildFrom !== undefined) throw usageError('--rebuild-from is for run (a live job after a backfill); a backfill starts with an empty join buffer');
   }
-  if ((c.command === 'verify' || isKafka(c.left)) && (c.format as string) === 'parquet') {
-    throw usageError(c.command === 'verify' ? '--format parquet: verify reads NDJSON or FlatBuffers files (give it the NDJSON twin of the data)' : '--format parquet is for file inputs (kafka: records are JSON or FlatBuffers)');
+  if ((isKafka(c.left) || isKafka(c.right)) && (c.format as string) === 'parquet') {
+    throw usageError('--format parquet is for file inputs (kafka: records are JSON or FlatBuffers)');
   }
   if (c.command === 'gen') {
     if (c.brokers && (c.format as string) === 'parquet') throw usageError('--format parquet writes files (--left-out/--right-out); Kafka records are JSON or FlatBuffers');

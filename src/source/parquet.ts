@@ -226,6 +226,11 @@ export class ParquetSource implements Source {
     return { kind: 'file', name: this.name, file: { byte: this.row, line: this.row + 1, side: this.side, identity: this.identity } };
   }
 
+  /** First row of each row group, then the row count: where the file splits for readers in parallel (verify). */
+  rowGroupStarts(): readonly number[] {
+    return this.groupStart;
+  }
+
   /** Next row to be handed out (a position for --resume-at). */
   position(): number {
     return this.row;
