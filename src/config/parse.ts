@@ -165,8 +165,7 @@ function validate(c: Config, requireInputs: boolean): void {
     }
     if (c.left && c.right && isKafka(c.left) !== isKafka(c.right)) throw usageError('--left and --right must be of the same kind (both file: or both kafka:)');
     if (isKafka(c.left) && c.left === c.right) throw usageError('--left and --right must be different Kafka topics');
-    if (isKafka(c.left) && c.checkpointDir) throw usageError('--checkpoint-dir: a backfill from Kafka takes no checkpoints yet (run it again from the start if it stops)');
-    if ([c.out, c.lateOut, c.deadLetter].some(isKafka)) throw usageError('backfill writes files, stdout or null (kafka: sinks are for run)');
+    if (!isKafka(c.left) && [c.out, c.lateOut, c.deadLetter].some(isKafka)) throw usageError('a backfill from files writes files, stdout or null (kafka: sinks need Kafka inputs)');
     if (!required(c.to === undefined, '--to TIME is required (the end of the event-time range, exclusive)')) {
       const to = parseTime(c.to!, 'to');
       const from = c.from === 'earliest' ? -Infinity : parseTime(c.from, 'from');
