@@ -18,7 +18,6 @@ import type { Config } from '../config/schema.js';
 import { parseSourceSpec } from '../config/endpoints.js';
 import { JoineryError, type ErrorCode } from '../core/errors.js';
 import { fileFormatOf } from '../source/open.js';
-import { ParquetSource } from '../source/parquet.js';
 import { log } from '../core/log.js';
 import { formatBytes } from '../core/units.js';
 import type { ChunkBase } from './batch.js';
@@ -65,7 +64,7 @@ interface Src {
   rowGroups?: readonly number[];
 }
 
-function sourceOf(spec: string, flag: Src['flag'], cfg: Config): Src {
+async function sourceOf(spec: string, flag: Src['flag'], cfg: Config): Promise<Src> {
   const ep = parseSourceSpec(spec);
   if (ep?.kind === 'kafka') {
     return { flag, kind: 'kafka', name: ep.topic, format: flag === 'output' ? 'json' : (cfg.format as 'json' | 'flatbuffers' | undefined) ?? 'flatbuffers', sizeBytes: 0, recordBytes: 0 };
@@ -84,6 +83,7 @@ function sourceOf(spec: string, flag: Src['flag'], cfg: Config): Src {
   if (format !== 'parquet') return { flag, kind: 'file', name: f, format, sizeBytes, recordBytes: sizeBytes * RECORD_BYTES_PER_SOURCE_BYTE };
   // the footer: the row groups to split the file at, and the columns checked before any thread starts
   const side = flag === 'left' ? 0 : 1;
+  const { ParquetSource } = await import('../source/parquet.js');
   const pq = new ParquetSource(f, side, fieldsOf(cfg, side));
   const rowGroups = pq.rowGroupStarts();
   void pq.close();
@@ -241,7 +241,7 @@ function firstN(lists: Ranked[][], n: number): Example[] {
 }
 
 export async function verify(cfg: Config, progressOn: boolean): Promise<VerifyReport> {
-  const srcs = [sourceOf(cfg.left!, 'left', cfg), sourceOf(cfg.right!, 'right', cfg), sourceOf(cfg.output!, 'output', cfg)];
+  const srcs = [await sourceOf(cfg.left!, 'left', cfg), await sourceOf(cfg.right!, 'right', cfg), await sourceOf(cfg.output!, 'output', cfg)];
   const threads = cfg.verifyThreads, budget = cfg.maxMemoryBytes;
   const bits = partitionBits(srcs, budget, threads), parts = 1 << bits;
   const cpu0 = process.cpuUsage();

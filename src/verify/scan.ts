@@ -12,8 +12,8 @@ import { JsonFieldScanner, VT } from '../codec/json-scan.js';
 import { JsonExtractor, writeCanonicalScalar, type Extractor } from '../codec/json.js';
 import { JoineryError } from '../core/errors.js';
 import { FileSource } from '../source/file.js';
-import { ParquetSource } from '../source/parquet.js';
 import type { Side } from '../state/store.js';
+import { FastRow } from './fast-row.js';
 import { hashBytes } from './keys.js';
 import { EV_HEAD, NULL_LEN, padded, partitionOf, ROW_HEAD, type PartitionWriter } from './spill.js';
 
@@ -87,11 +87,14 @@ export class EventScanner {
   }
 }
 
+/** Rows whose key or an id is this long are left to the general scanner (its limits then apply). */
+const FAST_ID_BYTES = 4096;
 const F_LEFT_ID = 0, F_RIGHT_ID = 1, F_KEY = 2, F_LEFT_TS = 3, F_RIGHT_TS = 4;
 
 export class RowScanner {
   private readonly sc = new JsonFieldScanner(['leftId', 'rightId', 'key', 'leftTs', 'rightTs']);
   private readonly scratch = Buffer.alloc(64 * 1024);
+  private readonly fast = new FastRow();
 
   constructor(private readonly w: PartitionWriter, private readonly bits: number, private readonly maxExamples: number) {}
 
@@ -102,6 +105,12 @@ export class RowScanner {
 
   /** One JSON row, data[start, end). */
   json(data: Latin1Buffer, bytes: Uint8Array, start: number, end: number, pos: number, st: ChunkStats): void {
+    const f = this.fast;
+    if (f.read(bytes, start, end) && f.leftEnd - f.leftStart < FAST_ID_BYTES && f.rightEnd - f.rightStart < FAST_ID_BYTES && f.keyEnd - f.keyStart < FAST_ID_BYTES) {
+      this.row(bytes, f.keyStart, f.keyEnd, bytes, f.leftStart, f.leftStart < 0 ? NULL_LEN : f.leftEnd - f.leftStart,
+        f.rightStart, f.rightStart < 0 ? NULL_LEN : f.rightEnd - f.rightStart, f.leftTs, f.rightTs, pos, st);
+      return;
+    }
     const sc = this.sc;
     if (!sc.scan(bytes, start, end)) { this.bad(pos, 'not a JSON object', st); return; }
     const scratch = this.scratch;
@@ -121,7 +130,7 @@ export class RowScanner {
    * One row: key bytes kb[ks, ke); ids ib[ls, ls + lLen) and ib[rs, rs + rLen) (NULL_LEN = absent
    * side), canonical UTF-8.
    */
-  row(kb: Uint8Array, ks: number, ke: number, ib: Buffer, ls: number, lLen: number, rs: number, rLen: number,
+  row(kb: Uint8Array, ks: number, ke: number, ib: Uint8Array, ls: number, lLen: number, rs: number, rLen: number,
     leftTs: number | null, rightTs: number | null, pos: number, st: ChunkStats): void {
     if ((lLen === NULL_LEN) !== (leftTs === null) || (rLen === NULL_LEN) !== (rightTs === null) || (lLen === NULL_LEN && rLen === NULL_LEN)) {
       this.bad(pos, 'a row has a left side, a right side or both, each with its id and time', st); return;
@@ -221,6 +230,8 @@ export async function scanFileChunk(file: string, side: Side, format: 'json' | '
  */
 export async function scanParquetChunk(file: string, side: Side, fields: SideFields, fromRow: number, toRow: number, bytesPerRow: number,
   onRecord: (bytes: Uint8Array, start: number, end: number, pos: number, ex: Extractor) => void, onBytes: (bytes: number, records: number) => void): Promise<number> {
+  // loaded when needed: hyparquet is most of a verify thread's start-up otherwise
+  const { ParquetSource } = await import('../source/parquet.js');
   const src = new ParquetSource(file, side, fields, fromRow > 0 ? { byte: fromRow, line: fromRow + 1 } : undefined);
   let positions = 0;
   try {
