@@ -1,9 +1,10 @@
 /**
  * `joinery backfill --left file:… --right file:… --from TIME --to TIME --out SINK [join flags]`:
  * the join of `run` over a bounded stretch of event time, read as fast as the machine allows.
- * It is `run` with bounded sources (src/backfill/bounded.ts): the same router, alignment
- * (--max-drift), workers, checkpoints and exactly-once file output, plus a progress line in event
- * time and, at the end, the cut where a live job continues.
+ * It is `run` with bounded sources (src/backfill/bounded.ts, kafka.ts): the same router, alignment
+ * (--max-drift), workers, checkpoints and exactly-once file output (and, from Kafka, run's Kafka
+ * wiring: exactly-once Kafka output), plus a progress line in event time and, at the end, the cut
+ * where a live job continues.
  *
  * What a backfill emits (README, "Verify and backfill"): every input is read up to its cut, its
  * first record with event time ≥ --to; records before --from are not joined. Emitted: each pair
@@ -25,12 +26,12 @@ import { log } from '../core/log.js';
 import { checkOutputPaths } from '../core/paths.js';
 import { formatDurationMs } from '../core/units.js';
 import { runEngine, type EngineOptions, type Summary } from '../engine.js';
+import { kafkaSourceName } from '../kafka/options.js';
 import { fmtCount, fmtRate, type MetricsHub } from '../metrics/report.js';
 import { parseTime } from '../rebuild/replay.js';
 import { openFileInput, sideFieldsOf } from '../source/open.js';
 import type { Side } from '../state/store.js';
 import { BoundedSource } from './bounded.js';
-import { kafkaSourceName } from '../kafka/options.js';
 import { BoundedKafkaSource, openKafkaBackfill } from './kafka.js';
 
 export interface BackfillSummary {
