@@ -44,6 +44,11 @@ export class BoundedSource implements Source, BoundTrack {
     return this.inner.checkpointPosition();
   }
 
+  /** Resuming from a checkpoint: the largest event time routed before it (W_cut counts those records too). */
+  restoreMaxTs(maxTsMs: number): void {
+    if (maxTsMs > this.maxTsMs) this.maxTsMs = maxTsMs;
+  }
+
   async next(): Promise<RecordBatch | null> {
     for (;;) {
       if (this.reached) return null;

@@ -1,9 +1,10 @@
 /**
  * `joinery backfill --left file:… --right file:… --from TIME --to TIME --out SINK [join flags]`:
  * the join of `run` over a bounded stretch of event time, read as fast as the machine allows.
- * It is `run` with bounded sources (src/backfill/bounded.ts): the same router, alignment
- * (--max-drift), workers, checkpoints and exactly-once file output, plus a progress line in event
- * time and, at the end, the cut where a live job continues.
+ * It is `run` with bounded sources (src/backfill/bounded.ts, kafka.ts): the same router, alignment
+ * (--max-drift), workers, checkpoints and exactly-once file output (and, from Kafka, run's Kafka
+ * wiring: exactly-once Kafka output), plus a progress line in event time and, at the end, the cut
+ * where a live job continues.
  *
  * What a backfill emits (README, "Verify and backfill"): every input is read up to its cut, its
  * first record with event time ≥ --to; records before --from are not joined. Emitted: each pair
@@ -16,16 +17,16 @@
 import type { Extractor } from '../codec/json.js';
 import { JsonExtractor } from '../codec/json.js';
 import { FlatExtractor } from '../codec/flat.js';
-import { fileStartOf, openCheckpoints } from '../checkpoint/index.js';
+import { fileStartOf, openCheckpoints, startOf } from '../checkpoint/index.js';
 import type { Config } from '../config/schema.js';
-import { endpointsOf } from '../config/endpoints.js';
+import { endpointsOf, kafkaTopic } from '../config/endpoints.js';
 import { lockDir } from '../core/dirlock.js';
 import { JoineryError } from '../core/errors.js';
 import { log } from '../core/log.js';
 import { checkOutputPaths } from '../core/paths.js';
 import { formatDurationMs } from '../core/units.js';
 import { runEngine, type EngineOptions, type Summary } from '../engine.js';
-import { pauseSourceWhile } from '../control/engine-control.js';
+import { kafkaSourceName } from '../kafka/options.js';
 import { fmtCount, fmtRate, type MetricsHub } from '../metrics/report.js';
 import { parseTime } from '../rebuild/replay.js';
 import { openFileInput, sideFieldsOf } from '../source/open.js';
@@ -81,21 +82,31 @@ export async function runBackfill(cfg: Config, progress: boolean): Promise<numbe
     left: cfg.left, right: cfg.right, from: Number.isFinite(fromMs) ? iso(fromMs) : 'earliest', to: iso(toMs), join: cfg.join,
     lowerMs: cfg.lowerMs, upperMs: cfg.upperMs, key: cfg.key, workers: cfg.workers, state: cfg.state, out: cfg.out,
   });
+  const kafkaIn = endpointsOf(cfg).left?.kind === 'kafka';
+  // As run: with exactly-once Kafka output the output transaction is the commit point, so resume
+  // from the checkpoint whose id the group's committed offsets carry.
+  let committedId: number | undefined;
+  if (kafkaIn && cfg.checkpointDir) {
+    const kafkaIO = await import('../kafka/io.js');
+    if (kafkaIO.isTransactional(cfg, true)) committedId = await kafkaIO.committedCheckpointId(cfg);
+  }
   if (cfg.checkpointDir) lockDir(cfg.checkpointDir, '--checkpoint-dir');
-  const ck = await openCheckpoints(cfg);
+  const ck = await openCheckpoints(cfg, committedId);
   const closers: Array<() => Promise<void>> = [];
   if (ck) closers.push(() => ck.pool.close());
   let inputs: Inputs;
   let formats: ['json' | 'flatbuffers', 'json' | 'flatbuffers'];
   const extra: Partial<EngineOptions> = {};
   try {
-    if (endpointsOf(cfg).left?.kind === 'kafka') {
+    if (kafkaIn) {
       const format = cfg.format ?? 'flatbuffers';
       formats = [format, format];
-      const src = await openKafkaBackfill(cfg, fromMs, toMs, [extractorFor(cfg, 0, format), extractorFor(cfg, 1, format)]);
-      closers.push(() => src.close());
-      inputs = { kind: 'kafka', sources: [src] };
-      extra.onStall = pauseSourceWhile(src, undefined); // a full ring pauses the partitions
+      const ep = endpointsOf(cfg);
+      const resumeAt = startOf(ck, kafkaSourceName(kafkaTopic(ep.left)!, kafkaTopic(ep.right)!))?.kafka;
+      const k = await openKafkaBackfill(cfg, fromMs, toMs, [extractorFor(cfg, 0, format), extractorFor(cfg, 1, format)], { checkpoints: !!ck, resumeAt });
+      closers.push(() => k.close());
+      inputs = { kind: 'kafka', sources: [k.source] };
+      Object.assign(extra, k.engine); // sinks, commit hooks, and a full ring pausing the partitions
     } else {
       const l = openFileInput(cfg, cfg.left!, 0, fileStartOf(ck, cfg.left!, 0));
       closers.push(() => l.source.close());
@@ -113,6 +124,11 @@ export async function runBackfill(cfg: Config, progress: boolean): Promise<numbe
   } catch (e) {
     for (const c of closers) await c().catch(() => {});
     throw e;
+  }
+  const restoredParts = ck?.restored?.manifest.router.partitions;
+  if (restoredParts) {
+    if (inputs.kind === 'kafka') inputs.sources[0].restoreMaxTs(restoredParts);
+    else for (const [side, b] of inputs.sources.entries()) for (const p of restoredParts) if (p.side === side) b.restoreMaxTs(p.maxTsMs);
   }
   const all: Array<BoundedSource | BoundedKafkaSource> = inputs.sources;
   log.info('sources opened', { sources: all.map((x) => x.name), formats });

@@ -6,11 +6,20 @@
  * watermark back (W_cut is the minimum over all partitions). At the end the cut offsets are
  * committed for the consumer group (--group): `joinery run --group … --rebuild-from TIME` then
  * resumes exactly there, the live half of the seam.
+ *
+ * The consumer, the sinks and the commit hooks are those of `run` (kafka/io.ts openKafkaIO): with
+ * --checkpoint-dir each checkpoint records the bounded positions (a partition at its cut records
+ * the cut, not what was fetched past it) and commits them for the group, with exactly-once
+ * --out kafka:TOPIC in the checkpoint's output transaction; the last checkpoint, at the end, commits
+ * the cuts. A restart resumes from the checkpoint the group's offsets name (transactional output)
+ * or the newest one, and reads each partition from its position there.
  */
+import type { SourcePosition } from '../checkpoint/manifest.js';
 import type { Extractor } from '../codec/json.js';
 import { endpointsOf, kafkaTopic } from '../config/endpoints.js';
 import type { Config } from '../config/schema.js';
 import { log } from '../core/log.js';
+import type { KafkaEngineHooks } from '../kafka/io.js';
 import type { KafkaInput, KafkaRecordBatch } from '../kafka/port.js';
 import type { PartitionRef, RecordBatch, Source } from '../source/source.js';
 import { boundBatch, type BoundTrack } from './bounded.js';
@@ -34,13 +43,31 @@ export class BoundedKafkaSource implements Source, BoundTrack {
   private readonly parts = new Map<string, PartBound>();
   private stopped = false;
 
+  /**
+   * `commitCutOnClose`: commit the cuts when closing a complete backfill (without checkpoints; with
+   * them the last checkpoint commits the cuts, with its id as metadata, which a second commit
+   * would erase).
+   */
   constructor(private readonly inner: KafkaInput, private readonly ex: [Extractor, Extractor], private readonly fromMs: number, private readonly toMs: number,
-    ends: Array<{ side: 0 | 1; topic: string; partition: number; start: number; end: number }>) {
+    ends: Array<{ side: 0 | 1; topic: string; partition: number; start: number; end: number }>, private readonly commitCutOnClose = true) {
     this.name = inner.name;
     this.partitions = inner.partitions;
     for (const e of ends) {
       const p: PartBound = { topic: e.topic, partition: e.partition, side: e.side, end: e.end, cut: e.end, reached: e.start >= e.end };
       this.parts.set(`${e.side}:${e.partition}`, p);
+    }
+  }
+
+  /**
+   * Resuming from a checkpoint: each partition's largest event time routed before it (the
+   * router's snapshot), so that W_cut counts the records read before the restart too.
+   */
+  restoreMaxTs(parts: ReadonlyArray<{ side: number; partition: number; maxTsMs: number }>): void {
+    for (const p of parts) {
+      const key = `${p.side}:${p.partition}`;
+      if (!this.parts.has(key) || !(p.maxTsMs > (this.maxTsOf.get(key) ?? -Infinity))) continue;
+      this.maxTsOf.set(key, p.maxTsMs);
+      if (p.maxTsMs > this.maxTsMs) this.maxTsMs = p.maxTsMs;
     }
   }
 
@@ -64,6 +91,13 @@ export class BoundedKafkaSource implements Source, BoundTrack {
     let m = Infinity;
     for (const p of this.parts.values()) m = Math.min(m, this.maxTsOf.get(`${p.side}:${p.partition}`) ?? -Infinity);
     return m;
+  }
+
+  /** The inner consumer's positions, a partition at its cut at the cut (the consumer may have fetched past it). */
+  checkpointPosition(): SourcePosition {
+    const pos = this.inner.checkpointPosition();
+    const atCut = new Map([...this.parts.values()].filter((p) => p.reached).map((p) => [`${p.topic}\0${p.partition}`, p.cut]));
+    return { ...pos, kafka: pos.kafka?.map((o) => { const c = atCut.get(`${o.topic}\0${o.partition}`); return c === undefined ? o : { ...o, offset: String(c) }; }) };
   }
 
   unreadPartitions(): PartitionRef[] {
@@ -113,7 +147,7 @@ export class BoundedKafkaSource implements Source, BoundTrack {
   /** Commit the cuts for the group (a complete backfill only), then close. */
   async close(): Promise<void> {
     try {
-      if (this.reached && !this.stopped) {
+      if (this.commitCutOnClose && this.reached && !this.stopped) {
         const cuts = this.cuts();
         await this.inner.commit(cuts.map((c) => ({ ...c, offset: String(c.offset) })));
         log.debug('backfill cut committed', { cuts });
@@ -124,8 +158,21 @@ export class BoundedKafkaSource implements Source, BoundTrack {
   }
 }
 
-/** Open both topics for a backfill of [fromMs, toMs): start at offsets-for-times of fromMs, end at the partitions' ends now. */
-export async function openKafkaBackfill(cfg: Config, fromMs: number, toMs: number, ex: [Extractor, Extractor]): Promise<BoundedKafkaSource> {
+export interface KafkaBackfill {
+  source: BoundedKafkaSource;
+  /** Sinks and commit hooks for the engine (openKafkaIO's), the offset commits of run without checkpoints left out. */
+  engine: KafkaEngineHooks;
+  /** Close everything (before the engine took over; the engine closes its sources and sinks itself). */
+  close(): Promise<void>;
+}
+
+/**
+ * Open both topics for a backfill of [fromMs, toMs) with run's Kafka wiring: start at
+ * offsets-for-times of fromMs (or, resuming, at the checkpoint's positions `resumeAt`), end at the
+ * partitions' ends now.
+ */
+export async function openKafkaBackfill(cfg: Config, fromMs: number, toMs: number, ex: [Extractor, Extractor],
+  opts: { checkpoints: boolean; resumeAt?: ReadonlyArray<{ topic: string; partition: number; offset: string }> }): Promise<KafkaBackfill> {
   const kafka = await (await import('../kafka/adapters.js')).kafkaAdapter();
   const brokers = (await import('../kafka/options.js')).parseBrokers(cfg.brokers!);
   const ep = endpointsOf(cfg);
@@ -133,15 +180,17 @@ export async function openKafkaBackfill(cfg: Config, fromMs: number, toMs: numbe
   const ends: Array<{ side: 0 | 1; topic: string; partition: number; start: number; end: number }> = [];
   for (const [side, topic] of topics.entries()) {
     for (const o of await kafka.admin.offsetsForTime(brokers, topic, Number.isFinite(fromMs) ? fromMs : 0)) {
-      ends.push({ side: side as 0 | 1, topic, partition: o.partition, start: o.offset, end: o.high });
+      const at = opts.resumeAt?.find((r) => r.topic === topic && r.partition === o.partition);
+      ends.push({ side: side as 0 | 1, topic, partition: o.partition, start: at ? Number(at.offset) : o.offset, end: Math.max(o.high, at ? Number(at.offset) : 0) });
     }
   }
-  const src = await kafka.openSource({
-    brokers, groupId: cfg.group, leftTopic: topics[0], rightTopic: topics[1], format: cfg.format ?? 'flatbuffers',
-    startOffsets: ends.map((e) => ({ topic: e.topic, partition: e.partition, offset: e.start })), connectTimeoutMs: cfg.connectTimeoutMs,
-    sessionTimeoutMs: cfg.sessionTimeoutMs,
+  const { openKafkaIO } = await import('../kafka/io.js');
+  const io = await openKafkaIO({
+    cfg, member: null, checkpoints: opts.checkpoints,
+    startOffsets: ends.map((e) => ({ topic: e.topic, partition: e.partition, offset: e.start })),
   });
-  const b = new BoundedKafkaSource(src, ex, fromMs, toMs, ends);
-  b.start();
-  return b;
+  const { commit: _runCommits, ...engine } = io.engine; // the cuts are committed at the end, not the offsets on the way
+  const source = new BoundedKafkaSource(io.source!, ex, fromMs, toMs, ends, !opts.checkpoints);
+  source.start();
+  return { source, engine, close: () => io.close() };
 }

@@ -165,8 +165,7 @@ function validate(c: Config, requireInputs: boolean): void {
     }
     if (c.left && c.right && isKafka(c.left) !== isKafka(c.right)) throw usageError('--left and --right must be of the same kind (both file: or both kafka:)');
     if (isKafka(c.left) && c.left === c.right) throw usageError('--left and --right must be different Kafka topics');
-    if (isKafka(c.left) && c.checkpointDir) throw usageError('--checkpoint-dir: a backfill from Kafka takes no checkpoints yet (run it again from the start if it stops)');
-    if ([c.out, c.lateOut, c.deadLetter].some(isKafka)) throw usageError('backfill writes files, stdout or null (kafka: sinks are for run)');
+    if (!isKafka(c.left) && [c.out, c.lateOut, c.deadLetter].some(isKafka)) throw usageError('a backfill from files writes files, stdout or null (kafka: sinks need Kafka inputs)');
     if (!required(c.to === undefined, '--to TIME is required (the end of the event-time range, exclusive)')) {
       const to = parseTime(c.to!, 'to');
       const from = c.from === 'earliest' ? -Infinity : parseTime(c.from, 'from');
@@ -174,8 +173,8 @@ function validate(c: Config, requireInputs: boolean): void {
     }
     if (c.rebuildFrom !== undefined) throw usageError('--rebuild-from is for run (a live job after a backfill); a backfill starts with an empty join buffer');
   }
-  if ((c.command === 'verify' || isKafka(c.left)) && (c.format as string) === 'parquet') {
-    throw usageError(c.command === 'verify' ? '--format parquet: verify reads NDJSON or FlatBuffers files (give it the NDJSON twin of the data)' : '--format parquet is for file inputs (kafka: records are JSON or FlatBuffers)');
+  if ((isKafka(c.left) || isKafka(c.right)) && (c.format as string) === 'parquet') {
+    throw usageError('--format parquet is for file inputs (kafka: records are JSON or FlatBuffers)');
   }
   if (c.command === 'gen') {
     if (c.brokers && (c.format as string) === 'parquet') throw usageError('--format parquet writes files (--left-out/--right-out); Kafka records are JSON or FlatBuffers');

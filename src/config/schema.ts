@@ -44,7 +44,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   // sources and formats
   { key: 'left', flag: 'left', type: 'string', default: undefined, placeholder: 'SRC', commands: ['run', 'verify', 'backfill'], doc: 'left input: file:PATH (NDJSON, FlatBuffers or Parquet), kafka:TOPIC or gen: (built-in generator, impressions); verify: file:PATH or kafka:TOPIC; backfill: file:PATH or kafka:TOPIC' },
   { key: 'right', flag: 'right', type: 'string', default: undefined, placeholder: 'SRC', commands: ['run', 'verify', 'backfill'], doc: 'right input: file:PATH (NDJSON, FlatBuffers or Parquet), kafka:TOPIC or gen: (built-in generator, plays); verify: file:PATH or kafka:TOPIC; backfill: file:PATH or kafka:TOPIC' },
-  { key: 'format', flag: 'format', type: 'enum', values: ['json', 'flatbuffers', 'parquet'], default: undefined, placeholder: 'json|flatbuffers|parquet', commands: ['run', 'gen', 'verify', 'backfill'], doc: 'record format: of inputs for run and backfill (default json for files, flatbuffers for Kafka; a file named *.parquet is Parquet; gen: is always FlatBuffers), of what gen writes (default json for files, flatbuffers for Kafka; parquet also follows from a .parquet --left-out)' },
+  { key: 'format', flag: 'format', type: 'enum', values: ['json', 'flatbuffers', 'parquet'], default: undefined, placeholder: 'json|flatbuffers|parquet', commands: ['run', 'gen', 'verify', 'backfill'], doc: 'record format: of inputs for run, verify and backfill (default json for files, flatbuffers for Kafka; a file named *.parquet is Parquet; gen: is always FlatBuffers), of what gen writes (default json for files, flatbuffers for Kafka; parquet also follows from a .parquet --left-out)' },
   { key: 'key', flag: 'key', type: 'list', default: ['profileId', 'titleId'], placeholder: 'F1,F2', commands: JOIN, doc: 'join key fields, both sides' },
   { key: 'time', flag: 'time', type: 'string', default: 'ts', placeholder: 'F', commands: JOIN, doc: 'event-time field (epoch milliseconds), both sides' },
   { key: 'id', flag: 'id', type: 'string', default: 'eventId', placeholder: 'F', commands: JOIN, doc: 'event id field used for de-duplication, both sides' },
@@ -91,7 +91,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'member', flag: 'member', type: 'string', default: undefined, placeholder: 'NAME', commands: ['run'], doc: 'this member\'s name in its consumer group (Kafka input with --checkpoint-dir): its checkpoints go to DIR/members/NAME, which every member must be able to read, and its output transactions use it; distinct per member, stable across restarts [default: the host name]' },
   { key: 'sessionTimeoutMs', flag: 'session-timeout', type: 'duration', min: 0, max: TIMER_MAX_MS, default: 30_000, placeholder: 'DUR', commands: ['run', 'backfill'], doc: 'Kafka consumer session timeout: how long the group waits for a member that vanished (kill -9) before handing its partitions on; a restarted node waits about this long to join (broker minimum 6s)' },
   { key: 'connectTimeoutMs', flag: 'connect-timeout', type: 'duration', min: 0, max: TIMER_MAX_MS, default: 30_000, placeholder: 'DUR', commands: ['run', 'gen', 'topics', 'bench', 'verify', 'backfill'], doc: 'how long to retry an unreachable Kafka broker before giving up' },
-  { key: 'outFormat', flag: 'out-format', type: 'enum', values: ['json', 'flatbuffers'], default: undefined, placeholder: 'json|flatbuffers', commands: ['run'], doc: 'format of --out kafka:TOPIC records (default flatbuffers JoinedRecord; files and stdout are always NDJSON)' },
+  { key: 'outFormat', flag: 'out-format', type: 'enum', values: ['json', 'flatbuffers'], default: undefined, placeholder: 'json|flatbuffers', commands: ['run', 'backfill'], doc: 'format of --out kafka:TOPIC records (default flatbuffers JoinedRecord; files and stdout are always NDJSON)' },
   { key: 'compression', flag: 'compression', type: 'enum', values: ['none', 'gzip'], default: 'none', commands: ['run', 'gen'], doc: 'compression of records produced to Kafka' },
   { key: 'leftTopic', flag: 'left-topic', type: 'string', default: undefined, placeholder: 'TOPIC', commands: ['gen', 'topics'], doc: 'Kafka topic for the left stream (impressions)' },
   { key: 'rightTopic', flag: 'right-topic', type: 'string', default: undefined, placeholder: 'TOPIC', commands: ['gen', 'topics'], doc: 'Kafka topic for the right stream (plays)' },
@@ -139,7 +139,7 @@ export type JoinKind = 'inner' | 'left' | 'right' | 'full';
 export interface Config {
   command: Command;
   left?: string; right?: string;
-  /** 'parquet' too (the enum's third value), for file inputs and gen only: parse.ts refuses it elsewhere, so Kafka and verify code sees json or flatbuffers. */
+  /** 'parquet' too (the enum's third value), for file inputs and gen only: parse.ts refuses it for Kafka, so Kafka code sees json or flatbuffers. */
   format?: 'json' | 'flatbuffers';
   brokers?: string; group: string; member?: string; from: string; to?: string; exitWhenIdleMs: number; connectTimeoutMs: number; sessionTimeoutMs: number;
   outFormat?: 'json' | 'flatbuffers'; compression: 'none' | 'gzip'; leftTopic?: string; rightTopic?: string; partitions: number;

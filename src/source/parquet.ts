@@ -40,6 +40,9 @@ function kindOf(e: SchemaElement): Kind {
   return 'other';
 }
 
+/** A column not decoded (fieldsOnly): never read. */
+const NOT_READ: Column = { values: [], lo: null, hi: null, div: 1 };
+
 /** Bytes written for an absent cell: JSON null (a key, id or time cell that is null is refused). */
 const NULL_BYTES = [110, 117, 108, 108];
 const TWO_32 = 4294967296;
@@ -126,6 +129,10 @@ export class ParquetSource implements Source {
   /** Per column: int64 timestamp units per millisecond (1 for everything else). */
   private readonly msDivisor: number[];
   private readonly prefixes: Uint8Array[];
+  /** The columns written into a record's text, in file order (all, or the key, time and id ones). */
+  private readonly emit: number[];
+  /** Columns hyparquet decodes (undefined: all). */
+  private readonly decoded: string[] | undefined;
   private readonly keyCols: number[];
   private readonly timeCol: number;
   private readonly idCol: number;
@@ -141,7 +148,11 @@ export class ParquetSource implements Source {
   private readonly offsets = new Uint32Array(MAX_RECORDS + 1);
   private readonly ex = new ColumnExtractor();
 
-  constructor(readonly path: string, readonly side: Side, fields: ParquetFields, start?: { byte: number; line: number; identity?: FileIdentity }) {
+  /**
+   * `fieldsOnly`: decode and write only the key, time and id columns (a record's text then holds
+   * just those: for readers that never look at the payload, such as verify).
+   */
+  constructor(readonly path: string, readonly side: Side, fields: ParquetFields, start?: { byte: number; line: number; identity?: FileIdentity }, fieldsOnly = false) {
     const sideName = side === 0 ? 'left' : 'right';
     this.name = `file:${path}`;
     this.partitions = [{ side, partition: 0 }];
@@ -183,7 +194,6 @@ export class ParquetSource implements Source {
     });
     this.cellStart = new Uint32Array(this.names.length);
     this.cellEnd = new Uint32Array(this.names.length);
-    this.prefixes = this.names.map((n, j) => Buffer.from((j === 0 ? '{' : ',') + JSON.stringify(n) + ':', 'utf8'));
     const col = (f: string, what: string) => {
       const j = this.names.indexOf(f);
       if (j < 0) throw usageError(`--${sideName} ${path}: no Parquet column "${f}" for the ${what} (columns: ${this.names.join(', ')}); a Parquet input's fields are its top-level columns`);
@@ -192,6 +202,9 @@ export class ParquetSource implements Source {
     this.keyCols = fields.key.map((f) => col(f, 'key'));
     this.timeCol = col(fields.time, 'event time');
     this.idCol = col(fields.id, 'id');
+    this.emit = fieldsOnly ? [...new Set([...this.keyCols, this.timeCol, this.idCol])].sort((a, b) => a - b) : this.names.map((_, j) => j);
+    this.decoded = fieldsOnly ? this.emit.map((j) => this.names[j]) : undefined;
+    this.prefixes = this.names.map((n, j) => Buffer.from((j === this.emit[0] ? '{' : ',') + JSON.stringify(n) + ':', 'utf8'));
     let n = 0;
     for (const g of this.metadata.row_groups) { this.groupStart.push(n); n += Number(g.num_rows); }
     this.groupStart.push(n);
@@ -226,6 +239,11 @@ export class ParquetSource implements Source {
     return { kind: 'file', name: this.name, file: { byte: this.row, line: this.row + 1, side: this.side, identity: this.identity } };
   }
 
+  /** First row of each row group, then the row count: where the file splits for readers in parallel (verify). */
+  rowGroupStarts(): readonly number[] {
+    return this.groupStart;
+  }
+
   /** Next row to be handed out (a position for --resume-at). */
   position(): number {
     return this.row;
@@ -245,7 +263,7 @@ export class ParquetSource implements Source {
     const file = { byteLength: fs.fstatSync(this.fd).size, slice: (s: number, e?: number) => this.read(s, e ?? fs.fstatSync(this.fd).size) };
     try {
       await parquetRead({
-        file, metadata: this.metadata, rowStart, rowEnd,
+        file, metadata: this.metadata, rowStart, rowEnd, columns: this.decoded,
         onChunk: (c) => {
           const j = at.get(c.columnName);
           if (j === undefined) return;
@@ -267,7 +285,8 @@ export class ParquetSource implements Source {
       throw new JoineryError('E_INPUT', `${this.side === 0 ? 'left' : 'right'} input ${this.path}: cannot decode row group ${g}: ${(e as Error).message}`);
     }
     this.group = g;
-    this.cols = this.names.map((_, j) => columnOf(pieces[j] ?? whole[j] ?? new Array(n).fill(null), this.msDivisor[j]));
+    const emitted = new Set(this.emit);
+    this.cols = this.names.map((_, j) => (emitted.has(j) ? columnOf(pieces[j] ?? whole[j] ?? new Array(n).fill(null), this.msDivisor[j]) : NOT_READ));
   }
 
   async next(): Promise<RecordBatch | null> {
@@ -283,14 +302,14 @@ export class ParquetSource implements Source {
     const first = this.row;
     const count = Math.min(MAX_RECORDS, this.groupStart[g + 1] - first);
     const ex = this.ex, offsets = this.offsets, names = this.names, kinds = this.kinds, prefixes = this.prefixes;
-    const nCols = names.length, keyCols = this.keyCols, nKeys = keyCols.length;
+    const emit = this.emit, nCols = emit.length, keyCols = this.keyCols, nKeys = keyCols.length;
     const cellStart = this.cellStart, cellEnd = this.cellEnd;
     let p = 0, k = 0;
     for (let i = 0; i < count; i++) {
       const r = first + i - base;
       offsets[i] = p;
-      for (let j = 0; j < nCols; j++) {
-        const pre = prefixes[j];
+      for (let x = 0; x < nCols; x++) {
+        const j = emit[x], pre = prefixes[j];
         p = this.ensure(p, pre.length + 32);
         const data = this.data;
         for (let q = 0; q < pre.length; q++) data[p + q] = pre[q];

@@ -17,6 +17,7 @@ import { decodeJoined } from '../codec/flat.js';
 import type { Config } from '../config/schema.js';
 import { parseSourceSpec } from '../config/endpoints.js';
 import { JoineryError, type ErrorCode } from '../core/errors.js';
+import { fileFormatOf } from '../source/open.js';
 import { log } from '../core/log.js';
 import { formatBytes } from '../core/units.js';
 import type { ChunkBase } from './batch.js';
@@ -26,7 +27,7 @@ import { readWholeTopic } from './kafka.js';
 import type { PartitionJob, PartitionResult, Ranked } from './partition.js';
 import { Progress } from './progress.js';
 import { formatReport } from './report.js';
-import { EventScanner, isJsonValue, newStats, RowScanner, type ChunkStats, type Format, type SideFields } from './scan.js';
+import { EventScanner, isJsonValue, newStats, RECORD_BYTES_PER_ROW, RowScanner, type ChunkStats, type Format, type SideFields } from './scan.js';
 import { Budget, NULL_LEN, PartitionWriter, type Segment } from './spill.js';
 import type { ScanDone, ScanJob, ScanTask } from './worker.js';
 
@@ -55,20 +56,38 @@ const RECORD_BYTES_PER_SOURCE_BYTE = 0.6;
 const JOIN_BYTES_PER_RECORD_BYTE = 3;
 const MAX_PARTITION_BITS = 12;
 
-interface Src { flag: 'left' | 'right' | 'output'; kind: 'file' | 'kafka'; name: string; format: Format; sizeBytes: number }
+interface Src {
+  flag: 'left' | 'right' | 'output'; kind: 'file' | 'kafka'; name: string; format: Format; sizeBytes: number;
+  /** Compact record bytes it is expected to make (sizes the partitions). */
+  recordBytes: number;
+  /** Parquet: the first row of each row group, then the row count. */
+  rowGroups?: readonly number[];
+}
 
-function sourceOf(spec: string, flag: Src['flag'], cfg: Config): Src {
+async function sourceOf(spec: string, flag: Src['flag'], cfg: Config): Promise<Src> {
   const ep = parseSourceSpec(spec);
-  if (ep?.kind === 'kafka') return { flag, kind: 'kafka', name: ep.topic, format: flag === 'output' ? 'json' : cfg.format ?? 'flatbuffers', sizeBytes: 0 };
+  if (ep?.kind === 'kafka') {
+    return { flag, kind: 'kafka', name: ep.topic, format: flag === 'output' ? 'json' : (cfg.format as 'json' | 'flatbuffers' | undefined) ?? 'flatbuffers', sizeBytes: 0, recordBytes: 0 };
+  }
   const f = ep?.kind === 'file' ? ep.path : spec;
+  let sizeBytes: number;
   try {
     fs.accessSync(f, fs.constants.R_OK);
     const st = fs.statSync(f);
     if (!st.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'not a regular file' });
-    return { flag, kind: 'file', name: f, format: flag === 'output' ? 'json' : cfg.format ?? 'json', sizeBytes: st.size };
+    sizeBytes = st.size;
   } catch (e) {
     throw new JoineryError('E_INPUT', `cannot read --${flag} ${f}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
+  const format: Format = flag === 'output' ? 'json' : fileFormatOf(f, cfg.format);
+  if (format !== 'parquet') return { flag, kind: 'file', name: f, format, sizeBytes, recordBytes: sizeBytes * RECORD_BYTES_PER_SOURCE_BYTE };
+  // the footer: the row groups to split the file at, and the columns checked before any thread starts
+  const side = flag === 'left' ? 0 : 1;
+  const { ParquetSource } = await import('../source/parquet.js');
+  const pq = new ParquetSource(f, side, fieldsOf(cfg, side));
+  const rowGroups = pq.rowGroupStarts();
+  void pq.close();
+  return { flag, kind: 'file', name: f, format, sizeBytes, recordBytes: rowGroups[rowGroups.length - 1] * RECORD_BYTES_PER_ROW, rowGroups };
 }
 
 /** Byte offsets splitting an NDJSON file into n ranges at line starts. */
@@ -96,7 +115,7 @@ function lineSplits(file: string, size: number, n: number): number[] {
 }
 
 function partitionBits(srcs: Src[], maxMemoryBytes: number, threads: number): number {
-  const est = srcs.reduce((s, x) => s + x.sizeBytes * RECORD_BYTES_PER_SOURCE_BYTE, 0);
+  const est = srcs.reduce((s, x) => s + x.recordBytes, 0);
   const perPartition = maxMemoryBytes / 2 / threads;
   let bits = Math.ceil(Math.log2(Math.max(1, (est * JOIN_BYTES_PER_RECORD_BYTE) / perPartition)));
   // many partitions per thread even when all fits: they balance the threads, and each join's tables stay in cache (−20% CPU from 4 to 32 per thread)
@@ -222,7 +241,7 @@ function firstN(lists: Ranked[][], n: number): Example[] {
 }
 
 export async function verify(cfg: Config, progressOn: boolean): Promise<VerifyReport> {
-  const srcs = [sourceOf(cfg.left!, 'left', cfg), sourceOf(cfg.right!, 'right', cfg), sourceOf(cfg.output!, 'output', cfg)];
+  const srcs = [await sourceOf(cfg.left!, 'left', cfg), await sourceOf(cfg.right!, 'right', cfg), await sourceOf(cfg.output!, 'output', cfg)];
   const threads = cfg.verifyThreads, budget = cfg.maxMemoryBytes;
   const bits = partitionBits(srcs, budget, threads), parts = 1 << bits;
   const cpu0 = process.cpuUsage();
@@ -255,6 +274,19 @@ export async function verify(cfg: Config, progressOn: boolean): Promise<VerifyRe
     const tasks: ScanTask[][] = Array.from({ length: threads }, () => []);
     srcs.forEach((s, source) => {
       if (s.kind !== 'file') return;
+      if (s.format === 'parquet') {
+        // whole row groups, as evenly as they come, one chunk per thread (chunks in row order)
+        const g = s.rowGroups!, rows = g[g.length - 1], bytesPerRow = rows > 0 ? s.sizeBytes / rows : 0;
+        let at = 0;
+        for (let t = 0; t < threads && at < g.length - 1; t++) {
+          let end = at + 1;
+          while (end < g.length - 1 && g[end] < (rows * (t + 1)) / threads) end++;
+          if (t === threads - 1) end = g.length - 1;
+          tasks[t].push({ source: source as 0 | 1 | 2, file: s.name, format: s.format, fromByte: g[at], toByte: g[end], chunk: t, bytesPerRow });
+          at = end;
+        }
+        return;
+      }
       if (s.format === 'flatbuffers') { tasks[source % threads].push({ source: source as 0 | 1 | 2, file: s.name, format: s.format, fromByte: 0, toByte: s.sizeBytes, chunk: 0 }); return; }
       const cuts = lineSplits(s.name, s.sizeBytes, threads);
       for (let t = 0; t < threads; t++) tasks[t].push({ source: source as 0 | 1 | 2, file: s.name, format: s.format, fromByte: cuts[t], toByte: cuts[t + 1], chunk: t });

@@ -13,6 +13,7 @@ import { JsonExtractor, writeCanonicalScalar, type Extractor } from '../codec/js
 import { JoineryError } from '../core/errors.js';
 import { FileSource } from '../source/file.js';
 import type { Side } from '../state/store.js';
+import { FastRow } from './fast-row.js';
 import { hashBytes } from './keys.js';
 import { EV_HEAD, NULL_LEN, padded, partitionOf, ROW_HEAD, type PartitionWriter } from './spill.js';
 
@@ -21,10 +22,15 @@ const MAX_TIME_MS = 8.64e15;
 const MAX_KEY_ID_BYTES = 1500;
 
 export interface SideFields { key: string[]; time: string; id: string }
-export type Format = 'json' | 'flatbuffers';
+/** Record bytes per Parquet row (an event's key and id, about as from NDJSON). */
+export const RECORD_BYTES_PER_ROW = 64;
+
+/** A source's format: Parquet is read by ParquetSource, whose batches bring their own extractor. */
+export type Format = 'json' | 'flatbuffers' | 'parquet';
 
 export function extractorFor(side: Side, format: Format, f: SideFields): Extractor {
-  if (format === 'json') return new JsonExtractor(f.key, f.time, f.id);
+  // Parquet rows reach the router as JSON text: their key, id and time bytes are the JSON extractor's
+  if (format === 'json' || format === 'parquet') return new JsonExtractor(f.key, f.time, f.id);
   try {
     return new FlatExtractor(side === 0 ? 'Impression' : 'Play', f.key, f.time, f.id);
   } catch (e) {
@@ -58,10 +64,13 @@ export class EventScanner {
     this.ex = extractorFor(side, format, fields);
   }
 
-  /** One record bytes[start, end) at position pos of chunk st.chunk (blank lines already skipped). */
-  record(bytes: Uint8Array, start: number, end: number, pos: number, st: ChunkStats): void {
+  /**
+   * One record bytes[start, end) at position pos of chunk st.chunk (blank lines already skipped);
+   * `ex`: the batch's own extractor (Parquet), else the format's.
+   */
+  record(bytes: Uint8Array, start: number, end: number, pos: number, st: ChunkStats, ex: Extractor = this.ex): void {
     st.read++;
-    const ex = this.ex, scratch = this.scratchView;
+    const scratch = this.scratchView;
     if (!ex.extract(bytes, start, end, scratch)) { st.dead++; return; }
     const ts = ex.ts, keyLen = ex.keyLen, idLen = ex.idLen;
     if (ts > MAX_TIME_MS || ts < -MAX_TIME_MS || keyLen + idLen > MAX_KEY_ID_BYTES) { st.dead++; return; }
@@ -78,11 +87,14 @@ export class EventScanner {
   }
 }
 
+/** Rows whose key or an id is this long are left to the general scanner (its limits then apply). */
+const FAST_ID_BYTES = 4096;
 const F_LEFT_ID = 0, F_RIGHT_ID = 1, F_KEY = 2, F_LEFT_TS = 3, F_RIGHT_TS = 4;
 
 export class RowScanner {
   private readonly sc = new JsonFieldScanner(['leftId', 'rightId', 'key', 'leftTs', 'rightTs']);
   private readonly scratch = Buffer.alloc(64 * 1024);
+  private readonly fast = new FastRow();
 
   constructor(private readonly w: PartitionWriter, private readonly bits: number, private readonly maxExamples: number) {}
 
@@ -93,6 +105,12 @@ export class RowScanner {
 
   /** One JSON row, data[start, end). */
   json(data: Latin1Buffer, bytes: Uint8Array, start: number, end: number, pos: number, st: ChunkStats): void {
+    const f = this.fast;
+    if (f.read(bytes, start, end) && f.leftEnd - f.leftStart < FAST_ID_BYTES && f.rightEnd - f.rightStart < FAST_ID_BYTES && f.keyEnd - f.keyStart < FAST_ID_BYTES) {
+      this.row(bytes, f.keyStart, f.keyEnd, bytes, f.leftStart, f.leftStart < 0 ? NULL_LEN : f.leftEnd - f.leftStart,
+        f.rightStart, f.rightStart < 0 ? NULL_LEN : f.rightEnd - f.rightStart, f.leftTs, f.rightTs, pos, st);
+      return;
+    }
     const sc = this.sc;
     if (!sc.scan(bytes, start, end)) { this.bad(pos, 'not a JSON object', st); return; }
     const scratch = this.scratch;
@@ -112,7 +130,7 @@ export class RowScanner {
    * One row: key bytes kb[ks, ke); ids ib[ls, ls + lLen) and ib[rs, rs + rLen) (NULL_LEN = absent
    * side), canonical UTF-8.
    */
-  row(kb: Uint8Array, ks: number, ke: number, ib: Buffer, ls: number, lLen: number, rs: number, rLen: number,
+  row(kb: Uint8Array, ks: number, ke: number, ib: Uint8Array, ls: number, lLen: number, rs: number, rLen: number,
     leftTs: number | null, rightTs: number | null, pos: number, st: ChunkStats): void {
     if ((lLen === NULL_LEN) !== (leftTs === null) || (rLen === NULL_LEN) !== (rightTs === null) || (lLen === NULL_LEN && rLen === NULL_LEN)) {
       this.bad(pos, 'a row has a left side, a right side or both, each with its id and time', st); return;
@@ -174,7 +192,7 @@ export function isJsonValue(v: Buffer): boolean {
  * Scans the records of a file that start in [fromByte, toByte) (a chunk of an NDJSON file split at
  * line starts, or a whole FlatBuffers file), positions counted from 1 at fromByte.
  */
-export async function scanFileChunk(file: string, side: Side, format: Format, fromByte: number, toByte: number,
+export async function scanFileChunk(file: string, side: Side, format: 'json' | 'flatbuffers', fromByte: number, toByte: number,
   onRecord: (data: Buffer, bytes: Uint8Array, start: number, end: number, pos: number) => void, onBytes: (bytes: number, records: number) => void): Promise<number> {
   const src = new FileSource(file, side, format, fromByte > 0 ? { byte: fromByte, line: 1 } : undefined);
   let positions = 0;
@@ -197,6 +215,34 @@ export async function scanFileChunk(file: string, side: Side, format: Format, fr
       positions += i;
       onBytes(offs[i] - offs[0], i);
       if (i < b.count) break;
+    }
+  } finally {
+    await src.close();
+  }
+  return positions;
+}
+
+/**
+ * Scans rows [fromRow, toRow) of a Parquet file (whole row groups), positions counted from 1 at
+ * fromRow: a chunk's base plus its position is the record number (row index + 1), as for the
+ * lines of the file's NDJSON twin, so that both give the same report.
+ * Each record comes with the batch's column extractor: the key, id and time bytes `run` routes by.
+ */
+export async function scanParquetChunk(file: string, side: Side, fields: SideFields, fromRow: number, toRow: number, bytesPerRow: number,
+  onRecord: (bytes: Uint8Array, start: number, end: number, pos: number, ex: Extractor) => void, onBytes: (bytes: number, records: number) => void): Promise<number> {
+  // loaded when needed: hyparquet is most of a verify thread's start-up otherwise
+  const { ParquetSource } = await import('../source/parquet.js');
+  const src = new ParquetSource(file, side, fields, fromRow > 0 ? { byte: fromRow, line: fromRow + 1 } : undefined, true); // the payload is not compared
+  let positions = 0;
+  try {
+    for (let b = await src.next(); b; b = await src.next()) {
+      const offs = b.offsets, data = b.data, ex = b.extractor!;
+      const n = Math.min(b.count, toRow - b.firstPosition);
+      const base = b.firstPosition - fromRow + 1;
+      for (let i = 0; i < n; i++) onRecord(data, offs[i], offs[i + 1], base + i, ex);
+      positions += Math.max(0, n);
+      onBytes(Math.round(Math.max(0, n) * bytesPerRow), Math.max(0, n));
+      if (n < b.count) break;
     }
   } finally {
     await src.close();

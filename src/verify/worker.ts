@@ -6,11 +6,14 @@
 import { parentPort } from 'node:worker_threads';
 import type { Side } from '../state/store.js';
 import { joinPartition, type PartitionJob } from './partition.js';
-import { EventScanner, newStats, RowScanner, scanFileChunk, type ChunkStats, type Format, type SideFields } from './scan.js';
+import { EventScanner, newStats, RECORD_BYTES_PER_ROW, RowScanner, scanFileChunk, scanParquetChunk, type ChunkStats, type Format, type SideFields } from './scan.js';
 import { Budget, PartitionWriter, type Segment } from './spill.js';
 
-/** A byte range of a file to scan: source 0 left, 1 right, 2 output. */
-export interface ScanTask { source: 0 | 1 | 2; file: string; format: Format; fromByte: number; toByte: number; chunk: number }
+/**
+ * A range of a file to scan: source 0 left, 1 right, 2 output. Bytes, or for Parquet rows (whole
+ * row groups; `bytesPerRow` then converts rows into file bytes for the progress bar).
+ */
+export interface ScanTask { source: 0 | 1 | 2; file: string; format: Format; fromByte: number; toByte: number; chunk: number; bytesPerRow?: number }
 
 export interface ScanJob {
   type: 'scan'; dir: string; bits: number; budgetBytes: number; writer: string; fields: [SideFields, SideFields]; examples: number;
@@ -37,7 +40,8 @@ async function scan(m: ScanJob): Promise<ScanDone> {
   const parts = 1 << m.bits;
   const stats: ScanDone['stats'] = [];
   for (const t of m.tasks) {
-    const expect = m.tasks.filter((x) => x.source === t.source).reduce((s, x) => s + (x.toByte - x.fromByte) * RECORD_BYTES_PER_BYTE[x.source], 0);
+    const expect = m.tasks.filter((x) => x.source === t.source)
+      .reduce((s, x) => s + (x.toByte - x.fromByte) * (x.format === 'parquet' ? RECORD_BYTES_PER_ROW : RECORD_BYTES_PER_BYTE[x.source]), 0);
     const w = writers[t.source] ??= new PartitionWriter(m.dir, `s${t.source}-${m.writer}`, parts, budget, expect);
     const st = newStats(t.chunk);
     const onBytes = (n: number, records: number) => { progress[2 * m.slot] += n; progress[2 * m.slot + 1] += records; };
@@ -45,6 +49,10 @@ async function scan(m: ScanJob): Promise<ScanDone> {
       const rs = new RowScanner(w, m.bits, m.examples);
       st.positions = await scanFileChunk(t.file, 0, 'json', t.fromByte, t.toByte,
         (data, bytes, s, e, pos) => rs.json(data as Parameters<RowScanner['json']>[0], bytes, s, e, pos, st), onBytes);
+    } else if (t.format === 'parquet') {
+      const es = new EventScanner(t.source as Side, t.format, m.fields[t.source], w, m.bits);
+      st.positions = await scanParquetChunk(t.file, t.source as Side, m.fields[t.source], t.fromByte, t.toByte, t.bytesPerRow ?? 0,
+        (bytes, s, e, pos, ex) => es.record(bytes, s, e, pos, st, ex), onBytes);
     } else {
       const es = new EventScanner(t.source as Side, t.format, m.fields[t.source], w, m.bits);
       st.positions = await scanFileChunk(t.file, t.source as Side, t.format, t.fromByte, t.toByte,

@@ -79,8 +79,8 @@ describe('joinery backfill', () => {
       assert.ok(((lastJson(live.stdout).rebuild as { suppressedUnmatched: number }).suppressedUnmatched) > 0);
       const seam = f(`seam-${ext}.ndjson`);
       fs.writeFileSync(seam, fs.readFileSync(f(`bf-${ext}.ndjson`), 'utf8') + fs.readFileSync(f(`live-${ext}.ndjson`), 'utf8'));
-      // verify reads NDJSON: the Parquet files' twins hold the same events
-      const v = await joinery(['verify', '--left', `file:${f('L.ndjson')}`, '--right', `file:${f('R.ndjson')}`, ...JOIN, '--output', `file:${seam}`]);
+      // verify reads the backfill's own inputs (Parquet too)
+      const v = await joinery(['verify', '--left', `file:${L}`, '--right', `file:${R}`, ...JOIN, '--output', `file:${seam}`]);
       assert.equal(v.code, 0, v.stdout + v.stderr);
       assert.deepEqual(sortedLines(seam), sortedLines(f('one.ndjson')));
     });

@@ -14,7 +14,7 @@ function usageErr(fn: () => unknown, re: RegExp) {
   assert.throws(fn, (e: unknown) => e instanceof JoineryError && e.code === 'E_USAGE' && re.test(e.message), String(re));
 }
 
-test('backfill flags: --to is required and after --from; inputs of one kind; Kafka without checkpoints or Kafka sinks', () => {
+test('backfill flags: --to is required and after --from; inputs of one kind; Kafka sinks with Kafka inputs only', () => {
   const c = parseArgs('backfill', [...files, '--from', '2026-01-01T00:00:00Z', '--to', '2026-01-02T00:00:00Z', '--format', 'parquet']);
   assert.equal(c.to, '2026-01-02T00:00:00Z');
   assert.equal(c.format as string, 'parquet');
@@ -25,8 +25,12 @@ test('backfill flags: --to is required and after --from; inputs of one kind; Kaf
   usageErr(() => parseArgs('backfill', ['--left', 'gen:', '--right', 'gen:', '--to', '5']), /backfill reads files .* or Kafka topics/);
   const kafka = ['--left', 'kafka:a', '--right', 'kafka:b', '--brokers', 'h:1', '--to', '5'];
   assert.equal(parseArgs('backfill', kafka).group, 'joinery');
-  usageErr(() => parseArgs('backfill', [...kafka, '--checkpoint-dir', 'ck']), /takes no checkpoints yet/);
-  usageErr(() => parseArgs('backfill', [...kafka, '--out', 'kafka:o']), /kafka: sinks are for run/);
+  const eo = parseArgs('backfill', [...kafka, '--checkpoint-dir', 'ck', '--out', 'kafka:o', '--out-format', 'json']);
+  assert.deepEqual([eo.checkpointDir, eo.out, eo.outFormat, eo.delivery], ['ck', 'kafka:o', 'json', 'exactly-once']);
+  usageErr(() => parseArgs('backfill', [...files, '--to', '5', '--brokers', 'h:1', '--out', 'kafka:o']), /a backfill from files writes files, stdout or null/);
+  usageErr(() => parseArgs('backfill', [...kafka, '--format', 'parquet']), /--format parquet is for file inputs/);
+  usageErr(() => parseArgs('verify', ['--left', 'kafka:a', '--right', 'kafka:b', '--brokers', 'h:1', '--output', 'file:o', '--format', 'parquet']), /--format parquet is for file inputs/);
+  assert.equal(parseArgs('verify', [...files, '--output', 'file:o', '--format', 'parquet']).format as string, 'parquet');
   usageErr(() => parseArgs('backfill', [...files, '--to', '5', '--rebuild-from', '1']), /unknown flag|--rebuild-from/);
   usageErr(() => parseArgs('run', ['--left', 'kafka:a', '--right', 'kafka:b', '--brokers', 'h:1', '--format', 'parquet']), /--format parquet is for file inputs/);
 });
