@@ -6,6 +6,18 @@
 export const EV_HEADER = 8 + 2 + 4; // ts, idLen, payloadLen
 export const VALUE_HEADER = 4 + 4 + 4; // count, firstOrdinal, keyHash
 export const MAX_KEY = 1978 - 5; // LMDB key limit (4 KiB pages) minus keyGroup, keyLen, side
+
+// ---- sealed buckets: one LMDB value per run of consecutive (key, side) in key order ----
+//
+// LMDB key: the run number (u32 big-endian, so every put appends). Value: its keys' records back to
+// back, each [u32 recordLen][i32 keyHash][u8 side][u16 keyGroup BE][u16 keyLen BE][key] followed by
+// the key's packed value [VALUE_HEADER][events]. A run closes after RUN_KEYS records or RUN_BYTES:
+// an LMDB put costs ~0.8 µs CPU with one 110-byte event per value, ~0.2 µs per event with 16.
+export const REC_HASH = 4;
+export const REC_SIDE = 8;
+export const REC_KEY = 9; // [u16 keyGroup][u16 keyLen][key], as in the arena's key bytes
+export const RUN_KEYS = 16;
+export const RUN_BYTES = 2048;
 export const APPEND = { append: true } as const;
 export const DB_OPTIONS = { keyEncoding: 'binary', encoding: 'binary' } as const;
 

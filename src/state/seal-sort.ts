@@ -58,6 +58,7 @@ export class ClassSeal {
   name: string | undefined = undefined;
   db: Database<Buffer, Buffer> | undefined = undefined;
   ordinal = 0; // next entry ordinal
+  runs = 0; // runs put (the next run's number)
   readonly bits: Uint8Array;
   readonly filters: [KeySet | undefined, KeySet | undefined] = [undefined, undefined];
   constructor(readonly cs: ClassStat) {
@@ -91,6 +92,7 @@ export class SealJob {
   fside = 0; // filter phase: side being built
   readonly nHashes = [0, 0];
   readonly hashes: [Int32Array, Int32Array];
+  readonly runs: [Int32Array, Int32Array]; // the run of each hash in `hashes`
   /** Entries whose joined flag was set since the job began (their bits are set at the switch). */
   readonly late: number[] = [];
   /** Work units the job is expected to take (roughly) and those done so far. */
@@ -107,6 +109,7 @@ export class SealJob {
     this.c1 = new Float64Array(n);
     this.c2 = new Float64Array(n);
     this.hashes = [new Int32Array(n), new Int32Array(n)];
+    this.runs = [new Int32Array(n), new Int32Array(n)];
     this.classes = [...os.classes.values()].sort((a, b) => a.c - b.c).map((cs) => new ClassSeal(cs));
     let est = n * (U_GROUP + U_COUNT + U_SCATTER + 8 * U_PART);
     for (const cl of this.classes) est += n * U_COUNT + cl.cs.count * (1 + U_PUT + U_FILTER); // ≤ one value per entry
