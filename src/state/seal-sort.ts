@@ -4,7 +4,7 @@
  * by key group with numeric sort keys, quicksort each group one partition per step). The second
  * half, writing the sorted slots into bucket databases, is in sealer.ts.
  */
-import { OFF_MASK, SLAB_SHIFT } from './bucket-format.js';
+import { OFF_MASK, RUN_BYTES, RUN_KEYS, SLAB_SHIFT } from './bucket-format.js';
 import type { KeySet } from './key-index.js';
 import type { Database } from './lmdb.js';
 import type { ClassStat, OpenSlice } from './open-slice.js';
@@ -31,7 +31,7 @@ export const PH_UNINDEX = 5;
 /** Ranges up to this size are finished by insertion sort. */
 export const SMALL_SORT = 12;
 /**
- * Work units (≈ one entry written: the write phase counts one per entry plus U_PUT per value) per
+ * Work units (≈ one entry written: the write phase counts one per entry plus U_PUT per LMDB value) per
  * slot counted, per slot scattered, per element of a partition or an insertion sort, per filter
  * hash. Calibrated on the 2-vCPU box.
  */
@@ -112,7 +112,11 @@ export class SealJob {
     this.runs = [new Int32Array(n), new Int32Array(n)];
     this.classes = [...os.classes.values()].sort((a, b) => a.c - b.c).map((cs) => new ClassSeal(cs));
     let est = n * (U_GROUP + U_COUNT + U_SCATTER + 8 * U_PART);
-    for (const cl of this.classes) est += n * U_COUNT + cl.cs.count * (1 + U_PUT + U_FILTER); // ≤ one value per entry
+    for (const cl of this.classes) {
+      // One value per run: a run closes at RUN_KEYS records or once past RUN_BYTES, and each step closes its last.
+      const runs = cl.cs.count / RUN_KEYS + cl.cs.bytes / RUN_BYTES;
+      est += n * U_COUNT + cl.cs.count * (1 + U_FILTER) + runs * U_PUT;
+    }
     if (os.classList.length > this.classes.length) est += n * (U_COUNT + U_UNINDEX);
     this.estimate = est;
   }

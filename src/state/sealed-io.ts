@@ -87,10 +87,13 @@ export class SealedReader {
       const v = part.db.getBinaryFast(this.runKey(r));
       if (v === undefined) continue;
       const len = v.length; // getBinaryFast: the value's size, not the shared buffer's
+      const base = v.byteOffset;
+      let d = this.dv;
+      if (d.buffer !== v.buffer) d = this.dv = new DataView(v.buffer); // lmdb-js reuses one buffer for most values
       for (let p = 0; p < len;) {
-        const end = p + v.readUInt32LE(p);
-        if (v.readInt32LE(p + REC_HASH) === h && v[p + REC_SIDE] === side && v.readUInt16BE(p + REC_KEY) === keyGroup
-          && v.readUInt16BE(p + REC_KEY + 2) === kl) {
+        const end = p + d.getUint32(base + p, true);
+        if (d.getInt32(base + p + REC_HASH, true) === h && v[p + REC_SIDE] === side && d.getUint16(base + p + REC_KEY) === keyGroup
+          && d.getUint16(base + p + REC_KEY + 2) === kl) {
           const k = p + REC_KEY + 4;
           let i = 0;
           while (i < kl && v[k + i] === key[i]) i++;

@@ -675,8 +675,8 @@ describe('BucketStore incremental sealing', () => {
       assert.deepEqual([st0.pendingSeals, st0.lmdbDatabases], [1, 0], 'complete, but nothing due yet');
       s.batch(() => s.maintain(1e9));
       assert.equal(s.stats().lmdbDatabases, 0, 'maintain() does due work only');
-      // Event time moves on (inserts in the next slice) without a watermark: the seal becomes half due.
-      s.batch(() => { for (let i = 0; i < 10; i++) s.insert(0, 1, 5, b('n'), 1000 + i * 40, b(`n${i}`), b('p'), false, 99_000); });
+      // Event time moves on (inserts in the next slice) without a watermark: over half of the seal becomes due.
+      s.batch(() => { for (let i = 0; i < 10; i++) s.insert(0, 1, 5, b('n'), 1000 + i * 50, b(`n${i}`), b('p'), false, 99_000); });
       s.maintain(1e9); // in its own batch
       let st = s.stats();
       assert.deepEqual([st.pendingSeals, st.lmdbDatabases, st.sealedSlices], [1, 2, 0], 'part of the work is done: both buckets written partly or wholly');
