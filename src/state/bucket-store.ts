@@ -466,6 +466,8 @@ export class BucketStore implements StateStore {
   stats(): {
     openSlices: number; sealedSlices: number; sealedBuckets: number; openEntries: number; sealedEntries: number;
     lmdbDatabases: number; lmdbRecords: number; heapFilterBytes: number; openArenaBytes: number;
+    /** Pages of the sealed bucket databases: B-tree leaves and overflow pages (values too large for a leaf). */
+    lmdbLeafPages: number; lmdbOverflowPages: number;
     /** Complete slices not sealed yet (still open, served from memory), the one being sealed included. */
     pendingSeals: number;
     /** Key index: hashes, (hash, side, slice) occurrences, heap bytes. */
@@ -476,6 +478,7 @@ export class BucketStore implements StateStore {
     this.checkOpen();
     const b = this.b;
     let openSlices = 0, sealedSlices = 0, sealedBuckets = 0, lmdbRecords = 0, heapFilterBytes = 0, openArenaBytes = 0;
+    let lmdbLeafPages = 0, lmdbOverflowPages = 0;
     for (const s of b.order) {
       if (s.open !== undefined) {
         openSlices++;
@@ -485,14 +488,17 @@ export class BucketStore implements StateStore {
       sealedSlices++;
       for (const p of s.parts) {
         sealedBuckets++;
-        lmdbRecords += (p.db.getStats() as { entryCount: number }).entryCount;
+        const ds = p.db.getStats() as { entryCount: number; treeLeafPageCount: number; overflowPages: number };
+        lmdbRecords += ds.entryCount;
+        lmdbLeafPages += ds.treeLeafPageCount;
+        lmdbOverflowPages += ds.overflowPages;
         heapFilterBytes += (p.filters[0]?.size() ?? 0) + (p.filters[1]?.size() ?? 0) + p.bits.byteLength;
       }
     }
     const lmdbDatabases = (b.root.getStats() as { entryCount: number }).entryCount;
     return {
       openSlices, sealedSlices, sealedBuckets, openEntries: b.entries - b.sealedCount, sealedEntries: b.sealedCount,
-      lmdbDatabases, lmdbRecords, heapFilterBytes, openArenaBytes, pendingSeals: this.sealer.pendingSeals(),
+      lmdbDatabases, lmdbRecords, lmdbLeafPages, lmdbOverflowPages, heapFilterBytes, openArenaBytes, pendingSeals: this.sealer.pendingSeals(),
       indexKeys: b.index.size(), indexOccurrences: b.index.occurrences(), indexHeapBytes: b.index.heapBytes(),
       probedSlices: b.probedSlices,
     };

@@ -58,7 +58,9 @@ export class ClassSeal {
   name: string | undefined = undefined;
   db: Database<Buffer, Buffer> | undefined = undefined;
   ordinal = 0; // next entry ordinal
-  runs = 0; // runs put (the next run's number)
+  runs = 0; // runs put (the number of the run being gathered)
+  runBytes = 0; // bytes of the run being gathered (at the start of the sealer's vbuf; it may span write steps)
+  runRecs = 0; // its records
   readonly bits: Uint8Array;
   readonly filters: [KeySet | undefined, KeySet | undefined] = [undefined, undefined];
   constructor(readonly cs: ClassStat) {
@@ -113,7 +115,7 @@ export class SealJob {
     this.classes = [...os.classes.values()].sort((a, b) => a.c - b.c).map((cs) => new ClassSeal(cs));
     let est = n * (U_GROUP + U_COUNT + U_SCATTER + 8 * U_PART);
     for (const cl of this.classes) {
-      // One value per run: a run closes at RUN_KEYS records or once past RUN_BYTES, and each step closes its last.
+      // One value per run: a run closes at RUN_KEYS records or before it would pass RUN_BYTES.
       const runs = cl.cs.count / RUN_KEYS + cl.cs.bytes / RUN_BYTES;
       est += n * U_COUNT + cl.cs.count * (1 + U_FILTER) + runs * U_PUT;
     }

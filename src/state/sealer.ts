@@ -153,7 +153,9 @@ export class Sealer {
   /**
    * Appends the current bucket's values, slot after slot in key order, until the budget is used:
    * (key, side) records gathered into runs, one LMDB value each (see bucket-format.ts). A run is
-   * put when full and at the end of the step, so no run outlives a step.
+   * put once the next record would take it past RUN_BYTES (so that it stays inline in its leaf
+   * page) or at RUN_KEYS records; a run not full at the end of a step waits in vbuf for the next
+   * step (the bucket's last run is put when its last slot is written).
    */
   private writeStep(job: SealJob, budget: number): number {
     const os = job.os;
@@ -181,8 +183,8 @@ export class Sealer {
     let used = 0;
     let k = job.pos;
     let v = this.b.vbuf;
-    let p = 0; // bytes of the run being gathered
-    let recs = 0; // its records
+    let p = cl.runBytes; // bytes of the run being gathered
+    let recs = cl.runRecs; // its records
     for (; k < n && used < budget; k++) {
       const s = order[k];
       used += U_COUNT;
@@ -194,13 +196,12 @@ export class Sealer {
         const h = os.hash[s];
         const kr = os.keyRef[s] - 4;
         const kLen = os.keyLen[s] + 4;
-        const r0 = p;
+        let r0 = p;
         let q = r0 + REC_KEY + kLen + VALUE_HEADER;
         if (q > v.length) v = this.grow(q, p);
         v.writeInt32LE(h, r0 + REC_HASH);
         v[r0 + REC_SIDE] = side;
         v.set(new Uint8Array(os.slabs[kr >>> SLAB_SHIFT].buffer, kr & OFF_MASK, kLen), r0 + REC_KEY);
-        const vo = r0 + REC_KEY + kLen;
         const first = ordinal;
         for (let r = head; r !== NONE; r = os.next(r)) {
           const d = os.dvs[r >>> SLAB_SHIFT];
@@ -218,6 +219,17 @@ export class Sealer {
         }
         const cnt = ordinal - first;
         if (cnt === 0) continue; // the record is dropped: p stays
+        if (q > RUN_BYTES && recs > 0) {
+          // The record would take the run past the inline limit: the run goes without it, and the
+          // record starts the next one.
+          this.putRun(db, cl, v, r0);
+          used += U_PUT;
+          v.copyWithin(0, r0, q);
+          q -= r0;
+          r0 = 0;
+          recs = 0;
+        }
+        const vo = r0 + REC_KEY + kLen;
         v.writeUInt32LE(q - r0, r0);
         v.writeUInt32LE(cnt, vo);
         v.writeUInt32LE(first, vo + 4);
@@ -233,10 +245,13 @@ export class Sealer {
         }
       }
     }
-    if (recs > 0) {
+    if (k === n && recs > 0) {
       this.putRun(db, cl, v, p);
       used += U_PUT;
+      p = recs = 0;
     }
+    cl.runBytes = p;
+    cl.runRecs = recs;
     cl.ordinal = ordinal;
     job.pos = k;
     if (k === n) {

@@ -75,60 +75,6 @@ describe('BucketStore specifics', () => {
     assert.equal(s.count(), 30);
   }));
 
-  test('keys share LMDB values (runs); probes, dedup, joined flags, unsealing and expiry see every key, colliding hashes across runs too', () => withStore({ bucketMs: 1000 }, (s) => {
-    // 300 keys, half of them with one shared hash (and key group): their keys spread over many runs.
-    const keys = Array.from({ length: 300 }, (_, i) => b(`key-${i}`));
-    const hashOf = (i: number) => (i % 2 === 0 ? 12345 : fnv1a(keys[i]));
-    const kgOf = (i: number) => (i % 2 === 0 ? 5 : i % 7);
-    let records = 0;
-    s.batch(() => {
-      for (let i = 0; i < keys.length; i++) {
-        const pay = Uint8Array.from({ length: i % 40 }, (_, j) => (i + j) & 255);
-        s.insert(0, kgOf(i), hashOf(i), keys[i], 100 + i, b(`a${i}`), pay, i % 4 === 0, 60_000);
-        if (i % 5 === 0) s.insert(0, kgOf(i), hashOf(i), keys[i], 100 + i, b(`b${i}`), pay, false, 60_000);
-        records++;
-        if (i % 3 === 0) { s.insert(1, kgOf(i), hashOf(i), keys[i], 300 + i, b(`r${i}`), pay, false, 60_000); records++; }
-      }
-    });
-    const probeKey = (side: Side, i: number): Snap[] => {
-      const out: Snap[] = [];
-      s.batch(() => s.probe(side, kgOf(i), hashOf(i), keys[i], -Infinity, Infinity, (e) => { out.push(snap(e)); }));
-      return out;
-    };
-    const all = () => keys.flatMap((_, i) => [...probeKey(0, i), ...probeKey(1, i)]);
-    const before = all();
-    assert.equal(before.length, 300 + 60 + 100);
-    s.batch(() => s.expire(1000));
-    const st = s.stats();
-    assert.deepEqual([st.sealedSlices, st.openSlices, st.sealedEntries], [1, 0, 460]);
-    assert.ok(st.lmdbRecords <= Math.ceil(records / 8), `${st.lmdbRecords} LMDB values for ${records} (key, side) records`);
-    assert.deepEqual(all(), before, 'identical once sealed');
-    // Duplicates are found in their runs (and do not unseal the slice); flags set on sealed entries stick.
-    s.batch(() => {
-      for (let i = 0; i < keys.length; i++) {
-        assert.equal(s.insert(0, kgOf(i), hashOf(i), keys[i], 100 + i, b(`a${i}`), b('x'), false, 60_000), false, `dup a${i}`);
-        if (i % 3 === 0) assert.equal(s.insert(1, kgOf(i), hashOf(i), keys[i], 300 + i, b(`r${i}`), b('x'), false, 60_000), false);
-        if (i % 7 === 1) s.markJoined(0, kgOf(i), hashOf(i), keys[i], 100 + i, b(`a${i}`));
-      }
-    });
-    assert.equal(s.stats().sealedSlices, 1);
-    const want = before.map((e) => ({ ...e, joined: e.joined || (e.side === 0 && Number(e.key.slice(4)) % 7 === 1 && e.id.startsWith('a')) }));
-    assert.deepEqual(all(), want);
-    // A new entry in the sealed slice unseals it: everything comes back, flags included.
-    s.batch(() => assert.equal(s.insert(1, kgOf(2), hashOf(2), keys[2], 999, b('late'), b('l'), false, 60_000), true));
-    assert.equal(s.stats().sealedSlices, 0);
-    const late = { side: 1 as Side, keyGroup: kgOf(2), key: 'key-2', ts: 999, id: 'late', payload: [...b('l')], joined: false };
-    const want2 = keys.flatMap((_, i) => [...want.filter((e) => e.key === `key-${i}`), ...(i === 2 ? [late] : [])]);
-    assert.deepEqual(all(), want2);
-    // Sealed again, then expiry reports every entry once.
-    s.batch(() => s.expire(1000));
-    assert.equal(s.stats().sealedSlices, 1);
-    const out: Snap[] = [];
-    s.batch(() => s.expire(Infinity, (e) => { out.push(snap(e)); }));
-    const order = (x: Snap, y: Snap) => (x.key < y.key ? -1 : x.key > y.key ? 1 : x.side - y.side || x.ts - y.ts || (x.id < y.id ? -1 : 1));
-    assert.deepEqual(out.sort(order), want2.slice().sort(order));
-  }));
-
   test('entries survive sealing: same payload bytes, order and joined flags; flags set after sealing persist', () => withStore({ bucketMs: 1000 }, (s) => {
     const key = b('user-7|title-3');
     const kh = fnv1a(key);
