@@ -4,7 +4,7 @@
  */
 
 export const EV_HEADER = 8 + 2 + 4; // ts, idLen, payloadLen
-export const VALUE_HEADER = 4 + 4 + 4; // count, firstOrdinal, keyHash
+export const VALUE_HEADER = 4 + 4; // count, firstOrdinal (the key hash is in the record header)
 export const MAX_KEY = 1978 - 5; // LMDB key limit (4 KiB pages) minus keyGroup, keyLen, side
 
 // ---- sealed buckets: one LMDB value per run of consecutive (key, side) in key order ----

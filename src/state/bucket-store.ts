@@ -33,7 +33,7 @@
  *  - **Sealing**: expire(wm) keeps the highest watermark seen; the join never inserts ts < wm after
  *    expire(wm) (the router diverts late events), so a slice with (t+1)·B ≤ wm is complete. It is
  *    written to LMDB, one fresh *named database* per bucket: slots sorted by key, their (key, side)
- *    records gathered into runs of up to 16 (or ~2 KiB), one `putSync(…, { append: true })`
+ *    records gathered into runs of up to 16 (within 2022 bytes), one `putSync(…, { append: true })`
  *    (MDB_APPEND) per run — sequential appends into a fresh tree.
  *    Measured (/tmp, 200 buckets × 10k keys, 240 B values): named DB per bucket 1.42M puts/s, 0.08 ms
  *    per dropSync; one shared DB with a bucket prefix 1.11M puts/s (append) and 13.8 ms per bucket
@@ -77,10 +77,11 @@
  *   key    [u32 run number]                                           big-endian, so puts append
  *   value  the run's records back to back, in key order, each
  *          [u32 recordLen][i32 keyHash][u8 side][u16 keyGroup BE][u16 keyLen BE][key bytes] then
- *          [u32 count][u32 firstOrdinal][i32 keyHash]                little-endian header, then per
+ *          [u32 count][u32 firstOrdinal]                             little-endian header, then per
  *          event in (ts, id) order: [f64 ts][u16 idLen][u32 payloadLen][id][payload]   (little-endian)
  *
- * A run closes after 16 records or once past 2 KiB (bucket-format.ts): an LMDB put costs ~0.8 µs
+ * A run takes records while it stays within 2022 bytes (LMDB's largest inline value: a larger one
+ * takes a 4 KiB overflow page of its own), up to 16 (bucket-format.ts): an LMDB put costs ~0.8 µs
  * CPU, so one per record (nearly one per event on realistic data) made it most of the seal. The
  * bucket's KeySet per side maps each key hash to its run (keys sharing a hash may be in several:
  * the set keeps the first and last), so a probe reads one value and scans its records.

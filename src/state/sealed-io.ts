@@ -44,12 +44,12 @@ interface Copied {
 }
 
 /** Calls fn with each (key, side) record of a run value: the key's packed value is v[vo, ve). */
-export function forEachRecord(v: Buffer, fn: (side: Side, keyGroup: number, key: Buffer, vo: number, ve: number) => void): void {
+export function forEachRecord(v: Buffer, fn: (side: Side, keyGroup: number, key: Buffer, vo: number, ve: number, keyHash: number) => void): void {
   for (let p = 0; p < v.length;) {
     const end = p + v.readUInt32LE(p);
     const keyLen = v.readUInt16BE(p + REC_KEY + 2);
     const k = p + REC_KEY + 4;
-    fn(v[p + REC_SIDE] as Side, v.readUInt16BE(p + REC_KEY), v.subarray(k, k + keyLen), k + keyLen, end);
+    fn(v[p + REC_SIDE] as Side, v.readUInt16BE(p + REC_KEY), v.subarray(k, k + keyLen), k + keyLen, end, v.readInt32LE(p + REC_HASH));
     p = end;
   }
 }

@@ -233,7 +233,6 @@ export class Sealer {
         v.writeUInt32LE(q - r0, r0);
         v.writeUInt32LE(cnt, vo);
         v.writeUInt32LE(first, vo + 4);
-        v.writeInt32LE(h, vo + 8);
         p = q;
         hashes[side][nHashes[side]] = h;
         runs[side][nHashes[side]++] = cl.runs;
@@ -424,10 +423,9 @@ export class Sealer {
       os.classes.set(part.c, cs);
       os.classList.push(cs);
       for (const { value: v } of part.db.getRange({})) {
-        forEachRecord(v, (side, keyGroup, key, vo) => {
+        forEachRecord(v, (side, keyGroup, key, vo, _ve, h) => {
           const count = v.readUInt32LE(vo);
           let ordinal = v.readUInt32LE(vo + 4);
-          const h = v.readInt32LE(vo + 8);
           let s = os.find(h, keyGroup, key);
           if (s === NONE) s = os.add(h, keyGroup, key);
           let p = vo + VALUE_HEADER;
