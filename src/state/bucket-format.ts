@@ -7,7 +7,7 @@ export const EV_HEADER = 8 + 2 + 4; // ts, idLen, payloadLen
 export const VALUE_HEADER = 4 + 4; // count, firstOrdinal (the key hash is in the record header)
 export const MAX_KEY = 1978 - 5; // LMDB key limit (4 KiB pages) minus keyGroup, keyLen, side
 
-// ---- sealed buckets: one LMDB value per run of consecutive (key, side) in key order ----
+// ---- sealed buckets: one LMDB value per run of consecutive (key, side) records, in slot order ----
 //
 // LMDB key: the run number (u32 big-endian, so every put appends). Value: its keys' records back to
 // back, each [u32 recordLen][i32 keyHash][u8 side][u16 keyGroup BE][u16 keyLen BE][key] followed by

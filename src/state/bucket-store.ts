@@ -1,8 +1,8 @@
 /**
  * Time-bucketed join buffer (LSM-like): recent events in memory, older ones sealed into LMDB as one
  * sequential (incremental) write per bucket, whole buckets dropped on expiry. Built because every insert into
- * LmdbStore is a random-key B-tree put (~115k puts/s on the 2-core box) while appends in key order
- * run at ~650k+ puts/s and one put here carries all of a key's events in a bucket.
+ * LmdbStore is a random-key B-tree put (~115k puts/s on the 2-core box) while appends run at
+ * ~650k+ puts/s and one put here carries a run of keys with all their events in a bucket.
  *
  * Measured (2-vCPU box; 1M events, 50k Zipf(0.8) keys, 80 % left, 80–100 B payloads, 2000 events/s
  * of event time with ±2 s disorder, 4096 per batch, expire(max ts − 4 s) per batch, the join's
@@ -32,7 +32,7 @@
  *    (an object per entry cost ~30% of the insert time in a first version).
  *  - **Sealing**: expire(wm) keeps the highest watermark seen; the join never inserts ts < wm after
  *    expire(wm) (the router diverts late events), so a slice with (t+1)·B ≤ wm is complete. It is
- *    written to LMDB, one fresh *named database* per bucket: slots sorted by key, their (key, side)
+ *    written to LMDB, one fresh *named database* per bucket: slot after slot, their (key, side)
  *    records gathered into runs of up to 16 (within 2022 bytes), one `putSync(…, { append: true })`
  *    (MDB_APPEND) per run — sequential appends into a fresh tree.
  *    Measured (/tmp, 200 buckets × 10k keys, 240 B values): named DB per bucket 1.42M puts/s, 0.08 ms
@@ -41,10 +41,8 @@
  *  - **Incremental sealing**: a 30 s slice of a worker at 47k events/s holds ~1.2M entries in ~1M
  *    keys: 2–4 s of work (putSync alone costs ~1.2 µs). Written in one call, it stalled the worker
  *    for seconds (`joinery bench --source gen --rate 95000`: p99 latency 2.4–5.9 s). A *seal job*
- *    (SealJob) does it in bounded steps instead: count the slots per key group; scatter them by key
- *    group (a counting sort) along with numeric sort keys (key length and bytes 0–4, bytes 5–10);
- *    quicksort each key group, one partition per step; then per bucket append its values slot by
- *    slot in key order, then build its key filters. Work is counted in units of about one entry
+ *    (SealJob) does it in bounded steps instead: per bucket append its records slot by slot (slot
+ *    order: no sort, see seal-job.ts), then build its key filters. Work is counted in units of about one entry
  *    written (≈ 1 µs alone on the 2-vCPU box, 2–3 µs beside the router and the other worker).
  *    Pacing: the slice of t is sealed while event time goes from (t+1)·B to (t+1+sealSpread)·B
  *    (0.8): a call does the share of the job's estimated work that is due by then, expire() at most
@@ -63,7 +61,7 @@
  *    holds (probes skip buckets without the key: no LMDB read), a joined-bit array indexed by entry
  *    ordinal within the bucket, counts, bytes and max expireAt.
  *  - **Expiry**: a bucket is dropped once its max expireAt < watermark (never early), open or sealed
- *    (sealed: `dropSync`, after iterating it in key order when onExpired is given; open: marked dead,
+ *    (sealed: `dropSync`, after iterating it when onExpired is given; open: marked dead,
  *    its entries skipped from then on and freed with the slice; with onExpired that walks the open
  *    slice, its other bucket too). Drops run before sealing, so a bucket that expires as its slice
  *    completes (the join's right side when lower ≥ 0) is never written. expire() itself looks at
@@ -75,7 +73,7 @@
  * ## LMDB layout (per bucket database `b<n>`, names reused from a pool after a drop commits)
  *
  *   key    [u32 run number]                                           big-endian, so puts append
- *   value  the run's records back to back, in key order, each
+ *   value  the run's records back to back, in slot order, each
  *          [u32 recordLen][i32 keyHash][u8 side][u16 keyGroup BE][u16 keyLen BE][key bytes] then
  *          [u32 count][u32 firstOrdinal]                             little-endian header, then per
  *          event in (ts, id) order: [f64 ts][u16 idLen][u32 payloadLen][id][payload]   (little-endian)
@@ -87,13 +85,13 @@
  * the set keeps the first and last), so a probe reads one value and scans its records.
  * (The two lengths precede both byte strings, unlike "ts, idLen, id, payloadLen, payload", so that
  * id + payload are one contiguous copy at seal time.) Entry i of a value has ordinal firstOrdinal + i
- * in its bucket; ordinals follow key order, so they are dense 0..count−1. The joined flag lives in the
+ * in its bucket; ordinals follow record order, so they are dense 0..count−1. The joined flag lives in the
  * bucket's in-memory bit array (set at seal from the open entries' flags, later by probes and
  * markJoined); the packed values never change after the seal.
  *
  * Checkpoints (a later issue): sealed buckets are immutable except their joined bits, so an
  * incremental checkpoint can copy each bucket once and afterwards only its bit array; a key-group
- * range of a bucket is a contiguous range of its runs (records are in key order). Each record
+ * range of a bucket is not contiguous (records are in slot order, not key order). Each record
  * carries keyHash, so the filters can be rebuilt from LMDB; a bucket's class, slice, max
  * expireAt and bits would go in the manifest. Open slices are in memory only and must be written by
  * the checkpoint itself. This store keeps nothing across close(): open() starts empty and deletes a
@@ -127,7 +125,7 @@
  * seal job before the switch; the end of input (every bucket expired) empties the index at once.
  *
  * Modules, imports flowing one way: bucket-format (byte layouts) → key-index → open-slice (arena,
- * lists, slot table) → sealed-io (parts, LMDB reads) → seal-sort (seal job, sort phases) → buckets
+ * lists, slot table) → sealed-io (parts, LMDB reads) → seal-job (seal job state) → buckets
  * (shared state, index upkeep) → sealer (pacing, writes, unseal) → expiry → bucket-store (the
  * StateStore). lmdb.ts stays the only importer of the `lmdb` package.
  *

@@ -229,7 +229,7 @@ export class SealedReader {
     }
   }
 
-  /** Calls fn with every entry of a sealed bucket, in key then (ts, id) order (views valid during the call). */
+  /** Calls fn with every entry of a sealed bucket, key after key (slot order), each in (ts, id) order (views valid during the call). */
   forEachEntry(part: Part, fn: (e: Buffered) => void): void {
     const view = this.view;
     const bits = part.bits;

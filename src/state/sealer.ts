@@ -1,6 +1,6 @@
 /**
  * Sealing (see bucket-store.ts, "Incremental sealing"): pacing seal jobs against event time, the
- * second half of a job (append each bucket's values in key order, build its key filters), the
+ * work of a job (append each bucket's records in runs, build its key filters), the
  * switch of a slice from its arena to its sealed buckets, giving a job up, and the way back
  * (unsealing a slice an insert reached).
  */
@@ -13,7 +13,7 @@ import { slotsFor, type Buckets } from './buckets.js';
 import type { Database } from './lmdb.js';
 import { KeySet } from './key-index.js';
 import { ClassStat, OpenSlice } from './open-slice.js';
-import { PH_FILTER, PH_UNINDEX, PH_WRITE, SealJob, U_COUNT, U_FILTER, U_PUT, U_UNINDEX, type ClassSeal } from './seal-sort.js';
+import { PH_FILTER, PH_UNINDEX, PH_WRITE, SealJob, U_COUNT, U_FILTER, U_PUT, U_UNINDEX, type ClassSeal } from './seal-job.js';
 import { forEachRecord, Part, type Slice } from './sealed-io.js';
 import type { Side } from './store.js';
 
@@ -110,7 +110,7 @@ export class Sealer {
         const slice = this.nextToSeal();
         if (slice === undefined) break;
         const os = slice.open!;
-        job = this.b.job = os.job = new SealJob(slice, os, this.b.groupScratch);
+        job = this.b.job = os.job = new SealJob(slice, os);
         // Later slices will be about this size: start them there rather than grow to it.
         this.b.slotHint = slotsFor(os.n);
       }
@@ -136,7 +136,6 @@ export class Sealer {
 
   /** One bounded step of a job; returns the units used (> 0). */
   private sealStep(job: SealJob, budget: number): number {
-    if (job.phase < PH_WRITE) return job.sortStep(budget) + U_COUNT;
     if (job.ci >= job.classes.length) {
       if (job.phase !== PH_UNINDEX) {
         if (job.os.classList.length <= job.classes.length) return this.finishSeal(job); // no bucket expired while open
@@ -151,7 +150,7 @@ export class Sealer {
   }
 
   /**
-   * Appends the current bucket's values, slot after slot in key order, until the budget is used:
+   * Appends the current bucket's values, slot after slot (slot order), until the budget is used:
    * (key, side) records gathered into runs, one LMDB value each (see bucket-format.ts). A run is
    * put once the next record would take it past RUN_BYTES (so that it stays inline in its leaf
    * page) or at RUN_KEYS records; a run not full at the end of a step waits in vbuf for the next
@@ -174,7 +173,6 @@ export class Sealer {
     }
     const idx = cl.cs.idx;
     const bits = cl.bits;
-    const order = job.order;
     const hashes = job.hashes;
     const runs = job.runs;
     const nHashes = job.nHashes;
@@ -186,7 +184,7 @@ export class Sealer {
     let p = cl.runBytes; // bytes of the run being gathered
     let recs = cl.runRecs; // its records
     for (; k < n && used < budget; k++) {
-      const s = order[k];
+      const s = k;
       used += U_COUNT;
       for (let side = 0 as Side; side <= 1; side = (side + 1) as Side) {
         const head = os.heads[side][s];
