@@ -1,8 +1,8 @@
 /**
  * Time-bucketed join buffer (LSM-like): recent events in memory, older ones sealed into LMDB as one
  * sequential (incremental) write per bucket, whole buckets dropped on expiry. Built because every insert into
- * LmdbStore is a random-key B-tree put (~115k puts/s on the 2-core box) while appends in key order
- * run at ~650k+ puts/s and one put here carries all of a key's events in a bucket.
+ * LmdbStore is a random-key B-tree put (~115k puts/s on the 2-core box) while appends run at
+ * ~650k+ puts/s and one put here carries a run of keys with all their events in a bucket.
  *
  * Measured (2-vCPU box; 1M events, 50k Zipf(0.8) keys, 80 % left, 80–100 B payloads, 2000 events/s
  * of event time with ±2 s disorder, 4096 per batch, expire(max ts − 4 s) per batch, the join's
@@ -32,18 +32,17 @@
  *    (an object per entry cost ~30% of the insert time in a first version).
  *  - **Sealing**: expire(wm) keeps the highest watermark seen; the join never inserts ts < wm after
  *    expire(wm) (the router diverts late events), so a slice with (t+1)·B ≤ wm is complete. It is
- *    written to LMDB, one fresh *named database* per bucket: slots sorted by LMDB key, one
- *    `putSync(…, { append: true })` (MDB_APPEND) per key/side — sequential appends into a fresh tree.
+ *    written to LMDB, one fresh *named database* per bucket: slot after slot, their (key, side)
+ *    records gathered into runs of up to 16 (within 2022 bytes), one `putSync(…, { append: true })`
+ *    (MDB_APPEND) per run — sequential appends into a fresh tree.
  *    Measured (/tmp, 200 buckets × 10k keys, 240 B values): named DB per bucket 1.42M puts/s, 0.08 ms
  *    per dropSync; one shared DB with a bucket prefix 1.11M puts/s (append) and 13.8 ms per bucket
  *    to delete by range; getBinaryFast 670k/s vs 500k/s. Hence named DBs.
  *  - **Incremental sealing**: a 30 s slice of a worker at 47k events/s holds ~1.2M entries in ~1M
  *    keys: 2–4 s of work (putSync alone costs ~1.2 µs). Written in one call, it stalled the worker
  *    for seconds (`joinery bench --source gen --rate 95000`: p99 latency 2.4–5.9 s). A *seal job*
- *    (SealJob) does it in bounded steps instead: count the slots per key group; scatter them by key
- *    group (a counting sort) along with numeric sort keys (key length and bytes 0–4, bytes 5–10);
- *    quicksort each key group, one partition per step; then per bucket append its values slot by
- *    slot in key order, then build its key filters. Work is counted in units of about one entry
+ *    (SealJob) does it in bounded steps instead: per bucket append its records slot by slot (slot
+ *    order: no sort, see seal-job.ts), then build its key filters. Work is counted in units of about one entry
  *    written (≈ 1 µs alone on the 2-vCPU box, 2–3 µs beside the router and the other worker).
  *    Pacing: the slice of t is sealed while event time goes from (t+1)·B to (t+1+sealSpread)·B
  *    (0.8): a call does the share of the job's estimated work that is due by then, expire() at most
@@ -62,7 +61,7 @@
  *    holds (probes skip buckets without the key: no LMDB read), a joined-bit array indexed by entry
  *    ordinal within the bucket, counts, bytes and max expireAt.
  *  - **Expiry**: a bucket is dropped once its max expireAt < watermark (never early), open or sealed
- *    (sealed: `dropSync`, after iterating it in key order when onExpired is given; open: marked dead,
+ *    (sealed: `dropSync`, after iterating it when onExpired is given; open: marked dead,
  *    its entries skipped from then on and freed with the slice; with onExpired that walks the open
  *    slice, its other bucket too). Drops run before sealing, so a bucket that expires as its slice
  *    completes (the join's right side when lower ≥ 0) is never written. expire() itself looks at
@@ -73,20 +72,27 @@
  *
  * ## LMDB layout (per bucket database `b<n>`, names reused from a pool after a drop commits)
  *
- *   key    [u16 keyGroup][u16 keyLen][key bytes][u8 side]            big-endian, so byte order = order
- *   value  [u32 count][u32 firstOrdinal][i32 keyHash]                little-endian header, then per
+ *   key    [u32 run number]                                           big-endian, so puts append
+ *   value  the run's records back to back, in slot order, each
+ *          [u32 recordLen][i32 keyHash][u8 side][u16 keyGroup BE][u16 keyLen BE][key bytes] then
+ *          [u32 count][u32 firstOrdinal]                             little-endian header, then per
  *          event in (ts, id) order: [f64 ts][u16 idLen][u32 payloadLen][id][payload]   (little-endian)
  *
+ * A run takes records while it stays within 2022 bytes (LMDB's largest inline value: a larger one
+ * takes a 4 KiB overflow page of its own), up to 16 (bucket-format.ts): an LMDB put costs ~0.8 µs
+ * CPU, so one per record (nearly one per event on realistic data) made it most of the seal. The
+ * bucket's KeySet per side maps each key hash to its run (keys sharing a hash may be in several:
+ * the set keeps the first and last), so a probe reads one value and scans its records.
  * (The two lengths precede both byte strings, unlike "ts, idLen, id, payloadLen, payload", so that
  * id + payload are one contiguous copy at seal time.) Entry i of a value has ordinal firstOrdinal + i
- * in its bucket; ordinals follow key order, so they are dense 0..count−1. The joined flag lives in the
+ * in its bucket; ordinals follow record order, so they are dense 0..count−1. The joined flag lives in the
  * bucket's in-memory bit array (set at seal from the open entries' flags, later by probes and
  * markJoined); the packed values never change after the seal.
  *
  * Checkpoints (a later issue): sealed buckets are immutable except their joined bits, so an
  * incremental checkpoint can copy each bucket once and afterwards only its bit array; a key-group
- * range of a bucket is a contiguous, ordered key range of its database ([kg][…] prefix). The value
- * header carries keyHash, so the filters can be rebuilt from LMDB; a bucket's class, slice, max
+ * range of a bucket is not contiguous (records are in slot order, not key order). Each record
+ * carries keyHash, so the filters can be rebuilt from LMDB; a bucket's class, slice, max
  * expireAt and bits would go in the manifest. Open slices are in memory only and must be written by
  * the checkpoint itself. This store keeps nothing across close(): open() starts empty and deletes a
  * previous environment in `dir` (the engine clears its state directory at start anyway).
@@ -119,7 +125,7 @@
  * seal job before the switch; the end of input (every bucket expired) empties the index at once.
  *
  * Modules, imports flowing one way: bucket-format (byte layouts) → key-index → open-slice (arena,
- * lists, slot table) → sealed-io (parts, LMDB reads) → seal-sort (seal job, sort phases) → buckets
+ * lists, slot table) → sealed-io (parts, LMDB reads) → seal-job (seal job state) → buckets
  * (shared state, index upkeep) → sealer (pacing, writes, unseal) → expiry → bucket-store (the
  * StateStore). lmdb.ts stays the only importer of the `lmdb` package.
  *
@@ -459,6 +465,8 @@ export class BucketStore implements StateStore {
   stats(): {
     openSlices: number; sealedSlices: number; sealedBuckets: number; openEntries: number; sealedEntries: number;
     lmdbDatabases: number; lmdbRecords: number; heapFilterBytes: number; openArenaBytes: number;
+    /** Pages of the sealed bucket databases: B-tree leaves and overflow pages (values too large for a leaf). */
+    lmdbLeafPages: number; lmdbOverflowPages: number;
     /** Complete slices not sealed yet (still open, served from memory), the one being sealed included. */
     pendingSeals: number;
     /** Key index: hashes, (hash, side, slice) occurrences, heap bytes. */
@@ -469,6 +477,7 @@ export class BucketStore implements StateStore {
     this.checkOpen();
     const b = this.b;
     let openSlices = 0, sealedSlices = 0, sealedBuckets = 0, lmdbRecords = 0, heapFilterBytes = 0, openArenaBytes = 0;
+    let lmdbLeafPages = 0, lmdbOverflowPages = 0;
     for (const s of b.order) {
       if (s.open !== undefined) {
         openSlices++;
@@ -478,14 +487,17 @@ export class BucketStore implements StateStore {
       sealedSlices++;
       for (const p of s.parts) {
         sealedBuckets++;
-        lmdbRecords += (p.db.getStats() as { entryCount: number }).entryCount;
+        const ds = p.db.getStats() as { entryCount: number; treeLeafPageCount: number; overflowPages: number };
+        lmdbRecords += ds.entryCount;
+        lmdbLeafPages += ds.treeLeafPageCount;
+        lmdbOverflowPages += ds.overflowPages;
         heapFilterBytes += (p.filters[0]?.size() ?? 0) + (p.filters[1]?.size() ?? 0) + p.bits.byteLength;
       }
     }
     const lmdbDatabases = (b.root.getStats() as { entryCount: number }).entryCount;
     return {
       openSlices, sealedSlices, sealedBuckets, openEntries: b.entries - b.sealedCount, sealedEntries: b.sealedCount,
-      lmdbDatabases, lmdbRecords, heapFilterBytes, openArenaBytes, pendingSeals: this.sealer.pendingSeals(),
+      lmdbDatabases, lmdbRecords, lmdbLeafPages, lmdbOverflowPages, heapFilterBytes, openArenaBytes, pendingSeals: this.sealer.pendingSeals(),
       indexKeys: b.index.size(), indexOccurrences: b.index.occurrences(), indexHeapBytes: b.index.heapBytes(),
       probedSlices: b.probedSlices,
     };

@@ -8,7 +8,7 @@ import { markedBuffer, NONE, type MarkedBuffer } from './bucket-format.js';
 import { KeyIndex } from './key-index.js';
 import type { RootDatabase } from './lmdb.js';
 import type { OpenSlice } from './open-slice.js';
-import { GroupScratch, type SealJob } from './seal-sort.js';
+import type { SealJob } from './seal-job.js';
 import { SealedReader, Slice, type Part } from './sealed-io.js';
 import type { Side } from './store.js';
 
@@ -18,7 +18,7 @@ import type { Side } from './store.js';
  * and each doubling on the way there stalled the worker (~70 ms CPU for the last one).
  */
 const MAX_SLOT_HINT = 1 << 21;
-/** Work units (see seal-sort.ts) per key of a dropped bucket checked, and per key index removal. */
+/** Work units (see seal-job.ts) per key of a dropped bucket checked, and per key index removal. */
 const U_KEY = 1 / 32;
 const U_REMOVE = 1 / 4;
 
@@ -56,7 +56,6 @@ export class Buckets {
   readonly releasedNames: string[] = []; // dropped in this batch: reusable after commit
   private nextName = 0;
   vbuf: MarkedBuffer = markedBuffer(64 * 1024); // a value being sealed
-  readonly groupScratch = new GroupScratch(); // seal jobs' per-key-group counters
   /** Initial slot capacity of a new open slice: the last sealed slice's keys, rounded up (slices are alike). */
   slotHint = 64;
 

@@ -35,44 +35,68 @@ import type { Side } from './store.js';
 const GOLDEN = 0x9e3779b1;
 const MIN_TABLE = 1024;
 
-/** Exact set of 32-bit key hashes (as int32; open addressing, Fibonacci hashing). */
+/**
+ * Exact set of 32-bit key hashes (as int32; open addressing, Fibonacci hashing), each with the
+ * number of the LMDB value (a run of consecutive keys, see sealed-io.ts) that holds its key. Keys
+ * sharing a hash may sit in different runs: the set then keeps the first and the last (`lastRun`),
+ * and a look-up reads the runs between.
+ */
 export class KeySet {
   private readonly table: Int32Array;
+  private readonly runs: Int32Array;
   private readonly shift: number;
   private hasZero = false;
+  private zeroRun = 0;
+  private spans: Map<number, number> | undefined = undefined; // hash → last run, for hashes in several runs
   constructor(n: number) {
     let bits = 2;
     while ((1 << bits) < n * 2) bits++;
     this.table = new Int32Array(1 << bits);
+    this.runs = new Int32Array(1 << bits);
     this.shift = 32 - bits;
   }
-  add(h: number): void {
-    if (h === 0) { this.hasZero = true; return; }
+  /** Adds hash h, held by run `run` (adds come in run order). */
+  add(h: number, run = 0): void {
+    if (h === 0) {
+      if (!this.hasZero) { this.hasZero = true; this.zeroRun = run; } else if (run !== this.zeroRun) this.span(h, run);
+      return;
+    }
     const t = this.table;
     const mask = t.length - 1;
     let i = Math.imul(h, 0x9e3779b1) >>> this.shift;
     for (;;) {
       const v = t[i];
-      if (v === 0) { t[i] = h; return; }
-      if (v === h) return;
+      if (v === 0) { t[i] = h; this.runs[i] = run; return; }
+      if (v === h) { if (this.runs[i] !== run) this.span(h, run); return; }
       i = (i + 1) & mask;
     }
   }
+  private span(h: number, run: number): void {
+    (this.spans ??= new Map()).set(h, run);
+  }
   has(h: number): boolean {
-    if (h === 0) return this.hasZero;
+    return this.run(h) >= 0;
+  }
+  /** The first run holding hash h, or -1. */
+  run(h: number): number {
+    if (h === 0) return this.hasZero ? this.zeroRun : -1;
     const t = this.table;
     const mask = t.length - 1;
     let i = Math.imul(h, 0x9e3779b1) >>> this.shift;
     for (;;) {
       const v = t[i];
-      if (v === h) return true;
-      if (v === 0) return false;
+      if (v === h) return this.runs[i];
+      if (v === 0) return -1;
       i = (i + 1) & mask;
     }
+  }
+  /** The last run holding hash h, given its first. */
+  lastRun(h: number, first: number): number {
+    return this.spans === undefined ? first : (this.spans.get(h) ?? first);
   }
   /** Heap bytes held. */
   size(): number {
-    return this.table.byteLength;
+    return this.table.byteLength + this.runs.byteLength;
   }
   /** The hash table itself, for a full scan: 0 marks an empty position (hash 0 is hasZeroHash()). */
   slots(): Int32Array {

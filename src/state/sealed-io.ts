@@ -1,10 +1,11 @@
 /**
  * The bucket store's sealed buckets in LMDB (see bucket-store.ts, "LMDB layout"): what a sealed
- * bucket is (Part), what a slice is (open, or sealed into parts), and every read of a bucket
+ * bucket is (Part: runs of keys, one LMDB value each, see bucket-format.ts), what a slice is (open,
+ * or sealed into parts), and every read of a bucket
  * database: probes, identity look-ups, and full scans (expiry reports, unsealing). Writes happen in
  * sealer.ts; the `lmdb` package itself is reached only through lmdb.ts.
  */
-import { cmpIdBytes, EMPTY, EV_HEADER, MAX_KEY, VALUE_HEADER } from './bucket-format.js';
+import { cmpIdBytes, EMPTY, EV_HEADER, MAX_KEY, REC_HASH, REC_KEY, REC_SIDE, VALUE_HEADER } from './bucket-format.js';
 import type { KeySet } from './key-index.js';
 import type { Database } from './lmdb.js';
 import { OpenSlice } from './open-slice.js';
@@ -42,30 +43,79 @@ interface Copied {
   ordinal: number;
 }
 
+/** Calls fn with each (key, side) record of a run value: the key's packed value is v[vo, ve). */
+export function forEachRecord(v: Buffer, fn: (side: Side, keyGroup: number, key: Buffer, vo: number, ve: number, keyHash: number) => void): void {
+  for (let p = 0; p < v.length;) {
+    const end = p + v.readUInt32LE(p);
+    const keyLen = v.readUInt16BE(p + REC_KEY + 2);
+    const k = p + REC_KEY + 4;
+    fn(v[p + REC_SIDE] as Side, v.readUInt16BE(p + REC_KEY), v.subarray(k, k + keyLen), k + keyLen, end, v.readInt32LE(p + REC_HASH));
+    p = end;
+  }
+}
+
 /** Reads sealed buckets; holds the scratch key buffer and the one reused visitor view. */
 export class SealedReader {
-  private readonly kbuf = Buffer.allocUnsafeSlow(MAX_KEY + 16);
+  private readonly kbuf = Buffer.allocUnsafeSlow(4);
   private dv: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0)); // over the buffer of the last value read
   readonly view: Buffered = {
     side: 0, keyGroup: 0, key: EMPTY, ts: 0, id: EMPTY, payload: EMPTY, joined: false,
   };
+  // Set by locate(): the key's packed value is found[vo, ve).
+  private found: Buffer = EMPTY;
+  private vo = 0;
+  private ve = 0;
 
-  /** [u16 keyGroup][u16 keyLen][key][u8 side] (big-endian) in a view of scratch memory. */
-  lmdbKey(keyGroup: number, key: Uint8Array, side: Side): Buffer {
-    const b = this.kbuf;
-    b.writeUInt16BE(keyGroup, 0);
-    b.writeUInt16BE(key.length, 2);
-    b.set(key, 4);
-    b[4 + key.length] = side;
-    return b.subarray(0, 5 + key.length);
+  /** The LMDB key of run r (scratch memory). */
+  runKey(r: number): Buffer {
+    this.kbuf.writeUInt32BE(r, 0);
+    return this.kbuf;
   }
 
-  /** Visits the entries of one packed value with fromTs ≤ ts ≤ toTs. */
-  visitValue(v: Buffer, part: Part, side: Side, keyGroup: number, key: Uint8Array, fromTs: number, toTs: number,
+  /**
+   * Finds the record of (side, keyGroup, key) in `part` (whose filter for `side` holds hash h):
+   * reads the run(s) the filter names and scans their records. Sets found/vo/ve.
+   */
+  private locate(part: Part, side: Side, keyGroup: number, h: number, key: Uint8Array): boolean {
+    const f = part.filters[side];
+    if (f === undefined) return false;
+    const first = f.run(h);
+    if (first < 0) return false;
+    const last = f.lastRun(h, first);
+    const kl = key.length;
+    for (let r = first; r <= last; r++) {
+      const v = part.db.getBinaryFast(this.runKey(r));
+      if (v === undefined) continue;
+      const len = v.length; // getBinaryFast: the value's size, not the shared buffer's
+      const base = v.byteOffset;
+      let d = this.dv;
+      if (d.buffer !== v.buffer) d = this.dv = new DataView(v.buffer); // lmdb-js reuses one buffer for most values
+      for (let p = 0; p < len;) {
+        const end = p + d.getUint32(base + p, true);
+        if (d.getInt32(base + p + REC_HASH, true) === h && v[p + REC_SIDE] === side && d.getUint16(base + p + REC_KEY) === keyGroup
+          && d.getUint16(base + p + REC_KEY + 2) === kl) {
+          const k = p + REC_KEY + 4;
+          let i = 0;
+          while (i < kl && v[k + i] === key[i]) i++;
+          if (i === kl) {
+            this.found = v;
+            this.vo = k + kl;
+            this.ve = end;
+            return true;
+          }
+        }
+        p = end;
+      }
+    }
+    return false;
+  }
+
+  /** Visits the entries of one packed value (v[vo, ve)) with fromTs ≤ ts ≤ toTs. */
+  visitValue(v: Buffer, vo: number, ve: number, part: Part, side: Side, keyGroup: number, key: Uint8Array, fromTs: number, toTs: number,
     visit: (e: Buffered) => boolean | void): void {
-    const len = v.length; // getBinaryFast: the value's size, not the shared buffer's
     const ab = v.buffer;
-    const base = v.byteOffset;
+    const base = v.byteOffset + vo;
+    const len = ve - vo;
     let d = this.dv;
     if (d.buffer !== ab) d = this.dv = new DataView(ab); // lmdb-js reuses one buffer for most values
     const count = d.getUint32(base, true);
@@ -94,17 +144,16 @@ export class SealedReader {
   }
 
   /** A probe of a slice where several buckets hold the key: copy, merge by (ts, id), visit. */
-  probeMerged(slice: Slice, lkey: Buffer, side: Side, keyGroup: number, h: number, key: Uint8Array,
+  probeMerged(slice: Slice, side: Side, keyGroup: number, h: number, key: Uint8Array,
     fromTs: number, toTs: number, visit: (e: Buffered) => boolean | void): void {
     const got: Copied[] = [];
     for (const part of slice.parts) {
-      const f = part.filters[side];
-      if (f === undefined || !f.has(h)) continue;
-      const v = part.db.getBinaryFast(lkey);
-      if (v === undefined) continue;
-      const count = v.readUInt32LE(0);
-      let ordinal = v.readUInt32LE(4);
-      let p = VALUE_HEADER;
+      if (!this.locate(part, side, keyGroup, h, key)) continue;
+      const v = this.found;
+      const vo = this.vo;
+      const count = v.readUInt32LE(vo);
+      let ordinal = v.readUInt32LE(vo + 4);
+      let p = vo + VALUE_HEADER;
       for (let i = 0; i < count; i++, ordinal++) {
         const ts = v.readDoubleLE(p);
         if (ts > toTs) break;
@@ -135,17 +184,14 @@ export class SealedReader {
   /** Is (side, key, ts, id) in this sealed slice? With `mark`, also sets its joined bit. */
   findSealed(slice: Slice, side: Side, keyGroup: number, h: number, key: Uint8Array, ts: number, id: Uint8Array,
     mark: boolean): boolean {
-    let lkey: Buffer | undefined;
+    if (key.length > MAX_KEY) return false;
     for (const part of slice.parts) {
-      const f = part.filters[side];
-      if (f === undefined || !f.has(h)) continue;
-      if (key.length > MAX_KEY) return false;
-      if (lkey === undefined) lkey = this.lmdbKey(keyGroup, key, side);
-      const v = part.db.getBinaryFast(lkey);
-      if (v === undefined) continue;
-      const count = v.readUInt32LE(0);
-      const first = v.readUInt32LE(4);
-      let p = VALUE_HEADER;
+      if (!this.locate(part, side, keyGroup, h, key)) continue;
+      const v = this.found;
+      const vo = this.vo;
+      const count = v.readUInt32LE(vo);
+      const first = v.readUInt32LE(vo + 4);
+      let p = vo + VALUE_HEADER;
       for (let i = 0; i < count; i++) {
         const t = v.readDoubleLE(p);
         if (t > ts) break;
@@ -176,39 +222,39 @@ export class SealedReader {
       if (f !== undefined && f.has(h)) { hits++; hit = p; }
     }
     if (hits === 0 || key.length > MAX_KEY) return;
-    const lkey = this.lmdbKey(keyGroup, key, side);
     if (hits === 1) {
-      const v = hit!.db.getBinaryFast(lkey);
-      if (v !== undefined) this.visitValue(v, hit!, side, keyGroup, key, fromTs, toTs, visit);
+      if (this.locate(hit!, side, keyGroup, h, key)) this.visitValue(this.found, this.vo, this.ve, hit!, side, keyGroup, key, fromTs, toTs, visit);
     } else {
-      this.probeMerged(slice, lkey, side, keyGroup, h, key, fromTs, toTs, visit);
+      this.probeMerged(slice, side, keyGroup, h, key, fromTs, toTs, visit);
     }
   }
 
-  /** Calls fn with every entry of a sealed bucket, in key then (ts, id) order (views valid during the call). */
+  /** Calls fn with every entry of a sealed bucket, key after key (slot order), each in (ts, id) order (views valid during the call). */
   forEachEntry(part: Part, fn: (e: Buffered) => void): void {
     const view = this.view;
     const bits = part.bits;
     // getRange copies each key and value; the cursor is done before the caller drops the database.
-    for (const { key: k, value: v } of part.db.getRange({})) {
-      const keyLen = k.readUInt16BE(2);
-      view.side = k[4 + keyLen] as Side;
-      view.keyGroup = k.readUInt16BE(0);
-      view.key = k.subarray(4, 4 + keyLen);
-      const count = v.readUInt32LE(0);
-      let ordinal = v.readUInt32LE(4);
-      let p = VALUE_HEADER;
-      for (let i = 0; i < count; i++, ordinal++) {
-        view.ts = v.readDoubleLE(p);
-        const idLen = v.readUInt16LE(p + 8);
-        const payLen = v.readUInt32LE(p + 10);
-        const o = p + EV_HEADER;
-        p = o + idLen + payLen;
-        view.id = v.subarray(o, o + idLen);
-        view.payload = v.subarray(o + idLen, p);
-        view.joined = (bits[ordinal >>> 3] & (1 << (ordinal & 7))) !== 0;
-        fn(view);
-      }
+    for (const { value: run } of part.db.getRange({})) {
+      forEachRecord(run, (side, keyGroup, key, vo) => {
+        const v = run;
+        view.side = side;
+        view.keyGroup = keyGroup;
+        view.key = key;
+        const count = v.readUInt32LE(vo);
+        let ordinal = v.readUInt32LE(vo + 4);
+        let p = vo + VALUE_HEADER;
+        for (let i = 0; i < count; i++, ordinal++) {
+          view.ts = v.readDoubleLE(p);
+          const idLen = v.readUInt16LE(p + 8);
+          const payLen = v.readUInt32LE(p + 10);
+          const o = p + EV_HEADER;
+          p = o + idLen + payLen;
+          view.id = v.subarray(o, o + idLen);
+          view.payload = v.subarray(o + idLen, p);
+          view.joined = (bits[ordinal >>> 3] & (1 << (ordinal & 7))) !== 0;
+          fn(view);
+        }
+      });
     }
   }
 }

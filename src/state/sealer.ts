@@ -1,19 +1,20 @@
 /**
  * Sealing (see bucket-store.ts, "Incremental sealing"): pacing seal jobs against event time, the
- * second half of a job (append each bucket's values in key order, build its key filters), the
+ * work of a job (append each bucket's records in runs, build its key filters), the
  * switch of a slice from its arena to its sealed buckets, giving a job up, and the way back
  * (unsealing a slice an insert reached).
  */
 import { JoineryError } from '../core/errors.js';
 import {
-  APPEND, DB_OPTIONS, E_CLASS, E_JOINED, E_NEXT, ENTRY_HEADER, EV_HEADER, markedBuffer, NONE, OFF_MASK, SLAB_SHIFT, VALUE_HEADER,
+  APPEND, DB_OPTIONS, E_CLASS, E_JOINED, ENTRY_HEADER, EV_HEADER, markedBuffer, NONE, OFF_MASK, REC_HASH, REC_KEY, REC_SIDE,
+  RUN_BYTES, RUN_KEYS, SLAB_SHIFT, VALUE_HEADER, type MarkedBuffer,
 } from './bucket-format.js';
 import { slotsFor, type Buckets } from './buckets.js';
 import type { Database } from './lmdb.js';
 import { KeySet } from './key-index.js';
 import { ClassStat, OpenSlice } from './open-slice.js';
-import { PH_FILTER, PH_UNINDEX, PH_WRITE, SealJob, U_COUNT, U_FILTER, U_PUT, U_UNINDEX, type ClassSeal } from './seal-sort.js';
-import { Part, type Slice } from './sealed-io.js';
+import { PH_FILTER, PH_UNINDEX, PH_WRITE, SealJob, U_COUNT, U_FILTER, U_PUT, U_UNINDEX, type ClassSeal } from './seal-job.js';
+import { forEachRecord, Part, type Slice } from './sealed-io.js';
 import type { Side } from './store.js';
 
 /** With k complete slices waiting, the per-call cap is multiplied by min(k, SEAL_BACKLOG_MAX) to catch up. */
@@ -29,7 +30,7 @@ export class Sealer {
   private readonly bucketMs: number;
   private readonly sealSpread: number;
   private readonly sealAtOnceUnits: number;
-  private readonly keyScratch: Buffer[] = []; // by length: see keyOf
+  private readonly runKey = Buffer.allocUnsafeSlow(4);
 
   constructor(private readonly b: Buckets, pacing: SealPacing) {
     this.bucketMs = b.bucketMs;
@@ -109,7 +110,7 @@ export class Sealer {
         const slice = this.nextToSeal();
         if (slice === undefined) break;
         const os = slice.open!;
-        job = this.b.job = os.job = new SealJob(slice, os, this.b.groupScratch);
+        job = this.b.job = os.job = new SealJob(slice, os);
         // Later slices will be about this size: start them there rather than grow to it.
         this.b.slotHint = slotsFor(os.n);
       }
@@ -135,7 +136,6 @@ export class Sealer {
 
   /** One bounded step of a job; returns the units used (> 0). */
   private sealStep(job: SealJob, budget: number): number {
-    if (job.phase < PH_WRITE) return job.sortStep(budget) + U_COUNT;
     if (job.ci >= job.classes.length) {
       if (job.phase !== PH_UNINDEX) {
         if (job.os.classList.length <= job.classes.length) return this.finishSeal(job); // no bucket expired while open
@@ -149,7 +149,13 @@ export class Sealer {
     return this.filterStep(job, budget) + U_COUNT;
   }
 
-  /** Appends the current bucket's values, slot after slot in key order, until the budget is used. */
+  /**
+   * Appends the current bucket's values, slot after slot (slot order), until the budget is used:
+   * (key, side) records gathered into runs, one LMDB value each (see bucket-format.ts). A run is
+   * put once the next record would take it past RUN_BYTES (so that it stays inline in its leaf
+   * page) or at RUN_KEYS records; a run not full at the end of a step waits in vbuf for the next
+   * step (the bucket's last run is put when its last slot is written).
+   */
   private writeStep(job: SealJob, budget: number): number {
     const os = job.os;
     const cl = job.classes[job.ci];
@@ -167,65 +173,82 @@ export class Sealer {
     }
     const idx = cl.cs.idx;
     const bits = cl.bits;
-    const order = job.order;
     const hashes = job.hashes;
+    const runs = job.runs;
     const nHashes = job.nHashes;
     const n = job.n;
     let ordinal = cl.ordinal;
     let used = 0;
     let k = job.pos;
+    let v = this.b.vbuf;
+    let p = cl.runBytes; // bytes of the run being gathered
+    let recs = cl.runRecs; // its records
     for (; k < n && used < budget; k++) {
-      const s = order[k];
+      const s = k;
       used += U_COUNT;
-      let lkey: Buffer | undefined;
       for (let side = 0 as Side; side <= 1; side = (side + 1) as Side) {
         const head = os.heads[side][s];
         if (head === NONE) continue;
-        if (os.next(head) === NONE && os.cls(head) === idx) {
-          // The common value: one entry. Put straight from the arena, no copy (see putSingle).
-          if (lkey === undefined) lkey = this.keyOf(os, s);
-          lkey[lkey.length - 1] = side;
-          this.putSingle(db, lkey, os, head, s, ordinal, bits);
-          ordinal++;
-          hashes[side][nHashes[side]++] = os.hash[s];
-          used += 1 + U_PUT;
-          continue;
-        }
-        // One pass: the value is built in vbuf (copied: the arena stays intact and readable until the switch).
+        // The record header and key bytes, then the entries (copied: the arena stays intact and
+        // readable until the switch).
+        const h = os.hash[s];
+        const kr = os.keyRef[s] - 4;
+        const kLen = os.keyLen[s] + 4;
+        let r0 = p;
+        let q = r0 + REC_KEY + kLen + VALUE_HEADER;
+        if (q > v.length) v = this.grow(q, p);
+        v.writeInt32LE(h, r0 + REC_HASH);
+        v[r0 + REC_SIDE] = side;
+        v.set(new Uint8Array(os.slabs[kr >>> SLAB_SHIFT].buffer, kr & OFF_MASK, kLen), r0 + REC_KEY);
         const first = ordinal;
-        let v = this.b.vbuf;
-        let p = VALUE_HEADER;
         for (let r = head; r !== NONE; r = os.next(r)) {
           const d = os.dvs[r >>> SLAB_SHIFT];
           const o = r & OFF_MASK;
           if (d.getInt32(o + E_CLASS, true) !== idx) continue;
           const b = os.slabs[r >>> SLAB_SHIFT];
           const len = EV_HEADER + d.getUint16(o + 8, true) + d.getUint32(o + 10, true);
-          if (p + len > v.length) {
-            const w = markedBuffer(Math.max(p + len, v.length * 2));
-            v.copy(w, 0, 0, p);
-            v = this.b.vbuf = w;
-          }
-          v.set(new Uint8Array(b.buffer, o, len), p);
-          p += len;
+          if (q + len > v.length) v = this.grow(q + len, q);
+          v.set(new Uint8Array(b.buffer, o, len), q);
+          q += len;
           const j = b[o + E_JOINED] & 1;
           if (j === 1) bits[ordinal >>> 3] |= 1 << (ordinal & 7);
           d.setUint32(o + E_JOINED, ordinal * 2 + j, true); // the entry's ordinal, for flags set before the switch
           ordinal++;
         }
         const cnt = ordinal - first;
-        if (cnt === 0) continue;
-        v.writeUInt32LE(cnt, 0);
-        v.writeUInt32LE(first, 4);
-        v.writeInt32LE(os.hash[s], 8);
-        v.end = p;
-        if (lkey === undefined) lkey = this.keyOf(os, s);
-        lkey[lkey.length - 1] = side;
-        db.putSync(lkey, v, APPEND);
-        hashes[side][nHashes[side]++] = os.hash[s];
-        used += cnt + U_PUT;
+        if (cnt === 0) continue; // the record is dropped: p stays
+        if (q > RUN_BYTES && recs > 0) {
+          // The record would take the run past the inline limit: the run goes without it, and the
+          // record starts the next one.
+          this.putRun(db, cl, v, r0);
+          used += U_PUT;
+          v.copyWithin(0, r0, q);
+          q -= r0;
+          r0 = 0;
+          recs = 0;
+        }
+        const vo = r0 + REC_KEY + kLen;
+        v.writeUInt32LE(q - r0, r0);
+        v.writeUInt32LE(cnt, vo);
+        v.writeUInt32LE(first, vo + 4);
+        p = q;
+        hashes[side][nHashes[side]] = h;
+        runs[side][nHashes[side]++] = cl.runs;
+        used += cnt;
+        if (++recs >= RUN_KEYS || p >= RUN_BYTES) {
+          this.putRun(db, cl, v, p);
+          used += U_PUT;
+          p = recs = 0;
+        }
       }
     }
+    if (k === n && recs > 0) {
+      this.putRun(db, cl, v, p);
+      used += U_PUT;
+      p = recs = 0;
+    }
+    cl.runBytes = p;
+    cl.runRecs = recs;
     cl.ordinal = ordinal;
     job.pos = k;
     if (k === n) {
@@ -236,48 +259,21 @@ export class Sealer {
     return used;
   }
 
-  /**
-   * Slot s's LMDB key, copied into a scratch buffer of its exact length (lmdb-js copies a key at
-   * put and takes its length from it): no Buffer object per put. The side byte is the caller's.
-   */
-  private keyOf(os: OpenSlice, s: number): Buffer {
-    const len = os.keyLen[s] + 5;
-    let k = this.keyScratch[len];
-    if (k === undefined) k = this.keyScratch[len] = Buffer.allocUnsafeSlow(len);
-    const r = os.keyRef[s] - 4;
-    const src = os.slabs[r >>> SLAB_SHIFT];
-    const o = r & OFF_MASK;
-    for (let i = 0; i < len - 1; i++) k[i] = src[o + i];
-    return k;
+  /** A larger run buffer, with the first `keep` bytes of the current one. */
+  private grow(need: number, keep: number): MarkedBuffer {
+    const v = this.b.vbuf;
+    const w = markedBuffer(Math.max(need, v.length * 2));
+    v.copy(w, 0, 0, keep);
+    return this.b.vbuf = w;
   }
 
-  /**
-   * Puts the value of a single entry (the key's only one on its side in this bucket) from the
-   * arena itself: the value header goes over the last 12 bytes of the entry header ([next][class]
-   * [flags], which are known: NONE, this bucket, the joined flag) for the put, which copies the
-   * value synchronously inside the write transaction, and they are written back right after. The
-   * entry then carries its ordinal, as in the copying path.
-   */
-  private putSingle(db: Database<Buffer, Buffer>, lkey: Buffer, os: OpenSlice, r: number, s: number, ordinal: number, bits: Uint8Array): void {
-    const slab = os.slabs[r >>> SLAB_SHIFT];
-    const d = os.dvs[r >>> SLAB_SHIFT];
-    const o = r & OFF_MASK;
-    const j = slab[o + E_JOINED] & 1;
-    const cls = d.getInt32(o + E_CLASS, true);
-    if (j === 1) bits[ordinal >>> 3] |= 1 << (ordinal & 7);
-    const v0 = o - VALUE_HEADER;
-    d.setUint32(v0, 1, true);
-    d.setUint32(v0 + 4, ordinal, true);
-    d.setInt32(v0 + 8, os.hash[s], true);
-    slab.start = v0;
-    slab.end = o + EV_HEADER + d.getUint16(o + 8, true) + d.getUint32(o + 10, true);
+  private putRun(db: Database<Buffer, Buffer>, cl: ClassSeal, v: MarkedBuffer, len: number): void {
+    this.runKey.writeUInt32BE(cl.runs++, 0);
+    v.end = len;
     try {
-      db.putSync(lkey, slab, APPEND);
+      db.putSync(this.runKey, v, APPEND);
     } finally {
-      slab.start = slab.end = 0;
-      d.setInt32(o + E_NEXT, NONE, true);
-      d.setInt32(o + E_CLASS, cls, true);
-      d.setUint32(o + E_JOINED, ordinal * 2 + j, true); // the entry's ordinal, for flags set before the switch
+      v.end = 0;
     }
   }
 
@@ -300,8 +296,9 @@ export class Sealer {
       let f = cl.filters[side];
       if (f === undefined) f = cl.filters[side] = new KeySet(cnt);
       const hs = job.hashes[side];
+      const rs = job.runs[side];
       const end = Math.min(cnt, job.pos + Math.max(64, Math.ceil((budget - used) / U_FILTER)));
-      for (let i = job.pos; i < end; i++) f.add(hs[i]);
+      for (let i = job.pos; i < end; i++) f.add(hs[i], rs[i]);
       used += (end - job.pos) * U_FILTER;
       job.pos = end;
       if (end === cnt) { job.fside++; job.pos = 0; }
@@ -423,30 +420,27 @@ export class Sealer {
       cs.maxExpire = part.maxExpire;
       os.classes.set(part.c, cs);
       os.classList.push(cs);
-      for (const { key: k, value: v } of part.db.getRange({})) {
-        const keyLen = k.readUInt16BE(2);
-        const keyGroup = k.readUInt16BE(0);
-        const side = k[4 + keyLen] as Side;
-        const key = k.subarray(4, 4 + keyLen);
-        const count = v.readUInt32LE(0);
-        let ordinal = v.readUInt32LE(4);
-        const h = v.readInt32LE(8);
-        let s = os.find(h, keyGroup, key);
-        if (s === NONE) s = os.add(h, keyGroup, key);
-        let p = VALUE_HEADER;
-        for (let i = 0; i < count; i++, ordinal++) {
-          const ts = v.readDoubleLE(p);
-          const idLen = v.readUInt16LE(p + 8);
-          const len = EV_HEADER + idLen + v.readUInt32LE(p + 10);
-          const ref = os.reserve(ENTRY_HEADER + len) + ENTRY_HEADER;
-          const b = os.slab(ref);
-          const o = ref & OFF_MASK;
-          v.copy(b, o, p, p + len);
-          b[o + E_JOINED] = (part.bits[ordinal >>> 3] & (1 << (ordinal & 7))) !== 0 ? 1 : 0;
-          b.writeInt32LE(cs.idx, o + E_CLASS);
-          os.linkAfter(side, s, os.floor(side, s, ts, b.subarray(o + EV_HEADER, o + EV_HEADER + idLen)), ref);
-          p += len;
-        }
+      for (const { value: v } of part.db.getRange({})) {
+        forEachRecord(v, (side, keyGroup, key, vo, _ve, h) => {
+          const count = v.readUInt32LE(vo);
+          let ordinal = v.readUInt32LE(vo + 4);
+          let s = os.find(h, keyGroup, key);
+          if (s === NONE) s = os.add(h, keyGroup, key);
+          let p = vo + VALUE_HEADER;
+          for (let i = 0; i < count; i++, ordinal++) {
+            const ts = v.readDoubleLE(p);
+            const idLen = v.readUInt16LE(p + 8);
+            const len = EV_HEADER + idLen + v.readUInt32LE(p + 10);
+            const ref = os.reserve(ENTRY_HEADER + len) + ENTRY_HEADER;
+            const b = os.slab(ref);
+            const o = ref & OFF_MASK;
+            v.copy(b, o, p, p + len);
+            b[o + E_JOINED] = (part.bits[ordinal >>> 3] & (1 << (ordinal & 7))) !== 0 ? 1 : 0;
+            b.writeInt32LE(cs.idx, o + E_CLASS);
+            os.linkAfter(side, s, os.floor(side, s, ts, b.subarray(o + EV_HEADER, o + EV_HEADER + idLen)), ref);
+            p += len;
+          }
+        });
       }
       part.db.dropSync();
       this.b.releasedNames.push(part.name);

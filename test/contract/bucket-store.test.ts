@@ -68,7 +68,7 @@ describe('BucketStore specifics', () => {
     let st = s.stats();
     assert.deepEqual([st.openSlices, st.sealedSlices, st.sealedEntries, st.openEntries], [2, 1, 10, 20]);
     assert.equal(st.lmdbDatabases, 1, 'one bucket database (one retention class)');
-    assert.equal(st.lmdbRecords, 2, 'one record per key and side');
+    assert.equal(st.lmdbRecords, 1, 'both sides of the key in one run (one LMDB value)');
     s.batch(() => s.expire(2500));
     st = s.stats();
     assert.deepEqual([st.openSlices, st.sealedSlices, st.sealedEntries, st.lmdbDatabases], [1, 2, 20, 2]);
@@ -518,7 +518,7 @@ describe('BucketStore incremental sealing', () => {
     }
   }));
 
-  test('a seal given up in its sort phase leaves no trace in the next seal (per-key-group counters are shared)', () => withStore({ bucketMs: 1000, sealUnitsPerCall: 2, sealAtOnceUnits: 0 }, (s) => {
+  test('a seal given up mid-write (a run gathered, not yet put) leaves no trace in the next seal', () => withStore({ bucketMs: 1000, sealUnitsPerCall: 2, sealAtOnceUnits: 0 }, (s) => {
     const ref = new Ref();
     const put = (side: Side, kg: number, key: string, ts: number, id: string) => {
       assert.equal(s.insert(side, kg, fnv1a(b(key)), b(key), ts, b(id), b(`p-${id}`), false, ts + 50_000), true);
@@ -529,10 +529,10 @@ describe('BucketStore incremental sealing', () => {
       for (let i = 0; i < 1500; i++) put((i % 2) as Side, (i * 31) % 97, `a${i}`, (i * 7) % 1000, `x${i}`);
       for (let i = 0; i < 1200; i++) put((i % 2) as Side, (i * 13) % 211, `b${i}`, 1000 + ((i * 3) % 1000), `y${i}`);
     });
-    s.batch(() => s.expire(1001)); // slice 0 complete: its job starts (count, then scatter in small steps)
+    s.batch(() => s.expire(1001)); // slice 0 complete: its job starts (written in small steps)
     s.batch(() => s.maintain(2));
-    assert.deepEqual([s.stats().lmdbDatabases, s.stats().pendingSeals], [0, 1], 'still sorting');
-    s.batch(() => put(0, 5, 'late', 10, 'z')); // abandons the job mid-sort
+    assert.deepEqual([s.stats().lmdbDatabases, s.stats().pendingSeals, s.stats().sealedSlices], [1, 1, 0], 'still writing');
+    s.batch(() => put(0, 5, 'late', 10, 'z')); // abandons the job mid-write
     s.batch(() => s.expire(2500));
     s.flushSeals();
     assert.deepEqual([s.stats().sealedSlices, s.stats().pendingSeals, s.count()], [2, 0, ref.m.size]);
@@ -621,8 +621,8 @@ describe('BucketStore incremental sealing', () => {
       assert.deepEqual([st0.pendingSeals, st0.lmdbDatabases], [1, 0], 'complete, but nothing due yet');
       s.batch(() => s.maintain(1e9));
       assert.equal(s.stats().lmdbDatabases, 0, 'maintain() does due work only');
-      // Event time moves on (inserts in the next slice) without a watermark: the seal becomes half due.
-      s.batch(() => { for (let i = 0; i < 10; i++) s.insert(0, 1, 5, b('n'), 1000 + i * 40, b(`n${i}`), b('p'), false, 99_000); });
+      // Event time moves on (inserts in the next slice) without a watermark: over half of the seal becomes due.
+      s.batch(() => { for (let i = 0; i < 10; i++) s.insert(0, 1, 5, b('n'), 1000 + i * 50, b(`n${i}`), b('p'), false, 99_000); });
       s.maintain(1e9); // in its own batch
       let st = s.stats();
       assert.deepEqual([st.pendingSeals, st.lmdbDatabases, st.sealedSlices], [1, 2, 0], 'part of the work is done: both buckets written partly or wholly');
