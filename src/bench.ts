@@ -88,7 +88,7 @@ export async function runBench(cfg: Config): Promise<number> {
   const result = { ...s, mainHeapMaxBytes: maxHeap, source: c.benchSource };
   // In JSON the summary is one `finished` record; on a terminal the text.
   if (log.isJson) log.info('finished', { command: 'bench', ...result });
-  else process.stderr.write(formatSummary(s) + `  main-thread heap max ${(maxHeap / 1048576).toFixed(0)} MiB; ring back-pressure waits ${fmtCount(s.backpressureWaits)}; ${fmtRate(s.eventsPerSec)} events/s${s.cpu ? `, ${s.cpu.usPerEvent.toFixed(1)} µs CPU/event` : ''}\n`);
+  else log.say('info', formatSummary(s) + `  main-thread heap max ${(maxHeap / 1048576).toFixed(0)} MiB; ring back-pressure waits ${fmtCount(s.backpressureWaits)}; ${fmtRate(s.eventsPerSec)} events/s${s.cpu ? `, ${s.cpu.usPerEvent.toFixed(1)} µs CPU/event` : ''}`);
   if (c.json) process.stdout.write(JSON.stringify(result) + '\n');
   return 0;
 }

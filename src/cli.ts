@@ -262,7 +262,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (command !== 'config' && !(COMMANDS as string[]).includes(command)) {
     log.say('error', `joinery: unknown command ${JSON.stringify(command)}`, { code: 'E_USAGE', exitCode: EXIT_CODES.E_USAGE });
-    if (!log.isJson) process.stderr.write(`\n${usage()}`); // the usage text is for a person (a log reader gets the record)
+    if (!log.isJson) log.say('info', `\n${usage().trimEnd()}`); // the usage text is for a person (a log reader gets the record)
     return 2;
   }
   try {

@@ -177,7 +177,7 @@ export async function runMember({ cfg, control, progress }: MemberRunOptions): P
     for (const c of closers) await c().catch(() => {});
   }
   const total = mergeSummaries(summaries, cfg);
-  if (!log.isJson) process.stderr.write(formatSummary(total)); // in JSON: the CLI's `finished` record
+  if (!log.isJson) log.say('info', formatSummary(total).trimEnd()); // in JSON: the CLI's `finished` record
   return total;
 }
 

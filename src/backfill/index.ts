@@ -136,14 +136,14 @@ export async function runBackfill(cfg: Config, progress: boolean): Promise<numbe
     const line = `backfill: event time ${Number.isFinite(at) ? iso(at) : '-'} (${(done * 100).toFixed(1)}% to ${iso(toMs)}), ` +
       `${fmtRate(secs > 0 ? events / secs : 0)} events/s, ${fmtCount(hub.sum('stateEntries'))} buffered, ETA ${Number.isFinite(etaMs) ? formatDurationMs(Math.round(etaMs / 1000) * 1000) : '-'}`;
     if (log.isJson || !tty) log.info(line, { progress: true, eventTimeMs: Number.isFinite(at) ? at : null, done, etaMs: Number.isFinite(etaMs) ? Math.round(etaMs) : null });
-    else { process.stderr.write(`\r\x1b[K${line}`); shown = true; }
+    else { log.progress(line); shown = true; }
   };
 
   let s: Summary;
   try {
     s = await runEngine(cfg, { sources: all, formats, progress: false, printSummary: true, checkpoints: ck, handleSignals: true, bounded: true, onTick, ...extra });
   } finally {
-    if (shown) process.stderr.write('\r\x1b[K');
+    if (shown) log.progress('');
   }
   const complete = all.every((b) => b.reached) && !s.stopped;
   const span = Math.max(...all.map((b) => b.maxTsMs)) - startTs();

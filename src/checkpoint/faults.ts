@@ -10,6 +10,8 @@
  * slow-drain:MS is a delay, not a failure: each worker sleeps MS before every drain of its ring, so
  * tests can have the rings hold unjoined events whatever the machine's speed (see injectedDelayMs).
  */
+import { log } from '../core/log.js';
+
 export type FaultPoint = 'delta-write' | 'checkpoint-write' | 'worker-crash' | 'kill-after-manifest' | 'kill-in-manifest-write' | 'stop-stall';
 
 const remaining = new Map<string, { skip: number; fail: number }>();
@@ -25,7 +27,7 @@ export function injectedFault(point: FaultPoint, what: string): void {
   if (f.skip > 0) { f.skip--; return; }
   f.fail--;
   if (point === 'kill-after-manifest' || point === 'kill-in-manifest-write') {
-    process.stderr.write(`joinery: injected SIGKILL (JOINERY_INJECT_FAULTS) after ${what}\n`);
+    log.say('warn', `joinery: injected SIGKILL (JOINERY_INJECT_FAULTS) after ${what}`);
     process.kill(process.pid, 'SIGKILL');
   }
   if (point === 'stop-stall') throw new Error(`injected stall (JOINERY_INJECT_FAULTS) at ${what}`);

@@ -202,6 +202,6 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     cfg, hub, router, cpu, elapsedMs: nowMs() - start,
     checkpoints: coordinator?.stats ?? null, restoredFrom: restored?.id ?? null, restoreMs, stopped: stop.stopped,
   });
-  if (opts.printSummary && !log.isJson) process.stderr.write(formatSummary(summary)); // in JSON: the caller's `finished` record
+  if (opts.printSummary && !log.isJson) log.say('info', formatSummary(summary).trimEnd()); // in JSON: the caller's `finished` record
   return summary;
 }
