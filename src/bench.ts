@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { LOCK_FILE, lockDir } from './core/dirlock.js';
 import { log } from './core/log.js';
 import { checkOutputPaths } from './core/paths.js';
-import { openCheckpoints } from './checkpoint/index.js';
+import { lockCheckpoints, openCheckpoints } from './checkpoint/index.js';
 import { FlatBatchWriter } from './codec/flat.js';
 import type { Config } from './config/schema.js';
 import { nowMs } from './core/units.js';
@@ -69,7 +69,7 @@ export async function runBench(cfg: Config): Promise<number> {
   checkOutputPaths(c);
   if (c.state !== 'memory') lockDir(c.stateDir, '--state-dir');
   if (c.checkpointDir) {
-    lockDir(c.checkpointDir, '--checkpoint-dir');
+    lockCheckpoints(c.checkpointDir);
     for (const n of fs.readdirSync(c.checkpointDir)) if (n !== LOCK_FILE) fs.rmSync(path.join(c.checkpointDir, n), { recursive: true, force: true });
   }
   const ck = await openCheckpoints(c);

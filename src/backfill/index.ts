@@ -16,7 +16,7 @@
 import type { Extractor } from '../codec/json.js';
 import { JsonExtractor } from '../codec/json.js';
 import { FlatExtractor } from '../codec/flat.js';
-import { fileStartOf, openCheckpoints } from '../checkpoint/index.js';
+import { fileStartOf, lockCheckpoints, openCheckpoints } from '../checkpoint/index.js';
 import type { Config } from '../config/schema.js';
 import { endpointsOf } from '../config/endpoints.js';
 import { lockDir } from '../core/dirlock.js';
@@ -81,7 +81,7 @@ export async function runBackfill(cfg: Config, progress: boolean): Promise<numbe
     left: cfg.left, right: cfg.right, from: Number.isFinite(fromMs) ? iso(fromMs) : 'earliest', to: iso(toMs), join: cfg.join,
     lowerMs: cfg.lowerMs, upperMs: cfg.upperMs, key: cfg.key, workers: cfg.workers, state: cfg.state, out: cfg.out,
   });
-  if (cfg.checkpointDir) lockDir(cfg.checkpointDir, '--checkpoint-dir');
+  if (cfg.checkpointDir) lockCheckpoints(cfg.checkpointDir);
   const ck = await openCheckpoints(cfg);
   const closers: Array<() => Promise<void>> = [];
   if (ck) closers.push(() => ck.pool.close());

@@ -26,6 +26,11 @@ export function jobOf(cfg: Config): Manifest['job'] {
   };
 }
 
+/** Hold --checkpoint-dir for this process (a group member holds its own member storage instead). */
+export function lockCheckpoints(dir: string): void {
+  storageAt(dir, false).lock('--checkpoint-dir');
+}
+
 /**
  * `committedId`: with transactional output, the checkpoint whose transaction the output system
  * committed last (0 = none): only that one can be resumed, newer ones never became visible. With 0,

@@ -130,17 +130,20 @@ export class LocalDirStorage implements CheckpointStorage {
     this.manifestDir = path.join(location, 'manifests');
     this.dataDir = path.join(location, 'data');
     this.descriptor = { kind: 'local', dir: location };
-    if (opts.create ?? true) this.ensure();
+    if (opts.create ?? true) this.ensure(true);
   }
 
-  private ensure(): void {
-    if (this.ready) return;
+  /** Create the directories (idempotent: worker threads each open their own instance); `probe`: check now that files can be written. */
+  private ensure(probe = false): void {
+    if (this.ready && !probe) return;
     try {
       fs.mkdirSync(this.manifestDir, { recursive: true });
       fs.mkdirSync(this.dataDir, { recursive: true });
-      const probe = path.join(this.location, `.write-test-${process.pid}`);
-      fs.writeFileSync(probe, '');
-      fs.rmSync(probe);
+      if (probe) {
+        const p = path.join(this.location, `.write-test-${process.pid}`);
+        fs.writeFileSync(p, '');
+        fs.rmSync(p, { force: true });
+      }
     } catch (e) {
       throw new JoineryError('E_OUTPUT', `--checkpoint-dir ${this.location} is not a writable directory: ${(e as Error).message}`);
     }
