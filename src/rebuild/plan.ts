@@ -114,7 +114,7 @@ async function refuseCommittedStop(root: string, committed: Array<{ metadata: st
     if (!ref) continue;
     const st = memberStorage(storageAt(root, false), ref.member);
     for (const suffix of ['', '.corrupt']) {
-      const f = `${st.location}/manifests/${manifestName(ref.id)}${suffix}`;
+      const f = `${manifestName(ref.id)}${suffix} in ${st.location}`;
       let m: Manifest;
       try { m = decodeManifest(await st.readManifest(ref.id, suffix), f); } catch { continue; }
       refuseStopCheckpoint(m, `--rebuild-from: the group's committed offsets name ${f}`,
