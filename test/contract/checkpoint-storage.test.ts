@@ -1,9 +1,10 @@
 import { spawnSync } from 'node:child_process';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { LocalDirStorage, MemoryStorage } from '../../src/checkpoint/storage.js';
+import { LocalDirStorage, MemoryStorage, openStorage } from '../../src/checkpoint/storage.js';
 import { checkpointStorageContract } from './checkpoint-storage.contract.js';
 
 const storageModule = new URL('../../src/checkpoint/storage.js', import.meta.url).href;
@@ -39,4 +40,25 @@ checkpointStorageContract('MemoryStorage', () => {
     },
     dispose: () => storage.dispose(),
   };
+});
+
+describe('opening a storage from its descriptor (how worker threads get it)', () => {
+  test('a directory reopened from its descriptor sees and stages the same files; a memory storage has none', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-ckpt-desc-'));
+    try {
+      const main = new LocalDirStorage(dir);
+      await main.writeManifest(1, 'one\n');
+      const desc = JSON.parse(JSON.stringify(main.descriptor)); // plain data: it crosses threads
+      const other = openStorage(desc);
+      assert.deepEqual(await other.listManifests(), [1]);
+      const f = other.stage('r1-w0-000001.delta');
+      fs.writeFileSync(f.localPath, 'changes');
+      assert.deepEqual(await main.publish([f], async () => [{ bytes: 7, checksum: 'crc32:00000000' }]), [{ name: f.name, bytes: 7, checksum: 'crc32:00000000' }]);
+      assert.equal((await main.readFile(f.name)).toString(), 'changes');
+      assert.equal(new MemoryStorage().descriptor, null);
+      assert.throws(() => openStorage({ kind: 'nope' } as never), /unknown/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
