@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { LOCK_FILE, lockDir } from './core/dirlock.js';
 import { log } from './core/log.js';
 import { checkOutputPaths } from './core/paths.js';
-import { openCheckpoints } from './checkpoint/index.js';
+import { lockCheckpoints, openCheckpoints } from './checkpoint/index.js';
 import { FlatBatchWriter } from './codec/flat.js';
 import type { Config } from './config/schema.js';
 import { nowMs } from './core/units.js';
@@ -69,7 +69,7 @@ export async function runBench(cfg: Config): Promise<number> {
   checkOutputPaths(c);
   if (c.state !== 'memory') lockDir(c.stateDir, '--state-dir');
   if (c.checkpointDir) {
-    lockDir(c.checkpointDir, '--checkpoint-dir');
+    lockCheckpoints(c.checkpointDir);
     for (const n of fs.readdirSync(c.checkpointDir)) if (n !== LOCK_FILE) fs.rmSync(path.join(c.checkpointDir, n), { recursive: true, force: true });
   }
   const ck = await openCheckpoints(c);
@@ -88,7 +88,7 @@ export async function runBench(cfg: Config): Promise<number> {
   const result = { ...s, mainHeapMaxBytes: maxHeap, source: c.benchSource };
   // In JSON the summary is one `finished` record; on a terminal the text.
   if (log.isJson) log.info('finished', { command: 'bench', ...result });
-  else process.stderr.write(formatSummary(s) + `  main-thread heap max ${(maxHeap / 1048576).toFixed(0)} MiB; ring back-pressure waits ${fmtCount(s.backpressureWaits)}; ${fmtRate(s.eventsPerSec)} events/s${s.cpu ? `, ${s.cpu.usPerEvent.toFixed(1)} µs CPU/event` : ''}\n`);
+  else log.say('info', formatSummary(s) + `  main-thread heap max ${(maxHeap / 1048576).toFixed(0)} MiB; ring back-pressure waits ${fmtCount(s.backpressureWaits)}; ${fmtRate(s.eventsPerSec)} events/s${s.cpu ? `, ${s.cpu.usPerEvent.toFixed(1)} µs CPU/event` : ''}`);
   if (c.json) process.stdout.write(JSON.stringify(result) + '\n');
   return 0;
 }

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { formatConfig, loadConfig, resolveValues, unknownEnvWarnings } from './config/load.js';
 import { finishConfig, helpText, parseListen } from './config/parse.js';
 import { COMMANDS, type Command, type Config } from './config/schema.js';
-import { openCheckpoints, startOf } from './checkpoint/index.js';
+import { lockCheckpoints, openCheckpoints, startOf } from './checkpoint/index.js';
 import { endpointsOf } from './config/endpoints.js';
 import { EngineControl } from './control/engine-control.js';
 import { lockDir } from './core/dirlock.js';
@@ -108,7 +108,7 @@ async function runWith(cfg: Config, control: EngineControl | undefined): Promise
     const kafkaIO = await import('./kafka/io.js');
     if (kafkaIO.isTransactional(cfg, !!cfg.checkpointDir)) committedId = await kafkaIO.committedCheckpointId(cfg);
   }
-  if (cfg.checkpointDir) lockDir(cfg.checkpointDir, '--checkpoint-dir'); // (a group member locks its own DIR/members/NAME)
+  if (cfg.checkpointDir) lockCheckpoints(cfg.checkpointDir); // (a group member locks its own DIR/members/NAME)
   const ck = await openCheckpoints(cfg, committedId);
   if (ck) closers.push(() => ck.pool.close());
   let io: OpenedIO;
@@ -168,7 +168,7 @@ async function cmdDemo(cfg: Config): Promise<number> {
   const c: Config = { ...cfg, stateDir: tmp ?? cfg.stateDir };
   checkOutputPaths(c);
   if (c.state !== 'memory') lockDir(c.stateDir, '--state-dir');
-  if (c.checkpointDir) lockDir(c.checkpointDir, '--checkpoint-dir');
+  if (c.checkpointDir) lockCheckpoints(c.checkpointDir);
   log.say('info', `joinery demo: ${c.events.toLocaleString('en-US')} generated impression/play events (seed ${c.seed}), ` +
     `${c.join} interval join [${c.lowerMs}ms, ${c.upperMs}ms] on (${c.key.join(', ')}), ${c.workers} worker(s), ${c.state} state` +
     `${c.state === 'lmdb' ? ` in ${c.stateDir}` : ''}, output → ${c.out}`);
@@ -262,7 +262,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (command !== 'config' && !(COMMANDS as string[]).includes(command)) {
     log.say('error', `joinery: unknown command ${JSON.stringify(command)}`, { code: 'E_USAGE', exitCode: EXIT_CODES.E_USAGE });
-    if (!log.isJson) process.stderr.write(`\n${usage()}`); // the usage text is for a person (a log reader gets the record)
+    if (!log.isJson) log.say('info', `\n${usage().trimEnd()}`); // the usage text is for a person (a log reader gets the record)
     return 2;
   }
   try {

@@ -207,7 +207,7 @@ export async function runGenCommand(cfg: Config): Promise<number> {
     const secs = (now - t0) / 1000;
     const line = `joinery gen: ${fmtCount(n)} events (left ${fmtCount(s.emitted[0])}, right ${fmtCount(s.emitted[1])}), ` +
       `${fmtRate(secs > 0 ? n / secs : 0)} events/s`;
-    if (progressTty) process.stderr.write(`\r\x1b[K${line}${final ? '\n' : ''}`);
+    if (progressTty) log.progress(line, final);
     else if (!final) log.say('info', line);
     progressShown = true;
   };

@@ -15,12 +15,11 @@
  */
 import * as os from 'node:os';
 import { jobOf } from './checkpoint/index.js';
-import { memberDir, parseCheckpointRef, planHandoff, type CommittedOffset } from './checkpoint/handoff.js';
+import { parseCheckpointRef, planHandoff, type CommittedOffset } from './checkpoint/handoff.js';
 import { SidePool } from './checkpoint/pool.js';
-import { LocalDirStorage } from './checkpoint/storage.js';
+import { memberStorage, storageAt } from './checkpoint/storage.js';
 import { endpointsOf, kafkaTopic } from './config/endpoints.js';
 import type { Config } from './config/schema.js';
-import { lockDir } from './core/dirlock.js';
 import type { EngineControl } from './control/engine-control.js';
 import { formatSummary, runEngine, type EngineOptions, type Summary } from './engine.js';
 import { kafkaAdapter } from './kafka/adapters.js';
@@ -72,9 +71,9 @@ export async function runMember({ cfg, control, progress }: MemberRunOptions): P
   const ep = endpointsOf(cfg);
   const leftTopic = kafkaTopic(ep.left)!, rightTopic = kafkaTopic(ep.right)!;
   const topics = [leftTopic, rightTopic];
-  const root = cfg.checkpointDir!;
-  lockDir(memberDir(root, member), '--checkpoint-dir'); // two processes under one --member name would undo each other
-  const storage = new LocalDirStorage(memberDir(root, member));
+  const root = storageAt(cfg.checkpointDir!, false);
+  const storage = memberStorage(root, member);
+  storage.lock('--checkpoint-dir'); // two processes under one --member name would undo each other
   const job = jobOf(cfg);
   const ranges = keyGroupRanges(cfg.workers);
   const outer: [boolean, boolean] = [cfg.join === 'left' || cfg.join === 'full', cfg.join === 'right' || cfg.join === 'full'];
@@ -178,7 +177,7 @@ export async function runMember({ cfg, control, progress }: MemberRunOptions): P
     for (const c of closers) await c().catch(() => {});
   }
   const total = mergeSummaries(summaries, cfg);
-  if (!log.isJson) process.stderr.write(formatSummary(total)); // in JSON: the CLI's `finished` record
+  if (!log.isJson) log.say('info', formatSummary(total).trimEnd()); // in JSON: the CLI's `finished` record
   return total;
 }
 

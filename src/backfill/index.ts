@@ -17,7 +17,7 @@
 import type { Extractor } from '../codec/json.js';
 import { JsonExtractor } from '../codec/json.js';
 import { FlatExtractor } from '../codec/flat.js';
-import { fileStartOf, openCheckpoints, startOf } from '../checkpoint/index.js';
+import { fileStartOf, lockCheckpoints, openCheckpoints, startOf } from '../checkpoint/index.js';
 import type { Config } from '../config/schema.js';
 import { endpointsOf, kafkaTopic } from '../config/endpoints.js';
 import { lockDir } from '../core/dirlock.js';
@@ -90,7 +90,7 @@ export async function runBackfill(cfg: Config, progress: boolean): Promise<numbe
     const kafkaIO = await import('../kafka/io.js');
     if (kafkaIO.isTransactional(cfg, true)) committedId = await kafkaIO.committedCheckpointId(cfg);
   }
-  if (cfg.checkpointDir) lockDir(cfg.checkpointDir, '--checkpoint-dir');
+  if (cfg.checkpointDir) lockCheckpoints(cfg.checkpointDir);
   const ck = await openCheckpoints(cfg, committedId);
   const closers: Array<() => Promise<void>> = [];
   if (ck) closers.push(() => ck.pool.close());
@@ -152,14 +152,14 @@ export async function runBackfill(cfg: Config, progress: boolean): Promise<numbe
     const line = `backfill: event time ${Number.isFinite(at) ? iso(at) : '-'} (${(done * 100).toFixed(1)}% to ${iso(toMs)}), ` +
       `${fmtRate(secs > 0 ? events / secs : 0)} events/s, ${fmtCount(hub.sum('stateEntries'))} buffered, ETA ${Number.isFinite(etaMs) ? formatDurationMs(Math.round(etaMs / 1000) * 1000) : '-'}`;
     if (log.isJson || !tty) log.info(line, { progress: true, eventTimeMs: Number.isFinite(at) ? at : null, done, etaMs: Number.isFinite(etaMs) ? Math.round(etaMs) : null });
-    else { process.stderr.write(`\r\x1b[K${line}`); shown = true; }
+    else { log.progress(line); shown = true; }
   };
 
   let s: Summary;
   try {
     s = await runEngine(cfg, { sources: all, formats, progress: false, printSummary: true, checkpoints: ck, handleSignals: true, bounded: true, onTick, ...extra });
   } finally {
-    if (shown) process.stderr.write('\r\x1b[K');
+    if (shown) log.progress('');
   }
   const complete = all.every((b) => b.reached) && !s.stopped;
   const span = Math.max(...all.map((b) => b.maxTsMs)) - startTs();

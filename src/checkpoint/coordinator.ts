@@ -14,16 +14,15 @@
  * deltas outgrow the base, a background compaction folds the chain into new base files.
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import type { BarrierCut, Router } from '../router/router.js';
 import type { BarrierAck } from '../worker/protocol.js';
 import type { LogFields, LogLevel } from '../core/log.js';
 import { decodeManifest, encodeManifest, MANIFEST_FORMAT, type Manifest, type StateFileRef } from './manifest.js';
 import { forEachFrame } from '../ring/ring.js';
 import { FrameKind } from '../ring/frame.js';
-import type { SidePool } from './pool.js';
+import { compactInto, type SidePool } from './pool.js';
 import { injectedFault } from './faults.js';
-import type { CheckpointStorage } from './storage.js';
+import type { CheckpointStorage, StagedFile } from './storage.js';
 
 export interface CheckpointStats {
   completed: number;
@@ -88,8 +87,8 @@ export class CheckpointCoordinator {
     lastCompletedAtMs: 0, compactions: 0, durationsMs: [], newBytes: [],
   };
   private chain: StateFileRef[];
-  /** Change files the workers completed but no manifest has named yet (not yet fsynced/sealed). */
-  private unsealed: Array<{ path: string; keyGroups: [number, number] }> = [];
+  /** Change files the workers completed but no manifest has named yet (staged, not yet published). */
+  private unsealed: Array<{ file: StagedFile; keyGroups: [number, number] }> = [];
   private nextId: number;
   private inFlight: Promise<boolean> | null = null;
   private acks: Map<number, BarrierAck>[] = [];
@@ -264,7 +263,7 @@ export class CheckpointCoordinator {
 
   /** An overtaken checkpoint's answer: its change file holds state the stop checkpoint needs. */
   private takeOver(worker: number, ack: BarrierAck): void {
-    if (ack.file) this.unsealed.push({ path: ack.file.path, keyGroups: this.o.ranges[worker] });
+    if (ack.file) this.unsealed.push({ file: ack.file, keyGroups: this.o.ranges[worker] });
   }
 
   /** Steps 3 and 4 once every worker has answered: seal, write the manifest, commit. */
@@ -274,20 +273,22 @@ export class CheckpointCoordinator {
     const errors: string[] = [];
     for (let w = 0; w < this.o.ranges.length; w++) {
       const a = acks.get(w)!;
-      if (a.file) this.unsealed.push({ path: a.file.path, keyGroups: this.o.ranges[w] });
+      if (a.file) this.unsealed.push({ file: a.file, keyGroups: this.o.ranges[w] });
       if (a.error) { ok = false; errors.push(`worker ${w}: ${a.error}`); }
     }
     if (cutError) { ok = false; errors.push(`output cut: ${cutError.message}`); }
     try {
       await this.o.onAllAcked?.(id);
-      const inflightFiles = inflight ? this.writeInflight(id, inflight) : [];
+      const inflightFiles = inflight ? await this.writeInflight(id, inflight) : [];
       // 3b. Make the new files durable and checksum them (side pool), then the output file.
-      const sealedInflight = inflightFiles.length > 0 ? await this.o.pool.seal({ paths: inflightFiles.map((f) => f.path) }) : [];
-      const sealed = this.unsealed.length > 0 ? await this.o.pool.seal({ paths: this.unsealed.map((u) => u.path) }) : [];
+      const st = this.o.storage;
+      const seal = (paths: string[]) => this.o.pool.seal({ paths });
+      const sealedInflight = await st.publish(inflightFiles.map((f) => f.file), seal);
+      const sealed = await st.publish(this.unsealed.map((u) => u.file), seal);
       let newBytes = 0;
       sealed.forEach((s, i) => {
-        this.named.add(path.basename(s.path));
-        this.chain.push({ name: path.basename(s.path), kind: 'delta', keyGroups: this.unsealed[i].keyGroups, bytes: s.bytes, checksum: s.checksum });
+        this.named.add(s.name);
+        this.chain.push({ name: s.name, kind: 'delta', keyGroups: this.unsealed[i].keyGroups, bytes: s.bytes, checksum: s.checksum });
         newBytes += s.bytes;
       });
       this.unsealed = [];
@@ -303,9 +304,9 @@ export class CheckpointCoordinator {
         stats: { stateBytes: this.chain.reduce((s, f) => s + f.bytes, 0), newBytes, durationMs: 0 },
       };
       if (inflightFiles.length > 0) {
-                manifest.inflight = inflightFiles.map((f, i) => {
-          this.named.add(path.basename(f.path));
-          return { name: path.basename(f.path), keyGroups: f.keyGroups, bytes: sealedInflight[i].bytes, checksum: sealedInflight[i].checksum, events: f.events };
+        manifest.inflight = inflightFiles.map((f, i) => {
+          this.named.add(f.file.name);
+          return { name: f.file.name, keyGroups: f.keyGroups, bytes: sealedInflight[i].bytes, checksum: sealedInflight[i].checksum, events: f.events };
         });
       }
       manifest.stats.durationMs = Math.round(performance.now() - t0);
@@ -336,17 +337,16 @@ export class CheckpointCoordinator {
     }
   }
 
-  /** Write each worker's unprocessed frames (empty ones are left out). */
-  private writeInflight(id: number, frames: Uint8Array[]): Array<{ path: string; keyGroups: [number, number]; events: number }> {
-    const out: Array<{ path: string; keyGroups: [number, number]; events: number }> = [];
-    frames.forEach((bytes, w) => {
-      if (bytes.length === 0) return;
+  /** Stage each worker's unprocessed frames (empty ones are left out). */
+  private async writeInflight(id: number, frames: Uint8Array[]): Promise<Array<{ file: StagedFile; keyGroups: [number, number]; events: number }>> {
+    const out: Array<{ file: StagedFile; keyGroups: [number, number]; events: number }> = [];
+    for (const [w, bytes] of frames.entries()) {
+      if (bytes.length === 0) continue;
       let events = 0;
       forEachFrame(bytes, (off) => { if (bytes[off] === FrameKind.Event) events++; });
-      const p = path.join(this.o.storage.dataDir, `${this.o.runId}-w${w}-${String(id).padStart(6, '0')}.inflight`);
-      fs.writeFileSync(p, bytes);
-      out.push({ path: p, keyGroups: this.o.ranges[w], events });
-    });
+      const file = await this.o.storage.writeStaged(`${this.o.runId}-w${w}-${String(id).padStart(6, '0')}.inflight`, bytes);
+      out.push({ file, keyGroups: this.o.ranges[w], events });
+    }
     return out;
   }
 
@@ -355,22 +355,22 @@ export class CheckpointCoordinator {
     const st = this.o.storage;
     try {
       const pinned = this.o.pinned ? await this.o.pinned() : new Set<number>();
-      const ids = st.listManifests();
+      const ids = await st.listManifests();
       const kept = ids.filter((id, i) => i < this.o.retain || pinned.has(id));
-      for (const id of ids) if (!kept.includes(id)) st.removeManifest(id);
+      for (const id of ids) if (!kept.includes(id)) await st.removeManifest(id);
       const keep = new Set<string>(this.chain.map((f) => f.name));
       for (const f of this.compacted?.bases ?? []) keep.add(f.name);
       for (const id of kept) {
         // A kept manifest that cannot be read might still name files: delete nothing this time.
         let m: Manifest;
-        try { m = decodeManifest(st.readManifest(id), `checkpoint ${id}`); } catch { return; }
+        try { m = decodeManifest(await st.readManifest(id), `checkpoint ${id}`); } catch { return; }
         for (const f of [...m.files, ...(m.inflight ?? [])]) keep.add(f.name);
       }
-      for (const name of st.listFiles()) {
+      for (const name of await st.listFiles()) {
         // This run's files never in the chain are open change files or a compaction's output:
         // never delete them. Those that were (deltas a compaction replaced) go like any other.
         const open = name.startsWith(this.o.runId) && !this.named.has(name);
-        if (!keep.has(name) && !open && !name.includes('.tmp')) { st.removeFile(name); this.named.delete(name); }
+        if (!keep.has(name) && !open && !name.includes('.tmp')) { await st.removeFile(name); this.named.delete(name); }
       }
     } catch (e) {
       this.o.log(`checkpoint retention: ${(e as Error).message}`, 'warn', { code: 'E_CHECKPOINT' });
@@ -389,16 +389,12 @@ export class CheckpointCoordinator {
     const snapshot = [...this.chain];
     const dropBeforeMs = Math.min(...m.workers.map((w) => w.watermarkMs));
     const t0 = performance.now();
-    this.compacting = this.o.pool.compact({
-      files: snapshot.map((f) => ({ path: path.join(this.o.storage.dataDir, f.name), keyGroups: f.keyGroups })),
-      ranges: this.o.ranges, outer: this.o.outer, dropBeforeMs, outDir: this.o.storage.dataDir, prefix: `${this.o.runId}-c${m.id}`,
-    }).then((out) => {
-      this.compacted = {
-        replaces: snapshot,
-        bases: out.map((f) => ({ name: path.basename(f.path), kind: 'base' as const, keyGroups: f.keyGroups, bytes: f.bytes, checksum: f.checksum })),
-      };
+    this.compacting = compactInto(this.o.storage, this.o.pool, this.o.storage, snapshot, {
+      ranges: this.o.ranges, outer: this.o.outer, dropBeforeMs, prefix: `${this.o.runId}-c${m.id}`,
+    }).then((bases) => {
+      this.compacted = { replaces: snapshot, bases };
       this.stats.compactions++;
-      this.o.log(`compacted ${snapshot.length} state files (${mb(snapshot.reduce((s, f) => s + f.bytes, 0))}) into ${out.length} base file(s) (${mb(out.reduce((s, f) => s + f.bytes, 0))}) in ${((performance.now() - t0) / 1000).toFixed(1)}s`, 'info');
+      this.o.log(`compacted ${snapshot.length} state files (${mb(snapshot.reduce((s, f) => s + f.bytes, 0))}) into ${bases.length} base file(s) (${mb(bases.reduce((s, f) => s + f.bytes, 0))}) in ${((performance.now() - t0) / 1000).toFixed(1)}s`, 'info');
     }, (e: Error) => {
       this.o.log(`compaction failed (the chain stays as it is): ${e.message}`, 'warn', { code: 'E_CHECKPOINT' });
     }).finally(() => { this.compacting = null; });

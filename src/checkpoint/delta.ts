@@ -49,6 +49,8 @@ export function fileHeader(kind: FileKind): Buffer {
 
 /**
  * Appends change records to one file through a 1 MiB buffer (one write per MiB, not per record).
+ * The file is a staged file of the CheckpointStorage port (storage.ts): local disk by contract, so
+ * these synchronous writes are the whole cost on the worker's hot path; the coordinator publishes it.
  * A failed write (disk full) keeps the bytes: they are retried, at the same file position, by the
  * next flush, so a change is never lost while the process lives; `complete` says whether
  * everything appended is in the file.

@@ -15,14 +15,11 @@
  * own files. When a member's own newest committed checkpoint covers exactly what it is assigned
  * (the common restart), its chain is reused as it is.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { JoineryError } from '../core/errors.js';
-import { algoOf } from './checksum.js';
 import { decodeManifest, MANIFEST_FORMAT, type Manifest, type StateFileRef } from './manifest.js';
-import type { SidePool } from './pool.js';
-import { sameJob, setAsideNewer, type RestorePoint } from './restore.js';
-import { LocalDirStorage } from './storage.js';
+import { compactInto, type SidePool } from './pool.js';
+import { sameJob, setAsideNewer, verifyFiles, type RestorePoint } from './restore.js';
+import { manifestName, memberStorage, type CheckpointStorage } from './storage.js';
 
 /** Offset metadata naming a checkpoint: `joinery-checkpoint:<id>` (one node, DIR itself) or `…:<member>/<id>`. */
 export function checkpointMetadata(member: string | null, id: number): string {
@@ -37,18 +34,14 @@ export function parseCheckpointRef(metadata: string | null | undefined): Checkpo
   return { member: m[1] ?? null, id: Number(m[2]) };
 }
 
-/** Where member `member` keeps its checkpoints (null: the single-node layout, DIR itself). */
-export function memberDir(root: string, member: string | null): string {
-  return member === null ? root : path.join(root, 'members', member);
-}
-
 export interface CommittedOffset { topic: string; partition: number; offset: string; metadata: string | null }
 
 export interface HandoffOptions {
-  root: string;
+  /** The --checkpoint-dir storage every member shares. */
+  root: CheckpointStorage;
   member: string;
-  /** This member's storage (memberDir(root, member)). */
-  storage: LocalDirStorage;
+  /** This member's storage (memberStorage(root, member)). */
+  storage: CheckpointStorage;
   pool: SidePool;
   job: Manifest['job'];
   /** Key-group ranges of this run's workers (the base files written are cut along them). */
@@ -82,7 +75,7 @@ export interface HandoffPlan {
   fresh: number[];
 }
 
-interface Source { ref: CheckpointRef; dir: string; manifest: Manifest; partitions: number[] }
+interface Source { ref: CheckpointRef; storage: CheckpointStorage; manifest: Manifest; partitions: number[] }
 
 const refKey = (r: CheckpointRef) => `${r.member ?? ''}/${r.id}`;
 
@@ -91,7 +84,7 @@ export async function planHandoff(o: HandoffOptions): Promise<HandoffPlan> {
     // Never resumed from, and out of the id sequence: the next checkpoint follows the committed one.
     const own = o.committed.map((c) => parseCheckpointRef(c.metadata)).filter((r): r is CheckpointRef => r !== null && r.member === o.member);
     const committedId = Math.max(0, ...own.map((r) => r.id));
-    const moved = setAsideNewer(o.storage, committedId, '.uncommitted');
+    const moved = await setAsideNewer(o.storage, committedId, '.uncommitted');
     if (moved.length > 0) {
       o.log(`checkpoint(s) ${moved.join(', ')} of ${o.member} never committed with the output (the group's offsets name ` +
         `${committedId ? `checkpoint ${committedId}` : 'none of this member'}): set aside as *.uncommitted`);
@@ -121,7 +114,7 @@ export async function planHandoff(o: HandoffOptions): Promise<HandoffPlan> {
   if (groups.size === 0) {
     // Nothing to take over; an empty restore point still carries the id to continue from, so a
     // member restarted without partitions never overwrites a manifest another member may need.
-    const lastId = Math.max(0, ...o.storage.listManifests());
+    const lastId = Math.max(0, ...await o.storage.listManifests());
     if (lastId === 0) return { restored: null, startOffsets, used: [], fresh };
     return { restored: { manifest: emptyManifest(o, lastId), skipped: [] }, startOffsets, used: [], fresh };
   }
@@ -130,14 +123,14 @@ export async function planHandoff(o: HandoffOptions): Promise<HandoffPlan> {
   const sources: Source[] = [];
   const inflight: NonNullable<RestorePoint['inflight']> = [];
   for (const g of groups.values()) {
-    const dir = memberDir(o.root, g.ref.member);
+    const st = memberStorage(o.root, g.ref.member);
+    const dir = st.location;
     const who = g.ref.member === null ? `checkpoint ${g.ref.id} in ${dir}` : `checkpoint ${g.ref.id} of member ${g.ref.member} (${dir})`;
-    const file = path.join(dir, 'manifests', `ckpt-${String(g.ref.id).padStart(9, '0')}.json`);
     let text: string;
     try {
-      text = fs.readFileSync(file, 'utf8');
+      text = await st.readManifest(g.ref.id);
     } catch (e) {
-      throw new JoineryError('E_CHECKPOINT', `partitions ${g.partitions.join(',')} were committed at ${who}, but ${file} cannot be read (${(e as Error).message}): every member needs the same --checkpoint-dir (shared storage)`);
+      throw new JoineryError('E_CHECKPOINT', `partitions ${g.partitions.join(',')} were committed at ${who}, but its manifest ${manifestName(g.ref.id)} cannot be read (${(e as Error).message}): every member needs the same --checkpoint-dir (shared storage)`);
     }
     let m: Manifest;
     try { m = decodeManifest(text, who); } catch (e) {
@@ -145,21 +138,18 @@ export async function planHandoff(o: HandoffOptions): Promise<HandoffPlan> {
     }
     const diff = sameJob(m.job, o.job);
     if (diff) throw new JoineryError('E_CHECKPOINT', `${who} belongs to a different join (${diff}); use another --group or --checkpoint-dir`);
-    const dataDir = path.join(dir, 'data');
-    const sealed = await o.pool.seal({ paths: m.files.map((f) => path.join(dataDir, f.name)), algos: m.files.map((f) => algoOf(f.checksum)!) }).catch((e: Error) => {
+    const bad = await verifyFiles(st, o.pool, m.files).catch((e: Error) => {
       throw new JoineryError('E_CHECKPOINT', `${who}: a state file is missing or unreadable (${e.message})`);
     });
-    const bad = m.files.find((f, i) => sealed[i].checksum !== f.checksum || sealed[i].bytes !== f.bytes);
     if (bad) throw new JoineryError('E_CHECKPOINT', `${who}: state file ${bad.name} fails its checksum (torn or corrupt)`);
     // A stop checkpoint's unprocessed frames come along, filtered to the partitions taken (each event carries its partition).
     const inf = m.inflight ?? [];
-    const sealedInf = inf.length ? await o.pool.seal({ paths: inf.map((f) => path.join(dataDir, f.name)), algos: inf.map((f) => algoOf(f.checksum)!) }).catch((e: Error) => {
+    const badInf = await verifyFiles(st, o.pool, inf).catch((e: Error) => {
       throw new JoineryError('E_CHECKPOINT', `${who}: an in-flight file is missing or unreadable (${e.message})`);
-    }) : [];
-    const badInf = inf.find((f, i) => sealedInf[i].checksum !== f.checksum || sealedInf[i].bytes !== f.bytes);
+    });
     if (badInf) throw new JoineryError('E_CHECKPOINT', `${who}: in-flight file ${badInf.name} fails its checksum (torn or corrupt)`);
-    for (const f of inf) inflight.push({ path: path.join(dataDir, f.name), partitions: [...g.partitions], checkpoint: refKey(g.ref) });
-    sources.push({ ref: g.ref, dir, manifest: m, partitions: g.partitions.sort((a, b) => a - b) });
+    for (const f of inf) inflight.push({ storage: st, name: f.name, partitions: [...g.partitions], checkpoint: refKey(g.ref) });
+    sources.push({ ref: g.ref, storage: st, manifest: m, partitions: g.partitions.sort((a, b) => a - b) });
   }
 
   // The chain: this member's own checkpoint as it is when every partition it covers resumes from
@@ -172,18 +162,17 @@ export async function planHandoff(o: HandoffOptions): Promise<HandoffPlan> {
     const dropBeforeMs = Math.min(...s.manifest.workers.map((w) => w.watermarkMs));
     const label = `${s.ref.member ?? '.'}/${s.ref.id} → partitions ${s.partitions.join(',')}`;
     // (covered: partitions the checkpoint has positions for, i.e. whose events its chain may hold)
-    if (!reused && s.dir === o.storage.location && [...covered].every((p) => s.partitions.includes(p))) {
+    if (!reused && s.storage.location === o.storage.location && [...covered].every((p) => s.partitions.includes(p))) {
       files.unshift(...s.manifest.files); // a whole chain goes first: its bases precede its deltas
       reused = true;
       used.push(`${label} (own chain)`);
       continue;
     }
     const t0 = Date.now();
-    const out = await o.pool.compact({
-      files: s.manifest.files.map((f) => ({ path: path.join(s.dir, 'data', f.name), keyGroups: f.keyGroups })),
-      ranges: o.ranges, outer: o.outer, dropBeforeMs, outDir: o.storage.dataDir, prefix: `${o.runId}-h${i}`, partitions: s.partitions,
+    const out = await compactInto(s.storage, o.pool, o.storage, s.manifest.files, {
+      ranges: o.ranges, outer: o.outer, dropBeforeMs, prefix: `${o.runId}-h${i}`, partitions: s.partitions,
     });
-    for (const f of out) files.push({ name: path.basename(f.path), kind: 'base', keyGroups: f.keyGroups, bytes: f.bytes, checksum: f.checksum });
+    files.push(...out);
     used.push(`${label} (${fmtMb(out.reduce((n, f) => n + f.bytes, 0))} taken over in ${((Date.now() - t0) / 1000).toFixed(1)}s)`);
   }
 
@@ -200,7 +189,7 @@ export async function planHandoff(o: HandoffOptions): Promise<HandoffPlan> {
   if (floor === Infinity) floor = -Infinity;
   const dropBeforeMs = Math.min(...sources.map((s) => Math.min(...s.manifest.workers.map((w) => w.watermarkMs))));
   // Ids continue after every manifest this member has written, so none is ever overwritten.
-  const lastId = Math.max(0, ...o.storage.listManifests(), ...sources.filter((s) => s.dir === o.storage.location).map((s) => s.ref.id));
+  const lastId = Math.max(0, ...await o.storage.listManifests(), ...sources.filter((s) => s.storage.location === o.storage.location).map((s) => s.ref.id));
   const manifest: Manifest = {
     format: MANIFEST_FORMAT, id: lastId, createdAtMs: Math.max(...sources.map((s) => s.manifest.createdAtMs)), job: o.job,
     sources: [{ kind: 'kafka', name: o.sourceName, kafka: startOffsets }],

@@ -9,7 +9,7 @@ import { log } from '../core/log.js';
 import type { Manifest, SourcePosition } from './manifest.js';
 import { SidePool } from './pool.js';
 import { findRestorePoint, setAsideNewer, type RestorePoint } from './restore.js';
-import { LocalDirStorage, type CheckpointStorage } from './storage.js';
+import { storageAt, type CheckpointStorage } from './storage.js';
 
 export interface CheckpointContext {
   storage: CheckpointStorage;
@@ -26,6 +26,11 @@ export function jobOf(cfg: Config): Manifest['job'] {
   };
 }
 
+/** Hold --checkpoint-dir for this process (a group member holds its own member storage instead). */
+export function lockCheckpoints(dir: string): void {
+  storageAt(dir, false).lock('--checkpoint-dir');
+}
+
 /**
  * `committedId`: with transactional output, the checkpoint whose transaction the output system
  * committed last (0 = none): only that one can be resumed, newer ones never became visible. With 0,
@@ -33,13 +38,13 @@ export function jobOf(cfg: Config): Manifest['job'] {
  */
 export async function openCheckpoints(cfg: Config, committedId?: number): Promise<CheckpointContext | null> {
   if (!cfg.checkpointDir) return null;
-  const storage = new LocalDirStorage(cfg.checkpointDir);
+  const storage = storageAt(cfg.checkpointDir);
   const pool = new SidePool();
   try {
     const job = jobOf(cfg);
-    if (committedId === 0 && storage.listManifests().length > 0) {
+    if (committedId === 0 && (await storage.listManifests()).length > 0) {
       log.say('warn', `joinery: no checkpoint of this job was ever committed with its output (consumer group ${cfg.group}): starting over; the checkpoints in ${cfg.checkpointDir} are set aside`, { code: 'E_CHECKPOINT' });
-      setAsideNewer(storage, 0);
+      await setAsideNewer(storage, 0);
     }
     let restored: RestorePoint | null;
     try {
@@ -48,13 +53,13 @@ export async function openCheckpoints(cfg: Config, committedId?: number): Promis
       // Rebuilding is what to do when the checkpoints are gone: set the unusable ones aside.
       if (cfg.rebuildFrom === undefined || !(e as { noUsableCheckpoint?: boolean }).noUsableCheckpoint) throw e;
       log.say('warn', `joinery: ${(e as Error).message.split('. ')[0]}: set aside for the rebuild`, { code: 'E_CHECKPOINT' });
-      setAsideNewer(storage, 0);
+      await setAsideNewer(storage, 0);
       restored = null;
     }
     if (restored && cfg.rebuildFrom !== undefined) {
       throw new JoineryError('E_USAGE', `--rebuild-from: ${cfg.checkpointDir} holds usable checkpoint ${restored.manifest.id}: resume from it (leave out --rebuild-from and --resume-at), which is exact and faster`);
     }
-    if (restored) setAsideNewer(storage, restored.manifest.id);
+    if (restored) await setAsideNewer(storage, restored.manifest.id);
     // Time-ordered run ids keep file names sortable by run.
     const runId = `r${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
     return { storage, pool, job, runId, restored };

@@ -5,6 +5,8 @@
  * niceIncrement so the side work yields to the join.
  */
 import { Piscina } from 'piscina';
+import type { StateFileRef } from './manifest.js';
+import type { CheckpointStorage } from './storage.js';
 import type { CompactTask, SealedFile, SealTask } from './tasks.js';
 
 export class SidePool {
@@ -28,4 +30,22 @@ export class SidePool {
   async close(): Promise<void> {
     await this.pool.destroy();
   }
+}
+
+/**
+ * Fold `files` of storage `from` into one base file per key-group range, published in storage `to`
+ * as `<prefix>-kg<from>-<to>.base` (a coordinator's compaction: from = to; a member taking
+ * partitions over: from = the previous owner's storage). Resolves with the new chain's bases.
+ */
+export async function compactInto(from: CheckpointStorage, pool: SidePool, to: CheckpointStorage, files: readonly StateFileRef[],
+  o: Pick<CompactTask, 'ranges' | 'outer' | 'dropBeforeMs' | 'partitions'> & { prefix: string }): Promise<StateFileRef[]> {
+  const paths = await from.fetch(files.map((f) => f.name));
+  const staged = o.ranges.map(([a, b]) => to.stage(`${o.prefix}-kg${a}-${b}.base`));
+  const out = await pool.compact({
+    files: files.map((f, i) => ({ path: paths[i], keyGroups: f.keyGroups })), ranges: o.ranges, outer: o.outer,
+    dropBeforeMs: o.dropBeforeMs, partitions: o.partitions, outPaths: staged.map((s) => s.localPath),
+  });
+  // The compaction made them durable and checksummed them as it wrote: publishing needs no second read.
+  const published = await to.publish(staged, async () => out);
+  return published.map((p, i) => ({ name: p.name, kind: 'base' as const, keyGroups: out[i].keyGroups, bytes: p.bytes, checksum: p.checksum }));
 }

@@ -4,11 +4,9 @@
  * reported, set aside (renamed *.corrupt) and the previous one is used. A directory with
  * manifests but none usable is an error: starting from scratch would silently redo or lose output.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { JoineryError } from '../core/errors.js';
 import { algoOf } from './checksum.js';
-import { decodeManifest, type Manifest } from './manifest.js';
+import { decodeManifest, type Manifest, type StateFileRef } from './manifest.js';
 import type { SidePool } from './pool.js';
 import type { CheckpointStorage } from './storage.js';
 
@@ -17,7 +15,18 @@ export interface RestorePoint {
   /** Reasons newer checkpoints were skipped (for the log). */
   skipped: string[];
   /** A stop checkpoint's unprocessed frames, one file per worker of the run that took it (`partitions`: only events of these Kafka partitions). */
-  inflight?: Array<{ path: string; partitions?: number[]; checkpoint?: string }>;
+  inflight?: InflightFile[];
+}
+
+/** An in-flight file to route first, in the storage holding it (a group member's may be another member's). */
+export interface InflightFile { storage: CheckpointStorage; name: string; partitions?: number[]; checkpoint?: string }
+
+/** Check published files against their recorded size and checksum (on local copies, on the side pool); returns the first that fails. */
+export async function verifyFiles<T extends Pick<StateFileRef, 'name' | 'bytes' | 'checksum'>>(storage: CheckpointStorage, pool: SidePool, files: readonly T[]): Promise<T | null> {
+  if (files.length === 0) return null;
+  const paths = await storage.fetch(files.map((f) => f.name));
+  const sealed = await pool.seal({ paths, algos: files.map((f) => algoOf(f.checksum)!) });
+  return files.find((f, i) => sealed[i].checksum !== f.checksum || sealed[i].bytes !== f.bytes) ?? null;
 }
 
 export function sameJob(a: Manifest['job'], b: Manifest['job']): string | null {
@@ -29,14 +38,14 @@ export function sameJob(a: Manifest['job'], b: Manifest['job']): string | null {
 
 export async function findRestorePoint(storage: CheckpointStorage, job: Manifest['job'], pool: SidePool,
   acceptId?: (id: number) => boolean): Promise<RestorePoint | null> {
-  const ids = storage.listManifests();
+  const ids = await storage.listManifests();
   if (ids.length === 0) return null;
   const skipped: string[] = [];
   for (const id of ids) {
     const name = `checkpoint ${id}`;
     let m: Manifest;
     try {
-      m = decodeManifest(storage.readManifest(id), name);
+      m = decodeManifest(await storage.readManifest(id), name);
     } catch (e) {
       skipped.push(`${name}: ${(e as Error).message}`);
       continue;
@@ -46,32 +55,28 @@ export async function findRestorePoint(storage: CheckpointStorage, job: Manifest
       throw new JoineryError('E_CHECKPOINT', `--checkpoint-dir ${storage.location} holds checkpoints of a different join (${diff}); use another directory, or remove this one to start over`);
     }
     if (acceptId && !acceptId(id)) { skipped.push(`${name}: newer than what the output has committed`); continue; }
-    const present = new Set(storage.listFiles());
+    const present = new Set(await storage.listFiles());
     const missing = m.files.filter((f) => !present.has(f.name));
     if (missing.length > 0) { skipped.push(`${name}: state file ${missing[0].name} is missing`); continue; }
     const missingInflight = (m.inflight ?? []).find((f) => !present.has(f.name));
     if (missingInflight) { skipped.push(`${name}: in-flight file ${missingInflight.name} is missing`); continue; }
-    const sealed = await pool.seal({ paths: m.files.map((f) => path.join(storage.dataDir, f.name)), algos: m.files.map((f) => algoOf(f.checksum)!) });
-    const bad = m.files.find((f, i) => sealed[i].checksum !== f.checksum || sealed[i].bytes !== f.bytes);
+    const bad = await verifyFiles(storage, pool, m.files);
     if (bad) { skipped.push(`${name}: state file ${bad.name} fails its checksum (torn or corrupt)`); continue; }
     const inflight = m.inflight ?? [];
-    const sealedInflight = inflight.length ? await pool.seal({ paths: inflight.map((f) => path.join(storage.dataDir, f.name)), algos: inflight.map((f) => algoOf(f.checksum)!) }) : [];
-    const badInflight = inflight.find((f, i) => sealedInflight[i].checksum !== f.checksum || sealedInflight[i].bytes !== f.bytes);
+    const badInflight = await verifyFiles(storage, pool, inflight);
     if (badInflight) { skipped.push(`${name}: in-flight file ${badInflight.name} fails its checksum (torn or corrupt)`); continue; }
-    return { manifest: m, skipped, inflight: inflight.map((f) => ({ path: path.join(storage.dataDir, f.name) })) };
+    return { manifest: m, skipped, inflight: inflight.map((f) => ({ storage, name: f.name })) };
   }
   throw Object.assign(new JoineryError('E_CHECKPOINT', `no usable checkpoint in ${storage.location}: ${skipped.join('; ')}. Nothing was started: starting from scratch would redo or lose output. To start over, move the directory (and the old output) away, or rebuild the join buffer with --rebuild-from TIME`), { noUsableCheckpoint: true });
 }
 
-/** Rename manifests newer than the one restored so they are not tried again (kept for forensics). */
-export function setAsideNewer(storage: CheckpointStorage & { manifestPathOf?: (id: number) => string }, restoredId: number, suffix = '.corrupt'): number[] {
+/** Set aside manifests newer than the one restored so they are not tried again (kept for forensics). */
+export async function setAsideNewer(storage: CheckpointStorage, restoredId: number, suffix = '.corrupt'): Promise<number[]> {
   const moved: number[] = [];
-  for (const id of storage.listManifests()) {
+  for (const id of await storage.listManifests()) {
     if (id <= restoredId) continue;
     moved.push(id);
-    const p = storage.manifestPathOf?.(id);
-    if (p) fs.renameSync(p, `${p}${suffix}`);
-    else storage.removeManifest(id);
+    await storage.setAsideManifest(id, suffix);
   }
   return moved.reverse();
 }

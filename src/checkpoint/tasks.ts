@@ -1,7 +1,9 @@
 /**
  * Checkpoint side work run on the piscina pool (src/checkpoint/pool.ts), off the main thread and
  * off the workers: making state files durable and checksummed, and compacting a chain of deltas
- * into new base files. Each task is coarse (MBs of I/O), as piscina tasks should be.
+ * into new base files. Each task is coarse (MBs of I/O), as piscina tasks should be. Tasks work on
+ * local paths only: files staged or fetched through the CheckpointStorage port (storage.ts), which
+ * publishes what they produce.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -51,8 +53,8 @@ export interface CompactTask {
   ranges: Array<[number, number]>;
   outer: [boolean, boolean];
   dropBeforeMs: number;
-  outDir: string;
-  prefix: string;
+  /** Where to write each range's base file: staged local files (CheckpointStorage.stage), one per range. */
+  outPaths: string[];
   /** Keep only events read from these Kafka partitions (a partition handoff); all when absent. */
   partitions?: number[];
 }
@@ -64,8 +66,8 @@ export interface CompactTask {
  */
 export function compact(task: CompactTask): Array<SealedFile & { keyGroups: [number, number] }> {
   const out: Array<SealedFile & { keyGroups: [number, number] }> = [];
-  for (const [from, to] of task.ranges) {
-    const file = path.join(task.outDir, `${task.prefix}-kg${from}-${to}.base`);
+  for (const [i, [from, to]] of task.ranges.entries()) {
+    const file = task.outPaths[i];
     const w = new ChangeWriter(file, 'base', { checksum: true });
     // Live events are copied as they are (their bytes, the joined flag updated): no decoding of
     // keys, ids and payloads, and the checksum is taken on the way out rather than read back.
@@ -73,7 +75,7 @@ export function compact(task: CompactTask): Array<SealedFile & { keyGroups: [num
       undefined, undefined, task.partitions ? new Set(task.partitions) : null, false);
     if (!w.close()) throw w.lastError ?? new Error(`writing ${file} failed`);
     fsyncPath(file);
-    fsyncPath(task.outDir);
+    fsyncPath(path.dirname(file));
     out.push({ path: file, bytes: w.bytes, checksum: w.digest(), keyGroups: [from, to] });
   }
   return out;

@@ -3,9 +3,10 @@
  * pause/resume, finished, errors). One JSON object per line when stderr is not a terminal
  * (`{"time":"…","level":"info","msg":"…",…fields}`), a short human line on a terminal. Every stderr
  * message goes through here, so a log collector reading a pipe sees nothing but JSON lines; the
- * `joinery: …` messages written for people (`say`) keep their own text on a terminal. Only the live
- * progress line and the multi-line end-of-run summary are terminal-only and bypass the logger (the
- * summary is the `finished` record in JSON).
+ * `joinery: …` messages written for people (`say`) keep their own text on a terminal (the multi-line
+ * end-of-run summary is one of them there; in JSON it is the `finished` record). The one exception
+ * is `progress`: a line a terminal redraws in place, which its callers write only to a terminal.
+ * No other file in src/ writes to stderr or the console (test/unit/log-path.test.ts checks).
  *
  * A module singleton (`log`): the CLI configures it once (`configureLog`), everything else imports it.
  */
@@ -45,6 +46,14 @@ export class Logger {
    * terminal the text as it reads, its code (`fields.code`) in brackets after it.
    */
   say(level: LogLevel, msg: string, fields?: LogFields): void { this.emit(level, msg, fields, true); }
+
+  /**
+   * Redraw the live progress line on a terminal (callers check that stderr is one): `line` replaces
+   * what the line showed; '' clears it; `final` ends it with a newline so that it stays.
+   */
+  progress(line: string, final = false): void {
+    this.out.write(`\r\x1b[K${line}${final ? '\n' : ''}`);
+  }
 
   private emit(level: LogLevel, msg: string, fields?: LogFields, plain = false): void {
     if (RANK[level] > this.rank) return;

@@ -4,7 +4,6 @@
  * (output.ts, output-gate.ts); commits run in commit-loop.ts; stop signals in signals.ts; the
  * figures in summary.ts.
  */
-import * as fs from 'node:fs';
 import { CheckpointCoordinator } from '../checkpoint/coordinator.js';
 import { JoineryError } from '../core/errors.js';
 import { log } from '../core/log.js';
@@ -71,13 +70,13 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   router.onJump = (message) => log.warn(message);
   if (restored) router.restore(restored.router.watermarkMs, restored.router.partitions);
   if (ck?.restored?.inflight?.length) {
-    router.setInflight(ck.restored.inflight.map((f) => {
+    router.setInflight(await Promise.all(ck.restored.inflight.map(async (f) => {
       try {
-        return { bytes: new Uint8Array(fs.readFileSync(f.path)), partitions: f.partitions && new Set(f.partitions) };
+        return { bytes: new Uint8Array(await f.storage.readFile(f.name)), partitions: f.partitions && new Set(f.partitions) };
       } catch (e) {
-        throw new JoineryError('E_CHECKPOINT', `checkpoint ${restored!.id}: in-flight file ${f.path} cannot be read: ${(e as Error).message}`);
+        throw new JoineryError('E_CHECKPOINT', `checkpoint ${restored!.id}: in-flight file ${f.name} in ${f.storage.location} cannot be read: ${(e as Error).message}`);
       }
-    }), new Set(ck.restored.inflight.map((f) => f.checkpoint ?? '')).size === 1);
+    })), new Set(ck.restored.inflight.map((f) => f.checkpoint ?? '')).size === 1);
     const n = router.inflightPending();
     log.say('info', `joinery: ${fmtCount(n)} event(s) read but not yet joined when checkpoint ${restored!.id} was taken (a stop at a cut) are joined first`, { inflightEvents: n });
   }
@@ -203,6 +202,6 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     cfg, hub, router, cpu, elapsedMs: nowMs() - start,
     checkpoints: coordinator?.stats ?? null, restoredFrom: restored?.id ?? null, restoreMs, stopped: stop.stopped,
   });
-  if (opts.printSummary && !log.isJson) process.stderr.write(formatSummary(summary)); // in JSON: the caller's `finished` record
+  if (opts.printSummary && !log.isJson) log.say('info', formatSummary(summary).trimEnd()); // in JSON: the caller's `finished` record
   return summary;
 }

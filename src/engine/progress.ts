@@ -25,11 +25,11 @@ export function startProgress(p: {
     hub.intervalLatency.reset();
     const line = `[${((t - start) / 1000).toFixed(0)}s] in ${fmtRate((processed - lastProcessed) / dt)} ev/s  out ${fmtRate((pairs - lastPairs) / dt)} pairs/s  state ${fmtCount(hub.sum('stateEntries'))}  wm lag ${wmLag}  ring ${router.ringFill().map((f) => `${Math.round(f * 100)}%`).join('/')}  p99 ${p99.toFixed(1)}ms`;
     // The live line is for a terminal; --progress on without one gets a record per interval.
-    if (log.isJson) log.info(line, { progress: true }); else process.stderr.write(`\r\x1b[K${line}`);
+    if (log.isJson) log.info(line, { progress: true }); else log.progress(line);
     lastProcessed = processed; lastPairs = pairs; lastT = t;
   }, p.statsIntervalMs);
   return () => {
     clearInterval(ticker);
-    if (tty && !log.isJson) process.stderr.write('\r\x1b[K');
+    if (tty && !log.isJson) log.progress('');
   };
 }

@@ -1,5 +1,4 @@
 /** The worker threads: their start, their messages, sync requests, and stopping them after a failure. */
-import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { CheckpointContext } from '../checkpoint/index.js';
 import type { Manifest } from '../checkpoint/manifest.js';
@@ -28,10 +27,12 @@ export function workerInits(p: {
       rebuild: p.rebuild, backfill: p.backfill, maxKeyEntries: cfg.maxKeyEntries ?? 0, maxDelayMs: cfg.maxDelayMs, overflowOut: p.overflowOut,
     };
     if (ck) {
-      init.checkpoint = { dataDir: ck.storage.dataDir, runId: ck.runId, outer: p.outer, gateOutput: parseSinkSpec(cfg.out)?.kind === 'file', firstEpoch: restored?.id ?? 0 };
+      const storage = ck.storage.descriptor;
+      if (!storage) throw new JoineryError('E_INTERNAL', `checkpoint storage ${ck.storage.location} cannot be opened by worker threads`);
+      init.checkpoint = { storage, runId: ck.runId, outer: p.outer, gateOutput: parseSinkSpec(cfg.out)?.kind === 'file', firstEpoch: restored?.id ?? 0 };
       if (restored) {
         init.restore = {
-          files: restored.files.map((f) => ({ path: path.join(ck.storage.dataDir, f.name), keyGroups: f.keyGroups })),
+          files: restored.files.map((f) => ({ name: f.name, keyGroups: f.keyGroups })),
           dropBeforeMs: Math.min(...restored.workers.map((w) => w.watermarkMs)),
           watermarkMs: restored.router.watermarkMs,
         };

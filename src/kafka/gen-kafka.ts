@@ -169,7 +169,7 @@ export async function runGenToKafka(cfg: Config, opts: GenToKafkaOptions): Promi
     const secs = (now - t0) / 1000;
     const line = `joinery gen: ${fmtCount(n)} events → ${opts.leftTopic} ${fmtCount(writers[0].records)}, ${opts.rightTopic} ${fmtCount(writers[1].records)}; ` +
       `${fmtRate(secs > 0 ? n / secs : 0)} events/s`;
-    if (progressTty) process.stderr.write(`\r\x1b[K${line}${final ? '\n' : ''}`);
+    if (progressTty) log.progress(line, final);
     else if (!final) log.say('info', line);
     progressShown = true;
   };

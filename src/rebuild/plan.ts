@@ -4,8 +4,8 @@
  * position: --resume-at bytes or manifest, or the Kafka group's committed offsets).
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { memberDir, parseCheckpointRef } from '../checkpoint/handoff.js';
+import { parseCheckpointRef } from '../checkpoint/handoff.js';
+import { manifestName, memberStorage, storageAt } from '../checkpoint/storage.js';
 import { endpointsOf, filePath, kafkaTopic } from '../config/endpoints.js';
 import type { Config } from '../config/schema.js';
 import { JoineryError, usageError } from '../core/errors.js';
@@ -75,7 +75,7 @@ export async function kafkaPlan(cfg: Config): Promise<{ plan: ReplayPlan; startO
     resumeOf = k.map((p) => ({ topic: p.topic, partition: p.partition, offset: Number(p.offset) }));
   } else {
     const c = await admin.fetchCommittedOffsets(brokers, cfg.group, topics);
-    if (cfg.checkpointDir) refuseCommittedStop(cfg.checkpointDir, c);
+    if (cfg.checkpointDir) await refuseCommittedStop(cfg.checkpointDir, c);
     resumeOf = c.map((p) => ({ topic: p.topic, partition: p.partition, offset: Number(p.offset) })).filter((p) => p.offset >= 0);
     if (resumeOf.length === 0) {
       throw usageError(`--rebuild-from: consumer group ${cfg.group} has no committed offsets on ${topics.join(', ')}: no output was confirmed, so there is no resume position (run without --rebuild-from to start over, or give --resume-at MANIFEST)`);
@@ -108,14 +108,15 @@ export async function kafkaPlan(cfg: Config): Promise<{ plan: ReplayPlan; startO
 }
 
 /** The committed offsets name a stop checkpoint (in-flight events after its positions' records): refuse, if its manifest is still there to tell. */
-function refuseCommittedStop(root: string, committed: Array<{ metadata: string | null }>): void {
+async function refuseCommittedStop(root: string, committed: Array<{ metadata: string | null }>): Promise<void> {
   for (const c of committed) {
     const ref = parseCheckpointRef(c.metadata);
     if (!ref) continue;
-    const base = path.join(memberDir(root, ref.member), 'manifests', `ckpt-${String(ref.id).padStart(9, '0')}.json`);
-    for (const f of [base, `${base}.corrupt`]) {
+    const st = memberStorage(storageAt(root, false), ref.member);
+    for (const suffix of ['', '.corrupt']) {
+      const f = `${manifestName(ref.id)}${suffix} in ${st.location}`;
       let m: Manifest;
-      try { m = decodeManifest(fs.readFileSync(f, 'utf8'), f); } catch { continue; }
+      try { m = decodeManifest(await st.readManifest(ref.id, suffix), f); } catch { continue; }
       refuseStopCheckpoint(m, `--rebuild-from: the group's committed offsets name ${f}`,
         `restore its in-flight files (data/${m.inflight![0].name} …): an earlier checkpoint would write output again that the group has committed`);
     }

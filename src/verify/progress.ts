@@ -53,7 +53,7 @@ export class Progress {
       const filled = Math.round(frac * BAR);
       const line = `joinery verify: ${LABELS[this.phase] ?? this.phase} [${'#'.repeat(filled)}${'.'.repeat(BAR - filled)}] ${(frac * 100).toFixed(0)}%` +
         `  ${records.toLocaleString('en-US')} records, ${rate.toLocaleString('en-US')}/s, ${s.toFixed(1)} s${eta !== undefined ? `, ETA ${eta} s` : ''}`;
-      process.stderr.write(`\r${line}\x1b[K`);
+      log.progress(line);
     } else {
       log.info('verify progress', { phase: this.phase, percent: Number((frac * 100).toFixed(1)), records, recordsPerSec: rate, elapsedMs: Math.round(now - this.startedMs), etaMs: eta === undefined ? undefined : eta * 1000 });
     }
@@ -63,6 +63,6 @@ export class Progress {
     if (this.timer) clearInterval(this.timer);
     if (this.phase !== '') this.phasesMs[this.phase] = Math.round(performance.now() - this.phaseStartMs);
     this.phase = '';
-    if (this.on && process.stderr.isTTY) process.stderr.write('\r\x1b[K');
+    if (this.on && process.stderr.isTTY) log.progress('');
   }
 }

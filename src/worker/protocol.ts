@@ -1,5 +1,6 @@
 import type { JoinKind } from '../config/schema.js';
 import type { HotKeyReport } from '../join/hot-keys.js';
+import type { StagedFile, StorageDescriptor } from '../checkpoint/storage.js';
 
 /** What the supervisor hands a worker thread (workerData). Plain data: it crosses threads. */
 export interface WorkerInit {
@@ -25,21 +26,21 @@ export interface WorkerInit {
   maxDelayMs: number;
   /** Diverted events are posted as 'overflow' lines (--late-out is set); else only counted. */
   overflowOut: boolean;
-  /** Checkpointing on: log state changes into files in dataDir (names carry runId). */
-  checkpoint?: { dataDir: string; runId: string; outer: [boolean, boolean]; gateOutput: boolean; firstEpoch: number };
+  /** Checkpointing on: log state changes into files staged in this storage (names carry runId). */
+  checkpoint?: { storage: StorageDescriptor; runId: string; outer: [boolean, boolean]; gateOutput: boolean; firstEpoch: number };
   /** Rebuild (--rebuild-from): drop all output until the REPLAY_END frame (src/rebuild/replay.ts). */
   rebuild?: boolean;
   /** Backfill: REPLAY_END marks the cut; unmatched rows expiring at or after the watermark there are dropped (src/backfill/cut-emitter.ts). */
   backfill?: boolean;
-  /** Restore before taking input: fold these state files (oldest first) into the store. */
-  restore?: { files: Array<{ path: string; keyGroups: [number, number] }>; dropBeforeMs: number; watermarkMs: number };
+  /** Restore before taking input: fold these state files of the checkpoint storage (oldest first) into the store. */
+  restore?: { files: Array<{ name: string; keyGroups: [number, number] }>; dropBeforeMs: number; watermarkMs: number };
 }
 
 /** A worker's answer to a checkpoint barrier: the state file covering the changes up to it. */
 export interface BarrierAck {
   id: number;
-  /** Change file closed at this barrier (covers every change since the previous completed one), or null if it could not be completed (error says why; its changes stay pending). */
-  file: { path: string; bytes: number; records: number } | null;
+  /** Change file closed at this barrier, staged for the coordinator to publish (covers every change since the previous completed one), or null if it could not be completed (error says why; its changes stay pending). */
+  file: (StagedFile & { bytes: number; records: number }) | null;
   error?: string;
   watermarkMs: number;
   stateBytes: number;

@@ -9,6 +9,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { ChangeWriter, foldChain } from '../checkpoint/delta.js';
 import { injectedDelayMs, injectedFault } from '../checkpoint/faults.js';
 import { LoggedStore } from '../checkpoint/logged-store.js';
+import { openStorage, type CheckpointStorage, type StagedFile } from '../checkpoint/storage.js';
 import { parseSinkSpec } from '../config/endpoints.js';
 import { JoineryError } from '../core/errors.js';
 import { nowMs } from '../core/units.js';
@@ -75,6 +76,9 @@ class Worker {
   // barrier b carries tag b and may reach the file only once main has released b, i.e. once every
   // worker has written its output from before b: the file's length then is a consistent cut.
   private readonly logged: LoggedStore | null = null;
+  private readonly storage: CheckpointStorage | null = null;
+  /** Where the current change file is staged (the writer appends to its local path). */
+  private staged: StagedFile | null = null;
   private fileSeq = 0;
   private barrier = -1;          // barrier id met in the current drain
   private outTag = 0;
@@ -95,6 +99,7 @@ class Worker {
     this.dv = this.ring.dv;
     const base = openStore(init.state, path.join(init.stateDir, `worker-${init.index}`), { bucketMs: init.bucketMs });
     if (init.checkpoint) {
+      this.storage = openStorage(init.checkpoint.storage);
       this.logged = new LoggedStore(base, init.checkpoint.outer, this.newChangeFile());
       this.store = this.logged;
       this.outTag = init.checkpoint.firstEpoch;
@@ -213,9 +218,11 @@ class Worker {
     } else if (init.out !== 'null') post({ type: 'out', chunk }, [chunk.buffer as ArrayBuffer]);
   }
 
+  /** The hot path appends synchronously to a local file: the port's staged files are local disk by contract. */
   private newChangeFile(): ChangeWriter {
     const c = init.checkpoint!;
-    return new ChangeWriter(path.join(c.dataDir, `${c.runId}-w${init.index}-${String(++this.fileSeq).padStart(6, '0')}.delta`));
+    this.staged = this.storage!.stage(`${c.runId}-w${init.index}-${String(++this.fileSeq).padStart(6, '0')}.delta`);
+    return new ChangeWriter(this.staged.localPath);
   }
 
   /** Close the change file at barrier `id` (if it can be completed) and answer main. */
@@ -226,7 +233,7 @@ class Worker {
     let file: BarrierAck['file'] = null;
     let error: string | undefined;
     if (w.close()) {
-      file = { path: w.path, bytes: w.bytes, records: w.records };
+      file = { ...this.staged!, bytes: w.bytes, records: w.records };
       this.logged.writer = this.newChangeFile();
     } else {
       // Disk full or similar: the changes stay in this writer (retried at the next barrier);
@@ -250,7 +257,7 @@ class Worker {
     const w = this.logged.writer;
     let file: BarrierAck['file'] = null;
     let error: string | undefined;
-    if (w.close()) file = { path: w.path, bytes: w.bytes, records: w.records };
+    if (w.close()) file = { ...this.staged!, bytes: w.bytes, records: w.records };
     else error = `writing ${w.path}: ${w.lastError?.message ?? 'incomplete'}`;
     this.cutAck = { id: this.cut, file, error, watermarkMs: this.watermark, stateBytes: this.store.bytes(), cut: true };
   }
@@ -261,16 +268,18 @@ class Worker {
   }
 
   /** Fold the checkpoint's state files into the (empty) store before taking input. */
-  private restore(): void {
+  private async restore(): Promise<void> {
     const r = init.restore!;
     const t0 = Date.now();
+    const storage = this.storage ?? openStorage(init.checkpoint!.storage);
+    const paths = await storage.fetch(r.files.map((f) => f.name));
     let events = 0, bytes = 0;
     const [from, to] = init.keyGroupRange;
     // Straight into the underlying store, not logged: the restored checkpoint's files stay the
     // head of the chain that later checkpoints extend.
     const target = this.logged ? this.logged.inner : this.store;
     const counted = new Set<string>(); // an outer join's fold reads each file twice
-    foldChain(r.files, (p) => { const b = fs.readFileSync(p); if (!counted.has(p)) { counted.add(p); bytes += b.length; } return b; }, from, to,
+    foldChain(r.files.map((f, i) => ({ path: paths[i], keyGroups: f.keyGroups })), (p) => { const b = fs.readFileSync(p); if (!counted.has(p)) { counted.add(p); bytes += b.length; } return b; }, from, to,
       init.checkpoint?.outer ?? [false, false], r.dropBeforeMs, (e) => {
         if (halted()) throw HALT;
         events++;
@@ -303,7 +312,7 @@ class Worker {
   }
 
   async run(): Promise<void> {
-    if (init.restore) this.restore();
+    if (init.restore) await this.restore();
     post({ type: 'ready', index: init.index, tid: currentTid() });
     const yieldEveryMs = 50;
     while (!this.ended) {

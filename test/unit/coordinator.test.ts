@@ -20,8 +20,15 @@ const ranges: Array<[number, number]> = [[0, 512], [512, 1024]];
 const job: Manifest['job'] = { join: 'left', lowerMs: 0, upperMs: 10, keys: [['k'], ['k']] };
 
 function harness(opts: { outputFile?: string; retain?: number; fileBytes?: number } = {}) {
-  // Data in memory, but a real staging directory: the coordinator writes in-flight files there itself.
-  const storage = new MemoryStorage('memory:', fs.mkdtempSync(path.join(tmp, 'data-')));
+  // Data in memory, staged files in its local scratch directory (the workers' change files, the coordinator's in-flight files).
+  const storage = new MemoryStorage();
+  after(() => storage.dispose());
+  /** A worker closing a change file: staged locally, handed to the coordinator to publish. */
+  const stageChange = (name: string, text: string) => {
+    const f = storage.stage(name);
+    fs.writeFileSync(f.localPath, text);
+    return { ...f, bytes: 10, records: 1 };
+  };
   const released: number[] = [];
   const compactions: CompactTask[] = [];
   let seq = 0;
@@ -32,14 +39,13 @@ function harness(opts: { outputFile?: string; retain?: number; fileBytes?: numbe
       // Each worker closes a change file and answers.
       setImmediate(() => ranges.forEach((_, w) => {
         const name = `${RUN}-w${w}-${String(++seq).padStart(6, '0')}.delta`;
-        storage.putFile(name, Buffer.from(`changes ${seq}`));
-        coord.onAck(w, { id, file: { path: path.join(storage.dataDir, name), bytes: 10, records: 1 }, watermarkMs: id * 100, stateBytes: 0 });
+        coord.onAck(w, { id, file: stageChange(name, `changes ${seq}`), watermarkMs: id * 100, stateBytes: 0 });
       }));
       return { id, positions: [], watermarkMs: id * 100, partitions: [] };
     },
   } as unknown as Router;
   const seal = (paths: string[]) => paths.map((p) => {
-    const b = fs.existsSync(p) ? fs.readFileSync(p) : storage.readFile(path.basename(p));
+    const b = fs.readFileSync(p);
     const c = checksummer();
     c.update(b);
     return { path: p, bytes: fileBytes, checksum: c.digest() };
@@ -48,10 +54,9 @@ function harness(opts: { outputFile?: string; retain?: number; fileBytes?: numbe
     seal: async (t: { paths: string[] }) => seal(t.paths),
     compact: async (t: CompactTask) => {
       compactions.push(t);
-      return t.ranges.map(([from, to]) => {
-        const name = `${t.prefix}-kg${from}-${to}.base`;
-        storage.putFile(name, Buffer.from(`base ${from}`));
-        return { ...seal([path.join(t.outDir, name)])[0], bytes: 1, keyGroups: [from, to] as [number, number] };
+      return t.ranges.map(([from, to], i) => {
+        fs.writeFileSync(t.outPaths[i], `base ${from}`);
+        return { ...seal([t.outPaths[i]])[0], bytes: 1, keyGroups: [from, to] as [number, number] };
       });
     },
   } as unknown as SidePool;
@@ -60,11 +65,9 @@ function harness(opts: { outputFile?: string; retain?: number; fileBytes?: numbe
     storage, pool, router, ranges, job, outer: [true, false], runId: RUN, outputFile: opts.outputFile, outputSpec: opts.outputFile ? `file:${opts.outputFile}` : 'null',
     chain: [], lastId: 0, retain: opts.retain ?? 3, release: (id) => released.push(id), log: (m) => logs.push(m),
   });
-  const manifest = (id: number) => decodeManifest(storage.readManifest(id), `m${id}`);
+  const manifest = async (id: number) => decodeManifest(await storage.readManifest(id), `m${id}`);
   return { storage, coord, released, compactions, logs, manifest, router: router as unknown as Record<string, unknown>, change: (w: number) => {
-    const name = `${RUN}-w${w}-${String(++seq).padStart(6, '0')}.delta`;
-    storage.putFile(name, Buffer.from(`changes ${seq}`));
-    return { path: path.join(storage.dataDir, name), bytes: 10, records: 1 };
+    return stageChange(`${RUN}-w${w}-${String(++seq).padStart(6, '0')}.delta`, `changes ${seq}`);
   } };
 }
 
@@ -75,11 +78,11 @@ test('checkpoints name every change file once, in order, with the output cut', a
   assert.equal(await h.coord.checkpoint(), true);
   fs.appendFileSync(out, 'yy\n');
   assert.equal(await h.coord.checkpoint(), true);
-  assert.deepEqual(h.storage.listManifests(), [2, 1]);
-  const m2 = h.manifest(2);
+  assert.deepEqual(await h.storage.listManifests(), [2, 1]);
+  const m2 = await h.manifest(2);
   assert.deepEqual(m2.files.map((f) => f.name), [`${RUN}-w0-000001.delta`, `${RUN}-w1-000002.delta`, `${RUN}-w0-000003.delta`, `${RUN}-w1-000004.delta`]);
   assert.deepEqual(m2.files.map((f) => f.keyGroups), [ranges[0], ranges[1], ranges[0], ranges[1]]);
-  assert.equal(h.manifest(1).output.lengthBytes, 2);
+  assert.equal((await h.manifest(1)).output.lengthBytes, 2);
   assert.equal(m2.output.lengthBytes, 5);
   assert.deepEqual(h.released, [1, 2]);
 });
@@ -92,10 +95,10 @@ test('an output file that cannot be measured fails that checkpoint only (no reje
   assert.equal(h.coord.stats.failed, 1);
   assert.match(h.coord.stats.lastError ?? '', /ENOENT/);
   assert.deepEqual(h.released, [1], 'the workers are released anyway');
-  assert.deepEqual(h.storage.listManifests(), []);
+  assert.deepEqual(await h.storage.listManifests(), []);
   fs.writeFileSync(out, 'ok\n');
   assert.equal(await h.coord.checkpoint(), true);
-  assert.deepEqual(h.manifest(2).files.map((f) => f.name), [`${RUN}-w0-000001.delta`, `${RUN}-w1-000002.delta`, `${RUN}-w0-000003.delta`, `${RUN}-w1-000004.delta`]);
+  assert.deepEqual((await h.manifest(2)).files.map((f) => f.name), [`${RUN}-w0-000001.delta`, `${RUN}-w1-000002.delta`, `${RUN}-w0-000003.delta`, `${RUN}-w1-000004.delta`]);
 });
 
 test('a failed manifest write fails that checkpoint; the next one includes its files', async () => {
@@ -104,8 +107,8 @@ test('a failed manifest write fails that checkpoint; the next one includes its f
   assert.equal(await h.coord.checkpoint(), false);
   assert.match(h.logs.join('\n'), /checkpoint 1 failed .*ENOSPC/);
   assert.equal(await h.coord.checkpoint(), true);
-  assert.deepEqual(h.storage.listManifests(), [2]);
-  assert.equal(h.manifest(2).files.length, 4);
+  assert.deepEqual(await h.storage.listManifests(), [2]);
+  assert.equal((await h.manifest(2)).files.length, 4);
 });
 
 test('retention keeps the newest manifests and every file one of them names; removes files of earlier runs nothing names', async () => {
@@ -113,11 +116,11 @@ test('retention keeps the newest manifests and every file one of them names; rem
   h.storage.putFile('r1-w0-000009.delta', Buffer.from('an earlier run, in no manifest'));
   h.storage.putFile('r1-w0-000010.delta.tmp', Buffer.from('something half written'));
   for (let i = 0; i < 4; i++) assert.equal(await h.coord.checkpoint(), true);
-  assert.deepEqual(h.storage.listManifests(), [4, 3]);
-  const files = h.storage.listFiles();
+  assert.deepEqual(await h.storage.listManifests(), [4, 3]);
+  const files = await h.storage.listFiles();
   assert.ok(!files.includes('r1-w0-000009.delta'));
   assert.ok(files.includes('r1-w0-000010.delta.tmp'));
-  for (const id of [4, 3]) for (const f of h.manifest(id).files) assert.ok(files.includes(f.name), `${f.name} of manifest ${id} is kept`);
+  for (const id of [4, 3]) for (const f of (await h.manifest(id)).files) assert.ok(files.includes(f.name), `${f.name} of manifest ${id} is kept`);
 });
 
 test('compaction: bases replace the folded prefix; files only older manifests name go with them', async () => {
@@ -129,13 +132,13 @@ test('compaction: bases replace the folded prefix; files only older manifests na
   assert.equal(h.compactions[0].dropBeforeMs, 100);
   assert.deepEqual(h.compactions[0].ranges, ranges);
   assert.equal(await h.coord.checkpoint(), true);
-  const m2 = h.manifest(2);
+  const m2 = await h.manifest(2);
   assert.deepEqual(m2.files.map((f) => [f.kind, f.name]), [
     ['base', `${RUN}-c1-kg0-512.base`], ['base', `${RUN}-c1-kg512-1024.base`],
     ['delta', `${RUN}-w0-000003.delta`], ['delta', `${RUN}-w1-000004.delta`],
   ]);
-  assert.deepEqual(h.storage.listManifests(), [2]);
-  const files = h.storage.listFiles();
+  assert.deepEqual(await h.storage.listManifests(), [2]);
+  const files = await h.storage.listFiles();
   for (const f of m2.files) assert.ok(files.includes(f.name), `${f.name} is kept`);
   // The deltas the bases replaced are named by no manifest kept: a long run must not keep them forever.
   assert.deepEqual(files.filter((n) => n.endsWith('.delta')).sort(), [`${RUN}-w0-000003.delta`, `${RUN}-w1-000004.delta`]);
@@ -164,8 +167,8 @@ test('the stop checkpoint overtakes one whose barrier a worker has not reached: 
   const stop = h.coord.stopCheckpoint();
   assert.equal(await first, false);
   assert.equal(await stop, true);
-  assert.deepEqual(h.storage.listManifests(), [2]);
-  const m = h.manifest(2);
+  assert.deepEqual(await h.storage.listManifests(), [2]);
+  const m = await h.manifest(2);
   assert.equal(m.format, 3);
   assert.ok(m.inflight?.every((f) => /^crc32:[0-9a-f]{8}$/.test(f.checksum)) && m.files.every((f) => /^crc32:[0-9a-f]{8}$/.test(f.checksum)), 'new files carry CRC-32s');
   assert.deepEqual(m.files.map((f) => f.name), [`${RUN}-w0-000001.delta`, `${RUN}-w0-000002.delta`, `${RUN}-w1-000003.delta`]);
@@ -186,5 +189,5 @@ test('a worker that had already ended (end of input) does not hold the stop chec
   const stop = h.coord.stopCheckpoint();
   const inTime = await Promise.race([stop, new Promise((r) => setTimeout(() => r('hung'), 2000))]);
   assert.equal(inTime, true);
-  assert.deepEqual(h.manifest(1).workers.map((w) => w.watermarkMs), [20, 99]);
+  assert.deepEqual((await h.manifest(1)).workers.map((w) => w.watermarkMs), [20, 99]);
 });

@@ -253,7 +253,7 @@ describe('compact (side pool task)', () => {
     write(f1, [ev(0, 1, 'k', 10, 'a', { hash: 0xfeedbeef, expireAt: 500 }), ev(0, 2, 'k2', 11, 'b', { payload: 'x'.repeat(3000) }), ev(1, 3, 'k3', 12, 'r', { expireAt: 50 }), ev(1, 5000, 'far', 12, 'f', { expireAt: 1000 })]);
     write(f2, [mark(0, 2, 'k2', 11, 'b'), gone(0, 1, 'k', 10, 'a'), ev(1, 3, 'k3', 13, 's', { joined: true, expireAt: 900 })]);
     const chain: ChainFile[] = [{ path: f1, keyGroups: [0, 8192] }, { path: f2, keyGroups: [0, 8192] }];
-    const out = compact({ files: chain, ranges: [[0, 4096], [4096, 8192]], outer: [true, false], dropBeforeMs: 100, outDir: dir, prefix: 'c1' });
+    const out = compact({ files: chain, ranges: [[0, 4096], [4096, 8192]], outer: [true, false], dropBeforeMs: 100, outPaths: [path.join(dir, 'c1-kg0-4096.base'), path.join(dir, 'c1-kg4096-8192.base')] });
     assert.equal(out.length, 2);
     for (const o of out) {
       const bytes = fs.readFileSync(o.path);

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ChangeType, ChangeWriter, foldChain, forEachChange, FILE_HEADER_BYTES } from '../../src/checkpoint/delta.js';
-import { checkpointMetadata, memberDir, parseCheckpointRef, planHandoff, type CommittedOffset } from '../../src/checkpoint/handoff.js';
+import { checkpointMetadata, parseCheckpointRef, planHandoff, type CommittedOffset } from '../../src/checkpoint/handoff.js';
 import { encodeManifest, MANIFEST_FORMAT, type Manifest } from '../../src/checkpoint/manifest.js';
 import { SidePool } from '../../src/checkpoint/pool.js';
 import { LocalDirStorage } from '../../src/checkpoint/storage.js';
@@ -20,6 +20,9 @@ after(async () => { await pool.close(); fs.rmSync(tmp, { recursive: true, force:
 const b = (s: string) => Buffer.from(s, 'utf8');
 const job: Manifest['job'] = { join: 'inner', lowerMs: 0, upperMs: 1000, keys: [['k'], ['k']] };
 const L = 'left-t', R = 'right-t';
+/** LocalDirStorage's layout: a member's checkpoints under DIR/members/<name>. */
+const memberDir = (root: string, member: string) => path.join(root, 'members', member);
+const storageOf = (root: string) => new LocalDirStorage(root, { create: false });
 
 /** Events of one key per partition: key `p<P>-<i>`, read from Kafka partition P (stored as P + 1). */
 function writeEvents(file: string, parts: number[], perPartition: number, kind: 'delta' | 'base' = 'delta'): void {
@@ -94,7 +97,7 @@ describe('planHandoff', () => {
     const storage = new LocalDirStorage(memberDir(root, 'b'));
     const meta = checkpointMetadata('a', 3);
     const plan = await planHandoff({
-      ...base, root, member: 'b', storage, pool, runId: 'rtest', assigned: [1, 2],
+      ...base, root: storageOf(root), member: 'b', storage, pool, runId: 'rtest', assigned: [1, 2],
       committed: committed([[L, 0, '10', meta], [R, 0, '20', meta], [L, 1, '11', meta], [R, 1, '21', meta]]),
     });
     assert.deepEqual(plan.fresh, [2]);
@@ -114,21 +117,21 @@ describe('planHandoff', () => {
     const storage = new LocalDirStorage(memberDir(root, 'a'));
     const meta = checkpointMetadata('a', 5);
     const plan = await planHandoff({
-      ...base, root, member: 'a', storage, pool, runId: 'rtest2', assigned: [0, 1],
+      ...base, root: storageOf(root), member: 'a', storage, pool, runId: 'rtest2', assigned: [0, 1],
       committed: committed([[L, 0, '10', meta], [R, 0, '20', meta], [L, 1, '10', meta], [R, 1, '20', meta]]),
     });
     assert.deepEqual(plan.restored!.manifest.files.map((f) => f.name), ['own.delta']);
     assert.equal(plan.restored!.manifest.id, 5, 'ids continue after its own manifests');
     // losing partition 1: the own chain must be filtered, so it is folded into new bases
     const plan2 = await planHandoff({
-      ...base, root, member: 'a', storage, pool, runId: 'rtest3', assigned: [0],
+      ...base, root: storageOf(root), member: 'a', storage, pool, runId: 'rtest3', assigned: [0],
       committed: committed([[L, 0, '10', meta], [R, 0, '20', meta], [L, 1, '10', meta], [R, 1, '20', meta]]),
     });
     const keys = keysIn(storage.dataDir, plan2.restored!.manifest.files);
     assert.equal(keys.length, 3);
     assert.ok(keys.every((k) => k.partition === 0));
     // nothing committed for what it is assigned now: no state, but ids still continue after its own
-    const none = await planHandoff({ ...base, root, member: 'a', storage, pool, runId: 'rtest4', assigned: [3], committed: [] });
+    const none = await planHandoff({ ...base, root: storageOf(root), member: 'a', storage, pool, runId: 'rtest4', assigned: [3], committed: [] });
     assert.deepEqual(none.fresh, [3]);
     assert.equal(none.restored!.manifest.files.length, 0);
     assert.equal(none.restored!.manifest.id, 5);
@@ -139,16 +142,16 @@ describe('planHandoff', () => {
     writeCheckpoint(root, 'a', 2, [{ name: 'e.delta', parts: [0], n: 2 }], [0]);
     writeCheckpoint(root, 'c', 9, [{ name: 'c.delta', parts: [0], n: 2 }], [0]);
     const storage = new LocalDirStorage(memberDir(root, 'b'));
-    const one = await planHandoff({ ...base, root, member: 'b', storage, pool, runId: 'r4', assigned: [0], committed: committed([[L, 0, '10', checkpointMetadata('a', 2)], [R, 0, '3', null]]) });
+    const one = await planHandoff({ ...base, root: storageOf(root), member: 'b', storage, pool, runId: 'r4', assigned: [0], committed: committed([[L, 0, '10', checkpointMetadata('a', 2)], [R, 0, '3', null]]) });
     assert.deepEqual(one.startOffsets, [{ topic: L, partition: 0, offset: '10' }]);
     assert.equal(keysIn(storage.dataDir, one.restored!.manifest.files).length, 2);
-    await assert.rejects(planHandoff({ ...base, root, member: 'b', storage, pool, runId: 'r5', assigned: [0],
+    await assert.rejects(planHandoff({ ...base, root: storageOf(root), member: 'b', storage, pool, runId: 'r5', assigned: [0],
       committed: committed([[L, 0, '10', checkpointMetadata('a', 2)], [R, 0, '20', checkpointMetadata('c', 9)]]) }), (e: Error & { code?: string }) => e.code === 'E_CHECKPOINT' && /different checkpoints/.test(e.message));
-    await assert.rejects(planHandoff({ ...base, root, member: 'b', storage, pool, runId: 'r6', assigned: [0],
+    await assert.rejects(planHandoff({ ...base, root: storageOf(root), member: 'b', storage, pool, runId: 'r6', assigned: [0],
       committed: committed([[L, 0, '10', checkpointMetadata('zz', 4)], [R, 0, '20', checkpointMetadata('zz', 4)]]) }), (e: Error & { code?: string }) => e.code === 'E_CHECKPOINT' && /same --checkpoint-dir/.test(e.message));
     // a corrupt state file of the named checkpoint is refused, not restored
     fs.appendFileSync(path.join(memberDir(root, 'a'), 'data', 'e.delta'), 'x');
-    await assert.rejects(planHandoff({ ...base, root, member: 'b', storage, pool, runId: 'r7', assigned: [0],
+    await assert.rejects(planHandoff({ ...base, root: storageOf(root), member: 'b', storage, pool, runId: 'r7', assigned: [0],
       committed: committed([[L, 0, '10', checkpointMetadata('a', 2)], [R, 0, '20', checkpointMetadata('a', 2)]]) }), /fails its checksum/);
   });
   test('at a start, own manifests newer than every checkpoint of it the group names are set aside (never resumed from, ids go on after the committed one)', async () => {
@@ -160,12 +163,12 @@ describe('planHandoff', () => {
     const meta = checkpointMetadata('a', 3);
     const logs: string[] = [];
     const plan = await planHandoff({
-      ...base, log: (m: string) => logs.push(m), root, member: 'a', storage, pool, runId: 'rtest6', assigned: [0, 1], setAsideUncommitted: true,
+      ...base, log: (m: string) => logs.push(m), root: storageOf(root), member: 'a', storage, pool, runId: 'rtest6', assigned: [0, 1], setAsideUncommitted: true,
       committed: committed([[L, 0, '10', meta], [R, 0, '20', meta], [L, 1, '10', meta], [R, 1, '20', meta]]),
     });
     assert.equal(plan.restored!.manifest.id, 3, 'resumes from the committed checkpoint, and the next one is 4');
     assert.deepEqual(plan.restored!.manifest.files.map((f) => f.name), ['c3.delta']);
-    assert.deepEqual(storage.listManifests(), [3]);
+    assert.deepEqual(await storage.listManifests(), [3]);
     assert.ok(fs.existsSync(`${storage.manifestPathOf(4)}.uncommitted`), 'set aside, kept for a look');
     assert.match(logs.join('\n'), /checkpoint\(s\) 4 of a never committed/);
 
@@ -173,9 +176,9 @@ describe('planHandoff', () => {
     writeCheckpoint(root, 'a', 6, [{ name: 'c6.delta', parts: [2], n: 2 }], [2]);
     const meta6 = checkpointMetadata('a', 6);
     await planHandoff({
-      ...base, root, member: 'a', storage, pool, runId: 'rtest7', assigned: [0, 1], setAsideUncommitted: true,
+      ...base, root: storageOf(root), member: 'a', storage, pool, runId: 'rtest7', assigned: [0, 1], setAsideUncommitted: true,
       committed: committed([[L, 0, '10', meta], [R, 0, '20', meta], [L, 1, '10', meta], [R, 1, '20', meta], [L, 2, '5', meta6], [R, 2, '5', meta6]]),
     });
-    assert.deepEqual(storage.listManifests(), [6, 3], 'a checkpoint the group still names stays');
+    assert.deepEqual(await storage.listManifests(), [6, 3], 'a checkpoint the group still names stays');
   });
 });

@@ -35,3 +35,19 @@ test('say honours the level', () => {
   l.say('error', 'shown', { code: 'E_OUTPUT' });
   assert.deepEqual(c.text().trim().split('\n').map((x) => JSON.parse(x).msg), ['shown']);
 });
+
+test('progress: the one redraw on a terminal — the line replaces the last, empty clears it, final keeps it', () => {
+  const c = capture(true);
+  const l = new Logger(c.out);
+  l.progress('10 events');
+  l.progress('20 events');
+  l.progress('');
+  l.progress('30 events', true);
+  assert.equal(c.text(), '\r\x1b[K10 events\r\x1b[K20 events\r\x1b[K\r\x1b[K30 events\n');
+});
+
+test('a multi-line block for a person (the end-of-run summary) on a terminal: its text as written', () => {
+  const c = capture(true);
+  new Logger(c.out).say('info', 'joinery: done in 1.00s\n  pairs 3');
+  assert.equal(c.text(), '\r\x1b[Kjoinery: done in 1.00s\n  pairs 3\n');
+});

@@ -1,8 +1,8 @@
 // Choosing the checkpoint to resume from (src/checkpoint/restore.ts), over MemoryStorage.
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import * as path from 'node:path';
+import * as fs from 'node:fs';
 import { checksummer, type ChecksumAlgo } from '../../src/checkpoint/checksum.js';
 import { encodeManifest, MANIFEST_FORMAT, type Manifest, type StateFileRef } from '../../src/checkpoint/manifest.js';
 import type { SidePool } from '../../src/checkpoint/pool.js';
@@ -15,18 +15,19 @@ const sum = (b: Buffer, algo?: ChecksumAlgo) => { const c = checksummer(algo); c
 
 function setup() {
   const storage = new MemoryStorage();
+  after(() => storage.dispose());
   const pool = {
-    seal: async (t: { paths: string[]; algos?: ChecksumAlgo[] }) => t.paths.map((p, i) => { const b = storage.readFile(path.basename(p)); return { path: p, bytes: b.length, checksum: sum(b, t.algos?.[i]) }; }),
+    seal: async (t: { paths: string[]; algos?: ChecksumAlgo[] }) => t.paths.map((p, i) => { const b = fs.readFileSync(p); return { path: p, bytes: b.length, checksum: sum(b, t.algos?.[i]) }; }),
   } as unknown as SidePool;
   /** A checkpoint naming new files with these contents (and the files of `also`). */
   /** `old`: written as before format 3 (a `sha256` per file). */
   const checkpoint = async (id: number, files: Record<string, string>, also: string[] = [], j = job, old = false) => {
-    const refs = [...also, ...Object.keys(files)].map((name) => {
+    const refs = await Promise.all([...also, ...Object.keys(files)].map(async (name) => {
       if (files[name] !== undefined) storage.putFile(name, Buffer.from(files[name]));
-      const b = storage.readFile(name);
+      const b = await storage.readFile(name);
       const ref = { name, kind: 'delta' as const, keyGroups: [0, 1024] as [number, number], bytes: b.length };
       return old ? { ...ref, sha256: sha(b) } as unknown as StateFileRef : { ...ref, checksum: sum(b) };
-    });
+    }));
     const m: Manifest = {
       format: old ? 1 : MANIFEST_FORMAT, id, createdAtMs: 0, job: j, sources: [], router: { watermarkMs: -Infinity, partitions: [] },
       output: { spec: 'null' }, workers: [{ keyGroups: [0, 1024], watermarkMs: -Infinity }], files: refs, stats: { stateBytes: 0, newBytes: 0, durationMs: 0 },
@@ -49,7 +50,7 @@ test('the newest usable checkpoint wins; torn, incomplete and corrupt newer ones
   await checkpoint(4, { d: 'ddd' }, ['a', 'b', 'c']);
   await checkpoint(5, { e: 'eee' }, ['a', 'b', 'c', 'd']);
   storage.putFile('d', Buffer.from('dDd'));                     // 4 and 5: a state file fails its checksum
-  storage.removeFile('e');                                      // 5: a state file is missing
+  await storage.removeFile('e');                                // 5: a state file is missing
   await storage.writeManifest(6, '{"sha256":"0123'); // 6: torn
   const r = await findRestorePoint(storage, job, pool);
   assert.equal(r?.manifest.id, 3);
@@ -57,8 +58,8 @@ test('the newest usable checkpoint wins; torn, incomplete and corrupt newer ones
   assert.match(r!.skipped[0], /^checkpoint 6: .*torn or not a manifest/);
   assert.match(r!.skipped[1], /^checkpoint 5: state file e is missing/);
   assert.match(r!.skipped[2], /^checkpoint 4: state file d fails its checksum/);
-  setAsideNewer(storage, 3);
-  assert.deepEqual(storage.listManifests(), [3, 2, 1]);
+  await setAsideNewer(storage, 3);
+  assert.deepEqual(await storage.listManifests(), [3, 2, 1]);
 });
 
 test('a checkpoint written before format 3 (SHA-256 per file) restores, verified with SHA-256; a flipped byte in one is still caught', async () => {
@@ -93,7 +94,7 @@ test('a single flipped byte anywhere in a CRC-32-checksummed state file is caugh
   for (let i = 0; i < body.length; i++) body[i] = (i * 31 + 7) & 0xff;
   await checkpoint(1, { a: 'aaa' });
   await checkpoint(2, { big: body.toString('latin1') }, ['a']);
-  const orig = storage.readFile('big');
+  const orig = await storage.readFile('big');
   for (const at of [0, 1, 15, 16, 4097, orig.length >> 1, orig.length - 1]) {
     for (const bit of [0x01, 0x80]) {
       const b = Buffer.from(orig);
@@ -121,7 +122,7 @@ test('acceptId: only the committed checkpoint is acceptable', async () => {
 test('none usable: refuses, naming every reason; another join: refuses', async () => {
   const { storage, pool, checkpoint } = setup();
   await checkpoint(1, { a: 'a' });
-  storage.removeFile('a');
+  await storage.removeFile('a');
   await assert.rejects(findRestorePoint(storage, job, pool), /no usable checkpoint in memory:: checkpoint 1: state file a is missing/);
   await checkpoint(2, { b: 'b' }, [], { ...job, upperMs: 2000 });
   await assert.rejects(findRestorePoint(storage, job, pool), /holds checkpoints of a different join \(bounds \[-1000, 2000\] ms vs \[-1000, 1000\] ms\)/);
