@@ -117,13 +117,25 @@ describe('rebuild without checkpoints (files → file)', () => {
     // not yet have emitted unmatched rows of events expiring just before the resume watermark (README, Rebuild).
     const args = ['run', '--left', `file:${L}`, '--right', `file:${R}`, ...JOIN, '--join', 'full', '--state', 'lmdb-btree',
       '--state-dir', path.join(tmp, `state-${name}`), '--out', `file:${out}`, '--checkpoint-dir', ckpt, '--checkpoint-interval', '200ms', '--json'];
-    // Stop the first run part-way (late enough that TIME lies inside the data; earlier if the
-    // machine was so fast that the inputs had ended).
+    // Stop the first run part-way: right after the first checkpoint with a watermark is published (polled), so an
+    // aligned checkpoint with a finite watermark exists and input is left. A fixed delay from the
+    // start was either before the stop handling was installed (module loading takes over half a
+    // second on a loaded machine) or after the input had ended, depending on the machine's load.
     let newest = '', stopManifest = '';
     let m: { router: { watermarkMs: number }; output: { lengthBytes: number } } | null = null;
-    for (const delay of [3000, 1800, 1000, 600]) {
+    for (let attempt = 0; attempt < 3; attempt++) {
       fs.rmSync(ckpt, { recursive: true, force: true });
-      const a = await start([...args, '--workers', '2'], (c) => { setTimeout(() => c.kill('SIGTERM'), delay); });
+      const a = await start([...args, '--workers', '2'], (c) => {
+        const poll = setInterval(() => {
+          if (c.exitCode !== null || c.signalCode !== null) { clearInterval(poll); return; }
+          const dir = path.join(ckpt, 'manifests');
+          const published = fs.existsSync(dir) ? fs.readdirSync(dir).filter((n) => /^ckpt-\d+\.json$/.test(n)) : [];
+          // (manifests are renamed into place whole; one with the watermark still at −∞ is too early)
+          if (!published.some((n) => Number.isFinite(JSON.parse(fs.readFileSync(path.join(dir, n), 'utf8')).manifest.router.watermarkMs))) return;
+          clearInterval(poll);
+          c.kill('SIGTERM');
+        }, 5);
+      });
       assert.equal(a.code, 0, a.stderr);
       const manifests = fs.readdirSync(path.join(ckpt, 'manifests')).filter((n) => /^ckpt-\d+\.json$/.test(n)).sort();
       // The stop's own checkpoint keeps unjoined events in in-flight files (lost with the state
