@@ -6,7 +6,7 @@
  */
 import { JoineryError } from '../core/errors.js';
 import { algoOf } from './checksum.js';
-import { decodeManifest, type Manifest, type StateFileRef } from './manifest.js';
+import { BadManifest, decodeManifest, type Manifest, type StateFileRef } from './manifest.js';
 import type { SidePool } from './pool.js';
 import type { CheckpointStorage } from './storage.js';
 
@@ -47,7 +47,8 @@ export async function findRestorePoint(storage: CheckpointStorage, job: Manifest
     try {
       m = decodeManifest(await storage.readManifest(id), name);
     } catch (e) {
-      skipped.push(`${name}: ${(e as Error).message}`);
+      const msg = (e as Error).message;
+      skipped.push(e instanceof BadManifest ? msg : `${name}: ${msg}`); // BadManifest already names it
       continue;
     }
     const diff = sameJob(m.job, job);

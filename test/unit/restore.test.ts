@@ -55,7 +55,7 @@ test('the newest usable checkpoint wins; torn, incomplete and corrupt newer ones
   const r = await findRestorePoint(storage, job, pool);
   assert.equal(r?.manifest.id, 3);
   assert.equal(r!.skipped.length, 3);
-  assert.match(r!.skipped[0], /^checkpoint 6: .*torn or not a manifest/);
+  assert.match(r!.skipped[0], /^checkpoint 6: torn or not a manifest/);
   assert.match(r!.skipped[1], /^checkpoint 5: state file e is missing/);
   assert.match(r!.skipped[2], /^checkpoint 4: state file d fails its checksum/);
   await setAsideNewer(storage, 3);
