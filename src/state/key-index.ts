@@ -15,9 +15,11 @@
  * through this index's chain or, for an insert, by the entry's own slice.
  *
  * Everything lives in typed arrays (no heap object per key): an open-addressing table on keyHash
- * (linear probing, backward-shift deletion, so removals leave no tombstones) with per side the
- * newest and oldest occurrence, and a pool of occurrences [f64 slice][i32 older][i32 newer] with a
- * free list.
+ * (linear probing, backward-shift deletion, so removals leave no tombstones) whose positions are
+ * 16-byte records [hash][state][newest occurrence per side], and a pool of 16-byte occurrences
+ * [f64 slice][i32 older][i32 newer] with a free list; a chain's newest occurrence names its oldest.
+ * An add or a probe touches one table line and the occurrences it walks: the cost left is the miss
+ * on the table line itself (random keys in a table of tens of MiB).
  *
  * No call pays for the whole index (a worker runs these between ring frames, and a long call holds
  * every event queued behind it): the table resizes incrementally (the previous table's positions
