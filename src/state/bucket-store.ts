@@ -354,9 +354,7 @@ export class BucketStore implements StateStore {
     if (!(fromTs <= toTs) || b.entries === 0) return;
     const h = keyHash | 0;
     const index = b.index;
-    const pos = index.find(h);
-    if (pos === NONE) return;
-    let o = index.newest(pos, side);
+    let o = index.head(h, side);
     if (o === NONE) return; // the common case: nothing on this side for this key
     const tFrom = Math.floor(fromTs / this.bucketMs);
     const tTo = Math.floor(toTs / this.bucketMs);

@@ -15,9 +15,11 @@
  * through this index's chain or, for an insert, by the entry's own slice.
  *
  * Everything lives in typed arrays (no heap object per key): an open-addressing table on keyHash
- * (linear probing, backward-shift deletion, so removals leave no tombstones) with per side the
- * newest and oldest occurrence, and a pool of occurrences [f64 slice][i32 older][i32 newer] with a
- * free list.
+ * (linear probing, backward-shift deletion, so removals leave no tombstones) whose positions are
+ * 16-byte records [hash][state][newest occurrence per side], and a pool of 16-byte occurrences
+ * [f64 slice][i32 older][i32 newer] with a free list; a chain's newest occurrence names its oldest.
+ * An add or a probe touches one table line and the occurrences it walks: the cost left is the miss
+ * on the table line itself (random keys in a table of tens of MiB).
  *
  * No call pays for the whole index (a worker runs these between ring frames, and a long call holds
  * every event queued behind it): the table resizes incrementally (the previous table's positions
@@ -114,28 +116,37 @@ const CHUNK_BITS = 16;
 const CHUNK = 1 << CHUNK_BITS;
 const CHUNK_MASK = CHUNK - 1;
 
+// A table position is one 16-byte record of int32 (four per 64-byte cache line), so that a lookup
+// and the chain heads it leads to are one cache line: [keyHash][state][newest occurrence, left]
+// [newest occurrence, right]. State: 0 empty, 1 live, 2 moved (old table only: kept so that probe
+// runs through it stay intact). In separate arrays an add touched five or six lines.
+const R_HASH = 0;
+const R_STATE = 1;
+const R_HEAD = 2; // + side
+// An occurrence is one 16-byte record too, [f64 slice][i32 older][i32 newer], read through a
+// Float64Array (slice, at 2·i) and an Int32Array (links, at 4·i + 2 and 4·i + 3) over one buffer.
+// Slice numbers stay f64: floor(ts / bucketMs) is any integer a double holds. The newest
+// occurrence of a chain has no newer one; its newer field holds −2 − (the chain's oldest) instead,
+// so the oldest end costs no field in the table. A free occurrence links the free list in `older`.
+const O_OLDER = 2;
+const O_NEWER = 3;
+
 export class KeyIndex {
-  private keys = new Int32Array(MIN_TABLE);
-  private used = new Uint8Array(MIN_TABLE);
-  private heads: [Int32Array<ArrayBuffer>, Int32Array<ArrayBuffer>] = [new Int32Array(MIN_TABLE), new Int32Array(MIN_TABLE)]; // newest
-  private tails: [Int32Array<ArrayBuffer>, Int32Array<ArrayBuffer>] = [new Int32Array(MIN_TABLE), new Int32Array(MIN_TABLE)]; // oldest
+  private tab: Int32Array<ArrayBuffer> = new Int32Array(MIN_TABLE * 4);
+  private cap = MIN_TABLE; // positions
   private shift = 32 - Math.log2(MIN_TABLE);
   private n = 0; // keys, in both tables while resizing
   // While resizing: the previous table, whose keys move to the current one a few positions per add
-  // or remove (and at once when found), so that no single call pays for the whole table. Used
-  // marks: 0 empty, 1 live, 2 moved (kept so that probe runs through it stay intact).
-  private oldKeys: Int32Array | undefined = undefined;
-  private oldUsed = new Uint8Array(0);
-  private oldHeads: [Int32Array, Int32Array] = [new Int32Array(0), new Int32Array(0)];
-  private oldTails: [Int32Array, Int32Array] = [new Int32Array(0), new Int32Array(0)];
+  // or remove (and at once when found), so that no single call pays for the whole table.
+  private oldTab: Int32Array | undefined = undefined;
+  private oldCap = 0;
   private oldShift = 0;
   private oldN = 0; // live keys left in the old table
   private cursor = 0; // old positions below it are moved
   // The pool of occurrences in chunks of CHUNK (the first grows by doubling up to CHUNK): growing
-  // it never copies more than one chunk.
-  private occT: Float64Array[] = [new Float64Array(MIN_TABLE)]; // slice number
-  private occOlder: Int32Array[] = [new Int32Array(MIN_TABLE)];
-  private occNewer: Int32Array[] = [new Int32Array(MIN_TABLE)]; // free list link while free
+  // it never copies more than one chunk. occF and occI view the same buffers.
+  private occF: Float64Array[] = [new Float64Array(MIN_TABLE * 2)];
+  private occI: Int32Array[] = [new Int32Array(this.occF[0].buffer)];
   private occCap = MIN_TABLE;
   private occTop = 0; // occurrences ever handed out (the pool's high-water mark)
   private occFree = NONE;
@@ -143,82 +154,153 @@ export class KeyIndex {
 
   /** The table position of hash h (valid until the next add or remove), or NONE. */
   find(h: number): number {
-    const keys = this.keys, used = this.used;
-    const mask = keys.length - 1;
+    const tab = this.tab;
+    const mask = this.cap - 1;
     for (let i = Math.imul(h, GOLDEN) >>> this.shift; ; i = (i + 1) & mask) {
-      if (used[i] === 0) return this.oldKeys === undefined ? NONE : this.findOld(h);
-      if (keys[i] === h) return i;
+      const r = i << 2;
+      if (tab[r + R_STATE] === 0) return this.oldTab === undefined ? NONE : this.findOld(h);
+      if (tab[r] === h) return i;
     }
   }
 
   /** The newest occurrence of the key at `pos` on `side`, or NONE. */
   newest(pos: number, side: Side): number {
-    return this.heads[side][pos];
+    return this.tab[(pos << 2) + R_HEAD + side];
+  }
+
+  /** The newest occurrence of hash h on `side`, or NONE: find() and newest() in one. */
+  head(h: number, side: Side): number {
+    const tab = this.tab;
+    const mask = this.cap - 1;
+    for (let i = Math.imul(h, GOLDEN) >>> this.shift; ; i = (i + 1) & mask) {
+      const r = i << 2;
+      if (tab[r + R_STATE] === 0) {
+        if (this.oldTab === undefined) return NONE;
+        const p = this.findOld(h);
+        return p === NONE ? NONE : this.tab[(p << 2) + R_HEAD + side];
+      }
+      if (tab[r] === h) return tab[r + R_HEAD + side];
+    }
   }
 
   /** The slice number of occurrence o. */
   sliceOf(o: number): number {
-    return this.occT[o >>> CHUNK_BITS][o & CHUNK_MASK];
+    return this.occF[o >>> CHUNK_BITS][(o & CHUNK_MASK) << 1];
   }
 
   older(o: number): number {
-    return this.occOlder[o >>> CHUNK_BITS][o & CHUNK_MASK];
+    return this.occI[o >>> CHUNK_BITS][((o & CHUNK_MASK) << 2) + O_OLDER];
   }
 
   newer(o: number): number {
-    return this.occNewer[o >>> CHUNK_BITS][o & CHUNK_MASK];
+    const v = this.occI[o >>> CHUNK_BITS][((o & CHUNK_MASK) << 2) + O_NEWER];
+    return v < 0 ? NONE : v;
   }
 
   /** Notes that slice t holds key hash h on `side` (nothing if already noted). */
   add(h: number, side: Side, t: number): void {
-    if (this.oldKeys !== undefined) this.migrate(MIGRATE_PER_OP);
-    let pos = this.find(h);
-    if (pos === NONE) pos = this.insertKey(h);
+    if (this.oldTab !== undefined) this.migrate(MIGRATE_PER_OP);
+    // One probe run finds the key or the empty position it would take.
+    let tab = this.tab;
+    const mask = this.cap - 1;
+    let pos = Math.imul(h, GOLDEN) >>> this.shift;
+    for (;;) {
+      const r = pos << 2;
+      if (tab[r + R_STATE] === 0) {
+        pos = this.insertKey(h, pos);
+        tab = this.tab;
+        break;
+      }
+      if (tab[r] === h) break;
+      pos = (pos + 1) & mask;
+    }
     // Chains are newest first, and inserts mostly reach the newest slice: a short walk. (Chunks are
     // indexed in place, not through sliceOf(): a call that is not inlined boxes the f64 it returns.)
-    const occT = this.occT, occOlder = this.occOlder;
-    let o = this.heads[side][pos];
+    const occF = this.occF, occI = this.occI;
+    const hp = (pos << 2) + R_HEAD + side;
+    let o = tab[hp];
     let nw = NONE;
-    while (o !== NONE && occT[o >>> CHUNK_BITS][o & CHUNK_MASK] > t) {
+    let ot = 0;
+    while (o !== NONE) {
+      ot = occF[o >>> CHUNK_BITS][(o & CHUNK_MASK) << 1];
+      if (ot <= t) break;
       nw = o;
-      o = occOlder[o >>> CHUNK_BITS][o & CHUNK_MASK];
+      o = occI[o >>> CHUNK_BITS][((o & CHUNK_MASK) << 2) + O_OLDER];
     }
-    if (o !== NONE && occT[o >>> CHUNK_BITS][o & CHUNK_MASK] === t) return;
+    if (o !== NONE && ot === t) return;
     const x = this.alloc();
-    const c = x >>> CHUNK_BITS, i = x & CHUNK_MASK;
-    this.occT[c][i] = t;
-    this.occOlder[c][i] = o;
-    this.occNewer[c][i] = nw;
-    if (nw === NONE) this.heads[side][pos] = x; else this.occOlder[nw >>> CHUNK_BITS][nw & CHUNK_MASK] = x;
-    if (o === NONE) this.tails[side][pos] = x; else this.occNewer[o >>> CHUNK_BITS][o & CHUNK_MASK] = x;
+    const xi = this.occI[x >>> CHUNK_BITS], xr = (x & CHUNK_MASK) << 2;
+    this.occF[x >>> CHUNK_BITS][xr >>> 1] = t;
+    xi[xr + O_OLDER] = o;
+    if (nw === NONE) {
+      // x is the newest: it takes over the oldest end's link (or is the oldest itself).
+      if (o === NONE) xi[xr + O_NEWER] = -2 - x;
+      else {
+        const oi = occI[o >>> CHUNK_BITS], or = ((o & CHUNK_MASK) << 2) + O_NEWER;
+        xi[xr + O_NEWER] = oi[or];
+        oi[or] = x;
+      }
+      tab[hp] = x;
+    } else {
+      xi[xr + O_NEWER] = nw;
+      occI[nw >>> CHUNK_BITS][((nw & CHUNK_MASK) << 2) + O_OLDER] = x;
+      if (o !== NONE) occI[o >>> CHUNK_BITS][((o & CHUNK_MASK) << 2) + O_NEWER] = x;
+      else {
+        const hd = tab[hp]; // x is the new oldest
+        occI[hd >>> CHUNK_BITS][((hd & CHUNK_MASK) << 2) + O_NEWER] = -2 - x;
+      }
+    }
   }
 
   /** Forgets that slice t holds hash h on `side` (the slice no longer holds it, or is gone). */
   remove(h: number, side: Side, t: number): void {
-    if (this.oldKeys !== undefined) this.migrate(MIGRATE_PER_OP);
+    if (this.oldTab !== undefined) this.migrate(MIGRATE_PER_OP);
     const pos = this.find(h);
     if (pos === NONE) return;
-    // Slices go oldest first: walk from the oldest end.
-    const occT = this.occT, occNewer = this.occNewer;
-    let o = this.tails[side][pos];
-    while (o !== NONE && occT[o >>> CHUNK_BITS][o & CHUNK_MASK] < t) o = occNewer[o >>> CHUNK_BITS][o & CHUNK_MASK];
-    if (o === NONE || occT[o >>> CHUNK_BITS][o & CHUNK_MASK] !== t) return;
-    const nw = occNewer[o >>> CHUNK_BITS][o & CHUNK_MASK];
-    const ol = this.occOlder[o >>> CHUNK_BITS][o & CHUNK_MASK];
-    if (nw === NONE) this.heads[side][pos] = ol; else this.occOlder[nw >>> CHUNK_BITS][nw & CHUNK_MASK] = ol;
-    if (ol === NONE) this.tails[side][pos] = nw; else this.occNewer[ol >>> CHUNK_BITS][ol & CHUNK_MASK] = nw;
-    this.occNewer[o >>> CHUNK_BITS][o & CHUNK_MASK] = this.occFree;
+    const tab = this.tab;
+    const hp = (pos << 2) + R_HEAD + side;
+    const hd = tab[hp];
+    if (hd === NONE) return;
+    // Slices go oldest first: walk from the oldest end (named by the newest occurrence).
+    const occF = this.occF, occI = this.occI;
+    const hdi = occI[hd >>> CHUNK_BITS], hdr = ((hd & CHUNK_MASK) << 2) + O_NEWER;
+    let o = hd;
+    let nwf = hdi[hdr];
+    if (occF[hd >>> CHUNK_BITS][(hd & CHUNK_MASK) << 1] !== t) {
+      // Not the newest: from the oldest, forward.
+      o = -2 - nwf;
+      for (;;) {
+        const c = o >>> CHUNK_BITS, j = o & CHUNK_MASK;
+        const ot = occF[c][j << 1];
+        nwf = occI[c][(j << 2) + O_NEWER];
+        if (ot === t) break;
+        if (ot > t || nwf < 0) return;
+        o = nwf;
+      }
+    }
+    const oi = occI[o >>> CHUNK_BITS], or = (o & CHUNK_MASK) << 2;
+    const ol = oi[or + O_OLDER];
+    if (nwf < 0) {
+      // o is the newest: its older one (if any) becomes the newest and takes the oldest end's link.
+      tab[hp] = ol;
+      if (ol !== NONE) occI[ol >>> CHUNK_BITS][((ol & CHUNK_MASK) << 2) + O_NEWER] = nwf;
+    } else {
+      occI[nwf >>> CHUNK_BITS][((nwf & CHUNK_MASK) << 2) + O_OLDER] = ol;
+      if (ol !== NONE) occI[ol >>> CHUNK_BITS][((ol & CHUNK_MASK) << 2) + O_NEWER] = nwf;
+      else hdi[hdr] = -2 - nwf; // o was the oldest
+    }
+    oi[or + O_OLDER] = this.occFree;
     this.occFree = o;
     if (--this.occLive === 0 && this.occTop > MIN_TABLE) {
       // Empty: give the pool back (it cannot shrink while occurrences, which it indexes, live).
-      this.occT = [new Float64Array(MIN_TABLE)];
-      this.occOlder = [new Int32Array(MIN_TABLE)];
-      this.occNewer = [new Int32Array(MIN_TABLE)];
+      this.occF = [new Float64Array(MIN_TABLE * 2)];
+      this.occI = [new Int32Array(this.occF[0].buffer)];
       this.occCap = MIN_TABLE;
       this.occTop = 0;
       this.occFree = NONE;
     }
-    if (this.heads[0][pos] === NONE && this.heads[1][pos] === NONE) this.deleteAt(pos);
+    const r = pos << 2;
+    if (tab[r + R_HEAD] === NONE && tab[r + R_HEAD + 1] === NONE) this.deleteAt(pos);
   }
 
   /** Forgets everything (every slice is gone): no walk over the keys. */
@@ -239,160 +321,165 @@ export class KeyIndex {
 
   /** Is a resize under way (keys still in the previous table)? */
   resizing(): boolean {
-    return this.oldKeys !== undefined;
+    return this.oldTab !== undefined;
   }
 
   /** Heap bytes held. */
   heapBytes(): number {
-    return (this.keys.length + this.oldUsed.length + (this.next?.keys.length ?? 0)) * (4 + 1 + 16) + this.occCap * 16;
+    return (this.cap + this.oldCap + (this.next === undefined ? 0 : this.next.length >>> 2)) * 16 + this.occCap * 16;
   }
 
   private alloc(): number {
     this.occLive++;
     const f = this.occFree;
     if (f !== NONE) {
-      this.occFree = this.occNewer[f >>> CHUNK_BITS][f & CHUNK_MASK];
+      this.occFree = this.occI[f >>> CHUNK_BITS][((f & CHUNK_MASK) << 2) + O_OLDER];
       return f;
     }
     if (this.occTop === this.occCap) {
       if (this.occCap < CHUNK) {
         const cap = this.occCap * 2;
-        const t = new Float64Array(cap); t.set(this.occT[0]); this.occT[0] = t;
-        const a = new Int32Array(cap); a.set(this.occOlder[0]); this.occOlder[0] = a;
-        const b = new Int32Array(cap); b.set(this.occNewer[0]); this.occNewer[0] = b;
+        const a = new Float64Array(cap * 2); a.set(this.occF[0]);
+        this.occF[0] = a;
+        this.occI[0] = new Int32Array(a.buffer);
         this.occCap = cap;
       } else {
-        this.occT.push(new Float64Array(CHUNK));
-        this.occOlder.push(new Int32Array(CHUNK));
-        this.occNewer.push(new Int32Array(CHUNK));
+        const a = new Float64Array(CHUNK * 2);
+        this.occF.push(a);
+        this.occI.push(new Int32Array(a.buffer));
         this.occCap += CHUNK;
       }
     }
     return this.occTop++;
   }
 
-  private insertKey(h: number): number {
-    const len = this.keys.length;
-    if ((this.n + 1) * 2 > len) this.startResize(len * 2);
-    else if (this.n * 8 > len * 3 && this.oldKeys === undefined) this.prepare(len * 2);
+  /**
+   * Adds key h, found in neither table by a probe run of the current one that ended at the empty
+   * position `at`; returns its position, chains empty.
+   */
+  private insertKey(h: number, at: number): number {
+    if (this.oldTab !== undefined) {
+      const p = this.findOld(h);
+      if (p !== NONE) return p;
+    }
+    const cap = this.cap;
+    if ((this.n + 1) * 2 > cap) {
+      this.startResize(cap * 2);
+      this.n++;
+      return this.place(h);
+    }
+    if (this.n * 8 > cap * 3 && this.oldTab === undefined) this.prepare(cap * 2);
     this.n++;
-    return this.place(h);
+    // findOld() may have moved other keys in, but only into positions that were not empty before
+    // them; `at` is still the first empty one of h's run unless it was taken.
+    if (this.tab[(at << 2) + R_STATE] !== 0) return this.place(h);
+    const r = at << 2;
+    this.tab[r + R_HASH] = h;
+    this.tab[r + R_STATE] = 1;
+    this.tab[r + R_HEAD] = this.tab[r + R_HEAD + 1] = NONE;
+    return at;
   }
 
   // The next (larger) table, allocated at 3/8 load and its memory touched a few pages per add, so
-  // that the page faults of its ~21 bytes per position are not all taken by the adds right after
+  // that the page faults of its 16 bytes per position are not all taken by the adds right after
   // the switch (~30 ms of CPU for a 4M-position table, in one batch of adds).
-  private next: { keys: Int32Array<ArrayBuffer>; used: Uint8Array<ArrayBuffer>; heads: [Int32Array<ArrayBuffer>, Int32Array<ArrayBuffer>]; tails: [Int32Array<ArrayBuffer>, Int32Array<ArrayBuffer>] } | undefined = undefined;
+  private next: Int32Array<ArrayBuffer> | undefined = undefined;
   private touch = 0; // pages of `next` touched
 
   private prepare(size: number): void {
     let nx = this.next;
-    if (nx === undefined || nx.keys.length !== size) {
-      nx = this.next = {
-        keys: new Int32Array(size), used: new Uint8Array(size),
-        heads: [new Int32Array(size), new Int32Array(size)], tails: [new Int32Array(size), new Int32Array(size)],
-      };
+    if (nx === undefined || nx.length !== size * 4) {
+      nx = this.next = new Int32Array(size * 4);
       this.touch = 0;
     }
-    // 4 KiB pages: 1024 positions of an Int32Array, 4096 of the Uint8Array. One page per 8 adds:
-    // from 3/8 to 1/2 load there are size/16 adds, for ~size/200 pages.
+    // 4 KiB pages of 256 positions. One page per 8 adds: from 3/8 to 1/2 load there are size/16
+    // adds, for size/256 pages.
     if ((this.n & 7) !== 0) return;
-    const perArray = size >>> 10;
-    if (this.touch < perArray * 5 + (size >>> 12)) {
-      const a = Math.floor(this.touch / perArray);
-      const at = (this.touch % perArray) << 10;
-      if (a === 0) nx.keys[at] = 0;
-      else if (a === 1) nx.heads[0][at] = 0;
-      else if (a === 2) nx.heads[1][at] = 0;
-      else if (a === 3) nx.tails[0][at] = 0;
-      else if (a === 4) nx.tails[1][at] = 0;
-      else nx.used[(this.touch - perArray * 5) << 12] = 0;
-      this.touch++;
-    }
+    if (this.touch < (size >>> 8)) nx[(this.touch++) << 10] = 0;
   }
 
   /** Puts h into the current table (it is in neither); returns its position, chains empty. */
   private place(h: number): number {
-    const keys = this.keys, used = this.used;
-    const mask = keys.length - 1;
+    const tab = this.tab;
+    const mask = this.cap - 1;
     let i = Math.imul(h, GOLDEN) >>> this.shift;
-    while (used[i] !== 0) i = (i + 1) & mask;
-    used[i] = 1;
-    keys[i] = h;
-    this.heads[0][i] = this.heads[1][i] = this.tails[0][i] = this.tails[1][i] = NONE;
+    while (tab[(i << 2) + R_STATE] !== 0) i = (i + 1) & mask;
+    const r = i << 2;
+    tab[r + R_HASH] = h;
+    tab[r + R_STATE] = 1;
+    tab[r + R_HEAD] = tab[r + R_HEAD + 1] = NONE;
     return i;
   }
 
   /** Empties position i, shifting later members of its probe run back (no tombstones). */
   private deleteAt(i: number): void {
-    const keys = this.keys, used = this.used, [h0, h1] = this.heads, [t0, t1] = this.tails;
-    const mask = keys.length - 1;
-    used[i] = 0;
+    const tab = this.tab;
+    const mask = this.cap - 1;
+    tab[(i << 2) + R_STATE] = 0;
     this.n--;
-    for (let j = (i + 1) & mask; used[j] !== 0; j = (j + 1) & mask) {
-      const home = Math.imul(keys[j], GOLDEN) >>> this.shift;
+    for (let j = (i + 1) & mask; tab[(j << 2) + R_STATE] !== 0; j = (j + 1) & mask) {
+      const rj = j << 2;
+      const home = Math.imul(tab[rj], GOLDEN) >>> this.shift;
       // j stays when its home lies cyclically in (i, j]: its probe run does not cross the hole.
       if (i <= j ? (i < home && home <= j) : (i < home || home <= j)) continue;
-      keys[i] = keys[j];
-      h0[i] = h0[j]; h1[i] = h1[j]; t0[i] = t0[j]; t1[i] = t1[j];
-      used[i] = 1;
-      used[j] = 0;
+      const ri = i << 2;
+      tab[ri] = tab[rj];
+      tab[ri + R_STATE] = 1;
+      tab[ri + R_HEAD] = tab[rj + R_HEAD];
+      tab[ri + R_HEAD + 1] = tab[rj + R_HEAD + 1];
+      tab[rj + R_STATE] = 0;
       i = j;
     }
-    if (this.n * 8 < keys.length && keys.length > MIN_TABLE && this.oldKeys === undefined) this.startResize(keys.length / 2);
+    if (this.n * 8 < this.cap && this.cap > MIN_TABLE && this.oldTab === undefined) this.startResize(this.cap / 2);
   }
 
   /** Makes a table of `size` the current one; the keys move over in later calls (migrate). */
   private startResize(size: number): void {
-    if (this.oldKeys !== undefined) this.migrate(Infinity); // one resize at a time (rare: moving is faster than filling)
-    this.oldKeys = this.keys;
-    this.oldUsed = this.used;
-    this.oldHeads = this.heads;
-    this.oldTails = this.tails;
+    if (this.oldTab !== undefined) this.migrate(Infinity); // one resize at a time (rare: moving is faster than filling)
+    this.oldTab = this.tab;
+    this.oldCap = this.cap;
     this.oldShift = this.shift;
     this.oldN = this.n;
     this.cursor = 0;
     const nx = this.next;
     this.next = undefined;
-    if (nx !== undefined && nx.keys.length === size) {
-      this.keys = nx.keys; this.used = nx.used; this.heads = nx.heads; this.tails = nx.tails;
-    } else {
-      this.keys = new Int32Array(size);
-      this.used = new Uint8Array(size);
-      this.heads = [new Int32Array(size), new Int32Array(size)];
-      this.tails = [new Int32Array(size), new Int32Array(size)];
-    }
+    this.tab = nx !== undefined && nx.length === size * 4 ? nx : new Int32Array(size * 4);
+    this.cap = size;
     this.shift = 32 - Math.log2(size);
     if (this.oldN === 0) this.dropOld();
   }
 
   /** Moves the live keys of up to `positions` old-table positions to the current table. */
   private migrate(positions: number): void {
-    const used = this.oldUsed;
-    const end = Math.min(used.length, this.cursor + positions);
-    for (let p = this.cursor; p < end; p++) if (used[p] === 1) this.moveOld(p);
+    const old = this.oldTab!;
+    const end = Math.min(this.oldCap, this.cursor + positions);
+    for (let p = this.cursor; p < end; p++) if (old[(p << 2) + R_STATE] === 1) this.moveOld(p);
     this.cursor = end;
-    if (end === used.length || this.oldN === 0) this.dropOld();
+    if (end === this.oldCap || this.oldN === 0) this.dropOld();
   }
 
   /** Moves old position p (live) to the current table; returns its new position. */
   private moveOld(p: number): number {
-    const i = this.place(this.oldKeys![p]);
-    this.heads[0][i] = this.oldHeads[0][p]; this.heads[1][i] = this.oldHeads[1][p];
-    this.tails[0][i] = this.oldTails[0][p]; this.tails[1][i] = this.oldTails[1][p];
-    this.oldUsed[p] = 2;
+    const old = this.oldTab!;
+    const rp = p << 2;
+    const i = this.place(old[rp]);
+    const ri = i << 2;
+    this.tab[ri + R_HEAD] = old[rp + R_HEAD];
+    this.tab[ri + R_HEAD + 1] = old[rp + R_HEAD + 1];
+    old[rp + R_STATE] = 2;
     this.oldN--;
     return i;
   }
 
   /** find() for a key not in the current table: looks in the old one and moves it over when there. */
   private findOld(h: number): number {
-    const keys = this.oldKeys!, used = this.oldUsed;
-    const mask = keys.length - 1;
+    const old = this.oldTab!;
+    const mask = this.oldCap - 1;
     for (let p = Math.imul(h, GOLDEN) >>> this.oldShift; ; p = (p + 1) & mask) {
-      const u = used[p];
+      const rp = p << 2;
+      const u = old[rp + R_STATE];
       if (u === 0) return NONE;
-      if (u === 1 && keys[p] === h) {
+      if (u === 1 && old[rp] === h) {
         const i = this.moveOld(p);
         if (this.oldN === 0) this.dropOld();
         return i;
@@ -401,9 +488,8 @@ export class KeyIndex {
   }
 
   private dropOld(): void {
-    this.oldKeys = undefined;
-    this.oldUsed = new Uint8Array(0);
-    this.oldHeads = this.oldTails = [new Int32Array(0), new Int32Array(0)];
+    this.oldTab = undefined;
+    this.oldCap = 0;
     this.oldN = 0;
     this.cursor = 0;
   }
