@@ -222,7 +222,7 @@ function skipValue(b: Uint8Array, p: number, e: number): number {
 }
 
 /** Longest member name the fast path remembers (bytes, plus one), and how many member positions. */
-const NAME_SLOT = 64, SEEN_MEMBERS = 32;
+const NAME_SLOT = 64, SEEN_MEMBERS = 32, SLOT_WORDS = NAME_SLOT / 4;
 
 export class JsonFieldScanner {
   /** Per target (in the order the paths were given): type, extent [start, end) of the value text, flags. */
@@ -245,6 +245,8 @@ export class JsonFieldScanner {
   private readonly seenNames = new Uint8Array(NAME_SLOT * SEEN_MEMBERS);
   private readonly seenLength = new Int32Array(SEEN_MEMBERS).fill(-1);
   private readonly seenMatch = new Int32Array(SEEN_MEMBERS);
+  private readonly seenWords = new Int32Array(SLOT_WORDS * SEEN_MEMBERS);
+  private dv: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
 
   /** `paths`: dotted field paths; a path may repeat (each gets its own target slot). */
   constructor(paths: readonly string[]) {
@@ -274,7 +276,10 @@ export class JsonFieldScanner {
     const type = this.type;
     for (let i = 0; i < type.length; i++) type[i] = VT.Missing;
     this.notObject = false;
-    this.b = bytes;
+    if (bytes !== this.b) {
+      this.b = bytes;
+      this.dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    }
     let p = start;
     // TextDecoder drops a leading byte order mark before JSON.parse sees the text
     if (end - p >= 3 && bytes[p] === 0xef && bytes[p + 1] === 0xbb && bytes[p + 2] === 0xbf) p += 3;
@@ -306,6 +311,7 @@ export class JsonFieldScanner {
   private flat(s: number, last: number): boolean {
     const b = this.b, e = last + 1, root = this.root, byLength = root.byLength, names = root.nameBytes;
     const seen = this.seenNames, seenLength = this.seenLength, seenMatch = this.seenMatch, leafTarget = this.leafTarget;
+    const words = this.seenWords, dv = this.dv;
     let member = 0;
     let p = skipWs(b, s + 1, e);
     if (p === last) return true; // {}
@@ -314,15 +320,23 @@ export class JsonFieldScanner {
       const ks = ++p;
       // the name at this position in the last record, compared in place; else scanned and matched
       let m: number;
-      const seenLen = member < SEEN_MEMBERS ? seenLength[member] : -1;
-      let j = 0;
-      if (seenLen >= 0) {
+      // template: the name and its closing quote, as 32-bit words (the last one overlapping when the length is not a multiple of 4)
+      const tl = member < SEEN_MEMBERS ? seenLength[member] + 1 : 0;
+      let hit = false;
+      if (tl >= 4 && ks + tl <= last) {
+        const o = member * SLOT_WORDS, n = (tl - 1) >> 2;
+        let i = 0;
+        while (i < n && dv.getInt32(ks + 4 * i, true) === words[o + i]) i++;
+        hit = i === n && dv.getInt32(ks + tl - 4, true) === words[o + n];
+      } else if (tl > 0 && ks + tl <= last) {
         const o = member * NAME_SLOT;
-        while (j < seenLen && b[ks + j] === seen[o + j]) j++;
+        let i = 0;
+        while (i < tl && b[ks + i] === seen[o + i]) i++;
+        hit = i === tl;
       }
-      if (j === seenLen && b[ks + j] === QUOTE) {
+      if (hit) {
         m = seenMatch[member];
-        p = ks + j;
+        p = ks + tl - 1;
       } else {
         while (PLAIN[b[p]] === 1) p++;
         if (b[p] !== QUOTE) return false; // an escape, a non-ASCII byte, a `}` or the end: left to `object`
@@ -335,12 +349,7 @@ export class JsonFieldScanner {
           if (k === len) break;
           m = root.nextOfLength[m];
         }
-        if (member < SEEN_MEMBERS && len < NAME_SLOT) {
-          const o = member * NAME_SLOT;
-          for (let k = 0; k < len; k++) seen[o + k] = b[ks + k];
-          seenLength[member] = len;
-          seenMatch[member] = m;
-        }
+        if (member < SEEN_MEMBERS && len + 1 < NAME_SLOT) this.learn(member, ks, len + 1, m);
       }
       member++;
       p++;
@@ -398,6 +407,19 @@ export class JsonFieldScanner {
       }
       return q === last; // the closing brace, or bytes after it
     }
+  }
+
+  /** Remembers the name and closing quote at b[ks, ks + tl) as member `member`'s template, which is wanted name m (or none, −1). */
+  private learn(member: number, ks: number, tl: number, m: number): void {
+    const b = this.b, o = member * NAME_SLOT, ow = member * SLOT_WORDS;
+    for (let k = 0; k < tl; k++) this.seenNames[o + k] = b[ks + k];
+    const n = (tl - 1) >> 2;
+    if (tl >= 4) {
+      for (let i = 0; i < n; i++) this.seenWords[ow + i] = this.dv.getInt32(ks + 4 * i, true);
+      this.seenWords[ow + n] = this.dv.getInt32(ks + tl - 4, true);
+    }
+    this.seenLength[member] = tl - 1;
+    this.seenMatch[member] = m;
   }
 
   /** At an opening brace: members, matching names against `node`'s children. Past the closing brace, or -1. */
