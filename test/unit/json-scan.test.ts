@@ -330,3 +330,17 @@ test('key and id lengths are exact when they do not fit the caller\'s buffer (no
   assert.equal(x.keyLen, 5);
   assert.equal(x.idLen, 22, 'lengths are exact even when the buffer is too small (the router refuses such keys)');
 });
+
+test('integer event times of 1 to 16 digits, either sign, read exactly', () => {
+  const x = new JsonExtractor(['k'], 'ts', 'id');
+  const r = rng(5);
+  for (let i = 0; i < 20_000; i++) {
+    const digits = 1 + (i % 16);
+    let t = String(1 + Math.floor(r() * 9)) + Array.from({ length: digits - 1 }, () => Math.floor(r() * 10)).join('');
+    if (i % 97 === 0) t = '0';
+    if (r() < 0.3) t = '-' + t;
+    const rec = enc.encode(`{"k":1,"ts":${t},"id":2}`);
+    assert.ok(x.extract(rec, 0, rec.length, out), t);
+    assert.ok(Object.is(x.ts, Number(t)), `${t}: ${x.ts}`);
+  }
+});
