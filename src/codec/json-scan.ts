@@ -222,7 +222,7 @@ function skipValue(b: Uint8Array, p: number, e: number): number {
 }
 
 /** Longest member name the fast path remembers (bytes, plus one), and how many member positions. */
-const NAME_SLOT = 64, SEEN_MEMBERS = 32, SLOT_WORDS = NAME_SLOT / 4;
+const NAME_SLOT = 64, SEEN_MEMBERS = 32, SLOT_WORDS = NAME_SLOT / 4, RELEARN_AFTER_MISSES = 8;
 
 export class JsonFieldScanner {
   /** Per target (in the order the paths were given): type, extent [start, end) of the value text, flags. */
@@ -245,6 +245,7 @@ export class JsonFieldScanner {
   private readonly seenNames = new Uint8Array(NAME_SLOT * SEEN_MEMBERS);
   private readonly seenLength = new Int32Array(SEEN_MEMBERS).fill(-1);
   private readonly seenMatch = new Int32Array(SEEN_MEMBERS);
+  private readonly seenMisses = new Int32Array(SEEN_MEMBERS);
   private readonly seenWords = new Int32Array(SLOT_WORDS * SEEN_MEMBERS);
   private dv: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
 
@@ -311,7 +312,7 @@ export class JsonFieldScanner {
   private flat(s: number, last: number): boolean {
     const b = this.b, e = last + 1, root = this.root, byLength = root.byLength, names = root.nameBytes;
     const seen = this.seenNames, seenLength = this.seenLength, seenMatch = this.seenMatch, leafTarget = this.leafTarget;
-    const words = this.seenWords, dv = this.dv;
+    const words = this.seenWords, seenMisses = this.seenMisses, dv = this.dv;
     let member = 0;
     let p = skipWs(b, s + 1, e);
     if (p === last) return true; // {}
@@ -335,6 +336,7 @@ export class JsonFieldScanner {
         hit = i === tl;
       }
       if (hit) {
+        seenMisses[member] = 0;
         m = seenMatch[member];
         p = ks + tl - 1;
       } else {
@@ -349,7 +351,10 @@ export class JsonFieldScanner {
           if (k === len) break;
           m = root.nextOfLength[m];
         }
-        if (member < SEEN_MEMBERS && len + 1 < NAME_SLOT) this.learn(member, ks, len + 1, m);
+        // learning costs more than a miss: a position keeps its name until it missed several records in a row
+        if (member < SEEN_MEMBERS && len + 1 < NAME_SLOT && (seenLength[member] < 0 || ++seenMisses[member] >= RELEARN_AFTER_MISSES)) {
+          this.learn(member, ks, len + 1, m);
+        }
       }
       member++;
       p++;
@@ -420,6 +425,7 @@ export class JsonFieldScanner {
     }
     this.seenLength[member] = tl - 1;
     this.seenMatch[member] = m;
+    this.seenMisses[member] = 0;
   }
 
   /** At an opening brace: members, matching names against `node`'s children. Past the closing brace, or -1. */
