@@ -9,6 +9,13 @@
  * Nothing is allocated per record on the common path: member names are compared as bytes; only
  * names holding escapes or non-ASCII bytes are decoded.
  *
+ * The record's own members are read by a fast path (`flat`) that relies on the records of one
+ * source sharing their layout: it keeps the member names of the last record by position and
+ * compares each name against the one at its position as 32-bit words, which validates it and
+ * tells whether it is wanted at once; only a name that differs is scanned and matched. Nested
+ * values go through the general scanner; a record the fast path finds invalid is scanned again by
+ * the general path, which decides, so what is accepted, refused and returned is the same.
+ *
  * Differences from JSON.parse + lookup, both deliberate: only a record's own members count (a
  * field named `constructor` or `toString` that the record lacks is missing, not an inherited
  * function), and `length` does not read an array's length.
@@ -277,7 +284,7 @@ export class JsonFieldScanner {
     const type = this.type;
     for (let i = 0; i < type.length; i++) type[i] = VT.Missing;
     this.notObject = false;
-    if (bytes !== this.b) {
+    if (bytes !== this.b || this.dv.byteLength !== bytes.byteLength) { // (a view of a resizable buffer may grow)
       this.b = bytes;
       this.dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     }
@@ -304,10 +311,10 @@ export class JsonFieldScanner {
 
   /**
    * The record's object from its opening brace at s to its closing brace at `last` (the record's
-   * last byte but blanks), when its member names are plain ASCII (no escapes) and hold no `}`:
-   * true when it is valid JSON and the targets are set, as `object` would set them. False for
-   * anything else — another shape or invalid JSON — which `object` then scans from the start.
-   * The record ending in `}` bounds the loops over names, numbers and plain strings.
+   * last byte but blanks): true when it is valid JSON and the targets are set, as `object` would
+   * set them. False when it is not valid JSON: `object` then reads it again and decides (a record
+   * refused here must be refused there, which the tests hold it to). The record ending in `}`
+   * bounds the loops over names, numbers and plain strings without an end test.
    */
   private flat(s: number, last: number): boolean {
     const b = this.b, e = last + 1, root = this.root, byLength = root.byLength, names = root.nameBytes;
@@ -341,18 +348,29 @@ export class JsonFieldScanner {
         p = ks + tl - 1;
       } else {
         while (PLAIN[b[p]] === 1) p++;
-        if (b[p] !== QUOTE) return false; // an escape, a non-ASCII byte, a `}` or the end: left to `object`
+        const plain = b[p] === QUOTE;
+        let decode = false;
+        if (!plain) { // an escape, a non-ASCII byte or a `}`: the name read as `object` reads it, and not remembered
+          p = scanString(b, ks - 1, e);
+          if (p < 0) return false;
+          p--;
+          decode = lastFlags !== 0;
+        }
         const len = p - ks;
-        m = len < byLength.length ? byLength[len] : -1;
-        while (m >= 0) {
-          const nb = names[m];
-          let k = 0;
-          while (k < len && nb[k] === b[ks + k]) k++;
-          if (k === len) break;
-          m = root.nextOfLength[m];
+        if (decode) {
+          m = names.length > 0 ? root.names.indexOf(JSON.parse(utf8.decode(b.subarray(ks - 1, p + 1))) as string) : -1;
+        } else {
+          m = len < byLength.length ? byLength[len] : -1;
+          while (m >= 0) {
+            const nb = names[m];
+            let k = 0;
+            while (k < len && nb[k] === b[ks + k]) k++;
+            if (k === len) break;
+            m = root.nextOfLength[m];
+          }
         }
         // learning costs more than a miss: a position keeps its name until it missed several records in a row
-        if (member < SEEN_MEMBERS && len + 1 < NAME_SLOT && (seenLength[member] < 0 || ++seenMisses[member] >= RELEARN_AFTER_MISSES)) {
+        if (plain && member < SEEN_MEMBERS && len + 1 < NAME_SLOT && (seenLength[member] < 0 || ++seenMisses[member] >= RELEARN_AFTER_MISSES)) {
           this.learn(member, ks, len + 1, m);
         }
       }
