@@ -9,6 +9,13 @@
  * Nothing is allocated per record on the common path: member names are compared as bytes; only
  * names holding escapes or non-ASCII bytes are decoded.
  *
+ * The record's own members are read by a fast path (`flat`) that relies on the records of one
+ * source sharing their layout: it keeps the member names of the last record by position and
+ * compares each name against the one at its position as 32-bit words, which validates it and
+ * tells whether it is wanted at once; only a name that differs is scanned and matched. Nested
+ * values go through the general scanner; a record the fast path finds invalid is scanned again by
+ * the general path, which decides, so what is accepted, refused and returned is the same.
+ *
  * Differences from JSON.parse + lookup, both deliberate: only a record's own members count (a
  * field named `constructor` or `toString` that the record lacks is missing, not an inherited
  * function), and `length` does not read an array's length.
@@ -31,6 +38,9 @@ class PathNode {
   readonly targets: number[] = [];
   /** Every target at or below this node (cleared when a repeated member name replaces it). */
   readonly subtree: number[] = [];
+  /** Member names by length: the first name of each length (index into names, −1 for none) and the next of the same length. */
+  byLength = new Int32Array(0);
+  readonly nextOfLength: number[] = [];
 
   child(name: string): PathNode {
     let i = this.names.indexOf(name);
@@ -41,6 +51,11 @@ class PathNode {
       this.nameLengths.push(this.nameBytes[i].length);
       this.indexes.push(/^(0|[1-9][0-9]{0,8})$/.test(name) ? Number(name) : -1);
       this.children.push(new PathNode());
+      this.nextOfLength.push(-1);
+      const len = this.nameLengths[i];
+      if (len >= this.byLength.length) { const t = new Int32Array(len + 1).fill(-1); t.set(this.byLength); this.byLength = t; }
+      if (this.byLength[len] < 0) this.byLength[len] = i;
+      else { let j = this.byLength[len]; while (this.nextOfLength[j] >= 0) j = this.nextOfLength[j]; this.nextOfLength[j] = i; }
     }
     return this.children[i];
   }
@@ -55,6 +70,16 @@ for (let c = 0; c < 0x20; c++) STR_CLASS[c] = 3;
 STR_CLASS[QUOTE] = 1;
 STR_CLASS[BACKSLASH] = 2;
 for (let c = 0x80; c < 0x100; c++) STR_CLASS[c] = 4;
+/**
+ * 1 for the bytes a string holds as they are (printable ASCII but quote and backslash), except the
+ * closing brace: the top-level fast path's loops stop at the record's last byte, a `}`, without
+ * testing for the end.
+ */
+const PLAIN = new Uint8Array(256);
+for (let c = 0x20; c < 0x80; c++) PLAIN[c] = 1;
+PLAIN[QUOTE] = 0;
+PLAIN[BACKSLASH] = 0;
+PLAIN[RBRACE] = 0;
 /** Byte → 1 when it may follow a backslash in a JSON string (other than `u`). */
 const SIMPLE_ESCAPE = new Uint8Array(256);
 for (const c of '"\\/bfnrt') SIMPLE_ESCAPE[c.charCodeAt(0)] = 1;
@@ -203,6 +228,9 @@ function skipValue(b: Uint8Array, p: number, e: number): number {
   }
 }
 
+/** Longest member name the fast path remembers (bytes, plus one), and how many member positions. */
+const NAME_SLOT = 64, SEEN_MEMBERS = 32, SLOT_WORDS = NAME_SLOT / 4, RELEARN_AFTER_MISSES = 8;
+
 export class JsonFieldScanner {
   /** Per target (in the order the paths were given): type, extent [start, end) of the value text, flags. */
   readonly type: Uint8Array;
@@ -213,6 +241,20 @@ export class JsonFieldScanner {
   notObject = false;
   private readonly root = new PathNode();
   private b: Uint8Array = new Uint8Array(0);
+  /** Per top-level wanted name: its one target when it ends a single path there, else −1 (`wanted` reads it). */
+  private readonly leafTarget: Int32Array;
+  /**
+   * The member names of the last record the fast path read, by position (records of one source
+   * mostly share their layout): the name bytes at NAME_SLOT × position, their length (−1: none),
+   * and which wanted name each is (−1: none). A name that matches is known valid and known wanted
+   * or not without scanning it first.
+   */
+  private readonly seenNames = new Uint8Array(NAME_SLOT * SEEN_MEMBERS);
+  private readonly seenLength = new Int32Array(SEEN_MEMBERS).fill(-1);
+  private readonly seenMatch = new Int32Array(SEEN_MEMBERS);
+  private readonly seenMisses = new Int32Array(SEEN_MEMBERS);
+  private readonly seenWords = new Int32Array(SLOT_WORDS * SEEN_MEMBERS);
+  private dv: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
 
   /** `paths`: dotted field paths; a path may repeat (each gets its own target slot). */
   constructor(paths: readonly string[]) {
@@ -230,6 +272,8 @@ export class JsonFieldScanner {
       node.subtree.push(t);
       node.targets.push(t);
     }
+    const top = this.root.children;
+    this.leafTarget = Int32Array.from(top, (c) => (c.children.length === 0 && c.targets.length === 1 ? c.targets[0] : -1));
   }
 
   /**
@@ -240,12 +284,20 @@ export class JsonFieldScanner {
     const type = this.type;
     for (let i = 0; i < type.length; i++) type[i] = VT.Missing;
     this.notObject = false;
-    this.b = bytes;
+    if (bytes !== this.b || this.dv.byteLength !== bytes.byteLength) { // (a view of a resizable buffer may grow)
+      this.b = bytes;
+      this.dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    }
     let p = start;
     // TextDecoder drops a leading byte order mark before JSON.parse sees the text
     if (end - p >= 3 && bytes[p] === 0xef && bytes[p + 1] === 0xbb && bytes[p + 2] === 0xbf) p += 3;
     p = skipWs(bytes, p, end);
     if (p < end && bytes[p] === LBRACE) {
+      let last = end - 1;
+      while (last > p && (bytes[last] === SP || bytes[last] === LF || bytes[last] === CR || bytes[last] === TAB)) last--;
+      if (last > p && bytes[last] === RBRACE && this.flat(p, last)) return true;
+      // anything the fast path does not take (including every invalid record) is scanned again here
+      for (let i = 0; i < type.length; i++) type[i] = VT.Missing;
       p = this.object(this.root, p, end);
       if (p < 0) return false;
     } else {
@@ -255,6 +307,143 @@ export class JsonFieldScanner {
       return false;
     }
     return skipWs(bytes, p, end) === end;
+  }
+
+  /**
+   * The record's object from its opening brace at s to its closing brace at `last` (the record's
+   * last byte but blanks): true when it is valid JSON and the targets are set, as `object` would
+   * set them. False when it is not valid JSON: `object` then reads it again and decides (a record
+   * refused here must be refused there, which the tests hold it to). The record ending in `}`
+   * bounds the loops over names, numbers and plain strings without an end test.
+   */
+  private flat(s: number, last: number): boolean {
+    const b = this.b, e = last + 1, root = this.root, byLength = root.byLength, names = root.nameBytes;
+    const seen = this.seenNames, seenLength = this.seenLength, seenMatch = this.seenMatch, leafTarget = this.leafTarget;
+    const words = this.seenWords, seenMisses = this.seenMisses, dv = this.dv;
+    let member = 0;
+    let p = skipWs(b, s + 1, e);
+    if (p === last) return true; // {}
+    for (;;) {
+      if (b[p] !== QUOTE) return false;
+      const ks = ++p;
+      // the name at this position in the last record, compared in place; else scanned and matched
+      let m: number;
+      // template: the name and its closing quote, as 32-bit words (the last one overlapping when the length is not a multiple of 4)
+      const tl = member < SEEN_MEMBERS ? seenLength[member] + 1 : 0;
+      let hit = false;
+      if (tl >= 4 && ks + tl <= last) {
+        const o = member * SLOT_WORDS, n = (tl - 1) >> 2;
+        let i = 0;
+        while (i < n && dv.getInt32(ks + 4 * i, true) === words[o + i]) i++;
+        hit = i === n && dv.getInt32(ks + tl - 4, true) === words[o + n];
+      } else if (tl > 0 && ks + tl <= last) {
+        const o = member * NAME_SLOT;
+        let i = 0;
+        while (i < tl && b[ks + i] === seen[o + i]) i++;
+        hit = i === tl;
+      }
+      if (hit) {
+        seenMisses[member] = 0;
+        m = seenMatch[member];
+        p = ks + tl - 1;
+      } else {
+        while (PLAIN[b[p]] === 1) p++;
+        const plain = b[p] === QUOTE;
+        let decode = false;
+        if (!plain) { // an escape, a non-ASCII byte or a `}`: the name read as `object` reads it, and not remembered
+          p = scanString(b, ks - 1, e);
+          if (p < 0) return false;
+          p--;
+          decode = lastFlags !== 0;
+        }
+        const len = p - ks;
+        if (decode) {
+          m = names.length > 0 ? root.names.indexOf(JSON.parse(utf8.decode(b.subarray(ks - 1, p + 1))) as string) : -1;
+        } else {
+          m = len < byLength.length ? byLength[len] : -1;
+          while (m >= 0) {
+            const nb = names[m];
+            let k = 0;
+            while (k < len && nb[k] === b[ks + k]) k++;
+            if (k === len) break;
+            m = root.nextOfLength[m];
+          }
+        }
+        // learning costs more than a miss: a position keeps its name until it missed several records in a row
+        if (plain && member < SEEN_MEMBERS && len + 1 < NAME_SLOT && (seenLength[member] < 0 || ++seenMisses[member] >= RELEARN_AFTER_MISSES)) {
+          this.learn(member, ks, len + 1, m);
+        }
+      }
+      member++;
+      p++;
+      if (b[p] !== COLON) { p = skipWs(b, p, e); if (p >= e || b[p] !== COLON) return false; }
+      p++;
+      let c = b[p];
+      if (c === SP || c === LF || c === CR || c === TAB) { p = skipWs(b, p, e); if (p >= e) return false; c = b[p]; }
+      let q: number;
+      let t: VT = VT.Missing;
+      let flags = 0;
+      const k = m >= 0 ? leafTarget[m] : -1;
+      if (m >= 0 && k < 0) {
+        q = this.wanted(root.children[m], p, e);
+      } else {
+        if (c === QUOTE) {
+          t = VT.String;
+          q = p + 1;
+          while (PLAIN[b[q]] === 1) q++;
+          if (b[q] === QUOTE) q++;
+          else { q = scanString(b, p, e); flags = lastFlags; }
+        } else if (c >= ZERO && c <= NINE || c === MINUS) {
+          t = VT.Number;
+          q = c === MINUS ? p + 1 : p;
+          c = b[q];
+          if (c === ZERO) q++;
+          else if (c > ZERO && c <= NINE) { q++; while ((c = b[q]) >= ZERO && c <= NINE) q++; }
+          else return false;
+          c = b[q];
+          if (c === DOT || c === 101 || c === 69) { q = scanNumber(b, p, e); flags = lastFlags; }
+        } else if (c === LBRACE) {
+          t = VT.Object;
+          q = skipValue(b, p, e);
+        } else if (c === LBRACKET) {
+          t = VT.Array;
+          q = skipValue(b, p, e);
+        } else {
+          q = scanLiteral(b, p, e);
+          t = c === 116 ? VT.True : c === 102 ? VT.False : VT.Null;
+        }
+        if (k >= 0) {
+          this.type[k] = t;
+          this.start[k] = p;
+          this.end[k] = q;
+          this.flags[k] = flags;
+        }
+      }
+      if (q < 0 || q >= e) return false;
+      c = b[q];
+      if (c === SP || c === LF || c === CR || c === TAB) { q = skipWs(b, q, e); if (q >= e) return false; c = b[q]; }
+      if (c === COMMA) {
+        p = q + 1;
+        c = b[p];
+        if (c === SP || c === LF || c === CR || c === TAB) p = skipWs(b, p, e);
+        continue;
+      }
+      return q === last; // the closing brace, or bytes after it
+    }
+  }
+
+  /** Remembers the name and closing quote at b[ks, ks + tl) as member `member`'s template, which is wanted name m (or none, −1). */
+  private learn(member: number, ks: number, tl: number, m: number): void {
+    const b = this.b, o = member * NAME_SLOT, ow = member * SLOT_WORDS;
+    for (let k = 0; k < tl; k++) this.seenNames[o + k] = b[ks + k];
+    const n = (tl - 1) >> 2;
+    if (tl >= 4) {
+      for (let i = 0; i < n; i++) this.seenWords[ow + i] = this.dv.getInt32(ks + 4 * i, true);
+      this.seenWords[ow + n] = this.dv.getInt32(ks + tl - 4, true);
+    }
+    this.seenLength[member] = tl - 1;
+    this.seenMatch[member] = m;
+    this.seenMisses[member] = 0;
   }
 
   /** At an opening brace: members, matching names against `node`'s children. Past the closing brace, or -1. */

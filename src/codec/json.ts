@@ -145,7 +145,13 @@ export class JsonExtractor implements Extractor {
   }
 
   private scalar(t: number, b: Uint8Array, out: Uint8Array, o: number): number {
-    return writeCanonicalScalar(this.scanner, t, b, out, o);
+    // the common case inline: a plain ASCII string or an integer (not −0) is its own canonical text
+    const sc = this.scanner, s = sc.start[t], e = sc.end[t], type = sc.type[t];
+    if (sc.flags[t] === 0 && (type === VT.String || (type === VT.Number && e - s <= 21 && b[s] !== 45)) && o + e - s <= out.length) {
+      for (let j = s; j < e; j++) out[o++] = b[j];
+      return o;
+    }
+    return writeCanonicalScalar(sc, t, b, out, o);
   }
 
   /** Sets ts from the time target (a number, or a string holding one), or the error. */
@@ -156,10 +162,13 @@ export class JsonExtractor implements Extractor {
     let ts = NaN;
     if (type === VT.Number) {
       if ((sc.flags[t] & (VF.Fraction | VF.Exponent)) === 0 && e - s <= EXACT_DIGITS) {
-        let p = s, v = 0;
-        const neg = b[p] === 45;
-        if (neg) p++;
-        for (; p < e; p++) v = v * 10 + (b[p] - 48);
+        // int32 arithmetic on two halves: digit by digit in a double is a chain of slow multiply-adds
+        const neg = b[s] === 45;
+        const p = neg ? s + 1 : s, mid = e - 8 > p ? e - 8 : p;
+        let hi = 0, lo = 0;
+        for (let i = p; i < mid; i++) hi = (hi * 10 + (b[i] - 48)) | 0;
+        for (let i = mid; i < e; i++) lo = (lo * 10 + (b[i] - 48)) | 0;
+        const v = hi * 1e8 + lo;
         ts = neg ? -v : v;
       } else {
         ts = Number(decoder.decode(b.subarray(s, e)));

@@ -174,6 +174,55 @@ test('scanner agrees with JSON.parse extraction on 10,000 generated records (nes
 
 const MUTATION_BYTES = [...'{}[]",:\\ 0123456789.eE+-tfnul/'].map((c) => c.charCodeAt(0)).concat([0, 1, 0x1f, 0x7f, 0x80, 0xbf, 0xc3, 0xe2, 0xed, 0xef, 0xf0, 0xff]);
 
+/** Member names of layouts: shared prefixes, lengths around 4 and 8 (the scanner compares names as 32-bit words), a `}` and an escape. */
+const LAYOUT_NAMES = ['k', 'k2', 'kk', 'ts', 'tsx', 'id', 'idx', 'ts_', 'a', 'x', '0', 'key', 'keys', 'keyz', 'profileId', 'profileIdx', 'profileI',
+  'titleId', 'titleIe', 'eventId', 'eventIdentifier', 'abcd', 'abce', 'abcdefgh', 'abcdefgi', 'bcdefgh', 'n}', 'a b', 'é', 'q\\', ''];
+const LAYOUT_FIELDS: Array<[string[], string, string]> = [
+  [['k'], 'ts', 'id'],
+  [['profileId', 'titleId'], 'ts', 'eventId'],
+  [['abcd', 'abcdefgh'], 'keys', 'k2'],
+  [['key', 'a.b'], 'tsx', 'x.0'],
+  [['k', 'k'], 'ts', 'k'],
+];
+
+function layoutValue(r: () => number, name: string): string {
+  if (r() < 0.05) return value(r, 2);
+  if (name === 'ts' || name === 'tsx' || name === 'keys') return numberLiteral(r);
+  if (name === 'a') return `{${ws(r)}"b"${ws(r)}:${ws(r)}${value(r, 4)}${r() < 0.5 ? ',"c":' + value(r, 2) : ''}}`;
+  if (name === 'x') return `[${value(r, 4)}${r() < 0.5 ? ',' + value(r, 2) : ''}]`;
+  return value(r, 4);
+}
+
+function layoutRecord(r: () => number, names: string[]): string {
+  const members = names.map((name) => {
+    const n = r() < 0.03 ? LAYOUT_NAMES[Math.floor(r() * LAYOUT_NAMES.length)] : name; // one name differs from the layout
+    return ws(r) + stringLiteral(r, n) + ws(r) + ':' + ws(r) + layoutValue(r, n);
+  });
+  return (r() < 0.1 ? ws(r) : '') + '{' + members.join(',') + ws(r) + '}' + (r() < 0.1 ? ws(r) : '');
+}
+
+test('records sharing a layout, as the records of one file do: same outcome as JSON.parse, valid or mutated', () => {
+  const r = rng(19);
+  let accepted = 0, refused = 0;
+  for (let l = 0; l < 400; l++) {
+    const f = LAYOUT_FIELDS[l % LAYOUT_FIELDS.length];
+    const wanted = [...f[0], f[1], f[2]].map((x) => x.split('.')[0]);
+    // the wanted names and others, in a random order
+    const names = [...wanted, ...Array.from({ length: Math.floor(r() * 8) }, () => LAYOUT_NAMES[Math.floor(r() * LAYOUT_NAMES.length)])]
+      .map((n) => [r(), n] as const).sort((x, y) => x[0] - y[0]).map((x) => x[1]);
+    for (let i = 0; i < 60; i++) {
+      let b = enc.encode(layoutRecord(r, names));
+      if (r() < 0.15) { // one byte changed, inserted or removed
+        const at = Math.floor(r() * b.length), x = MUTATION_BYTES[Math.floor(r() * MUTATION_BYTES.length)], m = r();
+        b = m < 0.4 ? Uint8Array.from([...b.subarray(0, at), x, ...b.subarray(at)]) : m < 0.7 ? Uint8Array.from([...b.subarray(0, at), ...b.subarray(at + 1)])
+          : Uint8Array.from(b, (c, j) => (j === at ? x : c));
+        if (compare(f, b, false)) accepted++; else refused++;
+      } else if (compare(f, b, true)) accepted++; else refused++;
+    }
+  }
+  assert.ok(accepted > 5_000 && refused > 2_000, `accepted ${accepted}, refused ${refused}: the test would prove little`);
+});
+
 test('scanner refuses exactly what JSON.parse refuses, with the same error, on 30,000 mutated and truncated records', () => {
   const r = rng(11);
   let refused = 0;
@@ -280,4 +329,18 @@ test('key and id lengths are exact when they do not fit the caller\'s buffer (no
   assert.ok(x.extract(rec, 0, rec.length, small));
   assert.equal(x.keyLen, 5);
   assert.equal(x.idLen, 22, 'lengths are exact even when the buffer is too small (the router refuses such keys)');
+});
+
+test('integer event times of 1 to 16 digits, either sign, read exactly', () => {
+  const x = new JsonExtractor(['k'], 'ts', 'id');
+  const r = rng(5);
+  for (let i = 0; i < 20_000; i++) {
+    const digits = 1 + (i % 16);
+    let t = String(1 + Math.floor(r() * 9)) + Array.from({ length: digits - 1 }, () => Math.floor(r() * 10)).join('');
+    if (i % 97 === 0) t = '0';
+    if (r() < 0.3) t = '-' + t;
+    const rec = enc.encode(`{"k":1,"ts":${t},"id":2}`);
+    assert.ok(x.extract(rec, 0, rec.length, out), t);
+    assert.ok(Object.is(x.ts, Number(t)), `${t}: ${x.ts}`);
+  }
 });
