@@ -25,6 +25,7 @@
  * JOINERY_FAST_SKIP=produce,request,decoder,batch leaves out single replacements (to bisect).
  */
 import type { createRequire } from 'node:module';
+import { LeanRecord, leanRecordsOn } from './lean-record.js';
 
 type Require = ReturnType<typeof createRequire>;
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -501,6 +502,8 @@ export function makeRecordBatchDecoder(original: (d: Any) => Promise<Any>, deps:
   };
 }
 
+const NO_HEADERS: Record<string, never> = Object.freeze({});
+
 /** The last timestamp delta of the batch being decoded and its timestamp's text. */
 const tsCache = { delta: NaN, text: '' };
 
@@ -528,13 +531,13 @@ function decodeRecord(buf: Buffer, p: number, end: number, firstOffset: number, 
   do { b = buf[p++]; v += (b & 0x7f) << sh; sh += 7; } while (b >= 0x80);
   const keyLen = (v >>> 1) ^ -(v & 1);
   if (keyLen < -1 || p + Math.max(keyLen, 0) > end) return null;
-  const key = keyLen === -1 ? null : buf.subarray(p, p + keyLen);
+  const keyStart = p;
   if (keyLen > 0) p += keyLen;
   v = 0; sh = 0;
   do { b = buf[p++]; v += (b & 0x7f) << sh; sh += 7; } while (b >= 0x80);
   const valueLen = (v >>> 1) ^ -(v & 1);
   if (valueLen < -1 || p + Math.max(valueLen, 0) >= end) return null;
-  const value = valueLen === -1 ? null : buf.subarray(p, p + valueLen);
+  const valueStart = p;
   if (valueLen > 0) p += valueLen;
   // header count: 0 (or -1, an empty list to kafkajs); anything else goes to kafkajs's decoder
   const h = buf[p++];
@@ -554,13 +557,14 @@ function decodeRecord(buf: Buffer, p: number, end: number, firstOffset: number, 
   }
   const offset = firstOffset + offsetDelta;
   if (!Number.isSafeInteger(offset)) return null;
+  if (leanRecordsOn()) return new LeanRecord(magicByte, attributes, timestamp, buf, keyStart, keyLen, valueStart, valueLen, offset, NO_HEADERS, isControlRecord, batchContext);
   return {
     magicByte,
     attributes,
     timestamp,
     offset: String(offset),
-    key,
-    value,
+    key: keyLen === -1 ? null : buf.subarray(keyStart, keyStart + keyLen),
+    value: valueLen === -1 ? null : buf.subarray(valueStart, valueStart + valueLen),
     headers: {},
     isControlRecord,
     batchContext,
@@ -585,6 +589,7 @@ export function makeBatch(Original: Any, deps: { Long: Any; filterAbortedMessage
     const fromSafe = Number.isSafeInteger(from);
     // offsets are kafkajs's decimal strings; only those beyond 2^53 need BigInt
     this.messagesWithinOffset = this.rawMessages.filter((message: Any) => {
+      if (fromSafe && message instanceof LeanRecord) return message.offsetNumber >= from;
       if (fromSafe && typeof message.offset === 'string') {
         const o = Number(message.offset);
         if (Number.isSafeInteger(o)) return o >= from;
