@@ -17,12 +17,13 @@
  * - protocol/request.js: the request header and payload go into one exact-size buffer.
  * - protocol/recordBatch/v0/decoder.js: uncompressed batches are decoded in place with number
  *   arithmetic (BigInt only for offsets beyond 2^53); records with headers, or anything unusual,
- *   go through kafkajs's record decoder; compressed or partial batches through kafkajs's.
+ *   go through kafkajs's record decoder; compressed or partial batches through kafkajs's. Once
+ *   KafkaSource opened, records are LeanRecords (lean-record.ts: positions, key/value/offset on demand).
  * - consumer/batch.js: the "offset ≥ fetched offset" filter compares numbers.
  * - CRC32C of produced batches: slicing-by-16 (same polynomial and result as kafkajs's table).
  *
  * JOINERY_KAFKAJS_FAST=0 leaves kafkajs as it is (to compare, or if a patch misbehaves);
- * JOINERY_FAST_SKIP=produce,request,decoder,batch leaves out single replacements (to bisect).
+ * JOINERY_FAST_SKIP=produce,request,decoder,batch,lean leaves out single replacements (to bisect).
  */
 import type { createRequire } from 'node:module';
 import { LeanRecord, leanRecordsOn } from './lean-record.js';
