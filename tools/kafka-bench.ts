@@ -2,7 +2,7 @@
  * Kafka → join → Kafka on one machine: joinery against Kafka Streams on the same topics and data.
  *
  *   npm run build && node dist/tools/kafka-bench.js [--events 1000000] [--rounds 1] [--workers 2]
- *       [--systems joinery,kstreams] [--format json|flatbuffers] [--peers DIR] [--brokers HOST:PORT]
+ *       [--systems joinery,joinery-ckpt,kstreams] [--format json|flatbuffers] [--peers DIR] [--brokers HOST:PORT]
  *       [--ceiling] [--json]
  *
  * 1. Starts a broker with tools/kafka/start (stopped at the end), or uses --brokers.
@@ -13,6 +13,8 @@
  *    reads JSON); --format flatbuffers for joinery alone.
  * 3. Runs N rounds, the order alternating from round to round, each run into its own output topic:
  *    - joinery: `run` with --workers N (lmdb), the topics in, a Kafka topic out, until idle 1 s;
+ *    - joinery-ckpt: the same with checkpoints every 10 s, at-least-once output (Kafka Streams'
+ *      guarantee here; its changelog topics are what makes its state survive a crash);
  *    - kstreams: the Kafka Streams peer job (--peers DIR or JOINERY_PEERS: the directory holding
  *      kstreams-join/; built with Maven under PEERS_BUILD, default /tmp/joinery-peers): a
  *      KStream–KStream join with RocksDB window stores, N stream threads, at-least-once.
@@ -57,7 +59,8 @@ for (const a of argv) if (a.startsWith('--') && !FLAGS.includes(a)) usage(`unkno
 const EVENTS = Number(opt('events', '1000000'));
 const ROUNDS = Number(opt('rounds', '1'));
 const WORKERS = Number(opt('workers', '2'));
-const SYSTEMS = opt('systems', 'joinery,kstreams').split(',');
+const SYSTEMS = opt('systems', 'joinery,joinery-ckpt,kstreams').split(',');
+const KNOWN = ['joinery', 'joinery-ckpt', 'kstreams'];
 const FORMAT = opt('format', 'json');
 const PEERS = path.resolve(opt('peers', process.env.JOINERY_PEERS ?? ''));
 const BUILD = process.env.PEERS_BUILD ?? '/tmp/joinery-peers';
@@ -66,7 +69,7 @@ const IDLE_MS = 1000;
 if (!Number.isInteger(EVENTS) || EVENTS < 1000) usage('--events: expected a whole number ≥ 1000');
 if (!Number.isInteger(ROUNDS) || ROUNDS < 1) usage('--rounds: expected a whole number ≥ 1');
 if (!Number.isInteger(WORKERS) || WORKERS < 1) usage('--workers: expected a whole number ≥ 1');
-for (const s of SYSTEMS) if (s !== 'joinery' && s !== 'kstreams') usage(`--systems: unknown system ${s} (known: joinery, kstreams)`);
+for (const s of SYSTEMS) if (!KNOWN.includes(s)) usage(`--systems: unknown system ${s} (known: ${KNOWN.join(', ')})`);
 if (FORMAT !== 'json' && FORMAT !== 'flatbuffers') usage('--format: json or flatbuffers');
 if (FORMAT !== 'json' && SYSTEMS.includes('kstreams')) usage('--format flatbuffers: the Kafka Streams job reads JSON values; use --systems joinery');
 
@@ -86,18 +89,20 @@ interface Run {
 const say = (s: string): void => { process.stderr.write(`${s}\n`); };
 const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
 
-async function runJoinery(round: number, brokers: string, brokerPid: number, L: string, R: string, tag: string): Promise<Run> {
-  const out = `bench-out-${tag}-${round}`;
+async function runJoinery(system: string, round: number, brokers: string, brokerPid: number, L: string, R: string, tag: string): Promise<Run> {
+  const out = `bench-out-${tag}-${system}-${round}`;
+  const ckpt = system === 'joinery-ckpt' ? ['--checkpoint-dir', path.join(os.tmpdir(), `joinery-kbench-ckpt-${tag}-${round}`), '--delivery', 'at-least-once'] : [];
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-kbench-'));
   const b0 = brokerPid ? cpuSeconds(brokerPid) : 0, t0 = performance.now();
   const r = spawnSync(process.execPath, [JOINERY, 'run', '--brokers', brokers, '--left', `kafka:${L}`, '--right', `kafka:${R}`, '--format', FORMAT,
-    '--group', `bench-run-${tag}-${round}`, '--workers', String(WORKERS), '--state', 'lmdb',
+    '--group', `bench-run-${tag}-${system}-${round}`, ...ckpt, '--workers', String(WORKERS), '--state', 'lmdb',
     '--lower', `${JOIN_WINDOW.lowerMs}ms`, '--upper', `${JOIN_WINDOW.upperMs}ms`, '--max-delay', `${JOIN_WINDOW.maxDelayMs}ms`,
     '--out', `kafka:${out}`, '--exit-when-idle', `${IDLE_MS}ms`, '--state-dir', stateDir, '--json', '--progress', 'off'],
   { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 << 20 });
   const wallSeconds = (performance.now() - t0) / 1000;
   const brokerS = brokerPid ? cpuSeconds(brokerPid) - b0 : NaN;
   fs.rmSync(stateDir, { recursive: true, force: true });
+  if (ckpt.length > 0) fs.rmSync(ckpt[1], { recursive: true, force: true });
   await dropTopics(brokers, [out]);
   if (r.status !== 0) throw new Error(`joinery run failed (exit ${r.status})`);
   const s = JSON.parse(r.stdout.trim().split('\n').pop()!) as {
@@ -106,7 +111,7 @@ async function runJoinery(round: number, brokers: string, brokerPid: number, L: 
   };
   const events = s.eventsIn[0] + s.eventsIn[1];
   return {
-    system: 'joinery', round, ok: true, events, pairs: s.pairs,
+    system, round, ok: true, events, pairs: s.pairs,
     eventsPerSec: events / ((s.elapsedMs - IDLE_MS) / 1000),
     cpuUsPerEvent: (s.cpu.totalMs * 1000) / events,
     mainUsPerEvent: s.cpu.threads.find((t) => t.name === 'router')?.usPerEvent,
@@ -170,10 +175,10 @@ try {
     // joinery first in odd rounds (its pair count then tells Kafka Streams when it is done)
     const order = round % 2 === 1 ? SYSTEMS : [...SYSTEMS].reverse();
     for (const system of order) {
-      const r = system === 'joinery'
-        ? await runJoinery(round, broker.brokers, broker.pid, L, R, tag)
+      const r = system !== 'kstreams'
+        ? await runJoinery(system, round, broker.brokers, broker.pid, L, R, tag)
         : await runKStreamsOnce(round, classpath, broker.brokers, broker.pid, L, R, tag, expectedPairs);
-      if (system === 'joinery' && expectedPairs < 0) expectedPairs = r.pairs;
+      if (system !== 'kstreams' && expectedPairs < 0) expectedPairs = r.pairs;
       runs.push(r);
       say(`${describe(r)}; load average ${loadAverage()}`);
     }
@@ -192,14 +197,17 @@ try {
     };
     summary[system] = m;
     say(`  ${system}: ${fmt(m.eventsPerSec)} events/s, ${m.cpuUsPerEvent.toFixed(2)} µs CPU/event` +
-      (system === 'joinery' ? ` (main thread ${m.mainUsPerEvent.toFixed(2)})` : ` (${m.jobUsPerEvent.toFixed(2)} without the output reader)`) +
+      (system !== 'kstreams' ? ` (main thread ${m.mainUsPerEvent.toFixed(2)})` : ` (${m.jobUsPerEvent.toFixed(2)} without the output reader)`) +
       `, broker ${m.brokerUsPerEvent.toFixed(2)} µs/event`);
   }
-  if (SYSTEMS.length === 2) {
-    const j = summary.joinery as { eventsPerSec: number; cpuUsPerEvent: number }, k = summary.kstreams as { eventsPerSec: number; jobUsPerEvent: number };
-    const ratio = { eventsPerSec: j.eventsPerSec / k.eventsPerSec, cpuPerEvent: k.jobUsPerEvent / j.cpuUsPerEvent };
-    summary.ratio = ratio;
-    say(`  joinery / Kafka Streams: ${ratio.eventsPerSec.toFixed(1)}× the events/s, ${ratio.cpuPerEvent.toFixed(1)}× less CPU per event`);
+  const k = summary.kstreams as { eventsPerSec: number; jobUsPerEvent: number; brokerUsPerEvent: number } | undefined;
+  for (const system of SYSTEMS) {
+    if (system === 'kstreams' || !k) continue;
+    const j = summary[system] as { eventsPerSec: number; cpuUsPerEvent: number; brokerUsPerEvent: number };
+    const ratio = { eventsPerSec: j.eventsPerSec / k.eventsPerSec, cpuPerEvent: k.jobUsPerEvent / j.cpuUsPerEvent,
+      cpuPerEventWithBroker: (k.jobUsPerEvent + k.brokerUsPerEvent) / (j.cpuUsPerEvent + j.brokerUsPerEvent) };
+    summary[`ratio:${system}`] = ratio;
+    say(`  ${system} / Kafka Streams: ${ratio.eventsPerSec.toFixed(1)}× the events/s, ${ratio.cpuPerEvent.toFixed(1)}× less CPU per event (${ratio.cpuPerEventWithBroker.toFixed(1)}× with the broker's)`);
   }
   if (argv.includes('--json')) process.stdout.write(`${JSON.stringify(summary)}\n`);
 } catch (e) {
