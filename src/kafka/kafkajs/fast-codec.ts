@@ -17,14 +17,16 @@
  * - protocol/request.js: the request header and payload go into one exact-size buffer.
  * - protocol/recordBatch/v0/decoder.js: uncompressed batches are decoded in place with number
  *   arithmetic (BigInt only for offsets beyond 2^53); records with headers, or anything unusual,
- *   go through kafkajs's record decoder; compressed or partial batches through kafkajs's.
+ *   go through kafkajs's record decoder; compressed or partial batches through kafkajs's. Once
+ *   KafkaSource opened, records are LeanRecords (lean-record.ts: positions, key/value/offset on demand).
  * - consumer/batch.js: the "offset ≥ fetched offset" filter compares numbers.
  * - CRC32C of produced batches: slicing-by-16 (same polynomial and result as kafkajs's table).
  *
  * JOINERY_KAFKAJS_FAST=0 leaves kafkajs as it is (to compare, or if a patch misbehaves);
- * JOINERY_FAST_SKIP=produce,request,decoder,batch leaves out single replacements (to bisect).
+ * JOINERY_FAST_SKIP=produce,request,decoder,batch,lean leaves out single replacements (to bisect).
  */
 import type { createRequire } from 'node:module';
+import { LeanRecord, leanRecordsOn } from './lean-record.js';
 
 type Require = ReturnType<typeof createRequire>;
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -501,6 +503,8 @@ export function makeRecordBatchDecoder(original: (d: Any) => Promise<Any>, deps:
   };
 }
 
+const NO_HEADERS: Record<string, never> = Object.freeze({});
+
 /** The last timestamp delta of the batch being decoded and its timestamp's text. */
 const tsCache = { delta: NaN, text: '' };
 
@@ -528,13 +532,13 @@ function decodeRecord(buf: Buffer, p: number, end: number, firstOffset: number, 
   do { b = buf[p++]; v += (b & 0x7f) << sh; sh += 7; } while (b >= 0x80);
   const keyLen = (v >>> 1) ^ -(v & 1);
   if (keyLen < -1 || p + Math.max(keyLen, 0) > end) return null;
-  const key = keyLen === -1 ? null : buf.subarray(p, p + keyLen);
+  const keyStart = p;
   if (keyLen > 0) p += keyLen;
   v = 0; sh = 0;
   do { b = buf[p++]; v += (b & 0x7f) << sh; sh += 7; } while (b >= 0x80);
   const valueLen = (v >>> 1) ^ -(v & 1);
   if (valueLen < -1 || p + Math.max(valueLen, 0) >= end) return null;
-  const value = valueLen === -1 ? null : buf.subarray(p, p + valueLen);
+  const valueStart = p;
   if (valueLen > 0) p += valueLen;
   // header count: 0 (or -1, an empty list to kafkajs); anything else goes to kafkajs's decoder
   const h = buf[p++];
@@ -554,13 +558,14 @@ function decodeRecord(buf: Buffer, p: number, end: number, firstOffset: number, 
   }
   const offset = firstOffset + offsetDelta;
   if (!Number.isSafeInteger(offset)) return null;
+  if (leanRecordsOn()) return new LeanRecord(magicByte, attributes, timestamp, buf, keyStart, keyLen, valueStart, valueLen, offset, NO_HEADERS, isControlRecord, batchContext);
   return {
     magicByte,
     attributes,
     timestamp,
     offset: String(offset),
-    key,
-    value,
+    key: keyLen === -1 ? null : buf.subarray(keyStart, keyStart + keyLen),
+    value: valueLen === -1 ? null : buf.subarray(valueStart, valueStart + valueLen),
     headers: {},
     isControlRecord,
     batchContext,
@@ -585,6 +590,7 @@ export function makeBatch(Original: Any, deps: { Long: Any; filterAbortedMessage
     const fromSafe = Number.isSafeInteger(from);
     // offsets are kafkajs's decimal strings; only those beyond 2^53 need BigInt
     this.messagesWithinOffset = this.rawMessages.filter((message: Any) => {
+      if (fromSafe && message instanceof LeanRecord) return message.offsetNumber >= from;
       if (fromSafe && typeof message.offset === 'string') {
         const o = Number(message.offset);
         if (Number.isSafeInteger(o)) return o >= from;

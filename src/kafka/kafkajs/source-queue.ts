@@ -5,6 +5,7 @@
  */
 import type { KafkaMessage } from 'kafkajs';
 import type { KafkaRecordBatch } from '../port.js';
+import { copyValues, offsetOf, valueLengthOf } from './lean-record.js';
 import type { PartState } from './source-state.js';
 
 const POOL_MAX = 16;
@@ -61,22 +62,17 @@ export function copyBatch(buffers: BatchBuffers, st: PartState, format: 'json' |
   lastOffset: string, highWatermark: string): KafkaRecordBatch {
     const count = msgs.length - first;
     let bytes = 0;
-    for (let i = first; i < msgs.length; i++) { const v = msgs[i].value; if (v) bytes += v.length; }
+    for (let i = first; i < msgs.length; i++) bytes += valueLengthOf(msgs[i]);
     const data = buffers.takeData(bytes);
     const offsets = buffers.takeOffsets(count + 1);
-    let pos = 0;
     offsets[0] = 0;
-    for (let i = first, k = 1; i < msgs.length; i++, k++) {
-      const v = msgs[i].value;
-      if (v && v.length > 0) { data.set(v, pos); pos += v.length; }
-      offsets[k] = pos;
-    }
-    const firstOffset = Number(msgs[first].offset);
-    const lastMsgOffset = Number(msgs[msgs.length - 1].offset);
+    copyValues(msgs, first, data, offsets);
+    const firstOffset = offsetOf(msgs[first]);
+    const lastMsgOffset = offsetOf(msgs[msgs.length - 1]);
     let recordOffsets: Float64Array | undefined;
     if (lastMsgOffset - firstOffset + 1 !== count) {
       recordOffsets = new Float64Array(count);
-      for (let i = first, k = 0; i < msgs.length; i++, k++) recordOffsets[k] = Number(msgs[i].offset);
+      for (let i = first, k = 0; i < msgs.length; i++, k++) recordOffsets[k] = offsetOf(msgs[i]);
     }
     const kb: KafkaRecordBatch = {
       side: st.side, partition: st.partition, format,

@@ -27,6 +27,7 @@ import type { PartitionRef } from '../../source/source.js';
 import type { KafkaFrom, KafkaInput, KafkaRecordBatch, KafkaSourceOptions } from '../port.js';
 import { asHandle, closeKafka, connectedAdmin, createKafka, DEFAULT_CONNECT_TIMEOUT_MS, type KafkaHandle, waitForBroker } from './client.js';
 import { errText, isReconnectable, sleep } from './errors.js';
+import { offsetOf, useLeanRecords } from './lean-record.js';
 import { PartitionDelivery } from './source-delivery.js';
 import { copyBatch } from './source-queue.js';
 import { commitOnce, consumerConfig, DEFAULTS, partitionsAtEnd, partKey, planPartitions, TopicWatch, wakeAll, type PartState } from './source-state.js';
@@ -67,6 +68,7 @@ export class KafkaSource extends PartitionDelivery implements KafkaInput {
 
   /** Connect, check both topics, learn their partitions and start positions, join the group. */
   static async open(opts: KafkaSourceOptions): Promise<KafkaSource> {
+    useLeanRecords(true); // values are copied out of the fetch response (copyBatch), nothing else reads them
     const s = new KafkaSource(opts);
     try {
       await s.start();
@@ -370,8 +372,8 @@ export class KafkaSource extends PartitionDelivery implements KafkaInput {
     // what lies below the --from start.
     const threshold = Math.max(st.enqueuedNext, st.floor);
     let first = 0;
-    if (threshold >= 0 && msgs.length > 0 && Number(msgs[0].offset) < threshold) {
-      while (first < msgs.length && Number(msgs[first].offset) < threshold) first++;
+    if (threshold >= 0 && msgs.length > 0 && offsetOf(msgs[0]) < threshold) {
+      while (first < msgs.length && offsetOf(msgs[first]) < threshold) first++;
       this.stats.droppedBelowPosition += first;
     }
     const lastOffset = batch.lastOffset();
