@@ -17,6 +17,7 @@ import { IntervalJoin } from '../join/join.js';
 import { flatToJson } from '../codec/flat.js';
 import { currentTid } from '../metrics/cpu.js';
 import { LatencyHistogram } from '../metrics/histogram.js';
+import { TRACE_DIR, TraceTable, threadSchedMs } from '../metrics/trace.js';
 import { RingConsumer } from '../ring/ring.js';
 import {
   EV_ID_LEN, EV_KEY_GROUP, EV_KEY_HASH, EV_KEY_LEN, EV_PAYLOAD_LEN, EV_PARTITION, EV_ROUTED_AT, EV_SIDE, EV_TS,
@@ -88,6 +89,10 @@ class Worker {
   /** Backfill: drops unmatched rows that belong after the cut (from REPLAY_END on). */
   private readonly cutEmitter: CutEmitter | null = null;
   private readonly disk = init.state === 'memory' ? null : new StateDiskGuard(init.stateDir, init.index);
+  /** JOINERY_TRACE: one row per drain (see metrics/trace.ts). */
+  private readonly trace = TRACE_DIR ? new TraceTable(`worker-${init.index}`,
+    ['t0', 'gapMs', 'frames', 'events', 'wallMs', 'cpuMs', 'waitMs', 'upkeepMs', 'upkeepCpuMs', 'watermarks', 'ringBytes', 'ageFirstMs', 'ageLastMs', 'flushMs']) : null;
+  private traceEnd = 0;
 
   constructor() {
     this.ring = new RingConsumer(init.sab);
@@ -131,6 +136,9 @@ class Worker {
     // Views made with the constructor: subarray's species lookup cost ~30 ns more each, 3 per event.
     const sab = ring.sab;
     if (slowDrainMs > 0) Atomics.wait(slowDrainCell, 0, 0, slowDrainMs);
+    const trace = this.trace;
+    let t0 = 0, sched0: [number, number] = [0, 0], ringBytes = 0, upkeepMs = 0, upkeepCpuMs = 0, watermarks = 0;
+    if (trace) { t0 = nowMs(); sched0 = threadSchedMs(); ringBytes = ring.usedBytes(); }
     this.disk?.check(Date.now());
     this.store.batch(() => {
       while (n < DRAIN_FRAMES) {
@@ -160,7 +168,13 @@ class Worker {
             this.watermark = wm;
             const held = this.store.count(); // the most it holds: expiry follows
             if (held > this.peakEntries) this.peakEntries = held;
-            join.onWatermark(wm);
+            if (trace) {
+              const u0 = nowMs(), c0 = threadSchedMs()[0];
+              join.onWatermark(wm);
+              upkeepMs += nowMs() - u0;
+              upkeepCpuMs += threadSchedMs()[0] - c0;
+              watermarks++;
+            } else join.onWatermark(wm);
           }
         } else if (kind === FrameKind.ReplayEnd) {
           this.replay?.end(this.watermark);
@@ -176,6 +190,7 @@ class Worker {
         }
       }
     });
+    const f0 = trace ? nowMs() : 0;
     this.flushOutput();
     if (this.barrier >= 0) { this.onBarrier(this.barrier); this.barrier = -1; }
     ring.release();
@@ -186,6 +201,12 @@ class Worker {
         this.latency.recordUs((t - this.routedAt[i]) * 1000);
         this.lag.recordUs((t - this.eventTs[i]) * 1000);
       }
+    }
+    if (trace && n > 0) {
+      const t1 = nowMs(), s1 = threadSchedMs();
+      trace.add(t0, this.traceEnd > 0 ? t0 - this.traceEnd : 0, n, events, t1 - t0, s1[0] - sched0[0], s1[1] - sched0[1], upkeepMs, upkeepCpuMs, watermarks,
+        ringBytes, events > 0 ? t0 - this.routedAt[0] : 0, events > 0 ? t0 - this.routedAt[events - 1] : 0, t1 - f0);
+      this.traceEnd = t1;
     }
     return n;
   }
@@ -335,6 +356,7 @@ class Worker {
     await this.store.close();
     this.latency.destroy();
     this.lag.destroy();
+    this.trace?.write();
   }
 }
 
