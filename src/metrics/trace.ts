@@ -50,7 +50,7 @@ export class TraceTable {
     for (let i = 0; i < this.n; i++) lines.push(Array.from(this.rows.subarray(i * w, i * w + w), (v) => +v.toFixed(3)).join('\t'));
     fs.mkdirSync(TRACE_DIR, { recursive: true });
     fs.writeFileSync(path.join(TRACE_DIR, `${this.name}.tsv`), lines.join('\n') + '\n');
-    // kind: 1 scavenge, 2 mark-sweep-compact, 4 incremental marking step, 8 weak callbacks (perf_hooks constants).
+    // kind (perf_hooks constants): 1 scavenge (minor), 4 mark-compact (major), 8 incremental marking, 16 weak callbacks.
     const g = ['start\tms\tkind'];
     for (let i = 0; i < this.gc.length; i += 3) g.push(`${this.gc[i].toFixed(3)}\t${this.gc[i + 1].toFixed(3)}\t${this.gc[i + 2]}`);
     fs.writeFileSync(path.join(TRACE_DIR, `${this.name}-gc.tsv`), g.join('\n') + '\n');

@@ -25,11 +25,11 @@ export class ClassStat {
   constructor(readonly c: number, readonly idx: number) {}
 }
 
-export function grow(a: Int32Array<ArrayBuffer>, n: number): Int32Array<ArrayBuffer> {
-  const b = new Int32Array(n);
-  b.set(a);
-  return b;
-}
+/** Positions of the previous table moved to the grown one per add (see OpenSlice.startRehash). */
+const MOVED_PER_ADD = 8;
+/** Slots copied into the grown slot arrays per add, and the size from which they grow ahead (see OpenSlice.copySlots). */
+const COPIED_PER_ADD = 8;
+const GROW_AHEAD_SLOTS = 1 << 15;
 
 /**
  * The in-memory part of an open slice. Slots (one per keyGroup + key) live in typed arrays,
@@ -50,6 +50,9 @@ export class OpenSlice {
   tails: [Int32Array<ArrayBuffer>, Int32Array<ArrayBuffer>]; // per side: last entry
   private table: Int32Array; // slot + 1, 0 = empty
   private tshift: number;
+  private oldTable: Int32Array | undefined = undefined; // while the table grows (see startRehash)
+  private oldShift = 0;
+  private moved = 0; // positions of oldTable moved over so far
   readonly classes = new Map<number, ClassStat>(); // live buckets by retention class
   readonly classList: ClassStat[] = []; // every bucket of the slice, dead ones too, by index
   lastCls: ClassStat | undefined = undefined;
@@ -110,6 +113,18 @@ export class OpenSlice {
     const mask = table.length - 1;
     for (let i = Math.imul(h, 0x9e3779b1) >>> this.tshift; ; i = (i + 1) & mask) {
       const v = table[i];
+      if (v === 0) return this.oldTable === undefined ? NONE : this.findOld(h, keyGroup, key);
+      const s = v - 1;
+      if (this.hash[s] === h && this.group[s] === keyGroup && this.keyIs(s, key)) return (this.memo = s);
+    }
+  }
+
+  /** A slot added before the table began to grow and not moved yet is still found in the old one. */
+  private findOld(h: number, keyGroup: number, key: Uint8Array): number {
+    const table = this.oldTable!;
+    const mask = table.length - 1;
+    for (let i = Math.imul(h, 0x9e3779b1) >>> this.oldShift; ; i = (i + 1) & mask) {
+      const v = table[i];
       if (v === 0) return NONE;
       const s = v - 1;
       if (this.hash[s] === h && this.group[s] === keyGroup && this.keyIs(s, key)) return (this.memo = s);
@@ -127,16 +142,11 @@ export class OpenSlice {
 
   add(h: number, keyGroup: number, key: Uint8Array): number {
     const s = this.n;
-    if (s === this.hash.length) {
-      const cap = s * 2;
-      this.hash = grow(this.hash, cap);
-      this.group = grow(this.group, cap);
-      this.keyRef = grow(this.keyRef, cap);
-      this.keyLen = grow(this.keyLen, cap);
-      this.heads = [grow(this.heads[0], cap), grow(this.heads[1], cap)];
-      this.tails = [grow(this.tails[0], cap), grow(this.tails[1], cap)];
-    }
-    if ((s + 1) * 2 > this.table.length) this.rehash(this.table.length * 2);
+    if (s === this.hash.length) this.switchSlots();
+    else if (this.nextHash !== undefined) this.copySlots(COPIED_PER_ADD);
+    else if (s >= GROW_AHEAD_SLOTS && s >= this.hash.length >>> 1) this.startSlotGrowth();
+    if ((s + 1) * 2 > this.table.length) this.startRehash(this.table.length * 2);
+    else if (this.oldTable !== undefined) this.moveOld(MOVED_PER_ADD);
     const ref = this.reserve(5 + key.length);
     const b = this.slab(ref);
     const o = ref & OFF_MASK;
@@ -154,6 +164,64 @@ export class OpenSlice {
     return s;
   }
 
+  // The slot arrays double the same way: copied at once they took 15–40 ms at 1M slots (eight
+  // arrays onto fresh pages). From half full on, the next arrays fill COPIED_PER_ADD slots per add, and
+  // a slot already copied has its list ends written to both; the switch then copies what is left.
+  private nextHash: Int32Array<ArrayBuffer> | undefined = undefined;
+  private nextGroup!: Int32Array<ArrayBuffer>;
+  private nextKeyRef!: Int32Array<ArrayBuffer>;
+  private nextKeyLen!: Int32Array<ArrayBuffer>;
+  private nextHeads!: [Int32Array<ArrayBuffer>, Int32Array<ArrayBuffer>];
+  private nextTails!: [Int32Array<ArrayBuffer>, Int32Array<ArrayBuffer>];
+  private copied = 0; // slots [0, copied) are in the next arrays (0 while none)
+
+  private setHead(side: Side, s: number, ref: number): void {
+    this.heads[side][s] = ref;
+    if (s < this.copied) this.nextHeads[side][s] = ref;
+  }
+
+  private setTail(side: Side, s: number, ref: number): void {
+    this.tails[side][s] = ref;
+    if (s < this.copied) this.nextTails[side][s] = ref;
+  }
+
+  private startSlotGrowth(): void {
+    const cap = this.hash.length * 2;
+    this.nextHash = new Int32Array(cap);
+    this.nextGroup = new Int32Array(cap);
+    this.nextKeyRef = new Int32Array(cap);
+    this.nextKeyLen = new Int32Array(cap);
+    this.nextHeads = [new Int32Array(cap), new Int32Array(cap)];
+    this.nextTails = [new Int32Array(cap), new Int32Array(cap)];
+  }
+
+  private copySlots(count: number): void {
+    const from = this.copied, to = Math.min(this.n, from + count);
+    const nh = this.nextHash!, ng = this.nextGroup, nr = this.nextKeyRef, nl = this.nextKeyLen;
+    const [nh0, nh1] = this.nextHeads, [nt0, nt1] = this.nextTails;
+    const h = this.hash, g = this.group, r = this.keyRef, l = this.keyLen;
+    const [h0, h1] = this.heads, [t0, t1] = this.tails;
+    for (let i = from; i < to; i++) { // a loop, not set(subarray): no views made per add
+      nh[i] = h[i]; ng[i] = g[i]; nr[i] = r[i]; nl[i] = l[i];
+      nh0[i] = h0[i]; nh1[i] = h1[i]; nt0[i] = t0[i]; nt1[i] = t1[i];
+    }
+    if (to > from) this.copied = to;
+  }
+
+  /** The slot arrays are full: continue in the next ones (grown at once when small). */
+  private switchSlots(): void {
+    if (this.nextHash === undefined) this.startSlotGrowth();
+    this.copySlots(Infinity);
+    this.hash = this.nextHash!;
+    this.group = this.nextGroup;
+    this.keyRef = this.nextKeyRef;
+    this.keyLen = this.nextKeyLen;
+    this.heads = this.nextHeads;
+    this.tails = this.nextTails;
+    this.nextHash = undefined;
+    this.copied = 0;
+  }
+
   private place(h: number, s: number): void {
     const table = this.table;
     const mask = table.length - 1;
@@ -162,10 +230,30 @@ export class OpenSlice {
     table[i] = s + 1;
   }
 
-  private rehash(size: number): void {
+  /**
+   * The table doubles without a stall: rehashing every slot at once (a random write each) took ~70 ms
+   * of CPU at 1M slots, inside one ring drain, so every event queued behind it waited. The
+   * old table stays, read-only (its probe chains intact), until its positions have moved over,
+   * MOVED_PER_ADD per add: done long before the new table fills (that takes `size / 4` adds).
+   */
+  private startRehash(size: number): void {
+    if (this.oldTable !== undefined) this.moveOld(Infinity);
+    this.oldTable = this.table;
+    this.oldShift = this.tshift;
+    this.moved = 0;
     this.table = new Int32Array(size);
     this.tshift = 32 - Math.log2(size);
-    for (let s = 0; s < this.n; s++) this.place(this.hash[s], s);
+  }
+
+  private moveOld(positions: number): void {
+    const old = this.oldTable!;
+    const end = Math.min(old.length, this.moved + positions);
+    for (let i = this.moved; i < end; i++) {
+      const v = old[i];
+      if (v !== 0) this.place(this.hash[v - 1], v - 1);
+    }
+    this.moved = end;
+    if (end === old.length) this.oldTable = undefined;
   }
 
   key(s: number): Buffer {
@@ -228,7 +316,7 @@ export class OpenSlice {
     let n: number;
     if (after === NONE) {
       n = this.heads[side][s];
-      this.heads[side][s] = ref;
+      this.setHead(side, s, ref);
     } else {
       const a = this.dvs[after >>> SLAB_SHIFT];
       const ao = (after & OFF_MASK) + E_NEXT;
@@ -237,16 +325,16 @@ export class OpenSlice {
     }
     d.setInt32(o + E_PREV, after, true);
     d.setInt32(o + E_NEXT, n, true);
-    if (n === NONE) this.tails[side][s] = ref;
+    if (n === NONE) this.setTail(side, s, ref);
     else this.dvs[n >>> SLAB_SHIFT].setInt32((n & OFF_MASK) + E_PREV, ref, true);
   }
 
   unlink(side: Side, s: number, ref: number): void {
     const p = this.prev(ref);
     const n = this.next(ref);
-    if (p === NONE) this.heads[side][s] = n;
+    if (p === NONE) this.setHead(side, s, n);
     else this.dvs[p >>> SLAB_SHIFT].setInt32((p & OFF_MASK) + E_NEXT, n, true);
-    if (n === NONE) this.tails[side][s] = p;
+    if (n === NONE) this.setTail(side, s, p);
     else this.dvs[n >>> SLAB_SHIFT].setInt32((n & OFF_MASK) + E_PREV, p, true);
   }
 
