@@ -26,10 +26,13 @@ export class ClassStat {
 }
 
 /** Positions of the previous table moved to the grown one per add (see OpenSlice.startRehash). */
-const MOVED_PER_ADD = 8;
-/** Slots copied into the grown slot arrays per add, and the size from which they grow ahead (see OpenSlice.copySlots). */
-const COPIED_PER_ADD = 8;
-const GROW_AHEAD_SLOTS = 1 << 15;
+const MOVED_PER_ADD = 32;
+
+export function grow(a: Int32Array<ArrayBuffer>, n: number): Int32Array<ArrayBuffer> {
+  const b = new Int32Array(n);
+  b.set(a);
+  return b;
+}
 
 /**
  * The in-memory part of an open slice. Slots (one per keyGroup + key) live in typed arrays,
@@ -142,9 +145,15 @@ export class OpenSlice {
 
   add(h: number, keyGroup: number, key: Uint8Array): number {
     const s = this.n;
-    if (s === this.hash.length) this.switchSlots();
-    else if (this.nextHash !== undefined) this.copySlots(COPIED_PER_ADD);
-    else if (s >= GROW_AHEAD_SLOTS && s >= this.hash.length >>> 1) this.startSlotGrowth();
+    if (s === this.hash.length) {
+      const cap = s * 2;
+      this.hash = grow(this.hash, cap);
+      this.group = grow(this.group, cap);
+      this.keyRef = grow(this.keyRef, cap);
+      this.keyLen = grow(this.keyLen, cap);
+      this.heads = [grow(this.heads[0], cap), grow(this.heads[1], cap)];
+      this.tails = [grow(this.tails[0], cap), grow(this.tails[1], cap)];
+    }
     if ((s + 1) * 2 > this.table.length) this.startRehash(this.table.length * 2);
     else if (this.oldTable !== undefined) this.moveOld(MOVED_PER_ADD);
     const ref = this.reserve(5 + key.length);
@@ -164,64 +173,6 @@ export class OpenSlice {
     return s;
   }
 
-  // The slot arrays double the same way: copied at once they took 15–40 ms at 1M slots (eight
-  // arrays onto fresh pages). From half full on, the next arrays fill COPIED_PER_ADD slots per add, and
-  // a slot already copied has its list ends written to both; the switch then copies what is left.
-  private nextHash: Int32Array<ArrayBuffer> | undefined = undefined;
-  private nextGroup!: Int32Array<ArrayBuffer>;
-  private nextKeyRef!: Int32Array<ArrayBuffer>;
-  private nextKeyLen!: Int32Array<ArrayBuffer>;
-  private nextHeads!: [Int32Array<ArrayBuffer>, Int32Array<ArrayBuffer>];
-  private nextTails!: [Int32Array<ArrayBuffer>, Int32Array<ArrayBuffer>];
-  private copied = 0; // slots [0, copied) are in the next arrays (0 while none)
-
-  private setHead(side: Side, s: number, ref: number): void {
-    this.heads[side][s] = ref;
-    if (s < this.copied) this.nextHeads[side][s] = ref;
-  }
-
-  private setTail(side: Side, s: number, ref: number): void {
-    this.tails[side][s] = ref;
-    if (s < this.copied) this.nextTails[side][s] = ref;
-  }
-
-  private startSlotGrowth(): void {
-    const cap = this.hash.length * 2;
-    this.nextHash = new Int32Array(cap);
-    this.nextGroup = new Int32Array(cap);
-    this.nextKeyRef = new Int32Array(cap);
-    this.nextKeyLen = new Int32Array(cap);
-    this.nextHeads = [new Int32Array(cap), new Int32Array(cap)];
-    this.nextTails = [new Int32Array(cap), new Int32Array(cap)];
-  }
-
-  private copySlots(count: number): void {
-    const from = this.copied, to = Math.min(this.n, from + count);
-    const nh = this.nextHash!, ng = this.nextGroup, nr = this.nextKeyRef, nl = this.nextKeyLen;
-    const [nh0, nh1] = this.nextHeads, [nt0, nt1] = this.nextTails;
-    const h = this.hash, g = this.group, r = this.keyRef, l = this.keyLen;
-    const [h0, h1] = this.heads, [t0, t1] = this.tails;
-    for (let i = from; i < to; i++) { // a loop, not set(subarray): no views made per add
-      nh[i] = h[i]; ng[i] = g[i]; nr[i] = r[i]; nl[i] = l[i];
-      nh0[i] = h0[i]; nh1[i] = h1[i]; nt0[i] = t0[i]; nt1[i] = t1[i];
-    }
-    if (to > from) this.copied = to;
-  }
-
-  /** The slot arrays are full: continue in the next ones (grown at once when small). */
-  private switchSlots(): void {
-    if (this.nextHash === undefined) this.startSlotGrowth();
-    this.copySlots(Infinity);
-    this.hash = this.nextHash!;
-    this.group = this.nextGroup;
-    this.keyRef = this.nextKeyRef;
-    this.keyLen = this.nextKeyLen;
-    this.heads = this.nextHeads;
-    this.tails = this.nextTails;
-    this.nextHash = undefined;
-    this.copied = 0;
-  }
-
   private place(h: number, s: number): void {
     const table = this.table;
     const mask = table.length - 1;
@@ -234,7 +185,10 @@ export class OpenSlice {
    * The table doubles without a stall: rehashing every slot at once (a random write each) took ~70 ms
    * of CPU at 1M slots, inside one ring drain, so every event queued behind it waited. The
    * old table stays, read-only (its probe chains intact), until its positions have moved over,
-   * MOVED_PER_ADD per add: done long before the new table fills (that takes `size / 4` adds).
+   * MOVED_PER_ADD per add: done long before the new table fills (that takes `size / 4` adds), and
+   * meanwhile a key missing from the new table is looked up in the old one too. (The slot arrays
+   * still double at once: a sequential copy, 15–40 ms of CPU at 1M slots with the freeing of the
+   * old arrays; growing them ahead in chunks cost more per add than it saved.)
    */
   private startRehash(size: number): void {
     if (this.oldTable !== undefined) this.moveOld(Infinity);
@@ -316,7 +270,7 @@ export class OpenSlice {
     let n: number;
     if (after === NONE) {
       n = this.heads[side][s];
-      this.setHead(side, s, ref);
+      this.heads[side][s] = ref;
     } else {
       const a = this.dvs[after >>> SLAB_SHIFT];
       const ao = (after & OFF_MASK) + E_NEXT;
@@ -325,16 +279,16 @@ export class OpenSlice {
     }
     d.setInt32(o + E_PREV, after, true);
     d.setInt32(o + E_NEXT, n, true);
-    if (n === NONE) this.setTail(side, s, ref);
+    if (n === NONE) this.tails[side][s] = ref;
     else this.dvs[n >>> SLAB_SHIFT].setInt32((n & OFF_MASK) + E_PREV, ref, true);
   }
 
   unlink(side: Side, s: number, ref: number): void {
     const p = this.prev(ref);
     const n = this.next(ref);
-    if (p === NONE) this.setHead(side, s, n);
+    if (p === NONE) this.heads[side][s] = n;
     else this.dvs[p >>> SLAB_SHIFT].setInt32((p & OFF_MASK) + E_NEXT, n, true);
-    if (n === NONE) this.setTail(side, s, p);
+    if (n === NONE) this.tails[side][s] = p;
     else this.dvs[n >>> SLAB_SHIFT].setInt32((n & OFF_MASK) + E_PREV, p, true);
   }
 

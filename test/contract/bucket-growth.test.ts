@@ -1,7 +1,7 @@
 /**
- * An open slice grows its slot arrays and table while events keep arriving (both move over a few
- * slots per add, see open-slice.ts): entries linked meanwhile, to slots already copied or not yet,
- * are all found afterwards, in order, on both sides.
+ * An open slice grows its slot table while events keep arriving (the old table's positions move
+ * over a few per add, see open-slice.ts): keys added before, during and after a growth, and entries
+ * linked to them meanwhile, are all found afterwards, in order, on both sides.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,7 +13,7 @@ const withStore = bucketStores('bucket-growth');
 const enc = new TextEncoder();
 
 test('entries inserted while an open slice grows are all found, in order', () => withStore({ bucketMs: 3_600_000 }, (s) => {
-  const keys = 150_000; // the slot arrays grow ahead from 32k slots: three growths pass
+  const keys = 150_000; // the table grows several times
   let ids = 0;
   const put = (side: Side, k: number, ts: number) => {
     const key = enc.encode(`k${k}`);
@@ -22,8 +22,8 @@ test('entries inserted while an open slice grows are all found, in order', () =>
   s.batch(() => {
     for (let k = 0; k < keys; k++) {
       put((k & 1) as Side, k, 1000 + k); // a new slot
-      // Existing slots get entries at the head, in the middle and at the tail of their lists,
-      // on both sides: the list ends of copied slots are written twice while the arrays grow.
+      // Existing slots get entries at the head, in the middle and at the tail of their lists, on
+      // both sides (a key still in the old table has to be found there).
       const old = k >>> 1;
       put(0, old, 1000 + k + 1);
       put(1, old, 500);
