@@ -1,4 +1,5 @@
 import { formatDurationMs, nowMs } from '../core/units.js';
+import { TRACE_DIR, TraceTable, threadSchedMs } from '../metrics/trace.js';
 import type { Extractor } from '../codec/json.js';
 import { copyBytes } from '../ring/copy.js';
 import { align8, forEachFrame, FRAME_HEADER_BYTES, FrameSpill, RingProducer, unreadFrames } from '../ring/ring.js';
@@ -630,7 +631,19 @@ export class Router {
     if (!this.spills) await this.broadcast(FrameKind.End); // after a cut the workers end by it
   }
 
+  /** JOINERY_TRACE: one row per source batch (see metrics/trace.ts). */
+  private readonly trace = TRACE_DIR ? new TraceTable('router', ['t0', 'nextMs', 'count', 'routeMs', 'wmMs', 'cpuMs', 'waitMs']) : null;
+
   private async routeAll(live: Array<{ s: Source; done: boolean }>, remaining: number): Promise<void> {
+    try {
+      await this.routeAllSources(live, remaining);
+    } finally {
+      this.trace?.write();
+    }
+  }
+
+  private async routeAllSources(live: Array<{ s: Source; done: boolean }>, remaining: number): Promise<void> {
+    const trace = this.trace;
     while (remaining > 0 && !this.stopping) {
       let readAny = false;
       for (const l of live) {
@@ -651,7 +664,9 @@ export class Router {
         const t = nowMs();
         if (t - this.lastYieldMs > YIELD_EVERY_MS) { this.lastYieldMs = t; await new Promise<void>((r) => setImmediate(r)); }
         this.gate.enterSource();
+        const tn = trace ? nowMs() : 0, sched0 = trace ? threadSchedMs() : null;
         const b = await this.nextOrBarrier(l.s.next());
+        const tr = trace ? nowMs() : 0;
         this.gate.leaveSource();
         if (this.gate.holding) { // paused while waiting for the batch: hold it until resumed
           this.tracker.shiftIdle(await this.gate.pass(this.injectPending));
@@ -676,7 +691,12 @@ export class Router {
         } else {
           await this.routeBatch(b);
         }
+        const tw = trace ? nowMs() : 0;
         await this.advanceWatermark();
+        if (trace) {
+          const s1 = threadSchedMs();
+          trace.add(tn, tr - tn, b?.count ?? 0, tw - tr, nowMs() - tw, s1[0] - sched0![0], s1[1] - sched0![1]);
+        }
       }
       if (!readAny && remaining > 0 && !this.stopping) {
         // Every input left is ahead (cannot last: the slowest one is never paused), or all are held.

@@ -18,6 +18,7 @@ import { IntervalJoin } from '../join/join.js';
 import { flatToJson } from '../codec/flat.js';
 import { currentTid } from '../metrics/cpu.js';
 import { LatencyHistogram } from '../metrics/histogram.js';
+import { TRACE_DIR, TraceTable, threadSchedMs } from '../metrics/trace.js';
 import { RingConsumer } from '../ring/ring.js';
 import {
   EV_ID_LEN, EV_KEY_GROUP, EV_KEY_HASH, EV_KEY_LEN, EV_PAYLOAD_LEN, EV_PARTITION, EV_ROUTED_AT, EV_SIDE, EV_TS,
@@ -35,6 +36,19 @@ import { SuppressingEmitter } from '../rebuild/suppress.js';
 import { CutEmitter } from '../backfill/cut-emitter.js';
 
 const DRAIN_FRAMES = 4096;
+/**
+ * A drain also ends after this much wall time (checked every DRAIN_CHECK_FRAMES frames): its
+ * output is written and its latency taken at its end, so every event of a drain waits for the last
+ * one. 4096 frames took 14 ms and more of CPU (with seal steps and GC, 20–35 ms); a drain costs
+ * ~10 µs of its own (transaction, flush), so ending them early is cheap.
+ */
+const DRAIN_BUDGET_MS = 4;
+const DRAIN_CHECK_FRAMES = 128;
+/**
+ * Seal work units (≈ 1–3 µs each) done per drain between watermarks, so that paced sealing goes
+ * in small steps (the watermark's expire() then finds little due). See BucketStore.maintain.
+ */
+const MAINTAIN_UNITS = 512;
 /** Park at most this long per wait, so stats still go out on an idle worker. */
 const IDLE_WAIT_MS = 100;
 
@@ -92,6 +106,10 @@ class Worker {
   /** Backfill: drops unmatched rows that belong after the cut (from REPLAY_END on). */
   private readonly cutEmitter: CutEmitter | null = null;
   private readonly disk = init.state === 'memory' ? null : new StateDiskGuard(init.stateDir, init.index);
+  /** JOINERY_TRACE: one row per drain (see metrics/trace.ts). */
+  private readonly trace = TRACE_DIR ? new TraceTable(`worker-${init.index}`,
+    ['t0', 'gapMs', 'frames', 'events', 'wallMs', 'cpuMs', 'waitMs', 'upkeepMs', 'upkeepCpuMs', 'watermarks', 'ringBytes', 'ageFirstMs', 'ageLastMs', 'flushMs']) : null;
+  private traceEnd = 0;
 
   constructor() {
     this.ring = new RingConsumer(init.sab);
@@ -136,9 +154,14 @@ class Worker {
     // Views made with the constructor: subarray's species lookup cost ~30 ns more each, 3 per event.
     const sab = ring.sab;
     if (slowDrainMs > 0) Atomics.wait(slowDrainCell, 0, 0, slowDrainMs);
+    const trace = this.trace;
+    let t0 = 0, sched0: [number, number] = [0, 0], ringBytes = 0, upkeepMs = 0, upkeepCpuMs = 0, watermarks = 0;
+    if (trace) { t0 = nowMs(); sched0 = threadSchedMs(); ringBytes = ring.usedBytes(); }
     this.disk?.check(Date.now());
+    const startMs = nowMs();
     this.store.batch(() => {
       while (n < DRAIN_FRAMES) {
+        if ((n & (DRAIN_CHECK_FRAMES - 1)) === DRAIN_CHECK_FRAMES - 1 && nowMs() - startMs > DRAIN_BUDGET_MS) break;
         if (Atomics.load(haltFlag, 0) === 1) throw HALT;
         if (ring.cutId() !== 0 && !ignoreCut) { this.cut = ring.cutId(); break; } // a stop at a cut: the rest stays in the ring
         const off = ring.next();
@@ -165,7 +188,13 @@ class Worker {
             this.watermark = wm;
             const held = this.store.count(); // the most it holds: expiry follows
             if (held > this.peakEntries) this.peakEntries = held;
-            join.onWatermark(wm);
+            if (trace) {
+              const u0 = nowMs(), c0 = threadSchedMs()[0];
+              join.onWatermark(wm);
+              upkeepMs += nowMs() - u0;
+              upkeepCpuMs += threadSchedMs()[0] - c0;
+              watermarks++;
+            } else join.onWatermark(wm);
           }
         } else if (kind === FrameKind.ReplayEnd) {
           this.replay?.end(this.watermark);
@@ -180,7 +209,13 @@ class Worker {
           throw new JoineryError('E_INTERNAL', `worker ${init.index}: unknown frame kind ${kind} in ring`);
         }
       }
+      if (events > 0) {
+        const u0 = trace ? nowMs() : 0, c0 = trace ? threadSchedMs()[0] : 0;
+        this.store.maintain?.(MAINTAIN_UNITS);
+        if (trace) { upkeepMs += nowMs() - u0; upkeepCpuMs += threadSchedMs()[0] - c0; }
+      }
     });
+    const f0 = trace ? nowMs() : 0;
     this.flushOutput();
     if (this.barrier >= 0) { this.onBarrier(this.barrier); this.barrier = -1; }
     ring.release();
@@ -191,6 +226,12 @@ class Worker {
         this.latency.recordUs((t - this.routedAt[i]) * 1000);
         this.lag.recordUs((t - this.eventTs[i]) * 1000);
       }
+    }
+    if (trace && n > 0) {
+      const t1 = nowMs(), s1 = threadSchedMs();
+      trace.add(t0, this.traceEnd > 0 ? t0 - this.traceEnd : 0, n, events, t1 - t0, s1[0] - sched0[0], s1[1] - sched0[1], upkeepMs, upkeepCpuMs, watermarks,
+        ringBytes, events > 0 ? t0 - this.routedAt[0] : 0, events > 0 ? t0 - this.routedAt[events - 1] : 0, t1 - f0);
+      this.traceEnd = t1;
     }
     return n;
   }
@@ -344,6 +385,7 @@ class Worker {
     await this.store.close();
     this.latency.destroy();
     this.lag.destroy();
+    this.trace?.write();
   }
 }
 
