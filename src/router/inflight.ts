@@ -3,7 +3,7 @@
  * took it, the frames routed to it but not processed, framed as in its ring. A resume routes them
  * before anything it reads; this is the order they go in.
  */
-import { forEachFrame } from '../ring/ring.js';
+import { align8, forEachFrame, FRAME_HEADER_BYTES, type FrameSpill, type RingProducer, unreadFrames } from '../ring/ring.js';
 import { EV_KEY_GROUP, EV_PARTITION, FrameKind, WM_VALUE } from '../ring/frame.js';
 
 export interface InflightStream {
@@ -51,4 +51,23 @@ export function* mergeInflight(streams: readonly InflightStream[], watermarks: b
     for (const c of cursors) if (c.i < c.offs.length && c.dv.getFloat64(c.offs[c.i] + WM_VALUE, true) === next) c.i++;
     if (watermarks) yield { kind: 'watermark', valueMs: next };
   }
+}
+
+/**
+ * After a cut, once every worker has stopped: per worker, the frames it did not process (its ring
+ * from its released head, then its spill), checkpoint barriers and the end frame left out.
+ */
+export function unroutedFrames(rings: readonly RingProducer[], spills: readonly FrameSpill[]): Uint8Array[] {
+  const keep = (k: number) => k === FrameKind.Event || k === FrameKind.Watermark;
+  return rings.map((r, w) => {
+    const parts = unreadFrames(r.sab, keep);
+    const spill = spills[w].bytes();
+    forEachFrame(spill, (off, len) => {
+      if (keep(spill[off])) parts.push(spill.subarray(off - FRAME_HEADER_BYTES, off - FRAME_HEADER_BYTES + align8(FRAME_HEADER_BYTES + len)));
+    });
+    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    let at = 0;
+    for (const p of parts) { out.set(p, at); at += p.length; }
+    return out;
+  });
 }

@@ -1,8 +1,8 @@
-import { formatDurationMs, nowMs } from '../core/units.js';
+import { nowMs } from '../core/units.js';
 import { TRACE_DIR, TraceTable, threadSchedMs } from '../metrics/trace.js';
 import type { Extractor } from '../codec/json.js';
 import { copyBytes } from '../ring/copy.js';
-import { align8, forEachFrame, FRAME_HEADER_BYTES, FrameSpill, RingProducer, unreadFrames } from '../ring/ring.js';
+import { FrameSpill, RingProducer } from '../ring/ring.js';
 import {
   BARRIER_BYTES, BARRIER_ID, END_BYTES, REPLAY_END_BYTES, EV_ID_LEN, EV_KEY_GROUP, EV_KEY_HASH, EV_KEY_LEN, EV_PAYLOAD_LEN, EV_PARTITION, EV_ROUTED_AT, EV_SIDE, EV_TS,
   EVENT_HEADER_BYTES, FrameKind, WATERMARK_BYTES, WM_VALUE,
@@ -13,8 +13,11 @@ import type { RecordBatch, Source } from '../source/source.js';
 import type { Side } from '../state/store.js';
 import { keyGroupOf, murmur3, ownerTable } from './partitioner.js';
 import { Aligner } from './align.js';
-import { mergeInflight, type InflightStream } from './inflight.js';
+import { AppliedPositions } from './applied.js';
+import { BarrierWaits } from './barrier-waits.js';
+import { mergeInflight, unroutedFrames, type InflightStream } from './inflight.js';
 import { PauseGate } from './pause.js';
+import { MAX_TIME_MS, TimeGuard } from './time-guard.js';
 import { WatermarkTracker } from './watermarks.js';
 
 /** LMDB keys hold key + id; keep them well under its 1,978-byte key limit. */
@@ -23,46 +26,11 @@ const SPACE_WAIT_MS = 50;
 const YIELD_EVERY_MS = 10;
 /** While waiting for a batch, re-judge alignment this often (an input may go idle meanwhile). */
 const ALIGN_CHECK_MS = 200;
-/** The largest time a JavaScript Date holds: event times beyond ±this are not times. */
-const MAX_TIME_MS = 8.64e15;
-/**
- * After this many records in a row of one partition lie too far ahead, its time has really jumped
- * (a gap in the data longer than --max-future), not a bad clock in one record: the guard follows.
- */
-const FOLLOW_JUMP_RECORDS = 1000;
 
-export interface Rejected {
-  kind: 'dead' | 'late';
-  side: Side;
-  origin: string;
-  position: number;      // line number / record index
-  reason: string;
-  record: Uint8Array;    // view, valid during the callback
-  format: 'json' | 'flatbuffers';
-  ts?: number;
-  watermarkMs?: number;
-}
+import type { BarrierCut, Rejected, RouterCounters } from './types.js';
 
-/** A routed batch whose source position can be committed once every ring has consumed up to `tails`. */
-interface PendingPosition { topic: string; partition: number; nextOffset: string; tails: number[] }
+export type { BarrierCut, Rejected, RouterCounters };
 
-/** Where the sources stood when a barrier went into the rings: what a checkpoint resumes from. */
-export interface BarrierCut {
-  id: number;
-  positions: SourcePosition[];
-  watermarkMs: number;
-  partitions: Array<{ side: number; partition: number; maxTsMs: number; ended: boolean }>;
-}
-
-export interface RouterCounters {
-  read: [number, number];
-  routed: [number, number];
-  late: number;
-  dead: number;
-  /** Of `dead`: event times too far ahead (--max-future) or not times at all. */
-  badTime: number;
-  backpressureWaits: number;
-}
 
 /**
  * The main thread's stage: pull batches from the sources, read key/time/id from each record,
@@ -82,7 +50,7 @@ export class Router {
   private watermark = -Infinity;
   private aborted: Error | null = null;
   private dirty: Uint8Array;
-  private pending: PendingPosition[] = [];
+  private readonly pending = new AppliedPositions();
   private stalled = false;
   private barrierRequest: { id: number; resolve: (c: BarrierCut) => void; reject: (e: Error) => void } | null = null;
   private finished = false;
@@ -112,38 +80,22 @@ export class Router {
     this.dirty = new Uint8Array(sabs.length);
     this.tracker = new WatermarkTracker(sources.flatMap((s) => s.partitions), maxDelayMs, idleTimeoutMs, nowMs());
     this.aligner = new Aligner(this.tracker, sources, 0);
-    this.liveSlots = new Uint8Array(this.tracker.size);
-    this.aheadRun = new Uint32Array(this.tracker.size);
+    this.time = new TimeGuard(this.tracker, (r) => this.onFirstFuture(r), (m) => this.onJump(m));
   }
 
   /** Event-time alignment (see Aligner; 0 = off). */
   aligner: Aligner;
-  /** --max-future (Infinity = off); per slot, 1 = a live source (the wall clock bounds its event times too). */
-  private maxFutureMs = Infinity;
-  private readonly liveSlots: Uint8Array;
-  /** Per slot: records in a row set aside as too far ahead. */
-  private readonly aheadRun: Uint32Array;
-  private warnedFuture = false;
+  /** --max-future and times that are not times (see TimeGuard). */
+  private readonly time: TimeGuard;
   /** Called once, at the first record set aside as too far ahead (the engine logs it). */
   onFirstFuture: (reason: string) => void = () => {};
+  /** A partition's event time jumped further than --max-future and the guard followed it (the engine logs it). */
+  onJump: (message: string) => void = () => {};
 
   /** Set --max-drift and --max-future (before run()); 0 turns either off. */
   configureTime(maxDriftMs: number, maxFutureMs: number): void {
     this.aligner = new Aligner(this.tracker, this.sources, maxDriftMs);
-    this.maxFutureMs = maxFutureMs > 0 ? maxFutureMs : Infinity;
-    for (const s of this.sources) if (s.live) for (const p of s.partitions) this.liveSlots[this.tracker.slot(p)] = 1;
-  }
-
-  /**
-   * Latest acceptable event time on a partition now: its max event time so far plus --max-future
-   * (none before its first event: inputs may well start days apart), and for live sources at most
-   * the wall clock plus as much.
-   */
-  private futureLimit(slot: number): number {
-    const ref = this.tracker.maxTsOf(slot);
-    let limit = ref === -Infinity ? Infinity : ref + this.maxFutureMs;
-    if (this.liveSlots[slot]) limit = Math.min(limit, Date.now() + this.maxFutureMs);
-    return limit;
+    this.time.configure(maxFutureMs, this.sources);
   }
 
   /** Resume from a checkpoint's router state (before run()). */
@@ -192,45 +144,12 @@ export class Router {
     if (this.aborted) return Promise.reject(this.aborted);
     if (this.finished) return Promise.reject(new Error('the input has ended'));
     if (this.spills) return Promise.reject(new Error('the run stops at a cut (the stop checkpoint)'));
-    return new Promise((resolve, reject) => { this.barrierRequest = { id, resolve, reject }; this.gate.wake(); this.barrierWake?.(); });
+    return new Promise((resolve, reject) => { this.barrierRequest = { id, resolve, reject }; this.gate.wake(); this.waits.wake(); });
   }
 
   private readonly injectPending = (): Promise<void> => this.injectBarrier();
-  private barrierWake: (() => void) | null = null;
-
-  /**
-   * Await a source's next batch, but put a requested barrier in meanwhile: a source waiting for
-   * data (an idle Kafka topic) must not hold checkpoints back. Safe, as no batch is half-routed
-   * and the source counts only batches it has handed out in its position.
-   */
-  private async nextOrBarrier<T>(next: Promise<T>): Promise<T> {
-    const NEXT = Symbol('next');
-    const tagged = next.then((v) => ({ [NEXT]: true, v }) as const);
-    for (;;) {
-      const wake = new Promise<null>((r) => { this.barrierWake = () => r(null); });
-      const r = await Promise.race([tagged, wake]);
-      this.barrierWake = null;
-      if (r !== null) return r.v;
-      await this.injectBarrier();
-    }
-  }
-
-  /**
-   * Wait for `p` while putting in every barrier requested meanwhile, including one requested
-   * before this started listening. Only where no source batch is in hand (nextOrBarrier must not
-   * do that: a source's position may already count the batch its pending next() holds).
-   */
-  private async servingBarriers(p: Promise<void>): Promise<void> {
-    const DONE = Symbol('done');
-    const done = p.then(() => DONE);
-    for (;;) {
-      if (this.barrierRequest) { await this.injectBarrier(); continue; }
-      const wake = new Promise<null>((r) => { this.barrierWake = () => r(null); });
-      const r = await Promise.race([done, wake]);
-      this.barrierWake = null;
-      if (r === DONE) return;
-    }
-  }
+  /** Waits that put requested barriers in meanwhile (see BarrierWaits). */
+  private readonly waits = new BarrierWaits(() => this.injectBarrier(), () => this.barrierRequest !== null);
 
   private async injectBarrier(): Promise<void> {
     const req = this.barrierRequest;
@@ -243,9 +162,9 @@ export class Router {
       return;
     }
     this.barrierRequest = null;
-    const positions = this.sources.map((s) => s.checkpointPosition?.()).filter((p): p is SourcePosition => p !== undefined);
+    const at = this.cutAt(req.id);
     await this.broadcast(FrameKind.Barrier, req.id);
-    req.resolve({ id: req.id, positions, watermarkMs: this.watermark, partitions: this.tracker.snapshot() });
+    req.resolve(at);
   }
 
   currentWatermark(): number {
@@ -312,10 +231,10 @@ export class Router {
     const wm = this.watermark;
     this.counters.read[b.side] += count;
     const fromMs = replayed ? this.replay!.plan.fromMs : -Infinity;
-    let futureLimit = Math.min(MAX_TIME_MS, this.futureLimit(slot));
-    let aheadRun = this.aheadRun[slot];
+    let futureLimit = Math.min(MAX_TIME_MS, this.time.futureLimit(slot));
+    let aheadRun = this.time.aheadRun[slot];
     // A partition's first event sets its reference: the limit must follow it within this batch.
-    let refUnset = this.maxFutureMs !== Infinity && this.tracker.maxTsOf(slot) === -Infinity;
+    let refUnset = this.time.maxFutureMs !== Infinity && this.tracker.maxTsOf(slot) === -Infinity;
     // Kafka: the partition travels with each event into the checkpoints (state moves per partition)
     const sourcePartition = b.kafka !== undefined ? b.partition + 1 : 0;
     this.quietRejects = replayed;
@@ -333,18 +252,18 @@ export class Router {
       const ts = ex.ts;
       if (ts > futureLimit || ts < -MAX_TIME_MS) {
         // One far-future record would otherwise move the watermark past everything after it.
-        const bad = this.badTime(slot, ts, aheadRun);
+        const bad = this.time.badTime(slot, ts, aheadRun);
         if (bad !== null) {
           if (ts <= MAX_TIME_MS) aheadRun++;
           this.counters.badTime++;
           this.reject('dead', b, i, bad, data.subarray(start, end), ts);
           continue;
         }
-        futureLimit = Math.min(MAX_TIME_MS, this.futureLimit(slot)); // the limit grew with the partition's time
+        futureLimit = Math.min(MAX_TIME_MS, this.time.futureLimit(slot)); // the limit grew with the partition's time
       }
       aheadRun = 0;
       this.tracker.observe(slot, ts);
-      if (refUnset) { refUnset = false; futureLimit = Math.min(MAX_TIME_MS, this.futureLimit(slot)); }
+      if (refUnset) { refUnset = false; futureLimit = Math.min(MAX_TIME_MS, this.time.futureLimit(slot)); }
       if (replayed) {
         if (ts < fromMs) { this.replay!.counters.skipped++; continue; }
         this.replay!.counters.replayed++;
@@ -390,56 +309,21 @@ export class Router {
       this.dirty[w] = 1;
       this.counters.routed[b.side]++;
     }
-    this.aheadRun[slot] = aheadRun;
+    this.time.aheadRun[slot] = aheadRun;
     this.publishAll();
     this.quietRejects = false;
     const k = b.kafka;
     // Replayed batches are never committed: the group's offsets must not move back; nor are
     // batches cut short by a stop (part of them never reached a ring).
     if (k !== undefined && !replayed && !this.spills) {
-      this.pending.push({ topic: k.topic, partition: k.partition, nextOffset: k.nextOffset, tails: this.rings.map((r) => r.publishedTail()) });
+      this.pending.push(k.topic, k.partition, k.nextOffset, this.rings.map((r) => r.publishedTail()));
     }
   }
 
-  /**
-   * Source positions whose records every worker has applied, given each ring's released head
-   * (u32); removes them from the pending list. Per topic-partition the latest wins.
-   */
+  /** Kafka positions whose records every worker has applied, given each ring's released head (see AppliedPositions). */
   takeApplied(heads: readonly number[]): Array<{ topic: string; partition: number; offset: string }> {
-    const out = new Map<string, { topic: string; partition: number; offset: string }>();
-    let n = 0;
-    for (const p of this.pending) {
-      if (!p.tails.every((t, w) => RingProducer.reached(heads[w], t))) break; // later batches have later tails
-      out.set(`${p.topic}\0${p.partition}`, { topic: p.topic, partition: p.partition, offset: p.nextOffset });
-      n++;
-    }
-    this.pending.splice(0, n);
-    return [...out.values()];
+    return this.pending.take(heads);
   }
-
-  /**
-   * Why event time `ts` is unacceptable on this partition (`run`: records in a row of it set aside
-   * as too far ahead so far), or null if it is fine after all.
-   */
-  private badTime(slot: number, ts: number, run: number): string | null {
-    if (!(ts >= -MAX_TIME_MS && ts <= MAX_TIME_MS)) return `event time ${ts} is not a time (beyond ±${MAX_TIME_MS} ms)`;
-    if (ts <= this.futureLimit(slot)) return null;
-    const ref = this.tracker.maxTsOf(slot);
-    const flag = `(--max-future ${formatDurationMs(this.maxFutureMs)})`;
-    const partitionWise = ref > -Infinity && ts > ref + this.maxFutureMs;
-    if (partitionWise && run >= FOLLOW_JUMP_RECORDS && !(this.liveSlots[slot] && ts > Date.now() + this.maxFutureMs)) {
-      this.onJump(`${FOLLOW_JUMP_RECORDS} records in a row of one partition lay more than ${formatDurationMs(this.maxFutureMs)} ahead of its event time ${ref}: taking it as a jump in the data and following it to ${ts}; the ${FOLLOW_JUMP_RECORDS} went to the dead letters (raise --max-future for such data)`);
-      return null;
-    }
-    const reason = partitionWise
-      ? `event time ${ts} is ${fmtAhead(ts - ref)} ahead of its partition's ${ref} ${flag}`
-      : `event time ${ts} is ${fmtAhead(ts - Date.now())} ahead of the wall clock ${flag}`;
-    if (!this.warnedFuture) { this.warnedFuture = true; this.onFirstFuture(reason); }
-    return reason;
-  }
-
-  /** A partition's event time jumped further than --max-future and the guard followed it (the engine logs it). */
-  onJump: (message: string) => void = () => {};
 
   private reject(kind: 'dead' | 'late', b: RecordBatch, i: number, reason: string, record: Uint8Array, ts?: number): void {
     if (kind === 'dead') this.counters.dead++; else this.counters.late++;
@@ -526,27 +410,18 @@ export class Router {
     const c = this.cutRequest;
     if (!c) return;
     this.cutRequest = null;
-    const positions = this.sources.map((s) => s.checkpointPosition?.()).filter((p): p is SourcePosition => p !== undefined);
-    c.resolve({ id: c.id, positions, watermarkMs: this.watermark, partitions: this.tracker.snapshot() });
+    c.resolve(this.cutAt(c.id));
   }
 
-  /**
-   * After a cut, once every worker has stopped: per worker, the frames it did not process (its
-   * ring from its released head, then its spill), checkpoint barriers and the end frame left out.
-   */
+  /** Where the sources stand now (after the last record routed): what checkpoint `id` resumes from. */
+  private cutAt(id: number): BarrierCut {
+    const positions = this.sources.map((s) => s.checkpointPosition?.()).filter((p): p is SourcePosition => p !== undefined);
+    return { id, positions, watermarkMs: this.watermark, partitions: this.tracker.snapshot() };
+  }
+
+  /** After a cut, once every worker has stopped: the frames each did not process (see unroutedFrames). */
   takeInflight(): Uint8Array[] {
-    const keep = (k: number) => k === FrameKind.Event || k === FrameKind.Watermark;
-    return this.rings.map((r, w) => {
-      const parts = unreadFrames(r.sab, keep);
-      const spill = this.spills![w].bytes();
-      forEachFrame(spill, (off, len) => {
-        if (keep(spill[off])) parts.push(spill.subarray(off - FRAME_HEADER_BYTES, off - FRAME_HEADER_BYTES + align8(FRAME_HEADER_BYTES + len)));
-      });
-      const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-      let at = 0;
-      for (const p of parts) { out.set(p, at); at += p.length; }
-      return out;
-    });
+    return unroutedFrames(this.rings, this.spills!);
   }
 
   /** Frames a stop checkpoint saved, routed at the start of this run (see mergeInflight). */
@@ -615,6 +490,7 @@ export class Router {
     try {
       await this.routeAll(live, remaining);
     } finally {
+      this.trace?.write();
       if (alignTimer) clearInterval(alignTimer);
       this.aligner.releaseAll(); // a Kafka source outlives this run (a member's next assignment)
     }
@@ -625,7 +501,7 @@ export class Router {
     await this.injectBarrier();
     // beforeEnd waits for the checkpoints in flight, and one queued behind another asks for its
     // barrier only now: keep putting barriers in while it runs (awaiting it alone would deadlock).
-    if (beforeEnd) await this.servingBarriers(beforeEnd()); // may request the final checkpoint's barrier
+    if (beforeEnd) await this.waits.serving(beforeEnd()); // may request the final checkpoint's barrier
     await this.injectBarrier();
     this.finished = true;
     if (!this.spills) await this.broadcast(FrameKind.End); // after a cut the workers end by it
@@ -635,14 +511,6 @@ export class Router {
   private readonly trace = TRACE_DIR ? new TraceTable('router', ['t0', 'nextMs', 'count', 'routeMs', 'wmMs', 'cpuMs', 'waitMs']) : null;
 
   private async routeAll(live: Array<{ s: Source; done: boolean }>, remaining: number): Promise<void> {
-    try {
-      await this.routeAllSources(live, remaining);
-    } finally {
-      this.trace?.write();
-    }
-  }
-
-  private async routeAllSources(live: Array<{ s: Source; done: boolean }>, remaining: number): Promise<void> {
     const trace = this.trace;
     while (remaining > 0 && !this.stopping) {
       let readAny = false;
@@ -665,7 +533,7 @@ export class Router {
         if (t - this.lastYieldMs > YIELD_EVERY_MS) { this.lastYieldMs = t; await new Promise<void>((r) => setImmediate(r)); }
         this.gate.enterSource();
         const tn = trace ? nowMs() : 0, sched0 = trace ? threadSchedMs() : null;
-        const b = await this.nextOrBarrier(l.s.next());
+        const b = await this.waits.next(l.s.next());
         const tr = trace ? nowMs() : 0;
         this.gate.leaveSource();
         if (this.gate.holding) { // paused while waiting for the batch: hold it until resumed
@@ -710,11 +578,4 @@ export class Router {
   ringFill(): number[] {
     return this.rings.map((r) => r.usedBytes() / r.capacity);
   }
-}
-
-function fmtAhead(ms: number): string {
-  const d = ms / 86_400_000;
-  if (d >= 365) return `${(d / 365.25).toFixed(1)} years`;
-  if (d >= 1) return `${d.toFixed(1)} days`;
-  return `${(ms / 3_600_000).toFixed(1)} hours`;
 }
