@@ -7,7 +7,8 @@
  *   npm run bench -- ring probe   # only suites whose name contains one of the words
  */
 import Benchmark from 'benchmark';
-import { FlatBatchWriter, FlatExtractor } from '../src/codec/flat.js';
+import { FlatExtractor } from '../src/codec/flat.js';
+import { FlatBatchWriter } from '../src/codec/flat-writer.js';
 import { JsonExtractor, ParsingJsonExtractor } from '../src/codec/json.js';
 import { parseArgs } from '../src/config/parse.js';
 import { runEngine } from '../src/engine.js';

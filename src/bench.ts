@@ -5,7 +5,7 @@ import { LOCK_FILE, lockDir } from './core/dirlock.js';
 import { log } from './core/log.js';
 import { checkOutputPaths } from './core/paths.js';
 import { lockCheckpoints, openCheckpoints } from './checkpoint/index.js';
-import { FlatBatchWriter } from './codec/flat.js';
+import { FlatBatchWriter } from './codec/flat-writer.js';
 import type { Config } from './config/schema.js';
 import { nowMs } from './core/units.js';
 import { formatSummary, runEngine, type Summary } from './engine.js';

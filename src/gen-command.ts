@@ -7,7 +7,7 @@
  * Same options, same files (unless --rate > 0, which anchors event time to the wall clock).
  */
 import * as fs from 'node:fs';
-import { FlatBatchWriter } from './codec/flat.js';
+import { FlatBatchWriter } from './codec/flat-writer.js';
 import type { Config } from './config/schema.js';
 import { JoineryError, usageError } from './core/errors.js';
 import { log } from './core/log.js';

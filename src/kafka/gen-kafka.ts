@@ -13,7 +13,8 @@
  * is its own frame); json: each value is the event as plain JSON text (readable by kcat).
  */
 import type { Config } from '../config/schema.js';
-import { FlatBatchWriter, FlatExtractor, SIDE_TABLE } from '../codec/flat.js';
+import { FlatExtractor, SIDE_TABLE } from '../codec/flat.js';
+import { FlatBatchWriter } from '../codec/flat-writer.js';
 import { scalarText } from '../codec/json.js';
 import { usageError } from '../core/errors.js';
 import { log } from '../core/log.js';

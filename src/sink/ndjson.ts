@@ -1,4 +1,5 @@
-import { encodeJoined, flatJsonBound, writeFlatJson, type FlatTable } from '../codec/flat.js';
+import { flatJsonBound, writeFlatJson, type FlatTable } from '../codec/flat.js';
+import { encodeJoined } from '../codec/flat-build.js';
 import type { JoinEmitter } from '../join/join.js';
 import type { Side } from '../state/store.js';
 

@@ -25,7 +25,7 @@
 import type { Config } from '../config/schema.js';
 import { OPTIONS } from '../config/schema.js';
 import { usageError } from '../core/errors.js';
-import { FlatBatchWriter } from '../codec/flat.js';
+import { FlatBatchWriter } from '../codec/flat-writer.js';
 import type { ImpressionEvent, PlayEvent } from '../codec/flat.js';
 import type { Side } from '../state/store.js';
 import type { SourcePosition } from '../checkpoint/manifest.js';

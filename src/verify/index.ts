@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { decodeJoined } from '../codec/flat.js';
+import { decodeJoined } from '../codec/flat-build.js';
 import type { Config } from '../config/schema.js';
 import { parseSourceSpec } from '../config/endpoints.js';
 import { JoineryError, type ErrorCode } from '../core/errors.js';

@@ -14,7 +14,7 @@ import { produceRaw } from './topic-io.js';
 import { spawn } from 'node:child_process';
 import { BIN, joinery, lastJson } from '../e2e/cli.js';
 import { readNdjson, referenceJoin } from '../e2e/reference-join.js';
-import { encodeImpression } from '../../src/codec/flat.js';
+import { encodeImpression } from '../../src/codec/flat-build.js';
 import { KafkaRecordSink } from '../../src/kafka/kafkajs/index.js';
 import { broker, settled, uniq } from './support.js';
 

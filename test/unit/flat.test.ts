@@ -1,10 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as flatbuffers from 'flatbuffers';
-import {
-  decodeJoined, encodeImpression, encodeJoined, encodePlay, FLAT_FRAME_PREFIX_BYTES, FlatBatchWriter, FlatExtractor,
-  flatFields, flatToJson, frameFlat, joinedToJson, splitFrames, type ImpressionEvent, type PlayEvent,
-} from '../../src/codec/flat.js';
+import { FlatExtractor, flatFields, flatToJson, type ImpressionEvent, type PlayEvent } from '../../src/codec/flat.js';
+import { decodeJoined, encodeImpression, encodeJoined, encodePlay, joinedToJson } from '../../src/codec/flat-build.js';
+import { FLAT_FRAME_PREFIX_BYTES, FlatBatchWriter, frameFlat, splitFrames } from '../../src/codec/flat-writer.js';
 import { Impression, Play } from '../../src/codec/fb/joinery.js';
 import { JsonExtractor } from '../../src/codec/json.js';
 import { Generator, genOptions, impressionJson, playJson } from '../../src/source/generator.js';

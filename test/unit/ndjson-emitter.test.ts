@@ -2,7 +2,8 @@
 // carries them, event times as String(number) would print them, the records' bytes verbatim.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { encodeImpression, encodePlay, flatToJson } from '../../src/codec/flat.js';
+import { flatToJson } from '../../src/codec/flat.js';
+import { encodeImpression, encodePlay } from '../../src/codec/flat-build.js';
 import { NdjsonEmitter } from '../../src/sink/ndjson.js';
 
 const u = (s: string) => new TextEncoder().encode(s);
