@@ -26,6 +26,7 @@ import type { Config } from '../config/schema.js';
 import { OPTIONS } from '../config/schema.js';
 import { usageError } from '../core/errors.js';
 import { FlatBatchWriter } from '../codec/flat-writer.js';
+import { IndexQueue, MinHeap, Rng, zipf, type ZipfTable } from './gen-parts.js';
 import type { ImpressionEvent, PlayEvent } from '../codec/flat.js';
 import type { Side } from '../state/store.js';
 import type { SourcePosition } from '../checkpoint/manifest.js';
@@ -106,90 +107,6 @@ export function validateGenOptions(o: GenOptions): GenOptions {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Randomness
-
-/** sfc32, seeded through splitmix32. Fast, 32-bit state words, passes PractRand to 2^60 bytes. */
-class Rng {
-  private a: number; private b: number; private c: number; private d: number;
-  constructor(seed: number) {
-    let s = (seed >>> 0) ^ Math.floor(seed / 0x100000000);
-    const mix = (): number => {
-      s = (s + 0x9e3779b9) | 0;
-      let z = s;
-      z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
-      z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-      return (z ^ (z >>> 16)) >>> 0;
-    };
-    this.a = mix(); this.b = mix(); this.c = mix(); this.d = 1;
-    for (let i = 0; i < 15; i++) this.u32();
-  }
-  u32(): number {
-    const t = (((this.a + this.b) | 0) + this.d) | 0;
-    this.d = (this.d + 1) | 0;
-    this.a = this.b ^ (this.b >>> 9);
-    this.b = (this.c + (this.c << 3)) | 0;
-    this.c = (this.c << 21) | (this.c >>> 11);
-    this.c = (this.c + t) | 0;
-    return t >>> 0;
-  }
-  /** Uniform in [0, 1). */
-  next(): number {
-    return this.u32() / 4294967296;
-  }
-  /** Exponential with this mean (0 when mean is 0). */
-  exp(mean: number): number {
-    return -mean * Math.log(1 - this.next());
-  }
-}
-
-/**
- * Walker/Vose alias table: O(1) sampling of rank k (0-based) with weight 1/(k+1)^skew. Threshold
- * and alias are interleaved in one Uint32Array so a sample touches one cache line.
- */
-class ZipfTable {
-  private readonly table: Uint32Array; // [threshold × 2^32, alias] per slot
-  constructor(readonly n: number, skew: number) {
-    const w = new Float64Array(n);
-    let sum = 0;
-    for (let k = 0; k < n; k++) { w[k] = Math.pow(k + 1, -skew); sum += w[k]; }
-    const prob = new Float64Array(n);
-    const alias = new Int32Array(n);
-    const small = new Int32Array(n), large = new Int32Array(n);
-    let ns = 0, nl = 0;
-    for (let k = 0; k < n; k++) {
-      w[k] = (w[k] * n) / sum;
-      if (w[k] < 1) small[ns++] = k; else large[nl++] = k;
-    }
-    while (ns > 0 && nl > 0) {
-      const sm = small[--ns], l = large[--nl];
-      prob[sm] = w[sm];
-      alias[sm] = l;
-      w[l] = w[l] + w[sm] - 1;
-      if (w[l] < 1) small[ns++] = l; else large[nl++] = l;
-    }
-    while (nl > 0) { const l = large[--nl]; prob[l] = 1; alias[l] = l; }
-    while (ns > 0) { const sm = small[--ns]; prob[sm] = 1; alias[sm] = sm; } // rounding leftovers
-    this.table = new Uint32Array(2 * n);
-    for (let k = 0; k < n; k++) {
-      this.table[2 * k] = Math.min(0xffffffff, Math.round(prob[k] * 4294967296));
-      this.table[2 * k + 1] = prob[k] >= 1 ? k : alias[k];
-    }
-  }
-  sample(rng: Rng): number {
-    const i = Math.floor((rng.u32() * this.n) / 4294967296);
-    return rng.u32() < this.table[2 * i] ? i : this.table[2 * i + 1];
-  }
-}
-
-const zipfCache = new Map<string, ZipfTable>();
-function zipf(n: number, skew: number): ZipfTable {
-  const k = `${n}:${skew}`;
-  let t = zipfCache.get(k);
-  if (!t) { t = new ZipfTable(n, skew); zipfCache.set(k, t); }
-  return t;
-}
-
-// ---------------------------------------------------------------------------------------------
 // Event values
 
 const DEVICES = ['tv', 'mobile', 'tablet', 'web', 'console'] as const;
@@ -230,74 +147,6 @@ export interface GenStats {
   orphanPlays: number;
   /** Event time of the generation frontier (ms). */
   frontierMs: number;
-}
-
-/** Binary min-heap of (key, pool index), keys stored inline (no indirection on compare). */
-class MinHeap {
-  keys = new Float64Array(1024);
-  vals = new Int32Array(1024);
-  size = 0;
-  get topKey(): number { return this.keys[0]; }
-  push(key: number, v: number): void {
-    if (this.size === this.keys.length) {
-      const k = new Float64Array(this.size * 2); k.set(this.keys); this.keys = k;
-      const vv = new Int32Array(this.size * 2); vv.set(this.vals); this.vals = vv;
-    }
-    const keys = this.keys, vals = this.vals;
-    let i = this.size++;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      const pk = keys[parent];
-      if (pk <= key) break;
-      keys[i] = pk; vals[i] = vals[parent];
-      i = parent;
-    }
-    keys[i] = key; vals[i] = v;
-  }
-  pop(): number {
-    const keys = this.keys, vals = this.vals;
-    const top = vals[0];
-    const n = --this.size;
-    if (n > 0) {
-      const key = keys[n], v = vals[n];
-      let i = 0;
-      for (;;) {
-        let c = 2 * i + 1;
-        if (c >= n) break;
-        if (c + 1 < n && keys[c + 1] < keys[c]) c++;
-        if (keys[c] >= key) break;
-        keys[i] = keys[c]; vals[i] = vals[c];
-        i = c;
-      }
-      keys[i] = key; vals[i] = v;
-    }
-    return top;
-  }
-}
-
-/** Growable FIFO of pool indices. */
-class IndexQueue {
-  private buf = new Int32Array(1024);
-  private head = 0;
-  private tail = 0;
-  get size(): number { return this.tail - this.head; }
-  push(v: number): void {
-    if (this.tail === this.buf.length) {
-      const n = this.tail - this.head;
-      if (n * 2 <= this.buf.length) this.buf.copyWithin(0, this.head, this.tail);
-      else {
-        const nb = new Int32Array(this.buf.length * 2);
-        nb.set(this.buf.subarray(this.head, this.tail));
-        this.buf = nb;
-      }
-      this.head = 0;
-      this.tail = n;
-    }
-    this.buf[this.tail++] = v;
-  }
-  shift(): number {
-    return this.buf[this.head++];
-  }
 }
 
 /**
