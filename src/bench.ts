@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { LOCK_FILE, lockDir } from './core/dirlock.js';
 import { log } from './core/log.js';
-import { checkOutputPaths } from './core/paths.js';
+import { checkOutputPaths } from './config/paths.js';
 import { lockCheckpoints, openCheckpoints } from './checkpoint/index.js';
 import { FlatBatchWriter } from './codec/flat-writer.js';
 import type { Config } from './config/schema.js';

@@ -11,7 +11,7 @@ import { lockDir } from './core/dirlock.js';
 import { EXIT_CODES, JoineryError } from './core/errors.js';
 import { exitSoon, isExiting } from './core/exit.js';
 import { configureLog, log } from './core/log.js';
-import { checkOutputPaths } from './core/paths.js';
+import { checkOutputPaths } from './config/paths.js';
 import { formatSummary, runEngine, type EngineOptions, type Summary } from './engine.js';
 import { GeneratorSource, genOptionsFrom } from './source/generator.js';
 import { openIO, type InputContext, type OpenedIO } from './source/registry.js';
@@ -146,7 +146,7 @@ async function cmdGen(cfg: Config): Promise<number> {
   if (!cfg.brokers) return (await import('./gen-command.js')).runGenCommand(cfg);
   (await (await import('./kafka/adapters.js')).kafkaAdapter()).checkClient({ groupMemberCheckpoints: false });
   const { parseBrokers } = await import('./kafka/options.js');
-  const { runGenToKafka } = await import('./kafka/gen-kafka.js');
+  const { runGenToKafka } = await import('./gen-kafka.js');
   await runGenToKafka(cfg, {
     brokers: parseBrokers(cfg.brokers), leftTopic: cfg.leftTopic!, rightTopic: cfg.rightTopic!, partitions: cfg.partitions,
     format: cfg.format ?? 'flatbuffers', compression: cfg.compression, connectTimeoutMs: cfg.connectTimeoutMs,

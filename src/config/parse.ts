@@ -1,6 +1,6 @@
 import { usageError } from '../core/errors.js';
 import { parseBytes, parseDurationMs, formatBytes, formatDurationMs } from '../core/units.js';
-import { parseTime } from '../rebuild/replay.js';
+import { parseTime } from '../core/units.js';
 import { parseSinkSpec, parseSourceSpec, prefixOf, sinkEndpoint, sourceEndpoint } from './endpoints.js';
 import { DURATION_LIMIT_MS, OPTIONS, type Command, type Config, type OptionSpec } from './schema.js';
 

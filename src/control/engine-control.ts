@@ -285,18 +285,3 @@ export interface MetricsView {
   hub: MetricsHub;
   checkpoints: EngineControl['checkpoints'];
 }
-
-/**
- * Pause every partition of a source while routing stalls on a full ring or while paused by
- * POST /pause, resume when neither holds; returns the engine's onStall. (Kafka keeps heartbeating
- * through a pause, so the group does not rebalance.)
- */
-export function pauseSourceWhile(src: { partitions: ReadonlyArray<{ side: 0 | 1; partition: number }>; pause(side: 0 | 1, p: number): void; resume(side: 0 | 1, p: number): void },
-  control: EngineControl | undefined): (stalled: boolean) => void {
-  let stalled = false, held = false;
-  const apply = () => {
-    for (const p of src.partitions) { if (stalled || held) src.pause(p.side, p.partition); else src.resume(p.side, p.partition); }
-  };
-  if (control) control.onPauseChange = (p) => { held = p; apply(); };
-  return (s) => { stalled = s; apply(); };
-}

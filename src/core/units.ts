@@ -1,4 +1,5 @@
-/** Parsing of the CLI's unit-bearing values: durations (→ milliseconds) and sizes (→ bytes). */
+/** Parsing of the CLI's unit-bearing values: durations (→ milliseconds), sizes (→ bytes) and times (→ epoch milliseconds). */
+import { usageError } from './errors.js';
 
 const DURATION_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
@@ -40,4 +41,15 @@ export function formatBytes(n: number): string {
 /** Wall clock in epoch milliseconds with sub-millisecond precision, comparable across threads. */
 export function nowMs(): number {
   return performance.timeOrigin + performance.now();
+}
+
+/** A point in time (`--rebuild-from`, `--from`, `--to`): ISO-8601 or epoch milliseconds. */
+export function parseTime(text: string, flag = 'rebuild-from'): number {
+  const t = text.trim();
+  if (/^-?\d+$/.test(t)) return Number(t);
+  if (/^\d{4}-\d{2}-\d{2}/.test(t)) {
+    const ms = Date.parse(t);
+    if (Number.isFinite(ms)) return ms;
+  }
+  throw usageError(`--${flag}: expected an ISO-8601 time (2026-01-01T00:00:00Z) or epoch milliseconds (got ${JSON.stringify(text)})`);
 }

@@ -1,7 +1,7 @@
 /**
  * runEngine: one run of the join, wired from its parts. The router (main thread) reads the inputs
  * into the workers' rings (worker-pool.ts); the workers' output goes through the output gate
- * (output.ts, output-gate.ts); commits run in commit-loop.ts; stop signals in signals.ts; the
+ * (output.ts, ../sink/output-gate.ts); commits run in commit-loop.ts; stop signals in signals.ts; the
  * figures in summary.ts.
  */
 import { CheckpointCoordinator } from '../checkpoint/coordinator.js';

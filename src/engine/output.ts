@@ -2,7 +2,7 @@
 import type { Router } from '../router/router.js';
 import { decodeKafkaChunk } from '../sink/ndjson.js';
 import type { RecordSink } from '../sink/sink.js';
-import { OutputGate } from './output-gate.js';
+import { OutputGate } from '../sink/output-gate.js';
 
 export class WorkerOutput {
   private awaitingOutput = false;

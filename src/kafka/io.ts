@@ -8,7 +8,7 @@ import { checkpointMetadata, parseCheckpointRef } from '../checkpoint/handoff.js
 import type { Manifest } from '../checkpoint/manifest.js';
 import { endpointsOf, kafkaTopic } from '../config/endpoints.js';
 import type { Config } from '../config/schema.js';
-import { pauseSourceWhile, type EngineControl } from '../control/engine-control.js';
+import type { EngineControl } from '../control/engine-control.js';
 import { log } from '../core/log.js';
 import type { EngineOptions } from '../engine.js';
 import { kafkaAdapter } from './adapters.js';
@@ -153,4 +153,19 @@ export async function openKafkaIO(o: KafkaIOOptions): Promise<KafkaIO> {
     io.engine.commit = async (positions) => { const r = await src.commit(positions); noted(positions); return r; };
   }
   return io;
+}
+
+/**
+ * Pause every partition of a source while routing stalls on a full ring or while paused by
+ * POST /pause, resume when neither holds; returns the engine's onStall. (Kafka keeps heartbeating
+ * through a pause, so the group does not rebalance.)
+ */
+function pauseSourceWhile(src: { partitions: ReadonlyArray<{ side: 0 | 1; partition: number }>; pause(side: 0 | 1, p: number): void; resume(side: 0 | 1, p: number): void },
+  control: EngineControl | undefined): (stalled: boolean) => void {
+  let stalled = false, held = false;
+  const apply = () => {
+    for (const p of src.partitions) { if (stalled || held) src.pause(p.side, p.partition); else src.resume(p.side, p.partition); }
+  };
+  if (control) control.onPauseChange = (p) => { held = p; apply(); };
+  return (s) => { stalled = s; apply(); };
 }

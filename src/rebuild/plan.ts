@@ -11,7 +11,8 @@ import type { Config } from '../config/schema.js';
 import { JoineryError, usageError } from '../core/errors.js';
 import { log } from '../core/log.js';
 import { decodeManifest, type Manifest } from '../checkpoint/manifest.js';
-import { parseByteResume, parseTime, readResumeManifest, refuseStopCheckpoint, type ReplayPlan, type ResumePoint } from './replay.js';
+import { parseTime } from '../core/units.js';
+import { parseByteResume, readResumeManifest, refuseStopCheckpoint, type ReplayPlan, type ResumePoint } from './replay.js';
 
 /** File inputs: the replay reads both files from their start; returns the plan (and cuts --out back when resuming at a manifest). */
 export function filePlan(cfg: Config): ReplayPlan {

@@ -44,17 +44,6 @@ export interface ReplayPlan {
   describe: string;
 }
 
-/** `--rebuild-from TIME`: ISO-8601 or epoch milliseconds. */
-export function parseTime(text: string, flag = 'rebuild-from'): number {
-  const t = text.trim();
-  if (/^-?\d+$/.test(t)) return Number(t);
-  if (/^\d{4}-\d{2}-\d{2}/.test(t)) {
-    const ms = Date.parse(t);
-    if (Number.isFinite(ms)) return ms;
-  }
-  throw usageError(`--${flag}: expected an ISO-8601 time (2026-01-01T00:00:00Z) or epoch milliseconds (got ${JSON.stringify(text)})`);
-}
-
 /** `--resume-at` in its byte form: `LEFT_BYTE,RIGHT_BYTE`; null when it is not that form (a manifest path). */
 export function parseByteResume(text: string): [number, number] | null {
   const m = /^\s*(\d+)\s*,\s*(\d+)\s*$/.exec(text);

@@ -30,7 +30,7 @@ export interface WorkerInit {
   checkpoint?: { storage: StorageDescriptor; runId: string; outer: [boolean, boolean]; gateOutput: boolean; firstEpoch: number };
   /** Rebuild (--rebuild-from): drop all output until the REPLAY_END frame (src/rebuild/replay.ts). */
   rebuild?: boolean;
-  /** Backfill: REPLAY_END marks the cut; unmatched rows expiring at or after the watermark there are dropped (src/backfill/cut-emitter.ts). */
+  /** Backfill: REPLAY_END marks the cut; unmatched rows expiring at or after the watermark there are dropped (src/sink/cut-emitter.ts). */
   backfill?: boolean;
   /** Restore before taking input: fold these state files of the checkpoint storage (oldest first) into the store. */
   restore?: { files: Array<{ name: string; keyGroups: [number, number] }>; dropBeforeMs: number; watermarkMs: number };

@@ -31,9 +31,9 @@ import { openStore } from '../state/index.js';
 import type { Side, StateStore } from '../state/store.js';
 import type { BarrierAck, WorkerInit, WorkerMessage, WorkerRequest, WorkerStats } from './protocol.js';
 import { installInspector } from './inspect.js';
-import { OutputGate } from '../engine/output-gate.js';
+import { OutputGate } from '../sink/output-gate.js';
 import { SuppressingEmitter } from '../rebuild/suppress.js';
-import { CutEmitter } from '../backfill/cut-emitter.js';
+import { CutEmitter } from '../sink/cut-emitter.js';
 
 const DRAIN_FRAMES = 4096;
 /**

@@ -11,7 +11,7 @@ import {
 } from '../../src/kafka/kafkajs/index.js';
 import { produceRaw, readTopic } from './topic-io.js';
 import { runTopicsCheck } from '../../src/kafka/topics.js';
-import { runGenToKafka } from '../../src/kafka/gen-kafka.js';
+import { runGenToKafka } from '../../src/gen-kafka.js';
 import { parseArgs } from '../../src/config/parse.js';
 import { FlatExtractor, SIDE_TABLE } from '../../src/codec/flat.js';
 import { brokers, uniq, sleep } from './support.js';

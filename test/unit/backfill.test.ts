@@ -6,7 +6,7 @@ import { parseArgs } from '../../src/config/parse.js';
 import { JoineryError } from '../../src/core/errors.js';
 import { JsonExtractor } from '../../src/codec/json.js';
 import { boundBatch } from '../../src/backfill/bounded.js';
-import { CutEmitter } from '../../src/backfill/cut-emitter.js';
+import { CutEmitter } from '../../src/sink/cut-emitter.js';
 import type { RecordBatch } from '../../src/source/source.js';
 
 const files = ['--left', 'file:a.ndjson', '--right', 'file:b.ndjson'];

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { OutputGate } from '../../src/engine/output-gate.js';
+import { OutputGate } from '../../src/sink/output-gate.js';
 
 test('output gate: released tags pass at once, later ones wait for their release, in order', () => {
   const written: string[] = [];

@@ -12,18 +12,18 @@
  * format flatbuffers: each value is one Impression/Play FlatBuffer (no size prefix — a Kafka record
  * is its own frame); json: each value is the event as plain JSON text (readable by kcat).
  */
-import type { Config } from '../config/schema.js';
-import { FlatExtractor, SIDE_TABLE } from '../codec/flat.js';
-import { FlatBatchWriter } from '../codec/flat-writer.js';
-import { scalarText } from '../codec/json.js';
-import { usageError } from '../core/errors.js';
-import { log } from '../core/log.js';
-import { fmtCount, fmtRate } from '../metrics/report.js';
-import { Generator, genOptionsFrom, impressionJson, playJson } from '../source/generator.js';
-import type { ImpressionEvent, PlayEvent } from '../source/generator.js';
-import type { Side } from '../state/store.js';
-import { kafkaAdapter } from './adapters.js';
-import type { EnsureResult, KafkaCompression, KafkaRecordOutput } from './port.js';
+import type { Config } from './config/schema.js';
+import { FlatExtractor, SIDE_TABLE } from './codec/flat.js';
+import { FlatBatchWriter } from './codec/flat-writer.js';
+import { scalarText } from './codec/json.js';
+import { usageError } from './core/errors.js';
+import { log } from './core/log.js';
+import { fmtCount, fmtRate } from './metrics/report.js';
+import { Generator, genOptionsFrom, impressionJson, playJson } from './source/generator.js';
+import type { ImpressionEvent, PlayEvent } from './source/generator.js';
+import type { Side } from './state/store.js';
+import { kafkaAdapter } from './kafka/adapters.js';
+import type { EnsureResult, KafkaCompression, KafkaRecordOutput } from './kafka/port.js';
 
 export interface GenToKafkaOptions {
   brokers: string[];

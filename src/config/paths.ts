@@ -6,9 +6,9 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { endpointsOf } from '../config/endpoints.js';
-import type { Config } from '../config/schema.js';
-import { usageError } from './errors.js';
+import { endpointsOf } from './endpoints.js';
+import type { Config } from './schema.js';
+import { usageError } from '../core/errors.js';
 
 /** Where a path really is: the real path of its nearest existing ancestor joined with the rest (dangling symlinks followed). */
 export function canonicalPath(p: string, depth = 0): string {
