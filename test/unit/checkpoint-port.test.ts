@@ -6,22 +6,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { srcFiles } from './src-files.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const src = path.join(root, 'src');
 const IMPLEMENTATIONS = ['src/checkpoint/storage.ts', 'src/checkpoint/memory-storage.ts'];
-
-function files(dir: string): string[] {
-  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
-    const p = path.join(dir, e.name);
-    return e.isDirectory() ? files(p) : e.name.endsWith('.ts') ? [p] : [];
-  });
-}
-const rel = (p: string) => path.relative(root, p).split(path.sep).join('/');
-const all = files(src).map((p) => ({ file: rel(p), text: fs.readFileSync(p, 'utf8') }));
+const all = srcFiles();
 const outside = all.filter((f) => !IMPLEMENTATIONS.includes(f.file));
 
 function hits(list: typeof all, re: RegExp): string[] {

@@ -6,21 +6,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { srcFiles } from './src-files.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const src = path.join(root, 'src');
-
-function files(dir: string): string[] {
-  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
-    const p = path.join(dir, e.name);
-    return e.isDirectory() ? files(p) : e.name.endsWith('.ts') ? [p] : [];
-  });
-}
-const rel = (p: string) => path.relative(root, p).split(path.sep).join('/');
-const all = files(src).map((p) => ({ file: rel(p), text: fs.readFileSync(p, 'utf8') }));
+const all = srcFiles();
 
 test('only src/kafka/kafkajs/ loads kafkajs', () => {
   const outside = all.filter((f) => !f.file.startsWith('src/kafka/kafkajs/') && /(from|require\(|import\()\s*'kafkajs(\/[^']*)?'/.test(f.text));

@@ -6,22 +6,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
+import { repoRel, srcFiles } from './src-files.js';
 import * as path from 'node:path';
 import { builtinModules } from 'node:module';
-import { fileURLToPath } from 'node:url';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const src = path.join(root, 'src');
-
-function files(dir: string): string[] {
-  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
-    const p = path.join(dir, e.name);
-    return e.isDirectory() ? files(p) : e.name.endsWith('.ts') ? [p] : [];
-  });
-}
-const rel = (p: string) => path.relative(root, p).split(path.sep).join('/');
-const all = files(src).map((p) => ({ file: rel(p), abs: p, text: fs.readFileSync(p, 'utf8') }));
+const all = srcFiles();
 const generated = (file: string) => file.startsWith('src/codec/fb/');
 
 /** A file's node in the folder graph: its folder under src/, or the file itself at the top. */
@@ -56,7 +45,7 @@ function folderEdges(): Edge[] {
   for (const f of all) {
     for (const s of runtimeSpecifiers(f.text)) {
       if (!s.startsWith('.')) continue;
-      const target = rel(path.resolve(path.dirname(f.abs), s.replace(/\.js$/, '.ts')));
+      const target = repoRel(path.resolve(path.dirname(f.abs), s.replace(/\.js$/, '.ts')));
       const from = nodeOf(f.file), to = nodeOf(target);
       if (from !== to) edges.push({ from, to, file: f.file, target });
     }
