@@ -4,19 +4,11 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EV_HEADER, REC_KEY, RUN_BYTES, VALUE_HEADER } from '../../src/state/bucket-format.js';
-import type { Buffered, Side } from '../../src/state/store.js';
-import { bucketStores } from './bucket-stores.js';
+import type { Side } from '../../src/state/store.js';
+import { b, bucketStores, snap, type Snap } from './bucket-stores.js';
 import { fnv1a } from './store.contract.js';
 
 const withStore = bucketStores('bucket-runs');
-const enc = new TextEncoder();
-const b = (s: string) => enc.encode(s);
-
-interface Snap { side: Side; keyGroup: number; key: string; ts: number; id: string; payload: number[]; joined: boolean }
-const dec = new TextDecoder();
-const snap = (e: Buffered): Snap => ({
-  side: e.side, keyGroup: e.keyGroup, key: dec.decode(e.key), ts: e.ts, id: dec.decode(e.id), payload: [...e.payload], joined: e.joined,
-});
 
 describe('BucketStore runs (several keys per LMDB value)', () => {
   test('keys share LMDB values (runs); probes, dedup, joined flags, unsealing and expiry see every key, colliding hashes across runs too', () => withStore({ bucketMs: 1000 }, (s) => {

@@ -6,7 +6,10 @@ import * as path from 'node:path';
 import { BucketStore, DEFAULT_BUCKET_MS, type BucketStoreOptions } from '../../src/state/bucket-store.js';
 import { openStore } from '../../src/state/index.js';
 import type { Buffered, Side } from '../../src/state/store.js';
+import { b, snap, type Snap } from './bucket-stores.js';
 import { fnv1a, storeContract } from './store.contract.js';
+
+const dec = new TextDecoder();
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-bucket-contract-'));
 let dirs = 0;
@@ -24,14 +27,6 @@ storeContract('bucket, default buckets', () => BucketStore.open(freshDir()));
 // contract test also runs against half-written bucket databases, expiry and inserts mid-seal.
 storeContract('bucket, 10 ms buckets sealed in tiny steps', () => BucketStore.open(freshDir(), { bucketMs: 10, sealUnitsPerCall: 2, sealAtOnceUnits: 0 }));
 
-const enc = new TextEncoder();
-const b = (s: string) => enc.encode(s);
-
-interface Snap { side: Side; keyGroup: number; key: string; ts: number; id: string; payload: number[]; joined: boolean }
-const dec = new TextDecoder();
-const snap = (e: Buffered): Snap => ({
-  side: e.side, keyGroup: e.keyGroup, key: dec.decode(e.key), ts: e.ts, id: dec.decode(e.id), payload: [...e.payload], joined: e.joined,
-});
 
 function probeAll(s: BucketStore, side: Side, kg: number, key: Uint8Array, from = -Infinity, to = Infinity,
   visit?: (e: Buffered) => boolean | void): Snap[] {
