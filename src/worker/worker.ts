@@ -59,10 +59,10 @@ const haltFlag = new Int32Array(init.halt);
 /** Thrown inside a store batch when the process exits now: the batch's transaction is aborted (its lock freed). */
 const HALT = new Error('halt');
 const halted = () => Atomics.load(haltFlag, 0) === 1;
-/** JOINERY_INJECT_FAULTS=stop-stall: never take a stop's cut (tests of --stop-timeout and of a second signal). */
 /** JOINERY_INJECT_FAULTS=slow-drain:MS: sleep before each drain (tests that need unjoined events in the rings on a fast machine). */
 const slowDrainMs = injectedDelayMs('slow-drain');
 const slowDrainCell = new Int32Array(new SharedArrayBuffer(4));
+/** JOINERY_INJECT_FAULTS=stop-stall: never take a stop's cut (tests of --stop-timeout and of a second signal). */
 const ignoreCut = (() => { try { injectedFault('stop-stall', `worker ${init.index}`); return false; } catch { return true; } })();
 
 class Worker {
