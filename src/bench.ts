@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { LOCK_FILE, lockDir } from './core/dirlock.js';
+import { JoineryError } from './core/errors.js';
 import { log } from './core/log.js';
 import { checkOutputPaths } from './config/paths.js';
 import { lockCheckpoints, openCheckpoints } from './checkpoint/index.js';
@@ -65,12 +66,17 @@ export async function runBench(cfg: Config): Promise<number> {
   } else {
     source = new GeneratorSource(genOptionsFrom(c));
   }
-  // A benchmark measures a fresh run: it starts its checkpoint directory empty.
   checkOutputPaths(c);
   if (c.state !== 'memory') lockDir(c.stateDir, '--state-dir');
   if (c.checkpointDir) {
     lockCheckpoints(c.checkpointDir);
-    for (const n of fs.readdirSync(c.checkpointDir)) if (n !== LOCK_FILE) fs.rmSync(path.join(c.checkpointDir, n), { recursive: true, force: true });
+    // A benchmark measures a fresh run, so it needs an empty checkpoint directory. It never empties
+    // one itself: the directory given may hold a production job's checkpoints (or anything else).
+    const held = fs.readdirSync(c.checkpointDir).filter((n) => n !== LOCK_FILE);
+    if (held.length) {
+      if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+      throw new JoineryError('E_USAGE', `bench: --checkpoint-dir ${c.checkpointDir} is not empty (${held.length} entr${held.length === 1 ? 'y' : 'ies'}, e.g. ${held[0]}); a benchmark starts from an empty checkpoint directory and does not delete anything: give a new or empty directory`);
+    }
   }
   const ck = await openCheckpoints(c);
   say(`joinery bench: ${c.workers} worker(s), ${c.state} state, ${c.join} join [${c.lowerMs}ms, ${c.upperMs}ms], source ${c.benchSource}${ck ? `, checkpoints every ${c.checkpointIntervalMs / 1000}s to ${c.checkpointDir}` : ''}`);

@@ -62,7 +62,7 @@ async function throughput(): Promise<void> {
   const cks: Array<{ completed: number; p50DurationMs: number; lastNewBytes: number }> = [];
   for (let i = 0; i < runs; i++) {
     for (const kind of (i % 2 ? ['checkpoints', 'none'] : ['none', 'checkpoints'])) {
-      const extra = kind === 'checkpoints' ? ['--checkpoint-dir', path.join(tmp, 'ck'), '--checkpoint-interval', '10s'] : [];
+      const extra = kind === 'checkpoints' ? ['--checkpoint-dir', path.join(tmp, `ck-${i}`), '--checkpoint-interval', '10s'] : [];
       const r = await run([...base, ...extra, '--state-dir', path.join(tmp, 'st')]);
       if (r.code !== 0) throw new Error(`bench failed: ${r.stderr}`);
       const s = JSON.parse(r.stdout.trim().split('\n').pop()!);

@@ -195,3 +195,21 @@ describe('dead letters keep the original bytes', () => {
     assert.equal(d[1].record, utf8Bad);
   });
 });
+
+test('bench refuses a non-empty --checkpoint-dir (a job\'s checkpoints, any file) and deletes nothing; an empty one is used', async () => {
+  const ck = path.join(tmp, 'ck-held');
+  const first = await joinery([...base, '--out', 'null', '--checkpoint-dir', ck]);
+  assert.equal(first.code, 0, first.stderr);
+  const kept = fs.readdirSync(ck).sort();
+  assert.ok(kept.some((n) => n.startsWith('manifest') || n.includes('manifest')), `a run left its checkpoint: ${kept.join(' ')}`);
+  fs.writeFileSync(path.join(ck, 'notes.txt'), 'mine');
+  const r = await joinery(['bench', '--events', '20000', '--workers', '1', '--progress', 'off', '--checkpoint-dir', ck, '--state-dir', path.join(tmp, 'bench-st')]);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /E_USAGE/);
+  assert.match(r.stderr, /--checkpoint-dir .*ck-held is not empty \(\d+ entries/);
+  assert.deepEqual(fs.readdirSync(ck).sort().filter((n) => n !== 'notes.txt'), kept, 'every checkpoint file is still there');
+  assert.equal(fs.readFileSync(path.join(ck, 'notes.txt'), 'utf8'), 'mine');
+  const fresh = path.join(tmp, 'ck-fresh');
+  const ok = await joinery(['bench', '--events', '20000', '--workers', '1', '--progress', 'off', '--checkpoint-dir', fresh, '--state-dir', path.join(tmp, 'bench-st')]);
+  assert.equal(ok.code, 0, ok.stderr);
+});
