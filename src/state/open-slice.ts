@@ -28,8 +28,29 @@ export class ClassStat {
 /** Positions of the previous table moved to the grown one per add (see OpenSlice.startRehash). */
 const MOVED_PER_ADD = 32;
 
-export function grow(a: Int32Array<ArrayBuffer>, n: number): Int32Array<ArrayBuffer> {
-  const b = new Int32Array(n);
+/**
+ * Slot arrays grow in place, up to this many slots: each is a length-tracking view of a resizable
+ * ArrayBuffer that reserves address space for them (4 B × 2^24 = 64 MiB per array; pages are only
+ * backed once written). Doubling by copy (grow) stalled the worker's drain: at 1M slots a copy of
+ * the eight arrays into fresh ones took 45–165 ms of CPU, most of it first-touch page faults of
+ * the new arrays, at the same moment in every worker (keys spread evenly). resize() takes no copy;
+ * the new pages are faulted in one per 1024 slots as they are added.
+ */
+const MAX_INPLACE_SLOTS = 1 << 24;
+
+/** An Int32Array of n zeros that can later grow in place (see MAX_INPLACE_SLOTS). */
+function slotArray(n: number): Int32Array<ArrayBuffer> {
+  return new Int32Array(new ArrayBuffer(n * 4, { maxByteLength: Math.max(n, MAX_INPLACE_SLOTS) * 4 }));
+}
+
+/** `a` holding n slots: resized in place within its reservation, copied beyond it. */
+function growSlots(a: Int32Array<ArrayBuffer>, n: number): Int32Array<ArrayBuffer> {
+  const buf = a.buffer;
+  if (buf.resizable && n * 4 <= buf.maxByteLength) {
+    buf.resize(n * 4);
+    return a;
+  }
+  const b = slotArray(n);
   b.set(a);
   return b;
 }
@@ -63,12 +84,12 @@ export class OpenSlice {
 
   /** `slots`: expected keys (a power of two ≥ 64), so that the slot arrays and table need not grow. */
   constructor(slots = 64) {
-    this.hash = new Int32Array(slots);
-    this.group = new Int32Array(slots);
-    this.keyRef = new Int32Array(slots);
-    this.keyLen = new Int32Array(slots);
-    this.heads = [new Int32Array(slots), new Int32Array(slots)];
-    this.tails = [new Int32Array(slots), new Int32Array(slots)];
+    this.hash = slotArray(slots);
+    this.group = slotArray(slots);
+    this.keyRef = slotArray(slots);
+    this.keyLen = slotArray(slots);
+    this.heads = [slotArray(slots), slotArray(slots)];
+    this.tails = [slotArray(slots), slotArray(slots)];
     this.table = new Int32Array(slots * 2);
     this.tshift = 32 - Math.log2(slots * 2);
   }
@@ -147,12 +168,12 @@ export class OpenSlice {
     const s = this.n;
     if (s === this.hash.length) {
       const cap = s * 2;
-      this.hash = grow(this.hash, cap);
-      this.group = grow(this.group, cap);
-      this.keyRef = grow(this.keyRef, cap);
-      this.keyLen = grow(this.keyLen, cap);
-      this.heads = [grow(this.heads[0], cap), grow(this.heads[1], cap)];
-      this.tails = [grow(this.tails[0], cap), grow(this.tails[1], cap)];
+      this.hash = growSlots(this.hash, cap);
+      this.group = growSlots(this.group, cap);
+      this.keyRef = growSlots(this.keyRef, cap);
+      this.keyLen = growSlots(this.keyLen, cap);
+      this.heads = [growSlots(this.heads[0], cap), growSlots(this.heads[1], cap)];
+      this.tails = [growSlots(this.tails[0], cap), growSlots(this.tails[1], cap)];
     }
     if ((s + 1) * 2 > this.table.length) this.startRehash(this.table.length * 2);
     else if (this.oldTable !== undefined) this.moveOld(MOVED_PER_ADD);
