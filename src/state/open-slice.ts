@@ -29,21 +29,25 @@ export class ClassStat {
 const MOVED_PER_ADD = 8;
 
 /**
- * Slot arrays grow in place, up to this many slots: each is a length-tracking view of a resizable
- * ArrayBuffer that reserves address space for them (4 B × 2^24 = 64 MiB per array; pages are only
- * backed once written). Doubling by copy (grow) stalled the worker's drain: at 1M slots a copy of
- * the eight arrays into fresh ones took 45–165 ms of CPU, most of it first-touch page faults of
- * the new arrays, at the same moment in every worker (keys spread evenly). resize() takes no copy;
- * the new pages are faulted in one per 1024 slots as they are added.
+ * Large slot arrays grow in place: from INPLACE_FROM_SLOTS on, each is a length-tracking view of a
+ * resizable ArrayBuffer that reserves address space for up to MAX_INPLACE_SLOTS (4 B × 2^24 = 64 MiB
+ * per array; pages are only backed once written). Doubling by copy stalled the worker's drain: at
+ * 1M slots the copy of the eight arrays into fresh ones took 45–165 ms of CPU (most of it first-touch
+ * page faults of the new arrays), at the same moment in every worker (keys spread evenly). resize()
+ * copies nothing; the new pages fault in one per 1024 slots as slots are added. Small arrays stay
+ * plain (a copy of under 2 MiB in all): a reservation is a mapping of its own, and with tiny buckets
+ * thousands of slices are open at once.
  */
+const INPLACE_FROM_SLOTS = 1 << 16;
 const MAX_INPLACE_SLOTS = 1 << 24;
 
-/** An Int32Array of n zeros that can later grow in place (see MAX_INPLACE_SLOTS). */
+/** An Int32Array of n zeros; from INPLACE_FROM_SLOTS on one that can grow in place. */
 function slotArray(n: number): Int32Array<ArrayBuffer> {
+  if (n < INPLACE_FROM_SLOTS) return new Int32Array(n);
   return new Int32Array(new ArrayBuffer(n * 4, { maxByteLength: Math.max(n, MAX_INPLACE_SLOTS) * 4 }));
 }
 
-/** `a` holding n slots: resized in place within its reservation, copied beyond it. */
+/** `a` holding n slots: resized in place within its reservation, else copied. */
 function growSlots(a: Int32Array<ArrayBuffer>, n: number): Int32Array<ArrayBuffer> {
   const buf = a.buffer;
   if (buf.resizable && n * 4 <= buf.maxByteLength) {
