@@ -26,38 +26,19 @@ export class ClassStat {
 }
 
 /** Positions of the previous table moved to the grown one per add (see OpenSlice.startRehash). */
-const MOVED_PER_ADD = 8;
+const MOVED_PER_ADD = 32;
 
-/**
- * Large slot arrays grow in place: from INPLACE_FROM_SLOTS on, each is a length-tracking view of a
- * resizable ArrayBuffer that reserves address space for up to MAX_INPLACE_SLOTS (4 B × 2^24 = 64 MiB
- * per array; pages are only backed once written). Doubling by copy stalled the worker's drain: at
- * 1M slots the copy of the eight arrays into fresh ones took 45–165 ms of CPU (most of it first-touch
- * page faults of the new arrays), at the same moment in every worker (keys spread evenly). resize()
- * copies nothing; the new pages fault in one per 1024 slots as slots are added. Small arrays stay
- * plain (a copy of under 2 MiB in all): a reservation is a mapping of its own, and with tiny buckets
- * thousands of slices are open at once.
- */
-const INPLACE_FROM_SLOTS = 1 << 16;
-const MAX_INPLACE_SLOTS = 1 << 24;
-
-/** An Int32Array of n zeros; from INPLACE_FROM_SLOTS on one that can grow in place. */
-function slotArray(n: number): Int32Array<ArrayBuffer> {
-  if (n < INPLACE_FROM_SLOTS) return new Int32Array(n);
-  return new Int32Array(new ArrayBuffer(n * 4, { maxByteLength: Math.max(n, MAX_INPLACE_SLOTS) * 4 }));
-}
-
-/** `a` holding n slots: resized in place within its reservation, else copied. */
-function growSlots(a: Int32Array<ArrayBuffer>, n: number): Int32Array<ArrayBuffer> {
-  const buf = a.buffer;
-  if (buf.resizable && n * 4 <= buf.maxByteLength) {
-    buf.resize(n * 4);
-    return a;
-  }
-  const b = slotArray(n);
+export function grow(a: Int32Array<ArrayBuffer>, n: number): Int32Array<ArrayBuffer> {
+  const b = new Int32Array(n);
   b.set(a);
   return b;
 }
+
+/**
+ * Slot arrays of at least this many slots get their doubled copies allocated ahead (see
+ * OpenSlice.prepareSlots); below it the eight copies take under 2 MiB.
+ */
+const SLOTS_AHEAD_FROM = 1 << 16;
 
 /**
  * The in-memory part of an open slice. Slots (one per keyGroup + key) live in typed arrays,
@@ -88,12 +69,12 @@ export class OpenSlice {
 
   /** `slots`: expected keys (a power of two ≥ 64), so that the slot arrays and table need not grow. */
   constructor(slots = 64) {
-    this.hash = slotArray(slots);
-    this.group = slotArray(slots);
-    this.keyRef = slotArray(slots);
-    this.keyLen = slotArray(slots);
-    this.heads = [slotArray(slots), slotArray(slots)];
-    this.tails = [slotArray(slots), slotArray(slots)];
+    this.hash = new Int32Array(slots);
+    this.group = new Int32Array(slots);
+    this.keyRef = new Int32Array(slots);
+    this.keyLen = new Int32Array(slots);
+    this.heads = [new Int32Array(slots), new Int32Array(slots)];
+    this.tails = [new Int32Array(slots), new Int32Array(slots)];
     this.table = new Int32Array(slots * 2);
     this.tshift = 32 - Math.log2(slots * 2);
   }
@@ -170,15 +151,9 @@ export class OpenSlice {
 
   add(h: number, keyGroup: number, key: Uint8Array): number {
     const s = this.n;
-    if (s === this.hash.length) {
-      const cap = s * 2;
-      this.hash = growSlots(this.hash, cap);
-      this.group = growSlots(this.group, cap);
-      this.keyRef = growSlots(this.keyRef, cap);
-      this.keyLen = growSlots(this.keyLen, cap);
-      this.heads = [growSlots(this.heads[0], cap), growSlots(this.heads[1], cap)];
-      this.tails = [growSlots(this.tails[0], cap), growSlots(this.tails[1], cap)];
-    }
+    const sl = this.hash.length;
+    if (s === sl) this.growSlots(sl * 2);
+    else if (s * 4 >= sl * 3 && sl >= SLOTS_AHEAD_FROM) this.prepareSlots(sl * 2, s);
     const tl = this.table.length;
     if ((s + 1) * 2 > tl) this.startRehash(tl * 2);
     else {
@@ -216,8 +191,7 @@ export class OpenSlice {
    * old table stays, read-only (its probe chains intact), until its positions have moved over,
    * MOVED_PER_ADD per add: done long before the new table fills (that takes `size / 4` adds), and
    * meanwhile a key missing from the new table is looked up in the old one too. (The slot arrays
-   * still double at once: a sequential copy, 15–40 ms of CPU at 1M slots with the freeing of the
-   * old arrays; growing them ahead in chunks cost more per add than it saved.)
+   * still double at once, by copy: see growSlots.)
    */
   private startRehash(size: number): void {
     if (this.oldTable !== undefined) this.moveOld(Infinity);
@@ -246,6 +220,42 @@ export class OpenSlice {
       this.touched = 0;
     }
     if ((s & 31) === 0 && this.touched < (size >>> 10)) nx[(this.touched++) << 10] = 0;
+  }
+
+  /**
+   * The slot arrays double by copy; from SLOTS_AHEAD_FROM on into arrays allocated at 3/4 load,
+   * the half the copy will fill touched one page per 32 adds (8 arrays of 1 page per 1024 slots,
+   * over the last quarter), so that the doubling copies into memory already mapped; the other half
+   * faults in as slots are added, as before. Copying into fresh arrays took 35–40 ms of CPU at 1M
+   * slots (upkeep of one add) and 45–165 ms in the engine, nearly all of it first-touch page faults,
+   * in one drain and at the same moment in every worker (keys spread evenly). Tried: growing in
+   * place (resizable ArrayBuffers): no copy, but every access to the arrays cost more (a find
+   * ~60 % slower on Node 20); touching all of the next arrays from half load: ~50 ns more per add
+   * where the slice stops short of the doubling.
+   */
+  private nextSlots: Int32Array<ArrayBuffer>[] | undefined = undefined;
+  private slotPagesTouched = 0;
+
+  private prepareSlots(cap: number, s: number): void {
+    let nx = this.nextSlots;
+    if (nx === undefined || nx[0].length !== cap) {
+      nx = this.nextSlots = [0, 1, 2, 3, 4, 5, 6, 7].map(() => new Int32Array(cap));
+      this.slotPagesTouched = 0;
+    }
+    const p = this.slotPagesTouched;
+    if ((s & 31) === 0 && p < cap >>> 8) { nx[p & 7][(p >>> 3) << 10] = 0; this.slotPagesTouched = p + 1; }
+  }
+
+  private growSlots(cap: number): void {
+    const nx = this.nextSlots !== undefined && this.nextSlots[0].length === cap ? this.nextSlots : undefined;
+    this.nextSlots = undefined;
+    const to = (i: number, a: Int32Array<ArrayBuffer>) => { if (nx === undefined) return grow(a, cap); nx[i].set(a); return nx[i]; };
+    this.hash = to(0, this.hash);
+    this.group = to(1, this.group);
+    this.keyRef = to(2, this.keyRef);
+    this.keyLen = to(3, this.keyLen);
+    this.heads = [to(4, this.heads[0]), to(5, this.heads[1])];
+    this.tails = [to(6, this.tails[0]), to(7, this.tails[1])];
   }
 
   private moveOld(positions: number): void {
