@@ -223,39 +223,47 @@ export class OpenSlice {
   }
 
   /**
-   * The slot arrays double by copy; from SLOTS_AHEAD_FROM on into arrays allocated at 3/4 load,
-   * the half the copy will fill touched one page per 32 adds (8 arrays of 1 page per 1024 slots,
-   * over the last quarter), so that the doubling copies into memory already mapped; the other half
-   * faults in as slots are added, as before. Copying into fresh arrays took 35–40 ms of CPU at 1M
-   * slots (upkeep of one add) and 45–165 ms in the engine, nearly all of it first-touch page faults,
-   * in one drain and at the same moment in every worker (keys spread evenly). Tried: growing in
-   * place (resizable ArrayBuffers): no copy, but every access to the arrays cost more (a find
-   * ~60 % slower on Node 20); touching all of the next arrays from half load: ~50 ns more per add
-   * where the slice stops short of the doubling.
+   * The slot arrays double by copy; from SLOTS_AHEAD_FROM on into arrays allocated from 3/4 load
+   * on, one per 1024 adds, and then the half the copy will fill touched one page per 16 adds (8
+   * arrays of 1 page per 1024 slots), so that the doubling copies into memory already mapped; the
+   * other half faults in as slots are added, as before. Copying into fresh arrays took 35–40 ms of
+   * CPU at 1M slots (in one add) and 25–165 ms in the engine: first-touch page faults (~2 µs each
+   * here) and the scavenges that each large allocation sets off (external memory pressure), in one
+   * drain and at the same moment in every worker (keys spread evenly). Tried: growing in place
+   * (resizable ArrayBuffers): no copy, but every access to the arrays cost more (a find ~60 %
+   * slower on Node 20); touching all of the next arrays from half load: ~50 ns more per add where
+   * the slice stops short of the doubling.
    */
-  private nextSlots: Int32Array<ArrayBuffer>[] | undefined = undefined;
+  private nextSlots: Int32Array<ArrayBuffer>[] = [];
+  private nextSlotsCap = 0;
   private slotPagesTouched = 0;
 
   private prepareSlots(cap: number, s: number): void {
-    let nx = this.nextSlots;
-    if (nx === undefined || nx[0].length !== cap) {
-      nx = this.nextSlots = [0, 1, 2, 3, 4, 5, 6, 7].map(() => new Int32Array(cap));
+    const nx = this.nextSlots;
+    if (this.nextSlotsCap !== cap) {
+      nx.length = 0;
+      this.nextSlotsCap = cap;
       this.slotPagesTouched = 0;
     }
+    if (nx.length < 8) {
+      if ((s & 1023) === 1023) nx.push(new Int32Array(cap));
+      return;
+    }
     const p = this.slotPagesTouched;
-    if ((s & 31) === 0 && p < cap >>> 8) { nx[p & 7][(p >>> 3) << 10] = 0; this.slotPagesTouched = p + 1; }
+    if ((s & 15) === 0 && p < cap >>> 8) { nx[p & 7][(p >>> 3) << 10] = 0; this.slotPagesTouched = p + 1; }
   }
 
   private growSlots(cap: number): void {
-    const nx = this.nextSlots !== undefined && this.nextSlots[0].length === cap ? this.nextSlots : undefined;
-    this.nextSlots = undefined;
-    const to = (i: number, a: Int32Array<ArrayBuffer>) => { if (nx === undefined) return grow(a, cap); nx[i].set(a); return nx[i]; };
+    const nx = this.nextSlotsCap === cap ? this.nextSlots : [];
+    const to = (i: number, a: Int32Array<ArrayBuffer>) => { const b = nx[i]; if (b === undefined) return grow(a, cap); b.set(a); return b; };
     this.hash = to(0, this.hash);
     this.group = to(1, this.group);
     this.keyRef = to(2, this.keyRef);
     this.keyLen = to(3, this.keyLen);
     this.heads = [to(4, this.heads[0]), to(5, this.heads[1])];
     this.tails = [to(6, this.tails[0]), to(7, this.tails[1])];
+    this.nextSlots = [];
+    this.nextSlotsCap = 0;
   }
 
   private moveOld(positions: number): void {
