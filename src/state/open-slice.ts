@@ -28,8 +28,19 @@ export class ClassStat {
 /** Positions of the previous table moved to the grown one per add (see OpenSlice.startRehash). */
 const MOVED_PER_ADD = 32;
 
-export function grow(a: Int32Array<ArrayBuffer>, n: number): Int32Array<ArrayBuffer> {
-  const b = new Int32Array(n);
+/**
+ * An Int32Array of n entries, not zeroed. The slot arrays need no zeros (add() writes every array
+ * at a new slot and nothing reads past `n`), and zeroing is not free: glibc serves a calloc below
+ * its (moving) mmap threshold from the heap and clears it there, touching every page at once
+ * (~10 ms for 16 MiB here), in the add that allocates.
+ */
+function unzeroed(n: number): Int32Array<ArrayBuffer> {
+  const b = Buffer.allocUnsafeSlow(n * 4); // own ArrayBuffer, byteOffset 0
+  return new Int32Array(b.buffer as ArrayBuffer, b.byteOffset, n);
+}
+
+function grow(a: Int32Array<ArrayBuffer>, n: number): Int32Array<ArrayBuffer> {
+  const b = unzeroed(n);
   b.set(a);
   return b;
 }
@@ -69,12 +80,12 @@ export class OpenSlice {
 
   /** `slots`: expected keys (a power of two ≥ 64), so that the slot arrays and table need not grow. */
   constructor(slots = 64) {
-    this.hash = new Int32Array(slots);
-    this.group = new Int32Array(slots);
-    this.keyRef = new Int32Array(slots);
-    this.keyLen = new Int32Array(slots);
-    this.heads = [new Int32Array(slots), new Int32Array(slots)];
-    this.tails = [new Int32Array(slots), new Int32Array(slots)];
+    this.hash = unzeroed(slots);
+    this.group = unzeroed(slots);
+    this.keyRef = unzeroed(slots);
+    this.keyLen = unzeroed(slots);
+    this.heads = [unzeroed(slots), unzeroed(slots)];
+    this.tails = [unzeroed(slots), unzeroed(slots)];
     this.table = new Int32Array(slots * 2);
     this.tshift = 32 - Math.log2(slots * 2);
   }
@@ -199,27 +210,31 @@ export class OpenSlice {
     this.oldShift = this.tshift;
     this.moved = 0;
     const nx = this.nextTable;
-    this.table = nx !== undefined && nx.length === size ? nx : new Int32Array(size);
+    if (nx !== undefined && nx.length === size) {
+      if (this.zeroed << 10 < size) nx.fill(0, this.zeroed << 10);
+      this.table = nx;
+    } else this.table = new Int32Array(size);
     this.nextTable = undefined;
     this.tshift = 32 - Math.log2(size);
   }
 
   /**
-   * The next table, allocated at 3/8 load and its pages touched one per 32 adds (it has 2 pages per
-   * 1024 positions of the current one; 3/8 to 1/2 load is 1/8 of them in adds), so that the moves
-   * right after the switch, random writes all over it, do not take its page faults all at once
-   * (~15 ms of CPU in one batch of adds at 1M slots).
+   * The next table, allocated at 3/8 load unzeroed and cleared one 4 KiB page per 32 adds (it has
+   * 2 pages per 1024 positions of the current one; 3/8 to 1/2 load is 1/8 of them in adds), so that
+   * neither its clearing (see unzeroed) nor the page faults of the moves right after the switch,
+   * random writes all over it, come at once (~15 ms of CPU in one batch of adds at 1M slots).
    */
-  private nextTable: Int32Array | undefined = undefined;
-  private touched = 0; // pages of `nextTable` touched
+  private nextTable: Int32Array<ArrayBuffer> | undefined = undefined;
+  private zeroed = 0; // pages of `nextTable` cleared
 
   private prepare(size: number, s: number): void {
     let nx = this.nextTable;
     if (nx === undefined || nx.length !== size) {
-      nx = this.nextTable = new Int32Array(size);
-      this.touched = 0;
+      nx = this.nextTable = unzeroed(size);
+      this.zeroed = 0;
     }
-    if ((s & 31) === 0 && this.touched < (size >>> 10)) nx[(this.touched++) << 10] = 0;
+    const p = this.zeroed;
+    if ((s & 31) === 0 && p << 10 < size) { nx.fill(0, p << 10, (p + 1) << 10); this.zeroed = p + 1; }
   }
 
   /**
@@ -246,7 +261,7 @@ export class OpenSlice {
       this.slotPagesTouched = 0;
     }
     if (nx.length < 8) {
-      if ((s & 1023) === 1023) nx.push(new Int32Array(cap));
+      if ((s & 1023) === 1023) nx.push(unzeroed(cap));
       return;
     }
     const p = this.slotPagesTouched;
