@@ -246,7 +246,7 @@ export class OpenSlice {
    * here) and the scavenges that each large allocation sets off (external memory pressure), in one
    * drain and at the same moment in every worker (keys spread evenly). Tried: growing in place
    * (resizable ArrayBuffers): no copy, but every access to the arrays cost more (a find ~60 %
-   * slower on Node 20); touching all of the next arrays from half load: ~50 ns more per add where
+   * slower on Node 20); touching all of the next arrays from half load: ~100 ns more per add where
    * the slice stops short of the doubling.
    */
   private nextSlots: Int32Array<ArrayBuffer>[] = [];
