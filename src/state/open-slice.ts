@@ -28,11 +28,28 @@ export class ClassStat {
 /** Positions of the previous table moved to the grown one per add (see OpenSlice.startRehash). */
 const MOVED_PER_ADD = 32;
 
-export function grow(a: Int32Array<ArrayBuffer>, n: number): Int32Array<ArrayBuffer> {
-  const b = new Int32Array(n);
+/**
+ * An Int32Array of n entries, not zeroed. The slot arrays need no zeros (add() writes every array
+ * at a new slot and nothing reads past `n`), and zeroing is not free: glibc serves a calloc below
+ * its (moving) mmap threshold from the heap and clears it there, touching every page at once
+ * (~10 ms for 16 MiB here), in the add that allocates.
+ */
+function unzeroed(n: number): Int32Array<ArrayBuffer> {
+  const b = Buffer.allocUnsafeSlow(n * 4); // own ArrayBuffer, byteOffset 0
+  return new Int32Array(b.buffer as ArrayBuffer, b.byteOffset, n);
+}
+
+function grow(a: Int32Array<ArrayBuffer>, n: number): Int32Array<ArrayBuffer> {
+  const b = unzeroed(n);
   b.set(a);
   return b;
 }
+
+/**
+ * Slot arrays of at least this many slots get their doubled copies allocated ahead (see
+ * OpenSlice.prepareSlots); below it the eight copies take under 2 MiB.
+ */
+const SLOTS_AHEAD_FROM = 1 << 16;
 
 /**
  * The in-memory part of an open slice. Slots (one per keyGroup + key) live in typed arrays,
@@ -63,12 +80,12 @@ export class OpenSlice {
 
   /** `slots`: expected keys (a power of two ≥ 64), so that the slot arrays and table need not grow. */
   constructor(slots = 64) {
-    this.hash = new Int32Array(slots);
-    this.group = new Int32Array(slots);
-    this.keyRef = new Int32Array(slots);
-    this.keyLen = new Int32Array(slots);
-    this.heads = [new Int32Array(slots), new Int32Array(slots)];
-    this.tails = [new Int32Array(slots), new Int32Array(slots)];
+    this.hash = unzeroed(slots);
+    this.group = unzeroed(slots);
+    this.keyRef = unzeroed(slots);
+    this.keyLen = unzeroed(slots);
+    this.heads = [unzeroed(slots), unzeroed(slots)];
+    this.tails = [unzeroed(slots), unzeroed(slots)];
     this.table = new Int32Array(slots * 2);
     this.tshift = 32 - Math.log2(slots * 2);
   }
@@ -145,17 +162,15 @@ export class OpenSlice {
 
   add(h: number, keyGroup: number, key: Uint8Array): number {
     const s = this.n;
-    if (s === this.hash.length) {
-      const cap = s * 2;
-      this.hash = grow(this.hash, cap);
-      this.group = grow(this.group, cap);
-      this.keyRef = grow(this.keyRef, cap);
-      this.keyLen = grow(this.keyLen, cap);
-      this.heads = [grow(this.heads[0], cap), grow(this.heads[1], cap)];
-      this.tails = [grow(this.tails[0], cap), grow(this.tails[1], cap)];
+    const sl = this.hash.length;
+    if (s === sl) this.growSlots(sl * 2);
+    else if (s * 4 >= sl * 3 && sl >= SLOTS_AHEAD_FROM) this.prepareSlots(sl * 2, s);
+    const tl = this.table.length;
+    if ((s + 1) * 2 > tl) this.startRehash(tl * 2);
+    else {
+      if (this.oldTable !== undefined) this.moveOld(MOVED_PER_ADD);
+      if (s * 8 >= tl * 3) this.prepare(tl * 2, s);
     }
-    if ((s + 1) * 2 > this.table.length) this.startRehash(this.table.length * 2);
-    else if (this.oldTable !== undefined) this.moveOld(MOVED_PER_ADD);
     const ref = this.reserve(5 + key.length);
     const b = this.slab(ref);
     const o = ref & OFF_MASK;
@@ -187,16 +202,83 @@ export class OpenSlice {
    * old table stays, read-only (its probe chains intact), until its positions have moved over,
    * MOVED_PER_ADD per add: done long before the new table fills (that takes `size / 4` adds), and
    * meanwhile a key missing from the new table is looked up in the old one too. (The slot arrays
-   * still double at once: a sequential copy, 15–40 ms of CPU at 1M slots with the freeing of the
-   * old arrays; growing them ahead in chunks cost more per add than it saved.)
+   * still double at once, by copy: see growSlots.)
    */
   private startRehash(size: number): void {
     if (this.oldTable !== undefined) this.moveOld(Infinity);
     this.oldTable = this.table;
     this.oldShift = this.tshift;
     this.moved = 0;
-    this.table = new Int32Array(size);
+    const nx = this.nextTable;
+    if (nx !== undefined && nx.length === size) {
+      if (this.zeroed << 10 < size) nx.fill(0, this.zeroed << 10);
+      this.table = nx;
+    } else this.table = new Int32Array(size);
+    this.nextTable = undefined;
     this.tshift = 32 - Math.log2(size);
+  }
+
+  /**
+   * The next table, allocated at 3/8 load unzeroed and cleared one 4 KiB page per 32 adds (it has
+   * 2 pages per 1024 positions of the current one; 3/8 to 1/2 load is 1/8 of them in adds), so that
+   * neither its clearing (see unzeroed) nor the page faults of the moves right after the switch,
+   * random writes all over it, come at once (~15 ms of CPU in one batch of adds at 1M slots).
+   */
+  private nextTable: Int32Array<ArrayBuffer> | undefined = undefined;
+  private zeroed = 0; // pages of `nextTable` cleared
+
+  private prepare(size: number, s: number): void {
+    let nx = this.nextTable;
+    if (nx === undefined || nx.length !== size) {
+      nx = this.nextTable = unzeroed(size);
+      this.zeroed = 0;
+    }
+    const p = this.zeroed;
+    if ((s & 31) === 0 && p << 10 < size) { nx.fill(0, p << 10, (p + 1) << 10); this.zeroed = p + 1; }
+  }
+
+  /**
+   * The slot arrays double by copy; from SLOTS_AHEAD_FROM on into arrays allocated from 3/4 load
+   * on, one per 1024 adds, and then the half the copy will fill touched one page per 16 adds (8
+   * arrays of 1 page per 1024 slots), so that the doubling copies into memory already mapped; the
+   * other half faults in as slots are added, as before. Copying into fresh arrays took 35–40 ms of
+   * CPU at 1M slots (in one add) and 25–165 ms in the engine: first-touch page faults (~2 µs each
+   * here) and the scavenges that each large allocation sets off (external memory pressure), in one
+   * drain and at the same moment in every worker (keys spread evenly). Tried: growing in place
+   * (resizable ArrayBuffers): no copy, but every access to the arrays cost more (a find ~60 %
+   * slower on Node 20); touching all of the next arrays from half load: ~100 ns more per add where
+   * the slice stops short of the doubling.
+   */
+  private nextSlots: Int32Array<ArrayBuffer>[] = [];
+  private nextSlotsCap = 0;
+  private slotPagesTouched = 0;
+
+  private prepareSlots(cap: number, s: number): void {
+    const nx = this.nextSlots;
+    if (this.nextSlotsCap !== cap) {
+      nx.length = 0;
+      this.nextSlotsCap = cap;
+      this.slotPagesTouched = 0;
+    }
+    if (nx.length < 8) {
+      if ((s & 1023) === 1023) nx.push(unzeroed(cap));
+      return;
+    }
+    const p = this.slotPagesTouched;
+    if ((s & 15) === 0 && p < cap >>> 8) { nx[p & 7][(p >>> 3) << 10] = 0; this.slotPagesTouched = p + 1; }
+  }
+
+  private growSlots(cap: number): void {
+    const nx = this.nextSlotsCap === cap ? this.nextSlots : [];
+    const to = (i: number, a: Int32Array<ArrayBuffer>) => { const b = nx[i]; if (b === undefined) return grow(a, cap); b.set(a); return b; };
+    this.hash = to(0, this.hash);
+    this.group = to(1, this.group);
+    this.keyRef = to(2, this.keyRef);
+    this.keyLen = to(3, this.keyLen);
+    this.heads = [to(4, this.heads[0]), to(5, this.heads[1])];
+    this.tails = [to(6, this.tails[0]), to(7, this.tails[1])];
+    this.nextSlots = [];
+    this.nextSlotsCap = 0;
   }
 
   private moveOld(positions: number): void {
