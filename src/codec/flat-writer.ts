@@ -129,7 +129,8 @@ export class FlatBatchWriter {
       rec += pre;
     }
     for (let i = 0; i < 7; i++) dv.setUint32(rec + 4 * i, hdr[i], true);
-    this.data.fill(0, rec + HEADER_BYTES, rec + recLen); // NULs and padding
+    // NULs and padding: recLen and HEADER_BYTES are multiples of 8, so whole words (a `fill` call cost more).
+    for (let p = rec + HEADER_BYTES; p < rec + recLen; p += 8) { dv.setUint32(p, 0, true); dv.setUint32(p + 4, 0, true); }
     return rec;
   }
 

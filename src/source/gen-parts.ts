@@ -86,44 +86,49 @@ export function zipf(n: number, skew: number): ZipfTable {
   return t;
 }
 
-/** Binary min-heap of (key, pool index), keys stored inline (no indirection on compare). */
+/**
+ * Binary min-heap of (key, pool index), each pair side by side in one Float64Array ([key, index]
+ * at 2i, 2i + 1): a level of the sift touches one cache line, not one in each of two arrays (the
+ * plays' heap holds ~50k events). The comparisons and moves are those of the textbook heap, so
+ * equal keys (the plays' whole-millisecond times) leave it in the same order as ever: the
+ * generator's streams depend on it.
+ */
 export class MinHeap {
-  keys = new Float64Array(1024);
-  vals = new Int32Array(1024);
+  private kv = new Float64Array(2048);
   size = 0;
-  get topKey(): number { return this.keys[0]; }
+  get topKey(): number { return this.kv[0]; }
   push(key: number, v: number): void {
-    if (this.size === this.keys.length) {
-      const k = new Float64Array(this.size * 2); k.set(this.keys); this.keys = k;
-      const vv = new Int32Array(this.size * 2); vv.set(this.vals); this.vals = vv;
+    if (2 * this.size === this.kv.length) {
+      const k = new Float64Array(this.kv.length * 2); k.set(this.kv); this.kv = k;
     }
-    const keys = this.keys, vals = this.vals;
+    const kv = this.kv;
     let i = this.size++;
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      const pk = keys[parent];
+      const pk = kv[2 * parent];
       if (pk <= key) break;
-      keys[i] = pk; vals[i] = vals[parent];
+      kv[2 * i] = pk; kv[2 * i + 1] = kv[2 * parent + 1];
       i = parent;
     }
-    keys[i] = key; vals[i] = v;
+    kv[2 * i] = key; kv[2 * i + 1] = v;
   }
   pop(): number {
-    const keys = this.keys, vals = this.vals;
-    const top = vals[0];
+    const kv = this.kv;
+    const top = kv[1] | 0;
     const n = --this.size;
     if (n > 0) {
-      const key = keys[n], v = vals[n];
+      const key = kv[2 * n], v = kv[2 * n + 1];
       let i = 0;
       for (;;) {
         let c = 2 * i + 1;
         if (c >= n) break;
-        if (c + 1 < n && keys[c + 1] < keys[c]) c++;
-        if (keys[c] >= key) break;
-        keys[i] = keys[c]; vals[i] = vals[c];
+        if (c + 1 < n && kv[2 * c + 2] < kv[2 * c]) c++;
+        const ck = kv[2 * c];
+        if (ck >= key) break;
+        kv[2 * i] = ck; kv[2 * i + 1] = kv[2 * c + 1];
         i = c;
       }
-      keys[i] = key; vals[i] = v;
+      kv[2 * i] = key; kv[2 * i + 1] = v;
     }
     return top;
   }

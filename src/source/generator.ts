@@ -310,8 +310,10 @@ export class Generator {
     const num = this.idNum[i];
     let idLen: number;
     if (num < 0x80000000) { // small-integer arithmetic, the common case
-      let n = num | 0, digits = 1;
-      for (let t = n; t >= 10; t = (t / 10) | 0) digits++;
+      let n = num | 0;
+      // Comparisons, not a loop of divisions, for the digit count (ids grow by one per event).
+      const digits = n < 100000 ? (n < 10 ? 1 : n < 100 ? 2 : n < 1000 ? 3 : n < 10000 ? 4 : 5)
+        : (n < 1000000 ? 6 : n < 10000000 ? 7 : n < 100000000 ? 8 : n < 1000000000 ? 9 : 10);
       for (let p = 1 + digits; p >= 2; p--) { const q = (n / 10) | 0; b[p] = 0x30 + n - q * 10; n = q; }
       idLen = 2 + digits;
     } else {

@@ -290,3 +290,43 @@ test('u32 and u16 key and id texts at every digit-count boundary equal String(n)
     assert.equal(x.idText, String(n));
   }
 });
+
+test('fast path (extractPlain) takes generated records and agrees with the general path on every fuzzed one', () => {
+  type Paths = { extractPlain(b: Uint8Array, s: number, e: number, out: Uint8Array): boolean; extractUnsafe(b: Uint8Array, s: number, e: number, out: Uint8Array): boolean };
+  const rnd = prng(777);
+  const g = new Generator(genOptions({ events: 600 }));
+  const recs: Array<[0 | 1, Uint8Array]> = [[0, encodeImpression(IMP)], [1, encodePlay(PLAY)], [0, encodeImpression({ ...IMP, eventId: 'é"\\' })]];
+  for (const side of [0, 1] as const) {
+    const w = new FlatBatchWriter();
+    while (g.nextFlat(side, 100, w) > 0) { /* all of this side */ }
+    for (let i = 0; i < w.count; i++) recs.push([side, w.data.slice(w.offsets[i], w.offsets[i + 1])]);
+  }
+  const configs: Array<[string[], string, string]> = [
+    [['profileId', 'titleId'], 'ts', 'eventId'], [['device', 'profileId'], 'titleId', 'device'], [['ts'], 'profileId', 'titleId'],
+  ];
+  const make = (side: 0 | 1, c: [string[], string, string]) => new FlatExtractor(side === 0 ? 'Impression' : 'Play', ...c);
+  let plainTaken = 0, compared = 0;
+  for (let it = 0; it < 12_000; it++) {
+    const [side, base] = recs[Math.floor(rnd() * recs.length)];
+    const buf = base.slice();
+    let start = 0, end = buf.length;
+    if (it % 3 !== 0) {
+      const flips = 1 + Math.floor(rnd() * 3);
+      for (let f = 0; f < flips; f++) { const i = Math.floor(rnd() * buf.length); buf[i] = it % 3 === 1 ? buf[i] ^ (1 << Math.floor(rnd() * 8)) : Math.floor(rnd() * 256); }
+      if (rnd() < 0.2) { end = Math.floor(rnd() * (buf.length + 1)); start = Math.floor(rnd() * (end + 1)); }
+    }
+    const c = configs[it % configs.length];
+    const fast = make(side, c), general = make(side, c);
+    const outF = new Uint8Array(it % 7 === 0 ? 9 : 512), outG = new Uint8Array(outF.length);
+    const okF = (fast as unknown as Paths).extractPlain(buf, start, end, outF);
+    if (!okF) continue;
+    if (it % 3 === 0 && end === buf.length) plainTaken++;
+    const okG = (general as unknown as Paths).extractUnsafe(buf, start, end, outG);
+    compared++;
+    assert.ok(okG, `plain path accepted what the general path rejects (${general.error}) at iteration ${it}`);
+    assert.deepEqual([fast.keyLen, fast.idLen, fast.ts], [general.keyLen, general.idLen, general.ts], `iteration ${it}`);
+    assert.deepEqual(outF.subarray(0, fast.keyLen + fast.idLen), outG.subarray(0, general.keyLen + general.idLen), `iteration ${it}`);
+  }
+  assert.ok(plainTaken > 1000, `plain path took only ${plainTaken} unmodified records`);
+  assert.ok(compared > plainTaken, `only ${compared} compared`);
+});

@@ -12,6 +12,7 @@ import {
   FIXED_EPOCH_MS, Generator, GeneratorSource, genOptions, genOptionsFrom, type GenOptions, type ImpressionEvent, type PlayEvent,
 } from '../../src/source/generator.js';
 import type { RecordBatch } from '../../src/source/source.js';
+import { MinHeap, Rng } from '../../src/source/gen-parts.js';
 
 /** Both sides in arrival order, pulled alternately in chunks (any pull pattern gives the same streams). */
 function drain(opts: GenOptions, chunk = 1000): { left: ImpressionEvent[]; right: PlayEvent[]; gen: Generator } {
@@ -305,5 +306,47 @@ test('gen command: NDJSON and size-prefixed FlatBuffers files hold the same stre
   } finally {
     process.stderr.write = origWrite;
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('MinHeap pops in the textbook binary heap\'s order, equal keys included (the streams depend on it)', () => {
+  // Reference: the separate-array heap the generator used before its pairs were interleaved.
+  class Ref {
+    keys: number[] = []; vals: number[] = [];
+    push(key: number, v: number): void {
+      let i = this.keys.length; this.keys.push(key); this.vals.push(v);
+      while (i > 0) { const p = (i - 1) >> 1; if (this.keys[p] <= key) break; this.keys[i] = this.keys[p]; this.vals[i] = this.vals[p]; i = p; }
+      this.keys[i] = key; this.vals[i] = v;
+    }
+    pop(): number {
+      const top = this.vals[0], n = this.keys.length - 1;
+      const key = this.keys[n], v = this.vals[n];
+      this.keys.length = n; this.vals.length = n;
+      if (n > 0) {
+        let i = 0;
+        for (;;) {
+          let c = 2 * i + 1;
+          if (c >= n) break;
+          if (c + 1 < n && this.keys[c + 1] < this.keys[c]) c++;
+          if (this.keys[c] >= key) break;
+          this.keys[i] = this.keys[c]; this.vals[i] = this.vals[c]; i = c;
+        }
+        this.keys[i] = key; this.vals[i] = v;
+      }
+      return top;
+    }
+  }
+  const rng = new Rng(7);
+  const h = new MinHeap(), ref = new Ref();
+  let next = 0;
+  for (let step = 0; step < 60_000; step++) {
+    if (h.size === 0 || rng.next() < 0.55) {
+      const key = Math.floor(rng.next() * 50); // few distinct keys: many ties
+      h.push(key, next); ref.push(key, next); next++;
+    } else {
+      assert.equal(h.topKey, ref.keys[0]);
+      assert.equal(h.pop(), ref.pop(), `step ${step}`);
+    }
+    assert.equal(h.size, ref.keys.length);
   }
 });
