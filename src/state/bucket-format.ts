@@ -58,6 +58,22 @@ export function markedBuffer(size: number): MarkedBuffer {
 
 export const EMPTY = markedBuffer(0);
 
+/**
+ * Copies `len` bytes (regions not overlapping) below this size word by word through DataViews:
+ * making a view to hand to `set` allocates ~100 bytes of V8 heap per copy, which was most of a
+ * worker's garbage (one per event in insert and two per entry sealed). Above it, `set` wins.
+ * (Micro-benchmark, process CPU with GC: 110 bytes 37 ns by words, 48–50 ns by view and `set`;
+ * 20 bytes 11 vs 47 ns; 256 bytes 79 vs 54 ns.)
+ */
+export const WORD_COPY_MAX = 128;
+
+/** Copies len ≤ WORD_COPY_MAX bytes from src at so to dst at dof, 4 bytes at a time. */
+export function copyWords(src: DataView, so: number, dst: DataView, dof: number, len: number): void {
+  let i = 0;
+  for (; i + 4 <= len; i += 4) dst.setInt32(dof + i, src.getInt32(so + i, true), true);
+  for (; i < len; i++) dst.setUint8(dof + i, src.getUint8(so + i));
+}
+
 export function cmpIdBytes(v: Uint8Array, off: number, len: number, id: Uint8Array): number {
   const n = len < id.length ? len : id.length;
   for (let i = 0; i < n; i++) {

@@ -122,6 +122,11 @@ export class OpenSlice {
     }
   }
 
+  /** Reads hash h's first table position (a load issued ahead of find(), see BucketStore.prefetch). */
+  preload(h: number): number {
+    return this.table[Math.imul(h, 0x9e3779b1) >>> this.tshift];
+  }
+
   /** A slot added before the table began to grow and not moved yet is still found in the old one. */
   private findOld(h: number, keyGroup: number, key: Uint8Array): number {
     const table = this.oldTable!;
