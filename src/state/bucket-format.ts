@@ -74,6 +74,31 @@ export function copyWords(src: DataView, so: number, dst: DataView, dof: number,
   for (; i < len; i++) dst.setUint8(dof + i, src.getUint8(so + i));
 }
 
+/**
+ * Short byte strings handed to a callback without a view per call: copied into a private scratch
+ * buffer and read through one view per (field, length), made once. For the id and payload of each
+ * entry a probe visits (valid only during the visit, by the store contract): two views per match
+ * were most of what a worker still allocated per event.
+ */
+export class ScratchViews {
+  private readonly scratch: ArrayBuffer;
+  private readonly dv: DataView;
+  private readonly views: Uint8Array[][] = [];
+  constructor(fields: number) {
+    this.scratch = new ArrayBuffer(fields * WORD_COPY_MAX);
+    this.dv = new DataView(this.scratch);
+    for (let f = 0; f < fields; f++) this.views.push([]);
+  }
+  /** Field f: a copy of len ≤ WORD_COPY_MAX bytes at off in src, valid until the next copy into f. */
+  copy(f: number, src: DataView, off: number, len: number): Uint8Array {
+    const base = f * WORD_COPY_MAX;
+    copyWords(src, off, this.dv, base, len);
+    const vs = this.views[f];
+    while (vs.length <= len) vs.push(new Uint8Array(this.scratch, base, vs.length));
+    return vs[len];
+  }
+}
+
 export function cmpIdBytes(v: Uint8Array, off: number, len: number, id: Uint8Array): number {
   const n = len < id.length ? len : id.length;
   for (let i = 0; i < n; i++) {

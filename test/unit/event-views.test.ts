@@ -90,7 +90,12 @@ test('the per-event path allocates no V8 heap: event fields, insert inside a bat
       }
     };
     run(0); // warm up: optimised code, slices presized
-    const bytes = await allocatedUnder(['insert', 'field', 'writeStep'], () => run(events));
+    // Unoptimised code boxes numbers; on a busy machine the optimising compiler (a helper thread)
+    // may lag: the least of a few rounds is the figure.
+    let bytes = Infinity;
+    for (let round = 1; round <= 5 && bytes / events >= 8; round++) {
+      bytes = Math.min(bytes, await allocatedUnder(['insert', 'field', 'writeStep'], () => run(round * events)));
+    }
     // Before: ~130 bytes per insert (a context for the closure of insert()'s out-of-batch path), ~100
     // per field view and two views per sealed entry: over 400 bytes per event.
     assert.ok(bytes / events < 8, `${(bytes / events).toFixed(1)} bytes per event allocated in insert, field views and seal copies`);
