@@ -257,7 +257,7 @@ export class BucketStore implements StateStore {
 
   insert(side: Side, keyGroup: number, keyHash: number, key: Uint8Array, ts: number, id: Uint8Array,
     payload: Uint8Array, joined: boolean, expireAtMs: number): boolean {
-    if (this.depth === 0) return this.batch(() => this.insert(side, keyGroup, keyHash, key, ts, id, payload, joined, expireAtMs));
+    if (this.depth === 0) return this.insertInBatch(side, keyGroup, keyHash, key, ts, id, payload, joined, expireAtMs);
     if (Number.isNaN(ts)) throw new JoineryError('E_STATE', 'event time is NaN');
     if (Number.isNaN(expireAtMs)) throw new JoineryError('E_STATE', 'expireAtMs is NaN');
     if (key.length > MAX_KEY) throw new JoineryError('E_STATE', `join key of ${key.length} bytes is too long for the bucket store`);
@@ -345,6 +345,29 @@ export class BucketStore implements StateStore {
     b.entries++;
     b.byteCount += bytes;
     return true;
+  }
+
+  /**
+   * insert() outside a batch. Its own method: a closure over insert()'s parameters made them
+   * context-allocated, so every insert allocated a context (~130 bytes, the worker's third-largest
+   * allocation per event) even inside a batch, where the closure is never made.
+   */
+  private insertInBatch(side: Side, keyGroup: number, keyHash: number, key: Uint8Array, ts: number, id: Uint8Array,
+    payload: Uint8Array, joined: boolean, expireAtMs: number): boolean {
+    return this.batch(() => this.insert(side, keyGroup, keyHash, key, ts, id, payload, joined, expireAtMs));
+  }
+
+  /**
+   * Loads, ahead of time, the memory an insert and probe of (keyHash, ts) will read first: the key
+   * index's table position and the open slice's. Returns a value to keep (so the loads stay).
+   */
+  prefetch(keyHash: number, ts: number): number {
+    const h = keyHash | 0;
+    const b = this.b;
+    let x = b.index.preload(h);
+    const slice = b.lastSlice;
+    if (slice !== undefined && slice.open !== undefined && slice.t === Math.floor(ts / this.bucketMs)) x ^= slice.open.preload(h);
+    return x;
   }
 
   probe(side: Side, keyGroup: number, keyHash: number, key: Uint8Array, fromTs: number, toTs: number,

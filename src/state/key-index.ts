@@ -163,6 +163,14 @@ export class KeyIndex {
     }
   }
 
+  /**
+   * Reads hash h's first table position and returns what it holds: a load issued ahead of the add
+   * or lookup that needs it (see BucketStore.prefetch).
+   */
+  preload(h: number): number {
+    return this.tab[(Math.imul(h, GOLDEN) >>> this.shift) << 2];
+  }
+
   /** The newest occurrence of the key at `pos` on `side`, or NONE. */
   newest(pos: number, side: Side): number {
     return this.tab[(pos << 2) + R_HEAD + side];

@@ -7,7 +7,7 @@
 import { JoineryError } from '../core/errors.js';
 import {
   BIG, cmpIdBytes, E_CLASS, E_JOINED, E_NEXT, E_PREV, EV_HEADER, markedBuffer, MAX_SLABS, NONE, OFF_MASK,
-  SLAB_BYTES, SLAB_SHIFT, type MarkedBuffer,
+  ScratchViews, SLAB_BYTES, SLAB_SHIFT, WORD_COPY_MAX, type MarkedBuffer,
 } from './bucket-format.js';
 import type { Buffered, Side } from './store.js';
 
@@ -24,6 +24,9 @@ export class ClassStat {
   dead = false;
   constructor(readonly c: number, readonly idx: number) {}
 }
+
+/** The id and payload of a visited entry (one probe at a time per thread; see ScratchViews). */
+const matchViews = new ScratchViews(2);
 
 /** Positions of the previous table moved to the grown one per add (see OpenSlice.startRehash). */
 const MOVED_PER_ADD = 32;
@@ -137,6 +140,11 @@ export class OpenSlice {
       const s = v - 1;
       if (this.hash[s] === h && this.group[s] === keyGroup && this.keyIs(s, key)) return (this.memo = s);
     }
+  }
+
+  /** Reads hash h's first table position (a load issued ahead of find(), see BucketStore.prefetch). */
+  preload(h: number): number {
+    return this.table[Math.imul(h, 0x9e3779b1) >>> this.tshift];
   }
 
   /** A slot added before the table began to grow and not moved yet is still found in the old one. */
@@ -395,13 +403,15 @@ export class OpenSlice {
       if (ts > toTs) return;
       if (this.dead(r)) continue;
       const idLen = d.getUint16(o + 8, true);
+      const payLen = d.getUint32(o + 10, true);
       view.side = side;
       view.keyGroup = keyGroup;
       view.key = key;
       view.ts = ts;
-      // Plain Uint8Array views (the interface's type): cheaper to make than Buffer#subarray.
-      view.id = new Uint8Array(b.buffer, o + EV_HEADER, idLen);
-      view.payload = new Uint8Array(b.buffer, o + EV_HEADER + idLen, d.getUint32(o + 10, true));
+      // Short fields through reused views (no allocation), long ones as plain Uint8Array views.
+      view.id = idLen <= WORD_COPY_MAX ? matchViews.copy(0, d, o + EV_HEADER, idLen) : new Uint8Array(b.buffer, o + EV_HEADER, idLen);
+      view.payload = payLen <= WORD_COPY_MAX ? matchViews.copy(1, d, o + EV_HEADER + idLen, payLen)
+        : new Uint8Array(b.buffer, o + EV_HEADER + idLen, payLen);
       view.joined = (b[o + E_JOINED] & 1) === 1;
       if (visit(view) === true) this.setJoined(r);
     }

@@ -5,7 +5,7 @@
  * database: probes, identity look-ups, and full scans (expiry reports, unsealing). Writes happen in
  * sealer.ts; the `lmdb` package itself is reached only through lmdb.ts.
  */
-import { cmpIdBytes, EMPTY, EV_HEADER, MAX_KEY, REC_HASH, REC_KEY, REC_SIDE, VALUE_HEADER } from './bucket-format.js';
+import { cmpIdBytes, EMPTY, EV_HEADER, MAX_KEY, REC_HASH, REC_KEY, REC_SIDE, ScratchViews, VALUE_HEADER, WORD_COPY_MAX } from './bucket-format.js';
 import type { KeySet } from './key-index.js';
 import type { Database } from './lmdb.js';
 import { OpenSlice } from './open-slice.js';
@@ -58,6 +58,8 @@ export function forEachRecord(v: Buffer, fn: (side: Side, keyGroup: number, key:
 export class SealedReader {
   private readonly kbuf = Buffer.allocUnsafeSlow(4);
   private dv: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0)); // over the buffer of the last value read
+  /** The id and payload of a visited entry (see ScratchViews). */
+  private readonly matchViews = new ScratchViews(2);
   readonly view: Buffered = {
     side: 0, keyGroup: 0, key: EMPTY, ts: 0, id: EMPTY, payload: EMPTY, joined: false,
   };
@@ -136,8 +138,8 @@ export class SealedReader {
       view.keyGroup = keyGroup;
       view.key = key;
       view.ts = ts;
-      view.id = new Uint8Array(ab, base + o, idLen);
-      view.payload = new Uint8Array(ab, base + o + idLen, payLen);
+      view.id = idLen <= WORD_COPY_MAX ? this.matchViews.copy(0, d, base + o, idLen) : new Uint8Array(ab, base + o, idLen);
+      view.payload = payLen <= WORD_COPY_MAX ? this.matchViews.copy(1, d, base + o + idLen, payLen) : new Uint8Array(ab, base + o + idLen, payLen);
       view.joined = (bits[ordinal >>> 3] & bit) !== 0;
       if (visit(view) === true) bits[ordinal >>> 3] |= bit;
     }

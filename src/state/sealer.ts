@@ -6,8 +6,8 @@
  */
 import { JoineryError } from '../core/errors.js';
 import {
-  APPEND, DB_OPTIONS, E_CLASS, E_JOINED, ENTRY_HEADER, EV_HEADER, markedBuffer, NONE, OFF_MASK, REC_HASH, REC_KEY, REC_SIDE,
-  RUN_BYTES, RUN_KEYS, SLAB_SHIFT, VALUE_HEADER, type MarkedBuffer,
+  APPEND, copyWords, DB_OPTIONS, E_CLASS, E_JOINED, ENTRY_HEADER, EV_HEADER, markedBuffer, NONE, OFF_MASK, REC_HASH, REC_KEY, REC_SIDE,
+  RUN_BYTES, RUN_KEYS, SLAB_SHIFT, VALUE_HEADER, WORD_COPY_MAX, type MarkedBuffer,
 } from './bucket-format.js';
 import { slotsFor, type Buckets } from './buckets.js';
 import type { Database } from './lmdb.js';
@@ -181,6 +181,7 @@ export class Sealer {
     let used = 0;
     let k = job.pos;
     let v = this.b.vbuf;
+    let vd = new DataView(v.buffer, 0, v.length); // a MarkedBuffer's byteOffset is 0
     let p = cl.runBytes; // bytes of the run being gathered
     let recs = cl.runRecs; // its records
     for (; k < n && used < budget; k++) {
@@ -196,10 +197,11 @@ export class Sealer {
         const kLen = os.keyLen[s] + 4;
         let r0 = p;
         let q = r0 + REC_KEY + kLen + VALUE_HEADER;
-        if (q > v.length) v = this.grow(q, p);
+        if (q > v.length) { v = this.grow(q, p); vd = new DataView(v.buffer, 0, v.length); }
         v.writeInt32LE(h, r0 + REC_HASH);
         v[r0 + REC_SIDE] = side;
-        v.set(new Uint8Array(os.slabs[kr >>> SLAB_SHIFT].buffer, kr & OFF_MASK, kLen), r0 + REC_KEY);
+        if (kLen <= WORD_COPY_MAX) copyWords(os.dvs[kr >>> SLAB_SHIFT], kr & OFF_MASK, vd, r0 + REC_KEY, kLen);
+        else v.set(new Uint8Array(os.slabs[kr >>> SLAB_SHIFT].buffer, kr & OFF_MASK, kLen), r0 + REC_KEY);
         const first = ordinal;
         for (let r = head; r !== NONE; r = os.next(r)) {
           const d = os.dvs[r >>> SLAB_SHIFT];
@@ -207,8 +209,9 @@ export class Sealer {
           if (d.getInt32(o + E_CLASS, true) !== idx) continue;
           const b = os.slabs[r >>> SLAB_SHIFT];
           const len = EV_HEADER + d.getUint16(o + 8, true) + d.getUint32(o + 10, true);
-          if (q + len > v.length) v = this.grow(q + len, q);
-          v.set(new Uint8Array(b.buffer, o, len), q);
+          if (q + len > v.length) { v = this.grow(q + len, q); vd = new DataView(v.buffer, 0, v.length); }
+          if (len <= WORD_COPY_MAX) copyWords(d, o, vd, q, len);
+          else v.set(new Uint8Array(b.buffer, o, len), q);
           q += len;
           const j = b[o + E_JOINED] & 1;
           if (j === 1) bits[ordinal >>> 3] |= 1 << (ordinal & 7);

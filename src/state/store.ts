@@ -60,6 +60,12 @@ export interface StateStore {
    * keeps them correct and on pace, maintain() only spreads the work into smaller steps.
    */
   maintain?(budgetEntries: number): void;
+  /**
+   * Optional hint: issue now the first memory reads an insert and probe of (keyHash, ts) will make
+   * (they are cache misses), so that those of several events overlap. Changes nothing; returns a
+   * value the caller keeps, so the reads are not optimised away.
+   */
+  prefetch?(keyHash: number, ts: number): number;
   /** Entries currently buffered. */
   count(): number;
   /** Approximate bytes held (payload + keys); for metrics. */
