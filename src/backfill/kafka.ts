@@ -189,7 +189,9 @@ export async function openKafkaBackfill(cfg: Config, fromMs: number, toMs: numbe
     cfg, member: null, checkpoints: opts.checkpoints,
     startOffsets: ends.map((e) => ({ topic: e.topic, partition: e.partition, offset: e.start })),
   });
-  const { commit: _runCommits, ...engine } = io.engine; // the cuts are committed at the end, not the offsets on the way
+  // the cuts are committed at the end, not the offsets on the way
+  const { commitApplied: _runCommits, ...positions } = io.engine.positions;
+  const engine: KafkaEngineHooks = { ...io.engine, positions };
   const source = new BoundedKafkaSource(io.source!, ex, fromMs, toMs, ends, !opts.checkpoints);
   source.start();
   return { source, engine, close: () => io.close() };
