@@ -50,6 +50,11 @@ test('flag values are parsed into descriptors only in src/config/endpoints.ts (w
   assert.deepEqual(hits(all.filter((f) => f.file !== 'src/config/endpoints.ts'), PREFIX), []);
 });
 
+test('flag values reach the rest of src as descriptors: the spec parsers are called only in src/config/', () => {
+  // filePathOfSpec stays for specs recorded in checkpoint manifests, which are strings by nature
+  assert.deepEqual(hits(all.filter((f) => !f.file.startsWith('src/config/')), /\bparse(Sink|Source)Spec\(/), []);
+});
+
 test('the guard reads the sources it guards', () => {
   assert.ok(outsideKafka.some((f) => f.file === 'src/engine/index.ts'));
   assert.ok(outsideKafka.some((f) => f.file === 'src/worker/worker.ts'));
