@@ -79,7 +79,7 @@ export async function committedCheckpointId(cfg: Config): Promise<number> {
   return Math.max(0, ...committed.map((c) => { const r = parseCheckpointRef(c.metadata); return r && r.member === null ? r.id : 0; }));
 }
 
-/** Open the Kafka input and sinks the config names, and the engine's commit hooks for them. */
+/** Open the Kafka input and sinks the config names, and the engine's PositionsPort over them. */
 export async function openKafkaIO(o: KafkaIOOptions): Promise<KafkaIO> {
   const { cfg, member, control } = o;
   const adapter = await kafkaAdapter();

@@ -28,7 +28,7 @@ export interface InputContext {
 export interface OpenedIO {
   sources: Source[];
   formats: [Format, Format];
-  /** Sinks and hooks for the engine that came with the inputs (Kafka: its sinks and commit hooks). */
+  /** Sinks and the PositionsPort for the engine that came with the inputs (Kafka: its sinks, offset commits, pausing). */
   engine: Partial<EngineOptions>;
   close(): Promise<void>;
 }
