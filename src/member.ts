@@ -21,7 +21,7 @@ import { memberStorage, storageAt } from './checkpoint/storage.js';
 import { endpointsOf, kafkaTopic } from './config/endpoints.js';
 import type { Config } from './config/schema.js';
 import type { EngineControl } from './control/engine-control.js';
-import { formatSummary, runEngine, type EngineOptions, type Summary } from './engine.js';
+import { formatSummary, runEngine, type EngineOptions, type GroupShare, type Summary } from './engine.js';
 import { kafkaAdapter } from './kafka/adapters.js';
 import { openKafkaIO } from './kafka/io.js';
 import { parseBrokers } from './kafka/options.js';
@@ -80,7 +80,7 @@ export async function runMember({ cfg, control, progress }: MemberRunOptions): P
   const say = (msg: string, level: LogLevel = 'info', fields?: LogFields) => log.say(level, `joinery: member ${member}: ${msg}`, { member, ...fields });
 
   // The engine run in progress, for the re-join hook.
-  let current: { handle: NonNullable<EngineOptions['stopHandle']>; done: Promise<unknown> } | null = null;
+  let current: { handle: GroupShare['stopHandle']; done: Promise<unknown> } | null = null;
   const closers: Array<() => Promise<void>> = [];
   const io = await openKafkaIO({
     cfg, member, control, checkpoints: true,
@@ -100,12 +100,12 @@ export async function runMember({ cfg, control, progress }: MemberRunOptions): P
     const extra: Partial<EngineOptions> = { ...io.engine };
     // The engine opens no line sinks for a run it is handed sinks for: the non-Kafka ones are opened here.
     let lateSink: LineSink | undefined = io.engine.lateSink, deadSink: LineSink | undefined = io.engine.deadSink;
-    if (cfg.lateOut && !lateSink) { const l = lateSink = openLineSink(cfg.lateOut, false); closers.unshift(async () => { await l.close(); }); }
-    if (cfg.deadLetter && !deadSink) { const d = deadSink = openLineSink(cfg.deadLetter, false); closers.unshift(async () => { await d.close(); }); }
+    if (ep.lateOut && !lateSink) { const l = lateSink = openLineSink(ep.lateOut, false); closers.unshift(async () => { await l.close(); }); }
+    if (ep.deadLetter && !deadSink) { const d = deadSink = openLineSink(ep.deadLetter, false); closers.unshift(async () => { await d.close(); }); }
     extra.lateSink = lateSink;
     extra.deadSink = deadSink;
     // This member's checkpoints that the group's offsets still name stay (another member may restore from them).
-    extra.pinnedCheckpoints = async () => {
+    const pinnedCheckpoints = async (): Promise<ReadonlySet<number>> => {
       const ids = new Set<number>();
       for (const c of await adapter.admin.fetchCommittedOffsets(brokers, cfg.group, topics)) {
         const r = parseCheckpointRef(c.metadata);
@@ -150,11 +150,11 @@ export async function runMember({ cfg, control, progress }: MemberRunOptions): P
       src.resetTo(plan.startOffsets);
       const mine = new Set(assigned);
       const notOwned = src.partitions.filter((p) => !mine.has(p.partition)).map((p) => ({ side: p.side as Side, partition: p.partition }));
-      const handle: NonNullable<EngineOptions['stopHandle']> = {};
+      const handle: GroupShare['stopHandle'] = {};
       const done = runEngine(cfg, {
         ...extra, sources: [src], formats: [format, format], progress, printSummary: false,
         checkpoints: { storage, pool, job, runId, restored: plan.restored }, handleSignals: true, control,
-        stopHandle: handle, keepOpen: true, notOwned,
+        keepOpen: true, share: { stopHandle: handle, notOwned, pinnedCheckpoints },
       });
       current = { handle, done };
       let s: Summary;

@@ -106,11 +106,13 @@ export async function runBackfill(cfg: Config, progress: boolean): Promise<numbe
       const k = await openKafkaBackfill(cfg, fromMs, toMs, [extractorFor(cfg, 0, format), extractorFor(cfg, 1, format)], { checkpoints: !!ck, resumeAt });
       closers.push(() => k.close());
       inputs = { kind: 'kafka', sources: [k.source] };
-      Object.assign(extra, k.engine); // sinks, commit hooks, and a full ring pausing the partitions
+      Object.assign(extra, k.engine); // sinks, and the PositionsPort: commits, a full ring pausing the partitions
     } else {
-      const l = openFileInput(cfg, cfg.left!, 0, fileStartOf(ck, cfg.left!, 0));
+      const { left, right } = endpointsOf(cfg);
+      if (left?.kind !== 'file' || right?.kind !== 'file') throw new JoineryError('E_INTERNAL', 'backfill: --left and --right must be files or Kafka topics');
+      const l = openFileInput(cfg, left, 0, fileStartOf(ck, left.spec, 0));
       closers.push(() => l.source.close());
-      const r = openFileInput(cfg, cfg.right!, 1, fileStartOf(ck, cfg.right!, 1));
+      const r = openFileInput(cfg, right, 1, fileStartOf(ck, right.spec, 1));
       closers.push(() => r.source.close());
       formats = [l.format, r.format];
       inputs = {

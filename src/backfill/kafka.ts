@@ -7,7 +7,7 @@
  * committed for the consumer group (--group): `joinery run --group … --rebuild-from TIME` then
  * resumes exactly there, the live half of the seam.
  *
- * The consumer, the sinks and the commit hooks are those of `run` (kafka/io.ts openKafkaIO): with
+ * The consumer, the sinks and the engine's PositionsPort are those of `run` (kafka/io.ts openKafkaIO): with
  * --checkpoint-dir each checkpoint records the bounded positions (a partition at its cut records
  * the cut, not what was fetched past it) and commits them for the group, with exactly-once
  * --out kafka:TOPIC in the checkpoint's output transaction; the last checkpoint, at the end, commits
@@ -160,7 +160,7 @@ export class BoundedKafkaSource implements Source, BoundTrack {
 
 export interface KafkaBackfill {
   source: BoundedKafkaSource;
-  /** Sinks and commit hooks for the engine (openKafkaIO's), the offset commits of run without checkpoints left out. */
+  /** Sinks and PositionsPort for the engine (openKafkaIO's), without run's commits of applied offsets (no checkpoints). */
   engine: KafkaEngineHooks;
   /** Close everything (before the engine took over; the engine closes its sources and sinks itself). */
   close(): Promise<void>;
@@ -189,7 +189,9 @@ export async function openKafkaBackfill(cfg: Config, fromMs: number, toMs: numbe
     cfg, member: null, checkpoints: opts.checkpoints,
     startOffsets: ends.map((e) => ({ topic: e.topic, partition: e.partition, offset: e.start })),
   });
-  const { commit: _runCommits, ...engine } = io.engine; // the cuts are committed at the end, not the offsets on the way
+  // the cuts are committed at the end, not the offsets on the way
+  const { commitApplied: _runCommits, ...positions } = io.engine.positions;
+  const engine: KafkaEngineHooks = { ...io.engine, positions };
   const source = new BoundedKafkaSource(io.source!, ex, fromMs, toMs, ends, !opts.checkpoints);
   source.start();
   return { source, engine, close: () => io.close() };

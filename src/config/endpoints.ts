@@ -19,6 +19,8 @@ export type SinkEndpoint =
   | { kind: 'null'; spec: string };
 
 export type SourceKind = SourceEndpoint['kind'];
+/** A `file:PATH` input. */
+export type FileSourceEndpoint = Extract<SourceEndpoint, { kind: 'file' }>;
 export type SinkKind = SinkEndpoint['kind'];
 
 /** A source flag value as a descriptor; null when it names no known kind. */

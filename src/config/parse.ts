@@ -159,7 +159,7 @@ function validate(c: Config, requireInputs: boolean): void {
   }
   if (c.command === 'backfill') {
     for (const [flag, v] of [['left', c.left], ['right', c.right]] as const) {
-      if (!required(!v, `--${flag} is required (file:PATH or kafka:TOPIC)`) && !/^(file:.+|kafka:.+)$/.test(v!)) {
+      if (!required(!v, `--${flag} is required (file:PATH or kafka:TOPIC)`) && !['file', 'kafka'].includes(parseSourceSpec(v!)?.kind ?? '')) {
         throw usageError(`--${flag}: backfill reads files (file:PATH: NDJSON, FlatBuffers or Parquet) or Kafka topics (kafka:TOPIC), got ${JSON.stringify(v)}`);
       }
     }

@@ -1,12 +1,12 @@
 /**
  * The run's commits: with --checkpoint-dir, a checkpoint every --checkpoint-interval and a final
- * one at the end of input; without, Kafka source offsets committed as their records are applied.
+ * one at the end of input; without, the inputs' positions committed (PositionsPort) as their records are applied.
  */
 import type { CheckpointCoordinator } from '../checkpoint/coordinator.js';
 import { log } from '../core/log.js';
 import type { Router } from '../router/router.js';
 import type { LineSink, RecordSink } from '../sink/sink.js';
-import type { KafkaRunOptions } from './options.js';
+import type { PositionsPort } from './options.js';
 import type { StopControl } from './signals.js';
 import type { WorkerPool } from './worker-pool.js';
 
@@ -45,7 +45,7 @@ export class OffsetCommitLoop {
   private readonly timer: NodeJS.Timeout;
 
   constructor(private readonly p: {
-    commit: NonNullable<KafkaRunOptions['commit']>; intervalMs: number; pool: WorkerPool; router: Router;
+    commit: NonNullable<PositionsPort['commitApplied']>; intervalMs: number; pool: WorkerPool; router: Router;
     sinks: { outRecords: RecordSink | null; lateSink: LineSink | null; deadSink: LineSink | null };
     failed: () => boolean; fail: (e: Error) => void;
   }) {

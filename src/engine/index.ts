@@ -15,8 +15,8 @@ import { FrameKind } from '../ring/frame.js';
 import { keyGroupRanges } from '../router/partitioner.js';
 import { Router } from '../router/router.js';
 import { defaultMaxDriftMs } from '../router/align.js';
-import { checkWritable, openLineSink, type LineSink } from '../sink/sink.js';
-import { endpointsOf, filePathOfSpec } from '../config/endpoints.js';
+import { checkWritable, isLineSinkKind, openLineSink, type LineSink } from '../sink/sink.js';
+import { endpointsOf } from '../config/endpoints.js';
 import type { Config } from '../config/schema.js';
 import type { WorkerInit } from '../worker/protocol.js';
 import { CheckpointLoop, OffsetCommitLoop } from './commit-loop.js';
@@ -29,32 +29,35 @@ import { StopControl } from './signals.js';
 import { buildSummary, fmtBytes, formatSummary, type Summary } from './summary.js';
 import { WorkerPool, workerInits } from './worker-pool.js';
 
-export type { EngineOptions } from './options.js';
+export type { EngineOptions, GroupShare, PositionsPort } from './options.js';
 export { bucketMsFor } from './setup.js';
 export { formatSummary, type Summary } from './summary.js';
 
 export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summary> {
   const extractors = makeExtractors(cfg, opts.formats);
-  checkWritable(cfg.out, 'out');
-  checkWritable(cfg.lateOut, 'late-out');
-  checkWritable(cfg.deadLetter, 'dead-letter');
+  const ep = endpointsOf(cfg);
+  checkWritable(ep.out, 'out');
+  checkWritable(ep.lateOut, 'late-out');
+  checkWritable(ep.deadLetter, 'dead-letter');
   if (cfg.state !== 'memory') prepareStateDir(cfg.stateDir);
   const ck = opts.checkpoints ?? null;
   const restored = ck?.restored?.manifest ?? null;
-  const outKind = endpointsOf(cfg).out?.kind;
-  if (outKind === 'file') {
-    if (restored) cutOutput(cfg.out, restored);
-    else if (!opts.rebuild) openLineSink(cfg.out, true).close(); // truncate once; workers append (a rebuild continues the file)
+  const out = ep.out!;
+  if (out.kind === 'file') {
+    if (restored) cutOutput(out, restored);
+    else if (!opts.rebuild) openLineSink(out, true).close(); // truncate once; workers append (a rebuild continues the file)
   }
   // Late and dead-letter files are at-least-once: a resumed run appends to them.
-  const lateSink: LineSink | null = opts.lateSink ?? (cfg.lateOut ? openLineSink(cfg.lateOut, !restored && !opts.rebuild) : null);
-  const deadSink: LineSink | null = opts.deadSink ?? (cfg.deadLetter ? openLineSink(cfg.deadLetter, !restored && !opts.rebuild) : null);
+  const lateSink: LineSink | null = opts.lateSink ?? (ep.lateOut ? openLineSink(ep.lateOut, !restored && !opts.rebuild) : null);
+  const deadSink: LineSink | null = opts.deadSink ?? (ep.deadLetter ? openLineSink(ep.deadLetter, !restored && !opts.rebuild) : null);
   if (ck?.restored) {
     for (const s of ck.restored.skipped) log.say('warn', `joinery: skipped ${s}`, { code: 'E_CHECKPOINT' });
     log.say('info', `joinery: resuming from checkpoint ${restored!.id} of ${new Date(restored!.createdAtMs).toISOString()} (${fmtBytes(restored!.stats.stateBytes)} of state in ${restored!.files.length} file(s))`, { checkpoint: restored!.id });
   }
   const outRecords = opts.outRecords ?? null;
-  if (outKind === 'kafka' && !outRecords) throw new JoineryError('E_INTERNAL', '--out kafka: needs a record sink');
+  // An --out the workers cannot write themselves (Kafka) is the record sink the caller opened.
+  const recordsOut = !isLineSinkKind(out.kind);
+  if (recordsOut && !outRecords) throw new JoineryError('E_INTERNAL', `--out ${out.spec}: needs a record sink`);
 
   const onRejected = rejectedRecords(lateSink, deadSink);
 
@@ -63,7 +66,8 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   const hub = new MetricsHub();
   const statsIntervalMs = opts.statsIntervalMs ?? 1000;
   const router = new Router(sabs, opts.sources, extractors, cfg.maxDelayMs, cfg.idleTimeoutMs, onRejected);
-  if (opts.onStall) router.onStall = opts.onStall;
+  const positions = opts.positions ?? {};
+  if (positions.onStall) router.onStall = positions.onStall;
   router.bounded = !!opts.bounded;
   router.configureTime(cfg.maxDriftMs ?? defaultMaxDriftMs(cfg.maxDelayMs), cfg.maxFutureMs ?? 0);
   router.onFirstFuture = (reason) => log.warn(`an input record's event time is too far ahead and goes to ${cfg.deadLetter ? `--dead-letter ${cfg.deadLetter}` : 'the dead letters (counted; set --dead-letter to keep them)'}: ${reason}; later ones are counted only`);
@@ -80,7 +84,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     const n = router.inflightPending();
     log.say('info', `joinery: ${fmtCount(n)} event(s) read but not yet joined when checkpoint ${restored!.id} was taken (a stop at a cut) are joined first`, { inflightEvents: n });
   }
-  for (const p of opts.notOwned ?? []) router.tracker.end(router.tracker.slot(p));
+  for (const p of opts.share?.notOwned ?? []) router.tracker.end(router.tracker.slot(p));
   if (opts.rebuild) {
     router.startReplay(opts.rebuild);
     log.say('info', `joinery: rebuilding the join buffer: replaying from ${new Date(opts.rebuild.fromMs).toISOString()} up to ${opts.rebuild.describe}; output resumes there`);
@@ -88,9 +92,9 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   const outer: [boolean, boolean] = [cfg.join === 'left' || cfg.join === 'full', cfg.join === 'right' || cfg.join === 'full'];
   let coordinator: CheckpointCoordinator | null = null;
   let restoredEvents = 0, restoreMs = 0;
-  const framing: WorkerInit['framing'] = outKind !== 'kafka' ? 'ndjson'
-    : (cfg.outFormat ?? opts.formats[0]) === 'flatbuffers' ? 'kafka-flatbuffers' : 'kafka-json';
-  if (framing === 'kafka-flatbuffers' && (opts.formats[0] !== 'flatbuffers' || opts.formats[1] !== 'flatbuffers')) {
+  const framing: WorkerInit['framing'] = !recordsOut ? 'ndjson'
+    : (cfg.outFormat ?? opts.formats[0]) === 'flatbuffers' ? 'records-flatbuffers' : 'records-json';
+  if (framing === 'records-flatbuffers' && (opts.formats[0] !== 'flatbuffers' || opts.formats[1] !== 'flatbuffers')) {
     throw new JoineryError('E_USAGE', '--out-format flatbuffers nests the input records, so it needs FlatBuffers inputs (use --out-format json)');
   }
 
@@ -103,7 +107,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   };
 
   const tty = opts.progress;
-  const output = new WorkerOutput(outRecords, !!opts.transactionalOutput, cfg.workers, restored?.id ?? 0, router, fail);
+  const output = new WorkerOutput(outRecords, !!positions.transactionalOutput, cfg.workers, restored?.id ?? 0, router, fail);
   const cpu = new CpuMeter();
   const pool = new WorkerPool(router.rings, hub, cpu);
   const { threads, halt } = pool;
@@ -118,7 +122,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     done: (w, watermarkMs) => coordinator?.onWorkerDone(w, watermarkMs),
     fail,
   });
-  const stop = new StopControl({ cfg, router, checkpointing: !!ck, restoredId: restored?.id ?? null, handleSignals: !!opts.handleSignals, stopHandle: opts.stopHandle });
+  const stop = new StopControl({ cfg, router, checkpointing: !!ck, restoredId: restored?.id ?? null, handleSignals: !!opts.handleSignals, stopHandle: opts.share?.stopHandle });
   stop.install();
   await pool.allReady();
   if (failure) {
@@ -130,17 +134,17 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   if (ck) {
     coordinator = new CheckpointCoordinator({
       storage: ck.storage, pool: ck.pool, router, ranges, job: ck.job, outer, runId: ck.runId,
-      outputFile: filePathOfSpec(cfg.out) ?? undefined, outputSpec: cfg.out,
-      chain: restored?.files ?? [], lastId: restored?.id ?? 0, retain: cfg.checkpointRetain, pinned: opts.pinnedCheckpoints,
+      outputFile: out.kind === 'file' ? out.path : undefined, outputSpec: out.spec,
+      chain: restored?.files ?? [], lastId: restored?.id ?? 0, retain: cfg.checkpointRetain, pinned: opts.share?.pinnedCheckpoints,
       release: (id) => pool.release(id),
-      commit: opts.commitCheckpoint && opts.transactionalOutput
+      commit: positions.commitCheckpoint && positions.transactionalOutput
         // A transaction that fails to commit took its output with it: stop (the restart resumes
-        // from the checkpoint the group's offsets name) rather than go on with a gap.
-        ? async (m) => { try { await opts.commitCheckpoint!(m); } catch (e) { fail(e as Error); throw e; } }
-        : opts.commitCheckpoint,
-      onResult: (r) => { if (opts.transactionalOutput) output.open(r.id); opts.control?.recordCheckpoint(r); },
+        // from the checkpoint the committed positions name) rather than go on with a gap.
+        ? async (m) => { try { await positions.commitCheckpoint!(m); } catch (e) { fail(e as Error); throw e; } }
+        : positions.commitCheckpoint,
+      onResult: (r) => { if (positions.transactionalOutput) output.open(r.id); opts.control?.recordCheckpoint(r); },
       // Output after an overtaken barrier belongs to the stop checkpoint's transaction: write it now.
-      onSuperseded: (id) => { if (opts.transactionalOutput) output.open(id); },
+      onSuperseded: (id) => { if (positions.transactionalOutput) output.open(id); },
       log: (msg, level, fields) => log.say(level, `joinery: ${msg}`, fields),
     });
   }
@@ -161,8 +165,8 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   cpu.start();
   const start = nowMs();
   const stopProgress = startProgress({ hub, router, cpu, tty, statsIntervalMs, start, onTick: opts.onTick });
-  const commits = opts.commit && !coordinator ? new OffsetCommitLoop({
-    commit: opts.commit, intervalMs: opts.commitIntervalMs ?? 1000, pool, router, sinks: { outRecords, lateSink, deadSink }, failed, fail,
+  const commits = positions.commitApplied && !coordinator ? new OffsetCommitLoop({
+    commit: positions.commitApplied, intervalMs: positions.commitIntervalMs ?? 1000, pool, router, sinks: { outRecords, lateSink, deadSink }, failed, fail,
   }) : null;
 
   try {

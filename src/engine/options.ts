@@ -4,11 +4,11 @@ import type { EngineControl } from '../control/engine-control.js';
 import type { MetricsHub } from '../metrics/report.js';
 import type { ReplayPlan } from '../rebuild/replay.js';
 import type { LineSink, RecordSink } from '../sink/sink.js';
-import type { Source } from '../source/source.js';
-import type { Side } from '../state/store.js';
+import type { Router } from '../router/router.js';
+import type { PartitionRef, Source } from '../source/source.js';
 import type { InputFormats } from './setup.js';
 
-export interface EngineOptions extends KafkaRunOptions {
+export interface EngineOptions {
   sources: Source[];
   formats: InputFormats;
   /** Progress on stderr: the live line on a terminal, a log record per interval otherwise. */
@@ -18,7 +18,7 @@ export interface EngineOptions extends KafkaRunOptions {
   statsIntervalMs?: number;
   /** Called every stats interval (for benchmarks sampling heap). */
   onTick?: (hub: MetricsHub) => void;
-  /** Sinks the caller opened (Kafka sinks need async setup); otherwise the engine opens file/stdout/null ones. */
+  /** Sinks the caller opened (sinks that need async setup); otherwise the engine opens the line sinks --out, --late-out, --dead-letter name. */
   outRecords?: RecordSink;
   lateSink?: LineSink;
   deadSink?: LineSink;
@@ -34,31 +34,43 @@ export interface EngineOptions extends KafkaRunOptions {
   control?: EngineControl;
   /** The caller runs the engine again with the same sources and sinks: leave them open (they are flushed). */
   keepOpen?: boolean;
+  /** The inputs' positions kept outside the checkpoints (commits, holding the inputs, transactional output). */
+  positions?: PositionsPort;
+  /** The run owns a share of a group's partitions. */
+  share?: GroupShare;
 }
 
+/** Source positions whose records every worker has applied, as the router collects them from the batches. */
+export type AppliedPositions = ReturnType<Router['takeApplied']>;
+
 /**
- * The fields only Kafka runs set (offset commits, pausing partitions, transactions, group
- * membership). Grouped, but still flat in EngineOptions so that their callers (cli.ts, member.ts,
- * backfill) need no change; making them one Kafka options object belongs with the Kafka port.
+ * What a run needs of an external system that keeps the inputs' positions itself, and may take
+ * the output in transactions (Kafka: the group's committed offsets; src/kafka/io.ts fills it in).
+ * Every field is optional: file and generator runs pass none.
  */
-export interface KafkaRunOptions {
-  /** Commit source positions whose records have been applied (Kafka offsets). */
-  commit?: (positions: Array<{ topic: string; partition: number; offset: string }>) => Promise<unknown>;
+export interface PositionsPort {
+  /** Without checkpoints: commit positions whose records have been applied and their output handed on. */
+  commitApplied?: (positions: AppliedPositions) => Promise<unknown>;
+  /** How often commitApplied runs (default 1 s). */
   commitIntervalMs?: number;
-  /** Routing stalled on a full ring (true) or resumed (false): pause/resume the source's partitions. */
-  onStall?: (stalled: boolean) => void;
-  /** Commit a checkpoint's source positions (Kafka: with the checkpoint id as offset metadata). */
+  /** With checkpoints: commit a checkpoint's source positions once its manifest is durable. */
   commitCheckpoint?: (m: Manifest) => Promise<void>;
   /** outRecords is transactional: each checkpoint's commitCheckpoint commits exactly the output from before its barrier. */
   transactionalOutput?: boolean;
+  /** Routing stalled on a full ring (true) or resumed (false): stop fetching the inputs, or go on. */
+  onStall?: (stalled: boolean) => void;
+}
+
+/** This run owns a share of its sources' partitions; other processes own the rest (src/member.ts). */
+export interface GroupShare {
   /**
-   * Stop from outside (a consumer-group re-join): the engine sets `stop`; calling it ends the run
-   * like a stop signal (drain, final checkpoint). A stop asked for before the router exists
-   * (`requested`) is honoured as soon as it does.
+   * Stop from outside (the group reassigning partitions): the engine sets `stop`; calling it ends
+   * the run like a stop signal (drain, final checkpoint). A stop asked for before the router
+   * exists (`requested`) is honoured as soon as it does.
    */
-  stopHandle?: { stop?: () => void; requested?: boolean };
-  /** Partitions of the sources this run does not own (another group member does): they never hold the watermark back. */
-  notOwned?: Array<{ side: Side; partition: number }>;
-  /** Checkpoint ids retention must keep although older than --checkpoint-retain (another member may still restore from them). */
+  stopHandle: { stop?: () => void; requested?: boolean };
+  /** Partitions of the sources this run does not own: they never hold the watermark back. */
+  notOwned: PartitionRef[];
+  /** Checkpoint ids retention must keep although older than --checkpoint-retain (another process may still restore from them). */
   pinnedCheckpoints?: () => Promise<ReadonlySet<number>>;
 }

@@ -1,6 +1,6 @@
 /** Main's side of the workers' output: stdout, or a record sink (Kafka), gated per checkpoint when transactional. */
 import type { Router } from '../router/router.js';
-import { decodeKafkaChunk } from '../sink/ndjson.js';
+import { decodeRecordChunk } from '../sink/ndjson.js';
 import type { RecordSink } from '../sink/sink.js';
 import { OutputGate } from '../sink/output-gate.js';
 
@@ -55,7 +55,7 @@ export class WorkerOutput {
     const outRecords = this.outRecords!;
     try {
       let full = false;
-      decodeKafkaChunk(chunk, (k, v) => { if (!outRecords.write(k, v)) full = true; });
+      decodeRecordChunk(chunk, (k, v) => { if (!outRecords.write(k, v)) full = true; });
       if (full && !this.awaitingOutput) {
         this.awaitingOutput = true;
         this.router.gate.holdForOutput(outRecords.ready().then(() => { this.awaitingOutput = false; }, (e) => { this.awaitingOutput = false; this.outputFailed(e as Error); }));

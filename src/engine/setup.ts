@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import type { Manifest } from '../checkpoint/manifest.js';
 import { FlatExtractor } from '../codec/flat.js';
 import { JsonExtractor, type Extractor } from '../codec/json.js';
-import { filePathOfSpec } from '../config/endpoints.js';
+import { filePathOfSpec, type SinkEndpoint } from '../config/endpoints.js';
 import type { Config } from '../config/schema.js';
 import { JoineryError } from '../core/errors.js';
 import type { Side } from '../state/store.js';
@@ -56,8 +56,9 @@ export function bucketMsFor(cfg: Config): number {
 }
 
 /** Cut the output file back to what the restored checkpoint committed (exactly-once on restart). */
-export function cutOutput(spec: string, m: Manifest): void {
-  const file = filePathOfSpec(spec)!;
+export function cutOutput(out: Extract<SinkEndpoint, { kind: 'file' }>, m: Manifest): void {
+  const { spec, path: file } = out;
+  // the manifest holds the spec as it was given then
   const was = m.output.spec, wasFile = filePathOfSpec(was);
   // The length is only meaningful for the file it was measured on: another output would be cut
   // (or emptied) to it, destroying what it held and missing everything before the checkpoint.

@@ -2,7 +2,7 @@
 import { Worker } from 'node:worker_threads';
 import type { CheckpointContext } from '../checkpoint/index.js';
 import type { Manifest } from '../checkpoint/manifest.js';
-import { parseSinkSpec } from '../config/endpoints.js';
+import { endpointsOf } from '../config/endpoints.js';
 import type { Config } from '../config/schema.js';
 import { JoineryError } from '../core/errors.js';
 import { haltGroup, isExiting, type HaltGroup } from '../core/exit.js';
@@ -19,17 +19,18 @@ export function workerInits(p: {
   ck: CheckpointContext | null; restored: Manifest | null; outer: [boolean, boolean];
 }): WorkerInit[] {
   const { cfg, ck, restored } = p;
+  const out = endpointsOf(cfg).out!; // the descriptor crosses to the threads as plain data
   const inits: WorkerInit[] = [];
   for (let i = 0; i < cfg.workers; i++) {
     const init: WorkerInit = {
       index: i, sab: p.sabs[i], halt: p.halt, keyGroupRange: p.ranges[i], join: cfg.join, lowerMs: cfg.lowerMs, upperMs: cfg.upperMs,
-      formats: p.formats, state: cfg.state, bucketMs: bucketMsFor(cfg), stateDir: cfg.stateDir, out: cfg.out, framing: p.framing, statsIntervalMs: p.statsIntervalMs,
+      formats: p.formats, state: cfg.state, bucketMs: bucketMsFor(cfg), stateDir: cfg.stateDir, out, framing: p.framing, statsIntervalMs: p.statsIntervalMs,
       rebuild: p.rebuild, backfill: p.backfill, maxKeyEntries: cfg.maxKeyEntries ?? 0, maxDelayMs: cfg.maxDelayMs, overflowOut: p.overflowOut,
     };
     if (ck) {
       const storage = ck.storage.descriptor;
       if (!storage) throw new JoineryError('E_INTERNAL', `checkpoint storage ${ck.storage.location} cannot be opened by worker threads`);
-      init.checkpoint = { storage, runId: ck.runId, outer: p.outer, gateOutput: parseSinkSpec(cfg.out)?.kind === 'file', firstEpoch: restored?.id ?? 0 };
+      init.checkpoint = { storage, runId: ck.runId, outer: p.outer, gateOutput: out.kind === 'file', firstEpoch: restored?.id ?? 0 };
       if (restored) {
         init.restore = {
           files: restored.files.map((f) => ({ name: f.name, keyGroups: f.keyGroups })),

@@ -10,7 +10,7 @@ import { endpointsOf, kafkaTopic } from '../config/endpoints.js';
 import type { Config } from '../config/schema.js';
 import type { EngineControl } from '../control/engine-control.js';
 import { log } from '../core/log.js';
-import type { EngineOptions } from '../engine.js';
+import type { EngineOptions, PositionsPort } from '../engine.js';
 import { kafkaAdapter } from './adapters.js';
 import { parseBrokers, parseFrom } from './options.js';
 import type { KafkaAdapter, KafkaInput, KafkaLineOutput, KafkaRecordOutput, KafkaSourceOptions } from './port.js';
@@ -28,8 +28,8 @@ export interface KafkaIOOptions {
   beforeRejoin?: () => Promise<void>;
 }
 
-/** The engine's view of the Kafka parts of a run. */
-export type KafkaEngineHooks = Pick<EngineOptions, 'outRecords' | 'lateSink' | 'deadSink' | 'commit' | 'commitCheckpoint' | 'transactionalOutput' | 'onStall'>;
+/** The engine's view of the Kafka parts of a run: its sinks, and the group's offsets as the engine's PositionsPort. */
+export type KafkaEngineHooks = Pick<EngineOptions, 'outRecords' | 'lateSink' | 'deadSink'> & { positions: PositionsPort };
 
 export interface KafkaIO {
   readonly adapter: KafkaAdapter;
@@ -79,7 +79,7 @@ export async function committedCheckpointId(cfg: Config): Promise<number> {
   return Math.max(0, ...committed.map((c) => { const r = parseCheckpointRef(c.metadata); return r && r.member === null ? r.id : 0; }));
 }
 
-/** Open the Kafka input and sinks the config names, and the engine's commit hooks for them. */
+/** Open the Kafka input and sinks the config names, and the engine's PositionsPort over them. */
 export async function openKafkaIO(o: KafkaIOOptions): Promise<KafkaIO> {
   const { cfg, member, control } = o;
   const adapter = await kafkaAdapter();
@@ -89,7 +89,7 @@ export async function openKafkaIO(o: KafkaIOOptions): Promise<KafkaIO> {
   const leftTopic = kafkaTopic(ep.left), rightTopic = kafkaTopic(ep.right);
   const transactional = isTransactional(cfg, o.checkpoints);
   const io = { adapter, brokers, source: null as KafkaInput | null, out: null as KafkaRecordOutput | null,
-    lateSink: null as KafkaLineOutput | null, deadSink: null as KafkaLineOutput | null, engine: {} as KafkaEngineHooks,
+    lateSink: null as KafkaLineOutput | null, deadSink: null as KafkaLineOutput | null, engine: { positions: {} } as KafkaEngineHooks,
     async close(): Promise<void> {
       for (const s of [io.deadSink, io.lateSink, io.out]) await s?.close().catch(() => {});
       await io.source?.close().catch(() => {});
@@ -113,7 +113,7 @@ export async function openKafkaIO(o: KafkaIOOptions): Promise<KafkaIO> {
         },
       });
       // Partitions are paused while routing stalls on a full ring or while paused by POST /pause.
-      io.engine.onStall = pauseSourceWhile(io.source, control);
+      io.engine.positions.onStall = pauseSourceWhile(io.source, control);
     }
     const common = { brokers, compression: cfg.compression, connectTimeoutMs: cfg.connectTimeoutMs };
     const outTopic = kafkaTopic(ep.out);
@@ -133,31 +133,31 @@ export async function openKafkaIO(o: KafkaIOOptions): Promise<KafkaIO> {
     await io.close();
     throw e;
   }
-  const src = io.source, out = io.out;
+  const src = io.source, out = io.out, positions = io.engine.positions;
   const noted = (positions: Array<{ topic: string; partition: number; offset: string }>) => control?.noteCommitted(positions);
   if (transactional) {
-    io.engine.transactionalOutput = true;
-    io.engine.commitCheckpoint = async (m) => {
-      const positions = kafkaPositions(m);
-      await out!.commitTransaction(cfg.group, positions, checkpointMetadata(member, m.id));
-      noted(positions);
+    positions.transactionalOutput = true;
+    positions.commitCheckpoint = async (m) => {
+      const offsets = kafkaPositions(m);
+      await out!.commitTransaction(cfg.group, offsets, checkpointMetadata(member, m.id));
+      noted(offsets);
     };
   } else if (src && o.checkpoints) {
     // Offsets follow checkpoints, with the checkpoint id as metadata.
-    io.engine.commitCheckpoint = async (m) => {
-      const positions = kafkaPositions(m);
-      await src.commit(positions, checkpointMetadata(member, m.id));
-      noted(positions);
+    positions.commitCheckpoint = async (m) => {
+      const offsets = kafkaPositions(m);
+      await src.commit(offsets, checkpointMetadata(member, m.id));
+      noted(offsets);
     };
   } else if (src) {
-    io.engine.commit = async (positions) => { const r = await src.commit(positions); noted(positions); return r; };
+    positions.commitApplied = async (offsets) => { const r = await src.commit(offsets); noted(offsets); return r; };
   }
   return io;
 }
 
 /**
  * Pause every partition of a source while routing stalls on a full ring or while paused by
- * POST /pause, resume when neither holds; returns the engine's onStall. (Kafka keeps heartbeating
+ * POST /pause, resume when neither holds; returns the engine's PositionsPort.onStall. (Kafka keeps heartbeating
  * through a pause, so the group does not rebalance.)
  */
 function pauseSourceWhile(src: { partitions: ReadonlyArray<{ side: 0 | 1; partition: number }>; pause(side: 0 | 1, p: number): void; resume(side: 0 | 1, p: number): void },

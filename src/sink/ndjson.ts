@@ -11,11 +11,11 @@ const P_LEFT_ID = b('{"leftId":'), P_RIGHT_ID = b(',"rightId":'), P_KEY = b(',"k
 /**
  * How output records are laid out in a chunk:
  * - `ndjson`: newline-terminated JSON lines (files, stdout);
- * - `kafka-json` / `kafka-flatbuffers`: keyed records for the Kafka sink, each framed as
- *   [u16 keyLen][key][u32 valueLen][value] with the canonical join key as the Kafka key and the
- *   JSON record or a FlatBuffers JoinedRecord as the value. See decodeKafkaChunk.
+ * - `records-json` / `records-flatbuffers`: keyed records for a record sink (Kafka), each framed
+ *   as [u16 keyLen][key][u32 valueLen][value] with the canonical join key as the record's key and
+ *   the JSON record or a FlatBuffers JoinedRecord as the value. See decodeRecordChunk.
  */
-export type OutputFraming = 'ndjson' | 'kafka-json' | 'kafka-flatbuffers';
+export type OutputFraming = 'ndjson' | 'records-json' | 'records-flatbuffers';
 
 /**
  * Builds the output record of docs/architecture.md §2 by concatenation: ids and key are already canonical
@@ -95,7 +95,7 @@ export class NdjsonEmitter implements JoinEmitter {
   pair(key: Uint8Array, leftId: Uint8Array, leftTs: number, left: Uint8Array, rightId: Uint8Array, rightTs: number, right: Uint8Array): void {
     this.records++;
     if (this.discard) return;
-    if (this.framing === 'kafka-flatbuffers') { this.flatRecord(key, leftId, leftTs, left, rightId, rightTs, right); return; }
+    if (this.framing === 'records-flatbuffers') { this.flatRecord(key, leftId, leftTs, left, rightId, rightTs, right); return; }
     this.begin(key);
     this.bytes(P_LEFT_ID); this.bytes(leftId);
     this.bytes(P_RIGHT_ID); this.bytes(rightId);
@@ -110,7 +110,7 @@ export class NdjsonEmitter implements JoinEmitter {
   unmatched(side: Side, key: Uint8Array, id: Uint8Array, ts: number, payload: Uint8Array): void {
     this.records++;
     if (this.discard) return;
-    if (this.framing === 'kafka-flatbuffers') {
+    if (this.framing === 'records-flatbuffers') {
       if (side === 0) this.flatRecord(key, id, ts, payload, null, null, null);
       else this.flatRecord(key, null, null, null, id, ts, payload);
       return;
@@ -139,8 +139,8 @@ export class NdjsonEmitter implements JoinEmitter {
   }
 }
 
-/** Split a Kafka-framed chunk into (key, value) views. */
-export function decodeKafkaChunk(chunk: Uint8Array, each: (key: Uint8Array, value: Uint8Array) => void): void {
+/** Split a chunk of keyed records (`records-*` framing) into (key, value) views. */
+export function decodeRecordChunk(chunk: Uint8Array, each: (key: Uint8Array, value: Uint8Array) => void): void {
   const dv = new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength);
   let p = 0;
   while (p < chunk.length) {

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { filePathOfSpec, parseSinkSpec } from '../config/endpoints.js';
+import type { SinkEndpoint, SinkKind } from '../config/endpoints.js';
 import { JoineryError } from '../core/errors.js';
 
 /**
@@ -78,21 +78,33 @@ class NullSink implements LineSink {
   close(): void {}
 }
 
+/**
+ * The sink kinds a thread opens itself, by kind (the engine for --late-out and --dead-letter, each
+ * worker for a file --out). The other kinds (Kafka) need async setup: the caller opens them and
+ * hands the engine a LineSink or RecordSink.
+ */
+const LINE_SINKS: { [K in SinkKind]?: (e: Extract<SinkEndpoint, { kind: K }>, truncate: boolean) => LineSink } = {
+  stdout: () => new StdoutSink(),
+  null: () => new NullSink(),
+  file: (e, truncate) => new FileSink(e.spec, e.path, truncate),
+};
+
+/** Whether this thread can open sinks of this kind itself (else the caller hands the engine one). */
+export function isLineSinkKind(kind: SinkKind): boolean {
+  return LINE_SINKS[kind] !== undefined;
+}
+
 /** Open a sink on this thread. `truncate` empties a file sink first (the owner does it once; writers append). */
-export function openLineSink(spec: string, truncate: boolean): LineSink {
-  const e = parseSinkSpec(spec);
-  switch (e?.kind) {
-    case 'stdout': return new StdoutSink();
-    case 'null': return new NullSink();
-    case 'file': return new FileSink(spec, e.path, truncate);
-    default: throw new JoineryError('E_USAGE', `unsupported sink ${JSON.stringify(spec)} (use file:PATH, stdout or null)`);
-  }
+export function openLineSink(sink: SinkEndpoint, truncate: boolean): LineSink {
+  const open = LINE_SINKS[sink.kind] as ((e: SinkEndpoint, truncate: boolean) => LineSink) | undefined;
+  if (!open) throw new JoineryError('E_USAGE', `unsupported sink ${JSON.stringify(sink.spec)} (use file:PATH, stdout or null)`);
+  return open(sink, truncate);
 }
 
 /** Fail before any work when a file sink's directory is missing or not writable. */
-export function checkWritable(spec: string | undefined, flag: string): void {
-  const file = filePathOfSpec(spec);
-  if (file === null) return;
+export function checkWritable(sink: SinkEndpoint | undefined, flag: string): void {
+  if (sink?.kind !== 'file') return;
+  const { spec, path: file } = sink;
   const dir = path.dirname(path.resolve(file));
   try {
     fs.accessSync(dir, fs.constants.W_OK);

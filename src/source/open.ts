@@ -3,7 +3,7 @@
  * name (`*.parquet`) or `--format parquet`; the others from `--format` (default NDJSON).
  */
 import type { FileIdentity } from '../checkpoint/manifest.js';
-import { parseSourceSpec } from '../config/endpoints.js';
+import type { FileSourceEndpoint } from '../config/endpoints.js';
 import type { Config } from '../config/schema.js';
 import type { Side } from '../state/store.js';
 import { FileSource } from './file.js';
@@ -26,13 +26,12 @@ export function sideFieldsOf(cfg: Config, side: Side): { key: string[]; time: st
 }
 
 /**
- * Open `spec` (file:PATH) for `side`; `start` resumes at a checkpoint position (a row index for
+ * Open a file input for `side`; `start` resumes at a checkpoint position (a row index for
  * Parquet). Returns the source and the format its records reach the workers in (Parquet rows
  * travel as JSON text).
  */
-export function openFileInput(cfg: Config, spec: string, side: Side, start?: { byte: number; line: number; identity?: FileIdentity }): { source: FileSource | ParquetSource; format: 'json' | 'flatbuffers'; fileFormat: FileFormat } {
-  const ep = parseSourceSpec(spec);
-  const file = ep?.kind === 'file' ? ep.path : spec;
+export function openFileInput(cfg: Config, input: FileSourceEndpoint, side: Side, start?: { byte: number; line: number; identity?: FileIdentity }): { source: FileSource | ParquetSource; format: 'json' | 'flatbuffers'; fileFormat: FileFormat } {
+  const file = input.path;
   const fileFormat = fileFormatOf(file, cfg.format);
   if (fileFormat === 'parquet') return { source: new ParquetSource(file, side, sideFieldsOf(cfg, side), start), format: 'json', fileFormat };
   return { source: new FileSource(file, side, fileFormat, start), format: fileFormat, fileFormat };

@@ -28,7 +28,7 @@ export interface InputContext {
 export interface OpenedIO {
   sources: Source[];
   formats: [Format, Format];
-  /** Sinks and hooks for the engine that came with the inputs (Kafka: its sinks and commit hooks). */
+  /** Sinks and the PositionsPort for the engine that came with the inputs (Kafka: its sinks, offset commits, pausing). */
   engine: Partial<EngineOptions>;
   close(): Promise<void>;
 }
@@ -37,9 +37,9 @@ type Factory<K extends SourceKind> = (left: Extract<SourceEndpoint, { kind: K }>
 
 const INPUTS: { [K in SourceKind]: Factory<K> } = {
   file: async (left, right, { cfg, ck }) => {
-    const l = openFileInput(cfg, left.spec, 0, fileStartOf(ck, left.spec, 0));
+    const l = openFileInput(cfg, left, 0, fileStartOf(ck, left.spec, 0));
     try {
-      const r = openFileInput(cfg, right.spec, 1, fileStartOf(ck, right.spec, 1));
+      const r = openFileInput(cfg, right, 1, fileStartOf(ck, right.spec, 1));
       return { sources: [l.source, r.source], formats: [l.format, r.format], engine: {}, close: async () => { await l.source.close(); await r.source.close(); } };
     } catch (e) {
       await l.source.close();

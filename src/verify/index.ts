@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { decodeJoined } from '../codec/flat-build.js';
 import type { Config } from '../config/schema.js';
-import { parseSourceSpec } from '../config/endpoints.js';
+import { endpointsOf, type SinkEndpoint, type SourceEndpoint } from '../config/endpoints.js';
 import { JoineryError, type ErrorCode } from '../core/errors.js';
 import { fileFormatOf } from '../source/open.js';
 import { log } from '../core/log.js';
@@ -64,12 +64,11 @@ interface Src {
   rowGroups?: readonly number[];
 }
 
-async function sourceOf(spec: string, flag: Src['flag'], cfg: Config): Promise<Src> {
-  const ep = parseSourceSpec(spec);
-  if (ep?.kind === 'kafka') {
+async function sourceOf(ep: SourceEndpoint | SinkEndpoint, flag: Src['flag'], cfg: Config): Promise<Src> {
+  if (ep.kind === 'kafka') {
     return { flag, kind: 'kafka', name: ep.topic, format: flag === 'output' ? 'json' : (cfg.format as 'json' | 'flatbuffers' | undefined) ?? 'flatbuffers', sizeBytes: 0, recordBytes: 0 };
   }
-  const f = ep?.kind === 'file' ? ep.path : spec;
+  const f = ep.kind === 'file' ? ep.path : ep.spec;
   let sizeBytes: number;
   try {
     fs.accessSync(f, fs.constants.R_OK);
@@ -241,7 +240,8 @@ function firstN(lists: Ranked[][], n: number): Example[] {
 }
 
 export async function verify(cfg: Config, progressOn: boolean): Promise<VerifyReport> {
-  const srcs = [await sourceOf(cfg.left!, 'left', cfg), await sourceOf(cfg.right!, 'right', cfg), await sourceOf(cfg.output!, 'output', cfg)];
+  const ep = endpointsOf(cfg);
+  const srcs = [await sourceOf(ep.left!, 'left', cfg), await sourceOf(ep.right!, 'right', cfg), await sourceOf(ep.output!, 'output', cfg)];
   const threads = cfg.verifyThreads, budget = cfg.maxMemoryBytes;
   const bits = partitionBits(srcs, budget, threads), parts = 1 << bits;
   const cpu0 = process.cpuUsage();

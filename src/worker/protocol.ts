@@ -1,3 +1,4 @@
+import type { SinkEndpoint } from '../config/endpoints.js';
 import type { JoinKind } from '../config/schema.js';
 import type { HotKeyReport } from '../join/hot-keys.js';
 import type { StagedFile, StorageDescriptor } from '../checkpoint/storage.js';
@@ -16,10 +17,10 @@ export interface WorkerInit {
   state: 'lmdb' | 'memory' | 'lmdb-btree';
   bucketMs: number;
   stateDir: string;
-  /** Output sink spec: file:PATH (the worker appends), stdout or kafka:TOPIC (chunks posted to main), null. */
-  out: string;
-  /** Layout of output chunks (kafka framings for --out kafka:TOPIC). */
-  framing: 'ndjson' | 'kafka-json' | 'kafka-flatbuffers';
+  /** --out as its descriptor: a file the worker appends to; stdout or a record sink (chunks posted to main); null. */
+  out: SinkEndpoint;
+  /** Layout of output chunks (records framings for a record sink such as --out kafka:TOPIC). */
+  framing: 'ndjson' | 'records-json' | 'records-flatbuffers';
   statsIntervalMs: number;
   /** --max-key-entries (0 = no guard) and --max-delay (how long the hot-key sketch must remember). */
   maxKeyEntries: number;

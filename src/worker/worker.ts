@@ -10,7 +10,6 @@ import { ChangeWriter, foldChain } from '../checkpoint/delta.js';
 import { injectedDelayMs, injectedFault } from '../checkpoint/faults.js';
 import { LoggedStore } from '../checkpoint/logged-store.js';
 import { openStorage, type CheckpointStorage, type StagedFile } from '../checkpoint/storage.js';
-import { parseSinkSpec } from '../config/endpoints.js';
 import { JoineryError } from '../core/errors.js';
 import { nowMs } from '../core/units.js';
 import { HotKeys } from '../join/hot-keys.js';
@@ -139,9 +138,8 @@ class Worker {
       this.store = base;
     }
     this.gate = new OutputGate(init.checkpoint?.firstEpoch ?? 0, (chunk) => this.sink!.write(chunk));
-    const outKind = parseSinkSpec(init.out)?.kind;
-    this.emitter = new NdjsonEmitter(init.formats, outKind === 'null', init.framing);
-    this.sink = outKind === 'file' ? openLineSink(init.out, false) : null;
+    this.emitter = new NdjsonEmitter(init.formats, init.out.kind === 'null', init.framing);
+    this.sink = init.out.kind === 'file' ? openLineSink(init.out, false) : null;
     port.on('message', (m: WorkerRequest) => {
       // Output of processed frames is flushed before their space is released, so the released
       // head tells how far input has been applied and its output handed on (FIFO with 'out').
@@ -283,7 +281,7 @@ class Worker {
     if (!chunk) return;
     if (this.sink) {
       if (this.gate.offer(this.outTag, chunk)) this.sink.flush();
-    } else if (init.out !== 'null') post({ type: 'out', chunk }, [chunk.buffer as ArrayBuffer]);
+    } else if (init.out.kind !== 'null') post({ type: 'out', chunk }, [chunk.buffer as ArrayBuffer]);
   }
 
   /** The hot path appends synchronously to a local file: the port's staged files are local disk by contract. */
