@@ -155,7 +155,7 @@ describe('checkpoints and recovery (files → file)', () => {
     let rewritten = 0;
     for (const n of manifests(name)) {
       const m = JSON.parse(fs.readFileSync(path.join(dir, 'manifests', n), 'utf8')).manifest;
-      assert.equal(m.format, 3);
+      assert.equal(m.format, 4);
       for (const f of [...m.files, ...(m.inflight ?? [])]) {
         assert.match(f.checksum, /^crc32:[0-9a-f]{8}$/);
         delete f.checksum;
@@ -174,9 +174,9 @@ describe('checkpoints and recovery (files → file)', () => {
     assert.doesNotMatch(b.stderr, /skipped checkpoint/);
     const diff = multisetDiff(expected, outputLines(path.join(tmp, `out-${name}.ndjson`)));
     assert.equal(diff, '', diff);
-    // Checkpoints after the resume are format 3; files of the old chain still named keep their SHA-256.
+    // Checkpoints after the resume are format 4; files of the old chain still named keep their SHA-256.
     const last = JSON.parse(fs.readFileSync(path.join(dir, 'manifests', manifests(name).pop()!), 'utf8')).manifest;
-    assert.equal(last.format, 3);
+    assert.equal(last.format, 4);
     assert.ok((last.files as Array<{ checksum: string }>).every((f) => /^(crc32:[0-9a-f]{8}|sha256:[0-9a-f]{64})$/.test(f.checksum)));
   });
 
