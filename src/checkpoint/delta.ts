@@ -434,8 +434,9 @@ export function forEachChange(buf: Buffer, name: string, kgFrom: number, kgTo: n
       r.sourcePartition = sourcePartition; r.ts = ts; r.expireAtMs = expireAtMs;
       r.start = o; r.end = end;
       if (views) {
-        const i0 = p + keyLen, p0 = i0 + idLen;
-        r.key = buf.subarray(p, i0); r.id = buf.subarray(i0, p0); r.payload = buf.subarray(p0, end);
+        // Plain views, not Buffer#subarray: its species lookup costs more than the rest of the record.
+        const ab = buf.buffer, at = buf.byteOffset;
+        r.key = new Uint8Array(ab, at + p, keyLen); r.id = new Uint8Array(ab, at + p + keyLen, idLen); r.payload = new Uint8Array(ab, at + p + keyLen + idLen, payloadLen);
       }
       visit(r);
     }
@@ -480,8 +481,8 @@ function forEachV1(buf: Buffer, name: string, kgFrom: number, kgTo: number, visi
       r.type = type; r.side = buf[o + 1] as Side; r.joined = buf[o + 2] === 1; r.keyGroup = kg;
       r.keyHash = buf.readUInt32LE(o + 8); r.sourcePartition = buf.readUInt16LE(o + 14); r.ts = buf.readDoubleLE(o + 24); r.expireAtMs = buf.readDoubleLE(o + 32);
       r.start = o; r.end = end;
-      const k0 = o + RECORD_HEADER_BYTES, i0 = k0 + keyLen, p0 = i0 + idLen;
-      r.key = buf.subarray(k0, i0); r.id = buf.subarray(i0, p0); r.payload = buf.subarray(p0, end);
+      const ab = buf.buffer, k0 = buf.byteOffset + o + RECORD_HEADER_BYTES;
+      r.key = new Uint8Array(ab, k0, keyLen); r.id = new Uint8Array(ab, k0 + keyLen, idLen); r.payload = new Uint8Array(ab, k0 + keyLen + idLen, payloadLen);
       visit(r);
     }
     o = end;
