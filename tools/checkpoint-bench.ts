@@ -50,8 +50,8 @@ type Cpu = { usPerEvent: number; threads?: Array<{ name: string; usPerEvent: num
 function cpuText(cs: Cpu[]): string {
   if (cs.length === 0) return 'CPU n/a';
   const names = [...new Set(cs.flatMap((c) => c.threads?.map((t) => t.name) ?? []))];
-  const per = names.map((n) => `${n} ${median(cs.flatMap((c) => c.threads?.filter((t) => t.name === n).map((t) => t.usPerEvent) ?? [])).toFixed(1)}`);
-  return `${median(cs.map((c) => c.usPerEvent)).toFixed(1)} µs CPU/event${per.length ? ` (${per.join(', ')})` : ''}`;
+  const per = names.map((n) => `${n} ${median(cs.flatMap((c) => c.threads?.filter((t) => t.name === n).map((t) => t.usPerEvent) ?? [])).toFixed(2)}`);
+  return `${median(cs.map((c) => c.usPerEvent)).toFixed(2)} µs CPU/event${per.length ? ` (${per.join(', ')})` : ''}`;
 }
 
 async function throughput(): Promise<void> {

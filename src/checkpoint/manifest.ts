@@ -15,9 +15,13 @@ import type { JoinKind } from '../config/schema.js';
  * files). A format-2 joinery would find no `sha256` and take every file for corrupt — silently
  * falling back to an older checkpoint; the new number makes it refuse, saying why. Formats 1 and 2
  * are still read: their `sha256` becomes `checksum: 'sha256:…'`, verified as such.
+ * Format 4 (written now): the same fields; the change files it names may hold version-2 records
+ * (delta.ts: 20-byte headers instead of 40). A format-3 joinery would read those files' header as
+ * bad and set the checkpoint aside as corrupt; the new number makes it refuse instead. The chain of
+ * a format-4 manifest may mix both record versions (files written before an upgrade).
  */
-export const MANIFEST_FORMAT = 3;
-export const MANIFEST_FORMATS_READ = [1, 2, 3] as const;
+export const MANIFEST_FORMAT = 4;
+export const MANIFEST_FORMATS_READ = [1, 2, 3, 4] as const;
 
 export interface StateFileRef {
   /** File name inside the checkpoint directory's data/ folder. */

@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { ChangeWriter, checkHeader, forEachChange } from '../../src/checkpoint/delta.js';
 import { BIN, joinery, lastJson } from './cli.js';
 import { canonical, multisetDiff, referenceJoin, type Rec, readNdjson } from './reference-join.js';
 
@@ -155,7 +156,7 @@ describe('checkpoints and recovery (files → file)', () => {
     let rewritten = 0;
     for (const n of manifests(name)) {
       const m = JSON.parse(fs.readFileSync(path.join(dir, 'manifests', n), 'utf8')).manifest;
-      assert.equal(m.format, 3);
+      assert.equal(m.format, 4);
       for (const f of [...m.files, ...(m.inflight ?? [])]) {
         assert.match(f.checksum, /^crc32:[0-9a-f]{8}$/);
         delete f.checksum;
@@ -174,10 +175,48 @@ describe('checkpoints and recovery (files → file)', () => {
     assert.doesNotMatch(b.stderr, /skipped checkpoint/);
     const diff = multisetDiff(expected, outputLines(path.join(tmp, `out-${name}.ndjson`)));
     assert.equal(diff, '', diff);
-    // Checkpoints after the resume are format 3; files of the old chain still named keep their SHA-256.
+    // Checkpoints after the resume are format 4; files of the old chain still named keep their SHA-256.
     const last = JSON.parse(fs.readFileSync(path.join(dir, 'manifests', manifests(name).pop()!), 'utf8')).manifest;
-    assert.equal(last.format, 3);
+    assert.equal(last.format, 4);
     assert.ok((last.files as Array<{ checksum: string }>).every((f) => /^(crc32:[0-9a-f]{8}|sha256:[0-9a-f]{64})$/.test(f.checksum)));
+  });
+
+  test('a checkpoint whose change files hold version-1 records (format 3, as the previous joinery wrote) resumes; later checkpoints add version-2 files', async () => {
+    const name = 'v1records';
+    const a = await start(runArgs(name, 2, ['--checkpoint-retain', '5']), (c) => { termAfterNewCheckpoint(name, c, 300); });
+    assert.equal(a.code, 0, a.stderr);
+    const dir = path.join(tmp, `ckpt-${name}`);
+    // Rewrite every change file as version 1 and every manifest as format 3 naming it (its length,
+    // CRC-32), the manifest's own SHA-256 recomputed.
+    const rewritten = new Map<string, { bytes: number; checksum: string }>();
+    for (const n of fs.readdirSync(path.join(dir, 'data')).filter((f) => /\.(delta|base)$/.test(f))) {
+      const p = path.join(dir, 'data', n), buf = fs.readFileSync(p);
+      assert.equal(buf[7], 2, `${n} is written in version 2`);
+      const w = new ChangeWriter(`${p}.v1`, checkHeader(buf, n), { format: 1, checksum: true });
+      forEachChange(buf, n, 0, 65536, (r) => w.copy(r));
+      assert.equal(w.close(), true);
+      fs.renameSync(`${p}.v1`, p);
+      rewritten.set(n, { bytes: w.bytes, checksum: w.digest() });
+    }
+    assert.ok(rewritten.size >= 2);
+    for (const n of manifests(name)) {
+      const m = JSON.parse(fs.readFileSync(path.join(dir, 'manifests', n), 'utf8')).manifest;
+      m.format = 3;
+      for (const f of m.files) Object.assign(f, rewritten.get(f.name));
+      const body = JSON.stringify(m);
+      fs.writeFileSync(path.join(dir, 'manifests', n), `{"sha256":"${createHash('sha256').update(body).digest('hex')}","manifest":${body}}\n`);
+    }
+    const newest = manifests(name).pop()!;
+    const b = await start(runArgs(name, 3, ['--checkpoint-retain', '5']));
+    assert.equal(b.code, 0, b.stderr);
+    assert.match(b.stderr, new RegExp(`resuming from checkpoint ${Number(newest.replace(/\D/g, ''))}\\b`));
+    assert.doesNotMatch(b.stderr, /skipped checkpoint/);
+    const diff = multisetDiff(expected, outputLines(path.join(tmp, `out-${name}.ndjson`)));
+    assert.equal(diff, '', diff);
+    const last = JSON.parse(fs.readFileSync(path.join(dir, 'manifests', manifests(name).pop()!), 'utf8')).manifest;
+    assert.equal(last.format, 4);
+    const versions = new Set((last.files as Array<{ name: string }>).map((f) => fs.readFileSync(path.join(dir, 'data', f.name))[7]));
+    assert.ok(versions.has(2), 'the files this run wrote are version 2');
   });
 
   test('no usable checkpoint: refuses to start (exit 4) and says what to do; so does another join', async () => {

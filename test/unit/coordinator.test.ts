@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { CheckpointCoordinator } from '../../src/checkpoint/coordinator.js';
 import { checksummer } from '../../src/checkpoint/checksum.js';
-import { decodeManifest, type Manifest } from '../../src/checkpoint/manifest.js';
+import { decodeManifest, MANIFEST_FORMAT, type Manifest } from '../../src/checkpoint/manifest.js';
 import type { SidePool } from '../../src/checkpoint/pool.js';
 import { MemoryStorage } from '../../src/checkpoint/storage.js';
 import type { CompactTask } from '../../src/checkpoint/tasks.js';
@@ -169,7 +169,7 @@ test('the stop checkpoint overtakes one whose barrier a worker has not reached: 
   assert.equal(await stop, true);
   assert.deepEqual(await h.storage.listManifests(), [2]);
   const m = await h.manifest(2);
-  assert.equal(m.format, 3);
+  assert.equal(m.format, MANIFEST_FORMAT);
   assert.ok(m.inflight?.every((f) => /^crc32:[0-9a-f]{8}$/.test(f.checksum)) && m.files.every((f) => /^crc32:[0-9a-f]{8}$/.test(f.checksum)), 'new files carry CRC-32s');
   assert.deepEqual(m.files.map((f) => f.name), [`${RUN}-w0-000001.delta`, `${RUN}-w0-000002.delta`, `${RUN}-w1-000003.delta`]);
   assert.deepEqual(m.inflight?.map((f) => [f.name, f.keyGroups, f.events]), [[`${RUN}-w1-000002.inflight`, ranges[1], 3]]);

@@ -55,8 +55,8 @@ test('torn text is refused, wherever it is cut', () => {
 test('another format version is refused, with the versions named', () => {
   const m = { ...sample(), format: MANIFEST_FORMAT + 1 };
   assert.throws(() => decodeManifest(encodeManifest(m), 'ckpt 42'),
-    (e: Error) => e instanceof BadManifest && e.message === `ckpt 42: format ${MANIFEST_FORMAT + 1}, this joinery reads 1, 2, 3`);
-  assert.deepEqual([...MANIFEST_FORMATS_READ], [1, 2, 3]);
+    (e: Error) => e instanceof BadManifest && e.message === `ckpt 42: format ${MANIFEST_FORMAT + 1}, this joinery reads 1, 2, 3, 4`);
+  assert.deepEqual([...MANIFEST_FORMATS_READ], [1, 2, 3, 4]);
 });
 
 test('a stop checkpoint (in-flight files) round-trips', () => {
@@ -64,10 +64,10 @@ test('a stop checkpoint (in-flight files) round-trips', () => {
   assert.deepEqual(decodeManifest(encodeManifest(m), 'ckpt 3').inflight, m.inflight);
 });
 
-test('new manifests are format 3 and name the checksum algorithm: a format-2 joinery refuses them instead of taking every file for corrupt', () => {
+test('new manifests are format 4 (version-2 change records) and name the checksum algorithm: older joineries refuse them instead of taking every file for corrupt', () => {
   const text = encodeManifest(sample());
-  assert.equal(MANIFEST_FORMAT, 3);
-  assert.match(text, /"format":3,/);
+  assert.equal(MANIFEST_FORMAT, 4);
+  assert.match(text, /"format":4,/);
   assert.match(text, /"checksum":"crc32:0a1b2c3d"/);
   assert.equal(text.indexOf('"sha256"', 2), -1, 'no file carries the old field (only the manifest\'s own checksum, first)');
 });
