@@ -11,7 +11,7 @@
  * A failed step fails that checkpoint only: the previous one stays the restore point, the change
  * files are kept (the next checkpoint includes them) and the next interval tries again.
  * Incremental: each checkpoint adds only the change files since the previous one; when the
- * deltas outgrow the base, a background compaction folds the chain into new base files.
+ * chain holds much more than the live state, a background compaction folds it into new base files.
  */
 import * as fs from 'node:fs';
 import type { BarrierCut, Router } from '../router/router.js';
@@ -69,17 +69,30 @@ export interface CoordinatorOptions {
   log: (msg: string, level: LogLevel, fields?: LogFields) => void;
   /** Each checkpoint's outcome (metrics, /status). */
   onResult?: (r: { ok: boolean; id: number; durationMs?: number; bytes?: number }) => void;
+  /** Compaction thresholds (tests); defaults COMPACT_*. */
+  compact?: Partial<CompactThresholds>;
+}
+
+export interface CompactThresholds {
+  minChainBytes: number;
+  chainToLive: number;
+  maxDeltaFiles: number;
 }
 
 /**
- * Compact when the deltas since the base exceed both this and twice the base (or when there are
- * too many files). Each compaction rewrites the live state, so letting the deltas reach 2× the base
- * keeps the rewriting to about the ingest volume (LSM-style amortisation) while a restore reads at
- * most ~3× the live state.
+ * Compact when the chain (base + deltas) holds at least three times the live state, and at least
+ * minChainBytes (or when there are too many delta files). A compaction rewrites the live state and
+ * reclaims only what expired, so it pays when most of the chain is dead: a growing state (a new job,
+ * or one still filling its window) has a chain that is nearly all live, and compacting it would
+ * rewrite the whole state for nothing — in the middle of the run, on the side pool and the disk
+ * the checkpoints share. The factor keeps a restore reading at most ~3× the live state, and since
+ * the chain must grow by about twice the live state between compactions, the rewriting stays
+ * under half the ingest volume (LSM-style amortisation).
+ * The live state is what the workers report at the barrier (key + id + payload of each buffered
+ * event): a lower bound of its size in change records (each adds a header), so the estimate errs
+ * towards compacting early rather than letting a restore read more.
  */
-const COMPACT_MIN_DELTA_BYTES = 256 * 1024 * 1024;
-const COMPACT_DELTA_TO_BASE = 2;
-const COMPACT_MAX_DELTA_FILES = 256;
+const COMPACT_DEFAULTS: CompactThresholds = { minChainBytes: 256 * 1024 * 1024, chainToLive: 3, maxDeltaFiles: 256 };
 
 export class CheckpointCoordinator {
   readonly stats: CheckpointStats = {
@@ -98,9 +111,11 @@ export class CheckpointCoordinator {
   private failure: Error | null = null;
   /** This run's state files that have been in the chain: retention may delete them once no kept manifest names them. */
   private readonly named = new Set<string>();
+  private readonly thresholds: CompactThresholds;
 
   constructor(private readonly o: CoordinatorOptions) {
     this.chain = [...o.chain];
+    this.thresholds = { ...COMPACT_DEFAULTS, ...o.compact };
     this.nextId = o.lastId + 1;
     this.stats.lastId = o.lastId;
   }
@@ -326,7 +341,7 @@ export class CheckpointCoordinator {
         this.o.log(`stop checkpoint ${id} taken at a cut in ${Math.round(ms)}ms: ${n > 0 ? `${n} routed event(s) not yet joined are kept in it (${mb(manifest.inflight?.reduce((k, f) => k + f.bytes, 0) ?? 0)}) and are joined first on the next start` : 'every routed event had been joined'}`, 'info', { checkpoint: id, inflightEvents: n });
       }
       await this.retire();
-      this.maybeCompact(manifest);
+      this.maybeCompact(manifest, [...acks.values()].reduce((n, a) => n + a.stateBytes, 0));
       return true;
     } catch (e) {
       this.stats.failed++;
@@ -380,12 +395,13 @@ export class CheckpointCoordinator {
   /** The run is ending: a compaction now would only delay the exit (the next run compacts). */
   finishing = false;
 
-  private maybeCompact(m: Manifest): void {
+  /** `liveBytes`: the workers' state at this checkpoint's barrier. */
+  private maybeCompact(m: Manifest, liveBytes: number): void {
     if (this.compacting || this.compacted || this.finishing) return;
-    const baseBytes = this.chain.filter((f) => f.kind === 'base').reduce((s, f) => s + f.bytes, 0);
-    const deltas = this.chain.filter((f) => f.kind === 'delta');
-    const deltaBytes = deltas.reduce((s, f) => s + f.bytes, 0);
-    if (deltas.length < COMPACT_MAX_DELTA_FILES && (deltaBytes < COMPACT_MIN_DELTA_BYTES || deltaBytes < COMPACT_DELTA_TO_BASE * baseBytes)) return;
+    const deltas = this.chain.filter((f) => f.kind === 'delta').length;
+    const chainBytes = this.chain.reduce((s, f) => s + f.bytes, 0);
+    const t = this.thresholds;
+    if (deltas < t.maxDeltaFiles && (chainBytes < t.minChainBytes || chainBytes < t.chainToLive * liveBytes)) return;
     const snapshot = [...this.chain];
     const dropBeforeMs = Math.min(...m.workers.map((w) => w.watermarkMs));
     const t0 = performance.now();

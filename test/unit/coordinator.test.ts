@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { CheckpointCoordinator } from '../../src/checkpoint/coordinator.js';
+import { CheckpointCoordinator, type CompactThresholds } from '../../src/checkpoint/coordinator.js';
 import { checksummer } from '../../src/checkpoint/checksum.js';
 import { decodeManifest, MANIFEST_FORMAT, type Manifest } from '../../src/checkpoint/manifest.js';
 import type { SidePool } from '../../src/checkpoint/pool.js';
@@ -19,7 +19,9 @@ const RUN = 'r2';
 const ranges: Array<[number, number]> = [[0, 512], [512, 1024]];
 const job: Manifest['job'] = { join: 'left', lowerMs: 0, upperMs: 10, keys: [['k'], ['k']] };
 
-function harness(opts: { outputFile?: string; retain?: number; fileBytes?: number } = {}) {
+function harness(opts: { outputFile?: string; retain?: number; fileBytes?: number; compact?: Partial<CompactThresholds>;
+  /** The live state bytes a worker reports at barrier `id` (default 0). */
+  stateBytes?: (id: number) => number; } = {}) {
   // Data in memory, staged files in its local scratch directory (the workers' change files, the coordinator's in-flight files).
   const storage = new MemoryStorage();
   after(() => storage.dispose());
@@ -39,7 +41,7 @@ function harness(opts: { outputFile?: string; retain?: number; fileBytes?: numbe
       // Each worker closes a change file and answers.
       setImmediate(() => ranges.forEach((_, w) => {
         const name = `${RUN}-w${w}-${String(++seq).padStart(6, '0')}.delta`;
-        coord.onAck(w, { id, file: stageChange(name, `changes ${seq}`), watermarkMs: id * 100, stateBytes: 0 });
+        coord.onAck(w, { id, file: stageChange(name, `changes ${seq}`), watermarkMs: id * 100, stateBytes: opts.stateBytes?.(id) ?? 0 });
       }));
       return { id, positions: [], watermarkMs: id * 100, partitions: [] };
     },
@@ -63,7 +65,7 @@ function harness(opts: { outputFile?: string; retain?: number; fileBytes?: numbe
   const logs: string[] = [];
   coord = new CheckpointCoordinator({
     storage, pool, router, ranges, job, outer: [true, false], runId: RUN, outputFile: opts.outputFile, outputSpec: opts.outputFile ? `file:${opts.outputFile}` : 'null',
-    chain: [], lastId: 0, retain: opts.retain ?? 3, release: (id) => released.push(id), log: (m) => logs.push(m),
+    chain: [], lastId: 0, retain: opts.retain ?? 3, compact: opts.compact, release: (id) => released.push(id), log: (m) => logs.push(m),
   });
   const manifest = async (id: number) => decodeManifest(await storage.readManifest(id), `m${id}`);
   return { storage, coord, released, compactions, logs, manifest, router: router as unknown as Record<string, unknown>, change: (w: number) => {
@@ -142,6 +144,26 @@ test('compaction: bases replace the folded prefix; files only older manifests na
   for (const f of m2.files) assert.ok(files.includes(f.name), `${f.name} is kept`);
   // The deltas the bases replaced are named by no manifest kept: a long run must not keep them forever.
   assert.deepEqual(files.filter((n) => n.endsWith('.delta')).sort(), [`${RUN}-w0-000003.delta`, `${RUN}-w1-000004.delta`]);
+});
+
+test('compaction waits until the chain holds much more than the live state: all-live deltas are not rewritten, mostly expired ones are', async () => {
+  // Thresholds scaled down: each checkpoint adds two 100-byte deltas; compaction needs a chain of at least 1000 bytes.
+  const compact = { minChainBytes: 1000, maxDeltaFiles: 1000 };
+  // A growing state nothing expires from yet: each worker's live state is all its deltas (the chain is the live state).
+  const live = harness({ compact, stateBytes: (id) => id * 100 });
+  for (let i = 0; i < 10; i++) assert.equal(await live.coord.checkpoint(), true);
+  await live.coord.compactionIdle();
+  assert.equal((await live.manifest(10)).stats.stateBytes, 2000, 'the chain is past the size threshold');
+  assert.equal(live.compactions.length, 0, 'rewriting a chain that is all live state reclaims nothing');
+  // The same chain when the state stays at 150 bytes per worker (the rest expired): compacted once 3 × 300 is passed.
+  const expired = harness({ compact, stateBytes: () => 150 });
+  for (let i = 0; i < 4; i++) assert.equal(await expired.coord.checkpoint(), true);
+  await expired.coord.compactionIdle();
+  assert.equal(expired.compactions.length, 0, 'an 800-byte chain is under the size threshold');
+  assert.equal(await expired.coord.checkpoint(), true);
+  await expired.coord.compactionIdle();
+  assert.equal(expired.compactions.length, 1, 'a 1000-byte chain over 300 live bytes is compacted');
+  assert.equal(expired.compactions[0].dropBeforeMs, 500);
 });
 
 /** An in-flight stream of `events` event frames (8-byte header + 40-byte event body each). */
