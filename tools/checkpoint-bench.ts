@@ -17,7 +17,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'joinery.js');
+// JOINERY_BENCH_BIN: drive another build's bin/joinery.js (before/after pairs from one tool).
+const BIN = process.env.JOINERY_BENCH_BIN ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'joinery.js');
 const args = process.argv.slice(2);
 const mode = args[0] ?? 'throughput';
 const opt = (name: string, def: string) => { const i = args.indexOf(`--${name}`); return i >= 0 ? args[i + 1] : def; };
@@ -69,7 +70,7 @@ async function throughput(): Promise<void> {
       rates[kind].push(s.eventsPerSec);
       if (s.cpu) cpus[kind].push(s.cpu);
       if (s.checkpoints) cks.push(s.checkpoints);
-      process.stderr.write(`  run ${i + 1} ${kind.padEnd(11)} ${Math.round(s.eventsPerSec).toLocaleString('en-US')} events/s, ${cpuText(s.cpu ? [s.cpu] : [])}${s.checkpoints ? ` (${s.checkpoints.completed} checkpoints, p50 ${Math.round(s.checkpoints.p50DurationMs)} ms)` : ''}\n`);
+      process.stderr.write(`  run ${i + 1} ${kind.padEnd(11)} ${Math.round(s.eventsPerSec).toLocaleString('en-US')} events/s, ${cpuText(s.cpu ? [s.cpu] : [])}${s.checkpoints ? ` (${s.checkpoints.completed} checkpoints, p50 ${Math.round(s.checkpoints.p50DurationMs)} ms, ${s.checkpoints.compactions} compaction(s))` : ''}\n`);
     }
   }
   const a = median(rates.none), b = median(rates.checkpoints);
@@ -89,7 +90,7 @@ async function growth(): Promise<void> {
   console.log(`checkpoint growth: ${events} generated events, 3 h window (nothing expires before the end), checkpoint every ${interval}:`);
   console.log('  id   duration   written (new)   state covered');
   for (const m of ms) console.log(`  ${String(m.id).padStart(3)}  ${String(m.stats.durationMs).padStart(6)} ms  ${mb(m.stats.newBytes).padStart(12)}   ${mb(m.stats.stateBytes).padStart(12)}`);
-  console.log(`  whole run: ${Math.round(s.eventsPerSec).toLocaleString('en-US')} events/s, ${cpuText(s.cpu ? [s.cpu] : [])}`);
+  console.log(`  whole run: ${Math.round(s.eventsPerSec).toLocaleString('en-US')} events/s, ${cpuText(s.cpu ? [s.cpu] : [])}, ${s.checkpoints?.compactions ?? 0} compaction(s)`);
 }
 
 async function restore(): Promise<void> {
