@@ -17,8 +17,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-// JOINERY_BENCH_BIN: drive another build's bin/joinery.js (before/after pairs from one tool).
-const BIN = process.env.JOINERY_BENCH_BIN ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'joinery.js');
+// CKBENCH_BIN: drive another build's bin/joinery.js (before/after pairs from one tool).
+const BIN = process.env.CKBENCH_BIN ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'joinery.js');
 const args = process.argv.slice(2);
 const mode = args[0] ?? 'throughput';
 const opt = (name: string, def: string) => { const i = args.indexOf(`--${name}`); return i >= 0 ? args[i + 1] : def; };
@@ -83,7 +83,7 @@ async function growth(): Promise<void> {
   const dir = path.join(tmp, 'ck');
   const events = opt('events', '8000000'), interval = opt('interval', '3s');
   const r = await run(['run', '--left', 'gen:', '--right', 'gen:', '--events', events, '--upper', '3h', '--workers', '2', '--out', 'null',
-    '--state-dir', path.join(tmp, 'st'), '--checkpoint-dir', dir, '--checkpoint-interval', interval, '--checkpoint-retain', '100000', '--progress', 'off', '--json']);
+    '--state-dir', path.join(tmp, 'st'), '--checkpoint-dir', dir, '--checkpoint-interval', interval, '--checkpoint-retain', '10000', '--progress', 'off', '--json']);
   if (r.code !== 0) throw new Error(r.stderr);
   const ms = manifests(dir);
   const s = JSON.parse(r.stdout.trim().split('\n').pop()!);
