@@ -69,7 +69,7 @@ export interface CoordinatorOptions {
   log: (msg: string, level: LogLevel, fields?: LogFields) => void;
   /** Each checkpoint's outcome (metrics, /status). */
   onResult?: (r: { ok: boolean; id: number; durationMs?: number; bytes?: number }) => void;
-  /** Compaction thresholds (tests); defaults COMPACT_*. */
+  /** Compaction thresholds (tests); unset ones take COMPACT_DEFAULTS. */
   compact?: Partial<CompactThresholds>;
 }
 
@@ -80,7 +80,7 @@ export interface CompactThresholds {
 }
 
 /**
- * Compact when the chain (base + deltas) holds at least three times the live state, and at least
+ * Compact when the chain (base + deltas) holds at least chainToLive (3) times the live state, and at least
  * minChainBytes (or when there are too many delta files). A compaction rewrites the live state and
  * reclaims only what expired, so it pays when most of the chain is dead: a growing state (a new job,
  * or one still filling its window) has a chain that is nearly all live, and compacting it would
