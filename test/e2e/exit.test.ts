@@ -111,7 +111,9 @@ describe('stop signals', () => {
     // A stop takes about as long as the current record and the checkpoint's file writes: workers
     // made to ignore the cut (injected) stand for one that cannot finish.
     // The progress line starts once the workers are up; the router has put all input into the rings by then.
-    const c = run(hotArgs('stop-timeout', ['--stop-timeout', '500ms', '--progress', 'on']), { deadlineMs: 30_000, env: { ...process.env, JOINERY_INJECT_FAULTS: 'stop-stall:1' } });
+    // slow-drain keeps the workers joining when SIGTERM comes: the hot key alone (16M pairs) is
+    // joined in about 1.5 s now, and a run already done has no stop left to overrun.
+    const c = run(hotArgs('stop-timeout', ['--stop-timeout', '500ms', '--progress', 'on']), { deadlineMs: 30_000, env: { ...process.env, JOINERY_INJECT_FAULTS: 'stop-stall:1,slow-drain:20' } });
     await c.waitFor(/\[1s\] in /);
     const sent = Date.now();
     c.child.kill('SIGTERM');
