@@ -146,6 +146,29 @@ describe('checkpoints and recovery (files → file)', () => {
     assert.equal(diff, '', diff);
   });
 
+  /** Rewrites every manifest of `name` through `edit`, as an older joinery would have written it (its own SHA-256 recomputed). */
+  function rewriteManifests(name: string, edit: (m: Record<string, any>) => void): void {
+    const dir = path.join(tmp, `ckpt-${name}`);
+    for (const n of manifests(name)) {
+      const m = JSON.parse(fs.readFileSync(path.join(dir, 'manifests', n), 'utf8')).manifest;
+      edit(m);
+      const body = JSON.stringify(m);
+      fs.writeFileSync(path.join(dir, 'manifests', n), `{"sha256":"${createHash('sha256').update(body).digest('hex')}","manifest":${body}}\n`);
+    }
+  }
+  /** Restarts `name` on `workers` workers: it must resume from the newest checkpoint, skip none, and its output equal the batch join. Returns the newest manifest after the run. */
+  async function resumesFromNewest(name: string, workers: number): Promise<Record<string, any>> {
+    const dir = path.join(tmp, `ckpt-${name}`);
+    const newest = manifests(name).pop()!;
+    const b = await start(runArgs(name, workers, ['--checkpoint-retain', '5']));
+    assert.equal(b.code, 0, b.stderr);
+    assert.match(b.stderr, new RegExp(`resuming from checkpoint ${Number(newest.replace(/\D/g, ''))}\\b`));
+    assert.doesNotMatch(b.stderr, /skipped checkpoint/);
+    const diff = multisetDiff(expected, outputLines(path.join(tmp, `out-${name}.ndjson`)));
+    assert.equal(diff, '', diff);
+    return JSON.parse(fs.readFileSync(path.join(dir, 'manifests', manifests(name).pop()!), 'utf8')).manifest;
+  }
+
   test('a checkpoint written before format 3 (SHA-256 per file) resumes, verified; the next checkpoints add CRC-32 files to its chain', async () => {
     const name = 'oldformat';
     const a = await start(runArgs(name, 2, ['--checkpoint-retain', '5']), (c) => { termAfterNewCheckpoint(name, c, 300); });
@@ -154,8 +177,7 @@ describe('checkpoints and recovery (files → file)', () => {
     // Rewrite every manifest as the previous joinery wrote it: format 1 (2 with in-flight files), a
     // `sha256` per file, the manifest's own SHA-256 recomputed.
     let rewritten = 0;
-    for (const n of manifests(name)) {
-      const m = JSON.parse(fs.readFileSync(path.join(dir, 'manifests', n), 'utf8')).manifest;
+    rewriteManifests(name, (m) => {
       assert.equal(m.format, 4);
       for (const f of [...m.files, ...(m.inflight ?? [])]) {
         assert.match(f.checksum, /^crc32:[0-9a-f]{8}$/);
@@ -163,20 +185,11 @@ describe('checkpoints and recovery (files → file)', () => {
         f.sha256 = createHash('sha256').update(fs.readFileSync(path.join(dir, 'data', f.name))).digest('hex');
       }
       m.format = m.inflight ? 2 : 1;
-      const body = JSON.stringify(m);
-      fs.writeFileSync(path.join(dir, 'manifests', n), `{"sha256":"${createHash('sha256').update(body).digest('hex')}","manifest":${body}}\n`);
       rewritten++;
-    }
+    });
     assert.ok(rewritten >= 1);
-    const newest = manifests(name).pop()!;
-    const b = await start(runArgs(name, 2, ['--checkpoint-retain', '5']));
-    assert.equal(b.code, 0, b.stderr);
-    assert.match(b.stderr, new RegExp(`resuming from checkpoint ${Number(newest.replace(/\D/g, ''))}\\b`));
-    assert.doesNotMatch(b.stderr, /skipped checkpoint/);
-    const diff = multisetDiff(expected, outputLines(path.join(tmp, `out-${name}.ndjson`)));
-    assert.equal(diff, '', diff);
     // Checkpoints after the resume are format 4; files of the old chain still named keep their SHA-256.
-    const last = JSON.parse(fs.readFileSync(path.join(dir, 'manifests', manifests(name).pop()!), 'utf8')).manifest;
+    const last = await resumesFromNewest(name, 2);
     assert.equal(last.format, 4);
     assert.ok((last.files as Array<{ checksum: string }>).every((f) => /^(crc32:[0-9a-f]{8}|sha256:[0-9a-f]{64})$/.test(f.checksum)));
   });
@@ -199,21 +212,11 @@ describe('checkpoints and recovery (files → file)', () => {
       rewritten.set(n, { bytes: w.bytes, checksum: w.digest() });
     }
     assert.ok(rewritten.size >= 2);
-    for (const n of manifests(name)) {
-      const m = JSON.parse(fs.readFileSync(path.join(dir, 'manifests', n), 'utf8')).manifest;
+    rewriteManifests(name, (m) => {
       m.format = 3;
       for (const f of m.files) Object.assign(f, rewritten.get(f.name));
-      const body = JSON.stringify(m);
-      fs.writeFileSync(path.join(dir, 'manifests', n), `{"sha256":"${createHash('sha256').update(body).digest('hex')}","manifest":${body}}\n`);
-    }
-    const newest = manifests(name).pop()!;
-    const b = await start(runArgs(name, 3, ['--checkpoint-retain', '5']));
-    assert.equal(b.code, 0, b.stderr);
-    assert.match(b.stderr, new RegExp(`resuming from checkpoint ${Number(newest.replace(/\D/g, ''))}\\b`));
-    assert.doesNotMatch(b.stderr, /skipped checkpoint/);
-    const diff = multisetDiff(expected, outputLines(path.join(tmp, `out-${name}.ndjson`)));
-    assert.equal(diff, '', diff);
-    const last = JSON.parse(fs.readFileSync(path.join(dir, 'manifests', manifests(name).pop()!), 'utf8')).manifest;
+    });
+    const last = await resumesFromNewest(name, 3);
     assert.equal(last.format, 4);
     const versions = new Set((last.files as Array<{ name: string }>).map((f) => fs.readFileSync(path.join(dir, 'data', f.name))[7]));
     assert.ok(versions.has(2), 'the files this run wrote are version 2');
