@@ -30,6 +30,7 @@ import { keyGroupRanges } from './router/partitioner.js';
 import { openLineSink, type LineSink } from './sink/sink.js';
 import type { Side } from './state/store.js';
 import { exitSoon } from './core/exit.js';
+import { onStopSignal, type StopSignal } from './core/signals.js';
 import { log, type LogFields, type LogLevel } from './core/log.js';
 
 /** The default member name: the host name, cut to what a member name may hold. */
@@ -115,18 +116,19 @@ export async function runMember({ cfg, control, progress }: MemberRunOptions): P
     };
 
     // Between engine runs (planning, waiting for the group) a stop signal ends the loop; during a
-    // run the engine handles it (drain, final checkpoint).
+    // run the engine handles it (stop at a cut, final checkpoint). This handler stays pushed for
+    // the whole member run and the engine's goes on top of it (core/signals.ts), so a signal that
+    // comes while a run is starting, before its engine took signals over, is handed to that run.
     let signalled = false;
-    const onSignal = (sig: NodeJS.Signals) => {
+    const onSignal = (sig: StopSignal) => {
       if (signalled) { exitSoon(130); return; }
       signalled = true;
+      // a run that has not taken signals yet handles it when it does; one that has ended is the last
+      if (current) { current.handle.signal = sig; return; }
       say(`${sig}: stopping after the current step; send it again to exit at once`);
     };
-    const between = (on: boolean) => {
-      for (const sig of ['SIGTERM', 'SIGINT'] as const) { if (on) process.on(sig, onSignal); else process.off(sig, onSignal); }
-    };
-    between(true);
-    closers.push(async () => between(false));
+    const releaseSignals = onStopSignal(onSignal);
+    closers.push(async () => releaseSignals());
     for (;;) {
       if (signalled) break;
       const generation = src.generationSeen;
@@ -158,15 +160,13 @@ export async function runMember({ cfg, control, progress }: MemberRunOptions): P
       });
       current = { handle, done };
       let s: Summary;
-      between(false);
       try {
         s = await done;
       } finally {
         current = null;
-        between(true);
       }
       summaries.push(s);
-      if (s.stopped || !handle.requested) break; // a stop signal, or the input ended
+      if (s.stopped || signalled || !handle.requested) break; // a stop signal, or the input ended
       const next = await Promise.race([src.awaitGeneration(generation), new Promise<number>((r) => { const t = setInterval(() => { if (signalled) { clearInterval(t); r(-1); } }, 100); void src.awaitGeneration(generation).then(() => clearInterval(t), () => clearInterval(t)); })]);
       if (next < 0) break;
       const now = src.assignedKafkaPartitions();

@@ -1,6 +1,7 @@
 import type { CheckpointContext } from '../checkpoint/index.js';
 import type { Manifest } from '../checkpoint/manifest.js';
 import type { EngineControl } from '../control/engine-control.js';
+import type { StopSignal } from '../core/signals.js';
 import type { MetricsHub } from '../metrics/report.js';
 import type { ReplayPlan } from '../rebuild/replay.js';
 import type { LineSink, RecordSink } from '../sink/sink.js';
@@ -66,9 +67,10 @@ export interface GroupShare {
   /**
    * Stop from outside (the group reassigning partitions): the engine sets `stop`; calling it ends
    * the run like a stop signal (drain, final checkpoint). A stop asked for before the router
-   * exists (`requested`) is honoured as soon as it does.
+   * exists (`requested`) is honoured as soon as it does. A stop signal the caller received for
+   * this run before the engine took signals over (`signal`) is handled as the engine's own.
    */
-  stopHandle: { stop?: () => void; requested?: boolean };
+  stopHandle: { stop?: () => void; requested?: boolean; signal?: StopSignal };
   /** Partitions of the sources this run does not own: they never hold the watermark back. */
   notOwned: PartitionRef[];
   /** Checkpoint ids retention must keep although older than --checkpoint-retain (another process may still restore from them). */

@@ -15,6 +15,7 @@ import type { Config } from '../config/schema.js';
 import { EXIT_CODES } from '../core/errors.js';
 import { exitSoon } from '../core/exit.js';
 import { log } from '../core/log.js';
+import { onStopSignal, type StopSignal } from '../core/signals.js';
 import { formatDurationMs } from '../core/units.js';
 import type { Router } from '../router/router.js';
 
@@ -26,20 +27,24 @@ export class StopControl {
   private stopTimer: NodeJS.Timeout | null = null;
   private cutPending = false;
   private coordinator: CheckpointCoordinator | null = null;
-  private readonly onSignal = (sig: NodeJS.Signals) => this.signal(sig);
+  private releaseSignals: (() => void) | null = null;
 
   constructor(private readonly p: {
     cfg: Config; router: Router; checkpointing: boolean; restoredId: number | null;
-    handleSignals: boolean; stopHandle?: { stop?: () => void; requested?: boolean };
+    handleSignals: boolean; stopHandle?: { stop?: () => void; requested?: boolean; signal?: StopSignal };
   }) {}
 
-  /** Take stop signals (when asked to) and a stop from outside (stopHandle). */
+  /**
+   * Take stop signals (when asked to) and a stop from outside (stopHandle). A signal the caller
+   * took for this run before it got here (stopHandle.signal) is handled as if it came now.
+   */
   install(): void {
     const { handleSignals, stopHandle } = this.p;
-    if (handleSignals) { process.on('SIGTERM', this.onSignal); process.on('SIGINT', this.onSignal); }
+    if (handleSignals) this.releaseSignals = onStopSignal((sig) => this.signal(sig));
     if (stopHandle) {
       stopHandle.stop = () => { stopHandle.requested = true; this.stopRun(); };
-      if (stopHandle.requested) this.stopRun();
+      if (stopHandle.signal) this.signal(stopHandle.signal);
+      else if (stopHandle.requested) this.stopRun();
     }
   }
 
@@ -50,7 +55,8 @@ export class StopControl {
   }
 
   dispose(): void {
-    if (this.p.handleSignals) { process.off('SIGTERM', this.onSignal); process.off('SIGINT', this.onSignal); }
+    this.releaseSignals?.();
+    this.releaseSignals = null;
     if (this.stopTimer) clearTimeout(this.stopTimer);
   }
 
@@ -64,7 +70,7 @@ export class StopControl {
     return 'cut';
   }
 
-  private signal(sig: NodeJS.Signals): void {
+  private signal(sig: StopSignal): void {
     const { cfg, router, checkpointing: ck } = this.p;
     if (this.stopped) {
       log.say('warn', `joinery: second ${sig}: exiting now${ck ? ' (resume from the last checkpoint)' : ''}`, { signal: sig, exitCode: 130 });

@@ -19,6 +19,7 @@ import { endpointsOf, type SinkEndpoint, type SourceEndpoint } from '../config/e
 import { JoineryError, type ErrorCode } from '../core/errors.js';
 import { fileFormatOf } from '../source/open.js';
 import { log } from '../core/log.js';
+import { onStopSignal } from '../core/signals.js';
 import { formatBytes } from '../core/units.js';
 import type { ChunkBase } from './batch.js';
 import { whereOf } from './batch.js';
@@ -153,11 +154,7 @@ class Pool {
 
 /** Removes the spill directory on SIGINT/SIGTERM, then ends as the signal would (128 + its number). */
 function onStopSignals(cleanup: () => Promise<void>): () => void {
-  const handlers: Array<[NodeJS.Signals, () => void]> = (['SIGINT', 'SIGTERM'] as const).map((sig) => [sig, () => {
-    void cleanup().finally(() => process.exit(128 + os.constants.signals[sig]));
-  }]);
-  for (const [sig, h] of handlers) process.on(sig, h);
-  return () => { for (const [sig, h] of handlers) process.off(sig, h); };
+  return onStopSignal((sig) => { void cleanup().finally(() => process.exit(128 + os.constants.signals[sig])); });
 }
 
 const SPILL_PREFIX = 'joinery-verify-';
