@@ -9,6 +9,7 @@
  *   192    WAIT   i32  1 while the producer is parked on HEAD      ┘
  *   208    CUT    i32  set once by the producer: stop consuming at the next frame boundary (a
  *                      stop checkpoint's id, or -1: stop and drop what is unread)
+ *   224    WANT   u32  while WAIT: the HEAD at which the consumer wakes the producer
  *   256    DATA   capacity bytes (power of two)
  *
  * Frames: [u32 length][u32 reserved][length bytes], padded to 8 bytes so every frame body is
@@ -18,9 +19,14 @@
  * The producer publishes TAIL once per batch, not per record (per-record publication with notify
  * is syscall-bound: 3.3 M vs 16 M rec/s measured), and only notifies when the consumer said it
  * sleeps. The consumer publishes HEAD once per drained batch.
+ *
+ * A producer that finds the ring full waits until a quarter of it is free again (WANT), and the
+ * consumer wakes it once (it clears WAIT itself). Waking it at every release instead made the two
+ * threads ping-pong on a full ring: the router refilled a few frames and parked again, and
+ * Atomics.notify was 16 % of the worker's CPU in `joinery bench`.
  */
 export const CONTROL_BYTES = 256;
-const TAIL = 0, HEAD = 16, SLEEP = 32, WAIT = 48, CUT = 52; // Int32Array indices
+const TAIL = 0, HEAD = 16, SLEEP = 32, WAIT = 48, CUT = 52, WANT = 56; // Int32Array indices
 const WRAP = 0xffffffff;
 export const FRAME_HEADER_BYTES = 8;
 
@@ -143,6 +149,11 @@ export class RingProducer extends RingSide {
    */
   async waitForSpace(timeoutMs: number): Promise<void> {
     const seen = Atomics.load(this.i32, HEAD);
+    // Wake at a quarter of the ring free, or once all that is published is consumed (never later:
+    // the consumer cannot go past TAIL).
+    const published = Atomics.load(this.i32, TAIL) >>> 0;
+    const want = Math.min(this.capacity / 4, (published - (seen >>> 0)) >>> 0);
+    Atomics.store(this.i32, WANT, ((seen >>> 0) + want) | 0);
     Atomics.store(this.i32, WAIT, 1);
     if (Atomics.load(this.i32, HEAD) === seen) {
       const r = Atomics.waitAsync(this.i32, HEAD, seen, timeoutMs);
@@ -187,7 +198,8 @@ export class RingConsumer extends RingSide {
   /** Hand the consumed space back to the producer. */
   release(): void {
     Atomics.store(this.i32, HEAD, this.head | 0);
-    if (Atomics.load(this.i32, WAIT) === 1) Atomics.notify(this.i32, HEAD);
+    if (Atomics.load(this.i32, WAIT) === 1 && RingSide.reached(this.head, Atomics.load(this.i32, WANT) >>> 0) &&
+      Atomics.compareExchange(this.i32, WAIT, 1, 0) === 1) Atomics.notify(this.i32, HEAD);
   }
 
   /** Park until the producer publishes (or timeoutMs). Blocking: only for threads with nothing else to do. */
