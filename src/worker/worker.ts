@@ -298,7 +298,10 @@ class Worker {
     const w = this.logged.writer;
     let file: BarrierAck['file'] = null;
     let error: string | undefined;
-    if (w.close()) {
+    if (w.records === 0) {
+      // Nothing changed since the last barrier: no file (an idle job added an empty one to the
+      // chain at every checkpoint); the writer, which has not touched the disk yet, goes on.
+    } else if (w.close()) {
       file = { ...this.staged!, bytes: w.bytes, records: w.records };
       this.logged.writer = this.newChangeFile();
     } else {
@@ -323,7 +326,7 @@ class Worker {
     const w = this.logged.writer;
     let file: BarrierAck['file'] = null;
     let error: string | undefined;
-    if (w.close()) file = { ...this.staged!, bytes: w.bytes, records: w.records };
+    if (w.records === 0) { /* nothing changed since the last barrier: no file */ } else if (w.close()) file = { ...this.staged!, bytes: w.bytes, records: w.records };
     else error = `writing ${w.path}: ${w.lastError?.message ?? 'incomplete'}`;
     this.cutAck = { id: this.cut, file, error, watermarkMs: this.watermark, stateBytes: this.store.bytes(), cut: true };
   }

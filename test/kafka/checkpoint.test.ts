@@ -86,4 +86,21 @@ describe('exactly-once Kafka → Kafka with checkpoints', () => {
     const diff = multisetDiff(expected, got);
     assert.equal(diff, '', `kill delays ${delays.join(', ')} ms\n${diff}`);
   });
+
+  test('checkpoints of an idle job add no files to the chain', async () => {
+    const dir = path.join(tmp, 'ckpt-idle');
+    const args = ['run', '--brokers', broker(), '--left', `kafka:${L}`, '--right', `kafka:${R}`, '--group', `g-idle-${uniq}`, ...JOIN,
+      '--workers', '2', '--state-dir', path.join(tmp, 'st-idle'), '--checkpoint-dir', dir, '--member', 'idle', '--checkpoint-interval', '200ms', '--checkpoint-retain', '50',
+      '--out', 'null', '--exit-when-idle', '4s', '--session-timeout', '6s', '--json'];
+    const r = await start(args);
+    assert.equal(r.code, 0, r.stderr.slice(-3000));
+    const mdir = path.join(dir, 'members', 'idle', 'manifests');
+    const names = fs.readdirSync(mdir).filter((n) => /^ckpt-\d+\.json$/.test(n)).sort();
+    assert.ok(names.length >= 5, `at least 5 checkpoints kept, got ${names.join(', ')}`);
+    // The ones before the final one (which ends the full join's unmatched rows) were taken with
+    // everything read and joined (idle for 4 s, checkpoints every 200 ms): an empty change file
+    // per worker and checkpoint would grow the chain at each.
+    const files = names.slice(-4, -1).map((n) => (JSON.parse(fs.readFileSync(path.join(mdir, n), 'utf8')) as { manifest: { files: Array<{ name: string }> } }).manifest.files.map((f) => f.name).join(','));
+    assert.deepEqual(new Set(files).size, 1, `the chain changed while idle:\n${files.join('\n')}`);
+  });
 });
