@@ -66,7 +66,7 @@ describe('fencing: a member evicted from the group while stalled must not commit
   const members: Member[] = [];
   const data = joinScaffold('fencing.test', tmp, GEN, ref, () => members);
 
-  test('b is stopped (SIGSTOP) longer than the session timeout with uncommitted work, a takes its partitions, b resumes: read_committed output equals the batch join exactly', { timeout: 300_000 }, async () => {
+  test('b is stopped (SIGSTOP) longer than the session timeout with uncommitted work, a takes its partitions, b resumes: read_committed output equals the batch join exactly', { timeout: 300_000 }, async (t) => {
     const { left, right, expected } = data;
     const L = `fe-imp-${uniq}`, R = `fe-play-${uniq}`, OUT = `fe-out-${uniq}`, group = `fe-${uniq}`;
     const ckpt = path.join(tmp, 'ckpt');
@@ -129,6 +129,10 @@ describe('fencing: a member evicted from the group while stalled must not commit
     const problems: string[] = [];
     if (a.code !== 0) problems.push(`member a exited ${a.code}${a.signal ? ` (${a.signal})` : ''}, not 0`);
     if (b.code !== 0) problems.push(`member b exited ${b.code}${b.signal ? ` (${b.signal})` : ''}, not 0`);
+    // It said so: a warning with the code, naming the checkpoint whose later work it discarded.
+    if (!b.stderr.slice(bAt).split('\n').some((l) => l.includes('"code":"E_GROUP_EVICTED"') && /evicted from the consumer group .*discarded/.test(l))) {
+      problems.push('member b never warned (E_GROUP_EVICTED) that it was evicted and discarded its uncommitted work');
+    }
     let detail = '';
     try {
       await settled(OUT);
@@ -139,9 +143,13 @@ describe('fencing: a member evicted from the group while stalled must not commit
     } catch (e) {
       problems.push(`reading the output topic ${OUT} failed: ${(e as Error).message}`);
     }
-    const resumed = b.stderr.slice(bAt).split('\n').filter((l) => /checkpoint|evicted|re-join|rebalanc|assigned/i.test(l)).slice(0, 25).join('\n');
+    const resumed = b.stderr.slice(bAt).split('\n').filter((l) => /checkpoint|evicted|re-join|rebalanc|assigned|TxnOffsetCommit/i.test(l)).slice(0, 25).join('\n');
     assert.ok(problems.length === 0, `${problems.map((p) => `- ${p}`).join('\n')}${detail}\n--- member b after SIGCONT (checkpoint/rebalance lines):\n${resumed}` +
       `\n--- member a stderr tail:\n${tail(a.stderr, 20)}\n--- member b stderr tail:\n${tail(b.stderr, 20)}`);
+    // Which guard caught it (timing decides): the refused offset commit of a checkpoint, or the
+    // re-join hook that knew of the eviction before any commit.
+    const after = b.stderr.slice(bAt);
+    t.diagnostic(`b after SIGCONT: ${/Response TxnOffsetCommit[^"]*(UNKNOWN_MEMBER_ID|ILLEGAL_GENERATION|not aware of this member|generation id is not valid)/.test(after) ? 'a checkpoint commit was refused by the group coordinator' : 'the re-join hook discarded the run before any commit'}`);
     data.failed = false;
   });
 });
