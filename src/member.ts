@@ -12,6 +12,13 @@
  * commits the state, output and offsets of everything applied, the workers end. After the join the
  * loop plans again from the group's committed offsets and starts a fresh engine (workers, stores)
  * on the same source and sinks — Kafka Streams' "eager" rebalancing: simple, and exact.
+ *
+ * A member the group evicted (it stalled past the session timeout; its partitions went to another
+ * member, which redoes its work since its last commit) must commit nothing more: its offset
+ * commits carry its generation and member id, so the coordinator refuses them (E_GROUP_EVICTED
+ * from the output transaction), and the re-join hook, told of the eviction, ends the run without
+ * a checkpoint. Either way the run's uncommitted work is discarded (transaction aborted, positions
+ * forgotten) and the loop plans again after the re-join.
  */
 import * as os from 'node:os';
 import { jobOf } from './checkpoint/index.js';
@@ -141,6 +148,11 @@ export async function runMember({ cfg, control, progress }: MemberRunOptions): P
     };
     const releaseSignals = onStopSignal(onSignal);
     closers.push(async () => releaseSignals());
+    /** The next group generation after `generation`, or -1 once a stop signal came while waiting. */
+    const nextGeneration = (generation: number): Promise<number> => Promise.race([src.awaitGeneration(generation), new Promise<number>((r) => {
+      const t = setInterval(() => { if (signalled) { clearInterval(t); r(-1); } }, 100);
+      void src.awaitGeneration(generation).then(() => clearInterval(t), () => clearInterval(t));
+    })]);
     let evicted = false;
     for (;;) {
       if (signalled) break;
@@ -192,7 +204,7 @@ export async function runMember({ cfg, control, progress }: MemberRunOptions): P
           'warn', { code: 'E_GROUP_EVICTED', checkpoint: committedId });
         await io.out?.abortTransaction().catch((x) => say(`aborting the output transaction after the eviction failed: ${(x as Error).message}`, 'warn', { code: 'E_OUTPUT' }));
         if (signalled) break;
-        const next = await Promise.race([src.awaitGeneration(generation), new Promise<number>((r) => { const t = setInterval(() => { if (signalled) { clearInterval(t); r(-1); } }, 100); void src.awaitGeneration(generation).then(() => clearInterval(t), () => clearInterval(t)); })]);
+        const next = await nextGeneration(generation);
         if (next < 0) break;
         say(`re-joined the group (generation ${next}) after the eviction: partitions [${src.assignedKafkaPartitions().join(',')}]`);
         continue;
@@ -201,7 +213,7 @@ export async function runMember({ cfg, control, progress }: MemberRunOptions): P
       }
       summaries.push(s);
       if (s.stopped || signalled || !handle.requested) break; // a stop signal, or the input ended
-      const next = await Promise.race([src.awaitGeneration(generation), new Promise<number>((r) => { const t = setInterval(() => { if (signalled) { clearInterval(t); r(-1); } }, 100); void src.awaitGeneration(generation).then(() => clearInterval(t), () => clearInterval(t)); })]);
+      const next = await nextGeneration(generation);
       if (next < 0) break;
       const now = src.assignedKafkaPartitions();
       const gained = now.filter((p) => !mine.has(p)), lost = assigned.filter((p) => !now.includes(p));
