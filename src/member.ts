@@ -12,6 +12,13 @@
  * commits the state, output and offsets of everything applied, the workers end. After the join the
  * loop plans again from the group's committed offsets and starts a fresh engine (workers, stores)
  * on the same source and sinks — Kafka Streams' "eager" rebalancing: simple, and exact.
+ *
+ * A member the group evicted (it stalled past the session timeout; its partitions went to another
+ * member, which redoes its work since its last commit) must commit nothing more: its offset
+ * commits carry its generation and member id, so the coordinator refuses them (E_GROUP_EVICTED
+ * from the output transaction), and the re-join hook, told of the eviction, ends the run without
+ * a checkpoint. Either way the run's uncommitted work is discarded (transaction aborted, positions
+ * forgotten) and the loop plans again after the re-join.
  */
 import * as os from 'node:os';
 import { jobOf } from './checkpoint/index.js';
@@ -30,6 +37,7 @@ import { keyGroupRanges } from './router/partitioner.js';
 import { openLineSink, type LineSink } from './sink/sink.js';
 import type { Side } from './state/store.js';
 import { exitSoon } from './core/exit.js';
+import { JoineryError } from './core/errors.js';
 import { onStopSignal, type StopSignal } from './core/signals.js';
 import { log, type LogFields, type LogLevel } from './core/log.js';
 
@@ -80,14 +88,25 @@ export async function runMember({ cfg, control, progress }: MemberRunOptions): P
   const outer: [boolean, boolean] = [cfg.join === 'left' || cfg.join === 'full', cfg.join === 'right' || cfg.join === 'full'];
   const say = (msg: string, level: LogLevel = 'info', fields?: LogFields) => log.say(level, `joinery: member ${member}: ${msg}`, { member, ...fields });
 
-  // The engine run in progress, for the re-join hook.
+  // The engine run in progress, for the re-join hook; the checkpoint its state was last committed with.
   let current: { handle: GroupShare['stopHandle']; done: Promise<unknown> } | null = null;
+  let committedId = 0;
+  const evictedError = (type: string) => new JoineryError('E_GROUP_EVICTED', `the consumer group ${cfg.group} evicted this member (${type})`);
   const closers: Array<() => Promise<void>> = [];
   const io = await openKafkaIO({
     cfg, member, control, checkpoints: true,
-    beforeRejoin: async () => {
+    onCommitted: (id) => { committedId = id; },
+    beforeRejoin: async ({ evicted }) => {
       const c = current;
       if (!c) return; // between runs: nothing applied since the last commit
+      if (evicted) {
+        // Its partitions may be another member's already: end the run without committing (the run's
+        // end reports the eviction), drop what was read, and plan from the group's offsets.
+        c.handle.discard ? c.handle.discard(evictedError(evicted)) : (c.handle.discarded = evictedError(evicted));
+        await c.done.catch(() => {});
+        io.source?.discardPositions();
+        return;
+      }
       c.handle.stop ? c.handle.stop() : (c.handle.requested = true); // synchronously, before the source suspends
       say('the group is rebalancing: checkpointing before re-joining');
       await c.done.catch(() => {});
@@ -129,6 +148,12 @@ export async function runMember({ cfg, control, progress }: MemberRunOptions): P
     };
     const releaseSignals = onStopSignal(onSignal);
     closers.push(async () => releaseSignals());
+    /** The next group generation after `generation`, or -1 once a stop signal came while waiting. */
+    const nextGeneration = (generation: number): Promise<number> => Promise.race([src.awaitGeneration(generation), new Promise<number>((r) => {
+      const t = setInterval(() => { if (signalled) { clearInterval(t); r(-1); } }, 100);
+      void src.awaitGeneration(generation).then(() => clearInterval(t), () => clearInterval(t));
+    })]);
+    let evicted = false;
     for (;;) {
       if (signalled) break;
       const generation = src.generationSeen;
@@ -140,7 +165,8 @@ export async function runMember({ cfg, control, progress }: MemberRunOptions): P
         const committed = await stableCommitted(adapter.admin, brokers, cfg.group, topics);
         plan = await planHandoff({
           root, member, storage, pool, job, ranges, outer, runId, leftTopic, rightTopic, assigned, committed,
-          sourceName: src.name, outputSpec: cfg.out, log: say, setAsideUncommitted: summaries.length === 0,
+          // after an eviction too: this member's checkpoints past its committed one can never commit now
+          sourceName: src.name, outputSpec: cfg.out, log: say, setAsideUncommitted: summaries.length === 0 || evicted,
         });
       } catch (e) {
         await pool.close();
@@ -159,15 +185,35 @@ export async function runMember({ cfg, control, progress }: MemberRunOptions): P
         keepOpen: true, share: { stopHandle: handle, notOwned, pinnedCheckpoints },
       });
       current = { handle, done };
+      committedId = plan.restored?.manifest.id ?? 0;
+      evicted = false;
       let s: Summary;
       try {
         s = await done;
+      } catch (e) {
+        if (!(e instanceof JoineryError) || e.code !== 'E_GROUP_EVICTED') throw e;
+        // Evicted (stalled past the session timeout): another member owns these partitions now and
+        // redoes from the group's committed offsets what was applied here since. Nothing of it may
+        // commit: the output transaction is aborted, the positions are forgotten, and the member
+        // re-joins and plans again like after any rebalance.
+        evicted = true;
+        src.discardPositions();
+        const why = /ILLEGAL_GENERATION|UNKNOWN_MEMBER_ID|FENCED_INSTANCE_ID/.exec(e.message)?.[0] ?? 'its offsets were refused';
+        say(`evicted from the consumer group ${cfg.group} (${why}: it stalled longer than --session-timeout); ` +
+          `the work applied since checkpoint ${committedId} is discarded uncommitted (the partitions' new owner redoes it from the group's committed offsets); re-joining`,
+          'warn', { code: 'E_GROUP_EVICTED', checkpoint: committedId });
+        await io.out?.abortTransaction().catch((x) => say(`aborting the output transaction after the eviction failed: ${(x as Error).message}`, 'warn', { code: 'E_OUTPUT' }));
+        if (signalled) break;
+        const next = await nextGeneration(generation);
+        if (next < 0) break;
+        say(`re-joined the group (generation ${next}) after the eviction: partitions [${src.assignedKafkaPartitions().join(',')}]`);
+        continue;
       } finally {
         current = null;
       }
       summaries.push(s);
       if (s.stopped || signalled || !handle.requested) break; // a stop signal, or the input ended
-      const next = await Promise.race([src.awaitGeneration(generation), new Promise<number>((r) => { const t = setInterval(() => { if (signalled) { clearInterval(t); r(-1); } }, 100); void src.awaitGeneration(generation).then(() => clearInterval(t), () => clearInterval(t)); })]);
+      const next = await nextGeneration(generation);
       if (next < 0) break;
       const now = src.assignedKafkaPartitions();
       const gained = now.filter((p) => !mine.has(p)), lost = assigned.filter((p) => !now.includes(p));

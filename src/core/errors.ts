@@ -19,6 +19,7 @@ export type ErrorCode =
   | 'E_LOCKED'         // the state or checkpoint directory is in use by another joinery process
   | 'E_STOP_TIMEOUT'   // a graceful stop did not finish within --stop-timeout
   | 'E_KAFKA_PATCH'    // a kafkajs patch a mode depends on is not installed (group member without the re-join hook)
+  | 'E_GROUP_EVICTED'  // a group member was evicted from its consumer group: its uncommitted work is discarded (handled by the member)
   | 'E_INTERNAL';
 
 export const EXIT_CODES: Record<ErrorCode, number> = {
@@ -33,6 +34,7 @@ export const EXIT_CODES: Record<ErrorCode, number> = {
   E_LOCKED: 3,
   E_STOP_TIMEOUT: 5,
   E_KAFKA_PATCH: 3,
+  E_GROUP_EVICTED: 1,
   E_INTERNAL: 1,
 };
 

@@ -124,6 +124,11 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   });
   const stop = new StopControl({ cfg, router, checkpointing: !!ck, restoredId: restored?.id ?? null, handleSignals: !!opts.handleSignals, stopHandle: opts.share?.stopHandle });
   stop.install();
+  const handle = opts.share?.stopHandle;
+  if (handle) {
+    handle.discard = fail;
+    if (handle.discarded) fail(handle.discarded);
+  }
   await pool.allReady();
   if (failure) {
     stop.dispose();
@@ -190,10 +195,14 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   await ck?.pool.close();
   stop.dispose();
   stopProgress();
-  if (!opts.keepOpen || failure) await Promise.all(opts.sources.map((s) => s.close()));
+  // An evicted group member's run ends with E_GROUP_EVICTED: the member goes on with the same
+  // sources and sinks (it aborts the output transaction itself), so they stay open, unflushed.
+  const evicted = (failure as Error | null) instanceof JoineryError && (failure as unknown as JoineryError).code === 'E_GROUP_EVICTED';
+  const keep = !!opts.keepOpen && (!failure || evicted);
+  if (!keep) await Promise.all(opts.sources.map((s) => s.close()));
   for (const sink of [lateSink, deadSink, outRecords]) {
     const callers = sink === outRecords || sink === opts.lateSink || sink === opts.deadSink;
-    try { if (opts.keepOpen && callers && !failure) await sink?.flush(); else await sink?.close(); } catch (e) { fail(e as Error); }
+    try { if (keep && callers) { if (!failure) await sink?.flush(); } else await sink?.close(); } catch (e) { fail(e as Error); }
   }
   if (failure) {
     await pool.stopAll();

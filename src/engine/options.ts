@@ -69,8 +69,11 @@ export interface GroupShare {
    * the run like a stop signal (drain, final checkpoint). A stop asked for before the router
    * exists (`requested`) is honoured as soon as it does. A stop signal the caller received for
    * this run before the engine took signals over (`signal`) is handled as the engine's own.
+   * `discard` (set by the engine; `discarded` before it is) ends the run with that error and
+   * commits nothing more — the member was evicted from its group; the sources and sinks the
+   * caller handed in stay open when the error is E_GROUP_EVICTED (the caller aborts the output).
    */
-  stopHandle: { stop?: () => void; requested?: boolean; signal?: StopSignal };
+  stopHandle: { stop?: () => void; requested?: boolean; signal?: StopSignal; discard?: (e: Error) => void; discarded?: Error };
   /** Partitions of the sources this run does not own: they never hold the watermark back. */
   notOwned: PartitionRef[];
   /** Checkpoint ids retention must keep although older than --checkpoint-retain (another process may still restore from them). */

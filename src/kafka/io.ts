@@ -24,8 +24,10 @@ export interface KafkaIOOptions {
   checkpoints: boolean;
   /** Exact start offsets of the input (a restored checkpoint, a rebuild plan). */
   startOffsets?: KafkaSourceOptions['startOffsets'];
-  /** Awaited before the member re-joins its group (checkpoint first); group members only. */
-  beforeRejoin?: () => Promise<void>;
+  /** Awaited before the member re-joins its group (checkpoint first, unless `evicted`); group members only. */
+  beforeRejoin?: (info: { evicted: string | null }) => Promise<void>;
+  /** A checkpoint's output transaction (or offsets) committed. */
+  onCommitted?: (checkpointId: number) => void;
 }
 
 /** The engine's view of the Kafka parts of a run: its sinks, and the group's offsets as the engine's PositionsPort. */
@@ -139,8 +141,11 @@ export async function openKafkaIO(o: KafkaIOOptions): Promise<KafkaIO> {
     positions.transactionalOutput = true;
     positions.commitCheckpoint = async (m) => {
       const offsets = kafkaPositions(m);
-      await out!.commitTransaction(cfg.group, offsets, checkpointMetadata(member, m.id));
+      // A group member's offsets carry its generation and member id: once the group evicted it
+      // (and gave its partitions to another member), the coordinator refuses them (E_GROUP_EVICTED).
+      await out!.commitTransaction(cfg.group, offsets, checkpointMetadata(member, m.id), member !== null ? src?.membership : null);
       noted(offsets);
+      o.onCommitted?.(m.id);
     };
   } else if (src && o.checkpoints) {
     // Offsets follow checkpoints, with the checkpoint id as metadata.
@@ -148,6 +153,7 @@ export async function openKafkaIO(o: KafkaIOOptions): Promise<KafkaIO> {
       const offsets = kafkaPositions(m);
       await src.commit(offsets, checkpointMetadata(member, m.id));
       noted(offsets);
+      o.onCommitted?.(m.id);
     };
   } else if (src) {
     positions.commitApplied = async (offsets) => { const r = await src.commit(offsets); noted(offsets); return r; };

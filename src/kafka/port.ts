@@ -95,10 +95,18 @@ export interface KafkaSourceOptions {
    * Awaited before this member re-joins its group (a rebalance, or a new consumer after a lost
    * broker), while it still owns its partitions: the place to commit what has been applied of
    * them (a checkpoint). Delivery is suspended from then on (next() returns null) until
-   * resetTo(). Without it, re-joins happen at once and delivery goes on.
+   * resetTo(). Without it, re-joins happen at once and delivery goes on. `evicted` (an error
+   * type such as UNKNOWN_MEMBER_ID) says the group no longer counts this member in the generation
+   * it holds: its partitions may be another member's already, so nothing may be committed.
    */
-  beforeRejoin?: () => Promise<void>;
+  beforeRejoin?: (info: { evicted: string | null }) => Promise<void>;
 }
+
+/**
+ * This member's place in its consumer group (the last join): a transactional offset commit that
+ * carries it is refused by the group coordinator once the member was evicted (KIP-447).
+ */
+export interface GroupMembership { generationId: number; memberId: string; groupInstanceId?: string | null }
 
 export type KafkaCompression = 'none' | 'gzip';
 
@@ -168,8 +176,12 @@ export interface KafkaRecordOutput extends RecordSink {
   /** Key+value bytes held until the broker acknowledges them. */
   readonly bufferedBytes: number;
   write(key: Uint8Array | string | null, value: Uint8Array | string): boolean;
-  /** Records written so far + the group's offsets (each with `metadata`), atomically. */
-  commitTransaction(groupId: string, offsets: readonly TransactionOffset[], metadata: string): Promise<void>;
+  /**
+   * Records written so far + the group's offsets (each with `metadata`), atomically. With
+   * `membership` the coordinator checks it: a member it evicted gets JoineryError('E_GROUP_EVICTED'),
+   * its transaction aborted (the sink stays usable).
+   */
+  commitTransaction(groupId: string, offsets: readonly TransactionOffset[], metadata: string, membership?: GroupMembership | null): Promise<void>;
   /** Drop the records written since the last commit and abort the open transaction. */
   abortTransaction(): Promise<void>;
 }
@@ -196,6 +208,14 @@ export interface KafkaInput extends Source {
   next(): Promise<KafkaRecordBatch | null>;
   /** Group generations joined so far (0 before the first assignment). */
   readonly generationSeen: number;
+  /** The consumer's generation id and member id of the last join (null before it, or without a re-join hook). */
+  readonly membership: GroupMembership | null;
+  /**
+   * Forget every position handed out and drop what is queued: this member was evicted, its work
+   * since the last commit is void, and every partition it gets again is read from where the
+   * group's committed offsets (or resetTo) say. Suspends delivery until resetTo().
+   */
+  discardPositions(): void;
   /** Resolves once a group join after generation `after` has happened. */
   awaitGeneration(after: number): Promise<number>;
   /** Kafka partitions (numbers, as both topics share them) assigned to this member now. */

@@ -2,7 +2,7 @@
  * The kafkajs patches are checked at start, never assumed. A group member with checkpoints depends
  * on the re-join hook (it checkpoints before handing partitions over); without it the member must
  * refuse to start (E_KAFKA_PATCH, exit 3) rather than run and lose exactly-once at the next
- * rebalance. The hook is left out the way an incompatible kafkajs would leave it out: the real CLI
+ * rebalance; likewise without the fenced transactional offset commit (txn-offset-fence). The hook is left out the way an incompatible kafkajs would leave it out: the real CLI
  * runs with JOINERY_KAFKAJS_SKIP_PATCH=rejoin against the real broker. The same command with
  * every patch installed runs as a member and commits its checkpoint (so the refusal is the
  * hook's, not the command's), and lists the active patches at debug level.
@@ -53,13 +53,21 @@ describe('kafkajs patches checked at start', () => {
     assert.equal(fs.existsSync(path.join(ckpt, 'members', 'm1')), false);
     assert.deepEqual((await fetchCommittedOffsets([broker()], group, [L, R])).filter((c) => Number(c.offset) >= 0), []);
 
+    // The same without the fenced offset commit (an evicted member could commit work another member redoes).
+    const unfenced = await joinery(args, { timeoutMs: 90_000, env: env({ JOINERY_KAFKAJS_SKIP_PATCH: 'txn-offset-fence' }) });
+    assert.equal(unfenced.code, 3, `expected the refusal (exit 3), got exit ${unfenced.code}; stderr:\n${unfenced.stderr}`);
+    const ue = JSON.parse(unfenced.stderr.trim().split('\n').filter((l) => l.includes('"level":"error"'))[0] ?? '{}') as { msg?: string; code?: string };
+    assert.equal(ue.code, 'E_KAFKA_PATCH', unfenced.stderr);
+    assert.match(ue.msg ?? '', /fenced transactional offset commit \(patch txn-offset-fence/);
+    assert.equal(fs.existsSync(path.join(ckpt, 'members', 'm1')), false);
+
     // The same command with every patch installed runs as member m1 and commits a checkpoint.
     const ran = await joinery(args, { timeoutMs: 120_000, env: env({ JOINERY_KAFKAJS_SKIP_PATCH: undefined }) });
     assert.equal(ran.code, 0, ran.stderr);
     const listed = ran.stderr.split('\n').filter((l) => l.includes('"msg":"kafkajs patches"'));
     assert.equal(listed.length, 1, ran.stderr);
     const active = (JSON.parse(listed[0]) as { active: string[] }).active;
-    assert.ok(active.includes('rejoin') && active.includes('txn-retry') && active.includes('group-messages'), listed[0]);
+    assert.ok(active.includes('rejoin') && active.includes('txn-retry') && active.includes('group-messages') && active.includes('txn-offset-fence'), listed[0]);
     const committed = await fetchCommittedOffsets([broker()], group, [L, R]);
     assert.ok(committed.some((c) => c.topic === L && Number(c.offset) > 0 && /m1/.test(c.metadata ?? '')), JSON.stringify(committed));
     fs.rmSync(tmp, { recursive: true, force: true });

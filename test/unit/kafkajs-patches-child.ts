@@ -4,6 +4,7 @@
  *   cannot go in; prints the log lines of checkKafkajsPatches for a single node.
  * - replaced: after joinery installed its patches, other code puts its own joinAndSync on
  *   kafkajs's ConsumerGroup; prints what checkKafkajsPatches says for a group member.
+ * - unfenced: the same for kafkajs's request table entry of TxnOffsetCommit (back to v0/v1 only).
  */
 import { createRequire } from 'node:module';
 import { configureLog, log } from '../../src/core/log.js';
@@ -19,9 +20,13 @@ if (mode === 'replaced') {
   const ConsumerGroup = req('kafkajs/src/consumer/consumerGroup.js') as { prototype: Record<string, unknown> };
   ConsumerGroup.prototype.joinAndSync = async function joinAndSync(): Promise<void> { /* someone else's */ };
 }
+if (mode === 'unfenced') {
+  const table = req('kafkajs/src/protocol/requests/index.js') as { requests: Record<string, unknown> };
+  table.requests.TxnOffsetCommit = { versions: ['0', '1'], protocol: () => undefined }; // someone else's
+}
 let error: { code?: string; message: string } | null = null;
 try {
-  client.checkKafkajsPatches({ groupMemberCheckpoints: mode === 'replaced' });
+  client.checkKafkajsPatches({ groupMemberCheckpoints: mode === 'replaced' || mode === 'unfenced' });
 } catch (e) {
   error = { code: (e as { code?: string }).code, message: (e as Error).message };
 }

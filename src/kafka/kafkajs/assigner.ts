@@ -1,6 +1,6 @@
 /** The consumer group's partition assignment for a join of two co-partitioned topics. */
 import type { PartitionAssigner } from 'kafkajs';
-import { BEFORE_JOIN, kafkajs } from './patches.js';
+import { BEFORE_JOIN, kafkajs, type BeforeJoinInfo } from './patches.js';
 
 const { AssignerProtocol } = kafkajs;
 
@@ -14,7 +14,7 @@ const CO_PARTITIONED = 'JoineryCoPartitioned';
  * key partitioner) this makes scaling out by partition correct. It carries the source's hook,
  * awaited before each (re-)join of its consumer (the rejoin patch).
  */
-export function coPartitionedAssignerWith(beforeJoin?: () => Promise<void>): PartitionAssigner {
+export function coPartitionedAssignerWith(beforeJoin?: (info: BeforeJoinInfo) => Promise<void>): PartitionAssigner {
   return (config) => Object.assign(coPartitioned(config), beforeJoin ? { [BEFORE_JOIN]: beforeJoin } : {});
 }
 

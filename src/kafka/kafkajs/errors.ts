@@ -32,6 +32,23 @@ export function isRetriableTxnError(e: unknown): boolean {
   return retriable || isConnectivityError(e);
 }
 
+/**
+ * The error type by which the group coordinator says a member is out of the generation it named
+ * (evicted: ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID — code 82, which kafkajs may
+ * not know by name), anywhere in the cause chain; null for anything else.
+ */
+export function evictionOf(e: unknown): string | null {
+  for (let x: unknown = e, d = 0; x && d < 8; d++) {
+    const t = (x as { type?: string }).type;
+    if (t === 'ILLEGAL_GENERATION' || t === 'UNKNOWN_MEMBER_ID' || t === 'FENCED_INSTANCE_ID') return t;
+    if ((x as { code?: unknown }).code === 82) return 'FENCED_INSTANCE_ID';
+    const next = (x as { cause?: unknown; originalError?: unknown }).cause ?? (x as { originalError?: unknown }).originalError;
+    if (!next || next === x) break;
+    x = next;
+  }
+  return null;
+}
+
 /** A lost or refused connection (worth reconnecting), as opposed to a protocol or usage error. */
 export function isConnectivityError(e: unknown): boolean {
   for (let x: unknown = e, depth = 0; x && depth < 6; x = (x as { cause?: unknown; originalError?: unknown }).cause ?? (x as { originalError?: unknown }).originalError, depth++) {

@@ -7,11 +7,14 @@
  * - group-messages: linear grouping of a send's messages by partition (kafkajs's is quadratic).
  * - txn-retry: EndTxn / AddOffsetsToTxn / AddPartitionsToTxn retried on retriable errors.
  * - fast-codec: faster record-batch encoding/decoding and CRC32C (fast-codec.ts).
- * - rejoin: a hook awaited before ConsumerGroup.joinAndSync (checkpoint before a rebalance).
+ * - rejoin: a hook awaited before ConsumerGroup.joinAndSync (checkpoint before a rebalance), told
+ *   whether this member was evicted from the group (then it must not commit).
+ * - txn-offset-fence: TxnOffsetCommit v3 (KIP-447), so the group coordinator refuses the
+ *   transactional offset commit of a member it evicted (txn-offset-commit.ts).
  *
  * checkKafkajsPatches (called at start by the CLI and the group member) logs at debug level which
  * patches are active, warns for each that failed to install, and refuses group-member mode with
- * checkpoints without 'rejoin' (E_KAFKA_PATCH).
+ * checkpoints without 'rejoin' or 'txn-offset-fence' (E_KAFKA_PATCH).
  */
 import { createRequire } from 'node:module';
 import type * as KafkaJS from 'kafkajs';
@@ -19,6 +22,7 @@ import { JoineryError } from '../../core/errors.js';
 import { log } from '../../core/log.js';
 import { errText, isRetriableTxnError, sleep } from './errors.js';
 import { fastCodecEnabled, fastCodecReplaced, installFastCodec } from './fast-codec.js';
+import { txnOffsetCommitRequests } from './txn-offset-commit.js';
 
 const requireCjs = createRequire(import.meta.url);
 
@@ -29,14 +33,18 @@ const requireCjs = createRequire(import.meta.url);
  * JOINERY_KAFKAJS_SKIP_PATCH=NAME[,NAME] leaves patches out on purpose (to bisect, and for the test
  * of that refusal); JOINERY_KAFKAJS_FAST=0 / JOINERY_FAST_SKIP govern 'fast-codec' (fast-codec.ts).
  */
-export type KafkajsPatchName = 'group-messages' | 'txn-retry' | 'fast-codec' | 'rejoin';
-const PATCH_NAMES: readonly KafkajsPatchName[] = ['group-messages', 'txn-retry', 'fast-codec', 'rejoin'];
+export type KafkajsPatchName = 'group-messages' | 'txn-retry' | 'fast-codec' | 'rejoin' | 'txn-offset-fence';
+const PATCH_NAMES: readonly KafkajsPatchName[] = ['group-messages', 'txn-retry', 'fast-codec', 'rejoin', 'txn-offset-fence'];
+/** The patches a group member with checkpoints cannot keep exactly-once without. */
+const MEMBER_PATCHES: readonly KafkajsPatchName[] = ['rejoin', 'txn-offset-fence'];
 const skippedPatches = new Set((process.env.JOINERY_KAFKAJS_SKIP_PATCH ?? '').split(',').map((x) => x.trim()).filter(Boolean));
 /** Why a patch is not installed ('skipped …' when left out on purpose); absent once installed. */
 const patchFailures = new Map<KafkajsPatchName, string>();
 /** What each installed patch put in place, to verify at start that it is still there. */
 let groupMessagesReplacement: unknown;
 let eosManagerReplacement: unknown;
+let txnOffsetCommitReplacement: unknown;
+const TXN_OFFSET_COMMIT = 'kafkajs/src/protocol/requests/txnOffsetCommit/index.js';
 
 function installPatch(name: KafkajsPatchName, install: () => string | undefined): void {
   if (skippedPatches.has(name)) { patchFailures.set(name, 'skipped (JOINERY_KAFKAJS_SKIP_PATCH)'); return; }
@@ -84,6 +92,15 @@ function loadKafkajs(): typeof KafkaJS {
     return fastCodecReplaced(requireCjs).length > 0 ? undefined : 'skipped (JOINERY_FAST_SKIP leaves out every part)';
   });
   installPatch('rejoin', patchRejoinHook);
+  installPatch('txn-offset-fence', () => {
+    // replaced before kafkajs's request table (protocol/requests/index.js) takes it at load
+    if (requireCjs.resolve('kafkajs/src/protocol/requests/index.js') in requireCjs.cache) return 'kafkajs/src/protocol/requests/index.js was loaded before the patch';
+    const replacement = txnOffsetCommitRequests(requireCjs);
+    const mod = requireCjs.cache[requireCjs.resolve(TXN_OFFSET_COMMIT)];
+    if (!mod) return `${TXN_OFFSET_COMMIT} did not load`;
+    mod.exports = txnOffsetCommitReplacement = replacement;
+    return undefined;
+  });
   return requireCjs('kafkajs') as typeof KafkaJS;
 }
 
@@ -91,6 +108,19 @@ function loadKafkajs(): typeof KafkaJS {
 export const BEFORE_JOIN = Symbol('joinery.beforeJoin');
 /** The joinAndSync this patch installed (checked at start: still on the prototype). */
 let rejoinJoinAndSync: unknown;
+
+/**
+ * What the before-join hook is told: the kafkajs ConsumerGroup (its generationId and memberId are
+ * this member's once the join is done), and `evicted` — the error type saying the coordinator no
+ * longer counts this member in the generation it holds (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID,
+ * FENCED_INSTANCE_ID), so its partitions may be another member's already and it must not commit
+ * anything for them; null for an ordinary rebalance (or when that could not be told).
+ */
+export interface BeforeJoinInfo { evicted: string | null; group: { generationId?: number; memberId?: string | null; groupInstanceId?: string | null } }
+/** Error types by which the group coordinator says a member is out of its generation. */
+export const EVICTED_TYPES: ReadonlySet<string> = new Set(['ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'FENCED_INSTANCE_ID']);
+/** Set on a ConsumerGroup once one of its joins completed (a later memberId of null means the coordinator forgot it). */
+const JOINED = Symbol('joinery.joined');
 
 /**
  * kafkajs has no "partitions revoked" callback: on a rebalance its runner calls
@@ -101,22 +131,38 @@ let rejoinJoinAndSync: unknown;
  * joinAndSync of a consumer whose assigner carries one (KafkaSource's, per consumer): the source
  * stops delivering and the engine takes its checkpoint there. A failing hook does not stop the
  * join (the source then fails on its own).
+ *
+ * A member that was evicted (it stalled past the session timeout: kafkajs set memberId to null on
+ * UNKNOWN_MEMBER_ID, or a heartbeat now answers ILLEGAL_GENERATION / UNKNOWN_MEMBER_ID) must not
+ * checkpoint-and-commit here: the hook is told so (BeforeJoinInfo.evicted). One heartbeat is sent
+ * to find out, unless kafkajs already knows.
  */
 function patchRejoinHook(): string | undefined {
   if (rejoinJoinAndSync) return undefined;
   const ConsumerGroup = requireCjs(requireCjs.resolve('kafkajs/src/consumer/consumerGroup.js')) as { prototype: Record<string, unknown> };
   const original = ConsumerGroup.prototype.joinAndSync as ((this: unknown) => Promise<void>) | undefined;
   if (typeof original !== 'function') return 'kafkajs/src/consumer/consumerGroup.js has no ConsumerGroup.prototype.joinAndSync';
-  type Group = { assigners?: Array<Record<symbol, unknown>>; heartbeat?: (o: { interval: number }) => Promise<void> };
+  type Group = BeforeJoinInfo['group'] & { assigners?: Array<Record<symbol, unknown>>; heartbeat?: (o: { interval: number }) => Promise<void>; [JOINED]?: boolean };
   ConsumerGroup.prototype.joinAndSync = async function joinAndSync(this: Group): Promise<void> {
-    const hook = this.assigners?.map((a) => a[BEFORE_JOIN]).find((h) => typeof h === 'function') as (() => Promise<void>) | undefined;
+    const hook = this.assigners?.map((a) => a[BEFORE_JOIN]).find((h) => typeof h === 'function') as ((info: BeforeJoinInfo) => Promise<void>) | undefined;
     if (hook) {
+      let evicted: string | null = null;
+      if (this[JOINED]) {
+        if (this.memberId == null) evicted = 'UNKNOWN_MEMBER_ID';
+        else {
+          try { await this.heartbeat?.({ interval: 0 }); } catch (e) {
+            const type = (e as { type?: string }).type ?? '';
+            if (EVICTED_TYPES.has(type)) evicted = type;
+          }
+        }
+      }
       // Heartbeats go on meanwhile: answered REBALANCE_IN_PROGRESS, they still keep the session
       // alive, so a checkpoint longer than the session timeout does not cost the membership.
       const beat = setInterval(() => { void this.heartbeat?.({ interval: 0 }).catch(() => {}); }, 1_000);
-      try { await hook(); } catch { /* reported by the hook's owner */ } finally { clearInterval(beat); }
+      try { await hook({ evicted, group: this }); } catch { /* reported by the hook's owner */ } finally { clearInterval(beat); }
     }
-    return original.call(this);
+    await original.call(this);
+    this[JOINED] = true;
   };
   rejoinJoinAndSync = ConsumerGroup.prototype.joinAndSync;
   return undefined;
@@ -207,6 +253,7 @@ const WITHOUT_PATCH: Record<KafkajsPatchName, string> = {
   'txn-retry': 'a transaction commit fails on a transient coordinator error instead of being retried',
   'fast-codec': 'producing and fetching are slower',
   rejoin: 'a group member cannot checkpoint before a rebalance',
+  'txn-offset-fence': 'a group member evicted from its group (stalled past the session timeout) could still commit output another member re-processes',
 };
 
 export interface KafkajsPatchStatus { name: KafkajsPatchName; active: boolean; detail: string }
@@ -228,6 +275,12 @@ export function kafkajsPatchStatus(): KafkajsPatchStatus[] {
         active = rejoinJoinAndSync !== undefined && ConsumerGroup.prototype.joinAndSync === rejoinJoinAndSync;
         break;
       }
+      case 'txn-offset-fence': {
+        // in the require cache, and the very object kafkajs's request table uses
+        const table = requireCjs('kafkajs/src/protocol/requests/index.js') as { requests?: Record<string, unknown> };
+        active = inPlace(TXN_OFFSET_COMMIT, txnOffsetCommitReplacement) && table.requests?.TxnOffsetCommit === txnOffsetCommitReplacement;
+        break;
+      }
     }
     return { name, active, detail: active ? parts || 'installed' : 'installed at load, then replaced by other code' };
   });
@@ -238,8 +291,9 @@ let patchesReported = false;
 /**
  * The start-up check: which patches are active (debug), a warning for each one that failed to
  * install (not for those left out on purpose), and a refusal of group-member mode with
- * checkpoints without the re-join hook: such a member would hand partitions over without
- * checkpointing them first, so their output would no longer be exactly-once.
+ * checkpoints without the re-join hook (such a member would hand partitions over without
+ * checkpointing them first) or without the fenced offset commit (an evicted member could commit
+ * work another member redoes): either way its output would no longer be exactly-once.
  */
 export function checkKafkajsPatches(opts: { groupMemberCheckpoints: boolean }): void {
   const status = kafkajsPatchStatus();
@@ -259,10 +313,20 @@ export function checkKafkajsPatches(opts: { groupMemberCheckpoints: boolean }): 
     const unknown = [...skippedPatches].filter((n) => !(PATCH_NAMES as readonly string[]).includes(n));
     if (unknown.length > 0) log.warn(`JOINERY_KAFKAJS_SKIP_PATCH: no patch named ${unknown.join(', ')} (the patches: ${PATCH_NAMES.join(', ')})`);
   }
-  const rejoin = status.find((s) => s.name === 'rejoin')!;
-  if (opts.groupMemberCheckpoints && !rejoin.active) {
-    throw new JoineryError('E_KAFKA_PATCH', `the kafkajs re-join hook (patch rejoin, ConsumerGroup.joinAndSync) is not installed: ${rejoin.detail}; ` +
-      'a group member (Kafka input with --checkpoint-dir) would hand partitions over without checkpointing them and lose exactly-once, so it does not start; ' +
+  if (!opts.groupMemberCheckpoints) return;
+  const what: Record<string, string> = {
+    rejoin: 'the kafkajs re-join hook (patch rejoin, ConsumerGroup.joinAndSync)',
+    'txn-offset-fence': 'the fenced transactional offset commit (patch txn-offset-fence, TxnOffsetCommit v3)',
+  };
+  const why: Record<string, string> = {
+    rejoin: 'would hand partitions over without checkpointing them',
+    'txn-offset-fence': 'could commit, after being evicted from the group, work another member redoes',
+  };
+  for (const name of MEMBER_PATCHES) {
+    const s = status.find((x) => x.name === name)!;
+    if (s.active) continue;
+    throw new JoineryError('E_KAFKA_PATCH', `${what[name]} is not installed: ${s.detail}; ` +
+      `a group member (Kafka input with --checkpoint-dir) ${why[name]} and lose exactly-once, so it does not start; ` +
       `install kafkajs ${KAFKAJS_VERSION} exactly (npm ci) and unset JOINERY_KAFKAJS_SKIP_PATCH`);
   }
 }

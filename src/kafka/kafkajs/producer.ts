@@ -9,10 +9,11 @@ import type { Admin, Message, Producer } from 'kafkajs';
 import { JoineryError, usageError } from '../../core/errors.js';
 import { log as logger } from '../../core/log.js';
 import { formatDurationMs } from '../../core/units.js';
-import type { KafkaProducerOptions, TopicInfo, TransactionOffset } from '../port.js';
+import type { GroupMembership, KafkaProducerOptions, TopicInfo, TransactionOffset } from '../port.js';
 import { asHandle, connectedAdmin, createKafka, closeKafka, DEFAULT_CONNECT_TIMEOUT_MS, waitForBroker, type KafkaHandle } from './client.js';
 import { describeFromClusterMetadata, describeWith, ensureTopics } from './admin.js';
-import { errText, isConnectivityError, isRetriableTxnError, sleep } from './errors.js';
+import { errText, evictionOf, isConnectivityError, isRetriableTxnError, sleep } from './errors.js';
+import { GROUP_MEMBERSHIP } from './txn-offset-commit.js';
 import { kafkajs, partitionForKey } from './patches.js';
 
 const { CompressionTypes } = kafkajs;
@@ -253,8 +254,17 @@ export class BatchingProducer {
    * retried first): the transaction's outcome is then settled by the next producer opened with the
    * same id — committed if EndTxn reached the coordinator, else aborted — and
    * fetchCommittedOffsets' metadata tells which checkpoint committed last.
+   *
+   * `membership` (a group member's generation and member id) goes with the offsets (TxnOffsetCommit
+   * v3, patch txn-offset-fence): the group coordinator refuses them once this member was evicted
+   * from the group (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID). That is no failure
+   * of the sink: the transaction is aborted (its records never become visible; another member
+   * redoes that work) and JoineryError('E_GROUP_EVICTED') is thrown; the sink stays usable.
+   * Not covered: an eviction after the offsets were accepted and before EndTxn (a stall right
+   * there; the new owner may read the group's offsets before this transaction ends, as kafkajs
+   * cannot ask for stable offsets), and a transaction without offsets (nothing for the group to check).
    */
-  commitTransaction(groupId: string, offsets: readonly TransactionOffset[], metadata: string): Promise<void> {
+  commitTransaction(groupId: string, offsets: readonly TransactionOffset[], metadata: string, membership?: GroupMembership | null): Promise<void> {
     if (this.txnId === null) return Promise.reject(usageError(`Kafka sink ${this.opts.topic}: commitTransaction needs transactionalId`));
     if (this.closed) return Promise.reject(new JoineryError('E_OUTPUT', `Kafka sink ${this.opts.topic} is closed`));
     return this.endTransaction(false, async () => {
@@ -277,9 +287,17 @@ export class BatchingProducer {
             if (!list) byTopic.set(o.topic, list = []);
             list.push({ partition: o.partition, offset: String(o.offset), metadata });
           }
-          const topics = [...byTopic].map(([topic, partitions]) => ({ topic, partitions }));
-          // kafkajs passes each partition's metadata through to TxnOffsetCommit as it is
-          await this.retryTxn(() => tx.sendOffsets({ consumerGroupId: groupId, topics }), undefined, (e) => this.offsetTopicsExist(e, topics.map((t) => t.topic)));
+          const topics: Array<{ topic: string; partitions: Array<{ partition: number; offset: string; metadata: string }> }> & { [GROUP_MEMBERSHIP]?: GroupMembership } =
+            [...byTopic].map(([topic, partitions]) => ({ topic, partitions }));
+          // kafkajs passes the array and each partition's metadata through to TxnOffsetCommit as they are
+          if (membership) topics[GROUP_MEMBERSHIP] = membership;
+          try {
+            await this.retryTxn(() => tx.sendOffsets({ consumerGroupId: groupId, topics }), undefined, (e) => this.offsetTopicsExist(e, topics.map((t) => t.topic)));
+          } catch (e) {
+            const evicted = membership ? evictionOf(e) : null;
+            if (!evicted) throw e;
+            await this.abortEvicted(tx, groupId, membership!, evicted);
+          }
         }
         step = 'committing';
         await this.checkTopic();
@@ -287,6 +305,7 @@ export class BatchingProducer {
         this.tx = null;
         this.stats.commits++;
       } catch (e) {
+        if (e instanceof JoineryError && e.code === 'E_GROUP_EVICTED') throw e; // aborted; the sink goes on
         const err = this.txnError(step, e);
         if (!this.error) this.error = err;
         this.notifyReady();
@@ -294,6 +313,19 @@ export class BatchingProducer {
         throw err;
       }
     });
+  }
+
+  /** The group refused this member's offsets (evicted): abort the transaction, throw E_GROUP_EVICTED; the sink stays usable. */
+  private async abortEvicted(tx: KafkaJS.Transaction, groupId: string, m: GroupMembership, type: string): Promise<never> {
+    this.tx = null;
+    try {
+      if (tx.isActive()) { await tx.abort(); this.stats.aborts++; }
+    } catch (e) {
+      // the coordinator aborts it on the transaction timeout, or the next producer with this id does
+      logger.say('warn', `joinery: aborting transaction ${JSON.stringify(this.txnId)} after the group refused its offsets failed: ${errText(e)}`, { code: 'E_OUTPUT' });
+    }
+    throw new JoineryError('E_GROUP_EVICTED', `consumer group ${groupId} refused the offsets of member ${m.memberId} (generation ${m.generationId}): ${type}; ` +
+      `this member was evicted from the group (it stalled longer than the session timeout), so transaction ${JSON.stringify(this.txnId)} was aborted`);
   }
 
   /**

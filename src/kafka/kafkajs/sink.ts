@@ -4,7 +4,7 @@
  * BatchingProducer each.
  */
 import { usageError } from '../../core/errors.js';
-import type { KafkaLineOutput, KafkaProducerOptions, KafkaRecordOutput, TransactionOffset } from '../port.js';
+import type { GroupMembership, KafkaLineOutput, KafkaProducerOptions, KafkaRecordOutput, TransactionOffset } from '../port.js';
 import { BatchingProducer } from './producer.js';
 
 function toBuffer(v: Uint8Array | string): Buffer {
@@ -78,8 +78,8 @@ export class KafkaRecordSink implements KafkaRecordOutput {
   }
 
   /** See BatchingProducer.commitTransaction: records written so far + offsets (with metadata on each partition), atomically. */
-  commitTransaction(groupId: string, offsets: readonly TransactionOffset[], metadata: string): Promise<void> {
-    return this.p.commitTransaction(groupId, offsets, metadata);
+  commitTransaction(groupId: string, offsets: readonly TransactionOffset[], metadata: string, membership?: GroupMembership | null): Promise<void> {
+    return this.p.commitTransaction(groupId, offsets, metadata, membership);
   }
 
   /** Drop the records written since the last commit and abort the open transaction. */

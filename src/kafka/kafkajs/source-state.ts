@@ -11,6 +11,7 @@ import type { Side } from '../../state/store.js';
 import type { KafkaFrom, KafkaSourceOptions } from '../port.js';
 import { describeFromClusterMetadata, describeWith } from './admin.js';
 import { coPartitionedAssignerWith } from './assigner.js';
+import type { BeforeJoinInfo } from './patches.js';
 import type { KafkaHandle } from './client.js';
 import { errText, isConnectivityError, sleep } from './errors.js';
 
@@ -225,7 +226,7 @@ export class TopicWatch {
 }
 
 /** The kafkajs consumer's settings for `nParts` partitions in all. */
-export function consumerConfig(opts: KafkaSourceOptions, nParts: number, beforeJoin: (() => Promise<void>) | undefined): ConsumerConfig {
+export function consumerConfig(opts: KafkaSourceOptions, nParts: number, beforeJoin: ((info: BeforeJoinInfo) => Promise<void>) | undefined): ConsumerConfig {
   const maxBytesPerPartition = opts.maxBytesPerPartition ?? DEFAULTS.maxBytesPerPartition;
   return {
     groupId: opts.groupId,

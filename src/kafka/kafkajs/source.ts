@@ -24,10 +24,11 @@ import { JoineryError, usageError } from '../../core/errors.js';
 import { log as logger } from '../../core/log.js';
 import { formatDurationMs } from '../../core/units.js';
 import type { PartitionRef } from '../../source/source.js';
-import type { KafkaFrom, KafkaInput, KafkaRecordBatch, KafkaSourceOptions } from '../port.js';
+import type { GroupMembership, KafkaFrom, KafkaInput, KafkaRecordBatch, KafkaSourceOptions } from '../port.js';
 import { asHandle, closeKafka, connectedAdmin, createKafka, DEFAULT_CONNECT_TIMEOUT_MS, type KafkaHandle, waitForBroker } from './client.js';
-import { errText, isReconnectable, sleep } from './errors.js';
+import { errText, evictionOf, isReconnectable, sleep } from './errors.js';
 import { offsetOf, useLeanRecords } from './lean-record.js';
+import type { BeforeJoinInfo } from './patches.js';
 import { PartitionDelivery } from './source-delivery.js';
 import { copyBatch } from './source-queue.js';
 import { commitOnce, consumerConfig, DEFAULTS, partitionsAtEnd, partKey, planPartitions, TopicWatch, wakeAll, type PartState } from './source-state.js';
@@ -52,6 +53,9 @@ export class KafkaSource extends PartitionDelivery implements KafkaInput {
   /** The engine reading this source is stopping: next() returns null until resetTo(). */
   private interrupted = false;
   private generationWaiters: Array<() => void> = [];
+  /** The kafkajs ConsumerGroup of the current consumer (handed to the before-join hook). */
+  private group: BeforeJoinInfo['group'] | null = null;
+  private joinedAs: GroupMembership | null = null;
   private lastActivity = Date.now();
   private readonly exitWhenIdleMs: number;
   private readonly from: KafkaFrom;
@@ -96,7 +100,7 @@ export class KafkaSource extends PartitionDelivery implements KafkaInput {
   private async startConsumer(): Promise<void> {
     const { leftTopic, rightTopic, groupId } = this.opts;
     const nParts = this.parts.size;
-    const consumer = this.h.kafka.consumer(consumerConfig(this.opts, nParts, this.opts.beforeRejoin ? () => this.beforeJoin() : undefined));
+    const consumer = this.h.kafka.consumer(consumerConfig(this.opts, nParts, this.opts.beforeRejoin ? (info) => this.beforeJoin(info) : undefined));
     this.consumer = consumer;
     consumer.on(consumer.events.GROUP_JOIN, (e) => {
       if (consumer === this.consumer) this.onGroupJoin(e.payload.memberAssignment);
@@ -217,12 +221,21 @@ export class KafkaSource extends PartitionDelivery implements KafkaInput {
     return this.generation;
   }
 
-  /** Before a (re-)join: stop delivering, pause fetching, and let the owner commit what it applied. */
-  private async beforeJoin(): Promise<void> {
+  /** The consumer's generation id and member id as of the last join (for fenced offset commits). */
+  get membership(): GroupMembership | null {
+    return this.joinedAs;
+  }
+
+  /**
+   * Before a (re-)join: stop delivering, pause fetching, and let the owner commit what it applied
+   * — unless this member was evicted (info.evicted): then the owner discards it instead.
+   */
+  private async beforeJoin(info: BeforeJoinInfo): Promise<void> {
+    this.group = info.group;
     if (this.generation === 0 || this.closed) return; // the first join: nothing owned yet
     // The hook's synchronous part runs first: it stops the engine's router, which must know it is
     // stopping before next() starts returning null (else that would read as the end of input).
-    const committing = this.opts.beforeRejoin?.();
+    const committing = this.opts.beforeRejoin?.({ evicted: info.evicted });
     this.suspend();
     try {
       await committing;
@@ -249,6 +262,15 @@ export class KafkaSource extends PartitionDelivery implements KafkaInput {
   interrupt(): void {
     this.interrupted = true;
     this.wake();
+  }
+
+  discardPositions(): void {
+    this.suspend();
+    this.stats.purgedBatches += this.queue.drop(() => true);
+    // -1: nothing accepted yet, so whatever kafkajs fetches after the re-join (from the group's
+    // committed offsets, or where resetTo seeks) is taken, not dropped as already delivered
+    for (const st of this.parts.values()) { st.enqueuedNext = -1; st.deliveredNext = -1; }
+    this.wakeSpace();
   }
 
   get isSuspended(): boolean {
@@ -293,6 +315,9 @@ export class KafkaSource extends PartitionDelivery implements KafkaInput {
 
   private onGroupJoin(memberAssignment: Record<string, number[]>): void {
     this.generation++;
+    const g = this.group;
+    this.joinedAs = g && typeof g.generationId === 'number' && g.generationId >= 0 && g.memberId
+      ? { generationId: g.generationId, memberId: g.memberId, groupInstanceId: g.groupInstanceId ?? null } : null;
     if (this.generation > 1) this.stats.rebalances++;
     const now = new Set<string>();
     for (const [topic, ps] of Object.entries(memberAssignment)) for (const p of ps) now.add(partKey(topic, p));
@@ -481,6 +506,9 @@ export class KafkaSource extends PartitionDelivery implements KafkaInput {
         await commitOnce(this.consumer, mine, metadata);
         return { skipped: positions.length - mine.length };
       } catch (e) {
+        // evicted: no retry makes the coordinator take them (the re-join hook discards the run)
+        const evicted = evictionOf(e);
+        if (evicted) throw new JoineryError('E_GROUP_EVICTED', `consumer group ${this.opts.groupId} refused this member's offsets (${evicted}): it was evicted from the group`, { cause: e });
         if (Date.now() >= deadline) {
           throw new JoineryError('E_INPUT', `committing Kafka offsets for group ${this.opts.groupId} failed: ${errText(e)}`, { cause: e });
         }
