@@ -9,10 +9,10 @@
  * concurrent marking on V8's helper threads ("other" in the CPU split).
  *
  * A floor of WORKER_MIN_OLD_SPACE_MB under the limit (V8's `--initial-old-space-size`, which also
- * serves as the minimum the limit is recomputed to) leaves ~5 per worker. Measured (13 interleaved
- * runs each, docs/architecture.md §5 "Worker heap and the remaining per-event work"): "other" −25 %,
- * total CPU per event −6 to −8 %, workers −1 to −5 %; a worker's committed heap went from ~18 to
- * ~27 MB. V8 flags are per process and are read when an isolate is made: set before the first
+ * serves as the minimum the limit is recomputed to) leaves ~5 per worker. Measured (three sets of
+ * 6–8 interleaved pairs, docs/architecture.md §5 "Worker heap and the rest of the per-event work"):
+ * "other" −17 to −27 %, total CPU per event −5 to −8 %, workers −1 to −3 %; a worker's committed
+ * heap went from ~18 to ~27 MB. V8 flags are per process and are read when an isolate is made: set before the first
  * worker starts, they apply to every isolate made afterwards (the workers), not to the main
  * thread's, which exists already.
  */
