@@ -11,6 +11,7 @@ import type { CpuMeter } from '../metrics/cpu.js';
 import type { MetricsHub } from '../metrics/report.js';
 import type { BarrierAck, WorkerInit, WorkerMessage } from '../worker/protocol.js';
 import { bucketMsFor, type InputFormats } from './setup.js';
+import { configureWorkerHeaps } from './worker-heap.js';
 
 /** Each worker's start parameters: its ring, its key groups, and with checkpoints what it restores. */
 export function workerInits(p: {
@@ -76,6 +77,7 @@ export class WorkerPool {
   /** Start one thread per init; `halt` must be the sab the inits carry. */
   start(inits: WorkerInit[], on: WorkerEvents): void {
     const { hub, cpu } = this;
+    configureWorkerHeaps();
     for (const init of inits) {
       const i = init.index;
       const t = new Worker(new URL('../worker/worker.js', import.meta.url), { workerData: init });
