@@ -449,8 +449,19 @@ export class Router {
     const steps = mergeInflight(this.inflight, this.inflightWatermarks);
     this.inflight = [];
     const t = nowMs();
+    // Never past the restored watermark. Resuming one's own stop checkpoint, the frames' watermarks
+    // are at or below it anyway; a group member that also took partitions from another member's
+    // checkpoint restores the lowest of their watermarks, and its own frames' watermarks (computed
+    // without the partitions it did not own then) could be far past the event time of those: they
+    // expired the state taken over before the records it must join arrived (missing pairs, extra
+    // unmatched rows in the members test).
+    const capMs = this.watermark;
     for (const st of steps) {
-      if (st.kind === 'watermark') { this.publishAll(); await this.broadcast(FrameKind.Watermark, st.valueMs); continue; }
+      if (st.kind === 'watermark') {
+        this.publishAll();
+        if (capMs > -Infinity) await this.broadcast(FrameKind.Watermark, Math.min(st.valueMs, capMs));
+        continue;
+      }
       const w = this.owner[st.keyGroup];
       let ring: RingProducer | FrameSpill = this.rings[w];
       let o = this.spills ? -1 : ring.reserve(st.length);
@@ -480,7 +491,7 @@ export class Router {
   async run(beforeEnd?: () => Promise<void>): Promise<void> {
     const live = this.sources.map((s) => ({ s, done: false }));
     let remaining = live.length;
-    await this.injectInflight(); // before the restored watermark, which is at or past theirs
+    await this.injectInflight(); // before the restored watermark, which is at or past theirs (capped there)
     if (this.watermark > -Infinity) await this.broadcast(FrameKind.Watermark, this.watermark);
     if (this.replay?.active && this.replay.allReached()) await this.endReplay(); // nothing to replay
     // A source waiting for records (Kafka) may wait long: meanwhile the partition the others wait

@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { readTopic } from './topic-io.js';
+import { topicOffsets } from '../../src/kafka/kafkajs/index.js';
 import { BIN, joinery, lastJson } from '../e2e/cli.js';
 import { canonical, multisetDiff, referenceJoin, type Rec, readNdjson } from '../e2e/reference-join.js';
 import { broker, sleep, settled } from './support.js';
@@ -87,20 +88,42 @@ describe('exactly-once Kafka → Kafka with checkpoints', () => {
     assert.equal(diff, '', `kill delays ${delays.join(', ')} ms\n${diff}`);
   });
 
-  test('checkpoints of an idle job add no files to the chain', async () => {
+  test('checkpoints of an idle job add no files to the chain', { timeout: 120_000 }, async () => {
     const dir = path.join(tmp, 'ckpt-idle');
-    const args = ['run', '--brokers', broker(), '--left', `kafka:${L}`, '--right', `kafka:${R}`, '--group', `g-idle-${uniq}`, ...JOIN,
-      '--workers', '2', '--state-dir', path.join(tmp, 'st-idle'), '--checkpoint-dir', dir, '--member', 'idle', '--checkpoint-interval', '200ms', '--checkpoint-retain', '50',
-      '--out', 'null', '--exit-when-idle', '4s', '--session-timeout', '6s', '--json'];
-    const r = await start(args);
-    assert.equal(r.code, 0, r.stderr.slice(-3000));
     const mdir = path.join(dir, 'members', 'idle', 'manifests');
-    const names = fs.readdirSync(mdir).filter((n) => /^ckpt-\d+\.json$/.test(n)).sort();
-    assert.ok(names.length >= 5, `at least 5 checkpoints kept, got ${names.join(', ')}`);
-    // The ones before the final one (which ends the full join's unmatched rows) were taken with
-    // everything read and joined (idle for 4 s, checkpoints every 200 ms): an empty change file
-    // per worker and checkpoint would grow the chain at each.
-    const files = names.slice(-4, -1).map((n) => (JSON.parse(fs.readFileSync(path.join(mdir, n), 'utf8')) as { manifest: { files: Array<{ name: string }> } }).manifest.files.map((f) => f.name).join(','));
-    assert.deepEqual(new Set(files).size, 1, `the chain changed while idle:\n${files.join('\n')}`);
+    const args = ['run', '--brokers', broker(), '--left', `kafka:${L}`, '--right', `kafka:${R}`, '--group', `g-idle-${uniq}`, ...JOIN,
+      '--workers', '2', '--state-dir', path.join(tmp, 'st-idle'), '--checkpoint-dir', dir, '--member', 'idle', '--checkpoint-interval', '200ms',
+      '--checkpoint-retain', '1000', '--out', 'null', '--session-timeout', '6s', '--json'];
+    // Every record of both topics read: the manifests' offsets reach the topics' ends.
+    let end = 0;
+    for (const t of [L, R]) for (const o of await topicOffsets([broker()], t)) end += Number(o.high);
+    type M = { manifest: { id: number; sources: Array<{ kafka?: Array<{ offset: string }> }>; files: Array<{ name: string }> } };
+    const manifests = (): M[] => {
+      let names: string[] = [];
+      try { names = fs.readdirSync(mdir).filter((n) => /^ckpt-\d+\.json$/.test(n)).sort(); } catch { /* not yet */ }
+      return names.map((n) => JSON.parse(fs.readFileSync(path.join(mdir, n), 'utf8')) as M);
+    };
+    const readAll = (m: M) => m.manifest.sources.flatMap((x) => x.kafka ?? []).reduce((n, o) => n + Number(o.offset), 0) >= end;
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => { stderr += d; });
+    const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+    // Then four more checkpoints with nothing to read, and a graceful stop.
+    const deadline = Date.now() + 90_000;
+    let idle: M[] = [];
+    while (Date.now() < deadline && child.exitCode === null) {
+      const ms = manifests();
+      const first = ms.findIndex(readAll);
+      idle = first >= 0 ? ms.slice(first) : [];
+      if (idle.length >= 5) break;
+      await sleep(100);
+    }
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0, stderr.slice(-3000));
+    assert.ok(idle.length >= 5, `5 checkpoints after everything was read, got ${idle.length}\n${stderr.slice(-3000)}`);
+    // The first one after the last record may still hold its changes; those after it had none: an
+    // empty change file per worker and checkpoint would grow the chain at each.
+    const chains = idle.slice(1).map((m) => m.manifest.files.map((f) => f.name).join(','));
+    assert.equal(new Set(chains).size, 1, `the chain changed while idle:\n${chains.join('\n')}`);
   });
 });

@@ -149,7 +149,8 @@ export function joinScaffold(label: string, dir: string, gen: string[], ref: Ref
   }, { timeout: 120_000 });
   after(async () => {
     for (const p of processes()) if (p?.running) { p.child.kill('SIGKILL'); await p.exited; }
-    if (s.failed) process.stderr.write(`[${label}] kept ${dir} for a look\n`);
+    // JOINERY_TEST_KEEP=1 keeps it whatever the outcome (to look at a run that failed before a later test passed)
+    if (s.failed || process.env.JOINERY_TEST_KEEP === '1') process.stderr.write(`[${label}] kept ${dir} for a look\n`);
     else fs.rmSync(dir, { recursive: true, force: true });
   });
   return s;

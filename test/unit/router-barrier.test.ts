@@ -2,8 +2,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { JsonExtractor } from '../../src/codec/json.js';
-import { BARRIER_ID, FrameKind } from '../../src/ring/frame.js';
-import { createRingBuffer, RingConsumer } from '../../src/ring/ring.js';
+import { BARRIER_ID, FrameKind, WM_VALUE } from '../../src/ring/frame.js';
+import { createRingBuffer, FrameSpill, RingConsumer } from '../../src/ring/ring.js';
+import type { InflightStream } from '../../src/router/inflight.js';
 import { Router } from '../../src/router/router.js';
 import type { PartitionRef, RecordBatch, Source } from '../../src/source/source.js';
 
@@ -48,4 +49,52 @@ test('a barrier requested while beforeEnd waits (a checkpoint queued behind the 
   await within(run, 3000, 'router.run');
   for (const sab of sabs) assert.deepEqual(frames(sab).filter((f) => f !== 'wm'), ['barrier 1', 'barrier 2', 'end']);
   await assert.rejects(router.barrier(3), /input has ended/);
+});
+
+/** A stop checkpoint's in-flight frames (as src/router/inflight.ts reads them): numbers are events (key group = id), `w:N` watermarks. */
+function inflight(items: Array<number | string>): InflightStream {
+  const s = new FrameSpill();
+  for (const it of items) {
+    if (typeof it === 'number') {
+      const off = s.reserve(40);
+      s.u8[off] = FrameKind.Event;
+      s.dv.setUint16(off + 2, it, true);
+      s.dv.setUint16(off + 32, 1, true);
+    } else {
+      const off = s.reserve(16);
+      s.u8[off] = FrameKind.Watermark;
+      s.dv.setFloat64(off + WM_VALUE, Number(it.slice(2)), true);
+    }
+    s.commit();
+  }
+  return { bytes: s.bytes().slice() };
+}
+
+/** The watermark values a ring carries, in order (it reads them out). */
+function watermarks(sab: SharedArrayBuffer): number[] {
+  const c = new RingConsumer(sab);
+  const out: number[] = [];
+  for (let off = c.next(); off >= 0; off = c.next()) if (c.u8[off] === FrameKind.Watermark) out.push(c.dv.getFloat64(off + WM_VALUE, true));
+  c.release();
+  return out;
+}
+
+test('in-flight watermarks replayed on resume never pass the restored watermark', async () => {
+  // A group member resuming its own stop checkpoint (frames for the partitions it owned then)
+  // together with partitions taken from another member's checkpoint restores the lower watermark
+  // of the two: its frames' watermark 500 would expire the state taken over (old behaviour).
+  const low = [createRingBuffer(1 << 16)];
+  const r1 = new Router(low, [new EmptySource()], extractors, 0, 200, () => {});
+  r1.restore(100, []);
+  r1.setInflight([inflight([1, 'w:50', 2, 'w:500', 3])], true);
+  await within(r1.run(), 3000, 'router.run');
+  const got = watermarks(low[0]).filter(Number.isFinite); // the last one, Infinity, ends the input
+  assert.deepEqual(got, [50, 100, 100]);
+  // Its own stop checkpoint alone: the restored watermark is at or past the frames', nothing changes.
+  const own = [createRingBuffer(1 << 16)];
+  const r2 = new Router(own, [new EmptySource()], extractors, 0, 200, () => {});
+  r2.restore(1000, []);
+  r2.setInflight([inflight([1, 'w:50', 2, 'w:500', 3])], true);
+  await within(r2.run(), 3000, 'router.run');
+  assert.deepEqual(watermarks(own[0]).slice(0, 3), [50, 500, 1000]);
 });
