@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import { ensureTopics } from '../../src/kafka/kafkajs/index.js';
 import { produceRaw, readTopic } from './topic-io.js';
 import { canonical, multisetDiff } from '../e2e/reference-join.js';
-import { broker, CliProcess, joinScaffold, keyedMessages as msgs, phases, settled, sleep, tail } from './support.js';
+import { broker, joinScaffold, MemberProcess, keyedMessages as msgs, phases, settled, sleep, tail } from './support.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-kafka-fencing-'));
 const uniq = `${process.pid}-${Date.now().toString(36)}`;
@@ -31,25 +31,7 @@ const newestId = (dir: string): number => {
   try { return Math.max(0, ...fs.readdirSync(dir).filter((n) => /^ckpt-\d+\.json$/.test(n)).map((n) => Number(n.slice(5, -5)))); } catch { return 0; }
 };
 
-class Member extends CliProcess {
-  constructor(readonly name: string, args: string[]) { super(args); }
-
-  async waitFor(what: string, ok: () => boolean, timeoutMs: number): Promise<void> {
-    const reached = await this.until(`${what} from member ${this.name}`, ok, timeoutMs, 50);
-    assert.ok(reached, `member ${this.name} exited (code ${this.code}, signal ${this.signal}) before ${what}; its stderr:\n${tail(this.stderr)}`);
-  }
-
-  async exit(timeoutMs: number): Promise<void> {
-    let t: NodeJS.Timeout | undefined;
-    const timedOut = await Promise.race([this.exited.then(() => false), new Promise<boolean>((r) => { t = setTimeout(() => r(true), timeoutMs); })]);
-    clearTimeout(t);
-    if (timedOut) {
-      this.child.kill('SIGKILL');
-      await this.exited;
-      assert.fail(`member ${this.name} did not exit within ${timeoutMs / 1000} s (killed); its stderr:\n${tail(this.stderr)}`);
-    }
-  }
-
+class Member extends MemberProcess {
   /** The partition list of its last `assigned partitions` line ([] before the first). */
   lastAssigned(): number[] {
     const ls = this.stderr.split('\n').map((l) => /assigned partitions[^[]*\[([\d,\s]*)\]/.exec(l)).filter((m) => m !== null);

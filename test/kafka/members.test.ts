@@ -23,7 +23,7 @@ import { ensureTopics, partitionForKey } from '../../src/kafka/kafkajs/index.js'
 import { produceRaw, readTopic } from './topic-io.js';
 import { joinery, lastJson } from '../e2e/cli.js';
 import { canonical, multisetDiff, type Rec } from '../e2e/reference-join.js';
-import { broker, CliProcess, joinScaffold, keyedMessages as msgs, phases, settled, sleep, tail } from './support.js';
+import { broker, joinScaffold, MemberProcess, keyedMessages as msgs, phases, settled, sleep, tail } from './support.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-kafka-members-'));
 const uniq = `${process.pid}-${Date.now().toString(36)}`;
@@ -44,29 +44,7 @@ const newestManifest = (dir: string): string => {
 const manifestId = (name: string): number => (name ? Number(name.slice(5, -5)) : 0);
 
 /** One `joinery run` member process; stdout/stderr kept. */
-class Member extends CliProcess {
-  constructor(readonly name: string, args: string[]) {
-    super(args);
-  }
-
-  /** Poll until `ok()`; fails if the member exits first or the time runs out. */
-  async waitFor(what: string, ok: () => boolean, timeoutMs: number): Promise<void> {
-    const reached = await this.until(`${what} from member ${this.name}`, ok, timeoutMs, 50);
-    assert.ok(reached, `member ${this.name} exited (code ${this.code}, signal ${this.signal}) before ${what}; its stderr:\n${tail(this.stderr)}`);
-  }
-
-  /** Wait for the exit; SIGKILL and fail after `timeoutMs`. */
-  async exit(timeoutMs: number): Promise<void> {
-    let t: NodeJS.Timeout | undefined;
-    const timedOut = await Promise.race([this.exited.then(() => false), new Promise<boolean>((r) => { t = setTimeout(() => r(true), timeoutMs); })]);
-    clearTimeout(t);
-    if (timedOut) {
-      this.child.kill('SIGKILL');
-      await this.exited;
-      assert.fail(`member ${this.name} did not exit within ${timeoutMs / 1000} s (killed); its stderr:\n${tail(this.stderr)}`);
-    }
-  }
-
+class Member extends MemberProcess {
   /** The `assigned partitions` lines it printed, each with the partition list it names (null if none could be read). */
   assignments(): Array<{ line: string; partitions: number[] | null }> {
     return this.stderr.split('\n').filter((l) => l.includes('assigned partitions')).map((line) => {

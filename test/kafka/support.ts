@@ -130,6 +130,31 @@ export class CliProcess {
   }
 }
 
+/** A `joinery run --member NAME` process of a group test: waits that fail with its stderr. */
+export class MemberProcess extends CliProcess {
+  constructor(readonly name: string, args: string[]) {
+    super(args);
+  }
+
+  /** Poll until `ok()`; fails if the member exits first or the time runs out. */
+  async waitFor(what: string, ok: () => boolean, timeoutMs: number): Promise<void> {
+    const reached = await this.until(`${what} from member ${this.name}`, ok, timeoutMs, 50);
+    assert.ok(reached, `member ${this.name} exited (code ${this.code}, signal ${this.signal}) before ${what}; its stderr:\n${tail(this.stderr)}`);
+  }
+
+  /** Wait for the exit; SIGKILL and fail after `timeoutMs`. */
+  async exit(timeoutMs: number): Promise<void> {
+    let t: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([this.exited.then(() => false), new Promise<boolean>((r) => { t = setTimeout(() => r(true), timeoutMs); })]);
+    clearTimeout(t);
+    if (timedOut) {
+      this.child.kill('SIGKILL');
+      await this.exited;
+      assert.fail(`member ${this.name} did not exit within ${timeoutMs / 1000} s (killed); its stderr:\n${tail(this.stderr)}`);
+    }
+  }
+}
+
 /** What a test joining generated input gets from joinScaffold; tests clear `failed` when they pass. */
 export interface JoinScaffold { left: Rec[]; right: Rec[]; expected: string[]; failed: boolean }
 
