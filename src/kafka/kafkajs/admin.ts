@@ -8,7 +8,7 @@ import { JoineryError, usageError, type ErrorCode } from '../../core/errors.js';
 import type { EnsureResult, KafkaTarget, TopicInfo } from '../port.js';
 import { log } from '../../core/log.js';
 import { formatDurationMs } from '../../core/units.js';
-import { closeKafka, connectedAdmin, handleFrom, highWatermarks, privateCluster, waitForBroker, type KafkaHandle } from './client.js';
+import { closeKafka, connectedAdmin, handleFrom, highWatermarks, privateCluster, waitForBroker, type KafkaHandle, type PrivateCluster } from './client.js';
 import { errText, sleep } from './errors.js';
 import { REQUIRE_STABLE, type OffsetFetchResponse } from './offset-fetch.js';
 
@@ -243,11 +243,16 @@ async function agreeingReads(h: KafkaHandle, groupId: string, topics: readonly s
  * (kafkajs's admin.fetchOffsets builds its own topics array, so the flag cannot ride on it).
  * UNSTABLE_OFFSET_COMMIT and the coordinator's other retriable answers are retried (20 ms doubling
  * to 500 ms) until `waitMs`. Null when the answer was not a stable one (the broker negotiated
- * OffsetFetch below v7, or the patch is not installed).
+ * OffsetFetch below v7, the patch is not installed, or kafkajs's private cluster factory is gone).
  */
 async function stableOffsets(h: KafkaHandle, groupId: string, topics: readonly string[], waitMs: number): Promise<CommittedOffset[] | null> {
   await waitForBroker(h, 'E_INPUT');
-  const cluster = privateCluster(h, { allowAutoTopicCreation: false }, 'fetch stable offsets');
+  let cluster: PrivateCluster;
+  try {
+    cluster = privateCluster(h, { allowAutoTopicCreation: false }, 'fetch stable offsets');
+  } catch {
+    return null; // another kafkajs: read as without v7
+  }
   const start = Date.now();
   let delayMs = 20;
   let unstable = 0;
