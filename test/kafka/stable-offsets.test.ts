@@ -13,6 +13,7 @@ import { closeKafka, createKafka, deleteTopics, ensureTopics, fetchCommittedOffs
 import { brokers, sleep, uniq } from './support.js';
 
 const T = { timeout: 120_000 };
+process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1'; // the raw kafkajs producer below
 const created: string[] = [];
 after(async () => {
   const b = process.env.JOINERY_TEST_KAFKA?.trim();
@@ -33,9 +34,22 @@ test('a stable read waits for an open transaction\'s offsets (require_stable); a
     return c && { offset: c.offset, metadata: c.metadata };
   };
   try {
-    const first = await producer.transaction();
-    await first.sendOffsets(offsets(10, 'ckpt-10'));
-    await first.commit();
+    // A fresh broker's group coordinator may still be loading (COORDINATOR_LOAD_IN_PROGRESS,
+    // NOT_COORDINATOR; kafkajs retries neither OffsetFetch nor TxnOffsetCommit): the first
+    // read and commit are retried.
+    for (let attempt = 1; ; attempt++) {
+      const first = await producer.transaction();
+      try {
+        assert.deepEqual(p0(await fetchCommittedOffsets(brokers(), group, [topic])), { offset: '-1', metadata: null });
+        await first.sendOffsets(offsets(10, 'ckpt-10'));
+        await first.commit();
+        break;
+      } catch (e) {
+        await first.abort().catch(() => {});
+        if (attempt >= 30 || !(e as { retriable?: boolean }).retriable) throw e;
+        await sleep(500);
+      }
+    }
     assert.deepEqual(p0(await fetchCommittedOffsets(brokers(), group, [topic], { requireStable: true })), { offset: '10', metadata: 'ckpt-10' });
 
     const open = await producer.transaction();
