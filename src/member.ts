@@ -32,7 +32,6 @@ import { formatSummary, runEngine, type EngineOptions, type GroupShare, type Sum
 import { kafkaAdapter } from './kafka/adapters.js';
 import { openKafkaIO } from './kafka/io.js';
 import { parseBrokers } from './kafka/options.js';
-import type { KafkaAdmin } from './kafka/port.js';
 import { keyGroupRanges } from './router/partitioner.js';
 import { openLineSink, type LineSink } from './sink/sink.js';
 import type { Side } from './state/store.js';
@@ -45,25 +44,6 @@ import { log, type LogFields, type LogLevel } from './core/log.js';
 export function defaultMemberName(): string {
   const n = os.hostname().replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 64);
   return n || 'joinery';
-}
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/**
- * The group's committed offsets, read until two reads a moment apart agree: an output
- * transaction's offsets become visible only once its commit markers are written, just after the
- * committing member returned from EndTxn (kafkajs cannot ask for stable offsets).
- */
-async function stableCommitted(admin: KafkaAdmin, brokers: string[], group: string, topics: string[]): Promise<CommittedOffset[]> {
-  const key = (cs: CommittedOffset[]) => cs.map((c) => `${c.topic}/${c.partition}@${c.offset}:${c.metadata ?? ''}`).sort().join(',');
-  let prev = await admin.fetchCommittedOffsets(brokers, group, topics);
-  for (let i = 0; i < 25; i++) {
-    await sleep(200);
-    const now = await admin.fetchCommittedOffsets(brokers, group, topics);
-    if (key(now) === key(prev)) return now;
-    prev = now;
-  }
-  return prev;
 }
 
 export interface MemberRunOptions {
@@ -162,7 +142,9 @@ export async function runMember({ cfg, control, progress }: MemberRunOptions): P
       const runId = `r${Date.now().toString(36)}${Math.random().toString(16).slice(2, 8)}`;
       let plan;
       try {
-        const committed = await stableCommitted(adapter.admin, brokers, cfg.group, topics);
+        // Stable (require_stable): never the offsets an output transaction still open is about to
+        // replace — planning from them would restore a checkpoint older than committed output.
+        const committed: CommittedOffset[] = await adapter.admin.fetchCommittedOffsets(brokers, cfg.group, topics, { requireStable: true });
         plan = await planHandoff({
           root, member, storage, pool, job, ranges, outer, runId, leftTopic, rightTopic, assigned, committed,
           // after an eviction too: this member's checkpoints past its committed one can never commit now

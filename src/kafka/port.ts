@@ -252,8 +252,13 @@ export interface KafkaAdmin {
   /** Per partition: the first offset whose timestamp is ≥ timeMs (else the end), with low and high. */
   offsetsForTime(target: KafkaTarget, topic: string, timeMs: number): Promise<Array<{ partition: number; offset: number; low: number; high: number }>>;
   groupOffsets(target: KafkaTarget, groupId: string, topics: string[]): Promise<Array<{ topic: string; partition: number; offset: string }>>;
-  /** A group's committed offsets with the metadata stored with each ('-1' and null: none). */
-  fetchCommittedOffsets(target: KafkaTarget, groupId: string, topics: readonly string[]): Promise<Array<{ topic: string; partition: number; offset: string; metadata: string | null }>>;
+  /**
+   * A group's committed offsets with the metadata stored with each ('-1' and null: none). With
+   * `requireStable`, an open transaction holding offsets for these partitions is waited for (up to
+   * `stableWaitMs`, then E_INPUT) instead of answering the offsets it is about to replace.
+   */
+  fetchCommittedOffsets(target: KafkaTarget, groupId: string, topics: readonly string[],
+    opts?: { requireStable?: boolean; stableWaitMs?: number }): Promise<Array<{ topic: string; partition: number; offset: string; metadata: string | null }>>;
 }
 
 /** A Kafka client library behind the port. */

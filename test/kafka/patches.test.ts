@@ -5,7 +5,8 @@
  * rebalance; likewise without the fenced transactional offset commit (txn-offset-fence). The hook is left out the way an incompatible kafkajs would leave it out: the real CLI
  * runs with JOINERY_KAFKAJS_SKIP_PATCH=rejoin against the real broker. The same command with
  * every patch installed runs as a member and commits its checkpoint (so the refusal is the
- * hook's, not the command's), and lists the active patches at debug level.
+ * hook's, not the command's), and lists the active patches at debug level. Without the stable
+ * offset read (offset-fetch-stable) a member is not refused: it warns once and reads until two reads agree.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -67,9 +68,17 @@ describe('kafkajs patches checked at start', () => {
     const listed = ran.stderr.split('\n').filter((l) => l.includes('"msg":"kafkajs patches"'));
     assert.equal(listed.length, 1, ran.stderr);
     const active = (JSON.parse(listed[0]) as { active: string[] }).active;
-    assert.ok(active.includes('rejoin') && active.includes('txn-retry') && active.includes('group-messages') && active.includes('txn-offset-fence'), listed[0]);
+    assert.ok(active.includes('rejoin') && active.includes('txn-retry') && active.includes('group-messages') && active.includes('txn-offset-fence') && active.includes('offset-fetch-stable'), listed[0]);
+    assert.doesNotMatch(ran.stderr, /not read stably/, 'the broker answers OffsetFetch v7: the planning read is stable');
     const committed = await fetchCommittedOffsets([broker()], group, [L, R]);
     assert.ok(committed.some((c) => c.topic === L && Number(c.offset) > 0 && /m1/.test(c.metadata ?? '')), JSON.stringify(committed));
+
+    // Without the stable offset read the member still runs, planning from reads that agree, and says so once.
+    const unstable = await joinery(args, { timeoutMs: 120_000, env: env({ JOINERY_KAFKAJS_SKIP_PATCH: 'offset-fetch-stable' }) });
+    assert.equal(unstable.code, 0, unstable.stderr);
+    const notStable = unstable.stderr.split('\n').filter((l) => l.includes('"level":"warn"') && l.includes('not read stably'));
+    assert.equal(notStable.length, 1, unstable.stderr);
+    assert.match(notStable[0], new RegExp(`consumer group ${group}`));
     fs.rmSync(tmp, { recursive: true, force: true });
   });
 });

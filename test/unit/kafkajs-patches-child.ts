@@ -5,6 +5,7 @@
  * - replaced: after joinery installed its patches, other code puts its own joinAndSync on
  *   kafkajs's ConsumerGroup; prints what checkKafkajsPatches says for a group member.
  * - unfenced: the same for kafkajs's request table entry of TxnOffsetCommit (back to v0/v1 only).
+ * - unstable: the same for the entry of OffsetFetch (back to v1–v4, no require_stable).
  */
 import { createRequire } from 'node:module';
 import { configureLog, log } from '../../src/core/log.js';
@@ -24,9 +25,13 @@ if (mode === 'unfenced') {
   const table = req('kafkajs/src/protocol/requests/index.js') as { requests: Record<string, unknown> };
   table.requests.TxnOffsetCommit = { versions: ['0', '1'], protocol: () => undefined }; // someone else's
 }
+if (mode === 'unstable') {
+  const table = req('kafkajs/src/protocol/requests/index.js') as { requests: Record<string, unknown> };
+  table.requests.OffsetFetch = { versions: ['1', '2', '3', '4'], protocol: () => undefined }; // someone else's
+}
 let error: { code?: string; message: string } | null = null;
 try {
-  client.checkKafkajsPatches({ groupMemberCheckpoints: mode === 'replaced' || mode === 'unfenced' });
+  client.checkKafkajsPatches({ groupMemberCheckpoints: mode === 'replaced' || mode === 'unfenced' || mode === 'unstable' });
 } catch (e) {
   error = { code: (e as { code?: string }).code, message: (e as Error).message };
 }

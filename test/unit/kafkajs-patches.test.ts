@@ -21,7 +21,7 @@ const run = (mode: string, env: NodeJS.ProcessEnv = {}): Out => {
 test('require-cache patches that cannot go in (kafkajs loaded first) are each reported with a warning', () => {
   const out = run('early');
   const warnings = out.lines.map((l) => JSON.parse(l) as { level: string; msg: string }).filter((l) => l.level === 'warn').map((l) => l.msg);
-  for (const name of ['group-messages', 'txn-retry', 'fast-codec', 'txn-offset-fence']) {
+  for (const name of ['group-messages', 'txn-retry', 'fast-codec', 'txn-offset-fence', 'offset-fetch-stable']) {
     assert.ok(warnings.some((w) => w.startsWith(`kafkajs patch ${name} is not installed (`) && /loaded before the patch/.test(w)), `${name}: ${JSON.stringify(warnings)}`);
     assert.equal(out.status.find((s) => s.name === name)?.active, false);
   }
@@ -36,7 +36,7 @@ test('a re-join hook replaced after install counts as missing: a group member is
   const out = run('replaced');
   assert.equal(out.error?.code, 'E_KAFKA_PATCH', JSON.stringify(out));
   assert.match(out.error!.message, /installed at load, then replaced by other code/);
-  assert.deepEqual(out.status.filter((s) => s.active).map((s) => s.name), ['group-messages', 'txn-retry', 'fast-codec', 'txn-offset-fence']);
+  assert.deepEqual(out.status.filter((s) => s.active).map((s) => s.name), ['group-messages', 'txn-retry', 'fast-codec', 'txn-offset-fence', 'offset-fetch-stable']);
 });
 
 test('a TxnOffsetCommit request table entry replaced after install counts as missing: a group member is refused (E_KAFKA_PATCH)', () => {
@@ -46,10 +46,18 @@ test('a TxnOffsetCommit request table entry replaced after install counts as mis
   assert.deepEqual(out.status.filter((s) => !s.active).map((s) => s.name), ['txn-offset-fence']);
 });
 
+test('an OffsetFetch request table entry replaced after install counts as missing: a warning, and a group member still starts (it falls back to reads that agree)', () => {
+  const out = run('unstable');
+  assert.equal(out.error, null, JSON.stringify(out));
+  assert.deepEqual(out.status.filter((s) => !s.active).map((s) => [s.name, s.detail]), [['offset-fetch-stable', 'installed at load, then replaced by other code']]);
+  const warnings = out.lines.map((l) => JSON.parse(l) as { level: string; msg: string }).filter((l) => l.level === 'warn').map((l) => l.msg);
+  assert.ok(warnings.some((w) => w.startsWith('kafkajs patch offset-fetch-stable is not installed') && /without require_stable/.test(w)), JSON.stringify(warnings));
+});
+
 test('an unknown name in JOINERY_KAFKAJS_SKIP_PATCH is a warning, a known one is left out quietly', () => {
   const out = run('normal', { JOINERY_KAFKAJS_SKIP_PATCH: 'txn-retry,rejoim' });
   const warnings = out.lines.map((l) => JSON.parse(l) as { level: string; msg: string }).filter((l) => l.level === 'warn').map((l) => l.msg);
-  assert.deepEqual(warnings, ['JOINERY_KAFKAJS_SKIP_PATCH: no patch named rejoim (the patches: group-messages, txn-retry, fast-codec, rejoin, txn-offset-fence)']);
+  assert.deepEqual(warnings, ['JOINERY_KAFKAJS_SKIP_PATCH: no patch named rejoim (the patches: group-messages, txn-retry, fast-codec, rejoin, txn-offset-fence, offset-fetch-stable)']);
   assert.deepEqual(out.status.filter((s) => !s.active).map((s) => [s.name, s.detail]), [['txn-retry', 'skipped (JOINERY_KAFKAJS_SKIP_PATCH)']]);
 });
 
@@ -66,7 +74,7 @@ test('every command that uses Kafka lists the active patches at debug level, bef
     const r = await joinery([...args, '--log-level', 'debug', '--connect-timeout', '500ms'], { env });
     const listed = r.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string; active?: string[] }).find((l) => l.msg === 'kafkajs patches');
     assert.ok(listed, `${args[0]}: ${r.stderr}`);
-    assert.deepEqual(listed.active?.map((a) => a.replace(/\(.*$/, '')), ['group-messages', 'txn-retry', 'fast-codec', 'rejoin', 'txn-offset-fence']);
+    assert.deepEqual(listed.active?.map((a) => a.replace(/\(.*$/, '')), ['group-messages', 'txn-retry', 'fast-codec', 'rejoin', 'txn-offset-fence', 'offset-fetch-stable']);
     assert.equal(r.code, 3, 'then the unreachable broker ends it (E_INPUT)');
   }
   fs.rmSync(dir, { recursive: true, force: true });

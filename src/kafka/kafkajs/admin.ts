@@ -6,8 +6,11 @@
 import type { Admin } from 'kafkajs';
 import { JoineryError, usageError, type ErrorCode } from '../../core/errors.js';
 import type { EnsureResult, KafkaTarget, TopicInfo } from '../port.js';
-import { closeKafka, connectedAdmin, handleFrom, highWatermarks } from './client.js';
-import { errText } from './errors.js';
+import { log } from '../../core/log.js';
+import { formatDurationMs } from '../../core/units.js';
+import { closeKafka, connectedAdmin, handleFrom, highWatermarks, privateCluster, waitForBroker, type KafkaHandle, type PrivateCluster } from './client.js';
+import { errText, sleep } from './errors.js';
+import { REQUIRE_STABLE, type OffsetFetchResponse } from './offset-fetch.js';
 
 /** Existence and partition count of each topic. */
 export async function describeTopics(brokers: KafkaTarget, topics: readonly string[],
@@ -163,22 +166,132 @@ export async function groupOffsets(brokers: KafkaTarget, groupId: string, topics
   }
 }
 
+/** A group's committed offset of one partition, with its metadata. */
+export interface CommittedOffset { topic: string; partition: number; offset: string; metadata: string | null }
+
+/**
+ * How long a stable read waits for the group's pending transactional offsets: the producers'
+ * transaction timeout (60 s; the coordinator then aborts the transaction) plus the coordinator's
+ * check for timed-out transactions (every 10 s by default) and its markers.
+ */
+export const STABLE_OFFSETS_WAIT_MS = 90_000;
+
 /**
  * Committed offsets of a consumer group with the metadata string stored with each ('-1' and null
- * = nothing committed). Offsets committed in a Kafka transaction show here once it is committed,
- * never when it was aborted; the metadata is what KafkaRecordSink.commitTransaction or
- * KafkaSource.commit stored (e.g. the checkpoint id). Sorted by topic, partition.
+ * = nothing committed). Offsets committed in a Kafka transaction show here once it is committed
+ * (its markers written), never when it was aborted; the metadata is what
+ * KafkaRecordSink.commitTransaction or KafkaSource.commit stored (e.g. the checkpoint id). Sorted
+ * by topic, partition.
+ *
+ * With `requireStable`, a transaction that has sent offsets for one of these partitions and not
+ * ended yet is waited for (OffsetFetch v7 require_stable, patch offset-fetch-stable: the
+ * coordinator answers UNSTABLE_OFFSET_COMMIT until its markers are written), so the answer is
+ * never the offsets that transaction is about to replace; after `stableWaitMs` it fails (E_INPUT,
+ * naming the group). Without v7 (a broker older than Kafka 2.5, or the patch not installed) the
+ * offsets are read until two reads 200 ms apart agree, with a warning (once) that the read is not
+ * stable: a transaction ending just after those reads is missed.
  */
-export async function fetchCommittedOffsets(brokers: KafkaTarget, groupId: string, topics: readonly string[]): Promise<Array<{ topic: string; partition: number; offset: string; metadata: string | null }>> {
+export async function fetchCommittedOffsets(brokers: KafkaTarget, groupId: string, topics: readonly string[],
+  opts: { requireStable?: boolean; stableWaitMs?: number } = {}): Promise<CommittedOffset[]> {
   const { h, own } = handleFrom(brokers, 'joinery-admin');
-  const admin = await connectedAdmin(h, 'E_INPUT');
   try {
-    const r = await admin.fetchOffsets({ groupId, topics: [...topics] });
-    return r.flatMap((t) => t.partitions.map((p) => ({ topic: t.topic, partition: p.partition, offset: p.offset, metadata: p.metadata ?? null })))
-      .sort((a, b) => (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : a.partition - b.partition));
+    if (opts.requireStable) {
+      const stable = await stableOffsets(h, groupId, topics, opts.stableWaitMs ?? STABLE_OFFSETS_WAIT_MS);
+      if (stable) return stable;
+      if (!unstableWarned) {
+        unstableWarned = true;
+        log.warn(`Kafka: the committed offsets of consumer group ${groupId} are not read stably (OffsetFetch v7 require_stable needs Kafka ≥ 2.5 and the kafkajs patch offset-fetch-stable): ` +
+          'reading them until two reads agree, which misses an output transaction that ends just after', { code: 'E_INPUT' });
+      }
+      return await agreeingReads(h, groupId, topics);
+    }
+    return await plainRead(h, groupId, topics);
   } finally {
-    await admin.disconnect().catch(() => {});
     if (own) closeKafka(h);
   }
 }
 
+let unstableWarned = false;
+
+const byPartition = (a: CommittedOffset, b: CommittedOffset) => (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : a.partition - b.partition);
+
+async function plainRead(h: KafkaHandle, groupId: string, topics: readonly string[]): Promise<CommittedOffset[]> {
+  const admin = await connectedAdmin(h, 'E_INPUT');
+  try {
+    const r = await admin.fetchOffsets({ groupId, topics: [...topics] });
+    return r.flatMap((t) => t.partitions.map((p) => ({ topic: t.topic, partition: p.partition, offset: p.offset, metadata: p.metadata ?? null }))).sort(byPartition);
+  } finally {
+    await admin.disconnect().catch(() => {});
+  }
+}
+
+/** The fallback without require_stable: read until two reads a moment apart agree. */
+async function agreeingReads(h: KafkaHandle, groupId: string, topics: readonly string[]): Promise<CommittedOffset[]> {
+  const key = (cs: CommittedOffset[]) => cs.map((c) => `${c.topic}/${c.partition}@${c.offset}:${c.metadata ?? ''}`).join(',');
+  let prev = await plainRead(h, groupId, topics);
+  for (let i = 0; i < 25; i++) {
+    await sleep(200);
+    const now = await plainRead(h, groupId, topics);
+    if (key(now) === key(prev)) return now;
+    prev = now;
+  }
+  return prev;
+}
+
+/**
+ * OffsetFetch with require_stable to the group coordinator, through a private kafkajs cluster
+ * (kafkajs's admin.fetchOffsets builds its own topics array, so the flag cannot ride on it).
+ * UNSTABLE_OFFSET_COMMIT and the coordinator's other retriable answers are retried (20 ms doubling
+ * to 500 ms) until `waitMs`. Null when the answer was not a stable one (the broker negotiated
+ * OffsetFetch below v7, the patch is not installed, or kafkajs's private cluster factory is gone).
+ */
+async function stableOffsets(h: KafkaHandle, groupId: string, topics: readonly string[], waitMs: number): Promise<CommittedOffset[] | null> {
+  await waitForBroker(h, 'E_INPUT');
+  let cluster: PrivateCluster;
+  try {
+    cluster = privateCluster(h, { allowAutoTopicCreation: false }, 'fetch stable offsets');
+  } catch {
+    return null; // another kafkajs: read as without v7
+  }
+  const start = Date.now();
+  let delayMs = 20;
+  let unstable = 0;
+  let last: unknown;
+  try {
+    await cluster.connect();
+    const request: Array<{ topic: string; partitions: Array<{ partition: number }> }> & { [REQUIRE_STABLE]?: boolean } = [];
+    for (const topic of new Set(topics)) {
+      await cluster.addTargetTopic(topic);
+      await cluster.refreshMetadataIfNecessary();
+      request.push({ topic, partitions: cluster.findTopicPartitionMetadata(topic).map((p) => ({ partition: p.partitionId })).sort((a, b) => a.partition - b.partition) });
+    }
+    request[REQUIRE_STABLE] = true;
+    for (;;) {
+      try {
+        const coordinator = await cluster.findGroupCoordinator({ groupId });
+        const r = await coordinator.offsetFetch({ groupId, topics: request }) as Partial<OffsetFetchResponse>;
+        if (r.requireStable !== true || !r.responses) return null;
+        if (unstable > 0) log.debug(`Kafka: the committed offsets of consumer group ${groupId} became stable`, { waitedMs: Date.now() - start, unstableAnswers: unstable });
+        return r.responses.flatMap((t) => t.partitions.map((p) => ({ topic: t.topic, partition: p.partition, offset: p.offset, metadata: p.metadata ?? null }))).sort(byPartition);
+      } catch (e) {
+        const err = e as { type?: string; retriable?: boolean };
+        if (err.type === 'UNSTABLE_OFFSET_COMMIT') unstable++;
+        else if (!err.retriable) throw e;
+        last = e;
+      }
+      const leftMs = start + waitMs - Date.now();
+      if (leftMs <= 0) {
+        throw new JoineryError('E_INPUT', unstable > 0
+          ? `the committed offsets of consumer group ${groupId} stayed unstable for ${formatDurationMs(waitMs)}: a transaction with offsets for the group did not end (UNSTABLE_OFFSET_COMMIT)`
+          : `reading the committed offsets of consumer group ${groupId} failed for ${formatDurationMs(waitMs)}: ${errText(last)}`, { cause: last });
+      }
+      await sleep(Math.min(delayMs, leftMs));
+      delayMs = Math.min(delayMs * 2, 500);
+    }
+  } catch (e) {
+    if (e instanceof JoineryError) throw e;
+    throw new JoineryError('E_INPUT', `reading the committed offsets of consumer group ${groupId} failed: ${errText(e)}`, { cause: e });
+  } finally {
+    await cluster.disconnect().catch(() => {});
+  }
+}

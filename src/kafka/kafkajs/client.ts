@@ -235,6 +235,26 @@ export async function connectedAdmin(h: KafkaHandle, code: ErrorCode): Promise<A
 // ---------------------------------------------------------------------------------------------
 // High watermarks (topicOffsets read_uncommitted)
 
+/** What of kafkajs's private Cluster (and its Broker objects) the adapter uses. */
+export interface PrivateCluster {
+  connect(): Promise<void>; disconnect(): Promise<void>; addTargetTopic(t: string): Promise<void>; refreshMetadataIfNecessary(): Promise<void>;
+  findTopicPartitionMetadata(t: string): Array<{ partitionId: number }>;
+  fetchTopicsOffset(t: Array<{ topic: string; fromBeginning: boolean; partitions: Array<{ partition: number }> }>): Promise<Array<{ topic: string; partitions: Array<{ partition: number; offset: string }> }>>;
+  findGroupCoordinator(a: { groupId: string }): Promise<{ offsetFetch(a: { groupId: string; topics: unknown }): Promise<unknown> }>;
+}
+
+/**
+ * A kafkajs Cluster of the client made through the Kafka client's private cluster factory (the one
+ * kafkajs's own consumers and admin use), for requests kafkajs's public API cannot make.
+ */
+export function privateCluster(h: KafkaHandle, options: object, purpose: string): PrivateCluster {
+  const kafka = h.kafka as unknown as Record<symbol, unknown>;
+  const sym = Object.getOwnPropertySymbols(kafka).find((x) => x.description === 'private:Kafka:createCluster');
+  const create = sym ? kafka[sym] : undefined;
+  if (typeof create !== 'function') throw new Error(`kafkajs internals changed: cannot ${purpose} (private:Kafka:createCluster)`);
+  return (create as (o: object) => PrivateCluster)(options);
+}
+
 /**
  * High watermarks of a topic's partitions (read_uncommitted end offsets). kafkajs's admin lists
  * offsets with isolation READ_COMMITTED only, which answers the last stable offset; a kafkajs
@@ -242,15 +262,7 @@ export async function connectedAdmin(h: KafkaHandle, code: ErrorCode): Promise<A
  * one kafkajs's own consumers use) answers the high watermark.
  */
 export async function highWatermarks(h: KafkaHandle, topic: string): Promise<Map<number, number>> {
-  const kafka = h.kafka as unknown as Record<symbol, unknown>;
-  const sym = Object.getOwnPropertySymbols(kafka).find((x) => x.description === 'private:Kafka:createCluster');
-  const create = sym ? kafka[sym] : undefined;
-  if (typeof create !== 'function') throw new Error('kafkajs internals changed: cannot list high watermarks (private:Kafka:createCluster)');
-  const cluster = (create as (o: object) => {
-    connect(): Promise<void>; disconnect(): Promise<void>; addTargetTopic(t: string): Promise<void>; refreshMetadataIfNecessary(): Promise<void>;
-    findTopicPartitionMetadata(t: string): Array<{ partitionId: number }>;
-    fetchTopicsOffset(t: Array<{ topic: string; fromBeginning: boolean; partitions: Array<{ partition: number }> }>): Promise<Array<{ topic: string; partitions: Array<{ partition: number; offset: string }> }>>;
-  })({ isolationLevel: 0 /* READ_UNCOMMITTED */ });
+  const cluster = privateCluster(h, { isolationLevel: 0 /* READ_UNCOMMITTED */ }, 'list high watermarks');
   try {
     await cluster.connect();
     await cluster.addTargetTopic(topic);

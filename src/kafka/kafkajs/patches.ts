@@ -11,6 +11,9 @@
  *   whether this member was evicted from the group (then it must not commit).
  * - txn-offset-fence: TxnOffsetCommit v3 (KIP-447), so the group coordinator refuses the
  *   transactional offset commit of a member it evicted (txn-offset-commit.ts).
+ * - offset-fetch-stable: OffsetFetch v6/v7 (KIP-447 require_stable), so a member planning after a
+ *   rebalance waits for a transaction with pending offsets instead of reading the previous ones
+ *   (offset-fetch.ts; admin.ts fetchCommittedOffsets).
  *
  * checkKafkajsPatches (called at start by the CLI and the group member) logs at debug level which
  * patches are active, warns for each that failed to install, and refuses group-member mode with
@@ -22,6 +25,7 @@ import { JoineryError } from '../../core/errors.js';
 import { log } from '../../core/log.js';
 import { errText, isRetriableTxnError, sleep } from './errors.js';
 import { fastCodecEnabled, fastCodecReplaced, installFastCodec } from './fast-codec.js';
+import { offsetFetchRequests } from './offset-fetch.js';
 import { txnOffsetCommitRequests } from './txn-offset-commit.js';
 
 const requireCjs = createRequire(import.meta.url);
@@ -33,8 +37,8 @@ const requireCjs = createRequire(import.meta.url);
  * JOINERY_KAFKAJS_SKIP_PATCH=NAME[,NAME] leaves patches out on purpose (to bisect, and for the test
  * of that refusal); JOINERY_KAFKAJS_FAST=0 / JOINERY_FAST_SKIP govern 'fast-codec' (fast-codec.ts).
  */
-export type KafkajsPatchName = 'group-messages' | 'txn-retry' | 'fast-codec' | 'rejoin' | 'txn-offset-fence';
-const PATCH_NAMES: readonly KafkajsPatchName[] = ['group-messages', 'txn-retry', 'fast-codec', 'rejoin', 'txn-offset-fence'];
+export type KafkajsPatchName = 'group-messages' | 'txn-retry' | 'fast-codec' | 'rejoin' | 'txn-offset-fence' | 'offset-fetch-stable';
+const PATCH_NAMES: readonly KafkajsPatchName[] = ['group-messages', 'txn-retry', 'fast-codec', 'rejoin', 'txn-offset-fence', 'offset-fetch-stable'];
 /** The patches a group member with checkpoints cannot keep exactly-once without. */
 const MEMBER_PATCHES: readonly KafkajsPatchName[] = ['rejoin', 'txn-offset-fence'];
 const skippedPatches = new Set((process.env.JOINERY_KAFKAJS_SKIP_PATCH ?? '').split(',').map((x) => x.trim()).filter(Boolean));
@@ -44,7 +48,9 @@ const patchFailures = new Map<KafkajsPatchName, string>();
 let groupMessagesReplacement: unknown;
 let eosManagerReplacement: unknown;
 let txnOffsetCommitReplacement: unknown;
+let offsetFetchReplacement: unknown;
 const TXN_OFFSET_COMMIT = 'kafkajs/src/protocol/requests/txnOffsetCommit/index.js';
+const OFFSET_FETCH = 'kafkajs/src/protocol/requests/offsetFetch/index.js';
 
 function installPatch(name: KafkajsPatchName, install: () => string | undefined): void {
   if (skippedPatches.has(name)) { patchFailures.set(name, 'skipped (JOINERY_KAFKAJS_SKIP_PATCH)'); return; }
@@ -99,6 +105,14 @@ function loadKafkajs(): typeof KafkaJS {
     const mod = requireCjs.cache[requireCjs.resolve(TXN_OFFSET_COMMIT)];
     if (!mod) return `${TXN_OFFSET_COMMIT} did not load`;
     mod.exports = txnOffsetCommitReplacement = replacement;
+    return undefined;
+  });
+  installPatch('offset-fetch-stable', () => {
+    if (requireCjs.resolve('kafkajs/src/protocol/requests/index.js') in requireCjs.cache) return 'kafkajs/src/protocol/requests/index.js was loaded before the patch';
+    const replacement = offsetFetchRequests(requireCjs);
+    const mod = requireCjs.cache[requireCjs.resolve(OFFSET_FETCH)];
+    if (!mod) return `${OFFSET_FETCH} did not load`;
+    mod.exports = offsetFetchReplacement = replacement;
     return undefined;
   });
   return requireCjs('kafkajs') as typeof KafkaJS;
@@ -254,6 +268,7 @@ const WITHOUT_PATCH: Record<KafkajsPatchName, string> = {
   'fast-codec': 'producing and fetching are slower',
   rejoin: 'a group member cannot checkpoint before a rebalance',
   'txn-offset-fence': 'a group member evicted from its group (stalled past the session timeout) could still commit output another member re-processes',
+  'offset-fetch-stable': 'a group member reads the committed offsets without require_stable (two reads that agree), and may miss a transaction about to commit',
 };
 
 export interface KafkajsPatchStatus { name: KafkajsPatchName; active: boolean; detail: string }
@@ -279,6 +294,11 @@ export function kafkajsPatchStatus(): KafkajsPatchStatus[] {
         // in the require cache, and the very object kafkajs's request table uses
         const table = requireCjs('kafkajs/src/protocol/requests/index.js') as { requests?: Record<string, unknown> };
         active = inPlace(TXN_OFFSET_COMMIT, txnOffsetCommitReplacement) && table.requests?.TxnOffsetCommit === txnOffsetCommitReplacement;
+        break;
+      }
+      case 'offset-fetch-stable': {
+        const table = requireCjs('kafkajs/src/protocol/requests/index.js') as { requests?: Record<string, unknown> };
+        active = inPlace(OFFSET_FETCH, offsetFetchReplacement) && table.requests?.OffsetFetch === offsetFetchReplacement;
         break;
       }
     }

@@ -260,9 +260,10 @@ export class BatchingProducer {
    * from the group (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID). That is no failure
    * of the sink: the transaction is aborted (its records never become visible; another member
    * redoes that work) and JoineryError('E_GROUP_EVICTED') is thrown; the sink stays usable.
-   * Not covered: an eviction after the offsets were accepted and before EndTxn (a stall right
-   * there; the new owner may read the group's offsets before this transaction ends, as kafkajs
-   * cannot ask for stable offsets), and a transaction without offsets (nothing for the group to check).
+   * An eviction after the offsets were accepted and before EndTxn (a stall right there) is left to
+   * the new owner's stable read (fetchCommittedOffsets requireStable, patch offset-fetch-stable): it
+   * waits until this transaction commits or is aborted. Not covered: a transaction without offsets
+   * (nothing for the group to check).
    */
   commitTransaction(groupId: string, offsets: readonly TransactionOffset[], metadata: string, membership?: GroupMembership | null): Promise<void> {
     if (this.txnId === null) return Promise.reject(usageError(`Kafka sink ${this.opts.topic}: commitTransaction needs transactionalId`));
