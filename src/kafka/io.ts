@@ -76,7 +76,10 @@ function kafkaPositions(m: Pick<Manifest, 'sources'>): Array<{ topic: string; pa
 export async function committedCheckpointId(cfg: Config): Promise<number> {
   const adapter = await kafkaAdapter();
   const ep = endpointsOf(cfg);
-  const committed = await adapter.admin.fetchCommittedOffsets(parseBrokers(cfg.brokers!), cfg.group, [kafkaTopic(ep.left)!, kafkaTopic(ep.right)!]);
+  // Stable: a previous run killed between sending a checkpoint's offsets and committing its
+  // transaction leaves them pending; answered the older ones, this run would restore an older
+  // checkpoint while that output still commits (duplicates). Only that window waits.
+  const committed = await adapter.admin.fetchCommittedOffsets(parseBrokers(cfg.brokers!), cfg.group, [kafkaTopic(ep.left)!, kafkaTopic(ep.right)!], { requireStable: true });
   // single-node checkpoints are named without a member (group members run src/member.ts)
   return Math.max(0, ...committed.map((c) => { const r = parseCheckpointRef(c.metadata); return r && r.member === null ? r.id : 0; }));
 }

@@ -75,7 +75,7 @@ export async function kafkaPlan(cfg: Config): Promise<{ plan: ReplayPlan; startO
     if (!k) throw usageError(`--resume-at ${cfg.resumeAt}: the manifest has no Kafka positions`);
     resumeOf = k.map((p) => ({ topic: p.topic, partition: p.partition, offset: Number(p.offset) }));
   } else {
-    const c = await admin.fetchCommittedOffsets(brokers, cfg.group, topics);
+    const c = await admin.fetchCommittedOffsets(brokers, cfg.group, topics, { requireStable: true }); // not the offsets a commit in flight replaces
     if (cfg.checkpointDir) await refuseCommittedStop(cfg.checkpointDir, c);
     resumeOf = c.map((p) => ({ topic: p.topic, partition: p.partition, offset: Number(p.offset) })).filter((p) => p.offset >= 0);
     if (resumeOf.length === 0) {

@@ -11,6 +11,9 @@ import assert from 'node:assert/strict';
 import { JoineryError } from '../../src/core/errors.js';
 import { closeKafka, createKafka, deleteTopics, ensureTopics, fetchCommittedOffsets, kafkajsPatchStatus } from '../../src/kafka/kafkajs/index.js';
 import { brokers, sleep, uniq } from './support.js';
+import { checkpointMetadata } from '../../src/checkpoint/handoff.js';
+import type { Config } from '../../src/config/schema.js';
+import { committedCheckpointId } from '../../src/kafka/io.js';
 
 const T = { timeout: 120_000 };
 process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1'; // the raw kafkajs producer below
@@ -82,6 +85,20 @@ test('a stable read waits for an open transaction\'s offsets (require_stable); a
     assert.equal(abortedSettledAt, 0, 'the stable read answered while the aborted transaction was still open');
     await aborted.abort();
     assert.deepEqual(p0(await afterAbort), { offset: '42', metadata: 'ckpt-42' });
+
+    // A single node's restart reads which checkpoint committed last the same way: a run killed
+    // between sending checkpoint 9's offsets and committing leaves them pending.
+    await ensureTopics(brokers(), [{ topic: `${topic}-r`, partitions: 2 }]);
+    created.push(`${topic}-r`);
+    const cfg = { brokers: brokers().join(','), group, left: `kafka:${topic}`, right: `kafka:${topic}-r` } as unknown as Config;
+    const single = await producer.transaction();
+    await single.sendOffsets(offsets(90, checkpointMetadata(null, 9)));
+    let idAt = 0;
+    const id = committedCheckpointId(cfg).finally(() => { idAt = Date.now(); });
+    await sleep(1_000);
+    assert.equal(idAt, 0, 'the committed checkpoint was read while a commit was in flight');
+    await single.commit();
+    assert.equal(await id, 9);
   } finally {
     await producer.disconnect().catch(() => {});
     closeKafka(h);
