@@ -11,6 +11,7 @@ import type { SourcePosition } from '../checkpoint/manifest.js';
 import { Replay, type ReplayPlan } from '../rebuild/replay.js';
 import type { RecordBatch, Source } from '../source/source.js';
 import type { Side } from '../state/store.js';
+import { BatchCursor } from './batch-cursor.js';
 import { keyGroupOf, murmur3, ownerTable } from './partitioner.js';
 import { Aligner } from './align.js';
 import { AppliedPositions } from './applied.js';
@@ -218,34 +219,61 @@ export class Router {
 
   /** Route records [0, count) of a batch; `replayed`: they lie before the resume position of a rebuild. */
   private async routeBatch(b: RecordBatch, count = b.count, replayed = false): Promise<void> {
-    const ex = b.extractor ?? this.extractor(b.side, b.format);
     const slot = this.tracker.slot(b);
     const t = nowMs();
     this.tracker.touch(slot, t);
-    const data = b.data, offs = b.offsets, skip = b.recordPrefixBytes ?? 0;
+    const data = b.data;
     // A plain view: Buffer's subarray (a species constructor call) cost more than the copy itself.
     const bytes = data instanceof Buffer ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : data;
-    const bytesDv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    const scratch = this.scratch, scratchDv = this.scratchDv;
-    const isLines = b.lineDelimited === true;
-    const wm = this.watermark;
+    const c = new BatchCursor(b, b.extractor ?? this.extractor(b.side, b.format), slot, t, bytes, replayed);
     this.counters.read[b.side] += count;
-    const fromMs = replayed ? this.replay!.plan.fromMs : -Infinity;
-    let futureLimit = Math.min(MAX_TIME_MS, this.time.futureLimit(slot));
-    let aheadRun = this.time.aheadRun[slot];
+    c.wm = this.watermark;
+    c.fromMs = replayed ? this.replay!.plan.fromMs : -Infinity;
+    c.futureLimit = Math.min(MAX_TIME_MS, this.time.futureLimit(slot));
+    c.aheadRun = this.time.aheadRun[slot];
     // A partition's first event sets its reference: the limit must follow it within this batch.
-    let refUnset = this.time.maxFutureMs !== Infinity && this.tracker.maxTsOf(slot) === -Infinity;
+    c.refUnset = this.time.maxFutureMs !== Infinity && this.tracker.maxTsOf(slot) === -Infinity;
     // Kafka: the partition travels with each event into the checkpoints (state moves per partition)
-    const sourcePartition = b.kafka !== undefined ? b.partition + 1 : 0;
+    c.sourcePartition = b.kafka !== undefined ? b.partition + 1 : 0;
     this.quietRejects = replayed;
-    for (let i = 0; i < count; i++) {
+    for (let i = this.routeRun(c, 0, count); i < count; i = this.routeRun(c, i + 1, count)) {
+      // Record i found its ring full (or the run stops at a cut): wait for room, then write it.
+      const off = await this.reserve(c.w, c.bodyLen);
+      this.writeEvent(this.target(c.w), off, c, c.ts, c.hash, c.kg, c.keyLen, c.idLen, c.start, c.payloadLen);
+    }
+    this.time.aheadRun[slot] = c.aheadRun;
+    this.publishAll();
+    this.quietRejects = false;
+    const k = b.kafka;
+    // Replayed batches are never committed: the group's offsets must not move back; nor are
+    // batches cut short by a stop (part of them never reached a ring).
+    if (k !== undefined && !replayed && !this.spills) {
+      this.pending.push(k.topic, k.partition, k.nextOffset, this.rings.map((r) => r.publishedTail()));
+    }
+  }
+
+  /**
+   * Routes records [from, count) of the batch in hand; returns count, or the index of a record whose
+   * ring had no room (its frame's fields are left in the cursor). Synchronous, and nothing after its
+   * loop needs type feedback: when the loop was in routeBatch (async, awaiting a full ring), its
+   * OSR code, compiled during the run's first batch, deoptimized at the first statement after the
+   * loop (no feedback there yet) at the end of each of the next ~60 batches.
+   */
+  private routeRun(c: BatchCursor, from: number, count: number): number {
+    const b = c.b, ex = c.ex, slot = c.slot, replayed = c.replayed, wm = c.wm;
+    const data = b.data, offs = b.offsets, skip = c.skip;
+    const scratch = this.scratch;
+    const isLines = c.isLines;
+    let futureLimit = c.futureLimit;
+    let aheadRun = c.aheadRun;
+    for (let i = from; i < count; i++) {
       const start = offs[i] + skip;
       let end = offs[i + 1];
       if (isLines) {
         while (end > start && (data[end - 1] === 10 || data[end - 1] === 13 || data[end - 1] === 32 || data[end - 1] === 9)) end--;
         if (end === start) { this.counters.read[b.side]--; continue; } // blank line
       }
-      if (!ex.extract(bytes, start, end, scratch)) {
+      if (!ex.extract(c.bytes, start, end, scratch)) {
         this.reject('dead', b, i, ex.error, data.subarray(start, end));
         continue;
       }
@@ -254,18 +282,18 @@ export class Router {
         // One far-future record would otherwise move the watermark past everything after it.
         const bad = this.time.badTime(slot, ts, aheadRun);
         if (bad !== null) {
-          if (ts <= MAX_TIME_MS) aheadRun++;
+          if (ts <= MAX_TIME_MS) c.aheadRun = ++aheadRun;
           this.counters.badTime++;
           this.reject('dead', b, i, bad, data.subarray(start, end), ts);
           continue;
         }
-        futureLimit = Math.min(MAX_TIME_MS, this.time.futureLimit(slot)); // the limit grew with the partition's time
+        c.futureLimit = futureLimit = Math.min(MAX_TIME_MS, this.time.futureLimit(slot)); // the limit grew with the partition's time
       }
-      aheadRun = 0;
+      if (aheadRun !== 0) c.aheadRun = aheadRun = 0;
       this.tracker.observe(slot, ts);
-      if (refUnset) { refUnset = false; futureLimit = Math.min(MAX_TIME_MS, this.time.futureLimit(slot)); }
+      if (c.refUnset) { c.refUnset = false; c.futureLimit = futureLimit = Math.min(MAX_TIME_MS, this.time.futureLimit(slot)); }
       if (replayed) {
-        if (ts < fromMs) { this.replay!.counters.skipped++; continue; }
+        if (ts < c.fromMs) { this.replay!.counters.skipped++; continue; }
         this.replay!.counters.replayed++;
       }
       if (ts < wm) {
@@ -287,37 +315,36 @@ export class Router {
       const hash = murmur3(scratch, 0, keyLen);
       const kg = keyGroupOf(hash);
       const w = this.owner[kg];
-      let ring: RingProducer | FrameSpill = this.rings[w];
-      let off = this.spills ? -1 : ring.reserve(bodyLen);
-      if (off < 0) { off = await this.reserve(w, bodyLen); ring = this.target(w); }
-      const u8 = ring.u8, dv = ring.dv;
-      u8[off] = FrameKind.Event;
-      u8[off + EV_SIDE] = b.side;
-      dv.setUint16(off + EV_KEY_GROUP, kg, true);
-      dv.setUint32(off + EV_KEY_HASH, hash, true);
-      dv.setFloat64(off + EV_TS, ts, true);
-      dv.setFloat64(off + EV_ROUTED_AT, t, true);
-      dv.setUint16(off + EV_KEY_LEN, keyLen, true);
-      dv.setUint16(off + EV_ID_LEN, idLen, true);
-      dv.setUint32(off + EV_PAYLOAD_LEN, payloadLen, true);
-      dv.setUint16(off + EV_PARTITION, sourcePartition, true);
-      const k0 = off + EVENT_HEADER_BYTES;
-      const kiLen = keyLen + idLen;
-      copyBytes(u8, dv, k0, scratch, scratchDv, 0, kiLen);
-      copyBytes(u8, dv, k0 + kiLen, bytes, bytesDv, start, payloadLen);
-      ring.commit();
-      this.dirty[w] = 1;
-      this.counters.routed[b.side]++;
+      const ring = this.rings[w];
+      const off = this.spills ? -1 : ring.reserve(bodyLen);
+      if (off < 0) { c.full(w, bodyLen, ts, hash, kg, keyLen, idLen, start, payloadLen); return i; }
+      this.writeEvent(ring, off, c, ts, hash, kg, keyLen, idLen, start, payloadLen);
     }
-    this.time.aheadRun[slot] = aheadRun;
-    this.publishAll();
-    this.quietRejects = false;
-    const k = b.kafka;
-    // Replayed batches are never committed: the group's offsets must not move back; nor are
-    // batches cut short by a stop (part of them never reached a ring).
-    if (k !== undefined && !replayed && !this.spills) {
-      this.pending.push(k.topic, k.partition, k.nextOffset, this.rings.map((r) => r.publishedTail()));
-    }
+    return count;
+  }
+
+  /** Writes an event frame at `off` of `ring` (reserved for it) from the record in scratch and the batch. */
+  private writeEvent(ring: RingProducer | FrameSpill, off: number, c: BatchCursor, ts: number, hash: number, kg: number,
+    keyLen: number, idLen: number, start: number, payloadLen: number): void {
+    const u8 = ring.u8, dv = ring.dv;
+    const side = c.b.side;
+    u8[off] = FrameKind.Event;
+    u8[off + EV_SIDE] = side;
+    dv.setUint16(off + EV_KEY_GROUP, kg, true);
+    dv.setUint32(off + EV_KEY_HASH, hash, true);
+    dv.setFloat64(off + EV_TS, ts, true);
+    dv.setFloat64(off + EV_ROUTED_AT, c.t, true);
+    dv.setUint16(off + EV_KEY_LEN, keyLen, true);
+    dv.setUint16(off + EV_ID_LEN, idLen, true);
+    dv.setUint32(off + EV_PAYLOAD_LEN, payloadLen, true);
+    dv.setUint16(off + EV_PARTITION, c.sourcePartition, true);
+    const k0 = off + EVENT_HEADER_BYTES;
+    const kiLen = keyLen + idLen;
+    copyBytes(u8, dv, k0, this.scratch, this.scratchDv, 0, kiLen);
+    copyBytes(u8, dv, k0 + kiLen, c.bytes, c.bytesDv, start, payloadLen);
+    ring.commit();
+    this.dirty[this.owner[kg]] = 1;
+    this.counters.routed[side]++;
   }
 
   /** Kafka positions whose records every worker has applied, given each ring's released head (see AppliedPositions). */

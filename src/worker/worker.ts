@@ -121,6 +121,13 @@ class Worker {
   private readonly trace = TRACE_DIR ? new TraceTable(`worker-${init.index}`,
     ['t0', 'gapMs', 'frames', 'events', 'wallMs', 'cpuMs', 'waitMs', 'upkeepMs', 'upkeepCpuMs', 'watermarks', 'ringBytes', 'ageFirstMs', 'ageLastMs', 'flushMs']) : null;
   private traceEnd = 0;
+  // The current drain's figures (drainFrames runs inside the store's batch and leaves them here).
+  private drainStartMs = 0;
+  private drainN = 0;
+  private drainEvents = 0;
+  private upkeepMs = 0;
+  private upkeepCpuMs = 0;
+  private watermarks = 0;
 
   constructor() {
     this.ring = new RingConsumer(init.sab);
@@ -160,86 +167,16 @@ class Worker {
 
   /** Process up to DRAIN_FRAMES frames in one transaction. Returns how many were read. */
   private drain(): number {
-    let n = 0;
-    let events = 0;
-    const ring = this.ring, u8 = this.u8, dv = this.dv, join = this.join;
-    const views = this.views;
+    const ring = this.ring;
     if (slowDrainMs > 0) Atomics.wait(slowDrainCell, 0, 0, slowDrainMs);
     const trace = this.trace;
-    let t0 = 0, sched0: [number, number] = [0, 0], ringBytes = 0, upkeepMs = 0, upkeepCpuMs = 0, watermarks = 0;
-    if (trace) { t0 = nowMs(); sched0 = threadSchedMs(); ringBytes = ring.usedBytes(); }
+    let t0 = 0, sched0: [number, number] = [0, 0], ringBytes = 0;
+    if (trace) { t0 = nowMs(); sched0 = threadSchedMs(); ringBytes = ring.usedBytes(); this.upkeepMs = this.upkeepCpuMs = this.watermarks = 0; }
     this.disk?.check(Date.now());
-    const startMs = nowMs();
-    const win = this.window, prefetch = this.prefetch;
-    let wi = 0, wn = 0, checkedAt = 0, pf = 0;
-    this.store.batch(() => {
-      for (;;) {
-        if (wi === wn) {
-          if (n >= DRAIN_FRAMES) break;
-          if (n - checkedAt >= DRAIN_CHECK_FRAMES) { checkedAt = n; if (nowMs() - startMs > DRAIN_BUDGET_MS) break; }
-          if (Atomics.load(haltFlag, 0) === 1) throw HALT;
-          if (ring.cutId() !== 0 && !ignoreCut) { this.cut = ring.cutId(); break; } // a stop at a cut: the rest stays in the ring
-          wi = wn = 0;
-          while (wn < WINDOW_FRAMES && n + wn < DRAIN_FRAMES) {
-            const o = ring.next();
-            if (o < 0) break;
-            win[wn++] = o;
-            if (u8[o] !== FrameKind.Event) break;
-            if (prefetch !== null) pf ^= prefetch(dv.getUint32(o + EV_KEY_HASH, true), dv.getFloat64(o + EV_TS, true));
-          }
-          if (wn === 0) break;
-        }
-        const off = win[wi++];
-        n++;
-        const kind = u8[off];
-        if (kind === FrameKind.Event) {
-          const side = u8[off + EV_SIDE] as Side;
-          const keyLen = dv.getUint16(off + EV_KEY_LEN, true);
-          const idLen = dv.getUint16(off + EV_ID_LEN, true);
-          const payloadLen = dv.getUint32(off + EV_PAYLOAD_LEN, true);
-          const k0 = off + EVENT_HEADER_BYTES, i0 = k0 + keyLen, p0 = i0 + idLen;
-          const ts = dv.getFloat64(off + EV_TS, true);
-          this.routedAt[events] = dv.getFloat64(off + EV_ROUTED_AT, true);
-          this.eventTs[events] = ts;
-          events++;
-          this.events[side]++;
-          if (this.logged) this.logged.sourcePartition = dv.getUint16(off + EV_PARTITION, true);
-          join.onEvent(side, dv.getUint16(off + EV_KEY_GROUP, true), dv.getUint32(off + EV_KEY_HASH, true),
-            views.field(F_KEY, k0, keyLen), ts, views.field(F_ID, i0, idLen), views.field(F_PAYLOAD, p0, payloadLen));
-        } else if (kind === FrameKind.Watermark) {
-          const wm = dv.getFloat64(off + WM_VALUE, true);
-          if (wm > this.watermark) {
-            this.watermark = wm;
-            const held = this.store.count(); // the most it holds: expiry follows
-            if (held > this.peakEntries) this.peakEntries = held;
-            if (trace) {
-              const u0 = nowMs(), c0 = threadSchedMs()[0];
-              join.onWatermark(wm);
-              upkeepMs += nowMs() - u0;
-              upkeepCpuMs += threadSchedMs()[0] - c0;
-              watermarks++;
-            } else join.onWatermark(wm);
-          }
-        } else if (kind === FrameKind.ReplayEnd) {
-          this.replay?.end(this.watermark);
-          this.cutEmitter?.end(this.watermark);
-        } else if (kind === FrameKind.End) {
-          this.ended = true;
-          break;
-        } else if (kind === FrameKind.Barrier) {
-          this.barrier = dv.getFloat64(off + BARRIER_ID, true);
-          break; // the transaction and the output end at the barrier
-        } else {
-          throw new JoineryError('E_INTERNAL', `worker ${init.index}: unknown frame kind ${kind} in ring`);
-        }
-      }
-      this.prefetched ^= pf;
-      if (events > 0) {
-        const u0 = trace ? nowMs() : 0, c0 = trace ? threadSchedMs()[0] : 0;
-        this.store.maintain?.(MAINTAIN_UNITS);
-        if (trace) { upkeepMs += nowMs() - u0; upkeepCpuMs += threadSchedMs()[0] - c0; }
-      }
-    });
+    this.drainStartMs = nowMs();
+    this.drainN = this.drainEvents = 0;
+    this.store.batch(this.drainBody);
+    const n = this.drainN, events = this.drainEvents;
     const f0 = trace ? nowMs() : 0;
     this.flushOutput();
     if (this.barrier >= 0) { this.onBarrier(this.barrier); this.barrier = -1; }
@@ -254,11 +191,109 @@ class Worker {
     }
     if (trace && n > 0) {
       const t1 = nowMs(), s1 = threadSchedMs();
-      trace.add(t0, this.traceEnd > 0 ? t0 - this.traceEnd : 0, n, events, t1 - t0, s1[0] - sched0[0], s1[1] - sched0[1], upkeepMs, upkeepCpuMs, watermarks,
+      trace.add(t0, this.traceEnd > 0 ? t0 - this.traceEnd : 0, n, events, t1 - t0, s1[0] - sched0[0], s1[1] - sched0[1], this.upkeepMs, this.upkeepCpuMs, this.watermarks,
         ringBytes, events > 0 ? t0 - this.routedAt[0] : 0, events > 0 ? t0 - this.routedAt[events - 1] : 0, t1 - f0);
       this.traceEnd = t1;
     }
     return n;
+  }
+
+  /**
+   * The drain's frames, inside its store batch. One closure made once (drainBody), and the loop's
+   * counters are its own locals: as a closure made per drain over drain()'s locals, every counter
+   * lived in a context, and the loop's OSR code was compiled again and again as it deoptimized.
+   */
+  private readonly drainBody = (): void => this.drainFrames();
+
+  private drainFrames(): void {
+    let n = 0;
+    let events = 0;
+    const ring = this.ring, u8 = this.u8, dv = this.dv, join = this.join;
+    const views = this.views;
+    const startMs = this.drainStartMs;
+    const win = this.window, prefetch = this.prefetch;
+    let wi = 0, wn = 0, checkedAt = 0, pf = 0;
+    for (;;) {
+      if (wi === wn) {
+        if (n >= DRAIN_FRAMES) break;
+        if (n - checkedAt >= DRAIN_CHECK_FRAMES) { checkedAt = n; if (nowMs() - startMs > DRAIN_BUDGET_MS) break; }
+        if (Atomics.load(haltFlag, 0) === 1) throw HALT;
+        if (ring.cutId() !== 0 && !ignoreCut) { this.cut = ring.cutId(); break; } // a stop at a cut: the rest stays in the ring
+        wi = wn = 0;
+        while (wn < WINDOW_FRAMES && n + wn < DRAIN_FRAMES) {
+          const o = ring.next();
+          if (o < 0) break;
+          win[wn++] = o;
+          if (u8[o] !== FrameKind.Event) break;
+          if (prefetch !== null) pf ^= prefetch(dv.getUint32(o + EV_KEY_HASH, true), dv.getFloat64(o + EV_TS, true));
+        }
+        if (wn === 0) break;
+      }
+      const off = win[wi++];
+      n++;
+      const kind = u8[off];
+      if (kind === FrameKind.Event) {
+        const side = u8[off + EV_SIDE] as Side;
+        const keyLen = dv.getUint16(off + EV_KEY_LEN, true);
+        const idLen = dv.getUint16(off + EV_ID_LEN, true);
+        const payloadLen = dv.getUint32(off + EV_PAYLOAD_LEN, true);
+        const k0 = off + EVENT_HEADER_BYTES, i0 = k0 + keyLen, p0 = i0 + idLen;
+        const ts = dv.getFloat64(off + EV_TS, true);
+        this.routedAt[events] = dv.getFloat64(off + EV_ROUTED_AT, true);
+        this.eventTs[events] = ts;
+        events++;
+        this.events[side]++;
+        if (this.logged) this.logged.sourcePartition = dv.getUint16(off + EV_PARTITION, true);
+        join.onEvent(side, dv.getUint16(off + EV_KEY_GROUP, true), dv.getUint32(off + EV_KEY_HASH, true),
+          views.field(F_KEY, k0, keyLen), ts, views.field(F_ID, i0, idLen), views.field(F_PAYLOAD, p0, payloadLen));
+      } else if (this.otherFrame(kind, off)) break;
+    }
+    this.prefetched ^= pf;
+    this.drainN = n;
+    this.drainEvents = events;
+    if (events > 0) this.maintainStep();
+  }
+
+  /** A frame that is not an event; true when the drain ends at it. */
+  private otherFrame(kind: number, off: number): boolean {
+    const dv = this.dv;
+    if (kind === FrameKind.Watermark) {
+      const wm = dv.getFloat64(off + WM_VALUE, true);
+      if (wm > this.watermark) {
+        this.watermark = wm;
+        const held = this.store.count(); // the most it holds: expiry follows
+        if (held > this.peakEntries) this.peakEntries = held;
+        if (this.trace) {
+          const u0 = nowMs(), c0 = threadSchedMs()[0];
+          this.join.onWatermark(wm);
+          this.upkeepMs += nowMs() - u0;
+          this.upkeepCpuMs += threadSchedMs()[0] - c0;
+          this.watermarks++;
+        } else this.join.onWatermark(wm);
+      }
+      return false;
+    }
+    if (kind === FrameKind.ReplayEnd) {
+      this.replay?.end(this.watermark);
+      this.cutEmitter?.end(this.watermark);
+      return false;
+    }
+    if (kind === FrameKind.End) {
+      this.ended = true;
+      return true;
+    }
+    if (kind === FrameKind.Barrier) {
+      this.barrier = dv.getFloat64(off + BARRIER_ID, true);
+      return true; // the transaction and the output end at the barrier
+    }
+    throw new JoineryError('E_INTERNAL', `worker ${init.index}: unknown frame kind ${kind} in ring`);
+  }
+
+  private maintainStep(): void {
+    const trace = this.trace;
+    const u0 = trace ? nowMs() : 0, c0 = trace ? threadSchedMs()[0] : 0;
+    this.store.maintain?.(MAINTAIN_UNITS);
+    if (trace) { this.upkeepMs += nowMs() - u0; this.upkeepCpuMs += threadSchedMs()[0] - c0; }
   }
 
   private onOverflow(side: Side, key: Uint8Array, ts: number, payload: Uint8Array, reason: string): void {
