@@ -71,3 +71,29 @@ export function unroutedFrames(rings: readonly RingProducer[], spills: readonly 
     return out;
   });
 }
+
+/** A stop checkpoint's frames to route at the start of a run (Router.setInflight). */
+export class SavedFrames {
+  private streams: InflightStream[] = [];
+  private watermarks = true;
+
+  set(streams: InflightStream[], watermarks: boolean): void {
+    this.streams = streams;
+    this.watermarks = watermarks;
+  }
+
+  /** Events still to route. */
+  pending(): number {
+    let n = 0;
+    for (const st of mergeInflight(this.streams, false)) if (st.kind === 'event') n++;
+    return n;
+  }
+
+  /** The steps to route (once; null when there are none). */
+  take(): ReturnType<typeof mergeInflight> | null {
+    if (this.streams.length === 0) return null;
+    const steps = mergeInflight(this.streams, this.watermarks);
+    this.streams = [];
+    return steps;
+  }
+}

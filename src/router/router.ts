@@ -16,7 +16,7 @@ import { keyGroupOf, murmur3, ownerTable } from './partitioner.js';
 import { Aligner } from './align.js';
 import { AppliedPositions } from './applied.js';
 import { BarrierWaits } from './barrier-waits.js';
-import { mergeInflight, unroutedFrames, type InflightStream } from './inflight.js';
+import { SavedFrames, unroutedFrames, type InflightStream } from './inflight.js';
 import { PauseGate } from './pause.js';
 import { MAX_TIME_MS, TimeGuard } from './time-guard.js';
 import { WatermarkTracker } from './watermarks.js';
@@ -245,19 +245,14 @@ export class Router {
     this.publishAll();
     this.quietRejects = false;
     const k = b.kafka;
-    // Replayed batches are never committed: the group's offsets must not move back; nor are
-    // batches cut short by a stop (part of them never reached a ring).
-    if (k !== undefined && !replayed && !this.spills) {
-      this.pending.push(k.topic, k.partition, k.nextOffset, this.rings.map((r) => r.publishedTail()));
-    }
+    // Replayed batches are never committed (the group's offsets must not move back), nor batches cut short by a stop.
+    if (k !== undefined && !replayed && !this.spills) this.pending.push(k.topic, k.partition, k.nextOffset, this.rings.map((r) => r.publishedTail()));
   }
 
   /**
    * Routes records [from, count) of the batch in hand; returns count, or the index of a record whose
-   * ring had no room (its frame's fields are left in the cursor). Synchronous, and nothing after its
-   * loop needs type feedback: when the loop was in routeBatch (async, awaiting a full ring), its
-   * OSR code, compiled during the run's first batch, deoptimized at the first statement after the
-   * loop (no feedback there yet) at the end of each of the next ~60 batches.
+   * ring had no room (its frame's fields left in the cursor). Synchronous with nothing after the loop:
+   * in routeBatch, its OSR code deoptimized after the loop at the end of ~60 batches per run.
    */
   private routeRun(c: BatchCursor, from: number, count: number): number {
     const b = c.b, ex = c.ex, slot = c.slot, replayed = c.replayed, wm = c.wm;
@@ -452,36 +447,22 @@ export class Router {
   }
 
   /** Frames a stop checkpoint saved, routed at the start of this run (see mergeInflight). */
-  private inflight: InflightStream[] = [];
-  private inflightWatermarks = true;
+  private readonly saved = new SavedFrames();
   /** Events of the saved frames routed at the start of this run. */
   inflightEvents = 0;
-
   /** Set the frames to route before anything read (before run()); `watermarks`: see mergeInflight. */
-  setInflight(streams: InflightStream[], watermarks = true): void {
-    this.inflight = streams;
-    this.inflightWatermarks = watermarks;
-  }
-
+  setInflight(streams: InflightStream[], watermarks = true): void { this.saved.set(streams, watermarks); }
   /** Events of the saved frames still to route. */
-  inflightPending(): number {
-    let n = 0;
-    for (const st of mergeInflight(this.inflight, false)) if (st.kind === 'event') n++;
-    return n;
-  }
+  inflightPending(): number { return this.saved.pending(); }
 
   /** Route the saved frames first, each event to the worker now owning its key group (the worker count may have changed). */
   private async injectInflight(): Promise<void> {
-    if (this.inflight.length === 0) return;
-    const steps = mergeInflight(this.inflight, this.inflightWatermarks);
-    this.inflight = [];
+    const steps = this.saved.take();
+    if (!steps) return;
     const t = nowMs();
-    // Never past the restored watermark. Resuming one's own stop checkpoint, the frames' watermarks
-    // are at or below it anyway; a group member that also took partitions from another member's
-    // checkpoint restores the lowest of their watermarks, and its own frames' watermarks (computed
-    // without the partitions it did not own then) could be far past the event time of those: they
-    // expired the state taken over before the records it must join arrived (missing pairs, extra
-    // unmatched rows in the members test).
+    // Never past the restored watermark: a member taking partitions from another member's checkpoint
+    // restores the lower of the two, and its own frames' watermarks, computed without those partitions,
+    // expired the state taken over early (docs/architecture.md §3, step 5).
     const capMs = this.watermark;
     for (const st of steps) {
       if (st.kind === 'watermark') {
