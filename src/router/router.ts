@@ -244,8 +244,7 @@ export class Router {
     this.time.aheadRun[slot] = c.aheadRun;
     this.publishAll();
     this.quietRejects = false;
-    const k = b.kafka;
-    // Replayed batches are never committed (the group's offsets must not move back), nor batches cut short by a stop.
+    const k = b.kafka; // never committed: replayed batches (offsets must not move back), batches cut short by a stop
     if (k !== undefined && !replayed && !this.spills) this.pending.push(k.topic, k.partition, k.nextOffset, this.rings.map((r) => r.publishedTail()));
   }
 
@@ -586,7 +585,8 @@ export class Router {
         }
       }
       if (!readAny && remaining > 0 && !this.stopping) {
-        // Every input left is ahead (cannot last: the slowest one is never paused), or all are held.
+        // Every input left is ahead (cannot last), or all are held; no batch in hand: a barrier may go in.
+        await this.injectBarrier();
         this.realign();
         await new Promise<void>((r) => setTimeout(r, 5));
       }
