@@ -93,7 +93,7 @@ describe('exactly-once Kafka → Kafka with checkpoints', () => {
     const mdir = path.join(dir, 'members', 'idle', 'manifests');
     const args = ['run', '--brokers', broker(), '--left', `kafka:${L}`, '--right', `kafka:${R}`, '--group', `g-idle-${uniq}`, ...JOIN,
       '--workers', '2', '--state-dir', path.join(tmp, 'st-idle'), '--checkpoint-dir', dir, '--member', 'idle', '--checkpoint-interval', '200ms',
-      '--checkpoint-retain', '1000', '--out', 'null', '--session-timeout', '6s', '--json'];
+      '--checkpoint-retain', '1000', '--out', `kafka:ck-idle-out-${uniq}`, '--session-timeout', '6s', '--json'];
     // Every record of both topics read: the manifests' offsets reach the topics' ends.
     let end = 0;
     for (const t of [L, R]) for (const o of await topicOffsets([broker()], t)) end += Number(o.high);
