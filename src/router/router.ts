@@ -29,9 +29,7 @@ const YIELD_EVERY_MS = 10;
 const ALIGN_CHECK_MS = 200;
 
 import type { BarrierCut, Rejected, RouterCounters } from './types.js';
-
 export type { BarrierCut, Rejected, RouterCounters };
-
 
 /**
  * The main thread's stage: pull batches from the sources, read key/time/id from each record,
@@ -549,6 +547,8 @@ export class Router {
         // signals and I/O (checkpoints, HTTP, Kafka heartbeats) a turn every few ms.
         const t = nowMs();
         if (t - this.lastYieldMs > YIELD_EVERY_MS) { this.lastYieldMs = t; await new Promise<void>((r) => setImmediate(r)); }
+        // A barrier requested in that turn has no wait to wake: in now (no await until next()), or an idle input holds it.
+        while (this.barrierRequest !== null && !this.replay?.active && !this.aborted) await this.injectBarrier();
         this.gate.enterSource();
         const tn = trace ? nowMs() : 0, sched0 = trace ? threadSchedMs() : null;
         const b = await this.waits.next(l.s.next());

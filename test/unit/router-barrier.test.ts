@@ -98,3 +98,27 @@ test('in-flight watermarks replayed on resume never pass the restored watermark'
   await within(r2.run(), 3000, 'router.run');
   assert.deepEqual(watermarks(own[0]).slice(0, 3), [50, 500, 1000]);
 });
+
+/** An input with nothing to read (an idle Kafka topic): next() waits until interrupted. */
+class IdleSource implements Source {
+  readonly name = 'idle';
+  readonly partitions: readonly PartitionRef[] = [{ side: 0, partition: 0 }, { side: 1, partition: 0 }];
+  private wake: (() => void) | null = null;
+  next(): Promise<RecordBatch | null> { return new Promise((r) => { this.wake = () => r(null); }); }
+  interrupt(): void { this.wake?.(); }
+  async close(): Promise<void> {}
+}
+
+test('a barrier requested just before the router asks an idle input for its next batch still goes in; no hang', async () => {
+  // The router yields to the event loop before it asks a source for its next batch; a barrier
+  // requested in that turn found no wait to wake and sat there while the input stayed idle (a
+  // group member with nothing left to read took no checkpoint until it was stopped).
+  const sabs = [createRingBuffer(1 << 16), createRingBuffer(1 << 16)];
+  const router = new Router(sabs, [new IdleSource()], extractors, 0, 200, () => {});
+  const run = router.run();
+  const req = await new Promise<{ cut: Promise<unknown> }>((r) => setImmediate(() => r({ cut: router.barrier(1) })));
+  await within(req.cut, 3000, 'barrier 1');
+  router.stop();
+  await within(run, 3000, 'router.run');
+  for (const sab of sabs) assert.deepEqual(frames(sab).filter((f) => f !== 'wm'), ['barrier 1', 'end']);
+});

@@ -33,6 +33,9 @@ import { PartitionDelivery } from './source-delivery.js';
 import { copyBatch } from './source-queue.js';
 import { commitOnce, consumerConfig, DEFAULTS, partitionsAtEnd, partKey, planPartitions, TopicWatch, wakeAll, type PartState } from './source-state.js';
 
+/** A commit retried this long gets a warning (a broker re-join usually takes a few seconds). */
+const COMMIT_WARN_AFTER_MS = 5_000;
+
 export class KafkaSource extends PartitionDelivery implements KafkaInput {
   partitions: readonly PartitionRef[] = [];
   readonly format: 'json' | 'flatbuffers';
@@ -497,15 +500,23 @@ export class KafkaSource extends PartitionDelivery implements KafkaInput {
    */
   async commit(positions: ReadonlyArray<{ topic: string; partition: number; offset: string | number | bigint }>, metadata?: string): Promise<{ skipped: number }> {
     const deadline = Date.now() + Math.max(30_000, this.opts.reconnectTimeoutMs ?? Math.max(60_000, this.h.connectTimeoutMs));
-    let delay = 100;
+    let delay = 100, attempt = 0, warned = false;
+    const started = Date.now();
     for (;;) {
       if (this.fatal) throw this.fatal;
       const mine = positions.filter((p) => this.parts.get(partKey(p.topic, p.partition))?.assigned);
       if (mine.length === 0) return { skipped: positions.length };
       try {
         await commitOnce(this.consumer, mine, metadata);
+        if (warned) logger.info(`joinery: Kafka offsets for group ${this.opts.groupId} committed after ${attempt + 1} attempts in ${formatDurationMs(Date.now() - started)}`, { attempts: attempt + 1 });
         return { skipped: positions.length - mine.length };
       } catch (e) {
+        attempt++;
+        // Retried quietly through a short re-join; one warning once it lasts (it holds the checkpoint).
+        if (!warned && Date.now() - started >= COMMIT_WARN_AFTER_MS) {
+          warned = true;
+          logger.warn(`joinery: committing Kafka offsets for group ${this.opts.groupId} still fails after ${formatDurationMs(Date.now() - started)} (retrying until ${formatDurationMs(deadline - started)}): ${errText(e)}`, { code: 'E_INPUT', attempts: attempt });
+        } else logger.debug('Kafka offset commit failed, retrying', { group: this.opts.groupId, attempt, error: errText(e) });
         // evicted: no retry makes the coordinator take them (the re-join hook discards the run)
         const evicted = evictionOf(e);
         if (evicted) throw new JoineryError('E_GROUP_EVICTED', `consumer group ${this.opts.groupId} refused this member's offsets (${evicted}): it was evicted from the group`, { cause: e });
