@@ -5,6 +5,7 @@
  *
  *   npm run build && node dist/tools/large-state-bench.js [--target 40g] [--event-time-rate 2500]
  *       [--sample 15s] [--max-time 2h] [--workers 2] [--dir DIR] [--checkpoint-interval 1m] [--no-restart] [--json]
+ *       [--memory-limit SIZE]
  *
  * Prints one line per sample: wall time, buffered bytes (the workers' stateBytes, summed) and
  * entries, the LMDB files' size on disk, events/s and process CPU µs per event over the sample,
@@ -15,6 +16,12 @@
  * The buffer holds about (upper − lower + max-delay) × event-time rate × 0.8 events (impressions
  * wait up to 24 h for their plays, plays only 2 min): at 2500 events/s of event time that is
  * ~175M events once 24 h of event time have gone by.
+ *
+ * --memory-limit 3g runs the node in a memory cgroup of that size (page cache included; needs root
+ * and a cgroup v1 or v2 memory controller), so "larger than memory" can be reached with a state
+ * that fits on a small disk: the state must outgrow the limit, not the machine. Each sample then
+ * also shows the cgroup's anonymous memory and page cache, and the "in memory" figure is taken
+ * while the buffer is under a quarter of the limit.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -26,7 +33,7 @@ import { fileURLToPath } from 'node:url';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BIN = path.join(root, 'bin', 'joinery.js');
 const argv = process.argv.slice(2);
-const FLAGS = ['--target', '--event-time-rate', '--sample', '--max-time', '--workers', '--dir', '--checkpoint-interval', '--no-restart', '--json', '--help'];
+const FLAGS = ['--target', '--event-time-rate', '--sample', '--max-time', '--workers', '--dir', '--checkpoint-interval', '--no-restart', '--json', '--memory-limit', '--help'];
 
 function usage(msg: string): never {
   process.stderr.write(`large-state-bench: ${msg}\n`);
@@ -64,6 +71,7 @@ const CKPT_INTERVAL = opt('checkpoint-interval', '1m');
 const DIR = path.resolve(opt('dir', path.join(os.tmpdir(), 'joinery-large-state')));
 const RESTART = !argv.includes('--no-restart');
 const JSON_OUT = argv.includes('--json');
+const MEMORY_LIMIT_BYTES = argv.includes('--memory-limit') ? bytesOf(opt('memory-limit', '')) : null;
 if (!(EVENT_TIME_RATE > 0)) usage('--event-time-rate: expected a number > 0');
 
 const GB = 1024 ** 3;
@@ -128,11 +136,65 @@ function diskBytes(dir: string): number {
 }
 const processed = (s: Status | null) => s?.counters ? s.counters.eventsProcessed.left + s.counters.eventsProcessed.right : 0;
 
-interface Sample { tS: number; bufferedBytes: number; entries: number; diskBytes: number; eventsPerS: number; cpuUsPerEvent: number; heapBytes: number; rssBytes: number }
+interface Sample { tS: number; bufferedBytes: number; entries: number; diskBytes: number; eventsPerS: number; cpuUsPerEvent: number; heapBytes: number; rssBytes: number; anonBytes?: number; cacheBytes?: number }
+
+/** A memory cgroup of `limitBytes` (v1 or v2), or a usage error saying why there is none. */
+interface MemoryCgroup { dir: string; v2: boolean }
+function makeCgroup(limitBytes: number): MemoryCgroup {
+  const name = `joinery-large-state-${process.pid}`;
+  const v1 = '/sys/fs/cgroup/memory';
+  try {
+    if (fs.existsSync(path.join(v1, 'memory.limit_in_bytes'))) {
+      const dir = path.join(v1, name);
+      fs.mkdirSync(dir);
+      fs.writeFileSync(path.join(dir, 'memory.limit_in_bytes'), String(Math.floor(limitBytes)));
+      return { dir, v2: false };
+    }
+    if (fs.readFileSync('/sys/fs/cgroup/cgroup.controllers', 'utf8').split(/\s+/).includes('memory')) {
+      const dir = path.join('/sys/fs/cgroup', name);
+      fs.mkdirSync(dir);
+      fs.writeFileSync(path.join(dir, 'memory.max'), String(Math.floor(limitBytes)));
+      return { dir, v2: true };
+    }
+  } catch (e) {
+    usage(`--memory-limit: cannot make a memory cgroup (${(e as Error).message}); it needs root and a writable cgroup memory controller`);
+  }
+  usage('--memory-limit: no cgroup memory controller on this machine (/sys/fs/cgroup)');
+}
+/** The cgroup's anonymous memory and page cache, in bytes. */
+function cgroupMemory(cg: MemoryCgroup): { anonBytes: number; cacheBytes: number } {
+  try {
+    const st = fs.readFileSync(path.join(cg.dir, 'memory.stat'), 'utf8');
+    const get = (k: string) => Number(new RegExp(`^${k} (\\d+)$`, 'm').exec(st)?.[1] ?? NaN);
+    return cg.v2 ? { anonBytes: get('anon'), cacheBytes: get('file') } : { anonBytes: get('rss'), cacheBytes: get('cache') };
+  } catch { return { anonBytes: NaN, cacheBytes: NaN }; }
+}
+function removeCgroup(cg: MemoryCgroup): void {
+  // rmdir once its processes are gone (a killed node takes a moment to leave it)
+  for (let i = 0; i < 50; i++) {
+    try { fs.rmdirSync(cg.dir); return; } catch { spawnSyncSleep(100); }
+  }
+  say(`  (could not remove the cgroup ${cg.dir}; remove it with rmdir)`);
+}
+function spawnSyncSleep(ms: number): void { Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms); }
+const cgroup = MEMORY_LIMIT_BYTES !== null ? makeCgroup(MEMORY_LIMIT_BYTES) : null;
+
+let running: ChildProcess | null = null;
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    running?.kill('SIGKILL');
+    if (cgroup) removeCgroup(cgroup);
+    process.exit(130);
+  });
+}
 
 function start(port: number): ChildProcess {
-  const child = spawn(process.execPath, command(port), { stdio: ['ignore', 'ignore', 'pipe'] });
+  // In the cgroup: the shell moves itself there, then becomes the node (its children follow).
+  const child = cgroup
+    ? spawn('/bin/sh', ['-c', `echo $$ > ${cgroup.dir}/cgroup.procs && exec "$0" "$@"`, process.execPath, ...command(port)], { stdio: ['ignore', 'ignore', 'pipe'] })
+    : spawn(process.execPath, command(port), { stdio: ['ignore', 'ignore', 'pipe'] });
   child.stderr!.on('data', (b: Buffer) => process.stderr.write(`  [node] ${b.toString().trimEnd()}\n`));
+  running = child;
   return child;
 }
 
@@ -140,7 +202,7 @@ async function main(): Promise<void> {
   fs.rmSync(DIR, { recursive: true, force: true });
   fs.mkdirSync(DIR, { recursive: true });
   const port = await freePort();
-  say(`large-state-bench: 24 h window, ${EVENT_TIME_RATE} events/s of event time, target ${(TARGET_BYTES / GB).toFixed(1)} GiB buffered, in ${DIR}`);
+  say(`large-state-bench: 24 h window, ${EVENT_TIME_RATE} events/s of event time, target ${(TARGET_BYTES / GB).toFixed(1)} GiB buffered, in ${DIR}${cgroup ? `; memory limited to ${(MEMORY_LIMIT_BYTES! / GB).toFixed(1)} GiB (cgroup ${cgroup.dir})` : ''}`);
   say(`  ${['node', ...command(port)].join(' ')}`);
   let child = start(port);
   let exited = false;
@@ -148,7 +210,7 @@ async function main(): Promise<void> {
   const t0 = Date.now();
   const samples: Sample[] = [];
   let prev = { t: t0, events: 0, cpu: 0 };
-  say('  t(s)  buffered(GiB)  entries(M)  disk(GiB)  events/s  cpu µs/ev  heap(MiB)  rss(MiB)');
+  say(`  t(s)  buffered(GiB)  entries(M)  disk(GiB)  events/s  cpu µs/ev  heap(MiB)  rss(MiB)${cgroup ? '  anon(MiB)  cache(MiB)' : ''}`);
   while (!exited && Date.now() - t0 < MAX_TIME_MS) {
     await new Promise((r) => setTimeout(r, SAMPLE_MS));
     const [st, met] = await Promise.all([status(port), get(port, '/metrics')]);
@@ -163,13 +225,14 @@ async function main(): Promise<void> {
       cpuUsPerEvent: events > prev.events ? ((cpu - prev.cpu) * 1e6) / (events - prev.events) : NaN,
       heapBytes: metric(met, 'joinery_nodejs_heap_size_used_bytes'),
       rssBytes: metric(met, 'joinery_process_resident_memory_bytes'),
+      ...(cgroup ? cgroupMemory(cgroup) : {}),
     };
     prev = { t: now, events, cpu };
     samples.push(s);
-    say(`  ${s.tS.toFixed(0).padStart(5)}  ${(s.bufferedBytes / GB).toFixed(2).padStart(13)}  ${(s.entries / 1e6).toFixed(1).padStart(10)}  ${(s.diskBytes / GB).toFixed(2).padStart(9)}  ${Math.round(s.eventsPerS).toString().padStart(8)}  ${s.cpuUsPerEvent.toFixed(2).padStart(9)}  ${(s.heapBytes / 1024 ** 2).toFixed(0).padStart(9)}  ${(s.rssBytes / 1024 ** 2).toFixed(0).padStart(8)}`);
+    say(`  ${s.tS.toFixed(0).padStart(5)}  ${(s.bufferedBytes / GB).toFixed(2).padStart(13)}  ${(s.entries / 1e6).toFixed(1).padStart(10)}  ${(s.diskBytes / GB).toFixed(2).padStart(9)}  ${Math.round(s.eventsPerS).toString().padStart(8)}  ${s.cpuUsPerEvent.toFixed(2).padStart(9)}  ${(s.heapBytes / 1024 ** 2).toFixed(0).padStart(9)}  ${(s.rssBytes / 1024 ** 2).toFixed(0).padStart(8)}${cgroup ? `  ${(s.anonBytes! / 1024 ** 2).toFixed(0).padStart(9)}  ${(s.cacheBytes! / 1024 ** 2).toFixed(0).padStart(10)}` : ''}`);
     if (s.bufferedBytes >= TARGET_BYTES) break;
   }
-  if (exited) usage(`the node exited early (code ${child.exitCode}); see its log above`);
+  if (exited) throw new Error(`the node exited early (${child.signalCode ?? `code ${child.exitCode}`}${child.signalCode === 'SIGKILL' && cgroup ? ': killed, likely by the cgroup\'s OOM killer' : ''}); see its log above`);
   const reached = samples.length ? samples[samples.length - 1].bufferedBytes : 0;
 
   let restartS: number | null = null;
@@ -197,20 +260,21 @@ async function main(): Promise<void> {
   }
 
   const med = (xs: number[]) => { const s = xs.filter(Number.isFinite).sort((a, b) => a - b); return s.length ? s[s.length >> 1] : NaN; };
-  const small = samples.filter((s) => s.bufferedBytes < GB);
+  const inMemoryBytes = Math.min(GB, (MEMORY_LIMIT_BYTES ?? Infinity) / 4);
+  const small = samples.filter((s) => s.bufferedBytes < inMemoryBytes);
   const tail = samples.slice(Math.floor(samples.length * 0.75));
   const result = {
-    targetBytes: TARGET_BYTES, reachedBytes: reached, eventTimeRate: EVENT_TIME_RATE, runS: samples.length ? samples[samples.length - 1].tS : 0,
+    targetBytes: TARGET_BYTES, memoryLimitBytes: MEMORY_LIMIT_BYTES, reachedBytes: reached, eventTimeRate: EVENT_TIME_RATE, runS: samples.length ? samples[samples.length - 1].tS : 0,
     inMemory: { eventsPerS: med(small.map((s) => s.eventsPerS)), cpuUsPerEvent: med(small.map((s) => s.cpuUsPerEvent)) },
     lastQuarter: { eventsPerS: med(tail.map((s) => s.eventsPerS)), cpuUsPerEvent: med(tail.map((s) => s.cpuUsPerEvent)), bufferedBytes: med(tail.map((s) => s.bufferedBytes)) },
     heapBytes: { first: samples[0]?.heapBytes ?? NaN, max: Math.max(...samples.map((s) => s.heapBytes).filter(Number.isFinite)) },
     restartS, samples,
   };
-  say(`  in memory (< 1 GiB buffered): ${Math.round(result.inMemory.eventsPerS)} events/s, ${result.inMemory.cpuUsPerEvent.toFixed(2)} CPU µs/event (median of samples)`);
+  say(`  in memory (< ${(inMemoryBytes / GB).toFixed(2)} GiB buffered): ${Math.round(result.inMemory.eventsPerS)} events/s, ${result.inMemory.cpuUsPerEvent.toFixed(2)} CPU µs/event (median of samples)`);
   say(`  last quarter (~${(result.lastQuarter.bufferedBytes / GB).toFixed(1)} GiB buffered): ${Math.round(result.lastQuarter.eventsPerS)} events/s, ${result.lastQuarter.cpuUsPerEvent.toFixed(2)} CPU µs/event → ${(result.inMemory.eventsPerS / result.lastQuarter.eventsPerS).toFixed(2)}× slower`);
   say(`  main heap: ${(result.heapBytes.first / 1024 ** 2).toFixed(0)} MiB at the first sample, at most ${(result.heapBytes.max / 1024 ** 2).toFixed(0)} MiB`);
   if (JSON_OUT) process.stdout.write(JSON.stringify(result) + '\n');
   fs.rmSync(DIR, { recursive: true, force: true });
 }
 
-main().catch((e) => { say(`large-state-bench: ${(e as Error).message}`); process.exit(1); });
+main().catch((e) => { say(`large-state-bench: ${(e as Error).message}`); process.exitCode = 1; }).finally(() => { if (cgroup) removeCgroup(cgroup); });
