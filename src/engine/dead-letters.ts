@@ -7,6 +7,20 @@ import type { LineSink } from '../sink/sink.js';
 const FIRST_DEAD_LETTERS_SHOWN = 5;
 const SIDE_NAME = ['left', 'right'] as const;
 
+/**
+ * A record in the other format says which flag reads it (Kafka inputs default to FlatBuffers, so
+ * JSON produced by another tool is the usual case): the bytes alone tell JSON from FlatBuffers.
+ */
+export function formatHint(r: Pick<Rejected, 'format' | 'record'>): string {
+  const b = r.record;
+  let i = 0;
+  while (i < b.length && (b[i] === 0x20 || b[i] === 0x09 || b[i] === 0x0a || b[i] === 0x0d)) i++;
+  const looksJson = i < b.length && b[i] === 0x7b && isUtf8(b);
+  if (r.format === 'flatbuffers' && looksJson) return ' — it looks like JSON: read this input with --format json';
+  if (r.format === 'json' && !looksJson && b.length > 0 && !isUtf8(b)) return ' — it is not UTF-8 text (FlatBuffers? read this input with --format flatbuffers)';
+  return '';
+}
+
 /** Where the router's rejected records go: malformed ones to --dead-letter (or a few warnings), late ones to --late-out. */
 export function rejectedRecords(lateSink: LineSink | null, deadSink: LineSink | null): (r: Rejected) => void {
   let deadShown = 0;
@@ -21,7 +35,7 @@ export function rejectedRecords(lateSink: LineSink | null, deadSink: LineSink | 
       } else if (deadShown < FIRST_DEAD_LETTERS_SHOWN) {
         deadShown++;
         const where = r.format === 'json' ? `line ${r.position}` : `record ${r.position}`;
-        log.say('warn', `joinery: malformed ${side} record at ${r.origin}:${r.position} (${where}): ${r.reason}${deadShown === FIRST_DEAD_LETTERS_SHOWN ? ' (further ones counted only; use --dead-letter to keep them)' : ''}`, { code: 'E_INPUT' });
+        log.say('warn', `joinery: malformed ${side} record at ${r.origin}:${r.position} (${where}): ${r.reason}${formatHint(r)}${deadShown === FIRST_DEAD_LETTERS_SHOWN ? ' (further ones counted only; use --dead-letter to keep them)' : ''}`, { code: 'E_INPUT' });
       }
     } else if (lateSink) {
       let rec: string;
