@@ -23,9 +23,9 @@ after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 const LOWER_MS = -120_000, UPPER_MS = 300_000, MAX_DELAY_MS = 5_000, DRIFT_MS = 60_000;
 const JOIN = ['--lower', '-2m', '--upper', '5m', '--max-delay', '5s'];
 const ref = { keyFields: ['profileId', 'titleId'], timeField: 'ts', idField: 'eventId', lowerMs: LOWER_MS, upperMs: UPPER_MS, kind: 'inner' as const };
-/** Padding per record: a fetch of one partition (at most 4 MiB, src/kafka/kafkajs/source-state.ts) then holds a few thousand records, not a whole backlog. */
+/** Padding per record: a fetch of one partition (at most 1 MiB, src/kafka/kafkajs/source-state.ts) then holds a few thousand records, not a whole backlog. */
 const PAD = 'x'.repeat(1000);
-const FETCH_BYTES = 4 * 1024 * 1024;
+const FETCH_BYTES = 1024 * 1024;
 
 /** Produce in sends well under the broker's 1 MB message limit. */
 async function produce(topic: string, recs: Rec[]): Promise<void> {

@@ -47,7 +47,14 @@ export const DEFAULTS = {
   queueBytes: 32 * 1024 * 1024,
   minBytes: 256 * 1024,
   maxWaitTimeInMs: 50,
-  maxBytesPerPartition: 4 * 1024 * 1024,
+  /**
+   * Kafka's and kafkajs's own default. 4 MiB before: a fetch response's records are decoded at
+   * once and stay young objects while the router takes the batches before them, so every scavenge
+   * of the main thread copied them again (2M JSON events: 1.1–2.1 s of scavenges against 0.5–0.75
+   * s, 0.2–0.3 µs per event less CPU in GC threads, ~6 % less CPU in all, 4 interleaved pairs).
+   * A fetch still carries 1 MiB per partition: ~20 MB/s per partition at 50 ms round trip.
+   */
+  maxBytesPerPartition: 1024 * 1024,
   sessionTimeoutMs: 30_000,
   heartbeatIntervalMs: 3_000,
   /** How often the input topics' metadata is checked (deleted topic, partition count changed). */
