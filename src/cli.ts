@@ -115,7 +115,7 @@ async function runWith(cfg: Config, control: EngineControl | undefined): Promise
   try {
     let kafkaStart: InputContext['kafkaStart'];
     if (ep.left!.kind === 'kafka' && ep.right!.kind === 'kafka') {
-      kafkaStart = startOf(ck, (await import('./kafka/options.js')).kafkaSourceName(ep.left!.topic, ep.right!.topic))?.kafka;
+      kafkaStart = startOf(ck, (await import('./kafka/options.js')).kafkaSourceName(ep.left!.topic, ep.right!.topic))?.log;
     }
     // Rebuild without a checkpoint (--rebuild-from): where the replay starts and where it ends.
     if (cfg.rebuildFrom !== undefined) {

@@ -102,7 +102,7 @@ export async function runBackfill(cfg: Config, progress: boolean): Promise<numbe
       const format = cfg.format ?? 'flatbuffers';
       formats = [format, format];
       const ep = endpointsOf(cfg);
-      const resumeAt = startOf(ck, kafkaSourceName(kafkaTopic(ep.left)!, kafkaTopic(ep.right)!))?.kafka;
+      const resumeAt = startOf(ck, kafkaSourceName(kafkaTopic(ep.left)!, kafkaTopic(ep.right)!))?.log;
       const k = await openKafkaBackfill(cfg, fromMs, toMs, [extractorFor(cfg, 0, format), extractorFor(cfg, 1, format)], { checkpoints: !!ck, resumeAt });
       closers.push(() => k.close());
       inputs = { kind: 'kafka', sources: [k.source] };

@@ -97,7 +97,7 @@ export class BoundedKafkaSource implements Source, BoundTrack {
   checkpointPosition(): SourcePosition {
     const pos = this.inner.checkpointPosition();
     const atCut = new Map([...this.parts.values()].filter((p) => p.reached).map((p) => [`${p.topic}\0${p.partition}`, p.cut]));
-    return { ...pos, kafka: pos.kafka?.map((o) => { const c = atCut.get(`${o.topic}\0${o.partition}`); return c === undefined ? o : { ...o, offset: String(c) }; }) };
+    return { ...pos, log: pos.log?.map((o) => { const c = atCut.get(`${o.topic}\0${o.partition}`); return c === undefined ? o : { ...o, offset: String(c) }; }) };
   }
 
   unreadPartitions(): PartitionRef[] {

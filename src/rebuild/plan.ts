@@ -71,7 +71,7 @@ export async function kafkaPlan(cfg: Config): Promise<{ plan: ReplayPlan; startO
   if (cfg.resumeAt !== undefined) {
     if (parseByteResume(cfg.resumeAt)) throw usageError('--resume-at LEFT_BYTE,RIGHT_BYTE is for file inputs; with Kafka give a manifest, or leave it out to resume at the group\'s committed offsets');
     m = readResumeManifest(cfg.resumeAt);
-    const k = m.sources.find((s) => s.kind === 'kafka')?.kafka;
+    const k = m.sources.find((s) => s.kind === 'log')?.log;
     if (!k) throw usageError(`--resume-at ${cfg.resumeAt}: the manifest has no Kafka positions`);
     resumeOf = k.map((p) => ({ topic: p.topic, partition: p.partition, offset: Number(p.offset) }));
   } else {
