@@ -24,7 +24,7 @@ import { formatBytes } from '../core/units.js';
 import type { ChunkBase } from './batch.js';
 import { whereOf } from './batch.js';
 import { whereFields, type Example, type MissingCause } from './explain.js';
-import { readWholeTopic } from './kafka.js';
+import { readWholeTopic } from '../kafka/verify.js';
 import type { PartitionJob, PartitionResult, Ranked } from './partition.js';
 import { Progress } from './progress.js';
 import { formatReport } from './report.js';
