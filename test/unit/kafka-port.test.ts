@@ -26,7 +26,7 @@ test('file:, kafka:, gen:, stdout and null are parsed only in src/config/endpoin
   assert.deepEqual(parsers.map((f) => f.file), []);
 });
 
-test('no batch is duck-typed as a Kafka batch: its position is the explicit batch.kafka', () => {
+test('no batch is duck-typed as a Kafka batch: its position is the explicit batch.logPosition', () => {
   const duck = /as \{ topic\?|RecordBatch & \{ (topic|kafkaPartition|nextOffset)\??:/;
   assert.deepEqual(all.filter((f) => duck.test(f.text)).map((f) => f.file), []);
 });
