@@ -80,7 +80,7 @@ export interface SourcePosition {
 const LOG_ON_DISK = 'kafka';
 
 interface SourcePositionOnDisk extends Omit<SourcePosition, 'kind' | 'log'> {
-  kind: SourcePosition['kind'] | typeof LOG_ON_DISK;
+  kind: Exclude<SourcePosition['kind'], 'log'> | typeof LOG_ON_DISK;
   [LOG_ON_DISK]?: LogPosition[];
 }
 
