@@ -113,22 +113,22 @@ async function runWith(cfg: Config, control: EngineControl | undefined): Promise
   if (ck) closers.push(() => ck.pool.close());
   let io: OpenedIO;
   try {
-    let kafkaStart: InputContext['kafkaStart'];
+    let startOffsets: InputContext['logStartOffsets'];
     if (ep.left!.kind === 'kafka' && ep.right!.kind === 'kafka') {
-      kafkaStart = startOf(ck, (await import('./kafka/options.js')).kafkaSourceName(ep.left!.topic, ep.right!.topic))?.kafka;
+      startOffsets = startOf(ck, (await import('./kafka/options.js')).kafkaSourceName(ep.left!.topic, ep.right!.topic))?.log;
     }
     // Rebuild without a checkpoint (--rebuild-from): where the replay starts and where it ends.
     if (cfg.rebuildFrom !== undefined) {
       const rb = await import('./rebuild/plan.js');
       if (kafkaIn) {
-        const k = await rb.kafkaPlan(cfg);
+        const k = await rb.logPlan(cfg, await (await import('./kafka/rebuild.js')).kafkaRebuildLog(cfg));
         extra.rebuild = k.plan;
-        kafkaStart = k.startOffsets;
+        startOffsets = k.startOffsets;
       } else {
         extra.rebuild = rb.filePlan(cfg);
       }
     }
-    io = await openIO({ cfg, ck, control, kafkaStart });
+    io = await openIO({ cfg, ck, control, logStartOffsets: startOffsets });
   } catch (e) {
     for (const c of closers) await c().catch(() => {});
     throw e;

@@ -119,8 +119,8 @@ export function boundBatch(b: RecordBatch, ex: Extractor, fromMs: number, toMs: 
   track.routed += kept;
   const cutAt = cut < b.count ? cut : -1;
   const withNext = (x: RecordBatch): RecordBatch => {
-    // Kafka: the batch's next offset is the cut's (what a commit of it may say)
-    return cutAt >= 0 && b.kafka !== undefined ? { ...x, kafka: { ...b.kafka, nextOffset: String(b.recordOffsets ? b.recordOffsets[cut] : b.firstPosition + cut) } } : x;
+    // a log: the batch's next offset is the cut's (what a commit of it may say)
+    return cutAt >= 0 && b.logPosition !== undefined ? { ...x, logPosition: { ...b.logPosition, offset: String(b.recordOffsets ? b.recordOffsets[cut] : b.firstPosition + cut) } } : x;
   };
   if (kept === 0) return { batch: null, cut: cutAt };
   if (kept === cut) return { batch: cut === b.count ? b : withNext({ ...b, count: cut }), cut: cutAt }; // a prefix: no copy

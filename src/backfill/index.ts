@@ -1,7 +1,7 @@
 /**
  * `joinery backfill --left file:… --right file:… --from TIME --to TIME --out SINK [join flags]`:
  * the join of `run` over a bounded stretch of event time, read as fast as the machine allows.
- * It is `run` with bounded sources (src/backfill/bounded.ts, kafka.ts): the same router, alignment
+ * It is `run` with bounded sources (src/backfill/bounded.ts, bounded-log.ts): the same router, alignment
  * (--max-drift), workers, checkpoints and exactly-once file output (and, from Kafka, run's Kafka
  * wiring: exactly-once Kafka output), plus a progress line in event time and, at the end, the cut
  * where a live job continues.
@@ -17,22 +17,21 @@
 import type { Extractor } from '../codec/json.js';
 import { JsonExtractor } from '../codec/json.js';
 import { FlatExtractor } from '../codec/flat.js';
-import { fileStartOf, lockCheckpoints, openCheckpoints, startOf } from '../checkpoint/index.js';
+import { fileStartOf, lockCheckpoints, openCheckpoints } from '../checkpoint/index.js';
 import type { Config } from '../config/schema.js';
-import { endpointsOf, kafkaTopic } from '../config/endpoints.js';
+import { endpointsOf } from '../config/endpoints.js';
 import { lockDir } from '../core/dirlock.js';
 import { JoineryError } from '../core/errors.js';
 import { log } from '../core/log.js';
 import { checkOutputPaths } from '../config/paths.js';
 import { formatDurationMs } from '../core/units.js';
 import { runEngine, type EngineOptions, type Summary } from '../engine.js';
-import { kafkaSourceName } from '../kafka/options.js';
 import { fmtCount, fmtRate, type MetricsHub } from '../metrics/report.js';
 import { parseTime } from '../core/units.js';
 import { openFileInput, sideFieldsOf } from '../source/open.js';
 import type { Side } from '../state/store.js';
 import { BoundedSource } from './bounded.js';
-import { BoundedKafkaSource, openKafkaBackfill } from './kafka.js';
+import { BoundedLogSource } from './bounded-log.js';
 
 export interface BackfillSummary {
   fromMs: number | null;
@@ -40,7 +39,7 @@ export interface BackfillSummary {
   /**
    * Where each input was cut, the --resume-at of the job that continues: byte offset (NDJSON,
    * FlatBuffers) or row index (Parquet) per file; for Kafka the next offset per partition (committed
-   * for --group).
+   * for --group). The key `kafka` is the summary's documented JSON (--json, the `finished` record).
    */
   cut: { left: number; right: number; unit: ['byte' | 'row', 'byte' | 'row'] } | { kafka: Array<{ topic: string; partition: number; offset: number }> };
   /** Watermark at the cut (W_cut), and the latest --rebuild-from for the continuing job: W_cut − (max(upper, 0) − min(lower, 0)). */
@@ -68,10 +67,10 @@ function extractorFor(cfg: Config, side: Side, format: 'json' | 'flatbuffers'): 
 
 const iso = (ms: number) => (Number.isFinite(ms) ? new Date(ms).toISOString() : String(ms));
 
-/** The opened inputs: two bounded files, or one bounded Kafka source over both topics. */
+/** The opened inputs: two bounded files, or one bounded log source over both sides' partitions (Kafka: both topics). */
 type Inputs =
   | { kind: 'files'; sources: [BoundedSource, BoundedSource]; units: ['byte' | 'row', 'byte' | 'row'] }
-  | { kind: 'kafka'; sources: [BoundedKafkaSource] };
+  | { kind: 'log'; sources: [BoundedLogSource]; cutNotice: (rebuildFromMs: number | null) => { where: string; next: string } };
 
 export async function runBackfill(cfg: Config, progress: boolean): Promise<number> {
   checkOutputPaths(cfg);
@@ -82,14 +81,10 @@ export async function runBackfill(cfg: Config, progress: boolean): Promise<numbe
     left: cfg.left, right: cfg.right, from: Number.isFinite(fromMs) ? iso(fromMs) : 'earliest', to: iso(toMs), join: cfg.join,
     lowerMs: cfg.lowerMs, upperMs: cfg.upperMs, key: cfg.key, workers: cfg.workers, state: cfg.state, out: cfg.out,
   });
-  const kafkaIn = endpointsOf(cfg).left?.kind === 'kafka';
-  // As run: with exactly-once Kafka output the output transaction is the commit point, so resume
-  // from the checkpoint whose id the group's committed offsets carry.
-  let committedId: number | undefined;
-  if (kafkaIn && cfg.checkpointDir) {
-    const kafkaIO = await import('../kafka/io.js');
-    if (kafkaIO.isTransactional(cfg, true)) committedId = await kafkaIO.committedCheckpointId(cfg);
-  }
+  // A partitioned log (the only one: Kafka) is opened through src/kafka/backfill.ts, loaded only then.
+  const logInputs = endpointsOf(cfg).left?.kind === 'kafka' ? await import('../kafka/backfill.js') : null;
+  // As run: a log input may name the checkpoint to resume from (Kafka: the output transaction's).
+  const committedId = logInputs && cfg.checkpointDir ? await logInputs.backfillCheckpointId(cfg) : undefined;
   if (cfg.checkpointDir) lockCheckpoints(cfg.checkpointDir);
   const ck = await openCheckpoints(cfg, committedId);
   const closers: Array<() => Promise<void>> = [];
@@ -98,14 +93,15 @@ export async function runBackfill(cfg: Config, progress: boolean): Promise<numbe
   let formats: ['json' | 'flatbuffers', 'json' | 'flatbuffers'];
   const extra: Partial<EngineOptions> = {};
   try {
-    if (kafkaIn) {
+    if (logInputs) {
       const format = cfg.format ?? 'flatbuffers';
       formats = [format, format];
-      const ep = endpointsOf(cfg);
-      const resumeAt = startOf(ck, kafkaSourceName(kafkaTopic(ep.left)!, kafkaTopic(ep.right)!))?.kafka;
-      const k = await openKafkaBackfill(cfg, fromMs, toMs, [extractorFor(cfg, 0, format), extractorFor(cfg, 1, format)], { checkpoints: !!ck, resumeAt });
+      const k = await logInputs.openKafkaBackfill(cfg, fromMs, ck);
       closers.push(() => k.close());
-      inputs = { kind: 'kafka', sources: [k.source] };
+      // without checkpoints the cuts are committed on close; with them the last checkpoint commits them
+      const source = new BoundedLogSource(k.input, [extractorFor(cfg, 0, format), extractorFor(cfg, 1, format)], fromMs, toMs, k.ranges, !ck);
+      source.start();
+      inputs = { kind: 'log', sources: [source], cutNotice: (rebuildFromMs) => logInputs.kafkaCutNotice(cfg, source.cuts(), rebuildFromMs) };
       Object.assign(extra, k.engine); // sinks, and the PositionsPort: commits, a full ring pausing the partitions
     } else {
       const { left, right } = endpointsOf(cfg);
@@ -129,17 +125,17 @@ export async function runBackfill(cfg: Config, progress: boolean): Promise<numbe
   }
   const restoredParts = ck?.restored?.manifest.router.partitions;
   if (restoredParts) {
-    if (inputs.kind === 'kafka') inputs.sources[0].restoreMaxTs(restoredParts);
+    if (inputs.kind === 'log') inputs.sources[0].restoreMaxTs(restoredParts);
     else for (const [side, b] of inputs.sources.entries()) for (const p of restoredParts) if (p.side === side) b.restoreMaxTs(p.maxTsMs);
   }
-  const all: Array<BoundedSource | BoundedKafkaSource> = inputs.sources;
+  const all: Array<BoundedSource | BoundedLogSource> = inputs.sources;
   log.info('sources opened', { sources: all.map((x) => x.name), formats });
 
   const t0 = performance.now();
   const tty = !!process.stderr.isTTY;
   let shown = false;
-  /** Event time reached: the slowest input's (Kafka: the slowest partition's) largest so far. */
-  const eventTimeAt = () => inputs.kind === 'kafka' ? inputs.sources[0].minMaxTsMs()
+  /** Event time reached: the slowest input's (a log: the slowest partition's) largest so far. */
+  const eventTimeAt = () => inputs.kind === 'log' ? inputs.sources[0].minMaxTsMs()
     : Math.min(...inputs.sources.map((b) => (b.reached ? Infinity : b.maxTsMs)));
   const startTs = () => Number.isFinite(fromMs) ? fromMs : Math.min(...all.map((b) => (Number.isNaN(b.firstTsMs) ? Infinity : b.firstTsMs)));
   let peakStateBytes = 0;
@@ -165,12 +161,12 @@ export async function runBackfill(cfg: Config, progress: boolean): Promise<numbe
   }
   const complete = all.every((b) => b.reached) && !s.stopped;
   const span = Math.max(...all.map((b) => b.maxTsMs)) - startTs();
-  const lastBeforeCut = inputs.kind === 'kafka' ? inputs.sources[0].minMaxTsMs() : Math.min(...inputs.sources.map((b) => b.maxTsMs));
+  const lastBeforeCut = inputs.kind === 'log' ? inputs.sources[0].minMaxTsMs() : Math.min(...inputs.sources.map((b) => b.maxTsMs));
   const wCut = complete && Number.isFinite(lastBeforeCut) ? lastBeforeCut - cfg.maxDelayMs : null;
   const windowMs = Math.max(cfg.upperMs, 0) - Math.min(cfg.lowerMs, 0);
   const summary: BackfillSummary = {
     fromMs: Number.isFinite(fromMs) ? fromMs : null, toMs,
-    cut: inputs.kind === 'kafka' ? { kafka: inputs.sources[0].cuts() } : { left: inputs.sources[0].cutPosition, right: inputs.sources[1].cutPosition, unit: inputs.units },
+    cut: inputs.kind === 'log' ? { kafka: inputs.sources[0].cuts() } : { left: inputs.sources[0].cutPosition, right: inputs.sources[1].cutPosition, unit: inputs.units },
     cutWatermarkMs: wCut, rebuildFromMs: wCut === null ? null : wCut - windowMs,
     skipped: all.reduce((n, b) => n + b.skipped, 0),
     speedUp: Number.isFinite(span) && s.elapsedMs > 0 ? span / s.elapsedMs : 0,
@@ -179,10 +175,10 @@ export async function runBackfill(cfg: Config, progress: boolean): Promise<numbe
   };
   const result = { ...s, backfill: summary };
   if (complete) {
-    const where = inputs.kind === 'kafka'
-      ? `the offsets ${(summary.cut as { kafka: Array<{ topic: string; partition: number; offset: number }> }).kafka.map((c) => `${c.topic}/${c.partition}@${c.offset}`).join(' ')} (committed for group ${cfg.group})`
-      : `${inputs.units[0]} ${inputs.sources[0].cutPosition} of ${cfg.left} and ${inputs.units[1]} ${inputs.sources[1].cutPosition} of ${cfg.right}`;
-    const next = inputs.kind === 'kafka' ? `joinery run … --group ${cfg.group} --rebuild-from ${summary.rebuildFromMs}` : `joinery run … --rebuild-from ${summary.rebuildFromMs} --resume-at ${inputs.sources[0].cutPosition},${inputs.sources[1].cutPosition}`;
+    const { where, next } = inputs.kind === 'log' ? inputs.cutNotice(summary.rebuildFromMs) : {
+      where: `${inputs.units[0]} ${inputs.sources[0].cutPosition} of ${cfg.left} and ${inputs.units[1]} ${inputs.sources[1].cutPosition} of ${cfg.right}`,
+      next: `joinery run … --rebuild-from ${summary.rebuildFromMs} --resume-at ${inputs.sources[0].cutPosition},${inputs.sources[1].cutPosition}`,
+    };
     log.say('info', `joinery backfill: cut at ${where}` +
       (wCut !== null ? ` (watermark there ${iso(wCut)}); a live job continues with: ${next}` : '') +
       `; ${formatDurationMs(Math.max(0, Math.round(span)))} of event time ${summary.speedUp.toFixed(1)}× faster than real time`);

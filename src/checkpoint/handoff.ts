@@ -158,7 +158,7 @@ export async function planHandoff(o: HandoffOptions): Promise<HandoffPlan> {
   const used: string[] = [];
   let reused = false;
   for (const [i, s] of sources.entries()) {
-    const covered = new Set((s.manifest.sources.find((x) => x.kind === 'kafka')?.kafka ?? []).map((x) => x.partition));
+    const covered = new Set((s.manifest.sources.find((x) => x.kind === 'log')?.log ?? []).map((x) => x.partition));
     const dropBeforeMs = Math.min(...s.manifest.workers.map((w) => w.watermarkMs));
     const label = `${s.ref.member ?? '.'}/${s.ref.id} → partitions ${s.partitions.join(',')}`;
     // (covered: partitions the checkpoint has positions for, i.e. whose events its chain may hold)
@@ -192,7 +192,7 @@ export async function planHandoff(o: HandoffOptions): Promise<HandoffPlan> {
   const lastId = Math.max(0, ...await o.storage.listManifests(), ...sources.filter((s) => s.storage.location === o.storage.location).map((s) => s.ref.id));
   const manifest: Manifest = {
     format: MANIFEST_FORMAT, id: lastId, createdAtMs: Math.max(...sources.map((s) => s.manifest.createdAtMs)), job: o.job,
-    sources: [{ kind: 'kafka', name: o.sourceName, kafka: startOffsets }],
+    sources: [{ kind: 'log', name: o.sourceName, log: startOffsets }],
     router: { watermarkMs: floor, partitions: routerParts },
     output: { spec: o.outputSpec },
     workers: o.ranges.map((r) => ({ keyGroups: r, watermarkMs: dropBeforeMs })),
@@ -204,7 +204,7 @@ export async function planHandoff(o: HandoffOptions): Promise<HandoffPlan> {
 
 function emptyManifest(o: HandoffOptions, id: number): Manifest {
   return {
-    format: MANIFEST_FORMAT, id, createdAtMs: Date.now(), job: o.job, sources: [{ kind: 'kafka', name: o.sourceName, kafka: [] }],
+    format: MANIFEST_FORMAT, id, createdAtMs: Date.now(), job: o.job, sources: [{ kind: 'log', name: o.sourceName, log: [] }],
     router: { watermarkMs: -Infinity, partitions: [] }, output: { spec: o.outputSpec },
     workers: o.ranges.map((r) => ({ keyGroups: r, watermarkMs: -Infinity })), files: [], stats: { stateBytes: 0, newBytes: 0, durationMs: 0 },
   };

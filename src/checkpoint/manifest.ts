@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import { algoOf } from './checksum.js';
 import type { JoinKind } from '../config/schema.js';
+import type { LogPosition } from '../source/source.js';
 
 /**
  * Format 1: state files with a `sha256` each. Format 2: the same, with in-flight frames (a stop
@@ -60,12 +61,39 @@ export interface FileIdentity {
 }
 
 export interface SourcePosition {
-  /** file: byte offset and line of the next unread record; gen: events delivered per side; kafka: next offsets. */
-  kind: 'file' | 'gen' | 'kafka';
+  /** file: byte offset and line of the next unread record; gen: events delivered per side; log: next offset per log partition. */
+  kind: 'file' | 'gen' | 'log';
   name: string;
   file?: { byte: number; line: number; side?: 0 | 1; identity?: FileIdentity };
   gen?: { delivered: [number, number]; baseMs: number };
-  kafka?: Array<{ topic: string; partition: number; offset: string }>;
+  log?: LogPosition[];
+}
+
+/**
+ * On disk a partitioned log's positions are `{"kind":"kafka","name":…,"kafka":[{topic, partition,
+ * offset}]}`, exactly as every earlier release wrote them (Kafka was the only such source then);
+ * in memory they are the source-neutral `{kind: 'log', log}`. The on-disk names stay: a checkpoint
+ * written before an upgrade must restore after it, members of one group on different releases read
+ * each other's manifests (partition handoff), and a manifest written now must stay readable by the
+ * release before (a downgrade). The mapping is only here, in encode and decode.
+ */
+const LOG_ON_DISK = 'kafka';
+
+interface SourcePositionOnDisk extends Omit<SourcePosition, 'kind' | 'log'> {
+  kind: Exclude<SourcePosition['kind'], 'log'> | typeof LOG_ON_DISK;
+  [LOG_ON_DISK]?: LogPosition[];
+}
+
+function toDisk(s: SourcePosition): SourcePositionOnDisk {
+  if (s.kind !== 'log') return s as SourcePositionOnDisk;
+  const { kind: _kind, log, ...rest } = s;
+  return { kind: LOG_ON_DISK, ...rest, [LOG_ON_DISK]: log };
+}
+
+function fromDisk(s: SourcePositionOnDisk): SourcePosition {
+  if (s.kind !== LOG_ON_DISK) return s as SourcePosition;
+  const { kind: _kind, [LOG_ON_DISK]: log, ...rest } = s;
+  return { kind: 'log', ...rest, log };
 }
 
 export interface Manifest {
@@ -95,7 +123,7 @@ const replacer = (_k: string, v: unknown) => (typeof v === 'number' && !Number.i
 const reviveNum = (v: unknown): number => (v === 'Infinity' ? Infinity : v === '-Infinity' ? -Infinity : Number(v));
 
 export function encodeManifest(m: Manifest): string {
-  const body = JSON.stringify(m, replacer);
+  const body = JSON.stringify({ ...m, sources: m.sources.map(toDisk) }, replacer);
   const sha = createHash('sha256').update(body).digest('hex');
   return `{"sha256":"${sha}","manifest":${body}}\n`;
 }
@@ -109,6 +137,7 @@ export function decodeManifest(text: string, name: string): Manifest {
   const sha = createHash('sha256').update(m[2]).digest('hex');
   if (sha !== m[1]) throw new BadManifest(`${name}: checksum mismatch (torn or corrupt)`);
   const man = JSON.parse(m[2]) as Manifest;
+  man.sources = (man.sources as SourcePositionOnDisk[]).map(fromDisk);
   if (!(MANIFEST_FORMATS_READ as readonly number[]).includes(man.format)) throw new BadManifest(`${name}: format ${man.format}, this joinery reads ${MANIFEST_FORMATS_READ.join(', ')}`);
   for (const f of [...man.files, ...(man.inflight ?? [])]) {
     const old = f as { sha256?: unknown; checksum?: string };

@@ -5,8 +5,7 @@ import type { StopSignal } from '../core/signals.js';
 import type { MetricsHub } from '../metrics/report.js';
 import type { ReplayPlan } from '../rebuild/replay.js';
 import type { LineSink, RecordSink } from '../sink/sink.js';
-import type { Router } from '../router/router.js';
-import type { PartitionRef, Source } from '../source/source.js';
+import type { LogPosition, PartitionRef, Source } from '../source/source.js';
 import type { InputFormats } from './setup.js';
 
 export interface EngineOptions {
@@ -41,17 +40,17 @@ export interface EngineOptions {
   share?: GroupShare;
 }
 
-/** Source positions whose records every worker has applied, as the router collects them from the batches. */
-export type AppliedPositions = ReturnType<Router['takeApplied']>;
-
 /**
  * What a run needs of an external system that keeps the inputs' positions itself, and may take
  * the output in transactions (Kafka: the group's committed offsets; src/kafka/io.ts fills it in).
  * Every field is optional: file and generator runs pass none.
  */
 export interface PositionsPort {
-  /** Without checkpoints: commit positions whose records have been applied and their output handed on. */
-  commitApplied?: (positions: AppliedPositions) => Promise<unknown>;
+  /**
+   * Without checkpoints: commit positions whose records have been applied and their output handed
+   * on (the router collects them from the batches' `logPosition`; per log partition the latest).
+   */
+  commitApplied?: (positions: LogPosition[]) => Promise<unknown>;
   /** How often commitApplied runs (default 1 s). */
   commitIntervalMs?: number;
   /** With checkpoints: commit a checkpoint's source positions once its manifest is durable. */

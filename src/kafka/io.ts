@@ -8,6 +8,7 @@ import { checkpointMetadata, parseCheckpointRef } from '../checkpoint/handoff.js
 import type { Manifest } from '../checkpoint/manifest.js';
 import { endpointsOf, kafkaTopic } from '../config/endpoints.js';
 import type { Config } from '../config/schema.js';
+import type { LogPosition } from '../source/source.js';
 import type { EngineControl } from '../control/engine-control.js';
 import { log } from '../core/log.js';
 import type { EngineOptions, PositionsPort } from '../engine.js';
@@ -65,8 +66,8 @@ export function isTransactional(cfg: Config, checkpoints: boolean): boolean {
 }
 
 /** The input's committed positions a checkpoint manifest holds. */
-function kafkaPositions(m: Pick<Manifest, 'sources'>): Array<{ topic: string; partition: number; offset: string }> {
-  return m.sources.find((x) => x.kind === 'kafka')?.kafka ?? [];
+function kafkaPositions(m: Pick<Manifest, 'sources'>): LogPosition[] {
+  return m.sources.find((x) => x.kind === 'log')?.log ?? [];
 }
 
 /**

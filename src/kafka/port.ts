@@ -14,7 +14,7 @@
  */
 import type { SourcePosition } from '../checkpoint/manifest.js';
 import type { LineSink, RecordSink } from '../sink/sink.js';
-import type { KafkaBatchPosition, PartitionRef, RecordBatch, Source } from '../source/source.js';
+import type { LogPosition, PartitionRef, RecordBatch, Source } from '../source/source.js';
 import type { Side } from '../state/store.js';
 import type { KafkaFrom } from './options.js';
 
@@ -45,9 +45,21 @@ export interface EnsureResult {
   partitions: number;
 }
 
-/** A RecordBatch from Kafka, with what the engine needs to commit and report positions. */
+/** Where a Kafka batch ends, in Kafka's terms (the adapter's own bookkeeping, its tests). */
+export interface KafkaBatchPosition {
+  topic: string;
+  partition: number;
+  /** Next offset after the batch (offset of its last record, or of trailing control records, + 1). */
+  nextOffset: string;
+}
+
+/**
+ * A RecordBatch from Kafka, with what the engine needs to commit and report positions: the core
+ * reads `logPosition` (the same place as `kafka`, source-neutral); `kafka` stays for the adapter.
+ */
 export interface KafkaRecordBatch extends RecordBatch {
   kafka: KafkaBatchPosition;
+  logPosition: LogPosition;
   /** The partition's high watermark when the batch was fetched. */
   highWatermark: string;
   /**

@@ -1,17 +1,19 @@
 /**
  * Building a rebuild's replay plan from the command line (--rebuild-from, --resume-at): where each
- * partition starts (Kafka: offsets-for-times of TIME) and where the replay ends (the resume
- * position: --resume-at bytes or manifest, or the Kafka group's committed offsets).
+ * partition starts (a log: offsets-for-times of TIME) and where the replay ends (the resume
+ * position: --resume-at bytes or manifest, or the log's committed offsets). A partitioned log is
+ * reached through its RebuildLog (Kafka's: src/kafka/rebuild.ts); nothing here imports it.
  */
 import * as fs from 'node:fs';
 import { parseCheckpointRef } from '../checkpoint/handoff.js';
 import { manifestName, memberStorage, storageAt } from '../checkpoint/storage.js';
-import { endpointsOf, filePath, kafkaTopic } from '../config/endpoints.js';
+import { endpointsOf, filePath } from '../config/endpoints.js';
 import type { Config } from '../config/schema.js';
 import { JoineryError, usageError } from '../core/errors.js';
 import { log } from '../core/log.js';
 import { decodeManifest, type Manifest } from '../checkpoint/manifest.js';
 import { parseTime } from '../core/units.js';
+import type { LogPosition } from '../source/source.js';
 import { parseByteResume, readResumeManifest, refuseStopCheckpoint, type ReplayPlan, type ResumePoint } from './replay.js';
 
 /** File inputs: the replay reads both files from their start; returns the plan (and cuts --out back when resuming at a manifest). */
@@ -54,28 +56,35 @@ function cutOutputTo(cfg: Config, m: Manifest): void {
   if (size > want) fs.truncateSync(file, want);
 }
 
+/** What a rebuild needs of a partitioned log input (the only one, Kafka: src/kafka/rebuild.ts; its words are in the messages). */
+export interface RebuildLog {
+  /** The left and right sides' logs (Kafka: topics). */
+  readonly topics: readonly [string, string];
+  /** Next offsets committed for the job (Kafka: the group's, stable), with the metadata of each; offset < 0: none. */
+  committed(): Promise<Array<LogPosition & { metadata: string | null }>>;
+  /** Per partition of a log: the first offset whose timestamp is ≥ timeMs (else the end), and the first retained one. */
+  offsetsForTime(topic: string, timeMs: number): Promise<Array<{ partition: number; offset: number; low: number }>>;
+}
+
 /**
- * Kafka inputs: resume at the manifest's positions or the group's committed offsets; start each such
- * partition at the first record with a timestamp ≥ TIME (never after its resume position, so
- * nothing is skipped). Partitions without a resume position start as a normal run would (--from)
- * and are not replayed. Returns the plan and the explicit start offsets for KafkaSource.
+ * Log inputs: resume at the manifest's positions or the committed offsets (Kafka: the group's);
+ * start each such partition at the first record with a timestamp ≥ TIME (never after its resume
+ * position, so nothing is skipped). Partitions without a resume position start as a normal run
+ * would (--from) and are not replayed. Returns the plan and the explicit start offsets for the source.
  */
-export async function kafkaPlan(cfg: Config): Promise<{ plan: ReplayPlan; startOffsets: Array<{ topic: string; partition: number; offset: number }> }> {
-  const { admin } = await (await import('../kafka/adapters.js')).kafkaAdapter();
-  const brokers = (await import('../kafka/options.js')).parseBrokers(cfg.brokers!);
+export async function logPlan(cfg: Config, input: RebuildLog): Promise<{ plan: ReplayPlan; startOffsets: Array<{ topic: string; partition: number; offset: number }> }> {
   const fromMs = parseTime(cfg.rebuildFrom!);
-  const ep = endpointsOf(cfg);
-  const topics = [kafkaTopic(ep.left)!, kafkaTopic(ep.right)!];
+  const topics = input.topics;
   let resumeOf: Array<{ topic: string; partition: number; offset: number }>;
   let m: Manifest | null = null;
   if (cfg.resumeAt !== undefined) {
     if (parseByteResume(cfg.resumeAt)) throw usageError('--resume-at LEFT_BYTE,RIGHT_BYTE is for file inputs; with Kafka give a manifest, or leave it out to resume at the group\'s committed offsets');
     m = readResumeManifest(cfg.resumeAt);
-    const k = m.sources.find((s) => s.kind === 'kafka')?.kafka;
+    const k = m.sources.find((s) => s.kind === 'log')?.log;
     if (!k) throw usageError(`--resume-at ${cfg.resumeAt}: the manifest has no Kafka positions`);
     resumeOf = k.map((p) => ({ topic: p.topic, partition: p.partition, offset: Number(p.offset) }));
   } else {
-    const c = await admin.fetchCommittedOffsets(brokers, cfg.group, topics, { requireStable: true }); // not the offsets a commit in flight replaces
+    const c = await input.committed(); // stable: not the offsets a commit in flight replaces
     if (cfg.checkpointDir) await refuseCommittedStop(cfg.checkpointDir, c);
     resumeOf = c.map((p) => ({ topic: p.topic, partition: p.partition, offset: Number(p.offset) })).filter((p) => p.offset >= 0);
     if (resumeOf.length === 0) {
@@ -86,7 +95,7 @@ export async function kafkaPlan(cfg: Config): Promise<{ plan: ReplayPlan; startO
   const startOffsets: Array<{ topic: string; partition: number; offset: number }> = [];
   const early: string[] = [];
   for (const [side, topic] of topics.entries()) {
-    for (const p of await admin.offsetsForTime(brokers, topic, fromMs)) {
+    for (const p of await input.offsetsForTime(topic, fromMs)) {
       const r = resumeOf.find((x) => x.topic === topic && x.partition === p.partition);
       if (!r) continue;
       if (r.offset < p.low) {

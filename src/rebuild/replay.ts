@@ -80,7 +80,7 @@ export function refuseStopCheckpoint(m: Manifest, what: string, hint: string): v
 
 const keyOf = (side: number, partition: number) => `${side}:${partition}`;
 
-/** Position of record i of a batch: Kafka offset, or file byte offset. */
+/** Position of record i of a batch: log offset, or file byte offset. */
 function positionOf(b: RecordBatch, i: number): number {
   if (b.firstByte !== undefined) return b.firstByte + (b.offsets[i] - b.offsets[0]);
   return b.recordOffsets ? b.recordOffsets[i] : b.firstPosition + i;
@@ -89,7 +89,7 @@ function positionOf(b: RecordBatch, i: number): number {
 /** Position just after a batch (the next record's). */
 function endOf(b: RecordBatch): number {
   if (b.firstByte !== undefined) return b.firstByte + (b.offsets[b.count] - b.offsets[0]);
-  return b.kafka !== undefined ? Number(b.kafka.nextOffset) : b.firstPosition + b.count;
+  return b.logPosition !== undefined ? Number(b.logPosition.offset) : b.firstPosition + b.count;
 }
 
 /** The router's view of a replay in progress. */

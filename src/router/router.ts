@@ -9,7 +9,7 @@ import {
 } from '../ring/frame.js';
 import type { SourcePosition } from '../checkpoint/manifest.js';
 import { Replay, type ReplayPlan } from '../rebuild/replay.js';
-import type { RecordBatch, Source } from '../source/source.js';
+import type { LogPosition, RecordBatch, Source } from '../source/source.js';
 import type { Side } from '../state/store.js';
 import { BatchCursor } from './batch-cursor.js';
 import { keyGroupOf, murmur3, ownerTable } from './partitioner.js';
@@ -231,8 +231,8 @@ export class Router {
     c.aheadRun = this.time.aheadRun[slot];
     // A partition's first event sets its reference: the limit must follow it within this batch.
     c.refUnset = this.time.maxFutureMs !== Infinity && this.tracker.maxTsOf(slot) === -Infinity;
-    // Kafka: the partition travels with each event into the checkpoints (state moves per partition)
-    c.sourcePartition = b.kafka !== undefined ? b.partition + 1 : 0;
+    // A log partition travels with each event into the checkpoints (state moves per partition)
+    c.sourcePartition = b.logPosition !== undefined ? b.partition + 1 : 0;
     this.quietRejects = replayed;
     for (let i = this.routeRun(c, 0, count); i < count; i = this.routeRun(c, i + 1, count)) {
       // Record i found its ring full (or the run stops at a cut): wait for room, then write it.
@@ -242,8 +242,8 @@ export class Router {
     this.time.aheadRun[slot] = c.aheadRun;
     this.publishAll();
     this.quietRejects = false;
-    const k = b.kafka; // never committed: replayed batches (offsets must not move back), batches cut short by a stop
-    if (k !== undefined && !replayed && !this.spills) this.pending.push(k.topic, k.partition, k.nextOffset, this.rings.map((r) => r.publishedTail()));
+    const k = b.logPosition; // never committed: replayed batches (offsets must not move back), batches cut short by a stop
+    if (k !== undefined && !replayed && !this.spills) this.pending.push(k, this.rings.map((r) => r.publishedTail()));
   }
 
   /**
@@ -339,8 +339,8 @@ export class Router {
     this.counters.routed[side]++;
   }
 
-  /** Kafka positions whose records every worker has applied, given each ring's released head (see AppliedPositions). */
-  takeApplied(heads: readonly number[]): Array<{ topic: string; partition: number; offset: string }> {
+  /** Log positions whose records every worker has applied, given each ring's released head (see AppliedPositions). */
+  takeApplied(heads: readonly number[]): LogPosition[] {
     return this.pending.take(heads);
   }
 

@@ -13,7 +13,7 @@ import type { EngineControl } from '../control/engine-control.js';
 import type { EngineOptions } from '../engine.js';
 import { openFileInput } from './open.js';
 import { GeneratorSource, genOptionsFrom } from './generator.js';
-import type { Source } from './source.js';
+import type { LogPosition, Source } from './source.js';
 
 type Format = 'json' | 'flatbuffers';
 
@@ -21,8 +21,8 @@ export interface InputContext {
   cfg: Config;
   ck: CheckpointContext | null;
   control?: EngineControl;
-  /** Kafka: exact start offsets (from a restored checkpoint or a rebuild plan). */
-  kafkaStart?: Array<{ topic: string; partition: number; offset: string | number }>;
+  /** A partitioned log (Kafka): exact start offsets, from a restored checkpoint or a rebuild plan. */
+  logStartOffsets?: ReadonlyArray<LogPosition | { topic: string; partition: number; offset: number }>;
 }
 
 export interface OpenedIO {
@@ -52,7 +52,7 @@ const INPUTS: { [K in SourceKind]: Factory<K> } = {
   },
   kafka: async (_left, _right, ctx) => {
     const { openKafkaIO } = await import('../kafka/io.js');
-    const io = await openKafkaIO({ cfg: ctx.cfg, member: null, control: ctx.control, checkpoints: !!ctx.ck, startOffsets: ctx.kafkaStart });
+    const io = await openKafkaIO({ cfg: ctx.cfg, member: null, control: ctx.control, checkpoints: !!ctx.ck, startOffsets: ctx.logStartOffsets });
     const format = io.source!.format;
     return { sources: [io.source!], formats: [format, format], engine: io.engine, close: () => io.close() };
   },

@@ -9,7 +9,7 @@ import type { Extractor } from '../codec/json.js';
  */
 export interface RecordBatch {
   side: Side;
-  /** Partition index within the side (a file is one partition; Kafka partitions later). Watermarks are per partition. */
+  /** Partition index within the side (a file is one partition; a partitioned log one per log partition). Watermarks are per partition. */
   partition: number;
   format: 'json' | 'flatbuffers';
   data: Uint8Array;
@@ -19,7 +19,7 @@ export interface RecordBatch {
   recordPrefixBytes?: number;
   /** NDJSON file records: each ends with its newline, and blank lines are skipped rather than dead-lettered. */
   lineDelimited?: boolean;
-  /** Exact position of each record when positions are not contiguous (Kafka offsets with gaps). */
+  /** Exact position of each record when positions are not contiguous (log offsets with gaps). */
   recordOffsets?: Float64Array;
   /** Position of the first record for error reports: 1-based line number for NDJSON files, record index otherwise. */
   firstPosition: number;
@@ -33,15 +33,25 @@ export interface RecordBatch {
    * format's extractor on the same bytes, so a copy of the batch may simply leave it out.
    */
   extractor?: Extractor;
-  /** Kafka sources: the topic-partition and where the batch ends, committed once its records are applied. */
-  kafka?: KafkaBatchPosition;
+  /**
+   * Partitioned-log sources: the log partition and the position just after the batch (its last
+   * record's offset, or that of trailing control records, + 1), committed once its records are
+   * applied. Its presence also says the partition travels with each event into the checkpoints.
+   */
+  logPosition?: LogPosition;
 }
 
-export interface KafkaBatchPosition {
+/**
+ * A place in one partition of a partitioned, offset-addressed log (a Kafka topic-partition: the
+ * adapter in src/kafka/ fills it in): `offset` is the next record to read there. Offsets are
+ * decimal strings, as they may pass 2^53. Batches, checkpoint manifests, commits of applied
+ * positions and rebuild plans carry it; the core needs nothing else to know about such a source.
+ */
+export interface LogPosition {
+  /** The named log the partition belongs to (Kafka: the topic). */
   topic: string;
   partition: number;
-  /** Next offset after the batch (offset of its last record, or of trailing control records, + 1). */
-  nextOffset: string;
+  offset: string;
 }
 
 export interface PartitionRef { side: Side; partition: number }
@@ -53,7 +63,7 @@ export interface Source {
   /** The next batch, or null at end of input. */
   next(): Promise<RecordBatch | null>;
   /**
-   * Partitions known to hold records not delivered yet (e.g. a Kafka partition whose position is
+   * Partitions known to hold records not delivered yet (e.g. a log partition whose position is
    * below its high watermark while the broker is away): they are behind, not idle, so they keep
    * holding the watermark back however long nothing arrives from them.
    */

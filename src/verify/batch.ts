@@ -20,8 +20,8 @@ import { EV_HEAD, padded, type Views } from './spill.js';
 /** Right event index + 1 lies below this; left index + 1 below 2^53 / R_SPAN = 2^27. */
 const R_SPAN = 2 ** 26;
 export const MAX_EVENTS_PER_SIDE = R_SPAN - 2;
-/** Kafka records are ordered by (partition, offset): offsets below 2^40 keep the two in one number. */
-const KAFKA_PARTITION_SPAN = 2 ** 40;
+/** A log's records (Kafka's) are ordered by (partition, offset): offsets below 2^40 keep the two in one number. */
+const PARTITION_SPAN = 2 ** 40;
 
 /** A row as a number: left and right event index (−1 for the absent side of an unmatched row). */
 export function rowCode(l: number, r: number): number {
@@ -37,16 +37,21 @@ export function rowEvents(code: number): [number, number] {
  * a record's line and the newest event time before it are its chunk's base plus its own; a Kafka
  * topic's chunks are its partitions, each with its own order and watermark.
  */
-export interface ChunkBase { kafka: boolean; lineBase: number[]; maxBase: number[] }
+export interface ChunkBase {
+  /** A topic's chunks are its partitions (Kafka); otherwise byte ranges of a file. */
+  partitioned: boolean;
+  lineBase: number[];
+  maxBase: number[];
+}
 
 /** The order of a record in its source: the line of a file, (partition, offset) of a topic. */
 export function ordOf(base: ChunkBase, chunk: number, pos: number): number {
-  return base.kafka ? chunk * KAFKA_PARTITION_SPAN + pos : base.lineBase[chunk] + pos;
+  return base.partitioned ? chunk * PARTITION_SPAN + pos : base.lineBase[chunk] + pos;
 }
 
 /** Where a record is: its line (file) or "partition/offset" (Kafka). */
 export function whereOf(base: ChunkBase, chunk: number, pos: number): number | string {
-  return base.kafka ? `${chunk}/${pos}` : base.lineBase[chunk] + pos;
+  return base.partitioned ? `${chunk}/${pos}` : base.lineBase[chunk] + pos;
 }
 
 /** One side's events of a partition as columns over its records (index = order in the partition). */
@@ -71,14 +76,14 @@ export class PartEvents {
     const keyIdx = this.keyIdx = new Int32Array(n), ts = this.ts = new Float64Array(n), pos = this.pos = new Float64Array(n);
     const chunk = this.chunk = new Uint16Array(n), before = this.newestBefore = new Float64Array(n);
     const idOff = this.idOff = new Int32Array(n), idLen = this.idLen = new Uint16Array(n);
-    const maxBase = base.maxBase, kafka = base.kafka;
+    const maxBase = base.maxBase, partitioned = base.partitioned;
     let late = 0;
     for (let i = 0, o = 0; i < n; i++) {
       const i8 = o >> 3, i2 = (o >> 1) + 14;
       const kl = u16[i2], il = u16[i2 + 1], c = u16[i2 + 2];
       const t = f64[i8];
       let b = f64[i8 + 2];
-      if (!kafka && maxBase[c] > b) b = maxBase[c];
+      if (!partitioned && maxBase[c] > b) b = maxBase[c];
       keyIdx[i] = keys.internHashed(u8, o + EV_HEAD, o + EV_HEAD + kl, u32[(o >> 2) + 6] | 0);
       ts[i] = t; pos[i] = f64[i8 + 1]; chunk[i] = c; before[i] = b;
       idOff[i] = o + EV_HEAD + kl; idLen[i] = il;

@@ -24,7 +24,7 @@ import { formatBytes } from '../core/units.js';
 import type { ChunkBase } from './batch.js';
 import { whereOf } from './batch.js';
 import { whereFields, type Example, type MissingCause } from './explain.js';
-import { readWholeTopic } from './kafka.js';
+import { readWholeTopic } from '../kafka/verify.js';
 import type { PartitionJob, PartitionResult, Ranked } from './partition.js';
 import { Progress } from './progress.js';
 import { formatReport } from './report.js';
@@ -217,9 +217,9 @@ async function scanKafka(cfg: Config, src: Src, source: 0 | 1 | 2, w: PartitionW
   return [...stats.values()];
 }
 
-function chunkBase(kafka: boolean, chunks: ChunkStats[]): ChunkBase {
-  const base: ChunkBase = { kafka, lineBase: [], maxBase: [] };
-  if (kafka) return base;
+function chunkBase(partitioned: boolean, chunks: ChunkStats[]): ChunkBase {
+  const base: ChunkBase = { partitioned, lineBase: [], maxBase: [] };
+  if (partitioned) return base;
   const sorted = [...chunks].sort((a, b) => a.chunk - b.chunk);
   let line = 0, max = -Infinity;
   for (const c of sorted) {
@@ -357,7 +357,7 @@ export async function verify(cfg: Config, progressOn: boolean): Promise<VerifyRe
     const outStats = stats[2];
     const unreadable = outStats.reduce((s, c) => s + c.unreadable, 0);
     const unreadableRanked: Ranked[] = outStats.flatMap((c) => c.unreadableExamples).map((u) => ({
-      ord: [bases[2].kafka ? u.chunk * 2 ** 40 + u.pos : bases[2].lineBase[u.chunk] + u.pos, 0],
+      ord: [bases[2].partitioned ? u.chunk * 2 ** 40 + u.pos : bases[2].lineBase[u.chunk] + u.pos, 0],
       ex: { ...whereFields(whereOf(bases[2], u.chunk, u.pos)), reason: u.reason } as unknown as Example,
     }));
     const rows = sum((r) => r.rows), missing = sum((r) => r.missing), extra = sum((r) => r.extra), duplicated = sum((r) => r.duplicated);

@@ -79,11 +79,11 @@ test('records before --from are taken out (copied around), their positions kept 
 
 test('a Kafka batch cut in the middle says the cut as its next offset', () => {
   const b = ndjsonBatch([rec(1, 100), rec(2, 130), rec(3, 101)], { firstPosition: 40, firstByte: undefined, lineDelimited: false });
-  b.kafka = { topic: 't', partition: 0, nextOffset: '43' };
+  b.logPosition = { topic: 't', partition: 0, offset: '43' };
   const r = boundBatch(b, ex(), -Infinity, 120, track());
   assert.equal(r.cut, 1);
-  assert.equal(r.batch!.kafka!.nextOffset, '41');
-  assert.equal(b.kafka.nextOffset, '43', 'the input batch is left as it was');
+  assert.equal(r.batch!.logPosition!.offset, '41');
+  assert.equal(b.logPosition.offset, '43', 'the input batch is left as it was');
 });
 
 test('at the cut, unmatched rows expiring at or after W_cut are left to the continuing job; pairs always pass', () => {

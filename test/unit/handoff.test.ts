@@ -44,7 +44,7 @@ function writeCheckpoint(root: string, member: string, id: number, files: Array<
   });
   const m: Manifest = {
     format: MANIFEST_FORMAT, id, createdAtMs: Date.now(), job,
-    sources: [{ kind: 'kafka', name: 'kafka:x', kafka: positions.flatMap((p) => [{ topic: L, partition: p, offset: '10' }, { topic: R, partition: p, offset: '20' }]) }],
+    sources: [{ kind: 'log', name: 'kafka:x', log: positions.flatMap((p) => [{ topic: L, partition: p, offset: '10' }, { topic: R, partition: p, offset: '20' }]) }],
     router: { watermarkMs: 900, partitions: positions.flatMap((p) => [{ side: 0, partition: p, maxTsMs: 1500 + p, ended: false }, { side: 1, partition: p, maxTsMs: 1600 + p, ended: false }]) },
     output: { spec: 'null' }, workers: [{ keyGroups: [0, 4096], watermarkMs: 900 }], files: refs,
     stats: { stateBytes: 0, newBytes: 0, durationMs: 0 },

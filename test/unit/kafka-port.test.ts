@@ -1,8 +1,8 @@
 /**
  * The Kafka port's boundaries, read from the sources: kafkajs enters only through its adapter
  * (src/kafka/kafkajs/), the rest of src reaches the adapter only through src/kafka/adapters.ts,
- * source and sink kinds are parsed only in src/config/endpoints.ts, batches carry their Kafka
- * position explicitly, and the adapter's modules stay small.
+ * source and sink kinds are parsed only in src/config/endpoints.ts, batches carry their log
+ * position explicitly (RecordBatch.logPosition), and the adapter's modules stay small.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -26,7 +26,7 @@ test('file:, kafka:, gen:, stdout and null are parsed only in src/config/endpoin
   assert.deepEqual(parsers.map((f) => f.file), []);
 });
 
-test('no batch is duck-typed as a Kafka batch: its position is the explicit batch.kafka', () => {
+test('no batch is duck-typed as a Kafka batch: its position is the explicit batch.logPosition', () => {
   const duck = /as \{ topic\?|RecordBatch & \{ (topic|kafkaPartition|nextOffset)\??:/;
   assert.deepEqual(all.filter((f) => duck.test(f.text)).map((f) => f.file), []);
 });

@@ -9,7 +9,7 @@ function sample(): Manifest {
     job: { join: 'full', lowerMs: -10_000, upperMs: 90_000, keys: [['profileId', 'titleId'], ['profileId', 'titleId']] },
     sources: [
       { kind: 'file', name: 'file:/in/l.ndjson', file: { byte: 1234, line: 17 } },
-      { kind: 'kafka', name: 'kafka:a+b', kafka: [{ topic: 'a', partition: 0, offset: '9007199254740993' }] },
+      { kind: 'log', name: 'kafka:a+b', log: [{ topic: 'a', partition: 0, offset: '9007199254740993' }] },
     ],
     router: { watermarkMs: -Infinity, partitions: [{ side: 0, partition: 0, maxTsMs: -Infinity, ended: false }, { side: 1, partition: 0, maxTsMs: 5000, ended: true }] },
     output: { spec: 'file:/out/o.ndjson', lengthBytes: 987654 },
@@ -98,4 +98,21 @@ test('a file whose checksum cannot be verified (missing, unknown algorithm, malf
   m.format = 1;
   delete m.files[0].checksum;
   assert.throws(() => decodeManifest(encodeManifest(m as unknown as Manifest), 'ckpt 42'), /has no checksum this joinery can verify/);
+});
+
+/** A group member's manifest exactly as release 51919b4 wrote it (encodeManifest there), byte for byte. */
+const WRITTEN_BY_51919B4 = '{"sha256":"c19b28a2c4895bb1dcf2ae333767f6fb8bb7e580260c853a132f73c7ae9e8a70","manifest":{"format":4,"id":7,"createdAtMs":1700000000000,'
+  + '"job":{"join":"inner","lowerMs":-1000,"upperMs":1000,"keys":[["k"],["k"]]},'
+  + '"sources":[{"kind":"kafka","name":"kafka:imp+plays","kafka":[{"topic":"imp","partition":0,"offset":"12"},{"topic":"plays","partition":0,"offset":"9007199254740993"}]}],'
+  + '"router":{"watermarkMs":5000,"partitions":[{"side":0,"partition":0,"maxTsMs":6000,"ended":false},{"side":1,"partition":0,"maxTsMs":"-Infinity","ended":false}]},'
+  + '"output":{"spec":"kafka:out"},"workers":[{"keyGroups":[0,4096],"watermarkMs":5000}],'
+  + '"files":[{"name":"r1-w0-000001.delta","kind":"delta","keyGroups":[0,4096],"bytes":64,"checksum":"crc32:0a1b2c3d"}],"stats":{"stateBytes":64,"newBytes":64,"durationMs":3}}}\n';
+
+test('a partitioned log\'s positions as the earlier release wrote them ("kind":"kafka") decode to kind log, and encode back to the same bytes', () => {
+  const m = decodeManifest(WRITTEN_BY_51919B4, 'ckpt 7');
+  assert.deepEqual(m.sources, [{ kind: 'log', name: 'kafka:imp+plays', log: [{ topic: 'imp', partition: 0, offset: '12' }, { topic: 'plays', partition: 0, offset: '9007199254740993' }] }]);
+  assert.equal(m.router.partitions[1].maxTsMs, -Infinity);
+  // what this release writes, the release before reads: the on-disk names did not change
+  assert.equal(encodeManifest(m), WRITTEN_BY_51919B4);
+  assert.ok(!encodeManifest(sample()).includes('"log"'), 'the in-memory kind never reaches the disk');
 });

@@ -152,3 +152,113 @@ test('each external library is loaded from its one module or adapter folder', ()
   assert.ok(seen >= Object.keys(LIBRARY_HOMES).length, `only ${seen} library imports found: is the parser broken?`);
   assert.deepEqual([...new Set(stray)], []);
 });
+
+/**
+ * The code of a file without its comments and the text of its string literals (a template's `${…}`
+ * expressions are kept): what it names, not what it says. Regular-expression literals are skipped
+ * whole (a quote inside one would otherwise open a string). Lines stay in place.
+ */
+function identifiersOnly(text: string): string {
+  let out = '';
+  const stack: Array<'tpl' | 'expr'> = []; // open templates and the `${` expressions inside them
+  let depth = 0; // braces open in the innermost `${` expression
+  let last = ''; // last significant code character (tells a regex literal from a division)
+  const keepLines = (s: string) => s.replace(/[^\n]/g, ' ');
+  let i = 0;
+  const n = text.length;
+  const inTemplate = () => stack[stack.length - 1] === 'tpl';
+  while (i < n) {
+    const c = text[i], d = text[i + 1];
+    if (inTemplate()) {
+      if (c === '\\') { out += '  '; i += 2; continue; }
+      if (c === '`') { stack.pop(); out += '`'; i++; last = '`'; continue; }
+      if (c === '$' && d === '{') { stack.push('expr'); depth = 0; out += '${'; i += 2; last = '{'; continue; }
+      out += c === '\n' ? '\n' : ' '; i++; continue;
+    }
+    if (c === '/' && d === '/') { const e = text.indexOf('\n', i); i = e < 0 ? n : e; continue; }
+    if (c === '/' && d === '*') { const e = text.indexOf('*/', i + 2); const end = e < 0 ? n : e + 2; out += keepLines(text.slice(i, end)); i = end; continue; }
+    if (c === '\'' || c === '"') {
+      let j = i + 1;
+      while (j < n && text[j] !== c && text[j] !== '\n') j += text[j] === '\\' ? 2 : 1;
+      out += c + keepLines(text.slice(i + 1, j)) + c; i = j + 1; last = c; continue;
+    }
+    if (c === '`') { stack.push('tpl'); out += '`'; i++; continue; }
+    if (c === '/' && (last === '' || '(,=:[!&|?{};+-*%<>~^'.includes(last))) {
+      let j = i + 1, cls = false;
+      while (j < n && text[j] !== '\n' && (cls || text[j] !== '/')) { if (text[j] === '\\') j++; else if (text[j] === '[') cls = true; else if (text[j] === ']') cls = false; j++; }
+      out += keepLines(text.slice(i, j + 1)); i = j + 1; last = '/'; continue;
+    }
+    if (stack.length > 0 && c === '{') depth++;
+    if (stack.length > 0 && c === '}') {
+      if (depth === 0) { stack.pop(); out += '}'; i++; continue; } // back into the template
+      depth--;
+    }
+    if (!/\s/.test(c)) last = /[\w$)\]]/.test(c) ? 'w' : c;
+    out += c; i++;
+  }
+  return out;
+}
+
+/**
+ * Kafka lives in src/kafka/ (the port, its kafkajs adapter, and what only Kafka knows of run,
+ * rebuild, backfill and verify). Outside it the core speaks of partitioned logs (LogPosition,
+ * src/source/source.ts); only these files import from src/kafka/, each a command's or the input
+ * registry's wiring.
+ */
+const KAFKA_IMPORTERS: Record<string, string> = {
+  'src/cli.ts': 'run, gen and topics open Kafka inputs and sinks (kafka/io.ts, rebuild.ts, topics.ts)',
+  'src/member.ts': 'a consumer-group member is Kafka by definition: assignment, re-join, eviction',
+  'src/gen-kafka.ts': '`joinery gen` into Kafka topics',
+  'src/source/registry.ts': 'the input registry maps the descriptor kind `kafka` to its factory (kafka/io.ts)',
+  'src/backfill/index.ts': 'the backfill command opens Kafka inputs through kafka/backfill.ts',
+  'src/verify/index.ts': 'the verify command reads topics through kafka/verify.ts',
+};
+
+/**
+ * Files outside src/kafka/ whose code (not comments, not string texts: messages, flag docs, the
+ * manifest's on-disk key may say Kafka) names Kafka: the importers above, the endpoint descriptors
+ * and flag checks of src/config/, and one stable error code.
+ */
+const KAFKA_NAMERS = (file: string): boolean => file in KAFKA_IMPORTERS || file.startsWith('src/config/') || file === 'src/core/errors.ts';
+
+/** Modules under src/kafka/ a file loads, type-only imports included (they couple the code all the same). */
+function kafkaImports(f: { file: string; abs: string; text: string }): string[] {
+  const specifiers = [...f.text.matchAll(/^[ \t]*(?:import|export)\s[^;()=]*?(?<=[\s}*])from\s*'(\.[^']*)'/gm), ...f.text.matchAll(/\bimport\(\s*'(\.[^']*)'\s*\)/g)].map((m) => m[1]);
+  return specifiers.map((s) => repoRel(path.resolve(path.dirname(f.abs), s.replace(/\.js$/, '.ts')))).filter((t) => t.startsWith('src/kafka/'));
+}
+
+test('the code reader keeps identifiers and drops comments, string texts and regular expressions', () => {
+  const t = [
+    "const kafkaIn = x; // kafka", "/* Kafka */ const a = 'kafka:' + \"Kafka\";", 'const m = `kafka:${kafkaTopic(e)} ${`Kafka${nested}`}`;',
+    "const r = /['\"]kafka/; const q = a / kafkaRate;",
+  ].join('\n');
+  const kept = identifiersOnly(t).split('\n');
+  assert.equal(kept.length, 4);
+  assert.match(kept[0], /kafkaIn/); assert.doesNotMatch(kept[0].replace('kafkaIn', ''), /kafka/i);
+  assert.doesNotMatch(kept[1], /kafka/i);
+  assert.match(kept[2], /kafkaTopic\(e\)/); assert.match(kept[2], /nested/); assert.doesNotMatch(kept[2].replace('kafkaTopic', ''), /kafka/i);
+  assert.match(kept[3], /kafkaRate/); assert.doesNotMatch(kept[3].replace('kafkaRate', ''), /kafka/i);
+});
+
+test('outside src/kafka/, only the wiring imports from src/kafka/ (and nothing but src/kafka/ reaches the kafkajs adapter)', () => {
+  const stray: string[] = [];
+  for (const f of all.filter((x) => !x.file.startsWith('src/kafka/'))) {
+    for (const t of kafkaImports(f)) {
+      if (t.startsWith('src/kafka/kafkajs/')) stray.push(`${f.file} imports ${t}: the adapter is reached through src/kafka/adapters.ts`);
+      else if (!(f.file in KAFKA_IMPORTERS)) stray.push(`${f.file} imports ${t}`);
+    }
+  }
+  assert.deepEqual(stray, []);
+  // each exception is still needed: a file that no longer imports Kafka leaves the list
+  assert.deepEqual(Object.keys(KAFKA_IMPORTERS).filter((file) => kafkaImports(all.find((f) => f.file === file)!).length === 0), []);
+});
+
+test('outside src/kafka/ and the wiring, no code names Kafka: the core carries LogPosition, not Kafka types', () => {
+  const named = all.filter((f) => !f.file.startsWith('src/kafka/') && !KAFKA_NAMERS(f.file)).flatMap((f) => identifiersOnly(f.text).split('\n')
+    .map((l, i) => (/kafka/i.test(l) ? `${f.file}:${i + 1}: ${f.text.split('\n')[i].trim()}` : null)).filter((x): x is string => x !== null));
+  assert.deepEqual(named, []);
+  assert.ok(all.some((f) => f.file === 'src/router/router.ts') && all.some((f) => f.file === 'src/checkpoint/manifest.ts'), 'the guard reads the core');
+  // each exception is still needed
+  const namers = all.filter((f) => KAFKA_NAMERS(f.file) && !f.file.startsWith('src/config/'));
+  assert.deepEqual(namers.filter((f) => !/kafka/i.test(identifiersOnly(f.text))).map((f) => f.file), []);
+});

@@ -151,7 +151,7 @@ export abstract class PartitionDelivery {
     const pos = new Map<string, { topic: string; partition: number; offset: string }>();
     for (const o of this.startPositions) pos.set(`${o.topic}\0${o.partition}`, { topic: o.topic, partition: o.partition, offset: String(o.offset) });
     for (const p of this.deliveredPositions()) pos.set(`${p.topic}\0${p.partition}`, p);
-    return { kind: 'kafka', name: this.name, kafka: [...pos.values()] };
+    return { kind: 'log', name: this.name, log: [...pos.values()] };
   }
 
 }

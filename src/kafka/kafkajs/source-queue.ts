@@ -74,11 +74,13 @@ export function copyBatch(buffers: BatchBuffers, st: PartState, format: 'json' |
       recordOffsets = new Float64Array(count);
       for (let i = first, k = 0; i < msgs.length; i++, k++) recordOffsets[k] = offsetOf(msgs[i]);
     }
+    const nextOffset = String(BigInt(lastOffset) + 1n);
     const kb: KafkaRecordBatch = {
       side: st.side, partition: st.partition, format,
       data: data.subarray(0, bytes), offsets, count,
       firstPosition: firstOffset, origin: `${st.topic}/${st.partition}`,
-      kafka: { topic: st.topic, partition: st.partition, nextOffset: String(BigInt(lastOffset) + 1n) }, highWatermark: highWatermark, recordOffsets,
+      kafka: { topic: st.topic, partition: st.partition, nextOffset }, logPosition: { topic: st.topic, partition: st.partition, offset: nextOffset },
+      highWatermark: highWatermark, recordOffsets,
     };
     buffers.own(kb, data);
     return kb;

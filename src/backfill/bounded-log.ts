@@ -1,36 +1,52 @@
 /**
- * Kafka inputs of a backfill: each partition is read from the first record whose record timestamp
- * is ≥ --from (offsets-for-times) up to its cut — its first record with event time ≥ --to — or,
- * when it has none, up to its end as it was when the backfill started. A partition at its cut is
- * held (paused) while the others catch up; it is not idle meanwhile, so it keeps holding the
- * watermark back (W_cut is the minimum over all partitions). At the end the cut offsets are
- * committed for the consumer group (--group): `joinery run --group … --rebuild-from TIME` then
- * resumes exactly there, the live half of the seam.
+ * A partitioned log's inputs bounded for a backfill (Kafka's: src/kafka/backfill.ts opens them):
+ * each partition is read from the first record whose record timestamp is ≥ --from (the opener
+ * finds it) up to its cut — its first record with event time ≥ --to — or, when it has none, up to
+ * its end as it was when the backfill started. A partition at its cut is held while the others
+ * catch up; it is not idle meanwhile, so it keeps holding the watermark back (W_cut is the minimum
+ * over all partitions). At the end the cut offsets are committed to the log (Kafka: for --group):
+ * `joinery run --group … --rebuild-from TIME` then resumes exactly there, the live half of the seam.
  *
- * The consumer, the sinks and the engine's PositionsPort are those of `run` (kafka/io.ts openKafkaIO): with
- * --checkpoint-dir each checkpoint records the bounded positions (a partition at its cut records
- * the cut, not what was fetched past it) and commits them for the group, with exactly-once
- * --out kafka:TOPIC in the checkpoint's output transaction; the last checkpoint, at the end, commits
- * the cuts. A restart resumes from the checkpoint the group's offsets name (transactional output)
- * or the newest one, and reads each partition from its position there.
+ * The consumer, the sinks and the engine's PositionsPort are those of `run`: with --checkpoint-dir
+ * each checkpoint records the bounded positions (a partition at its cut records the cut, not what
+ * was fetched past it) and commits them, with exactly-once output in the checkpoint's output
+ * transaction; the last checkpoint, at the end, commits the cuts. A restart resumes from the
+ * checkpoint the committed offsets name (transactional output) or the newest one, and reads each
+ * partition from its position there.
  */
 import type { SourcePosition } from '../checkpoint/manifest.js';
 import type { Extractor } from '../codec/json.js';
-import { endpointsOf, kafkaTopic } from '../config/endpoints.js';
-import type { Config } from '../config/schema.js';
 import { log } from '../core/log.js';
-import type { KafkaEngineHooks } from '../kafka/io.js';
-import type { KafkaInput, KafkaRecordBatch } from '../kafka/port.js';
-import type { PartitionRef, RecordBatch, Source } from '../source/source.js';
+import type { LogPosition, PartitionRef, RecordBatch, Source } from '../source/source.js';
+import type { Side } from '../state/store.js';
 import { boundBatch, type BoundTrack } from './bounded.js';
 
+/** A batch of a partitioned log: it says where it ends. */
+export type LogBatch = RecordBatch & { logPosition: LogPosition };
+
+/** What the bounded source needs of the log input it wraps (src/kafka/port.ts KafkaInput is one). */
+export interface LogInput extends Source {
+  next(): Promise<LogBatch | null>;
+  hold(p: PartitionRef, held: boolean): void;
+  align(p: PartitionRef, paused: boolean): void;
+  pause(side: Side, partition: number): void;
+  resume(side: Side, partition: number): void;
+  unreadPartitions(): PartitionRef[];
+  interrupt(): void;
+  checkpointPosition(): SourcePosition;
+  /** Commit next offsets to the log (Kafka: for the consumer group). */
+  commit(positions: readonly LogPosition[]): Promise<unknown>;
+}
+
+/** One partition's range: read from `start`, at most up to `end` (its end when the backfill started). */
+export interface LogPartitionRange { side: 0 | 1; topic: string; partition: number; start: number; end: number }
 
 /** Offset of record i (contiguous batches carry only the first). */
-const offsetOf = (b: KafkaRecordBatch, i: number): number => (b.recordOffsets ? b.recordOffsets[i] : b.firstPosition + i);
+const offsetOf = (b: RecordBatch, i: number): number => (b.recordOffsets ? b.recordOffsets[i] : b.firstPosition + i);
 
 interface PartBound { topic: string; partition: number; side: 0 | 1; end: number; cut: number; reached: boolean }
 
-export class BoundedKafkaSource implements Source, BoundTrack {
+export class BoundedLogSource implements Source, BoundTrack {
   readonly name: string;
   readonly partitions: readonly PartitionRef[];
   readonly live = true;
@@ -48,8 +64,8 @@ export class BoundedKafkaSource implements Source, BoundTrack {
    * them the last checkpoint commits the cuts, with its id as metadata, which a second commit
    * would erase).
    */
-  constructor(private readonly inner: KafkaInput, private readonly ex: [Extractor, Extractor], private readonly fromMs: number, private readonly toMs: number,
-    ends: Array<{ side: 0 | 1; topic: string; partition: number; start: number; end: number }>, private readonly commitCutOnClose = true) {
+  constructor(private readonly inner: LogInput, private readonly ex: [Extractor, Extractor], private readonly fromMs: number, private readonly toMs: number,
+    ends: readonly LogPartitionRange[], private readonly commitCutOnClose = true) {
     this.name = inner.name;
     this.partitions = inner.partitions;
     for (const e of ends) {
@@ -97,7 +113,7 @@ export class BoundedKafkaSource implements Source, BoundTrack {
   checkpointPosition(): SourcePosition {
     const pos = this.inner.checkpointPosition();
     const atCut = new Map([...this.parts.values()].filter((p) => p.reached).map((p) => [`${p.topic}\0${p.partition}`, p.cut]));
-    return { ...pos, kafka: pos.kafka?.map((o) => { const c = atCut.get(`${o.topic}\0${o.partition}`); return c === undefined ? o : { ...o, offset: String(c) }; }) };
+    return { ...pos, log: pos.log?.map((o) => { const c = atCut.get(`${o.topic}\0${o.partition}`); return c === undefined ? o : { ...o, offset: String(c) }; }) };
   }
 
   unreadPartitions(): PartitionRef[] {
@@ -135,8 +151,8 @@ export class BoundedKafkaSource implements Source, BoundTrack {
       this.routed += track.routed;
       this.skipped += track.skipped;
       if (r.cut >= 0) p.cut = offsetOf(b, r.cut);
-      else if (count < b.count || Number(b.kafka.nextOffset) >= p.end) p.cut = p.end;
-      if (r.cut >= 0 || count < b.count || Number(b.kafka.nextOffset) >= p.end) {
+      else if (count < b.count || Number(b.logPosition.offset) >= p.end) p.cut = p.end;
+      if (r.cut >= 0 || count < b.count || Number(b.logPosition.offset) >= p.end) {
         p.reached = true;
         this.inner.hold({ side: p.side, partition: p.partition }, true);
       }
@@ -156,43 +172,4 @@ export class BoundedKafkaSource implements Source, BoundTrack {
       await this.inner.close();
     }
   }
-}
-
-export interface KafkaBackfill {
-  source: BoundedKafkaSource;
-  /** Sinks and PositionsPort for the engine (openKafkaIO's), without run's commits of applied offsets (no checkpoints). */
-  engine: KafkaEngineHooks;
-  /** Close everything (before the engine took over; the engine closes its sources and sinks itself). */
-  close(): Promise<void>;
-}
-
-/**
- * Open both topics for a backfill of [fromMs, toMs) with run's Kafka wiring: start at
- * offsets-for-times of fromMs (or, resuming, at the checkpoint's positions `resumeAt`), end at the
- * partitions' ends now.
- */
-export async function openKafkaBackfill(cfg: Config, fromMs: number, toMs: number, ex: [Extractor, Extractor],
-  opts: { checkpoints: boolean; resumeAt?: ReadonlyArray<{ topic: string; partition: number; offset: string }> }): Promise<KafkaBackfill> {
-  const kafka = await (await import('../kafka/adapters.js')).kafkaAdapter();
-  const brokers = (await import('../kafka/options.js')).parseBrokers(cfg.brokers!);
-  const ep = endpointsOf(cfg);
-  const topics = [kafkaTopic(ep.left)!, kafkaTopic(ep.right)!] as const;
-  const ends: Array<{ side: 0 | 1; topic: string; partition: number; start: number; end: number }> = [];
-  for (const [side, topic] of topics.entries()) {
-    for (const o of await kafka.admin.offsetsForTime(brokers, topic, Number.isFinite(fromMs) ? fromMs : 0)) {
-      const at = opts.resumeAt?.find((r) => r.topic === topic && r.partition === o.partition);
-      ends.push({ side: side as 0 | 1, topic, partition: o.partition, start: at ? Number(at.offset) : o.offset, end: Math.max(o.high, at ? Number(at.offset) : 0) });
-    }
-  }
-  const { openKafkaIO } = await import('../kafka/io.js');
-  const io = await openKafkaIO({
-    cfg, member: null, checkpoints: opts.checkpoints,
-    startOffsets: ends.map((e) => ({ topic: e.topic, partition: e.partition, offset: e.start })),
-  });
-  // the cuts are committed at the end, not the offsets on the way
-  const { commitApplied: _runCommits, ...positions } = io.engine.positions;
-  const engine: KafkaEngineHooks = { ...io.engine, positions };
-  const source = new BoundedKafkaSource(io.source!, ex, fromMs, toMs, ends, !opts.checkpoints);
-  source.start();
-  return { source, engine, close: () => io.close() };
 }
