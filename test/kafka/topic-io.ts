@@ -21,7 +21,9 @@ const kafkajs = (): typeof KafkaJS => createRequire(import.meta.url)('kafkajs') 
 export async function produceRaw(brokers: KafkaHandle | readonly string[], topic: string,
   records: ReadonlyArray<{ key?: string | Buffer | null; value: string | Buffer | null; partition?: number }>): Promise<void> {
   const { h, own } = handleFrom(brokers, 'joinery-raw');
-  const producer = h.kafka.producer({ createPartitioner: kafkajs().Partitioners.DefaultPartitioner, allowAutoTopicCreation: false });
+  // Idempotent: a send retried after a timeout (a broker just started, a loaded machine) must not
+  // write its batch twice — a test's expected counts come from what it meant to produce.
+  const producer = h.kafka.producer({ createPartitioner: kafkajs().Partitioners.DefaultPartitioner, allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
   try {
     for (let i = 0; i < records.length; i += 5_000) {
