@@ -73,18 +73,24 @@ export class PauseGate {
     h.release();
   }
 
-  /** The router's side: wait while held (paused or output hold). Returns the milliseconds the hold lasted. */
-  async pass(onWake?: () => Promise<void>): Promise<number> {
+  /**
+   * The router's side: wait while held (paused or output hold). Returns the milliseconds the hold
+   * lasted. `onWake` runs first (a request made before this wait began woke no one) and at each
+   * wake(); when it returns true the wait ends although the hold goes on (the router has a batch
+   * in hand to route before a barrier: see Router.routeAll).
+   */
+  async pass(onWake?: () => Promise<boolean | void>): Promise<number> {
     if (!this.holding) return 0;
     const now = nowMs();
     const since = Math.min(this.pausedSince ?? now, this.outputHold?.since ?? now);
     this.parked = true;
     for (const w of this.parkedWaiters.splice(0)) w();
-    while (this.holding) {
+    let leave = onWake !== undefined && (await onWake()) === true;
+    while (this.holding && !leave) {
       const holds = [this.held?.released, this.outputHold?.released].filter((p): p is Promise<void> => p !== undefined);
       await Promise.race([...holds, new Promise<void>((r) => { this.waker = r; })]);
       this.waker = null;
-      if (onWake) await onWake();
+      if (onWake) leave = (await onWake()) === true;
     }
     this.parked = false;
     return nowMs() - since;

@@ -134,10 +134,7 @@ export class Router {
     }
   }
 
-  /**
-   * Put a checkpoint barrier into every ring at the next batch boundary; resolves with the source
-   * positions it stands for. One at a time.
-   */
+  /** Put a checkpoint barrier into every ring at the next batch boundary; resolves with the source positions it stands for. One at a time. */
   barrier(id: number): Promise<BarrierCut> {
     if (this.barrierRequest) return Promise.reject(new Error('a checkpoint barrier is already pending'));
     if (this.aborted) return Promise.reject(this.aborted);
@@ -147,6 +144,7 @@ export class Router {
   }
 
   private readonly injectPending = (): Promise<void> => this.injectBarrier();
+  private readonly barrierWaiting = async (): Promise<boolean> => this.barrierRequest !== null;
   /** Waits that put requested barriers in meanwhile (see BarrierWaits). */
   private readonly waits = new BarrierWaits(() => this.injectBarrier(), () => this.barrierRequest !== null);
 
@@ -554,8 +552,8 @@ export class Router {
         const b = await this.waits.next(l.s.next());
         const tr = trace ? nowMs() : 0;
         this.gate.leaveSource();
-        if (this.gate.holding) { // paused while waiting for the batch: hold it until resumed
-          this.tracker.shiftIdle(await this.gate.pass(this.injectPending));
+        if (this.gate.holding) { // hold the batch until resumed; its source counts it, so a barrier requested meanwhile ends the wait and follows it
+          this.tracker.shiftIdle(await this.gate.pass(b === null ? this.injectPending : this.barrierWaiting));
           if (this.aborted) throw this.aborted;
         }
         if (b === null && this.stopping) break; // a stopped source (a re-join) has not ended: no +∞ watermark
