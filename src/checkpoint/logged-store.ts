@@ -13,6 +13,14 @@ export class LoggedStore implements StateStore {
   private expiredCb: ((e: Buffered) => void) | undefined;
   /** Kafka partition + 1 of the event being joined (0: not from Kafka); logged with the events it buffers. */
   sourcePartition = 0;
+  /**
+   * Where the key, id and payload of the event being joined lie back to back (a worker's ring
+   * frame), so that its EVENT record copies them in one go: `rawAt` < 0 when unknown. The worker
+   * sets it around each event; the lengths are checked against the views given to insert.
+   */
+  raw: DataView | null = null;
+  rawAt = -1;
+  rawBytes = 0;
 
   constructor(readonly inner: StateStore, private readonly outer: readonly [boolean, boolean], public writer: ChangeWriter) {}
 
@@ -23,7 +31,10 @@ export class LoggedStore implements StateStore {
   insert(side: Side, keyGroup: number, keyHash: number, key: Uint8Array, ts: number, id: Uint8Array,
     payload: Uint8Array, joined: boolean, expireAtMs: number): boolean {
     const ok = this.inner.insert(side, keyGroup, keyHash, key, ts, id, payload, joined, expireAtMs);
-    if (ok) this.writer.event(side, keyGroup, keyHash, key, ts, id, payload, joined, expireAtMs, this.sourcePartition);
+    if (!ok) return false;
+    if (this.rawAt >= 0 && key.length + id.length + payload.length === this.rawBytes) {
+      this.writer.eventFrom(side, keyGroup, keyHash, key, ts, id, payload, joined, expireAtMs, this.sourcePartition, this.raw!, this.rawAt);
+    } else this.writer.event(side, keyGroup, keyHash, key, ts, id, payload, joined, expireAtMs, this.sourcePartition);
     return ok;
   }
 

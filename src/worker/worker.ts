@@ -139,6 +139,7 @@ class Worker {
     if (init.checkpoint) {
       this.storage = openStorage(init.checkpoint.storage);
       this.logged = new LoggedStore(base, init.checkpoint.outer, this.newChangeFile());
+      this.logged.raw = this.dv;
       this.store = this.logged;
       this.outTag = init.checkpoint.firstEpoch;
     } else {
@@ -209,7 +210,7 @@ class Worker {
     let n = 0;
     let events = 0;
     const ring = this.ring, u8 = this.u8, dv = this.dv, join = this.join;
-    const views = this.views;
+    const views = this.views, logged = this.logged;
     const startMs = this.drainStartMs;
     const win = this.window, prefetch = this.prefetch;
     let wi = 0, wn = 0, checkedAt = 0, pf = 0;
@@ -243,9 +244,14 @@ class Worker {
         this.eventTs[events] = ts;
         events++;
         this.events[side]++;
-        if (this.logged) this.logged.sourcePartition = dv.getUint16(off + EV_PARTITION, true);
+        if (logged !== null) {
+          logged.sourcePartition = dv.getUint16(off + EV_PARTITION, true);
+          logged.rawAt = k0; // key, id and payload lie back to back in the frame: one copy into the change file
+          logged.rawBytes = p0 + payloadLen - k0;
+        }
         join.onEvent(side, dv.getUint16(off + EV_KEY_GROUP, true), dv.getUint32(off + EV_KEY_HASH, true),
           views.field(F_KEY, k0, keyLen), ts, views.field(F_ID, i0, idLen), views.field(F_PAYLOAD, p0, payloadLen));
+        if (logged !== null) logged.rawAt = -1;
       } else if (this.otherFrame(kind, off)) break;
     }
     this.prefetched ^= pf;

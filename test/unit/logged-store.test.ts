@@ -92,3 +92,46 @@ test('pass-through: count, bytes and expiry granularity are the inner store\'s',
   assert.equal(store.bytes(), inner.bytes());
   assert.equal(store.expiryGranularityMs, inner.expiryGranularityMs);
 });
+
+/** A ring-like frame: some header bytes, then key, id and payload back to back. */
+function frame(key: Buffer, id: Buffer, payload: Buffer, at = 7): DataView {
+  const ab = new ArrayBuffer(at + key.length + id.length + payload.length + 5);
+  const u8 = new Uint8Array(ab);
+  u8.fill(0xee);
+  u8.set(key, at); u8.set(id, at + key.length); u8.set(payload, at + key.length + id.length);
+  return new DataView(ab);
+}
+
+test('eventFrom (key, id and payload copied from one contiguous frame) writes exactly the bytes event writes', () => {
+  const cases: Array<[number, number, number]> = [[1, 1, 0], [3, 5, 7], [24, 16, 70], [8, 8, 144], [24, 16, 121], [12, 36, 300], [0, 0, 0]];
+  for (const format of [2, 1] as const) {
+    const a = new ChangeWriter(path.join(tmp, `ev${++seq}.delta`), 'delta', { format });
+    const c = new ChangeWriter(path.join(tmp, `ev${++seq}.delta`), 'delta', { format });
+    for (const [i, [kl, il, pl]] of cases.entries()) {
+      const key = Buffer.alloc(kl, 0x41 + i), id = Buffer.alloc(il, 0x61 + i), payload = Buffer.from(Array.from({ length: pl }, (_, j) => (j * 7 + i) & 0xff));
+      const ts = 1_700_000_000_000 + i, exp = ts + 600_000;
+      a.event((i & 1) as Side, i, 0x9e3779b9 + i, key, ts, id, payload, i === 2, exp, i);
+      c.eventFrom((i & 1) as Side, i, 0x9e3779b9 + i, key, ts, id, payload, i === 2, exp, i, frame(key, id, payload), 7);
+    }
+    assert.equal(a.close(), true);
+    assert.equal(c.close(), true);
+    assert.deepEqual(fs.readFileSync(c.path), fs.readFileSync(a.path), `format ${format}`);
+  }
+});
+
+test('insert logs from the frame set by the worker when its lengths match the views, else from the views', () => {
+  const { store, logged } = setup([false, false]);
+  const key = b('key-1'), id = b('id-01'), payload = b('payload-of-event-1');
+  store.raw = frame(key, id, payload, 3);
+  store.rawAt = 3;
+  store.rawBytes = key.length + id.length + payload.length;
+  store.batch(() => store.insert(0, 3, 99, key, 5, id, payload, false, 15));
+  // A frame whose lengths differ from the event given to insert: the views are what is logged.
+  store.raw = frame(b('zz'), b('zz'), b('zz'), 3);
+  store.rawBytes = 6;
+  store.batch(() => store.insert(1, 3, 99, b('key-2'), 6, b('id-02'), b('p2'), false, 16));
+  store.rawAt = -1;
+  store.batch(() => store.insert(1, 3, 99, b('key-3'), 7, b('id-03'), b('p3'), false, 17));
+  assert.deepEqual(logged(), ['EVENT 0 kg3 key-1 5 id-01 joined=false exp=15 payload-of-event-1',
+    'EVENT 1 kg3 key-2 6 id-02 joined=false exp=16 p2', 'EVENT 1 kg3 key-3 7 id-03 joined=false exp=17 p3']);
+});
