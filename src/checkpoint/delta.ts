@@ -50,11 +50,7 @@ const TWO_32 = 4294967296;
 const TWO_48 = 281474976710656;
 const TWO_MINUS_32 = 1 / TWO_32, TWO_MINUS_16 = 1 / 65536;
 const EXPIRE_DELTA_MAX = 2147483648;
-/**
- * One write per MiB. A 64 KiB buffer (to stay in a core's L2) did not pay: the kernel's share per
- * 130-byte record went from ~28 to ~43 ns (ext4, a ChangeWriter alone), and workers of `bench`
- * with checkpoints used no less CPU. 4 MiB was worse still (sys time per record ×5).
- */
+/** One write per MiB: 64 KiB (to stay in L2) cost the kernel ~43 ns per 130-byte record instead of ~28, 4 MiB ×5. */
 const WRITE_BUFFER_BYTES = 1 << 20;
 /** The longest key + id + payload eventFrom copies by words. */
 const TAIL_WORDS_MAX = 160;
