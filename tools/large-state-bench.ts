@@ -172,11 +172,11 @@ function cgroupMemory(cg: MemoryCgroup): { anonBytes: number; cacheBytes: number
 function removeCgroup(cg: MemoryCgroup): void {
   // rmdir once its processes are gone (a killed node takes a moment to leave it)
   for (let i = 0; i < 50; i++) {
-    try { fs.rmdirSync(cg.dir); return; } catch { spawnSyncSleep(100); }
+    try { fs.rmdirSync(cg.dir); return; } catch { sleepSync(100); }
   }
   say(`  (could not remove the cgroup ${cg.dir}; remove it with rmdir)`);
 }
-function spawnSyncSleep(ms: number): void { Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms); }
+function sleepSync(ms: number): void { Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms); }
 const cgroup = MEMORY_LIMIT_BYTES !== null ? makeCgroup(MEMORY_LIMIT_BYTES) : null;
 
 let running: ChildProcess | null = null;

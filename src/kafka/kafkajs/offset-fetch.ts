@@ -17,12 +17,11 @@
  * The decoded response says `requireStable: true` only when the flag was sent, so a caller can
  * tell a stable answer from one of an older broker or of kafkajs unpatched.
  */
-import type { createRequire } from 'node:module';
+import { requestDeps, type Req } from './request-deps.js';
 
 /** Property of the `topics` array given to broker.offsetFetch: ask with require_stable (v7). */
 export const REQUIRE_STABLE = Symbol.for('joinery.requireStable');
 
-type Req = ReturnType<typeof createRequire>;
 interface Topic { topic: string; partitions: Array<{ partition: number }> }
 interface Args { groupId: string; topics: (Topic[] & { [REQUIRE_STABLE]?: boolean }) | null }
 interface EncoderT {
@@ -45,16 +44,7 @@ type Protocol = (a: { version: number }) => (args: Args) => unknown;
 
 /** The replacement of kafkajs's requests/offsetFetch/index.js: its v1–v4, plus v6 and v7. */
 export function offsetFetchRequests(req: Req): { versions: string[]; protocol: Protocol } {
-  const base = 'kafkajs/src/protocol/requests/offsetFetch/index.js';
-  const original = req(base) as { versions: string[]; protocol: Protocol };
-  const Encoder = req('kafkajs/src/protocol/encoder.js') as new () => EncoderT;
-  const Decoder = req('kafkajs/src/protocol/decoder.js') as new (b: Buffer) => DecoderT;
-  const { failure, createErrorFromCode } = req('kafkajs/src/protocol/error.js') as { failure(code: number): boolean; createErrorFromCode(code: number): Error };
-  const { OffsetFetch: apiKey } = req('kafkajs/src/protocol/requests/apiKeys.js') as { OffsetFetch: number };
-  if (typeof original?.protocol !== 'function' || !Array.isArray(original.versions) || typeof apiKey !== 'number' ||
-    typeof (Encoder.prototype as unknown as EncoderT).writeBoolean !== 'function' || typeof (Decoder.prototype as unknown as DecoderT).readTaggedFields !== 'function') {
-    throw new Error(`${base} or kafkajs's encoder/decoder do not look as expected`);
-  }
+  const { original, Encoder, Decoder, failure, createErrorFromCode, apiKey } = requestDeps<Protocol, EncoderT, DecoderT>(req, 'kafkajs/src/protocol/requests/offsetFetch/index.js', 'OffsetFetch', 'writeBoolean');
   const newestOriginal = Math.max(...original.versions.map(Number));
 
   // kafkajs's v2+ parse: the group's error, else the first partition error is thrown

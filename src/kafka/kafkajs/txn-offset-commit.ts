@@ -14,14 +14,13 @@
  * encoder, so the membership travels on that array (GROUP_MEMBERSHIP) — no other kafkajs code has
  * to change. Without it a v3 request says generation -1 / member "" (what v0/v1 mean).
  */
-import type { createRequire } from 'node:module';
+import { requestDeps, type Req } from './request-deps.js';
 
 /** Property of the `topics` array given to sendOffsets: the consumer's membership to fence the commit with. */
 export const GROUP_MEMBERSHIP = Symbol.for('joinery.groupMembership');
 
 export interface GroupMembership { generationId: number; memberId: string; groupInstanceId?: string | null }
 
-type Req = ReturnType<typeof createRequire>;
 interface Partition { partition: number; offset: string; metadata?: string | null }
 interface Topic { topic: string; partitions: Partition[] }
 interface Args { transactionalId: string; groupId: string; producerId: unknown; producerEpoch: number; topics: Topic[] & { [GROUP_MEMBERSHIP]?: GroupMembership } }
@@ -36,16 +35,7 @@ interface DecoderT {
 
 /** The replacement of kafkajs's requests/txnOffsetCommit/index.js: its v0 and v1, plus v2 and v3. */
 export function txnOffsetCommitRequests(req: Req): { versions: string[]; protocol: (a: { version: number }) => (args: Args) => unknown } {
-  const base = 'kafkajs/src/protocol/requests/txnOffsetCommit/index.js';
-  const original = req(base) as { versions: string[]; protocol: (a: { version: number }) => (args: Args) => unknown };
-  const Encoder = req('kafkajs/src/protocol/encoder.js') as new () => EncoderT;
-  const Decoder = req('kafkajs/src/protocol/decoder.js') as new (b: Buffer) => DecoderT;
-  const { failure, createErrorFromCode } = req('kafkajs/src/protocol/error.js') as { failure(code: number): boolean; createErrorFromCode(code: number): Error };
-  const { TxnOffsetCommit: apiKey } = req('kafkajs/src/protocol/requests/apiKeys.js') as { TxnOffsetCommit: number };
-  if (typeof original?.protocol !== 'function' || !Array.isArray(original.versions) || typeof apiKey !== 'number' ||
-    typeof (Encoder.prototype as unknown as EncoderT).writeUVarIntArray !== 'function' || typeof (Decoder.prototype as unknown as DecoderT).readTaggedFields !== 'function') {
-    throw new Error(`${base} or kafkajs's encoder/decoder do not look as expected`);
-  }
+  const { original, Encoder, Decoder, failure, createErrorFromCode, apiKey } = requestDeps<(a: { version: number }) => (args: Args) => unknown, EncoderT, DecoderT>(req, 'kafkajs/src/protocol/requests/txnOffsetCommit/index.js', 'TxnOffsetCommit', 'writeUVarIntArray');
 
   // The kafkajs v0 parse: the first partition error is thrown (kafkajs's retry logic keys on its type).
   const parse = async (data: { topics: Array<{ partitions: Array<{ errorCode: number }> }> }) => {
