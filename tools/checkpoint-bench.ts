@@ -56,27 +56,27 @@ function cpuText(cs: Cpu[]): string {
 }
 
 async function throughput(): Promise<void> {
-  const events = opt('events', '6000000'), runs = Number(opt('runs', '3'));
+  const events = opt('events', '6000000'), runs = Number(opt('runs', '3')), interval = opt('interval', '10s');
   const base = ['bench', '--events', events, '--workers', '2', '--json', '--progress', 'off'];
   const rates: Record<string, number[]> = { none: [], checkpoints: [] };
   const cpus: Record<string, Cpu[]> = { none: [], checkpoints: [] };
   const cks: Array<{ completed: number; p50DurationMs: number; lastNewBytes: number }> = [];
   for (let i = 0; i < runs; i++) {
     for (const kind of (i % 2 ? ['checkpoints', 'none'] : ['none', 'checkpoints'])) {
-      const extra = kind === 'checkpoints' ? ['--checkpoint-dir', path.join(tmp, `ck-${i}`), '--checkpoint-interval', '10s'] : [];
+      const extra = kind === 'checkpoints' ? ['--checkpoint-dir', path.join(tmp, `ck-${i}`), '--checkpoint-interval', interval] : [];
       const r = await run([...base, ...extra, '--state-dir', path.join(tmp, 'st')]);
       if (r.code !== 0) throw new Error(`bench failed: ${r.stderr}`);
       const s = JSON.parse(r.stdout.trim().split('\n').pop()!);
       rates[kind].push(s.eventsPerSec);
       if (s.cpu) cpus[kind].push(s.cpu);
       if (s.checkpoints) cks.push(s.checkpoints);
-      process.stderr.write(`  run ${i + 1} ${kind.padEnd(11)} ${Math.round(s.eventsPerSec).toLocaleString('en-US')} events/s, ${cpuText(s.cpu ? [s.cpu] : [])}${s.checkpoints ? ` (${s.checkpoints.completed} checkpoints, p50 ${Math.round(s.checkpoints.p50DurationMs)} ms, ${s.checkpoints.compactions} compaction(s))` : ''}\n`);
+      process.stderr.write(`  run ${i + 1} ${kind.padEnd(11)} ${Math.round(s.eventsPerSec).toLocaleString('en-US')} events/s, ${cpuText(s.cpu ? [s.cpu] : [])}${s.checkpoints ? ` (${s.checkpoints.completed} checkpoints, p50 ${Math.round(s.checkpoints.p50DurationMs)} ms, ${s.checkpoints.compactions} compaction(s), ${s.checkpoints.expiredFiles ?? 0} expired file(s) dropped)` : ''}\n`);
     }
   }
   const a = median(rates.none), b = median(rates.checkpoints);
   console.log(`throughput, ${events} events, 2 workers, ${runs} interleaved runs each (median):`);
   console.log(`  no checkpoints          ${Math.round(a).toLocaleString('en-US')} events/s, ${cpuText(cpus.none)}`);
-  console.log(`  checkpoints every 10 s  ${Math.round(b).toLocaleString('en-US')} events/s, ${cpuText(cpus.checkpoints)}  (${((b / a - 1) * 100).toFixed(1)} %; ${median(cks.map((c) => c.completed))} checkpoints per run, p50 duration ${Math.round(median(cks.map((c) => c.p50DurationMs)))} ms)`);
+  console.log(`  checkpoints every ${interval.padEnd(5)} ${Math.round(b).toLocaleString('en-US')} events/s, ${cpuText(cpus.checkpoints)}  (${((b / a - 1) * 100).toFixed(1)} %; ${median(cks.map((c) => c.completed))} checkpoints per run, p50 duration ${Math.round(median(cks.map((c) => c.p50DurationMs)))} ms)`);
 }
 
 async function growth(): Promise<void> {

@@ -23,6 +23,7 @@ import { FrameKind } from '../ring/frame.js';
 import { compactInto, type SidePool } from './pool.js';
 import { injectedFault } from './faults.js';
 import type { CheckpointStorage, StagedFile } from './storage.js';
+import { expiryOf, fileExpired, orderFree, type ExpireAtMax } from './file-expiry.js';
 
 export interface CheckpointStats {
   completed: number;
@@ -36,6 +37,8 @@ export interface CheckpointStats {
   lastError: string | null;
   lastCompletedAtMs: number;
   compactions: number;
+  /** State files dropped from the chain unread, every event in them expired (file-expiry.ts). */
+  expiredFiles: number;
   durationsMs: number[];
   newBytes: number[];
 }
@@ -97,11 +100,11 @@ const COMPACT_DEFAULTS: CompactThresholds = { minChainBytes: 256 * 1024 * 1024, 
 export class CheckpointCoordinator {
   readonly stats: CheckpointStats = {
     completed: 0, failed: 0, lastId: 0, lastDurationMs: 0, lastNewBytes: 0, lastStateBytes: 0, lastError: null,
-    lastCompletedAtMs: 0, compactions: 0, durationsMs: [], newBytes: [],
+    lastCompletedAtMs: 0, compactions: 0, expiredFiles: 0, durationsMs: [], newBytes: [],
   };
   private chain: StateFileRef[];
   /** Change files the workers completed but no manifest has named yet (staged, not yet published). */
-  private unsealed: Array<{ file: StagedFile; keyGroups: [number, number] }> = [];
+  private unsealed: Array<{ file: StagedFile; keyGroups: [number, number]; expireAtMaxMs?: ExpireAtMax }> = [];
   private nextId: number;
   private inFlight: Promise<boolean> | null = null;
   private acks: Map<number, BarrierAck>[] = [];
@@ -278,7 +281,7 @@ export class CheckpointCoordinator {
 
   /** An overtaken checkpoint's answer: its change file holds state the stop checkpoint needs. */
   private takeOver(worker: number, ack: BarrierAck): void {
-    if (ack.file) this.unsealed.push({ file: ack.file, keyGroups: this.o.ranges[worker] });
+    if (ack.file) this.unsealed.push({ file: ack.file, keyGroups: this.o.ranges[worker], expireAtMaxMs: ack.file.expireAtMaxMs });
   }
 
   /** Steps 3 and 4 once every worker has answered: seal, write the manifest, commit. */
@@ -288,7 +291,7 @@ export class CheckpointCoordinator {
     const errors: string[] = [];
     for (let w = 0; w < this.o.ranges.length; w++) {
       const a = acks.get(w)!;
-      if (a.file) this.unsealed.push({ file: a.file, keyGroups: this.o.ranges[w] });
+      if (a.file) this.unsealed.push({ file: a.file, keyGroups: this.o.ranges[w], expireAtMaxMs: a.file.expireAtMaxMs });
       if (a.error) { ok = false; errors.push(`worker ${w}: ${a.error}`); }
     }
     if (cutError) { ok = false; errors.push(`output cut: ${cutError.message}`); }
@@ -303,12 +306,14 @@ export class CheckpointCoordinator {
       let newBytes = 0;
       sealed.forEach((s, i) => {
         this.named.add(s.name);
-        this.chain.push({ name: s.name, kind: 'delta', keyGroups: this.unsealed[i].keyGroups, bytes: s.bytes, checksum: s.checksum });
+        const u = this.unsealed[i];
+        this.chain.push({ name: s.name, kind: 'delta', keyGroups: u.keyGroups, bytes: s.bytes, checksum: s.checksum, ...expiryOf(u.expireAtMaxMs) });
         newBytes += s.bytes;
       });
       this.unsealed = [];
       if (!ok) throw new Error(errors.join('; '));
       if (this.o.outputFile) await fsyncFile(this.o.outputFile);
+      this.dropExpired(Math.min(...this.o.ranges.map((_, w) => acks.get(w)!.watermarkMs)));
       this.applyCompaction();
       const manifest: Manifest = {
         format: MANIFEST_FORMAT, id, createdAtMs: Date.now(), job: this.o.job, sources: cut.positions,
@@ -401,18 +406,29 @@ export class CheckpointCoordinator {
     }
   }
 
+  /** The lowest worker watermark at the previous checkpoint of this run (its pace predicts expiry). */
+  private lastDropBeforeMs = -Infinity;
+
   /** The run is ending: a compaction now would only delay the exit (the next run compacts). */
   finishing = false;
 
   /** `liveBytes`: the workers' state at this checkpoint's barrier. */
   private maybeCompact(m: Manifest, liveBytes: number): void {
+    const dropBeforeMs = Math.min(...m.workers.map((w) => w.watermarkMs));
+    const prev = this.lastDropBeforeMs;
+    this.lastDropBeforeMs = dropBeforeMs;
     if (this.compacting || this.compacted || this.finishing) return;
-    const deltas = this.chain.filter((f) => f.kind === 'delta').length;
-    const chainBytes = this.chain.reduce((s, f) => s + f.bytes, 0);
+    // Files that will expire whole within about two more checkpoints (at the watermark's pace over
+    // the last interval) leave the chain by themselves: rewriting their live part now is wasted.
+    // On a window shorter than a few intervals that is every file, and compaction never runs.
+    const step = dropBeforeMs - prev;
+    const soon = Number.isFinite(step) && step > 0 ? dropBeforeMs + 2 * step : dropBeforeMs;
+    const lasting = this.chain.filter((f) => !fileExpired(f, this.o.outer, soon));
+    const deltas = lasting.filter((f) => f.kind === 'delta').length;
+    const chainBytes = lasting.reduce((s, f) => s + f.bytes, 0);
     const t = this.thresholds;
     if (deltas < t.maxDeltaFiles && (chainBytes < t.minChainBytes || chainBytes < t.chainToLive * liveBytes)) return;
-    const snapshot = [...this.chain];
-    const dropBeforeMs = Math.min(...m.workers.map((w) => w.watermarkMs));
+    const snapshot = lasting;
     const t0 = performance.now();
     this.compacting = compactInto(this.o.storage, this.o.pool, this.o.storage, snapshot, {
       ranges: this.o.ranges, outer: this.o.outer, dropBeforeMs, prefix: `${this.o.runId}-c${m.id}`,
@@ -425,15 +441,39 @@ export class CheckpointCoordinator {
     }).finally(() => { this.compacting = null; });
   }
 
-  /** Swap a finished compaction's bases in for the chain prefix it folded. */
+  /**
+   * Swap a finished compaction's bases in for the files it folded, at the head of the chain. The
+   * files it left out (about to expire) or that were dropped as expired since are events of
+   * non-outer sides only, whose order in the chain does not matter (no MARK or EXPIRED record
+   * refers to them); anything else older than a folded file would, and the result is then not
+   * used. The bases may still hold events of a dropped file (live when compacted, expired now):
+   * harmless, a restore drops them.
+   */
   private applyCompaction(): void {
     const c = this.compacted;
     if (!c) return;
     this.compacted = null;
-    const n = c.replaces.length;
-    if (this.chain.length < n || c.replaces.some((f, i) => this.chain[i].name !== f.name)) return;
-    this.chain = [...c.bases, ...this.chain.slice(n)];
+    const folded = new Set(c.replaces.map((f) => f.name));
+    let last = -1;
+    this.chain.forEach((f, i) => { if (folded.has(f.name)) last = i; });
+    if (this.chain.slice(0, last).some((f) => !folded.has(f.name) && !orderFree(f, this.o.outer))) return;
+    this.chain = [...c.bases, ...this.chain.filter((f) => !folded.has(f.name))];
     for (const f of c.bases) this.named.add(f.name);
+  }
+
+  /**
+   * Leave out of the chain the files whose every event has expired at this checkpoint's lowest
+   * worker watermark (file-expiry.ts): without reading them, they stop counting towards the next
+   * compaction and a restore. Retention deletes them once no kept manifest names them.
+   */
+  private dropExpired(dropBeforeMs: number): void {
+    const kept = this.chain.filter((f) => !fileExpired(f, this.o.outer, dropBeforeMs));
+    const n = this.chain.length - kept.length;
+    if (n === 0) return;
+    const bytes = this.chain.reduce((s, f) => s + f.bytes, 0) - kept.reduce((s, f) => s + f.bytes, 0);
+    this.chain = kept;
+    this.stats.expiredFiles += n;
+    this.o.log(`${n} state file(s) (${mb(bytes)}) left the checkpoint chain: every event in them has expired`, 'debug');
   }
 
   /** Wait for a background compaction to finish (tests, benchmarks). */

@@ -96,6 +96,10 @@ export class ChangeWriter {
   records = 0;
   lastError: Error | null = null;
   readonly format: ChangeFormat;
+  /** The latest expireAt of the EVENT records per side (−Infinity: none), and how many MARK/EXPIRED records. */
+  private expireMax0 = -Infinity;
+  private expireMax1 = -Infinity;
+  private notes = 0;
 
   /**
    * With `checksum`, the file's checksum (checksum.ts) is computed as it is written (digest()), sparing a read-back.
@@ -108,6 +112,22 @@ export class ChangeWriter {
     this.presyncBytes = opts.presyncBytes ?? (kind === 'delta' ? PRESYNC_BYTES : 0);
     this.format = opts.format ?? CHANGE_FORMAT;
     this.append(fileHeader(kind, this.format), 0, FILE_HEADER_BYTES);
+  }
+
+  /**
+   * When the file holds only EVENT records: the latest expireAt per side (null: no event of that
+   * side), so a checkpoint can drop the whole file once every event in it has expired
+   * (file-expiry.ts). Undefined when it also holds MARK or EXPIRED records, or a bound is not finite.
+   */
+  expireAtMaxMs(): [number | null, number | null] | undefined {
+    const a = this.expireMax0, b = this.expireMax1;
+    if (this.notes > 0 || a === Infinity || b === Infinity || Number.isNaN(a) || Number.isNaN(b)) return undefined;
+    return [a === -Infinity ? null : a, b === -Infinity ? null : b];
+  }
+
+  private track(type: ChangeType, side: Side, expireAtMs: number): void {
+    if (type !== ChangeType.Event) this.notes++;
+    else if (side === 0) { if (!(expireAtMs <= this.expireMax0)) this.expireMax0 = expireAtMs; } else if (!(expireAtMs <= this.expireMax1)) this.expireMax1 = expireAtMs;
   }
 
   /** `<algorithm>:<hex>` of everything appended; only with `checksum`, after a successful close(). */
@@ -216,6 +236,7 @@ export class ChangeWriter {
   private record(type: ChangeType, side: Side, keyGroup: number, keyHash: number, key: Uint8Array, ts: number,
     id: Uint8Array, payload: Uint8Array, joined: boolean, expireAtMs: number, sourcePartition: number): void {
     if (this.format === 1) { this.recordV1(type, side, keyGroup, keyHash, key, ts, id, payload, joined, expireAtMs, sourcePartition); return; }
+    this.track(type, side, expireAtMs);
     const keyLen = key.length, idLen = id.length, payloadLen = payload.length;
     this.reserve(MAX_HEADER_BYTES_V2 + keyLen + idLen + payloadLen);
     const b = this.buf, dv = this.dv, o = this.used;
@@ -267,6 +288,7 @@ export class ChangeWriter {
 
   private recordV1(type: ChangeType, side: Side, keyGroup: number, keyHash: number, key: Uint8Array, ts: number,
     id: Uint8Array, payload: Uint8Array, joined: boolean, expireAtMs: number, sourcePartition: number): void {
+    this.track(type, side, expireAtMs);
     const keyLen = key.length, idLen = id.length, payloadLen = payload.length;
     const n = RECORD_HEADER_BYTES + keyLen + idLen + payloadLen;
     this.reserve(n);
@@ -299,6 +321,7 @@ export class ChangeWriter {
       this.record(r.type, r.side, r.keyGroup, r.keyHash, r.key, r.ts, r.id, r.payload, r.joined, r.expireAtMs, r.sourcePartition);
       return;
     }
+    this.track(r.type, r.side, r.expireAtMs);
     const n = r.end - r.start;
     this.reserve(n);
     this.buf.set(r.buf.subarray(r.start, r.end), this.used);
@@ -535,64 +558,4 @@ function forEachV1(buf: Buffer, name: string, kgFrom: number, kgTo: number, visi
     o = end;
   }
   return o;
-}
-
-/**
- * Identity of a buffered event (side, key, ts, id) as a string, for the restore's sets. The key's
- * length is part of it: key and id are arbitrary bytes, so a separator alone would let
- * (key "a|b", id "c") and (key "a", id "b|c") collide.
- */
-export function identity(side: Side, key: Uint8Array, ts: number, id: Uint8Array): string {
-  return `${side}|${ts}|${key.length}|${Buffer.from(key.buffer, key.byteOffset, key.length).toString('latin1')}${Buffer.from(id.buffer, id.byteOffset, id.length).toString('latin1')}`;
-}
-
-export interface ChainFile { path: string; keyGroups: [number, number] }
-
-/** Which events of a chain to keep: those read from these Kafka partitions (a partition's share of a member's state). */
-export type PartitionFilter = ReadonlySet<number> | null;
-
-/**
- * Fold a chain of change files (oldest first) into the live events of key groups [kgFrom, kgTo):
- * EXPIRED removes, MARK sets the joined bit, events of non-outer sides past `dropBeforeMs`
- * (expireAt < it) are dropped as they can never join again. Visits each live event once, in
- * file order. The two passes keep only identities in memory, never payloads. With `partitions`,
- * only events read from those Kafka partitions (MARK and EXPIRED match by identity, so they follow).
- * `views` false: the visitor reads only the header fields and the record's bytes (ChangeWriter.copy).
- */
-export function foldChain(files: readonly ChainFile[], read: (path: string) => Buffer, kgFrom: number, kgTo: number,
-  outer: readonly [boolean, boolean], dropBeforeMs: number, visit: (r: ChangeRecord) => void,
-  batch: (work: () => void) => void = (work) => work(), recordsPerBatch = 8192, partitions: PartitionFilter = null, views = true): void {
-  const relevant = files.filter((f) => f.keyGroups[0] < kgTo && f.keyGroups[1] > kgFrom);
-  const gone = new Set<string>();
-  const marked = new Set<string>();
-  // Each pass reads the files afresh: keeping the first pass's buffers for the second would hold
-  // the whole chain in memory (per worker, during a restore) rather than one file.
-  if (outer[0] || outer[1]) {
-    for (const f of relevant) {
-      forEachChange(read(f.path), f.path, kgFrom, kgTo, (r) => {
-        if (r.type === ChangeType.Expired) gone.add(identity(r.side, r.key, r.ts, r.id));
-        else if (r.type === ChangeType.Mark) marked.add(identity(r.side, r.key, r.ts, r.id));
-      });
-    }
-  }
-  const second = (r: ChangeRecord): void => {
-      if (r.type !== ChangeType.Event) return;
-      if (partitions && !partitions.has(r.sourcePartition - 1)) return;
-      if (!outer[r.side]) {
-        if (r.expireAtMs < dropBeforeMs) return;
-      } else if (gone.size > 0 || marked.size > 0) {
-        const idn = identity(r.side, r.key, r.ts, r.id);
-        if (gone.has(idn)) return;
-        if (!r.joined && marked.has(idn)) r.joined = true;
-      }
-      visit(r);
-  };
-  for (const f of relevant) {
-    const buf = read(f.path);
-    checkHeader(buf, f.path);
-    let o = FILE_HEADER_BYTES;
-    // Identities of outer events need their key and id.
-    const v = views || gone.size > 0 || marked.size > 0;
-    while (o < buf.length) batch(() => { o = forEachChange(buf, f.path, kgFrom, kgTo, second, o, recordsPerBatch, v); });
-  }
 }

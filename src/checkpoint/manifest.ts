@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { algoOf } from './checksum.js';
+import { validExpireAtMax, type ExpireAtMax } from './file-expiry.js';
 import type { JoinKind } from '../config/schema.js';
 import type { LogPosition } from '../source/source.js';
 
@@ -33,6 +34,12 @@ export interface StateFileRef {
   bytes: number;
   /** `<algorithm>:<hex>` of the whole file (checksum.ts). */
   checksum: string;
+  /**
+   * The latest expireAt of the file's events per side (null: no event of that side); absent when
+   * the file also holds MARK or EXPIRED records, or was written before this field (file-expiry.ts).
+   * Readers that do not know it ignore it: it only lets a later checkpoint drop the file unread.
+   */
+  expireAtMaxMs?: ExpireAtMax;
 }
 
 /**
@@ -145,6 +152,8 @@ export function decodeManifest(text: string, name: string): Manifest {
     // A checksum that cannot be verified refuses the checkpoint: restoring it unverified could resume from a corrupt file.
     if (!algoOf(f.checksum)) throw new BadManifest(`${name}: file ${f.name} has no checksum this joinery can verify (${JSON.stringify(f.checksum)})`);
   }
+  // A malformed bound could only drop a file too early: without it the file is kept (and compacted).
+  for (const f of man.files) if (f.expireAtMaxMs !== undefined && !validExpireAtMax(f.expireAtMaxMs)) delete f.expireAtMaxMs;
   man.router.watermarkMs = reviveNum(man.router.watermarkMs);
   for (const p of man.router.partitions) p.maxTsMs = reviveNum(p.maxTsMs);
   for (const w of man.workers) w.watermarkMs = reviveNum(w.watermarkMs);

@@ -6,6 +6,7 @@
  */
 import { Piscina } from 'piscina';
 import type { StateFileRef } from './manifest.js';
+import { expiryOf, type ExpireAtMax } from './file-expiry.js';
 import type { CheckpointStorage } from './storage.js';
 import type { CompactTask, SealedFile, SealTask } from './tasks.js';
 
@@ -20,7 +21,7 @@ export class SidePool {
   seal(task: SealTask): Promise<SealedFile[]> {
     return this.pool.run(task, { name: 'seal' }) as Promise<SealedFile[]>;
   }
-  compact(task: CompactTask): Promise<Array<SealedFile & { keyGroups: [number, number] }>> {
+  compact(task: CompactTask): Promise<Array<SealedFile & { keyGroups: [number, number]; expireAtMaxMs?: ExpireAtMax }>> {
     return this.pool.run(task, { name: 'compact' }) as Promise<Array<SealedFile & { keyGroups: [number, number] }>>;
   }
   /** The pool thread's kernel task id (Linux; null elsewhere), for per-thread CPU time. */
@@ -47,5 +48,5 @@ export async function compactInto(from: CheckpointStorage, pool: SidePool, to: C
   });
   // The compaction made them durable and checksummed them as it wrote: publishing needs no second read.
   const published = await to.publish(staged, async () => out);
-  return published.map((p, i) => ({ name: p.name, kind: 'base' as const, keyGroups: out[i].keyGroups, bytes: p.bytes, checksum: p.checksum }));
+  return published.map((p, i) => ({ name: p.name, kind: 'base' as const, keyGroups: out[i].keyGroups, bytes: p.bytes, checksum: p.checksum, ...expiryOf(out[i].expireAtMaxMs) }));
 }

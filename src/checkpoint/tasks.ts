@@ -8,7 +8,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { checksummer, type ChecksumAlgo } from './checksum.js';
-import { ChangeWriter, foldChain, type ChainFile } from './delta.js';
+import { ChangeWriter } from './delta.js';
+import { foldChain, type ChainFile } from './fold.js';
+import type { ExpireAtMax } from './file-expiry.js';
 import { currentTid } from '../metrics/cpu.js';
 
 /** `algos[i]`: the checksum to compute for `paths[i]` (a restore verifies what the manifest names); CRC-32 when absent. */
@@ -64,8 +66,8 @@ export interface CompactTask {
  * live events with their joined bits; returns the sealed files. Bounded work per range: one file
  * of the chain in memory at a time.
  */
-export function compact(task: CompactTask): Array<SealedFile & { keyGroups: [number, number] }> {
-  const out: Array<SealedFile & { keyGroups: [number, number] }> = [];
+export function compact(task: CompactTask): Array<SealedFile & { keyGroups: [number, number]; expireAtMaxMs?: ExpireAtMax }> {
+  const out: Array<SealedFile & { keyGroups: [number, number]; expireAtMaxMs?: ExpireAtMax }> = [];
   for (const [i, [from, to]] of task.ranges.entries()) {
     const file = task.outPaths[i];
     const w = new ChangeWriter(file, 'base', { checksum: true });
@@ -76,7 +78,7 @@ export function compact(task: CompactTask): Array<SealedFile & { keyGroups: [num
     if (!w.close()) throw w.lastError ?? new Error(`writing ${file} failed`);
     fsyncPath(file);
     fsyncPath(path.dirname(file));
-    out.push({ path: file, bytes: w.bytes, checksum: w.digest(), keyGroups: [from, to] });
+    out.push({ path: file, bytes: w.bytes, checksum: w.digest(), keyGroups: [from, to], expireAtMaxMs: w.expireAtMaxMs() });
   }
   return out;
 }

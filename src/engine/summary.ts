@@ -36,7 +36,7 @@ export interface Summary {
   /** CPU time from the start of input to the end, per input event; per thread on Linux. */
   cpu?: CpuSummary;
   /** Present when checkpointing: what this run's checkpoints did. */
-  checkpoints?: { completed: number; failed: number; lastId: number; p50DurationMs: number; maxDurationMs: number; lastNewBytes: number; lastStateBytes: number; compactions: number; restoredFrom: number | null; restoreMs: number | null };
+  checkpoints?: { completed: number; failed: number; lastId: number; p50DurationMs: number; maxDurationMs: number; lastNewBytes: number; lastStateBytes: number; compactions: number; expiredFiles?: number; restoredFrom: number | null; restoreMs: number | null };
   /** Present when rebuilding (--rebuild-from): records replayed and joined, skipped (before TIME), late/malformed ones not written again, output suppressed. */
   rebuild?: { replayed: number; skipped: number; rejected: number; suppressedPairs: number; suppressedUnmatched: number; reachedResume: boolean };
   /** True when a stop signal ended the run before its inputs did. */
@@ -94,7 +94,7 @@ function checkpointSummary(st: CheckpointStats, restoredFrom: number | null, res
   return {
     completed: st.completed, failed: st.failed, lastId: st.lastId, p50DurationMs: d.length ? d[Math.floor(d.length / 2)] : 0,
     maxDurationMs: d.length ? d[d.length - 1] : 0, lastNewBytes: st.lastNewBytes, lastStateBytes: st.lastStateBytes,
-    compactions: st.compactions, restoredFrom, restoreMs,
+    compactions: st.compactions, expiredFiles: st.expiredFiles, restoredFrom, restoreMs,
   };
 }
 
@@ -118,7 +118,7 @@ export function formatSummary(s: Summary): string {
   ];
   const c = s.checkpoints;
   if (c) {
-    lines.push(`  checkpoints      ${c.completed} taken, ${c.failed} failed, last #${c.lastId}: ${fmtBytes(c.lastNewBytes)} new, ${fmtBytes(c.lastStateBytes)} state; duration p50 ${c.p50DurationMs.toFixed(0)}ms max ${c.maxDurationMs.toFixed(0)}ms${c.compactions ? `; ${c.compactions} compaction(s)` : ''}`);
+    lines.push(`  checkpoints      ${c.completed} taken, ${c.failed} failed, last #${c.lastId}: ${fmtBytes(c.lastNewBytes)} new, ${fmtBytes(c.lastStateBytes)} state; duration p50 ${c.p50DurationMs.toFixed(0)}ms max ${c.maxDurationMs.toFixed(0)}ms${c.compactions ? `; ${c.compactions} compaction(s)` : ''}${c.expiredFiles ? `; ${c.expiredFiles} expired file(s) dropped unread` : ''}`);
     if (c.restoredFrom !== null) lines.push(`  restored         from checkpoint ${c.restoredFrom} in ${((c.restoreMs ?? 0) / 1000).toFixed(1)}s`);
   }
   const rb = s.rebuild;

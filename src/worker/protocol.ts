@@ -2,6 +2,7 @@ import type { SinkEndpoint } from '../config/endpoints.js';
 import type { JoinKind } from '../config/schema.js';
 import type { HotKeyReport } from '../join/hot-keys.js';
 import type { StagedFile, StorageDescriptor } from '../checkpoint/storage.js';
+import type { ExpireAtMax } from '../checkpoint/file-expiry.js';
 
 /** What the supervisor hands a worker thread (workerData). Plain data: it crosses threads. */
 export interface WorkerInit {
@@ -41,7 +42,7 @@ export interface WorkerInit {
 export interface BarrierAck {
   id: number;
   /** Change file closed at this barrier, staged for the coordinator to publish (covers every change since the previous completed one), or null if it could not be completed (error says why; its changes stay pending). */
-  file: (StagedFile & { bytes: number; records: number }) | null;
+  file: (StagedFile & { bytes: number; records: number; expireAtMaxMs?: ExpireAtMax }) | null;
   error?: string;
   watermarkMs: number;
   stateBytes: number;

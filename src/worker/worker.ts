@@ -6,7 +6,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
-import { ChangeWriter, foldChain } from '../checkpoint/delta.js';
+import { ChangeWriter } from '../checkpoint/delta.js';
+import { foldChain } from '../checkpoint/fold.js';
 import { injectedDelayMs, injectedFault } from '../checkpoint/faults.js';
 import { LoggedStore } from '../checkpoint/logged-store.js';
 import { openStorage, type CheckpointStorage, type StagedFile } from '../checkpoint/storage.js';
@@ -343,7 +344,7 @@ class Worker {
       // Nothing changed since the last barrier: no file (an idle job added an empty one to the
       // chain at every checkpoint); the writer, which has not touched the disk yet, goes on.
     } else if (w.close()) {
-      file = { ...this.staged!, bytes: w.bytes, records: w.records };
+      file = { ...this.staged!, bytes: w.bytes, records: w.records, expireAtMaxMs: w.expireAtMaxMs() };
       this.logged.writer = this.newChangeFile();
     } else {
       // Disk full or similar: the changes stay in this writer (retried at the next barrier);
@@ -367,7 +368,7 @@ class Worker {
     const w = this.logged.writer;
     let file: BarrierAck['file'] = null;
     let error: string | undefined;
-    if (w.records === 0) { /* nothing changed since the last barrier: no file */ } else if (w.close()) file = { ...this.staged!, bytes: w.bytes, records: w.records };
+    if (w.records === 0) { /* nothing changed since the last barrier: no file */ } else if (w.close()) file = { ...this.staged!, bytes: w.bytes, records: w.records, expireAtMaxMs: w.expireAtMaxMs() };
     else error = `writing ${w.path}: ${w.lastError?.message ?? 'incomplete'}`;
     this.cutAck = { id: this.cut, file, error, watermarkMs: this.watermark, stateBytes: this.store.bytes(), cut: true };
   }

@@ -11,6 +11,7 @@ import { decodeManifest, MANIFEST_FORMAT, type Manifest } from '../../src/checkp
 import type { SidePool } from '../../src/checkpoint/pool.js';
 import { MemoryStorage } from '../../src/checkpoint/storage.js';
 import type { CompactTask } from '../../src/checkpoint/tasks.js';
+import type { ExpireAtMax } from '../../src/checkpoint/file-expiry.js';
 import type { BarrierCut, Router } from '../../src/router/router.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-coord-'));
@@ -21,15 +22,17 @@ const job: Manifest['job'] = { join: 'left', lowerMs: 0, upperMs: 10, keys: [['k
 
 function harness(opts: { outputFile?: string; retain?: number; fileBytes?: number; compact?: Partial<CompactThresholds>;
   /** The live state bytes a worker reports at barrier `id` (default 0). */
-  stateBytes?: (id: number) => number; } = {}) {
+  stateBytes?: (id: number) => number;
+  /** What worker `w`'s change file at barrier `id` reports of its events' expiry (default: nothing). */
+  expire?: (id: number, w: number) => ExpireAtMax | undefined; outer?: [boolean, boolean] } = {}) {
   // Data in memory, staged files in its local scratch directory (the workers' change files, the coordinator's in-flight files).
   const storage = new MemoryStorage();
   after(() => storage.dispose());
   /** A worker closing a change file: staged locally, handed to the coordinator to publish. */
-  const stageChange = (name: string, text: string) => {
+  const stageChange = (name: string, text: string, expireAtMaxMs?: ExpireAtMax) => {
     const f = storage.stage(name);
     fs.writeFileSync(f.localPath, text);
-    return { ...f, bytes: 10, records: 1 };
+    return { ...f, bytes: 10, records: 1, ...(expireAtMaxMs ? { expireAtMaxMs } : {}) };
   };
   const released: number[] = [];
   const compactions: CompactTask[] = [];
@@ -41,7 +44,7 @@ function harness(opts: { outputFile?: string; retain?: number; fileBytes?: numbe
       // Each worker closes a change file and answers.
       setImmediate(() => ranges.forEach((_, w) => {
         const name = `${RUN}-w${w}-${String(++seq).padStart(6, '0')}.delta`;
-        coord.onAck(w, { id, file: stageChange(name, `changes ${seq}`), watermarkMs: id * 100, stateBytes: opts.stateBytes?.(id) ?? 0 });
+        coord.onAck(w, { id, file: stageChange(name, `changes ${seq}`, opts.expire?.(id, w)), watermarkMs: id * 100, stateBytes: opts.stateBytes?.(id) ?? 0 });
       }));
       return { id, positions: [], watermarkMs: id * 100, partitions: [] };
     },
@@ -64,7 +67,7 @@ function harness(opts: { outputFile?: string; retain?: number; fileBytes?: numbe
   } as unknown as SidePool;
   const logs: string[] = [];
   coord = new CheckpointCoordinator({
-    storage, pool, router, ranges, job, outer: [true, false], runId: RUN, outputFile: opts.outputFile, outputSpec: opts.outputFile ? `file:${opts.outputFile}` : 'null',
+    storage, pool, router, ranges, job, outer: opts.outer ?? [true, false], runId: RUN, outputFile: opts.outputFile, outputSpec: opts.outputFile ? `file:${opts.outputFile}` : 'null',
     chain: [], lastId: 0, retain: opts.retain ?? 3, compact: opts.compact, release: (id) => released.push(id), log: (m) => logs.push(m),
   });
   const manifest = async (id: number) => decodeManifest(await storage.readManifest(id), `m${id}`);
@@ -164,6 +167,77 @@ test('compaction waits until the chain holds much more than the live state: all-
   await expired.coord.compactionIdle();
   assert.equal(expired.compactions.length, 1, 'a 1000-byte chain over 300 live bytes is compacted');
   assert.equal(expired.compactions[0].dropBeforeMs, 500);
+});
+
+test('a change file whose every event has expired leaves the chain unread; retention deletes it once no kept manifest names it', async () => {
+  // Watermark at barrier id is id × 100. Worker 0's file at barrier id holds events expiring by id × 100 + 150
+  // (so it is dead two checkpoints later); worker 1's file at barrier 1 holds one event that never expires
+  // within the test, later ones none of side 0 and side-1 events like worker 0's.
+  const h = harness({ retain: 1, outer: [false, false], expire: (id, w) => (w === 1 && id === 1 ? [null, 10_000] : w === 1 ? [null, id * 100 + 150] : [id * 100 + 150, null]) });
+  for (let i = 0; i < 4; i++) assert.equal(await h.coord.checkpoint(), true);
+  const m4 = await h.manifest(4);
+  // At checkpoint 4 (watermark 400): files of barriers 1 (250) and 2 (350) are dead, except worker 1's at barrier 1.
+  assert.deepEqual(m4.files.map((f) => f.name), [`${RUN}-w1-000002.delta`, `${RUN}-w0-000005.delta`, `${RUN}-w1-000006.delta`, `${RUN}-w0-000007.delta`, `${RUN}-w1-000008.delta`]);
+  assert.deepEqual(m4.files[0].expireAtMaxMs, [null, 10_000], 'the bound travels in the manifest');
+  assert.equal(m4.stats.stateBytes, 5 * 100);
+  assert.equal(h.coord.stats.expiredFiles, 3);
+  const files = await h.storage.listFiles();
+  for (const gone of [`${RUN}-w0-000001.delta`, `${RUN}-w0-000003.delta`, `${RUN}-w1-000004.delta`]) assert.ok(!files.includes(gone), `${gone} deleted`);
+  assert.equal(h.compactions.length, 0);
+});
+
+test('files of an outer side, with MARK or EXPIRED records, or without a bound are never dropped as expired', async () => {
+  for (const [what, outer, expire] of [
+    ['an outer side', [true, false], () => [50, null]],
+    ['no bound (MARK/EXPIRED records, or an older writer)', [false, false], () => undefined],
+    ['events expiring at the watermark (300 at checkpoint 3), not before it', [false, false], () => [null, 300]],
+  ] as Array<[string, [boolean, boolean], (id: number) => ExpireAtMax | undefined]>) {
+    const h = harness({ outer, expire });
+    for (let i = 0; i < 3; i++) assert.equal(await h.coord.checkpoint(), true);
+    assert.equal((await h.manifest(3)).files.length, 6, what);
+    assert.equal(h.coord.stats.expiredFiles, 0, what);
+  }
+});
+
+test('a compaction that finishes after some of the files it read were dropped as expired still replaces the rest', async () => {
+  // 150 MB files: the chain passes the compaction threshold at checkpoint 1; worker 0's files expire one checkpoint later.
+  const h = harness({ retain: 1, fileBytes: 150 << 20, outer: [false, false], expire: (id, w) => (w === 0 ? [id * 100 + 50, null] : undefined) });
+  assert.equal(await h.coord.checkpoint(), true);
+  await h.coord.compactionIdle();
+  assert.equal(h.compactions.length, 1);
+  assert.equal(await h.coord.checkpoint(), true);
+  const m2 = await h.manifest(2);
+  // w0-000001 expired (150 < 200) and was folded: the bases stand for it and for w1-000002.
+  assert.deepEqual(m2.files.map((f) => [f.kind, f.name]), [
+    ['base', `${RUN}-c1-kg0-512.base`], ['base', `${RUN}-c1-kg512-1024.base`], ['delta', `${RUN}-w0-000003.delta`], ['delta', `${RUN}-w1-000004.delta`],
+  ]);
+});
+
+test('compaction leaves out files that will expire whole within two checkpoints at the watermark\'s pace, and counts only the others', async () => {
+  const compact = { minChainBytes: 1000, maxDeltaFiles: 1000 };
+  // Watermark +100 per checkpoint; every file's events expire 150 after its barrier: each file leaves the chain by
+  // itself two checkpoints later, so the chain never holds more than 4 files and is never rewritten.
+  const short = harness({ compact, stateBytes: () => 10, outer: [false, false], expire: (id) => [id * 100 + 150, id * 100 + 150] });
+  for (let i = 0; i < 10; i++) assert.equal(await short.coord.checkpoint(), true);
+  await short.coord.compactionIdle();
+  assert.equal(short.compactions.length, 0, 'nothing compacted');
+  assert.equal((await short.manifest(10)).files.length, 4);
+  // Worker 1's files last (a long window); worker 0's expire as above. Only worker 1's are folded, once they
+  // pass the threshold alone (5 × 2 × 100 bytes at checkpoint 10, as both workers' files were at checkpoint 5).
+  const mixed = harness({ compact, stateBytes: () => 10, outer: [false, false], expire: (id, w) => (w === 0 ? [id * 100 + 150, null] : [null, 1e9]) });
+  for (let i = 0; i < 9; i++) assert.equal(await mixed.coord.checkpoint(), true);
+  await mixed.coord.compactionIdle();
+  assert.equal(mixed.compactions.length, 0, 'nine lasting files are 900 bytes');
+  assert.equal(await mixed.coord.checkpoint(), true);
+  await mixed.coord.compactionIdle();
+  assert.equal(mixed.compactions.length, 1);
+  assert.ok(mixed.compactions[0].files.every((f) => /-w1-/.test(f.path)), 'only the lasting files are read');
+  assert.equal(mixed.compactions[0].files.length, 10);
+  assert.equal(await mixed.coord.checkpoint(), true);
+  const m = await mixed.manifest(11);
+  // At watermark 1100: worker 0's files of barriers 10 (expiring at 1150, left out of the compaction) and 11 are live.
+  assert.deepEqual(m.files.map((f) => f.name), [`${RUN}-c10-kg0-512.base`, `${RUN}-c10-kg512-1024.base`, `${RUN}-w0-000019.delta`, `${RUN}-w0-000021.delta`, `${RUN}-w1-000022.delta`],
+    'bases first, then the short-lived file older than them, then the new ones');
 });
 
 /** An in-flight stream of `events` event frames (8-byte header + 40-byte event body each). */

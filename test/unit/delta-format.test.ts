@@ -7,8 +7,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
-  CHANGE_FORMAT, ChangeType, ChangeWriter, CorruptChangeFile, FILE_HEADER_BYTES, foldChain, forEachChange, type ChainFile, type ChangeFormat, type ChangeRecord,
+  CHANGE_FORMAT, ChangeType, ChangeWriter, CorruptChangeFile, FILE_HEADER_BYTES, forEachChange, type ChangeFormat, type ChangeRecord,
 } from '../../src/checkpoint/delta.js';
+import { foldChain, type ChainFile } from '../../src/checkpoint/fold.js';
 import { compact } from '../../src/checkpoint/tasks.js';
 import type { Side } from '../../src/state/store.js';
 

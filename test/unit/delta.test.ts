@@ -7,8 +7,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
-  ChangeType, ChangeWriter, CorruptChangeFile, FILE_HEADER_BYTES, checkHeader, foldChain, forEachChange, type ChainFile, type ChangeRecord,
+  ChangeType, ChangeWriter, CorruptChangeFile, FILE_HEADER_BYTES, checkHeader, forEachChange, type ChangeRecord,
 } from '../../src/checkpoint/delta.js';
+import { foldChain, type ChainFile } from '../../src/checkpoint/fold.js';
 import { compact } from '../../src/checkpoint/tasks.js';
 import type { Side } from '../../src/state/store.js';
 
@@ -265,5 +266,29 @@ describe('compact (side pool task)', () => {
     assert.deepEqual(low, fold(chain, 0, 4096, [true, false], 100), 'the base folds to what the chain folds to');
     assert.deepEqual(low.map((r) => [r.id, r.joined, r.hash, r.payload.length, r.expireAt]), [['b', true, 7, 3000, 11], ['s', true, 7, `{"id":"s"}`.length, 900]]);
     assert.deepEqual(high.map((r) => r.id), ['f']);
+    // Bases carry their events' expiry bound, as deltas do (file-expiry.ts): the low one holds k2/b (11) and k3/s (900).
+    assert.deepEqual(out.map((o) => o.expireAtMaxMs), [[11, 900], [null, 1000]]);
+  });
+});
+
+describe('expireAtMaxMs (whole files dropped once expired)', () => {
+  test('the latest expireAt per side; null for a side without events; undefined once a MARK or EXPIRED record is in', () => {
+    assert.deepEqual(write(file(), [ev(0, 1, 'k', 10, 'a', { expireAt: 500 }), ev(0, 1, 'k', 9, 'b', { expireAt: 90 }), ev(1, 1, 'k', 11, 'c', { expireAt: 70 })]).expireAtMaxMs(), [500, 70]);
+    assert.deepEqual(write(file(), [ev(1, 1, 'k', 10, 'a', { expireAt: 5 })]).expireAtMaxMs(), [null, 5]);
+    assert.deepEqual(write(file(), []).expireAtMaxMs(), [null, null]);
+    assert.equal(write(file(), [ev(0, 1, 'k', 10, 'a', { expireAt: 500 }), mark(0, 1, 'k', 10, 'a')]).expireAtMaxMs(), undefined);
+    assert.equal(write(file(), [gone(1, 1, 'k', 10, 'a'), ev(0, 1, 'k', 10, 'b', { expireAt: 500 })]).expireAtMaxMs(), undefined);
+    // Bounds that cannot be written in a manifest (JSON) are no bound: the file is kept.
+    assert.equal(write(file(), [ev(0, 1, 'k', 10, 'a', { expireAt: Infinity })]).expireAtMaxMs(), undefined);
+    assert.equal(write(file(), [ev(1, 1, 'k', 10, 'a', { expireAt: NaN })]).expireAtMaxMs(), undefined);
+  });
+
+  test('copied records count as written ones (compaction output)', () => {
+    const src = file();
+    write(src, [ev(0, 1, 'k', 10, 'a', { expireAt: 400 }), ev(1, 1, 'k', 11, 'b', { expireAt: 300 })]);
+    const w = new ChangeWriter(file(), 'base');
+    forEachChange(fs.readFileSync(src), src, 0, 65536, (r) => w.copy(r), undefined, undefined, false);
+    assert.equal(w.close(), true);
+    assert.deepEqual(w.expireAtMaxMs(), [400, 300]);
   });
 });

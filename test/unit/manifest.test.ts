@@ -16,7 +16,7 @@ function sample(): Manifest {
     workers: [{ keyGroups: [0, 512], watermarkMs: Infinity }, { keyGroups: [512, 1024], watermarkMs: 4000.5 }],
     files: [
       { name: 'r1-c3-kg0-512.base', kind: 'base', keyGroups: [0, 512], bytes: 16, checksum: 'crc32:0a1b2c3d' },
-      { name: 'r1-w1-000004.delta', kind: 'delta', keyGroups: [512, 1024], bytes: 4096, checksum: 'sha256:' + 'b'.repeat(64) },
+      { name: 'r1-w1-000004.delta', kind: 'delta', keyGroups: [512, 1024], bytes: 4096, checksum: 'sha256:' + 'b'.repeat(64), expireAtMaxMs: [null, 1_700_000_090_000] },
     ],
     stats: { stateBytes: 4112, newBytes: 4096, durationMs: 12 },
   };
@@ -33,6 +33,16 @@ test('round trip, ±Infinity watermarks included', () => {
   assert.equal(back.workers[0].watermarkMs, Infinity);
   // Without the trailing newline too (a manifest read through some other tool).
   assert.deepEqual(decodeManifest(text.trimEnd(), 'm'), m);
+});
+
+test('a file\'s expiry bound that is malformed is dropped on reading (the file is then kept, never dropped early); a well-formed one is kept', () => {
+  for (const bad of [[1, 2, 3], ['5', null], [Infinity, null], 'x', [null]]) {
+    const m = sample();
+    (m.files[0] as { expireAtMaxMs?: unknown }).expireAtMaxMs = bad;
+    const back = decodeManifest(encodeManifest(m), 'm');
+    assert.equal(back.files[0].expireAtMaxMs, undefined, JSON.stringify(bad));
+    assert.deepEqual(back.files[1].expireAtMaxMs, [null, 1_700_000_090_000]);
+  }
 });
 
 test('a changed byte fails the checksum', () => {
