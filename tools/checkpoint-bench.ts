@@ -1,9 +1,11 @@
 /**
  * Checkpoint benchmarks (issue: checkpoints and recovery). Prints its figures; run after `npm ci`:
  *
- *   node dist/tools/checkpoint-bench.js throughput [--events N] [--runs R]
+ *   node dist/tools/checkpoint-bench.js throughput [--events N] [--runs R] [--interval DUR] [--together]
  *       `joinery bench` with checkpoints every 10 s against none, interleaved runs, medians + ratio,
- *       with CPU µs per input event per thread (router, workers, side pool, other).
+ *       with CPU µs per input event per thread (router, workers, side pool, other). --together
+ *       starts both runs of a round at the same moment, so that both meet the same contention from
+ *       other jobs on a shared machine (each gets about half of it: compare CPU per event).
  *   node dist/tools/checkpoint-bench.js growth [--events N] [--interval DUR]
  *       a join whose state only grows (3 h window): per checkpoint its duration, the bytes it
  *       wrote and the state it covers — incremental means the first stays flat while the last grows.
@@ -55,16 +57,29 @@ function cpuText(cs: Cpu[]): string {
   return `${median(cs.map((c) => c.usPerEvent)).toFixed(2)} µs CPU/event${per.length ? ` (${per.join(', ')})` : ''}`;
 }
 
+/** The median CPU per event of `b` against `a`, as a signed percentage. */
+function cpuDelta(a: Cpu[], b: Cpu[]): string {
+  if (a.length === 0 || b.length === 0) return 'n/a';
+  const d = (median(b.map((c) => c.usPerEvent)) / median(a.map((c) => c.usPerEvent)) - 1) * 100;
+  return `${d >= 0 ? '+' : ''}${d.toFixed(1)} %`;
+}
+
 async function throughput(): Promise<void> {
   const events = opt('events', '6000000'), runs = Number(opt('runs', '3')), interval = opt('interval', '10s');
   const base = ['bench', '--events', events, '--workers', '2', '--json', '--progress', 'off'];
   const rates: Record<string, number[]> = { none: [], checkpoints: [] };
   const cpus: Record<string, Cpu[]> = { none: [], checkpoints: [] };
   const cks: Array<{ completed: number; p50DurationMs: number; lastNewBytes: number }> = [];
+  const together = args.includes('--together');
   for (let i = 0; i < runs; i++) {
-    for (const kind of (i % 2 ? ['checkpoints', 'none'] : ['none', 'checkpoints'])) {
+    const kinds = i % 2 ? ['checkpoints', 'none'] : ['none', 'checkpoints'];
+    const start = (kind: string) => {
       const extra = kind === 'checkpoints' ? ['--checkpoint-dir', path.join(tmp, `ck-${i}`), '--checkpoint-interval', interval] : [];
-      const r = await run([...base, ...extra, '--state-dir', path.join(tmp, 'st')]);
+      return run([...base, ...extra, '--state-dir', path.join(tmp, `st-${kind}`)]);
+    };
+    const started = together ? kinds.map(start) : [];
+    for (const [k, kind] of kinds.entries()) {
+      const r = together ? await started[k] : await start(kind);
       if (r.code !== 0) throw new Error(`bench failed: ${r.stderr}`);
       const s = JSON.parse(r.stdout.trim().split('\n').pop()!);
       rates[kind].push(s.eventsPerSec);
@@ -74,9 +89,9 @@ async function throughput(): Promise<void> {
     }
   }
   const a = median(rates.none), b = median(rates.checkpoints);
-  console.log(`throughput, ${events} events, 2 workers, ${runs} interleaved runs each (median):`);
+  console.log(`throughput, ${events} events, 2 workers, ${runs} ${together ? 'rounds of both runs at the same moment' : 'interleaved runs each'} (median):`);
   console.log(`  no checkpoints          ${Math.round(a).toLocaleString('en-US')} events/s, ${cpuText(cpus.none)}`);
-  console.log(`  checkpoints every ${interval.padEnd(5)} ${Math.round(b).toLocaleString('en-US')} events/s, ${cpuText(cpus.checkpoints)}  (${((b / a - 1) * 100).toFixed(1)} %; ${median(cks.map((c) => c.completed))} checkpoints per run, p50 duration ${Math.round(median(cks.map((c) => c.p50DurationMs)))} ms)`);
+  console.log(`  checkpoints every ${interval.padEnd(5)} ${Math.round(b).toLocaleString('en-US')} events/s, ${cpuText(cpus.checkpoints)}  (events/s ${((b / a - 1) * 100).toFixed(1)} %, CPU per event ${cpuDelta(cpus.none, cpus.checkpoints)}; ${median(cks.map((c) => c.completed))} checkpoints per run, p50 duration ${Math.round(median(cks.map((c) => c.p50DurationMs)))} ms)`);
 }
 
 async function growth(): Promise<void> {
