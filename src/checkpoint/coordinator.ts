@@ -57,6 +57,8 @@ export interface CoordinatorOptions {
   /** Chain of the restored checkpoint (continued by this run), and its id. */
   chain: StateFileRef[];
   lastId: number;
+  /** The restored checkpoint's lowest worker watermark: the first checkpoint's watermark pace starts there. */
+  restoredWatermarkMs?: number;
   retain: number;
   /** Ids to keep beyond `retain` (named by the group's committed offsets: another member may restore from them). */
   pinned?: () => Promise<ReadonlySet<number>>;
@@ -119,6 +121,7 @@ export class CheckpointCoordinator {
   constructor(private readonly o: CoordinatorOptions) {
     this.chain = [...o.chain];
     this.thresholds = { ...COMPACT_DEFAULTS, ...o.compact };
+    this.lastDropBeforeMs = o.restoredWatermarkMs ?? -Infinity;
     this.nextId = o.lastId + 1;
     this.stats.lastId = o.lastId;
   }
@@ -421,13 +424,17 @@ export class CheckpointCoordinator {
     // Files that will expire whole within about two more checkpoints (at the watermark's pace over
     // the last interval) leave the chain by themselves: rewriting their live part now is wasted.
     // On a window shorter than a few intervals that is every file, and compaction never runs.
+    // Without a pace (a new job's first checkpoint, whose chain is that one interval's files) that
+    // is unknown, and a chain already mostly dead then means a window shorter than the interval:
+    // its files expire by themselves at the next checkpoints. Only the file-count rule applies.
     const step = dropBeforeMs - prev;
-    const soon = Number.isFinite(step) && step > 0 ? dropBeforeMs + 2 * step : dropBeforeMs;
+    const paced = Number.isFinite(step) && step >= 0;
+    const soon = paced ? dropBeforeMs + 2 * step : dropBeforeMs;
     const lasting = this.chain.filter((f) => !fileExpired(f, this.o.outer, soon));
     const deltas = lasting.filter((f) => f.kind === 'delta').length;
     const chainBytes = lasting.reduce((s, f) => s + f.bytes, 0);
     const t = this.thresholds;
-    if (deltas < t.maxDeltaFiles && (chainBytes < t.minChainBytes || chainBytes < t.chainToLive * liveBytes)) return;
+    if (deltas < t.maxDeltaFiles && (!paced || chainBytes < t.minChainBytes || chainBytes < t.chainToLive * liveBytes)) return;
     const snapshot = lasting;
     const t0 = performance.now();
     this.compacting = compactInto(this.o.storage, this.o.pool, this.o.storage, snapshot, {

@@ -140,7 +140,8 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     coordinator = new CheckpointCoordinator({
       storage: ck.storage, pool: ck.pool, router, ranges, job: ck.job, outer, runId: ck.runId,
       outputFile: out.kind === 'file' ? out.path : undefined, outputSpec: out.spec,
-      chain: restored?.files ?? [], lastId: restored?.id ?? 0, retain: cfg.checkpointRetain, pinned: opts.share?.pinnedCheckpoints,
+      chain: restored?.files ?? [], lastId: restored?.id ?? 0,
+      restoredWatermarkMs: restored ? Math.min(...restored.workers.map((w) => w.watermarkMs)) : undefined, retain: cfg.checkpointRetain, pinned: opts.share?.pinnedCheckpoints,
       release: (id) => pool.release(id),
       commit: positions.commitCheckpoint && positions.transactionalOutput
         // A transaction that fails to commit took its output with it: stop (the restart resumes

@@ -24,7 +24,9 @@ function harness(opts: { outputFile?: string; retain?: number; fileBytes?: numbe
   /** The live state bytes a worker reports at barrier `id` (default 0). */
   stateBytes?: (id: number) => number;
   /** What worker `w`'s change file at barrier `id` reports of its events' expiry (default: nothing). */
-  expire?: (id: number, w: number) => ExpireAtMax | undefined; outer?: [boolean, boolean] } = {}) {
+  expire?: (id: number, w: number) => ExpireAtMax | undefined; outer?: [boolean, boolean];
+  /** Compactions finish only once this resolves. */
+  compactGate?: Promise<void>; restoredWatermarkMs?: number } = {}) {
   // Data in memory, staged files in its local scratch directory (the workers' change files, the coordinator's in-flight files).
   const storage = new MemoryStorage();
   after(() => storage.dispose());
@@ -59,6 +61,7 @@ function harness(opts: { outputFile?: string; retain?: number; fileBytes?: numbe
     seal: async (t: { paths: string[] }) => seal(t.paths),
     compact: async (t: CompactTask) => {
       compactions.push(t);
+      if (opts.compactGate) await opts.compactGate;
       return t.ranges.map(([from, to], i) => {
         fs.writeFileSync(t.outPaths[i], `base ${from}`);
         return { ...seal([t.outPaths[i]])[0], bytes: 1, keyGroups: [from, to] as [number, number] };
@@ -68,7 +71,7 @@ function harness(opts: { outputFile?: string; retain?: number; fileBytes?: numbe
   const logs: string[] = [];
   coord = new CheckpointCoordinator({
     storage, pool, router, ranges, job, outer: opts.outer ?? [true, false], runId: RUN, outputFile: opts.outputFile, outputSpec: opts.outputFile ? `file:${opts.outputFile}` : 'null',
-    chain: [], lastId: 0, retain: opts.retain ?? 3, compact: opts.compact, release: (id) => released.push(id), log: (m) => logs.push(m),
+    chain: [], lastId: 0, restoredWatermarkMs: opts.restoredWatermarkMs, retain: opts.retain ?? 3, compact: opts.compact, release: (id) => released.push(id), log: (m) => logs.push(m),
   });
   const manifest = async (id: number) => decodeManifest(await storage.readManifest(id), `m${id}`);
   return { storage, coord, released, compactions, logs, manifest, router: router as unknown as Record<string, unknown>, change: (w: number) => {
@@ -129,24 +132,33 @@ test('retention keeps the newest manifests and every file one of them names; rem
 });
 
 test('compaction: bases replace the folded prefix; files only older manifests name go with them', async () => {
-  // Each file "is" 150 MB: two deltas outgrow the 256 MB threshold at once.
+  // Each file "is" 150 MB: two deltas outgrow the 256 MB threshold at once. A new job's first
+  // checkpoint only measures the watermark's pace (its files may well expire by themselves).
   const h = harness({ retain: 1, fileBytes: 150 << 20 });
   assert.equal(await h.coord.checkpoint(), true);
-  await h.coord.compactionIdle(); // compaction (started after checkpoint 1) finishes
+  await h.coord.compactionIdle();
+  assert.equal(h.compactions.length, 0, 'no compaction at a new job\'s first checkpoint');
+  assert.equal(await h.coord.checkpoint(), true);
+  await h.coord.compactionIdle(); // compaction (started after checkpoint 2) finishes
   assert.equal(h.compactions.length, 1);
-  assert.equal(h.compactions[0].dropBeforeMs, 100);
+  assert.equal(h.compactions[0].dropBeforeMs, 200);
   assert.deepEqual(h.compactions[0].ranges, ranges);
   assert.equal(await h.coord.checkpoint(), true);
-  const m2 = await h.manifest(2);
-  assert.deepEqual(m2.files.map((f) => [f.kind, f.name]), [
-    ['base', `${RUN}-c1-kg0-512.base`], ['base', `${RUN}-c1-kg512-1024.base`],
-    ['delta', `${RUN}-w0-000003.delta`], ['delta', `${RUN}-w1-000004.delta`],
+  const m3 = await h.manifest(3);
+  assert.deepEqual(m3.files.map((f) => [f.kind, f.name]), [
+    ['base', `${RUN}-c2-kg0-512.base`], ['base', `${RUN}-c2-kg512-1024.base`],
+    ['delta', `${RUN}-w0-000005.delta`], ['delta', `${RUN}-w1-000006.delta`],
   ]);
-  assert.deepEqual(await h.storage.listManifests(), [2]);
+  assert.deepEqual(await h.storage.listManifests(), [3]);
   const files = await h.storage.listFiles();
-  for (const f of m2.files) assert.ok(files.includes(f.name), `${f.name} is kept`);
+  for (const f of m3.files) assert.ok(files.includes(f.name), `${f.name} is kept`);
   // The deltas the bases replaced are named by no manifest kept: a long run must not keep them forever.
-  assert.deepEqual(files.filter((n) => n.endsWith('.delta')).sort(), [`${RUN}-w0-000003.delta`, `${RUN}-w1-000004.delta`]);
+  assert.deepEqual(files.filter((n) => n.endsWith('.delta')).sort(), [`${RUN}-w0-000005.delta`, `${RUN}-w1-000006.delta`]);
+  // A restored job knows the pace from its checkpoint's watermark: its first checkpoint may compact.
+  const r = harness({ retain: 1, fileBytes: 150 << 20, restoredWatermarkMs: 0 });
+  assert.equal(await r.coord.checkpoint(), true);
+  await r.coord.compactionIdle();
+  assert.equal(r.compactions.length, 1);
 });
 
 test('compaction waits until the chain holds much more than the live state: all-live deltas are not rewritten, mostly expired ones are', async () => {
@@ -200,16 +212,25 @@ test('files of an outer side, with MARK or EXPIRED records, or without a bound a
 });
 
 test('a compaction that finishes after some of the files it read were dropped as expired still replaces the rest', async () => {
-  // 150 MB files: the chain passes the compaction threshold at checkpoint 1; worker 0's files expire one checkpoint later.
-  const h = harness({ retain: 1, fileBytes: 150 << 20, outer: [false, false], expire: (id, w) => (w === 0 ? [id * 100 + 50, null] : undefined) });
-  assert.equal(await h.coord.checkpoint(), true);
-  await h.coord.compactionIdle();
+  // 150 MB files. Worker 0's file of barrier k expires at k × 100 + 350 (three and a half checkpoints on: not soon
+  // enough to be left out of a compaction); worker 1's carry no bound. The compaction starts after checkpoint 2
+  // and finishes only after checkpoint 5, which dropped w0-000001 (450 < 500).
+  let open!: () => void;
+  const gate = new Promise<void>((r) => { open = r; });
+  const h = harness({ retain: 1, fileBytes: 150 << 20, outer: [false, false], compactGate: gate, expire: (id, w) => (w === 0 ? [id * 100 + 350, null] : undefined) });
+  for (let i = 0; i < 5; i++) assert.equal(await h.coord.checkpoint(), true);
   assert.equal(h.compactions.length, 1);
+  // (Fetched copies are named `<n>-<name>`.)
+  assert.deepEqual(h.compactions[0].files.map((f) => path.basename(f.path).replace(/^\d+-/, '')), [`${RUN}-w0-000001.delta`, `${RUN}-w1-000002.delta`, `${RUN}-w0-000003.delta`, `${RUN}-w1-000004.delta`]);
+  assert.ok(!(await h.manifest(5)).files.some((f) => f.name === `${RUN}-w0-000001.delta`), 'dropped while the compaction ran');
+  open();
+  await h.coord.compactionIdle();
   assert.equal(await h.coord.checkpoint(), true);
-  const m2 = await h.manifest(2);
-  // w0-000001 expired (150 < 200) and was folded: the bases stand for it and for w1-000002.
-  assert.deepEqual(m2.files.map((f) => [f.kind, f.name]), [
-    ['base', `${RUN}-c1-kg0-512.base`], ['base', `${RUN}-c1-kg512-1024.base`], ['delta', `${RUN}-w0-000003.delta`], ['delta', `${RUN}-w1-000004.delta`],
+  // At checkpoint 6 (watermark 600) w0-000003 (550) is dropped too; the bases stand for what was left of the four.
+  const m6 = await h.manifest(6);
+  assert.deepEqual(m6.files.map((f) => f.name), [
+    `${RUN}-c2-kg0-512.base`, `${RUN}-c2-kg512-1024.base`,
+    ...[5, 6, 7, 8, 9, 10, 11, 12].map((n) => `${RUN}-w${(n + 1) % 2}-${String(n).padStart(6, '0')}.delta`),
   ]);
 });
 
