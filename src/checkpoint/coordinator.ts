@@ -112,6 +112,8 @@ export class CheckpointCoordinator {
   private acks: Map<number, BarrierAck>[] = [];
   private ackWaiter: { id: number; resolve: () => void; reject: (e: Error) => void } | null = null;
   private compacting: Promise<void> | null = null;
+  /** The files the running compaction reads. */
+  private compactingFiles = new Set<string>();
   private compacted: { replaces: StateFileRef[]; bases: StateFileRef[] } | null = null;
   private failure: Error | null = null;
   /** This run's state files that have been in the chain: retention may delete them once no kept manifest names them. */
@@ -392,6 +394,8 @@ export class CheckpointCoordinator {
       for (const id of ids) if (!kept.includes(id)) await st.removeManifest(id);
       const keep = new Set<string>(this.chain.map((f) => f.name));
       for (const f of this.compacted?.bases ?? []) keep.add(f.name);
+      // A file a running compaction reads may have left the chain since (expired): not under it.
+      for (const name of this.compactingFiles) keep.add(name);
       for (const id of kept) {
         // A kept manifest that cannot be read might still name files: delete nothing this time.
         let m: Manifest;
@@ -436,6 +440,7 @@ export class CheckpointCoordinator {
     const t = this.thresholds;
     if (deltas < t.maxDeltaFiles && (!paced || chainBytes < t.minChainBytes || chainBytes < t.chainToLive * liveBytes)) return;
     const snapshot = lasting;
+    this.compactingFiles = new Set(snapshot.map((f) => f.name));
     const t0 = performance.now();
     this.compacting = compactInto(this.o.storage, this.o.pool, this.o.storage, snapshot, {
       ranges: this.o.ranges, outer: this.o.outer, dropBeforeMs, prefix: `${this.o.runId}-c${m.id}`,
@@ -445,7 +450,7 @@ export class CheckpointCoordinator {
       this.o.log(`compacted ${snapshot.length} state files (${mb(snapshot.reduce((s, f) => s + f.bytes, 0))}) into ${bases.length} base file(s) (${mb(bases.reduce((s, f) => s + f.bytes, 0))}) in ${((performance.now() - t0) / 1000).toFixed(1)}s`, 'info');
     }, (e: Error) => {
       this.o.log(`compaction failed (the chain stays as it is): ${e.message}`, 'warn', { code: 'E_CHECKPOINT' });
-    }).finally(() => { this.compacting = null; });
+    }).finally(() => { this.compacting = null; this.compactingFiles = new Set(); });
   }
 
   /**

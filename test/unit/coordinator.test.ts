@@ -223,6 +223,8 @@ test('a compaction that finishes after some of the files it read were dropped as
   // (Fetched copies are named `<n>-<name>`.)
   assert.deepEqual(h.compactions[0].files.map((f) => path.basename(f.path).replace(/^\d+-/, '')), [`${RUN}-w0-000001.delta`, `${RUN}-w1-000002.delta`, `${RUN}-w0-000003.delta`, `${RUN}-w1-000004.delta`]);
   assert.ok(!(await h.manifest(5)).files.some((f) => f.name === `${RUN}-w0-000001.delta`), 'dropped while the compaction ran');
+  assert.deepEqual(await h.storage.listManifests(), [5]);
+  assert.ok((await h.storage.listFiles()).includes(`${RUN}-w0-000001.delta`), 'no kept manifest names it, but the running compaction reads it: not deleted');
   open();
   await h.coord.compactionIdle();
   assert.equal(await h.coord.checkpoint(), true);
@@ -232,6 +234,7 @@ test('a compaction that finishes after some of the files it read were dropped as
     `${RUN}-c2-kg0-512.base`, `${RUN}-c2-kg512-1024.base`,
     ...[5, 6, 7, 8, 9, 10, 11, 12].map((n) => `${RUN}-w${(n + 1) % 2}-${String(n).padStart(6, '0')}.delta`),
   ]);
+  assert.ok(!(await h.storage.listFiles()).includes(`${RUN}-w0-000001.delta`), 'deleted once the compaction is over');
 });
 
 test('compaction leaves out files that will expire whole within two checkpoints at the watermark\'s pace, and counts only the others', async () => {
