@@ -23,7 +23,7 @@ import { FrameKind } from '../ring/frame.js';
 import { compactInto, type SidePool } from './pool.js';
 import { injectedFault } from './faults.js';
 import type { CheckpointStorage, StagedFile } from './storage.js';
-import { expiryOf, fileExpired, orderFree, type ExpireAtMax } from './file-expiry.js';
+import { expiryOf, fileExpired, orderFree } from './file-expiry.js';
 
 export interface CheckpointStats {
   completed: number;
@@ -106,7 +106,7 @@ export class CheckpointCoordinator {
   };
   private chain: StateFileRef[];
   /** Change files the workers completed but no manifest has named yet (staged, not yet published). */
-  private unsealed: Array<{ file: StagedFile; keyGroups: [number, number]; expireAtMaxMs?: ExpireAtMax }> = [];
+  private unsealed: Array<{ file: NonNullable<BarrierAck['file']>; keyGroups: [number, number] }> = [];
   private nextId: number;
   private inFlight: Promise<boolean> | null = null;
   private acks: Map<number, BarrierAck>[] = [];
@@ -286,7 +286,7 @@ export class CheckpointCoordinator {
 
   /** An overtaken checkpoint's answer: its change file holds state the stop checkpoint needs. */
   private takeOver(worker: number, ack: BarrierAck): void {
-    if (ack.file) this.unsealed.push({ file: ack.file, keyGroups: this.o.ranges[worker], expireAtMaxMs: ack.file.expireAtMaxMs });
+    if (ack.file) this.unsealed.push({ file: ack.file, keyGroups: this.o.ranges[worker] });
   }
 
   /** Steps 3 and 4 once every worker has answered: seal, write the manifest, commit. */
@@ -296,7 +296,7 @@ export class CheckpointCoordinator {
     const errors: string[] = [];
     for (let w = 0; w < this.o.ranges.length; w++) {
       const a = acks.get(w)!;
-      if (a.file) this.unsealed.push({ file: a.file, keyGroups: this.o.ranges[w], expireAtMaxMs: a.file.expireAtMaxMs });
+      if (a.file) this.unsealed.push({ file: a.file, keyGroups: this.o.ranges[w] });
       if (a.error) { ok = false; errors.push(`worker ${w}: ${a.error}`); }
     }
     if (cutError) { ok = false; errors.push(`output cut: ${cutError.message}`); }
@@ -312,13 +312,15 @@ export class CheckpointCoordinator {
       sealed.forEach((s, i) => {
         this.named.add(s.name);
         const u = this.unsealed[i];
-        this.chain.push({ name: s.name, kind: 'delta', keyGroups: u.keyGroups, bytes: s.bytes, checksum: s.checksum, ...expiryOf(u.expireAtMaxMs) });
+        this.chain.push({ name: s.name, kind: 'delta', keyGroups: u.keyGroups, bytes: s.bytes, checksum: s.checksum, ...expiryOf(u.file.expireAtMaxMs) });
         newBytes += s.bytes;
       });
       this.unsealed = [];
       if (!ok) throw new Error(errors.join('; '));
       if (this.o.outputFile) await fsyncFile(this.o.outputFile);
-      this.dropExpired(Math.min(...this.o.ranges.map((_, w) => acks.get(w)!.watermarkMs)));
+      // The lowest worker watermark: what expired everywhere (file drops, compaction).
+      const dropBeforeMs = Math.min(...this.o.ranges.map((_, w) => acks.get(w)!.watermarkMs));
+      this.dropExpired(dropBeforeMs);
       this.applyCompaction();
       const manifest: Manifest = {
         format: MANIFEST_FORMAT, id, createdAtMs: Date.now(), job: this.o.job, sources: cut.positions,
@@ -351,7 +353,7 @@ export class CheckpointCoordinator {
         this.o.log(`stop checkpoint ${id} taken at a cut in ${Math.round(ms)}ms: ${n > 0 ? `${n} routed event(s) not yet joined are kept in it (${mb(manifest.inflight?.reduce((k, f) => k + f.bytes, 0) ?? 0)}) and are joined first on the next start` : 'every routed event had been joined'}`, 'info', { checkpoint: id, inflightEvents: n });
       }
       await this.retire();
-      this.maybeCompact(manifest, [...acks.values()].reduce((n, a) => n + a.stateBytes, 0));
+      this.maybeCompact(manifest.id, dropBeforeMs, [...acks.values()].reduce((n, a) => n + a.stateBytes, 0));
       return true;
     } catch (e) {
       this.stats.failed++;
@@ -419,9 +421,8 @@ export class CheckpointCoordinator {
   /** The run is ending: a compaction now would only delay the exit (the next run compacts). */
   finishing = false;
 
-  /** `liveBytes`: the workers' state at this checkpoint's barrier. */
-  private maybeCompact(m: Manifest, liveBytes: number): void {
-    const dropBeforeMs = Math.min(...m.workers.map((w) => w.watermarkMs));
+  /** After checkpoint `id`: `dropBeforeMs` its lowest worker watermark, `liveBytes` the workers' state at its barrier. */
+  private maybeCompact(id: number, dropBeforeMs: number, liveBytes: number): void {
     const prev = this.lastDropBeforeMs;
     this.lastDropBeforeMs = dropBeforeMs;
     if (this.compacting || this.compacted || this.finishing) return;
@@ -443,7 +444,7 @@ export class CheckpointCoordinator {
     this.compactingFiles = new Set(snapshot.map((f) => f.name));
     const t0 = performance.now();
     this.compacting = compactInto(this.o.storage, this.o.pool, this.o.storage, snapshot, {
-      ranges: this.o.ranges, outer: this.o.outer, dropBeforeMs, prefix: `${this.o.runId}-c${m.id}`,
+      ranges: this.o.ranges, outer: this.o.outer, dropBeforeMs, prefix: `${this.o.runId}-c${id}`,
     }).then((bases) => {
       this.compacted = { replaces: snapshot, bases };
       this.stats.compactions++;

@@ -6,9 +6,9 @@
  */
 import { Piscina } from 'piscina';
 import type { StateFileRef } from './manifest.js';
-import { expiryOf, type ExpireAtMax } from './file-expiry.js';
+import { expiryOf } from './file-expiry.js';
 import type { CheckpointStorage } from './storage.js';
-import type { CompactTask, SealedFile, SealTask } from './tasks.js';
+import type { CompactedFile, CompactTask, SealedFile, SealTask } from './tasks.js';
 
 export class SidePool {
   private readonly pool: Piscina;
@@ -21,8 +21,8 @@ export class SidePool {
   seal(task: SealTask): Promise<SealedFile[]> {
     return this.pool.run(task, { name: 'seal' }) as Promise<SealedFile[]>;
   }
-  compact(task: CompactTask): Promise<Array<SealedFile & { keyGroups: [number, number]; expireAtMaxMs?: ExpireAtMax }>> {
-    return this.pool.run(task, { name: 'compact' }) as Promise<Array<SealedFile & { keyGroups: [number, number] }>>;
+  compact(task: CompactTask): Promise<CompactedFile[]> {
+    return this.pool.run(task, { name: 'compact' }) as Promise<CompactedFile[]>;
   }
   /** The pool thread's kernel task id (Linux; null elsewhere), for per-thread CPU time. */
   tid(): Promise<number | null> {

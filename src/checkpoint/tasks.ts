@@ -50,6 +50,9 @@ function fsyncPath(p: string): void {
   try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
 }
 
+/** A base file a compaction wrote: sealed, its key groups, its events' expiry bound (file-expiry.ts). */
+export type CompactedFile = SealedFile & { keyGroups: [number, number]; expireAtMaxMs?: ExpireAtMax };
+
 export interface CompactTask {
   files: ChainFile[];
   ranges: Array<[number, number]>;
@@ -66,8 +69,8 @@ export interface CompactTask {
  * live events with their joined bits; returns the sealed files. Bounded work per range: one file
  * of the chain in memory at a time.
  */
-export function compact(task: CompactTask): Array<SealedFile & { keyGroups: [number, number]; expireAtMaxMs?: ExpireAtMax }> {
-  const out: Array<SealedFile & { keyGroups: [number, number]; expireAtMaxMs?: ExpireAtMax }> = [];
+export function compact(task: CompactTask): CompactedFile[] {
+  const out: CompactedFile[] = [];
   for (const [i, [from, to]] of task.ranges.entries()) {
     const file = task.outPaths[i];
     const w = new ChangeWriter(file, 'base', { checksum: true });

@@ -333,24 +333,27 @@ class Worker {
     return new ChangeWriter(this.staged.localPath);
   }
 
+  /**
+   * Close the current change file (at a barrier or a cut): the file for main to publish, or null
+   * with no error when nothing changed since the last one (an idle job added an empty file to the
+   * chain at every checkpoint; the writer, which has not touched the disk yet, goes on), or null
+   * with the error when it could not be completed (disk full or similar: the changes stay in this
+   * writer, retried at the next barrier; this checkpoint fails, the previous one stays the restore
+   * point, nothing is lost).
+   */
+  private closeChangeFile(): { file: BarrierAck['file']; error?: string } {
+    const w = this.logged!.writer;
+    if (w.records === 0) return { file: null };
+    if (!w.close()) return { file: null, error: `writing ${w.path}: ${w.lastError?.message ?? 'incomplete'}` };
+    return { file: { ...this.staged!, bytes: w.bytes, records: w.records, expireAtMaxMs: w.expireAtMaxMs() } };
+  }
+
   /** Close the change file at barrier `id` (if it can be completed) and answer main. */
   private onBarrier(id: number): void {
     if (!this.logged) throw new JoineryError('E_INTERNAL', `worker ${init.index}: checkpoint barrier without checkpointing`);
     injectedFault('worker-crash', `worker ${init.index}, barrier ${id}`);
-    const w = this.logged.writer;
-    let file: BarrierAck['file'] = null;
-    let error: string | undefined;
-    if (w.records === 0) {
-      // Nothing changed since the last barrier: no file (an idle job added an empty one to the
-      // chain at every checkpoint); the writer, which has not touched the disk yet, goes on.
-    } else if (w.close()) {
-      file = { ...this.staged!, bytes: w.bytes, records: w.records, expireAtMaxMs: w.expireAtMaxMs() };
-      this.logged.writer = this.newChangeFile();
-    } else {
-      // Disk full or similar: the changes stay in this writer (retried at the next barrier);
-      // this checkpoint fails, the previous one stays the restore point, nothing is lost.
-      error = `writing ${w.path}: ${w.lastError?.message ?? 'incomplete'}`;
-    }
+    const { file, error } = this.closeChangeFile();
+    if (file) this.logged.writer = this.newChangeFile();
     this.outTag = init.checkpoint!.gateOutput ? id : this.outTag;
     const ack: BarrierAck = { id, file, error, watermarkMs: this.watermark, stateBytes: this.store.bytes() };
     if (this.gate.released >= id - 1 || !init.checkpoint!.gateOutput) post({ type: 'barrier', ack });
@@ -365,11 +368,7 @@ class Worker {
   private onCut(): void {
     this.ended = true;
     if (this.cut < 0 || !this.logged) return; // no checkpoint: the rest is dropped
-    const w = this.logged.writer;
-    let file: BarrierAck['file'] = null;
-    let error: string | undefined;
-    if (w.records === 0) { /* nothing changed since the last barrier: no file */ } else if (w.close()) file = { ...this.staged!, bytes: w.bytes, records: w.records, expireAtMaxMs: w.expireAtMaxMs() };
-    else error = `writing ${w.path}: ${w.lastError?.message ?? 'incomplete'}`;
+    const { file, error } = this.closeChangeFile();
     this.cutAck = { id: this.cut, file, error, watermarkMs: this.watermark, stateBytes: this.store.bytes(), cut: true };
   }
 
