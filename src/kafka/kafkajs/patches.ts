@@ -84,7 +84,10 @@ function loadKafkajs(): typeof KafkaJS {
       const result: Record<number, unknown[]> = {};
       if (partitionMetadata.length === 0) return result;
       for (const message of messages) {
-        const partition = partitioner({ topic, partitionMetadata, message });
+        // A message that names its partition gets it from kafkajs's partitioners too, but only after
+        // they filter the partition list, an array per message (joinery's sinks always name it).
+        const named = (message as { partition?: number | null }).partition;
+        const partition = named !== null && named !== undefined ? named : partitioner({ topic, partitionMetadata, message });
         (result[partition] ??= []).push(message);
       }
       return result;
