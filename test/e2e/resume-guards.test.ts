@@ -104,7 +104,10 @@ describe('a full disk under --state-dir', () => {
     assert.equal(g.code, 0, g.stderr);
     // A 3-hour window: nothing expires, so the state only grows, past what the disk holds.
     const run = (state: string) => ['run', '--left', `file:${bl}`, '--right', `file:${br}`, '--lower', '0', '--upper', '3h', '--max-delay', '3s', '--state-dir', state,
-      '--out', `file:${path.join(tmp, 'out-full.ndjson')}`, '--checkpoint-dir', path.join(tmp, 'ckpt-full'), '--checkpoint-interval', '200ms', '--json'];
+      '--out', `file:${path.join(tmp, 'out-full.ndjson')}`, '--checkpoint-dir', path.join(tmp, 'ckpt-full'), '--checkpoint-interval', '200ms',
+      // Small rings: a barrier waits behind what is queued, and behind 16 MiB rings a fast machine
+      // filled the disk (in under a second) before the first checkpoint was done.
+      '--ring-size', '256k', '--json'];
     const a = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
       const c = spawn(process.execPath, [BIN, ...run(mnt)], { stdio: ['ignore', 'ignore', 'pipe'] });
       let err = '';
