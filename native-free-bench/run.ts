@@ -95,7 +95,7 @@ if (want('pipeline')) {
   const cfg = parseArgs('bench', ['--events', '200000', '--state', 'memory', '--workers', '2', '--progress', 'off']);
   const runs: number[] = [];
   for (let r = 0; r < 3; r++) {
-    const { batches } = pregenerate(cfg);
+    const { batches } = await pregenerate(cfg);
     const src = { name: 'replay', partitions: [{ side: 0 as const, partition: 0 }, { side: 1 as const, partition: 0 }], i: 0,
       async next() { return this.i < batches.length ? batches[this.i++] : null; }, async close() {} };
     const sum = await runEngine(cfg, { sources: [src], formats: ['flatbuffers', 'flatbuffers'], progress: false, printSummary: false });

@@ -6,14 +6,12 @@ import { JoineryError } from './core/errors.js';
 import { log } from './core/log.js';
 import { checkOutputPaths } from './config/paths.js';
 import { lockCheckpoints, openCheckpoints } from './checkpoint/index.js';
-import { FlatBatchWriter } from './codec/flat-writer.js';
 import type { Config } from './config/schema.js';
 import { nowMs } from './core/units.js';
 import { formatSummary, runEngine, type Summary } from './engine.js';
 import { fmtCount, fmtRate } from './metrics/report.js';
-import { Generator, GeneratorSource, genOptionsFrom } from './source/generator.js';
+import { GeneratorSource, genOptionsFrom } from './source/generator.js';
 import type { PartitionRef, RecordBatch, Source } from './source/source.js';
-import type { Side } from './state/store.js';
 
 const BATCH_RECORDS = 4096;
 
@@ -32,33 +30,27 @@ class ReplaySource implements Source {
   async close(): Promise<void> {}
 }
 
-export function pregenerate(cfg: Config): { batches: RecordBatch[]; bytes: number } {
-  const gen = new Generator(genOptionsFrom(cfg));
-  const w = new FlatBatchWriter(false, 1 << 20, BATCH_RECORDS);
+/**
+ * The replay's batches, taken from the generator source itself (unpaced), so they come in its
+ * rounds: event time advances by one batch of events, then that round's left and right events
+ * go out, and neither side runs ahead in event time. (Filling 4096-event batches of each side in
+ * turn let the plays, a fifth of the events, run ahead by four times the impressions' event time:
+ * up to 70 minutes at 12M events, every play buffered until the impressions caught up, and the
+ * state 2.4 times the window. No real source does that: files and Kafka partitions are read in
+ * event-time alignment, --max-drift.)
+ */
+export async function pregenerate(cfg: Config): Promise<{ batches: RecordBatch[]; bytes: number }> {
+  const source = new GeneratorSource({ ...genOptionsFrom(cfg), rate: 0, durationMs: 0 }, BATCH_RECORDS);
   const batches: RecordBatch[] = [];
   let bytes = 0, position = 0;
-  // Rounds as GeneratorSource makes them: event time advances by one batch of events, then that
-  // round's left and right events go out, so neither side runs ahead in event time. (Filling
-  // 4096-event batches of each side in turn let the plays, a fifth of the events, run ahead by
-  // four times the impressions' event time: up to 70 minutes at 12M events, every play buffered
-  // until the impressions caught up, and the state 2.4 times the window. No real source does
-  // that: files and Kafka partitions are read in event-time alignment, --max-drift.)
-  for (;;) {
-    let took = false;
-    for (const side of [0, 1] as Side[]) {
-      if (gen.queued(side) === 0) continue;
-      w.reset();
-      const n = gen.nextFlat(side, BATCH_RECORDS, w, false);
-      const data = w.data.slice(0, w.length);
-      bytes += data.length;
-      batches.push({ side, partition: 0, format: 'flatbuffers', data, offsets: w.offsets.slice(0, n + 1), count: n, firstPosition: position, origin: 'replay' });
-      position += n;
-      took = true;
-    }
-    if (took) continue;
-    if (gen.done) break;
-    gen.pump(BATCH_RECORDS);
+  // The source reuses its buffers from one batch to the next: each batch is copied out.
+  for (let b = await source.next(); b !== null; b = await source.next()) {
+    const data = b.data.slice(0, b.offsets[b.count]);
+    bytes += data.length;
+    batches.push({ ...b, data, offsets: b.offsets.slice(0, b.count + 1), firstPosition: position, origin: 'replay' });
+    position += b.count;
   }
+  await source.close();
   return { batches, bytes };
 }
 
@@ -69,7 +61,7 @@ export async function runBench(cfg: Config): Promise<number> {
   let source: Source;
   if (c.benchSource === 'replay') {
     const t0 = nowMs();
-    const { batches, bytes } = pregenerate(c);
+    const { batches, bytes } = await pregenerate(c);
     const n = batches.reduce((a, b) => a + b.count, 0);
     say(`joinery bench: pre-generated ${fmtCount(n)} events (${(bytes / 1048576).toFixed(0)} MiB FlatBuffers) in ${((nowMs() - t0) / 1000).toFixed(1)}s`);
     source = new ReplaySource(batches);

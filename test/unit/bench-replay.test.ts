@@ -10,9 +10,9 @@ import { pregenerate } from '../../src/bench.js';
 import { flatToJson } from '../../src/codec/flat.js';
 import { parseArgs } from '../../src/config/parse.js';
 
-test('the replay hands out both sides in event-time step, every event once', () => {
+test('the replay hands out both sides in event-time step, every event once', async () => {
   const cfg = parseArgs('bench', ['--events', '200000', '--progress', 'off']);
-  const { batches } = pregenerate(cfg);
+  const { batches } = await pregenerate(cfg);
   const newest = [-Infinity, -Infinity];
   const count = [0, 0];
   let worst = 0;
