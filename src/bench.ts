@@ -55,6 +55,10 @@ export async function pregenerate(cfg: Config): Promise<{ batches: RecordBatch[]
 }
 
 export async function runBench(cfg: Config): Promise<number> {
+  // The replay is generated into memory before it starts: without an event limit that never ends.
+  if (cfg.benchSource === 'replay' && !(cfg.events > 0)) {
+    throw new JoineryError('E_USAGE', '--source replay needs --events N > 0 (it generates the whole data set into memory first); for a run without an event limit use --source gen');
+  }
   const tmp = cfg.stateDir === './joinery-state' ? fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-bench-')) : null;
   const c: Config = { ...cfg, stateDir: tmp ?? cfg.stateDir };
   const say = (s: string) => log.say('info', s);

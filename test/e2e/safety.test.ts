@@ -213,3 +213,10 @@ test('bench refuses a non-empty --checkpoint-dir (a job\'s checkpoints, any file
   const ok = await joinery(['bench', '--events', '20000', '--workers', '1', '--progress', 'off', '--checkpoint-dir', fresh, '--state-dir', path.join(tmp, 'bench-st')]);
   assert.equal(ok.code, 0, ok.stderr);
 });
+
+test('bench --events 0 (no limit) with the replay, which is generated into memory first, is refused rather than generating forever', async () => {
+  const r = await joinery(['bench', '--events', '0', '--progress', 'off']);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /E_USAGE/);
+  assert.match(r.stderr, /--source replay needs --events N > 0 .*use --source gen/);
+});
