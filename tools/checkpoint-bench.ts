@@ -1,11 +1,14 @@
 /**
  * Checkpoint benchmarks (issue: checkpoints and recovery). Prints its figures; run after `npm ci`:
  *
- *   node dist/tools/checkpoint-bench.js throughput [--events N] [--runs R] [--interval DUR] [--together]
+ *   node dist/tools/checkpoint-bench.js throughput [--events N] [--runs R] [--interval DUR] [--together] [--steady-after S]
  *       `joinery bench` with checkpoints every 10 s against none, interleaved runs, medians + ratio,
  *       with CPU µs per input event per thread (router, workers, side pool, other). --together
  *       starts both runs of a round at the same moment, so that both meet the same contention from
  *       other jobs on a shared machine (each gets about half of it: compare CPU per event).
+ *       --steady-after S also reports both from the runs' progress records after S seconds of
+ *       processing: a checkpointed run reaches its steady state once its first change files have
+ *       left the chain and are recycled (about five intervals); before, every page it writes is new.
  *   node dist/tools/checkpoint-bench.js growth [--events N] [--interval DUR]
  *       a join whose state only grows (3 h window): per checkpoint its duration, the bytes it
  *       wrote and the state it covers — incremental means the first stays flat while the last grows.
@@ -66,11 +69,13 @@ function cpuDelta(a: Cpu[], b: Cpu[]): string {
 
 async function throughput(): Promise<void> {
   const events = opt('events', '6000000'), runs = Number(opt('runs', '3')), interval = opt('interval', '10s');
-  const base = ['bench', '--events', events, '--workers', '2', '--json', '--progress', 'off'];
+  const base = ['bench', '--events', events, '--workers', '2', '--json', '--progress', args.includes('--steady-after') ? 'on' : 'off'];
   const rates: Record<string, number[]> = { none: [], checkpoints: [] };
   const cpus: Record<string, Cpu[]> = { none: [], checkpoints: [] };
   const cks: Array<{ completed: number; p50DurationMs: number; lastNewBytes: number }> = [];
   const together = args.includes('--together');
+  const steadyAfterMs = Number(opt('steady-after', '0')) * 1000;
+  const steady: Record<string, Array<{ eventsPerSec: number; usPerEvent: number }>> = { none: [], checkpoints: [] };
   for (let i = 0; i < runs; i++) {
     const kinds = i % 2 ? ['checkpoints', 'none'] : ['none', 'checkpoints'];
     const start = (kind: string) => {
@@ -85,6 +90,11 @@ async function throughput(): Promise<void> {
       rates[kind].push(s.eventsPerSec);
       if (s.cpu) cpus[kind].push(s.cpu);
       if (s.checkpoints) cks.push(s.checkpoints);
+      if (steadyAfterMs > 0) {
+        const w = steadyWindow(r.stderr, steadyAfterMs);
+        if (!w) throw new Error(`run ${i + 1} ${kind}: no two progress records after ${steadyAfterMs / 1000} s (a longer run: --events)`);
+        steady[kind].push(w);
+      }
       process.stderr.write(`  run ${i + 1} ${kind.padEnd(11)} ${Math.round(s.eventsPerSec).toLocaleString('en-US')} events/s, ${cpuText(s.cpu ? [s.cpu] : [])}${s.checkpoints ? ` (${s.checkpoints.completed} checkpoints, p50 ${Math.round(s.checkpoints.p50DurationMs)} ms, ${s.checkpoints.compactions} compaction(s), ${s.checkpoints.expiredFiles ?? 0} expired file(s) dropped)` : ''}\n`);
     }
   }
@@ -92,6 +102,28 @@ async function throughput(): Promise<void> {
   console.log(`throughput, ${events} events, 2 workers, ${runs} ${together ? 'rounds of both runs at the same moment' : 'interleaved runs each'} (median):`);
   console.log(`  no checkpoints          ${Math.round(a).toLocaleString('en-US')} events/s, ${cpuText(cpus.none)}`);
   console.log(`  checkpoints every ${interval.padEnd(5)} ${Math.round(b).toLocaleString('en-US')} events/s, ${cpuText(cpus.checkpoints)}  (events/s ${((b / a - 1) * 100).toFixed(1)} %, CPU per event ${cpuDelta(cpus.none, cpus.checkpoints)}; ${median(cks.map((c) => c.completed))} checkpoints per run, p50 duration ${Math.round(median(cks.map((c) => c.p50DurationMs)))} ms)`);
+  if (steadyAfterMs > 0) {
+    const sa = median(steady.none.map((w) => w.eventsPerSec)), sb = median(steady.checkpoints.map((w) => w.eventsPerSec));
+    const ca = median(steady.none.map((w) => w.usPerEvent)), cb = median(steady.checkpoints.map((w) => w.usPerEvent));
+    console.log(`steady state (progress records from ${steadyAfterMs / 1000} s of processing to the last; process CPU):`);
+    console.log(`  no checkpoints          ${Math.round(sa).toLocaleString('en-US')} events/s, ${ca.toFixed(2)} µs CPU/event`);
+    console.log(`  checkpoints every ${interval.padEnd(5)} ${Math.round(sb).toLocaleString('en-US')} events/s, ${cb.toFixed(2)} µs CPU/event  (events/s ${((sb / sa - 1) * 100).toFixed(1)} %, CPU per event ${cb >= ca ? '+' : ''}${((cb / ca - 1) * 100).toFixed(1)} %)`);
+  }
+}
+
+/**
+ * Events/s and process CPU µs per event between the first progress record at or after `fromMs`
+ * of processing and the last one (JSON log records on stderr, `--progress on`); null without two.
+ */
+function steadyWindow(stderr: string, fromMs: number): { eventsPerSec: number; usPerEvent: number } | null {
+  const recs: Array<{ elapsedMs: number; eventsIn: number; cpuMs: number }> = [];
+  for (const line of stderr.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try { const j = JSON.parse(line); if (j.progress === true && j.elapsedMs >= fromMs) recs.push(j); } catch { /* not a record */ }
+  }
+  if (recs.length < 2) return null;
+  const a = recs[0], b = recs[recs.length - 1], n = b.eventsIn - a.eventsIn;
+  return n > 0 ? { eventsPerSec: (n * 1000) / (b.elapsedMs - a.elapsedMs), usPerEvent: ((b.cpuMs - a.cpuMs) * 1000) / n } : null;
 }
 
 async function growth(): Promise<void> {

@@ -408,7 +408,11 @@ export class CheckpointCoordinator {
         // This run's files never in the chain are open change files or a compaction's output:
         // never delete them. Those that were (deltas a compaction replaced) go like any other.
         const open = name.startsWith(this.o.runId) && !this.named.has(name);
-        if (!keep.has(name) && !open && !name.includes('.tmp')) { await st.removeFile(name); this.named.delete(name); }
+        if (!keep.has(name) && !open && !name.includes('.tmp')) {
+          // A change file's pages are the next one's: written over rather than freed and refilled.
+          if (name.endsWith('.delta')) await st.recycleFile(name); else await st.removeFile(name);
+          this.named.delete(name);
+        }
       }
     } catch (e) {
       this.o.log(`checkpoint retention: ${(e as Error).message}`, 'warn', { code: 'E_CHECKPOINT' });

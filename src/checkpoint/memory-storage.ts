@@ -146,6 +146,11 @@ export class MemoryStorage implements CheckpointStorage {
     this.shared.objects.delete(this.key('data', checkName(name)));
   }
 
+  /** Nothing to overwrite in place here (staged files are scratch copies): removed. */
+  recycleFile(name: string): Promise<void> {
+    return this.removeFile(name);
+  }
+
   /** Remove the local scratch directory (staged and fetched files). */
   dispose(): void {
     if (this.shared.scratch) fs.rmSync(this.shared.scratch, { recursive: true, force: true });

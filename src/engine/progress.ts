@@ -24,8 +24,12 @@ export function startProgress(p: {
     const p99 = hub.intervalLatency.percentileMs(99);
     hub.intervalLatency.reset();
     const line = `[${((t - start) / 1000).toFixed(0)}s] in ${fmtRate((processed - lastProcessed) / dt)} ev/s  out ${fmtRate((pairs - lastPairs) / dt)} pairs/s  state ${fmtCount(hub.sum('stateEntries'))}  wm lag ${wmLag}  ring ${router.ringFill().map((f) => `${Math.round(f * 100)}%`).join('/')}  p99 ${p99.toFixed(1)}ms`;
-    // The live line is for a terminal; --progress on without one gets a record per interval.
-    if (log.isJson) log.info(line, { progress: true }); else log.progress(line);
+    // The live line is for a terminal; --progress on without one gets a record per interval, with
+    // the running totals (so a tool can take rates over any span: checkpoint-bench's steady state).
+    if (log.isJson) {
+      const u = process.cpuUsage();
+      log.info(line, { progress: true, elapsedMs: Math.round(t - start), eventsIn: processed, pairs, cpuMs: Math.round((u.user + u.system) / 1000) });
+    } else log.progress(line);
     lastProcessed = processed; lastPairs = pairs; lastT = t;
   }, p.statsIntervalMs);
   return () => {

@@ -6,6 +6,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { checksummer } from '../../src/checkpoint/checksum.js';
+import { ChangeWriter, forEachChange } from '../../src/checkpoint/delta.js';
 import type { CheckpointStorage, Sealer } from '../../src/checkpoint/storage.js';
 
 export interface StorageHarness {
@@ -153,6 +154,26 @@ export function checkpointStorageContract(name: string, make: () => StorageHarne
       await assert.rejects(storage.readFile('r1-w0-000001.delta'));
       await storage.removeFile('r1-w0-000001.delta'); // already gone: fine
       assert.deepEqual(await storage.listFiles(), ['r1-w1-000001.delta']);
+    }));
+
+    test('state files: recycle removes like remove; a file staged after it holds only what is written to it', withStorage(async ({ storage }) => {
+      await put(storage, 'r1-w0-000001.delta', Buffer.from('old bytes, longer than the new ones '.repeat(8)));
+      await put(storage, 'r1-w1-000001.delta', Buffer.from('kept'));
+      await storage.recycleFile('r1-w0-000001.delta');
+      assert.deepEqual(await storage.listFiles(), ['r1-w1-000001.delta']);
+      await assert.rejects(storage.readFile('r1-w0-000001.delta'));
+      await storage.recycleFile('r1-w0-000001.delta'); // already gone: fine
+      const f = storage.stage('r1-w0-000002.delta');
+      const w = new ChangeWriter(f.localPath);
+      w.event(0, 1, 2, Buffer.from('k'), 10, Buffer.from('i'), Buffer.from('new'), false, 20);
+      assert.equal(w.close(), true, String(w.lastError));
+      await storage.publish([f], seal);
+      const back = await storage.readFile('r1-w0-000002.delta');
+      assert.equal(back.length, w.bytes, 'nothing of a recycled file after the new bytes');
+      const payloads: string[] = [];
+      forEachChange(back, f.name, 0, 65536, (r) => payloads.push(Buffer.from(r.payload).toString()));
+      assert.deepEqual(payloads, ['new']);
+      assert.equal((await storage.readFile('r1-w1-000001.delta')).toString(), 'kept');
     }));
 
     test('files and manifests are separate name spaces', withStorage(async ({ storage }) => {

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { LocalDirStorage, MemoryStorage, openStorage } from '../../src/checkpoint/storage.js';
+import { LocalDirStorage, MemoryStorage, RECYCLED_FILES_MAX, openStorage } from '../../src/checkpoint/storage.js';
 import { checkpointStorageContract } from './checkpoint-storage.contract.js';
 
 const storageModule = new URL('../../src/checkpoint/storage.js', import.meta.url).href;
@@ -57,6 +57,38 @@ describe('opening a storage from its descriptor (how worker threads get it)', ()
       assert.equal((await main.readFile(f.name)).toString(), 'changes');
       assert.equal(new MemoryStorage().descriptor, null);
       assert.throws(() => openStorage({ kind: 'nope' } as never), /unknown/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('LocalDirStorage: recycled state files', () => {
+  test('a recycled file is the next staged one, in place (same inode); the pool is bounded; other handles share it', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-ckpt-recycle-'));
+    try {
+      const main = new LocalDirStorage(dir);
+      const put = async (name: string) => {
+        const f = main.stage(name);
+        fs.writeFileSync(f.localPath, `bytes of ${name}`);
+        await main.publish([f], async () => [{ bytes: 1, checksum: 'crc32:00000000' }]);
+        return fs.statSync(f.localPath).ino;
+      };
+      const inodes = new Set<number>();
+      for (let i = 0; i < RECYCLED_FILES_MAX + 2; i++) inodes.add(await put(`r1-w0-00000${i}.delta`));
+      for (let i = 0; i < RECYCLED_FILES_MAX + 2; i++) await main.recycleFile(`r1-w0-00000${i}.delta`);
+      assert.deepEqual(await main.listFiles(), []);
+      assert.equal(fs.readdirSync(main.recycleDir).length, RECYCLED_FILES_MAX, 'the rest were removed');
+      const worker = openStorage(JSON.parse(JSON.stringify(main.descriptor)));
+      const reused = new Set<number>();
+      for (let i = 0; i < RECYCLED_FILES_MAX; i++) {
+        const f = worker.stage(`r2-w0-00000${i}.delta`);
+        reused.add(fs.statSync(f.localPath).ino);
+      }
+      assert.equal(reused.size, RECYCLED_FILES_MAX);
+      for (const ino of reused) assert.ok(inodes.has(ino), 'an earlier file, overwritten in place');
+      assert.deepEqual(fs.readdirSync(main.recycleDir), [], 'the pool is empty');
+      assert.equal(fs.existsSync(worker.stage('r2-w0-000009.delta').localPath), false, 'with none left: a fresh file');
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

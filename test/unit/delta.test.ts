@@ -4,6 +4,8 @@ import * as zlib from 'node:zlib';
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import fsObject from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
@@ -118,6 +120,40 @@ describe('ChangeWriter and forEachChange', () => {
     });
     assert.ok(sawBig);
     assert.equal(n, 30_001);
+  });
+
+  test('over a recycled file: the file is overwritten in place and cut at its end, byte-identical to a fresh one', () => {
+    const recs: Rec[] = [];
+    for (let i = 0; i < 40_000; i++) recs.push(ev((i & 1) as Side, i & 1023, `key-${i}`, i + 1, `id-${i}`, { payload: `p${i}`.repeat(i % 7) }));
+    recs.splice(20_000, 0, ev(0, 1, 'k', 1, 'big', { payload: 'y'.repeat(1500_000) })); // a record that grows the buffer mid-file
+    const fresh = file();
+    write(fresh, recs);
+    const old = file();
+    fs.writeFileSync(old, Buffer.alloc(fs.statSync(fresh).size * 2, 0xab)); // a longer, older file
+    const ino = fs.statSync(old).ino;
+    write(old, recs);
+    assert.equal(fs.statSync(old).ino, ino, 'written in place, not replaced');
+    assert.ok(fs.readFileSync(old).equals(fs.readFileSync(fresh)), 'same bytes as a fresh file, nothing of the old one after them');
+  });
+
+  test('writes before the last end on a page boundary (a recycled file is never read back to change part of a page)', () => {
+    const p = file();
+    const sizes: number[] = [];
+    // Count the writes: the builtin's ES module bindings follow its CommonJS object once synced.
+    const real = fsObject.writeSync;
+    fsObject.writeSync = ((fd: number, buf: Buffer, off: number, len: number, pos: number) => { sizes.push(pos, len); return real(fd, buf, off, len, pos); }) as typeof real;
+    syncBuiltinESMExports();
+    try {
+      const recs: Rec[] = [];
+      for (let i = 0; i < 30_000; i++) recs.push(ev(1, i & 1023, `key-${i}`, i, `id-${i}`, { payload: `p${i}`.repeat(9) }));
+      write(p, recs);
+    } finally {
+      fsObject.writeSync = real;
+      syncBuiltinESMExports();
+    }
+    assert.ok(sizes.length >= 6, 'several writes');
+    for (let i = 0; i + 2 < sizes.length; i += 2) assert.equal((sizes[i] + sizes[i + 1]) % 4096, 0, `write ${i / 2} ends at ${sizes[i] + sizes[i + 1]}`);
+    assert.equal(sizes[sizes.length - 2] + sizes[sizes.length - 1], fs.statSync(p).size);
   });
 
   test('a failed write keeps the bytes and the next flush puts them in the file (directory gone, then back)', () => {
