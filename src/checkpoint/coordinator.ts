@@ -410,7 +410,8 @@ export class CheckpointCoordinator {
         const open = name.startsWith(this.o.runId) && !this.named.has(name);
         if (!keep.has(name) && !open && !name.includes('.tmp')) {
           // A change file's pages are the next one's: written over rather than freed and refilled.
-          if (name.endsWith('.delta')) await st.recycleFile(name); else await st.removeFile(name);
+          // In a steady state each checkpoint drops about one per worker and stages as many.
+          if (name.endsWith('.delta')) await st.recycleFile(name, this.o.ranges.length); else await st.removeFile(name);
           this.named.delete(name);
         }
       }

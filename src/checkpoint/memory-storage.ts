@@ -147,7 +147,7 @@ export class MemoryStorage implements CheckpointStorage {
   }
 
   /** Nothing to overwrite in place here (staged files are scratch copies): removed. */
-  recycleFile(name: string): Promise<void> {
+  recycleFile(name: string, _keepAtMost: number): Promise<void> {
     return this.removeFile(name);
   }
 

@@ -80,10 +80,11 @@ export interface CheckpointStorage {
   removeFile(name: string): Promise<void>;
   /**
    * Remove a published file as removeFile does, but let a later stage() write over its bytes in
-   * place. A local directory keeps a few such files, so that a new change file overwrites pages the
-   * page cache already holds rather than allocating and filling fresh ones; others just remove it.
+   * place. A local directory keeps up to `keepAtMost` such files, so that a new change file
+   * overwrites pages the page cache already holds rather than allocating and filling fresh ones;
+   * others just remove it.
    */
-  recycleFile(name: string): Promise<void>;
+  recycleFile(name: string, keepAtMost: number): Promise<void>;
 }
 
 /**
@@ -129,12 +130,6 @@ function fsyncDir(dir: string): void {
 
 const isMissing = (e: unknown) => (e as NodeJS.ErrnoException)?.code === 'ENOENT';
 
-/**
- * How many removed state files a local directory keeps for stage() to overwrite: about one
- * checkpoint interval's change files (one per worker) leave the chain per checkpoint in a steady
- * state, and as many are staged. The disk they hold is what the next interval writes anyway.
- */
-export const RECYCLED_FILES_MAX = 4;
 
 export class LocalDirStorage implements CheckpointStorage {
   readonly dataDir: string;
@@ -290,11 +285,11 @@ export class LocalDirStorage implements CheckpointStorage {
     await fs.promises.rm(path.join(this.dataDir, checkName(name)), { force: true });
   }
 
-  async recycleFile(name: string): Promise<void> {
+  async recycleFile(name: string, keepAtMost: number): Promise<void> {
     const p = path.join(this.dataDir, checkName(name));
     try {
       await fs.promises.mkdir(this.recycleDir, { recursive: true });
-      if ((await fs.promises.readdir(this.recycleDir)).length < RECYCLED_FILES_MAX) {
+      if ((await fs.promises.readdir(this.recycleDir)).length < keepAtMost) {
         await fs.promises.rename(p, path.join(this.recycleDir, name));
         return;
       }

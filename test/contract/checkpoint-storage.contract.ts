@@ -159,10 +159,10 @@ export function checkpointStorageContract(name: string, make: () => StorageHarne
     test('state files: recycle removes like remove; a file staged after it holds only what is written to it', withStorage(async ({ storage }) => {
       await put(storage, 'r1-w0-000001.delta', Buffer.from('old bytes, longer than the new ones '.repeat(8)));
       await put(storage, 'r1-w1-000001.delta', Buffer.from('kept'));
-      await storage.recycleFile('r1-w0-000001.delta');
+      await storage.recycleFile('r1-w0-000001.delta', 2);
       assert.deepEqual(await storage.listFiles(), ['r1-w1-000001.delta']);
       await assert.rejects(storage.readFile('r1-w0-000001.delta'));
-      await storage.recycleFile('r1-w0-000001.delta'); // already gone: fine
+      await storage.recycleFile('r1-w0-000001.delta', 2); // already gone: fine
       const f = storage.stage('r1-w0-000002.delta');
       const w = new ChangeWriter(f.localPath);
       w.event(0, 1, 2, Buffer.from('k'), 10, Buffer.from('i'), Buffer.from('new'), false, 20);

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { LocalDirStorage, MemoryStorage, RECYCLED_FILES_MAX, openStorage } from '../../src/checkpoint/storage.js';
+import { LocalDirStorage, MemoryStorage, openStorage } from '../../src/checkpoint/storage.js';
 import { checkpointStorageContract } from './checkpoint-storage.contract.js';
 
 const storageModule = new URL('../../src/checkpoint/storage.js', import.meta.url).href;
@@ -63,6 +63,8 @@ describe('opening a storage from its descriptor (how worker threads get it)', ()
   });
 });
 
+const RECYCLED_FILES_MAX = 3;
+
 describe('LocalDirStorage: recycled state files', () => {
   test('a recycled file is the next staged one, in place (same inode); the pool is bounded; other handles share it', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-ckpt-recycle-'));
@@ -76,7 +78,7 @@ describe('LocalDirStorage: recycled state files', () => {
       };
       const inodes = new Set<number>();
       for (let i = 0; i < RECYCLED_FILES_MAX + 2; i++) inodes.add(await put(`r1-w0-00000${i}.delta`));
-      for (let i = 0; i < RECYCLED_FILES_MAX + 2; i++) await main.recycleFile(`r1-w0-00000${i}.delta`);
+      for (let i = 0; i < RECYCLED_FILES_MAX + 2; i++) await main.recycleFile(`r1-w0-00000${i}.delta`, RECYCLED_FILES_MAX);
       assert.deepEqual(await main.listFiles(), []);
       assert.equal(fs.readdirSync(main.recycleDir).length, RECYCLED_FILES_MAX, 'the rest were removed');
       const worker = openStorage(JSON.parse(JSON.stringify(main.descriptor)));
