@@ -14,6 +14,7 @@
  * LocalDirStorage's layout:
  *   DIR/manifests/ckpt-<id>.json   the commit points (fsync + atomic rename + directory fsync)
  *   DIR/data/                      state and in-flight files named by the manifests
+ *   DIR/recycle/                   change files that left the chain, for the next stage() to overwrite
  *   DIR/members/<name>/            a group member's own storage (sub('members', name))
  */
 import * as fs from 'node:fs';
