@@ -55,11 +55,20 @@ export class IntervalJoin {
     }
   };
 
+  /**
+   * `probeStore`: what probes go to, when not `store` itself: a checkpointing worker's logged
+   * store only logs probes of an outer side (their MARKs), so an inner join probes the store under
+   * it and saves a call layer per event (and V8 inlines the store's probe again).
+   */
   constructor(private readonly store: StateStore, kind: JoinKind, private readonly lowerMs: number,
     private readonly upperMs: number, private readonly emitter: JoinEmitter,
-    private readonly hot: HotKeys | null = null, private readonly onOverflow: OverflowSink | null = null) {
+    private readonly hot: HotKeys | null = null, private readonly onOverflow: OverflowSink | null = null,
+    probeStore?: StateStore) {
     this.outer = [kind === 'left' || kind === 'full', kind === 'right' || kind === 'full'];
+    this.probeStore = probeStore !== undefined && !this.outer[0] && !this.outer[1] ? probeStore : store;
   }
+
+  private readonly probeStore: StateStore;
 
   /** Join one event. Returns false when it was a duplicate or diverted by the guard (nothing emitted, nothing stored). */
   onEvent(side: Side, keyGroup: number, keyHash: number, key: Uint8Array, ts: number, id: Uint8Array, payload: Uint8Array): boolean {
@@ -80,7 +89,7 @@ export class IntervalJoin {
     const to = side === 0 ? ts + this.upperMs : ts - this.lowerMs;
     this.side = side; this.key = key; this.id = id; this.ts = ts; this.payload = payload;
     this.matches = 0;
-    this.store.probe((1 - side) as Side, keyGroup, keyHash, key, from, to, this.visit);
+    this.probeStore.probe((1 - side) as Side, keyGroup, keyHash, key, from, to, this.visit);
     this.counters.pairs += this.matches;
     if (this.matches >= HOT_PAIRS_PER_EVENT && hot !== null) hot.manyPairs(keyHash, key, this.matches);
     if (this.matches > 0 && this.outer[side]) this.store.markJoined(side, keyGroup, keyHash, key, ts, id);

@@ -163,7 +163,7 @@ class Worker {
     this.hot = new HotKeys(this.store, init.maxKeyEntries, Math.max(1000, retentionMs), expireAt,
       (msg, fields) => post({ type: 'log', msg: `worker ${init.index}: ${msg}`, fields: { worker: init.index, ...fields } }));
     this.join = new IntervalJoin(this.store, init.join, init.lowerMs, init.upperMs, this.replay ?? this.cutEmitter ?? this.emitter, this.hot,
-      init.overflowOut ? (side, key, ts, payload, reason) => this.onOverflow(side, key, ts, payload, reason) : null);
+      init.overflowOut ? (side, key, ts, payload, reason) => this.onOverflow(side, key, ts, payload, reason) : null, base);
     installInspector(port, () => this.store, init.index, init.formats); // GET /state?key=… (read-only probes between drains)
   }
 

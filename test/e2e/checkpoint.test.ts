@@ -121,6 +121,11 @@ describe('checkpoints and recovery (files → file)', () => {
     assert.equal(last.code, 0, last.stderr);
     drops += dropped(last);
     assert.ok(drops > 0, 'some checkpoint dropped expired files');
+    // Dropped change files are recycled (the next ones were written over them: test/contract's
+    // checkpoint-storage.test.ts shows the inode is reused), at most one waiting per worker.
+    const pool = path.join(tmp, `ckpt-${name}`, 'recycle');
+    assert.ok(fs.existsSync(pool), 'dropped change files went to the recycle pool');
+    assert.ok(fs.readdirSync(pool).length <= 2, `at most one per worker waits: ${fs.readdirSync(pool)}`);
     const m = JSON.parse(fs.readFileSync(path.join(tmp, `ckpt-${name}`, 'manifests', manifests(name).pop()!), 'utf8')).manifest;
     assert.ok(m.files.every((f: { expireAtMaxMs?: unknown }) => Array.isArray(f.expireAtMaxMs)), 'inner files carry their expiry bound');
     const innerExpected = referenceJoin(readNdjson(L), readNdjson(R), { ...ref, kind: 'inner' });

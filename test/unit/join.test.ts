@@ -119,3 +119,21 @@ test('random streams with watermarks equal a brute-force join, every kind', () =
     }
   }
 });
+
+test('probeStore: an inner join probes it (a checkpointing worker\'s store under its logger); outer kinds probe the main store', () => {
+  const b = (s: string) => Buffer.from(s);
+  for (const kind of ['inner', 'left', 'right', 'full'] as const) {
+    const store = new MemoryStore();
+    const probes: string[] = [];
+    // Both stores share the same entries; each counts the probes it gets.
+    const counted = (name: string): MemoryStore => new Proxy(store, {
+      get: (t, p) => (p === 'probe' ? (...a: Parameters<MemoryStore['probe']>) => { probes.push(name); return t.probe(...a); } : Reflect.get(t, p, t)),
+    });
+    const em = recorder();
+    const j = new IntervalJoin(counted('main'), kind, -10, 10, em, null, null, counted('under'));
+    store.batch(() => j.onEvent(0, 1, 1, b('k'), 100, b('l1'), b('{}')));
+    store.batch(() => j.onEvent(1, 1, 1, b('k'), 105, b('r1'), b('{}')));
+    assert.deepEqual(em.out, ['k l1@100 r1@105'], kind);
+    assert.deepEqual(probes, kind === 'inner' ? ['under', 'under'] : ['main', 'main'], kind);
+  }
+});
