@@ -244,8 +244,12 @@ export class LocalDirStorage implements CheckpointStorage {
     let names: string[];
     try { names = fs.readdirSync(this.recycleDir); } catch { return; }
     for (const n of names) {
+      const p = path.join(this.recycleDir, n);
       try {
-        fs.renameSync(path.join(this.recycleDir, n), localPath);
+        // Only a plain file this storage put there: writing through a link placed in the pool
+        // would overwrite whatever it points to.
+        if (!fs.lstatSync(p).isFile()) continue;
+        fs.renameSync(p, localPath);
         return;
       } catch { /* taken by another thread, or gone: the next one */ }
     }

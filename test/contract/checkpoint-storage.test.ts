@@ -91,6 +91,14 @@ describe('LocalDirStorage: recycled state files', () => {
       for (const ino of reused) assert.ok(inodes.has(ino), 'an earlier file, overwritten in place');
       assert.deepEqual(fs.readdirSync(main.recycleDir), [], 'the pool is empty');
       assert.equal(fs.existsSync(worker.stage('r2-w0-000009.delta').localPath), false, 'with none left: a fresh file');
+      // Something else in the pool (a link to a file elsewhere) is never taken and written through.
+      const outside = path.join(dir, 'precious.txt');
+      fs.writeFileSync(outside, 'keep me');
+      fs.symlinkSync(outside, path.join(main.recycleDir, 'r1-w0-000099.delta'));
+      fs.mkdirSync(path.join(main.recycleDir, 'a-directory'));
+      const f = worker.stage('r2-w0-000010.delta');
+      assert.equal(fs.existsSync(f.localPath), false, 'a fresh file, not the link or the directory');
+      assert.equal(fs.readFileSync(outside, 'utf8'), 'keep me');
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
