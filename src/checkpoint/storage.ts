@@ -256,7 +256,9 @@ export class LocalDirStorage implements CheckpointStorage {
   }
 
   async writeStaged(name: string, bytes: Uint8Array): Promise<StagedFile> {
-    const f = this.stage(name);
+    // Written whole and small (in-flight frames): a recycled file would only be truncated away.
+    this.ensure();
+    const f = { name, localPath: path.join(this.dataDir, checkName(name)) };
     await fs.promises.writeFile(f.localPath, bytes);
     return f;
   }
