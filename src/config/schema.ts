@@ -68,6 +68,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'ringSizeBytes', flag: 'ring-size', type: 'bytes', min: 65_536, max: 1024 ** 3, default: 16 * 1024 * 1024, placeholder: 'BYTES', commands: ENGINE, doc: 'SharedArrayBuffer ring per worker (a power of two from 64k to 1g; suffixes k, m, g). A record larger than a quarter of it (4 MiB with the default) cannot be routed: it is dead-lettered and never joins' },
   { key: 'state', flag: 'state', type: 'enum', values: ['lmdb', 'memory', 'lmdb-btree'], default: 'lmdb', commands: ENGINE, doc: 'join buffer store: lmdb (time buckets sealed into LMDB, one environment per worker), memory (heap), lmdb-btree (key-ordered LMDB, exact expiry, slower; for comparison)' },
   { key: 'bucketMs', flag: 'bucket', type: 'duration', default: undefined, placeholder: 'DUR', commands: ENGINE, doc: 'event-time bucket of the lmdb store (default (upper − lower)/20 within 1s..30s): larger buckets mean fewer, larger seals and fewer key-index entries, but more recent events held in memory and coarser expiry (a bucket goes up to 2 buckets after its events expire)' },
+  { key: 'stateMemoryBytes', flag: 'state-memory', type: 'bytes', min: 0, max: 1024 ** 5, default: undefined, placeholder: 'BYTES', commands: ENGINE, doc: 'memory for the lmdb store\'s recent buckets, all workers together (suffixes k, m, g): complete buckets stay in memory, where probes are cheapest, until the workers\' in-memory buckets exceed it; then the oldest are sealed into LMDB (from then on the page cache decides what stays in RAM). 0 = seal every bucket once complete (default min(1g, a quarter of the memory the process may use))' },
   { key: 'stateDir', flag: 'state-dir', type: 'string', default: './joinery-state', placeholder: 'DIR', commands: ENGINE, doc: 'directory of the LMDB environments (cleared at start until checkpoints exist)' },
   // checkpoints
   { key: 'checkpointDir', flag: 'checkpoint-dir', type: 'string', default: undefined, placeholder: 'DIR', commands: ENGINE, doc: 'take async incremental checkpoints here, and resume from the newest valid one at start (unset = no checkpoints: a restart starts over; bench needs an empty or new directory and deletes nothing)' },
@@ -146,7 +147,7 @@ export interface Config {
   key: string[]; time: string; id: string;
   leftKey?: string[]; rightKey?: string[]; leftTime?: string; rightTime?: string; leftId?: string; rightId?: string;
   lowerMs: number; upperMs: number; join: JoinKind; maxDelayMs: number; maxKeyEntries: number; idleTimeoutMs: number; maxDriftMs?: number; maxFutureMs: number;
-  workers: number; ringSizeBytes: number; stopTimeoutMs: number; state: 'lmdb' | 'memory' | 'lmdb-btree'; bucketMs?: number; stateDir: string;
+  workers: number; ringSizeBytes: number; stopTimeoutMs: number; state: 'lmdb' | 'memory' | 'lmdb-btree'; bucketMs?: number; stateMemoryBytes?: number; stateDir: string;
   out: string; lateOut?: string; deadLetter?: string;
   rebuildFrom?: string; resumeAt?: string;
   checkpointDir?: string; checkpointIntervalMs: number; checkpointRetain: number; delivery: 'exactly-once' | 'at-least-once';

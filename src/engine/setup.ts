@@ -1,5 +1,6 @@
 /** What a run needs before its threads start: extractors, the state directory, the output cut back to a checkpoint. */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Manifest } from '../checkpoint/manifest.js';
 import { FlatExtractor } from '../codec/flat.js';
@@ -53,6 +54,20 @@ export function prepareStateDir(dir: string): void {
 /** Bucket size of the lmdb store: a twentieth of the join window, within 1 s..30 s (measured: probes get cheaper up to ~30 s buckets; recent events wait in memory for about a bucket + max-delay). */
 export function bucketMsFor(cfg: Config): number {
   return cfg.bucketMs ?? Math.min(30_000, Math.max(1_000, Math.round((cfg.upperMs - cfg.lowerMs) / 20)));
+}
+
+/**
+ * The lmdb store's memory budget for open buckets, all workers together: --state-memory, or
+ * min(1 GiB, a quarter of what the process may use: physical memory, or a cgroup limit below it).
+ * Measured on `bench` (2 workers): sealing every bucket once complete and probing it in LMDB cost
+ * ~0.45 µs of CPU per event (2.57 → 2.09 µs when the buffer stayed in memory).
+ */
+export function stateMemoryBytesFor(cfg: Config): number {
+  if (cfg.stateMemoryBytes !== undefined) return cfg.stateMemoryBytes;
+  let avail = os.totalmem();
+  const limit = (process as { constrainedMemory?: () => number | undefined }).constrainedMemory?.();
+  if (limit !== undefined && limit > 0 && limit < avail) avail = limit;
+  return Math.min(1024 ** 3, Math.floor(avail / 4));
 }
 
 /** Cut the output file back to what the restored checkpoint committed (exactly-once on restart). */

@@ -180,6 +180,12 @@ export interface BucketStoreOptions {
   sealUnitsPerCall?: number;
   /** A seal with at most this many units left is finished at once (within the per-call cap). Default 2048. */
   sealAtOnceUnits?: number;
+  /**
+   * Memory budget of the open slices in bytes (see "Memory budget" in the file header): complete
+   * slices stay open, probed in memory, until the open slices exceed it; then the oldest complete
+   * ones are sealed into LMDB. Default 0: every slice is sealed once complete.
+   */
+  memoryBytes?: number;
 }
 
 export const DEFAULT_BUCKET_MS = 10_000;
@@ -207,8 +213,9 @@ export class BucketStore implements StateStore {
     const sealSpread = options.sealSpread ?? DEFAULT_SEAL_SPREAD;
     const sealUnitsPerCall = this.sealUnitsPerCall = options.sealUnitsPerCall ?? DEFAULT_SEAL_UNITS_PER_CALL;
     const sealAtOnceUnits = options.sealAtOnceUnits ?? DEFAULT_SEAL_AT_ONCE_UNITS;
-    if (!(sealSpread >= 0) || !(sealUnitsPerCall > 0) || !(sealAtOnceUnits >= 0)) {
-      throw new JoineryError('E_STATE', 'sealSpread and sealAtOnceUnits must be ≥ 0, sealUnitsPerCall > 0');
+    const memoryBytes = options.memoryBytes ?? 0;
+    if (!(sealSpread >= 0) || !(sealUnitsPerCall > 0) || !(sealAtOnceUnits >= 0) || !(memoryBytes >= 0)) {
+      throw new JoineryError('E_STATE', 'sealSpread, sealAtOnceUnits and memoryBytes must be ≥ 0, sealUnitsPerCall > 0');
     }
     fs.mkdirSync(dir, { recursive: true });
     // Nothing survives a reopen (open slices were in memory): start from an empty environment.
@@ -224,7 +231,7 @@ export class BucketStore implements StateStore {
       mapSize: options.mapSizeBytes ?? 256 * 1024 * 1024,
     });
     this.b = new Buckets(bucketMs, root);
-    this.sealer = new Sealer(this.b, { sealSpread, sealUnitsPerCall, sealAtOnceUnits });
+    this.sealer = new Sealer(this.b, { sealSpread, sealUnitsPerCall, sealAtOnceUnits, memoryBytes });
   }
 
   /** Opens an empty store in `dir` (created if missing; a previous environment there is deleted). */
@@ -452,15 +459,15 @@ export class BucketStore implements StateStore {
     this.sealer.sealWork(budgetEntries, true, false);
   }
 
-  /** Seals every complete slice now, however long it takes (tests; shutdown paths). */
+  /** Seals every complete slice now, whatever the memory budget and however long it takes (tests). */
   flushSeals(): void {
     this.checkOpen();
-    if (this.b.job === undefined && this.sealer.nextToSeal() === undefined) return;
+    if (this.b.job === undefined && this.sealer.nextToSeal(true) === undefined) return;
     if (this.depth === 0) {
       this.batch(() => this.flushSeals());
       return;
     }
-    this.sealer.sealWork(Infinity, false, false);
+    this.sealer.sealWork(Infinity, false, false, true);
   }
 
   count(): number {
@@ -488,8 +495,10 @@ export class BucketStore implements StateStore {
     lmdbDatabases: number; lmdbRecords: number; heapFilterBytes: number; openArenaBytes: number;
     /** Pages of the sealed bucket databases: B-tree leaves and overflow pages (values too large for a leaf). */
     lmdbLeafPages: number; lmdbOverflowPages: number;
-    /** Complete slices not sealed yet (still open, served from memory), the one being sealed included. */
+    /** Complete slices to seal (still open, served from memory), the one being sealed included: beyond the memory budget only. */
     pendingSeals: number;
+    /** Memory of the open slices (what the memory budget counts). */
+    openMemoryBytes: number;
     /** Key index: hashes, (hash, side, slice) occurrences, heap bytes. */
     indexKeys: number; indexOccurrences: number; indexHeapBytes: number;
     /** Slices visited by probes since the store opened (the index sends a probe only to slices holding its key). */
@@ -498,10 +507,11 @@ export class BucketStore implements StateStore {
     this.checkOpen();
     const b = this.b;
     let openSlices = 0, sealedSlices = 0, sealedBuckets = 0, lmdbRecords = 0, heapFilterBytes = 0, openArenaBytes = 0;
-    let lmdbLeafPages = 0, lmdbOverflowPages = 0;
+    let lmdbLeafPages = 0, lmdbOverflowPages = 0, openMemoryBytes = 0;
     for (const s of b.order) {
       if (s.open !== undefined) {
         openSlices++;
+        openMemoryBytes += s.open.memoryBytes();
         for (const slab of s.open.slabs) openArenaBytes += slab.length;
         continue;
       }
@@ -518,7 +528,7 @@ export class BucketStore implements StateStore {
     const lmdbDatabases = (b.root.getStats() as { entryCount: number }).entryCount;
     return {
       openSlices, sealedSlices, sealedBuckets, openEntries: b.entries - b.sealedCount, sealedEntries: b.sealedCount,
-      lmdbDatabases, lmdbRecords, lmdbLeafPages, lmdbOverflowPages, heapFilterBytes, openArenaBytes, pendingSeals: this.sealer.pendingSeals(),
+      lmdbDatabases, lmdbRecords, lmdbLeafPages, lmdbOverflowPages, heapFilterBytes, openArenaBytes, pendingSeals: this.sealer.pendingSeals(), openMemoryBytes,
       indexKeys: b.index.size(), indexOccurrences: b.index.occurrences(), indexHeapBytes: b.index.heapBytes(),
       probedSlices: b.probedSlices,
     };

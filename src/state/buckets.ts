@@ -27,11 +27,15 @@ export function slotsFor(n: number): number {
   return Math.min(MAX_SLOT_HINT, Math.max(64, 2 ** Math.ceil(Math.log2(n + 1))));
 }
 
-/** A dropped sealed bucket whose keys are leaving the key index: filter `side`, hash-table position `pos` next. */
+/**
+ * Keys leaving the key index: of a dropped sealed bucket (`part`: filter `side`, hash-table
+ * position `pos` next) or of an expired open slice (`os`: slot `pos` next, both sides at once).
+ */
 interface Unindexing {
-  readonly part: Part;
+  readonly part: Part | undefined;
+  readonly os: OpenSlice | undefined;
   readonly t: number;
-  side: Side;
+  side: number;
   pos: number;
 }
 
@@ -75,10 +79,19 @@ export class Buckets {
     return slice;
   }
 
-  /** Removes the slice at position i of `order` (it holds nothing live any more); `unindex` false: the caller clears the index. */
+  /**
+   * Removes the slice at position i of `order` (it holds nothing live any more); `unindex` false:
+   * the caller clears the index. An open slice's keys leave the index in bounded steps
+   * (unindexWork), as a dropped sealed bucket's do: with a memory budget, most slices expire
+   * without ever being sealed, and a slice of a million keys took a quarter of a second at once.
+   */
   removeSlice(i: number, unindex = true): void {
     const slice = this.order[i];
-    if (slice.open !== undefined && unindex) this.unindexOpen(slice.open, slice.t);
+    const os = slice.open;
+    if (os !== undefined && unindex) {
+      os.releaseArena();
+      this.unindexing.push({ part: undefined, os, t: slice.t, side: 0, pos: 0 });
+    }
     this.order.splice(i, 1);
     this.slices.delete(slice.t);
     if (this.lastSlice === slice) this.lastSlice = undefined;
@@ -99,15 +112,6 @@ export class Buckets {
     return this.freeNames.pop() ?? `b${this.nextName++}`;
   }
 
-  /** Removes the index entries of open slice t's keys (the slice goes). */
-  unindexOpen(os: OpenSlice, t: number): void {
-    const index = this.index;
-    for (let side = 0 as Side; side <= 1; side = (side + 1) as Side) {
-      const heads = os.heads[side];
-      for (let s = 0; s < os.n; s++) if (heads[s] !== NONE) index.remove(os.hash[s], side, t);
-    }
-  }
-
   /**
    * A sealed bucket left slice t (dropped): its keys leave the key index, except those another
    * bucket of t holds, in bounded steps (unindexWork) rather than all at once: ~0.25 µs per key,
@@ -116,7 +120,7 @@ export class Buckets {
    * anything that puts entries into slice t again first finishes its pending removals (flushUnindex).
    */
   unindexPart(part: Part, t: number): void {
-    this.unindexing.push({ part, t, side: 0, pos: -1 });
+    this.unindexing.push({ part, os: undefined, t, side: 0, pos: -1 });
   }
 
   /** Key index removals of dropped buckets still to do (their buckets). */
@@ -152,16 +156,28 @@ export class Buckets {
 
   private readonly unindexing: Unindexing[] = [];
 
+  /** Up to `budget` units of an expired open slice's removals (each slot costs U_KEY, each removal U_REMOVE). */
+  private unindexOpenStep(u: Unindexing, os: OpenSlice, budget: number): number {
+    const n = os.n;
+    const to = budget === Infinity ? n : Math.min(n, u.pos + Math.max(1, Math.floor(budget / (U_KEY + 2 * U_REMOVE))));
+    unindexSlots(this.index, os, u.t, u.pos, to);
+    const used = (to - u.pos) * (U_KEY + 2 * U_REMOVE);
+    u.pos = to;
+    if (to === n) u.side = 2;
+    return used;
+  }
+
   private unindexStep(u: Unindexing, budget: number): number {
+    if (u.os !== undefined) return this.unindexOpenStep(u, u.os, budget);
     const index = this.index;
     const rest = this.slices.get(u.t)?.parts ?? []; // its other buckets (a slice with dropped buckets stays sealed: see flushUnindex)
     let used = 0;
     while (u.side <= 1 && used < budget) {
       const side = u.side;
-      const f = u.part.filters[side];
+      const f = u.part!.filters[side as Side];
       if (f === undefined) { u.side++; u.pos = -1; continue; }
       if (u.pos < 0) {
-        if (f.hasZeroHash() && !heldBy(rest, side, 0)) index.remove(0, side, u.t);
+        if (f.hasZeroHash() && !heldBy(rest, side as Side, 0)) index.remove(0, side as Side, u.t);
         u.pos = 0;
       }
       const hs = f.slots();
@@ -169,8 +185,8 @@ export class Buckets {
       for (; i < hs.length && used < budget; i++) {
         const h = hs[i];
         used += U_KEY;
-        if (h !== 0 && (rest.length === 0 || !heldBy(rest, side, h))) {
-          index.remove(h, side, u.t);
+        if (h !== 0 && (rest.length === 0 || !heldBy(rest, side as Side, h))) {
+          index.remove(h, side as Side, u.t);
           used += U_REMOVE;
         }
       }
@@ -178,6 +194,17 @@ export class Buckets {
       if (i === hs.length) { u.side++; u.pos = -1; }
     }
     return used;
+  }
+}
+
+/** Steps of Buckets.unindexOpenStep: slot s of an expired open slice, both sides (mirrors the adds of OpenSlice inserts). */
+function unindexSlots(index: KeyIndex, os: OpenSlice, t: number, from: number, to: number): void {
+  const h0 = os.heads[0];
+  const h1 = os.heads[1];
+  const hash = os.hash;
+  for (let s = from; s < to; s++) {
+    if (h0[s] !== NONE) index.remove(hash[s], 0, t);
+    if (h1[s] !== NONE) index.remove(hash[s], 1, t);
   }
 }
 

@@ -62,6 +62,7 @@ const SLOTS_AHEAD_FROM = 1 << 16;
 export class OpenSlice {
   slabs: MarkedBuffer[] = [];
   dvs: DataView[] = []; // one per slab: DataView reads and writes are several times faster than Buffer's
+  private arenaBytes = 0; // of every slab
   private cur = -1; // slab being filled
   private pos = 0; // fill position in it
   n = 0; // slots
@@ -93,6 +94,22 @@ export class OpenSlice {
     this.tshift = 32 - Math.log2(slots * 2);
   }
 
+  /**
+   * Memory the slice holds (the store's memory budget counts it): its arena, the slot arrays as far
+   * as used (they are allocated unzeroed, so the rest is not resident) and its slot tables.
+   */
+  memoryBytes(): number {
+    return this.arenaBytes + 32 * this.n + 4 * (this.table.length + (this.oldTable?.length ?? 0));
+  }
+
+  /** Lets go of the arena (the slice went; only its keys are still leaving the key index). */
+  releaseArena(): void {
+    this.slabs = [];
+    this.dvs = [];
+    this.arenaBytes = 0;
+    this.cur = -1;
+  }
+
   /** Reserves len bytes in the arena (never across slabs); returns their reference. */
   reserve(len: number): number {
     if (len <= BIG && this.cur >= 0 && this.pos + len <= SLAB_BYTES) {
@@ -114,6 +131,7 @@ export class OpenSlice {
 
   private addSlab(size: number): void {
     const b = markedBuffer(size);
+    this.arenaBytes += size;
     this.slabs.push(b);
     this.dvs.push(new DataView(b.buffer, 0, size));
   }

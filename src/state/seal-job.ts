@@ -75,7 +75,8 @@ export class SealJob {
   readonly estimate: number;
   done = 0;
 
-  constructor(readonly slice: Slice, readonly os: OpenSlice) {
+  /** `startClock`: the event time (Sealer.sealClock) from which the job is paced. */
+  constructor(readonly slice: Slice, readonly os: OpenSlice, readonly startClock: number) {
     const n = this.n = os.n;
     this.hashes = [new Int32Array(n), new Int32Array(n)];
     this.runs = [new Int32Array(n), new Int32Array(n)];

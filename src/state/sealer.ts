@@ -24,41 +24,88 @@ export interface SealPacing {
   readonly sealSpread: number;
   readonly sealUnitsPerCall: number;
   readonly sealAtOnceUnits: number;
+  /** Open slices may hold this many bytes before complete ones are sealed (0: seal each once complete). */
+  readonly memoryBytes: number;
 }
 
 export class Sealer {
   private readonly bucketMs: number;
   private readonly sealSpread: number;
   private readonly sealAtOnceUnits: number;
+  private readonly memoryBytes: number;
   private readonly runKey = Buffer.allocUnsafeSlow(4);
 
   constructor(private readonly b: Buckets, pacing: SealPacing) {
     this.bucketMs = b.bucketMs;
     this.sealSpread = pacing.sealSpread;
     this.sealAtOnceUnits = pacing.sealAtOnceUnits;
+    this.memoryBytes = pacing.memoryBytes;
   }
 
-  /** The oldest complete open slice (no later insert can reach it), or undefined. */
-  nextToSeal(): Slice | undefined {
+  /**
+   * Bytes by which the open slices exceed the memory budget (≤ 0: within it). With a budget,
+   * complete slices stay open, probed in memory, until the open slices outgrow it; then the oldest
+   * are sealed (see bucket-store.ts, "Memory budget").
+   */
+  private excessBytes(): number {
+    if (this.memoryBytes === 0) return Infinity;
+    let bytes = -this.memoryBytes;
+    const order = this.b.order;
+    for (let i = 0; i < order.length; i++) {
+      const os = order[i].open;
+      if (os !== undefined) bytes += os.memoryBytes();
+    }
+    return bytes;
+  }
+
+  /**
+   * The next complete open slice (no later insert can reach it) to seal, or undefined. Without a
+   * memory budget, or with `all`: the oldest. With one: the newest, and only while the open slices
+   * exceed the budget. The newest lives longest, so sealing it frees memory for longest per byte
+   * written; sealing the oldest would write nearly every slice once the budget is reached (each
+   * sealed just before it expires), which measured as slow as sealing everything.
+   */
+  nextToSeal(all = false): Slice | undefined {
     const order = this.b.order;
     const end = this.b.wmMax;
-    for (let i = 0; i < order.length; i++) {
-      const slice = order[i];
-      if ((slice.t + 1) * this.bucketMs > end) return undefined;
-      if (slice.open !== undefined) return slice;
+    if (all || this.memoryBytes === 0) {
+      for (let i = 0; i < order.length; i++) {
+        const slice = order[i];
+        if ((slice.t + 1) * this.bucketMs > end) return undefined;
+        if (slice.open !== undefined) return slice;
+      }
+      return undefined;
     }
+    if (!(this.excessBytes() > 0)) return undefined;
+    for (let i = this.lastComplete(); i >= 0; i--) if (order[i].open !== undefined) return order[i];
     return undefined;
   }
 
-  /** Complete open slices: the one being sealed and those waiting. */
-  pendingSeals(): number {
+  /** Position in `order` of the newest complete slice (−1: none). */
+  private lastComplete(): number {
     const order = this.b.order;
     const end = this.b.wmMax;
+    let i = order.length - 1;
+    while (i >= 0 && (order[i].t + 1) * this.bucketMs > end) i--;
+    return i;
+  }
+
+  /**
+   * Complete open slices to seal: the one being sealed and those waiting (with a memory budget, the
+   * newest ones whose sealing brings the open slices back within it).
+   */
+  pendingSeals(): number {
+    const order = this.b.order;
+    const job = this.b.job;
+    let excess = this.excessBytes();
     let n = 0;
-    for (let i = 0; i < order.length; i++) {
-      const slice = order[i];
-      if ((slice.t + 1) * this.bucketMs > end) break;
-      if (slice.open !== undefined) n++;
+    for (let i = this.lastComplete(); i >= 0; i--) {
+      const os = order[i].open;
+      if (os === undefined) continue;
+      if (excess > 0 || job?.os === os) {
+        n++;
+        excess -= os.memoryBytes();
+      }
     }
     return n;
   }
@@ -79,7 +126,7 @@ export class Sealer {
    */
   private due(job: SealJob, clock: number, queued: number): number {
     const left = job.estimate - job.done;
-    const f = (clock - (job.slice.t + 1) * this.bucketMs) / (this.sealSpread * this.bucketMs);
+    const f = (clock - job.startClock) / (this.sealSpread * this.bucketMs);
     if (queued > 1 || !(f < 1) || left <= this.sealAtOnceUnits) return Infinity;
     return job.estimate * f - job.done;
   }
@@ -96,7 +143,7 @@ export class Sealer {
    * (expire()), the cap is multiplied by the number of complete slices waiting, up to
    * SEAL_BACKLOG_MAX. sealSpread 0: no pacing, no cap.
    */
-  sealWork(cap: number, paced: boolean, catchUp: boolean): void {
+  sealWork(cap: number, paced: boolean, catchUp: boolean, all = false): void {
     if (paced && this.sealSpread === 0) {
       paced = false;
       cap = Infinity;
@@ -107,10 +154,12 @@ export class Sealer {
     while (used < cap) {
       let job = this.b.job;
       if (job === undefined) {
-        const slice = this.nextToSeal();
+        const slice = this.nextToSeal(all);
         if (slice === undefined) break;
         const os = slice.open!;
-        job = this.b.job = os.job = new SealJob(slice, os);
+        // Paced from its slice's end, or, if the budget made it due later, from now.
+        const end = (slice.t + 1) * this.bucketMs;
+        job = this.b.job = os.job = new SealJob(slice, os, this.memoryBytes === 0 ? end : Math.max(end, this.sealClock()));
         // Later slices will be about this size: start them there rather than grow to it.
         this.b.slotHint = slotsFor(os.n);
       }

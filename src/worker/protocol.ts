@@ -17,6 +17,8 @@ export interface WorkerInit {
   formats: ['json' | 'flatbuffers', 'json' | 'flatbuffers'];
   state: 'lmdb' | 'memory' | 'lmdb-btree';
   bucketMs: number;
+  /** Memory budget of this worker's open buckets (see BucketStoreOptions.memoryBytes). */
+  stateMemoryBytes: number;
   stateDir: string;
   /** --out as its descriptor: a file the worker appends to; stdout or a record sink (chunks posted to main); null. */
   out: SinkEndpoint;

@@ -26,6 +26,11 @@ storeContract('bucket, default buckets', () => BucketStore.open(freshDir()));
 // Sealing in tiny steps: slices spend most of their time partially sealed (and queued), so every
 // contract test also runs against half-written bucket databases, expiry and inserts mid-seal.
 storeContract('bucket, 10 ms buckets sealed in tiny steps', () => BucketStore.open(freshDir(), { bucketMs: 10, sealUnitsPerCall: 2, sealAtOnceUnits: 0 }));
+// A memory budget the open slices always exceed: complete slices are sealed newest first, in tiny
+// steps, so sealed slices sit between open ones and expired open slices leave the index in steps.
+storeContract('bucket, 10 ms buckets over a 1-byte memory budget', () => BucketStore.open(freshDir(), { bucketMs: 10, memoryBytes: 1, sealUnitsPerCall: 2, sealAtOnceUnits: 0 }));
+// A budget nothing exceeds: slices stay open for life and expire from memory.
+storeContract('bucket, 10 ms buckets within a 1 GiB memory budget', () => BucketStore.open(freshDir(), { bucketMs: 10, memoryBytes: 1024 ** 3 }));
 
 
 function probeAll(s: BucketStore, side: Side, kg: number, key: Uint8Array, from = -Infinity, to = Infinity,
@@ -633,5 +638,72 @@ describe('BucketStore incremental sealing', () => {
       assert.deepEqual([s.stats().pendingSeals, s.stats().sealedSlices], [0, 1], 'sealed in the expire() that completed it');
     });
     assert.throws(() => BucketStore.open(freshDir(), { sealUnitsPerCall: 0 }), { code: 'E_STATE' });
+  });
+});
+
+describe('BucketStore memory budget', () => {
+  /** Which slices are open ('o') and sealed ('s'), oldest first (the store's own view). */
+  const layout = (s: BucketStore) => (s as unknown as { b: { order: { open: unknown }[] } }).b.order.map((sl) => (sl.open === undefined ? 's' : 'o')).join('');
+  const perSlice = 400;
+  const payload = (t: number, i: number) => b(`payload-${t}-${i}-`.padEnd(200, 'x'));
+  /** Slice t: perSlice entries of 50 keys on both sides, kept `retainMs` past their ts. */
+  const fillSlice = (s: BucketStore, ref: Map<string, Snap>, t: number, retainMs: number) => s.batch(() => {
+    for (let i = 0; i < perSlice; i++) {
+      const key = `k${i % 50}`;
+      const side = (i % 2) as Side;
+      const ts = t * 100 + (i % 100);
+      s.insert(side, 1, fnv1a(b(key)), b(key), ts, b(`e${t}-${i}`), payload(t, i), false, ts + retainMs);
+      ref.set(`${t}-${i}`, { side, keyGroup: 1, key, ts, id: `e${t}-${i}`, payload: [...payload(t, i)], joined: false });
+    }
+  });
+  const byTs = (xs: Snap[]) => xs.map((x) => `${x.side}:${x.key}:${x.ts}:${x.id}:${x.payload.length}`).sort();
+
+  test('complete slices stay in memory within the budget; beyond it the newest complete ones are sealed; all stay readable', async () => {
+    let sliceBytes = 0;
+    await withStore({ bucketMs: 100, memoryBytes: 1024 ** 3 }, (s) => { fillSlice(s, new Map(), 0, 100_000); sliceBytes = s.stats().openMemoryBytes; });
+    assert.ok(sliceBytes > perSlice * 200, `${sliceBytes} bytes per slice`);
+    const budget = Math.floor(3.5 * sliceBytes); // three slices and a half
+    await withStore({ bucketMs: 100, memoryBytes: budget }, (s) => {
+      const ref = new Map<string, Snap>();
+      const settle = (wm: number) => {
+        s.batch(() => s.expire(wm));
+        for (let i = 0; i < 10_000 && s.stats().pendingSeals > 0; i++) s.batch(() => s.expire(wm));
+        assert.equal(s.stats().pendingSeals, 0, `wm ${wm}: seals done`);
+        assert.ok(s.stats().openMemoryBytes <= budget + sliceBytes, `wm ${wm}: ${s.stats().openMemoryBytes} bytes open, budget ${budget}`);
+      };
+      const check = (when: string) => {
+        for (let k = 0; k < 50; k += 7) for (const side of [0, 1] as Side[]) {
+          const want = [...ref.values()].filter((e) => e.key === `k${k}` && e.side === side);
+          assert.deepEqual(byTs(probeAll(s, side, 1, b(`k${k}`))), byTs(want), `${when}: k${k} side ${side}`);
+        }
+      };
+      // Slices 0–2 are kept 1 s, the others 100 s.
+      for (let t = 0; t < 8; t++) {
+        fillSlice(s, ref, t, t < 3 ? 1_000 : 100_000);
+        settle(t * 100); // slice t − 1 completes
+      }
+      // The budget counts the incomplete slice too: 0–1 fit and stay in memory; 2–6 were sealed as
+      // each completed; 7 is incomplete.
+      assert.equal(layout(s), 'oo' + 'sssss' + 'o');
+      check('mixed');
+      // Slices 0–2 expire (0–1 from memory, their keys leaving the index in steps): slices 10 and
+      // 11 complete after that and fit; 12 completes once 10, 11 and 13 fill the budget again.
+      for (let t = 8; t < 14; t++) {
+        fillSlice(s, ref, t, 100_000);
+        settle(t * 100);
+      }
+      for (const [k, e] of ref) if (e.ts < 300) ref.delete(k);
+      assert.equal(layout(s), 'sssssss' + 'oo' + 's' + 'o');
+      check('after expiry');
+    });
+  });
+
+  test('without a budget every complete slice is sealed, oldest first; a negative budget is refused', async () => {
+    await withStore({ bucketMs: 100, sealSpread: 0 }, (s) => {
+      s.batch(() => { for (let t = 0; t < 4; t++) s.insert(0, 1, 3, b('k'), t * 100, b(`e${t}`), b('p'), false, 100_000); });
+      s.batch(() => s.expire(350));
+      assert.equal(layout(s), 'ssso');
+    });
+    assert.throws(() => BucketStore.open(freshDir(), { memoryBytes: -1 }), { code: 'E_STATE' });
   });
 });
