@@ -294,7 +294,7 @@ export class BucketStore implements StateStore {
       s = os.add(h, keyGroup, key);
     }
     // Position: after the last entry ≤ (ts, id); usually the tail.
-    let after = os.tails[side][s];
+    let after = os.tail(side, s);
     const first = after === NONE; // the key's first entry on this side of the slice
     let dead = NONE;
     if (after !== NONE) {

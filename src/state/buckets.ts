@@ -199,12 +199,9 @@ export class Buckets {
 
 /** Steps of Buckets.unindexOpenStep: slot s of an expired open slice, both sides (mirrors the adds of OpenSlice inserts). */
 function unindexSlots(index: KeyIndex, os: OpenSlice, t: number, from: number, to: number): void {
-  const h0 = os.heads[0];
-  const h1 = os.heads[1];
-  const hash = os.hash;
   for (let s = from; s < to; s++) {
-    if (h0[s] !== NONE) index.remove(hash[s], 0, t);
-    if (h1[s] !== NONE) index.remove(hash[s], 1, t);
+    if (os.head(0, s) !== NONE) index.remove(os.hashOf(s), 0, t);
+    if (os.head(1, s) !== NONE) index.remove(os.hashOf(s), 1, t);
   }
 }
 

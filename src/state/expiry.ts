@@ -77,13 +77,13 @@ function dropOpenClass(b: Buckets, sealer: Sealer, os: OpenSlice, cs: ClassStat,
     const view = b.reader.view;
     for (let s = 0; s < os.n; s++) {
       for (let side = 0 as Side; side <= 1; side = (side + 1) as Side) {
-        for (let r = os.heads[side][s]; r !== NONE; r = os.next(r)) {
+        for (let r = os.head(side, s); r !== NONE; r = os.next(r)) {
           if (os.cls(r) !== cs.idx) continue;
           const buf = os.slab(r);
           const o = r & OFF_MASK;
           const idEnd = o + EV_HEADER + buf.readUInt16LE(o + 8);
           view.side = side;
-          view.keyGroup = os.group[s];
+          view.keyGroup = os.groupOf(s);
           view.key = os.key(s);
           view.ts = buf.readDoubleLE(o);
           view.id = buf.subarray(o + EV_HEADER, idEnd);

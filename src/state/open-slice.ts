@@ -28,6 +28,14 @@ export class ClassStat {
 /** The id and payload of a visited entry (one probe at a time per thread; see ScratchViews). */
 const matchViews = new ScratchViews(2);
 
+/** Int32s per slot record (OpenSlice.slots) and the fields' positions in it (the hash is at 0). */
+const SLOT_INTS = 8;
+const S_GROUP = 1;
+const S_KEYREF = 2;
+const S_KEYLEN = 3;
+const S_HEAD = 4; // + side
+const S_TAIL = 6; // + side
+
 /** Positions of the previous table moved to the grown one per add (see OpenSlice.startRehash). */
 const MOVED_PER_ADD = 32;
 
@@ -42,11 +50,6 @@ function unzeroed(n: number): Int32Array<ArrayBuffer> {
   return new Int32Array(b.buffer as ArrayBuffer, b.byteOffset, n);
 }
 
-function grow(a: Int32Array<ArrayBuffer>, n: number): Int32Array<ArrayBuffer> {
-  const b = unzeroed(n);
-  b.set(a);
-  return b;
-}
 
 /**
  * Slot arrays of at least this many slots get their doubled copies allocated ahead (see
@@ -66,12 +69,15 @@ export class OpenSlice {
   private cur = -1; // slab being filled
   private pos = 0; // fill position in it
   n = 0; // slots
-  hash: Int32Array<ArrayBuffer>;
-  group: Int32Array<ArrayBuffer>;
-  keyRef: Int32Array<ArrayBuffer>; // reference of the slot's key bytes (its LMDB key starts 4 before)
-  keyLen: Int32Array<ArrayBuffer>;
-  heads: [Int32Array<ArrayBuffer>, Int32Array<ArrayBuffer>]; // per side: first entry
-  tails: [Int32Array<ArrayBuffer>, Int32Array<ArrayBuffer>]; // per side: last entry
+  /**
+   * The slots, SLOT_INTS per slot: [hash][keyGroup][key ref][key length][head left][head right]
+   * [tail left][tail right] (key ref: the reference of the slot's key bytes, whose LMDB key starts 4
+   * before; head/tail: per side, the first and last entry). One 32-byte record per slot, so that a
+   * lookup and the list ends it reads next share a cache line: as eight separate arrays, a probe of
+   * a slice took a cache miss in each.
+   */
+  slots: Int32Array<ArrayBuffer>;
+  private cap: number; // slots that fit in `slots`
   private table: Int32Array; // slot + 1, 0 = empty
   private tshift: number;
   private oldTable: Int32Array | undefined = undefined; // while the table grows (see startRehash)
@@ -84,12 +90,8 @@ export class OpenSlice {
 
   /** `slots`: expected keys (a power of two ≥ 64), so that the slot arrays and table need not grow. */
   constructor(slots = 64) {
-    this.hash = unzeroed(slots);
-    this.group = unzeroed(slots);
-    this.keyRef = unzeroed(slots);
-    this.keyLen = unzeroed(slots);
-    this.heads = [unzeroed(slots), unzeroed(slots)];
-    this.tails = [unzeroed(slots), unzeroed(slots)];
+    this.slots = unzeroed(slots * SLOT_INTS);
+    this.cap = slots;
     this.table = new Int32Array(slots * 2);
     this.tshift = 32 - Math.log2(slots * 2);
   }
@@ -149,14 +151,15 @@ export class OpenSlice {
   /** The slot of (keyGroup, key), or NONE. */
   find(h: number, keyGroup: number, key: Uint8Array): number {
     const m = this.memo;
-    if (m !== NONE && this.hash[m] === h && this.group[m] === keyGroup && this.keyIs(m, key)) return m;
+    const sl = this.slots;
+    if (m !== NONE && sl[m << 3] === h && sl[(m << 3) + S_GROUP] === keyGroup && this.keyIs(m, key)) return m;
     const table = this.table;
     const mask = table.length - 1;
     for (let i = Math.imul(h, 0x9e3779b1) >>> this.tshift; ; i = (i + 1) & mask) {
       const v = table[i];
       if (v === 0) return this.oldTable === undefined ? NONE : this.findOld(h, keyGroup, key);
       const s = v - 1;
-      if (this.hash[s] === h && this.group[s] === keyGroup && this.keyIs(s, key)) return (this.memo = s);
+      if (sl[s << 3] === h && sl[(s << 3) + S_GROUP] === keyGroup && this.keyIs(s, key)) return (this.memo = s);
     }
   }
 
@@ -169,17 +172,18 @@ export class OpenSlice {
   private findOld(h: number, keyGroup: number, key: Uint8Array): number {
     const table = this.oldTable!;
     const mask = table.length - 1;
+    const sl = this.slots;
     for (let i = Math.imul(h, 0x9e3779b1) >>> this.oldShift; ; i = (i + 1) & mask) {
       const v = table[i];
       if (v === 0) return NONE;
       const s = v - 1;
-      if (this.hash[s] === h && this.group[s] === keyGroup && this.keyIs(s, key)) return (this.memo = s);
+      if (sl[s << 3] === h && sl[(s << 3) + S_GROUP] === keyGroup && this.keyIs(s, key)) return (this.memo = s);
     }
   }
 
   private keyIs(s: number, key: Uint8Array): boolean {
-    if (this.keyLen[s] !== key.length) return false;
-    const r = this.keyRef[s];
+    if (this.slots[(s << 3) + S_KEYLEN] !== key.length) return false;
+    const r = this.slots[(s << 3) + S_KEYREF];
     const b = this.slabs[r >>> SLAB_SHIFT];
     const o = r & OFF_MASK;
     for (let i = 0; i < key.length; i++) if (b[o + i] !== key[i]) return false;
@@ -188,7 +192,7 @@ export class OpenSlice {
 
   add(h: number, keyGroup: number, key: Uint8Array): number {
     const s = this.n;
-    const sl = this.hash.length;
+    const sl = this.cap;
     if (s === sl) this.growSlots(sl * 2);
     else if (s * 4 >= sl * 3 && sl >= SLOTS_AHEAD_FROM) this.prepareSlots(sl * 2, s);
     const tl = this.table.length;
@@ -203,11 +207,12 @@ export class OpenSlice {
     b.writeUInt16BE(keyGroup, o);
     b.writeUInt16BE(key.length, o + 2);
     b.set(key, o + 4);
-    this.hash[s] = h;
-    this.group[s] = keyGroup;
-    this.keyRef[s] = ref + 4;
-    this.keyLen[s] = key.length;
-    this.heads[0][s] = this.heads[1][s] = this.tails[0][s] = this.tails[1][s] = NONE;
+    const a = this.slots, x = s << 3;
+    a[x] = h;
+    a[x + S_GROUP] = keyGroup;
+    a[x + S_KEYREF] = ref + 4;
+    a[x + S_KEYLEN] = key.length;
+    a[x + S_HEAD] = a[x + S_HEAD + 1] = a[x + S_TAIL] = a[x + S_TAIL + 1] = NONE;
     this.n = s + 1;
     this.place(h, s);
     this.memo = s;
@@ -264,47 +269,36 @@ export class OpenSlice {
   }
 
   /**
-   * The slot arrays double by copy; from SLOTS_AHEAD_FROM on into arrays allocated from 3/4 load
-   * on, one per 1024 adds, and then the half the copy will fill touched one page per 16 adds (8
-   * arrays of 1 page per 1024 slots), so that the doubling copies into memory already mapped; the
-   * other half faults in as slots are added, as before. Copying into fresh arrays took 35–40 ms of
-   * CPU at 1M slots (in one add) and 25–165 ms in the engine: first-touch page faults (~2 µs each
-   * here) and the scavenges that each large allocation sets off (external memory pressure), in one
-   * drain and at the same moment in every worker (keys spread evenly). Tried: growing in place
-   * (resizable ArrayBuffers): no copy, but every access to the arrays cost more (a find ~60 %
-   * slower on Node 20); touching all of the next arrays from half load: ~100 ns more per add where
-   * the slice stops short of the doubling.
+   * The slot records double by copy; from SLOTS_AHEAD_FROM on into an array allocated at 3/4 load
+   * (unzeroed: mapped, not touched), then the half the copy will fill touched one page per 16 adds,
+   * so that the doubling copies into memory already mapped; the other half faults in as slots are
+   * added. Copying into fresh memory took 35–40 ms of CPU at 1M slots (in one add) and 25–165 ms in
+   * the engine: first-touch page faults (~2 µs each here) and the scavenges that each large
+   * allocation sets off (external memory pressure), in one drain and at the same moment in every
+   * worker (keys spread evenly). Tried: growing in place (resizable ArrayBuffers): no copy, but
+   * every access cost more (a find ~60 % slower on Node 20); touching all of the next array from
+   * half load: ~100 ns more per add where the slice stops short of the doubling.
    */
-  private nextSlots: Int32Array<ArrayBuffer>[] = [];
-  private nextSlotsCap = 0;
+  private nextSlots: Int32Array<ArrayBuffer> | undefined = undefined;
   private slotPagesTouched = 0;
 
   private prepareSlots(cap: number, s: number): void {
-    const nx = this.nextSlots;
-    if (this.nextSlotsCap !== cap) {
-      nx.length = 0;
-      this.nextSlotsCap = cap;
+    let nx = this.nextSlots;
+    if (nx === undefined || nx.length !== cap * SLOT_INTS) {
+      nx = this.nextSlots = unzeroed(cap * SLOT_INTS);
       this.slotPagesTouched = 0;
     }
-    if (nx.length < 8) {
-      if ((s & 1023) === 1023) nx.push(unzeroed(cap));
-      return;
-    }
     const p = this.slotPagesTouched;
-    if ((s & 15) === 0 && p < cap >>> 8) { nx[p & 7][(p >>> 3) << 10] = 0; this.slotPagesTouched = p + 1; }
+    if ((s & 15) === 0 && p < (this.cap * SLOT_INTS) >>> 10) { nx[p << 10] = 0; this.slotPagesTouched = p + 1; }
   }
 
   private growSlots(cap: number): void {
-    const nx = this.nextSlotsCap === cap ? this.nextSlots : [];
-    const to = (i: number, a: Int32Array<ArrayBuffer>) => { const b = nx[i]; if (b === undefined) return grow(a, cap); b.set(a); return b; };
-    this.hash = to(0, this.hash);
-    this.group = to(1, this.group);
-    this.keyRef = to(2, this.keyRef);
-    this.keyLen = to(3, this.keyLen);
-    this.heads = [to(4, this.heads[0]), to(5, this.heads[1])];
-    this.tails = [to(6, this.tails[0]), to(7, this.tails[1])];
-    this.nextSlots = [];
-    this.nextSlotsCap = 0;
+    let nx = this.nextSlots;
+    if (nx === undefined || nx.length !== cap * SLOT_INTS) nx = unzeroed(cap * SLOT_INTS);
+    nx.set(this.slots);
+    this.slots = nx;
+    this.cap = cap;
+    this.nextSlots = undefined;
   }
 
   private moveOld(positions: number): void {
@@ -312,15 +306,38 @@ export class OpenSlice {
     const end = Math.min(old.length, this.moved + positions);
     for (let i = this.moved; i < end; i++) {
       const v = old[i];
-      if (v !== 0) this.place(this.hash[v - 1], v - 1);
+      if (v !== 0) this.place(this.slots[(v - 1) << 3], v - 1);
     }
     this.moved = end;
     if (end === old.length) this.oldTable = undefined;
   }
 
   key(s: number): Buffer {
-    const r = this.keyRef[s];
-    return this.slab(r).subarray(r & OFF_MASK, (r & OFF_MASK) + this.keyLen[s]);
+    const r = this.slots[(s << 3) + S_KEYREF];
+    return this.slab(r).subarray(r & OFF_MASK, (r & OFF_MASK) + this.slots[(s << 3) + S_KEYLEN]);
+  }
+
+  // -- slot fields (for the other modules; this one indexes `slots` directly) --
+  hashOf(s: number): number {
+    return this.slots[s << 3];
+  }
+  groupOf(s: number): number {
+    return this.slots[(s << 3) + S_GROUP];
+  }
+  /** Reference of slot s's key bytes. */
+  keyRefOf(s: number): number {
+    return this.slots[(s << 3) + S_KEYREF];
+  }
+  keyLenOf(s: number): number {
+    return this.slots[(s << 3) + S_KEYLEN];
+  }
+  /** The first entry of slot s on `side`, or NONE. */
+  head(side: Side, s: number): number {
+    return this.slots[(s << 3) + S_HEAD + side];
+  }
+  /** The last entry of slot s on `side`, or NONE. */
+  tail(side: Side, s: number): number {
+    return this.slots[(s << 3) + S_TAIL + side];
   }
 
   // -- entries --
@@ -366,7 +383,7 @@ export class OpenSlice {
 
   /** The last entry of slot s / side ≤ (ts, id), or NONE; walks back from the tail (arrivals are nearly in order). */
   floor(side: Side, s: number, ts: number, id: Uint8Array): number {
-    let r = this.tails[side][s];
+    let r = this.slots[(s << 3) + S_TAIL + side];
     while (r !== NONE && this.cmp(r, ts, id) > 0) r = this.prev(r);
     return r;
   }
@@ -376,9 +393,10 @@ export class OpenSlice {
     const d = this.dvs[ref >>> SLAB_SHIFT];
     const o = ref & OFF_MASK;
     let n: number;
+    const a = this.slots, x = s << 3;
     if (after === NONE) {
-      n = this.heads[side][s];
-      this.heads[side][s] = ref;
+      n = a[x + S_HEAD + side];
+      a[x + S_HEAD + side] = ref;
     } else {
       const a = this.dvs[after >>> SLAB_SHIFT];
       const ao = (after & OFF_MASK) + E_NEXT;
@@ -387,16 +405,16 @@ export class OpenSlice {
     }
     d.setInt32(o + E_PREV, after, true);
     d.setInt32(o + E_NEXT, n, true);
-    if (n === NONE) this.tails[side][s] = ref;
+    if (n === NONE) a[x + S_TAIL + side] = ref;
     else this.dvs[n >>> SLAB_SHIFT].setInt32((n & OFF_MASK) + E_PREV, ref, true);
   }
 
   unlink(side: Side, s: number, ref: number): void {
     const p = this.prev(ref);
     const n = this.next(ref);
-    if (p === NONE) this.heads[side][s] = n;
+    if (p === NONE) this.slots[(s << 3) + S_HEAD + side] = n;
     else this.dvs[p >>> SLAB_SHIFT].setInt32((p & OFF_MASK) + E_NEXT, n, true);
-    if (n === NONE) this.tails[side][s] = p;
+    if (n === NONE) this.slots[(s << 3) + S_TAIL + side] = p;
     else this.dvs[n >>> SLAB_SHIFT].setInt32((n & OFF_MASK) + E_PREV, p, true);
   }
 
@@ -405,11 +423,11 @@ export class OpenSlice {
     visit: (e: Buffered) => boolean | void): void {
     const s = this.find(h, keyGroup, key);
     if (s === NONE) return;
-    let r = this.heads[side][s];
+    let r = this.slots[(s << 3) + S_HEAD + side];
     if (r === NONE) return;
     if (this.ts(r) < fromTs) {
       // The range starts inside the list: find its first entry walking back from the tail.
-      r = this.tails[side][s];
+      r = this.slots[(s << 3) + S_TAIL + side];
       if (this.ts(r) < fromTs) return;
       for (let p = this.prev(r); p !== NONE && this.ts(p) >= fromTs; p = this.prev(p)) r = p;
     }

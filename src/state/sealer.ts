@@ -237,13 +237,13 @@ export class Sealer {
       const s = k;
       used += U_COUNT;
       for (let side = 0 as Side; side <= 1; side = (side + 1) as Side) {
-        const head = os.heads[side][s];
+        const head = os.head(side, s);
         if (head === NONE) continue;
         // The record header and key bytes, then the entries (copied: the arena stays intact and
         // readable until the switch).
-        const h = os.hash[s];
-        const kr = os.keyRef[s] - 4;
-        const kLen = os.keyLen[s] + 4;
+        const h = os.hashOf(s);
+        const kr = os.keyRefOf(s) - 4;
+        const kLen = os.keyLenOf(s) + 4;
         let r0 = p;
         let q = r0 + REC_KEY + kLen + VALUE_HEADER;
         if (q > v.length) { v = this.grow(q, p); vd = new DataView(v.buffer, 0, v.length); }
@@ -373,9 +373,9 @@ export class Sealer {
     let s = job.pos;
     for (; s < n && used < budget; s++) {
       used += U_COUNT;
-      const h = os.hash[s];
+      const h = os.hashOf(s);
       for (let side = 0 as Side; side <= 1; side = (side + 1) as Side) {
-        if (os.heads[side][s] === NONE) continue;
+        if (os.head(side, s) === NONE) continue;
         let held = false;
         for (let c = 0; c < classes.length && !held; c++) held = classes[c].filters[side]?.has(h) === true;
         if (held) continue;
@@ -422,7 +422,7 @@ export class Sealer {
       const os = job.os;
       for (let s = 0; s < job.pos; s++) {
         for (let side = 0 as Side; side <= 1; side = (side + 1) as Side) {
-          if (os.heads[side][s] !== NONE) this.b.index.add(os.hash[s], side, job.slice.t);
+          if (os.head(side, s) !== NONE) this.b.index.add(os.hashOf(s), side, job.slice.t);
         }
       }
     }
