@@ -342,7 +342,7 @@ export class BucketStore implements StateStore {
     buf.set(payload, o + EV_HEADER + idLen);
     if (dead !== NONE) os.unlink(side, s, dead);
     os.linkAfter(side, s, after, ref);
-    if (first) b.index.add(h, side, t);
+    if (first) b.index.add(h, side, t, s);
 
     const bytes = key.length + id.length + payload.length;
     cs.count++;
@@ -403,7 +403,7 @@ export class BucketStore implements StateStore {
       const slice = slices.get(t);
       if (slice === undefined) continue; // its last bucket went; its keys are still leaving the index (Buckets.unindexPart)
       b.probedSlices++;
-      if (slice.open !== undefined) slice.open.probe(view, side, keyGroup, h, key, fromTs, toTs, visit);
+      if (slice.open !== undefined) slice.open.probe(view, side, keyGroup, h, key, fromTs, toTs, visit, index.slotOf(o));
       else b.reader.probeSlice(slice, side, keyGroup, h, key, fromTs, toTs, visit);
     }
   }

@@ -123,13 +123,16 @@ const CHUNK_MASK = CHUNK - 1;
 const R_HASH = 0;
 const R_STATE = 1;
 const R_HEAD = 2; // + side
-// An occurrence is one 16-byte record too, [f64 slice][i32 older][i32 newer], read through a
-// Float64Array (slice, at 2·i) and an Int32Array (links, at 4·i + 2 and 4·i + 3) over one buffer.
+// An occurrence is one 32-byte record, [f64 slice][i32 older][i32 newer][i32 slot][3 × i32 unused],
+// read through a Float64Array (slice, at 4·i) and an Int32Array (links and slot, at 8·i + 2, 3, 4)
+// over one buffer. The slot is a hint: the key's slot in the slice while it is open, so that a
+// probe reads the slot record without the slice's table lookup (OpenSlice.probe checks it).
 // Slice numbers stay f64: floor(ts / bucketMs) is any integer a double holds. The newest
 // occurrence of a chain has no newer one; its newer field holds −2 − (the chain's oldest) instead,
 // so the oldest end costs no field in the table. A free occurrence links the free list in `older`.
 const O_OLDER = 2;
 const O_NEWER = 3;
+const O_SLOT = 4;
 
 export class KeyIndex {
   private tab: Int32Array<ArrayBuffer> = new Int32Array(MIN_TABLE * 4);
@@ -145,7 +148,7 @@ export class KeyIndex {
   private cursor = 0; // old positions below it are moved
   // The pool of occurrences in chunks of CHUNK (the first grows by doubling up to CHUNK): growing
   // it never copies more than one chunk. occF and occI view the same buffers.
-  private occF: Float64Array[] = [new Float64Array(MIN_TABLE * 2)];
+  private occF: Float64Array[] = [new Float64Array(MIN_TABLE * 4)];
   private occI: Int32Array[] = [new Int32Array(this.occF[0].buffer)];
   private occCap = MIN_TABLE;
   private occTop = 0; // occurrences ever handed out (the pool's high-water mark)
@@ -193,20 +196,32 @@ export class KeyIndex {
 
   /** The slice number of occurrence o. */
   sliceOf(o: number): number {
-    return this.occF[o >>> CHUNK_BITS][(o & CHUNK_MASK) << 1];
+    return this.occF[o >>> CHUNK_BITS][(o & CHUNK_MASK) << 2];
+  }
+
+  /**
+   * Occurrence o's slot hint: the slot its slice gave the key when it was added (−1: none). Colliding
+   * keys share an occurrence, and a slice sealed and unsealed numbers its slots anew (it adds them
+   * again), so a reader checks the slot's key before trusting it.
+   */
+  slotOf(o: number): number {
+    return this.occI[o >>> CHUNK_BITS][((o & CHUNK_MASK) << 3) + O_SLOT];
   }
 
   older(o: number): number {
-    return this.occI[o >>> CHUNK_BITS][((o & CHUNK_MASK) << 2) + O_OLDER];
+    return this.occI[o >>> CHUNK_BITS][((o & CHUNK_MASK) << 3) + O_OLDER];
   }
 
   newer(o: number): number {
-    const v = this.occI[o >>> CHUNK_BITS][((o & CHUNK_MASK) << 2) + O_NEWER];
+    const v = this.occI[o >>> CHUNK_BITS][((o & CHUNK_MASK) << 3) + O_NEWER];
     return v < 0 ? NONE : v;
   }
 
-  /** Notes that slice t holds key hash h on `side` (nothing if already noted). */
-  add(h: number, side: Side, t: number): void {
+  /**
+   * Notes that slice t holds key hash h on `side` (nothing if already noted), and `slot` as the
+   * occurrence's slot hint (see slotOf), replacing an earlier one.
+   */
+  add(h: number, side: Side, t: number, slot = -1): void {
     if (this.oldTab !== undefined) this.migrate(MIGRATE_PER_OP);
     // One probe run finds the key or the empty position it would take.
     let tab = this.tab;
@@ -230,32 +245,36 @@ export class KeyIndex {
     let nw = NONE;
     let ot = 0;
     while (o !== NONE) {
-      ot = occF[o >>> CHUNK_BITS][(o & CHUNK_MASK) << 1];
+      ot = occF[o >>> CHUNK_BITS][(o & CHUNK_MASK) << 2];
       if (ot <= t) break;
       nw = o;
-      o = occI[o >>> CHUNK_BITS][((o & CHUNK_MASK) << 2) + O_OLDER];
+      o = occI[o >>> CHUNK_BITS][((o & CHUNK_MASK) << 3) + O_OLDER];
     }
-    if (o !== NONE && ot === t) return;
+    if (o !== NONE && ot === t) {
+      occI[o >>> CHUNK_BITS][((o & CHUNK_MASK) << 3) + O_SLOT] = slot;
+      return;
+    }
     const x = this.alloc();
-    const xi = this.occI[x >>> CHUNK_BITS], xr = (x & CHUNK_MASK) << 2;
+    const xi = this.occI[x >>> CHUNK_BITS], xr = (x & CHUNK_MASK) << 3;
     this.occF[x >>> CHUNK_BITS][xr >>> 1] = t;
     xi[xr + O_OLDER] = o;
+    xi[xr + O_SLOT] = slot;
     if (nw === NONE) {
       // x is the newest: it takes over the oldest end's link (or is the oldest itself).
       if (o === NONE) xi[xr + O_NEWER] = -2 - x;
       else {
-        const oi = occI[o >>> CHUNK_BITS], or = ((o & CHUNK_MASK) << 2) + O_NEWER;
+        const oi = occI[o >>> CHUNK_BITS], or = ((o & CHUNK_MASK) << 3) + O_NEWER;
         xi[xr + O_NEWER] = oi[or];
         oi[or] = x;
       }
       tab[hp] = x;
     } else {
       xi[xr + O_NEWER] = nw;
-      occI[nw >>> CHUNK_BITS][((nw & CHUNK_MASK) << 2) + O_OLDER] = x;
-      if (o !== NONE) occI[o >>> CHUNK_BITS][((o & CHUNK_MASK) << 2) + O_NEWER] = x;
+      occI[nw >>> CHUNK_BITS][((nw & CHUNK_MASK) << 3) + O_OLDER] = x;
+      if (o !== NONE) occI[o >>> CHUNK_BITS][((o & CHUNK_MASK) << 3) + O_NEWER] = x;
       else {
         const hd = tab[hp]; // x is the new oldest
-        occI[hd >>> CHUNK_BITS][((hd & CHUNK_MASK) << 2) + O_NEWER] = -2 - x;
+        occI[hd >>> CHUNK_BITS][((hd & CHUNK_MASK) << 3) + O_NEWER] = -2 - x;
       }
     }
   }
@@ -271,37 +290,37 @@ export class KeyIndex {
     if (hd === NONE) return;
     // Slices go oldest first: walk from the oldest end (named by the newest occurrence).
     const occF = this.occF, occI = this.occI;
-    const hdi = occI[hd >>> CHUNK_BITS], hdr = ((hd & CHUNK_MASK) << 2) + O_NEWER;
+    const hdi = occI[hd >>> CHUNK_BITS], hdr = ((hd & CHUNK_MASK) << 3) + O_NEWER;
     let o = hd;
     let nwf = hdi[hdr];
-    if (occF[hd >>> CHUNK_BITS][(hd & CHUNK_MASK) << 1] !== t) {
+    if (occF[hd >>> CHUNK_BITS][(hd & CHUNK_MASK) << 2] !== t) {
       // Not the newest: from the oldest, forward.
       o = -2 - nwf;
       for (;;) {
         const c = o >>> CHUNK_BITS, j = o & CHUNK_MASK;
-        const ot = occF[c][j << 1];
-        nwf = occI[c][(j << 2) + O_NEWER];
+        const ot = occF[c][j << 2];
+        nwf = occI[c][(j << 3) + O_NEWER];
         if (ot === t) break;
         if (ot > t || nwf < 0) return;
         o = nwf;
       }
     }
-    const oi = occI[o >>> CHUNK_BITS], or = (o & CHUNK_MASK) << 2;
+    const oi = occI[o >>> CHUNK_BITS], or = (o & CHUNK_MASK) << 3;
     const ol = oi[or + O_OLDER];
     if (nwf < 0) {
       // o is the newest: its older one (if any) becomes the newest and takes the oldest end's link.
       tab[hp] = ol;
-      if (ol !== NONE) occI[ol >>> CHUNK_BITS][((ol & CHUNK_MASK) << 2) + O_NEWER] = nwf;
+      if (ol !== NONE) occI[ol >>> CHUNK_BITS][((ol & CHUNK_MASK) << 3) + O_NEWER] = nwf;
     } else {
-      occI[nwf >>> CHUNK_BITS][((nwf & CHUNK_MASK) << 2) + O_OLDER] = ol;
-      if (ol !== NONE) occI[ol >>> CHUNK_BITS][((ol & CHUNK_MASK) << 2) + O_NEWER] = nwf;
+      occI[nwf >>> CHUNK_BITS][((nwf & CHUNK_MASK) << 3) + O_OLDER] = ol;
+      if (ol !== NONE) occI[ol >>> CHUNK_BITS][((ol & CHUNK_MASK) << 3) + O_NEWER] = nwf;
       else hdi[hdr] = -2 - nwf; // o was the oldest
     }
     oi[or + O_OLDER] = this.occFree;
     this.occFree = o;
     if (--this.occLive === 0 && this.occTop > MIN_TABLE) {
       // Empty: give the pool back (it cannot shrink while occurrences, which it indexes, live).
-      this.occF = [new Float64Array(MIN_TABLE * 2)];
+      this.occF = [new Float64Array(MIN_TABLE * 4)];
       this.occI = [new Int32Array(this.occF[0].buffer)];
       this.occCap = MIN_TABLE;
       this.occTop = 0;
@@ -334,25 +353,25 @@ export class KeyIndex {
 
   /** Heap bytes held. */
   heapBytes(): number {
-    return (this.cap + this.oldCap + (this.next === undefined ? 0 : this.next.length >>> 2)) * 16 + this.occCap * 16;
+    return (this.cap + this.oldCap + (this.next === undefined ? 0 : this.next.length >>> 2)) * 16 + this.occCap * 32;
   }
 
   private alloc(): number {
     this.occLive++;
     const f = this.occFree;
     if (f !== NONE) {
-      this.occFree = this.occI[f >>> CHUNK_BITS][((f & CHUNK_MASK) << 2) + O_OLDER];
+      this.occFree = this.occI[f >>> CHUNK_BITS][((f & CHUNK_MASK) << 3) + O_OLDER];
       return f;
     }
     if (this.occTop === this.occCap) {
       if (this.occCap < CHUNK) {
         const cap = this.occCap * 2;
-        const a = new Float64Array(cap * 2); a.set(this.occF[0]);
+        const a = new Float64Array(cap * 4); a.set(this.occF[0]);
         this.occF[0] = a;
         this.occI[0] = new Int32Array(a.buffer);
         this.occCap = cap;
       } else {
-        const a = new Float64Array(CHUNK * 2);
+        const a = new Float64Array(CHUNK * 4);
         this.occF.push(a);
         this.occI.push(new Int32Array(a.buffer));
         this.occCap += CHUNK;

@@ -420,8 +420,11 @@ export class OpenSlice {
 
   /** Visits the live entries of (key, side) with fromTs ≤ ts ≤ toTs, in (ts, id) order, through `view`. */
   probe(view: Buffered, side: Side, keyGroup: number, h: number, key: Uint8Array, fromTs: number, toTs: number,
-    visit: (e: Buffered) => boolean | void): void {
-    const s = this.find(h, keyGroup, key);
+    visit: (e: Buffered) => boolean | void, slotHint = -1): void {
+    // The key index's hint saves the table lookup (a cache miss) when it names the key's slot.
+    const x = slotHint << 3, sl = this.slots;
+    const s = slotHint >= 0 && slotHint < this.n && sl[x] === h && sl[x + S_GROUP] === keyGroup && this.keyIs(slotHint, key)
+      ? slotHint : this.find(h, keyGroup, key);
     if (s === NONE) return;
     let r = this.slots[(s << 3) + S_HEAD + side];
     if (r === NONE) return;

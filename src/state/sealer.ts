@@ -422,7 +422,7 @@ export class Sealer {
       const os = job.os;
       for (let s = 0; s < job.pos; s++) {
         for (let side = 0 as Side; side <= 1; side = (side + 1) as Side) {
-          if (os.head(side, s) !== NONE) this.b.index.add(os.hashOf(s), side, job.slice.t);
+          if (os.head(side, s) !== NONE) this.b.index.add(os.hashOf(s), side, job.slice.t, s);
         }
       }
     }

@@ -11,7 +11,8 @@ import { NONE } from '../../src/state/bucket-format.js';
 import { KeyIndex } from '../../src/state/key-index.js';
 import type { Side } from '../../src/state/store.js';
 
-type Model = Map<number, [Set<number>, Set<number>]>;
+/** Per hash and side: slice → the slot hint last given for it. */
+type Model = Map<number, [Map<number, number>, Map<number, number>]>;
 
 function check(ix: KeyIndex, model: Model): void {
   let keys = 0, occ = 0;
@@ -19,12 +20,14 @@ function check(ix: KeyIndex, model: Model): void {
     if (sides[0].size + sides[1].size === 0) continue;
     keys++;
     for (const side of [0, 1] as Side[]) {
-      const want = [...sides[side]].sort((a, b) => b - a); // newest first
+      const want = [...sides[side].keys()].sort((a, b) => b - a); // newest first
       occ += want.length;
       const got: number[] = [];
+      const slots: number[] = [];
       let last = NONE;
-      for (let o = ix.head(h, side); o !== NONE; o = ix.older(o)) { got.push(ix.sliceOf(o)); last = o; }
+      for (let o = ix.head(h, side); o !== NONE; o = ix.older(o)) { got.push(ix.sliceOf(o)); slots.push(ix.slotOf(o)); last = o; }
       assert.deepEqual(got, want, `hash ${h} side ${side}, newest to oldest`);
+      assert.deepEqual(slots, want.map((t) => sides[side].get(t)), `hash ${h} side ${side}: slot hints`);
       const back: number[] = [];
       for (let o = last; o !== NONE; o = ix.newer(o)) back.push(ix.sliceOf(o));
       assert.deepEqual(back, [...want].reverse(), `hash ${h} side ${side}, oldest to newest`);
@@ -52,12 +55,12 @@ function run(seed: number, nKeys: number, slices: number[], steps: number, every
     const side = (r() < 0.5 ? 0 : 1) as Side;
     const t = slices[Math.floor(r() * slices.length)];
     let m = model.get(h);
-    if (m === undefined) model.set(h, m = [new Set(), new Set()]);
-    if (r() < 0.55) { ix.add(h, side, t); m[side].add(t); } else { ix.remove(h, side, t); m[side].delete(t); }
+    if (m === undefined) model.set(h, m = [new Map(), new Map()]);
+    if (r() < 0.55) { ix.add(h, side, t, step); m[side].set(t, step); } else { ix.remove(h, side, t); m[side].delete(t); }
     if (step % every === 0) check(ix, model);
   }
   // Empty it: every key and its table go, then the index is reusable.
-  for (const [h, sides] of model) for (const side of [0, 1] as Side[]) for (const t of sides[side]) ix.remove(h, side, t);
+  for (const [h, sides] of model) for (const side of [0, 1] as Side[]) for (const t of sides[side].keys()) ix.remove(h, side, t);
   model.clear();
   check(ix, model);
   assert.equal(ix.size(), 0);
@@ -75,10 +78,10 @@ describe('KeyIndex keeps exact chains', () => {
     for (let t = 0; t < 60; t++) {
       for (let i = 0; i < 3000; i++) {
         const h = Math.floor(r() * 5000) | 0, side = (i & 1) as Side;
-        ix.add(h, side, t);
+        ix.add(h, side, t, i);
         let m = model.get(h);
-        if (m === undefined) model.set(h, m = [new Set(), new Set()]);
-        m[side].add(t);
+        if (m === undefined) model.set(h, m = [new Map(), new Map()]);
+        m[side].set(t, i); // a later add of the same occurrence replaces its hint
       }
       if (t >= 10) {
         for (const [h, m] of model) for (const side of [0, 1] as Side[]) if (m[side].delete(t - 10)) ix.remove(h, side, t - 10);
