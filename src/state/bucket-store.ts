@@ -38,6 +38,17 @@
  *    Measured (/tmp, 200 buckets × 10k keys, 240 B values): named DB per bucket 1.42M puts/s, 0.08 ms
  *    per dropSync; one shared DB with a bucket prefix 1.11M puts/s (append) and 13.8 ms per bucket
  *    to delete by range; getBinaryFast 670k/s vs 500k/s. Hence named DBs.
+ *  - **Memory budget** (`memoryBytes`, the engine's --state-memory divided among workers): a
+ *    complete slice is sealed only while the open slices hold more than the budget (arena, slot
+ *    records and tables: OpenSlice.memoryBytes); the others stay open for life and expire from
+ *    memory, where a probe is a table lookup instead of an LMDB read. Over the budget the *newest*
+ *    complete slice is sealed first: it lives longest, so its seal frees memory for longest per byte
+ *    written, and in the steady state a fraction budget / buffer of the slices is never written.
+ *    Sealing the oldest instead wrote nearly every slice (each just before it expired) and measured
+ *    no faster than sealing everything. Measured on `joinery bench` (2 workers, 8M events, the whole
+ *    buffer within the budget): 2.57 → 2.09 µs of CPU per event; with half of it over the budget,
+ *    ~2.51. A budget-driven seal is paced from the moment it became due (SealJob.startClock).
+ *    Budget 0 (the store's default; tests): every slice is sealed once complete, oldest first.
  *  - **Incremental sealing**: a 30 s slice of a worker at 47k events/s holds ~1.2M entries in ~1M
  *    keys: 2–4 s of work (putSync alone costs ~1.2 µs). Written in one call, it stalled the worker
  *    for seconds (`joinery bench --source gen --rate 95000`: p99 latency 2.4–5.9 s). A *seal job*

@@ -16,8 +16,9 @@
  *
  * Everything lives in typed arrays (no heap object per key): an open-addressing table on keyHash
  * (linear probing, backward-shift deletion, so removals leave no tombstones) whose positions are
- * 16-byte records [hash][state][newest occurrence per side], and a pool of 16-byte occurrences
- * [f64 slice][i32 older][i32 newer] with a free list; a chain's newest occurrence names its oldest.
+ * 16-byte records [hash][state][newest occurrence per side], and a pool of 32-byte occurrences
+ * [f64 slice][i32 older][i32 newer][i32 slot hint] with a free list; a chain's newest occurrence
+ * names its oldest.
  * An add or a probe touches one table line and the occurrences it walks: the cost left is the miss
  * on the table line itself (random keys in a table of tens of MiB).
  *

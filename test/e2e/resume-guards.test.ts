@@ -107,7 +107,9 @@ describe('a full disk under --state-dir', () => {
       '--out', `file:${path.join(tmp, 'out-full.ndjson')}`, '--checkpoint-dir', path.join(tmp, 'ckpt-full'), '--checkpoint-interval', '200ms',
       // Small rings: a barrier waits behind what is queued, and behind 16 MiB rings a fast machine
       // filled the disk (in under a second) before the first checkpoint was done.
-      '--ring-size', '256k', '--json'];
+      '--ring-size', '256k',
+      // Every complete bucket goes to LMDB (the default memory budget would hold this state in memory).
+      '--state-memory', '0', '--json'];
     const a = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
       const c = spawn(process.execPath, [BIN, ...run(mnt)], { stdio: ['ignore', 'ignore', 'pipe'] });
       let err = '';

@@ -65,3 +65,14 @@ test('--help lists every flag of a command with its default', () => {
   const table = flagTableMarkdown();
   for (const o of OPTIONS) assert.ok(table.includes(`\`--${o.flag}`), o.flag);
 });
+
+test('--state-memory: a size, 0 allowed; unset, min(1 GiB, a quarter of memory), shared by the workers', async () => {
+  const { stateMemoryBytesFor } = await import('../../src/engine/setup.js');
+  const os = await import('node:os');
+  assert.equal(stateMemoryBytesFor(parseArgs('run', [...base, '--state-memory', '256m'])), 256 * 1024 * 1024);
+  assert.equal(stateMemoryBytesFor(parseArgs('run', [...base, '--state-memory', '0'])), 0);
+  const d = stateMemoryBytesFor(parseArgs('run', base));
+  assert.equal(d, Math.min(1024 ** 3, Math.floor(Math.min(os.totalmem(), process.constrainedMemory?.() || Infinity) / 4)));
+  usageErr(() => parseArgs('run', [...base, '--state-memory', '-1']), /--state-memory/);
+  usageErr(() => parseArgs('run', [...base, '--state-memory', 'lots']), /--state-memory/);
+});
