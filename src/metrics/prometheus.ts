@@ -59,6 +59,7 @@ export class PrometheusExporter {
     counter('joinery_backpressure_waits_total', 'Times routing waited for ring space', [], (v, set) => set({}, v.status.counters.backpressureWaits));
     gauge('joinery_state_entries', 'Events buffered in the join state, per worker', ['worker'], (v, set) => { for (const w of v.status.workers) set({ worker: w.index }, w.stateEntries); });
     gauge('joinery_state_bytes', 'Approximate bytes of the join state, per worker', ['worker'], (v, set) => { for (const w of v.status.workers) set({ worker: w.index }, w.stateBytes); });
+    gauge('joinery_state_memory_bytes', 'Bytes of the join buffer held in memory (time buckets not sealed into LMDB; --state-memory bounds their sum), per worker', ['worker'], (v, set) => { for (const w of v.status.workers) set({ worker: w.index }, w.stateMemoryBytes); });
     gauge('joinery_ring_fill_ratio', 'Fill of each worker\'s input ring, 0..1', ['worker'], (v, set) => { for (const w of v.status.workers) set({ worker: w.index }, w.ringFill); });
     gauge('joinery_worker_watermark_seconds', 'Watermark applied by each worker (event time, epoch seconds)', ['worker'], (v, set) => { for (const w of v.status.workers) if (w.watermarkMs !== null) set({ worker: w.index }, w.watermarkMs / 1000); });
     gauge('joinery_watermark_seconds', 'Engine watermark (event time, epoch seconds)', [], (v, set) => { if (v.status.watermarkMs !== null) set({}, v.status.watermarkMs / 1000); });

@@ -489,6 +489,12 @@ export class BucketStore implements StateStore {
     return this.b.byteCount;
   }
 
+  memoryBytes(): number {
+    let n = 0;
+    for (const s of this.b.order) if (s.open !== undefined) n += s.open.memoryBytes();
+    return n;
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

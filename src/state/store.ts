@@ -70,6 +70,8 @@ export interface StateStore {
   count(): number;
   /** Approximate bytes held (payload + keys); for metrics. */
   bytes(): number;
+  /** Bytes of the buffer held in memory rather than in LMDB (the lmdb store's open buckets, which --state-memory bounds); for metrics. */
+  memoryBytes?(): number;
   close(): Promise<void>;
 }
 

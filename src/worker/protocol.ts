@@ -64,6 +64,8 @@ export interface WorkerStats {
   /** Most entries held at once (sampled before each expiry, so exact for a store that expires on watermarks). */
   peakStateEntries: number;
   stateBytes: number;
+  /** Of the state, bytes in memory (the lmdb store's open buckets; --state-memory bounds them), 0 for other stores. */
+  stateMemoryBytes: number;
   watermarkMs: number;
   outputRecords: number;
   /** Rebuild: pairs and unmatched rows of the replay, not emitted (the lost run emitted them); not in pairs/unmatched*. */

@@ -76,6 +76,8 @@ const ignoreCut = (() => { try { injectedFault('stop-stall', `worker ${init.inde
 class Worker {
   private readonly ring: RingConsumer;
   private readonly store: StateStore;
+  /** The store under any checkpoint logger (for its memory figure). */
+  private readonly baseStore: StateStore;
   private readonly join: IntervalJoin;
   private readonly hot: HotKeys;
   /** --late-out lines of events diverted by --max-key-entries during this drain. */
@@ -135,7 +137,7 @@ class Worker {
     this.u8 = this.ring.u8;
     this.dv = this.ring.dv;
     this.views = new EventViews(this.ring.sab, this.dv);
-    const base = openStore(init.state, path.join(init.stateDir, `worker-${init.index}`), { bucketMs: init.bucketMs, memoryBytes: init.stateMemoryBytes });
+    const base = this.baseStore = openStore(init.state, path.join(init.stateDir, `worker-${init.index}`), { bucketMs: init.bucketMs, memoryBytes: init.stateMemoryBytes });
     this.prefetch = base.prefetch ? base.prefetch.bind(base) : null; // a hint: the logged wrapper need not pass it on
     if (init.checkpoint) {
       this.storage = openStorage(init.checkpoint.storage);
@@ -406,7 +408,7 @@ class Worker {
       unmatchedLeft: c.unmatchedLeft - sup.unmatched[0], unmatchedRight: c.unmatchedRight - sup.unmatched[1], expired: c.expired,
       suppressedPairs: sup.pairs, suppressedUnmatched: sup.unmatched[0] + sup.unmatched[1],
       stateEntries: this.store.count(), peakStateEntries: Math.max(this.peakEntries, this.store.count()), stateBytes: this.store.bytes(), watermarkMs: this.watermark,
-      outputRecords: this.emitter.records, hotKeys: this.hot.report(),
+      stateMemoryBytes: this.baseStore.memoryBytes?.() ?? 0, outputRecords: this.emitter.records, hotKeys: this.hot.report(),
     };
   }
 
