@@ -41,10 +41,13 @@ describe('engine output equals an independent batch join', () => {
   for (const kind of ['inner', 'left', 'right', 'full'] as const) {
     for (const workers of [1, 2, 4]) {
       const state = workers === 2 && (kind === 'left' || kind === 'right') ? 'memory' : 'lmdb';
-      test(`${kind} join, ${workers} worker(s), ${state} state`, async () => {
+      // The lmdb store's memory budget: the default (1 worker: everything stays in memory), none
+      // (2: every bucket sealed into LMDB once complete) and a small one (4: some of each).
+      const memory = workers === 1 ? [] : ['--state-memory', workers === 2 ? '0' : '1m'];
+      test(`${kind} join, ${workers} worker(s), ${state} state${state === 'lmdb' ? ` (${memory[1] ?? 'default'} state memory)` : ''}`, async () => {
         const out = path.join(tmp, `out-${kind}-${workers}.ndjson`);
         const r = await joinery(['run', '--left', `file:${L}`, '--right', `file:${R}`, '--format', 'json', ...JOIN, '--join', kind,
-          '--workers', String(workers), '--state', state, '--state-dir', path.join(tmp, `state-${kind}-${workers}`), '--out', `file:${out}`, '--json']);
+          '--workers', String(workers), '--state', state, ...memory, '--state-dir', path.join(tmp, `state-${kind}-${workers}`), '--out', `file:${out}`, '--json']);
         assert.equal(r.code, 0, r.stderr);
         const summary = JSON.parse(r.stdout.trim().split('\n').pop()!);
         assert.equal(summary.late, 0, 'max-delay covers the disorder: nothing is late');
