@@ -193,8 +193,8 @@ export interface BucketStoreOptions {
   sealAtOnceUnits?: number;
   /**
    * Memory budget of the open slices in bytes (see "Memory budget" in the file header): complete
-   * slices stay open, probed in memory, until the open slices exceed it; then the oldest complete
-   * ones are sealed into LMDB. Default 0: every slice is sealed once complete.
+   * slices stay open, probed in memory, until the open slices exceed it; then complete ones are
+   * sealed into LMDB, newest first. Default 0: every slice is sealed once complete, oldest first.
    */
   memoryBytes?: number;
 }
@@ -490,9 +490,7 @@ export class BucketStore implements StateStore {
   }
 
   memoryBytes(): number {
-    let n = 0;
-    for (const s of this.b.order) if (s.open !== undefined) n += s.open.memoryBytes();
-    return n;
+    return this.b.openMemoryBytes();
   }
 
   async close(): Promise<void> {
@@ -524,11 +522,10 @@ export class BucketStore implements StateStore {
     this.checkOpen();
     const b = this.b;
     let openSlices = 0, sealedSlices = 0, sealedBuckets = 0, lmdbRecords = 0, heapFilterBytes = 0, openArenaBytes = 0;
-    let lmdbLeafPages = 0, lmdbOverflowPages = 0, openMemoryBytes = 0;
+    let lmdbLeafPages = 0, lmdbOverflowPages = 0;
     for (const s of b.order) {
       if (s.open !== undefined) {
         openSlices++;
-        openMemoryBytes += s.open.memoryBytes();
         for (const slab of s.open.slabs) openArenaBytes += slab.length;
         continue;
       }
@@ -545,7 +542,7 @@ export class BucketStore implements StateStore {
     const lmdbDatabases = (b.root.getStats() as { entryCount: number }).entryCount;
     return {
       openSlices, sealedSlices, sealedBuckets, openEntries: b.entries - b.sealedCount, sealedEntries: b.sealedCount,
-      lmdbDatabases, lmdbRecords, lmdbLeafPages, lmdbOverflowPages, heapFilterBytes, openArenaBytes, pendingSeals: this.sealer.pendingSeals(), openMemoryBytes,
+      lmdbDatabases, lmdbRecords, lmdbLeafPages, lmdbOverflowPages, heapFilterBytes, openArenaBytes, pendingSeals: this.sealer.pendingSeals(), openMemoryBytes: b.openMemoryBytes(),
       indexKeys: b.index.size(), indexOccurrences: b.index.occurrences(), indexHeapBytes: b.index.heapBytes(),
       probedSlices: b.probedSlices,
     };

@@ -97,6 +97,13 @@ export class Buckets {
     if (this.lastSlice === slice) this.lastSlice = undefined;
   }
 
+  /** Memory the open slices hold (OpenSlice.memoryBytes): what the store's memory budget counts. */
+  openMemoryBytes(): number {
+    let n = 0;
+    for (const s of this.order) if (s.open !== undefined) n += s.open.memoryBytes();
+    return n;
+  }
+
   firstSliceAtOrAfter(t: number): number {
     const order = this.order;
     let lo = 0;

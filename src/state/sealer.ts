@@ -44,18 +44,11 @@ export class Sealer {
 
   /**
    * Bytes by which the open slices exceed the memory budget (≤ 0: within it). With a budget,
-   * complete slices stay open, probed in memory, until the open slices outgrow it; then the oldest
-   * are sealed (see bucket-store.ts, "Memory budget").
+   * complete slices stay open, probed in memory, until the open slices outgrow it; then the newest
+   * complete ones are sealed (see nextToSeal and bucket-store.ts, "Memory budget").
    */
   private excessBytes(): number {
-    if (this.memoryBytes === 0) return Infinity;
-    let bytes = -this.memoryBytes;
-    const order = this.b.order;
-    for (let i = 0; i < order.length; i++) {
-      const os = order[i].open;
-      if (os !== undefined) bytes += os.memoryBytes();
-    }
-    return bytes;
+    return this.memoryBytes === 0 ? Infinity : this.b.openMemoryBytes() - this.memoryBytes;
   }
 
   /**
