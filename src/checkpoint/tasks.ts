@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { checksummer, type ChecksumAlgo } from './checksum.js';
-import { ChangeWriter } from './delta.js';
+import { ChangeWriter } from './change-writer.js';
 import { foldChain, type ChainFile } from './fold.js';
 import type { ExpireAtMax } from './file-expiry.js';
 import { currentTid } from '../metrics/cpu.js';

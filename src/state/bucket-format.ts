@@ -31,9 +31,11 @@ export const DB_OPTIONS = { keyEncoding: 'binary', encoding: 'binary' } as const
 //
 // An entry reference (a V8 small integer) is slabIndex·SLAB_BYTES + offset of the event bytes
 // [f64 ts][u16 idLen][u32 payloadLen][id][payload]. The ENTRY_HEADER bytes before them hold, while
-// the slice is open, [i32 prev][i32 next][i32 bucket (class) index][u32 flags]: each key/side is a
-// doubly linked list in (ts, id) order. Bit 0 of flags is the joined flag (read it with & 1); a seal
-// job writes the entry's ordinal in its bucket into bits 1–31 as it copies the entry to LMDB.
+// the slice is open, [i32 prev][i32 next][u16 bucket (class) index, u16 source partition + 1]
+// [u32 flags]: each key/side is a doubly linked list in (ts, id) order. The partition is kept for
+// the deferred change log (pending-log.ts) only. Bit 0 of flags is the joined flag (read it with
+// & 1); a seal job writes the entry's ordinal in its bucket into bits 1–31 as it copies the entry
+// to LMDB.
 export const SLAB_SHIFT = 16;
 export const SLAB_BYTES = 1 << SLAB_SHIFT;
 export const OFF_MASK = SLAB_BYTES - 1;
@@ -43,6 +45,9 @@ export const ENTRY_HEADER = 16;
 export const E_PREV = -16;
 export const E_NEXT = -12;
 export const E_CLASS = -8;
+export const E_PARTITION = -6;
+/** Buckets (classes) an open slice may hold: the class index is a u16 in the entry header. */
+export const MAX_CLASSES = 0x10000;
 export const E_JOINED = -4;
 export const NONE = -1;
 

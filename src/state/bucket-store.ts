@@ -161,13 +161,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { JoineryError } from '../core/errors.js';
-import { E_CLASS, E_JOINED, ENTRY_HEADER, EV_HEADER, MAX_KEY, NONE, OFF_MASK, SLAB_SHIFT } from './bucket-format.js';
+import { E_CLASS, E_JOINED, ENTRY_HEADER, EV_HEADER, MAX_CLASSES, MAX_KEY, NONE, OFF_MASK, SLAB_SHIFT } from './bucket-format.js';
 import { Buckets } from './buckets.js';
 import { dropExpired } from './expiry.js';
 import { openEnv } from './lmdb.js';
 import { ClassStat } from './open-slice.js';
+import { PendingLog } from './pending-log.js';
 import { Sealer } from './sealer.js';
-import type { Buffered, Side, StateStore } from './store.js';
+import type { Buffered, DeferredLog, DeferredSink, Side, StateStore } from './store.js';
 
 export interface BucketStoreOptions {
   /**
@@ -330,6 +331,7 @@ export class BucketStore implements StateStore {
     if (cs === undefined || cs.c !== c) {
       cs = os.classes.get(c);
       if (cs === undefined) {
+        if (os.classList.length >= MAX_CLASSES) throw new JoineryError('E_STATE', `bucket store: more than ${MAX_CLASSES} expiry buckets in one slice (expireAt − ts spans too many buckets of ${this.bucketMs} ms)`);
         cs = new ClassStat(c, os.classList.length);
         os.classes.set(c, cs);
         os.classList.push(cs);
@@ -341,7 +343,8 @@ export class BucketStore implements StateStore {
     const buf = os.slab(ref);
     const d = os.dvs[ref >>> SLAB_SHIFT];
     const o = ref & OFF_MASK;
-    d.setInt32(o + E_CLASS, cs.idx, true);
+    const pl = b.pending;
+    d.setInt32(o + E_CLASS, pl === undefined ? cs.idx : cs.idx | (pl.partition << 16), true); // E_PARTITION is the upper half
     buf[o + E_JOINED] = joined ? 1 : 0;
     d.setFloat64(o, ts, true);
     d.setUint16(o + 8, id.length, true);
@@ -354,6 +357,7 @@ export class BucketStore implements StateStore {
     if (dead !== NONE) os.unlink(side, s, dead);
     os.linkAfter(side, s, after, ref);
     if (first) b.index.add(h, side, t, s);
+    if (pl !== undefined && pl.sides[side]) os.notePending(ref, s, side);
 
     const bytes = key.length + id.length + payload.length;
     cs.count++;
@@ -468,6 +472,11 @@ export class BucketStore implements StateStore {
       return;
     }
     this.sealer.sealWork(budgetEntries, true, false);
+  }
+
+  deferLogging(sides: readonly [boolean, boolean], sink: DeferredSink): DeferredLog {
+    this.checkOpen();
+    return (this.b.pending = new PendingLog(this.b, sides, sink));
   }
 
   /** Seals every complete slice now, whatever the memory budget and however long it takes (tests). */

@@ -8,6 +8,7 @@ import { markedBuffer, NONE, type MarkedBuffer } from './bucket-format.js';
 import { KeyIndex } from './key-index.js';
 import type { RootDatabase } from './lmdb.js';
 import type { OpenSlice } from './open-slice.js';
+import type { PendingLog } from './pending-log.js';
 import type { SealJob } from './seal-job.js';
 import { SealedReader, Slice, type Part } from './sealed-io.js';
 import type { Side } from './store.js';
@@ -56,6 +57,8 @@ export class Buckets {
   tsMaxAtWm = -Infinity; // tsMax when wmMax last rose (see Sealer.sealClock)
   minMaxExpire = Infinity; // ≤ every live bucket's max expireAt
   job: SealJob | undefined; // the slice being sealed
+  /** The deferred change log, once a checkpointing worker asked for one (pending-log.ts). */
+  pending: PendingLog | undefined;
   readonly freeNames: string[] = [];
   readonly releasedNames: string[] = []; // dropped in this batch: reusable after commit
   private nextName = 0;

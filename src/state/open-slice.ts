@@ -6,7 +6,7 @@
  */
 import { JoineryError } from '../core/errors.js';
 import {
-  BIG, cmpIdBytes, E_CLASS, E_JOINED, E_NEXT, E_PREV, EV_HEADER, markedBuffer, MAX_SLABS, NONE, OFF_MASK,
+  BIG, cmpIdBytes, E_CLASS, E_JOINED, E_PARTITION, E_NEXT, E_PREV, EV_HEADER, markedBuffer, MAX_SLABS, NONE, OFF_MASK,
   ScratchViews, SLAB_BYTES, SLAB_SHIFT, WORD_COPY_MAX, type MarkedBuffer,
 } from './bucket-format.js';
 import type { Buffered, Side } from './store.js';
@@ -101,11 +101,13 @@ export class OpenSlice {
    * as used (they are allocated unzeroed, so the rest is not resident) and its slot tables.
    */
   memoryBytes(): number {
-    return this.arenaBytes + 32 * this.n + 4 * (this.table.length + (this.oldTable?.length ?? 0));
+    return this.arenaBytes + 32 * this.n + 4 * (this.table.length + (this.oldTable?.length ?? 0)) + (this.pend?.byteLength ?? 0);
   }
 
   /** Lets go of the arena (the slice went; only its keys are still leaving the key index). */
   releaseArena(): void {
+    this.pend = null;
+    this.pendN = 0;
     this.slabs = [];
     this.dvs = [];
     this.arenaBytes = 0;
@@ -351,7 +353,28 @@ export class OpenSlice {
     return this.dvs[ref >>> SLAB_SHIFT].getInt32((ref & OFF_MASK) + E_NEXT, true);
   }
   cls(ref: number): number {
-    return this.dvs[ref >>> SLAB_SHIFT].getInt32((ref & OFF_MASK) + E_CLASS, true);
+    return this.dvs[ref >>> SLAB_SHIFT].getUint16((ref & OFF_MASK) + E_CLASS, true);
+  }
+  /** The source partition + 1 an entry came from (0: another source, or not recorded). */
+  partitionOf(ref: number): number {
+    return this.dvs[ref >>> SLAB_SHIFT].getUint16((ref & OFF_MASK) + E_PARTITION, true);
+  }
+
+  // -- the deferred change log's notes (pending-log.ts): (entry, slot·2 + side) per entry inserted since its last flush --
+  pend: Int32Array<ArrayBuffer> | null = null;
+  pendN = 0; // pairs in `pend`
+
+  notePending(ref: number, s: number, side: Side): void {
+    let p = this.pend;
+    const i = this.pendN << 1;
+    if (p === null || i === p.length) {
+      const grown = new Int32Array(p === null ? 1024 : p.length * 2);
+      if (p !== null) grown.set(p);
+      p = this.pend = grown;
+    }
+    p[i] = ref;
+    p[i + 1] = (s << 1) | side;
+    this.pendN++;
   }
   dead(ref: number): boolean {
     return this.classList[this.cls(ref)].dead;

@@ -248,7 +248,7 @@ export class Sealer {
         for (let r = head; r !== NONE; r = os.next(r)) {
           const d = os.dvs[r >>> SLAB_SHIFT];
           const o = r & OFF_MASK;
-          if (d.getInt32(o + E_CLASS, true) !== idx) continue;
+          if (d.getUint16(o + E_CLASS, true) !== idx) continue;
           const b = os.slabs[r >>> SLAB_SHIFT];
           const len = EV_HEADER + d.getUint16(o + 8, true) + d.getUint32(o + 10, true);
           if (q + len > v.length) { v = this.grow(q + len, q); vd = new DataView(v.buffer, 0, v.length); }
@@ -398,6 +398,8 @@ export class Sealer {
       parts.push(new Part(cs.c, cl.name!, cl.db!, cs.count, cs.bytes, cs.maxExpire, cl.filters, cl.bits));
       this.b.sealedCount += cs.count;
     }
+    // The arena goes: its entries not yet in a change file are written now (pending-log.ts).
+    this.b.pending?.flushSlice(os);
     job.slice.parts = parts;
     job.slice.open = undefined;
     os.job = undefined;
@@ -493,7 +495,7 @@ export class Sealer {
       if (part.maxExpire < this.b.minMaxExpire) this.b.minMaxExpire = part.maxExpire;
     }
     slice.parts = [];
-    slice.open = os;
+    slice.open = os; // nothing to note for the deferred log: its entries were logged before they were sealed
     return os;
   }
 }

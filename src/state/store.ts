@@ -70,9 +70,39 @@ export interface StateStore {
   count(): number;
   /** Approximate bytes held (payload + keys); for metrics. */
   bytes(): number;
+  /**
+   * Optional: deferred change logging (checkpoint/logged-store.ts). From this call on, the store
+   * keeps a note of each entry inserted on a side in `sides`, where it would have been logged at
+   * once, and hands those still live to `sink` when asked (DeferredLog.flush, at a checkpoint
+   * barrier) or when it is about to let go of them without expiry (a slice sealed into LMDB). An
+   * entry that expires before the next checkpoint is then never written to a change file.
+   */
+  deferLogging?(sides: readonly [boolean, boolean], sink: DeferredSink): DeferredLog;
   /** Bytes of the buffer held in memory rather than in LMDB (the lmdb store's open buckets, which --state-memory bounds); for metrics. */
   memoryBytes?(): number;
   close(): Promise<void>;
+}
+
+/**
+ * Where a store's deferred change records go: one EVENT record per live entry, its bytes read
+ * where the store keeps them (the key at keyAt in keySrc; the id, then the payload, at tailAt in
+ * tailSrc), so that nothing is copied twice.
+ */
+export interface DeferredSink {
+  deferredEvent(side: Side, keyGroup: number, keyHash: number, keySrc: DataView, keyAt: number, keyLen: number, ts: number,
+    tailSrc: DataView, tailAt: number, idLen: number, payloadLen: number, joined: boolean, expireAtMs: number, sourcePartition: number): void;
+}
+
+/** A store's deferred change log (StateStore.deferLogging). */
+export interface DeferredLog {
+  /** The Kafka partition + 1 of the events inserted next (0: another source); kept with each deferred entry. */
+  partition: number;
+  /** Hands every live entry noted since the last flush (or clear) to the sink; returns how many. */
+  flush(): number;
+  /** Forgets the noted entries (after a restore: they are in the checkpoint already). */
+  clear(): void;
+  /** Entries noted and not yet flushed (live or not). */
+  pending(): number;
 }
 
 export interface StoreOptions {

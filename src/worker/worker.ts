@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
-import { ChangeWriter } from '../checkpoint/delta.js';
+import { ChangeWriter } from '../checkpoint/change-writer.js';
 import { foldChain } from '../checkpoint/fold.js';
 import { injectedDelayMs, injectedFault } from '../checkpoint/faults.js';
 import { LoggedStore } from '../checkpoint/logged-store.js';
@@ -344,6 +344,8 @@ class Worker {
    * point, nothing is lost).
    */
   private closeChangeFile(): { file: BarrierAck['file']; error?: string } {
+    // Inner sides' events still live and not yet written (LoggedStore.startDeferring) go in now.
+    this.logged!.flushPending();
     const w = this.logged!.writer;
     if (w.records === 0) return { file: null };
     if (!w.close()) return { file: null, error: `writing ${w.path}: ${w.lastError?.message ?? 'incomplete'}` };
@@ -425,6 +427,8 @@ class Worker {
 
   async run(): Promise<void> {
     if (init.restore) await this.restore();
+    // After the restore: what it inserted is in the chain already, and must not be written again.
+    this.logged?.startDeferring();
     post({ type: 'ready', index: init.index, tid: currentTid() });
     const yieldEveryMs = 50;
     while (!this.ended) {

@@ -6,7 +6,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { checksummer } from '../../src/checkpoint/checksum.js';
-import { ChangeWriter, forEachChange } from '../../src/checkpoint/delta.js';
+import { forEachChange } from '../../src/checkpoint/delta.js';
+import { ChangeWriter } from '../../src/checkpoint/change-writer.js';
 import type { CheckpointStorage, Sealer } from '../../src/checkpoint/storage.js';
 
 export interface StorageHarness {

@@ -9,7 +9,8 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ChangeWriter, checkHeader, forEachChange } from '../../src/checkpoint/delta.js';
+import { checkHeader, forEachChange } from '../../src/checkpoint/delta.js';
+import { ChangeWriter } from '../../src/checkpoint/change-writer.js';
 import { BIN, joinery, lastJson } from './cli.js';
 import { canonical, multisetDiff, referenceJoin, type Rec, readNdjson } from './reference-join.js';
 

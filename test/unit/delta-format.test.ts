@@ -6,9 +6,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import {
-  CHANGE_FORMAT, ChangeType, ChangeWriter, CorruptChangeFile, FILE_HEADER_BYTES, forEachChange, type ChangeFormat, type ChangeRecord,
-} from '../../src/checkpoint/delta.js';
+import { CHANGE_FORMAT, ChangeType, CorruptChangeFile, FILE_HEADER_BYTES, forEachChange, type ChangeFormat, type ChangeRecord } from '../../src/checkpoint/delta.js';
+import { ChangeWriter } from '../../src/checkpoint/change-writer.js';
 import { foldChain, type ChainFile } from '../../src/checkpoint/fold.js';
 import { compact } from '../../src/checkpoint/tasks.js';
 import type { Side } from '../../src/state/store.js';

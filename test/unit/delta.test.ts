@@ -8,9 +8,8 @@ import fsObject from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import {
-  ChangeType, ChangeWriter, CorruptChangeFile, FILE_HEADER_BYTES, checkHeader, forEachChange, type ChangeRecord,
-} from '../../src/checkpoint/delta.js';
+import { ChangeType, CorruptChangeFile, FILE_HEADER_BYTES, checkHeader, forEachChange, type ChangeRecord } from '../../src/checkpoint/delta.js';
+import { ChangeWriter } from '../../src/checkpoint/change-writer.js';
 import { foldChain, type ChainFile } from '../../src/checkpoint/fold.js';
 import { compact } from '../../src/checkpoint/tasks.js';
 import type { Side } from '../../src/state/store.js';
