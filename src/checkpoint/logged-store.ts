@@ -18,6 +18,9 @@
 import type { Buffered, DeferredLog, DeferredSink, Side, StateStore } from '../state/store.js';
 import { ChangeWriter } from './change-writer.js';
 
+/** The least part of an interval over which the watermark's rate of advance is measured. */
+const PACE_MIN_ELAPSED_MS = 500;
+
 export class LoggedStore implements StateStore, DeferredSink {
   /** The store's deferred log (startDeferring()), or null: every event is logged as it is inserted. */
   private deferred: DeferredLog | null = null;
@@ -37,7 +40,9 @@ export class LoggedStore implements StateStore, DeferredSink {
   rawAt = -1;
   rawBytes = 0;
 
-  constructor(readonly inner: StateStore, private readonly outer: readonly [boolean, boolean], public writer: ChangeWriter) {}
+  /** `intervalMs`: the time between checkpoints (paceDeferred's horizon). */
+  constructor(readonly inner: StateStore, private readonly outer: readonly [boolean, boolean], public writer: ChangeWriter,
+    private readonly intervalMs = 10_000) {}
 
   get expiryGranularityMs(): number { return this.inner.expiryGranularityMs; }
 
@@ -55,9 +60,44 @@ export class LoggedStore implements StateStore, DeferredSink {
     return true;
   }
 
-  /** Writes the deferred EVENT records of the entries still live into the current change file; returns how many. */
-  flushPending(): number {
-    return this.deferred === null ? 0 : this.deferred.flush();
+  /**
+   * Writes the deferred EVENT records of the entries still live into the current change file (at
+   * a barrier, whose watermark and time are given); returns how many.
+   */
+  flushPending(watermarkMs: number, nowMs: number): number {
+    if (this.deferred === null) return 0;
+    const elapsedMs = nowMs - this.intervalStartMs;
+    if (elapsedMs >= PACE_MIN_ELAPSED_MS && watermarkMs >= this.intervalStartWm) this.lastRate = (watermarkMs - this.intervalStartWm) / elapsedMs;
+    this.intervalStartMs = nowMs;
+    this.intervalStartWm = watermarkMs;
+    return this.deferred.flush();
+  }
+
+  /** Pacing of deferred records (paceDeferred): when the current interval began, and its watermark then. */
+  private intervalStartMs = NaN;
+  private intervalStartWm = -Infinity;
+  /** Event-time ms the watermark advanced per ms of the clock in the last interval (NaN: not known). */
+  private lastRate = NaN;
+
+  /**
+   * Once per drain: writes ahead, `budget` notes at most, the deferred records of the entries that
+   * will most likely still be live at the next barrier (PendingLog.writeAhead), so that a barrier
+   * does not write a live stream's whole interval at once. "Most likely": the bucket's expiry lies
+   * beyond the watermark plus 1.5 intervals of its advance, at the rate of the current interval
+   * (the last one's until half a second has passed). A replay, whose event time runs ahead of the
+   * clock, writes nearly nothing ahead; a live stream nearly everything.
+   */
+  paceDeferred(watermarkMs: number, nowMs: number, budget: number): void {
+    if (this.deferred === null || !(watermarkMs > -Infinity)) return;
+    if (Number.isNaN(this.intervalStartMs) || this.intervalStartWm === -Infinity) {
+      this.intervalStartMs = nowMs;
+      this.intervalStartWm = watermarkMs;
+      return;
+    }
+    const elapsedMs = nowMs - this.intervalStartMs;
+    const rate = elapsedMs >= PACE_MIN_ELAPSED_MS ? (watermarkMs - this.intervalStartWm) / elapsedMs : this.lastRate;
+    if (!(rate >= 0)) return;
+    this.deferred.writeAhead(budget, watermarkMs + rate * this.intervalMs * 1.5);
   }
 
   /** Entries inserted since the last flush whose records wait (live or not). */

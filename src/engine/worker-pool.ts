@@ -31,7 +31,7 @@ export function workerInits(p: {
     if (ck) {
       const storage = ck.storage.descriptor;
       if (!storage) throw new JoineryError('E_INTERNAL', `checkpoint storage ${ck.storage.location} cannot be opened by worker threads`);
-      init.checkpoint = { storage, runId: ck.runId, outer: p.outer, gateOutput: out.kind === 'file', firstEpoch: restored?.id ?? 0 };
+      init.checkpoint = { storage, runId: ck.runId, outer: p.outer, gateOutput: out.kind === 'file', firstEpoch: restored?.id ?? 0, intervalMs: cfg.checkpointIntervalMs };
       if (restored) {
         init.restore = {
           files: restored.files.map((f) => ({ name: f.name, keyGroups: f.keyGroups })),

@@ -107,7 +107,7 @@ export class OpenSlice {
   /** Lets go of the arena (the slice went; only its keys are still leaving the key index). */
   releaseArena(): void {
     this.pend = null;
-    this.pendN = 0;
+    this.pendN = this.pendKept = this.pendRead = 0;
     this.slabs = [];
     this.dvs = [];
     this.arenaBytes = 0;
@@ -363,6 +363,8 @@ export class OpenSlice {
   // -- the deferred change log's notes (pending-log.ts): (entry, slot·2 + side) per entry inserted since its last flush --
   pend: Int32Array<ArrayBuffer> | null = null;
   pendN = 0; // pairs in `pend`
+  pendKept = 0; // pairs [0, pendKept) were looked at by PendingLog.writeAhead and kept for the barrier
+  pendRead = 0; // pairs [pendKept, pendRead) are gone (written ahead or dead); [pendRead, pendN) not looked at yet
 
   notePending(ref: number, s: number, side: Side): void {
     let p = this.pend;

@@ -99,6 +99,11 @@ export interface DeferredLog {
   partition: number;
   /** Hands every live entry noted since the last flush (or clear) to the sink; returns how many. */
   flush(): number;
+  /**
+   * Looks at up to `budget` noted entries not looked at yet: hands those whose expiry is at least
+   * `minExpireMs` to the sink now, keeps the others for flush(). Returns how many it looked at.
+   */
+  writeAhead(budget: number, minExpireMs: number): number;
   /** Forgets the noted entries (after a restore: they are in the checkpoint already). */
   clear(): void;
   /** Entries noted and not yet flushed (live or not). */

@@ -31,7 +31,7 @@ export interface WorkerInit {
   /** Diverted events are posted as 'overflow' lines (--late-out is set); else only counted. */
   overflowOut: boolean;
   /** Checkpointing on: log state changes into files staged in this storage (names carry runId). */
-  checkpoint?: { storage: StorageDescriptor; runId: string; outer: [boolean, boolean]; gateOutput: boolean; firstEpoch: number };
+  checkpoint?: { storage: StorageDescriptor; runId: string; outer: [boolean, boolean]; gateOutput: boolean; firstEpoch: number; intervalMs: number };
   /** Rebuild (--rebuild-from): drop all output until the REPLAY_END frame (src/rebuild/replay.ts). */
   rebuild?: boolean;
   /** Backfill: REPLAY_END marks the cut; unmatched rows expiring at or after the watermark there are dropped (src/sink/cut-emitter.ts). */

@@ -37,6 +37,8 @@ import { SuppressingEmitter } from '../rebuild/suppress.js';
 import { CutEmitter } from '../sink/cut-emitter.js';
 
 const DRAIN_FRAMES = 4096;
+/** Deferred change records looked at per drain at least (LoggedStore.paceDeferred): twice the drain's events, or this. */
+const WRITE_AHEAD_MIN = 4096;
 /**
  * A drain also ends after this much wall time (checked every DRAIN_CHECK_FRAMES frames): its
  * output is written and its latency taken at its end, so every event of a drain waits for the last
@@ -141,7 +143,7 @@ class Worker {
     this.prefetch = base.prefetch ? base.prefetch.bind(base) : null; // a hint: the logged wrapper need not pass it on
     if (init.checkpoint) {
       this.storage = openStorage(init.checkpoint.storage);
-      this.logged = new LoggedStore(base, init.checkpoint.outer, this.newChangeFile());
+      this.logged = new LoggedStore(base, init.checkpoint.outer, this.newChangeFile(), init.checkpoint.intervalMs);
       this.logged.raw = this.dv;
       this.store = this.logged;
       this.outTag = init.checkpoint.firstEpoch;
@@ -181,6 +183,8 @@ class Worker {
     this.drainN = this.drainEvents = 0;
     this.store.batch(this.drainBody);
     const n = this.drainN, events = this.drainEvents;
+    // Deferred change records likely to outlive the next barrier, written a bounded step at a time.
+    if (this.logged !== null && n > 0) this.logged.paceDeferred(this.watermark, nowMs(), Math.max(WRITE_AHEAD_MIN, 2 * events));
     const f0 = trace ? nowMs() : 0;
     this.flushOutput();
     if (this.barrier >= 0) { this.onBarrier(this.barrier); this.barrier = -1; }
@@ -345,7 +349,7 @@ class Worker {
    */
   private closeChangeFile(): { file: BarrierAck['file']; error?: string } {
     // Inner sides' events still live and not yet written (LoggedStore.startDeferring) go in now.
-    this.logged!.flushPending();
+    this.logged!.flushPending(this.watermark, nowMs());
     const w = this.logged!.writer;
     if (w.records === 0) return { file: null };
     if (!w.close()) return { file: null, error: `writing ${w.path}: ${w.lastError?.message ?? 'incomplete'}` };

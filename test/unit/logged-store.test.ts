@@ -177,16 +177,16 @@ test('deferred: inner events are written at the flush, only those still live, wi
   assert.equal(store.pendingRecords(), 3);
   assert.deepEqual(brief(records()), ['EVENT 0 l1 exp=100000 p=2'], 'nothing of the inner side before the flush');
   store.batch(() => store.expire(2500)); // r1's bucket expires before the barrier: never written
-  assert.equal(store.flushPending(), 2);
+  assert.equal(store.flushPending(0, 0), 2);
   assert.equal(store.pendingRecords(), 0);
   const rs = records();
   // expireAt is the bucket's latest: r2 and r3 share one (expireAt − ts below one bucket).
   assert.deepEqual(brief(rs), ['EVENT 1 r2 exp=5600 p=4', 'EVENT 1 r3 exp=5600 p=0']);
   assert.deepEqual({ ...rs[0], expireAtMs: 0 }, { type: ChangeType.Event, side: 1, keyGroup: 3, keyHash: 99, key: 'k', ts: 5000, id: 'r2', payload: 'p-r2', joined: false, expireAtMs: 0, sourcePartition: 4 });
-  assert.equal(store.flushPending(), 0, 'a second flush writes nothing');
+  assert.equal(store.flushPending(0, 0), 0, 'a second flush writes nothing');
   // Later inserts are noted again.
   ins(1, 6000, 'r4', 6500);
-  assert.deepEqual(brief((store.flushPending(), records())), ['EVENT 1 r4 exp=6500 p=0']);
+  assert.deepEqual(brief((store.flushPending(0, 0), records())), ['EVENT 1 r4 exp=6500 p=0']);
   await inner.close();
 });
 
@@ -203,7 +203,7 @@ test('deferred: a slice sealed into LMDB writes its noted entries first; an unse
   // A late event reaches the sealed slice (unsealed back into memory): only it is new.
   ins(0, 1500, 'late', 90_000);
   assert.equal(inner.stats().sealedEntries, 0);
-  assert.equal(store.flushPending(), 2);
+  assert.equal(store.flushPending(0, 0), 2);
   assert.deepEqual(brief(records()), ['EVENT 0 late exp=90000 p=0', 'EVENT 0 c exp=90000 p=0']);
   await inner.close();
 });
@@ -222,9 +222,11 @@ for (const memoryBytes of [0, 1 << 30]) {
       expireOf.set(`e${i}`, exp);
       ins((rnd(2) as Side), ts, `e${i}`, exp, rnd(3), `k${rnd(40)}`);
       if (i % 97 === 0) { wm = Math.max(wm, ts - 2500); store.batch(() => store.expire(wm)); }
-      if (i % 500 === 499) { store.flushPending(); files.push(...records()); }
+      // Some written ahead (long-lived ones), in small steps: the barrier writes the rest.
+      if (i % 13 === 0) (inner as unknown as { b: { pending: { writeAhead(n: number, m: number): number } } }).b.pending.writeAhead(rnd(40), wm + rnd(4000));
+      if (i % 500 === 499) { store.flushPending(0, 0); files.push(...records()); }
     }
-    store.flushPending();
+    store.flushPending(0, 0);
     files.push(...records());
     // What a restore at this barrier holds: every record not expired at the watermark.
     const restored = new MemoryStore();
@@ -253,3 +255,28 @@ for (const memoryBytes of [0, 1 << 30]) {
     await inner.close();
   });
 }
+
+test('deferred: paceDeferred writes ahead what will outlive the next barrier at the watermark\'s pace, and keeps the rest for it', async () => {
+  const { store, inner, records, ins } = deferredSetup([false, false], { memoryBytes: 1 << 30 });
+  store.startDeferring();
+  store.paceDeferred(10_000, 0, 100); // the interval starts: watermark 10 s at time 0
+  ins(0, 10_000, 'short', 12_000);     // expires 2 s of event time later
+  ins(0, 10_000, 'long', 60_000);      // 50 s later
+  ins(0, 10_000, 'dies', 10_500);
+  store.batch(() => store.expire(11_000)); // 'dies' expired before anything was written
+  // 1 s later the watermark is at 11 s: 1 ms per ms, so 1.5 intervals (10 s) ahead is 26 s.
+  store.paceDeferred(11_000, 1000, 100);
+  assert.deepEqual(brief(records()), ['EVENT 0 long exp=60000 p=0'], 'only the long-lived one is written ahead');
+  assert.equal(store.pendingRecords(), 1);
+  store.paceDeferred(11_000, 1100, 100); // looked at already: nothing more
+  assert.deepEqual(records(), []);
+  assert.equal(store.flushPending(11_500, 2000), 1);
+  assert.deepEqual(brief(records()), ['EVENT 0 short exp=12000 p=0'], 'the barrier writes what was kept');
+  // A replay's pace (event time 1000× the clock): nothing is written ahead, all waits for the barrier.
+  ins(1, 20_000, 'r', 80_000);
+  store.paceDeferred(1_011_500, 3000, 100);
+  assert.deepEqual(records(), []);
+  store.batch(() => store.expire(1_011_500));
+  assert.equal(store.flushPending(1_011_500, 4000), 0, 'r expired with its bucket');
+  await inner.close();
+});
