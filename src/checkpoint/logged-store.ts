@@ -83,9 +83,12 @@ export class LoggedStore implements StateStore, DeferredSink {
    * Once per drain: writes ahead, `budget` notes at most, the deferred records of the entries that
    * will most likely still be live at the next barrier (PendingLog.writeAhead), so that a barrier
    * does not write a live stream's whole interval at once. "Most likely": the bucket's expiry lies
-   * beyond the watermark plus 1.5 intervals of its advance, at the rate of the current interval
-   * (the last one's until half a second has passed). A replay, whose event time runs ahead of the
-   * clock, writes nearly nothing ahead; a live stream nearly everything.
+   * beyond where the watermark will be at the next barrier, with half again for safety: its
+   * advance over the time left until then (interval − time since the last barrier), at the rate of
+   * the current interval (the last one's until half a second has passed). A replay, whose event
+   * time runs ahead of the clock, writes nearly nothing ahead until the barrier is near; a live
+   * stream nearly everything; so does any stream with an interval longer than its window, as the
+   * barrier comes near (the entries noted early, which will be gone by then, are kept).
    */
   paceDeferred(watermarkMs: number, nowMs: number, budget: number): void {
     if (this.deferred === null || !(watermarkMs > -Infinity)) return;
@@ -97,7 +100,7 @@ export class LoggedStore implements StateStore, DeferredSink {
     const elapsedMs = nowMs - this.intervalStartMs;
     const rate = elapsedMs >= PACE_MIN_ELAPSED_MS ? (watermarkMs - this.intervalStartWm) / elapsedMs : this.lastRate;
     if (!(rate >= 0)) return;
-    this.deferred.writeAhead(budget, watermarkMs + rate * this.intervalMs * 1.5);
+    this.deferred.writeAhead(budget, watermarkMs + rate * Math.max(0, this.intervalMs - elapsedMs) * 1.5);
   }
 
   /** Entries inserted since the last flush whose records wait (live or not). */

@@ -264,7 +264,7 @@ test('deferred: paceDeferred writes ahead what will outlive the next barrier at 
   ins(0, 10_000, 'long', 60_000);      // 50 s later
   ins(0, 10_000, 'dies', 10_500);
   store.batch(() => store.expire(11_000)); // 'dies' expired before anything was written
-  // 1 s later the watermark is at 11 s: 1 ms per ms, so 1.5 intervals (10 s) ahead is 26 s.
+  // 1 s later the watermark is at 11 s: 1 ms per ms; 9 s to the barrier, ×1.5: 24.5 s.
   store.paceDeferred(11_000, 1000, 100);
   assert.deepEqual(brief(records()), ['EVENT 0 long exp=60000 p=0'], 'only the long-lived one is written ahead');
   assert.equal(store.pendingRecords(), 1);
@@ -278,5 +278,15 @@ test('deferred: paceDeferred writes ahead what will outlive the next barrier at 
   assert.deepEqual(records(), []);
   store.batch(() => store.expire(1_011_500));
   assert.equal(store.flushPending(1_011_500, 4000), 0, 'r expired with its bucket');
+  // Near the barrier the horizon shrinks: 9.6 s into the interval, at 1000 ms of event time per ms,
+  // 0.4 s × 1000 × 1.5 = 600 s of event time lie ahead (at the start, 15,000 s).
+  ins(1, 10_700_000, 'near', 11_400_000);
+  store.paceDeferred(1_011_500 + 1000 * 1000, 4000 + 1000, 100);
+  assert.deepEqual(records(), [], 'far from the barrier: kept');
+  ins(1, 10_700_000, 'near2', 11_400_000);
+  store.paceDeferred(1_011_500 + 1000 * 9600, 4000 + 9600, 100);
+  assert.deepEqual(brief(records()), ['EVENT 1 near2 exp=11400000 p=0'], 'near it: written ahead');
+  assert.equal(store.flushPending(1_011_500 + 1000 * 10_000, 4000 + 10_000), 1, 'the kept one at the barrier');
+  assert.deepEqual(brief(records()), ['EVENT 1 near exp=11400000 p=0']);
   await inner.close();
 });
