@@ -91,7 +91,9 @@ export class LoggedStore implements StateStore, DeferredSink {
    * barrier comes near (the entries noted early, which will be gone by then, are kept).
    */
   paceDeferred(watermarkMs: number, nowMs: number, budget: number): void {
-    if (this.deferred === null || !(watermarkMs > -Infinity)) return;
+    if (this.deferred === null) return;
+    // No watermark yet (an input that has sent nothing): nothing can expire, so nothing waits.
+    if (!(watermarkMs > -Infinity)) { this.deferred.writeAhead(budget, -Infinity); return; }
     if (Number.isNaN(this.intervalStartMs) || this.intervalStartWm === -Infinity) {
       this.intervalStartMs = nowMs;
       this.intervalStartWm = watermarkMs;

@@ -259,6 +259,9 @@ for (const memoryBytes of [0, 1 << 30]) {
 test('deferred: paceDeferred writes ahead what will outlive the next barrier at the watermark\'s pace, and keeps the rest for it', async () => {
   const { store, inner, records, ins } = deferredSetup([false, false], { memoryBytes: 1 << 30 });
   store.startDeferring();
+  ins(1, 5000, 'early', 5500);
+  store.paceDeferred(-Infinity, 0, 100); // no watermark yet: nothing can expire, nothing waits
+  assert.deepEqual(brief(records()), ['EVENT 1 early exp=5500 p=0']);
   store.paceDeferred(10_000, 0, 100); // the interval starts: watermark 10 s at time 0
   ins(0, 10_000, 'short', 12_000);     // expires 2 s of event time later
   ins(0, 10_000, 'long', 60_000);      // 50 s later
