@@ -97,6 +97,33 @@ describe('checkpoints and recovery (files → file)', () => {
     assert.equal(diff, '', `kill delays ${delays.join(', ')} ms\n${diff}`);
   });
 
+  for (const kind of ['left', 'inner'] as const) {
+    test(`${kind} join, buffer in memory: an inner side's events reach the change files at the barrier (only those still live) or ahead of it; kill -9 three times, then to the end, equals the batch join`, async () => {
+      // The first test's join is full: both sides outer, every event logged as it comes. Here the
+      // inner sides' events are deferred (src/state/pending-log.ts); with event time ~400× the
+      // clock most of them expire before the next barrier and are never written.
+      const name = `defer-${kind}`;
+      const args = () => runArgs(name, 2).map((a) => (a === 'full' ? kind : a));
+      const newest = () => { try { return Number(/\d+/.exec(manifests(name).pop() ?? '')?.[0] ?? 0); } catch { return 0; } };
+      let killed = 0;
+      for (let i = 0; i < 3; i++) {
+        const had = newest();
+        const r = await start(args(), (c) => {
+          const t = setInterval(() => { if (newest() >= had + 2) { clearInterval(t); setTimeout(() => c.kill('SIGKILL'), Math.floor(Math.random() * 150)); } }, 5);
+          c.on('close', () => clearInterval(t));
+        });
+        if (r.signal === 'SIGKILL') killed++; else { assert.equal(r.code, 0, r.stderr); break; }
+      }
+      assert.ok(killed >= 1, 'a run was killed');
+      const last = await start(args());
+      assert.equal(last.code, 0, last.stderr);
+      assert.match(last.stderr, /resuming from checkpoint/);
+      const want = referenceJoin(readNdjson(L), readNdjson(R), { ...ref, kind });
+      const diff = multisetDiff(want, outputLines(path.join(tmp, `out-${name}.ndjson`)));
+      assert.equal(diff, '', diff);
+    });
+  }
+
   test('an inner join drops whole change files once every event in them expired (unread, not compacted); kill -9 and resume still equal the batch join', async () => {
     // Inner: no side is outer, so a file expires with its events (src/checkpoint/file-expiry.ts). The data's
     // event time runs about 400 times faster than the wall clock, so a file of a 100 ms checkpoint interval
