@@ -175,6 +175,23 @@ export class KeyIndex {
     return this.tab[(Math.imul(h, GOLDEN) >>> this.shift) << 2];
   }
 
+  /**
+   * The second of the loads a remove() of (h, side) starts with, issued ahead (see unindexSlots in
+   * buckets.ts): the newest occurrence's record, which names the chain's oldest. Returns its link
+   * field (a value to pass to preloadOldest), or NONE.
+   */
+  preloadNewest(h: number, side: Side): number {
+    const hd = this.head(h, side);
+    return hd === NONE ? NONE : this.occI[hd >>> CHUNK_BITS][((hd & CHUNK_MASK) << 3) + O_NEWER];
+  }
+
+  /** The third: the oldest occurrence's record (where remove() usually finds its slice), from preloadNewest's value. */
+  preloadOldest(link: number): number {
+    if (link >= 0 || link === NONE) return 0;
+    const o = -2 - link;
+    return this.occI[o >>> CHUNK_BITS][((o & CHUNK_MASK) << 3) + O_NEWER];
+  }
+
   /** The newest occurrence of the key at `pos` on `side`, or NONE. */
   newest(pos: number, side: Side): number {
     return this.tab[(pos << 2) + R_HEAD + side];
