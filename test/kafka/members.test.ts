@@ -22,7 +22,7 @@ import * as path from 'node:path';
 import { ensureTopics, partitionForKey } from '../../src/kafka/kafkajs/index.js';
 import { produceRaw, readTopic } from './topic-io.js';
 import { joinery, lastJson } from '../e2e/cli.js';
-import { canonical, multisetDiff, type Rec } from '../e2e/reference-join.js';
+import { canonical, multisetDiff, referenceJoin, type Rec } from '../e2e/reference-join.js';
 import { broker, joinScaffold, MemberProcess, keyedMessages as msgs, phases, settled, sleep, tail } from './support.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-kafka-members-'));
@@ -179,57 +179,64 @@ describe('scale-out: members joining and leaving one consumer group, state movin
     data.failed = false;
   });
 
-  test('b is killed with kill -9: a takes its partitions from its last committed checkpoint; b restarted under its name takes some back; output exact', { timeout: 300_000 }, async () => {
-    const { left, right, expected } = data;
-    data.failed = true;
-    const L = `mk-imp-${uniq}`, R = `mk-play-${uniq}`, OUT = `mk-out-${uniq}`, group = `mk-${uniq}`;
-    const ckpt = path.join(tmp, 'ckpt-kill');
-    await ensureTopics([broker()], [{ topic: L, partitions: PARTITIONS }, { topic: R, partitions: PARTITIONS }]);
-    const t0 = left[0].ts as number, t1 = left[left.length - 1].ts as number;
-    const cuts = [t0 + (t1 - t0) / 3, t0 + 2 * (t1 - t0) / 3];
-    const lp = phases(left, cuts), rp = phases(right, cuts);
-    const produce = (i: number) => Promise.all([produceRaw([broker()], L, msgs(lp[i])), produceRaw([broker()], R, msgs(rp[i]))]);
-    const args = (name: string, extra: string[]) => ['run', '--brokers', broker(), '--left', `kafka:${L}`, '--right', `kafka:${R}`,
-      '--group', group, ...JOIN, '--workers', '1', '--state-dir', path.join(tmp, `stk-${name}`),
-      '--checkpoint-dir', ckpt, '--member', name, '--checkpoint-interval', '1s', '--session-timeout', '6s',
-      '--out', `kafka:${OUT}`, '--out-format', 'json', '--json', ...extra];
-    const lastAssigned = (m: Member) => m.assignments().filter((x) => x.partitions).map((x) => x.partitions!).pop() ?? [];
+  // Full join: every event is logged as it arrives. Inner join: both sides' events are deferred to
+  // the barrier (src/state/pending-log.ts), their Kafka partitions kept in the join buffer's entries,
+  // which is what lets the other member take one partition's state out of b's checkpoint.
+  for (const kind of ['full', 'inner'] as const) {
+    test(`b is killed with kill -9: a takes its partitions from its last committed checkpoint; b restarted under its name takes some back; output exact${kind === 'inner' ? ' (inner join: change records deferred to the barrier)' : ''}`, { timeout: 300_000 }, async () => {
+      const { left, right } = data;
+      const expected = kind === 'full' ? data.expected : referenceJoin(left, right, { ...ref, kind });
+      data.failed = true;
+      const sfx = kind === 'full' ? '' : `-${kind}`;
+      const L = `mk-imp${sfx}-${uniq}`, R = `mk-play${sfx}-${uniq}`, OUT = `mk-out${sfx}-${uniq}`, group = `mk${sfx}-${uniq}`;
+      const ckpt = path.join(tmp, `ckpt-kill${sfx}`);
+      await ensureTopics([broker()], [{ topic: L, partitions: PARTITIONS }, { topic: R, partitions: PARTITIONS }]);
+      const t0 = left[0].ts as number, t1 = left[left.length - 1].ts as number;
+      const cuts = [t0 + (t1 - t0) / 3, t0 + 2 * (t1 - t0) / 3];
+      const lp = phases(left, cuts), rp = phases(right, cuts);
+      const produce = (i: number) => Promise.all([produceRaw([broker()], L, msgs(lp[i])), produceRaw([broker()], R, msgs(rp[i]))]);
+      const args = (name: string, extra: string[]) => ['run', '--brokers', broker(), '--left', `kafka:${L}`, '--right', `kafka:${R}`,
+        '--group', group, ...JOIN.map((a) => (a === 'full' ? kind : a)), '--workers', '1', '--state-dir', path.join(tmp, `stk${sfx}-${name}`),
+        '--checkpoint-dir', ckpt, '--member', name, '--checkpoint-interval', '1s', '--session-timeout', '6s',
+        '--out', `kafka:${OUT}`, '--out-format', 'json', '--json', ...extra];
+      const lastAssigned = (m: Member) => m.assignments().filter((x) => x.partitions).map((x) => x.partitions!).pop() ?? [];
 
-    await produce(0);
-    const a = new Member('a', args('a', []));
-    members.push(a);
-    await a.waitFor('its first checkpoint', () => newestManifest(manifestsOf(ckpt, 'a')) !== '', 90_000);
-    const b1 = new Member('b', args('b', []));
-    members.push(b1);
-    await b1.waitFor('partitions of its own', () => lastAssigned(b1).length > 0, 90_000);
-    await produce(1);
-    const had = manifestId(newestManifest(manifestsOf(ckpt, 'b')));
-    await b1.waitFor('a checkpoint after phase 2 was produced', () => manifestId(newestManifest(manifestsOf(ckpt, 'b'))) > had, 60_000);
-    await sleep(300 + Math.floor(Math.random() * 700)); // mid-interval: some of b's work is applied but not committed
-    b1.child.kill('SIGKILL');
-    await b1.exited;
-    // b's session expires (6 s): a re-joins alone and takes b's partitions from b's checkpoint.
-    await a.waitFor('all partitions after b died', () => lastAssigned(a).length === PARTITIONS, 90_000);
-    // Phase 3 while a holds everything; b comes back under its name (fencing its predecessor's open
-    // transaction), takes partitions from a's checkpoint, then a leaves and b finishes alone.
-    await produce(2);
-    const b2 = new Member('b', args('b', ['--exit-when-idle', '15s']));
-    members.push(b2);
-    await b2.waitFor('partitions back after its restart', () => lastAssigned(b2).length > 0, 90_000);
-    a.child.kill('SIGTERM');
-    await a.exit(90_000);
-    await b2.exit(150_000);
+      await produce(0);
+      const a = new Member('a', args('a', []));
+      members.push(a);
+      await a.waitFor('its first checkpoint', () => newestManifest(manifestsOf(ckpt, 'a')) !== '', 90_000);
+      const b1 = new Member('b', args('b', []));
+      members.push(b1);
+      await b1.waitFor('partitions of its own', () => lastAssigned(b1).length > 0, 90_000);
+      await produce(1);
+      const had = manifestId(newestManifest(manifestsOf(ckpt, 'b')));
+      await b1.waitFor('a checkpoint after phase 2 was produced', () => manifestId(newestManifest(manifestsOf(ckpt, 'b'))) > had, 60_000);
+      await sleep(300 + Math.floor(Math.random() * 700)); // mid-interval: some of b's work is applied but not committed
+      b1.child.kill('SIGKILL');
+      await b1.exited;
+      // b's session expires (6 s): a re-joins alone and takes b's partitions from b's checkpoint.
+      await a.waitFor('all partitions after b died', () => lastAssigned(a).length === PARTITIONS, 90_000);
+      // Phase 3 while a holds everything; b comes back under its name (fencing its predecessor's open
+      // transaction), takes partitions from a's checkpoint, then a leaves and b finishes alone.
+      await produce(2);
+      const b2 = new Member('b', args('b', ['--exit-when-idle', '15s']));
+      members.push(b2);
+      await b2.waitFor('partitions back after its restart', () => lastAssigned(b2).length > 0, 90_000);
+      a.child.kill('SIGTERM');
+      await a.exit(90_000);
+      await b2.exit(150_000);
 
-    const problems: string[] = [];
-    if (a.code !== 0) problems.push(`member a exited ${a.code}, not 0`);
-    if (b2.code !== 0) problems.push(`restarted member b exited ${b2.code}, not 0`);
-    if (!/[ ;]b\/\d+ → partitions/.test(a.stderr)) problems.push("member a never took state from b's checkpoints");
-    if (!/[ ;]a\/\d+ → partitions/.test(b2.stderr)) problems.push("restarted member b never took state from a's checkpoints");
-    if (lastAssigned(b2).length !== PARTITIONS) problems.push(`restarted member b ended with partitions ${JSON.stringify(lastAssigned(b2))}, not all`);
-    const detail = await compareOutput(OUT, expected, lp, rp, problems);
-    assert.ok(problems.length === 0, `${problems.map((p) => `- ${p}`).join('\n')}${detail}\n--- ${a.summary()}\n--- ${b1.summary()}\n--- ${b2.summary()}`);
-    data.failed = false;
-  });
+      const problems: string[] = [];
+      if (a.code !== 0) problems.push(`member a exited ${a.code}, not 0`);
+      if (b2.code !== 0) problems.push(`restarted member b exited ${b2.code}, not 0`);
+      if (!/[ ;]b\/\d+ → partitions/.test(a.stderr)) problems.push("member a never took state from b's checkpoints");
+      if (!/[ ;]a\/\d+ → partitions/.test(b2.stderr)) problems.push("restarted member b never took state from a's checkpoints");
+      if (lastAssigned(b2).length !== PARTITIONS) problems.push(`restarted member b ended with partitions ${JSON.stringify(lastAssigned(b2))}, not all`);
+      const detail = await compareOutput(OUT, expected, lp, rp, problems);
+      assert.ok(problems.length === 0, `${problems.map((p) => `- ${p}`).join('\n')}${detail}\n--- ${a.summary()}\n--- ${b1.summary()}\n--- ${b2.summary()}`);
+      data.failed = false;
+    });
+  }
 
   test('--member with a name that is no directory name (a slash, empty) is a usage error (exit 2) naming --member', { timeout: 60_000 }, async () => {
     // Nothing listens on 127.0.0.1:1: the name is checked before any connection.
