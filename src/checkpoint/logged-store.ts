@@ -18,6 +18,15 @@
 import type { Buffered, DeferredLog, DeferredSink, Side, StateStore } from '../state/store.js';
 import { ChangeWriter } from './change-writer.js';
 
+/**
+ * The predicted advance of the watermark until the next barrier is taken at this share. Below 1,
+ * a guess that is off errs towards writing ahead: an entry written ahead that then expires before
+ * the barrier costs one record, as every entry did before deferral; an entry kept that survives
+ * is written at the barrier, where all such entries make one stall. (At 1.5, on a live stream with
+ * an interval longer than its window, the entries of the third of a window before each barrier
+ * would all have been written at it.)
+ */
+const HORIZON_FACTOR = 0.8;
 /** The least part of an interval over which the watermark's rate of advance is measured. */
 const PACE_MIN_ELAPSED_MS = 500;
 
@@ -83,9 +92,9 @@ export class LoggedStore implements StateStore, DeferredSink {
    * Once per drain: writes ahead, `budget` notes at most, the deferred records of the entries that
    * will most likely still be live at the next barrier (PendingLog.writeAhead), so that a barrier
    * does not write a live stream's whole interval at once. "Most likely": the bucket's expiry lies
-   * beyond where the watermark will be at the next barrier, with half again for safety: its
-   * advance over the time left until then (interval − time since the last barrier), at the rate of
-   * the current interval (the last one's until half a second has passed). A replay, whose event
+   * beyond where the watermark will be at the next barrier: its advance over the time left until
+   * then (interval − time since the last barrier), at the rate of the current interval (the last
+   * one's until half a second has passed), times HORIZON_FACTOR. A replay, whose event
    * time runs ahead of the clock, writes nearly nothing ahead until the barrier is near; a live
    * stream nearly everything; so does any stream with an interval longer than its window, as the
    * barrier comes near (the entries noted early, which will be gone by then, are kept).
@@ -102,7 +111,7 @@ export class LoggedStore implements StateStore, DeferredSink {
     const elapsedMs = nowMs - this.intervalStartMs;
     const rate = elapsedMs >= PACE_MIN_ELAPSED_MS ? (watermarkMs - this.intervalStartWm) / elapsedMs : this.lastRate;
     if (!(rate >= 0)) return;
-    this.deferred.writeAhead(budget, watermarkMs + rate * Math.max(0, this.intervalMs - elapsedMs) * 1.5);
+    this.deferred.writeAhead(budget, watermarkMs + rate * Math.max(0, this.intervalMs - elapsedMs) * HORIZON_FACTOR);
   }
 
   /** Entries inserted since the last flush whose records wait (live or not). */

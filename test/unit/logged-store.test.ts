@@ -267,7 +267,7 @@ test('deferred: paceDeferred writes ahead what will outlive the next barrier at 
   ins(0, 10_000, 'long', 60_000);      // 50 s later
   ins(0, 10_000, 'dies', 10_500);
   store.batch(() => store.expire(11_000)); // 'dies' expired before anything was written
-  // 1 s later the watermark is at 11 s: 1 ms per ms; 9 s to the barrier, ×1.5: 24.5 s.
+  // 1 s later the watermark is at 11 s: 1 ms per ms; 9 s to the barrier, × 0.8: 18.2 s.
   store.paceDeferred(11_000, 1000, 100);
   assert.deepEqual(brief(records()), ['EVENT 0 long exp=60000 p=0'], 'only the long-lived one is written ahead');
   assert.equal(store.pendingRecords(), 1);
@@ -281,15 +281,22 @@ test('deferred: paceDeferred writes ahead what will outlive the next barrier at 
   assert.deepEqual(records(), []);
   store.batch(() => store.expire(1_011_500));
   assert.equal(store.flushPending(1_011_500, 4000), 0, 'r expired with its bucket');
-  // Near the barrier the horizon shrinks: 9.6 s into the interval, at 1000 ms of event time per ms,
-  // 0.4 s × 1000 × 1.5 = 600 s of event time lie ahead (at the start, 15,000 s).
-  ins(1, 10_700_000, 'near', 11_400_000);
-  store.paceDeferred(1_011_500 + 1000 * 1000, 4000 + 1000, 100);
+  // The watermark slows down: an entry kept (it would have expired at the pace measured) survives,
+  // and the barrier writes it. 10 ms of event time per ms: 9 s before the barrier, 72 s ahead.
+  ins(1, 1_020_000, 'kept', 1_090_000);
+  store.paceDeferred(1_021_500, 5000, 100);
+  assert.deepEqual(records(), [], 'expected to expire before the barrier: kept');
+  assert.equal(store.flushPending(1_030_000, 14_000), 1, 'the watermark advanced 8.5 s instead of 90: it survived');
+  assert.deepEqual(brief(records()), ['EVENT 1 kept exp=1090000 p=0']);
+  // Near the barrier the horizon shrinks. At 10 ms per ms, an entry expiring 20 s of event time
+  // ahead is kept 9 s before the barrier (72 s ahead) and written 0.4 s before it (3.2 s ahead).
+  ins(1, 1_040_000, 'far', 1_060_000);
+  store.paceDeferred(1_040_000, 15_000, 100);
   assert.deepEqual(records(), [], 'far from the barrier: kept');
-  ins(1, 10_700_000, 'near2', 11_400_000);
-  store.paceDeferred(1_011_500 + 1000 * 9600, 4000 + 9600, 100);
-  assert.deepEqual(brief(records()), ['EVENT 1 near2 exp=11400000 p=0'], 'near it: written ahead');
-  assert.equal(store.flushPending(1_011_500 + 1000 * 10_000, 4000 + 10_000), 1, 'the kept one at the barrier');
-  assert.deepEqual(brief(records()), ['EVENT 1 near exp=11400000 p=0']);
+  ins(1, 1_126_000, 'near', 1_146_000);
+  store.paceDeferred(1_126_000, 23_600, 100);
+  assert.deepEqual(brief(records()), ['EVENT 1 near exp=1146000 p=0'], 'near it: written ahead');
+  store.batch(() => store.expire(1_130_000));
+  assert.equal(store.flushPending(1_130_000, 24_000), 0, "'far' expired before the barrier, as predicted");
   await inner.close();
 });
