@@ -75,8 +75,8 @@ export class LoggedStore implements StateStore, DeferredSink {
    */
   flushPending(watermarkMs: number, nowMs: number): number {
     if (this.deferred === null) return 0;
-    const elapsedMs = nowMs - this.intervalStartMs;
-    if (elapsedMs >= PACE_MIN_ELAPSED_MS && watermarkMs >= this.intervalStartWm) this.lastRate = (watermarkMs - this.intervalStartWm) / elapsedMs;
+    const rate = this.rateSinceBarrier(watermarkMs, nowMs);
+    if (rate >= 0) this.lastRate = rate;
     this.intervalStartMs = nowMs;
     this.intervalStartWm = watermarkMs;
     return this.deferred.flush();
@@ -108,10 +108,16 @@ export class LoggedStore implements StateStore, DeferredSink {
       this.intervalStartWm = watermarkMs;
       return;
     }
-    const elapsedMs = nowMs - this.intervalStartMs;
-    const rate = elapsedMs >= PACE_MIN_ELAPSED_MS ? (watermarkMs - this.intervalStartWm) / elapsedMs : this.lastRate;
+    const measured = this.rateSinceBarrier(watermarkMs, nowMs);
+    const rate = Number.isNaN(measured) ? this.lastRate : measured;
     if (!(rate >= 0)) return;
-    this.deferred.writeAhead(budget, watermarkMs + rate * Math.max(0, this.intervalMs - elapsedMs) * HORIZON_FACTOR);
+    this.deferred.writeAhead(budget, watermarkMs + rate * Math.max(0, this.intervalMs - (nowMs - this.intervalStartMs)) * HORIZON_FACTOR);
+  }
+
+  /** Event-time ms the watermark advanced per ms of the clock since the last barrier; NaN before PACE_MIN_ELAPSED_MS of it. */
+  private rateSinceBarrier(watermarkMs: number, nowMs: number): number {
+    const elapsedMs = nowMs - this.intervalStartMs;
+    return elapsedMs >= PACE_MIN_ELAPSED_MS ? (watermarkMs - this.intervalStartWm) / elapsedMs : NaN;
   }
 
   /** Entries inserted since the last flush whose records wait (live or not). */

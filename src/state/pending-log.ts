@@ -58,11 +58,11 @@ export class PendingLog implements DeferredLog {
       const p = os.pend!, end = Math.min(os.pendN, os.pendRead + (budget - seen));
       let kept = os.pendKept;
       for (let i = os.pendRead; i < end; i++) {
-        const ref = p[i << 1];
+        const ref = p[i << 1], ss = p[(i << 1) + 1];
         const cs = os.classList[os.cls(ref)];
         if (cs.dead) continue;
-        if (cs.maxExpire >= minExpireMs) this.write(os, p, i, i + 1);
-        else { p[kept << 1] = ref; p[(kept << 1) + 1] = p[(i << 1) + 1]; kept++; }
+        if (cs.maxExpire >= minExpireMs) this.writeEntry(os, ref, ss, cs.maxExpire);
+        else { p[kept << 1] = ref; p[(kept << 1) + 1] = ss; kept++; }
       }
       seen += end - os.pendRead;
       os.pendKept = kept;
@@ -76,22 +76,23 @@ export class PendingLog implements DeferredLog {
   private write(os: OpenSlice, p: Int32Array, from: number, to: number): number {
     let written = 0;
     for (let i = from; i < to; i++) {
-      const ref = p[i << 1], ss = p[(i << 1) + 1];
+      const ref = p[i << 1];
       const cs = os.classList[os.cls(ref)];
       if (cs.dead) continue;
-      const s = ss >>> 1, side = (ss & 1) as Side;
-      const d = os.dvs[ref >>> SLAB_SHIFT], o = ref & OFF_MASK;
-      const kr = os.keyRefOf(s);
-      this.sink.deferredEvent(side, os.groupOf(s), os.hashOf(s), os.dvs[kr >>> SLAB_SHIFT], kr & OFF_MASK, os.keyLenOf(s),
-        d.getFloat64(o, true), d, o + EV_HEADER, d.getUint16(o + 8, true), d.getUint32(o + 10, true),
-        (d.getUint8(o + E_JOINED) & 1) === 1, cs.maxExpire, os.partitionOf(ref));
+      this.writeEntry(os, ref, p[(i << 1) + 1], cs.maxExpire);
       written++;
     }
     return written;
   }
 
-  clear(): void {
-    for (const slice of this.b.order) if (slice.open !== undefined) slice.open.pendN = slice.open.pendKept = slice.open.pendRead = 0;
+  /** Hands entry `ref` (note `ss`: slot·2 + side) to the sink, its bytes read from the arena. */
+  private writeEntry(os: OpenSlice, ref: number, ss: number, expireAtMs: number): void {
+    const s = ss >>> 1, side = (ss & 1) as Side;
+    const d = os.dvs[ref >>> SLAB_SHIFT], o = ref & OFF_MASK;
+    const kr = os.keyRefOf(s);
+    this.sink.deferredEvent(side, os.groupOf(s), os.hashOf(s), os.dvs[kr >>> SLAB_SHIFT], kr & OFF_MASK, os.keyLenOf(s),
+      d.getFloat64(o, true), d, o + EV_HEADER, d.getUint16(o + 8, true), d.getUint32(o + 10, true),
+      (d.getUint8(o + E_JOINED) & 1) === 1, expireAtMs, os.partitionOf(ref));
   }
 
   pending(): number {

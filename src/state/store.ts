@@ -104,8 +104,6 @@ export interface DeferredLog {
    * `minExpireMs` to the sink now, keeps the others for flush(). Returns how many it looked at.
    */
   writeAhead(budget: number, minExpireMs: number): number;
-  /** Forgets the noted entries (after a restore: they are in the checkpoint already). */
-  clear(): void;
   /** Entries noted and not yet flushed (live or not). */
   pending(): number;
 }

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ChangeType, forEachChange } from '../../src/checkpoint/delta.js';
+import { ChangeType, forEachChange, type ChangeRecord } from '../../src/checkpoint/delta.js';
 import { ChangeWriter } from '../../src/checkpoint/change-writer.js';
 import { LoggedStore } from '../../src/checkpoint/logged-store.js';
 import { BucketStore } from '../../src/state/bucket-store.js';
@@ -17,16 +17,21 @@ let seq = 0;
 const b = (s: string) => Buffer.from(s);
 const T = ['', 'EVENT', 'MARK', 'EXPIRED'];
 
+/** Closes the store's current change file, starts a new one, and visits the closed one's records. */
+function takeRecords(store: LoggedStore, visit: (r: ChangeRecord) => void): void {
+  const w = store.writer;
+  assert.equal(w.close(), true);
+  store.writer = new ChangeWriter(path.join(tmp, `l${++seq}.delta`));
+  forEachChange(fs.readFileSync(w.path), w.path, 0, 65536, visit);
+}
+
 function setup(outer: [boolean, boolean]) {
   const inner = new MemoryStore();
   const store = new LoggedStore(inner, outer, new ChangeWriter(path.join(tmp, `l${++seq}.delta`)));
   /** The records logged so far (closes the current file and starts a new one). */
   const logged = (): string[] => {
-    const w = store.writer;
-    assert.equal(w.close(), true);
-    store.writer = new ChangeWriter(path.join(tmp, `l${++seq}.delta`));
     const out: string[] = [];
-    forEachChange(fs.readFileSync(w.path), w.path, 0, 65536, (r) => {
+    takeRecords(store, (r) => {
       out.push(`${T[r.type]} ${r.side} kg${r.keyGroup} ${Buffer.from(r.key)} ${r.ts} ${Buffer.from(r.id)}` +
         (r.type === ChangeType.Event ? ` joined=${r.joined} exp=${r.expireAtMs} ${Buffer.from(r.payload)}` : ''));
     });
@@ -144,11 +149,8 @@ function deferredSetup(outer: [boolean, boolean], options: { memoryBytes: number
   const inner = BucketStore.open(path.join(tmp, `b${++seq}`), { bucketMs: 1000, ...options });
   const store = new LoggedStore(inner, outer, new ChangeWriter(path.join(tmp, `l${++seq}.delta`)));
   const records = (): ChangeRecordCopy[] => {
-    const w = store.writer;
-    assert.equal(w.close(), true);
-    store.writer = new ChangeWriter(path.join(tmp, `l${++seq}.delta`));
     const out: ChangeRecordCopy[] = [];
-    forEachChange(fs.readFileSync(w.path), w.path, 0, 65536, (r) => {
+    takeRecords(store, (r) => {
       out.push({ type: r.type, side: r.side, keyGroup: r.keyGroup, keyHash: r.keyHash, key: Buffer.from(r.key).toString(), ts: r.ts,
         id: Buffer.from(r.id).toString(), payload: Buffer.from(r.payload).toString(), joined: r.joined, expireAtMs: r.expireAtMs, sourcePartition: r.sourcePartition });
     });
