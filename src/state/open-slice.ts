@@ -52,6 +52,23 @@ function unzeroed(n: number): Int32Array<ArrayBuffer> {
 
 
 /**
+ * Slabs of slices gone from memory, kept (per thread: one worker's store) for the slices that come
+ * next. A slab freed to glibc went back to the kernel when its heap was trimmed, and the next slab
+ * in that place was faulted in and zeroed page by page again: on `bench`, the kernel's page
+ * clearing was ~6 % of the process's CPU, all of it in inserts. At most SLAB_POOL_MAX slabs (64 MiB)
+ * wait here, outside the store's memory budget; a slice expiring from memory usually hands on what
+ * the next one needs.
+ */
+const SLAB_POOL_MAX = 1024;
+const poolSlabs: MarkedBuffer[] = [];
+const poolDvs: DataView[] = [];
+
+/** Slabs waiting in this thread's pool (for tests). */
+export function pooledSlabs(): number {
+  return poolSlabs.length;
+}
+
+/**
  * Slot arrays of at least this many slots get their doubled copies allocated ahead (see
  * OpenSlice.prepareSlots); below it the eight copies take under 2 MiB.
  */
@@ -106,6 +123,11 @@ export class OpenSlice {
 
   /** Lets go of the arena (the slice went; only its keys are still leaving the key index). */
   releaseArena(): void {
+    // Nothing reads the arena after this (the slice is gone; its keys leave the index from `slots`).
+    const slabs = this.slabs, dvs = this.dvs;
+    for (let i = 0; i < slabs.length && poolSlabs.length < SLAB_POOL_MAX; i++) {
+      if (slabs[i].length === SLAB_BYTES) { poolSlabs.push(slabs[i]); poolDvs.push(dvs[i]); }
+    }
     this.pend = null;
     this.pendN = this.pendKept = this.pendRead = 0;
     this.slabs = [];
@@ -134,6 +156,14 @@ export class OpenSlice {
   }
 
   private addSlab(size: number): void {
+    if (size === SLAB_BYTES && poolSlabs.length > 0) {
+      const b = poolSlabs.pop()!;
+      b.start = b.end = 0;
+      this.arenaBytes += size;
+      this.slabs.push(b);
+      this.dvs.push(poolDvs.pop()!);
+      return;
+    }
     const b = markedBuffer(size);
     this.arenaBytes += size;
     this.slabs.push(b);

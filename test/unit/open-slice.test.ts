@@ -1,8 +1,8 @@
 import * as fs from 'node:fs';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { NONE } from '../../src/state/bucket-format.js';
-import { OpenSlice } from '../../src/state/open-slice.js';
+import { BIG, NONE, OFF_MASK, SLAB_BYTES } from '../../src/state/bucket-format.js';
+import { OpenSlice, pooledSlabs } from '../../src/state/open-slice.js';
 
 const k = (s: string) => new TextEncoder().encode(s);
 
@@ -54,4 +54,41 @@ test('the slot table and arrays grow without a long add, and every key is found 
   dv.setUint32(0, n);
   assert.equal(os.find(hashOf(n), n & 0xffff, key), NONE);
   assert.ok(worst < 25, `worst batch of ${batch} adds took ${worst.toFixed(1)} ms of CPU`);
+});
+
+test('slabs of a released arena are reused by the next slices, at most 1024 of them, and large ones are not kept', () => {
+  const fill = (os: OpenSlice, n: number, byte: number): number[] => {
+    const refs: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const ref = os.reserve(SLAB_BYTES / 4); // four per slab
+      os.slab(ref).fill(byte, ref & OFF_MASK, (ref & OFF_MASK) + SLAB_BYTES / 4);
+      refs.push(ref);
+    }
+    return refs;
+  };
+  const pool0 = pooledSlabs();
+  const a = new OpenSlice(64);
+  fill(a, 12, 0xaa); // 3 slabs
+  a.reserve(BIG + 1); // a slab of its own: not pooled
+  const aSlabs = new Set(a.slabs.map((s) => s.buffer));
+  a.releaseArena();
+  assert.equal(a.slabs.length, 0);
+  assert.equal(pooledSlabs(), pool0 + 3);
+  // The next slice takes them (no new memory), and what it writes is what it reads.
+  const b = new OpenSlice(64);
+  const refs = fill(b, 12, 0x55);
+  assert.equal(pooledSlabs(), pool0);
+  assert.equal(b.slabs.filter((s) => aSlabs.has(s.buffer)).length, 3);
+  for (const ref of refs) {
+    const s = b.slab(ref), o = ref & OFF_MASK;
+    assert.ok(s.subarray(o, o + SLAB_BYTES / 4).every((x) => x === 0x55));
+  }
+  b.releaseArena();
+  // The pool is bounded: an arena of 1100 slabs leaves at most 1024 behind.
+  const c = new OpenSlice(64);
+  fill(c, 4 * 1100, 1);
+  c.releaseArena();
+  assert.equal(pooledSlabs(), 1024);
+  new OpenSlice(64).reserve(16); // one taken
+  assert.equal(pooledSlabs(), 1023);
 });
