@@ -330,3 +330,14 @@ test('fast path (extractPlain) takes generated records and agrees with the gener
   assert.ok(plainTaken > 1000, `plain path took only ${plainTaken} unmodified records`);
   assert.ok(compared > plainTaken, `only ${compared} compared`);
 });
+
+test('a JSON record read as a FlatBuffer is rejected with a hint to pass --format json', () => {
+  const x = new FlatExtractor('Impression', ['profileId', 'titleId'], 'ts', 'eventId');
+  const json = new TextEncoder().encode('  {"eventId":"i-1","profileId":7,"titleId":3,"ts":1767225600000,"row":0,"position":1,"device":"tv"}');
+  assert.equal(x.extract(json, 0, json.length), false);
+  assert.match(x.error, /looks like JSON: pass --format json/);
+  // Bytes that are neither get no such hint.
+  const junk = new Uint8Array(40).fill(0xff);
+  assert.equal(x.extract(junk, 0, junk.length), false);
+  assert.doesNotMatch(x.error, /JSON/);
+});
