@@ -233,12 +233,19 @@ export class OpenSlice {
       if (this.oldTable !== undefined) this.moveOld(MOVED_PER_ADD);
       if (s * 8 >= tl * 3) this.prepare(tl * 2, s);
     }
-    const ref = this.reserve(5 + key.length);
+    const kl = key.length;
+    const ref = this.reserve(5 + kl);
     const b = this.slab(ref);
     const o = ref & OFF_MASK;
-    b.writeUInt16BE(keyGroup, o);
-    b.writeUInt16BE(key.length, o + 2);
-    b.set(key, o + 4);
+    // Bytes written in place: Buffer#writeUInt16BE is node's shared JS, whose element stores see
+    // every kind of Buffer in the process and go through V8's generic store stubs; `set` is a
+    // native call, which a short key's byte loop beats (as for ids in BucketStore.insert).
+    b[o] = keyGroup >>> 8;
+    b[o + 1] = keyGroup;
+    b[o + 2] = kl >>> 8;
+    b[o + 3] = kl;
+    if (kl <= 24) for (let i = 0; i < kl; i++) b[o + 4 + i] = key[i];
+    else b.set(key, o + 4);
     const a = this.slots, x = s << 3;
     a[x] = h;
     a[x + S_GROUP] = keyGroup;
