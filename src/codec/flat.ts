@@ -14,7 +14,7 @@
  *
  */
 import { writeBytes, writeText } from './canonical.js';
-import { extractedTexts, type Extractor } from './json.js';
+import { extractedTexts, startsLikeJsonObject, type Extractor } from './json.js';
 
 export type FlatTable = 'Impression' | 'Play';
 
@@ -283,14 +283,6 @@ function writeUint(out: Uint8Array, o: number, n: number): number {
  * same canonical texts as the NDJSON extractor (src/codec/json.ts), so a stream joins identically
  * whichever format it arrives in.
  */
-/** Whether a record that is not a FlatBuffer starts like a JSON object (after blanks). */
-function looksLikeJson(bytes: Uint8Array, start: number, end: number): boolean {
-  let i = Math.max(0, start);
-  const e = Math.min(end, bytes.length);
-  while (i < e && (bytes[i] === 0x20 || bytes[i] === 0x09 || bytes[i] === 0x0a || bytes[i] === 0x0d)) i++;
-  return i < e && bytes[i] === 0x7b && e - i >= 2;
-}
-
 export class FlatExtractor implements Extractor {
   ts = 0;
   error = '';
@@ -361,7 +353,7 @@ export class FlatExtractor implements Extractor {
     } catch (e) {
       this.error = `malformed FlatBuffer: ${(e as Error).message}`;
     }
-    if (!ok && looksLikeJson(bytes, start, end)) this.error += ' (the record looks like JSON: pass --format json to read it as JSON; Kafka inputs are read as FlatBuffers unless told)';
+    if (!ok && startsLikeJsonObject(bytes, start, end)) this.error += ' (the record looks like JSON: pass --format json to read it as JSON; Kafka inputs are read as FlatBuffers unless told)';
     return ok;
   }
 

@@ -23,6 +23,20 @@ export interface Extractor {
 
 const decoder = new TextDecoder('utf-8', { fatal: false });
 
+/**
+ * Whether bytes [start, end) start like a JSON object: `{` after blanks. The one rule behind the
+ * format hints, for a file's first bytes (source/sniff.ts) and for a record that failed as a
+ * FlatBuffer (flat.ts).
+ */
+export function startsLikeJsonObject(b: Uint8Array, start = 0, end = b.length): boolean {
+  for (let i = Math.max(0, start), e = Math.min(end, b.length); i < e; i++) {
+    const c = b[i];
+    if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) continue;
+    return c === 0x7b; // '{'
+  }
+  return false;
+}
+
 /** Key and id texts of an extractor's last successful extract into `out` (tests, tools). */
 export function extractedTexts(ex: Extractor, out: Uint8Array): { keyText: string; idText: string } {
   return {

@@ -6,6 +6,7 @@
  * Only a confident mismatch is refused; text that is merely malformed is left to the dead letters.
  */
 import * as fs from 'node:fs';
+import { startsLikeJsonObject } from '../codec/json.js';
 import { JoineryError } from '../core/errors.js';
 
 const SNIFF_BYTES = 4096;
@@ -13,12 +14,7 @@ const SNIFF_BYTES = 4096;
 const MIN_FLAT_RECORD_BYTES = 8;
 
 function looksNdjson(b: Buffer): boolean {
-  if (b.includes(0)) return false;
-  for (const c of b) {
-    if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) continue;
-    return c === 0x7b; // '{'
-  }
-  return false;
+  return !b.includes(0) && startsLikeJsonObject(b);
 }
 
 function looksFlat(b: Buffer, sizeBytes: number): boolean {

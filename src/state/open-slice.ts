@@ -156,18 +156,11 @@ export class OpenSlice {
   }
 
   private addSlab(size: number): void {
-    if (size === SLAB_BYTES && poolSlabs.length > 0) {
-      const b = poolSlabs.pop()!;
-      b.start = b.end = 0;
-      this.arenaBytes += size;
-      this.slabs.push(b);
-      this.dvs.push(poolDvs.pop()!);
-      return;
-    }
-    const b = markedBuffer(size);
+    const pooled = size === SLAB_BYTES && poolSlabs.length > 0;
+    const b = pooled ? poolSlabs.pop()! : markedBuffer(size);
     this.arenaBytes += size;
     this.slabs.push(b);
-    this.dvs.push(new DataView(b.buffer, 0, size));
+    this.dvs.push(pooled ? poolDvs.pop()! : new DataView(b.buffer, 0, size));
   }
 
   slab(ref: number): MarkedBuffer {
