@@ -57,6 +57,17 @@ export function bucketMsFor(cfg: Config): number {
 }
 
 /**
+ * Slices per frozen group of the lmdb store (src/state/frozen.ts): sealed slices a group's span
+ * behind the watermark leave the key index for one compact table per group. About eight groups per
+ * window (lower..upper plus max-delay), so that a probe looks at ~8 group tables, within 4..512
+ * slices per group.
+ */
+export function freezeGroupSlicesFor(cfg: Config): number {
+  const spanMs = cfg.upperMs - cfg.lowerMs + cfg.maxDelayMs;
+  return Math.min(512, Math.max(4, Math.round(spanMs / 8 / bucketMsFor(cfg))));
+}
+
+/**
  * The lmdb store's memory budget for open buckets, all workers together: --state-memory, or
  * min(1 GiB, a quarter of what the process may use: physical memory, or a cgroup limit below it).
  * Measured on `bench` (2 workers): sealing every bucket once complete and probing it in LMDB cost

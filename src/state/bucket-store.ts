@@ -164,6 +164,7 @@ import { JoineryError } from '../core/errors.js';
 import { E_CLASS, E_JOINED, ENTRY_HEADER, EV_HEADER, MAX_CLASSES, MAX_KEY, NONE, OFF_MASK, SLAB_SHIFT } from './bucket-format.js';
 import { Buckets } from './buckets.js';
 import { dropExpired } from './expiry.js';
+import { Freezer } from './frozen.js';
 import { openEnv } from './lmdb.js';
 import { ClassStat } from './open-slice.js';
 import { PendingLog } from './pending-log.js';
@@ -198,9 +199,16 @@ export interface BucketStoreOptions {
    * sealed into LMDB, newest first. Default 0: every slice is sealed once complete, oldest first.
    */
   memoryBytes?: number;
+  /**
+   * Slices per frozen group (see frozen.ts): sealed slices a group's span behind the watermark leave
+   * the key index for one compact table per group of this many slices. Default 0: never (the
+   * engine sets it from the window: about eight groups per window).
+   */
+  freezeGroupSlices?: number;
 }
 
 export const DEFAULT_BUCKET_MS = 10_000;
+const NO_SLICES: readonly number[] = [];
 const DEFAULT_SEAL_SPREAD = 0.8;
 const DEFAULT_SEAL_UNITS_PER_CALL = 4096;
 const DEFAULT_SEAL_AT_ONCE_UNITS = 2048;
@@ -226,8 +234,12 @@ export class BucketStore implements StateStore {
     const sealUnitsPerCall = this.sealUnitsPerCall = options.sealUnitsPerCall ?? DEFAULT_SEAL_UNITS_PER_CALL;
     const sealAtOnceUnits = options.sealAtOnceUnits ?? DEFAULT_SEAL_AT_ONCE_UNITS;
     const memoryBytes = options.memoryBytes ?? 0;
+    const freezeGroupSlices = options.freezeGroupSlices ?? 0;
     if (!(sealSpread >= 0) || !(sealUnitsPerCall > 0) || !(sealAtOnceUnits >= 0) || !(memoryBytes >= 0)) {
       throw new JoineryError('E_STATE', 'sealSpread, sealAtOnceUnits and memoryBytes must be ≥ 0, sealUnitsPerCall > 0');
+    }
+    if (!(Number.isInteger(freezeGroupSlices) && freezeGroupSlices >= 0)) {
+      throw new JoineryError('E_STATE', `freezeGroupSlices must be a whole number ≥ 0, got ${freezeGroupSlices}`);
     }
     fs.mkdirSync(dir, { recursive: true });
     // Nothing survives a reopen (open slices were in memory): start from an empty environment.
@@ -243,6 +255,7 @@ export class BucketStore implements StateStore {
       mapSize: options.mapSizeBytes ?? 256 * 1024 * 1024,
     });
     this.b = new Buckets(bucketMs, root);
+    if (freezeGroupSlices > 0) this.b.freezer = new Freezer(this.b, freezeGroupSlices);
     this.sealer = new Sealer(this.b, { sealSpread, sealUnitsPerCall, sealAtOnceUnits, memoryBytes });
   }
 
@@ -400,7 +413,9 @@ export class BucketStore implements StateStore {
     const h = keyHash | 0;
     const index = b.index;
     let o = index.head(h, side);
-    if (o === NONE) return; // the common case: nothing on this side for this key
+    const groups = b.freezer?.groups;
+    const frozen = groups !== undefined && groups.length > 0;
+    if (o === NONE && !frozen) return; // the common case: nothing on this side for this key
     const tFrom = Math.floor(fromTs / this.bucketMs);
     const tTo = Math.floor(toTs / this.bucketMs);
     // The chain is newest first: find its oldest slice in range, then visit forward in time.
@@ -410,17 +425,24 @@ export class BucketStore implements StateStore {
       if (t < tFrom) break;
       if (t <= tTo) first = o;
     }
+    // Frozen slices holding the key (frozen.ts), ascending, merged with the chain by slice.
+    const fz = b.freezer;
+    const fts = frozen ? fz!.slicesOf(h, side, tFrom, tTo) : NO_SLICES;
+    if (first === NONE && fts.length === 0) return;
     const slices = b.slices;
     const view = b.reader.view;
+    let k = 0;
     for (o = first; o !== NONE; o = index.newer(o)) {
       const t = index.sliceOf(o);
       if (t > tTo) break;
+      while (k < fts.length && fts[k] < t) fz!.probeSlice(fts[k++], side, keyGroup, h, key, fromTs, toTs, visit);
       const slice = slices.get(t);
-      if (slice === undefined) continue; // its last bucket went; its keys are still leaving the index (Buckets.unindexPart)
+      if (slice === undefined || slice.frozen) continue; // its last bucket went (its keys are still leaving the index: Buckets.unindexPart), or frozen
       b.probedSlices++;
       if (slice.open !== undefined) slice.open.probe(view, side, keyGroup, h, key, fromTs, toTs, visit, index.slotOf(o));
       else b.reader.probeSlice(slice, side, keyGroup, h, key, fromTs, toTs, visit);
     }
+    while (k < fts.length) fz!.probeSlice(fts[k++], side, keyGroup, h, key, fromTs, toTs, visit);
   }
 
   markJoined(side: Side, keyGroup: number, keyHash: number, key: Uint8Array, ts: number, id: Uint8Array): void {
@@ -455,6 +477,8 @@ export class BucketStore implements StateStore {
     if (b.pendingUnindex() > 0) b.unindexWork(this.sealUnitsPerCall * Math.min(b.pendingUnindex(), 8));
     // 2. Seal, a bounded amount of work at a time, the open slices no later insert can reach.
     this.sealer.sealWork(this.sealUnitsPerCall, true, true);
+    // 3. Freeze old sealed slices out of the key index (frozen.ts), as paced.
+    b.freezer?.work(this.sealUnitsPerCall);
     return removed;
   }
 
@@ -527,12 +551,15 @@ export class BucketStore implements StateStore {
     indexKeys: number; indexOccurrences: number; indexHeapBytes: number;
     /** Slices visited by probes since the store opened (the index sends a probe only to slices holding its key). */
     probedSlices: number;
+    /** Frozen groups (frozen.ts): groups, their sealed slices out of the key index, their tables' bytes. */
+    frozenGroups: number; frozenSlices: number; frozenHeapBytes: number;
   } {
     this.checkOpen();
     const b = this.b;
     let openSlices = 0, sealedSlices = 0, sealedBuckets = 0, lmdbRecords = 0, heapFilterBytes = 0, openArenaBytes = 0;
-    let lmdbLeafPages = 0, lmdbOverflowPages = 0;
+    let lmdbLeafPages = 0, lmdbOverflowPages = 0, frozenSlices = 0;
     for (const s of b.order) {
+      if (s.frozen) frozenSlices++;
       if (s.open !== undefined) {
         openSlices++;
         for (const slab of s.open.slabs) openArenaBytes += slab.length;
@@ -554,6 +581,7 @@ export class BucketStore implements StateStore {
       lmdbDatabases, lmdbRecords, lmdbLeafPages, lmdbOverflowPages, heapFilterBytes, openArenaBytes, pendingSeals: this.sealer.pendingSeals(), openMemoryBytes: b.openMemoryBytes(),
       indexKeys: b.index.size(), indexOccurrences: b.index.occurrences(), indexHeapBytes: b.index.heapBytes(),
       probedSlices: b.probedSlices,
+      frozenGroups: b.freezer?.groups.length ?? 0, frozenSlices, frozenHeapBytes: b.freezer?.heapBytes() ?? 0,
     };
   }
 

@@ -5,7 +5,8 @@
  * the key index in step when a slice or a bucket goes.
  */
 import { markedBuffer, NONE, type MarkedBuffer } from './bucket-format.js';
-import { KeyIndex } from './key-index.js';
+import type { Freezer } from './frozen.js';
+import { KeyIndex, type KeySet } from './key-index.js';
 import type { RootDatabase } from './lmdb.js';
 import type { OpenSlice } from './open-slice.js';
 import type { PendingLog } from './pending-log.js';
@@ -34,6 +35,8 @@ export function slotsFor(n: number): number {
  */
 interface Unindexing {
   readonly part: Part | undefined;
+  /** A frozen part's KeySets (its filters are the group's now): every key goes, whatever other buckets hold. */
+  readonly keys?: readonly [KeySet | undefined, KeySet | undefined];
   readonly os: OpenSlice | undefined;
   readonly t: number;
   side: number;
@@ -57,6 +60,8 @@ export class Buckets {
   tsMaxAtWm = -Infinity; // tsMax when wmMax last rose (see Sealer.sealClock)
   minMaxExpire = Infinity; // ≤ every live bucket's max expireAt
   job: SealJob | undefined; // the slice being sealed
+  /** Freezes old sealed slices out of the key index (frozen.ts); set by the store. */
+  freezer: Freezer | undefined;
   /** The deferred change log, once a checkpointing worker asked for one (pending-log.ts). */
   pending: PendingLog | undefined;
   readonly freeNames: string[] = [];
@@ -133,6 +138,17 @@ export class Buckets {
     this.unindexing.push({ part, os: undefined, t, side: 0, pos: -1 });
   }
 
+  /** A part just frozen (frozen.ts): its keys leave the key index in bounded steps, as a dropped bucket's do. */
+  unindexFrozen(part: Part, t: number, keys: readonly [KeySet | undefined, KeySet | undefined]): void {
+    this.unindexing.push({ part, keys, os: undefined, t, side: 0, pos: -1 });
+  }
+
+  /** A sealed bucket went (dropped, or read back into memory). */
+  partGone(part: Part): void {
+    part.live = false;
+    this.freezer?.partGone(part);
+  }
+
   /** Key index removals of dropped buckets still to do (their buckets). */
   pendingUnindex(): number {
     return this.unindexing.length;
@@ -180,11 +196,13 @@ export class Buckets {
   private unindexStep(u: Unindexing, budget: number): number {
     if (u.os !== undefined) return this.unindexOpenStep(u, u.os, budget);
     const index = this.index;
-    const rest = this.slices.get(u.t)?.parts ?? []; // its other buckets (a slice with dropped buckets stays sealed: see flushUnindex)
+    // Its slice's other buckets (a slice with dropped buckets stays sealed: see flushUnindex); none
+    // for a frozen part, whose slice leaves the index whole.
+    const rest = u.keys !== undefined ? [] : this.slices.get(u.t)?.parts ?? [];
     let used = 0;
     while (u.side <= 1 && used < budget) {
       const side = u.side;
-      const f = u.part!.filters[side as Side];
+      const f = (u.keys ?? u.part!.filters as [KeySet | undefined, KeySet | undefined])[side as Side];
       if (f === undefined) { u.side++; u.pos = -1; continue; }
       if (u.pos < 0) {
         if (f.hasZeroHash() && !heldBy(rest, side as Side, 0)) index.remove(0, side as Side, u.t);

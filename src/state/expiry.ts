@@ -30,7 +30,7 @@ export function dropExpired(b: Buckets, sealer: Sealer, watermarkMs: number, onE
         if (p.maxExpire < watermarkMs) {
           removed += dropPart(b, p, onExpired);
           parts.splice(j--, 1);
-          if (!all) b.unindexPart(p, slice.t);
+          if (!all && !slice.frozen) b.unindexPart(p, slice.t); // a frozen slice's keys left the index already
         } else if (p.maxExpire < min) min = p.maxExpire;
       }
       if (parts.length === 0) b.removeSlice(i--, !all);
@@ -48,6 +48,7 @@ export function dropExpired(b: Buckets, sealer: Sealer, watermarkMs: number, onE
   if (all) {
     b.index.clear();
     b.dropUnindexing();
+    b.freezer?.clear();
   }
   b.minMaxExpire = min;
   return removed;
@@ -108,6 +109,7 @@ function dropPart(b: Buckets, part: Part, onExpired: ((e: Buffered) => void) | u
   b.dirty = true;
   if (onExpired !== undefined) b.reader.forEachEntry(part, onExpired);
   part.db.dropSync();
+  b.partGone(part);
   b.releasedNames.push(part.name);
   b.entries -= part.count;
   b.byteCount -= part.bytes;

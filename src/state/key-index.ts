@@ -44,7 +44,22 @@ const MIN_TABLE = 1024;
  * sharing a hash may sit in different runs: the set then keeps the first and the last (`lastRun`),
  * and a look-up reads the runs between.
  */
-export class KeySet {
+/** What a sealed bucket's readers ask of its per-side key filter: an exact KeySet, or its frozen group (frozen.ts). */
+export interface RunFilter {
+  has(h: number): boolean;
+  /** The first run holding hash h, or -1. */
+  run(h: number): number;
+  /** The last run holding hash h, given its first. */
+  lastRun(h: number, first: number): number;
+  /** Heap bytes held by this filter alone. */
+  size(): number;
+}
+
+export class KeySet implements RunFilter {
+  /** Distinct hashes held. */
+  count = 0;
+  /** The highest run number added. */
+  maxRun = 0;
   private readonly table: Int32Array;
   private readonly runs: Int32Array;
   private readonly shift: number;
@@ -60,8 +75,9 @@ export class KeySet {
   }
   /** Adds hash h, held by run `run` (adds come in run order). */
   add(h: number, run = 0): void {
+    if (run > this.maxRun) this.maxRun = run;
     if (h === 0) {
-      if (!this.hasZero) { this.hasZero = true; this.zeroRun = run; } else if (run !== this.zeroRun) this.span(h, run);
+      if (!this.hasZero) { this.hasZero = true; this.zeroRun = run; this.count++; } else if (run !== this.zeroRun) this.span(h, run);
       return;
     }
     const t = this.table;
@@ -69,7 +85,7 @@ export class KeySet {
     let i = Math.imul(h, 0x9e3779b1) >>> this.shift;
     for (;;) {
       const v = t[i];
-      if (v === 0) { t[i] = h; this.runs[i] = run; return; }
+      if (v === 0) { t[i] = h; this.runs[i] = run; this.count++; return; }
       if (v === h) { if (this.runs[i] !== run) this.span(h, run); return; }
       i = (i + 1) & mask;
     }
@@ -104,6 +120,18 @@ export class KeySet {
   /** The hash table itself, for a full scan: 0 marks an empty position (hash 0 is hasZeroHash()). */
   slots(): Int32Array {
     return this.table;
+  }
+  /** The first run of the hash at table position i (see slots()). */
+  runAt(i: number): number {
+    return this.runs[i];
+  }
+  /** The first run of hash 0, when held. */
+  zeroHashRun(): number {
+    return this.zeroRun;
+  }
+  /** Hashes held by several runs: hash → last run (undefined: none). */
+  spanMap(): ReadonlyMap<number, number> | undefined {
+    return this.spans;
   }
   hasZeroHash(): boolean {
     return this.hasZero;

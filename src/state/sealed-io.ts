@@ -6,13 +6,18 @@
  * sealer.ts; the `lmdb` package itself is reached only through lmdb.ts.
  */
 import { cmpIdBytes, EMPTY, EV_HEADER, MAX_KEY, REC_HASH, REC_KEY, REC_SIDE, ScratchViews, VALUE_HEADER, WORD_COPY_MAX } from './bucket-format.js';
-import type { KeySet } from './key-index.js';
+import type { FrozenGroup } from './frozen.js';
+import type { RunFilter } from './key-index.js';
 import type { Database } from './lmdb.js';
 import { OpenSlice } from './open-slice.js';
 import type { Buffered, Side } from './store.js';
 
 /** A sealed bucket: one named LMDB database plus its in-memory filters and joined bits. */
 export class Part {
+  /** False once dropped or read back into memory (a frozen group's table may still name it). */
+  live = true;
+  /** The frozen group whose table stands in for its filters (frozen.ts), once frozen. */
+  group: FrozenGroup | undefined = undefined;
   constructor(
     readonly c: number,
     readonly name: string,
@@ -20,7 +25,7 @@ export class Part {
     readonly count: number,
     readonly bytes: number,
     readonly maxExpire: number,
-    readonly filters: [KeySet | undefined, KeySet | undefined],
+    public filters: [RunFilter | undefined, RunFilter | undefined],
     readonly bits: Uint8Array,
   ) {}
 }
@@ -29,6 +34,8 @@ export class Part {
 export class Slice {
   open: OpenSlice | undefined; // undefined once sealed
   parts: Part[] = []; // sealed buckets
+  /** Its parts are in a frozen group and its keys are (or are leaving) out of the key index (frozen.ts). */
+  frozen = false;
   constructor(readonly t: number, slots?: number) {
     this.open = new OpenSlice(slots);
   }

@@ -459,6 +459,9 @@ export class Sealer {
   unseal(slice: Slice): OpenSlice {
     this.b.flushUnindex(slice.t); // its dropped buckets' keys leave the index before any of its keys come back
     this.b.dirty = true;
+    // A frozen slice's keys left the key index (frozen.ts): they come back with the slice.
+    const reindex = slice.frozen;
+    const index = this.b.index;
     const os = new OpenSlice();
     for (const part of slice.parts) {
       const cs = new ClassStat(part.c, os.classList.length);
@@ -473,6 +476,7 @@ export class Sealer {
           let ordinal = v.readUInt32LE(vo + 4);
           let s = os.find(h, keyGroup, key);
           if (s === NONE) s = os.add(h, keyGroup, key);
+          if (reindex && os.head(side, s) === NONE) index.add(h, side, slice.t, s);
           let p = vo + VALUE_HEADER;
           for (let i = 0; i < count; i++, ordinal++) {
             const ts = v.readDoubleLE(p);
@@ -490,11 +494,13 @@ export class Sealer {
         });
       }
       part.db.dropSync();
+      this.b.partGone(part);
       this.b.releasedNames.push(part.name);
       this.b.sealedCount -= part.count;
       if (part.maxExpire < this.b.minMaxExpire) this.b.minMaxExpire = part.maxExpire;
     }
     slice.parts = [];
+    slice.frozen = false;
     slice.open = os; // nothing to note for the deferred log: its entries were logged before they were sealed
     return os;
   }

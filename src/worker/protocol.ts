@@ -17,6 +17,8 @@ export interface WorkerInit {
   formats: ['json' | 'flatbuffers', 'json' | 'flatbuffers'];
   state: 'lmdb' | 'memory' | 'lmdb-btree';
   bucketMs: number;
+  /** Slices per frozen group of the lmdb store (0: never freeze). */
+  freezeGroupSlices: number;
   /** Memory budget of this worker's open buckets (see BucketStoreOptions.memoryBytes). */
   stateMemoryBytes: number;
   stateDir: string;

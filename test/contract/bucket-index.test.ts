@@ -144,6 +144,52 @@ describe('BucketStore key index', () => {
     assert.ok(s.stats().indexHeapBytes < 64 * 1024, `the index shrank back (${s.stats().indexHeapBytes} bytes)`);
   }));
 
+  test('frozen groups: old sealed slices leave the key index; probes, duplicates and joined flags still find them', () => withStore({ bucketMs: 100, freezeGroupSlices: 5 }, (s) => {
+    // 60 slices; 20 distinct keys per slice on the left, key "k" on the right in every 7th slice.
+    for (let t = 0; t < 60; t++) {
+      for (let j = 0; j < 20; j++) put(s, 0, `other-${t}-${j}`, t * 100 + j, `l${t}-${j}`);
+      if (t % 7 === 2) put(s, 1, 'k', t * 100 + 50, `k${t}`);
+    }
+    s.batch(() => s.expire(4_000)); // slices 0–39 complete
+    s.flushSeals();
+    // Groups of 5 slices are frozen once a group's span behind the watermark: slices 0–34.
+    for (let i = 0; i < 50; i++) s.batch(() => s.expire(4_000));
+    const st = s.stats();
+    assert.equal(st.frozenSlices, 35);
+    assert.equal(st.frozenGroups, 7);
+    assert.ok(st.frozenHeapBytes > 0);
+    // Left occurrences: only the 25 unfrozen slices' (20 keys each); right: k in slices 37, 44, 51, 58.
+    assert.equal(st.indexOccurrences, 25 * 20 + 4);
+
+    let before = s.stats().probedSlices;
+    assert.deepEqual(probe(s, 1, 'k', -Infinity, Infinity).map((r) => r[0]),
+      ['k2', 'k9', 'k16', 'k23', 'k30', 'k37', 'k44', 'k51', 'k58']);
+    assert.equal(s.stats().probedSlices - before, 9, 'one visit per slice holding the key, frozen or not');
+    before = s.stats().probedSlices;
+    assert.deepEqual(probe(s, 1, 'k', 1_000, 3_800).map((r) => r[0]), ['k16', 'k23', 'k30', 'k37']);
+    assert.deepEqual(probe(s, 0, 'other-12-3', -Infinity, Infinity), [['l12-3', 1_203, false]]);
+    assert.deepEqual(probe(s, 0, 'missing', -Infinity, Infinity), []);
+    assert.equal(s.stats().probedSlices - before, 5);
+
+    // A duplicate of a frozen entry is refused; a joined flag set there is seen by the next probe.
+    assert.equal(put(s, 0, 'other-12-3', 1_203, 'l12-3'), false);
+    s.batch(() => s.markJoined(0, 1, fnv1a(b('other-12-3')), b('other-12-3'), 1_203, b('l12-3')));
+    assert.deepEqual(probe(s, 0, 'other-12-3', -Infinity, Infinity), [['l12-3', 1_203, true]]);
+    // A new entry in a frozen slice reads it back into memory and into the key index.
+    assert.equal(put(s, 1, 'k', 1_660, 'late'), true);
+    assert.equal(s.stats().frozenSlices, 34);
+    assert.deepEqual(probe(s, 1, 'k', 1_600, 1_699).map((r) => r[0]), ['k16', 'late']);
+    assert.deepEqual(probe(s, 0, 'other-16-5', -Infinity, Infinity), [['l16-5', 1_605, false]]);
+
+    // Expiry takes frozen groups away with their last slice.
+    s.batch(() => s.expire(1_000_000 + 2_000)); // slices 0–19 go (groups 0–3)
+    assert.deepEqual(probe(s, 1, 'k', -Infinity, Infinity).map((r) => r[0]), ['k23', 'k30', 'k37', 'k44', 'k51', 'k58']);
+    assert.deepEqual([s.stats().frozenSlices, s.stats().frozenGroups], [40, 8], 'slices 20–59: the later ones were sealed and frozen as the watermark moved');
+    s.batch(() => s.expire(Infinity));
+    const end = s.stats();
+    assert.deepEqual([s.count(), end.indexKeys, end.indexOccurrences, end.frozenGroups, end.frozenSlices], [0, 0, 0, 0, 0]);
+  }));
+
   test('hash collisions and a hot key, randomized against MemoryStore', async () => {
     // Four hash values for 40 keys: every chain is shared by about ten keys.
     const hashOf = (key: string) => (fnv1a(b(key)) & 3) * 0x10001 - 0x10001; // 0 and a negative one included
@@ -158,8 +204,13 @@ describe('BucketStore key index', () => {
     const runs: Array<[BucketStoreOptions, number]> = [
       [{ bucketMs: 25 }, 0], [{ bucketMs: 10, sealUnitsPerCall: 3, sealAtOnceUnits: 0 }, 0],
       [{ bucketMs: 10, sealUnitsPerCall: 3, sealAtOnceUnits: 0 }, 0.1],
+      // Frozen groups (frozen.ts): built in tiny steps; late inserts read frozen slices back.
+      [{ bucketMs: 10, sealUnitsPerCall: 3, sealAtOnceUnits: 0, freezeGroupSlices: 2 }, 0.1],
+      [{ bucketMs: 5, sealSpread: 0, freezeGroupSlices: 1 }, 0.1],
+      [{ bucketMs: 5, sealSpread: 0, freezeGroupSlices: 3 }, 0],
     ];
     for (const [options, lateShare] of runs) {
+      let frozenMax = 0;
       await withStore(options, (s) => {
         const m = new MemoryStore();
         let now = 0;
@@ -192,15 +243,17 @@ describe('BucketStore key index', () => {
             wm = Math.max(wm, now - 40 - rnd() * 20);
             s.batch(() => s.expire(wm));
             m.batch(() => m.expire(wm));
+            if (options.freezeGroupSlices !== undefined) frozenMax = Math.max(frozenMax, s.stats().frozenSlices);
           } else {
             s.maintain(50);
           }
         }
         s.batch(() => s.expire(Infinity));
         const st = s.stats();
-        assert.deepEqual([s.count(), st.indexKeys, st.indexOccurrences], [0, 0, 0]);
+        assert.deepEqual([s.count(), st.indexKeys, st.indexOccurrences, st.frozenGroups], [0, 0, 0, 0]);
         void m.close();
       });
+      if (options.freezeGroupSlices !== undefined) assert.ok(frozenMax >= 4, `slices were frozen (at most ${frozenMax} at once)`);
     }
   });
 });

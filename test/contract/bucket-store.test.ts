@@ -30,6 +30,8 @@ storeContract('bucket, 10 ms buckets sealed in tiny steps', () => BucketStore.op
 // steps, so sealed slices sit between open ones and expired open slices leave the index in steps.
 storeContract('bucket, 10 ms buckets over a 1-byte memory budget', () => BucketStore.open(freshDir(), { bucketMs: 10, memoryBytes: 1, sealUnitsPerCall: 2, sealAtOnceUnits: 0 }));
 // A budget nothing exceeds: slices stay open for life and expire from memory.
+storeContract('bucket, 10 ms buckets sealed and frozen in groups of 2 slices', () => BucketStore.open(freshDir(), { bucketMs: 10, sealSpread: 0, freezeGroupSlices: 2 }));
+
 storeContract('bucket, 10 ms buckets within a 1 GiB memory budget', () => BucketStore.open(freshDir(), { bucketMs: 10, memoryBytes: 1024 ** 3 }));
 
 

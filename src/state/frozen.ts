@@ -1,0 +1,310 @@
+/**
+ * Frozen groups: the key index bounded to recent state (docs/architecture.md §5, "State larger
+ * than memory").
+ *
+ * The key index (key-index.ts) holds one 32-byte occurrence per (key, side, slice) plus its table
+ * position, and every sealed bucket keeps an exact KeySet: ~75 bytes of memory per buffered event
+ * when keys are mostly distinct. With a long window (24 h) that is the memory a machine runs out
+ * of first, before the LMDB pages of the state itself. So the sealed slices of a *group* of
+ * G consecutive slices, once the group is well behind the watermark (no insert can reach it, see
+ * Freezer.work), leave the key index and their KeySets for one compact table per group: an
+ * open-addressing multimap of 8-byte entries [hash][part · side · first run] at load ≤ 0.7, about
+ * 11 bytes per (key, side, slice). A probe asks each group its range overlaps for the slices holding
+ * its key (one table walk per group, usually one cache line) and merges them, by slice, with the key
+ * index's chain of the unfrozen slices. G is chosen by the engine so that a window spans about eight
+ * groups: a probe of a 24 h window pays ~8 table walks instead of 2,880 bucket look-ups.
+ *
+ * Built in bounded steps (the table is filled from the KeySets over several expire() calls), then
+ * switched in at once: the slices are marked frozen (the chain walk skips them from then on), each
+ * part's filters become views of the group, and their key index occurrences leave in bounded steps
+ * through the usual removal queue (Buckets.unindexFrozen). Parts that go later (expired, or read
+ * back by a late insert) are marked not live, and the group skips them; the group itself goes with
+ * its last live part.
+ */
+import type { Buckets } from './buckets.js';
+import type { KeySet, RunFilter } from './key-index.js';
+import type { Part, Slice } from './sealed-io.js';
+import type { Buffered, Side } from './store.js';
+
+/** The entry's meta word: [part index: 11 bits][side: 1 bit][first run: 20 bits], stored + 1 (0 marks an empty position). */
+const RUN_BITS = 20;
+const SIDE_BIT = 1 << RUN_BITS;
+const PART_SHIFT = RUN_BITS + 1;
+/** Runs numbered at or above this keep their bucket out of a group (they stay in the key index). */
+const MAX_RUN = (1 << RUN_BITS) - 1;
+/** Parts per group (the all-ones meta word is never used, so 0 stays free after the + 1). */
+const MAX_PARTS = (1 << (32 - PART_SHIFT)) - 1;
+const MAX_LOAD = 0.7;
+const GOLDEN = 0x9e3779b1;
+/** Work units (see seal-job.ts: ≈ one entry written to LMDB) per table entry added. */
+const U_ENTRY = 1 / 8;
+
+/** The sealed buckets of up to G consecutive slices, looked up through one table. */
+export class FrozenGroup {
+  readonly parts: Part[] = [];
+  /** Each part's slice number (parts[i] is in slice ts[i]). */
+  readonly ts: number[] = [];
+  /** Parts still live; the group goes when none is. */
+  live = 0;
+  private readonly table: Int32Array;
+  private readonly size: number;
+  constructor(readonly g: number, entries: number) {
+    this.size = Math.max(8, Math.ceil(entries / MAX_LOAD));
+    this.table = new Int32Array(this.size * 2);
+  }
+
+  private home(h: number): number {
+    return Math.floor((Math.imul(h, GOLDEN) >>> 0) * this.size / 4294967296);
+  }
+
+  add(h: number, part: number, side: Side, run: number): void {
+    const t = this.table;
+    const size = this.size;
+    let i = this.home(h);
+    while (t[2 * i + 1] !== 0) if (++i === size) i = 0;
+    t[2 * i] = h;
+    t[2 * i + 1] = ((part << PART_SHIFT) | (side << RUN_BITS) | run) + 1;
+  }
+
+  /** The first run of part p holding hash h on `side`, or -1. */
+  run(p: number, side: Side, h: number): number {
+    const t = this.table;
+    const size = this.size;
+    const want = (p << PART_SHIFT) | (side << RUN_BITS);
+    for (let i = this.home(h); ; ) {
+      const m = t[2 * i + 1];
+      if (m === 0) return -1;
+      if (t[2 * i] === h && (((m - 1) & ~MAX_RUN) | 0) === want) return (m - 1) & MAX_RUN;
+      if (++i === size) i = 0;
+    }
+  }
+
+  /**
+   * Appends to `out` the slices in [tFrom, tTo] whose live parts hold hash h on `side`, in
+   * ascending order (the entries of one hash lie in the order they were added: slice by slice).
+   */
+  slicesOf(h: number, side: Side, tFrom: number, tTo: number, out: number[]): void {
+    const t = this.table;
+    const size = this.size;
+    const start = out.length;
+    for (let i = this.home(h); ; ) {
+      const m = t[2 * i + 1];
+      if (m === 0) return;
+      if (t[2 * i] === h && (((m - 1) >>> RUN_BITS) & 1) === side) {
+        const p = (m - 1) >>> PART_SHIFT;
+        const st = this.ts[p];
+        if (st >= tFrom && st <= tTo && this.parts[p].live && (out.length === start || out[out.length - 1] !== st)) out.push(st);
+      }
+      if (++i === size) i = 0;
+    }
+  }
+
+  heapBytes(): number {
+    return this.table.byteLength;
+  }
+}
+
+/** A frozen part's filter for one side: a view of its group's table. */
+class FrozenFilter implements RunFilter {
+  constructor(private readonly group: FrozenGroup, private readonly p: number, private readonly side: Side,
+    private readonly spans: ReadonlyMap<number, number> | undefined) {}
+  has(h: number): boolean {
+    return this.group.run(this.p, this.side, h) >= 0;
+  }
+  run(h: number): number {
+    return this.group.run(this.p, this.side, h);
+  }
+  lastRun(h: number, first: number): number {
+    return this.spans === undefined ? first : (this.spans.get(h) ?? first);
+  }
+  size(): number {
+    return 0; // the group's table is counted once, by the group
+  }
+}
+
+/** A group being built: its parts' KeySets go into its table a bounded number of entries per step. */
+interface Build {
+  readonly group: FrozenGroup;
+  readonly slices: Slice[]; // per part of the group, its slice
+  readonly keys: [KeySet | undefined, KeySet | undefined][]; // per part of the group
+  part: number;
+  side: number;
+  pos: number; // table position of the KeySet next; -1: its hash 0 first
+}
+
+/** Decides which groups to freeze, builds their tables in steps and switches them in. */
+export class Freezer {
+  /** Groups switched in, by g ascending. */
+  readonly groups: FrozenGroup[] = [];
+  private build: Build | undefined;
+  /** The lowest group number not yet considered. */
+  private nextG = -Infinity;
+
+  /** groupSlices: G, the slices per group (0: never freeze). */
+  constructor(private readonly b: Buckets, readonly groupSlices: number) {}
+
+  /**
+   * Does up to `budget` units of freezing work. A group is considered once every slice of it and of
+   * the next group is complete (behind the watermark by a group's span): no insert reaches it any
+   * more, and its slices have had time to be sealed. Open slices in it stay open and indexed.
+   */
+  work(budget: number): number {
+    const G = this.groupSlices;
+    if (G <= 0) return 0;
+    let used = 0;
+    while (used < budget) {
+      if (this.build === undefined && !this.start(G)) break;
+      used += this.step(budget - used);
+    }
+    return used;
+  }
+
+  /** Finds the next group to freeze and starts its build; false when there is none yet. */
+  private start(G: number): boolean {
+    const b = this.b;
+    const limit = Math.floor(b.wmMax / b.bucketMs) - G; // slices below this are a group's span behind
+    if (!Number.isFinite(limit)) return false;
+    const order = b.order;
+    for (;;) {
+      const i = b.firstSliceAtOrAfter(this.nextG * G);
+      if (i >= order.length) return false;
+      const g = Math.floor(order[i].t / G);
+      if ((g + 1) * G > limit) return false;
+      this.nextG = g + 1;
+      const slices: Slice[] = [];
+      const keys: [KeySet | undefined, KeySet | undefined][] = [];
+      const parts: Part[] = [];
+      const ts: number[] = [];
+      let entries = 0;
+      for (let j = i; j < order.length && order[j].t < (g + 1) * G; j++) {
+        const s = order[j];
+        if (s.open !== undefined || s.frozen || s.parts.length === 0 || b.job?.slice === s) continue;
+        if (parts.length + s.parts.length > MAX_PARTS) break; // the rest stay in the key index
+        let fits = true;
+        for (const p of s.parts) {
+          for (const f of p.filters) if (f !== undefined && (f as KeySet).maxRun >= MAX_RUN) fits = false;
+        }
+        if (!fits) continue;
+        for (const p of s.parts) {
+          slices.push(s);
+          const k = p.filters as [KeySet | undefined, KeySet | undefined];
+          keys.push([k[0], k[1]]);
+          parts.push(p);
+          ts.push(s.t);
+          entries += (k[0]?.count ?? 0) + (k[1]?.count ?? 0);
+        }
+      }
+      if (parts.length === 0) continue;
+      const group = new FrozenGroup(g, entries);
+      group.parts.push(...parts);
+      group.ts.push(...ts);
+      this.build = { group, slices, keys, part: 0, side: 0, pos: -1 };
+      return true;
+    }
+  }
+
+  /** Adds up to `budget` units of the build's entries; switches the group in when all are added. */
+  private step(budget: number): number {
+    const bd = this.build!;
+    const group = bd.group;
+    let used = 0;
+    while (bd.part < bd.keys.length && used < budget) {
+      const f = bd.keys[bd.part][bd.side];
+      if (f === undefined) { this.nextSide(bd); continue; }
+      const side = bd.side as Side;
+      if (bd.pos < 0) {
+        if (f.hasZeroHash()) { group.add(0, bd.part, side, f.zeroHashRun()); used += U_ENTRY; }
+        bd.pos = 0;
+      }
+      const hs = f.slots();
+      let i = bd.pos;
+      const end = Math.min(hs.length, i + Math.ceil((budget - used) / U_ENTRY) * 2);
+      for (; i < end; i++) {
+        const h = hs[i];
+        if (h !== 0) { group.add(h, bd.part, side, f.runAt(i)); used += U_ENTRY; }
+      }
+      used += (i - bd.pos) / 64; // scanning empty positions is not free either
+      bd.pos = i;
+      if (i === hs.length) this.nextSide(bd);
+    }
+    if (bd.part === bd.keys.length) this.switchIn(bd);
+    return Math.max(used, U_ENTRY);
+  }
+
+  private nextSide(bd: Build): void {
+    bd.pos = -1;
+    if (++bd.side > 1) { bd.side = 0; bd.part++; }
+  }
+
+  /**
+   * The group replaces its slices' key index entries and KeySets. A slice read back into memory
+   * while the table was built (slice.open set) is left out; parts dropped meanwhile are not live,
+   * and the group skips them.
+   */
+  private switchIn(bd: Build): void {
+    this.build = undefined;
+    const b = this.b;
+    const group = bd.group;
+    for (let p = 0; p < group.parts.length; p++) {
+      const s = bd.slices[p];
+      const part = group.parts[p];
+      if (s.open !== undefined || b.slices.get(s.t) !== s || !part.live) continue;
+      const k = bd.keys[p];
+      part.filters = [
+        k[0] === undefined ? undefined : new FrozenFilter(group, p, 0, k[0].spanMap()),
+        k[1] === undefined ? undefined : new FrozenFilter(group, p, 1, k[1].spanMap()),
+      ];
+      part.group = group;
+      group.live++;
+      s.frozen = true;
+      b.unindexFrozen(part, s.t, k);
+    }
+    if (group.live > 0) this.groups.push(group);
+  }
+
+  /** The frozen slices in [tFrom, tTo] holding hash h on `side`, ascending (valid until the next call). */
+  slicesOf(h: number, side: Side, tFrom: number, tTo: number): readonly number[] {
+    const out = this.found;
+    out.length = 0;
+    const G = this.groupSlices;
+    const gFrom = Math.floor(tFrom / G), gTo = Math.floor(tTo / G);
+    for (const g of this.groups) if (g.g >= gFrom && g.g <= gTo) g.slicesOf(h, side, tFrom, tTo, out);
+    return out;
+  }
+
+  private readonly found: number[] = [];
+
+  /** Visits the entries of frozen slice t for a probe (see BucketStore.probe). */
+  probeSlice(t: number, side: Side, keyGroup: number, h: number, key: Uint8Array, fromTs: number, toTs: number,
+    visit: (e: Buffered) => boolean | void): void {
+    const b = this.b;
+    const slice = b.slices.get(t);
+    if (slice === undefined || !slice.frozen) return; // gone, or read back into memory (then in the chain)
+    b.probedSlices++;
+    b.reader.probeSlice(slice, side, keyGroup, h, key, fromTs, toTs, visit);
+  }
+
+  /** A part went (dropped, or read back into memory); a frozen group goes with its last live part. */
+  partGone(part: Part): void {
+    part.live = false;
+    const g = part.group;
+    if (g === undefined) return;
+    part.group = undefined;
+    if (--g.live === 0) {
+      const i = this.groups.indexOf(g);
+      if (i >= 0) this.groups.splice(i, 1);
+    }
+  }
+
+  /** Everything went at once (end of input). */
+  clear(): void {
+    this.groups.length = 0;
+    this.build = undefined;
+  }
+
+  heapBytes(): number {
+    let n = 0;
+    for (const g of this.groups) n += g.heapBytes();
+    return n;
+  }
+}
