@@ -57,14 +57,14 @@ export function bucketMsFor(cfg: Config): number {
 }
 
 /**
- * Slices per frozen group of the lmdb store (src/state/frozen.ts): sealed slices a group's span
- * behind the watermark leave the key index for one compact table per group. About eight groups per
- * window (lower..upper plus max-delay), so that a probe looks at ~8 group tables, within 4..512
+ * Slices per frozen group of the lmdb store (src/state/frozen.ts): once a group is behind the
+ * watermark, its sealed slices leave the key index for one compact table per group. About 16 groups per
+ * window (lower..upper plus max-delay), so that a probe looks at ~16 group tables, within 4..512
  * slices per group.
  */
 export function freezeGroupSlicesFor(cfg: Config): number {
   const spanMs = cfg.upperMs - cfg.lowerMs + cfg.maxDelayMs;
-  return Math.min(512, Math.max(4, Math.round(spanMs / 8 / bucketMsFor(cfg))));
+  return Math.min(512, Math.max(4, Math.round(spanMs / 16 / bucketMsFor(cfg))));
 }
 
 /**

@@ -200,9 +200,9 @@ export interface BucketStoreOptions {
    */
   memoryBytes?: number;
   /**
-   * Slices per frozen group (see frozen.ts): sealed slices a group's span behind the watermark leave
-   * the key index for one compact table per group of this many slices. Default 0: never (the
-   * engine sets it from the window: about eight groups per window).
+   * Slices per frozen group (see frozen.ts): once a group is behind the watermark, its sealed slices
+   * leave the key index for one compact table per group of this many slices. Default 0: never (the
+   * engine sets it from the window: about 16 groups per window).
    */
   freezeGroupSlices?: number;
 }

@@ -152,7 +152,7 @@ describe('BucketStore key index', () => {
     }
     s.batch(() => s.expire(4_000)); // slices 0–39 complete
     s.flushSeals();
-    // Groups of 5 slices are frozen once a group's span behind the watermark: slices 0–34.
+    // Groups of 5 slices freeze once their last slice is 2 behind the watermark's (slice 40): slices 0–34.
     for (let i = 0; i < 50; i++) s.batch(() => s.expire(4_000));
     const st = s.stats();
     assert.equal(st.frozenSlices, 35);
