@@ -5,7 +5,7 @@
  *
  *   npm run build && node dist/tools/large-state-bench.js [--target 40g] [--event-time-rate 2500]
  *       [--sample 15s] [--max-time 2h] [--workers 2] [--dir DIR] [--checkpoint-interval 1m] [--no-restart] [--json]
- *       [--memory-limit SIZE]
+ *       [--memory-limit SIZE] [-- FLAGS FOR joinery run]
  *
  * Prints one line per sample: wall time, buffered bytes (the workers' stateBytes, summed) and
  * entries, the LMDB files' size on disk, events/s and process CPU µs per event over the sample,
@@ -32,7 +32,10 @@ import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BIN = path.join(root, 'bin', 'joinery.js');
-const argv = process.argv.slice(2);
+const dashes = process.argv.indexOf('--', 2);
+const argv = process.argv.slice(2, dashes < 0 ? undefined : dashes);
+/** Flags after `--` go to `joinery run` as they are (e.g. -- --state-memory 128m). */
+const RUN_EXTRA = dashes < 0 ? [] : process.argv.slice(dashes + 1);
 const FLAGS = ['--target', '--event-time-rate', '--sample', '--max-time', '--workers', '--dir', '--checkpoint-interval', '--no-restart', '--json', '--memory-limit', '--help'];
 
 function usage(msg: string): never {
@@ -91,7 +94,7 @@ function command(port: number): string[] {
     '--gen-play-prob', '0.2565', '--gen-duplicates', '0', '--gen-event-time-rate', String(EVENT_TIME_RATE),
     '--lower', '-2m', '--upper', '24h', '--max-delay', '30s', '--workers', WORKERS, '--out', 'null',
     '--state-dir', path.join(DIR, 'state'), '--checkpoint-dir', path.join(DIR, 'checkpoints'),
-    '--checkpoint-interval', CKPT_INTERVAL, '--http', `127.0.0.1:${port}`, '--progress', 'off', '--log-level', 'warn'];
+    '--checkpoint-interval', CKPT_INTERVAL, '--http', `127.0.0.1:${port}`, '--progress', 'off', '--log-level', 'warn', ...RUN_EXTRA];
 }
 
 interface Status {
@@ -258,6 +261,8 @@ async function main(): Promise<void> {
   } else {
     child.kill('SIGTERM');
   }
+  // The node's files go below: it must be gone first (its checkpoint writer may still be writing).
+  if (child.exitCode === null && child.signalCode === null) await new Promise((r) => child.once('exit', r));
 
   const med = (xs: number[]) => { const s = xs.filter(Number.isFinite).sort((a, b) => a - b); return s.length ? s[s.length >> 1] : NaN; };
   const inMemoryBytes = Math.min(GB, (MEMORY_LIMIT_BYTES ?? Infinity) / 4);
