@@ -3,6 +3,7 @@
  * the bases a compaction folds a chain into.
  */
 import * as fs from 'node:fs';
+import { JoineryError } from '../core/errors.js';
 import type { Side } from '../state/store.js';
 import { injectedFault } from './faults.js';
 import { checksummer, type Checksummer } from './checksum.js';
@@ -27,6 +28,14 @@ const TAIL_WORDS_MAX = 160;
  * last checkpoint of a bounded run waits for that.
  */
 const PRESYNC_BYTES = 16 << 20;
+/**
+ * Changes a writer keeps in memory after failed writes before it gives up: a disk full for a
+ * moment is retried, a checkpoint directory gone or full for good would otherwise grow the heap
+ * until the kernel's OOM killer ends the node (seen: a 3 GiB cgroup, its checkpoint directory
+ * deleted, killed 3 minutes later). Giving up stops the node with the cause; a restart resumes
+ * from the last checkpoint, so nothing accepted is lost.
+ */
+export const HELD_MAX_BYTES = 256 << 20;
 
 
 /**
@@ -42,6 +51,8 @@ export class ChangeWriter {
   private dv = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.length);
   private used = 0;
   private held: Buffer[] = [];   // buffers not yet in the file, in order (after a failed write)
+  private heldBytes = 0;
+  private readonly heldMaxBytes: number;
   private fd = -1;
   private written = 0;           // bytes safely in the file (positional writes continue here)
   private readonly hash: Checksummer | null;
@@ -64,8 +75,10 @@ export class ChangeWriter {
    * bases, written in one go and then fsynced): write the pages out early, in the background.
    * `format` 1 writes the old records (tests of reading files written before version 2).
    */
-  constructor(readonly path: string, kind: FileKind = 'delta', opts: { checksum?: boolean; presyncBytes?: number; format?: ChangeFormat } = {}) {
+  constructor(readonly path: string, kind: FileKind = 'delta',
+    opts: { checksum?: boolean; presyncBytes?: number; format?: ChangeFormat; heldMaxBytes?: number } = {}) {
     this.hash = opts.checksum ? checksummer() : null;
+    this.heldMaxBytes = opts.heldMaxBytes ?? HELD_MAX_BYTES;
     this.presyncBytes = opts.presyncBytes ?? (kind === 'delta' ? PRESYNC_BYTES : 0);
     this.format = opts.format ?? CHANGE_FORMAT;
     this.append(fileHeader(kind, this.format), 0, FILE_HEADER_BYTES);
@@ -127,8 +140,14 @@ export class ChangeWriter {
     this.hash?.update(this.buf.subarray(0, n));
     if (direct && this.writeOut(this.buf, n)) { this.keepTail(n); return; }
     this.held.push(Buffer.from(this.buf.subarray(0, n)));
+    this.heldBytes += n;
     this.keepTail(n);
     if (!direct) this.writeHeld(); // one attempt per spill (a direct write that failed was it)
+    if (this.heldBytes > this.heldMaxBytes) {
+      throw new JoineryError('E_OUTPUT', `cannot write checkpoint file ${this.path}: ${this.lastError?.message ?? 'write failed'}; `
+        + `${Math.round(this.heldBytes / 2 ** 20)} MiB of state changes are waiting in memory (at most ${Math.round(this.heldMaxBytes / 2 ** 20)} MiB): `
+        + 'stopping; free the checkpoint directory\'s disk and restart: the node resumes from its last checkpoint', { cause: this.lastError });
+    }
   }
 
   /** Drop the first `n` bytes of the buffer (written or held), keeping the rest at its start. */
@@ -169,7 +188,7 @@ export class ChangeWriter {
   }
 
   private writeHeld(): void {
-    while (this.held.length > 0 && this.writeOut(this.held[0], this.held[0].length)) this.held.shift();
+    while (this.held.length > 0 && this.writeOut(this.held[0], this.held[0].length)) this.heldBytes -= this.held.shift()!.length;
   }
 
   event(side: Side, keyGroup: number, keyHash: number, key: Uint8Array, ts: number, id: Uint8Array,

@@ -180,7 +180,7 @@ export class EngineControl {
         const s = hub.workers[i];
         return {
           index: i, keyGroups: [r[0], r[1]], stateEntries: s?.stateEntries ?? 0, stateBytes: s?.stateBytes ?? 0,
-          stateMemoryBytes: s?.stateMemoryBytes ?? 0, watermarkMs: s ? num(s.watermarkMs) : null, ringFill: fill[i],
+          stateMemoryBytes: s?.stateMemoryBytes ?? 0, stateIndexBytes: s?.stateIndexBytes ?? 0, watermarkMs: s ? num(s.watermarkMs) : null, ringFill: fill[i],
           eventsProcessed: { left: s?.events[0] ?? 0, right: s?.events[1] ?? 0 },
         };
       }),
@@ -275,7 +275,7 @@ export interface StatusShape {
     pairs: number; outputRecords: number; duplicates: number; late: number; deadLetters: number; keyOverflow: { left: number; right: number };
     unmatched: { left: number; right: number }; backpressureWaits: number;
   };
-  workers: Array<{ index: number; keyGroups: [number, number]; stateEntries: number; stateBytes: number; stateMemoryBytes: number; watermarkMs: number | null; ringFill: number }>;
+  workers: Array<{ index: number; keyGroups: [number, number]; stateEntries: number; stateBytes: number; stateMemoryBytes: number; stateIndexBytes: number; watermarkMs: number | null; ringFill: number }>;
   topKeys: { maxKeyEntries: number | null } & ReturnType<MetricsHub['topKeys']>;
   partitions: Array<{ side: 'left' | 'right'; partition: number; topic?: string; maxEventTimeMs: number | null; watermarkMs: number | null; idle: boolean; offset?: number; committedOffset?: number; endOffset?: number; lag?: number }>;
 }

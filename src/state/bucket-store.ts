@@ -526,6 +526,13 @@ export class BucketStore implements StateStore {
     return this.b.openMemoryBytes();
   }
 
+  indexMemoryBytes(): number {
+    const b = this.b;
+    let n = b.index.heapBytes() + (b.freezer?.heapBytes() ?? 0);
+    for (const s of b.order) for (const p of s.parts) n += (p.filters[0]?.size() ?? 0) + (p.filters[1]?.size() ?? 0) + p.bits.byteLength;
+    return n;
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

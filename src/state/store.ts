@@ -80,6 +80,11 @@ export interface StateStore {
   deferLogging?(sides: readonly [boolean, boolean], sink: DeferredSink): DeferredLog;
   /** Bytes of the buffer held in memory rather than in LMDB (the lmdb store's open buckets, which --state-memory bounds); for metrics. */
   memoryBytes?(): number;
+  /**
+   * Bytes of the lmdb store's indexes over its buffer (key index, sealed buckets' filters and joined
+   * bits, frozen group tables): memory that grows with the buffer, outside --state-memory; for metrics.
+   */
+  indexMemoryBytes?(): number;
   close(): Promise<void>;
 }
 

@@ -68,6 +68,8 @@ export interface WorkerStats {
   stateBytes: number;
   /** Of the state, bytes in memory (the lmdb store's open buckets; --state-memory bounds them), 0 for other stores. */
   stateMemoryBytes: number;
+  /** Memory of the store's indexes over the buffer (StateStore.indexMemoryBytes), 0 for other stores. */
+  stateIndexBytes: number;
   watermarkMs: number;
   outputRecords: number;
   /** Rebuild: pairs and unmatched rows of the replay, not emitted (the lost run emitted them); not in pairs/unmatched*. */

@@ -414,7 +414,7 @@ class Worker {
       unmatchedLeft: c.unmatchedLeft - sup.unmatched[0], unmatchedRight: c.unmatchedRight - sup.unmatched[1], expired: c.expired,
       suppressedPairs: sup.pairs, suppressedUnmatched: sup.unmatched[0] + sup.unmatched[1],
       stateEntries: this.store.count(), peakStateEntries: Math.max(this.peakEntries, this.store.count()), stateBytes: this.store.bytes(), watermarkMs: this.watermark,
-      stateMemoryBytes: this.baseStore.memoryBytes?.() ?? 0, outputRecords: this.emitter.records, hotKeys: this.hot.report(),
+      stateMemoryBytes: this.baseStore.memoryBytes?.() ?? 0, stateIndexBytes: this.baseStore.indexMemoryBytes?.() ?? 0, outputRecords: this.emitter.records, hotKeys: this.hot.report(),
     };
   }
 

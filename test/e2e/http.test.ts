@@ -62,6 +62,8 @@ test('pause/resume: input stops while paused, state and positions stay, nothing 
   // The buffer is in memory (within the default --state-memory): both figures, and they agree.
   assert.ok(s2.workers.some((w: any) => w.stateMemoryBytes > 0), 'open buckets hold memory');
   assert.ok(metric(/^joinery_state_memory_bytes\{worker="0"\} (\S+)$/m) + metric(/^joinery_state_memory_bytes\{worker="1"\} (\S+)$/m) > 0);
+  assert.ok(s2.workers.every((w: any) => w.stateIndexBytes > 0), 'the key index holds memory');
+  assert.ok(metric(/^joinery_state_index_bytes\{worker="0"\} (\S+)$/m) > 0);
   assert.ok(metric(/^joinery_latency_seconds_count (\S+)$/m) > 0);
   assert.match(m.body, /^joinery_latency_seconds_bucket\{le="\+Inf"\} \d+$/m);
   assert.match(m.body, /^joinery_ring_fill_ratio\{worker="1"\} /m);

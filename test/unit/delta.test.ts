@@ -10,6 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ChangeType, CorruptChangeFile, FILE_HEADER_BYTES, checkHeader, forEachChange, type ChangeRecord } from '../../src/checkpoint/delta.js';
 import { ChangeWriter } from '../../src/checkpoint/change-writer.js';
+import { JoineryError } from '../../src/core/errors.js';
 import { foldChain, type ChainFile } from '../../src/checkpoint/fold.js';
 import { compact } from '../../src/checkpoint/tasks.js';
 import type { Side } from '../../src/state/store.js';
@@ -176,6 +177,22 @@ describe('ChangeWriter and forEachChange', () => {
     const ids: string[] = [];
     forEachChange(buf, p, 0, 65536, (r) => ids.push(Buffer.from(r.id).toString()));
     assert.deepEqual(ids, ['i1', 'i2']);
+  });
+
+  test('changes held after failed writes are bounded: past the limit the writer stops with the file and the cause named', () => {
+    const dir = path.join(tmp, 'gone-for-good');
+    const p = path.join(dir, 'w.delta'); // never created
+    const w = new ChangeWriter(p, 'delta', { heldMaxBytes: 4 << 20 });
+    const payload = b('p'.repeat(1000));
+    let thrown: unknown;
+    let n = 0;
+    try {
+      for (; n < 20_000; n++) w.event(0, 1, n, b(`k${n}`), n, b(`i${n}`), payload, false, n);
+    } catch (e) { thrown = e; }
+    assert.ok(thrown instanceof JoineryError, String(thrown));
+    assert.equal(thrown.code, 'E_OUTPUT');
+    assert.match(thrown.message, /cannot write checkpoint file .*gone-for-good\/w\.delta: .*ENOENT.*MiB of state changes are waiting in memory \(at most 4 MiB\).*restart/);
+    assert.ok(n > 3_000 && n < 6_000, `gave up after ~4 MiB of records (${n})`);
   });
 
   test('early write-out (fdatasync in the background) keeps every byte, and the fd is closed once it is done', async () => {
