@@ -78,6 +78,16 @@ export interface ChangeRecord {
 
 export class CorruptChangeFile extends Error {}
 
+/** A record cut short by the end of the bytes at hand (`at`: where it starts). */
+class Truncated extends CorruptChangeFile {
+  constructor(name: string, readonly at: number) {
+    super(`${name}: truncated record at byte ${byteBase + at}`);
+  }
+}
+
+/** File offset of the bytes being parsed (forEachChangeIn: a chunk's), for error messages. */
+let byteBase = 0;
+
 /** Check the header; returns the kind. */
 export function checkHeader(buf: Buffer, name: string): FileKind {
   if (buf.length < FILE_HEADER_BYTES || !buf.subarray(0, 7).equals(MAGIC)) {
@@ -106,7 +116,11 @@ function formatOf(buf: Buffer, name: string): ChangeFormat {
 export function forEachChange(buf: Buffer, name: string, kgFrom: number, kgTo: number, visit: (r: ChangeRecord) => void,
   start = FILE_HEADER_BYTES, maxRecords = Infinity, views = true): number {
   if (start === FILE_HEADER_BYTES) checkHeader(buf, name);
-  const format = formatOf(buf, name);
+  return parse(buf, name, kgFrom, kgTo, visit, start, maxRecords, views, formatOf(buf, name));
+}
+
+function parse(buf: Buffer, name: string, kgFrom: number, kgTo: number, visit: (r: ChangeRecord) => void,
+  start: number, maxRecords: number, views: boolean, format: ChangeFormat): number {
   const r: ChangeRecord = { type: ChangeType.Event, side: 0, joined: false, keyGroup: 0, keyHash: 0, ts: 0, expireAtMs: 0, sourcePartition: 0, format, key: buf, id: buf, payload: buf, buf, start: 0, end: 0 };
   if (format === 1) return forEachV1(buf, name, kgFrom, kgTo, visit, start, maxRecords, r);
   const len = buf.length;
@@ -115,10 +129,10 @@ export function forEachChange(buf: Buffer, name: string, kgFrom: number, kgTo: n
   while (o < len && n < maxRecords) {
     n++;
     const type = buf[o];
-    if (type < ChangeType.Event || type > ChangeType.Expired) throw new CorruptChangeFile(`${name}: bad record type ${type} at byte ${o}`);
+    if (type < ChangeType.Event || type > ChangeType.Expired) throw new CorruptChangeFile(`${name}: bad record type ${type} at byte ${byteBase + o}`);
     if (o + 8 > len) throw truncated(name, o);
     const flags = buf[o + 1];
-    if ((flags & Flag.Reserved) !== 0) throw new CorruptChangeFile(`${name}: bad record flags ${flags} at byte ${o}`);
+    if ((flags & Flag.Reserved) !== 0) throw new CorruptChangeFile(`${name}: bad record flags ${flags} at byte ${byteBase + o}`);
     const event = type === ChangeType.Event;
     let p = o + 8;
     // Lengths below 128 (nearly all) are one byte.
@@ -182,7 +196,32 @@ export function forEachChange(buf: Buffer, name: string, kgFrom: number, kgTo: n
   return o;
 }
 
-const truncated = (name: string, o: number) => new CorruptChangeFile(`${name}: truncated record at byte ${o}`);
+const truncated = (name: string, o: number) => new Truncated(name, o);
+
+/**
+ * forEachChange over a chunk of a file (bytes from file offset `base`, records from `start`, the
+ * file's format given): returns where it stopped. With `more` (the file goes on past the chunk) a
+ * record cut by the chunk's end is not an error: the offset returned is its start, for the next
+ * chunk. fold.ts reads files this way so that a restore holds one chunk, not a whole file.
+ */
+export function forEachChangeIn(buf: Buffer, name: string, kgFrom: number, kgTo: number, visit: (r: ChangeRecord) => void,
+  start: number, maxRecords: number, views: boolean, format: ChangeFormat, base: number, more: boolean): number {
+  byteBase = base;
+  try {
+    return parse(buf, name, kgFrom, kgTo, visit, start, maxRecords, views, format);
+  } catch (e) {
+    if (more && e instanceof Truncated) return e.at;
+    throw e;
+  } finally {
+    byteBase = 0;
+  }
+}
+
+/** The format of a file whose first bytes (at least FILE_HEADER_BYTES) are `head`; checks the header. */
+export function formatOfHeader(head: Buffer, name: string): ChangeFormat {
+  checkHeader(head, name);
+  return formatOf(head, name);
+}
 
 /** Where the last getVarint ended (a second return value without an allocation). */
 let varintEnd = 0;
@@ -197,7 +236,7 @@ function getVarint(buf: Buffer, p: number, name: string, o: number): number {
     if (b < 0x80) { varintEnd = p; return x; }
     mul *= 128;
   }
-  throw new CorruptChangeFile(`${name}: bad length at byte ${o}`);
+  throw new CorruptChangeFile(`${name}: bad length at byte ${byteBase + o}`);
 }
 
 /** Version 1: fixed 40-byte headers. Its records always get views (a copy into a version-2 file encodes them). */
@@ -209,7 +248,7 @@ function forEachV1(buf: Buffer, name: string, kgFrom: number, kgTo: number, visi
     n++;
     if (o + RECORD_HEADER_BYTES > buf.length) throw truncated(name, o);
     const type = buf[o];
-    if (type < ChangeType.Event || type > ChangeType.Expired) throw new CorruptChangeFile(`${name}: bad record type ${type} at byte ${o}`);
+    if (type < ChangeType.Event || type > ChangeType.Expired) throw new CorruptChangeFile(`${name}: bad record type ${type} at byte ${byteBase + o}`);
     const keyLen = buf.readUInt16LE(o + 6), idLen = buf.readUInt16LE(o + 12), payloadLen = buf.readUInt32LE(o + 16);
     const end = o + RECORD_HEADER_BYTES + keyLen + idLen + payloadLen;
     if (end > buf.length) throw truncated(name, o);

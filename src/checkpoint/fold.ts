@@ -2,8 +2,58 @@
  * Rebuilding live state from a chain of change files (delta.ts): the rules a restore, a compaction
  * and a partition handoff share.
  */
+import * as fs from 'node:fs';
 import type { Side } from '../state/store.js';
-import { ChangeType, FILE_HEADER_BYTES, checkHeader, forEachChange, type ChangeRecord } from './delta.js';
+import { ChangeType, FILE_HEADER_BYTES, forEachChangeIn, formatOfHeader, type ChangeFormat, type ChangeRecord } from './delta.js';
+
+/**
+ * Bytes of a change file read at a time. A worker's first delta holds everything it buffered in
+ * its first interval (1.5 GB in a 1-minute interval of a large-state run), and a restore that read
+ * whole files held that twice over (two workers) and was killed by a 3 GiB cgroup's OOM killer.
+ */
+const CHUNK_BYTES = 16 << 20;
+
+/**
+ * Calls `scan` on a change file chunk by chunk: the chunk, where its first record starts, the
+ * file's format, the chunk's file offset, and whether the file goes on past it. `scan` returns
+ * where it stopped; a record cut by the chunk's end is carried to the next chunk (the buffer
+ * doubles for a record longer than a chunk). Returns the file's size.
+ */
+export function scanFile(path: string, scan: (buf: Buffer, start: number, format: ChangeFormat, base: number, more: boolean) => number,
+  chunkBytes = CHUNK_BYTES): number {
+  const fd = fs.openSync(path, 'r');
+  try {
+    const size = fs.fstatSync(fd).size;
+    let buf = Buffer.allocUnsafe(Math.max(FILE_HEADER_BYTES, Math.min(size, chunkBytes)));
+    let base = 0; // file offset of buf[0]
+    let have = 0; // bytes of buf read
+    let format: ChangeFormat | undefined;
+    let start = FILE_HEADER_BYTES;
+    for (;;) {
+      while (have < buf.length && base + have < size) {
+        const n = fs.readSync(fd, buf, have, buf.length - have, base + have);
+        if (n === 0) break;
+        have += n;
+      }
+      format ??= formatOfHeader(buf.subarray(0, have), path);
+      const more = base + have < size;
+      const stop = scan(buf.subarray(0, have), start, format, base, more);
+      if (!more) return size;
+      if (stop === 0 && have === buf.length) {
+        const bigger = Buffer.allocUnsafe(buf.length * 2); // one record longer than the chunk
+        buf.copy(bigger, 0, 0, have);
+        buf = bigger;
+      } else {
+        buf.copyWithin(0, stop, have);
+        have -= stop;
+        base += stop;
+      }
+      start = 0;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+}
 
 /**
  * Identity of a buffered event (side, key, ts, id) as a string, for the restore's sets. The key's
@@ -27,20 +77,21 @@ export type PartitionFilter = ReadonlySet<number> | null;
  * only events read from those Kafka partitions (MARK and EXPIRED match by identity, so they follow).
  * `views` false: the visitor reads only the header fields and the record's bytes (ChangeWriter.copy).
  */
-export function foldChain(files: readonly ChainFile[], read: (path: string) => Buffer, kgFrom: number, kgTo: number,
+export function foldChain(files: readonly ChainFile[], onRead: (path: string, bytes: number) => void, kgFrom: number, kgTo: number,
   outer: readonly [boolean, boolean], dropBeforeMs: number, visit: (r: ChangeRecord) => void,
   batch: (work: () => void) => void = (work) => work(), recordsPerBatch = 8192, partitions: PartitionFilter = null, views = true): void {
   const relevant = files.filter((f) => f.keyGroups[0] < kgTo && f.keyGroups[1] > kgFrom);
   const gone = new Set<string>();
   const marked = new Set<string>();
-  // Each pass reads the files afresh: keeping the first pass's buffers for the second would hold
-  // the whole chain in memory (per worker, during a restore) rather than one file.
+  // Each pass reads the files afresh, a chunk at a time: memory holds one chunk, never a file.
   if (outer[0] || outer[1]) {
+    const first = (r: ChangeRecord): void => {
+      if (r.type === ChangeType.Expired) gone.add(identity(r.side, r.key, r.ts, r.id));
+      else if (r.type === ChangeType.Mark) marked.add(identity(r.side, r.key, r.ts, r.id));
+    };
     for (const f of relevant) {
-      forEachChange(read(f.path), f.path, kgFrom, kgTo, (r) => {
-        if (r.type === ChangeType.Expired) gone.add(identity(r.side, r.key, r.ts, r.id));
-        else if (r.type === ChangeType.Mark) marked.add(identity(r.side, r.key, r.ts, r.id));
-      });
+      onRead(f.path, scanFile(f.path, (buf, start, format, base, more) =>
+        forEachChangeIn(buf, f.path, kgFrom, kgTo, first, start, Infinity, true, format, base, more)));
     }
   }
   const second = (r: ChangeRecord): void => {
@@ -55,12 +106,16 @@ export function foldChain(files: readonly ChainFile[], read: (path: string) => B
       }
       visit(r);
   };
+  // Identities of outer events need their key and id.
+  const v = views || gone.size > 0 || marked.size > 0;
   for (const f of relevant) {
-    const buf = read(f.path);
-    checkHeader(buf, f.path);
-    let o = FILE_HEADER_BYTES;
-    // Identities of outer events need their key and id.
-    const v = views || gone.size > 0 || marked.size > 0;
-    while (o < buf.length) batch(() => { o = forEachChange(buf, f.path, kgFrom, kgTo, second, o, recordsPerBatch, v); });
+    onRead(f.path, scanFile(f.path, (buf, start, format, base, more) => {
+      let o = start;
+      for (;;) {
+        const before = o;
+        batch(() => { o = forEachChangeIn(buf, f.path, kgFrom, kgTo, second, o, recordsPerBatch, v, format, base, more); });
+        if (o === buf.length || o === before) return o; // the chunk's end, or a record cut by it
+      }
+    }));
   }
 }

@@ -76,7 +76,7 @@ export function compact(task: CompactTask): CompactedFile[] {
     const w = new ChangeWriter(file, 'base', { checksum: true });
     // Live events are copied as they are (their bytes, the joined flag updated): no decoding of
     // keys, ids and payloads, and the checksum is taken on the way out rather than read back.
-    foldChain(task.files, (p) => fs.readFileSync(p), from, to, task.outer, task.dropBeforeMs, (r) => w.copy(r),
+    foldChain(task.files, () => {}, from, to, task.outer, task.dropBeforeMs, (r) => w.copy(r),
       undefined, undefined, task.partitions ? new Set(task.partitions) : null, false);
     if (!w.close()) throw w.lastError ?? new Error(`writing ${file} failed`);
     fsyncPath(file);

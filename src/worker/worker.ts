@@ -397,7 +397,7 @@ class Worker {
     // head of the chain that later checkpoints extend.
     const target = this.logged ? this.logged.inner : this.store;
     const counted = new Set<string>(); // an outer join's fold reads each file twice
-    foldChain(r.files.map((f, i) => ({ path: paths[i], keyGroups: f.keyGroups })), (p) => { const b = fs.readFileSync(p); if (!counted.has(p)) { counted.add(p); bytes += b.length; } return b; }, from, to,
+    foldChain(r.files.map((f, i) => ({ path: paths[i], keyGroups: f.keyGroups })), (p, n) => { if (!counted.has(p)) { counted.add(p); bytes += n; } }, from, to,
       init.checkpoint?.outer ?? [false, false], r.dropBeforeMs, (e) => {
         if (halted()) throw HALT;
         events++;

@@ -8,10 +8,10 @@ import fsObject from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ChangeType, CorruptChangeFile, FILE_HEADER_BYTES, checkHeader, forEachChange, type ChangeRecord } from '../../src/checkpoint/delta.js';
+import { ChangeType, CorruptChangeFile, FILE_HEADER_BYTES, checkHeader, forEachChange, forEachChangeIn, type ChangeRecord } from '../../src/checkpoint/delta.js';
 import { ChangeWriter } from '../../src/checkpoint/change-writer.js';
 import { JoineryError } from '../../src/core/errors.js';
-import { foldChain, type ChainFile } from '../../src/checkpoint/fold.js';
+import { foldChain, scanFile, type ChainFile } from '../../src/checkpoint/fold.js';
 import { compact } from '../../src/checkpoint/tasks.js';
 import type { Side } from '../../src/state/store.js';
 
@@ -46,7 +46,7 @@ const gone = (side: Side, kg: number, key: string, ts: number, id: string): Rec 
 
 function fold(files: ChainFile[], from: number, to: number, outer: [boolean, boolean], dropBeforeMs = -Infinity) {
   const out: ReturnType<typeof snap>[] = [];
-  foldChain(files, (p) => fs.readFileSync(p), from, to, outer, dropBeforeMs, (r) => out.push(snap(r)));
+  foldChain(files, () => {}, from, to, outer, dropBeforeMs, (r) => out.push(snap(r)));
   return out;
 }
 
@@ -271,7 +271,7 @@ describe('foldChain', () => {
     const files: ChainFile[] = [{ path: a, keyGroups: [0, 8] }, { path: c, keyGroups: [4, 8] }, { path: '/nonexistent', keyGroups: [8, 16] }];
     const ids = (from: number, to: number) => {
       const out: string[] = [];
-      foldChain(files, (p) => { read.push(p); return fs.readFileSync(p); }, from, to, [true, false], -Infinity, (r) => out.push(Buffer.from(r.id).toString()));
+      foldChain(files, (p) => { read.push(p); }, from, to, [true, false], -Infinity, (r) => out.push(Buffer.from(r.id).toString()));
       return out;
     };
     assert.deepEqual(ids(0, 4), ['a1']);
@@ -288,11 +288,38 @@ describe('foldChain', () => {
     assert.deepEqual(out.map((r) => [r.key, r.id, r.joined]), [['a|b', 'c', false], ['x', 'y|z', true], ['x|y', 'z', false]]);
   });
 
+  test('files are read a chunk at a time: records cut by a chunk\'s end, and one longer than a chunk, come back whole', () => {
+    const f = file();
+    const recs = Array.from({ length: 60 }, (_, i) => ev((i % 2) as Side, i, `key-${i}`, 1000 + i, `id-${i}`,
+      { payload: i === 31 ? 'x'.repeat(700) : 'p'.repeat(i * 3) }));
+    recs.splice(10, 0, mark(0, 3, 'key-3', 1003, 'id-3'));
+    write(f, recs);
+    const whole: ReturnType<typeof snap>[] = [];
+    forEachChange(fs.readFileSync(f), f, 0, 65536, (r) => whole.push(snap(r)));
+    assert.equal(whole.length, 61);
+    for (const chunk of [17, 64, 100, 333, 1 << 20]) {
+      const got: ReturnType<typeof snap>[] = [];
+      const size = scanFile(f, (buf, start, format, base, more) =>
+        forEachChangeIn(buf, f, 0, 65536, (r) => got.push(snap(r)), start, Infinity, true, format, base, more), chunk);
+      assert.equal(size, fs.statSync(f).size);
+      assert.deepEqual(got, whole, `chunks of ${chunk} bytes`);
+    }
+    // A file cut in the middle of a record: the error names the record's byte in the file, not in the chunk.
+    const cut = file();
+    const bytes = fs.readFileSync(f);
+    fs.writeFileSync(cut, bytes.subarray(0, bytes.length - 5));
+    let wholeMsg = '';
+    try { forEachChange(fs.readFileSync(cut), cut, 0, 65536, () => {}); } catch (e) { wholeMsg = (e as Error).message; }
+    assert.match(wholeMsg, /truncated record at byte \d+/);
+    assert.throws(() => scanFile(cut, (buf, start, format, base, more) => forEachChangeIn(buf, cut, 0, 65536, () => {}, start, Infinity, true, format, base, more), 64),
+      (e: Error) => e instanceof CorruptChangeFile && e.message === wholeMsg);
+  });
+
   test('batches: the visit runs inside batch(), in bounded steps', () => {
     const f = file();
     write(f, Array.from({ length: 25 }, (_, i) => ev(1, 1, 'k', i, `i${i}`, { expireAt: 1000 })));
     let batches = 0, inBatch = false, visited = 0;
-    foldChain([{ path: f, keyGroups: all }], (p) => fs.readFileSync(p), 0, 65536, [false, false], 0, () => { assert.ok(inBatch); visited++; },
+    foldChain([{ path: f, keyGroups: all }], () => {}, 0, 65536, [false, false], 0, () => { assert.ok(inBatch); visited++; },
       (work) => { batches++; inBatch = true; try { work(); } finally { inBatch = false; } }, 10);
     assert.equal(visited, 25);
     assert.equal(batches, 3);
