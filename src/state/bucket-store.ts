@@ -526,6 +526,17 @@ export class BucketStore implements StateStore {
     return this.b.openMemoryBytes();
   }
 
+  restoreHorizon(horizonMs: number): void {
+    this.checkOpen();
+    const b = this.b;
+    if (this.depth === 0 || !(horizonMs > b.wmMax)) return;
+    b.wmMax = horizonMs;
+    b.tsMaxAtWm = b.tsMax;
+    // Unpaced: a restore inserts far faster than event time moves, and the seals must keep up.
+    this.sealer.sealWork(this.sealUnitsPerCall * 4, false, false);
+    b.freezer?.work(this.sealUnitsPerCall);
+  }
+
   indexMemoryBytes(): number {
     const b = this.b;
     let n = b.index.heapBytes() + (b.freezer?.heapBytes() ?? 0);

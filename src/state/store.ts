@@ -85,6 +85,13 @@ export interface StateStore {
    * bits, frozen group tables): memory that grows with the buffer, outside --state-memory; for metrics.
    */
   indexMemoryBytes?(): number;
+  /**
+   * During a restore, inside a batch: the store may treat event time up to `horizonMs` as complete
+   * (as if a watermark had passed it) and move complete data out of memory as it usually would, so
+   * that a restored state larger than memory does not wait in memory whole. Nothing is dropped or
+   * expired; an event inserted below the horizon later is still taken.
+   */
+  restoreHorizon?(horizonMs: number): void;
   close(): Promise<void>;
 }
 

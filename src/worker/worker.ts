@@ -397,12 +397,22 @@ class Worker {
     // head of the chain that later checkpoints extend.
     const target = this.logged ? this.logged.inner : this.store;
     const counted = new Set<string>(); // an outer join's fold reads each file twice
+    // The lmdb store may seal what the restore has put in as it goes (restoreHorizon): up to the
+    // checkpoint's watermark, and a margin behind the newest event time restored so far, since a
+    // chain is in event-time order only roughly (out-of-order arrivals, and events written at a
+    // barrier); one that still lands in a sealed slice reads it back, slower but exact.
+    const marginMs = 2 * (init.checkpoint?.intervalMs ?? 60_000) + 60_000;
+    let tsMax = -Infinity;
     foldChain(r.files.map((f, i) => ({ path: paths[i], keyGroups: f.keyGroups })), (p, n) => { if (!counted.has(p)) { counted.add(p); bytes += n; } }, from, to,
       init.checkpoint?.outer ?? [false, false], r.dropBeforeMs, (e) => {
         if (halted()) throw HALT;
         events++;
+        if (e.ts > tsMax) tsMax = e.ts;
         target.insert(e.side, e.keyGroup, e.keyHash, e.key, e.ts, e.id, e.payload, e.joined, e.expireAtMs);
-      }, (work) => this.store.batch(work));
+      }, (work) => this.store.batch(() => {
+        work();
+        this.baseStore.restoreHorizon?.(Math.min(r.dropBeforeMs, tsMax - marginMs));
+      }));
     post({ type: 'restored', index: init.index, events, bytes, ms: Date.now() - t0 });
   }
 
