@@ -532,9 +532,11 @@ export class BucketStore implements StateStore {
     if (this.depth === 0 || !(horizonMs > b.wmMax)) return;
     b.wmMax = horizonMs;
     b.tsMaxAtWm = b.tsMax;
-    // Unpaced: a restore inserts far faster than event time moves, and the seals must keep up.
+    // Unpaced: a restore inserts far faster than event time moves, and the upkeep expire() does
+    // (seals, freezing, the key index removals that follow it) must keep up.
     this.sealer.sealWork(this.sealUnitsPerCall * 4, false, false);
     b.freezer?.work(this.sealUnitsPerCall);
+    if (b.pendingUnindex() > 0) b.unindexWork(this.sealUnitsPerCall * 8);
   }
 
   indexMemoryBytes(): number {
