@@ -100,45 +100,25 @@
  * bucket's in-memory bit array (set at seal from the open entries' flags, later by probes and
  * markJoined); the packed values never change after the seal.
  *
- * Checkpoints (a later issue): sealed buckets are immutable except their joined bits, so an
- * incremental checkpoint can copy each bucket once and afterwards only its bit array; a key-group
- * range of a bucket is not contiguous (records are in slot order, not key order). Each record
- * carries keyHash, so the filters can be rebuilt from LMDB; a bucket's class, slice, max
- * expireAt and bits would go in the manifest. Open slices are in memory only and must be written by
- * the checkpoint itself. This store keeps nothing across close(): open() starts empty and deletes a
- * previous environment in `dir` (the engine clears its state directory at start anyway).
+ * This store keeps nothing across close(): open() starts empty and deletes a previous environment
+ * in `dir` (checkpoints are the change log's job: checkpoint/logged-store.ts).
  *
  * ## Key index (key-index.ts)
  *
- * One index over all live slices, open and sealed: per keyHash and side, the slices holding the key
+ * One index over the live slices, open and sealed: per keyHash and side, the slices holding the key
  * on that side (a chain of occurrences sorted by slice). A probe costs one index lookup, then one
- * look-up per slice that holds its key (open: the slice's table; sealed: the bucket filter, then
- * one getBinaryFast), plus its matches; a key with nothing on the probed side costs the one
- * lookup. Before it, a probe looked its key up in every slice its range overlapped: with a 1-hour
- * window and 30 s slices that is ~120 lookups per probe, and workers spent 47–51 % of their time in
- * them (realistic file run, 2.5M events, [−2m, +1h], 2 workers) — the worst case being inputs that
- * run ahead of the watermark, which keeps many slices open. Alternatives considered: larger
- * buckets for probing (`--bucket 20m` took 144k → 204k events/s) trade memory and expiry
- * granularity and still cost W/bucketMs lookups; per-bucket filters make each lookup cheaper, not
- * fewer; a per-key min/max summary skips keys absent from a side but walks every slice between a
- * key's oldest and newest entries. The chain is exact at slice granularity for any key.
- *
- * Keyed by hash: colliding keys share a chain (a probe then visits a slice that finds nothing).
- * Insert adds the occurrence when its key first appears on a side of a slice; de-duplication stays
- * in the slice the entry's ts names (its table, or its sealed values), which the entry's own ts
- * reaches without the index. Occurrences go when their slice goes (every key of an open slice, the
- * keys of a dropped sealed bucket that no other bucket of its slice holds), and at a seal, for
- * keys whose entries on a side all expired while the slice was open. Cost: one add per (key, side,
- * slice) inserted, one remove per (key, side, slice) expired — proportional to what expires.
- * Removals come in bounded steps, never a whole bucket's keys in one call: a dropped sealed
- * bucket's keys leave in expire() calls after the drop (Buckets.unindexPart; meanwhile a probe may
- * visit its slice, or find it gone, for nothing), a sealed slice's expired keys in a phase of the
- * seal job before the switch; the end of input (every bucket expired) empties the index at once.
+ * look-up per slice that holds its key, plus its matches; a key with nothing on the probed side
+ * costs the one lookup. Before it, a probe looked its key up in every slice its range overlapped
+ * (~120 per probe for a 1-hour window: 47–51 % of a worker's time). Keyed by hash (colliding keys
+ * share a chain); de-duplication stays in the slice the entry's ts names. Occurrences come and go
+ * with (key, side, slice), removals in bounded steps (Buckets.unindexPart, the seal job's phase).
+ * Sealed slices of groups well behind the watermark leave it for one compact table per group
+ * (frozen.ts). Why, and the alternatives measured: docs/architecture.md §5 "Key index".
  *
  * Modules, imports flowing one way: bucket-format (byte layouts) → key-index → open-slice (arena,
  * lists, slot table) → sealed-io (parts, LMDB reads) → seal-job (seal job state) → buckets
- * (shared state, index upkeep) → sealer (pacing, writes, unseal) → expiry → bucket-store (the
- * StateStore). lmdb.ts stays the only importer of the `lmdb` package.
+ * (shared state, index upkeep) → sealer (pacing, writes, unseal) → expiry → frozen → bucket-store
+ * (the StateStore). lmdb.ts stays the only importer of the `lmdb` package.
  *
  * ## Costs and rules
  *
