@@ -393,8 +393,8 @@ export class BucketStore implements StateStore {
     const h = keyHash | 0;
     const index = b.index;
     let o = index.head(h, side);
-    const groups = b.freezer?.groups;
-    const frozen = groups !== undefined && groups.length > 0;
+    const fz = b.freezer;
+    const frozen = fz !== undefined && fz.groups.length > 0;
     if (o === NONE && !frozen) return; // the common case: nothing on this side for this key
     const tFrom = Math.floor(fromTs / this.bucketMs);
     const tTo = Math.floor(toTs / this.bucketMs);
@@ -406,7 +406,6 @@ export class BucketStore implements StateStore {
       if (t <= tTo) first = o;
     }
     // Frozen slices holding the key (frozen.ts), ascending, merged with the chain by slice.
-    const fz = b.freezer;
     const fts = frozen ? fz!.slicesOf(h, side, tFrom, tTo) : NO_SLICES;
     if (first === NONE && fts.length === 0) return;
     const slices = b.slices;
@@ -453,13 +452,22 @@ export class BucketStore implements StateStore {
     }
     // 1. Drop every bucket whose entries all have expireAt < watermark.
     const removed = dropExpired(b, this.sealer, watermarkMs, onExpired);
-    // 1b. Dropped sealed buckets' keys leave the key index, a bounded amount at a time (more when several wait).
-    if (b.pendingUnindex() > 0) b.unindexWork(this.sealUnitsPerCall * Math.min(b.pendingUnindex(), 8));
-    // 2. Seal, a bounded amount of work at a time, the open slices no later insert can reach.
-    this.sealer.sealWork(this.sealUnitsPerCall, true, true);
-    // 3. Freeze old sealed slices out of the key index (frozen.ts), as paced.
-    b.freezer?.work(this.sealUnitsPerCall);
+    this.upkeep(false);
     return removed;
+  }
+
+  /**
+   * What expire() does besides dropping, each a bounded amount at a time: key index removals of
+   * dropped or frozen buckets (more when several wait), seals of the open slices no later insert
+   * can reach, freezing (frozen.ts). Paced by event time in expire(); `restoring`: unpaced and in
+   * larger steps, since a restore inserts far faster than event time moves and must not outrun it.
+   */
+  private upkeep(restoring: boolean): void {
+    const b = this.b;
+    const units = this.sealUnitsPerCall;
+    if (b.pendingUnindex() > 0) b.unindexWork(units * (restoring ? 8 : Math.min(b.pendingUnindex(), 8)));
+    if (restoring) this.sealer.sealWork(units * 4, false, false); else this.sealer.sealWork(units, true, true);
+    b.freezer?.work(units);
   }
 
   /**
@@ -512,11 +520,7 @@ export class BucketStore implements StateStore {
     if (this.depth === 0 || !(horizonMs > b.wmMax)) return;
     b.wmMax = horizonMs;
     b.tsMaxAtWm = b.tsMax;
-    // Unpaced: a restore inserts far faster than event time moves, and the upkeep expire() does
-    // (seals, freezing, the key index removals that follow it) must keep up.
-    this.sealer.sealWork(this.sealUnitsPerCall * 4, false, false);
-    b.freezer?.work(this.sealUnitsPerCall);
-    if (b.pendingUnindex() > 0) b.unindexWork(this.sealUnitsPerCall * 8);
+    this.upkeep(true);
   }
 
   indexMemoryBytes(): number {
