@@ -28,6 +28,14 @@ export interface SealPacing {
   readonly memoryBytes: number;
 }
 
+/** Share of the memory budget kept for the newest complete slices (Sealer.recentFrom). */
+const RECENT_SHARE = 0.5;
+
+/** The k-th position (0-based) in sealing order: kept−1 down to 0, then kept up to last. */
+function sealOrderAt(k: number, kept: number, last: number): number {
+  return k < kept ? kept - 1 - k : k;
+}
+
 export class Sealer {
   private readonly bucketMs: number;
   private readonly sealSpread: number;
@@ -53,10 +61,8 @@ export class Sealer {
 
   /**
    * The next complete open slice (no later insert can reach it) to seal, or undefined. Without a
-   * memory budget, or with `all`: the oldest. With one: the newest, and only while the open slices
-   * exceed the budget. The newest lives longest, so sealing it frees memory for longest per byte
-   * written; sealing the oldest would write nearly every slice once the budget is reached (each
-   * sealed just before it expires), which measured as slow as sealing everything.
+   * memory budget, or with `all`: the oldest. With one, only while the open slices exceed the
+   * budget, in sealOrder's order.
    */
   nextToSeal(all = false): Slice | undefined {
     const order = this.b.order;
@@ -70,8 +76,40 @@ export class Sealer {
       return undefined;
     }
     if (!(this.excessBytes() > 0)) return undefined;
-    for (let i = this.lastComplete(); i >= 0; i--) if (order[i].open !== undefined) return order[i];
+    const last = this.lastComplete();
+    const kept = this.recentFrom(last);
+    for (let k = 0; k <= last; k++) {
+      const i = sealOrderAt(k, kept, last);
+      if (order[i].open !== undefined) return order[i];
+    }
     return undefined;
+  }
+
+  /**
+   * Where the *recent share* starts: the newest complete open slices that fit in RECENT_SHARE of
+   * the budget, positions kept..last of `order`. Over the budget, the slices older than those are
+   * sealed first, newest first; the recent ones only after them, oldest first (sealOrderAt).
+   *
+   * Why newest first: the newest lives longest, so sealing it frees memory for longest per byte
+   * written; sealing the oldest would write nearly every slice once the budget is reached (each
+   * sealed just before it expires), which measured as slow as sealing everything.
+   * Why a recent share: when one side follows the other (a play minutes after its impression),
+   * most matches are in the last minutes, and with a long window (24 h) and a small budget the
+   * newest-first rule sealed every slice as soon as it was complete, so nearly every match was an
+   * LMDB read, from disk once the state outgrew the page cache.
+   */
+  private recentFrom(last: number): number {
+    const order = this.b.order;
+    const share = this.memoryBytes * RECENT_SHARE;
+    let held = 0;
+    let i = last;
+    for (; i >= 0; i--) {
+      const os = order[i].open;
+      if (os === undefined) continue;
+      held += os.memoryBytes();
+      if (held > share) break;
+    }
+    return i + 1;
   }
 
   /** Position in `order` of the newest complete slice (−1: none). */
@@ -85,15 +123,17 @@ export class Sealer {
 
   /**
    * Complete open slices to seal: the one being sealed and those waiting (with a memory budget, the
-   * newest ones whose sealing brings the open slices back within it).
+   * ones, in sealing order, whose sealing brings the open slices back within it).
    */
   pendingSeals(): number {
     const order = this.b.order;
     const job = this.b.job;
     let excess = this.excessBytes();
     let n = 0;
-    for (let i = this.lastComplete(); i >= 0; i--) {
-      const os = order[i].open;
+    const last = this.lastComplete();
+    const kept = excess === Infinity ? 0 : this.recentFrom(last);
+    for (let k = 0; k <= last; k++) {
+      const os = order[excess === Infinity ? last - k : sealOrderAt(k, kept, last)].open;
       if (os === undefined) continue;
       if (excess > 0 || job?.os === os) {
         n++;

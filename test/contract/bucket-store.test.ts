@@ -660,7 +660,7 @@ describe('BucketStore memory budget', () => {
   });
   const byTs = (xs: Snap[]) => xs.map((x) => `${x.side}:${x.key}:${x.ts}:${x.id}:${x.payload.length}`).sort();
 
-  test('complete slices stay in memory within the budget; beyond it the newest complete ones are sealed; all stay readable', async () => {
+  test('complete slices stay in memory within the budget; beyond it the newest outside the recent share are sealed; all stay readable', async () => {
     let sliceBytes = 0;
     await withStore({ bucketMs: 100, memoryBytes: 1024 ** 3 }, (s) => { fillSlice(s, new Map(), 0, 100_000); sliceBytes = s.stats().openMemoryBytes; });
     assert.ok(sliceBytes > perSlice * 200, `${sliceBytes} bytes per slice`);
@@ -684,18 +684,19 @@ describe('BucketStore memory budget', () => {
         fillSlice(s, ref, t, t < 3 ? 1_000 : 100_000);
         settle(t * 100); // slice t − 1 completes
       }
-      // The budget counts the incomplete slice too: 0–1 fit and stay in memory; 2–6 were sealed as
-      // each completed; 7 is incomplete.
-      assert.equal(layout(s), 'oo' + 'sssss' + 'o');
+      // The budget counts the incomplete slice too: 0–2 fit; from then on the newest complete slice
+      // is the recent share (half the budget holds one slice), so the one before it is sealed: 1 is
+      // (the newest outside the share, not 0), then 2–5 in turn; 6 is the share, 7 incomplete.
+      assert.equal(layout(s), 'o' + 'sssss' + 'oo');
       check('mixed');
-      // Slices 0–2 expire (0–1 from memory, their keys leaving the index in steps): slices 10 and
-      // 11 complete after that and fit; 12 completes once 10, 11 and 13 fill the budget again.
+      // 6–8 are sealed as 8–10 complete; slice 0 expires from memory (its keys leaving the index in
+      // steps), 1–2 from LMDB; then 9–11 fit, and 10 and 11 are sealed as 12 and 13 complete.
       for (let t = 8; t < 14; t++) {
         fillSlice(s, ref, t, 100_000);
         settle(t * 100);
       }
       for (const [k, e] of ref) if (e.ts < 300) ref.delete(k);
-      assert.equal(layout(s), 'sssssss' + 'oo' + 's' + 'o');
+      assert.equal(layout(s), 'ssssss' + 'o' + 'ss' + 'oo');
       check('after expiry');
     });
   });
