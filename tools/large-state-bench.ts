@@ -88,13 +88,14 @@ function freePort(): Promise<number> {
   });
 }
 
-function command(port: number): string[] {
+/** The node's command line; the restarted node logs at info, so its restore (events, seconds) shows. */
+function command(port: number, logLevel: string): string[] {
   return [BIN, 'run', '--left', 'gen:', '--right', 'gen:',
     '--gen-profiles', '1000000', '--gen-profile-skew', '0.5', '--gen-titles', '20000', '--gen-title-skew', '1.0',
     '--gen-play-prob', '0.2565', '--gen-duplicates', '0', '--gen-event-time-rate', String(EVENT_TIME_RATE),
     '--lower', '-2m', '--upper', '24h', '--max-delay', '30s', '--workers', WORKERS, '--out', 'null',
     '--state-dir', path.join(DIR, 'state'), '--checkpoint-dir', path.join(DIR, 'checkpoints'),
-    '--checkpoint-interval', CKPT_INTERVAL, '--http', `127.0.0.1:${port}`, '--progress', 'off', '--log-level', 'warn', ...RUN_EXTRA];
+    '--checkpoint-interval', CKPT_INTERVAL, '--http', `127.0.0.1:${port}`, '--progress', 'off', '--log-level', logLevel, ...RUN_EXTRA];
 }
 
 interface Status {
@@ -191,11 +192,11 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-function start(port: number): ChildProcess {
+function start(port: number, logLevel = 'warn'): ChildProcess {
   // In the cgroup: the shell moves itself there, then becomes the node (its children follow).
   const child = cgroup
-    ? spawn('/bin/sh', ['-c', `echo $$ > ${cgroup.dir}/cgroup.procs && exec "$0" "$@"`, process.execPath, ...command(port)], { stdio: ['ignore', 'ignore', 'pipe'] })
-    : spawn(process.execPath, command(port), { stdio: ['ignore', 'ignore', 'pipe'] });
+    ? spawn('/bin/sh', ['-c', `echo $$ > ${cgroup.dir}/cgroup.procs && exec "$0" "$@"`, process.execPath, ...command(port, logLevel)], { stdio: ['ignore', 'ignore', 'pipe'] })
+    : spawn(process.execPath, command(port, logLevel), { stdio: ['ignore', 'ignore', 'pipe'] });
   child.stderr!.on('data', (b: Buffer) => process.stderr.write(`  [node] ${b.toString().trimEnd()}\n`));
   running = child;
   return child;
@@ -206,7 +207,7 @@ async function main(): Promise<void> {
   fs.mkdirSync(DIR, { recursive: true });
   const port = await freePort();
   say(`large-state-bench: 24 h window, ${EVENT_TIME_RATE} events/s of event time, target ${(TARGET_BYTES / GB).toFixed(1)} GiB buffered, in ${DIR}${cgroup ? `; memory limited to ${(MEMORY_LIMIT_BYTES! / GB).toFixed(1)} GiB (cgroup ${cgroup.dir})` : ''}`);
-  say(`  ${['node', ...command(port)].join(' ')}`);
+  say(`  ${['node', ...command(port, 'warn')].join(' ')}`);
   let child = start(port);
   let exited = false;
   child.on('exit', () => { exited = true; });
@@ -248,7 +249,7 @@ async function main(): Promise<void> {
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
     const t1 = Date.now();
-    child = start(port);
+    child = start(port, 'info');
     let first = 0;
     while (Date.now() - t1 < 30 * 60_000) {
       await new Promise((r) => setTimeout(r, 250));

@@ -129,7 +129,11 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     handle.discard = fail;
     if (handle.discarded) fail(handle.discarded);
   }
+  // Sources get ready (the generator's resume skip) while the workers restore.
+  const prepared = Promise.all(opts.sources.map((s) => s.prepare?.())).then(() => null, (e: Error) => e);
   await pool.allReady();
+  const notPrepared = await prepared;
+  if (notPrepared) fail(notPrepared);
   if (failure) {
     stop.dispose();
     await pool.stopAll(); await ck?.pool.close(); halt.close(); throw failure;

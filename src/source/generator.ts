@@ -258,6 +258,15 @@ export class Generator {
     return n;
   }
 
+  /** Drops up to `max` events of `side` as nextFlat would hand them out (same state after), without formatting them; returns the count. */
+  skip(side: Side, max: number): number {
+    this.fillSide(side, max);
+    const q = this.queues[side];
+    const n = Math.min(max, q.size);
+    for (let k = 0; k < n; k++) this.release1(q.shift());
+    return n;
+  }
+
   /** Up to `max` events of `side` as plain objects (empty = exhausted). */
   nextEvents(side: 0, max: number): ImpressionEvent[];
   nextEvents(side: 1, max: number): PlayEvent[];
@@ -459,6 +468,8 @@ export class Generator {
 const BATCH_RECORDS = 4096;
 /** Pace in chunks of about this much wall time, so timers stay coarse. */
 const PACE_CHUNK_MS = 20;
+/** Longest stretch of a resume's skip between two turns of the event loop. */
+const SKIP_STEP_MS = 20;
 const MIN_SLEEP_MS = 5;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -480,6 +491,7 @@ export class GeneratorSource implements Source {
   private turn: Side = 0;
   private startMs = -1;
   private closed = false;
+  private preparing: Promise<void> | undefined;
   readonly live: boolean;
 
   constructor(opts: GenOptions, readonly batchRecords = BATCH_RECORDS, private readonly start?: { delivered: [number, number]; baseMs: number }) {
@@ -498,32 +510,49 @@ export class GeneratorSource implements Source {
     return { kind: 'gen', name: this.name, gen: { delivered: [this.delivered[0], this.delivered[1]], baseMs: this.generator.baseMs } };
   }
 
-  /** Regenerate and drop what a checkpoint says was already delivered (same seed, same events). */
-  private skipDelivered(): void {
-    const target = this.start!.delivered;
+  /**
+   * Regenerates and drops what a checkpoint says was already delivered (same seed, same events),
+   * in steps of ~SKIP_STEP_MS with a turn of the event loop between them, so that it runs while
+   * the workers restore the checkpoint (the engine calls it before their restore ends) and the
+   * HTTP endpoint keeps answering. Tens of millions of events take tens of seconds.
+   */
+  prepare(): Promise<void> {
+    this.preparing ??= this.skipDelivered();
+    return this.preparing;
+  }
+
+  private async skipDelivered(): Promise<void> {
+    const target = this.start?.delivered;
     const g = this.generator;
-    const w = new FlatBatchWriter(false, 1 << 19, this.batchRecords);
+    if (target === undefined) return;
     for (;;) {
       let progressed = false;
-      for (const side of [0, 1] as Side[]) {
-        const want = target[side] - this.delivered[side];
-        if (want <= 0) continue;
-        w.reset();
-        const n = g.nextFlat(side, Math.min(want, this.batchRecords), w, true);
-        this.delivered[side] += n;
-        if (n > 0) progressed = true;
+      const stepStart = performance.now();
+      while (performance.now() - stepStart < SKIP_STEP_MS) {
+        progressed = false;
+        for (const side of [0, 1] as Side[]) {
+          const want = target[side] - this.delivered[side];
+          if (want <= 0) continue;
+          const n = g.skip(side, Math.min(want, this.batchRecords));
+          this.delivered[side] += n;
+          if (n > 0) progressed = true;
+        }
+        if (!progressed || this.closed) break;
       }
-      if (!progressed) break;
+      if (!progressed || this.closed) break;
+      await new Promise<void>((r) => setImmediate(r));
     }
-    // Pace from here on as if the skipped events had been produced at the rate.
-    if (g.opts.rate > 0) this.startMs = performance.now() - (g.released * 1000) / g.opts.rate;
   }
 
   async next(): Promise<RecordBatch | null> {
     const g = this.generator;
     const o = g.opts;
-    if (this.start && this.startMs < 0) this.skipDelivered();
-    if (this.startMs < 0) this.startMs = performance.now();
+    if (this.startMs < 0) {
+      if (this.start) await this.prepare();
+      // Pace from here on as if the skipped events had been produced at the rate (from the first
+      // batch on, not from the end of the skip, which may come well before it).
+      this.startMs = performance.now() - (o.rate > 0 ? (g.released * 1000) / o.rate : 0);
+    }
     for (;;) {
       if (this.closed) return null;
       for (let k = 0; k < 2; k++) {

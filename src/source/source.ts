@@ -91,6 +91,12 @@ export interface Source {
    * clock are wrong, not early (--max-future).
    */
   readonly live?: boolean;
+  /**
+   * Work before the first batch that may overlap the workers' restore of a checkpoint (the
+   * generator regenerates what the checkpoint says it delivered). The engine calls it once while
+   * the workers start; next() waits for it.
+   */
+  prepare?(): Promise<void>;
   /** Position after the last batch handed out (the router routes a batch whole before the next). */
   checkpointPosition?(): SourcePosition;
   /** Read position and lag per partition, where the source knows them (Kafka), for /status and /metrics. */

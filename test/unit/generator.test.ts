@@ -8,6 +8,7 @@ import { FlatBatchWriter, splitFrames } from '../../src/codec/flat-writer.js';
 import { parseArgs } from '../../src/config/parse.js';
 import { JoineryError } from '../../src/core/errors.js';
 import { runGenCommand } from '../../src/gen-command.js';
+import type { Side } from '../../src/state/store.js';
 import {
   FIXED_EPOCH_MS, Generator, GeneratorSource, genOptions, genOptionsFrom, type GenOptions, type ImpressionEvent, type PlayEvent,
 } from '../../src/source/generator.js';
@@ -256,6 +257,29 @@ test('GeneratorSource: FlatBuffers batches, alternating sides, exact limit, same
   const gen = new Generator(opts);
   assert.deepEqual(per[0], gen.nextJson(0, 1e9).split('\n').slice(0, -1));
   assert.deepEqual(per[1], gen.nextJson(1, 1e9).split('\n').slice(0, -1));
+});
+
+test('GeneratorSource resumed at a checkpoint position: prepare() skips what was delivered, in steps, and next() goes on with the same events', async () => {
+  const opts = genOptions({ events: 400_000, duplicates: 0.1, playDelayMs: 2_000 });
+  const whole = await collect(new GeneratorSource(opts));
+  const text = (bs: RecordBatch[], side: Side) => bs.filter((b) => b.side === side)
+    .flatMap((b) => Array.from({ length: b.count }, (_, i) => flatToJson(side === 0 ? 'Impression' : 'Play', b.data, b.offsets[i], b.offsets[i + 1])));
+  // Where a checkpoint taken after all but the last 10 batches would resume.
+  const head = whole.slice(0, -10);
+  const delivered: [number, number] = [text(head, 0).length, text(head, 1).length];
+  assert.ok(delivered[0] > 0 && delivered[1] > 0);
+  const src = new GeneratorSource(opts, undefined, { delivered, baseMs: new Generator(opts).baseMs });
+  // The skip (~380k events, tens of ms at least) yields to the event loop: a timer fires meanwhile.
+  let turns = 0;
+  const tick = setInterval(() => turns++, 0);
+  const p = src.prepare();
+  assert.equal(src.prepare(), p, 'one skip, however often it is asked for');
+  await p;
+  clearInterval(tick);
+  const rest = await collect(src);
+  assert.equal(rest[0].firstPosition, delivered[rest[0].side] + 1);
+  for (const side of [0, 1] as Side[]) assert.deepEqual(text(rest, side), text(whole, side).slice(delivered[side]), `side ${side}`);
+  assert.ok(turns > 0, 'the event loop turned during the skip');
 });
 
 test('GeneratorSource paces to --rate and stops at --duration', async () => {
