@@ -41,13 +41,13 @@
  *  - **Memory budget** (`memoryBytes`, the engine's --state-memory divided among workers): a
  *    complete slice is sealed only while the open slices hold more than the budget (arena, slot
  *    records and tables: OpenSlice.memoryBytes); the others stay open for life and expire from
- *    memory, where a probe is a table lookup instead of an LMDB read. Over the budget the *newest*
- *    complete slice is sealed first: it lives longest, so its seal frees memory for longest per byte
- *    written, and in the steady state a fraction budget / buffer of the slices is never written.
- *    Sealing the oldest instead wrote nearly every slice (each just before it expired) and measured
- *    no faster than sealing everything. Measured on `joinery bench` (2 workers, 8M events, the whole
- *    buffer within the budget): 2.57 → 2.09 µs of CPU per event; with half of it over the budget,
- *    ~2.51. A budget-driven seal is paced from the moment it became due (SealJob.startClock).
+ *    memory, where a probe is a table lookup instead of an LMDB read. Over the budget, the newest
+ *    complete slices within half of it (the *recent share*, where matches of a stream that follows
+ *    the other are) stay; of the others the *newest* is sealed first: it lives longest, so its seal
+ *    frees memory for longest per byte written (Sealer.recentFrom says why both). Measured on
+ *    `joinery bench` (2 workers, 8M events, the whole buffer within the budget): 2.57 → 2.09 µs of
+ *    CPU per event; with half of it over the budget, ~2.6. A budget-driven seal is paced from the
+ *    moment it became due (SealJob.startClock).
  *    Budget 0 (the store's default; tests): every slice is sealed once complete, oldest first.
  *  - **Incremental sealing**: a 30 s slice of a worker at 47k events/s holds ~1.2M entries in ~1M
  *    keys: 2–4 s of work (putSync alone costs ~1.2 µs). Written in one call, it stalled the worker
@@ -176,7 +176,7 @@ export interface BucketStoreOptions {
   /**
    * Memory budget of the open slices in bytes (see "Memory budget" in the file header): complete
    * slices stay open, probed in memory, until the open slices exceed it; then complete ones are
-   * sealed into LMDB, newest first. Default 0: every slice is sealed once complete, oldest first.
+   * sealed into LMDB (Sealer.nextToSeal). Default 0: every slice is sealed once complete, oldest first.
    */
   memoryBytes?: number;
   /**
