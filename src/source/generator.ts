@@ -507,7 +507,9 @@ export class GeneratorSource implements Source {
   }
 
   checkpointPosition(): SourcePosition {
-    return { kind: 'gen', name: this.name, gen: { delivered: [this.delivered[0], this.delivered[1]], baseMs: this.generator.baseMs } };
+    // A skip cut short (the source closed while resuming) has delivered nothing new: the position stays the checkpoint's.
+    const at = this.start?.delivered ?? [0, 0];
+    return { kind: 'gen', name: this.name, gen: { delivered: [Math.max(this.delivered[0], at[0]), Math.max(this.delivered[1], at[1])], baseMs: this.generator.baseMs } };
   }
 
   /**

@@ -280,6 +280,14 @@ test('GeneratorSource resumed at a checkpoint position: prepare() skips what was
   assert.equal(rest[0].firstPosition, delivered[rest[0].side] + 1);
   for (const side of [0, 1] as Side[]) assert.deepEqual(text(rest, side), text(whole, side).slice(delivered[side]), `side ${side}`);
   assert.ok(turns > 0, 'the event loop turned during the skip');
+  // Closed while skipping: the skip stops, and the position stays the checkpoint's, not where the skip got to.
+  const cut = new GeneratorSource(opts, undefined, { delivered, baseMs: new Generator(opts).baseMs });
+  const skipping = cut.prepare();
+  await new Promise((r) => setImmediate(r));
+  await cut.close();
+  await skipping;
+  assert.deepEqual(cut.checkpointPosition().gen!.delivered, delivered);
+  assert.equal(await cut.next(), null);
 });
 
 test('GeneratorSource paces to --rate and stops at --duration', async () => {
