@@ -62,7 +62,7 @@ export class Sealer {
   /**
    * The next complete open slice (no later insert can reach it) to seal, or undefined. Without a
    * memory budget, or with `all`: the oldest. With one, only while the open slices exceed the
-   * budget, in sealOrder's order.
+   * budget, in the order of sealOrderAt (see recentFrom).
    */
   nextToSeal(all = false): Slice | undefined {
     const order = this.b.order;
