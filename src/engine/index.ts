@@ -23,7 +23,7 @@ import { CheckpointLoop, OffsetCommitLoop } from './commit-loop.js';
 import { rejectedRecords } from './dead-letters.js';
 import type { EngineOptions } from './options.js';
 import { WorkerOutput } from './output.js';
-import { startProgress } from './progress.js';
+import { RestoreProgress, startProgress } from './progress.js';
 import { cutOutput, makeExtractors, prepareStateDir } from './setup.js';
 import { StopControl } from './signals.js';
 import { buildSummary, fmtBytes, formatSummary, type Summary } from './summary.js';
@@ -110,6 +110,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   const output = new WorkerOutput(outRecords, !!positions.transactionalOutput, cfg.workers, restored?.id ?? 0, router, fail);
   const cpu = new CpuMeter();
   const pool = new WorkerPool(router.rings, hub, cpu);
+  const restoreProgress = restored ? new RestoreProgress(cfg.workers, restored.id, Date.now()) : null;
   const { threads, halt } = pool;
   pool.start(workerInits({
     cfg, formats: opts.formats, sabs, ranges, halt: halt.sab, framing, statsIntervalMs, rebuild: !!opts.rebuild, backfill: !!opts.bounded,
@@ -118,6 +119,10 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     out: (w, chunk) => output.onChunk(w, chunk),
     barrier: (w, ack) => { output.onBarrier(w, ack.id); coordinator?.onAck(w, ack); },
     overflow: (chunk) => { try { lateSink?.write(chunk); } catch (e) { fail(e as Error); } },
+    restoring: (w, events, filesRead, files) => {
+      const line = restoreProgress?.update(w, events, filesRead, files, Date.now());
+      if (line) log.say('info', line, { checkpoint: restored!.id });
+    },
     restored: (events, ms) => { restoredEvents += events; restoreMs = Math.max(restoreMs, ms); },
     done: (w, watermarkMs) => coordinator?.onWorkerDone(w, watermarkMs),
     fail,

@@ -37,3 +37,33 @@ export function startProgress(p: {
     if (tty && !log.isJson) log.progress('');
   };
 }
+
+/**
+ * The workers' restore progress, summed, as an info line at most every `everyMs`: a restore of tens
+ * of GB takes minutes, and without it the log is silent from "resuming from checkpoint" to
+ * "restored". Workers report their running totals every stats interval (the 'restoring' message).
+ */
+export class RestoreProgress {
+  private readonly events: number[];
+  private readonly filesRead: number[];
+  private readonly files: number[];
+  private lastLogMs: number;
+  constructor(workers: number, private readonly checkpointId: number, private readonly startMs: number, private readonly everyMs = 5000) {
+    this.events = new Array<number>(workers).fill(0);
+    this.filesRead = new Array<number>(workers).fill(0);
+    this.files = new Array<number>(workers).fill(0);
+    this.lastLogMs = startMs;
+  }
+
+  /** Records worker `w`'s totals; returns the line to log when one is due, else null. */
+  update(w: number, events: number, filesRead: number, files: number, nowMs: number): string | null {
+    this.events[w] = events;
+    this.filesRead[w] = filesRead;
+    this.files[w] = files;
+    if (nowMs - this.lastLogMs < this.everyMs) return null;
+    this.lastLogMs = nowMs;
+    const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+    return `joinery: restoring checkpoint ${this.checkpointId}: ${fmtCount(sum(this.events))} buffered events so far, ` +
+      `${sum(this.filesRead)} of ${sum(this.files)} state file reads done (${((nowMs - this.startMs) / 1000).toFixed(0)}s)`;
+  }
+}

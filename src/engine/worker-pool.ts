@@ -50,6 +50,8 @@ export interface WorkerEvents {
   out(worker: number, chunk: Uint8Array): void;
   barrier(worker: number, ack: BarrierAck): void;
   overflow(chunk: Uint8Array): void;
+  /** A worker's restore progress (its running totals), while restoring. */
+  restoring(worker: number, events: number, filesRead: number, files: number): void;
   restored(events: number, ms: number): void;
   /** A worker finished its input (after its final stats are in the hub). */
   done(worker: number, watermarkMs: number): void;
@@ -96,6 +98,7 @@ export class WorkerPool {
           case 'barrier': on.barrier(i, m.ack); break;
           case 'overflow': on.overflow(m.chunk); break;
           case 'log': log.warn(m.msg, m.fields); break;
+          case 'restoring': on.restoring(i, m.events, m.filesRead, m.files); break;
           case 'restored': on.restored(m.events, m.ms); break;
           case 'done': cpu.sample(); finished = true; this.finished[i] = true; hub.update(m.stats, m.latency, m.lag); this.endSyncs(i); on.done(i, m.stats.watermarkMs); resolveDone(); break;
           case 'error':

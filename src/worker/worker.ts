@@ -403,16 +403,26 @@ class Worker {
     // barrier); one that still lands in a sealed slice reads it back, slower but exact.
     const marginMs = 2 * (init.checkpoint?.intervalMs ?? 60_000) + 60_000;
     let tsMax = -Infinity;
+    let lastProgressMs = t0;
+    const relevantFiles = r.files.filter((f) => f.keyGroups[0] < to && f.keyGroups[1] > from).length;
     foldChain(r.files.map((f, i) => ({ path: paths[i], keyGroups: f.keyGroups })), (p, n) => { if (!counted.has(p)) { counted.add(p); bytes += n; } }, from, to,
       init.checkpoint?.outer ?? [false, false], r.dropBeforeMs, (e) => {
         if (halted()) throw HALT;
         events++;
         if (e.ts > tsMax) tsMax = e.ts;
         target.insert(e.side, e.keyGroup, e.keyHash, e.key, e.ts, e.id, e.payload, e.joined, e.expireAtMs);
-      }, (work) => this.store.batch(() => {
-        work();
-        this.baseStore.restoreHorizon?.(Math.min(r.dropBeforeMs, tsMax - marginMs));
-      }));
+      }, (work) => {
+        this.store.batch(() => {
+          work();
+          this.baseStore.restoreHorizon?.(Math.min(r.dropBeforeMs, tsMax - marginMs));
+        });
+        // A restore of tens of GB takes minutes: main logs where it is.
+        const now = Date.now();
+        if (now - lastProgressMs >= init.statsIntervalMs) {
+          lastProgressMs = now;
+          post({ type: 'restoring', index: init.index, events, filesRead: counted.size, files: relevantFiles, bytes });
+        }
+      });
     post({ type: 'restored', index: init.index, events, bytes, ms: Date.now() - t0 });
   }
 
