@@ -69,6 +69,11 @@ export interface ChainFile { path: string; keyGroups: [number, number] }
 /** Which events of a chain to keep: those read from these Kafka partitions (a partition's share of a member's state). */
 export type PartitionFilter = ReadonlySet<number> | null;
 
+/** The files of a chain that hold key groups of [kgFrom, kgTo): the ones foldChain reads. */
+export function chainFilesFor<F extends Pick<ChainFile, 'keyGroups'>>(files: readonly F[], kgFrom: number, kgTo: number): F[] {
+  return files.filter((f) => f.keyGroups[0] < kgTo && f.keyGroups[1] > kgFrom);
+}
+
 /**
  * Fold a chain of change files (oldest first) into the live events of key groups [kgFrom, kgTo):
  * EXPIRED removes, MARK sets the joined bit, events of non-outer sides past `dropBeforeMs`
@@ -80,7 +85,7 @@ export type PartitionFilter = ReadonlySet<number> | null;
 export function foldChain(files: readonly ChainFile[], onRead: (path: string, bytes: number) => void, kgFrom: number, kgTo: number,
   outer: readonly [boolean, boolean], dropBeforeMs: number, visit: (r: ChangeRecord) => void,
   batch: (work: () => void) => void = (work) => work(), recordsPerBatch = 8192, partitions: PartitionFilter = null, views = true): void {
-  const relevant = files.filter((f) => f.keyGroups[0] < kgTo && f.keyGroups[1] > kgFrom);
+  const relevant = chainFilesFor(files, kgFrom, kgTo);
   const gone = new Set<string>();
   const marked = new Set<string>();
   // Each pass reads the files afresh, a chunk at a time: memory holds one chunk, never a file.

@@ -133,7 +133,7 @@ export class Sealer {
     const last = this.lastComplete();
     const kept = excess === Infinity ? 0 : this.recentFrom(last);
     for (let k = 0; k <= last; k++) {
-      const os = order[excess === Infinity ? last - k : sealOrderAt(k, kept, last)].open;
+      const os = order[sealOrderAt(k, kept, last)].open;
       if (os === undefined) continue;
       if (excess > 0 || job?.os === os) {
         n++;

@@ -91,7 +91,7 @@ export type WorkerMessage =
   /** Reached checkpoint barrier `ack.id`: its state changes are in `ack.file` and its earlier output has been written. */
   | { type: 'barrier'; ack: BarrierAck }
   /** Progress of the restore, every statsIntervalMs while it lasts: events put back and chain files read so far (of `files`). */
-  | { type: 'restoring'; index: number; events: number; filesRead: number; files: number; bytes: number }
+  | { type: 'restoring'; index: number; events: number; filesRead: number; files: number }
   | { type: 'restored'; index: number; events: number; bytes: number; ms: number }
   /** Events diverted by --max-key-entries, as --late-out lines. */
   | { type: 'overflow'; chunk: Uint8Array }

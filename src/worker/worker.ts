@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { ChangeWriter } from '../checkpoint/change-writer.js';
-import { foldChain } from '../checkpoint/fold.js';
+import { chainFilesFor, foldChain } from '../checkpoint/fold.js';
 import { injectedDelayMs, injectedFault } from '../checkpoint/faults.js';
 import { LoggedStore } from '../checkpoint/logged-store.js';
 import { openStorage, type CheckpointStorage, type StagedFile } from '../checkpoint/storage.js';
@@ -404,7 +404,7 @@ class Worker {
     const marginMs = 2 * (init.checkpoint?.intervalMs ?? 60_000) + 60_000;
     let tsMax = -Infinity;
     let lastProgressMs = t0;
-    const relevantFiles = r.files.filter((f) => f.keyGroups[0] < to && f.keyGroups[1] > from).length;
+    const relevantFiles = chainFilesFor(r.files, from, to).length;
     foldChain(r.files.map((f, i) => ({ path: paths[i], keyGroups: f.keyGroups })), (p, n) => { if (!counted.has(p)) { counted.add(p); bytes += n; } }, from, to,
       init.checkpoint?.outer ?? [false, false], r.dropBeforeMs, (e) => {
         if (halted()) throw HALT;
@@ -420,7 +420,7 @@ class Worker {
         const now = Date.now();
         if (now - lastProgressMs >= init.statsIntervalMs) {
           lastProgressMs = now;
-          post({ type: 'restoring', index: init.index, events, filesRead: counted.size, files: relevantFiles, bytes });
+          post({ type: 'restoring', index: init.index, events, filesRead: counted.size, files: relevantFiles });
         }
       });
     post({ type: 'restored', index: init.index, events, bytes, ms: Date.now() - t0 });
