@@ -54,6 +54,7 @@ export class Buckets {
   probedSlices = 0; // slices visited by probes (stats)
   byteCount = 0;
   sealedCount = 0; // entries in sealed buckets
+  sealGen = 0; // slices sealed so far (the freezer searches again when it moves)
   dirty = false; // this batch wrote to LMDB
   wmMax = -Infinity; // highest watermark passed to expire()
   tsMax = -Infinity; // highest event time inserted

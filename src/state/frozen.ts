@@ -5,22 +5,30 @@
  * The key index (key-index.ts) holds one 32-byte occurrence per (key, side, slice) plus its table
  * position, and every sealed bucket keeps an exact KeySet: ~75 bytes of memory per buffered event
  * when keys are mostly distinct. With a long window (24 h) that is the memory a machine runs out
- * of first, before the LMDB pages of the state itself. So the sealed slices of a *group* of
- * G consecutive slices, once the group is well behind the watermark (no insert can reach it, see
- * Freezer.work), leave the key index and their KeySets for one compact table per group: an
- * open-addressing multimap of 8-byte entries [hash][part · side · first run] at load ≤ 0.7, about
- * 11 bytes per (key, side, slice). A probe asks each group its range overlaps for the slices holding
- * its key (one table walk per group, usually one cache line) and merges them, by slice, with the key
- * index's chain of the unfrozen slices. G is chosen by the engine so that a window spans about 16
- * groups: a probe of a 24 h window pays ~16 table walks instead of 2,880 bucket look-ups (and only
- * the side with the long range pays them), while a group freezes within ~1.5 h of event time.
+ * of first, before the LMDB pages of the state itself. So a sealed slice, once it is behind the
+ * watermark (no insert reaches it, see Freezer.work), leaves the key index and its KeySets for the
+ * compact table of its *group* (G consecutive slice numbers): an open-addressing multimap of 8-byte
+ * entries [hash][part · side · first run] at load ≤ 0.7, about 11 bytes per (key, side, slice). A
+ * probe asks each group its range overlaps for the slices holding its key (one table walk per
+ * group, usually one cache line) and merges them, by slice, with the key index's chain of the
+ * unfrozen slices. G is chosen by the engine so that a window spans about 16 groups: a probe of a
+ * 24 h window pays ~16 table walks instead of 2,880 bucket look-ups (and only the side with the
+ * long range pays them).
  *
- * Built in bounded steps (the table is filled from the KeySets over several expire() calls), then
- * switched in at once: the slices are marked frozen (the chain walk skips them from then on), each
- * part's filters become views of the group, and their key index occurrences leave in bounded steps
- * through the usual removal queue (Buckets.unindexFrozen). Parts that go later (expired, or read
- * back by a late insert) are marked not live, and the group skips them; the group itself goes with
- * its last live part.
+ * A group's table fills as its slices are sealed, not once the group is complete: the key index
+ * then holds little more than the open slices (bounded by --state-memory). Freezing only complete
+ * groups kept up to a group of sealed slices in the index, and every slice still open when its
+ * group froze (the budget's recent share, sealer.ts) stayed there until it expired: ~400 MB per
+ * worker at 2.6 GiB buffered, growing with the state. A table is sized when its group's first
+ * slices come, for the rest at their entries per slice; a group that outgrows it goes on in a
+ * second table.
+ *
+ * Each build (some sealed slices of one group) fills the table from their KeySets in bounded steps
+ * over several expire() calls, unseen by probes, then is switched in at once: the slices are
+ * marked frozen (the chain walk skips them from then on), each part's filters become views of the
+ * group, and their key index occurrences leave in bounded steps through the usual removal queue
+ * (Buckets.unindexFrozen). Parts that go later (expired, or read back by a late insert) are marked
+ * not live, and the group skips them; the group itself goes with its last live part.
  */
 import type { Buckets } from './buckets.js';
 import type { KeySet, RunFilter } from './key-index.js';
@@ -41,18 +49,31 @@ const GOLDEN = 0x9e3779b1;
 const SEAL_SLACK = 2;
 /** Work units (see seal-job.ts: ≈ one entry written to LMDB) per table entry added. */
 const U_ENTRY = 1 / 8;
+/** A new group's table is sized for the rest of its slices at the build's entries per slice, times this. */
+const HEADROOM = 1.15;
 
-/** The sealed buckets of up to G consecutive slices, looked up through one table. */
+/** The sealed buckets of slices of one group (G consecutive slice numbers), looked up through one table. */
 export class FrozenGroup {
   readonly parts: Part[] = [];
   /** Each part's slice number (parts[i] is in slice ts[i]). */
   readonly ts: number[] = [];
   /** Parts still live; the group goes when none is. */
   live = 0;
+  /** Parts [0, visible) are switched in; a build adds the entries of the ones after first, unseen by probes. */
+  visible = 0;
+  /** The slice numbers its switched-in parts span. */
+  tMin = Infinity;
+  tMax = -Infinity;
+  /** Entries the table takes at its maximum load, and entries added. */
+  readonly capacity: number;
+  entries = 0;
+  /** In Freezer.groups. */
+  listed = false;
   private readonly table: Int32Array;
   private readonly size: number;
-  constructor(readonly g: number, entries: number) {
-    this.size = Math.max(8, Math.ceil(entries / MAX_LOAD));
+  constructor(readonly g: number, capacity: number) {
+    this.size = Math.max(8, Math.ceil(capacity / MAX_LOAD));
+    this.capacity = Math.floor(this.size * MAX_LOAD);
     this.table = new Int32Array(this.size * 2);
   }
 
@@ -67,6 +88,7 @@ export class FrozenGroup {
     while (t[2 * i + 1] !== 0) if (++i === size) i = 0;
     t[2 * i] = h;
     t[2 * i + 1] = ((part << PART_SHIFT) | (side << RUN_BITS) | run) + 1;
+    this.entries++;
   }
 
   /** The first run of part p holding hash h on `side`, or -1. */
@@ -83,20 +105,21 @@ export class FrozenGroup {
   }
 
   /**
-   * Appends to `out` the slices in [tFrom, tTo] whose live parts hold hash h on `side`, in
-   * ascending order (the entries of one hash lie in the order they were added: slice by slice).
+   * Appends to `out` the slices in [tFrom, tTo] whose live, switched-in parts hold hash h on `side`
+   * (in the order their entries were added: by build, and slice by slice within one).
    */
   slicesOf(h: number, side: Side, tFrom: number, tTo: number, out: number[]): void {
     const t = this.table;
     const size = this.size;
     const start = out.length;
+    const visible = this.visible;
     for (let i = this.home(h); ; ) {
       const m = t[2 * i + 1];
       if (m === 0) return;
       if (t[2 * i] === h && (((m - 1) >>> RUN_BITS) & 1) === side) {
         const p = (m - 1) >>> PART_SHIFT;
         const st = this.ts[p];
-        if (st >= tFrom && st <= tTo && this.parts[p].live && (out.length === start || out[out.length - 1] !== st)) out.push(st);
+        if (p < visible && st >= tFrom && st <= tTo && this.parts[p].live && (out.length === start || out[out.length - 1] !== st)) out.push(st);
       }
       if (++i === size) i = 0;
     }
@@ -125,32 +148,36 @@ class FrozenFilter implements RunFilter {
   }
 }
 
-/** A group being built: its parts' KeySets go into its table a bounded number of entries per step. */
+/** A build: the KeySets of some sealed parts go into their group's table a bounded number of entries per step. */
 interface Build {
   readonly group: FrozenGroup;
-  readonly slices: Slice[]; // per part of the group, its slice
-  readonly keys: [KeySet | undefined, KeySet | undefined][]; // per part of the group
-  part: number;
+  /** The group's index of the build's first part (its parts are the group's from there on). */
+  readonly first: number;
+  readonly slices: Slice[]; // per part of the build, its slice
+  readonly keys: [KeySet | undefined, KeySet | undefined][]; // per part of the build
+  part: number; // of the build
   side: number;
   pos: number; // table position of the KeySet next; -1: its hash 0 first
 }
 
-/** Decides which groups to freeze, builds their tables in steps and switches them in. */
+/** Finds sealed slices to freeze, adds them to their group's table in steps and switches them in. */
 export class Freezer {
-  /** Groups switched in, by g ascending. */
+  /** Groups with parts switched in, in the order they first had some. */
   readonly groups: FrozenGroup[] = [];
   private build: Build | undefined;
-  /** The lowest group number not yet considered. */
-  private nextG = -Infinity;
+  /** Per group number, the group whose table takes that group's next parts while it has room. */
+  private readonly filling = new Map<number, FrozenGroup>();
+  /** What the last search saw (the slice limit, the seal count): a search only runs when one changed. */
+  private seenLimit = NaN;
+  private seenSeals = -1;
 
   /** groupSlices: G, the slices per group (0: never freeze). */
   constructor(private readonly b: Buckets, readonly groupSlices: number) {}
 
   /**
-   * Does up to `budget` units of freezing work. A group is considered once its last slice is
-   * SEAL_SLACK slices behind the watermark's: complete (no insert reaches it any more), and with
-   * time to be sealed (a slice is sealed within a bucket of completing: see sealer.ts). Slices
-   * still open then stay open and indexed, and so does one sealed later.
+   * Does up to `budget` units of freezing work. A sealed slice is frozen once it is SEAL_SLACK
+   * slices behind the watermark's (no insert reaches it any more, but a late one: that reads it
+   * back, see sealer.ts unseal). Slices still open then are frozen when they are sealed.
    */
   work(budget: number): number {
     const G = this.groupSlices;
@@ -163,51 +190,65 @@ export class Freezer {
     return used;
   }
 
-  /** Finds the next group to freeze and starts its build; false when there is none yet. */
+  /**
+   * Starts a build of the oldest sealed, unfrozen slices behind the limit that share a group
+   * number; false when there are none.
+   */
   private start(G: number): boolean {
     const b = this.b;
     const limit = Math.floor(b.wmMax / b.bucketMs) - SEAL_SLACK;
     if (!Number.isFinite(limit)) return false;
+    // The scan is over every slice: only when a slice was sealed or the limit moved since the last one.
+    if (limit === this.seenLimit && b.sealGen === this.seenSeals) return false;
+    this.seenLimit = limit;
+    this.seenSeals = b.sealGen;
     const order = b.order;
-    for (;;) {
-      const i = b.firstSliceAtOrAfter(this.nextG * G);
-      if (i >= order.length) return false;
-      const g = Math.floor(order[i].t / G);
-      if ((g + 1) * G > limit) return false;
-      this.nextG = g + 1;
-      const slices: Slice[] = [];
-      const keys: [KeySet | undefined, KeySet | undefined][] = [];
-      const parts: Part[] = [];
-      const ts: number[] = [];
-      let entries = 0;
-      for (let j = i; j < order.length && order[j].t < (g + 1) * G; j++) {
-        const s = order[j];
-        if (s.open !== undefined || s.frozen || s.parts.length === 0 || b.job?.slice === s) continue;
-        if (parts.length + s.parts.length > MAX_PARTS) break; // the rest stay in the key index
-        let fits = true;
-        for (const p of s.parts) {
-          for (const f of p.filters) if (f !== undefined && (f as KeySet).maxRun >= MAX_RUN) fits = false;
-        }
-        if (!fits) continue;
-        for (const p of s.parts) {
-          slices.push(s);
-          const k = p.filters as [KeySet | undefined, KeySet | undefined];
-          keys.push([k[0], k[1]]);
-          parts.push(p);
-          ts.push(s.t);
-          entries += (k[0]?.count ?? 0) + (k[1]?.count ?? 0);
-        }
+    let g = NaN;
+    const slices: Slice[] = [];
+    const keys: [KeySet | undefined, KeySet | undefined][] = [];
+    const parts: Part[] = [];
+    const ts: number[] = [];
+    let entries = 0, nSlices = 0;
+    for (let j = 0; j < order.length && order[j].t < limit; j++) {
+      const s = order[j];
+      if (s.open !== undefined || s.frozen || s.parts.length === 0 || b.job?.slice === s) continue;
+      const sg = Math.floor(s.t / G);
+      if (sg !== g && parts.length > 0) break; // one group number per build; the next build takes the rest
+      if (parts.length + s.parts.length > MAX_PARTS) break;
+      let fits = true;
+      for (const p of s.parts) {
+        for (const f of p.filters) if (f !== undefined && (f as KeySet).maxRun >= MAX_RUN) fits = false;
       }
-      if (parts.length === 0) continue;
-      const group = new FrozenGroup(g, entries);
-      group.parts.push(...parts);
-      group.ts.push(...ts);
-      this.build = { group, slices, keys, part: 0, side: 0, pos: -1 };
-      return true;
+      if (!fits) continue; // stays in the key index
+      g = sg;
+      nSlices++;
+      for (const p of s.parts) {
+        slices.push(s);
+        const k = p.filters as [KeySet | undefined, KeySet | undefined];
+        keys.push([k[0], k[1]]);
+        parts.push(p);
+        ts.push(s.t);
+        entries += (k[0]?.count ?? 0) + (k[1]?.count ?? 0);
+      }
     }
+    if (parts.length === 0) return false;
+    let group = this.filling.get(g);
+    if (group === undefined || group.entries + entries > group.capacity || group.parts.length + parts.length > MAX_PARTS) {
+      // Sized for the rest of the group's slices at this build's entries per slice: a group that
+      // turns out larger goes on in a second table (one more walk for the probes that reach it).
+      const left = (g + 1) * G - ts[0];
+      group = new FrozenGroup(g, Math.max(entries, Math.ceil(entries / nSlices * left * HEADROOM)));
+      this.filling.set(g, group);
+    }
+    const first = group.parts.length;
+    group.parts.push(...parts);
+    group.ts.push(...ts);
+    this.build = { group, first, slices, keys, part: 0, side: 0, pos: -1 };
+    this.seenSeals = -1; // more may be waiting: search again after this build
+    return true;
   }
 
-  /** Adds up to `budget` units of the build's entries; switches the group in when all are added. */
+  /** Adds up to `budget` units of the build's entries; switches its parts in when all are added. */
   private step(budget: number): number {
     const bd = this.build!;
     const group = bd.group;
@@ -216,8 +257,9 @@ export class Freezer {
       const f = bd.keys[bd.part][bd.side];
       if (f === undefined) { this.nextSide(bd); continue; }
       const side = bd.side as Side;
+      const p = bd.first + bd.part;
       if (bd.pos < 0) {
-        if (f.hasZeroHash()) { group.add(0, bd.part, side, f.zeroHashRun()); used += U_ENTRY; }
+        if (f.hasZeroHash()) { group.add(0, p, side, f.zeroHashRun()); used += U_ENTRY; }
         bd.pos = 0;
       }
       const hs = f.slots();
@@ -225,7 +267,7 @@ export class Freezer {
       const end = Math.min(hs.length, i + Math.ceil((budget - used) / U_ENTRY) * 2);
       for (; i < end; i++) {
         const h = hs[i];
-        if (h !== 0) { group.add(h, bd.part, side, f.runAt(i)); used += U_ENTRY; }
+        if (h !== 0) { group.add(h, p, side, f.runAt(i)); used += U_ENTRY; }
       }
       used += (i - bd.pos) / 64; // scanning empty positions is not free either
       bd.pos = i;
@@ -241,38 +283,52 @@ export class Freezer {
   }
 
   /**
-   * The group replaces its slices' key index entries and KeySets. A slice read back into memory
-   * while the table was built (slice.open set) is left out; parts dropped meanwhile are not live,
-   * and the group skips them.
+   * The group's table replaces the build's slices' key index entries and KeySets. A slice read back
+   * into memory while the table was built (slice.open set) is left out; parts dropped meanwhile are
+   * not live, and the group skips them.
    */
   private switchIn(bd: Build): void {
     this.build = undefined;
     const b = this.b;
     const group = bd.group;
-    for (let p = 0; p < group.parts.length; p++) {
-      const s = bd.slices[p];
+    for (let i = 0; i < bd.keys.length; i++) {
+      const p = bd.first + i;
+      const s = bd.slices[i];
       const part = group.parts[p];
       if (s.open !== undefined || b.slices.get(s.t) !== s || !part.live) continue;
-      const k = bd.keys[p];
+      const k = bd.keys[i];
       part.filters = [
         k[0] === undefined ? undefined : new FrozenFilter(group, p, 0, k[0].spanMap()),
         k[1] === undefined ? undefined : new FrozenFilter(group, p, 1, k[1].spanMap()),
       ];
       part.group = group;
       group.live++;
+      if (s.t < group.tMin) group.tMin = s.t;
+      if (s.t > group.tMax) group.tMax = s.t;
       s.frozen = true;
       b.unindexFrozen(part, s.t, k);
     }
-    if (group.live > 0) this.groups.push(group);
+    group.visible = group.parts.length;
+    if (group.live > 0 && !group.listed) {
+      group.listed = true;
+      this.groups.push(group);
+    }
   }
 
   /** The frozen slices in [tFrom, tTo] holding hash h on `side`, ascending (valid until the next call). */
   slicesOf(h: number, side: Side, tFrom: number, tTo: number): readonly number[] {
     const out = this.found;
     out.length = 0;
-    const G = this.groupSlices;
-    const gFrom = Math.floor(tFrom / G), gTo = Math.floor(tTo / G);
-    for (const g of this.groups) if (g.g >= gFrom && g.g <= gTo) g.slicesOf(h, side, tFrom, tTo, out);
+    for (const g of this.groups) if (g.tMax >= tFrom && g.tMin <= tTo) g.slicesOf(h, side, tFrom, tTo, out);
+    // Groups fill in seal order, which is not slice order (sealer.ts): sort what came out of order.
+    for (let i = 1; i < out.length; i++) {
+      if (out[i] > out[i - 1]) continue;
+      out.sort((x, y) => x - y);
+      let n = 1;
+      for (let j = 1; j < out.length; j++) if (out[j] !== out[n - 1]) out[n++] = out[j];
+      out.length = n;
+      break;
+    }
     return out;
   }
 
@@ -297,6 +353,8 @@ export class Freezer {
     if (--g.live === 0) {
       const i = this.groups.indexOf(g);
       if (i >= 0) this.groups.splice(i, 1);
+      g.listed = false;
+      if (this.filling.get(g.g) === g) this.filling.delete(g.g);
     }
   }
 
@@ -304,6 +362,7 @@ export class Freezer {
   clear(): void {
     this.groups.length = 0;
     this.build = undefined;
+    this.filling.clear();
   }
 
   heapBytes(): number {

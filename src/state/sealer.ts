@@ -442,6 +442,7 @@ export class Sealer {
     this.b.pending?.flushSlice(os);
     job.slice.parts = parts;
     job.slice.open = undefined;
+    this.b.sealGen++;
     os.job = undefined;
     this.b.job = undefined;
     // Keys whose entries on a side all expired while the slice was open left the index (unindexStep).

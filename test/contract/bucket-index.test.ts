@@ -152,14 +152,15 @@ describe('BucketStore key index', () => {
     }
     s.batch(() => s.expire(4_000)); // slices 0–39 complete
     s.flushSeals();
-    // Groups of 5 slices freeze once their last slice is 2 behind the watermark's (slice 40): slices 0–34.
+    // Sealed slices freeze once 2 behind the watermark's (slice 40): slices 0–37, into the tables
+    // of groups 0–7 (5 slice numbers each; group 7's holds 35–37 so far).
     for (let i = 0; i < 50; i++) s.batch(() => s.expire(4_000));
     const st = s.stats();
-    assert.equal(st.frozenSlices, 35);
-    assert.equal(st.frozenGroups, 7);
+    assert.equal(st.frozenSlices, 38);
+    assert.equal(st.frozenGroups, 8);
     assert.ok(st.frozenHeapBytes > 0);
-    // Left occurrences: only the 25 unfrozen slices' (20 keys each); right: k in slices 37, 44, 51, 58.
-    assert.equal(st.indexOccurrences, 25 * 20 + 4);
+    // Left occurrences: only the 22 unfrozen slices' (20 keys each); right: k in slices 44, 51, 58.
+    assert.equal(st.indexOccurrences, 22 * 20 + 3);
 
     let before = s.stats().probedSlices;
     assert.deepEqual(probe(s, 1, 'k', -Infinity, Infinity).map((r) => r[0]),
@@ -177,17 +178,57 @@ describe('BucketStore key index', () => {
     assert.deepEqual(probe(s, 0, 'other-12-3', -Infinity, Infinity), [['l12-3', 1_203, true]]);
     // A new entry in a frozen slice reads it back into memory and into the key index.
     assert.equal(put(s, 1, 'k', 1_660, 'late'), true);
-    assert.equal(s.stats().frozenSlices, 34);
+    assert.equal(s.stats().frozenSlices, 37);
     assert.deepEqual(probe(s, 1, 'k', 1_600, 1_699).map((r) => r[0]), ['k16', 'late']);
     assert.deepEqual(probe(s, 0, 'other-16-5', -Infinity, Infinity), [['l16-5', 1_605, false]]);
 
     // Expiry takes frozen groups away with their last slice.
     s.batch(() => s.expire(1_000_000 + 2_000)); // slices 0–19 go (groups 0–3)
     assert.deepEqual(probe(s, 1, 'k', -Infinity, Infinity).map((r) => r[0]), ['k23', 'k30', 'k37', 'k44', 'k51', 'k58']);
-    assert.deepEqual([s.stats().frozenSlices, s.stats().frozenGroups], [40, 8], 'slices 20–59: the later ones were sealed and frozen as the watermark moved');
+    assert.deepEqual([s.stats().frozenSlices, s.stats().frozenGroups], [40, 8], 'slices 20–59: the later ones were sealed and frozen as the watermark moved, 38 and 39 into group 7\'s table');
     s.batch(() => s.expire(Infinity));
     const end = s.stats();
     assert.deepEqual([s.count(), end.indexKeys, end.indexOccurrences, end.frozenGroups, end.frozenSlices], [0, 0, 0, 0, 0]);
+  }));
+
+  test('a group\'s table fills as its slices are sealed: a second table when it outgrows the first; a slice frozen again out of order', () => withStore({ bucketMs: 100, freezeGroupSlices: 10 }, (s) => {
+    // Key "k" on the right in every slice; other keys on the left: 2 per slice in slices 0–2, then
+    // 40, more than group 0's table was sized for when slices 0–2 came.
+    for (let t = 0; t < 30; t++) {
+      const n = t < 3 ? 2 : 40;
+      for (let j = 0; j < n; j++) put(s, 0, `o-${t}-${j}`, t * 100 + j, `l${t}-${j}`);
+      put(s, 1, 'k', t * 100 + 50, `k${t}`);
+    }
+    const ks = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => `k${from + i}`);
+    // The watermark moves a slice at a time; each slice is frozen once 2 behind it, not when its group is complete.
+    for (let w = 1; w <= 25; w++) {
+      s.batch(() => s.expire(w * 100));
+      s.flushSeals();
+      for (let i = 0; i < 10; i++) s.batch(() => s.expire(w * 100));
+      if (w === 8) assert.equal(s.stats().frozenSlices, 6, 'slices 0–5 frozen while group 0 (0–9) is still incomplete');
+    }
+    let st = s.stats();
+    assert.equal(st.frozenSlices, 23);
+    assert.equal(st.frozenGroups, 4, 'group 0 in two tables, groups 1 and 2 in one each');
+    assert.equal(st.indexOccurrences, 7 * 41, 'only slices 23–29 left in the key index');
+    assert.deepEqual(probe(s, 1, 'k', -Infinity, Infinity).map((r) => r[0]), ks(0, 29));
+    assert.deepEqual(probe(s, 0, 'o-1-1', -Infinity, Infinity), [['l1-1', 101, false]]);
+    assert.deepEqual(probe(s, 0, 'o-7-39', -Infinity, Infinity), [['l7-39', 739, false]]);
+    assert.equal(put(s, 0, 'o-7-39', 739, 'l7-39'), false, 'a duplicate of an entry in the second table');
+
+    // A late insert reads slice 5 back; sealed and frozen again, its part comes after slices 6–9's
+    // in its group's table, and probes still see the slices in order, once each.
+    assert.equal(put(s, 1, 'k', 560, 'late'), true);
+    assert.equal(s.stats().frozenSlices, 22);
+    s.flushSeals();
+    for (let i = 0; i < 10; i++) s.batch(() => s.expire(2_500));
+    st = s.stats();
+    assert.equal(st.frozenSlices, 23);
+    assert.deepEqual(probe(s, 1, 'k', 300, 899).map((r) => r[0]), ['k3', 'k4', 'k5', 'late', 'k6', 'k7', 'k8']);
+    assert.deepEqual(probe(s, 1, 'k', -Infinity, Infinity).map((r) => r[0]), [...ks(0, 5), 'late', ...ks(6, 29)]);
+    s.batch(() => s.expire(Infinity));
+    const end = s.stats();
+    assert.deepEqual([s.count(), end.indexOccurrences, end.frozenGroups, end.frozenSlices], [0, 0, 0, 0]);
   }));
 
   test('hash collisions and a hot key, randomized against MemoryStore', async () => {
