@@ -57,8 +57,8 @@ export function bucketMsFor(cfg: Config): number {
 }
 
 /**
- * Slices per frozen group of the lmdb store (src/state/frozen.ts): once a group is behind the
- * watermark, its sealed slices leave the key index for one compact table per group. About 16 groups per
+ * Slices per frozen group of the lmdb store (src/state/frozen.ts): a sealed slice behind the
+ * watermark leaves the key index for its group's compact table. About 16 groups per
  * window (lower..upper plus max-delay), so that a probe looks at ~16 group tables, within 4..512
  * slices per group.
  */

@@ -180,8 +180,8 @@ export interface BucketStoreOptions {
    */
   memoryBytes?: number;
   /**
-   * Slices per frozen group (see frozen.ts): once a group is behind the watermark, its sealed slices
-   * leave the key index for one compact table per group of this many slices. Default 0: never (the
+   * Slices per frozen group (see frozen.ts): a sealed slice behind the watermark leaves the key
+   * index for the compact table of its group of this many slices. Default 0: never (the
    * engine sets it from the window: about 16 groups per window).
    */
   freezeGroupSlices?: number;
