@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { checksummer, type ChecksumAlgo } from './checksum.js';
 import { ChangeWriter } from './change-writer.js';
 import { foldChain, type ChainFile } from './fold.js';
+import { dropCachedPages } from './page-cache.js';
 import type { ExpireAtMax } from './file-expiry.js';
 import { currentTid } from '../metrics/cpu.js';
 
@@ -36,6 +37,7 @@ export function seal(task: SealTask): SealedFile[] {
         bytes += n;
       }
       fs.fsyncSync(fd);
+      dropCachedPages(p); // durable now, and read again only by a restore (page-cache.ts)
       return { path: p, bytes, checksum: hash.digest() };
     } finally {
       fs.closeSync(fd);
@@ -81,6 +83,7 @@ export function compact(task: CompactTask): CompactedFile[] {
     if (!w.close()) throw w.lastError ?? new Error(`writing ${file} failed`);
     fsyncPath(file);
     fsyncPath(path.dirname(file));
+    dropCachedPages(file);
     out.push({ path: file, bytes: w.bytes, checksum: w.digest(), keyGroups: [from, to], expireAtMaxMs: w.expireAtMaxMs() });
   }
   return out;
