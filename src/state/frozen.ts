@@ -211,7 +211,7 @@ export class Freezer {
     let entries = 0, nSlices = 0;
     for (let j = 0; j < order.length && order[j].t < limit; j++) {
       const s = order[j];
-      if (s.open !== undefined || s.frozen || s.parts.length === 0 || b.job?.slice === s) continue;
+      if (s.open !== undefined || s.frozen || s.parts.length === 0 || s.parts.length > MAX_PARTS || b.job?.slice === s) continue;
       const sg = Math.floor(s.t / G);
       if (sg !== g && parts.length > 0) break; // one group number per build; the next build takes the rest
       if (parts.length + s.parts.length > MAX_PARTS) break;
