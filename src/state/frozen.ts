@@ -49,6 +49,12 @@ const GOLDEN = 0x9e3779b1;
 const SEAL_SLACK = 2;
 /** Work units (see seal-job.ts: ≈ one entry written to LMDB) per table entry added. */
 const U_ENTRY = 1 / 8;
+/**
+ * Memory of a (key, side) entry of a sealed slice left in the key index: its 32-byte occurrence,
+ * its share of the table's 16-byte positions (at 1/4–1/2 load) and of its bucket's KeySet (8 bytes
+ * per position at 1/4–1/2 load): ~75 bytes when keys are mostly distinct.
+ */
+const INDEXED_BYTES_PER_ENTRY = 75;
 /** A new group's table is sized for the rest of its slices at the build's entries per slice, times this. */
 const HEADROOM = 1.15;
 
@@ -171,8 +177,12 @@ export class Freezer {
   private seenLimit = NaN;
   private seenSeals = -1;
 
-  /** groupSlices: G, the slices per group (0: never freeze). */
-  constructor(private readonly b: Buckets, readonly groupSlices: number) {}
+  /**
+   * groupSlices: G, the slices per group (0: never freeze). indexBudgetBytes: what the sealed
+   * slices in the key index may take (estimated) before the oldest are frozen; 0: freeze every
+   * sealed slice behind the watermark.
+   */
+  constructor(private readonly b: Buckets, readonly groupSlices: number, private readonly indexBudgetBytes = 0) {}
 
   /**
    * Does up to `budget` units of freezing work. A sealed slice is frozen once it is SEAL_SLACK
@@ -209,12 +219,16 @@ export class Freezer {
     const parts: Part[] = [];
     const ts: number[] = [];
     let entries = 0, nSlices = 0;
-    for (let j = 0; j < order.length && order[j].t < limit; j++) {
+    let indexed = 0; // (key, side) entries of every sealed slice still in the key index
+    let batching = true;
+    for (let j = 0; j < order.length; j++) {
       const s = order[j];
-      if (s.open !== undefined || s.frozen || s.parts.length === 0 || s.parts.length > MAX_PARTS || b.job?.slice === s) continue;
+      if (s.open !== undefined || s.frozen) continue;
+      for (const p of s.parts) for (const f of p.filters) indexed += (f as KeySet | undefined)?.count ?? 0;
+      if (!batching || s.t >= limit || s.parts.length === 0 || s.parts.length > MAX_PARTS || b.job?.slice === s) continue;
       const sg = Math.floor(s.t / G);
-      if (sg !== g && parts.length > 0) break; // one group number per build; the next build takes the rest
-      if (parts.length + s.parts.length > MAX_PARTS) break;
+      // One group number per build (the next build takes the rest), within a group's parts.
+      if ((sg !== g && parts.length > 0) || parts.length + s.parts.length > MAX_PARTS) { batching = false; continue; }
       let fits = true;
       for (const p of s.parts) {
         for (const f of p.filters) if (f !== undefined && (f as KeySet).maxRun >= MAX_RUN) fits = false;
@@ -231,6 +245,9 @@ export class Freezer {
         entries += (k[0]?.count ?? 0) + (k[1]?.count ?? 0);
       }
     }
+    // A frozen slice costs its probes a table walk per group; while the sealed slices in the key
+    // index fit the budget, they stay there.
+    if (indexed * INDEXED_BYTES_PER_ENTRY <= this.indexBudgetBytes) return false;
     if (parts.length === 0) return false;
     let group = this.filling.get(g);
     if (group === undefined || group.entries + entries > group.capacity || group.parts.length + parts.length > MAX_PARTS) {
