@@ -15,13 +15,16 @@
  * 24 h window pays ~16 table walks instead of 2,880 bucket look-ups (and only the side with the
  * long range pays them).
  *
- * A group's table fills as its slices are sealed, not once the group is complete: the key index
- * then holds little more than the open slices (bounded by --state-memory). Freezing only complete
- * groups kept up to a group of sealed slices in the index, and every slice still open when its
- * group froze (the budget's recent share, sealer.ts) stayed there until it expired: ~400 MB per
- * worker at 2.6 GiB buffered, growing with the state. A table is sized when its group's first
- * slices come, for the rest at their entries per slice; a group that outgrows it goes on in a
- * second table.
+ * Slices freeze for memory: while the sealed slices in the key index would take more than their
+ * budget (half the store's memory budget, at ~75 bytes per entry), the oldest sealed slices behind
+ * the watermark go into their group's table, a few at a time, whether or not the group is
+ * complete. So the key index holds the open slices plus that budget, whatever the state's size.
+ * Freezing only complete groups kept every slice still open when its group froze (the budget's
+ * recent share, sealer.ts) in the index until it expired: ~400 MB per worker at 2.6 GiB buffered,
+ * growing with the state. Freezing more than memory needs costs CPU: a probe walks a table per
+ * group its range overlaps, where the key index costs one lookup for a key absent from the side.
+ * A table is sized when its group's first slices come, for the rest at their entries per slice;
+ * a group that outgrows it goes on in a second table.
  *
  * Each build (some sealed slices of one group) fills the table from their KeySets in bounded steps
  * over several expire() calls, unseen by probes, then is switched in at once: the slices are
@@ -185,9 +188,10 @@ export class Freezer {
   constructor(private readonly b: Buckets, readonly groupSlices: number, private readonly indexBudgetBytes = 0) {}
 
   /**
-   * Does up to `budget` units of freezing work. A sealed slice is frozen once it is SEAL_SLACK
+   * Does up to `budget` units of freezing work. A sealed slice may be frozen once it is SEAL_SLACK
    * slices behind the watermark's (no insert reaches it any more, but a late one: that reads it
-   * back, see sealer.ts unseal). Slices still open then are frozen when they are sealed.
+   * back, see sealer.ts unseal), oldest first, while the sealed slices in the key index are over
+   * their budget. Slices still open then are frozen when they are sealed, if still needed.
    */
   work(budget: number): number {
     const G = this.groupSlices;
@@ -202,7 +206,7 @@ export class Freezer {
 
   /**
    * Starts a build of the oldest sealed, unfrozen slices behind the limit that share a group
-   * number; false when there are none.
+   * number; false when there are none, or when the key index's sealed slices fit their budget.
    */
   private start(G: number): boolean {
     const b = this.b;

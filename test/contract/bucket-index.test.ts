@@ -231,6 +231,26 @@ describe('BucketStore key index', () => {
     assert.deepEqual([s.count(), end.indexOccurrences, end.frozenGroups, end.frozenSlices], [0, 0, 0, 0]);
   }));
 
+  test('with a memory budget, only the oldest sealed slices freeze: those left in the key index fit half the budget', () => withStore({ bucketMs: 100, freezeGroupSlices: 5, memoryBytes: 45_000 }, (s) => {
+    // Half the budget, 22,500 bytes, is 300 (key, side) entries at 75 bytes each.
+    for (let t = 0; t < 60; t++) {
+      for (let j = 0; j < 20; j++) put(s, 0, `other-${t}-${j}`, t * 100 + j, `l${t}-${j}`);
+      if (t % 7 === 2) put(s, 1, 'k', t * 100 + 50, `k${t}`);
+    }
+    s.batch(() => s.expire(10_000)); // every slice complete and behind the watermark
+    s.flushSeals();
+    for (let i = 0; i < 50; i++) s.batch(() => s.expire(10_000));
+    const st = s.stats();
+    // 1,209 entries sealed; groups of 5 slices (~101 entries) freeze oldest first until at most 300
+    // are left: after groups 0–8, 302; after group 9, 202 (slices 50–59, with k in 51 and 58).
+    assert.deepEqual([st.frozenSlices, st.frozenGroups, st.indexOccurrences], [50, 10, 10 * 20 + 2]);
+    assert.deepEqual(probe(s, 1, 'k', -Infinity, Infinity).map((r) => r[0]), ['k2', 'k9', 'k16', 'k23', 'k30', 'k37', 'k44', 'k51', 'k58']);
+    assert.deepEqual(probe(s, 0, 'other-55-3', -Infinity, Infinity), [['l55-3', 5_503, false]]);
+    s.batch(() => s.expire(Infinity));
+    const end = s.stats();
+    assert.deepEqual([s.count(), end.indexOccurrences, end.frozenGroups, end.frozenSlices], [0, 0, 0, 0]);
+  }));
+
   test('hash collisions and a hot key, randomized against MemoryStore', async () => {
     // Four hash values for 40 keys: every chain is shared by about ten keys.
     const hashOf = (key: string) => (fnv1a(b(key)) & 3) * 0x10001 - 0x10001; // 0 and a negative one included
