@@ -192,13 +192,6 @@ const NO_SLICES: readonly number[] = [];
 const DEFAULT_SEAL_SPREAD = 0.8;
 const DEFAULT_SEAL_UNITS_PER_CALL = 4096;
 const DEFAULT_SEAL_AT_ONCE_UNITS = 2048;
-/**
- * The sealed slices left in the key index may take this share of the memory budget before the
- * oldest are frozen (frozen.ts): a frozen slice costs its probes a table walk per group, so slices
- * are frozen for memory only (`bench --state-memory 100m`: 2.48–2.57 µs per event when none froze,
- * 2.63–2.75 when every sealed slice did).
- */
-const INDEX_BUDGET_SHARE = 0.5;
 export class BucketStore implements StateStore {
   /** See the file header: buckets expire as a whole, at most 2·bucketMs after an entry's expireAtMs. */
   readonly expiryGranularityMs: number;
@@ -242,7 +235,7 @@ export class BucketStore implements StateStore {
       mapSize: options.mapSizeBytes ?? 256 * 1024 * 1024,
     });
     this.b = new Buckets(bucketMs, root);
-    if (freezeGroupSlices > 0) this.b.freezer = new Freezer(this.b, freezeGroupSlices, memoryBytes * INDEX_BUDGET_SHARE);
+    if (freezeGroupSlices > 0) this.b.freezer = new Freezer(this.b, freezeGroupSlices, memoryBytes);
     this.sealer = new Sealer(this.b, { sealSpread, sealUnitsPerCall, sealAtOnceUnits, memoryBytes });
   }
 
