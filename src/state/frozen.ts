@@ -59,9 +59,9 @@ const U_ENTRY = 1 / 8;
  */
 const INDEXED_BYTES_PER_ENTRY = 75;
 /**
- * The sealed slices left in the key index may take this share of the memory budget before the
- * oldest are frozen (frozen.ts): a frozen slice costs its probes a table walk per group, so slices
- * are frozen for memory only (`bench --state-memory 100m`: 2.48–2.57 µs per event when none froze,
+ * The sealed slices left in the key index may take this share of the store's memory budget before
+ * the oldest are frozen: a frozen slice costs its probes a table walk per group, so slices are
+ * frozen for memory only (`bench --state-memory 100m`: 2.48–2.57 µs per event when none froze,
  * 2.63–2.75 when every sealed slice did).
  */
 const INDEX_BUDGET_SHARE = 0.5;
