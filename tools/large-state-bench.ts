@@ -9,8 +9,7 @@
  *
  * Prints one line per sample: wall time, buffered bytes (the workers' stateBytes, summed) and
  * entries, the LMDB files' size on disk, events/s, process CPU µs and major page faults per event
- * over the sample,
- * the main thread's V8 heap and the process RSS. At the end: events/s while the buffer was under
+ * over the sample, the main thread's V8 heap and the process RSS. At the end: events/s while the buffer was under
  * 1 GB (the in-memory figure) against the last quarter of the run, the heap's growth, and, unless
  * --no-restart, the seconds from a restart to the first event processed again.
  *

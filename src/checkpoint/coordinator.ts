@@ -305,7 +305,7 @@ export class CheckpointCoordinator {
       const inflightFiles = inflight ? await this.writeInflight(id, inflight) : [];
       // 3b. Make the new files durable and checksum them (side pool), then the output file.
       const st = this.o.storage;
-      const seal = (paths: string[]) => this.o.pool.seal({ paths });
+      const seal = (paths: string[]) => this.o.pool.seal({ paths, dropCache: true });
       const sealedInflight = await st.publish(inflightFiles.map((f) => f.file), seal);
       const sealed = await st.publish(this.unsealed.map((u) => u.file), seal);
       let newBytes = 0;

@@ -14,8 +14,12 @@ import { dropCachedPages } from './page-cache.js';
 import type { ExpireAtMax } from './file-expiry.js';
 import { currentTid } from '../metrics/cpu.js';
 
-/** `algos[i]`: the checksum to compute for `paths[i]` (a restore verifies what the manifest names); CRC-32 when absent. */
-export interface SealTask { paths: string[]; algos?: ChecksumAlgo[] }
+/**
+ * `algos[i]`: the checksum to compute for `paths[i]` (a restore verifies what the manifest names);
+ * CRC-32 when absent. `dropCache`: the files were just written, and leave the page cache once
+ * durable (page-cache.ts); not for a restore's check, whose files are read again right after.
+ */
+export interface SealTask { paths: string[]; algos?: ChecksumAlgo[]; dropCache?: boolean }
 export interface SealedFile { path: string; bytes: number; checksum: string }
 
 /**
@@ -37,7 +41,7 @@ export function seal(task: SealTask): SealedFile[] {
         bytes += n;
       }
       fs.fsyncSync(fd);
-      dropCachedPages(p); // durable now, and read again only by a restore (page-cache.ts)
+      if (task.dropCache) dropCachedPages(p); // durable now, and read again only by a restore
       return { path: p, bytes, checksum: hash.digest() };
     } finally {
       fs.closeSync(fd);
