@@ -305,7 +305,10 @@ export class CheckpointCoordinator {
       const inflightFiles = inflight ? await this.writeInflight(id, inflight) : [];
       // 3b. Make the new files durable and checksum them (side pool), then the output file.
       const st = this.o.storage;
-      const seal = (paths: string[]) => this.o.pool.seal({ paths, dropCache: true });
+      // The workers' change files come with the checksums their writers computed (no read-back).
+      const known = new Map<string, { bytes: number; checksum: string }>();
+      for (const u of this.unsealed) if (u.file.checksum !== undefined) known.set(u.file.localPath, { bytes: u.file.bytes, checksum: u.file.checksum });
+      const seal = (paths: string[]) => this.o.pool.seal({ paths, dropCache: true, known: paths.map((p) => known.get(p)) });
       const sealedInflight = await st.publish(inflightFiles.map((f) => f.file), seal);
       const sealed = await st.publish(this.unsealed.map((u) => u.file), seal);
       let newBytes = 0;

@@ -18,8 +18,11 @@ import { currentTid } from '../metrics/cpu.js';
  * `algos[i]`: the checksum to compute for `paths[i]` (a restore verifies what the manifest names);
  * CRC-32 when absent. `dropCache`: the files were just written, and leave the page cache once
  * durable (page-cache.ts); not for a restore's check, whose files are read again right after.
+ * `known[i]`: the length and checksum `paths[i]`'s writer computed as it wrote it; then the file is
+ * only fsynced, not read back (its pages may already have left the page cache: change-writer.ts
+ * `dropSynced`). A file whose length differs from the known one is read and checksummed as it is.
  */
-export interface SealTask { paths: string[]; algos?: ChecksumAlgo[]; dropCache?: boolean }
+export interface SealTask { paths: string[]; algos?: ChecksumAlgo[]; dropCache?: boolean; known?: Array<{ bytes: number; checksum: string } | undefined> }
 export interface SealedFile { path: string; bytes: number; checksum: string }
 
 /**
@@ -31,6 +34,12 @@ export function seal(task: SealTask): SealedFile[] {
   const sealed = task.paths.map((p, i) => {
     const fd = fs.openSync(p, 'r');
     try {
+      const known = task.known?.[i];
+      if (known !== undefined && fs.fstatSync(fd).size === known.bytes) {
+        fs.fsyncSync(fd);
+        if (task.dropCache) dropCachedPages(p);
+        return { path: p, bytes: known.bytes, checksum: known.checksum };
+      }
       const hash = checksummer(task.algos?.[i]);
       const buf = Buffer.allocUnsafe(1 << 20);
       let bytes = 0;

@@ -45,8 +45,11 @@ export interface WorkerInit {
 /** A worker's answer to a checkpoint barrier: the state file covering the changes up to it. */
 export interface BarrierAck {
   id: number;
-  /** Change file closed at this barrier, staged for the coordinator to publish (covers every change since the previous completed one), or null if it could not be completed (error says why; its changes stay pending). */
-  file: (StagedFile & { bytes: number; records: number; expireAtMaxMs?: ExpireAtMax }) | null;
+  /**
+   * Change file closed at this barrier, staged for the coordinator to publish (covers every change since the previous completed one), or null if it could not be completed (error says why; its changes stay pending).
+   * `checksum`: computed by the writer as it wrote the file, so sealing it need not read it back.
+   */
+  file: (StagedFile & { bytes: number; records: number; expireAtMaxMs?: ExpireAtMax; checksum?: string }) | null;
   error?: string;
   watermarkMs: number;
   stateBytes: number;

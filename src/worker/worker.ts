@@ -336,7 +336,8 @@ class Worker {
   private newChangeFile(): ChangeWriter {
     const c = init.checkpoint!;
     this.staged = this.storage!.stage(`${c.runId}-w${init.index}-${String(++this.fileSeq).padStart(6, '0')}.delta`);
-    return new ChangeWriter(this.staged.localPath);
+    // The checksum as it is written: sealing then only fsyncs the file, whose pages may be gone from the cache.
+    return new ChangeWriter(this.staged.localPath, 'delta', { checksum: true, dropSynced: true });
   }
 
   /**
@@ -353,7 +354,7 @@ class Worker {
     const w = this.logged!.writer;
     if (w.records === 0) return { file: null };
     if (!w.close()) return { file: null, error: `writing ${w.path}: ${w.lastError?.message ?? 'incomplete'}` };
-    return { file: { ...this.staged!, bytes: w.bytes, records: w.records, expireAtMaxMs: w.expireAtMaxMs() } };
+    return { file: { ...this.staged!, bytes: w.bytes, records: w.records, expireAtMaxMs: w.expireAtMaxMs(), checksum: w.digest() } };
   }
 
   /** Close the change file at barrier `id` (if it can be completed) and answer main. */
