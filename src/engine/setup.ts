@@ -75,10 +75,28 @@ export function freezeGroupSlicesFor(cfg: Config): number {
  */
 export function stateMemoryBytesFor(cfg: Config): number {
   if (cfg.stateMemoryBytes !== undefined) return cfg.stateMemoryBytes;
-  let avail = os.totalmem();
+  return Math.min(1024 ** 3, Math.floor(processMemoryBytes() / 4));
+}
+
+/** What the process may use: physical memory, or a cgroup limit below it. */
+function processMemoryBytes(): number {
+  const avail = os.totalmem();
   const limit = (process as { constrainedMemory?: () => number | undefined }).constrainedMemory?.();
-  if (limit !== undefined && limit > 0 && limit < avail) avail = limit;
-  return Math.min(1024 ** 3, Math.floor(avail / 4));
+  return limit !== undefined && limit > 0 && limit < avail ? limit : avail;
+}
+
+/**
+ * Per worker, the LMDB file size from which the lmdb store compresses newly sealed buckets
+ * (--state-compression; BucketStoreOptions.lz4AboveBytes): auto = a worker's share of a quarter of
+ * the memory the process may use. In the 24 h large-state run in a 3 GiB cgroup (docs §5), LZ4 cut
+ * the LMDB file by a third and major faults per event by ~60 % at 2.5–2.8 GiB buffered; on the
+ * same run without the limit it would only have cost CPU (~0.8 µs per event), as it would on any
+ * state the page cache holds.
+ */
+export function lz4AboveBytesFor(cfg: Config): number {
+  if (cfg.stateCompression === 'none') return Infinity;
+  if (cfg.stateCompression === 'lz4') return 0;
+  return Math.floor(processMemoryBytes() / 4 / cfg.workers);
 }
 
 /** Cut the output file back to what the restored checkpoint committed (exactly-once on restart). */

@@ -10,7 +10,7 @@ import { log } from '../core/log.js';
 import type { CpuMeter } from '../metrics/cpu.js';
 import type { MetricsHub } from '../metrics/report.js';
 import type { BarrierAck, WorkerInit, WorkerMessage } from '../worker/protocol.js';
-import { bucketMsFor, freezeGroupSlicesFor, stateMemoryBytesFor, type InputFormats } from './setup.js';
+import { bucketMsFor, freezeGroupSlicesFor, lz4AboveBytesFor, stateMemoryBytesFor, type InputFormats } from './setup.js';
 import { configureWorkerHeaps } from './worker-heap.js';
 
 /** Each worker's start parameters: its ring, its key groups, and with checkpoints what it restores. */
@@ -25,7 +25,7 @@ export function workerInits(p: {
   for (let i = 0; i < cfg.workers; i++) {
     const init: WorkerInit = {
       index: i, sab: p.sabs[i], halt: p.halt, keyGroupRange: p.ranges[i], join: cfg.join, lowerMs: cfg.lowerMs, upperMs: cfg.upperMs,
-      formats: p.formats, state: cfg.state, bucketMs: bucketMsFor(cfg), freezeGroupSlices: freezeGroupSlicesFor(cfg), stateMemoryBytes: Math.floor(stateMemoryBytesFor(cfg) / cfg.workers), stateDir: cfg.stateDir, out, framing: p.framing, statsIntervalMs: p.statsIntervalMs,
+      formats: p.formats, state: cfg.state, bucketMs: bucketMsFor(cfg), freezeGroupSlices: freezeGroupSlicesFor(cfg), stateMemoryBytes: Math.floor(stateMemoryBytesFor(cfg) / cfg.workers), lz4AboveBytes: lz4AboveBytesFor(cfg), stateDir: cfg.stateDir, out, framing: p.framing, statsIntervalMs: p.statsIntervalMs,
       rebuild: p.rebuild, backfill: p.backfill, maxKeyEntries: cfg.maxKeyEntries ?? 0, maxDelayMs: cfg.maxDelayMs, overflowOut: p.overflowOut,
     };
     if (ck) {

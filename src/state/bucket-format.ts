@@ -25,7 +25,6 @@ export const REC_KEY = 9; // [u16 keyGroup][u16 keyLen][key], as in the arena's 
 export const RUN_KEYS = 16;
 export const RUN_BYTES = 2022;
 export const APPEND = { append: true } as const;
-export const DB_OPTIONS = { keyEncoding: 'binary', encoding: 'binary' } as const;
 
 // ---- open slices: an arena of slabs, no heap object per key or per event ----
 //

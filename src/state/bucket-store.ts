@@ -185,6 +185,8 @@ export interface BucketStoreOptions {
    * engine sets it from the window: about 16 groups per window).
    */
   freezeGroupSlices?: number;
+  /** Sealed buckets are LZ4-compressed once the LMDB file reaches this size (buckets.ts compressNext): 0 always, default Infinity never. */
+  lz4AboveBytes?: number;
 }
 
 export const DEFAULT_BUCKET_MS = 10_000;
@@ -224,17 +226,15 @@ export class BucketStore implements StateStore {
     fs.mkdirSync(dir, { recursive: true });
     // Nothing survives a reopen (open slices were in memory): start from an empty environment.
     for (const f of ['data.mdb', 'lock.mdb']) fs.rmSync(path.join(dir, f), { force: true });
+    const lz4AboveBytes = options.lz4AboveBytes ?? Infinity;
     const root = openEnv({
       path: dir,
       noSubdir: false,
-      noSync: true,
-      useWritemap: false,
-      keyEncoding: 'binary',
-      encoding: 'binary',
+      noSync: true, useWritemap: false, keyEncoding: 'binary', encoding: 'binary',
       maxDbs: options.maxDbs ?? 10_000,
       mapSize: options.mapSizeBytes ?? 256 * 1024 * 1024,
-    });
-    this.b = new Buckets(bucketMs, root);
+    }, lz4AboveBytes !== Infinity);
+    this.b = new Buckets(bucketMs, root, lz4AboveBytes, path.join(dir, 'data.mdb'));
     if (freezeGroupSlices > 0) this.b.freezer = new Freezer(this.b, freezeGroupSlices, memoryBytes);
     this.sealer = new Sealer(this.b, { sealSpread, sealUnitsPerCall, sealAtOnceUnits, memoryBytes });
   }
@@ -557,6 +557,8 @@ export class BucketStore implements StateStore {
     probedSlices: number;
     /** Frozen groups (frozen.ts): groups, their sealed slices out of the key index, their tables' bytes. */
     frozenGroups: number; frozenSlices: number; frozenHeapBytes: number;
+    /** Whether new sealed buckets are LZ4-compressed (lz4AboveBytes). */
+    lz4: boolean;
   } {
     this.checkOpen();
     const b = this.b;
@@ -585,7 +587,7 @@ export class BucketStore implements StateStore {
       lmdbDatabases, lmdbRecords, lmdbLeafPages, lmdbOverflowPages, heapFilterBytes, openArenaBytes, pendingSeals: this.sealer.pendingSeals(), openMemoryBytes: b.openMemoryBytes(),
       indexKeys: b.index.size(), indexOccurrences: b.index.occurrences(), indexHeapBytes: b.index.heapBytes(),
       probedSlices: b.probedSlices,
-      frozenGroups: b.freezer?.groups.length ?? 0, frozenSlices, frozenHeapBytes: b.freezer?.heapBytes() ?? 0,
+      frozenGroups: b.freezer?.groups.length ?? 0, frozenSlices, frozenHeapBytes: b.freezer?.heapBytes() ?? 0, lz4: b.lz4,
     };
   }
 

@@ -32,7 +32,7 @@ export function openStore(kind: StoreKind, dir?: string, options?: OpenStoreOpti
         : LmdbStore.open(dir, { mapSizeBytes: options.mapSizeBytes, filterBits: options.filterBits });
     }
     return BucketStore.open(dir, options === undefined ? {}
-      : { bucketMs: options.bucketMs, mapSizeBytes: options.mapSizeBytes, maxDbs: options.maxDbs, memoryBytes: options.memoryBytes, freezeGroupSlices: options.freezeGroupSlices });
+      : { bucketMs: options.bucketMs, mapSizeBytes: options.mapSizeBytes, maxDbs: options.maxDbs, memoryBytes: options.memoryBytes, freezeGroupSlices: options.freezeGroupSlices, lz4AboveBytes: options.lz4AboveBytes });
   }
   throw new JoineryError('E_STATE', `unknown state store kind: ${String(kind)}`);
 }

@@ -6,11 +6,11 @@
  */
 import { JoineryError } from '../core/errors.js';
 import {
-  APPEND, copyWords, DB_OPTIONS, E_CLASS, E_JOINED, ENTRY_HEADER, EV_HEADER, markedBuffer, NONE, OFF_MASK, REC_HASH, REC_KEY, REC_SIDE,
+  APPEND, copyWords, E_CLASS, E_JOINED, ENTRY_HEADER, EV_HEADER, markedBuffer, NONE, OFF_MASK, REC_HASH, REC_KEY, REC_SIDE,
   RUN_BYTES, RUN_KEYS, SLAB_SHIFT, VALUE_HEADER, WORD_COPY_MAX, type MarkedBuffer,
 } from './bucket-format.js';
 import { slotsFor, type Buckets } from './buckets.js';
-import type { Database } from './lmdb.js';
+import { DB_LZ4, DB_PLAIN, type Database } from './lmdb.js';
 import { KeySet } from './key-index.js';
 import { ClassStat, OpenSlice } from './open-slice.js';
 import { PH_FILTER, PH_UNINDEX, PH_WRITE, SealJob, U_COUNT, U_FILTER, U_PUT, U_UNINDEX, type ClassSeal } from './seal-job.js';
@@ -246,7 +246,7 @@ export class Sealer {
     if (db === undefined) {
       const name = cl.name = this.b.takeName();
       try {
-        db = this.b.root.openDB<Buffer, Buffer>(name, DB_OPTIONS);
+        db = this.b.root.openDB<Buffer, Buffer>(name, (this.b.compressNext() ? DB_LZ4 : DB_PLAIN) as typeof DB_PLAIN);
       } catch (err) {
         throw new JoineryError('E_STATE', `bucket store: cannot create a bucket database: ${(err as Error).message}`, { cause: err });
       }

@@ -21,6 +21,8 @@ export interface WorkerInit {
   freezeGroupSlices: number;
   /** Memory budget of this worker's open buckets (see BucketStoreOptions.memoryBytes). */
   stateMemoryBytes: number;
+  /** LMDB file size from which this worker's sealed buckets are LZ4-compressed (BucketStoreOptions.lz4AboveBytes; Infinity: never). */
+  lz4AboveBytes: number;
   stateDir: string;
   /** --out as its descriptor: a file the worker appends to; stdout or a record sink (chunks posted to main); null. */
   out: SinkEndpoint;

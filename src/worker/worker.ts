@@ -139,7 +139,7 @@ class Worker {
     this.u8 = this.ring.u8;
     this.dv = this.ring.dv;
     this.views = new EventViews(this.ring.sab, this.dv);
-    const base = this.baseStore = openStore(init.state, path.join(init.stateDir, `worker-${init.index}`), { bucketMs: init.bucketMs, freezeGroupSlices: init.freezeGroupSlices, memoryBytes: init.stateMemoryBytes });
+    const base = this.baseStore = openStore(init.state, path.join(init.stateDir, `worker-${init.index}`), { bucketMs: init.bucketMs, freezeGroupSlices: init.freezeGroupSlices, memoryBytes: init.stateMemoryBytes, lz4AboveBytes: init.lz4AboveBytes });
     this.prefetch = base.prefetch ? base.prefetch.bind(base) : null; // a hint: the logged wrapper need not pass it on
     if (init.checkpoint) {
       this.storage = openStorage(init.checkpoint.storage);

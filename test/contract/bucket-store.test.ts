@@ -32,6 +32,8 @@ storeContract('bucket, 10 ms buckets over a 1-byte memory budget', () => BucketS
 // A budget nothing exceeds: slices stay open for life and expire from memory.
 storeContract('bucket, 10 ms buckets sealed and frozen in groups of 2 slices', () => BucketStore.open(freshDir(), { bucketMs: 10, sealSpread: 0, freezeGroupSlices: 2 }));
 
+storeContract('bucket, 10 ms buckets, LZ4 on every sealed bucket, frozen in groups of 2', () => BucketStore.open(freshDir(), { bucketMs: 10, sealSpread: 0, freezeGroupSlices: 2, lz4AboveBytes: 0 }));
+
 storeContract('bucket, 10 ms buckets within a 1 GiB memory budget', () => BucketStore.open(freshDir(), { bucketMs: 10, memoryBytes: 1024 ** 3 }));
 
 
@@ -739,5 +741,62 @@ describe('BucketStore memory budget', () => {
       assert.equal(layout(s), 'ssso');
     });
     assert.throws(() => BucketStore.open(freshDir(), { memoryBytes: -1 }), { code: 'E_STATE' });
+  });
+});
+
+describe('BucketStore LZ4 (lz4AboveBytes)', () => {
+  // Payloads alike, as events of one stream are: what LZ4 finds within a run.
+  const payload = (i: number) => b(`{"eventId":"i-${i}","profileId":${i % 997},"titleId":${i % 89},"device":"tv","row":${i % 20}}`);
+  /** 40 slices of 500 entries (250 keys, both sides), everything sealed; returns the file size and each slice's lz4 state after it. */
+  const fill = (s: BucketStore): { bytes: number; lz4After: boolean[] } => {
+    const lz4After: boolean[] = [];
+    for (let t = 0; t < 40; t++) {
+      s.batch(() => {
+        for (let i = t * 500; i < (t + 1) * 500; i++) {
+          const key = b(`k${i % 250}`);
+          s.insert((i % 2) as Side, 1, fnv1a(key), key, t * 100 + (i % 100), b(`e${i}`), payload(i), false, 1e9);
+        }
+      });
+      s.batch(() => s.expire(t * 100 + 99));
+      lz4After.push(s.stats().lz4);
+    }
+    return { bytes: 0, lz4After };
+  };
+  const sealedBytes = (s: BucketStore) => s.stats().lmdbLeafPages + s.stats().lmdbOverflowPages;
+  const check = (s: BucketStore) => {
+    for (const k of [0, 1, 77, 249]) for (const side of [0, 1] as Side[]) {
+      const got = probeAll(s, side, 1, b(`k${k}`));
+      const want = [];
+      for (let i = 0; i < 40 * 500; i++) if (i % 250 === k && i % 2 === side) want.push(i);
+      assert.deepEqual(got.map((e) => e.id).sort(), want.map((i) => `e${i}`).sort(), `k${k} side ${side}`);
+      for (const e of got) assert.deepEqual(e.payload, [...payload(Number(e.id.slice(1)))], `payload of ${e.id}`);
+    }
+  };
+
+  test('never by default; always with 0: the same entries, in fewer pages', async () => {
+    let plain = 0, lz4 = 0;
+    await withStore({ bucketMs: 100, sealSpread: 0 }, (s) => {
+      const r = fill(s);
+      assert.ok(r.lz4After.every((x) => !x));
+      check(s);
+      plain = sealedBytes(s);
+    });
+    await withStore({ bucketMs: 100, sealSpread: 0, lz4AboveBytes: 0 }, (s) => {
+      const r = fill(s);
+      assert.ok(r.lz4After.every((x) => x));
+      check(s);
+      lz4 = sealedBytes(s);
+    });
+    assert.ok(lz4 < plain * 0.8, `${lz4} pages with LZ4 against ${plain} without`);
+  });
+
+  test('switched on once the LMDB file reaches the threshold: older buckets stay plain, both read back', async () => {
+    await withStore({ bucketMs: 100, sealSpread: 0, lz4AboveBytes: 1 << 20 }, (s) => {
+      const r = fill(s);
+      const first = r.lz4After.indexOf(true);
+      assert.ok(first > 0, `switched on after slice ${first} (${r.lz4After.join(',')})`);
+      assert.ok(r.lz4After.slice(first).every((x) => x), 'stays on');
+      check(s);
+    });
   });
 });
