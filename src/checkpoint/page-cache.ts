@@ -14,7 +14,9 @@
  * thread's page faults held meanwhile), so each thread that asks starts one small `sh` once, which
  * reads paths on its stdin and runs dd for each. Advisory and best effort: on a platform other than
  * Linux, or where sh or a dd with `iflag=nocache` is missing (busybox), it turns itself off and the
- * kernel evicts the pages as before. A path goes to it only after its file is durable (fsynced).
+ * kernel evicts the pages as before. A path goes to it only once its file is durable (fsynced), or
+ * the part of it written so far is (a worker's delta after each early fdatasync: change-writer.ts);
+ * the kernel leaves dirty pages in place.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
@@ -33,8 +35,8 @@ export function pageCacheDropActive(): boolean {
 }
 
 /**
- * Asks the kernel to drop `path`'s cached pages (clean pages only: call it once the file is
- * fsynced). Returns at once; the drop happens shortly after, in the helper.
+ * Asks the kernel to drop `path`'s cached pages (clean pages only: call it once the file, or the
+ * part to drop, is on disk). Returns at once; the drop happens shortly after, in the helper.
  */
 export function dropCachedPages(path: string): void {
   if (helper === null || process.platform !== 'linux' || path.includes('\n')) return;

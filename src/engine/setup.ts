@@ -88,10 +88,12 @@ function processMemoryBytes(): number {
 /**
  * Per worker, the LMDB file size from which the lmdb store compresses newly sealed buckets
  * (--state-compression; BucketStoreOptions.lz4AboveBytes): auto = a worker's share of a quarter of
- * the memory the process may use. In the 24 h large-state run in a 3 GiB cgroup (docs §5), LZ4 cut
- * the LMDB file by a third and major faults per event by ~60 % at 2.5–2.8 GiB buffered; on the
- * same run without the limit it would only have cost CPU (~0.8 µs per event), as it would on any
- * state the page cache holds.
+ * the memory the process may use, so that a state the page cache holds is not compressed, where
+ * LZ4 only costs CPU (~0.8 µs per event when everything is sealed). Off by default: in the 24 h
+ * large-state run in a 3 GiB cgroup (docs/architecture.md §5) it cut the LMDB file by a third and
+ * major faults per event by a third to a half, +11 % events/s at 2.4–2.8 GiB buffered but none at
+ * 3 GiB, where the CPU it costs ate what it saved, and the restart after kill -9 took 74 s
+ * instead of 55 s (the restore compresses all it seals).
  */
 export function lz4AboveBytesFor(cfg: Config): number {
   if (cfg.stateCompression === 'none') return Infinity;
