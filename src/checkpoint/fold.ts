@@ -4,6 +4,7 @@
  */
 import * as fs from 'node:fs';
 import type { Side } from '../state/store.js';
+import { dropCachedPages } from './page-cache.js';
 import { ChangeType, FILE_HEADER_BYTES, forEachChangeIn, formatOfHeader, type ChangeFormat, type ChangeRecord } from './delta.js';
 
 /**
@@ -12,16 +13,24 @@ import { ChangeType, FILE_HEADER_BYTES, forEachChangeIn, formatOfHeader, type Ch
  * whole files held that twice over (two workers) and was killed by a 3 GiB cgroup's OOM killer.
  */
 const CHUNK_BYTES = 16 << 20;
+/**
+ * With `dropBehind`, the file's pages leave the page cache every this many bytes read (page-cache.ts):
+ * a restore reads the whole chain once, and in a memory cgroup its pages otherwise crowd out the
+ * state being rebuilt.
+ */
+const DROP_BEHIND_BYTES = 64 << 20;
 
 /**
  * Calls `scan` on a change file chunk by chunk: the chunk, where its first record starts, the
  * file's format, the chunk's file offset, and whether the file goes on past it. `scan` returns
  * where it stopped; a record cut by the chunk's end is carried to the next chunk (the buffer
- * doubles for a record longer than a chunk). Returns the file's size.
+ * doubles for a record longer than a chunk). Returns the file's size. `dropBehind`: what was read
+ * leaves the page cache as the scan goes (the file must be durable: it is published).
  */
 export function scanFile(path: string, scan: (buf: Buffer, start: number, format: ChangeFormat, base: number, more: boolean) => number,
-  chunkBytes = CHUNK_BYTES): number {
+  chunkBytes = CHUNK_BYTES, dropBehind = false): number {
   const fd = fs.openSync(path, 'r');
+  let dropped = 0;
   try {
     const size = fs.fstatSync(fd).size;
     let buf = Buffer.allocUnsafe(Math.max(FILE_HEADER_BYTES, Math.min(size, chunkBytes)));
@@ -35,6 +44,7 @@ export function scanFile(path: string, scan: (buf: Buffer, start: number, format
         if (n === 0) break;
         have += n;
       }
+      if (dropBehind && base + have - dropped >= DROP_BEHIND_BYTES) { dropped = base + have; dropCachedPages(path); }
       format ??= formatOfHeader(buf.subarray(0, have), path);
       const more = base + have < size;
       const stop = scan(buf.subarray(0, have), start, format, base, more);
@@ -52,6 +62,7 @@ export function scanFile(path: string, scan: (buf: Buffer, start: number, format
     }
   } finally {
     fs.closeSync(fd);
+    if (dropBehind) dropCachedPages(path);
   }
 }
 
@@ -81,10 +92,12 @@ export function chainFilesFor<F extends Pick<ChainFile, 'keyGroups'>>(files: rea
  * file order. The two passes keep only identities in memory, never payloads. With `partitions`,
  * only events read from those Kafka partitions (MARK and EXPIRED match by identity, so they follow).
  * `views` false: the visitor reads only the header fields and the record's bytes (ChangeWriter.copy).
+ * `dropBehind`: the last pass drops the files' pages from the page cache as it reads them (scanFile).
  */
 export function foldChain(files: readonly ChainFile[], onRead: (path: string, bytes: number) => void, kgFrom: number, kgTo: number,
   outer: readonly [boolean, boolean], dropBeforeMs: number, visit: (r: ChangeRecord) => void,
-  batch: (work: () => void) => void = (work) => work(), recordsPerBatch = 8192, partitions: PartitionFilter = null, views = true): void {
+  batch: (work: () => void) => void = (work) => work(), recordsPerBatch = 8192, partitions: PartitionFilter = null, views = true,
+  dropBehind = false): void {
   const relevant = chainFilesFor(files, kgFrom, kgTo);
   const gone = new Set<string>();
   const marked = new Set<string>();
@@ -121,6 +134,6 @@ export function foldChain(files: readonly ChainFile[], onRead: (path: string, by
         batch(() => { o = forEachChangeIn(buf, f.path, kgFrom, kgTo, second, o, recordsPerBatch, v, format, base, more); });
         if (o === buf.length || o === before) return o; // the chunk's end, or a record cut by it
       }
-    }));
+    }, CHUNK_BYTES, dropBehind));
   }
 }

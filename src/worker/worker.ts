@@ -423,7 +423,7 @@ class Worker {
           lastProgressMs = now;
           post({ type: 'restoring', index: init.index, events, filesRead: counted.size, files: relevantFiles });
         }
-      });
+      }, undefined, null, true, true); // the chain's pages leave the page cache as they are read
     post({ type: 'restored', index: init.index, events, bytes, ms: Date.now() - t0 });
   }
 

@@ -13,6 +13,8 @@ import * as path from 'node:path';
 import { dropCachedPages, pageCacheDropActive } from '../../src/checkpoint/page-cache.js';
 import { ChangeWriter } from '../../src/checkpoint/change-writer.js';
 import { seal } from '../../src/checkpoint/tasks.js';
+import { scanFile } from '../../src/checkpoint/fold.js';
+import { forEachChangeIn } from '../../src/checkpoint/delta.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-page-cache-'));
 test.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -84,4 +86,30 @@ test('seal takes a known checksum without reading the file back, unless the leng
   assert.equal(seal({ paths: [p], known: [known] })[0].checksum, 'crc32:0badf00d');
   assert.equal(seal({ paths: [p], known: [{ ...known, bytes: 4999 }] })[0].checksum, real, 'a length that differs: read and checksummed');
   assert.equal(seal({ paths: [p], known: [undefined] })[0].checksum, real);
+});
+
+test('a scan with dropBehind (a restore\'s fold) leaves the file out of the page cache; one without keeps it', async () => {
+  if (process.platform !== 'linux') return;
+  const write = (name: string) => {
+    const p = path.join(tmp, name);
+    const w = new ChangeWriter(p, 'delta', { presyncBytes: 0 });
+    const key = new Uint8Array(12), id = new Uint8Array(10), payload = new Uint8Array(100).fill(5);
+    for (let i = 0; i < 20_000; i++) w.event(0, 1, 7, key, 1_000 + i, id, payload, false, 10_000_000);
+    assert.equal(w.close(), true);
+    const fd = fs.openSync(p, 'r');
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    return p;
+  };
+  const kept = write('e.delta'), dropped = write('f.delta');
+  let records = 0;
+  const count = (buf: Buffer, start: number, format: 1 | 2, base: number, more: boolean) =>
+    forEachChangeIn(buf, 'x', 0, 1 << 16, () => { records++; }, start, Infinity, false, format, base, more);
+  scanFile(kept, count, 1 << 20, false);
+  scanFile(dropped, count, 1 << 20, true);
+  assert.equal(records, 40_000);
+  const deadline = Date.now() + 5_000;
+  while (residentBytes(dropped) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(residentBytes(dropped), 0, 'read with dropBehind: dropped');
+  assert.ok(residentBytes(kept) > 0, 'read without it: still cached');
 });
