@@ -227,6 +227,7 @@ export class BucketStore implements StateStore {
     // Nothing survives a reopen (open slices were in memory): start from an empty environment.
     for (const f of ['data.mdb', 'lock.mdb']) fs.rmSync(path.join(dir, f), { force: true });
     const lz4AboveBytes = options.lz4AboveBytes ?? Infinity;
+    if (!(lz4AboveBytes >= 0)) throw new JoineryError('E_STATE', `lz4AboveBytes must be ≥ 0 (Infinity: never), got ${lz4AboveBytes}`);
     const root = openEnv({
       path: dir,
       noSubdir: false,

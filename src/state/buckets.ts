@@ -4,8 +4,8 @@
  * bucket-store.ts all work on one Buckets; it knows how to add and remove slices and how to keep
  * the key index in step when a slice or a bucket goes.
  */
-import { markedBuffer, NONE, type MarkedBuffer } from './bucket-format.js';
 import * as fs from 'node:fs';
+import { markedBuffer, NONE, type MarkedBuffer } from './bucket-format.js';
 import type { Freezer } from './frozen.js';
 import { KeyIndex, type KeySet } from './key-index.js';
 import type { RootDatabase } from './lmdb.js';
@@ -72,7 +72,6 @@ export class Buckets {
   vbuf: MarkedBuffer = markedBuffer(64 * 1024); // a value being sealed
   /** Initial slot capacity of a new open slice: the last sealed slice's keys, rounded up (slices are alike). */
   slotHint = 64;
-
 
   /**
    * `lz4AboveBytes`: new sealed buckets are compressed (lmdb.ts DB_LZ4) once the environment's

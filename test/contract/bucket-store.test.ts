@@ -747,8 +747,8 @@ describe('BucketStore memory budget', () => {
 describe('BucketStore LZ4 (lz4AboveBytes)', () => {
   // Payloads alike, as events of one stream are: what LZ4 finds within a run.
   const payload = (i: number) => b(`{"eventId":"i-${i}","profileId":${i % 997},"titleId":${i % 89},"device":"tv","row":${i % 20}}`);
-  /** 40 slices of 500 entries (250 keys, both sides), everything sealed; returns the file size and each slice's lz4 state after it. */
-  const fill = (s: BucketStore): { bytes: number; lz4After: boolean[] } => {
+  /** 40 slices of 500 entries (250 keys, both sides), everything sealed; returns each slice's lz4 state after it. */
+  const fill = (s: BucketStore): { lz4After: boolean[] } => {
     const lz4After: boolean[] = [];
     for (let t = 0; t < 40; t++) {
       s.batch(() => {
@@ -760,9 +760,9 @@ describe('BucketStore LZ4 (lz4AboveBytes)', () => {
       s.batch(() => s.expire(t * 100 + 99));
       lz4After.push(s.stats().lz4);
     }
-    return { bytes: 0, lz4After };
+    return { lz4After };
   };
-  const sealedBytes = (s: BucketStore) => s.stats().lmdbLeafPages + s.stats().lmdbOverflowPages;
+  const sealedPages = (s: BucketStore) => s.stats().lmdbLeafPages + s.stats().lmdbOverflowPages;
   const check = (s: BucketStore) => {
     for (const k of [0, 1, 77, 249]) for (const side of [0, 1] as Side[]) {
       const got = probeAll(s, side, 1, b(`k${k}`));
@@ -779,13 +779,13 @@ describe('BucketStore LZ4 (lz4AboveBytes)', () => {
       const r = fill(s);
       assert.ok(r.lz4After.every((x) => !x));
       check(s);
-      plain = sealedBytes(s);
+      plain = sealedPages(s);
     });
     await withStore({ bucketMs: 100, sealSpread: 0, lz4AboveBytes: 0 }, (s) => {
       const r = fill(s);
       assert.ok(r.lz4After.every((x) => x));
       check(s);
-      lz4 = sealedBytes(s);
+      lz4 = sealedPages(s);
     });
     assert.ok(lz4 < plain * 0.8, `${lz4} pages with LZ4 against ${plain} without`);
   });
@@ -798,5 +798,9 @@ describe('BucketStore LZ4 (lz4AboveBytes)', () => {
       assert.ok(r.lz4After.slice(first).every((x) => x), 'stays on');
       check(s);
     });
+  });
+
+  test('a negative or NaN threshold is refused', () => {
+    for (const bad of [-1, NaN]) assert.throws(() => BucketStore.open(freshDir(), { lz4AboveBytes: bad }), { code: 'E_STATE' });
   });
 });
