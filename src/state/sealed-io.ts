@@ -65,6 +65,7 @@ export function forEachRecord(v: Buffer, fn: (side: Side, keyGroup: number, key:
 export class SealedReader {
   private readonly kbuf = Buffer.allocUnsafeSlow(4);
   private dv: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0)); // over the buffer of the last value read
+  private dvOther: DataView<ArrayBufferLike> = this.dv; // the one before: plain and LZ4 buckets read into two buffers
   /** The id and payload of a visited entry (see ScratchViews). */
   private readonly matchViews = new ScratchViews(2);
   readonly view: Buffered = {
@@ -79,6 +80,13 @@ export class SealedReader {
   runKey(r: number): Buffer {
     this.kbuf.writeUInt32BE(r, 0);
     return this.kbuf;
+  }
+
+  /** A view over `ab`, the current one from now on; kept with the one before, to switch back without a new view. */
+  private viewOf(ab: ArrayBufferLike): DataView<ArrayBufferLike> {
+    const o = this.dvOther;
+    this.dvOther = this.dv;
+    return (this.dv = o.buffer === ab ? o : new DataView(ab));
   }
 
   /**
@@ -98,7 +106,7 @@ export class SealedReader {
       const len = v.length; // getBinaryFast: the value's size, not the shared buffer's
       const base = v.byteOffset;
       let d = this.dv;
-      if (d.buffer !== v.buffer) d = this.dv = new DataView(v.buffer); // lmdb-js reuses one buffer for most values
+      if (d.buffer !== v.buffer) d = this.viewOf(v.buffer); // lmdb-js reuses one buffer for most values
       for (let p = 0; p < len;) {
         const end = p + d.getUint32(base + p, true);
         if (d.getInt32(base + p + REC_HASH, true) === h && v[p + REC_SIDE] === side && d.getUint16(base + p + REC_KEY) === keyGroup
@@ -126,7 +134,7 @@ export class SealedReader {
     const base = v.byteOffset + vo;
     const len = ve - vo;
     let d = this.dv;
-    if (d.buffer !== ab) d = this.dv = new DataView(ab); // lmdb-js reuses one buffer for most values
+    if (d.buffer !== ab) d = this.viewOf(ab); // lmdb-js reuses one buffer for most values
     const count = d.getUint32(base, true);
     let ordinal = d.getUint32(base + 4, true);
     const bits = part.bits;
