@@ -35,29 +35,30 @@ export function seal(task: SealTask): SealedFile[] {
     const fd = fs.openSync(p, 'r');
     try {
       const known = task.known?.[i];
-      if (known !== undefined && fs.fstatSync(fd).size === known.bytes) {
-        fs.fsyncSync(fd);
-        if (task.dropCache) dropCachedPages(p);
-        return { path: p, bytes: known.bytes, checksum: known.checksum };
-      }
-      const hash = checksummer(task.algos?.[i]);
-      const buf = Buffer.allocUnsafe(1 << 20);
-      let bytes = 0;
-      for (;;) {
-        const n = fs.readSync(fd, buf, 0, buf.length, bytes);
-        if (n === 0) break;
-        hash.update(buf.subarray(0, n));
-        bytes += n;
-      }
+      const { bytes, checksum } = known !== undefined && fs.fstatSync(fd).size === known.bytes ? known : checksumOf(fd, task.algos?.[i]);
       fs.fsyncSync(fd);
       if (task.dropCache) dropCachedPages(p); // durable now, and read again only by a restore
-      return { path: p, bytes, checksum: hash.digest() };
+      return { path: p, bytes, checksum };
     } finally {
       fs.closeSync(fd);
     }
   });
   for (const dir of new Set(task.paths.map((p) => path.dirname(p)))) fsyncPath(dir);
   return sealed;
+}
+
+/** Reads the whole file for its length and checksum. */
+function checksumOf(fd: number, algo: ChecksumAlgo | undefined): { bytes: number; checksum: string } {
+  const hash = checksummer(algo);
+  const buf = Buffer.allocUnsafe(1 << 20);
+  let bytes = 0;
+  for (;;) {
+    const n = fs.readSync(fd, buf, 0, buf.length, bytes);
+    if (n === 0) break;
+    hash.update(buf.subarray(0, n));
+    bytes += n;
+  }
+  return { bytes, checksum: hash.digest() };
 }
 
 function fsyncPath(p: string): void {
