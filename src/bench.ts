@@ -10,7 +10,8 @@ import type { Config } from './config/schema.js';
 import { nowMs } from './core/units.js';
 import { formatSummary, runEngine, type Summary } from './engine.js';
 import { fmtCount, fmtRate } from './metrics/report.js';
-import { GeneratorSource, genOptionsFrom } from './source/generator.js';
+import { genOptionsFrom } from './source/generator.js';
+import { GeneratorSource } from './source/gen-source.js';
 import type { PartitionRef, RecordBatch, Source } from './source/source.js';
 
 const BATCH_RECORDS = 4096;

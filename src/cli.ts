@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { formatConfig, loadConfig, resolveValues, unknownEnvWarnings } from './config/load.js';
 import { finishConfig, helpText, parseListen } from './config/parse.js';
 import { COMMANDS, type Command, type Config } from './config/schema.js';
-import { lockCheckpoints, openCheckpoints, startOf } from './checkpoint/index.js';
+import { genStartOf, lockCheckpoints, openCheckpoints, startOf } from './checkpoint/index.js';
 import { endpointsOf } from './config/endpoints.js';
 import { EngineControl } from './control/engine-control.js';
 import { lockDir } from './core/dirlock.js';
@@ -13,7 +13,8 @@ import { exitSoon, isExiting } from './core/exit.js';
 import { configureLog, log } from './core/log.js';
 import { checkOutputPaths } from './config/paths.js';
 import { formatSummary, runEngine, type EngineOptions, type Summary } from './engine.js';
-import { GeneratorSource, genOptionsFrom } from './source/generator.js';
+import { genOptionsFrom } from './source/generator.js';
+import { GeneratorSource } from './source/gen-source.js';
 import { openIO, type InputContext, type OpenedIO } from './source/registry.js';
 
 const SUMMARIES: Record<Command, string> = {
@@ -180,7 +181,7 @@ async function cmdDemo(cfg: Config): Promise<number> {
   logStart(c);
   try {
     const ck = await openCheckpoints(c);
-    const s = await withEndpoint(c, (control) => runEngine(c, { sources: [new GeneratorSource(genOptionsFrom(c), undefined, startOf(ck, 'gen:')?.gen)], formats: ['flatbuffers', 'flatbuffers'], progress: progressOn(c), printSummary: true, checkpoints: ck, handleSignals: true, control }));
+    const s = await withEndpoint(c, (control) => runEngine(c, { sources: [new GeneratorSource(genOptionsFrom(c), undefined, genStartOf(ck))], formats: ['flatbuffers', 'flatbuffers'], progress: progressOn(c), printSummary: true, checkpoints: ck, handleSignals: true, control }));
     printResult(c, s);
   } finally {
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });

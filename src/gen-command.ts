@@ -55,7 +55,7 @@ class Output {
     return this.flat ? this.flat.length : this.textLen;
   }
 
-  /** Move everything queued for this side out of the generator into the buffer. */
+  /** Move everything queued for this side out of the generator into the buffer. Never generates: events it released for the other side, after that side took its share, were lost at the end of a run. */
   take(gen: Generator): void {
     if (this.flat) {
       gen.nextFlat(this.side, gen.queued(this.side), this.flat, false);
@@ -63,7 +63,7 @@ class Output {
       return;
     }
     while (gen.queued(this.side) > 0) {
-      const s = gen.nextJson(this.side, JSON_SLICE_EVENTS);
+      const s = gen.nextJson(this.side, JSON_SLICE_EVENTS, false);
       const need = Buffer.byteLength(s);
       if (this.textLen + need > this.text!.length) {
         this.flush();
@@ -125,7 +125,7 @@ class ParquetOutput {
 
   take(gen: Generator): void {
     while (gen.queued(this.side) > 0) {
-      const text = gen.nextJson(this.side, JSON_SLICE_EVENTS);
+      const text = gen.nextJson(this.side, JSON_SLICE_EVENTS, false);
       for (const line of text.split('\n')) {
         if (line === '') continue;
         const o = JSON.parse(line) as Record<string, unknown>;

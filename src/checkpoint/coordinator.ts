@@ -303,6 +303,7 @@ export class CheckpointCoordinator {
     try {
       await this.o.onAllAcked?.(id);
       const inflightFiles = inflight ? await this.writeInflight(id, inflight) : [];
+      const stateFiles = await this.writeSourceStates(id, cut.states ?? []);
       // 3b. Make the new files durable and checksum them (side pool), then the output file.
       const st = this.o.storage;
       // The workers' change files come with the checksums their writers computed (no read-back).
@@ -310,6 +311,7 @@ export class CheckpointCoordinator {
       for (const u of this.unsealed) if (u.file.checksum !== undefined) known.set(u.file.localPath, { bytes: u.file.bytes, checksum: u.file.checksum });
       const seal = (paths: string[]) => this.o.pool.seal({ paths, dropCache: true, known: paths.map((p) => known.get(p)) });
       const sealedInflight = await st.publish(inflightFiles.map((f) => f.file), seal);
+      const sealedStates = await st.publish(stateFiles.map((f) => f.file), seal);
       const sealed = await st.publish(this.unsealed.map((u) => u.file), seal);
       let newBytes = 0;
       sealed.forEach((s, i) => {
@@ -326,7 +328,13 @@ export class CheckpointCoordinator {
       this.dropExpired(dropBeforeMs);
       this.applyCompaction();
       const manifest: Manifest = {
-        format: MANIFEST_FORMAT, id, createdAtMs: Date.now(), job: this.o.job, sources: cut.positions,
+        format: MANIFEST_FORMAT, id, createdAtMs: Date.now(), job: this.o.job,
+        sources: cut.positions.map((p, i) => {
+          const k = stateFiles.findIndex((f) => f.position === i);
+          if (k < 0) return p;
+          this.named.add(sealedStates[k].name);
+          return { ...p, state: { name: sealedStates[k].name, bytes: sealedStates[k].bytes, checksum: sealedStates[k].checksum } };
+        }),
         router: { watermarkMs: cut.watermarkMs, partitions: cut.partitions },
         output: { spec: this.o.outputSpec, lengthBytes: outputLength },
         workers: this.o.ranges.map((r, w) => ({ keyGroups: r, watermarkMs: acks.get(w)!.watermarkMs })),
@@ -382,6 +390,15 @@ export class CheckpointCoordinator {
     return out;
   }
 
+  /** Stage the sources' states (Source.checkpointState), one file each. */
+  private async writeSourceStates(id: number, states: ReadonlyArray<Uint8Array | null>): Promise<Array<{ file: StagedFile; position: number }>> {
+    const out: Array<{ file: StagedFile; position: number }> = [];
+    for (const [i, bytes] of states.entries()) {
+      if (bytes) out.push({ file: await this.o.storage.writeStaged(`${this.o.runId}-s${i}-${String(id).padStart(6, '0')}.state`, bytes), position: i });
+    }
+    return out;
+  }
+
   /** Keep the newest `retain` manifests; delete state files nothing kept refers to. */
   private async retire(): Promise<void> {
     const st = this.o.storage;
@@ -406,6 +423,7 @@ export class CheckpointCoordinator {
         let m: Manifest;
         try { m = decodeManifest(await st.readManifest(id), `checkpoint ${id}`); } catch { return; }
         for (const f of [...m.files, ...(m.inflight ?? [])]) keep.add(f.name);
+        for (const p of m.sources) if (p.state) keep.add(p.state.name);
       }
       for (const name of await st.listFiles()) {
         // This run's files never in the chain are open change files or a compaction's output:

@@ -97,3 +97,11 @@ export function fileStartOf(ctx: CheckpointContext | null, spec: string, side: 0
 export function startOf(ctx: CheckpointContext | null, name: string): SourcePosition | undefined {
   return ctx?.restored?.manifest.sources.find((s) => s.name === name);
 }
+
+/** Where the generator resumes: its position and, when the checkpoint stored one, a reader of its state. */
+export function genStartOf(ctx: CheckpointContext | null): { delivered: [number, number]; baseMs: number; state?: () => Promise<Uint8Array> } | undefined {
+  const p = startOf(ctx, 'gen:');
+  if (!p?.gen) return undefined;
+  const ref = p.state, storage = ctx!.storage;
+  return { delivered: p.gen.delivered, baseMs: p.gen.baseMs, state: ref ? () => storage.readFile(ref.name) : undefined };
+}

@@ -74,7 +74,15 @@ export interface SourcePosition {
   file?: { byte: number; line: number; side?: 0 | 1; identity?: FileIdentity };
   gen?: { delivered: [number, number]; baseMs: number };
   log?: LogPosition[];
+  /**
+   * A file in data/ with the source's own state at the position (the generator's: a resume loads
+   * it instead of regenerating what was delivered). Optional in every sense: a joinery that does
+   * not know it, or finds the file missing or corrupt, resumes from the position alone.
+   */
+  state?: StateRef;
 }
+
+export interface StateRef { name: string; bytes: number; checksum: string }
 
 /**
  * On disk a partitioned log's positions are `{"kind":"kafka","name":…,"kafka":[{topic, partition,
@@ -152,6 +160,8 @@ export function decodeManifest(text: string, name: string): Manifest {
     // A checksum that cannot be verified refuses the checkpoint: restoring it unverified could resume from a corrupt file.
     if (!algoOf(f.checksum)) throw new BadManifest(`${name}: file ${f.name} has no checksum this joinery can verify (${JSON.stringify(f.checksum)})`);
   }
+  // A source state is only a shortcut: one that cannot be verified is left out, not the checkpoint.
+  for (const p of man.sources) if (p.state && (typeof p.state.name !== 'string' || !algoOf(p.state.checksum))) delete p.state;
   // A malformed bound could only drop a file too early: without it the file is kept (and compacted).
   for (const f of man.files) if (f.expireAtMaxMs !== undefined && !validExpireAtMax(f.expireAtMaxMs)) delete f.expireAtMaxMs;
   man.router.watermarkMs = reviveNum(man.router.watermarkMs);

@@ -16,6 +16,8 @@ export interface RestorePoint {
   skipped: string[];
   /** A stop checkpoint's unprocessed frames, one file per worker of the run that took it (`partitions`: only events of these Kafka partitions). */
   inflight?: InflightFile[];
+  /** Warnings about the restored checkpoint itself (a source state left out), for the log. */
+  notes?: string[];
 }
 
 /** An in-flight file to route first, in the storage holding it (a group member's may be another member's). */
@@ -66,9 +68,25 @@ export async function findRestorePoint(storage: CheckpointStorage, job: Manifest
     const inflight = m.inflight ?? [];
     const badInflight = await verifyFiles(storage, pool, inflight);
     if (badInflight) { skipped.push(`${name}: in-flight file ${badInflight.name} fails its checksum (torn or corrupt)`); continue; }
-    return { manifest: m, skipped, inflight: inflight.map((f) => ({ storage, name: f.name })) };
+    return { manifest: m, skipped, inflight: inflight.map((f) => ({ storage, name: f.name })), notes: await checkSourceStates(storage, pool, m, present) };
   }
   throw Object.assign(new JoineryError('E_CHECKPOINT', `no usable checkpoint in ${storage.location}: ${skipped.join('; ')}. Nothing was started: starting from scratch would redo or lose output. To start over, move the directory (and the old output) away, or rebuild the join buffer with --rebuild-from TIME`), { noUsableCheckpoint: true });
+}
+
+/**
+ * A source state (manifest.ts StateRef) missing or failing its checksum is left out of the
+ * manifest, not the checkpoint: the source then resumes from its position alone (slower).
+ */
+async function checkSourceStates(storage: CheckpointStorage, pool: SidePool, m: Manifest, present: Set<string>): Promise<string[]> {
+  const notes: string[] = [];
+  for (const p of m.sources) {
+    if (!p.state) continue;
+    const why = !present.has(p.state.name) ? 'is missing' : await verifyFiles(storage, pool, [p.state]) ? 'fails its checksum' : null;
+    if (why === null) continue;
+    notes.push(`checkpoint ${m.id}: ${p.name}'s state file ${p.state.name} ${why}: it resumes from its position alone`);
+    delete p.state;
+  }
+  return notes;
 }
 
 /** Set aside manifests newer than the one restored so they are not tried again (kept for forensics). */

@@ -52,6 +52,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   const deadSink: LineSink | null = opts.deadSink ?? (ep.deadLetter ? openLineSink(ep.deadLetter, !restored && !opts.rebuild) : null);
   if (ck?.restored) {
     for (const s of ck.restored.skipped) log.say('warn', `joinery: skipped ${s}`, { code: 'E_CHECKPOINT' });
+    for (const s of ck.restored.notes ?? []) log.say('warn', `joinery: ${s}`, { code: 'E_CHECKPOINT' });
     log.say('info', `joinery: resuming from checkpoint ${restored!.id} of ${new Date(restored!.createdAtMs).toISOString()} (${fmtBytes(restored!.stats.stateBytes)} of state in ${restored!.files.length} file(s))`, { checkpoint: restored!.id });
   }
   const outRecords = opts.outRecords ?? null;

@@ -432,8 +432,8 @@ export class Router {
 
   /** Where the sources stand now (after the last record routed): what checkpoint `id` resumes from. */
   private cutAt(id: number): BarrierCut {
-    const positions = this.sources.map((s) => s.checkpointPosition?.()).filter((p): p is SourcePosition => p !== undefined);
-    return { id, positions, watermarkMs: this.watermark, partitions: this.tracker.snapshot() };
+    const at = this.sources.map((s) => ({ s, p: s.checkpointPosition?.() })).filter((x): x is { s: Source; p: SourcePosition } => x.p !== undefined);
+    return { id, positions: at.map((x) => x.p), states: at.map((x) => x.s.checkpointState?.() ?? null), watermarkMs: this.watermark, partitions: this.tracker.snapshot() };
   }
 
   /** After a cut, once every worker has stopped: the frames each did not process (see unroutedFrames). */

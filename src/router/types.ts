@@ -18,6 +18,8 @@ export interface Rejected {
 export interface BarrierCut {
   id: number;
   positions: SourcePosition[];
+  /** Per position, the state its source stores beside it (Source.checkpointState), or null. */
+  states?: Array<Uint8Array | null>;
   watermarkMs: number;
   partitions: Array<{ side: number; partition: number; maxTsMs: number; ended: boolean }>;
 }

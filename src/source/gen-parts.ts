@@ -29,6 +29,9 @@ export class Rng {
     this.c = (this.c + t) | 0;
     return t >>> 0;
   }
+  /** The four state words (a generator snapshot stores them). */
+  get state(): [number, number, number, number] { return [this.a, this.b, this.c, this.d]; }
+  set state(w: [number, number, number, number]) { this.a = w[0] | 0; this.b = w[1] | 0; this.c = w[2] | 0; this.d = w[3] | 0; }
   /** Uniform in [0, 1). */
   next(): number {
     return this.u32() / 4294967296;
@@ -132,6 +135,14 @@ export class MinHeap {
     }
     return top;
   }
+  /** The [key, value] pairs in heap order (a view: copy before the next push). */
+  entries(): Float64Array { return this.kv.subarray(0, 2 * this.size); }
+  /** Replace the contents by pairs in heap order, as entries() gave them (the order is the heap's invariant, kept as is). */
+  load(kv: Float64Array): void {
+    this.kv = new Float64Array(Math.max(2048, 2 ** Math.ceil(Math.log2(kv.length + 2))));
+    this.kv.set(kv);
+    this.size = kv.length / 2;
+  }
 }
 
 /** Growable FIFO of pool indices. */
@@ -156,5 +167,14 @@ export class IndexQueue {
   }
   shift(): number {
     return this.buf[this.head++];
+  }
+  /** The queued values, first to leave first (a view). */
+  items(): Int32Array { return this.buf.subarray(this.head, this.tail); }
+  /** Replace the contents by these values, in order. */
+  load(v: Int32Array): void {
+    this.buf = new Int32Array(Math.max(1024, v.length * 2));
+    this.buf.set(v);
+    this.head = 0;
+    this.tail = v.length;
   }
 }

@@ -29,8 +29,6 @@ import { FlatBatchWriter } from '../codec/flat-writer.js';
 import { IndexQueue, MinHeap, Rng, zipf, type ZipfTable } from './gen-parts.js';
 import type { ImpressionEvent, PlayEvent } from '../codec/flat.js';
 import type { Side } from '../state/store.js';
-import type { SourcePosition } from '../checkpoint/manifest.js';
-import type { PartitionRef, RecordBatch, Source } from './source.js';
 
 export type { ImpressionEvent, PlayEvent } from '../codec/flat.js';
 
@@ -138,6 +136,28 @@ function numText(n: number): string {
   return Number.isFinite(n) ? String(n) : 'null';
 }
 
+/** The live events of a generator state, struct of arrays (index = the remapped pool index). */
+export interface GenEvents {
+  side: Uint8Array; flags: Uint8Array; device: Uint8Array; pos: Uint16Array;
+  idNum: Float64Array; profile: Uint32Array; title: Uint32Array; ts: Float64Array; arrival: Float64Array; extra: Uint32Array;
+}
+
+export function newGenEvents(n: number): GenEvents {
+  return {
+    side: new Uint8Array(n), flags: new Uint8Array(n), device: new Uint8Array(n), pos: new Uint16Array(n),
+    idNum: new Float64Array(n), profile: new Uint32Array(n), title: new Uint32Array(n), ts: new Float64Array(n),
+    arrival: new Float64Array(n), extra: new Uint32Array(n),
+  };
+}
+
+/** A generator's whole state (Generator.exportState); heaps as [key, event] pairs in heap order, queues as events. */
+export interface GenState {
+  rng: [number, number, number, number];
+  baseMs: number; step: number; frontier: number; nextImpressionId: number; nextPlayId: number;
+  emittedTotal: number; emitted: [number, number]; dups: [number, number]; orphansEmitted: number; done: boolean;
+  events: GenEvents; arrivals: Float64Array; future: Float64Array; queues: [Int32Array, Int32Array];
+}
+
 export interface GenStats {
   /** Events released per side, duplicates included. */
   emitted: [number, number];
@@ -214,6 +234,11 @@ export class Generator {
     return { emitted: [this.emitted[0], this.emitted[1]], duplicates: [this.dups[0], this.dups[1]], orphanPlays: this.orphansEmitted, frontierMs: this.frontier };
   }
 
+  /** Events generated and not yet handed out (scheduled, in the future, or queued): what exportState copies. */
+  get liveEvents(): number {
+    return this.cap - this.nFree;
+  }
+
   /** Events released (both sides) so far. */
   get released(): number {
     return this.emittedTotal;
@@ -284,9 +309,9 @@ export class Generator {
     return out;
   }
 
-  /** Up to `max` events of `side` as NDJSON text (each line ends with \n; '' = exhausted). */
-  nextJson(side: Side, max: number): string {
-    this.fillSide(side, max);
+  /** Up to `max` events of `side` as NDJSON text (each line ends with \n; '' = exhausted); `fill` as for nextFlat. */
+  nextJson(side: Side, max: number, fill = true): string {
+    if (fill) this.fillSide(side, max);
     const q = this.queues[side];
     const n = Math.min(max, q.size);
     let s = '';
@@ -299,6 +324,56 @@ export class Generator {
       this.release1(i);
     }
     return s;
+  }
+
+  /**
+   * Everything the next event depends on, the pool compacted to the live events (scheduled, in the
+   * future heap, or queued): a checkpoint stores it so a resume starts here instead of regenerating
+   * every event delivered before (gen-snapshot.ts encodes it). Heaps keep their layout, so equal
+   * keys leave in the same order as they would have.
+   */
+  exportState(): GenState {
+    const heaps = [this.arrivals.entries(), this.future.entries()];
+    const queues = [this.queues[0].items(), this.queues[1].items()];
+    const live = heaps[0].length / 2 + heaps[1].length / 2 + queues[0].length + queues[1].length;
+    const ev = newGenEvents(live);
+    let n = 0;
+    const take = (i: number): number => {
+      ev.side[n] = this.side[i]; ev.flags[n] = this.flags[i]; ev.device[n] = this.device[i]; ev.idNum[n] = this.idNum[i];
+      ev.profile[n] = this.profile[i]; ev.title[n] = this.title[i]; ev.ts[n] = this.ts[i]; ev.arrival[n] = this.arrival[i];
+      ev.extra[n] = this.extra[i]; ev.pos[n] = this.pos[i];
+      return n++;
+    };
+    const remapHeap = (kv: Float64Array): Float64Array => {
+      const out = new Float64Array(kv.length);
+      for (let k = 0; k < kv.length; k += 2) { out[k] = kv[k]; out[k + 1] = take(kv[k + 1]); }
+      return out;
+    };
+    const remapQueue = (q: Int32Array): Int32Array => q.map(take);
+    return {
+      rng: this.rng.state, baseMs: this.baseMs, step: this.step, frontier: this.frontier,
+      nextImpressionId: this.nextImpressionId, nextPlayId: this.nextPlayId, emittedTotal: this.emittedTotal,
+      emitted: [this.emitted[0], this.emitted[1]], dups: [this.dups[0], this.dups[1]], orphansEmitted: this.orphansEmitted, done: this.done,
+      events: ev, arrivals: remapHeap(heaps[0]), future: remapHeap(heaps[1]), queues: [remapQueue(queues[0]), remapQueue(queues[1])],
+    };
+  }
+
+  /** Continue from a state exportState gave (of a generator with the same options and baseMs). */
+  importState(st: GenState): void {
+    if (st.baseMs !== this.baseMs) throw new Error(`generator state starts at ${st.baseMs}, not ${this.baseMs}`);
+    const ev = st.events, n = ev.side.length;
+    if (this.cap < n) this.grow(2 ** Math.ceil(Math.log2(n + 1)));
+    this.side.set(ev.side); this.flags.set(ev.flags); this.device.set(ev.device); this.idNum.set(ev.idNum);
+    this.profile.set(ev.profile); this.title.set(ev.title); this.ts.set(ev.ts); this.arrival.set(ev.arrival);
+    this.extra.set(ev.extra); this.pos.set(ev.pos);
+    this.nFree = 0;
+    for (let i = this.cap - 1; i >= n; i--) this.free[this.nFree++] = i;
+    this.arrivals.load(st.arrivals); this.future.load(st.future);
+    this.queues[0].load(st.queues[0]); this.queues[1].load(st.queues[1]);
+    this.rng.state = st.rng;
+    this.step = st.step; this.frontier = st.frontier; this.nextImpressionId = st.nextImpressionId; this.nextPlayId = st.nextPlayId;
+    this.emittedTotal = st.emittedTotal; this.emitted[0] = st.emitted[0]; this.emitted[1] = st.emitted[1];
+    this.dups[0] = st.dups[0]; this.dups[1] = st.dups[1]; this.orphansEmitted = st.orphansEmitted; this.done = st.done;
   }
 
   // ---- internals ----
@@ -459,137 +534,5 @@ export class Generator {
       }
       orphans -= 1;
     }
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Source
-
-const BATCH_RECORDS = 4096;
-/** Pace in chunks of about this much wall time, so timers stay coarse. */
-const PACE_CHUNK_MS = 20;
-/** Longest stretch of a resume's skip between two turns of the event loop. */
-const SKIP_STEP_MS = 20;
-const MIN_SLEEP_MS = 5;
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/**
- * The generator as a Source: two partitions (left = impressions, right = plays, partition 0 each),
- * FlatBuffers batches (no size prefix; offsets delimit records). Each round advances event time
- * by about one batch of events and then hands out the left and the right events of that round
- * alternately, so neither side runs ahead. With rate > 0 it sleeps to keep to the rate; it ends
- * at the `events` limit or after `durationMs` of wall time.
- */
-export class GeneratorSource implements Source {
-  readonly name = 'gen:';
-  readonly partitions: readonly PartitionRef[] = [{ side: 0, partition: 0 }, { side: 1, partition: 0 }];
-  readonly generator: Generator;
-  private readonly writer = new FlatBatchWriter(false, 1 << 19, BATCH_RECORDS);
-  private readonly delivered: [number, number] = [0, 0];
-  private readonly chunk: number;
-  private turn: Side = 0;
-  private startMs = -1;
-  private closed = false;
-  private preparing: Promise<void> | undefined;
-  readonly live: boolean;
-
-  constructor(opts: GenOptions, readonly batchRecords = BATCH_RECORDS, private readonly start?: { delivered: [number, number]; baseMs: number }) {
-    this.generator = new Generator(opts, start?.baseMs);
-    const rate = this.generator.opts.rate;
-    this.live = rate > 0;
-    this.chunk = rate > 0 ? Math.max(1, Math.min(batchRecords, Math.round((rate * PACE_CHUNK_MS) / 1000))) : batchRecords;
-  }
-
-  /** Events handed out per side so far. */
-  deliveredCount(side: Side): number {
-    return this.delivered[side];
-  }
-
-  checkpointPosition(): SourcePosition {
-    // A skip cut short (the source closed while resuming) has delivered nothing new: the position stays the checkpoint's.
-    const at = this.start?.delivered ?? [0, 0];
-    return { kind: 'gen', name: this.name, gen: { delivered: [Math.max(this.delivered[0], at[0]), Math.max(this.delivered[1], at[1])], baseMs: this.generator.baseMs } };
-  }
-
-  /**
-   * Regenerates and drops what a checkpoint says was already delivered (same seed, same events),
-   * in steps of ~SKIP_STEP_MS with a turn of the event loop between them, so that it runs while
-   * the workers restore the checkpoint (the engine calls it before their restore ends) and the
-   * HTTP endpoint keeps answering. Tens of millions of events take tens of seconds.
-   */
-  prepare(): Promise<void> {
-    this.preparing ??= this.skipDelivered();
-    return this.preparing;
-  }
-
-  private async skipDelivered(): Promise<void> {
-    const target = this.start?.delivered;
-    const g = this.generator;
-    if (target === undefined) return;
-    for (;;) {
-      let progressed = false;
-      const stepStart = performance.now();
-      while (performance.now() - stepStart < SKIP_STEP_MS) {
-        progressed = false;
-        for (const side of [0, 1] as Side[]) {
-          const want = target[side] - this.delivered[side];
-          if (want <= 0) continue;
-          const n = g.skip(side, Math.min(want, this.batchRecords));
-          this.delivered[side] += n;
-          if (n > 0) progressed = true;
-        }
-        if (!progressed || this.closed) break;
-      }
-      if (!progressed || this.closed) break;
-      await new Promise<void>((r) => setImmediate(r));
-    }
-  }
-
-  async next(): Promise<RecordBatch | null> {
-    const g = this.generator;
-    const o = g.opts;
-    if (this.startMs < 0) {
-      if (this.start) await this.prepare();
-      // Pace from here on as if the skipped events had been produced at the rate (from the first
-      // batch on, not from the end of the skip, which may come well before it).
-      this.startMs = performance.now() - (o.rate > 0 ? (g.released * 1000) / o.rate : 0);
-    }
-    for (;;) {
-      if (this.closed) return null;
-      for (let k = 0; k < 2; k++) {
-        const side = this.turn;
-        this.turn = (side ^ 1) as Side;
-        if (g.queued(side) > 0) return this.batch(side);
-      }
-      // Both queues are empty: generate the next round.
-      if (g.done) return null;
-      const elapsed = performance.now() - this.startMs;
-      if (o.durationMs > 0 && elapsed >= o.durationMs) return null;
-      if (o.rate > 0) {
-        const aheadMs = (g.released * 1000) / o.rate - elapsed;
-        if (aheadMs >= MIN_SLEEP_MS) {
-          await sleep(o.durationMs > 0 ? Math.min(aheadMs, o.durationMs - elapsed) : aheadMs);
-          continue;
-        }
-      }
-      g.pump(this.chunk);
-    }
-  }
-
-  private batch(side: Side): RecordBatch {
-    const w = this.writer;
-    w.reset();
-    const count = this.generator.nextFlat(side, this.batchRecords, w, false);
-    const firstPosition = this.delivered[side] + 1;
-    this.delivered[side] += count;
-    return {
-      side, partition: 0, format: 'flatbuffers', data: w.data, offsets: w.offsets, count,
-      firstPosition, origin: 'gen:',
-    };
-  }
-
-  async close(): Promise<void> {
-    this.closed = true;
   }
 }

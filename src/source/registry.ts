@@ -6,13 +6,14 @@
  * the Kafka wiring (kafka/io.ts), opened here whatever the input.
  */
 import type { CheckpointContext } from '../checkpoint/index.js';
-import { fileStartOf, startOf } from '../checkpoint/index.js';
+import { fileStartOf, genStartOf } from '../checkpoint/index.js';
 import { endpointsOf, type SourceEndpoint, type SourceKind } from '../config/endpoints.js';
 import type { Config } from '../config/schema.js';
 import type { EngineControl } from '../control/engine-control.js';
 import type { EngineOptions } from '../engine.js';
 import { openFileInput } from './open.js';
-import { GeneratorSource, genOptionsFrom } from './generator.js';
+import { genOptionsFrom } from './generator.js';
+import { GeneratorSource } from './gen-source.js';
 import type { LogPosition, Source } from './source.js';
 
 type Format = 'json' | 'flatbuffers';
@@ -47,7 +48,7 @@ const INPUTS: { [K in SourceKind]: Factory<K> } = {
     }
   },
   gen: async (_left, _right, { cfg, ck }) => {
-    const g = new GeneratorSource(genOptionsFrom(cfg), undefined, startOf(ck, 'gen:')?.gen);
+    const g = new GeneratorSource(genOptionsFrom(cfg), undefined, genStartOf(ck));
     return { sources: [g], formats: ['flatbuffers', 'flatbuffers'], engine: {}, close: () => g.close() };
   },
   kafka: async (_left, _right, ctx) => {

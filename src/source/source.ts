@@ -99,6 +99,11 @@ export interface Source {
   prepare?(): Promise<void>;
   /** Position after the last batch handed out (the router routes a batch whole before the next). */
   checkpointPosition?(): SourcePosition;
+  /**
+   * Bytes a checkpoint stores beside that position, handed back at a resume (the generator's
+   * state, so that it need not regenerate what it delivered); null: none this time.
+   */
+  checkpointState?(): Uint8Array | null;
   /** Read position and lag per partition, where the source knows them (Kafka), for /status and /metrics. */
   positions?(): PartitionPosition[];
   close(): Promise<void>;

@@ -340,6 +340,41 @@ describe('checkpoints and recovery (files → file)', () => {
     assert.equal(diff, '', diff);
   });
 
+  test('gen: source: checkpoints store the generator state; kill -9 resumes from it (or, its file corrupt, regenerates); output equals the batch join', async () => {
+    const name = 'gen-state';
+    const args = () => runArgs(name, 2).map((a) => (a === `file:${L}` || a === `file:${R}` ? 'gen:' : a)).filter((a) => a !== '--format' && a !== 'json').concat(GEN);
+    const newest = () => { try { return Number(/\d+/.exec(manifests(name).pop() ?? '')?.[0] ?? 0); } catch { return 0; } };
+    const killAfter = (checkpoints: number) => (c: ReturnType<typeof spawn>) => {
+      const had = newest();
+      const t = setInterval(() => { if (newest() >= had + checkpoints) { clearInterval(t); c.kill('SIGKILL'); } }, 5);
+      c.on('close', () => clearInterval(t));
+    };
+    const a = await start(args(), killAfter(2));
+    assert.equal(a.signal, 'SIGKILL', a.stderr);
+    const stateOf = () => {
+      const text = fs.readFileSync(path.join(tmp, `ckpt-${name}`, 'manifests', manifests(name).pop()!), 'utf8');
+      return (JSON.parse(/"manifest":(.*)\}\n?$/s.exec(text)![1]) as { sources: Array<{ name: string; gen?: unknown; state?: { name: string; bytes: number } }> }).sources.find((x) => x.name === 'gen:')!;
+    };
+    const st = stateOf();
+    assert.ok(st.gen && st.state, `the manifest names the generator state: ${JSON.stringify(st)}`);
+    assert.equal(fs.statSync(path.join(tmp, `ckpt-${name}`, 'data', st.state.name)).size, st.state.bytes);
+    // Resumed from the state: nothing regenerated, nothing set aside.
+    const b = await start(args(), killAfter(2));
+    assert.match(b.stderr, /resuming from checkpoint/);
+    assert.doesNotMatch(b.stderr, /regenerat|state file/, b.stderr);
+    // Its state file corrupt: the checkpoint stays usable, the generator regenerates its position.
+    const bad = stateOf().state!;
+    const f = path.join(tmp, `ckpt-${name}`, 'data', bad.name);
+    const bytes = fs.readFileSync(f);
+    bytes[bytes.length >> 1] ^= 0xff;
+    fs.writeFileSync(f, bytes);
+    const c = await start(args());
+    assert.equal(c.code, 0, c.stderr);
+    assert.match(c.stderr, new RegExp(`state file ${bad.name} fails its checksum: it resumes from its position alone`));
+    const diff = multisetDiff(expected, outputLines(path.join(tmp, `out-${name}.ndjson`)));
+    assert.equal(diff, '', diff);
+  });
+
   test('a crashing worker thread stops the node with the cause (exit 1); the next start resumes', async () => {
     const name = 'crash';
     const env = { ...process.env, JOINERY_INJECT_FAULTS: 'worker-crash:1@1' };
