@@ -60,15 +60,16 @@ export function decodeGenState(bytes: Uint8Array, opts: GenOptions): GenState | 
   const [live, arr, fut, q0, q1] = Array.from({ length: 5 }, f);
   const counts = [live, arr, fut, q0, q1];
   if (counts.some((n) => !Number.isInteger(n) || n < 0) || arr + fut + q0 + q1 !== live) return new Error('generator state with bad counts');
+  // The length the counts imply, checked before anything is allocated from them.
+  const bytesOf = [1, 1, 1, 2, 8, 4, 4, 8, 8, 4].map((w) => pad8(w * live)).concat([pad8(16 * arr), pad8(16 * fut), pad8(4 * q0), pad8(4 * q1)]);
+  if (bytesOf.reduce((n, x) => n + x, at) !== bytes.length) return new Error('generator state of the wrong length');
   const ev = newGenEvents(live);
   const s: GenState = {
     rng: [sc[0], sc[1], sc[2], sc[3]], baseMs: sc[4], step: sc[5], frontier: sc[6], nextImpressionId: sc[7], nextPlayId: sc[8],
     emittedTotal: sc[9], emitted: [sc[10], sc[11]], dups: [sc[12], sc[13]], orphansEmitted: sc[14], done: sc[15] === 1,
     events: ev, arrivals: new Float64Array(2 * arr), future: new Float64Array(2 * fut), queues: [new Int32Array(q0), new Int32Array(q1)],
   };
-  const arrays = arraysOf(s);
-  if (arrays.reduce((n, a) => n + pad8(a.byteLength), at) !== bytes.length) return new Error('generator state of the wrong length');
-  for (const a of arrays) {
+  for (const a of arraysOf(s)) {
     new Uint8Array(a.buffer, a.byteOffset, a.byteLength).set(bytes.subarray(at, at + a.byteLength));
     at += pad8(a.byteLength);
   }

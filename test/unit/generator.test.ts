@@ -362,6 +362,12 @@ test('a generator state that cannot be used (corrupt, other options, not at the 
   assert.ok(!(st instanceof Error));
   if (st.queues[0].length > 0) st.queues[0][0] = 1e6; else st.arrivals[1] = 1e6;
   assert.match(String(decodeGenState(encodeGenState(st, first.generator.opts), first.generator.opts)), /bad event reference/);
+  // Counts that agree with each other but not with the length are refused before anything is allocated from them.
+  const huge = Uint8Array.from(bytes);
+  const dv = new DataView(huge.buffer);
+  const countsAt = ((12 + dv.getUint32(8, true) + 7) & ~7) + 8 * 16;
+  [1e9, 1e9, 0, 0, 0].forEach((n, i) => dv.setFloat64(countsAt + 8 * i, n, true));
+  assert.match(String(decodeGenState(huge, first.generator.opts)), /wrong length/);
 });
 
 test('GeneratorSource paces to --rate and stops at --duration', async () => {
