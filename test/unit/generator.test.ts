@@ -14,7 +14,7 @@ import {
 } from '../../src/source/generator.js';
 import type { RecordBatch } from '../../src/source/source.js';
 import { MinHeap, Rng } from '../../src/source/gen-parts.js';
-import { GeneratorSource } from '../../src/source/gen-source.js';
+import { GeneratorSource, MAX_GEN_STATE_BYTES } from '../../src/source/gen-source.js';
 import { decodeGenState, encodeGenState } from '../../src/source/gen-snapshot.js';
 import { log } from '../../src/core/log.js';
 
@@ -362,6 +362,13 @@ test('a generator state that cannot be used (corrupt, other options, not at the 
   assert.ok(!(st instanceof Error));
   if (st.queues[0].length > 0) st.queues[0][0] = 1e6; else st.arrivals[1] = 1e6;
   assert.match(String(decodeGenState(encodeGenState(st, first.generator.opts), first.generator.opts)), /bad event reference/);
+  // Too large to be worth storing (plays held far ahead of their time): none, and the checkpoint keeps the position alone.
+  const ahead = new GeneratorSource(genOptions({ events: 0, playProb: 1, playDelayMs: 1e10, duplicates: 0 }));
+  ahead.generator.pump(200_000);
+  assert.ok(ahead.checkpointState() !== null);
+  ahead.generator.pump(Math.ceil(MAX_GEN_STATE_BYTES / 53) - 200_000);
+  assert.ok(ahead.generator.liveEvents * 53 > MAX_GEN_STATE_BYTES);
+  assert.equal(ahead.checkpointState(), null);
   // Counts that agree with each other but not with the length are refused before anything is allocated from them.
   const huge = Uint8Array.from(bytes);
   const dv = new DataView(huge.buffer);
