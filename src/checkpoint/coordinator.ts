@@ -304,6 +304,8 @@ export class CheckpointCoordinator {
       await this.o.onAllAcked?.(id);
       const inflightFiles = inflight ? await this.writeInflight(id, inflight) : [];
       const stateFiles = await this.writeSourceStates(id, cut.states ?? []);
+      // Named now: a checkpoint failing after this leaves them to the next retire, not to the run's end.
+      for (const f of stateFiles) this.named.add(f.file.name);
       // 3b. Make the new files durable and checksum them (side pool), then the output file.
       const st = this.o.storage;
       // The workers' change files come with the checksums their writers computed (no read-back).
@@ -332,7 +334,6 @@ export class CheckpointCoordinator {
         sources: cut.positions.map((p, i) => {
           const k = stateFiles.findIndex((f) => f.position === i);
           if (k < 0) return p;
-          this.named.add(sealedStates[k].name);
           return { ...p, state: { name: sealedStates[k].name, bytes: sealedStates[k].bytes, checksum: sealedStates[k].checksum } };
         }),
         router: { watermarkMs: cut.watermarkMs, partitions: cut.partitions },

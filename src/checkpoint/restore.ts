@@ -81,7 +81,12 @@ async function checkSourceStates(storage: CheckpointStorage, pool: SidePool, m: 
   const notes: string[] = [];
   for (const p of m.sources) {
     if (!p.state) continue;
-    const why = !present.has(p.state.name) ? 'is missing' : await verifyFiles(storage, pool, [p.state]) ? 'fails its checksum' : null;
+    let why: string | null;
+    try {
+      why = !present.has(p.state.name) ? 'is missing' : await verifyFiles(storage, pool, [p.state]) ? 'fails its checksum' : null;
+    } catch (e) {
+      why = `cannot be read (${(e as Error).message})`;
+    }
     if (why === null) continue;
     notes.push(`checkpoint ${m.id}: ${p.name}'s state file ${p.state.name} ${why}: it resumes from its position alone`);
     delete p.state;

@@ -24,7 +24,10 @@ function arraysOf(s: GenState): Arr[] {
   return [e.side, e.flags, e.device, e.pos, e.idNum, e.profile, e.title, e.ts, e.arrival, e.extra, s.arrivals, s.future, s.queues[0], s.queues[1]];
 }
 
-const pad8 = (n: number): number => (n + 7) & ~7;
+// Not `(n + 7) & ~7`: 32-bit arithmetic, which a hostile count past 2^31 would wrap.
+const pad8 = (n: number): number => Math.ceil(n / 8) * 8;
+/** The arrays are written in the machine's byte order, which must be the header's (little-endian): true on every platform Node runs on here. */
+export const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 export function encodeGenState(s: GenState, opts: GenOptions): Uint8Array {
   const fp = new TextEncoder().encode(fingerprint(opts));
@@ -46,6 +49,7 @@ export function encodeGenState(s: GenState, opts: GenOptions): Uint8Array {
 
 /** The state in `bytes`, or an Error saying why it cannot be used with these options. */
 export function decodeGenState(bytes: Uint8Array, opts: GenOptions): GenState | Error {
+  if (!LITTLE_ENDIAN) return new Error('generator states are little-endian');
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (bytes.length < 12 || dv.getUint32(0, true) !== MAGIC) return new Error('not a generator state');
   if (dv.getUint32(4, true) !== VERSION) return new Error(`generator state version ${dv.getUint32(4, true)}, not ${VERSION}`);
@@ -60,6 +64,7 @@ export function decodeGenState(bytes: Uint8Array, opts: GenOptions): GenState | 
   const [live, arr, fut, q0, q1] = Array.from({ length: 5 }, f);
   const counts = [live, arr, fut, q0, q1];
   if (counts.some((n) => !Number.isInteger(n) || n < 0) || arr + fut + q0 + q1 !== live) return new Error('generator state with bad counts');
+  if (live > bytes.length / 41) return new Error('generator state of the wrong length'); // 41 bytes of fields per event at least
   // The length the counts imply, checked before anything is allocated from them.
   const bytesOf = [1, 1, 1, 2, 8, 4, 4, 8, 8, 4].map((w) => pad8(w * live)).concat([pad8(16 * arr), pad8(16 * fut), pad8(4 * q0), pad8(4 * q1)]);
   if (bytesOf.reduce((n, x) => n + x, at) !== bytes.length) return new Error('generator state of the wrong length');

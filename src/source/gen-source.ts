@@ -8,7 +8,7 @@ import { log } from '../core/log.js';
 import type { SourcePosition } from '../checkpoint/manifest.js';
 import type { Side } from '../state/store.js';
 import { Generator, type GenOptions } from './generator.js';
-import { decodeGenState, encodeGenState } from './gen-snapshot.js';
+import { decodeGenState, encodeGenState, LITTLE_ENDIAN } from './gen-snapshot.js';
 import type { PartitionRef, RecordBatch, Source } from './source.js';
 
 const BATCH_RECORDS = 4096;
@@ -18,14 +18,15 @@ const PACE_CHUNK_MS = 20;
 const SKIP_STEP_MS = 20;
 const MIN_SLEEP_MS = 5;
 /**
- * Largest generator state a checkpoint stores (~53 bytes per live event, ~300k events): taking it
+ * Largest generator state a checkpoint stores (at most 57 bytes per live event, ~290k events): taking it
  * stops the main thread for ~0.1–0.2 µs per live event at the barrier (a few ms at the default
  * event-time rate's ~50k). Past it (a paced run at tens of thousands of events/s holds hundreds of
  * thousands of plays ahead of their time) the checkpoint holds the position alone and a resume
  * regenerates.
  */
 export const MAX_GEN_STATE_BYTES = 16 * 1024 * 1024;
-const STATE_BYTES_PER_EVENT = 53;
+/** An event's fields (41 bytes) and its heap entry (16), the most one takes. */
+const STATE_BYTES_PER_EVENT = 57;
 
 /** Where a restored generator starts: events delivered per side, its event-time origin, and the state stored with them, if any. */
 export interface GenStart {
@@ -84,7 +85,7 @@ export class GeneratorSource implements Source {
     const g = this.generator;
     const at = this.start?.delivered;
     if (at && (this.delivered[0] < at[0] || this.delivered[1] < at[1])) return null;
-    if (g.liveEvents * STATE_BYTES_PER_EVENT > MAX_GEN_STATE_BYTES) return null;
+    if (!LITTLE_ENDIAN || g.liveEvents * STATE_BYTES_PER_EVENT > MAX_GEN_STATE_BYTES) return null;
     return encodeGenState(g.exportState(), g.opts);
   }
 

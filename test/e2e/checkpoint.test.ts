@@ -375,6 +375,22 @@ describe('checkpoints and recovery (files → file)', () => {
     assert.equal(diff, '', diff);
   });
 
+  test('gen: source: the state file of a checkpoint that failed is deleted with the others no kept checkpoint names', async () => {
+    const name = 'gen-state-fail';
+    const args = runArgs(name, 2).map((a) => (a === `file:${L}` || a === `file:${R}` ? 'gen:' : a)).filter((a) => a !== '--format' && a !== 'json').concat(GEN);
+    const r = await start(args, undefined, { ...process.env, JOINERY_INJECT_FAULTS: 'checkpoint-write:1' });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /checkpoint \d+ failed .*ENOSPC/);
+    const dir = path.join(tmp, `ckpt-${name}`);
+    const named = new Set(manifests(name).map((m) => {
+      const text = fs.readFileSync(path.join(dir, 'manifests', m), 'utf8');
+      return (JSON.parse(/"manifest":(.*)\}\n?$/s.exec(text)![1]) as { sources: Array<{ state?: { name: string } }> }).sources.find((x) => x.state)?.state?.name;
+    }));
+    const files = fs.readdirSync(path.join(dir, 'data')).filter((f) => f.endsWith('.state'));
+    assert.ok(files.length > 0);
+    assert.deepEqual(files.filter((f) => !named.has(f)), [], `kept manifests name ${[...named].join(', ')}`);
+  });
+
   test('a crashing worker thread stops the node with the cause (exit 1); the next start resumes', async () => {
     const name = 'crash';
     const env = { ...process.env, JOINERY_INJECT_FAULTS: 'worker-crash:1@1' };
