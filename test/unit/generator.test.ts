@@ -374,6 +374,9 @@ test('a generator state that cannot be used (corrupt, other options, not at the 
   const countsAt = ((12 + dv.getUint32(8, true) + 7) & ~7) + 8 * 16;
   [1e9, 1e9, 0, 0, 0].forEach((n, i) => dv.setFloat64(countsAt + 8 * i, n, true));
   assert.match(String(decodeGenState(huge, first.generator.opts)), /wrong length/);
+  // Counts whose byte lengths pass 2^31 (32-bit padding arithmetic would wrap them into agreement).
+  [2 ** 28, 2 ** 26, 0, 2 ** 28 - 2 ** 26, 0].forEach((n, i) => dv.setFloat64(countsAt + 8 * i, n, true));
+  assert.match(String(decodeGenState(huge, first.generator.opts)), /wrong length/);
 });
 
 test('GeneratorSource paces to --rate and stops at --duration', async () => {
