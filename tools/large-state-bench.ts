@@ -9,7 +9,7 @@
  *
  * Prints one line per sample: wall time, buffered bytes (the workers' stateBytes, summed) and
  * entries, the LMDB files' size on disk, events/s, process CPU µs and major page faults per event
- * over the sample, the main thread's V8 heap and the process RSS. At the end: events/s while the buffer was under
+ * over the sample (with the kernel's share of that CPU and the cores it kept busy), the main thread's V8 heap and the process RSS. At the end: events/s while the buffer was under
  * 1 GB (the in-memory figure) against the last quarter of the run, the heap's growth, and, unless
  * --no-restart, the seconds from a restart to the first event processed again.
  *
@@ -119,13 +119,13 @@ function metric(text: string | null, name: string): number {
   const m = text ? new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text) : null;
   return m ? Number(m[1]) : NaN;
 }
-/** user + system CPU seconds and major page faults of a whole process (all threads), from /proc (Linux). */
-function procStat(pid: number): { cpu: number; majorFaults: number } {
+/** user + system CPU seconds, of which system, and major page faults of a whole process (all threads), from /proc (Linux). */
+function procStat(pid: number): { cpu: number; sys: number; majorFaults: number } {
   try {
     const f = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
     const rest = f.slice(f.lastIndexOf(')') + 2).split(' '); // rest[i] is field i + 3 of proc(5)
-    return { cpu: (Number(rest[11]) + Number(rest[12])) / 100, majorFaults: Number(rest[9]) };
-  } catch { return { cpu: NaN, majorFaults: NaN }; }
+    return { cpu: (Number(rest[11]) + Number(rest[12])) / 100, sys: Number(rest[12]) / 100, majorFaults: Number(rest[9]) };
+  } catch { return { cpu: NaN, sys: NaN, majorFaults: NaN }; }
 }
 function diskBytes(dir: string): number {
   let n = 0;
@@ -140,7 +140,7 @@ function diskBytes(dir: string): number {
 }
 const processed = (s: Status | null) => s?.counters ? s.counters.eventsProcessed.left + s.counters.eventsProcessed.right : 0;
 
-interface Sample { tS: number; bufferedBytes: number; entries: number; diskBytes: number; eventsPerS: number; cpuUsPerEvent: number; majorFaultsPerEvent: number; heapBytes: number; rssBytes: number; anonBytes?: number; cacheBytes?: number }
+interface Sample { tS: number; bufferedBytes: number; entries: number; diskBytes: number; eventsPerS: number; cpuUsPerEvent: number; sysShare: number; busyCores: number; majorFaultsPerEvent: number; heapBytes: number; rssBytes: number; anonBytes?: number; cacheBytes?: number }
 
 /** A memory cgroup of `limitBytes` (v1 or v2), or a usage error saying why there is none. */
 interface MemoryCgroup { dir: string; v2: boolean }
@@ -213,13 +213,13 @@ async function main(): Promise<void> {
   child.on('exit', () => { exited = true; });
   const t0 = Date.now();
   const samples: Sample[] = [];
-  let prev = { t: t0, events: 0, cpu: 0, majorFaults: 0 };
-  say(`  t(s)  buffered(GiB)  entries(M)  disk(GiB)  events/s  cpu µs/ev  majflt/ev  heap(MiB)  rss(MiB)${cgroup ? '  anon(MiB)  cache(MiB)' : ''}`);
+  let prev = { t: t0, events: 0, cpu: 0, sys: 0, majorFaults: 0 };
+  say(`  t(s)  buffered(GiB)  entries(M)  disk(GiB)  events/s  cpu µs/ev  sys%  cores  majflt/ev  heap(MiB)  rss(MiB)${cgroup ? '  anon(MiB)  cache(MiB)' : ''}`);
   while (!exited && Date.now() - t0 < MAX_TIME_MS) {
     await new Promise((r) => setTimeout(r, SAMPLE_MS));
     const [st, met] = await Promise.all([status(port), get(port, '/metrics')]);
     if (!st || !st.counters) continue;
-    const now = Date.now(), events = processed(st), { cpu, majorFaults } = procStat(child.pid!);
+    const now = Date.now(), events = processed(st), { cpu, sys, majorFaults } = procStat(child.pid!);
     const s: Sample = {
       tS: (now - t0) / 1000,
       bufferedBytes: st.workers.reduce((n, w) => n + w.stateBytes, 0),
@@ -227,15 +227,18 @@ async function main(): Promise<void> {
       diskBytes: diskBytes(path.join(DIR, 'state')),
       eventsPerS: (events - prev.events) / ((now - prev.t) / 1000),
       cpuUsPerEvent: events > prev.events ? ((cpu - prev.cpu) * 1e6) / (events - prev.events) : NaN,
+      // The kernel's share (page faults, reclaim) and the cores kept busy: what is left of 2 is waiting.
+      sysShare: cpu > prev.cpu ? (sys - prev.sys) / (cpu - prev.cpu) : NaN,
+      busyCores: (cpu - prev.cpu) / ((now - prev.t) / 1000),
       // Reads of state the page cache had lost (each a disk read and, on a VM, an exit): what memory pressure costs.
       majorFaultsPerEvent: events > prev.events ? (majorFaults - prev.majorFaults) / (events - prev.events) : NaN,
       heapBytes: metric(met, 'joinery_nodejs_heap_size_used_bytes'),
       rssBytes: metric(met, 'joinery_process_resident_memory_bytes'),
       ...(cgroup ? cgroupMemory(cgroup) : {}),
     };
-    prev = { t: now, events, cpu, majorFaults };
+    prev = { t: now, events, cpu, sys, majorFaults };
     samples.push(s);
-    say(`  ${s.tS.toFixed(0).padStart(5)}  ${(s.bufferedBytes / GB).toFixed(2).padStart(13)}  ${(s.entries / 1e6).toFixed(1).padStart(10)}  ${(s.diskBytes / GB).toFixed(2).padStart(9)}  ${Math.round(s.eventsPerS).toString().padStart(8)}  ${s.cpuUsPerEvent.toFixed(2).padStart(9)}  ${s.majorFaultsPerEvent.toFixed(3).padStart(9)}  ${(s.heapBytes / 1024 ** 2).toFixed(0).padStart(9)}  ${(s.rssBytes / 1024 ** 2).toFixed(0).padStart(8)}${cgroup ? `  ${(s.anonBytes! / 1024 ** 2).toFixed(0).padStart(9)}  ${(s.cacheBytes! / 1024 ** 2).toFixed(0).padStart(10)}` : ''}`);
+    say(`  ${s.tS.toFixed(0).padStart(5)}  ${(s.bufferedBytes / GB).toFixed(2).padStart(13)}  ${(s.entries / 1e6).toFixed(1).padStart(10)}  ${(s.diskBytes / GB).toFixed(2).padStart(9)}  ${Math.round(s.eventsPerS).toString().padStart(8)}  ${s.cpuUsPerEvent.toFixed(2).padStart(9)}  ${(100 * s.sysShare).toFixed(0).padStart(4)}  ${s.busyCores.toFixed(2).padStart(5)}  ${s.majorFaultsPerEvent.toFixed(3).padStart(9)}  ${(s.heapBytes / 1024 ** 2).toFixed(0).padStart(9)}  ${(s.rssBytes / 1024 ** 2).toFixed(0).padStart(8)}${cgroup ? `  ${(s.anonBytes! / 1024 ** 2).toFixed(0).padStart(9)}  ${(s.cacheBytes! / 1024 ** 2).toFixed(0).padStart(10)}` : ''}`);
     if (s.bufferedBytes >= TARGET_BYTES) break;
   }
   if (exited) throw new Error(`the node exited early (${child.signalCode ?? `code ${child.exitCode}`}${child.signalCode === 'SIGKILL' && cgroup ? ': killed, likely by the cgroup\'s OOM killer' : ''}); see its log above`);
