@@ -56,15 +56,21 @@ export function bucketMsFor(cfg: Config): number {
   return cfg.bucketMs ?? Math.min(30_000, Math.max(1_000, Math.round((cfg.upperMs - cfg.lowerMs) / 20)));
 }
 
+const FROZEN_GROUPS_PER_WINDOW = 4;
+
 /**
  * Slices per frozen group of the lmdb store (src/state/frozen.ts): a sealed slice behind the
- * watermark leaves the key index for its group's compact table. About 16 groups per
- * window (lower..upper plus max-delay), so that a probe looks at ~16 group tables, within 4..512
- * slices per group.
+ * watermark leaves the key index for its group's compact table, and a probe walks one table per
+ * group its range overlaps. About 4 groups per window (lower..upper plus max-delay), within 4..512
+ * slices per group (a 24 h window: 512 slices of 30 s, ~6 groups). Measured on a full 24 h window
+ * (`run` with the generator, 25M events, 200 events/s of event time): 16 groups per window cost
+ * each worker 1.72–1.76 µs per event, 8 groups 1.61, 6 groups 1.55–1.60. Larger groups hold their
+ * expired entries longer (a group's table goes with its last live part): ~+7 % of anonymous memory
+ * at 3 GiB buffered.
  */
 export function freezeGroupSlicesFor(cfg: Config): number {
   const spanMs = cfg.upperMs - cfg.lowerMs + cfg.maxDelayMs;
-  return Math.min(512, Math.max(4, Math.round(spanMs / 16 / bucketMsFor(cfg))));
+  return Math.min(512, Math.max(4, Math.round(spanMs / FROZEN_GROUPS_PER_WINDOW / bucketMsFor(cfg))));
 }
 
 /**
