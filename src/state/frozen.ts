@@ -11,9 +11,9 @@
  * entries [hash][part · side · first run] at load ≤ 0.7, about 11 bytes per (key, side, slice). A
  * probe asks each group its range overlaps for the slices holding its key (one table walk per
  * group, usually one cache line) and merges them, by slice, with the key index's chain of the
- * unfrozen slices. G is chosen by the engine so that a window spans about 16 groups: a probe of a
- * 24 h window pays ~16 table walks instead of 2,880 bucket look-ups (and only the side with the
- * long range pays them).
+ * unfrozen slices. G is chosen by the engine so that a window spans about 4 groups, at most 512
+ * slices each (engine/setup.ts): a probe of a 24 h window pays ~6 table walks instead of 2,880
+ * bucket look-ups (and only the side with the long range pays them).
  *
  * Slices freeze for memory: while the sealed slices in the key index would take more than their
  * budget (half the store's memory budget, at ~75 bytes per entry), the oldest sealed slices behind
