@@ -8,13 +8,14 @@
  *
  * Prints events/s, CPU µs per event (per thread), peak buffered entries and bytes, and the speed-up
  * over real time (event time covered / wall time). The data is generated once and cached under
- * $TMPDIR/joinery-backfill-bench/ (NDJSON, then the Parquet twin written by `gen` from the same seed).
+ * $TMPDIR/joinery-backfill-bench/, keyed by the gen flags and the generator's code (NDJSON, then the Parquet twin written by `gen` from the same seed).
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { genCacheKey } from './gen-cache.js';
 
 const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'joinery.js');
 const args = process.argv.slice(2);
@@ -37,7 +38,7 @@ const rate = events / (hours * 3600);
 const GEN = ['--events', String(events), '--gen-profiles', '1000000', '--gen-profile-skew', '0.5', '--gen-titles', '20000', '--gen-title-skew', '1.0',
   '--gen-play-prob', '0.2565', '--gen-duplicates', '0', '--gen-event-time-rate', rate.toFixed(4)];
 const JOIN = ['--lower', '-2m', '--upper', '1h', '--max-delay', '30s', '--join', 'inner', '--workers', '2'];
-const dir = path.join(os.tmpdir(), 'joinery-backfill-bench', `${events}-${hours}h`);
+const dir = path.join(os.tmpdir(), 'joinery-backfill-bench', `${events}-${hours}h-${genCacheKey(GEN)}`);
 
 async function data(ext: 'ndjson' | 'parquet'): Promise<[string, string]> {
   const L = path.join(dir, `L.${ext}`), R = path.join(dir, `R.${ext}`);

@@ -25,11 +25,11 @@
  * Exit 0 when every run succeeded and the pair counts agree; 1 otherwise; 2 on usage errors.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { genCacheKey } from './gen-cache.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BIN = path.join(root, 'bin', 'joinery.js');
@@ -88,8 +88,7 @@ const lines = (f: string) => { let n = 0; const b = fs.readFileSync(f); for (let
 
 /** Generate the data set into its cache directory unless it is there (written under a temp name, renamed when complete). */
 function dataSet(): { L: string; R: string; events: number } {
-  const genCode = fs.readFileSync(path.join(root, 'dist', 'src', 'source', 'generator.js'));
-  const hash = createHash('sha256').update(JSON.stringify(REALISTIC_GEN)).update(genCode).digest('hex').slice(0, 12);
+  const hash = genCacheKey(REALISTIC_GEN);
   const dir = path.resolve(opt('data', path.join(os.tmpdir(), 'joinery-peers-data', hash)));
   const L = path.join(dir, 'impressions.ndjson'), R = path.join(dir, 'plays.ndjson'), done = path.join(dir, 'complete.json');
   if (!fs.existsSync(done)) {
