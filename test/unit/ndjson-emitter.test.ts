@@ -12,7 +12,10 @@ test('pair and unmatched lines: verbatim record bytes, exact id/key digits, time
   const e = new NdjsonEmitter(['json', 'json']);
   const left = ' {"eventId":"i-1","profileId":9007199254740993, "x":"é\\u0041"} ';
   const right = '{"big":' + 'x'.repeat(0) + '123456789012345678901234567890}';
-  const times = [0, -0, 1767225600003, 2 ** 53 - 1, 2 ** 53, -5, 1.5, 1e21, 9];
+  // around the writer's split at 10^8 (a low half with leading zeros), the year 2100, and what
+  // takes String(): negatives, fractions, unsafe integers
+  const times = [0, -0, 1767225600003, 2 ** 53 - 1, 2 ** 53, -5, 1.5, 1e21, 9, 99_999_999, 100_000_000, 100_000_001,
+    1_200_000_000_007, 123_456_789_000_000, 4_102_444_800_000, 10 ** 15];
   for (const t of times) e.pair(u('[9007199254740993,"a"]'), u('"i-1"'), t, u(left), u('18446744073709551615'), t, u(right));
   e.unmatched(0, u('[1]'), u('"i"'), 42, u('{"a":1}'));
   e.unmatched(1, u('[1]'), u('"p"'), 43, u('{"b":2}'));
