@@ -1,9 +1,9 @@
 /**
  * The cache key of a data set the benches generate once with `joinery gen` and keep under $TMPDIR:
  * the gen flags plus the compiled code that decides the bytes (the generator, the gen command, the
- * FlatBuffers and Parquet writers). Keyed by the flags alone, a cache made by an older `gen` was
- * used silently after a change to its output (session 20 fixed a `gen` that lost the last events of
- * one side; the caches made before the fix were still picked up).
+ * FlatBuffers writer; Parquet is written in the gen command). Keyed by the flags alone, a cache made
+ * by an older `gen` was used silently after a change to its output: when a `gen` that lost the last
+ * events of one side was fixed, the caches made before the fix were still picked up.
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
