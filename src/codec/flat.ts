@@ -266,8 +266,8 @@ export function numberText(n: number): string {
   return Number.isFinite(n) ? String(n) : 'null';
 }
 
-/** Writes the canonical text of an integer 0 ≤ n < 2^32 (a u16/u32 field) at out[o…). */
-function writeUint(out: Uint8Array, o: number, n: number): number {
+/** Writes the canonical text of an integer 0 ≤ n < 2^32 (a u16/u32 field) at out[o…); returns the end (past out's length: nothing written). */
+export function writeUint(out: Uint8Array, o: number, n: number): number {
   // Comparisons and `>>> 0` (n < 2^32): a loop of Math.floor divisions was the router's second cost.
   const digits = n < 100000
     ? (n < 10 ? 1 : n < 100 ? 2 : n < 1000 ? 3 : n < 10000 ? 4 : 5)

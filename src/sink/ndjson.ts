@@ -1,4 +1,4 @@
-import { flatJsonBound, writeFlatJson, type FlatTable } from '../codec/flat.js';
+import { flatJsonBound, writeFlatJson, writeUint, type FlatTable } from '../codec/flat.js';
 import { encodeJoined } from '../codec/flat-build.js';
 import type { JoinEmitter } from '../join/join.js';
 import type { Side } from '../state/store.js';
@@ -16,14 +16,6 @@ const P_LEFT_ID = b('{"leftId":'), P_RIGHT_ID = b(',"rightId":'), P_KEY = b(',"k
  *   the JSON record or a FlatBuffers JoinedRecord as the value. See decodeRecordChunk.
  */
 export type OutputFraming = 'ndjson' | 'records-json' | 'records-flatbuffers';
-
-/** The decimal digits of int32 x ≥ 0 at buf[o...]; returns the end. */
-function writeDigits(buf: Uint8Array, o: number, x: number): number {
-  let digits = 1;
-  for (let y = x; y >= 10; y = (y / 10) | 0) digits++;
-  for (let i = o + digits - 1; i >= o; i--) { const q = (x / 10) | 0; buf[i] = 48 + (x - q * 10); x = q; }
-  return o + digits;
-}
 
 /**
  * Builds the output record of docs/architecture.md §2 by concatenation: ids and key are already canonical
@@ -82,12 +74,12 @@ export class NdjsonEmitter implements JoinEmitter {
   }
   private num(n: number): void {
     if (Number.isSafeInteger(n) && n >= 0) { // event times: digits written directly, as String(n) would
-      // In two int32 halves (below 2^53 the high one is < 2^27): int32 division by 10 compiles to a
+      // In two halves below 2^32 (below 2^53 the high one is < 2^27): integer division by 10 compiles to a
       // multiply, where doubles each took a division and a floor (~70 → ~33 ns per event time).
       this.ensure(16);
       const hi = Math.floor(n / 1e8), lo = n - hi * 1e8;
-      if (hi === 0) { this.len = writeDigits(this.buf, this.len, lo); return; }
-      const o = writeDigits(this.buf, this.len, hi);
+      if (hi === 0) { this.len = writeUint(this.buf, this.len, lo); return; }
+      const o = writeUint(this.buf, this.len, hi);
       const buf = this.buf;
       let x = lo | 0;
       for (let i = o + 7; i >= o; i--) { const q = (x / 10) | 0; buf[i] = 48 + (x - q * 10); x = q; }
