@@ -5,6 +5,12 @@
  *       [--systems joinery,joinery-ckpt,kstreams] [--format json|flatbuffers] [--peers DIR] [--brokers HOST:PORT]
  *       [--ceiling] [--json]
  *
+ * A system may name its own thread count as SYSTEM:N (`joinery:1`: one worker; `kstreams:1`: one
+ * stream thread); without it, --workers applies to each. On 2 cores, `joinery:1` (the main thread
+ * and one worker) is joinery's best setting on this path: the main thread carries kafkajs's
+ * fetches and produces and the JSON scan, so a second worker adds a third busy thread (and a third
+ * isolate for V8 to compile for) to two cores.
+ *
  * 1. Starts a broker with tools/kafka/start (stopped at the end), or uses --brokers.
  * 2. Generates the workload once into two 3-partition topics with `joinery gen --brokers`: the
  *    realistic data of the Flink comparison (1M members Zipf 0.5 × 20k titles Zipf 1.0, 4 h of
@@ -61,6 +67,14 @@ const ROUNDS = Number(opt('rounds', '1'));
 const WORKERS = Number(opt('workers', '2'));
 const SYSTEMS = opt('systems', 'joinery,joinery-ckpt,kstreams').split(',');
 const KNOWN = ['joinery', 'joinery-ckpt', 'kstreams'];
+/** `joinery:1` → joinery with 1 worker; a bare name takes --workers. */
+function parseSystem(spec: string): { base: string; threads: number } {
+  const [base, n, ...rest] = spec.split(':');
+  if (!KNOWN.includes(base) || rest.length > 0) usage(`--systems: unknown system ${spec} (known: ${KNOWN.join(', ')}, each optionally :THREADS)`);
+  const threads = n === undefined ? WORKERS : Number(n);
+  if (!Number.isInteger(threads) || threads < 1 || threads > 64) usage(`--systems ${spec}: expected a thread count from 1 to 64 after the colon`);
+  return { base, threads };
+}
 const FORMAT = opt('format', 'json');
 const PEERS = path.resolve(opt('peers', process.env.JOINERY_PEERS ?? ''));
 const BUILD = process.env.PEERS_BUILD ?? '/tmp/joinery-peers';
@@ -69,9 +83,11 @@ const IDLE_MS = 1000;
 if (!Number.isInteger(EVENTS) || EVENTS < 1000) usage('--events: expected a whole number ≥ 1000');
 if (!Number.isInteger(ROUNDS) || ROUNDS < 1) usage('--rounds: expected a whole number ≥ 1');
 if (!Number.isInteger(WORKERS) || WORKERS < 1) usage('--workers: expected a whole number ≥ 1');
-for (const s of SYSTEMS) if (!KNOWN.includes(s)) usage(`--systems: unknown system ${s} (known: ${KNOWN.join(', ')})`);
+const SPECS = new Map(SYSTEMS.map((s) => [s, parseSystem(s)]));
+if (SPECS.size !== SYSTEMS.length) usage('--systems: a system is named twice');
+const isKStreams = (system: string): boolean => SPECS.get(system)!.base === 'kstreams';
 if (FORMAT !== 'json' && FORMAT !== 'flatbuffers') usage('--format: json or flatbuffers');
-if (FORMAT !== 'json' && SYSTEMS.includes('kstreams')) usage('--format flatbuffers: the Kafka Streams job reads JSON values; use --systems joinery');
+if (FORMAT !== 'json' && SYSTEMS.some(isKStreams)) usage('--format flatbuffers: the Kafka Streams job reads JSON values; use --systems joinery');
 
 interface Run {
   system: string; round: number; ok: boolean;
@@ -90,12 +106,14 @@ const say = (s: string): void => { process.stderr.write(`${s}\n`); };
 const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
 
 async function runJoinery(system: string, round: number, brokers: string, brokerPid: number, L: string, R: string, tag: string): Promise<Run> {
-  const out = `bench-out-${tag}-${system}-${round}`;
-  const ckpt = system === 'joinery-ckpt' ? ['--checkpoint-dir', path.join(os.tmpdir(), `joinery-kbench-ckpt-${tag}-${round}`), '--delivery', 'at-least-once'] : [];
+  const name = system.replace(':', '.'); // a topic or group name has no colons
+  const out = `bench-out-${tag}-${name}-${round}`;
+  const { base, threads } = SPECS.get(system)!;
+  const ckpt = base === 'joinery-ckpt' ? ['--checkpoint-dir', path.join(os.tmpdir(), `joinery-kbench-ckpt-${tag}-${name}-${round}`), '--delivery', 'at-least-once'] : [];
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-kbench-'));
   const b0 = brokerPid ? cpuSeconds(brokerPid) : 0, t0 = performance.now();
   const r = spawnSync(process.execPath, [JOINERY, 'run', '--brokers', brokers, '--left', `kafka:${L}`, '--right', `kafka:${R}`, '--format', FORMAT,
-    '--group', `bench-run-${tag}-${system}-${round}`, ...ckpt, '--workers', String(WORKERS), '--state', 'lmdb',
+    '--group', `bench-run-${tag}-${name}-${round}`, ...ckpt, '--workers', String(threads), '--state', 'lmdb',
     '--lower', `${JOIN_WINDOW.lowerMs}ms`, '--upper', `${JOIN_WINDOW.upperMs}ms`, '--max-delay', `${JOIN_WINDOW.maxDelayMs}ms`,
     '--out', `kafka:${out}`, '--exit-when-idle', `${IDLE_MS}ms`, '--state-dir', stateDir, '--json', '--progress', 'off'],
   { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 << 20 });
@@ -120,20 +138,21 @@ async function runJoinery(system: string, round: number, brokers: string, broker
   };
 }
 
-async function runKStreamsOnce(round: number, classpath: string, brokers: string, brokerPid: number, L: string, R: string, tag: string, expectedPairs: number): Promise<Run> {
-  const out = `ks-out-${tag}-${round}`, appId = `ks-${tag}-${round}`;
+async function runKStreamsOnce(system: string, round: number, classpath: string, brokers: string, brokerPid: number, L: string, R: string, tag: string, expectedPairs: number): Promise<Run> {
+  const name = system.replace(':', '.');
+  const out = `ks-out-${tag}-${name}-${round}`, appId = `ks-${tag}-${name}-${round}`;
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kstreams-kbench-'));
   createOutputTopic(classpath, brokers, out, PARTITIONS);
   const b0 = brokerPid ? cpuSeconds(brokerPid) : 0;
   const k = await runKStreams({
     classpath, brokers, leftTopic: L, rightTopic: R, outTopic: out, applicationId: appId, stateDir, outFile: path.join(stateDir, 'out.ndjson'),
-    threads: WORKERS, lowerMs: JOIN_WINDOW.lowerMs, upperMs: JOIN_WINDOW.upperMs, graceMs: JOIN_WINDOW.maxDelayMs, expectedPairs, timeoutS: 1800,
+    threads: SPECS.get(system)!.threads, lowerMs: JOIN_WINDOW.lowerMs, upperMs: JOIN_WINDOW.upperMs, graceMs: JOIN_WINDOW.maxDelayMs, expectedPairs, timeoutS: 1800,
   });
   const brokerS = brokerPid ? cpuSeconds(brokerPid) - b0 : NaN;
   fs.rmSync(stateDir, { recursive: true, force: true });
   await dropTopics(brokers, [out], [`${appId}-`]);
   return {
-    system: 'kstreams', round, ok: k.ok, events: k.events, pairs: k.pairs,
+    system, round, ok: k.ok, events: k.events, pairs: k.pairs,
     eventsPerSec: k.events / k.jobSeconds,
     cpuUsPerEvent: (k.cpuSeconds * 1e6) / k.events,
     jobUsPerEvent: ((k.cpuSeconds - k.readerCpuSeconds) * 1e6) / k.events,
@@ -164,7 +183,7 @@ const tag = Date.now().toString(36);
 const L = `bench-imp-${tag}`, R = `bench-play-${tag}`;
 let exitCode = 0;
 try {
-  const classpath = SYSTEMS.includes('kstreams') ? buildKStreamsJob(PEERS, BUILD) : '';
+  const classpath = SYSTEMS.some(isKStreams) ? buildKStreamsJob(PEERS, BUILD) : '';
   say(`kafka-bench: ${fmt(EVENTS)} events (${FORMAT}) into ${L}/${R} (${PARTITIONS} partitions each) on ${broker.brokers}; load average ${loadAverage()}`);
   genTopics(broker.brokers, L, R, PARTITIONS, FORMAT as 'json', EVENTS);
   if (argv.includes('--ceiling')) await ceiling(broker.brokers, L, R, tag);
@@ -175,10 +194,10 @@ try {
     // joinery first in odd rounds (its pair count then tells Kafka Streams when it is done)
     const order = round % 2 === 1 ? SYSTEMS : [...SYSTEMS].reverse();
     for (const system of order) {
-      const r = system !== 'kstreams'
+      const r = !isKStreams(system)
         ? await runJoinery(system, round, broker.brokers, broker.pid, L, R, tag)
-        : await runKStreamsOnce(round, classpath, broker.brokers, broker.pid, L, R, tag, expectedPairs);
-      if (system !== 'kstreams' && expectedPairs < 0) expectedPairs = r.pairs;
+        : await runKStreamsOnce(system, round, classpath, broker.brokers, broker.pid, L, R, tag, expectedPairs);
+      if (!isKStreams(system) && expectedPairs < 0) expectedPairs = r.pairs;
       runs.push(r);
       say(`${describe(r)}; load average ${loadAverage()}`);
     }
@@ -188,8 +207,9 @@ try {
   const agree = pairCounts.size === 1 && runs.every((r) => r.ok);
   if (!agree) exitCode = 1;
   const med = (system: string, f: (r: Run) => number | undefined): number => median(runs.filter((r) => r.system === system).map(f).filter((x): x is number => x !== undefined));
-  const summary: Record<string, unknown> = { events: EVENTS, format: FORMAT, rounds: ROUNDS, workers: WORKERS, pairs: [...pairCounts], pairsAgree: agree, loadAverage: loadAverage(), runs };
-  say(`\nmedians of ${ROUNDS} round(s), ${WORKERS} workers / stream threads; pairs ${agree ? `agree (${fmt(runs[0].pairs)})` : `DIFFER: ${[...pairCounts].join(' vs ')}`}`);
+  const threads = Object.fromEntries([...SPECS].map(([s, v]) => [s, v.threads]));
+  const summary: Record<string, unknown> = { events: EVENTS, format: FORMAT, rounds: ROUNDS, threads, pairs: [...pairCounts], pairsAgree: agree, loadAverage: loadAverage(), runs };
+  say(`\nmedians of ${ROUNDS} round(s); threads (joinery: workers beside the main thread; Kafka Streams: stream threads): ${SYSTEMS.map((s) => `${s} ${threads[s]}`).join(', ')}; pairs ${agree ? `agree (${fmt(runs[0].pairs)})` : `DIFFER: ${[...pairCounts].join(' vs ')}`}`);
   for (const system of SYSTEMS) {
     const m = {
       eventsPerSec: med(system, (r) => r.eventsPerSec), cpuUsPerEvent: med(system, (r) => r.cpuUsPerEvent),
@@ -197,17 +217,18 @@ try {
     };
     summary[system] = m;
     say(`  ${system}: ${fmt(m.eventsPerSec)} events/s, ${m.cpuUsPerEvent.toFixed(2)} µs CPU/event` +
-      (system !== 'kstreams' ? ` (main thread ${m.mainUsPerEvent.toFixed(2)})` : ` (${m.jobUsPerEvent.toFixed(2)} without the output reader)`) +
+      (!isKStreams(system) ? ` (main thread ${m.mainUsPerEvent.toFixed(2)})` : ` (${m.jobUsPerEvent.toFixed(2)} without the output reader)`) +
       `, broker ${m.brokerUsPerEvent.toFixed(2)} µs/event`);
   }
-  const k = summary.kstreams as { eventsPerSec: number; jobUsPerEvent: number; brokerUsPerEvent: number } | undefined;
-  for (const system of SYSTEMS) {
-    if (system === 'kstreams' || !k) continue;
-    const j = summary[system] as { eventsPerSec: number; cpuUsPerEvent: number; brokerUsPerEvent: number };
-    const ratio = { eventsPerSec: j.eventsPerSec / k.eventsPerSec, cpuPerEvent: k.jobUsPerEvent / j.cpuUsPerEvent,
-      cpuPerEventWithBroker: (k.jobUsPerEvent + k.brokerUsPerEvent) / (j.cpuUsPerEvent + j.brokerUsPerEvent) };
-    summary[`ratio:${system}`] = ratio;
-    say(`  ${system} / Kafka Streams: ${ratio.eventsPerSec.toFixed(1)}× the events/s, ${ratio.cpuPerEvent.toFixed(1)}× less CPU per event (${ratio.cpuPerEventWithBroker.toFixed(1)}× with the broker's)`);
+  for (const ks of SYSTEMS.filter(isKStreams)) {
+    const k = summary[ks] as { eventsPerSec: number; jobUsPerEvent: number; brokerUsPerEvent: number };
+    for (const system of SYSTEMS.filter((x) => !isKStreams(x))) {
+      const j = summary[system] as { eventsPerSec: number; cpuUsPerEvent: number; brokerUsPerEvent: number };
+      const ratio = { eventsPerSec: j.eventsPerSec / k.eventsPerSec, cpuPerEvent: k.jobUsPerEvent / j.cpuUsPerEvent,
+        cpuPerEventWithBroker: (k.jobUsPerEvent + k.brokerUsPerEvent) / (j.cpuUsPerEvent + j.brokerUsPerEvent) };
+      summary[`ratio:${system}/${ks}`] = ratio;
+      say(`  ${system} / ${ks}: ${ratio.eventsPerSec.toFixed(1)}× the events/s, ${ratio.cpuPerEvent.toFixed(1)}× less CPU per event (${ratio.cpuPerEventWithBroker.toFixed(1)}× with the broker's)`);
+    }
   }
   if (argv.includes('--json')) process.stdout.write(`${JSON.stringify(summary)}\n`);
 } catch (e) {
