@@ -14,6 +14,7 @@ import {
   checkName, manifestIdsOf, manifestName,
   type CheckpointStorage, type PublishedFile, type Sealer, type StagedFile,
 } from './storage.js';
+import { mkdirs } from '../core/mkdirs.js';
 
 interface Shared {
   objects: Map<string, Buffer>;
@@ -50,7 +51,7 @@ export class MemoryStorage implements CheckpointStorage {
   private scratch(sub: string): string {
     this.shared.scratch ??= fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-memory-storage-'));
     const dir = path.join(this.shared.scratch, sub);
-    fs.mkdirSync(dir, { recursive: true });
+    mkdirs(dir);
     return dir;
   }
 

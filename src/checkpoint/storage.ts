@@ -23,6 +23,7 @@ import { lockDir } from '../core/dirlock.js';
 import { JoineryError } from '../core/errors.js';
 import { injectedFault } from './faults.js';
 import type { SealedFile } from './tasks.js';
+import { mkdirs } from '../core/mkdirs.js';
 
 /** How another thread opens the same storage (openStorage): plain data, it crosses threads. */
 export type StorageDescriptor = { kind: 'local'; dir: string };
@@ -153,8 +154,8 @@ export class LocalDirStorage implements CheckpointStorage {
   private ensure(probe = false): void {
     if (this.ready && !probe) return;
     try {
-      fs.mkdirSync(this.manifestDir, { recursive: true });
-      fs.mkdirSync(this.dataDir, { recursive: true });
+      mkdirs(this.manifestDir);
+      mkdirs(this.dataDir);
       if (probe) {
         const p = path.join(this.location, `.write-test-${process.pid}`);
         fs.writeFileSync(p, '');

@@ -12,6 +12,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { JoineryError } from './errors.js';
+import { mkdirs } from './mkdirs.js';
 
 export const LOCK_FILE = '.joinery.lock';
 
@@ -76,7 +77,7 @@ function releaseAll(): void {
 export function lockDir(dir: string, flag: string): void {
   let created: boolean;
   try {
-    created = fs.mkdirSync(dir, { recursive: true }) !== undefined;
+    created = mkdirs(dir) !== undefined;
   } catch (e) {
     throw new JoineryError('E_OUTPUT', `${flag} ${dir} is not writable: ${(e as Error).message}`);
   }

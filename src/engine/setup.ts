@@ -9,6 +9,7 @@ import { filePathOfSpec, type SinkEndpoint } from '../config/endpoints.js';
 import type { Config } from '../config/schema.js';
 import { JoineryError } from '../core/errors.js';
 import type { Side } from '../state/store.js';
+import { mkdirs } from '../core/mkdirs.js';
 
 export type InputFormats = ['json' | 'flatbuffers', 'json' | 'flatbuffers'];
 
@@ -39,7 +40,7 @@ export function makeExtractors(cfg: Config, formats: InputFormats) {
 /** Prepare the state directory: create it, prove it is writable, and clear old worker environments. */
 export function prepareStateDir(dir: string): void {
   try {
-    fs.mkdirSync(dir, { recursive: true });
+    mkdirs(dir);
     const probe = path.join(dir, `.write-test-${process.pid}`);
     fs.writeFileSync(probe, '');
     fs.rmSync(probe);

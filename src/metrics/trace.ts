@@ -8,6 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PerformanceObserver } from 'node:perf_hooks';
+import { mkdirs } from '../core/mkdirs.js';
 
 export const TRACE_DIR = process.env.JOINERY_TRACE || '';
 
@@ -48,7 +49,7 @@ export class TraceTable {
     const w = this.columns.length;
     const lines = [this.columns.join('\t')];
     for (let i = 0; i < this.n; i++) lines.push(Array.from(this.rows.subarray(i * w, i * w + w), (v) => +v.toFixed(3)).join('\t'));
-    fs.mkdirSync(TRACE_DIR, { recursive: true });
+    mkdirs(TRACE_DIR);
     fs.writeFileSync(path.join(TRACE_DIR, `${this.name}.tsv`), lines.join('\n') + '\n');
     // kind (perf_hooks constants): 1 scavenge (minor), 4 mark-compact (major), 8 incremental marking, 16 weak callbacks.
     const g = ['start\tms\tkind'];

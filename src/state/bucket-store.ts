@@ -150,6 +150,7 @@ import { ClassStat } from './open-slice.js';
 import { PendingLog } from './pending-log.js';
 import { Sealer } from './sealer.js';
 import type { Buffered, DeferredLog, DeferredSink, Side, StateStore } from './store.js';
+import { mkdirs } from '../core/mkdirs.js';
 
 export interface BucketStoreOptions {
   /**
@@ -223,7 +224,7 @@ export class BucketStore implements StateStore {
     if (!(Number.isInteger(freezeGroupSlices) && freezeGroupSlices >= 0)) {
       throw new JoineryError('E_STATE', `freezeGroupSlices must be a whole number ≥ 0, got ${freezeGroupSlices}`);
     }
-    fs.mkdirSync(dir, { recursive: true });
+    mkdirs(dir);
     // Nothing survives a reopen (open slices were in memory): start from an empty environment.
     for (const f of ['data.mdb', 'lock.mdb']) fs.rmSync(path.join(dir, f), { force: true });
     const lz4AboveBytes = options.lz4AboveBytes ?? Infinity;

@@ -58,6 +58,7 @@ import * as fs from 'node:fs';
 import { openEnv, type Database, type RootDatabase } from './lmdb.js';
 import { JoineryError } from '../core/errors.js';
 import type { Buffered, Side, StateStore } from './store.js';
+import { mkdirs } from '../core/mkdirs.js';
 
 export interface LmdbStoreOptions {
   /** Initial LMDB map size in bytes; lmdb-js grows it as needed. Default 256 MiB. */
@@ -130,7 +131,7 @@ export class LmdbStore implements StateStore {
     if (!(Number.isInteger(bits) && bits >= 1 && bits <= 28)) {
       throw new JoineryError('E_STATE', `filterBits must be an integer in 1..28, got ${bits}`);
     }
-    fs.mkdirSync(dir, { recursive: true });
+    mkdirs(dir);
     this.root = openEnv({
       path: dir,
       noSubdir: false,
