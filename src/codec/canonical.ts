@@ -69,32 +69,37 @@ function layOut(d: string, n: number): string {
 
 /** True when bytes[s, e) are well-formed UTF-8 (no overlong forms, no surrogates, ≤ U+10FFFF). */
 export function isWellFormedUtf8(b: Uint8Array, s: number, e: number): boolean {
+  return utf8ErrorAt(b, s, e) < 0;
+}
+
+/** Where bytes[s, e) stop being well-formed UTF-8 (the first byte of the bad sequence), or −1 when they are. */
+export function utf8ErrorAt(b: Uint8Array, s: number, e: number): number {
   let p = s;
   while (p < e) {
     const c = b[p];
     if (c < 0x80) { p++; continue; }
     if (c >= 0xc2 && c <= 0xdf) {
-      if (p + 1 >= e || (b[p + 1] & 0xc0) !== 0x80) return false;
+      if (p + 1 >= e || (b[p + 1] & 0xc0) !== 0x80) return p;
       p += 2;
     } else if (c >= 0xe0 && c <= 0xef) {
-      if (p + 2 >= e) return false;
+      if (p + 2 >= e) return p;
       const c1 = b[p + 1];
-      if ((c1 & 0xc0) !== 0x80 || (b[p + 2] & 0xc0) !== 0x80) return false;
-      if (c === 0xe0 && c1 < 0xa0) return false; // overlong
-      if (c === 0xed && c1 >= 0xa0) return false; // surrogate
+      if ((c1 & 0xc0) !== 0x80 || (b[p + 2] & 0xc0) !== 0x80) return p;
+      if (c === 0xe0 && c1 < 0xa0) return p; // overlong
+      if (c === 0xed && c1 >= 0xa0) return p; // surrogate
       p += 3;
     } else if (c >= 0xf0 && c <= 0xf4) {
-      if (p + 3 >= e) return false;
+      if (p + 3 >= e) return p;
       const c1 = b[p + 1];
-      if ((c1 & 0xc0) !== 0x80 || (b[p + 2] & 0xc0) !== 0x80 || (b[p + 3] & 0xc0) !== 0x80) return false;
-      if (c === 0xf0 && c1 < 0x90) return false; // overlong
-      if (c === 0xf4 && c1 >= 0x90) return false; // > U+10FFFF
+      if ((c1 & 0xc0) !== 0x80 || (b[p + 2] & 0xc0) !== 0x80 || (b[p + 3] & 0xc0) !== 0x80) return p;
+      if (c === 0xf0 && c1 < 0x90) return p; // overlong
+      if (c === 0xf4 && c1 >= 0x90) return p; // > U+10FFFF
       p += 4;
     } else {
-      return false;
+      return p;
     }
   }
-  return true;
+  return -1;
 }
 
 const encoder = new TextEncoder();

@@ -288,6 +288,7 @@ export class FlatExtractor implements Extractor {
   error = '';
   keyLen = 0;
   idLen = 0;
+  readonly lead = 0;
   private readonly keyDescs: FieldDesc[];
   private readonly timeDesc: FieldDesc;
   private readonly idDesc: FieldDesc;

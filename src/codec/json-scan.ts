@@ -93,6 +93,8 @@ for (const c of '0123456789abcdefABCDEF') HEX[c.charCodeAt(0)] = 1;
  * left in `lastFlags`.
  */
 let lastFlags = 0;
+/** The flags of every string of the record being scanned, together (reset by scan). */
+let recordFlags = 0;
 
 function skipWs(b: Uint8Array, p: number, e: number): number {
   while (p < e) {
@@ -125,6 +127,7 @@ function scanString(b: Uint8Array, p: number, e: number): number {
     }
   }
   lastFlags = f;
+  recordFlags |= f;
   return p;
 }
 
@@ -280,10 +283,16 @@ export class JsonFieldScanner {
    * Scans the record bytes[start, end). False when it is not valid JSON or not an object
    * (`notObject` tells which); otherwise the targets hold what was found.
    */
+  /** After scan(): a string of the record held a byte ≥ 0x80 (the only place valid JSON can hold one). */
+  get nonAscii(): boolean {
+    return (recordFlags & VF.NonAscii) !== 0;
+  }
+
   scan(bytes: Uint8Array, start: number, end: number): boolean {
     const type = this.type;
     for (let i = 0; i < type.length; i++) type[i] = VT.Missing;
     this.notObject = false;
+    recordFlags = 0;
     if (bytes !== this.b || this.dv.byteLength !== bytes.byteLength) { // (a view of a resizable buffer may grow)
       this.b = bytes;
       this.dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);

@@ -4,7 +4,7 @@
  * straight into its scratch buffer, and the record itself travels on as the original bytes and is
  * written to the output verbatim, so nothing is re-serialised.
  */
-import { canonicalNumberText, isWellFormedUtf8, writeBytes, writeText } from './canonical.js';
+import { canonicalNumberText, isWellFormedUtf8, utf8ErrorAt, writeBytes, writeText } from './canonical.js';
 import { JsonFieldScanner, VF, VT } from './json-scan.js';
 
 export interface Extractor {
@@ -17,6 +17,11 @@ export interface Extractor {
    */
   keyLen: number;
   idLen: number;
+  /**
+   * After a successful extract: bytes at the record's start that are not part of its value (the
+   * UTF-8 byte order mark a JSON record may start with); its payload begins after them.
+   */
+  lead: number;
   /** Reads key, time and id of the record bytes[start, end); false with `error` set when it cannot. */
   extract(bytes: Uint8Array, start: number, end: number, out: Uint8Array): boolean;
 }
@@ -106,6 +111,7 @@ export class JsonExtractor implements Extractor {
   error = '';
   keyLen = 0;
   idLen = 0;
+  lead = 0;
   private readonly scanner: JsonFieldScanner;
   private readonly nKeys: number;
   private readonly timeTarget: number;
@@ -133,6 +139,16 @@ export class JsonExtractor implements Extractor {
       this.error = `not JSON: ${parseError(bytes, start, end)}`;
       return false;
     }
+    // Bytes ≥ 0x80 lie only in strings; the rare record holding any is checked as UTF-8 (its payload
+    // is copied into the output as it is, and a stray byte there would make the output line unreadable).
+    if (sc.nonAscii) {
+      const u = notUtf8(bytes, start, end);
+      if (u !== null) {
+        this.error = u;
+        return false;
+      }
+    }
+    this.lead = bytes[start] === 0xef && end - start >= 3 && bytes[start + 1] === 0xbb && bytes[start + 2] === 0xbf ? 3 : 0;
     let o = 0;
     if (out.length > 0) out[0] = 91; // [
     o = 1;
@@ -211,6 +227,17 @@ function parseError(bytes: Uint8Array, start: number, end: number): string {
   return 'not accepted by the field scanner'; // never expected: the tests hold the scanner to JSON.parse
 }
 
+/**
+ * The refusal of a record whose bytes are not UTF-8, or null. JSON text is UTF-8 (RFC 8259 §8.1);
+ * JSON.parse after a lenient decode would take such a record with U+FFFD in place of the bad
+ * bytes, but joinery copies a record's bytes into its output as they are, so the output line
+ * would not be UTF-8 (nor readable JSON) either.
+ */
+function notUtf8(bytes: Uint8Array, start: number, end: number): string | null {
+  const bad = utf8ErrorAt(bytes, start, end);
+  return bad < 0 ? null : `not UTF-8: byte 0x${bytes[bad].toString(16).padStart(2, '0')} at offset ${bad - start} of the record does not begin a well-formed UTF-8 sequence`;
+}
+
 function path(field: string): string[] {
   return field.split('.');
 }
@@ -234,6 +261,7 @@ export class ParsingJsonExtractor implements Extractor {
   error = '';
   keyLen = 0;
   idLen = 0;
+  lead = 0;
   keyText = '';
   idText = '';
   private readonly keyPaths: string[][];
@@ -255,6 +283,11 @@ export class ParsingJsonExtractor implements Extractor {
     }
     if (rec === null || typeof rec !== 'object' || Array.isArray(rec)) {
       this.error = 'not a JSON object';
+      return false;
+    }
+    const u = notUtf8(bytes, start, end);
+    if (u !== null) {
+      this.error = u;
       return false;
     }
     let key = '[';

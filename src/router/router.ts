@@ -295,7 +295,8 @@ export class Router {
         this.reject('dead', b, i, `key and id take ${keyLen + idLen} bytes (limit ${MAX_KEY_ID_BYTES})`, data.subarray(start, end));
         continue;
       }
-      const payloadLen = end - start;
+      const payloadStart = start + ex.lead; // after a byte order mark, which is not JSON inside the output line
+      const payloadLen = end - payloadStart;
       const bodyLen = EVENT_HEADER_BYTES + keyLen + idLen + payloadLen;
       const w0 = this.rings[0];
       if (bodyLen > w0.maxFrameBytes) {
@@ -307,8 +308,8 @@ export class Router {
       const w = this.owner[kg];
       const ring = this.rings[w];
       const off = this.spills ? -1 : ring.reserve(bodyLen);
-      if (off < 0) { c.full(w, bodyLen, ts, hash, kg, keyLen, idLen, start, payloadLen); return i; }
-      this.writeEvent(ring, off, c, ts, hash, kg, keyLen, idLen, start, payloadLen);
+      if (off < 0) { c.full(w, bodyLen, ts, hash, kg, keyLen, idLen, payloadStart, payloadLen); return i; }
+      this.writeEvent(ring, off, c, ts, hash, kg, keyLen, idLen, payloadStart, payloadLen);
     }
     return count;
   }

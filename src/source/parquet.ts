@@ -82,6 +82,7 @@ class ColumnExtractor implements Extractor {
   error = '';
   keyLen = 0;
   idLen = 0;
+  readonly lead = 0;
   readonly tsOf = new Float64Array(MAX_RECORDS);
   readonly keyLens = new Uint32Array(MAX_RECORDS);
   readonly idLens = new Uint32Array(MAX_RECORDS);

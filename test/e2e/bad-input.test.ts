@@ -91,3 +91,23 @@ test('unknown flags and bad values exit 2 naming the flag', async () => {
   assert.equal(r3.code, 0);
   assert.match(r3.stdout, /--max-delay DUR/);
 });
+
+test('a byte order mark before the first record and a record that is not UTF-8: every output line is readable JSON, the bad record a dead letter', async () => {
+  const l = path.join(tmp, 'bom-l.ndjson'), r = path.join(tmp, 'bom-r.ndjson');
+  const badUtf8 = Buffer.concat([Buffer.from('{"eventId":"i2","profileId":1,"titleId":2,"ts":1000,"device":"'), Buffer.from([0xff, 0xfe]), Buffer.from('"}\n')]);
+  fs.writeFileSync(l, Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(imp('i1', 1000) + '\n'), badUtf8, Buffer.from(imp('i3', 1001) + '\n')]));
+  fs.writeFileSync(r, play('p1', 1500) + '\n');
+  const dead = path.join(tmp, 'bom-dead.ndjson'), out = path.join(tmp, 'bom-out.ndjson');
+  const res = await joinery(['run', '--left', `file:${l}`, '--right', `file:${r}`, '--state-dir', path.join(tmp, 'state'), '--join', 'full',
+    '--out', `file:${out}`, '--dead-letter', `file:${dead}`, '--json']);
+  assert.equal(res.code, 0, res.stderr);
+  const s = JSON.parse(res.stdout.trim().split('\n').pop()!);
+  assert.equal(s.pairs, 2);
+  assert.equal(s.deadLettered, 1);
+  const lines = fs.readFileSync(out).toString('utf8').trim().split('\n');
+  const rows = lines.map((x) => JSON.parse(x) as { left?: { eventId: string } });
+  assert.deepEqual(rows.map((x) => x.left?.eventId).sort(), ['i1', 'i3']);
+  const d = JSON.parse(fs.readFileSync(dead, 'utf8').trim()) as { position: number; error: string };
+  assert.equal(d.position, 2);
+  assert.match(d.error, /not UTF-8: byte 0xff at offset 62/);
+});

@@ -271,13 +271,33 @@ test('hand-written adversarial records: same outcome and error text as JSON.pars
   ]) compare(g, enc.encode(c), true);
 });
 
-test('invalid UTF-8 inside strings is replaced as the text decoder replaces it; outside strings the record is refused', () => {
+test('invalid UTF-8 inside strings is refused, naming the byte; outside strings the record is not JSON', () => {
   const f: [string[], string, string] = [['k'], 'ts', 'id'];
-  const parts = (k: number[]) => Uint8Array.from([...enc.encode('{"k":"'), ...k, ...enc.encode('","ts":1,"id":"\u00e9"}')]);
+  const parts = (k: number[], name = 'k') => Uint8Array.from([...enc.encode(`{"${name}":"`), ...k, ...enc.encode('","ts":1,"id":"\u00e9"}')]);
+  const x = new JsonExtractor(...f);
   for (const bad of [[0xff], [0xc3], [0xc3, 0x28], [0xe2, 0x82], [0xed, 0xa0, 0x80], [0xf0, 0x9f, 0x98], [0xc0, 0xaf], [0xf4, 0x90, 0x80, 0x80], [0x80, 0x61]]) {
-    compare(f, parts(bad), true);
+    assert.equal(compare(f, parts(bad), true), false);
+    assert.equal(x.extract(parts(bad), 0, parts(bad).length, out), false);
+    assert.equal(x.error, `not UTF-8: byte 0x${bad[0].toString(16)} at offset 6 of the record does not begin a well-formed UTF-8 sequence`);
+    // in a field nobody asked for, or in a member name, all the same: the record's bytes go into the output
+    assert.equal(x.extract(parts(bad, 'other'), 0, parts(bad, 'other').length, out), false);
+    assert.match(x.error, /^not UTF-8/);
   }
-  compare(f, Uint8Array.from([...enc.encode('{"k":1,"ts":1,"id":2}'), 0xff]), true);
+  for (const good of [[0xc3, 0xa9], [0xe2, 0x82, 0xac], [0xf0, 0x9f, 0x98, 0x80], [0xef, 0xbb, 0xbf]]) assert.equal(compare(f, parts(good), true), true);
+  assert.equal(compare(f, Uint8Array.from([...enc.encode('{"k":1,"ts":1,"id":2}'), 0xff]), true), false);
+  x.extract(Uint8Array.from([...enc.encode('{"k":1,"ts":1,"id":2}'), 0xff]), 0, 22, out);
+  assert.match(x.error, /^not JSON/);
+});
+
+test('a record starting with a byte order mark: read, and its payload starts after the mark (lead)', () => {
+  const x = new JsonExtractor(['k'], 'ts', 'id');
+  const rec = Uint8Array.from([0xef, 0xbb, 0xbf, ...enc.encode('{"k":1,"ts":5,"id":2}')]);
+  assert.equal(x.extract(rec, 0, rec.length, out), true, x.error);
+  assert.equal(x.lead, 3);
+  assert.equal(x.ts, 5);
+  const plain = enc.encode('{"k":1,"ts":5,"id":2}');
+  assert.equal(x.extract(plain, 0, plain.length, out), true);
+  assert.equal(x.lead, 0);
 });
 
 test('key and id numbers keep their exact digits; equal values share one text', () => {
