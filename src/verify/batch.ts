@@ -169,14 +169,33 @@ export class Grouped {
     return -1;
   }
 
-  /** Another event of event i's key with its id but a different time (the id is not unique), or -1. */
+  /** sameIdOtherTime's answers by event, −2 = not worked out yet (filled a key at a time). */
+  private otherTime: Int32Array | null = null;
+
+  /**
+   * Another event of event i's key with its id but a different time (the id is not unique), or -1:
+   * the first such in (ts, id) order. Worked out for all of a key's events at its first question:
+   * asked once per missing row, a scan of the key's events each time took minutes on one hot key
+   * with many rows missing.
+   */
   sameIdOtherTime(i: number): number {
-    const ev = this.ev, k = ev.keyIdx[i];
-    for (let j = this.start[k]; j < this.start[k + 1]; j++) {
-      const o = this.order[j];
-      if (ev.ts[o] !== ev.ts[i] && ev.idCmp(o, i) === 0) return o;
+    const ev = this.ev, ts = ev.ts;
+    if (this.otherTime === null) this.otherTime = new Int32Array(ev.n).fill(-2);
+    const memo = this.otherTime;
+    if (memo[i] !== -2) return memo[i];
+    const k = ev.keyIdx[i];
+    // order holds the key's events by (ts, id, index): sorted stably by id, each id's events stay in that order
+    const byId = Array.from(this.order.subarray(this.start[k], this.start[k + 1])).sort((a, b) => ev.idCmp(a, b) || (ts[a] - ts[b]) || (a - b));
+    for (let j = 0; j < byId.length;) {
+      let g = j + 1;
+      while (g < byId.length && ev.idCmp(byId[j], byId[g]) === 0) g++;
+      const first = byId[j];
+      let second = -1; // the first of the id's events at another time than `first`
+      for (let x = j + 1; x < g; x++) if (ts[byId[x]] !== ts[first]) { second = byId[x]; break; }
+      for (let x = j; x < g; x++) memo[byId[x]] = ts[byId[x]] !== ts[first] ? first : second;
+      j = g;
     }
-    return -1;
+    return memo[i];
   }
 }
 

@@ -42,6 +42,7 @@ export class FirstN {
   /** Whether an example of this order would be kept (then `add` it). */
   wants(a: number, b: number): boolean {
     if (this.items.length < this.n) return true;
+    if (this.n === 0) return false; // --examples 0
     const last = this.items[this.items.length - 1].ord;
     return a < last[0] || (a === last[0] && b < last[1]);
   }

@@ -190,3 +190,21 @@ test('verify reads FlatBuffers inputs with the same canonical keys and ids as ru
   assert.equal(d.code, 1);
   assert.equal((lastJson(d.stdout) as any).missing, j.expectedUnmatchedLeft + j.expectedUnmatchedRight);
 });
+
+test('verify: one hot key with every row missing and ids repeated at other times; --examples 0 counts without examples', { timeout: 120_000 }, async () => {
+  // 1,500 × 1,500 events on one key, all within the window: 2.25M rows, none in the (empty) output.
+  const l = path.join(tmp, 'hot-l.ndjson'), r = path.join(tmp, 'hot-r.ndjson'), out = path.join(tmp, 'hot-out.ndjson');
+  const n = 1500;
+  // every left id twice (two times each): each row of such an event is missing for "duplicate-id"
+  fs.writeFileSync(l, Array.from({ length: n }, (_, i) => JSON.stringify({ eventId: `i${i >> 1}`, profileId: 1, titleId: 1, ts: 100_000 + i })).join('\n') + '\n');
+  fs.writeFileSync(r, Array.from({ length: n }, (_, i) => JSON.stringify({ eventId: `p${i}`, profileId: 1, titleId: 1, ts: 100_000 + n + i })).join('\n') + '\n');
+  fs.writeFileSync(out, '');
+  const args = ['verify', '--left', `file:${l}`, '--right', `file:${r}`, '--output', `file:${out}`, '--upper', '5m', '--json'];
+  for (const examples of ['0', '3']) {
+    const v = await joinery([...args, '--examples', examples]);
+    assert.equal(v.code, 1, v.stdout + v.stderr);
+    const j = lastJson(v.stdout) as any;
+    assert.deepEqual([j.expected, j.got, j.missing, j.missingCauses['duplicate-id'], j.missingCauses.unknown], [n * n, 0, n * n, n * n, 0]);
+    assert.equal(j.examples.missing.length, Number(examples));
+  }
+});
