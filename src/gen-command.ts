@@ -9,6 +9,7 @@
 import * as fs from 'node:fs';
 import { FlatBatchWriter } from './codec/flat-writer.js';
 import type { Config } from './config/schema.js';
+import { sameFile } from './config/paths.js';
 import { JoineryError, usageError } from './core/errors.js';
 import { log } from './core/log.js';
 import { fmtCount, fmtRate } from './metrics/report.js';
@@ -176,7 +177,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 export async function runGenCommand(cfg: Config): Promise<number> {
   if (!cfg.leftOut || !cfg.rightOut) throw usageError('gen needs both --left-out FILE and --right-out FILE');
-  if (cfg.leftOut === cfg.rightOut) throw usageError('--left-out and --right-out must be different files');
+  if (sameFile(cfg.leftOut, cfg.rightOut)) throw usageError(`--left-out ${cfg.leftOut} and --right-out ${cfg.rightOut} are the same file: give each stream its own`);
   const opts = genOptionsFrom(cfg);
   const gen = new Generator(opts);
   const parquet = (cfg.format as string) === 'parquet' || (cfg.format === undefined && /\.parquet$/i.test(cfg.leftOut) && /\.parquet$/i.test(cfg.rightOut));

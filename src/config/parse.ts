@@ -3,6 +3,7 @@ import { parseBytes, parseDurationMs, formatBytes, formatDurationMs } from '../c
 import { parseTime } from '../core/units.js';
 import { parseSinkSpec, parseSourceSpec, prefixOf, sinkEndpoint, sourceEndpoint } from './endpoints.js';
 import { DURATION_LIMIT_MS, OPTIONS, type Command, type Config, type OptionSpec } from './schema.js';
+import { sameFile } from './paths.js';
 
 export function optionsFor(command: Command): OptionSpec[] {
   return OPTIONS.filter((o) => o.commands.includes(command));
@@ -184,7 +185,7 @@ function validate(c: Config, requireInputs: boolean): void {
       if (c.leftOut || c.rightOut) throw usageError('writes either files (--left-out/--right-out) or Kafka topics (--brokers), not both');
     } else {
       required(!c.leftOut || !c.rightOut, '--left-out FILE and --right-out FILE are required (or --brokers with --left-topic and --right-topic)');
-      if (c.leftOut && c.leftOut === c.rightOut) throw usageError('--left-out and --right-out must be different files');
+      if (c.leftOut && c.rightOut && sameFile(c.leftOut, c.rightOut)) throw usageError(`--left-out ${c.leftOut} and --right-out ${c.rightOut} are the same file: give each stream its own`);
     }
   }
   if (c.command === 'verify') {

@@ -51,6 +51,11 @@ function same(a: Named, b: Named): boolean {
   return a.canonical === b.canonical || (a.id !== null && a.id === b.id);
 }
 
+/** Whether two paths name one file: the same real path (symlinks followed, missing files too) or, existing, the same inode (hard links). */
+export function sameFile(a: string, b: string): boolean {
+  return same(named('', a), named('', b));
+}
+
 /** Refuse (E_USAGE) outputs that resolve to an input, to each other, or into the state/checkpoint directory. */
 export function checkOutputPaths(cfg: Config): void {
   const outputs: Named[] = [];

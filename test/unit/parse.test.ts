@@ -1,5 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { flagTableMarkdown, helpText, parseArgs } from '../../src/config/parse.js';
 import { OPTIONS } from '../../src/config/schema.js';
 import { JoineryError } from '../../src/core/errors.js';
@@ -75,4 +78,20 @@ test('--state-memory: a size, 0 allowed; unset, min(1 GiB, a quarter of memory),
   assert.equal(d, Math.min(1024 ** 3, Math.floor(Math.min(os.totalmem(), process.constrainedMemory?.() || Infinity) / 4)));
   usageErr(() => parseArgs('run', [...base, '--state-memory', '-1']), /--state-memory/);
   usageErr(() => parseArgs('run', [...base, '--state-memory', 'lots']), /--state-memory/);
+});
+
+test('gen refuses one file for both streams, however it is named (./, absolute, symlink, hard link)', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-gen-same-'));
+  try {
+    const g = path.join(dir, 'g.ndjson');
+    fs.writeFileSync(g, '');
+    fs.symlinkSync(g, path.join(dir, 'sym.ndjson'));
+    fs.linkSync(g, path.join(dir, 'hard.ndjson'));
+    for (const other of [g, path.join(dir, '.', 'g.ndjson'), path.join(dir, 'sym.ndjson'), path.join(dir, 'hard.ndjson'), path.join(dir, 'x', '..', 'g.ndjson')]) {
+      usageErr(() => parseArgs('gen', ['--left-out', g, '--right-out', other]), /are the same file/);
+    }
+    assert.equal(parseArgs('gen', ['--left-out', g, '--right-out', path.join(dir, 'r.ndjson')]).rightOut, path.join(dir, 'r.ndjson'));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
