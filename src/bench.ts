@@ -92,7 +92,8 @@ export async function runBench(cfg: Config): Promise<number> {
   try {
     s = await runEngine(c, {
       sources: [source], formats: ['flatbuffers', 'flatbuffers'], progress: c.progress === 'on' || (c.progress === 'auto' && !!process.stderr.isTTY),
-      printSummary: false, checkpoints: ck, onTick: () => { maxHeap = Math.max(maxHeap, process.memoryUsage().heapUsed); },
+      // a benchmark stopped with ^C or SIGTERM still reports what it measured (and takes its stop checkpoint)
+      printSummary: false, checkpoints: ck, handleSignals: true, onTick: () => { maxHeap = Math.max(maxHeap, process.memoryUsage().heapUsed); },
     });
   } finally {
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });

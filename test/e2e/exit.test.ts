@@ -107,6 +107,21 @@ describe('stop signals', () => {
     await secondSignal(run(hotGen('sig2-int'), { deadlineMs: 25_000, env: busyStop }), 'SIGINT');
   });
 
+  test('bench stopped by SIGINT reports what it measured and takes its stop checkpoint (exit 0)', async () => {
+    const ck = path.join(tmp, 'ckpt-bench-sigint');
+    const c = run(['bench', '--source', 'gen', '--events', '0', '--rate', '5000', '--checkpoint-dir', ck, '--progress', 'on', '--json'], { deadlineMs: 30_000 });
+    await c.waitFor(/\[1s\] in /);
+    c.child.kill('SIGINT');
+    const r = await c.ended;
+    assert.equal(r.signal, null, r.stderr.slice(-2000));
+    assert.equal(r.code, 0, r.stderr.slice(-2000));
+    const s = JSON.parse(r.stdout.trim().split('\n').pop()!) as { stopped: boolean; eventsIn: [number, number]; checkpoints: { completed: number } };
+    assert.equal(s.stopped, true);
+    assert.ok(s.eventsIn[0] + s.eventsIn[1] > 0);
+    assert.ok(s.checkpoints.completed >= 1);
+    assert.ok(fs.readdirSync(path.join(ck, 'manifests')).length >= 1);
+  });
+
   test('a graceful stop is bounded by --stop-timeout (E_STOP_TIMEOUT, exit 5) and the next start completes the job', async () => {
     // A stop takes about as long as the current record and the checkpoint's file writes: workers
     // made to ignore the cut (injected) stand for one that cannot finish.
