@@ -23,7 +23,7 @@ import { endpointsOf } from '../config/endpoints.js';
 import { lockDir } from '../core/dirlock.js';
 import { JoineryError } from '../core/errors.js';
 import { log } from '../core/log.js';
-import { checkOutputPaths } from '../config/paths.js';
+import { checkOutputPaths, lockOutputPaths } from '../config/paths.js';
 import { formatDurationMs } from '../core/units.js';
 import { runEngine, type EngineOptions, type Summary } from '../engine.js';
 import { fmtCount, fmtRate, type MetricsHub } from '../metrics/report.js';
@@ -74,6 +74,7 @@ type Inputs =
 
 export async function runBackfill(cfg: Config, progress: boolean): Promise<number> {
   checkOutputPaths(cfg);
+  lockOutputPaths(cfg);
   if (cfg.state !== 'memory') lockDir(cfg.stateDir, '--state-dir');
   const fromMs = cfg.from === 'earliest' ? -Infinity : parseTime(cfg.from, 'from');
   const toMs = parseTime(cfg.to!, 'to');

@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { endpointsOf } from './endpoints.js';
 import type { Config } from './schema.js';
+import { lockOutputFile } from '../core/dirlock.js';
 import { usageError } from '../core/errors.js';
 
 /** Where a path really is: the real path of its nearest existing ancestor joined with the rest (dangling symlinks followed). */
@@ -86,5 +87,17 @@ export function checkOutputPaths(cfg: Config): void {
         throw usageError(`${o.flag} file:${o.path} lies inside ${flag} ${d}, which joinery manages (it clears and rewrites files there): put the output elsewhere`);
       }
     }
+  }
+}
+
+/**
+ * Locks every file output (--out, --late-out, --dead-letter) for this process, after
+ * checkOutputPaths: a second run writing the same file stops with E_LOCKED instead of truncating
+ * and interleaving the first one's output (core/dirlock.ts).
+ */
+export function lockOutputPaths(cfg: Config): void {
+  const ep = endpointsOf(cfg);
+  for (const [flag, e] of [['--out', ep.out], ['--late-out', ep.lateOut], ['--dead-letter', ep.deadLetter]] as const) {
+    if (e?.kind === 'file') lockOutputFile(e.path, flag);
   }
 }

@@ -82,15 +82,41 @@ export function lockDir(dir: string, flag: string): void {
     throw new JoineryError('E_OUTPUT', `${flag} ${dir} is not writable: ${(e as Error).message}`);
   }
   const real = fs.realpathSync(dir);
-  const mine = held.get(real);
+  takeLock(real, path.join(real, LOCK_FILE), `${flag} ${dir}`, created, true);
+}
+
+/**
+ * Take the lock of an output file, the hidden FILE's-directory/.NAME.joinery.lock beside it, or
+ * throw E_LOCKED naming the holder: two runs writing one file truncate it under each other and
+ * interleave their lines, and both report success. Nothing is locked for what is not a regular
+ * file (a pipe, /dev/stdout), nor where the lock cannot be made (a directory this process may
+ * not write in: the sink's own open then reports the output).
+ */
+export function lockOutputFile(file: string, flag: string): void {
+  let real: string;
+  try {
+    real = fs.realpathSync(file);
+    if (!fs.statSync(real).isFile()) return;
+  } catch {
+    try { real = path.join(fs.realpathSync(path.dirname(path.resolve(file))), path.basename(file)); } catch { return; }
+  }
+  takeLock(real, path.join(path.dirname(real), `.${path.basename(real)}${LOCK_FILE}`), `${flag} file:${file}`, false, false);
+}
+
+/**
+ * The lock file `file` for what `key` names (`what`: its flag and path, for messages). `required`:
+ * fail when the lock file cannot be written, else go without it.
+ */
+function takeLock(key: string, file: string, what: string, created: boolean, required: boolean): void {
+  const mine = held.get(key);
   if (mine) { mine.count++; return; }
-  const file = path.join(real, LOCK_FILE);
   const me: Owner = { pid: process.pid, startTicks: processStartTicks(process.pid), bootId: bootId(), host: os.hostname(), since: new Date().toISOString(), command: process.argv.slice(2).join(' ').slice(0, 500) };
   const tmp = `${file}.${process.pid}.tmp`;
   try {
     fs.writeFileSync(tmp, JSON.stringify(me) + '\n');
   } catch (e) {
-    throw new JoineryError('E_OUTPUT', `${flag} ${dir} is not writable: ${(e as Error).message}`);
+    if (!required) return;
+    throw new JoineryError('E_OUTPUT', `${what} is not writable: ${(e as Error).message}`);
   }
   try {
     for (let attempt = 0; ; attempt++) {
@@ -98,14 +124,14 @@ export function lockDir(dir: string, flag: string): void {
         fs.linkSync(tmp, file);
         break;
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new JoineryError('E_OUTPUT', `${flag} ${dir}: cannot create ${LOCK_FILE}: ${(e as Error).message}`);
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new JoineryError('E_OUTPUT', `${what}: cannot create ${path.basename(file)}: ${(e as Error).message}`);
       }
       const owner = readOwner(file);
       if (owner && alive(owner)) {
-        throw new JoineryError('E_LOCKED', `${flag} ${dir} is in use by another joinery process (pid ${owner.pid}${owner.host !== os.hostname() ? ` on ${owner.host}` : ''}, since ${owner.since}): ` +
-          `stop it first, or give this run its own directory${owner.host !== os.hostname() ? `; if that process is gone, remove ${file}` : ''}`);
+        throw new JoineryError('E_LOCKED', `${what} is in use by another joinery process (pid ${owner.pid}${owner.host !== os.hostname() ? ` on ${owner.host}` : ''}, since ${owner.since}): ` +
+          `stop it first, or give this run its own ${created || required ? 'directory' : 'file'}${owner.host !== os.hostname() ? `; if that process is gone, remove ${file}` : ''}`);
       }
-      if (attempt >= 5) throw new JoineryError('E_LOCKED', `${flag} ${dir}: could not take ${file} (it keeps changing); another joinery process is starting on it`);
+      if (attempt >= 5) throw new JoineryError('E_LOCKED', `${what}: could not take ${file} (it keeps changing); another joinery process is starting on it`);
       // Stale (its owner died) or unreadable: move it aside under a name of our own, and make
       // sure what we moved is what we judged, so two starters cannot both break it.
       const aside = `${file}.stale-${process.pid}`;
@@ -119,6 +145,6 @@ export function lockDir(dir: string, flag: string): void {
   } finally {
     fs.rmSync(tmp, { force: true });
   }
-  held.set(real, { file, count: 1, created });
+  held.set(key, { file, count: 1, created });
   if (!exitHook) { exitHook = true; process.on('exit', releaseAll); }
 }

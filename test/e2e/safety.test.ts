@@ -63,7 +63,8 @@ describe('outputs never resolve to an input, to each other, or into a managed di
 
 /** A joinery run that goes on until killed (the live generator, paced), with its stderr so far. */
 function startForever(args: string[]): { child: ChildProcess; stderr: () => string; closed: Promise<number | null> } {
-  const child = spawn(process.execPath, [BIN, 'run', '--left', 'gen:', '--right', 'gen:', '--rate', '500', '--out', 'null', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const out = args.includes('--out') ? [] : ['--out', 'null'];
+  const child = spawn(process.execPath, [BIN, 'run', '--left', 'gen:', '--right', 'gen:', '--rate', '500', ...out, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (d: Buffer) => { err += d; });
   const closed = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
@@ -102,6 +103,32 @@ describe('one process per state and checkpoint directory', () => {
     assert.equal(b.code, 0, b.stderr);
     assert.ok(!fs.existsSync(path.join(state, '.joinery.lock')), 'released at exit');
     assert.ok(!fs.existsSync(path.join(ck, '.joinery.lock')), 'released at exit');
+  });
+
+  test('a second run writing the same output file (even through a symlink) is refused naming the holder; after kill -9 the file can be written again', async () => {
+    const out = path.join(tmp, 'shared-out.ndjson'), link = path.join(tmp, 'shared-out-link.ndjson');
+    fs.writeFileSync(out, '');
+    fs.symlinkSync(out, link);
+    const a = startForever(['--out', `file:${out}`, '--state-dir', path.join(tmp, 'out-lock-a')]);
+    try {
+      await until('the first instance to run', () => /sources opened/.test(a.stderr()));
+      const pid = String(a.child.pid);
+      for (const name of [out, link]) {
+        const b = await joinery(['run', '--left', 'gen:', '--right', 'gen:', '--events', '2000', '--out', `file:${name}`, '--state-dir', path.join(tmp, 'out-lock-b')]);
+        assert.equal(b.code, 3, b.stderr);
+        assert.match(b.stderr, new RegExp(`--out file:.*shared-out(-link)?\\.ndjson is in use by another joinery process \\(pid ${pid}\\b.*E_LOCKED`));
+      }
+      const other = await joinery(['run', '--left', 'gen:', '--right', 'gen:', '--events', '2000', '--out', `file:${path.join(tmp, 'other-out.ndjson')}`, '--state-dir', path.join(tmp, 'out-lock-b')]);
+      assert.equal(other.code, 0, other.stderr);
+      assert.equal(a.child.exitCode, null, 'the holder is still running');
+    } finally {
+      a.child.kill('SIGKILL');
+    }
+    await a.closed;
+    assert.ok(fs.existsSync(path.join(tmp, '.shared-out.ndjson.joinery.lock')), 'kill -9 leaves the lock file behind');
+    const c = await joinery(['run', '--left', 'gen:', '--right', 'gen:', '--events', '2000', '--out', `file:${link}`, '--state-dir', path.join(tmp, 'out-lock-b'), '--json']);
+    assert.equal(c.code, 0, c.stderr);
+    assert.ok(!fs.existsSync(path.join(tmp, '.shared-out.ndjson.joinery.lock')), 'released at exit');
   });
 
   test('a lock whose pid is alive but started at another time (a reused pid) is taken over', async () => {
