@@ -104,8 +104,8 @@ export function lockOutputFile(file: string, flag: string): void {
 }
 
 /**
- * The lock file `file` for what `key` names (`what`: its flag and path, for messages). `required`:
- * fail when the lock file cannot be written, else go without it.
+ * The lock file `file` for what `key` names (`what`: its flag and path, for messages). `required`
+ * (a directory): fail when the lock file cannot be made; else (an output file) go without it.
  */
 function takeLock(key: string, file: string, what: string, created: boolean, required: boolean): void {
   const mine = held.get(key);
@@ -124,12 +124,15 @@ function takeLock(key: string, file: string, what: string, created: boolean, req
         fs.linkSync(tmp, file);
         break;
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new JoineryError('E_OUTPUT', `${what}: cannot create ${path.basename(file)}: ${(e as Error).message}`);
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') {
+          if (!required) return; // e.g. a file system without hard links: the output goes unlocked, as before
+          throw new JoineryError('E_OUTPUT', `${what}: cannot create ${path.basename(file)}: ${(e as Error).message}`);
+        }
       }
       const owner = readOwner(file);
       if (owner && alive(owner)) {
         throw new JoineryError('E_LOCKED', `${what} is in use by another joinery process (pid ${owner.pid}${owner.host !== os.hostname() ? ` on ${owner.host}` : ''}, since ${owner.since}): ` +
-          `stop it first, or give this run its own ${created || required ? 'directory' : 'file'}${owner.host !== os.hostname() ? `; if that process is gone, remove ${file}` : ''}`);
+          `stop it first, or give this run its own ${required ? 'directory' : 'file'}${owner.host !== os.hostname() ? `; if that process is gone, remove ${file}` : ''}`);
       }
       if (attempt >= 5) throw new JoineryError('E_LOCKED', `${what}: could not take ${file} (it keeps changing); another joinery process is starting on it`);
       // Stale (its owner died) or unreadable: move it aside under a name of our own, and make
