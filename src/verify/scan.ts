@@ -20,8 +20,23 @@ import { EV_HEAD, NULL_LEN, padded, partitionOf, ROW_HEAD, type PartitionWriter 
 /** The router's limits (src/router/router.ts): an event beyond them is a dead letter, never joined. */
 const MAX_TIME_MS = 8.64e15;
 const MAX_KEY_ID_BYTES = 1500;
+/** An event frame's header (src/ring/frame.ts EVENT_HEADER_BYTES) and a ring frame's (src/ring/ring.ts FRAME_HEADER_BYTES). */
+const EVENT_HEADER_BYTES = 40, FRAME_HEADER_BYTES = 8;
 
-export interface SideFields { key: string[]; time: string; id: string }
+/**
+ * The largest event (header, key, id, payload) a ring of `ringSizeBytes` takes: the router sends a
+ * larger record to the dead letters ("raise --ring-size"), so verify must not join it either.
+ * A quarter of the ring less a frame header, as RingProducer.maxFrameBytes (a test holds the two equal).
+ */
+export function maxEventBytesFor(ringSizeBytes: number): number {
+  return ringSizeBytes / 4 - FRAME_HEADER_BYTES;
+}
+
+export interface SideFields {
+  key: string[]; time: string; id: string;
+  /** maxEventBytesFor(--ring-size) of the run being verified. */
+  maxEventBytes: number;
+}
 /** Record bytes per Parquet row (an event's key and id, about as from NDJSON). */
 export const RECORD_BYTES_PER_ROW = 64;
 
@@ -60,8 +75,11 @@ export class EventScanner {
   private readonly scratchView = new Uint8Array(64 * 1024);
   private readonly ex: Extractor;
 
+  private readonly maxEventBytes: number;
+
   constructor(side: Side, format: Format, fields: SideFields, private readonly w: PartitionWriter, private readonly bits: number) {
     this.ex = extractorFor(side, format, fields);
+    this.maxEventBytes = fields.maxEventBytes;
   }
 
   /**
@@ -74,6 +92,7 @@ export class EventScanner {
     if (!ex.extract(bytes, start, end, scratch)) { st.dead++; return; }
     const ts = ex.ts, keyLen = ex.keyLen, idLen = ex.idLen;
     if (ts > MAX_TIME_MS || ts < -MAX_TIME_MS || keyLen + idLen > MAX_KEY_ID_BYTES) { st.dead++; return; }
+    if (EVENT_HEADER_BYTES + keyLen + idLen + (end - start - ex.lead) > this.maxEventBytes) { st.dead++; return; }
     const h = hashBytes(scratch, 0, keyLen);
     const p = partitionOf(h, this.bits), m = keyLen + idLen, n = padded(EV_HEAD + m);
     const v = this.w.room(p, n), o = this.w.used[p];

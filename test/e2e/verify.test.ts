@@ -208,3 +208,19 @@ test('verify: one hot key with every row missing and ids repeated at other times
     assert.equal(j.examples.missing.length, Number(examples));
   }
 });
+
+test('verify leaves out a record too large for the run\'s rings, as run does (a dead letter there): EQUAL', async () => {
+  const l = path.join(tmp, 'big-l.ndjson'), r = path.join(tmp, 'big-r.ndjson'), out = path.join(tmp, 'big-out.ndjson');
+  const big = 'x'.repeat(20_000); // over a quarter of a 64 KiB ring
+  fs.writeFileSync(l, [JSON.stringify({ eventId: 'a', profileId: 1, titleId: 1, ts: 1000 }), JSON.stringify({ eventId: 'b', profileId: 1, titleId: 1, ts: 1001, blob: big })].join('\n') + '\n');
+  fs.writeFileSync(r, JSON.stringify({ eventId: 'p', profileId: 1, titleId: 1, ts: 1500 }) + '\n');
+  const run = await joinery(['run', '--left', `file:${l}`, '--right', `file:${r}`, '--out', `file:${out}`, '--ring-size', '64k', '--state-dir', path.join(tmp, 'state-big'), '--json']);
+  assert.equal(run.code, 0, run.stderr);
+  assert.deepEqual([lastJson(run.stdout).pairs, lastJson(run.stdout).deadLettered], [1, 1]);
+  const same = await joinery(['verify', '--left', `file:${l}`, '--right', `file:${r}`, '--output', `file:${out}`, '--ring-size', '64k', '--json']);
+  assert.equal(same.code, 0, same.stdout + same.stderr);
+  // verified against the default rings (16 MiB), the large record joins and its row is missing
+  const other = await joinery(['verify', '--left', `file:${l}`, '--right', `file:${r}`, '--output', `file:${out}`, '--json']);
+  assert.equal(other.code, 1, other.stdout + other.stderr);
+  assert.equal((lastJson(other.stdout) as any).missing, 1);
+});

@@ -112,3 +112,10 @@ test('after a cut the unread frames are read out in order across the wrap, spill
   forEachFrame(spill.bytes(), (off) => seen.push(spill.bytes()[off + 1]));
   assert.deepEqual(seen, [8, 9, 10, 11, 13, 14, 15, 16, 17]);
 });
+
+test('verify\'s event size limit is the ring\'s frame limit at every ring size (it must leave out what the router dead-letters)', async () => {
+  const { maxEventBytesFor } = await import('../../src/verify/scan.js');
+  for (const size of [65_536, 1 << 20, 16 << 20, 1 << 30]) {
+    assert.equal(maxEventBytesFor(size), new RingProducer(createRingBuffer(size)).maxFrameBytes, `ring of ${size} bytes`);
+  }
+});
