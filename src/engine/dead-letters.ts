@@ -17,16 +17,25 @@ export function formatHint(r: Pick<Rejected, 'format' | 'record'>): string {
   while (i < b.length && (b[i] === 0x20 || b[i] === 0x09 || b[i] === 0x0a || b[i] === 0x0d)) i++;
   const looksJson = i < b.length && b[i] === 0x7b && isUtf8(b);
   if (r.format === 'flatbuffers' && looksJson) return ' — it looks like JSON: read this input with --format json';
-  if (r.format === 'json' && !looksJson && b.length > 0 && !isUtf8(b)) return ' — it is not UTF-8 text (FlatBuffers? read this input with --format flatbuffers)';
+  if (r.format === 'json' && b[i] !== 0x7b && b.length > 0 && !isUtf8(b)) return ' — it is not UTF-8 text (FlatBuffers? read this input with --format flatbuffers)';
   return '';
 }
 
 /** Where the router's rejected records go: malformed ones to --dead-letter (or a few warnings), late ones to --late-out. */
-export function rejectedRecords(lateSink: LineSink | null, deadSink: LineSink | null): (r: Rejected) => void {
+export interface RejectedRecords {
+  (r: Rejected): void;
+  /** Malformed records per side, and the first one's reason. */
+  readonly dead: [number, number];
+  readonly firstReason: [string, string];
+}
+
+export function rejectedRecords(lateSink: LineSink | null, deadSink: LineSink | null): RejectedRecords {
   let deadShown = 0;
-  return (r: Rejected) => {
+  const dead: [number, number] = [0, 0], firstReason: [string, string] = ['', ''];
+  const f = (r: Rejected) => {
     const side = SIDE_NAME[r.side];
     if (r.kind === 'dead') {
+      if (dead[r.side]++ === 0) firstReason[r.side] = r.reason;
       if (deadSink) {
         // Text only when it is valid UTF-8: decoding other bytes would replace them with U+FFFD for good.
         const text = r.format === 'json' && isUtf8(r.record);
@@ -45,4 +54,19 @@ export function rejectedRecords(lateSink: LineSink | null, deadSink: LineSink | 
       lateSink.write(Buffer.from(`{"side":"${side}","origin":${JSON.stringify(r.origin)},"position":${r.position},"ts":${r.ts},"watermark":${r.watermarkMs},"record":${rec}}\n`));
     }
   };
+  return Object.assign(f, { dead, firstReason });
+}
+
+/**
+ * At the end of a run: a side whose every record was malformed most likely has a flag wrong (a
+ * misspelt --time, --key or --id, or the wrong --format), not bad data. The run still ends as
+ * usual (bad input never stops it), but says so once, plainly, instead of leaving it to the count.
+ */
+export function warnAllRefused(read: readonly [number, number], rejected: RejectedRecords): void {
+  for (const s of [0, 1] as const) {
+    if (read[s] > 0 && rejected.dead[s] >= read[s]) {
+      log.say('warn', `joinery: every ${SIDE_NAME[s]} record (${read[s]}) was malformed, so nothing of the ${SIDE_NAME[s]} input was joined; the first: ${rejected.firstReason[s]}. ` +
+        `Check the ${SIDE_NAME[s]} input's field flags (--key, --time, --id or --${SIDE_NAME[s]}-key/-time/-id) and --format`, { code: 'E_INPUT', side: SIDE_NAME[s], records: read[s] });
+    }
+  }
 }

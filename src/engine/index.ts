@@ -20,7 +20,7 @@ import { endpointsOf } from '../config/endpoints.js';
 import type { Config } from '../config/schema.js';
 import type { WorkerInit } from '../worker/protocol.js';
 import { CheckpointLoop, OffsetCommitLoop } from './commit-loop.js';
-import { rejectedRecords } from './dead-letters.js';
+import { rejectedRecords, warnAllRefused } from './dead-letters.js';
 import type { EngineOptions } from './options.js';
 import { WorkerOutput } from './output.js';
 import { RestoreProgress, startProgress } from './progress.js';
@@ -190,6 +190,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   } catch (e) {
     fail(e as Error);
   }
+  if (!failure) warnAllRefused(router.counters.read, onRejected);
   if (failure) await pool.abort();
   else await pool.allDone();
   commits?.stopTimer();

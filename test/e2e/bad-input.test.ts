@@ -111,3 +111,13 @@ test('a byte order mark before the first record and a record that is not UTF-8: 
   assert.equal(d.position, 2);
   assert.match(d.error, /not UTF-8: byte 0xff at offset 62/);
 });
+
+test('a misspelt field flag that refuses every record of a side: one plain warning at the end naming the side and the first reason', async () => {
+  const src = files([imp('i1', 1000), imp('i2', 1001)], [play('p1', 1500)]);
+  const r = await joinery(['run', ...src, '--left-time', 'tss', '--out', 'null', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /every left record \(2\) was malformed, so nothing of the left input was joined; the first: missing time field \\"tss\\"/);
+  assert.doesNotMatch(r.stderr, /every right record/);
+  const ok = await joinery(['run', ...src, '--out', 'null', '--json']);
+  assert.doesNotMatch(ok.stderr, /every (left|right) record/);
+});

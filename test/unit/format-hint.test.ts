@@ -27,4 +27,6 @@ test('a record of the right format but broken gets no hint', () => {
   assert.equal(formatHint({ format: 'json', record: bytes('{"profileId":') }), '');
   assert.equal(formatHint({ format: 'json', record: bytes('not json at all') }), '');
   assert.equal(formatHint({ format: 'flatbuffers', record: new Uint8Array([1, 2, 3]) }), '');
+  // a JSON object with a stray byte in a string (a dead letter as not UTF-8) is not FlatBuffers
+  assert.equal(formatHint({ format: 'json', record: new Uint8Array([...bytes('{"device":"'), 0xff, ...bytes('"}')]) }), '');
 });
