@@ -47,6 +47,27 @@ export function encodeGenState(s: GenState, opts: GenOptions): Uint8Array {
   return out;
 }
 
+/**
+ * The state was written by a generator with other options: the events delivered before the
+ * checkpoint are another stream than these options make, so neither the state nor a regeneration
+ * can continue them. `changed`: the options that differ (name: then → now).
+ */
+export class OtherGenOptions extends Error {
+  constructor(readonly changed: string) {
+    super(`generator state of other options (${changed})`);
+  }
+}
+
+function changedOptions(then: string, now: string): string {
+  try {
+    const a = new Map(JSON.parse(then) as Array<[string, unknown]>), b = new Map(JSON.parse(now) as Array<[string, unknown]>);
+    const keys = [...new Set([...a.keys(), ...b.keys()])].filter((k) => JSON.stringify(a.get(k)) !== JSON.stringify(b.get(k)));
+    return keys.map((k) => `${k}: ${JSON.stringify(a.get(k)) ?? 'unset'} → ${JSON.stringify(b.get(k)) ?? 'unset'}`).join(', ') || 'unknown';
+  } catch {
+    return '--seed/--events/--gen-* options';
+  }
+}
+
 /** The state in `bytes`, or an Error saying why it cannot be used with these options. */
 export function decodeGenState(bytes: Uint8Array, opts: GenOptions): GenState | Error {
   if (!LITTLE_ENDIAN) return new Error('generator states are little-endian');
@@ -56,7 +77,7 @@ export function decodeGenState(bytes: Uint8Array, opts: GenOptions): GenState | 
   const fpLen = dv.getUint32(8, true);
   if (12 + fpLen > bytes.length) return new Error('generator state cut short');
   const fp = new TextDecoder().decode(bytes.subarray(12, 12 + fpLen));
-  if (fp !== fingerprint(opts)) return new Error('generator state of other --seed/--events/--gen-* options');
+  if (fp !== fingerprint(opts)) return new OtherGenOptions(changedOptions(fp, fingerprint(opts)));
   let at = pad8(12 + fpLen);
   if (at + 8 * (SCALARS + 5) > bytes.length) return new Error('generator state cut short');
   const f = (): number => { const v = dv.getFloat64(at, true); at += 8; return v; };

@@ -5,10 +5,11 @@
  */
 import { FlatBatchWriter } from '../codec/flat-writer.js';
 import { log } from '../core/log.js';
+import { JoineryError } from '../core/errors.js';
 import type { SourcePosition } from '../checkpoint/manifest.js';
 import type { Side } from '../state/store.js';
 import { Generator, type GenOptions } from './generator.js';
-import { decodeGenState, encodeGenState, LITTLE_ENDIAN } from './gen-snapshot.js';
+import { decodeGenState, encodeGenState, LITTLE_ENDIAN, OtherGenOptions } from './gen-snapshot.js';
 import type { PartitionRef, RecordBatch, Source } from './source.js';
 
 const BATCH_RECORDS = 4096;
@@ -131,6 +132,10 @@ export class GeneratorSource implements Source {
     let why: string;
     try {
       const st = decodeGenState(await this.start!.state!(), g.opts);
+      if (st instanceof OtherGenOptions) {
+        throw new JoineryError('E_CHECKPOINT', `gen: the checkpoint continues a generator started with other options (${st.changed}): ` +
+          'resuming with these would join two different streams. Resume with the options it was started with, or start afresh with another --checkpoint-dir');
+      }
       if (st instanceof Error) why = st.message;
       else if (st.baseMs !== g.baseMs) why = `its event time starts at ${st.baseMs}, the position's at ${g.baseMs}`;
       else if (st.emitted[0] - st.queues[0].length !== target[0] || st.emitted[1] - st.queues[1].length !== target[1]) why = 'it is not at the checkpoint\'s position';
@@ -140,6 +145,7 @@ export class GeneratorSource implements Source {
         return true;
       }
     } catch (e) {
+      if (e instanceof JoineryError) throw e;
       why = (e as Error).message;
     }
     log.say('warn', `joinery: gen: the checkpoint's generator state cannot be used (${why}): regenerating the ${target[0] + target[1]} events delivered before it instead`, { code: 'E_CHECKPOINT' });
