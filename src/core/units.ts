@@ -46,7 +46,12 @@ export function nowMs(): number {
 /** A point in time (`--rebuild-from`, `--from`, `--to`): ISO-8601 or epoch milliseconds. */
 export function parseTime(text: string, flag = 'rebuild-from'): number {
   const t = text.trim();
-  if (/^-?\d+$/.test(t)) return Number(t);
+  if (/^-?\d+$/.test(t)) {
+    // the range of a JavaScript date (±8.64e15 ms, ±275,000 years), which is also the router's limit on event times
+    const ms = Number(t);
+    if (Math.abs(ms) <= 8.64e15) return ms;
+    throw usageError(`--${flag}: ${t} ms is out of range (at most ±8640000000000000 ms, i.e. ±275,000 years from 1970)`);
+  }
   if (/^\d{4}-\d{2}-\d{2}/.test(t)) {
     const ms = Date.parse(t);
     if (Number.isFinite(ms)) return ms;

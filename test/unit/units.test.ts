@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatDurationMs, parseBytes, parseDurationMs } from '../../src/core/units.js';
+import { formatDurationMs, parseBytes, parseDurationMs, parseTime } from '../../src/core/units.js';
+import { JoineryError } from '../../src/core/errors.js';
 
 test('durations take ms|s|m|h|d suffixes, plain milliseconds and negatives', () => {
   assert.equal(parseDurationMs('250ms'), 250);
@@ -29,4 +30,14 @@ test('sizes take binary suffixes', () => {
   assert.equal(parseBytes('1g'), 1024 ** 3);
   assert.ok(Number.isNaN(parseBytes('12q')));
   assert.ok(Number.isNaN(parseBytes('-1')));
+});
+
+test('times: epoch milliseconds within a date\'s range (±8.64e15), ISO-8601; beyond it a usage error naming the flag, not a crash later', () => {
+  assert.equal(parseTime('1767225600000', 'from'), 1767225600000);
+  assert.equal(parseTime('-8640000000000000', 'from'), -8.64e15);
+  assert.equal(parseTime('2026-01-01T00:00:00Z', 'to'), Date.UTC(2026, 0, 1));
+  for (const bad of ['8640000000000001', '99999999999999999999', '-8640000000000001']) {
+    assert.throws(() => parseTime(bad, 'to'), (e: unknown) => e instanceof JoineryError && e.code === 'E_USAGE' && /--to: .* out of range/.test(e.message), bad);
+  }
+  assert.throws(() => parseTime('soon', 'rebuild-from'), /--rebuild-from: expected an ISO-8601 time/);
 });
