@@ -372,7 +372,7 @@ export class CheckpointCoordinator {
       this.stats.lastError = (e as Error).message;
       // An evicted group member's commit is refused for good: the run ends (the member says why), no retry.
       if ((e as { code?: string }).code === 'E_GROUP_EVICTED') this.o.log(`checkpoint ${id} not committed: ${(e as Error).message}`, 'info', { code: 'E_GROUP_EVICTED', checkpoint: id });
-      else this.o.log(`checkpoint ${id} failed (the previous checkpoint stays the restore point; retrying at the next interval): ${(e as Error).message}`, 'warn', { code: 'E_CHECKPOINT', checkpoint: id });
+      else this.o.log(`checkpoint ${id} failed in ${this.o.storage.location}${spaceNote(e, this.o.storage.location)} (the previous checkpoint stays the restore point; retrying at the next interval): ${(e as Error).message}`, 'warn', { code: 'E_CHECKPOINT', checkpoint: id });
       this.o.onResult?.({ ok: false, id });
       return false;
     }
@@ -548,5 +548,17 @@ async function withinMs<T>(p: Promise<T>, ms: number): Promise<T | null> {
     return await Promise.race([p, new Promise<null>((r) => { t = setTimeout(() => r(null), ms); })]);
   } finally {
     clearTimeout(t);
+  }
+}
+
+/** For a full file system: how much is free where the checkpoints go (a statfs), so the message says what to fix. */
+function spaceNote(e: unknown, dir: string): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code !== 'ENOSPC' && code !== 'EDQUOT') return '';
+  try {
+    const s = fs.statfsSync(dir);
+    return ` (file system full: ${((s.bavail * s.bsize) / 1048576).toFixed(1)} MiB free of ${((s.blocks * s.bsize) / 1048576).toFixed(1)} MiB)`;
+  } catch {
+    return ' (file system full)';
   }
 }
