@@ -14,6 +14,7 @@
  * chain holds much more than the live state, a background compaction folds it into new base files.
  */
 import * as fs from 'node:fs';
+import { spaceText } from '../state/disk.js';
 import type { BarrierCut, Router } from '../router/router.js';
 import type { BarrierAck } from '../worker/protocol.js';
 import type { LogFields, LogLevel } from '../core/log.js';
@@ -551,14 +552,8 @@ async function withinMs<T>(p: Promise<T>, ms: number): Promise<T | null> {
   }
 }
 
-/** For a full file system: how much is free where the checkpoints go (a statfs), so the message says what to fix. */
+/** For a full file system: how much is free where the checkpoints go, so the message says what to fix. */
 function spaceNote(e: unknown, dir: string): string {
   const code = (e as NodeJS.ErrnoException).code;
-  if (code !== 'ENOSPC' && code !== 'EDQUOT') return '';
-  try {
-    const s = fs.statfsSync(dir);
-    return ` (file system full: ${((s.bavail * s.bsize) / 1048576).toFixed(1)} MiB free of ${((s.blocks * s.bsize) / 1048576).toFixed(1)} MiB)`;
-  } catch {
-    return ' (file system full)';
-  }
+  return code === 'ENOSPC' || code === 'EDQUOT' ? ` (file system full: ${spaceText(dir)})` : '';
 }

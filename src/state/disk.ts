@@ -26,7 +26,8 @@ export function freeSpace(dir: string): { freeBytes: number; totalBytes: number 
   }
 }
 
-function spaceText(dir: string): string {
+/** "12.0 MiB free of 3.0 GiB" for dir's file system (for messages about a full disk). */
+export function spaceText(dir: string): string {
   const f = freeSpace(dir);
   return f ? `${mib(f.freeBytes)} free of ${mib(f.totalBytes)}` : 'free space unknown';
 }
