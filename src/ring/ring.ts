@@ -41,6 +41,14 @@ export function createRingBuffer(capacityBytes: number): SharedArrayBuffer {
   return new SharedArrayBuffer(CONTROL_BYTES + capacityBytes);
 }
 
+/**
+ * Largest body a frame may have in a ring of `capacityBytes` (the --ring-size): a quarter of it,
+ * less a frame header. The router dead-letters a larger record; verify leaves it out the same way.
+ */
+export function maxFrameBytesFor(capacityBytes: number): number {
+  return capacityBytes / 4 - FRAME_HEADER_BYTES;
+}
+
 abstract class RingSide {
   readonly sab: SharedArrayBuffer;
   readonly i32: Int32Array;
@@ -88,7 +96,7 @@ export class RingProducer extends RingSide {
     super(sab);
     this.tail = Atomics.load(this.i32, TAIL) >>> 0;
     this.cachedHead = Atomics.load(this.i32, HEAD) >>> 0;
-    this.maxFrameBytes = this.capacity / 4 - FRAME_HEADER_BYTES;
+    this.maxFrameBytes = maxFrameBytesFor(this.capacity);
   }
 
   /**

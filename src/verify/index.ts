@@ -28,7 +28,8 @@ import { readWholeTopic } from '../kafka/verify.js';
 import type { PartitionJob, PartitionResult, Ranked } from './partition.js';
 import { Progress } from './progress.js';
 import { formatReport } from './report.js';
-import { EventScanner, isJsonValue, maxEventBytesFor, newStats, RECORD_BYTES_PER_ROW, RowScanner, type ChunkStats, type Format, type SideFields } from './scan.js';
+import { maxFrameBytesFor } from '../ring/ring.js';
+import { EventScanner, isJsonValue, newStats, RECORD_BYTES_PER_ROW, RowScanner, type ChunkStats, type Format, type SideFields } from './scan.js';
 import { Budget, NULL_LEN, PartitionWriter, type Segment } from './spill.js';
 import type { ScanDone, ScanJob, ScanTask } from './worker.js';
 
@@ -181,7 +182,7 @@ function fieldsOf(cfg: Config, side: 0 | 1): SideFields {
     key: (side === 0 ? cfg.leftKey : cfg.rightKey) ?? cfg.key,
     time: (side === 0 ? cfg.leftTime : cfg.rightTime) ?? cfg.time,
     id: (side === 0 ? cfg.leftId : cfg.rightId) ?? cfg.id,
-    maxEventBytes: maxEventBytesFor(cfg.ringSizeBytes),
+    maxEventBytes: maxFrameBytesFor(cfg.ringSizeBytes),
   };
 }
 

@@ -12,6 +12,7 @@ import { JsonFieldScanner, VT } from '../codec/json-scan.js';
 import { JsonExtractor, writeCanonicalScalar, type Extractor } from '../codec/json.js';
 import { JoineryError } from '../core/errors.js';
 import { FileSource } from '../source/file.js';
+import { EVENT_HEADER_BYTES } from '../ring/frame.js';
 import type { Side } from '../state/store.js';
 import { FastRow } from './fast-row.js';
 import { hashBytes } from './keys.js';
@@ -20,21 +21,9 @@ import { EV_HEAD, NULL_LEN, padded, partitionOf, ROW_HEAD, type PartitionWriter 
 /** The router's limits (src/router/router.ts): an event beyond them is a dead letter, never joined. */
 const MAX_TIME_MS = 8.64e15;
 const MAX_KEY_ID_BYTES = 1500;
-/** An event frame's header (src/ring/frame.ts EVENT_HEADER_BYTES) and a ring frame's (src/ring/ring.ts FRAME_HEADER_BYTES). */
-const EVENT_HEADER_BYTES = 40, FRAME_HEADER_BYTES = 8;
-
-/**
- * The largest event (header, key, id, payload) a ring of `ringSizeBytes` takes: the router sends a
- * larger record to the dead letters ("raise --ring-size"), so verify must not join it either.
- * A quarter of the ring less a frame header, as RingProducer.maxFrameBytes (a test holds the two equal).
- */
-export function maxEventBytesFor(ringSizeBytes: number): number {
-  return ringSizeBytes / 4 - FRAME_HEADER_BYTES;
-}
-
 export interface SideFields {
   key: string[]; time: string; id: string;
-  /** maxEventBytesFor(--ring-size) of the run being verified. */
+  /** The largest event the run's rings take (ring.ts maxFrameBytesFor(--ring-size)): the router dead-letters larger ones. */
   maxEventBytes: number;
 }
 /** Record bytes per Parquet row (an event's key and id, about as from NDJSON). */
