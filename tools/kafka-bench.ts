@@ -145,7 +145,8 @@ async function runKStreamsOnce(system: string, round: number, classpath: string,
   createOutputTopic(classpath, brokers, out, PARTITIONS);
   const b0 = brokerPid ? cpuSeconds(brokerPid) : 0;
   const k = await runKStreams({
-    classpath, brokers, leftTopic: L, rightTopic: R, outTopic: out, applicationId: appId, stateDir, outFile: path.join(stateDir, 'out.ndjson'),
+    // the pair-count file beside Kafka Streams' state directory, not in it: a run once lost it there
+    classpath, brokers, leftTopic: L, rightTopic: R, outTopic: out, applicationId: appId, stateDir: path.join(stateDir, 'state'), outFile: path.join(stateDir, 'out.ndjson'),
     threads: SPECS.get(system)!.threads, lowerMs: JOIN_WINDOW.lowerMs, upperMs: JOIN_WINDOW.upperMs, graceMs: JOIN_WINDOW.maxDelayMs, expectedPairs, timeoutS: 1800,
   });
   const brokerS = brokerPid ? cpuSeconds(brokerPid) - b0 : NaN;
