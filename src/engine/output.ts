@@ -55,7 +55,9 @@ export class WorkerOutput {
     const outRecords = this.outRecords!;
     try {
       let full = false;
-      decodeRecordChunk(chunk, (k, v) => { if (!outRecords.write(k, v)) full = true; });
+      // the workers' chunks are transferred to this thread and not used after this: handed over whole
+      if (outRecords.writeChunk) full = !outRecords.writeChunk(chunk);
+      else decodeRecordChunk(chunk, (k, v) => { if (!outRecords.write(k, v)) full = true; });
       if (full && !this.awaitingOutput) {
         this.awaitingOutput = true;
         this.router.gate.holdForOutput(outRecords.ready().then(() => { this.awaitingOutput = false; }, (e) => { this.awaitingOutput = false; this.outputFailed(e as Error); }));

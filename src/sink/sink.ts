@@ -20,7 +20,14 @@ export interface LineSink {
 /** Keyed records (the joined output to Kafka). write() returning false asks the caller to await ready(). */
 export interface RecordSink {
   readonly spec: string;
+  /** One record; the sink copies what it keeps. False: await ready() before writing more. */
   write(key: Uint8Array, value: Uint8Array): boolean;
+  /**
+   * Optional: a whole chunk of framed records ([u16 LE keyLen][key][u32 LE valueLen][value]…, see
+   * decodeRecordChunk), handed over: the caller never touches it again, so the sink may keep views
+   * of it instead of copies. Same result as write() per record.
+   */
+  writeChunk?(chunk: Uint8Array): boolean;
   ready(): Promise<void>;
   flush(): Promise<void>;
   close(): Promise<void>;

@@ -3,7 +3,7 @@
  * output) and KafkaLineSink (kafka:TOPIC for --late-out and --dead-letter), both over one
  * BatchingProducer each.
  */
-import { usageError } from '../../core/errors.js';
+import { JoineryError, usageError } from '../../core/errors.js';
 import type { GroupMembership, KafkaLineOutput, KafkaProducerOptions, KafkaRecordOutput, TransactionOffset } from '../port.js';
 import { BatchingProducer } from './producer.js';
 
@@ -99,6 +99,26 @@ export class KafkaRecordSink implements KafkaRecordOutput {
 
   write(key: Uint8Array | string | null, value: Uint8Array | string): boolean {
     return this.p.add(key === null ? null : this.arena.copy(key), this.arena.copy(value));
+  }
+
+  /**
+   * A handed-over chunk of framed records: each key and value is a view of it, not a copy (the
+   * views keep the chunk alive until the producer has sent its last record).
+   */
+  writeChunk(chunk: Uint8Array): boolean {
+    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    const n = buf.length;
+    let p = 0, ok = true;
+    while (p < n) {
+      if (p + 6 > n) throw new JoineryError('E_INTERNAL', `record chunk cut short at byte ${p} of ${n}`);
+      const kl = buf[p] | (buf[p + 1] << 8);
+      const ks = p + 2, vs = ks + kl + 4;
+      const vl = buf.readUInt32LE(ks + kl);
+      if (vs + vl > n) throw new JoineryError('E_INTERNAL', `record chunk cut short at byte ${p} of ${n}`);
+      if (!this.p.add(buf.subarray(ks, ks + kl), buf.subarray(vs, vs + vl))) ok = false;
+      p = vs + vl;
+    }
+    return ok;
   }
 
   ready(): Promise<void> {
