@@ -94,7 +94,7 @@ export async function runBench(cfg: Config): Promise<number> {
     s = await runEngine(c, {
       sources: [source], formats: ['flatbuffers', 'flatbuffers'], progress: c.progress === 'on' || (c.progress === 'auto' && !!process.stderr.isTTY),
       // a benchmark stopped with ^C or SIGTERM still reports what it measured (and takes its stop checkpoint)
-      printSummary: false, checkpoints: ck, handleSignals: true, onTick: () => { maxHeap = Math.max(maxHeap, process.memoryUsage().heapUsed); },
+      printSummary: false, checkpoints: ck, handleSignals: true, resumable: false, onTick: () => { maxHeap = Math.max(maxHeap, process.memoryUsage().heapUsed); },
     });
   } finally {
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });

@@ -128,7 +128,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
     done: (w, watermarkMs) => coordinator?.onWorkerDone(w, watermarkMs),
     fail,
   });
-  const stop = new StopControl({ cfg, router, checkpointing: !!ck, restoredId: restored?.id ?? null, handleSignals: !!opts.handleSignals, stopHandle: opts.share?.stopHandle });
+  const stop = new StopControl({ cfg, router, checkpointing: !!ck, restoredId: restored?.id ?? null, handleSignals: !!opts.handleSignals, resumable: opts.resumable !== false, stopHandle: opts.share?.stopHandle });
   stop.install();
   const handle = opts.share?.stopHandle;
   if (handle) {
@@ -149,7 +149,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   if (ck) {
     coordinator = new CheckpointCoordinator({
       storage: ck.storage, pool: ck.pool, router, ranges, job: ck.job, outer, runId: ck.runId,
-      outputFile: out.kind === 'file' ? out.path : undefined, outputSpec: out.spec,
+      outputFile: out.kind === 'file' ? out.path : undefined, outputSpec: out.spec, resumable: opts.resumable,
       chain: restored?.files ?? [], lastId: restored?.id ?? 0,
       restoredWatermarkMs: restored ? Math.min(...restored.workers.map((w) => w.watermarkMs)) : undefined, retain: cfg.checkpointRetain, pinned: opts.share?.pinnedCheckpoints,
       release: (id) => pool.release(id),

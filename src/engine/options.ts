@@ -26,6 +26,8 @@ export interface EngineOptions {
   checkpoints?: CheckpointContext | null;
   /** SIGTERM/SIGINT: stop the sources, drain, final checkpoint, exit normally; a second signal exits at once. */
   handleSignals?: boolean;
+  /** False for a run nothing resumes (bench): stop messages then promise no next start. Default true. */
+  resumable?: boolean;
   /** Rebuild the join buffer by replaying up to a resume position, output suppressed until there (src/rebuild/replay.ts). */
   rebuild?: ReplayPlan;
   /** Backfill: the sources end at a cut; unmatched rows past the cut are left to the job that goes on from it (src/backfill). */

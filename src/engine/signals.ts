@@ -31,7 +31,7 @@ export class StopControl {
 
   constructor(private readonly p: {
     cfg: Config; router: Router; checkpointing: boolean; restoredId: number | null;
-    handleSignals: boolean; stopHandle?: { stop?: () => void; requested?: boolean; signal?: StopSignal };
+    handleSignals: boolean; resumable: boolean; stopHandle?: { stop?: () => void; requested?: boolean; signal?: StopSignal };
   }) {}
 
   /**
@@ -80,13 +80,15 @@ export class StopControl {
     this.stopped = true;
     const how = router.replay?.active && !router.isCut
       ? `draining (the rebuild's replay has not reached its resume position)${ck ? ', final checkpoint' : ''}`
+      : ck && !this.p.resumable ? 'at the next record; what was read but not yet joined goes into the final checkpoint (a benchmark is never resumed)'
       : ck ? 'at the next record; what was read but not yet joined goes into the final checkpoint and is joined first on the next start'
       : 'at the next record; what was read but not yet joined is dropped (no --checkpoint-dir to keep it in)';
     log.say('info', `joinery: ${sig}: stopping ${how} (at most ${formatDurationMs(cfg.stopTimeoutMs)}); send it again to exit at once`, { signal: sig });
     this.stopRun();
     this.stopTimer = setTimeout(() => {
       const last = this.coordinator?.stats.lastId || this.p.restoredId || 0;
-      const resume = !ck ? 'without --checkpoint-dir the next start begins from scratch'
+      const resume = !this.p.resumable ? 'a benchmark is never resumed'
+        : !ck ? 'without --checkpoint-dir the next start begins from scratch'
         : last ? `the next start resumes from checkpoint ${last} and reads again what was not processed after it`
         : 'no checkpoint was completed, so the next start begins from the start of the input';
       const fill = router.ringFill().map((f) => `${Math.round(f * 100)}%`).join('/');

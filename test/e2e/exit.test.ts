@@ -120,6 +120,9 @@ describe('stop signals', () => {
     assert.ok(s.eventsIn[0] + s.eventsIn[1] > 0);
     assert.ok(s.checkpoints.completed >= 1);
     assert.ok(fs.readdirSync(path.join(ck, 'manifests')).length >= 1);
+    // nothing resumes a benchmark: its stop lines must not promise a next start
+    assert.match(r.stderr, /SIGINT: stopping .*a benchmark is never resumed/);
+    assert.doesNotMatch(r.stderr, /next start/);
   });
 
   test('a graceful stop is bounded by --stop-timeout (E_STOP_TIMEOUT, exit 5) and the next start completes the job', async () => {

@@ -24,6 +24,7 @@ import type * as KafkaJS from 'kafkajs';
 import { JoineryError } from '../../core/errors.js';
 import { log } from '../../core/log.js';
 import { errText, isRetriableTxnError, sleep } from './errors.js';
+import { crc32cImpl } from './crc32c.js';
 import { fastCodecEnabled, fastCodecReplaced, installFastCodec } from './fast-codec.js';
 import { offsetFetchRequests } from './offset-fetch.js';
 import { txnOffsetCommitRequests } from './txn-offset-commit.js';
@@ -328,6 +329,7 @@ export function checkKafkajsPatches(opts: { groupMemberCheckpoints: boolean }): 
       kafkajs: version,
       active: status.filter((s) => s.active).map((s) => (s.detail === 'installed' ? s.name : `${s.name}(${s.detail})`)),
       inactive: Object.fromEntries(status.filter((s) => !s.active).map((s) => [s.name, s.detail])),
+      crc32c: crc32cImpl, // 'js' where @node-rs/crc32's prebuilt module did not load (slower, same result)
     });
     if (version !== KAFKAJS_VERSION) log.warn(`kafkajs ${version} is installed, but joinery's kafkajs patches are written for ${KAFKAJS_VERSION} (run npm ci)`);
     for (const s of status) {
