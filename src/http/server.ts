@@ -94,7 +94,9 @@ export class HttpEndpoint {
     req.resume(); // no request bodies are read
     let url: URL;
     try {
-      url = new URL(req.url ?? '/', 'http://joinery');
+      // an origin-form target is a path: `//status` must not parse as a host named "status"
+      const target = req.url ?? '/';
+      url = target.startsWith('/') ? new URL(`http://joinery${target}`) : new URL(target, 'http://joinery');
     } catch {
       return sendError(400, 'E_USAGE', 'malformed request URL');
     }

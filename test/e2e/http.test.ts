@@ -119,6 +119,10 @@ test('--http-token is checked on every request; POST /checkpoint without --check
   assert.match(c.json.message, /--checkpoint-dir/);
   assert.equal((await request(`${url}/checkpoint`, { token: 's3cret' })).status, 405);
   assert.equal((await request(`${url}/nothing`, { token: 's3cret' })).status, 404);
+  // a path starting with two slashes is a path, not a host: the answer names it
+  const doubled = await request(`${url}//status`, { token: 's3cret' });
+  assert.equal(doubled.status, 404, doubled.body);
+  assert.match(doubled.json.message, /^no \/\/status; endpoints: /);
   const done = await node.done;
   assert.equal(done.code, 0, done.stderr);
   assert.doesNotMatch(done.stderr, /s3cret/, 'the token is never logged');
