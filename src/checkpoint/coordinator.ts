@@ -365,7 +365,7 @@ export class CheckpointCoordinator {
       this.o.onResult?.({ ok: true, id, durationMs: ms, bytes: newBytes });
       if (inflight) {
         const n = manifest.inflight?.reduce((k, f) => k + f.events, 0) ?? 0;
-        this.o.log(`stop checkpoint ${id} taken at a cut in ${Math.round(ms)}ms: ${n > 0 ? `${n} routed event(s) not yet joined are kept in it (${mb(manifest.inflight?.reduce((k, f) => k + f.bytes, 0) ?? 0)}) ${this.o.resumable === false ? ' (a benchmark is never resumed)' : ' and are joined first on the next start'}` : 'every routed event had been joined'}`, 'info', { checkpoint: id, inflightEvents: n });
+        this.o.log(`stop checkpoint ${id} taken at a cut in ${Math.round(ms)}ms: ${n > 0 ? `${n} routed event(s) not yet joined are kept in it (${mb(manifest.inflight?.reduce((k, f) => k + f.bytes, 0) ?? 0)})${this.o.resumable === false ? ' (a benchmark is never resumed)' : ' and are joined first on the next start'}` : 'every routed event had been joined'}`, 'info', { checkpoint: id, inflightEvents: n });
       }
       await this.retire();
       this.maybeCompact(manifest.id, dropBeforeMs, [...acks.values()].reduce((n, a) => n + a.stateBytes, 0));

@@ -3,7 +3,8 @@
  * output) and KafkaLineSink (kafka:TOPIC for --late-out and --dead-letter), both over one
  * BatchingProducer each.
  */
-import { JoineryError, usageError } from '../../core/errors.js';
+import { usageError } from '../../core/errors.js';
+import { decodeRecordChunk } from '../../sink/ndjson.js';
 import type { GroupMembership, KafkaLineOutput, KafkaProducerOptions, KafkaRecordOutput, TransactionOffset } from '../port.js';
 import { BatchingProducer } from './producer.js';
 
@@ -106,18 +107,10 @@ export class KafkaRecordSink implements KafkaRecordOutput {
    * views keep the chunk alive until the producer has sent its last record).
    */
   writeChunk(chunk: Uint8Array): boolean {
+    // a Buffer's subarrays are Buffers (what kafkajs's encoder takes as it is)
     const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-    const n = buf.length;
-    let p = 0, ok = true;
-    while (p < n) {
-      if (p + 6 > n) throw new JoineryError('E_INTERNAL', `record chunk cut short at byte ${p} of ${n}`);
-      const kl = buf[p] | (buf[p + 1] << 8);
-      const ks = p + 2, vs = ks + kl + 4;
-      const vl = buf.readUInt32LE(ks + kl);
-      if (vs + vl > n) throw new JoineryError('E_INTERNAL', `record chunk cut short at byte ${p} of ${n}`);
-      if (!this.p.add(buf.subarray(ks, ks + kl), buf.subarray(vs, vs + vl))) ok = false;
-      p = vs + vl;
-    }
+    let ok = true;
+    decodeRecordChunk(buf, (key, value) => { if (!this.p.add(key as Buffer, value as Buffer)) ok = false; });
     return ok;
   }
 
