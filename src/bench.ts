@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { LOCK_FILE, lockDir } from './core/dirlock.js';
 import { JoineryError } from './core/errors.js';
 import { log } from './core/log.js';
-import { checkOutputPaths, lockOutputPaths } from './config/paths.js';
+import { claimOutputPaths } from './config/paths.js';
 import { lockCheckpoints, openCheckpoints } from './checkpoint/index.js';
 import type { Config } from './config/schema.js';
 import { nowMs } from './core/units.js';
@@ -73,8 +73,7 @@ export async function runBench(cfg: Config): Promise<number> {
   } else {
     source = new GeneratorSource(genOptionsFrom(c));
   }
-  checkOutputPaths(c);
-  lockOutputPaths(c);
+  claimOutputPaths(c);
   if (c.state !== 'memory') lockDir(c.stateDir, '--state-dir');
   if (c.checkpointDir) {
     lockCheckpoints(c.checkpointDir);

@@ -11,7 +11,7 @@ import { lockDir } from './core/dirlock.js';
 import { EXIT_CODES, JoineryError } from './core/errors.js';
 import { exitSoon, isExiting } from './core/exit.js';
 import { configureLog, log } from './core/log.js';
-import { checkOutputPaths, lockOutputPaths } from './config/paths.js';
+import { claimOutputPaths } from './config/paths.js';
 import { formatSummary, runEngine, type EngineOptions, type Summary } from './engine.js';
 import { genOptionsFrom } from './source/generator.js';
 import { GeneratorSource } from './source/gen-source.js';
@@ -80,8 +80,7 @@ function logStart(cfg: Config): void {
 }
 
 async function cmdRun(cfg: Config): Promise<number> {
-  checkOutputPaths(cfg);
-  lockOutputPaths(cfg);
+  claimOutputPaths(cfg);
   if (cfg.state !== 'memory') lockDir(cfg.stateDir, '--state-dir');
   logStart(cfg);
   return withEndpoint(cfg, (control) => runWith(cfg, control));
@@ -168,8 +167,7 @@ const DEMO_EVENTS_PER_SEC_2_CORES = 250_000;
 async function cmdDemo(cfg: Config): Promise<number> {
   const tmp = cfg.stateDir === './joinery-state' ? fs.mkdtempSync(path.join(os.tmpdir(), 'joinery-demo-')) : null;
   const c: Config = { ...cfg, stateDir: tmp ?? cfg.stateDir };
-  checkOutputPaths(c);
-  lockOutputPaths(c);
+  claimOutputPaths(c);
   if (c.state !== 'memory') lockDir(c.stateDir, '--state-dir');
   if (c.checkpointDir) lockCheckpoints(c.checkpointDir);
   log.say('info', `joinery demo: ${c.events.toLocaleString('en-US')} generated impression/play events (seed ${c.seed}), ` +

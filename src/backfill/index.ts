@@ -23,7 +23,7 @@ import { endpointsOf } from '../config/endpoints.js';
 import { lockDir } from '../core/dirlock.js';
 import { JoineryError } from '../core/errors.js';
 import { log } from '../core/log.js';
-import { checkOutputPaths, lockOutputPaths } from '../config/paths.js';
+import { claimOutputPaths } from '../config/paths.js';
 import { formatDurationMs } from '../core/units.js';
 import { runEngine, type EngineOptions, type Summary } from '../engine.js';
 import { fmtCount, fmtRate, type MetricsHub } from '../metrics/report.js';
@@ -73,8 +73,7 @@ type Inputs =
   | { kind: 'log'; sources: [BoundedLogSource]; cutNotice: (rebuildFromMs: number | null) => { where: string; next: string } };
 
 export async function runBackfill(cfg: Config, progress: boolean): Promise<number> {
-  checkOutputPaths(cfg);
-  lockOutputPaths(cfg);
+  claimOutputPaths(cfg);
   if (cfg.state !== 'memory') lockDir(cfg.stateDir, '--state-dir');
   const fromMs = cfg.from === 'earliest' ? -Infinity : parseTime(cfg.from, 'from');
   const toMs = parseTime(cfg.to!, 'to');

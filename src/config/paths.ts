@@ -91,11 +91,17 @@ export function checkOutputPaths(cfg: Config): void {
 }
 
 /**
- * Locks every file output (--out, --late-out, --dead-letter) for this process, after
- * checkOutputPaths: a second run writing the same file stops with E_LOCKED instead of truncating
- * and interleaving the first one's output (core/dirlock.ts).
+ * What every command that writes outputs does before it starts: checkOutputPaths, then a lock on
+ * every file output (--out, --late-out, --dead-letter) for this process, so that a second run
+ * writing the same file stops with E_LOCKED instead of truncating and interleaving the first
+ * one's output (core/dirlock.ts).
  */
-export function lockOutputPaths(cfg: Config): void {
+export function claimOutputPaths(cfg: Config): void {
+  checkOutputPaths(cfg);
+  lockOutputPaths(cfg);
+}
+
+function lockOutputPaths(cfg: Config): void {
   const ep = endpointsOf(cfg);
   for (const [flag, e] of [['--out', ep.out], ['--late-out', ep.lateOut], ['--dead-letter', ep.deadLetter]] as const) {
     if (e?.kind === 'file') lockOutputFile(e.path, flag);
