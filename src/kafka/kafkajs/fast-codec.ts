@@ -290,7 +290,10 @@ function encodeProduce(args: Any, deps: { Long: Any; Encoder: Any }): Any | null
     plans.push(parts);
   }
   const attributes = transactionalId ? 16 : 0; // no compression, create time, transactional bit
-  const buf = Buffer.alloc(size);
+  // The request header goes in front of the payload (createRequest): one buffer and no copy. Not
+  // zero-filled: every byte is written below (the size check at the end holds the writer to it).
+  const whole = Buffer.allocUnsafe(HEADER_ROOM + size);
+  const buf = whole.subarray(HEADER_ROOM);
   const int64 = (o: number, v: unknown): number => {
     const l = Long.fromValue(v);
     buf.writeInt32BE(l.getHighBits(), o);
@@ -348,8 +351,14 @@ function encodeProduce(args: Any, deps: { Long: Any; Encoder: Any }): Any | null
     }
   }
   if (o !== size) throw new Error(`joinery fast produce encoder: request size mismatch (${o} ≠ ${size})`);
-  return encoderOver(Encoder, buf);
+  const e = encoderOver(Encoder, buf);
+  e[HAS_HEADER_ROOM] = true;
+  return e;
 }
+
+/** Room in front of a produce payload for its request header (a longer client id: a second buffer). */
+const HEADER_ROOM = 256;
+const HAS_HEADER_ROOM = Symbol('joinery.headerRoom');
 
 /** A kafkajs Encoder holding `buf` as its written bytes. */
 function encoderOver(Encoder: Any, buf: Buffer): Any {
@@ -386,13 +395,15 @@ export function makeCreateRequest(original: (a: Any) => Promise<Any>, Encoder: A
     const body: Buffer = payload.buffer;
     const idLen = clientId == null ? 0 : Buffer.byteLength(clientId, 'utf8');
     const size = 2 + 2 + 4 + 2 + idLen + body.length;
-    const out = Buffer.allocUnsafe(4 + size);
+    const header = 4 + size - body.length;
+    const inPlace = payload[HAS_HEADER_ROOM] === true && header <= HEADER_ROOM;
+    const out = inPlace ? Buffer.from(body.buffer, body.byteOffset - header, header + body.length) : Buffer.allocUnsafe(4 + size);
     let o = out.writeInt32BE(size, 0);
     o = out.writeInt16BE(apiKey, o);
     o = out.writeInt16BE(apiVersion, o);
     o = out.writeInt32BE(correlationId, o);
     o = putString(out, o, clientId);
-    body.copy(out, o);
+    if (!inPlace) body.copy(out, o);
     return encoderOver(Encoder, out);
   };
 }
