@@ -8,7 +8,7 @@ import { claimOutputPaths } from './config/paths.js';
 import { lockCheckpoints, openCheckpoints } from './checkpoint/index.js';
 import type { Config } from './config/schema.js';
 import { nowMs } from './core/units.js';
-import { formatSummary, runEngine, type Summary } from './engine.js';
+import { exitCodeOf, formatSummary, runEngine, type Summary } from './engine.js';
 import { fmtCount, fmtRate } from './metrics/report.js';
 import { genOptionsFrom } from './source/generator.js';
 import { GeneratorSource } from './source/gen-source.js';
@@ -104,5 +104,5 @@ export async function runBench(cfg: Config): Promise<number> {
   if (log.isJson) log.info('finished', { command: 'bench', ...result });
   else log.say('info', formatSummary(s) + `  main-thread heap max ${(maxHeap / 1048576).toFixed(0)} MiB; ring back-pressure waits ${fmtCount(s.backpressureWaits)}; ${fmtRate(s.eventsPerSec)} events/s${s.cpu ? `, ${s.cpu.usPerEvent.toFixed(1)} µs CPU/event` : ''}`);
   if (c.json) process.stdout.write(JSON.stringify(result) + '\n');
-  return 0;
+  return exitCodeOf(s);
 }

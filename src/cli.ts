@@ -12,7 +12,7 @@ import { EXIT_CODES, JoineryError } from './core/errors.js';
 import { exitSoon, isExiting } from './core/exit.js';
 import { configureLog, log } from './core/log.js';
 import { claimOutputPaths } from './config/paths.js';
-import { formatSummary, runEngine, type EngineOptions, type Summary } from './engine.js';
+import { exitCodeOf, formatSummary, runEngine, type EngineOptions, type Summary } from './engine.js';
 import { genOptionsFrom } from './source/generator.js';
 import { GeneratorSource } from './source/gen-source.js';
 import { openIO, type InputContext, type OpenedIO } from './source/registry.js';
@@ -95,7 +95,7 @@ async function runWith(cfg: Config, control: EngineControl | undefined): Promise
     const { runMember } = await import('./member.js');
     const s = await runMember({ cfg, control, progress: progressOn(cfg) });
     printResult(cfg, s);
-    return 0;
+    return exitCodeOf(s);
   }
   const anyKafka = [ep.left, ep.out, ep.lateOut, ep.deadLetter].some((e) => e?.kind === 'kafka');
   if (anyKafka) (await (await import('./kafka/adapters.js')).kafkaAdapter()).checkClient({ groupMemberCheckpoints: false });
@@ -139,7 +139,7 @@ async function runWith(cfg: Config, control: EngineControl | undefined): Promise
   log.info('sources opened', { sources: sources.map((x) => x.name), partitions: sources.reduce((n, x) => n + x.partitions.length, 0), formats });
   const s = await runEngine(cfg, { sources, formats, progress: progressOn(cfg), printSummary: true, checkpoints: ck, handleSignals: true, control, ...extra });
   printResult(cfg, s);
-  return 0;
+  return exitCodeOf(s);
 }
 
 
@@ -183,10 +183,10 @@ async function cmdDemo(cfg: Config): Promise<number> {
     const ck = await openCheckpoints(c);
     const s = await withEndpoint(c, (control) => runEngine(c, { sources: [new GeneratorSource(genOptionsFrom(c), undefined, genStartOf(ck))], formats: ['flatbuffers', 'flatbuffers'], progress: progressOn(c), printSummary: true, checkpoints: ck, handleSignals: true, control }));
     printResult(c, s);
+    return exitCodeOf(s);
   } finally {
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   }
-  return 0;
 }
 
 const CONFIG_USAGE = `joinery config print [COMMAND] [flags]

@@ -25,7 +25,7 @@ import { JoineryError } from '../core/errors.js';
 import { log } from '../core/log.js';
 import { claimOutputPaths } from '../config/paths.js';
 import { formatDurationMs } from '../core/units.js';
-import { runEngine, type EngineOptions, type Summary } from '../engine.js';
+import { exitCodeOf, runEngine, type EngineOptions, type Summary } from '../engine.js';
 import { fmtCount, fmtRate, type MetricsHub } from '../metrics/report.js';
 import { parseTime } from '../core/units.js';
 import { openFileInput, sideFieldsOf } from '../source/open.js';
@@ -187,5 +187,5 @@ export async function runBackfill(cfg: Config, progress: boolean): Promise<numbe
   }
   if (log.isJson) log.info('finished', { command: cfg.command, ...result });
   if (cfg.json) process.stdout.write(JSON.stringify(result) + '\n');
-  return 0;
+  return exitCodeOf(s);
 }

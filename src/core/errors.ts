@@ -3,8 +3,9 @@
  * Exit codes: 4 = the checkpoint directory cannot be resumed (none usable, or another join's);
  * 2 = usage/config error (bad flag, value or config file), 3 = input/output (or the HTTP
  * endpoint's address) unavailable before work started, or a directory locked by another process;
- * 1 = failure during a run, 5 = a graceful stop hit --stop-timeout (resume from the last
- * checkpoint). The README's
+ * 1 = failure during a run, 5 = the run ended without its last checkpoint: a graceful stop hit
+ * --stop-timeout, or the stop or final checkpoint failed (start again: it resumes from the last
+ * completed checkpoint). The README's
  * "Errors and exit codes" table lists them; keep it in step.
  */
 export type ErrorCode =
@@ -18,6 +19,7 @@ export type ErrorCode =
   | 'E_HTTP'           // the HTTP endpoint (--http) cannot listen on its address
   | 'E_LOCKED'         // the state or checkpoint directory is in use by another joinery process
   | 'E_STOP_TIMEOUT'   // a graceful stop did not finish within --stop-timeout
+  | 'E_FINAL_CHECKPOINT' // the run's last checkpoint (at a stop or at the end of input) failed
   | 'E_KAFKA_PATCH'    // a kafkajs patch a mode depends on is not installed (group member without the re-join hook)
   | 'E_GROUP_EVICTED'  // a group member was evicted from its consumer group: its uncommitted work is discarded (handled by the member)
   | 'E_INTERNAL';
@@ -33,6 +35,7 @@ export const EXIT_CODES: Record<ErrorCode, number> = {
   E_HTTP: 3,
   E_LOCKED: 3,
   E_STOP_TIMEOUT: 5,
+  E_FINAL_CHECKPOINT: 5,
   E_KAFKA_PATCH: 3,
   E_GROUP_EVICTED: 1,
   E_INTERNAL: 1,

@@ -3,6 +3,7 @@
  * one at the end of input; without, the inputs' positions committed (PositionsPort) as their records are applied.
  */
 import type { CheckpointCoordinator } from '../checkpoint/coordinator.js';
+import { EXIT_CODES } from '../core/errors.js';
 import { log } from '../core/log.js';
 import type { Router } from '../router/router.js';
 import type { LineSink, RecordSink } from '../sink/sink.js';
@@ -30,13 +31,21 @@ export class CheckpointLoop {
 
   stopTimer(): void { clearInterval(this.timer); }
 
-  /** Wait for the stop or final checkpoint; say so when it failed. */
-  async finish(): Promise<void> {
+  /**
+   * Wait for the stop or final checkpoint; false (and said) when it failed. The run then ends with
+   * E_FINAL_CHECKPOINT (exit 5), not 0: what it read since its last completed checkpoint is not
+   * kept (a stop's unjoined events), and its output since then is not committed (Kafka
+   * transactions) or is cut back by the next start (files), which redoes that part.
+   */
+  async finish(): Promise<boolean> {
     const stopCheckpoint = this.stop.stopCheckpoint;
     const last = stopCheckpoint ?? this.finalCheckpoint;
-    if (last && !(await last) && !this.failed()) {
-      log.say('error', `joinery: the ${stopCheckpoint ? 'stop' : 'final'} checkpoint failed; a restart resumes from checkpoint ${this.coordinator.stats.lastId || '(none)'} and redoes the rest`, { code: 'E_CHECKPOINT' });
-    }
+    if (!last || (await last) || this.failed()) return true;
+    const st = this.coordinator.stats;
+    log.say('error', `joinery: the ${stopCheckpoint ? 'stop' : 'final'} checkpoint failed (${st.lastError ?? 'unknown error'}); ` +
+      `exiting with ${EXIT_CODES.E_FINAL_CHECKPOINT}: start again to finish, it resumes from checkpoint ${st.lastId || '(none: from the start)'} and redoes the rest`,
+    { code: 'E_FINAL_CHECKPOINT', exitCode: EXIT_CODES.E_FINAL_CHECKPOINT });
+    return false;
   }
 }
 

@@ -31,7 +31,7 @@ import { WorkerPool, workerInits } from './worker-pool.js';
 
 export type { EngineOptions, GroupShare, PositionsPort } from './options.js';
 export { bucketMsFor } from './setup.js';
-export { formatSummary, type Summary } from './summary.js';
+export { exitCodeOf, formatSummary, type Summary } from './summary.js';
 
 export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summary> {
   const extractors = makeExtractors(cfg, opts.formats);
@@ -196,7 +196,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   commits?.stopTimer();
   checkpoints?.stopTimer();
   await commits?.finish();
-  await checkpoints?.finish();
+  const finalCheckpointOk = (await checkpoints?.finish()) ?? true;
   if (router.isCut && !ck && !failure) {
     let dropped = 0;
     for (const b of router.takeInflight()) forEachFrame(b, (off) => { if (b[off] === FrameKind.Event) dropped++; });
@@ -225,7 +225,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
 
   const summary = buildSummary({
     cfg, hub, router, cpu, elapsedMs: nowMs() - start,
-    checkpoints: coordinator?.stats ?? null, restoredFrom: restored?.id ?? null, restoreMs, stopped: stop.stopped,
+    checkpoints: coordinator?.stats ?? null, restoredFrom: restored?.id ?? null, restoreMs, stopped: stop.stopped, finalCheckpointFailed: !finalCheckpointOk,
   });
   if (opts.printSummary && !log.isJson) log.say('info', formatSummary(summary).trimEnd()); // in JSON: the caller's `finished` record
   return summary;

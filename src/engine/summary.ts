@@ -1,5 +1,6 @@
 import type { CheckpointStats } from '../checkpoint/coordinator.js';
 import type { Config } from '../config/schema.js';
+import { EXIT_CODES } from '../core/errors.js';
 import { formatCpu, type CpuMeter, type CpuSummary } from '../metrics/cpu.js';
 import { fmtCount, fmtRate, type MetricsHub } from '../metrics/report.js';
 import type { Router } from '../router/router.js';
@@ -36,7 +37,11 @@ export interface Summary {
   /** CPU time from the start of input to the end, per input event; per thread on Linux. */
   cpu?: CpuSummary;
   /** Present when checkpointing: what this run's checkpoints did. */
-  checkpoints?: { completed: number; failed: number; lastId: number; p50DurationMs: number; maxDurationMs: number; lastNewBytes: number; lastStateBytes: number; compactions: number; expiredFiles?: number; restoredFrom: number | null; restoreMs: number | null };
+  checkpoints?: {
+    completed: number; failed: number; lastId: number; p50DurationMs: number; maxDurationMs: number; lastNewBytes: number; lastStateBytes: number; compactions: number; expiredFiles?: number; restoredFrom: number | null; restoreMs: number | null;
+    /** Present (true) when the run's last checkpoint, at a stop or at the end of input, failed: see exitCodeOf. */
+    finalFailed?: true;
+  };
   /** Present when rebuilding (--rebuild-from): records replayed and joined, skipped (before TIME), late/malformed ones not written again, output suppressed. */
   rebuild?: { replayed: number; skipped: number; rejected: number; suppressedPairs: number; suppressedUnmatched: number; reachedResume: boolean };
   /** True when a stop signal ended the run before its inputs did. */
@@ -48,7 +53,7 @@ export interface Summary {
 /** The run's figures, taken once everything has ended. */
 export function buildSummary(p: {
   cfg: Config; hub: MetricsHub; router: Router; cpu: CpuMeter; elapsedMs: number;
-  checkpoints: CheckpointStats | null; restoredFrom: number | null; restoreMs: number; stopped: boolean;
+  checkpoints: CheckpointStats | null; restoredFrom: number | null; restoreMs: number; stopped: boolean; finalCheckpointFailed?: boolean;
 }): Summary {
   const { cfg, hub, router, cpu, elapsedMs } = p;
   const eventsIn: [number, number] = [router.counters.read[0], router.counters.read[1]];
@@ -80,7 +85,10 @@ export function buildSummary(p: {
     mainHeapUsedBytes: process.memoryUsage().heapUsed,
     cpu: cpu.summary(eventsIn[0] + eventsIn[1]),
   };
-  if (p.checkpoints) summary.checkpoints = checkpointSummary(p.checkpoints, p.restoredFrom, p.restoredFrom !== null ? p.restoreMs : null);
+  if (p.checkpoints) {
+    summary.checkpoints = checkpointSummary(p.checkpoints, p.restoredFrom, p.restoredFrom !== null ? p.restoreMs : null);
+    if (p.finalCheckpointFailed) summary.checkpoints.finalFailed = true;
+  }
   if (router.replay) {
     const c = router.replay.counters;
     summary.rebuild = { ...c, suppressedPairs: hub.sum('suppressedPairs'), suppressedUnmatched: hub.sum('suppressedUnmatched'), reachedResume: !router.replay.active };
@@ -96,6 +104,11 @@ function checkpointSummary(st: CheckpointStats, restoredFrom: number | null, res
     maxDurationMs: d.length ? d[d.length - 1] : 0, lastNewBytes: st.lastNewBytes, lastStateBytes: st.lastStateBytes,
     compactions: st.compactions, expiredFiles: st.expiredFiles, restoredFrom, restoreMs,
   };
+}
+
+/** A finished run's exit code: E_FINAL_CHECKPOINT's (5) when its last checkpoint failed, else 0. */
+export function exitCodeOf(s: Summary): number {
+  return s.checkpoints?.finalFailed ? EXIT_CODES.E_FINAL_CHECKPOINT : 0;
 }
 
 export function fmtBytes(n: number): string {
@@ -118,7 +131,7 @@ export function formatSummary(s: Summary): string {
   ];
   const c = s.checkpoints;
   if (c) {
-    lines.push(`  checkpoints      ${c.completed} taken, ${c.failed} failed, last #${c.lastId}: ${fmtBytes(c.lastNewBytes)} new, ${fmtBytes(c.lastStateBytes)} state; duration p50 ${c.p50DurationMs.toFixed(0)}ms max ${c.maxDurationMs.toFixed(0)}ms${c.compactions ? `; ${c.compactions} compaction(s)` : ''}${c.expiredFiles ? `; ${c.expiredFiles} expired file(s) dropped unread` : ''}`);
+    lines.push(`  checkpoints      ${c.completed} taken, ${c.failed} failed, last #${c.lastId}: ${fmtBytes(c.lastNewBytes)} new, ${fmtBytes(c.lastStateBytes)} state; duration p50 ${c.p50DurationMs.toFixed(0)}ms max ${c.maxDurationMs.toFixed(0)}ms${c.compactions ? `; ${c.compactions} compaction(s)` : ''}${c.expiredFiles ? `; ${c.expiredFiles} expired file(s) dropped unread` : ''}${c.finalFailed ? '; the last one FAILED' : ''}`);
     if (c.restoredFrom !== null) lines.push(`  restored         from checkpoint ${c.restoredFrom} in ${((c.restoreMs ?? 0) / 1000).toFixed(1)}s`);
   }
   const rb = s.rebuild;

@@ -314,6 +314,24 @@ describe('checkpoints and recovery (files → file)', () => {
     assert.equal(fs.readFileSync(other, 'utf8'), 'a file of the user\'s\n', 'the file is left alone');
   });
 
+  test('a final checkpoint that fails ends the run with E_FINAL_CHECKPOINT (exit 5) and its summary; the next start finishes: nothing lost or doubled', async () => {
+    const name = 'final-fails';
+    // every checkpoint after the first fails, the final one included (a slow drain: the run outlasts the first)
+    const env = { ...process.env, JOINERY_INJECT_FAULTS: 'checkpoint-write:100000@1,slow-drain:2' };
+    const a = await start(runArgs(name, 2), undefined, env);
+    assert.equal(a.code, 5, a.stderr);
+    assert.match(a.stderr, /the final checkpoint failed \(ENOSPC[^)]*\)[^"]*start again to finish, it resumes from checkpoint 1 and redoes the rest","code":"E_FINAL_CHECKPOINT","exitCode":5/);
+    const s = lastJson(a.stdout) as { checkpoints: { completed: number; failed: number; finalFailed?: boolean } };
+    assert.equal(s.checkpoints.completed, 1, JSON.stringify(s.checkpoints));
+    assert.equal(s.checkpoints.finalFailed, true);
+    const b = await start(runArgs(name, 2));
+    assert.equal(b.code, 0, b.stderr);
+    assert.match(b.stderr, /resuming from checkpoint 1 /);
+    assert.equal((lastJson(b.stdout) as { checkpoints: { finalFailed?: boolean } }).checkpoints.finalFailed, undefined);
+    const diff = multisetDiff(expected, outputLines(path.join(tmp, `out-${name}.ndjson`)));
+    assert.equal(diff, '', diff);
+  });
+
   test('checkpoint writes that fail (disk full) are reported and retried at the next interval; nothing is lost', async () => {
     const name = 'enospc';
     const env = { ...process.env, JOINERY_INJECT_FAULTS: 'checkpoint-write:2,delta-write:2' };
