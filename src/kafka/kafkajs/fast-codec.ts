@@ -20,7 +20,7 @@
  *   go through kafkajs's record decoder; compressed or partial batches through kafkajs's. Once
  *   KafkaSource opened, records are LeanRecords (lean-record.ts: positions, key/value/offset on demand).
  * - consumer/batch.js: the "offset ≥ fetched offset" filter compares numbers.
- * - CRC32C of produced batches: slicing-by-16 (same polynomial and result as kafkajs's table).
+ * - CRC32C of produced batches: crc32c.ts (hardware, or slicing-by-16; kafkajs's polynomial and result).
  *
  * JOINERY_KAFKAJS_FAST=0 leaves kafkajs as it is (to compare, or if a patch misbehaves);
  * JOINERY_FAST_SKIP=produce,request,decoder,batch,lean leaves out single replacements (to bisect).
@@ -290,10 +290,8 @@ function encodeProduce(args: Any, deps: { Long: Any; Encoder: Any }): Any | null
     plans.push(parts);
   }
   const attributes = transactionalId ? 16 : 0; // no compression, create time, transactional bit
-  // The request header goes in front of the payload (createRequest): one buffer and no copy. Not
-  // zero-filled: every byte is written below (the size check at the end holds the writer to it).
-  const whole = Buffer.allocUnsafe(HEADER_ROOM + size);
-  const buf = whole.subarray(HEADER_ROOM);
+  // Room for the request header in front (createRequest: no second buffer). Not zero-filled: every byte is written below.
+  const buf = Buffer.allocUnsafe(HEADER_ROOM + size).subarray(HEADER_ROOM);
   const int64 = (o: number, v: unknown): number => {
     const l = Long.fromValue(v);
     buf.writeInt32BE(l.getHighBits(), o);
@@ -351,20 +349,18 @@ function encodeProduce(args: Any, deps: { Long: Any; Encoder: Any }): Any | null
     }
   }
   if (o !== size) throw new Error(`joinery fast produce encoder: request size mismatch (${o} ≠ ${size})`);
-  const e = encoderOver(Encoder, buf);
-  e[HAS_HEADER_ROOM] = true;
-  return e;
+  return encoderOver(Encoder, buf, true);
 }
 
 /** Room in front of a produce payload for its request header (a longer client id: a second buffer). */
-const HEADER_ROOM = 256;
-const HAS_HEADER_ROOM = Symbol('joinery.headerRoom');
+const HEADER_ROOM = 256, HAS_HEADER_ROOM = Symbol('joinery.headerRoom');
 
-/** A kafkajs Encoder holding `buf` as its written bytes. */
-function encoderOver(Encoder: Any, buf: Buffer): Any {
+/** A kafkajs Encoder holding `buf` as its written bytes (`headerRoom`: HEADER_ROOM bytes before it are free). */
+function encoderOver(Encoder: Any, buf: Buffer, headerRoom = false): Any {
   const e = new Encoder(1);
   e.buf = buf;
   e.offset = buf.length;
+  if (headerRoom) e[HAS_HEADER_ROOM] = true;
   return e;
 }
 
@@ -398,11 +394,8 @@ export function makeCreateRequest(original: (a: Any) => Promise<Any>, Encoder: A
     const header = 4 + size - body.length;
     const inPlace = payload[HAS_HEADER_ROOM] === true && header <= HEADER_ROOM;
     const out = inPlace ? Buffer.from(body.buffer, body.byteOffset - header, header + body.length) : Buffer.allocUnsafe(4 + size);
-    let o = out.writeInt32BE(size, 0);
-    o = out.writeInt16BE(apiKey, o);
-    o = out.writeInt16BE(apiVersion, o);
-    o = out.writeInt32BE(correlationId, o);
-    o = putString(out, o, clientId);
+    let o = out.writeInt16BE(apiVersion, out.writeInt16BE(apiKey, out.writeInt32BE(size, 0)));
+    o = putString(out, out.writeInt32BE(correlationId, o), clientId);
     if (!inPlace) body.copy(out, o);
     return encoderOver(Encoder, out);
   };
