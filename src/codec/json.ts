@@ -4,6 +4,7 @@
  * straight into its scratch buffer, and the record itself travels on as the original bytes and is
  * written to the output verbatim, so nothing is re-serialised.
  */
+import { JsonWasmBatch } from './json-wasm.js';
 import { canonicalNumberText, isWellFormedUtf8, utf8ErrorAt, writeBytes, writeText } from './canonical.js';
 import { JsonFieldScanner, VF, VT } from './json-scan.js';
 
@@ -24,6 +25,19 @@ export interface Extractor {
   lead: number;
   /** Reads key, time and id of the record bytes[start, end); false with `error` set when it cannot. */
   extract(bytes: Uint8Array, start: number, end: number, out: Uint8Array): boolean;
+  /**
+   * Optional: reads records [0, count) of a batch ahead (record i: bytes[offs[i] + skip,
+   * offs[i + 1]), NDJSON lines when `lines`). Returns what took some of them, or null: for each
+   * record, `take` first, then extract() when it declines.
+   */
+  prepare?(bytes: Uint8Array, offs: Uint32Array, count: number, skip: number, lines: boolean): PreparedBatch | null;
+}
+
+/** Records of a batch read ahead (JsonExtractor: json-wasm.ts); valid while `generation` is unchanged. */
+export interface PreparedBatch {
+  readonly generation: number;
+  /** Record i's key and id into out, its time and lengths into ex; false: call extract() for it. */
+  take(i: number, out: Uint8Array, ex: Extractor): boolean;
 }
 
 const decoder = new TextDecoder('utf-8', { fatal: false });
@@ -117,12 +131,20 @@ export class JsonExtractor implements Extractor {
   private readonly timeTarget: number;
   private readonly idTarget: number;
   private readonly own = new Uint8Array(4096);
+  /** The WebAssembly fast path for these fields (undefined until the first batch; null: none). */
+  private wasm: JsonWasmBatch | null | undefined = undefined;
 
   constructor(private readonly keyFields: string[], private readonly timeField: string, private readonly idField: string) {
     this.nKeys = keyFields.length;
     this.timeTarget = this.nKeys;
     this.idTarget = this.nKeys + 1;
     this.scanner = new JsonFieldScanner([...keyFields, timeField, idField]);
+  }
+
+  prepare(bytes: Uint8Array, offs: Uint32Array, count: number, skip: number, lines: boolean): PreparedBatch | null {
+    if (this.wasm === undefined) this.wasm = JsonWasmBatch.create(this.keyFields, this.timeField, this.idField);
+    const w = this.wasm;
+    return w !== null && count > 0 && w.run(bytes, offs, count, skip, lines) > 0 ? w : null;
   }
 
   /** Key text of the last successful extract without an `out` of the caller's (tests, tools). */

@@ -163,9 +163,11 @@ export function formatConfig(command: Command, r: Resolved): string {
 
 /**
  * JOINERY_* variables the tools and tests read on purpose (tools/kafka, the Kafka client, test
- * runners, fault injection): not options, never warned about.
+ * runners, fault injection, the switches of the native and WebAssembly fast paths): not options,
+ * never warned about.
  */
-const OTHER_ENV = [/^JOINERY_KAFKA_/, /^JOINERY_TEST_/, /^JOINERY_FAST_SKIP$/, /^JOINERY_KAFKAJS_FAST$/, /^JOINERY_KAFKAJS_SKIP_PATCH$/, /^JOINERY_INJECT_FAULTS$/];
+const OTHER_ENV = [/^JOINERY_KAFKA_/, /^JOINERY_TEST_/, /^JOINERY_FAST_SKIP$/, /^JOINERY_KAFKAJS_FAST$/, /^JOINERY_KAFKAJS_SKIP_PATCH$/, /^JOINERY_INJECT_FAULTS$/,
+  /^JOINERY_CRC32C$/, /^JOINERY_JSON_WASM$/];
 
 function editDistance(a: string, b: string): number {
   let prev = Array.from({ length: b.length + 1 }, (_, j) => j);

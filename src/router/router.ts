@@ -221,7 +221,7 @@ export class Router {
     const data = b.data;
     // A plain view: Buffer's subarray (a species constructor call) cost more than the copy itself.
     const bytes = data instanceof Buffer ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : data;
-    const c = new BatchCursor(b, b.extractor ?? this.extractor(b.side, b.format), slot, t, bytes, replayed);
+    const c = new BatchCursor(b, b.extractor ?? this.extractor(b.side, b.format), slot, t, bytes, replayed, count);
     this.counters.read[b.side] += count;
     c.wm = this.watermark;
     c.fromMs = replayed ? this.replay!.plan.fromMs : -Infinity;
@@ -256,6 +256,7 @@ export class Router {
     const isLines = c.isLines;
     let futureLimit = c.futureLimit;
     let aheadRun = c.aheadRun;
+    const fast = c.fast, fastGen = c.fastGen;
     for (let i = from; i < count; i++) {
       const start = offs[i] + skip;
       let end = offs[i + 1];
@@ -263,7 +264,7 @@ export class Router {
         while (end > start && (data[end - 1] === 10 || data[end - 1] === 13 || data[end - 1] === 32 || data[end - 1] === 9)) end--;
         if (end === start) { this.counters.read[b.side]--; continue; } // blank line
       }
-      if (!ex.extract(c.bytes, start, end, scratch)) {
+      if (!(fast !== null && fast.generation === fastGen && fast.take(i, scratch, ex)) && !ex.extract(c.bytes, start, end, scratch)) {
         this.reject('dead', b, i, ex.error, data.subarray(start, end));
         continue;
       }
