@@ -26,6 +26,7 @@ import { WorkerOutput } from './output.js';
 import { RestoreProgress, startProgress } from './progress.js';
 import { cutOutput, makeExtractors, prepareStateDir } from './setup.js';
 import { StopControl } from './signals.js';
+import { applyRouterPriority, restoreRouterPriority } from './priority.js';
 import { buildSummary, fmtBytes, formatSummary, type Summary } from './summary.js';
 import { WorkerPool, workerInits } from './worker-pool.js';
 
@@ -113,6 +114,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   const pool = new WorkerPool(router.rings, hub, cpu);
   const restoreProgress = restored ? new RestoreProgress(cfg.workers, restored.id, Date.now()) : null;
   const { threads, halt } = pool;
+  restoreRouterPriority(); // (a group member's next run: its workers start at the process's priority)
   pool.start(workerInits({
     cfg, formats: opts.formats, sabs, ranges, halt: halt.sab, framing, statsIntervalMs, rebuild: !!opts.rebuild, backfill: !!opts.bounded,
     overflowOut: !!lateSink, ck, restored, outer,
@@ -138,6 +140,7 @@ export async function runEngine(cfg: Config, opts: EngineOptions): Promise<Summa
   // Sources get ready (the generator's resume skip) while the workers restore.
   const prepared = Promise.all(opts.sources.map((s) => s.prepare?.())).then(() => null, (e: Error) => e);
   await pool.allReady();
+  applyRouterPriority(cfg.routerPriority, cfg.workers); // the workers exist: they keep their priority
   const notPrepared = await prepared;
   if (notPrepared) fail(notPrepared);
   if (failure) {
