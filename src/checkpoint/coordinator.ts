@@ -375,7 +375,7 @@ export class CheckpointCoordinator {
       this.stats.lastError = (e as Error).message;
       // An evicted group member's commit is refused for good: the run ends (the member says why), no retry.
       if ((e as { code?: string }).code === 'E_GROUP_EVICTED') this.o.log(`checkpoint ${id} not committed: ${(e as Error).message}`, 'info', { code: 'E_GROUP_EVICTED', checkpoint: id });
-      else this.o.log(`checkpoint ${id} failed in ${this.o.storage.location}${spaceNote(e, this.o.storage.location)} (the previous checkpoint stays the restore point; retrying at the next interval): ${(e as Error).message}`, 'warn', { code: 'E_CHECKPOINT', checkpoint: id });
+      else this.o.log(`checkpoint ${id} failed in ${this.o.storage.location}${spaceNote(e, this.o.storage.location)} (the previous checkpoint stays the restore point${this.finishing ? '' : '; retrying at the next interval'}): ${(e as Error).message}`, 'warn', { code: 'E_CHECKPOINT', checkpoint: id });
       this.o.onResult?.({ ok: false, id });
       return false;
     }

@@ -86,6 +86,16 @@ fn copy_short(dst: &mut [u8], o: usize, src: &[u8], s: usize, e: usize) -> usize
     o + n
 }
 
+/// Past one or more digits from p (a fraction's or an exponent's), or None when there is none.
+#[inline(always)]
+fn digits(b: &[u8], mut p: usize, last: usize) -> Option<usize> {
+    let f = p;
+    while p < last && b[p].is_ascii_digit() {
+        p += 1;
+    }
+    if p == f { None } else { Some(p) }
+}
+
 #[inline(always)]
 fn ws(c: u8) -> bool {
     c == b' ' || c == b'\n' || c == b'\r' || c == b'\t'
@@ -241,14 +251,7 @@ fn record(b: &[u8], start: usize, end0: usize, kbuf: &mut [u8]) -> Option<(f64, 
             let mut plain = true;
             if p < last && b[p] == b'.' {
                 plain = false;
-                p += 1;
-                let f = p;
-                while p < last && b[p].is_ascii_digit() {
-                    p += 1;
-                }
-                if p == f {
-                    return None;
-                }
+                p = digits(b, p + 1, last)?;
             }
             if p < last && (b[p] == b'e' || b[p] == b'E') {
                 plain = false;
@@ -256,13 +259,7 @@ fn record(b: &[u8], start: usize, end0: usize, kbuf: &mut [u8]) -> Option<(f64, 
                 if p < last && (b[p] == b'+' || b[p] == b'-') {
                     p += 1;
                 }
-                let f = p;
-                while p < last && b[p].is_ascii_digit() {
-                    p += 1;
-                }
-                if p == f {
-                    return None;
-                }
+                p = digits(b, p, last)?;
             }
             t = if plain { T_INT } else { T_OTHER };
         } else if b[p..last].starts_with(b"true") {
